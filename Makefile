@@ -1,0 +1,125 @@
+# nomoat build. One static library from formats/, one binary per tool directory,
+# one test binary per tests/<dir>/test_*.c. New files are picked up by wildcard:
+# adding a module or a test never needs an edit here.
+#
+#   make                 build everything into $(BUILD) (default build/)
+#   make test            build and run every test; ends with "N passed, N failed"
+#   make test SAN=1      the same under AddressSanitizer + UBSan (build-san/)
+#   make demo            convert -> quantize -> verify on the bundled model
+#   make install PREFIX=/usr/local
+#   make fuzz-<name>     run tests/fuzz/fuzz_<name>.c under libFuzzer (clang)
+
+CC      ?= cc
+ifeq ($(CC),cc)
+CC      := gcc
+endif
+PREFIX  ?= /usr/local
+ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
+
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT     := -O1
+else
+BUILD   ?= build
+SANFLAGS :=
+OPT     := -O2
+endif
+
+PKGS     := libzstd libcjson libxxhash
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+# -ffp-contract=off: the quantizers must round exactly as llama.cpp's reference does.
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+           -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -ffp-contract=off -pthread \
+           -I. $(PKG_CFLAGS) $(SANFLAGS)
+LDFLAGS += -pthread $(SANFLAGS)
+LDLIBS  += $(PKG_LIBS) -lm
+
+# SIMD siblings: *_avx2.c only on x86-64, *_neon.c only on arm64 (chosen at run time).
+LIB_SRC_ALL := $(wildcard formats/*.c)
+ifeq ($(ARCH),x86_64)
+LIB_SRC := $(filter-out %_neon.c,$(LIB_SRC_ALL))
+else ifeq ($(ARCH),aarch64)
+LIB_SRC := $(filter-out %_avx2.c,$(LIB_SRC_ALL))
+else
+LIB_SRC := $(filter-out %_avx2.c %_neon.c,$(LIB_SRC_ALL))
+endif
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB     := $(BUILD)/libnomoat.a
+
+TOOL_DIRS := convert quantize verify inspect pack nomoat
+TOOL_NAME  = $(if $(filter nomoat,$1),nomoat,nomoat-$1)
+TOOLS     := $(foreach d,$(TOOL_DIRS),$(if $(wildcard $(d)/main.c),$(BUILD)/$(call TOOL_NAME,$(d))))
+
+# Test binaries: tests/<dir>/test_*.c, linked with the tool's private modules when <dir> is a tool.
+TEST_SRC  := $(wildcard tests/*/test_*.c)
+TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
+
+.PHONY: all deps test demo install clean fuzz bench
+all: deps $(LIB) $(TOOLS) $(TEST_BIN)
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/formats/%_avx2.o: formats/%_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Each tool: main.o + the directory's private modules (kept in lib<dir>.a so tests can link them).
+define TOOL_RULES
+$(BUILD)/$(1)/lib$(1).a: $$(patsubst %.c,$(BUILD)/%.o,$$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c))) | $(LIB)
+	@mkdir -p $$(dir $$@); rm -f $$@
+	ar rcs $$@ $$^
+$(BUILD)/$(call TOOL_NAME,$(1)): $(BUILD)/$(1)/main.o $(BUILD)/$(1)/lib$(1).a $(LIB)
+	$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach d,$(TOOL_DIRS),$(eval $(call TOOL_RULES,$(d))))
+
+$(BUILD)/tests/%: tests/%.c $(LIB) $(foreach d,$(TOOL_DIRS),$(BUILD)/$(d)/lib$(d).a)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< \
+	  $(if $(filter $(TOOL_DIRS),$(firstword $(subst /, ,$*))),$(BUILD)/$(firstword $(subst /, ,$*))/lib$(firstword $(subst /, ,$*)).a) \
+	  $(LIB) $(LDFLAGS) $(LDLIBS) $(CMOCKA_LIBS)
+
+test: all
+	@BUILD=$(BUILD) SAN=$(SAN) sh tests/run.sh
+
+demo: all
+	@BUILD=$(BUILD) sh scripts/demo.sh
+
+bench: all
+	@BUILD=$(BUILD) sh scripts/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+
+# libFuzzer targets: make fuzz-gguf runs tests/fuzz/fuzz_gguf.c (FUZZ_TIME seconds, default 60).
+FUZZ_TIME ?= 60
+FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -ffp-contract=off -pthread -I. $(PKG_CFLAGS) \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz-%: tests/fuzz/fuzz_%.c deps
+	@mkdir -p build-fuzz/corpus/$*
+	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -o build-fuzz/fuzz_$* $< $(filter-out %_neon.c,$(LIB_SRC_ALL)) $(PKG_LIBS) -lm
+	build-fuzz/fuzz_$* -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 build-fuzz/corpus/$* \
+	  $(wildcard tests/fuzz/seeds/$*) $(wildcard tests/fuzz/regress/$*)
+
+fuzz:
+	@for f in tests/fuzz/fuzz_*.c; do n=$${f#tests/fuzz/fuzz_}; $(MAKE) fuzz-$${n%.c} || exit 1; done
+
+clean:
+	rm -rf build build-san build-fuzz build-arm64
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

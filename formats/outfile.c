@@ -1,0 +1,334 @@
+#include "formats/outfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OUT_BUFFER_SIZE (4u << 20)
+#define MAX_NAMED_TEMPS 256
+
+struct nm_outfile {
+    int fd;
+    unsigned flags;
+    char *path;      /* final name */
+    char *temp_path; /* named temporary (fallback), or NULL with O_TMPFILE */
+    int temp_slot;   /* index in the signal-cleanup registry, or -1 */
+    unsigned char *buf;
+    size_t buf_used;
+    uint64_t offset; /* bytes handed to write() so far */
+};
+
+/* Registry of named temporaries for the signal handler (the only global mutable state besides
+ * the CPU table; slots are claimed with atomics so the handler never sees a torn entry). */
+static char *volatile named_temps[MAX_NAMED_TEMPS];
+
+static int register_temp(char *path) {
+    for (int i = 0; i < MAX_NAMED_TEMPS; i++) {
+        char *expected = NULL;
+        if (__atomic_compare_exchange_n(&named_temps[i], &expected, path, false, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            return i;
+    }
+    return -1;
+}
+
+static void unregister_temp(int slot) {
+    if (slot >= 0)
+        __atomic_store_n(&named_temps[slot], NULL, __ATOMIC_SEQ_CST);
+}
+
+static void cleanup_on_signal(int sig) {
+    for (int i = 0; i < MAX_NAMED_TEMPS; i++) {
+        char *p = __atomic_load_n(&named_temps[i], __ATOMIC_SEQ_CST);
+        if (p)
+            unlink(p);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void nm_outfile_install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = cleanup_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static char *dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+static const char *base_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static int errno_fail(nm_error *err, const char *what, const char *path, int e) {
+    if (e == ENOSPC)
+        return nm_fail(err, "%s: disk full while writing (%s)", path, what);
+    if (e == EDQUOT)
+        return nm_fail(err, "%s: disk quota exceeded while writing (%s)", path, what);
+    return nm_fail(err, "%s: %s failed: %s", path, what, strerror(e));
+}
+
+nm_outfile *nm_outfile_create(const char *path, unsigned flags, nm_error *err) {
+    struct stat st;
+    if (!(flags & NM_OUT_FORCE) && lstat(path, &st) == 0) {
+        nm_fail(err, "%s: already exists (use --force to replace it)", path);
+        return NULL;
+    }
+    nm_outfile *out = calloc(1, sizeof *out);
+    char *dir = dir_of(path);
+    if (!out || !dir || !(out->path = strdup(path)) || !(out->buf = malloc(OUT_BUFFER_SIZE))) {
+        nm_fail(err, "%s: out of memory", path);
+        goto fail;
+    }
+    out->flags = flags;
+    out->temp_slot = -1;
+    out->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (out->fd < 0 && (errno == EACCES || errno == EROFS || errno == ENOENT || errno == EPERM)) {
+        nm_fail(err, "%s: cannot write into folder %s: %s", path, dir, strerror(errno));
+        goto fail;
+    }
+    if (out->fd < 0) { /* file system without O_TMPFILE: a hidden named temporary */
+        size_t n = strlen(dir) + strlen(base_of(path)) + 32;
+        out->temp_path = malloc(n);
+        if (!out->temp_path) {
+            nm_fail(err, "%s: out of memory", path);
+            goto fail;
+        }
+        snprintf(out->temp_path, n, "%s/.%s.nomoat-tmp.XXXXXX", dir, base_of(path));
+        out->temp_slot = register_temp(out->temp_path);
+        out->fd = mkostemp(out->temp_path, O_CLOEXEC);
+        if (out->fd < 0) {
+            nm_fail(err, "%s: cannot create a temporary file in %s: %s", path, dir, strerror(errno));
+            goto fail;
+        }
+        fchmod(out->fd, 0644 & ~(mode_t)0); /* mkostemp uses 0600; published files are 0644 */
+    }
+    free(dir);
+    return out;
+fail:
+    free(dir);
+    if (out) {
+        unregister_temp(out->temp_slot);
+        if (out->fd > 0)
+            close(out->fd);
+        free(out->temp_path);
+        free(out->path);
+        free(out->buf);
+        free(out);
+    }
+    return NULL;
+}
+
+static int write_all(nm_outfile *out, const void *data, size_t size, nm_error *err) {
+    const unsigned char *p = data;
+    while (size > 0) {
+        size_t chunk = size > (1u << 30) ? (1u << 30) : size;
+        ssize_t w = write(out->fd, p, chunk);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno_fail(err, "write", out->path, errno);
+        }
+        if (w == 0)
+            return nm_fail(err, "%s: write made no progress", out->path);
+        p += w;
+        size -= (size_t)w;
+        out->offset += (uint64_t)w;
+    }
+    return 0;
+}
+
+static int flush_buffer(nm_outfile *out, nm_error *err) {
+    if (out->buf_used == 0)
+        return 0;
+    size_t n = out->buf_used;
+    out->buf_used = 0;
+    return write_all(out, out->buf, n, err);
+}
+
+int nm_outfile_write(nm_outfile *out, const void *data, size_t size, nm_error *err) {
+    if (size >= OUT_BUFFER_SIZE) {
+        if (flush_buffer(out, err) != 0)
+            return -1;
+        return write_all(out, data, size, err);
+    }
+    if (out->buf_used + size > OUT_BUFFER_SIZE && flush_buffer(out, err) != 0)
+        return -1;
+    memcpy(out->buf + out->buf_used, data, size);
+    out->buf_used += size;
+    return 0;
+}
+
+int nm_outfile_write_zeros(nm_outfile *out, size_t size, nm_error *err) {
+    static const unsigned char zeros[4096];
+    while (size > 0) {
+        size_t n = size < sizeof zeros ? size : sizeof zeros;
+        if (nm_outfile_write(out, zeros, n, err) != 0)
+            return -1;
+        size -= n;
+    }
+    return 0;
+}
+
+uint64_t nm_outfile_tell(const nm_outfile *out) {
+    return out->offset + out->buf_used;
+}
+
+const char *nm_outfile_path(const nm_outfile *out) {
+    return out->path;
+}
+
+int nm_outfile_pwrite(nm_outfile *out, const void *data, size_t size, uint64_t offset, nm_error *err) {
+    if (flush_buffer(out, err) != 0)
+        return -1;
+    if (offset > out->offset || size > out->offset - offset)
+        return nm_fail(err, "%s: positional write outside the written region", out->path);
+    const unsigned char *p = data;
+    while (size > 0) {
+        ssize_t w = pwrite(out->fd, p, size, (off_t)offset);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno_fail(err, "write", out->path, errno);
+        }
+        p += w;
+        size -= (size_t)w;
+        offset += (uint64_t)w;
+    }
+    return 0;
+}
+
+static void free_outfile(nm_outfile *out) {
+    if (out->fd >= 0)
+        close(out->fd);
+    if (out->temp_path) {
+        unlink(out->temp_path);
+        unregister_temp(out->temp_slot);
+        free(out->temp_path);
+    }
+    free(out->path);
+    free(out->buf);
+    free(out);
+}
+
+static int fsync_dir_of(const char *path, nm_error *err) {
+    char *dir = dir_of(path);
+    if (!dir)
+        return nm_fail(err, "%s: out of memory", path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+    if (fd < 0 || fsync(fd) != 0)
+        rc = nm_fail(err, "%s: cannot flush folder %s: %s", path, dir, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    return rc;
+}
+
+int nm_outfile_commit(nm_outfile *out, nm_error *err) {
+    int rc = -1;
+    if (flush_buffer(out, err) != 0)
+        goto done;
+    if (!(out->flags & NM_OUT_NO_FSYNC) && fsync(out->fd) != 0) {
+        errno_fail(err, "fsync", out->path, errno);
+        goto done;
+    }
+    if (out->temp_path) {
+        if (!(out->flags & NM_OUT_FORCE)) {
+            /* link() refuses to replace an existing name, unlike rename() */
+            if (link(out->temp_path, out->path) != 0) {
+                if (errno == EEXIST)
+                    nm_fail(err, "%s: already exists (use --force to replace it)", out->path);
+                else
+                    errno_fail(err, "link", out->path, errno);
+                goto done;
+            }
+        } else if (rename(out->temp_path, out->path) != 0) {
+            errno_fail(err, "rename", out->path, errno);
+            goto done;
+        } else {
+            unregister_temp(out->temp_slot);
+            free(out->temp_path);
+            out->temp_path = NULL;
+        }
+    } else {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", out->fd);
+        if (!(out->flags & NM_OUT_FORCE)) {
+            if (linkat(AT_FDCWD, proc, AT_FDCWD, out->path, AT_SYMLINK_FOLLOW) != 0) {
+                if (errno == EEXIST)
+                    nm_fail(err, "%s: already exists (use --force to replace it)", out->path);
+                else
+                    errno_fail(err, "link", out->path, errno);
+                goto done;
+            }
+        } else {
+            /* link under a temporary name, then rename over the old file atomically */
+            size_t n = strlen(out->path) + 32;
+            char *tmp = malloc(n);
+            if (!tmp) {
+                nm_fail(err, "%s: out of memory", out->path);
+                goto done;
+            }
+            int slot = -1, linked = -1;
+            for (int attempt = 0; attempt < 100 && linked != 0; attempt++) {
+                snprintf(tmp, n, "%s.nomoat-tmp.%d.%d", out->path, (int)getpid(), attempt);
+                unregister_temp(slot);
+                slot = register_temp(tmp);
+                linked = linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW);
+                if (linked != 0 && errno != EEXIST)
+                    break;
+            }
+            if (linked != 0) {
+                errno_fail(err, "link", out->path, errno);
+                unregister_temp(slot);
+                free(tmp);
+                goto done;
+            }
+            if (rename(tmp, out->path) != 0) {
+                errno_fail(err, "rename", out->path, errno);
+                unlink(tmp);
+                unregister_temp(slot);
+                free(tmp);
+                goto done;
+            }
+            unregister_temp(slot);
+            free(tmp);
+        }
+    }
+    if (!(out->flags & NM_OUT_NO_FSYNC) && fsync_dir_of(out->path, err) != 0)
+        goto done;
+    rc = 0;
+done:
+    if (rc == 0 && out->temp_path) { /* linked: the temporary name is no longer needed */
+        unlink(out->temp_path);
+        unregister_temp(out->temp_slot);
+        free(out->temp_path);
+        out->temp_path = NULL;
+    }
+    free_outfile(out);
+    return rc;
+}
+
+void nm_outfile_abort(nm_outfile *out) {
+    if (out)
+        free_outfile(out);
+}

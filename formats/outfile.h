@@ -1,0 +1,46 @@
+/* Atomic output files. Output is written to an unnamed file (O_TMPFILE) in the destination
+ * folder, or, where the file system lacks O_TMPFILE, to a hidden temporary beside it, and made
+ * visible under its name only by nm_outfile_commit. On any error, abort, SIGINT or SIGTERM no
+ * partial file is left behind (after SIGKILL only the named fallback temporary can remain:
+ * ".<name>.nomoat-tmp.XXXXXX" in the destination folder). */
+#ifndef NOMOAT_OUTFILE_H
+#define NOMOAT_OUTFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "formats/error.h"
+
+enum {
+    NM_OUT_FORCE = 1,    /* replace an existing file (otherwise an existing file is an error) */
+    NM_OUT_NO_FSYNC = 2, /* skip fsync of file and folder (benchmarks, scratch work) */
+};
+
+typedef struct nm_outfile nm_outfile;
+
+/* Starts an output for `path`. Fails early if the file exists (without NM_OUT_FORCE) or the
+ * folder is not writable. */
+nm_outfile *nm_outfile_create(const char *path, unsigned flags, nm_error *err);
+
+/* Buffered sequential write; the message names the file and says e.g. "disk full". */
+int nm_outfile_write(nm_outfile *out, const void *data, size_t size, nm_error *err);
+/* Writes `size` zero bytes. */
+int nm_outfile_write_zeros(nm_outfile *out, size_t size, nm_error *err);
+/* Bytes written so far (the current offset). */
+uint64_t nm_outfile_tell(const nm_outfile *out);
+/* Positional write into the already written region (flushes the buffer first). */
+int nm_outfile_pwrite(nm_outfile *out, const void *data, size_t size, uint64_t offset, nm_error *err);
+const char *nm_outfile_path(const nm_outfile *out);
+
+/* Flushes, fsyncs (unless NM_OUT_NO_FSYNC), links the file under its name, fsyncs the folder,
+ * closes and frees `out` (also on failure, after removing the temporary). */
+int nm_outfile_commit(nm_outfile *out, nm_error *err);
+/* Discards the output and frees `out`. Safe with NULL. */
+void nm_outfile_abort(nm_outfile *out);
+
+/* Installs SIGINT/SIGTERM/SIGHUP handlers that remove named temporaries of outputs still open,
+ * then re-raise the signal with its default action (exit status as if killed by it). Tools call
+ * this once at start. */
+void nm_outfile_install_signal_handlers(void);
+
+#endif
