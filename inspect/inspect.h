@@ -1,0 +1,29 @@
+/* nomoat-inspect: one lister per file format, each in its own file (gguf.c, safetensors.c,
+ * torch.c). main.c detects the format and calls the lister. */
+#ifndef NOMOAT_INSPECT_H
+#define NOMOAT_INSPECT_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+
+#include "formats/error.h"
+
+typedef struct inspect_options {
+    bool json;          /* --json */
+    bool hash;          /* --hash: XXH3-64 of each tensor's bytes */
+    const char *tensor; /* --tensor NAME: only this tensor */
+    long values;        /* --values N: print the first N values as floats (with --tensor) */
+    const char *state_key; /* --state-key KEY for nested torch checkpoints */
+} inspect_options;
+
+/* Each lister either prints text to stdout, or (opts->json) fills `out` (a cJSON object) with
+ *   {"file": PATH, "format": "gguf"|"safetensors"|"torch", "metadata": {KEY: VALUE...},
+ *    "tensors": [{"name", "type", "shape": [ne0, ne1, ...] (GGUF order for gguf, PyTorch
+ *                 order otherwise), "bytes", "offset", "xxh3" (hex, with --hash), ...}]}
+ * Returns 0, or -1 with err set ("what is wrong (where)"; main prefixes the file name). */
+int inspect_gguf(const char *path, const inspect_options *opts, cJSON *out, nm_error *err);
+int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *out, nm_error *err);
+int inspect_torch(const char *path, const inspect_options *opts, cJSON *out, nm_error *err);
+
+#endif
