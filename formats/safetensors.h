@@ -26,7 +26,10 @@ typedef struct st_tensor {
 
 typedef struct st_model st_model;
 
-/* path: a .safetensors file, a model.safetensors.index.json, or a folder holding either. */
+/* path: a .safetensors file, a model.safetensors.index.json, or a folder holding either (or a
+ * folder with exactly one .safetensors file). Errors are one line "what is wrong (tensor 'X')"
+ * without repeating `path` (callers prefix it); problems inside a shard are prefixed with the
+ * shard's path. Tensors are ordered by (shard, data offset): reading them in order is sequential. */
 st_model *st_open(const char *path, nm_error *err);
 /* Validates an in-memory single-file buffer (fuzzing, tests); the buffer must outlive it. */
 st_model *st_open_memory(const void *data, size_t size, nm_error *err);
