@@ -351,6 +351,49 @@ static void test_sharded(void **state) {
     rmdir(dir);
 }
 
+
+/* Inputs the fuzzer once found troublesome (tests/fuzz/regress/safetensors/): each must be
+ * refused with one printable line, or opened with every tensor inside the buffer. */
+static void test_fuzz_regressions(void **state) {
+    (void)state;
+    const char *root = getenv("NOMOAT_ROOT");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fuzz/regress/safetensors", root ? root : ".");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    int count = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[1300];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        unsigned char *buf = malloc(1 << 20);
+        size_t n = fread(buf, 1, 1 << 20, fp);
+        fclose(fp);
+        nm_error err = {{0}};
+        st_model *m = st_open_memory(buf, n, &err);
+        if (m) {
+            for (size_t i = 0; i < st_tensor_count(m); i++) {
+                const st_tensor *t = st_tensor_at(m, i);
+                assert_true(t->offset <= n && t->size <= n - t->offset);
+            }
+            st_close(m);
+        } else {
+            assert_true(err.msg[0] != '\0');
+            for (const char *p = err.msg; *p; p++)
+                if ((unsigned char)*p < 0x20)
+                    fail_msg("%s: control byte in message '%s'", de->d_name, err.msg);
+        }
+        free(buf);
+        count++;
+    }
+    closedir(d);
+    assert_true(count >= 1);
+}
+
 /* ---- the wikillama fixture ---- */
 
 static void check_llama_shapes(const st_model *m, nm_dtype dtype) {
@@ -445,6 +488,7 @@ int main(void) {
         cmocka_unit_test(test_fixture_hostile_files),
         cmocka_unit_test(test_sharded),
         cmocka_unit_test(test_fixture_wikillama),
+        cmocka_unit_test(test_fuzz_regressions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
