@@ -87,6 +87,9 @@ typedef struct gguf_reader gguf_reader;
 /* Opens and validates; on error returns NULL with a message "what is wrong (where)". A path
  * matching `*-00001-of-NNNNN.gguf` opens every shard. */
 gguf_reader *gguf_open(const char *path, nm_error *err);
+/* "<prefix>-%05u-of-%05u.gguf" for 0-based shard of count (§1.9); malloc'ed, NULL when out of
+ * memory. */
+char *gguf_split_path(const char *prefix, uint32_t shard, uint32_t count);
 /* Validates an in-memory buffer (fuzzing, tests). The buffer must outlive the reader. */
 gguf_reader *gguf_open_memory(const void *data, size_t size, nm_error *err);
 void gguf_close(gguf_reader *g);
