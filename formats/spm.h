@@ -42,6 +42,36 @@ int spm_vocab_load_memory(spm_vocab *v, const void *data, size_t size, nm_error 
 int spm_vocab_from_gguf(spm_vocab *v, const gguf_reader *g, nm_error *err);
 void spm_vocab_free(spm_vocab *v);
 
+/* ---- Building a GGUF vocabulary like convert_hf_to_gguf.py's _create_vocab_sentencepiece ----
+ * spm_vocab_load gives the pieces, scores and token types exactly as the reference converter
+ * writes tokenizer.ggml.{tokens,scores,token_type} (user-defined pieces become NORMAL, as there).
+ * Then, in this order:
+ *   1. spm_vocab_resize(v, config.json "vocab_size") when config.json has it;
+ *   2. spm_vocab_apply_hf_added_tokens(v, model_dir) (added_tokens.json, then
+ *      tokenizer_config.json's added_tokens_decoder).
+ * The converter's job (gguf.SpecialVocab, not done here): tokenizer.ggml.{bos,eos,unknown,
+ * padding}_token_id (from config.json's *_token_id, or tokenizer_config.json / tokenizer.json
+ * string tokens resolved to ids), add_bos_token / add_eos_token (from tokenizer_config.json),
+ * chat_template; tokenizer.ggml.model "llama" and pre "default". The ids/add_* fields of a
+ * vocab loaded from tokenizer.model hold SentencePiece's trainer_spec ids and llama.cpp's
+ * tokenization defaults, NOT what the reference converter writes. */
+
+/* Sets the number of tokens: new ids become "[PAD<id>]" with score -10000 and type UNUSED;
+ * pieces beyond n are dropped (the reference converter warns: *n_dropped, may be NULL). */
+int spm_vocab_resize(spm_vocab *v, uint32_t n, uint32_t *n_dropped, nm_error *err);
+/* Replaces token id like an added_tokens.json entry (type USER_DEFINED, score -1000), or
+ * like a tokenizer_config.json added_tokens_decoder entry (CONTROL with score -1000 when
+ * `special` or spm_token_looks_special; else U+2581 becomes ' ' and the type USER_DEFINED).
+ * Returns 0, 1 when id >= n_tokens (ignored, as the reference does with a warning), -1 on error. */
+int spm_vocab_set_added_token(spm_vocab *v, uint32_t id, const char *text, size_t len, nm_error *err);
+int spm_vocab_set_decoder_token(spm_vocab *v, uint32_t id, const char *text, size_t len, bool special,
+                                nm_error *err);
+/* The reference's does_token_look_special: <pad> <mask> <2mass> [@BOS@], <|...|>, <｜...｜>, <unused...>. */
+bool spm_token_looks_special(const char *text, size_t len);
+/* Applies dir/added_tokens.json and dir/tokenizer_config.json's added_tokens_decoder (either file
+ * may be absent). *n_ignored (may be NULL) counts entries ignored for ids out of range. */
+int spm_vocab_apply_hf_added_tokens(spm_vocab *v, const char *dir, uint32_t *n_ignored, nm_error *err);
+
 typedef struct spm_tokenizer spm_tokenizer;
 spm_tokenizer *spm_tokenizer_create(const spm_vocab *v, nm_error *err);
 void spm_tokenizer_free(spm_tokenizer *t);
