@@ -22,7 +22,10 @@ bool nm_dequantize_supported(uint32_t type);
  * imatrix search paths (FORMATS.md §3.6, §4.4). Returns 0, or -1 with a message naming the row
  * ("row 17: ...") when the type is unsupported, n_per_row is not a multiple of the block
  * size, or the data cannot be stored (NaN/Inf, a scale overflowing f16). Callers prefix the
- * tensor name. Thread-safe; callers parallelise over row ranges. */
+ * tensor name. Thread-safe; callers parallelise over row ranges.
+ * Also accepts the activation types Q8_1 and Q8_K (verify quantizes activations with it), which
+ * nm_quantize_supported does not list because they are never stored in model files.
+ * Q2_K and Q3_K are not implemented (no reference vectors to prove them against). */
 int nm_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
                      const float *imatrix, nm_error *err);
 /* Scalar reference of the same. */

@@ -1,0 +1,47 @@
+/* Private to the quants module: the row-kernel signatures shared by the scalar reference
+ * (quants.c) and its SIMD siblings (quants_avx2.c, quants_neon.c), plus the scalar helpers the
+ * SIMD files fall back to for tails and rare branches. */
+#ifndef NOMOAT_QUANTS_SIMD_H
+#define NOMOAT_QUANTS_SIMD_H
+
+#include <stdint.h>
+
+/* Quantizes one row of n floats (n a multiple of the block size) into y. qw: NULL or the n
+ * importance weights of the row's columns. Inputs are finite (checked by the caller). */
+typedef void (*nm_qrow_fn)(const float *x, uint8_t *y, int64_t n, const float *qw);
+/* Dequantizes n values (a multiple of the block size). */
+typedef void (*nm_dqrow_fn)(const uint8_t *x, float *y, int64_t n);
+
+/* Scalar reference kernels by ggml type (NULL when unsupported). */
+nm_qrow_fn nm_quants_ref_quantizer(uint32_t type);
+nm_dqrow_fn nm_quants_ref_dequantizer(uint32_t type);
+
+/* SIMD kernels for this CPU (NULL: use the reference for that type). */
+nm_qrow_fn nm_quants_avx2_quantizer(uint32_t type);
+nm_dqrow_fn nm_quants_avx2_dequantizer(uint32_t type);
+nm_qrow_fn nm_quants_neon_quantizer(uint32_t type);
+nm_dqrow_fn nm_quants_neon_dequantizer(uint32_t type);
+/* Index of the first NaN or Inf among n floats, or -1. */
+int64_t nm_find_nonfinite_avx2(const float *x, int64_t n);
+int64_t nm_find_nonfinite_neon(const float *x, int64_t n);
+
+/* Scalar building blocks (quants.c, quants_k.c), exactly as in FORMATS.md §4.3. */
+static inline int nm_nearest_int(float f) {
+    /* llama.cpp's nearest_int: add 1.5*2^23 and read the mantissa (ties to even for |f| <= 2^22) */
+    union { float f; int32_t i; } u;
+    u.f = f + 12582912.f;
+    return (u.i & 0x007fffff) - 0x00400000;
+}
+float nm_make_qkx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
+                   uint8_t *Laux, float rmin, float rdelta, int nstep, int degenerate_le);
+float nm_make_qp(int n, int nmax, const float *x, uint8_t *L, const float *qw);
+float nm_make_qx(int n, int nmax, const float *x, int8_t *L, const float *qw);
+
+/* The K-quant per-super-block stages after the sub-block searches (shared with SIMD kernels). */
+void nm_q4k_finish_path_a(const float *x, uint8_t *y, const float *scales, const float *mins,
+                          uint8_t *L, int nmax);
+void nm_q4k_finish_path_b(const float *x, uint8_t *y, const float *scales, const float *mins,
+                          const float *sw, uint8_t *L, int nmax);
+void nm_q6k_finish(const float *x, uint8_t *y, const float *scales, int8_t *L);
+
+#endif
