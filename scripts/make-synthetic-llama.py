@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+"""Writes a Hugging Face-style Llama checkpoint folder with TinyLlama-1.1B's real shapes and
+random weights, for benchmarks of the converter, quantizer, verify and pack (never for tests
+that need a trained model).
+
+    /usr/bin/python3 scripts/make-synthetic-llama.py OUT_DIR [--dtype bf16|f16|f32] [--shards N]
+                                                     [--layers N] [--seed N] [--force]
+
+Shapes (TinyLlama-1.1B): 22 layers, hidden 2048, intermediate 5632, 32 heads, 4 KV heads,
+vocab 32000, rope_theta 10000, rms_norm_eps 1e-5, 2048 positions, untied lm_head. Weights are
+normal with std 0.02 (norms: 1 + small noise), no NaN/Inf; generated once into a buffer from
+which every tensor takes a different window, so 2.2 GB (bf16) is written in seconds.
+Output: config.json, generation_config.json, model.safetensors (--shards 1) or
+model-0000k-of-0000N.safetensors + model.safetensors.index.json, tokenizer.model (the real
+Llama 2 tokenizer from the fixtures), tokenizer_config.json, special_tokens_map.json.
+Needs numpy: run with Debian's /usr/bin/python3.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+
+HIDDEN, INTER, HEADS, KV_HEADS, VOCAB, LAYERS = 2048, 5632, 32, 4, 32000, 22
+DTYPES = {"bf16": ("BF16", 2, "bfloat16"), "f16": ("F16", 2, "float16"), "f32": ("F32", 4, "float32")}
+
+
+def tensor_list(layers):
+    head_dim = HIDDEN // HEADS
+    kv = KV_HEADS * head_dim
+    out = [("model.embed_tokens.weight", (VOCAB, HIDDEN))]
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        out += [
+            (p + "self_attn.q_proj.weight", (HIDDEN, HIDDEN)),
+            (p + "self_attn.k_proj.weight", (kv, HIDDEN)),
+            (p + "self_attn.v_proj.weight", (kv, HIDDEN)),
+            (p + "self_attn.o_proj.weight", (HIDDEN, HIDDEN)),
+            (p + "mlp.gate_proj.weight", (INTER, HIDDEN)),
+            (p + "mlp.up_proj.weight", (INTER, HIDDEN)),
+            (p + "mlp.down_proj.weight", (HIDDEN, INTER)),
+            (p + "input_layernorm.weight", (HIDDEN,)),
+            (p + "post_attention_layernorm.weight", (HIDDEN,)),
+        ]
+    out += [("model.norm.weight", (HIDDEN,)), ("lm_head.weight", (VOCAB, HIDDEN))]
+    return out
+
+
+def encode(f32, dtype):
+    """float32 array -> raw little-endian bytes of the target dtype (bf16 rounds to nearest even)."""
+    if dtype == "f32":
+        return f32.astype("<f4", copy=False)
+    if dtype == "f16":
+        return f32.astype("<f2")
+    u = f32.view(np.uint32)
+    return ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype("<u2")
+
+
+def header_bytes(entries):
+    """entries: list of (name, dtype_name, shape, begin, end); JSON padded with spaces to 8 bytes."""
+    h = {"__metadata__": {"format": "pt"}}
+    for name, dt, shape, b, e in entries:
+        h[name] = {"dtype": dt, "shape": list(shape), "data_offsets": [b, e]}
+    raw = json.dumps(h, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", help="output folder (created)")
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
+    ap.add_argument("--shards", type=int, default=2, help="number of safetensors files (1 = model.safetensors)")
+    ap.add_argument("--layers", type=int, default=LAYERS, help="transformer blocks (default 22; fewer for quick runs)")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--tokenizer", help="tokenizer.model to copy (default: the fixtures' Llama 2 tokenizer)")
+    ap.add_argument("--force", action="store_true", help="write into an existing non-empty folder")
+    a = ap.parse_args()
+    if a.shards < 1 or a.layers < 1:
+        ap.error("--shards and --layers must be at least 1")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    fixtures = os.environ.get("NOMOAT_FIXTURES", os.path.join(root, "..", "shared", "fixtures"))
+    tok = a.tokenizer or os.path.join(fixtures, "tokenizer", "llama2-tokenizer.model")
+    if not os.path.isfile(tok):
+        sys.exit(f"make-synthetic-llama: {tok}: no tokenizer.model (use --tokenizer PATH)")
+    if os.path.isdir(a.out) and os.listdir(a.out) and not a.force:
+        sys.exit(f"make-synthetic-llama: {a.out}: folder exists and is not empty (use --force)")
+    os.makedirs(a.out, exist_ok=True)
+
+    t0 = time.time()
+    st_dtype, esize, torch_dtype = DTYPES[a.dtype]
+    tensors = tensor_list(a.layers)
+    largest = max(int(np.prod(s)) for _, s in tensors)
+    rng = np.random.default_rng(a.seed)
+    pool_len = largest + (1 << 20)
+    pool = encode(rng.standard_normal(pool_len, dtype=np.float32) * np.float32(0.02), a.dtype)
+    norm_pool = encode(np.float32(1) + rng.standard_normal(1 << 16, dtype=np.float32) * np.float32(0.05), a.dtype)
+
+    def data_of(i, name, shape):
+        n = int(np.prod(shape))
+        src = norm_pool if len(shape) == 1 else pool
+        start = (i * 1_000_003) % (len(src) - n + 1)
+        return src[start:start + n]
+
+    # Balanced shards in model order.
+    sizes = [int(np.prod(s)) * esize for _, s in tensors]
+    total = sum(sizes)
+    shard_of, acc = [], 0
+    for sz in sizes:
+        shard_of.append(min(a.shards - 1, acc * a.shards // total))
+        acc += sz
+    names = (["model.safetensors"] if a.shards == 1 else
+             [f"model-{k + 1:05d}-of-{a.shards:05d}.safetensors" for k in range(a.shards)])
+    weight_map = {}
+    for k in range(a.shards):
+        idx = [i for i in range(len(tensors)) if shard_of[i] == k]
+        entries, off = [], 0
+        for i in idx:
+            name, shape = tensors[i]
+            entries.append((name, st_dtype, shape, off, off + sizes[i]))
+            off += sizes[i]
+            weight_map[name] = names[k]
+        path = os.path.join(a.out, names[k])
+        with open(path + ".tmp", "wb") as f:
+            f.write(header_bytes(entries))
+            for i in idx:
+                f.write(memoryview(data_of(i, *tensors[i])).cast("B"))
+        os.replace(path + ".tmp", path)
+    if a.shards > 1:
+        with open(os.path.join(a.out, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
+    config = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": a.layers,
+        "num_attention_heads": HEADS, "num_key_value_heads": KV_HEADS, "vocab_size": VOCAB,
+        "max_position_embeddings": 2048, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
+        "hidden_act": "silu", "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2,
+        "torch_dtype": torch_dtype, "attention_bias": False, "initializer_range": 0.02,
+        "transformers_version": "4.40.0",
+    }
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    with open(os.path.join(a.out, "generation_config.json"), "w") as f:
+        json.dump({"bos_token_id": 1, "eos_token_id": 2, "transformers_version": "4.40.0"}, f, indent=2)
+    with open(os.path.join(a.out, "tokenizer_config.json"), "w") as f:
+        json.dump({"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>",
+                   "unk_token": "<unk>", "model_max_length": 2048, "tokenizer_class": "LlamaTokenizer",
+                   "legacy": True, "clean_up_tokenization_spaces": False}, f, indent=2)
+    with open(os.path.join(a.out, "special_tokens_map.json"), "w") as f:
+        json.dump({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}, f, indent=2)
+    shutil.copyfile(tok, os.path.join(a.out, "tokenizer.model"))
+    dt = time.time() - t0
+    print(f"make-synthetic-llama: {a.out}: {len(tensors)} tensors, {total / 1e9:.2f} GB {st_dtype} "
+          f"in {a.shards} file(s), {dt:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
