@@ -51,8 +51,8 @@ endif
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libnomoat.a
 
-TOOL_DIRS := convert quantize verify inspect pack nomoat
-TOOL_NAME  = $(if $(filter nomoat,$1),nomoat,nomoat-$1)
+TOOL_DIRS := convert quantize verify inspect pack dispatch
+TOOL_NAME  = $(if $(filter dispatch,$1),nomoat,nomoat-$1)
 TOOLS     := $(foreach d,$(TOOL_DIRS),$(if $(wildcard $(d)/main.c),$(BUILD)/$(call TOOL_NAME,$(d))))
 
 # Test binaries: tests/<dir>/test_*.c, linked with the tool's private modules when <dir> is a tool.

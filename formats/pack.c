@@ -256,7 +256,7 @@ static int plan_add_region(plan *p, uint64_t offset, uint64_t size, unsigned tra
                            size_t chunk_size, nm_error *err) {
     size_t elem = transform_elem(transform);
     size_t step = chunk_size - chunk_size % (elem * 16); /* keep element boundaries aligned */
-    do {
+    while (size > 0) {
         uint64_t n = size < step ? size : step;
         if (p->n_chunks == p->cap_chunks) {
             size_t cap = p->cap_chunks ? 2 * p->cap_chunks : 256;
@@ -271,7 +271,7 @@ static int plan_add_region(plan *p, uint64_t offset, uint64_t size, unsigned tra
         p->chunks[p->n_chunks++] = (chunk_plan){offset, (uint32_t)n, transform, tensor};
         offset += n;
         size -= n;
-    } while (size > 0);
+    }
     return 0;
 }
 
@@ -296,7 +296,9 @@ static int make_plan(plan *p, const char *path, const unsigned char *data, uint6
         p->n_tensors = 1;
         p->tensors[0].type = UINT32_MAX;
         p->tensors[0].size = size;
-        return plan_add_region(p, 0, size, NM_PACK_RAW, 0, chunk_size, err);
+        int rc = plan_add_region(p, 0, size, NM_PACK_RAW, 0, chunk_size, err);
+        p->tensors[0].n_chunks = (uint32_t)p->n_chunks;
+        return rc;
     }
     p->gguf = true;
     size_t nt = gguf_tensor_count(g);

@@ -25,7 +25,7 @@ if [ -z "$files" ]; then
 fi
 
 now() { date +%s.%N; }
-rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%7.0f", s > 0 ? b / s / 1e6 : 0 }'; }
+rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%7.0f", (s > 0 ? b / s / 1e6 : 0) }'; }
 peak() { # peak RSS in MB of a command (GNU time), or "-"
     if [ -x /usr/bin/time ]; then /usr/bin/time -f %M -o "$WORK/.rss" "$@" >/dev/null 2>&1 && awk '{printf "%5.0f", $1/1024}' "$WORK/.rss"; else "$@" >/dev/null 2>&1; echo "    -"; fi
 }
