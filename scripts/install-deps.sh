@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it prints the exact command and exits 1.
 # Never installs nodejs: the machine's own Node (20+) is newer than Debian's.
 set -e
-PKGS="pkg-config make gcc clang libzstd-dev libcjson-dev libxxhash-dev libcmocka-dev zstd python3 python3-numpy"
+PKGS="pkg-config make gcc clang libzstd-dev libcjson-dev libxxhash-dev libcmocka-dev zstd python3 python3-numpy xxhash"
 [ -n "$NOMOAT_EXTRA_DEPS" ] && PKGS="$PKGS $NOMOAT_EXTRA_DEPS"
 missing=""
 for p in $PKGS; do
