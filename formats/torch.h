@@ -54,5 +54,10 @@ int torch_tensor_read(const torch_model *m, const torch_tensor *t, void *dst, nm
 /* Files the model was read from (for messages and listings). */
 size_t torch_file_count(const torch_model *m);
 const char *torch_file_path(const torch_model *m, size_t i);
+/* "zip" or "legacy": the container of file i. */
+const char *torch_file_format(const torch_model *m, size_t i);
+
+/* One checkpoint file held in memory (fuzzing, tests); the buffer must outlive the model. */
+torch_model *torch_open_memory(const void *data, size_t size, const torch_open_options *opts, nm_error *err);
 
 #endif
