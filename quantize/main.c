@@ -1,0 +1,695 @@
+/* nomoat-quantize: llama-quantize's file types and per-tensor choices, byte-identical output,
+ * streamed tensor by tensor on all cores. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "formats/cli.h"
+#include "formats/error.h"
+#include "formats/gguf.h"
+#include "formats/outfile.h"
+#include "formats/parallel.h"
+#include "formats/quants.h"
+#include "formats/tensor.h"
+#include "quantize/imatrix.h"
+#include "quantize/recipe.h"
+
+#define TOOL "nomoat-quantize"
+#define TASK_ELEMENTS 65536              /* f32 scratch per task: 256 KiB, fits L2 */
+#define BATCH_OUT_BYTES (8u << 20)       /* output buffered per pool run */
+#define QUANTIZATION_VERSION 2
+
+typedef struct options {
+    const char *in, *out, *type_name;
+    const char *imatrix;
+    int threads;
+    bool pure, leave_output, allow_requantize, dry_run, json, no_fsync, quiet, force;
+    int output_type, token_embd_type;
+} options;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: " TOOL " [options] IN.gguf OUT.gguf TYPE [THREADS]\n"
+            "\n"
+            "Quantizes a GGUF model the way llama-quantize does: the same per-tensor types, the same\n"
+            "bytes. THREADS defaults to all cores. OUT.gguf appears only when complete.\n"
+            "\n"
+            "options:\n"
+            "  --pure                     every eligible tensor gets TYPE's default type (no mixture,\n"
+            "                             no fallback for rows that do not fit the block size)\n"
+            "  --output-tensor-type T     type for output.weight\n"
+            "  --token-embedding-type T   type for token_embd.weight\n"
+            "  --leave-output-tensor      keep output.weight as it is\n"
+            "  --imatrix FILE             importance matrix (GGUF from llama-imatrix, or legacy .dat)\n"
+            "  --allow-requantize         accept an already quantized input (loses quality)\n"
+            "  --dry-run                  print the plan (per-tensor types and sizes), write nothing\n"
+            "  --json                     print the plan or the summary as JSON on stdout\n"
+            "  --no-fsync                 do not flush the output to disk (benchmarks, scratch work)\n"
+            "  --force                    replace OUT.gguf if it exists\n"
+            "  -q, --quiet                no progress bar, no summary\n"
+            "  -h, --help                 this help\n"
+            "\n"
+            "TYPE (file types as llama-quantize names them):\n");
+    for (const qt_ftype *ft = qt_ftype_list(); ft->name; ft++) {
+        bool ok = nm_quantize_supported(ft->default_type);
+        fprintf(f, "  %-8s %2u  %s%s\n", ft->name, ft->ftype, ft->note, ok ? "" : " (not in this build)");
+    }
+    fprintf(f, "T (tensor types): F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K\n");
+}
+
+static int die(const char *fmt, const char *arg) {
+    fprintf(stderr, TOOL ": ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    return 1;
+}
+
+static int parse_tensor_type(const char *opt, const char *text, int *out) {
+    int t = text ? ggml_type_from_name(text) : -1;
+    if (t < 0 || !nm_quantize_supported((uint32_t)t)) {
+        fprintf(stderr, TOOL ": %s: '%s' is not a tensor type this build can write (try F16, Q8_0, Q6_K, ...)\n", opt,
+                text ? text : "");
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+/* Returns 0 to run, 1 for an error (message printed), 2 when --help was printed. */
+static int parse_args(int argc, char **argv, options *o) {
+    const char *pos[4];
+    int npos = 0;
+    bool options_done = false;
+    *o = (options){.output_type = -1, .token_embd_type = -1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (options_done || a[0] != '-' || a[1] == '\0') {
+            if (npos == 4)
+                return die("too many arguments (%s); see --help", a);
+            pos[npos++] = a;
+            continue;
+        }
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--") == 0)
+            options_done = true;
+        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 2;
+        } else if (strcmp(a, "--pure") == 0)
+            o->pure = true;
+        else if (strcmp(a, "--leave-output-tensor") == 0)
+            o->leave_output = true;
+        else if (strcmp(a, "--allow-requantize") == 0)
+            o->allow_requantize = true;
+        else if (strcmp(a, "--dry-run") == 0)
+            o->dry_run = true;
+        else if (strcmp(a, "--json") == 0)
+            o->json = true;
+        else if (strcmp(a, "--no-fsync") == 0)
+            o->no_fsync = true;
+        else if (strcmp(a, "--force") == 0 || strcmp(a, "-f") == 0)
+            o->force = true;
+        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
+            o->quiet = true;
+        else if (strcmp(a, "--imatrix") == 0) {
+            if (!next)
+                return die("%s needs a file name", a);
+            o->imatrix = next;
+            i++;
+        } else if (strcmp(a, "--output-tensor-type") == 0) {
+            if (parse_tensor_type(a, next, &o->output_type) != 0)
+                return 1;
+            i++;
+        } else if (strcmp(a, "--token-embedding-type") == 0) {
+            if (parse_tensor_type(a, next, &o->token_embd_type) != 0)
+                return 1;
+            i++;
+        } else
+            return die("unknown option %s; see --help", a);
+    }
+    if (npos < 3) {
+        usage(stderr);
+        return 1;
+    }
+    o->in = pos[0];
+    o->out = pos[1];
+    o->type_name = pos[2];
+    o->threads = nm_cpu_count();
+    if (npos == 4 && nm_parse_threads(pos[3], &o->threads) != 0)
+        return die("THREADS must be a positive number or 0/auto, not '%s'", pos[3]);
+    return 0;
+}
+
+/* ---- model facts for the mixture rules ---- */
+
+static uint32_t kv_u32(const gguf_reader *g, const char *arch, const char *suffix, uint32_t dflt) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    const gguf_value *v = gguf_get(g, key);
+    if (!v)
+        return dflt;
+    switch (v->type) {
+    case GGUF_TYPE_UINT32: return v->u32;
+    case GGUF_TYPE_INT32: return v->i32 < 0 ? dflt : (uint32_t)v->i32;
+    case GGUF_TYPE_UINT16: return v->u16;
+    case GGUF_TYPE_UINT64: return v->u64 > UINT32_MAX ? dflt : (uint32_t)v->u64;
+    case GGUF_TYPE_ARRAY: /* per-layer head counts: use the first layer's */
+        if (v->arr.type != GGUF_TYPE_STRING && v->arr.count > 0) {
+            int64_t x = gguf_array_i64(v, 0);
+            return x < 0 || x > UINT32_MAX ? dflt : (uint32_t)x;
+        }
+        return dflt;
+    default: return dflt;
+    }
+}
+
+static void model_facts(const gguf_reader *g, const qt_tensor *t, size_t n, qt_model *m) {
+    char arch[64] = "llama";
+    const gguf_value *v = gguf_get(g, "general.architecture");
+    if (v && v->type == GGUF_TYPE_STRING && v->str.len < sizeof arch) {
+        memcpy(arch, v->str.ptr, v->str.len);
+        arch[v->str.len] = '\0';
+    }
+    uint32_t layers_seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned l;
+        if (sscanf(t[i].name, "blk.%u.", &l) == 1 && l < 1u << 20 && l + 1 > layers_seen)
+            layers_seen = l + 1;
+    }
+    *m = (qt_model){0};
+    m->falcon = strcmp(arch, "falcon") == 0;
+    m->n_layer = kv_u32(g, arch, "block_count", layers_seen);
+    m->n_expert = kv_u32(g, arch, "expert_count", 0);
+    uint32_t n_head = kv_u32(g, arch, "attention.head_count", 0);
+    uint32_t n_head_kv = kv_u32(g, arch, "attention.head_count_kv", n_head);
+    m->n_gqa = n_head && n_head_kv ? n_head / n_head_kv : 0;
+    m->llama_70b = strcmp(arch, "llama") == 0 && m->n_layer == 80 && n_head != n_head_kv;
+}
+
+/* ---- the quantization of one tensor, in batches of rows over the pool ---- */
+
+typedef struct tensor_job {
+    const char *name;
+    uint32_t in_type, out_type;
+    int64_t ne0, ne1, ne2; /* row length, rows per matrix, matrices per imatrix slice cycle */
+    size_t in_row, out_row;
+    const unsigned char *src;
+    unsigned char *dst; /* batch buffer */
+    int64_t row0, batch_rows, rows_per_task;
+    const float *imatrix; /* ne0 * ne2 weights, or NULL */
+    float **scratch;      /* per thread, rows_per_task * ne0 floats */
+    atomic_bool failed;
+    pthread_mutex_t lock;
+    int64_t err_row;
+    nm_error err;
+} tensor_job;
+
+static void record_error(tensor_job *j, int64_t row, const nm_error *e) {
+    pthread_mutex_lock(&j->lock);
+    if (!atomic_load(&j->failed) || row < j->err_row) {
+        j->err_row = row;
+        j->err = *e;
+    }
+    atomic_store(&j->failed, true);
+    pthread_mutex_unlock(&j->lock);
+}
+
+/* Rows [r, r + n) of the tensor as f32 (a view into the mapping or converted into buf). */
+static const float *rows_as_f32(const tensor_job *j, int64_t r, int64_t n, float *buf) {
+    const unsigned char *p = j->src + (size_t)r * j->in_row;
+    size_t ne0 = (size_t)j->ne0;
+    if (j->in_type == GGML_TYPE_F32 && ((uintptr_t)p & 3) == 0)
+        return (const float *)p;
+    for (int64_t k = 0; k < n; k++, p += j->in_row) {
+        float *d = buf + (size_t)k * ne0;
+        switch (j->in_type) {
+        case GGML_TYPE_F32: memcpy(d, p, ne0 * sizeof(float)); break;
+        case GGML_TYPE_F16:
+            if (((uintptr_t)p & 1) == 0) {
+                nm_f16_to_f32_row((const uint16_t *)p, d, ne0);
+            } else {
+                for (size_t x = 0; x < ne0; x++) {
+                    uint16_t h;
+                    memcpy(&h, p + 2 * x, 2);
+                    d[x] = nm_f16_to_f32(h);
+                }
+            }
+            break;
+        case GGML_TYPE_BF16:
+            if (((uintptr_t)p & 1) == 0) {
+                nm_bf16_to_f32_row((const uint16_t *)p, d, ne0);
+            } else {
+                for (size_t x = 0; x < ne0; x++) {
+                    uint16_t h;
+                    memcpy(&h, p + 2 * x, 2);
+                    d[x] = nm_bf16_to_f32(h);
+                }
+            }
+            break;
+        default: nm_dequantize_row(j->in_type, p, d, j->ne0); break;
+        }
+    }
+    return buf;
+}
+
+/* The kernel reports rows relative to the call ("row 3: ..."); drop that, we name the row. */
+static const char *strip_row_prefix(const char *msg) {
+    if (strncmp(msg, "row ", 4) == 0) {
+        const char *p = msg + 4;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (p[0] == ':' && p[1] == ' ')
+            return p + 2;
+    }
+    return msg;
+}
+
+static void quantize_task(void *ctx, size_t task, int thread) {
+    tensor_job *j = ctx;
+    if (atomic_load_explicit(&j->failed, memory_order_relaxed))
+        return;
+    int64_t begin = j->row0 + (int64_t)task * j->rows_per_task;
+    int64_t end = begin + j->rows_per_task;
+    if (end > j->row0 + j->batch_rows)
+        end = j->row0 + j->batch_rows;
+    for (int64_t r = begin; r < end;) {
+        int64_t matrix = r / j->ne1;
+        int64_t stop = (matrix + 1) * j->ne1 < end ? (matrix + 1) * j->ne1 : end;
+        const float *imat = j->imatrix ? j->imatrix + (size_t)(matrix % j->ne2) * (size_t)j->ne0 : NULL;
+        const float *f = rows_as_f32(j, r, stop - r, j->scratch[thread]);
+        unsigned char *d = j->dst + (size_t)(r - j->row0) * j->out_row;
+        nm_error e;
+        if (nm_quantize_rows(j->out_type, f, d, stop - r, j->ne0, imat, &e) != 0) {
+            /* find the first row that cannot be stored, to name it */
+            for (int64_t k = 0; k < stop - r; k++) {
+                if (nm_quantize_rows(j->out_type, f + (size_t)k * (size_t)j->ne0, d, 1, j->ne0, imat, &e) != 0) {
+                    record_error(j, r + k, &e);
+                    return;
+                }
+            }
+            record_error(j, r, &e);
+            return;
+        }
+        r = stop;
+    }
+}
+
+typedef struct run_state {
+    nm_pool *pool;
+    float **scratch;
+    unsigned char *batch;
+    size_t batch_cap;
+    nm_progress progress;
+    uint64_t done_bytes, done_items;
+} run_state;
+
+static int write_converted(run_state *rs, gguf_writer *w, const gguf_tensor_info *in, const qt_tensor *t,
+                           const float *imatrix, nm_error *err) {
+    tensor_job j = {
+        .name = t->name, .in_type = in->type, .out_type = t->new_type,
+        .ne0 = in->ne[0], .ne1 = in->ne[1], .ne2 = in->ne[2],
+        .src = in->data, .imatrix = imatrix, .scratch = rs->scratch,
+    };
+    int64_t nrows = in->ne[1] * in->ne[2] * in->ne[3];
+    if (ggml_row_size(in->type, (uint64_t)j.ne0, &j.in_row) != 0 ||
+        ggml_row_size(t->new_type, (uint64_t)j.ne0, &j.out_row) != 0)
+        return nm_fail(err, "tensor %s: rows of %lld values do not fit %s", t->name, (long long)j.ne0,
+                       ggml_type_name(t->new_type));
+    if (nrows == 0 || j.ne0 == 0)
+        return 0;
+    j.rows_per_task = TASK_ELEMENTS / j.ne0 > 0 ? TASK_ELEMENTS / j.ne0 : 1;
+    int64_t batch_rows = (int64_t)(BATCH_OUT_BYTES / j.out_row);
+    int64_t min_batch = j.rows_per_task * nm_pool_threads(rs->pool);
+    if (batch_rows < min_batch)
+        batch_rows = min_batch;
+    batch_rows -= batch_rows % j.rows_per_task;
+    size_t need = (size_t)batch_rows * j.out_row;
+    if (need > rs->batch_cap) {
+        free(rs->batch);
+        rs->batch = malloc(need);
+        rs->batch_cap = rs->batch ? need : 0;
+        if (!rs->batch)
+            return nm_fail(err, "out of memory (%zu bytes for tensor %s)", need, t->name);
+    }
+    j.dst = rs->batch;
+    pthread_mutex_init(&j.lock, NULL);
+    atomic_init(&j.failed, false);
+    int rc = 0;
+    for (int64_t r = 0; r < nrows; r += batch_rows) {
+        j.row0 = r;
+        j.batch_rows = nrows - r < batch_rows ? nrows - r : batch_rows;
+        size_t tasks = (size_t)((j.batch_rows + j.rows_per_task - 1) / j.rows_per_task);
+        nm_pool_run(rs->pool, tasks, quantize_task, &j);
+        if (atomic_load(&j.failed)) {
+            rc = nm_fail(err, "tensor %s, row %lld: %s", t->name, (long long)j.err_row,
+                         strip_row_prefix(j.err.msg));
+            break;
+        }
+        if (gguf_writer_write(w, j.dst, (size_t)j.batch_rows * j.out_row, err) != 0) {
+            rc = -1;
+            break;
+        }
+        rs->done_bytes += (uint64_t)j.batch_rows * j.in_row;
+        nm_progress_update(&rs->progress, rs->done_items, rs->done_bytes);
+    }
+    pthread_mutex_destroy(&j.lock);
+    return rc;
+}
+
+/* ---- plan ---- */
+
+typedef struct plan {
+    qt_tensor *t;
+    size_t n;
+    const float **imatrix; /* per planned tensor (same order), or NULL entries */
+    size_t n_imatrix_used;
+    uint64_t in_bytes, out_bytes, n_elements;
+    size_t n_converted;
+} plan;
+
+static void plan_free(plan *p) {
+    free(p->t);
+    free(p->imatrix);
+}
+
+static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o, const qt_imatrix *im, plan *p,
+                     nm_error *err) {
+    memset(p, 0, sizeof *p);
+    p->n = gguf_tensor_count(g);
+    p->t = calloc(p->n ? p->n : 1, sizeof *p->t);
+    p->imatrix = calloc(p->n ? p->n : 1, sizeof *p->imatrix);
+    if (!p->t || !p->imatrix)
+        return nm_fail(err, "out of memory");
+    for (size_t i = 0; i < p->n; i++) {
+        const gguf_tensor_info *ti = gguf_tensor(g, i);
+        p->t[i] = (qt_tensor){.name = ti->name, .n_dims = ti->n_dims, .type = ti->type, .index = i};
+        memcpy(p->t[i].ne, ti->ne, sizeof ti->ne);
+    }
+    qt_model model;
+    model_facts(g, p->t, p->n, &model);
+    qt_options qo = {.pure = o->pure, .leave_output = o->leave_output, .has_imatrix = im != NULL,
+                     .output_type = o->output_type, .token_embd_type = o->token_embd_type};
+    if (qt_plan(p->t, p->n, &model, ft, &qo, err) != 0)
+        return -1;
+    for (size_t i = 0; i < p->n; i++) {
+        const qt_tensor *t = &p->t[i];
+        const gguf_tensor_info *ti = gguf_tensor(g, t->index);
+        uint64_t nel = (uint64_t)ti->ne[0] * (uint64_t)ti->ne[1] * (uint64_t)ti->ne[2] * (uint64_t)ti->ne[3];
+        size_t out_size = ti->size;
+        p->n_elements += nel;
+        p->in_bytes += ti->size;
+        if (t->convert) {
+            const ggml_type_info *in_info = ggml_type_get(t->type);
+            if (!in_info)
+                return nm_fail(err, "tensor %s has the unknown type %u", t->name, t->type);
+            if (in_info->quantized && !o->allow_requantize)
+                return nm_fail(err,
+                               "tensor %s is already quantized (%s): quantizing it again to %s compounds the rounding "
+                               "error; start from the F32/F16/BF16 model, or pass --allow-requantize",
+                               t->name, in_info->name, ggml_type_name(t->new_type));
+            if (t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16 && t->type != GGML_TYPE_BF16 &&
+                !nm_dequantize_supported(t->type))
+                return nm_fail(err, "tensor %s: cannot read its type %s to requantize it", t->name, in_info->name);
+            if (!nm_quantize_supported(t->new_type))
+                return nm_fail(err, "tensor %s: this build cannot write %s", t->name, ggml_type_name(t->new_type));
+            if (ggml_tensor_size(t->new_type, ti->ne, &out_size) != 0)
+                return nm_fail(err, "tensor %s: size overflow", t->name);
+            p->n_converted++;
+            if (im && ggml_type_get(t->new_type)->quantized) {
+                const qt_imatrix_entry *e = qt_imatrix_find(im, t->name);
+                if (e) {
+                    if ((uint64_t)e->n == (uint64_t)ti->ne[0] * (uint64_t)ti->ne[2]) {
+                        p->imatrix[i] = e->values;
+                        p->n_imatrix_used++;
+                    } else if (strcmp(t->name, "token_embd.weight") != 0) {
+                        return nm_fail(err,
+                                       "importance matrix %s: entry %s has %zu values, the tensor needs %llu "
+                                       "(ne[0] x ne[2]); was it computed for another model?",
+                                       o->imatrix, t->name, e->n, (unsigned long long)((uint64_t)ti->ne[0] * (uint64_t)ti->ne[2]));
+                    }
+                }
+            }
+        }
+        p->out_bytes += out_size;
+    }
+    return 0;
+}
+
+static void shape_text(const int64_t ne[4], uint32_t n_dims, char *buf, size_t size) {
+    int k = snprintf(buf, size, "%lld", (long long)ne[0]);
+    for (uint32_t d = 1; d < n_dims && d < 4 && k > 0 && (size_t)k < size; d++)
+        k += snprintf(buf + k, size - (size_t)k, " x %lld", (long long)ne[d]);
+}
+
+static double bpw(uint64_t bytes, uint64_t elements) { return elements ? 8.0 * (double)bytes / (double)elements : 0; }
+
+static cJSON *plan_json(const gguf_reader *g, const plan *p, const qt_ftype *ft, const options *o) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "input", o->in);
+    cJSON_AddStringToObject(root, "output", o->out);
+    cJSON_AddStringToObject(root, "type", ft->name);
+    cJSON_AddNumberToObject(root, "file_type", ft->ftype);
+    cJSON_AddBoolToObject(root, "pure", o->pure);
+    if (o->imatrix)
+        cJSON_AddStringToObject(root, "imatrix", o->imatrix);
+    cJSON *arr = cJSON_AddArrayToObject(root, "tensors");
+    for (size_t i = 0; i < p->n; i++) {
+        const qt_tensor *t = &p->t[i];
+        const gguf_tensor_info *ti = gguf_tensor(g, t->index);
+        size_t out_size = ti->size;
+        if (t->convert)
+            ggml_tensor_size(t->new_type, ti->ne, &out_size);
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "name", t->name);
+        cJSON *shape = cJSON_AddArrayToObject(x, "shape");
+        for (uint32_t d = 0; d < ti->n_dims && d < 4; d++)
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)ti->ne[d]));
+        cJSON_AddStringToObject(x, "type_in", ggml_type_name(t->type));
+        cJSON_AddStringToObject(x, "type_out", ggml_type_name(t->new_type));
+        cJSON_AddBoolToObject(x, "converted", t->convert);
+        cJSON_AddBoolToObject(x, "fallback", t->fallback);
+        cJSON_AddBoolToObject(x, "imatrix", p->imatrix[i] != NULL);
+        cJSON_AddNumberToObject(x, "bytes_in", (double)ti->size);
+        cJSON_AddNumberToObject(x, "bytes_out", (double)out_size);
+        cJSON_AddItemToArray(arr, x);
+    }
+    cJSON_AddNumberToObject(root, "tensor_count", (double)p->n);
+    cJSON_AddNumberToObject(root, "converted_count", (double)p->n_converted);
+    cJSON_AddNumberToObject(root, "bytes_in", (double)p->in_bytes);
+    cJSON_AddNumberToObject(root, "bytes_out", (double)p->out_bytes);
+    cJSON_AddNumberToObject(root, "bpw_out", bpw(p->out_bytes, p->n_elements));
+    return root;
+}
+
+static void print_plan(const gguf_reader *g, const plan *p, const qt_ftype *ft, const options *o) {
+    char a[32], b[32], shape[96];
+    printf("%s -> %s as %s (general.file_type %u)%s\n", o->in, o->out, ft->name, ft->ftype, o->pure ? ", pure" : "");
+    printf("%5s  %-34s %-18s %-5s    %-5s %10s %10s\n", "#", "tensor", "shape", "in", "out", "in size", "out size");
+    for (size_t i = 0; i < p->n; i++) {
+        const qt_tensor *t = &p->t[i];
+        const gguf_tensor_info *ti = gguf_tensor(g, t->index);
+        size_t out_size = ti->size;
+        if (t->convert)
+            ggml_tensor_size(t->new_type, ti->ne, &out_size);
+        shape_text(ti->ne, ti->n_dims, shape, sizeof shape);
+        printf("%5zu  %-34s %-18s %-5s %s %-5s %10s %10s%s%s\n", i + 1, t->name, shape, ggml_type_name(t->type),
+               t->convert ? "->" : "  ", ggml_type_name(t->new_type), nm_format_bytes(ti->size, a, sizeof a),
+               nm_format_bytes(out_size, b, sizeof b), t->fallback ? "  (fallback)" : "",
+               p->imatrix[i] ? "  (imatrix)" : "");
+    }
+    printf("total: %zu tensors, %zu converted; %s -> %s (%.2f bits per weight)\n", p->n, p->n_converted,
+           nm_format_bytes(p->in_bytes, a, sizeof a), nm_format_bytes(p->out_bytes, b, sizeof b),
+           bpw(p->out_bytes, p->n_elements));
+}
+
+/* ---- output ---- */
+
+static bool dropped_key(const char *key) {
+    return strncmp(key, "split.", 6) == 0 || strcmp(key, "general.quantization_version") == 0 ||
+           strcmp(key, "general.file_type") == 0;
+}
+
+static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft, const options *o,
+                        const qt_imatrix *im, nm_error *err) {
+    gguf_writer_options wo = {.outfile_flags = (o->force ? NM_OUT_FORCE : 0) | (o->no_fsync ? NM_OUT_NO_FSYNC : 0)};
+    gguf_writer *w = gguf_writer_create(o->out, &wo, err);
+    if (!w)
+        return -1;
+    run_state rs = {0};
+    int rc = -1;
+
+    for (size_t i = 0; i < gguf_kv_count(g); i++)
+        if (!dropped_key(gguf_kv_key(g, i)))
+            gguf_writer_copy_kv(w, g, i);
+    gguf_writer_set_u32(w, "general.quantization_version", QUANTIZATION_VERSION);
+    gguf_writer_set_u32(w, "general.file_type", ft->ftype);
+    if (im) {
+        gguf_writer_set_string(w, "quantize.imatrix.file", o->imatrix, strlen(o->imatrix));
+        if (im->dataset && im->dataset[0])
+            gguf_writer_set_string(w, "quantize.imatrix.dataset", im->dataset, strlen(im->dataset));
+        gguf_writer_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)im->n_entries);
+        if (im->chunk_count > 0)
+            gguf_writer_set_u32(w, "quantize.imatrix.chunks_count", im->chunk_count);
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        const gguf_tensor_info *ti = gguf_tensor(g, p->t[i].index);
+        if (gguf_writer_add_tensor(w, ti->name, p->t[i].new_type, ti->n_dims, ti->ne, err) != 0)
+            goto out;
+    }
+    if (gguf_writer_begin_data(w, err) != 0)
+        goto out;
+
+    rs.pool = nm_pool_create(o->threads);
+    if (!rs.pool) {
+        nm_fail(err, "out of memory creating %d threads", o->threads);
+        goto out;
+    }
+    int nt = nm_pool_threads(rs.pool);
+    int64_t max_scratch = TASK_ELEMENTS;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->t[i].convert && p->t[i].ne[0] > max_scratch)
+            max_scratch = p->t[i].ne[0];
+    rs.scratch = calloc((size_t)nt, sizeof *rs.scratch);
+    if (!rs.scratch) {
+        nm_fail(err, "out of memory");
+        goto out;
+    }
+    for (int k = 0; k < nt; k++)
+        if (!(rs.scratch[k] = malloc((size_t)max_scratch * sizeof(float)))) {
+            nm_fail(err, "out of memory (%lld floats of scratch)", (long long)max_scratch);
+            goto out;
+        }
+
+    nm_progress_start(&rs.progress, "quantizing", p->n, p->in_bytes, o->quiet);
+    for (size_t i = 0; i < p->n; i++) {
+        const qt_tensor *t = &p->t[i];
+        const gguf_tensor_info *ti = gguf_tensor(g, t->index);
+        if (t->convert) {
+            if (write_converted(&rs, w, ti, t, p->imatrix[i], err) != 0)
+                goto out;
+        } else {
+            if (gguf_writer_write(w, ti->data, ti->size, err) != 0)
+                goto out;
+            rs.done_bytes += ti->size;
+        }
+        rs.done_items = i + 1;
+        nm_progress_update(&rs.progress, rs.done_items, rs.done_bytes);
+    }
+    nm_progress_finish(&rs.progress);
+    rc = gguf_writer_finish(w, err);
+    w = NULL;
+out:
+    if (rc != 0)
+        nm_progress_finish(&rs.progress);
+    gguf_writer_abort(w);
+    if (rs.scratch)
+        for (int k = 0; k < nm_pool_threads(rs.pool); k++)
+            free(rs.scratch[k]);
+    free(rs.scratch);
+    free(rs.batch);
+    if (rs.pool)
+        nm_pool_destroy(rs.pool);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    int prc = parse_args(argc, argv, &o);
+    if (prc)
+        return prc == 2 ? 0 : 1;
+    nm_outfile_install_signal_handlers();
+
+    const qt_ftype *ft = qt_ftype_from_name(o.type_name);
+    if (!ft) {
+        fprintf(stderr, TOOL ": unknown type '%s'; one of:", o.type_name);
+        for (const qt_ftype *f = qt_ftype_list(); f->name; f++)
+            fprintf(stderr, " %s", f->name);
+        fprintf(stderr, "\n");
+        return 1;
+    }
+    if (!nm_quantize_supported(ft->default_type)) {
+        fprintf(stderr, TOOL ": %s needs %s blocks, which this build cannot write yet\n", ft->name,
+                ggml_type_name(ft->default_type));
+        return 1;
+    }
+    if (!o.dry_run && !o.force && access(o.out, F_OK) == 0) {
+        fprintf(stderr, TOOL ": %s exists; pass --force to replace it\n", o.out);
+        return 1;
+    }
+
+    double t0 = nm_now();
+    nm_error err = {{0}};
+    int status = 1;
+    qt_imatrix *im = NULL;
+    plan p = {0};
+    gguf_reader *g = gguf_open(o.in, &err);
+    if (!g) {
+        nm_error_prefix(&err, "%s", o.in);
+        goto fail;
+    }
+    if (o.imatrix && !(im = qt_imatrix_load(o.imatrix, &err)))
+        goto fail;
+    if (make_plan(g, ft, &o, im, &p, &err) != 0) {
+        nm_error_prefix(&err, "%s", o.in);
+        goto fail;
+    }
+    if (o.dry_run) {
+        if (o.json) {
+            cJSON *j = plan_json(g, &p, ft, &o);
+            char *s = cJSON_Print(j);
+            if (s)
+                puts(s);
+            free(s);
+            cJSON_Delete(j);
+        } else {
+            print_plan(g, &p, ft, &o);
+        }
+        status = 0;
+        goto done;
+    }
+    if (write_output(g, &p, ft, &o, im, &err) != 0)
+        goto fail;
+    double secs = nm_now() - t0;
+    if (o.json) {
+        cJSON *j = plan_json(g, &p, ft, &o);
+        cJSON_AddNumberToObject(j, "seconds", secs);
+        cJSON_AddNumberToObject(j, "threads", o.threads);
+        cJSON_AddNumberToObject(j, "imatrix_tensors", (double)p.n_imatrix_used);
+        char *s = cJSON_Print(j);
+        if (s)
+            puts(s);
+        free(s);
+        cJSON_Delete(j);
+    }
+    if (!o.quiet) {
+        char a[32], b[32];
+        fprintf(stderr, TOOL ": wrote %s: %s, %zu tensors (%zu converted%s), %s -> %s (%.2f bpw), %.2f s, %d threads\n",
+                o.out, ft->name, p.n, p.n_converted, im ? ", imatrix" : "", nm_format_bytes(p.in_bytes, a, sizeof a),
+                nm_format_bytes(p.out_bytes, b, sizeof b), bpw(p.out_bytes, p.n_elements), secs, o.threads);
+        if (im && p.n_imatrix_used < p.n_converted)
+            fprintf(stderr, TOOL ": note: %zu of %zu converted tensors had no importance data (output.weight and "
+                            "token_embd.weight usually have none)\n",
+                    p.n_converted - p.n_imatrix_used, p.n_converted);
+    }
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, TOOL ": %s\n", err.msg);
+done:
+    plan_free(&p);
+    qt_imatrix_free(im);
+    if (g)
+        gguf_close(g);
+    return status;
+}

@@ -1,0 +1,148 @@
+#!/bin/sh
+# nomoat-quantize end to end: byte identity with llama-quantize's files (quant-vectors in
+# tests/data; the wikillama mixes and the imatrix run from ../shared/fixtures), refusals with
+# clear messages and no output, atomic output under SIGINT, the dry-run plan.
+. tests/lib.sh
+Q="$(cd "$BIN" && pwd)/nomoat-quantize"
+PY=/usr/bin/python3
+U=tests/quantize/gguf_util.py
+S="$SCRATCH"
+
+# expect_fail NAME PATTERN OUTFILE COMMAND...: exit 1, stderr matches PATTERN, OUTFILE absent
+expect_fail() {
+    _n=$1; _pat=$2; _out=$3; shift 3
+    "$@" >"$S/.stdout" 2>"$S/.stderr"; _rc=$?
+    if [ "$_rc" -ne 1 ]; then fail "$_n" "exit $_rc, expected 1"; sed 's/^/    | /' "$S/.stderr"; return; fi
+    if ! grep -Eq -- "$_pat" "$S/.stderr"; then fail "$_n" "stderr lacks /$_pat/"; sed 's/^/    | /' "$S/.stderr"; return; fi
+    if [ "$(wc -l <"$S/.stderr")" -ne 1 ]; then fail "$_n" "more than one error line"; sed 's/^/    | /' "$S/.stderr"; return; fi
+    if [ -n "$_out" ] && [ -e "$_out" ]; then fail "$_n" "$_out was left behind"; rm -f "$_out"; return; fi
+    pass "$_n"
+}
+# no stray temporaries next to outputs
+check_clean() {
+    if ls -A "$1" | grep -q 'nomoat-tmp'; then fail "$2" "temporary left in $1"; else pass "$2"; fi
+}
+
+# ---- (a) quant-vectors (tests/data): --pure to each type, whole file identical ----
+V="$DATA/quant-vectors"
+for t in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K_S Q5_K_S Q6_K; do
+    check "quant-vectors --pure $t runs" "$Q" -q --pure "$V/input-f32.gguf" "$S/v-$t.gguf" $t 1
+    check "quant-vectors --pure $t: tensor data identical to llama-quantize" $PY $U tensors-equal "$S/v-$t.gguf" "$V/$t.gguf"
+    check "quant-vectors --pure $t: whole file byte-identical" cmp "$S/v-$t.gguf" "$V/$t.gguf"
+done
+# multi-threaded run gives the same bytes
+check "quant-vectors Q4_K_S with 2 threads" "$Q" -q --pure "$V/input-f32.gguf" "$S/v2.gguf" Q4_K_S 2
+check "quant-vectors Q4_K_S 2 threads identical" cmp "$S/v2.gguf" "$V/Q4_K_S.gguf"
+# Q4_K_M --pure is Q4_K everywhere, like Q4_K_S --pure, but a different general.file_type
+check "--pure Q4_K_M" "$Q" -q --pure "$V/input-f32.gguf" "$S/v-m.gguf" Q4_K_M
+check "--pure Q4_K_M tensors equal Q4_K_S --pure" $PY $U tensors-equal "$S/v-m.gguf" "$V/Q4_K_S.gguf"
+check "--pure Q4_K_M file_type 15" sh -c "[ \"\$($PY $U kv '$S/v-m.gguf' general.file_type)\" = 15 ]"
+
+# ---- F16 / BF16 inputs convert exactly like F32 ----
+for d in f32 f16 bf16; do
+    $PY $U model "$S/m-$d.gguf" $d || fail "make $d model"
+    check "small $d model to Q4_K_M" "$Q" -q "$S/m-$d.gguf" "$S/o-$d.gguf" Q4_K_M
+done
+check "F16 input gives the same tensors as F32" $PY $U tensors-equal "$S/o-f32.gguf" "$S/o-f16.gguf"
+check "BF16 input gives the same tensors as F32" $PY $U tensors-equal "$S/o-f32.gguf" "$S/o-bf16.gguf"
+check "small model to Q8_0 with --output-tensor-type/--token-embedding-type" \
+    "$Q" -q --output-tensor-type q8_0 --token-embedding-type F16 "$S/m-f16.gguf" "$S/o-ovr.gguf" Q4_K_S
+$PY $U types "$S/o-ovr.gguf" >"$S/types" 2>&1
+check "overrides applied (output Q8_0, token_embd F16, attn_v Q5_K, norms F32)" sh -c \
+    "grep -qx 'output.weight 8' '$S/types' && grep -qx 'token_embd.weight 1' '$S/types' &&
+     grep -qx 'blk.0.attn_v.weight 13' '$S/types' && grep -qx 'blk.0.attn_norm.weight 0' '$S/types'"
+check "--leave-output-tensor" "$Q" -q --leave-output-tensor "$S/m-f16.gguf" "$S/o-leave.gguf" Q5_K_M
+check "output.weight kept F16" sh -c "$PY $U types '$S/o-leave.gguf' | grep -qx 'output.weight 1'"
+check "F16 target" "$Q" -q "$S/m-f32.gguf" "$S/o-to16.gguf" F16
+check "F16 -> F16 copies" "$Q" -q "$S/m-f16.gguf" "$S/o-16to16.gguf" F16
+check "F32 -> F16 tensors equal the F16 model's" $PY $U tensors-equal "$S/o-to16.gguf" "$S/o-16to16.gguf"
+
+# ---- dry run and JSON ----
+"$Q" --dry-run "$S/m-f16.gguf" "$S/dry.gguf" Q4_K_M >"$S/plan" 2>&1
+check "--dry-run writes nothing" sh -c "[ ! -e '$S/dry.gguf' ]"
+check "--dry-run lists types and totals" sh -c "grep -q 'blk.1.ffn_down.weight .*F16 *-> Q6_K' '$S/plan' && grep -q '^total: 21 tensors, 16 converted' '$S/plan'"
+"$Q" --dry-run --json "$S/m-f16.gguf" "$S/dry.gguf" Q4_K_M >"$S/plan.json" 2>&1
+check "--dry-run --json is a plan" $PY -c "
+import json,sys; p=json.load(open('$S/plan.json'))
+t={x['name']:x for x in p['tensors']}
+assert p['file_type']==15 and len(p['tensors'])==21
+assert t['output.weight']['type_out']=='Q6_K' and t['blk.0.attn_norm.weight']['converted'] is False
+assert sum(x['bytes_out'] for x in p['tensors'])==p['bytes_out']"
+"$Q" -q --json "$S/m-f16.gguf" "$S/j.gguf" Q8_0 >"$S/sum.json" 2>&1
+check "--json summary matches the file written" $PY -c "
+import json,os; p=json.load(open('$S/sum.json'))
+assert p['type']=='Q8_0' and p['seconds']>=0 and p['bytes_out']<=os.path.getsize('$S/j.gguf')"
+
+# ---- refusals: one clear line, exit 1, nothing written ----
+for k in nan inf huge; do $PY $U bad "$S/bad-$k.gguf" $k; done
+expect_fail "NaN named with tensor and row (Q8_0)" "blk.0.attn_q.weight, row 5: .*NaN" "$S/x.gguf" "$Q" "$S/bad-nan.gguf" "$S/x.gguf" Q8_0
+expect_fail "NaN named with tensor and row (Q4_K_M)" "blk.0.attn_q.weight, row 5: .*NaN" "$S/x.gguf" "$Q" "$S/bad-nan.gguf" "$S/x.gguf" Q4_K_M
+expect_fail "Inf named with tensor and row" "blk.0.attn_q.weight, row 5: .*Inf" "$S/x.gguf" "$Q" "$S/bad-inf.gguf" "$S/x.gguf" Q5_1
+expect_fail "f16 scale overflow (Q4_0)" "blk.0.attn_q.weight, row 5: .*(overflow|too large)" "$S/x.gguf" "$Q" "$S/bad-huge.gguf" "$S/x.gguf" Q4_0
+expect_fail "f16 scale overflow (Q6_K)" "blk.0.attn_q.weight, row 5: .*(overflow|too large)" "$S/x.gguf" "$Q" "$S/bad-huge.gguf" "$S/x.gguf" Q6_K
+expect_fail "value too large for F16" "blk.0.attn_q.weight, row 5: " "$S/x.gguf" "$Q" "$S/bad-huge.gguf" "$S/x.gguf" F16
+check_clean "$S" "no temporaries after refusals"
+
+check "make a Q8_0 file" "$Q" -q "$S/m-f32.gguf" "$S/q8.gguf" Q8_0
+expect_fail "requantizing refused without --allow-requantize" "already quantized.*--allow-requantize" "$S/rq.gguf" "$Q" "$S/q8.gguf" "$S/rq.gguf" Q4_0
+check "requantizing with --allow-requantize" "$Q" -q --allow-requantize "$S/q8.gguf" "$S/rq.gguf" Q4_0
+check "Q8_0 -> Q8_0 copies the tensors unchanged" "$Q" -q "$S/q8.gguf" "$S/q8b.gguf" Q8_0
+check "Q8_0 -> Q8_0 tensors identical" $PY $U tensors-equal "$S/q8.gguf" "$S/q8b.gguf"
+
+echo "precious" >"$S/exists.gguf"
+expect_fail "existing output refused without --force" "exists.*--force" "" "$Q" "$S/m-f32.gguf" "$S/exists.gguf" Q8_0
+check "existing output untouched" sh -c "[ \"\$(cat '$S/exists.gguf')\" = precious ]"
+check "--force replaces it" "$Q" -q --force "$S/m-f32.gguf" "$S/exists.gguf" Q8_0
+check "replaced by the quantized model" cmp "$S/exists.gguf" "$S/q8.gguf"
+
+expect_fail "unknown type" "unknown type 'Q9_9'" "$S/x.gguf" "$Q" "$S/m-f32.gguf" "$S/x.gguf" Q9_9
+expect_fail "bad thread count" "THREADS" "$S/x.gguf" "$Q" "$S/m-f32.gguf" "$S/x.gguf" Q8_0 two
+expect_fail "bad --output-tensor-type" "output-tensor-type" "$S/x.gguf" "$Q" --output-tensor-type Q9 "$S/m-f32.gguf" "$S/x.gguf" Q8_0
+expect_fail "missing input" "nope.gguf" "$S/x.gguf" "$Q" "$S/nope.gguf" "$S/x.gguf" Q8_0
+expect_fail "not a GGUF input" "plan" "$S/x.gguf" "$Q" "$S/plan" "$S/x.gguf" Q8_0
+expect_fail "a model as --imatrix" "m-f32.gguf: (not an importance matrix|no importance-matrix entries)" "$S/x.gguf" "$Q" --imatrix "$S/m-f32.gguf" "$S/m-f32.gguf" "$S/x.gguf" Q4_K_M
+head -c 100 "$S/m-f32.gguf" >"$S/trunc.gguf"
+expect_fail "truncated input" "trunc.gguf" "$S/x.gguf" "$Q" "$S/trunc.gguf" "$S/x.gguf" Q8_0
+check_status "--help exits 0" 0 "$Q" --help
+check_status "no arguments is a usage error" 1 "$Q"
+
+# ---- SIGINT mid-run leaves nothing ----
+mkdir -p "$S/int"
+$PY $U big "$S/big.gguf" 128
+"$Q" -q "$S/big.gguf" "$S/int/out.gguf" Q6_K 1 &
+pid=$!
+sleep 0.15
+kill -INT $pid
+wait $pid; rc=$?
+if [ "$rc" -eq 130 ]; then pass "SIGINT ends the run with status 130"; else fail "SIGINT ends the run with status 130" "exit $rc (finished before the signal?)"; fi
+check "SIGINT leaves no output" sh -c "[ ! -e '$S/int/out.gguf' ]"
+check_clean "$S/int" "SIGINT leaves no temporary"
+
+# ---- (b) the wikillama mixes against llama-quantize's files (../shared/fixtures) ----
+if need_fixtures "wikillama reference mixes"; then
+    R="$FIXTURES/reference"
+    for t in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K; do
+        lt=$(echo $t | tr 'A-Z' 'a-z')
+        check "wikillama $t runs" "$Q" -q --no-fsync "$R/wikillama-f32.gguf" "$S/w-$lt.gguf" $t 2
+        check "wikillama $t: per-tensor types and data identical" $PY $U tensors-equal "$S/w-$lt.gguf" "$R/wikillama-$lt.gguf"
+        check "wikillama $t: whole file byte-identical" cmp "$S/w-$lt.gguf" "$R/wikillama-$lt.gguf"
+    done
+    # llama-quantize stored the imatrix path as given, relative to ../shared/fixtures
+    check "wikillama Q4_K_M --imatrix runs" sh -c \
+        "cd '$FIXTURES' && '$Q' -q --no-fsync --imatrix reference/wikillama-imatrix.gguf reference/wikillama-f32.gguf '$S/w-imat.gguf' Q4_K_M"
+    check "wikillama Q4_K_M --imatrix: tensors identical" $PY $U tensors-equal "$S/w-imat.gguf" "$R/wikillama-q4_k_m-imatrix.gguf"
+    check "wikillama Q4_K_M --imatrix: whole file byte-identical" cmp "$S/w-imat.gguf" "$R/wikillama-q4_k_m-imatrix.gguf"
+    $PY $U dat-from-gguf "$R/wikillama-imatrix.gguf" "$S/imatrix.dat"
+    check "legacy .dat imatrix runs" "$Q" -q --imatrix "$S/imatrix.dat" "$R/wikillama-f32.gguf" "$S/w-dat.gguf" Q4_K_M
+    check "legacy .dat imatrix gives the same tensors" $PY $U tensors-equal "$S/w-dat.gguf" "$R/wikillama-q4_k_m-imatrix.gguf"
+    check "the imatrix changes the result" sh -c "! $PY $U tensors-equal '$S/w-dat.gguf' '$R/wikillama-q4_k_m.gguf' >/dev/null"
+    $PY $U imatrix-bad "$R/wikillama-imatrix.gguf" "$S/imatrix-bad.gguf"
+    expect_fail "imatrix of the wrong size" "entry blk.0.attn_k.weight has 224 values" "$S/x.gguf" \
+        "$Q" --imatrix "$S/imatrix-bad.gguf" "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_K_M
+    check "Q4_0 with imatrix: ffn_down of the first n/8 layers only (none of 4) stays Q4_0" sh -c \
+        "'$Q' -q --imatrix '$R/wikillama-imatrix.gguf' '$R/wikillama-f32.gguf' '$S/w-q40i.gguf' Q4_0 && $PY $U types '$S/w-q40i.gguf' | grep -qx 'blk.0.ffn_down.weight 2'"
+    expect_fail "a reference model as --imatrix" "wikillama-f32.gguf: not an importance matrix" "$S/x.gguf" \
+        "$Q" --imatrix "$R/wikillama-f32.gguf" "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_K_M
+    check "requantize refused on a reference Q4_K_M" sh -c "! '$Q' -q '$R/wikillama-q4_k_m.gguf' '$S/rq2.gguf' Q4_0 2>/dev/null && [ ! -e '$S/rq2.gguf' ]"
+fi
+finish
