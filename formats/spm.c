@@ -12,13 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <xxhash.h>
 
 #include "formats/spm_internal.h"
 
 /* ---------------- piece map ---------------- */
-
-uint64_t spm_hash_bytes(const void *data, size_t len) { return XXH3_64bits(data, len); }
 
 int spm_piece_map_init(spm_piece_map *m, size_t n, const char *const *texts, const uint32_t *lens) {
     size_t cap = 16;
@@ -45,18 +42,6 @@ void spm_piece_map_free(spm_piece_map *m) {
     free(m->slots);
     free(m->hashes);
     m->slots = m->hashes = NULL;
-}
-
-int32_t spm_piece_map_find(const spm_piece_map *m, const char *text, size_t len) {
-    uint64_t h = spm_hash_bytes(text, len);
-    uint32_t tag = (uint32_t)h;
-    for (size_t i = (size_t)(h >> 32) & m->mask;; i = (i + 1) & m->mask) {
-        uint32_t s = m->slots[i];
-        if (!s)
-            return -1;
-        if (m->hashes[i] == tag && m->lens[s - 1] == len && memcmp(m->texts[s - 1], text, len) == 0)
-            return (int32_t)(s - 1);
-    }
 }
 
 int32_t spm_piece_map_put(spm_piece_map *m, uint32_t id) {

@@ -72,6 +72,19 @@ bool spm_token_looks_special(const char *text, size_t len);
  * may be absent). *n_ignored (may be NULL) counts entries ignored for ids out of range. */
 int spm_vocab_apply_hf_added_tokens(spm_vocab *v, const char *dir, uint32_t *n_ignored, nm_error *err);
 
+/* Fields of a vocabulary read from a GGUF: model_type 0 (not recorded there), add_dummy_prefix =
+ * tokenizer.ggml.add_space_prefix (default true), escape_whitespaces true,
+ * remove_extra_whitespaces false, byte_fallback = some token has type BYTE. */
+
+/* The tokenizer copies what it needs: the vocabulary may be freed afterwards. One tokenizer may
+ * serve several threads only if each call to spm_encode is serialised (it keeps no state
+ * between calls today, but the API leaves room for a cache).
+ *
+ * Semantics: llama.cpp's SPM tokenizer (FORMATS.md §7.4) for every vocabulary. A vocabulary
+ * loaded from tokenizer.model additionally follows its SentencePiece normalizer switches
+ * (remove_extra_whitespaces: drop leading/trailing spaces and collapse runs, as SentencePiece
+ * and Hugging Face do; escape_whitespaces; add_dummy_prefix), which llama.cpp ignores for SPM
+ * GGUF files. For Llama 1/2 (remove_extra_whitespaces false) the two agree exactly. */
 typedef struct spm_tokenizer spm_tokenizer;
 spm_tokenizer *spm_tokenizer_create(const spm_vocab *v, nm_error *err);
 void spm_tokenizer_free(spm_tokenizer *t);
