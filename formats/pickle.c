@@ -652,8 +652,9 @@ static pk_value *new_seq(parser *p, pk_kind kind, pk_value **items, size_t n) {
     if (!v)
         return NULL;
     if (n) {
-        if (seq_reserve(p, &v->u.seq.items, &v->u.seq.cap, 0, n))
+        if (n > SIZE_MAX / sizeof *items || !(v->u.seq.items = arena_alloc(p, n * sizeof *items)))
             return NULL;
+        v->u.seq.cap = n;
         memcpy(v->u.seq.items, items, n * sizeof *items);
         v->u.seq.n = n;
     }

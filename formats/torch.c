@@ -1061,8 +1061,8 @@ torch_model *torch_open(const char *path, const torch_open_options *opts, nm_err
     } else {
         rc = open_single(m, path, opts, false, err);
     }
-    if (!rc && !m->sorted)
-        rc = build_index(m, err);
+    if (!rc && !m->sorted && build_index(m, err))
+        rc = nm_error_prefix(err, "%s", path);
     if (!rc && m->n_tensors == 0)
         rc = nm_fail(err, "%s: the checkpoint holds no tensors", path);
     if (rc) {
