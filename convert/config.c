@@ -1,0 +1,438 @@
+/* Model configuration: Hugging Face config.json (+ tokenizer_config.json, tokenizer.json's
+ * added tokens) or Meta params.json, read the way llama.cpp's converters read them
+ * (FORMATS.md §6.1, §7.1). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "convert/convert.h"
+
+const char *const conv_special_names[CONV_SPECIAL_COUNT] = {"bos", "eos", "unk", "sep", "pad", "cls", "mask"};
+
+/* Reads a whole small file (config files are at most a few MB; tokenizer.json up to 64 MB). */
+static char *read_small_file(const char *path, size_t limit, size_t *len, nm_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        nm_fail(err, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        nm_fail(err, "%s: not a regular file", path);
+        return NULL;
+    }
+    if ((uint64_t)st.st_size > limit) {
+        fclose(f);
+        nm_fail(err, "%s: too large (%lld bytes) for a configuration file", path, (long long)st.st_size);
+        return NULL;
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        nm_fail(err, "out of memory reading %s", path);
+        return NULL;
+    }
+    size_t got = fread(buf, 1, n, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != n) {
+        free(buf);
+        nm_fail(err, "%s: read error", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static bool file_exists(const char *dir, const char *name) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Parses dir/name as a JSON object. Returns NULL with err set (missing file: *missing = true). */
+static cJSON *load_json(const char *dir, const char *name, size_t limit, bool *missing, nm_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (missing)
+        *missing = !file_exists(dir, name);
+    if (missing && *missing) {
+        nm_fail(err, "%s: no such file", path);
+        return NULL;
+    }
+    size_t len;
+    char *text = read_small_file(path, limit, &len, err);
+    if (!text)
+        return NULL;
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!j) {
+        size_t at = end && end >= text ? (size_t)(end - text) : 0;
+        nm_fail(err, "%s: invalid JSON near byte %zu", path, at);
+        free(text);
+        return NULL;
+    }
+    free(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        nm_fail(err, "%s: expected a JSON object", path);
+        return NULL;
+    }
+    return j;
+}
+
+/* An integer-valued JSON number in [lo, hi]. 1 = found, 0 = absent/null, -1 = bad (err set). */
+static int get_int(const cJSON *o, const char *file, const char *key, double lo, double hi, int64_t *out,
+                   nm_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble))
+        return nm_fail(err, "%s: \"%s\" must be an integer", file, key);
+    if (v->valuedouble < lo || v->valuedouble > hi)
+        return nm_fail(err, "%s: \"%s\" = %.17g is out of range [%.0f, %.0f]", file, key, v->valuedouble, lo, hi);
+    *out = (int64_t)v->valuedouble;
+    return 1;
+}
+
+static int get_u32_req(const cJSON *o, const char *file, const char *key, uint32_t lo, uint32_t *out,
+                       nm_error *err) {
+    int64_t v;
+    int r = get_int(o, file, key, lo, 1 << 30, &v, err);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return nm_fail(err, "%s: missing \"%s\"", file, key);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* A finite positive float. 1 found, 0 absent, -1 bad. */
+static int get_pos_float(const cJSON *o, const char *file, const char *key, double *out, nm_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble <= 0 || v->valuedouble > 3.4e38)
+        return nm_fail(err, "%s: \"%s\" must be a positive number", file, key);
+    *out = v->valuedouble;
+    return 1;
+}
+
+uint32_t conv_guess_meta_context(double norm_eps, double rope_theta, bool have_theta) {
+    if (have_theta && rope_theta == 1000000.0)
+        return 16384; /* CodeLlama */
+    if (norm_eps == 1e-5 || norm_eps == 1e-6)
+        return 4096;  /* Llama 2 */
+    return 2048;      /* LLaMA 1 */
+}
+
+static void set_special(conv_config *c, int type, int64_t id) {
+    if (id < 0 || id > UINT32_MAX)
+        return;
+    for (int i = 0; i < c->n_special; i++)
+        if (c->special_type[i] == type)
+            return; /* first source wins */
+    c->special_type[c->n_special] = type;
+    c->special_id[c->n_special] = (uint32_t)id;
+    c->n_special++;
+}
+
+static int load_hf(conv_config *c, const char *dir, nm_error *err) {
+    char file[4200];
+    snprintf(file, sizeof file, "%s/config.json", dir);
+    bool missing;
+    cJSON *j = load_json(dir, file, 16u << 20, &missing, err);
+    if (!j) {
+        if (missing) {
+            if (file_exists(dir, "params.json"))
+                return -1; /* not reached: caller checks params.json first */
+            return nm_fail(err, "%s has no config.json (Hugging Face layout) or params.json (Meta layout)", dir);
+        }
+        return -1;
+    }
+    int rc = -1;
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(j, "architectures");
+    const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
+    if (!cJSON_IsString(a0)) {
+        nm_fail(err, "%s/config.json: missing \"architectures\" (supported: LlamaForCausalLM, MistralForCausalLM)", dir);
+        goto out;
+    }
+    snprintf(c->arch, sizeof c->arch, "%s", a0->valuestring);
+    if (strcmp(c->arch, "LlamaForCausalLM") != 0 && strcmp(c->arch, "MistralForCausalLM") != 0 &&
+        strcmp(c->arch, "LLaMAForCausalLM") != 0) {
+        nm_fail(err, "%s/config.json: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM)",
+                dir, c->arch);
+        goto out;
+    }
+    if (get_u32_req(j, file, "hidden_size", 1, &c->n_embd, err) || get_u32_req(j, file, "num_hidden_layers", 1, &c->n_layer, err) ||
+        get_u32_req(j, file, "num_attention_heads", 1, &c->n_head, err) ||
+        get_u32_req(j, file, "intermediate_size", 1, &c->n_ff, err) ||
+        get_u32_req(j, file, "vocab_size", 1, &c->n_vocab, err))
+        goto out;
+    int64_t v;
+    int r = get_int(j, file, "num_key_value_heads", 1, 1 << 30, &v, err);
+    if (r < 0)
+        goto out;
+    c->has_head_kv = r == 1;
+    c->n_head_kv = r == 1 ? (uint32_t)v : c->n_head;
+    r = get_int(j, file, "head_dim", 1, 1 << 30, &v, err);
+    if (r < 0)
+        goto out;
+    c->has_head_dim = r == 1;
+    c->head_dim = r == 1 ? (uint32_t)v : c->n_embd / c->n_head;
+    r = get_int(j, file, "max_position_embeddings", 1, UINT32_MAX, &v, err);
+    if (r < 0)
+        goto out;
+    c->has_ctx = r == 1;
+    c->n_ctx = r == 1 ? (uint32_t)v : 0;
+    double d;
+    r = get_pos_float(j, file, "rope_theta", &d, err);
+    if (r < 0)
+        goto out;
+    c->has_rope_theta = r == 1;
+    c->rope_theta = (float)d;
+    r = get_pos_float(j, file, "rms_norm_eps", &d, err);
+    if (r <= 0) {
+        if (r == 0)
+            nm_fail(err, "%s/config.json: missing \"rms_norm_eps\"", dir);
+        goto out;
+    }
+    c->rms_eps = (float)d;
+    const cJSON *nop = cJSON_GetObjectItemCaseSensitive(j, "_name_or_path");
+    if (cJSON_IsString(nop) && !(c->name_or_path = strdup(nop->valuestring))) {
+        nm_fail(err, "out of memory");
+        goto out;
+    }
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(j, "tie_word_embeddings");
+    c->tied = cJSON_IsTrue(tie);
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+    if (cJSON_IsObject(rs)) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+        if (!t)
+            t = cJSON_GetObjectItemCaseSensitive(rs, "type");
+        if (cJSON_IsString(t) && strcmp(t->valuestring, "linear") == 0 &&
+            get_pos_float(rs, file, "factor", &d, err) == 1) {
+            c->rope_linear = true;
+            c->rope_linear_factor = (float)d;
+        } else if (cJSON_IsString(t) && strcmp(t->valuestring, "linear") != 0) {
+            nm_fail(err, "%s/config.json: rope_scaling type \"%s\" is not supported (supported: linear)", dir,
+                    t->valuestring);
+            goto out;
+        }
+    }
+    if (c->n_head_kv > c->n_head || c->n_head % c->n_head_kv != 0) {
+        nm_fail(err, "%s/config.json: num_key_value_heads = %u does not divide num_attention_heads = %u", dir,
+                c->n_head_kv, c->n_head);
+        goto out;
+    }
+    if (!c->has_head_dim && c->n_embd % c->n_head != 0) {
+        nm_fail(err, "%s/config.json: hidden_size %u is not a multiple of num_attention_heads %u", dir, c->n_embd,
+                c->n_head);
+        goto out;
+    }
+    if (c->head_dim % 2 != 0) {
+        nm_fail(err, "%s/config.json: head dimension %u is odd; RoPE needs pairs", dir, c->head_dim);
+        goto out;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* tokenizer_config.json, tokenizer.json's added_tokens, config.json's *_token_id — in the order
+ * llama.cpp's SpecialVocab applies them. */
+static int load_tokenizer_side(conv_config *c, const char *dir, nm_error *err) {
+    bool missing;
+    cJSON *added_tokens_json = NULL;
+    cJSON *tokjson = NULL;
+    if (file_exists(dir, "tokenizer.json") && file_exists(dir, "tokenizer_config.json")) {
+        tokjson = load_json(dir, "tokenizer.json", 256u << 20, &missing, err);
+        if (!tokjson)
+            return -1;
+        added_tokens_json = cJSON_GetObjectItemCaseSensitive(tokjson, "added_tokens");
+    }
+    cJSON *tc = NULL;
+    if (file_exists(dir, "tokenizer_config.json")) {
+        tc = load_json(dir, "tokenizer_config.json", 64u << 20, &missing, err);
+        if (!tc) {
+            cJSON_Delete(tokjson);
+            return -1;
+        }
+        for (int t = 0; t < CONV_SPECIAL_COUNT; t++) {
+            char key[32];
+            snprintf(key, sizeof key, "add_%s_token", conv_special_names[t]);
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(tc, key);
+            if (cJSON_IsBool(a)) {
+                int k;
+                for (k = 0; k < c->add_count && c->add_type[k] != t; k++)
+                    ;
+                c->add_type[k] = t;
+                c->add_value[k] = cJSON_IsTrue(a);
+                if (k == c->add_count)
+                    c->add_count++;
+            }
+            snprintf(key, sizeof key, "%s_token", conv_special_names[t]);
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(tc, key);
+            const char *content = NULL;
+            if (cJSON_IsString(e))
+                content = e->valuestring;
+            else if (cJSON_IsObject(e)) {
+                const cJSON *cc = cJSON_GetObjectItemCaseSensitive(e, "content");
+                if (cJSON_IsString(cc))
+                    content = cc->valuestring;
+            }
+            if (!content || !cJSON_IsArray(added_tokens_json))
+                continue;
+            const cJSON *at;
+            cJSON_ArrayForEach(at, added_tokens_json) {
+                const cJSON *ac = cJSON_GetObjectItemCaseSensitive(at, "content");
+                const cJSON *ai = cJSON_GetObjectItemCaseSensitive(at, "id");
+                if (cJSON_IsString(ac) && strcmp(ac->valuestring, content) == 0) {
+                    if (cJSON_IsNumber(ai) && ai->valuedouble == floor(ai->valuedouble))
+                        set_special(c, t, (int64_t)ai->valuedouble);
+                    break;
+                }
+            }
+        }
+        const cJSON *ct = cJSON_GetObjectItemCaseSensitive(tc, "chat_template");
+        if (cJSON_IsString(ct) && !(c->chat_template = strdup(ct->valuestring))) {
+            cJSON_Delete(tc);
+            cJSON_Delete(tokjson);
+            return nm_fail(err, "out of memory");
+        }
+        const cJSON *dec = cJSON_GetObjectItemCaseSensitive(tc, "added_tokens_decoder");
+        if (cJSON_IsObject(dec)) {
+            size_t n = (size_t)cJSON_GetArraySize(dec);
+            c->added = calloc(n ? n : 1, sizeof *c->added);
+            if (!c->added) {
+                cJSON_Delete(tc);
+                cJSON_Delete(tokjson);
+                return nm_fail(err, "out of memory");
+            }
+            const cJSON *it;
+            cJSON_ArrayForEach(it, dec) {
+                char *endp;
+                errno = 0;
+                unsigned long id = strtoul(it->string, &endp, 10);
+                const cJSON *cc = cJSON_GetObjectItemCaseSensitive(it, "content");
+                if (errno || *endp || !*it->string || id > UINT32_MAX || !cJSON_IsString(cc))
+                    continue;
+                struct conv_added_token *a = &c->added[c->n_added];
+                a->id = (uint32_t)id;
+                a->special = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special"));
+                if (!(a->content = strdup(cc->valuestring))) {
+                    cJSON_Delete(tc);
+                    cJSON_Delete(tokjson);
+                    return nm_fail(err, "out of memory");
+                }
+                c->n_added++;
+            }
+        }
+    }
+    cJSON_Delete(tc);
+    cJSON_Delete(tokjson);
+
+    cJSON *cfg = load_json(dir, "config.json", 16u << 20, &missing, err);
+    if (!cfg)
+        return -1;
+    for (int t = 0; t < CONV_SPECIAL_COUNT; t++) {
+        char key[32];
+        snprintf(key, sizeof key, "%s_token_id", conv_special_names[t]);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+        if (cJSON_IsNumber(v) && isfinite(v->valuedouble) && v->valuedouble == floor(v->valuedouble))
+            set_special(c, t, (int64_t)v->valuedouble);
+    }
+    cJSON_Delete(cfg);
+    return 0;
+}
+
+static int load_meta(conv_config *c, const char *dir, nm_error *err) {
+    char file[4200];
+    snprintf(file, sizeof file, "%s/params.json", dir);
+    bool missing;
+    cJSON *j = load_json(dir, file, 1u << 20, &missing, err);
+    if (!j)
+        return -1;
+    int rc = -1;
+    snprintf(c->arch, sizeof c->arch, "llama (Meta params.json)");
+    if (get_u32_req(j, file, "dim", 1, &c->n_embd, err) || get_u32_req(j, file, "n_layers", 1, &c->n_layer, err) ||
+        get_u32_req(j, file, "n_heads", 1, &c->n_head, err))
+        goto out;
+    int64_t v;
+    int r = get_int(j, file, "n_kv_heads", 1, 1 << 30, &v, err);
+    if (r < 0)
+        goto out;
+    c->n_head_kv = r == 1 ? (uint32_t)v : c->n_head;
+    c->has_head_kv = true;
+    r = get_int(j, file, "vocab_size", -1, 1 << 30, &v, err);
+    if (r < 0)
+        goto out;
+    c->n_vocab = r == 1 && v > 0 ? (uint32_t)v : 0;
+    double eps = 0, theta = 0;
+    r = get_pos_float(j, file, "norm_eps", &eps, err);
+    if (r <= 0) {
+        if (r == 0)
+            nm_fail(err, "%s: missing \"norm_eps\"", file);
+        goto out;
+    }
+    c->rms_eps = (float)eps;
+    r = get_pos_float(j, file, "rope_theta", &theta, err);
+    if (r < 0)
+        goto out;
+    c->has_rope_theta = r == 1;
+    c->rope_theta = (float)theta;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "moe")) ||
+        cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "moe"))) {
+        nm_fail(err, "%s: mixture-of-experts models are not supported (supported: dense Llama)", file);
+        goto out;
+    }
+    c->n_ctx = conv_guess_meta_context(eps, theta, c->has_rope_theta);
+    c->has_ctx = true;
+    if (c->n_embd % c->n_head != 0 || c->n_head % c->n_head_kv != 0) {
+        nm_fail(err, "%s: dim %u, n_heads %u and n_kv_heads %u do not divide evenly", file, c->n_embd, c->n_head,
+                c->n_head_kv);
+        goto out;
+    }
+    c->head_dim = c->n_embd / c->n_head;
+    rc = 0;
+out:
+    cJSON_Delete(j);
+    return rc;
+}
+
+int conv_config_load(conv_config *c, const char *dir, nm_error *err) {
+    memset(c, 0, sizeof *c);
+    if (!file_exists(dir, "config.json") && file_exists(dir, "params.json")) {
+        c->layout = CONV_LAYOUT_META;
+        if (load_meta(c, dir, err) != 0)
+            return -1;
+        return 0;
+    }
+    c->layout = CONV_LAYOUT_HF;
+    if (load_hf(c, dir, err) != 0 || load_tokenizer_side(c, dir, err) != 0) {
+        conv_config_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+void conv_config_free(conv_config *c) {
+    free(c->chat_template);
+    free(c->name_or_path);
+    c->name_or_path = NULL;
+    for (size_t i = 0; i < c->n_added; i++)
+        free(c->added[i].content);
+    free(c->added);
+    c->chat_template = NULL;
+    c->added = NULL;
+    c->n_added = 0;
+}

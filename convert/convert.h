@@ -1,0 +1,157 @@
+/* nomoat-convert's private modules: model configuration (config.c), a uniform tensor source
+ * over safetensors and torch checkpoints (source.c), the conversion plan — names, shapes,
+ * output types, Q/K permutation (plan.c) — and the general.* naming heuristics (naming.c). */
+#ifndef NOMOAT_CONVERT_H
+#define NOMOAT_CONVERT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "formats/error.h"
+#include "formats/tensor.h"
+
+/* ---------------- configuration (config.c) ---------------- */
+
+typedef enum conv_layout { CONV_LAYOUT_HF = 0, CONV_LAYOUT_META = 1 } conv_layout;
+
+/* Special-token types in the order llama.cpp's converter looks them up. */
+enum { CONV_SPECIAL_BOS, CONV_SPECIAL_EOS, CONV_SPECIAL_UNK, CONV_SPECIAL_SEP, CONV_SPECIAL_PAD,
+       CONV_SPECIAL_CLS, CONV_SPECIAL_MASK, CONV_SPECIAL_COUNT };
+extern const char *const conv_special_names[CONV_SPECIAL_COUNT];
+
+typedef struct conv_config {
+    conv_layout layout;
+    char arch[96];            /* "LlamaForCausalLM"; "llama (Meta params.json)" for Meta */
+    uint32_t n_vocab;         /* 0 when params.json says -1: taken from the tokenizer */
+    uint32_t n_embd, n_layer, n_head, n_head_kv;
+    uint32_t n_ff;            /* 0 until known (Meta: from the w1 tensor) */
+    uint32_t head_dim;        /* explicit head_dim, else n_embd / n_head */
+    bool has_head_dim;        /* config.json had "head_dim" */
+    bool has_head_kv;         /* config had a KV head count (written only then) */
+    uint32_t n_ctx;
+    bool has_ctx;
+    float rope_theta;
+    bool has_rope_theta;
+    float rms_eps;
+    bool tied;                /* tie_word_embeddings */
+    bool rope_linear;         /* rope_scaling {type: linear} */
+    float rope_linear_factor;
+    bool first_dtype_known;
+
+    /* tokenizer side (HF: tokenizer_config.json, tokenizer.json, config.json) */
+    int n_special;                       /* special ids in the order they were set */
+    int special_type[CONV_SPECIAL_COUNT];
+    uint32_t special_id[CONV_SPECIAL_COUNT];
+    int add_count;                       /* add_<type>_token flags in the order set */
+    int add_type[CONV_SPECIAL_COUNT];
+    bool add_value[CONV_SPECIAL_COUNT];
+    char *chat_template;                 /* malloc'ed or NULL */
+    char *name_or_path;                  /* config.json _name_or_path, malloc'ed or NULL */
+    /* tokenizer_config.json added_tokens_decoder (overrides of vocabulary entries) */
+    size_t n_added;
+    struct conv_added_token { uint32_t id; char *content; bool special; } *added;
+} conv_config;
+
+/* Reads dir/config.json (HF) or dir/params.json (Meta) plus the tokenizer json files.
+ * Errors name the file and the key. */
+int conv_config_load(conv_config *c, const char *dir, nm_error *err);
+/* The special-token ids after dropping those >= n_vocab (what the converter writes). */
+void conv_config_free(conv_config *c);
+/* Meta's missing context length, guessed as llama.cpp's converter does (FORMATS.md §6.1). */
+uint32_t conv_guess_meta_context(double norm_eps, double rope_theta, bool have_theta);
+
+/* ---------------- tensor source (source.c) ---------------- */
+
+#define CONV_MAX_DIMS 8
+
+typedef struct conv_tensor {
+    const char *name;
+    nm_dtype dtype;
+    uint32_t n_dims;
+    uint64_t shape[CONV_MAX_DIMS]; /* PyTorch order */
+    size_t size;                   /* bytes, contiguous */
+    const void *data;              /* in place (mapping), or NULL: conv_source_read */
+    size_t backend_index;
+} conv_tensor;
+
+typedef struct conv_source conv_source;
+
+/* Opens the weights of dir: *.safetensors (with index), pytorch_model*.bin (with index), or
+ * Meta consolidated.NN.pth. Tensors come in the order llama.cpp's converter writes them. */
+conv_source *conv_source_open(const char *dir, conv_layout layout, nm_error *err);
+void conv_source_close(conv_source *s);
+size_t conv_source_count(const conv_source *s);
+const conv_tensor *conv_source_at(const conv_source *s, size_t i);
+const conv_tensor *conv_source_find(const conv_source *s, const char *name);
+/* Copies the tensor's bytes (contiguous, little-endian) into dst. */
+int conv_source_read(const conv_source *s, const conv_tensor *t, void *dst, nm_error *err);
+const char *conv_source_kind(const conv_source *s); /* "safetensors", "pytorch", "meta" */
+/* Finds which weights files a folder holds; 0 if none. */
+int conv_detect_weights(const char *dir, char *what, size_t what_size);
+
+/* ---------------- plan (plan.c) ---------------- */
+
+typedef enum conv_outtype {
+    CONV_OUT_AUTO = -1, CONV_OUT_F32 = 0, CONV_OUT_F16 = 1, CONV_OUT_BF16 = 2, CONV_OUT_Q8_0 = 3,
+} conv_outtype;
+
+typedef struct conv_item {
+    char name[64];             /* GGUF name */
+    const conv_tensor *src;
+    uint32_t type;             /* ggml type written */
+    uint32_t n_dims;
+    int64_t ne[4];
+    uint64_t n_rows, n_cols;   /* as converted: rows of ne[0] elements */
+    uint32_t permute_heads;    /* 0, or H for the §6.3 row permutation */
+    size_t out_size;
+    char hf_name[96];          /* sort key (HF spelling) */
+} conv_item;
+
+typedef struct conv_plan {
+    conv_item *items;
+    size_t n_items;
+    conv_outtype outtype;      /* resolved (never AUTO) */
+    uint32_t file_type;        /* llama_ftype */
+    uint64_t total_params;
+    size_t largest_out, largest_src;
+    uint64_t total_out;        /* tensor bytes, unpadded */
+} conv_plan;
+
+const char *conv_outtype_name(conv_outtype t);   /* "f32", ... */
+int conv_outtype_parse(const char *s, conv_outtype *out);
+/* Maps names, checks every tensor's presence, dtype and shape against the config (filling
+ * n_ff for Meta), chooses types and orders the items. */
+int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_outtype outtype,
+                    nm_error *err);
+void conv_plan_free(conv_plan *p);
+/* Source row feeding output row r of a §6.3-permuted matrix of n_rows rows and H heads. */
+static inline uint64_t conv_permuted_row(uint64_t r, uint64_t n_rows, uint32_t heads) {
+    uint64_t hd = n_rows / heads, half = hd / 2;
+    uint64_t h = r / hd, k = r % hd;
+    return h * hd + (k & 1) * half + (k >> 1);
+}
+
+/* ---------------- naming (naming.c) ---------------- */
+
+typedef struct conv_naming {
+    char name[256];       /* general.name */
+    char organization[256];
+    char basename[256];   /* "" when none */
+    char finetune[256];
+    char version[128];
+    char size_label[64];
+} conv_naming;
+
+/* llama.cpp's gguf-py heuristics (Metadata.apply_metadata_heuristic) on config.json's
+ * _name_or_path (NULL if none), then the model folder's name, then the parameter count. */
+void conv_naming_build(conv_naming *n, const char *name_or_path, const char *dir_name, uint64_t total_params);
+/* "5.2M", "1.1B" (gguf-py's model_weight_count_rounded_notation, 2 digits). */
+void conv_size_label(uint64_t params, char *buf, size_t size);
+/* Default output file name: <Name>[-<size>][-<finetune>][-<version>]-<TYPE>.gguf */
+void conv_default_filename(const conv_naming *n, const char *type_upper, bool vocab_only, char *buf,
+                           size_t size);
+/* id_to_title: "wikillama-bf16" -> "Wikillama Bf16". */
+void conv_id_to_title(const char *id, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,788 @@
+/* nomoat-convert: a Hugging Face or Meta Llama checkpoint folder -> one GGUF v3 file, written
+ * the way llama.cpp's converter writes it (FORMATS.md §6-7), streamed tensor by tensor. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "convert/convert.h"
+#include "formats/cli.h"
+#include "formats/gguf.h"
+#include "formats/outfile.h"
+#include "formats/parallel.h"
+#include "formats/quants.h"
+#include "formats/spm.h"
+#include "formats/tensor.h"
+
+#define TOOL "nomoat-convert"
+#define CHUNK_TARGET (4u << 20) /* output bytes converted per parallel step */
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: " TOOL " [options] MODEL_DIR\n"
+            "\n"
+            "Converts a Llama-family checkpoint to one GGUF v3 file that llama.cpp loads unchanged.\n"
+            "MODEL_DIR is a Hugging Face folder (config.json, *.safetensors or pytorch_model*.bin,\n"
+            "tokenizer.model) or Meta's original layout (params.json, consolidated.NN.pth, tokenizer.model).\n"
+            "\n"
+            "options:\n"
+            "  -o, --outfile OUT.gguf   output file (default: MODEL_DIR/<Name>-<size>-<TYPE>.gguf)\n"
+            "      --outtype T          auto (default), f32, f16, bf16 or q8_0; auto keeps BF16 weights\n"
+            "                           BF16 and makes F16/F32 weights F16; 1-D tensors stay F32\n"
+            "      --split-max-size N   split the output into shards of at most N bytes (e.g. 2G, 500M)\n"
+            "      --context-length N   llama.context_length (Meta's params.json lacks it: the default is\n"
+            "                           llama.cpp's guess from norm_eps / rope_theta)\n"
+            "      --vocab-only         write only the tokenizer and hyper-parameters\n"
+            "      --dry-run            print the plan (tensor table, output size) and write nothing\n"
+            "  -f, --force              replace an existing output file\n"
+            "  -t, --threads N          worker threads (default: all cores)\n"
+            "      --no-fsync           do not flush the output to disk before finishing\n"
+            "      --json               print a JSON summary on stdout\n"
+            "  -q, --quiet              print nothing but errors\n"
+            "  -h, --help               this help\n"
+            "\n"
+            "Supported: LlamaForCausalLM and MistralForCausalLM (GQA or MHA, tied or untied embeddings)\n"
+            "with a SentencePiece tokenizer.model. Exit status: 0 on success, 1 on any error (no output\n"
+            "file is left behind).\n");
+}
+
+typedef struct options {
+    const char *dir;
+    const char *outfile;
+    conv_outtype outtype;
+    uint64_t split_max_size;
+    uint32_t context_length;
+    bool has_context_length;
+    bool vocab_only, dry_run, force, no_fsync, json, quiet;
+    int threads;
+} options;
+
+static int parse_args(int argc, char **argv, options *o) {
+    enum { O_OUTTYPE = 256, O_SPLIT, O_CTX, O_VOCAB, O_DRY, O_NOFSYNC, O_JSON };
+    static const struct option longopts[] = {
+        {"outfile", required_argument, NULL, 'o'}, {"outtype", required_argument, NULL, O_OUTTYPE},
+        {"split-max-size", required_argument, NULL, O_SPLIT}, {"context-length", required_argument, NULL, O_CTX},
+        {"vocab-only", no_argument, NULL, O_VOCAB}, {"dry-run", no_argument, NULL, O_DRY},
+        {"force", no_argument, NULL, 'f'}, {"threads", required_argument, NULL, 't'},
+        {"no-fsync", no_argument, NULL, O_NOFSYNC}, {"json", no_argument, NULL, O_JSON},
+        {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->outtype = CONV_OUT_AUTO;
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":o:ft:qh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'o': o->outfile = optarg; break;
+        case O_OUTTYPE:
+            if (conv_outtype_parse(optarg, &o->outtype) != 0) {
+                fprintf(stderr, TOOL ": unknown --outtype '%s' (choose auto, f32, f16, bf16 or q8_0)\n", optarg);
+                return -1;
+            }
+            break;
+        case O_SPLIT:
+            if (nm_parse_size(optarg, &o->split_max_size) != 0 || o->split_max_size == 0) {
+                fprintf(stderr, TOOL ": --split-max-size '%s' is not a size like 2G or 500M\n", optarg);
+                return -1;
+            }
+            break;
+        case O_CTX: {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || *end || v == 0 || v > UINT32_MAX || optarg[0] == '-') {
+                fprintf(stderr, TOOL ": --context-length '%s' is not a positive integer\n", optarg);
+                return -1;
+            }
+            o->context_length = (uint32_t)v;
+            o->has_context_length = true;
+            break;
+        }
+        case O_VOCAB: o->vocab_only = true; break;
+        case O_DRY: o->dry_run = true; break;
+        case 'f': o->force = true; break;
+        case 't':
+            if (nm_parse_threads(optarg, &o->threads) != 0) {
+                fprintf(stderr, TOOL ": --threads '%s' is not a thread count\n", optarg);
+                return -1;
+            }
+            break;
+        case O_NOFSYNC: o->no_fsync = true; break;
+        case O_JSON: o->json = true; break;
+        case 'q': o->quiet = true; break;
+        case 'h': usage(stdout); exit(0);
+        case ':':
+            fprintf(stderr, TOOL ": option %s needs a value (see --help)\n", argv[optind - 1]);
+            return -1;
+        default:
+            fprintf(stderr, TOOL ": unknown option %s (see --help)\n", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, optind >= argc ? TOOL ": no model folder given (see --help)\n"
+                                       : TOOL ": expected one model folder, got %d arguments (see --help)\n",
+                argc - optind);
+        return -1;
+    }
+    o->dir = argv[optind];
+    return 0;
+}
+
+/* ---------------- metadata (counted for --dry-run, written otherwise) ---------------- */
+
+typedef struct kv_sink {
+    gguf_writer *w; /* NULL: only count bytes */
+    uint64_t bytes;
+    uint64_t count;
+    int failed;
+} kv_sink;
+
+static void kv_key(kv_sink *k, const char *key, uint64_t value_bytes) {
+    k->bytes += 8 + strlen(key) + 4 + value_bytes;
+    k->count++;
+}
+static void kv_u32(kv_sink *k, const char *key, uint32_t v) {
+    kv_key(k, key, 4);
+    if (k->w && gguf_writer_set_u32(k->w, key, v) != 0)
+        k->failed = 1;
+}
+static void kv_f32(kv_sink *k, const char *key, float v) {
+    kv_key(k, key, 4);
+    if (k->w && gguf_writer_set_f32(k->w, key, v) != 0)
+        k->failed = 1;
+}
+static void kv_bool(kv_sink *k, const char *key, bool v) {
+    kv_key(k, key, 1);
+    if (k->w && gguf_writer_set_bool(k->w, key, v) != 0)
+        k->failed = 1;
+}
+static void kv_str(kv_sink *k, const char *key, const char *s) {
+    kv_key(k, key, 8 + strlen(s));
+    if (k->w && gguf_writer_set_string(k->w, key, s, strlen(s)) != 0)
+        k->failed = 1;
+}
+
+typedef struct vocab_arrays {
+    uint32_t n;
+    gguf_string *tokens;
+    char **owned; /* strings we allocated ([PADn], added tokens) */
+    float *scores;
+    int32_t *types;
+} vocab_arrays;
+
+static void vocab_arrays_free(vocab_arrays *v) {
+    if (v->owned)
+        for (uint32_t i = 0; i < v->n; i++)
+            free(v->owned[i]);
+    free(v->owned);
+    free(v->tokens);
+    free(v->scores);
+    free(v->types);
+    memset(v, 0, sizeof *v);
+}
+
+static bool looks_special(const char *t) {
+    size_t n = strlen(t);
+    if (strcmp(t, "<pad>") == 0 || strcmp(t, "<mask>") == 0 || strcmp(t, "<2mass>") == 0 || strcmp(t, "[@BOS@]") == 0)
+        return true;
+    if (n >= 4 && strncmp(t, "<|", 2) == 0 && strcmp(t + n - 2, "|>") == 0)
+        return true;
+    if (n >= 8 && strncmp(t, "<\xef\xbd\x9c", 4) == 0 && strcmp(t + n - 4, "\xef\xbd\x9c>") == 0)
+        return true;
+    return n >= 8 && strncmp(t, "<unused", 7) == 0 && t[n - 1] == '>';
+}
+
+/* The vocabulary exactly as llama.cpp's _create_vocab_sentencepiece builds it. */
+static int build_vocab(vocab_arrays *v, const spm_vocab *sp, const conv_config *c, nm_error *err) {
+    uint32_t n = c->n_vocab ? c->n_vocab : sp->n_tokens;
+    memset(v, 0, sizeof *v);
+    v->n = n;
+    v->tokens = calloc(n, sizeof *v->tokens);
+    v->owned = calloc(n, sizeof *v->owned);
+    v->scores = calloc(n, sizeof *v->scores);
+    v->types = calloc(n, sizeof *v->types);
+    if (!v->tokens || !v->owned || !v->scores || !v->types) {
+        vocab_arrays_free(v);
+        return nm_fail(err, "out of memory building the vocabulary");
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (i < sp->n_tokens) {
+            v->tokens[i].ptr = sp->pieces[i];
+            v->tokens[i].len = sp->piece_lens[i];
+            v->scores[i] = sp->scores[i];
+            v->types[i] = sp->types[i];
+        } else {
+            char buf[32];
+            snprintf(buf, sizeof buf, "[PAD%u]", i);
+            if (!(v->owned[i] = strdup(buf))) {
+                vocab_arrays_free(v);
+                return nm_fail(err, "out of memory");
+            }
+            v->tokens[i].ptr = v->owned[i];
+            v->tokens[i].len = strlen(buf);
+            v->scores[i] = -10000.0f;
+            v->types[i] = SPM_TOKEN_UNUSED;
+        }
+    }
+    for (size_t k = 0; k < c->n_added; k++) {
+        const struct conv_added_token *a = &c->added[k];
+        if (a->id >= n)
+            continue;
+        char *text = strdup(a->content);
+        if (!text) {
+            vocab_arrays_free(v);
+            return nm_fail(err, "out of memory");
+        }
+        if (a->special || looks_special(text)) {
+            v->types[a->id] = SPM_TOKEN_CONTROL;
+        } else {
+            /* user-defined tokens carry real spaces, not U+2581 */
+            char *w = text;
+            for (const char *r = text; *r;) {
+                if ((unsigned char)r[0] == 0xE2 && (unsigned char)r[1] == 0x96 && (unsigned char)r[2] == 0x81) {
+                    *w++ = ' ';
+                    r += 3;
+                } else {
+                    *w++ = *r++;
+                }
+            }
+            *w = '\0';
+            v->types[a->id] = SPM_TOKEN_USER_DEFINED;
+        }
+        v->scores[a->id] = -1000.0f;
+        free(v->owned[a->id]);
+        v->owned[a->id] = text;
+        v->tokens[a->id].ptr = text;
+        v->tokens[a->id].len = strlen(text);
+    }
+    return 0;
+}
+
+static void write_metadata(kv_sink *k, const conv_config *c, const conv_naming *nm, const conv_plan *p,
+                           const vocab_arrays *v, bool vocab_only) {
+    kv_str(k, "general.architecture", "llama");
+    kv_str(k, "general.type", "model");
+    kv_str(k, "general.name", nm->name);
+    if (nm->version[0])
+        kv_str(k, "general.version", nm->version);
+    if (nm->organization[0])
+        kv_str(k, "general.organization", nm->organization);
+    if (nm->finetune[0])
+        kv_str(k, "general.finetune", nm->finetune);
+    if (nm->basename[0])
+        kv_str(k, "general.basename", nm->basename);
+    if (nm->size_label[0] && !vocab_only)
+        kv_str(k, "general.size_label", nm->size_label);
+    kv_u32(k, "llama.block_count", c->n_layer);
+    if (c->has_ctx)
+        kv_u32(k, "llama.context_length", c->n_ctx);
+    kv_u32(k, "llama.embedding_length", c->n_embd);
+    kv_u32(k, "llama.feed_forward_length", c->n_ff);
+    kv_u32(k, "llama.attention.head_count", c->n_head);
+    if (c->has_head_kv)
+        kv_u32(k, "llama.attention.head_count_kv", c->n_head_kv);
+    if (c->has_rope_theta)
+        kv_f32(k, "llama.rope.freq_base", c->rope_theta);
+    kv_f32(k, "llama.attention.layer_norm_rms_epsilon", c->rms_eps);
+    if (c->has_head_dim) {
+        kv_u32(k, "llama.attention.key_length", c->head_dim);
+        kv_u32(k, "llama.attention.value_length", c->head_dim);
+    }
+    kv_u32(k, "general.file_type", p->file_type);
+    kv_u32(k, "llama.vocab_size", c->n_vocab ? c->n_vocab : v->n);
+    kv_u32(k, "llama.rope.dimension_count", c->head_dim);
+    if (c->rope_linear) {
+        kv_str(k, "llama.rope.scaling.type", "linear");
+        kv_f32(k, "llama.rope.scaling.factor", c->rope_linear_factor);
+    }
+    kv_u32(k, "general.quantization_version", 2);
+    kv_str(k, "tokenizer.ggml.model", "llama");
+    kv_str(k, "tokenizer.ggml.pre", "default");
+    uint64_t tok_bytes = 4 + 8;
+    for (uint32_t i = 0; i < v->n; i++)
+        tok_bytes += 8 + v->tokens[i].len;
+    kv_key(k, "tokenizer.ggml.tokens", tok_bytes);
+    kv_key(k, "tokenizer.ggml.scores", 12 + 4 * (uint64_t)v->n);
+    kv_key(k, "tokenizer.ggml.token_type", 12 + 4 * (uint64_t)v->n);
+    if (k->w) {
+        if (gguf_writer_set_string_array(k->w, "tokenizer.ggml.tokens", v->tokens, v->n) != 0 ||
+            gguf_writer_set_array(k->w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, v->scores, v->n) != 0 ||
+            gguf_writer_set_array(k->w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, v->types, v->n) != 0)
+            k->failed = 1;
+    }
+    for (int i = 0; i < c->n_special; i++) {
+        if (c->special_id[i] >= v->n)
+            continue; /* llama.cpp ignores ids outside the vocabulary */
+        char key[64];
+        snprintf(key, sizeof key, "tokenizer.ggml.%s_token_id",
+                 c->special_type[i] == CONV_SPECIAL_UNK ? "unknown"
+                 : c->special_type[i] == CONV_SPECIAL_SEP ? "seperator"
+                 : c->special_type[i] == CONV_SPECIAL_PAD ? "padding"
+                 : conv_special_names[c->special_type[i]]);
+        kv_u32(k, key, c->special_id[i]);
+    }
+    for (int i = 0; i < c->add_count; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "tokenizer.ggml.add_%s_token", conv_special_names[c->add_type[i]]);
+        kv_bool(k, key, c->add_value[i]);
+    }
+    if (c->chat_template)
+        kv_str(k, "tokenizer.chat_template", c->chat_template);
+}
+
+/* ---------------- tensor conversion ---------------- */
+
+typedef struct convert_job {
+    const conv_item *it;
+    const uint8_t *src;     /* whole source tensor */
+    uint8_t *dst;           /* chunk buffer */
+    uint64_t row0, n_rows;  /* output rows of this chunk */
+    uint64_t rows_per_task;
+    size_t out_row_size;
+    float **scratch;        /* per thread: n_cols floats */
+    atomic_int failed;
+    nm_error err;           /* first failure (guarded by failed) */
+} convert_job;
+
+static size_t dtype_size(nm_dtype d) { return d == NM_DTYPE_F32 ? 4 : 2; }
+
+static void job_fail(convert_job *j, const char *fmt, const char *name, uint64_t at) {
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&j->failed, &expected, 1))
+        nm_fail(&j->err, fmt, name, (unsigned long long)at);
+}
+
+static void convert_task(void *ctx, size_t task, int thread) {
+    convert_job *j = ctx;
+    if (atomic_load(&j->failed))
+        return;
+    const conv_item *it = j->it;
+    const conv_tensor *t = it->src;
+    uint64_t r0 = (uint64_t)task * j->rows_per_task;
+    uint64_t r1 = r0 + j->rows_per_task;
+    if (r1 > j->n_rows)
+        r1 = j->n_rows;
+    size_t cols = (size_t)it->n_cols, es = dtype_size(t->dtype);
+    float *f = j->scratch[thread];
+    for (uint64_t r = r0; r < r1; r++) {
+        uint64_t orow = j->row0 + r;
+        uint64_t srow = it->permute_heads ? conv_permuted_row(orow, it->n_rows, it->permute_heads) : orow;
+        const uint8_t *s = j->src + srow * cols * es;
+        uint8_t *d = j->dst + r * j->out_row_size;
+        int64_t nan_at;
+        bool same = (t->dtype == NM_DTYPE_F32 && it->type == GGML_TYPE_F32) ||
+                    (t->dtype == NM_DTYPE_F16 && it->type == GGML_TYPE_F16) ||
+                    (t->dtype == NM_DTYPE_BF16 && it->type == GGML_TYPE_BF16);
+        const float *src32;
+        if (t->dtype == NM_DTYPE_F32) {
+            nan_at = nm_find_nan_f32((const float *)s, cols);
+            src32 = (const float *)s;
+        } else if (same) {
+            nan_at = t->dtype == NM_DTYPE_F16 ? nm_find_nan_f16((const uint16_t *)s, cols)
+                                              : nm_find_nan_bf16((const uint16_t *)s, cols);
+            src32 = NULL;
+        } else {
+            if (t->dtype == NM_DTYPE_F16)
+                nm_f16_to_f32_row((const uint16_t *)s, f, cols);
+            else
+                nm_bf16_to_f32_row((const uint16_t *)s, f, cols);
+            nan_at = nm_find_nan_f32(f, cols);
+            src32 = f;
+        }
+        if (nan_at >= 0) {
+            job_fail(j, "tensor %s: NaN at element %llu; the checkpoint is damaged, refusing to convert", t->name,
+                     srow * cols + (uint64_t)nan_at);
+            return;
+        }
+        if (same) {
+            memcpy(d, s, cols * es);
+            continue;
+        }
+        switch (it->type) {
+        case GGML_TYPE_F32: memcpy(d, src32, cols * 4); break;
+        case GGML_TYPE_F16: nm_f32_to_f16_row(src32, (uint16_t *)d, cols); break;
+        case GGML_TYPE_BF16: nm_f32_to_bf16_row(src32, (uint16_t *)d, cols); break;
+        case GGML_TYPE_Q8_0: {
+            nm_error qe;
+            if (nm_quantize_rows(GGML_TYPE_Q8_0, src32, d, 1, (int64_t)cols, NULL, &qe) != 0) {
+                int expected = 0;
+                if (atomic_compare_exchange_strong(&j->failed, &expected, 1))
+                    nm_fail(&j->err, "tensor %s, row %llu: %s", t->name, (unsigned long long)orow, qe.msg);
+                return;
+            }
+            break;
+        }
+        default:
+            job_fail(j, "tensor %s: unsupported output type (row %llu)", t->name, orow);
+            return;
+        }
+    }
+}
+
+typedef struct run_stats {
+    uint64_t bytes_written;
+    uint64_t peak_anon;
+    double seconds;
+    uint32_t shards;
+} run_stats;
+
+static void sample_memory(run_stats *st) {
+    uint64_t a = nm_rss_anon();
+    if (a > st->peak_anon)
+        st->peak_anon = a;
+}
+
+static int write_tensors(gguf_writer *w, const conv_plan *p, const conv_source *s, nm_pool *pool, bool quiet,
+                         run_stats *st, nm_error *err) {
+    int threads = nm_pool_threads(pool);
+    size_t max_cols = 1;
+    for (size_t i = 0; i < p->n_items; i++)
+        if (p->items[i].n_cols > max_cols)
+            max_cols = (size_t)p->items[i].n_cols;
+    nm_progress prog;
+    nm_progress_start(&prog, "converting", p->n_items, p->total_out, quiet);
+    float **scratch = calloc((size_t)threads, sizeof *scratch);
+    uint8_t *chunk = NULL, *owned_src = NULL;
+    size_t chunk_cap = 0, owned_cap = 0;
+    int rc = -1;
+    if (!scratch)
+        goto oom;
+    for (int i = 0; i < threads; i++)
+        if (!(scratch[i] = malloc(max_cols * sizeof(float))))
+            goto oom;
+    uint64_t done = 0;
+    for (size_t i = 0; i < p->n_items; i++) {
+        const conv_item *it = &p->items[i];
+        const conv_tensor *t = it->src;
+        const uint8_t *src = t->data;
+        if (!src) {
+            if (t->size > owned_cap) {
+                free(owned_src);
+                owned_cap = t->size;
+                if (!(owned_src = malloc(owned_cap)))
+                    goto oom;
+            }
+            if (conv_source_read(s, t, owned_src, err) != 0)
+                goto out;
+            src = owned_src;
+        }
+        size_t out_row = it->out_size / it->n_rows;
+        uint64_t rows_per_chunk = CHUNK_TARGET / (out_row ? out_row : 1);
+        if (rows_per_chunk == 0)
+            rows_per_chunk = 1;
+        if (rows_per_chunk > it->n_rows)
+            rows_per_chunk = it->n_rows;
+        size_t need = (size_t)rows_per_chunk * out_row;
+        if (need > chunk_cap) {
+            free(chunk);
+            chunk_cap = need;
+            if (!(chunk = malloc(chunk_cap)))
+                goto oom;
+        }
+        convert_job job = {.it = it, .src = src, .dst = chunk, .out_row_size = out_row, .scratch = scratch};
+        atomic_init(&job.failed, 0);
+        for (uint64_t r = 0; r < it->n_rows; r += rows_per_chunk) {
+            job.row0 = r;
+            job.n_rows = it->n_rows - r < rows_per_chunk ? it->n_rows - r : rows_per_chunk;
+            uint64_t tasks = (uint64_t)threads * 4;
+            if (tasks > job.n_rows)
+                tasks = job.n_rows;
+            job.rows_per_task = (job.n_rows + tasks - 1) / tasks;
+            tasks = (job.n_rows + job.rows_per_task - 1) / job.rows_per_task;
+            nm_pool_run(pool, (size_t)tasks, convert_task, &job);
+            if (atomic_load(&job.failed)) {
+                *err = job.err;
+                goto out;
+            }
+            size_t bytes = (size_t)job.n_rows * out_row;
+            if (gguf_writer_write(w, chunk, bytes, err) != 0)
+                goto out;
+            done += bytes;
+            st->bytes_written += bytes;
+            nm_progress_update(&prog, i, done);
+        }
+        sample_memory(st);
+        nm_progress_update(&prog, i + 1, done);
+    }
+    rc = 0;
+    goto out;
+oom:
+    nm_fail(err, "out of memory");
+out:
+    sample_memory(st);
+    nm_progress_finish(&prog);
+    if (scratch)
+        for (int i = 0; i < threads; i++)
+            free(scratch[i]);
+    free(scratch);
+    free(chunk);
+    free(owned_src);
+    return rc;
+}
+
+/* ---------------- main ---------------- */
+
+static const char *outtype_upper(conv_outtype t) {
+    switch (t) {
+    case CONV_OUT_F32: return "F32";
+    case CONV_OUT_F16: return "F16";
+    case CONV_OUT_BF16: return "BF16";
+    case CONV_OUT_Q8_0: return "Q8_0";
+    default: return "AUTO";
+    }
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void print_plan(const conv_plan *p, bool vocab_only) {
+    printf("%-28s %-48s %-13s %-16s %12s\n", "tensor", "source", "type", "shape", "bytes");
+    if (vocab_only) {
+        printf("(--vocab-only: no tensors)\n");
+        return;
+    }
+    for (size_t i = 0; i < p->n_items; i++) {
+        const conv_item *it = &p->items[i];
+        char types[32], shape[48];
+        snprintf(types, sizeof types, "%s->%s", nm_dtype_name(it->src->dtype), ggml_type_name(it->type));
+        if (it->n_dims == 1)
+            snprintf(shape, sizeof shape, "{%lld}", (long long)it->ne[0]);
+        else
+            snprintf(shape, sizeof shape, "{%lld, %lld}", (long long)it->ne[0], (long long)it->ne[1]);
+        printf("%-28s %-48s %-13s %-16s %12zu%s\n", it->name, it->src->name, types, shape, it->out_size,
+               it->permute_heads ? "  (q/k rows permuted)" : "");
+    }
+}
+
+/* Test hook: NOMOAT_CONVERT_TEST_SIGNAL=N raises SIGINT after N tensors, so tests can check
+ * that an interrupted run leaves nothing behind without racing a timer. */
+static long test_signal_after(void) {
+    const char *e = getenv("NOMOAT_CONVERT_TEST_SIGNAL");
+    return e && *e ? strtol(e, NULL, 10) : -1;
+}
+
+int main(int argc, char **argv) {
+    nm_outfile_install_signal_handlers();
+    options o;
+    if (parse_args(argc, argv, &o) != 0)
+        return 1;
+    double t0 = nm_now();
+    nm_error err = {{0}};
+    conv_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    spm_vocab sp;
+    memset(&sp, 0, sizeof sp);
+    bool sp_loaded = false;
+    conv_source *src = NULL;
+    conv_plan plan;
+    memset(&plan, 0, sizeof plan);
+    vocab_arrays voc;
+    memset(&voc, 0, sizeof voc);
+    gguf_writer *w = NULL;
+    nm_pool *pool = NULL;
+    int status = 1;
+    char path[PATH_MAX + 256];
+
+    struct stat dst;
+    if (stat(o.dir, &dst) != 0 || !S_ISDIR(dst.st_mode)) {
+        nm_fail(&err, "%s: %s", o.dir, errno && !S_ISREG(dst.st_mode) ? strerror(errno) : "not a folder");
+        if (stat(o.dir, &dst) == 0 && !S_ISDIR(dst.st_mode))
+            nm_fail(&err, "%s is not a folder: give the model folder that holds config.json or params.json", o.dir);
+        goto fail;
+    }
+    if (conv_config_load(&cfg, o.dir, &err) != 0)
+        goto fail;
+    snprintf(path, sizeof path, "%s/tokenizer.model", o.dir);
+    if (access(path, F_OK) != 0) {
+        char alt[PATH_MAX + 64];
+        snprintf(alt, sizeof alt, "%s/tokenizer.json", o.dir);
+        if (access(alt, F_OK) == 0)
+            nm_fail(&err, "%s has only tokenizer.json (a BPE tokenizer); nomoat-convert supports SentencePiece "
+                          "tokenizer.model vocabularies for now", o.dir);
+        else
+            nm_fail(&err, "%s has no tokenizer.model (SentencePiece vocabulary)", o.dir);
+        goto fail;
+    }
+    if (spm_vocab_load(&sp, path, &err) != 0)
+        goto fail;
+    sp_loaded = true;
+    if (sp.n_tokens == 0) {
+        nm_fail(&err, "%s: the vocabulary is empty", path);
+        goto fail;
+    }
+    if (!(src = conv_source_open(o.dir, cfg.layout, &err)))
+        goto fail;
+    if (cfg.layout == CONV_LAYOUT_META && cfg.n_vocab == 0 && !conv_source_find(src, "tok_embeddings.weight"))
+        cfg.n_vocab = sp.n_tokens;
+    if (conv_plan_build(&plan, &cfg, src, o.outtype, &err) != 0)
+        goto fail;
+    if (o.has_context_length) {
+        cfg.n_ctx = o.context_length;
+        cfg.has_ctx = true;
+    }
+    if (build_vocab(&voc, &sp, &cfg, &err) != 0)
+        goto fail;
+
+    /* names and the output path */
+    char absdir[PATH_MAX];
+    const char *base = o.dir;
+    if (realpath(o.dir, absdir)) {
+        base = strrchr(absdir, '/');
+        base = base && base[1] ? base + 1 : absdir;
+    }
+    conv_naming naming;
+    conv_naming_build(&naming, cfg.name_or_path, base, o.vocab_only ? 0 : plan.total_params);
+    if (o.outfile) {
+        snprintf(path, sizeof path, "%s", o.outfile);
+    } else {
+        char fname[512];
+        conv_default_filename(&naming, outtype_upper(plan.outtype), o.vocab_only, fname, sizeof fname);
+        snprintf(path, sizeof path, "%s/%s", o.dir, fname);
+    }
+
+    kv_sink count = {0};
+    write_metadata(&count, &cfg, &naming, &plan, &voc, o.vocab_only);
+    uint64_t header = 24 + count.bytes; /* magic, version, counts, then the KVs */
+    uint64_t data = 0;
+    if (!o.vocab_only)
+        for (size_t i = 0; i < plan.n_items; i++) {
+            header += 8 + strlen(plan.items[i].name) + 4 + 8 * plan.items[i].n_dims + 4 + 8;
+            data += align_up(plan.items[i].out_size, GGUF_DEFAULT_ALIGNMENT);
+        }
+    uint64_t est_size = align_up(header, GGUF_DEFAULT_ALIGNMENT) + data;
+
+    if (o.dry_run) {
+        if (!o.json) {
+            printf("model: %s (%s, %s weights)\n", o.dir, cfg.arch, conv_source_kind(src));
+            printf("output: %s (%s, %s)\n", path, outtype_upper(plan.outtype), naming.name);
+            print_plan(&plan, o.vocab_only);
+            char sz[32];
+            printf("%zu tensors, %llu parameters, output size %llu bytes (%s)%s\n",
+                   o.vocab_only ? (size_t)0 : plan.n_items, (unsigned long long)plan.total_params,
+                   (unsigned long long)est_size, nm_format_bytes(est_size, sz, sizeof sz),
+                   o.split_max_size ? " before splitting" : "");
+        } else {
+            printf("{\"dry_run\": true, \"output\": ");
+            json_string(stdout, path);
+            printf(", \"outtype\": \"%s\", \"tensors\": %zu, \"parameters\": %llu, \"bytes\": %llu}\n",
+                   conv_outtype_name(plan.outtype), o.vocab_only ? (size_t)0 : plan.n_items,
+                   (unsigned long long)plan.total_params, (unsigned long long)est_size);
+        }
+        status = 0;
+        goto done;
+    }
+
+    if (!o.outfile && access(o.dir, W_OK) != 0) {
+        nm_fail(&err, "cannot write into the model folder %s (%s); choose an output file with -o OUT.gguf", o.dir,
+                strerror(errno));
+        goto fail;
+    }
+    gguf_writer_options wo = {.outfile_flags = (o.force ? NM_OUT_FORCE : 0u) | (o.no_fsync ? NM_OUT_NO_FSYNC : 0u),
+                              .split_max_size = o.split_max_size};
+    if (!(w = gguf_writer_create(path, &wo, &err))) {
+        if (!o.outfile && strstr(err.msg, "ermission"))
+            nm_error_prefix(&err, "choose another output file with -o");
+        goto fail;
+    }
+    kv_sink sink = {.w = w};
+    write_metadata(&sink, &cfg, &naming, &plan, &voc, o.vocab_only);
+    if (sink.failed) {
+        nm_fail(&err, "out of memory while preparing metadata");
+        goto fail;
+    }
+    if (!o.vocab_only)
+        for (size_t i = 0; i < plan.n_items; i++)
+            if (gguf_writer_add_tensor(w, plan.items[i].name, plan.items[i].type, plan.items[i].n_dims,
+                                       plan.items[i].ne, &err) != 0)
+                goto fail;
+    if (gguf_writer_begin_data(w, &err) != 0)
+        goto fail;
+    run_stats stats = {0};
+    if (!o.vocab_only) {
+        if (!(pool = nm_pool_create(o.threads))) {
+            nm_fail(&err, "out of memory creating threads");
+            goto fail;
+        }
+        long sig_after = test_signal_after();
+        if (sig_after >= 0 && (size_t)sig_after < plan.n_items) {
+            /* write sig_after tensors, then behave as if the user pressed Ctrl-C */
+            conv_plan part = plan;
+            part.n_items = (size_t)sig_after;
+            if (write_tensors(w, &part, src, pool, true, &stats, &err) != 0)
+                goto fail;
+            raise(SIGINT);
+        }
+        if (write_tensors(w, &plan, src, pool, o.quiet || o.json, &stats, &err) != 0)
+            goto fail;
+    }
+    stats.shards = gguf_writer_shard_count(w);
+    gguf_writer *fw = w;
+    w = NULL;
+    if (gguf_writer_finish(fw, &err) != 0)
+        goto fail;
+    stats.seconds = nm_now() - t0;
+    sample_memory(&stats);
+    uint64_t out_bytes = 0;
+    if (stats.shards <= 1) {
+        struct stat ost;
+        if (stat(path, &ost) == 0)
+            out_bytes = (uint64_t)ost.st_size;
+    } else {
+        out_bytes = est_size; /* sum of shards differs slightly by their own headers */
+    }
+    double mbs = stats.seconds > 0 ? (double)stats.bytes_written / stats.seconds / 1e6 : 0;
+    if (o.json) {
+        printf("{\"output\": ");
+        json_string(stdout, path);
+        printf(", \"outtype\": \"%s\", \"file_type\": %u, \"tensors\": %zu, \"parameters\": %llu, \"bytes\": %llu, "
+               "\"shards\": %u, \"seconds\": %.3f, \"mb_per_s\": %.1f, \"peak_anon_bytes\": %llu, "
+               "\"peak_rss_bytes\": %llu, \"threads\": %d}\n",
+               conv_outtype_name(plan.outtype), plan.file_type, o.vocab_only ? (size_t)0 : plan.n_items,
+               (unsigned long long)plan.total_params, (unsigned long long)out_bytes, stats.shards ? stats.shards : 1,
+               stats.seconds, mbs, (unsigned long long)stats.peak_anon, (unsigned long long)nm_peak_rss(),
+               pool ? nm_pool_threads(pool) : 0);
+    } else if (!o.quiet) {
+        char sz[32];
+        printf("%s: wrote %s%s (%zu tensors, %s, %s) in %.2f s, %.0f MB/s\n", TOOL, path,
+               stats.shards > 1 ? " (split)" : "", o.vocab_only ? (size_t)0 : plan.n_items,
+               nm_format_bytes(out_bytes ? out_bytes : est_size, sz, sizeof sz), outtype_upper(plan.outtype),
+               stats.seconds, mbs);
+    }
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, TOOL ": %s\n", err.msg);
+    status = 1;
+done:
+    gguf_writer_abort(w);
+    nm_pool_destroy(pool);
+    vocab_arrays_free(&voc);
+    conv_plan_free(&plan);
+    conv_source_close(src);
+    if (sp_loaded)
+        spm_vocab_free(&sp);
+    conv_config_free(&cfg);
+    fflush(stdout);
+    return status;
+}
