@@ -149,7 +149,7 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
     char file[4200];
     snprintf(file, sizeof file, "%s/config.json", dir);
     bool missing;
-    cJSON *j = load_json(dir, file, 16u << 20, &missing, err);
+    cJSON *j = load_json(dir, "config.json", 16u << 20, &missing, err);
     if (!j) {
         if (missing) {
             if (file_exists(dir, "params.json"))
@@ -309,34 +309,6 @@ static int load_tokenizer_side(conv_config *c, const char *dir, nm_error *err) {
             cJSON_Delete(tokjson);
             return nm_fail(err, "out of memory");
         }
-        const cJSON *dec = cJSON_GetObjectItemCaseSensitive(tc, "added_tokens_decoder");
-        if (cJSON_IsObject(dec)) {
-            size_t n = (size_t)cJSON_GetArraySize(dec);
-            c->added = calloc(n ? n : 1, sizeof *c->added);
-            if (!c->added) {
-                cJSON_Delete(tc);
-                cJSON_Delete(tokjson);
-                return nm_fail(err, "out of memory");
-            }
-            const cJSON *it;
-            cJSON_ArrayForEach(it, dec) {
-                char *endp;
-                errno = 0;
-                unsigned long id = strtoul(it->string, &endp, 10);
-                const cJSON *cc = cJSON_GetObjectItemCaseSensitive(it, "content");
-                if (errno || *endp || !*it->string || id > UINT32_MAX || !cJSON_IsString(cc))
-                    continue;
-                struct conv_added_token *a = &c->added[c->n_added];
-                a->id = (uint32_t)id;
-                a->special = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special"));
-                if (!(a->content = strdup(cc->valuestring))) {
-                    cJSON_Delete(tc);
-                    cJSON_Delete(tokjson);
-                    return nm_fail(err, "out of memory");
-                }
-                c->n_added++;
-            }
-        }
     }
     cJSON_Delete(tc);
     cJSON_Delete(tokjson);
@@ -359,7 +331,7 @@ static int load_meta(conv_config *c, const char *dir, nm_error *err) {
     char file[4200];
     snprintf(file, sizeof file, "%s/params.json", dir);
     bool missing;
-    cJSON *j = load_json(dir, file, 1u << 20, &missing, err);
+    cJSON *j = load_json(dir, "params.json", 1u << 20, &missing, err);
     if (!j)
         return -1;
     int rc = -1;
@@ -429,10 +401,5 @@ void conv_config_free(conv_config *c) {
     free(c->chat_template);
     free(c->name_or_path);
     c->name_or_path = NULL;
-    for (size_t i = 0; i < c->n_added; i++)
-        free(c->added[i].content);
-    free(c->added);
     c->chat_template = NULL;
-    c->added = NULL;
-    c->n_added = 0;
 }

@@ -48,9 +48,6 @@ typedef struct conv_config {
     bool add_value[CONV_SPECIAL_COUNT];
     char *chat_template;                 /* malloc'ed or NULL */
     char *name_or_path;                  /* config.json _name_or_path, malloc'ed or NULL */
-    /* tokenizer_config.json added_tokens_decoder (overrides of vocabulary entries) */
-    size_t n_added;
-    struct conv_added_token { uint32_t id; char *content; bool special; } *added;
 } conv_config;
 
 /* Reads dir/config.json (HF) or dir/params.json (Meta) plus the tokenizer json files.

@@ -173,96 +173,34 @@ static void kv_str(kv_sink *k, const char *key, const char *s) {
 typedef struct vocab_arrays {
     uint32_t n;
     gguf_string *tokens;
-    char **owned; /* strings we allocated ([PADn], added tokens) */
-    float *scores;
-    int32_t *types;
+    const float *scores;
+    const int32_t *types;
 } vocab_arrays;
 
 static void vocab_arrays_free(vocab_arrays *v) {
-    if (v->owned)
-        for (uint32_t i = 0; i < v->n; i++)
-            free(v->owned[i]);
-    free(v->owned);
     free(v->tokens);
-    free(v->scores);
-    free(v->types);
     memset(v, 0, sizeof *v);
 }
 
-static bool looks_special(const char *t) {
-    size_t n = strlen(t);
-    if (strcmp(t, "<pad>") == 0 || strcmp(t, "<mask>") == 0 || strcmp(t, "<2mass>") == 0 || strcmp(t, "[@BOS@]") == 0)
-        return true;
-    if (n >= 4 && strncmp(t, "<|", 2) == 0 && strcmp(t + n - 2, "|>") == 0)
-        return true;
-    if (n >= 8 && strncmp(t, "<\xef\xbd\x9c", 4) == 0 && strcmp(t + n - 4, "\xef\xbd\x9c>") == 0)
-        return true;
-    return n >= 8 && strncmp(t, "<unused", 7) == 0 && t[n - 1] == '>';
-}
-
-/* The vocabulary exactly as llama.cpp's _create_vocab_sentencepiece builds it. */
-static int build_vocab(vocab_arrays *v, const spm_vocab *sp, const conv_config *c, nm_error *err) {
-    uint32_t n = c->n_vocab ? c->n_vocab : sp->n_tokens;
+/* The vocabulary exactly as llama.cpp's _create_vocab_sentencepiece builds it: the pieces of
+ * tokenizer.model, resized to config.json's vocab_size ([PADn] fillers), then added_tokens.json
+ * and tokenizer_config.json's added_tokens_decoder applied (formats/spm.h does each step). */
+static int build_vocab(vocab_arrays *v, spm_vocab *sp, const conv_config *c, const char *dir, nm_error *err) {
     memset(v, 0, sizeof *v);
-    v->n = n;
-    v->tokens = calloc(n, sizeof *v->tokens);
-    v->owned = calloc(n, sizeof *v->owned);
-    v->scores = calloc(n, sizeof *v->scores);
-    v->types = calloc(n, sizeof *v->types);
-    if (!v->tokens || !v->owned || !v->scores || !v->types) {
-        vocab_arrays_free(v);
+    if (c->n_vocab && c->n_vocab != sp->n_tokens && spm_vocab_resize(sp, c->n_vocab, NULL, err) != 0)
+        return -1;
+    if (c->layout == CONV_LAYOUT_HF && spm_vocab_apply_hf_added_tokens(sp, dir, NULL, err) != 0)
+        return -1;
+    v->n = sp->n_tokens;
+    v->tokens = calloc(v->n ? v->n : 1, sizeof *v->tokens);
+    if (!v->tokens)
         return nm_fail(err, "out of memory building the vocabulary");
+    for (uint32_t i = 0; i < v->n; i++) {
+        v->tokens[i].ptr = sp->pieces[i];
+        v->tokens[i].len = sp->piece_lens[i];
     }
-    for (uint32_t i = 0; i < n; i++) {
-        if (i < sp->n_tokens) {
-            v->tokens[i].ptr = sp->pieces[i];
-            v->tokens[i].len = sp->piece_lens[i];
-            v->scores[i] = sp->scores[i];
-            v->types[i] = sp->types[i];
-        } else {
-            char buf[32];
-            snprintf(buf, sizeof buf, "[PAD%u]", i);
-            if (!(v->owned[i] = strdup(buf))) {
-                vocab_arrays_free(v);
-                return nm_fail(err, "out of memory");
-            }
-            v->tokens[i].ptr = v->owned[i];
-            v->tokens[i].len = strlen(buf);
-            v->scores[i] = -10000.0f;
-            v->types[i] = SPM_TOKEN_UNUSED;
-        }
-    }
-    for (size_t k = 0; k < c->n_added; k++) {
-        const struct conv_added_token *a = &c->added[k];
-        if (a->id >= n)
-            continue;
-        char *text = strdup(a->content);
-        if (!text) {
-            vocab_arrays_free(v);
-            return nm_fail(err, "out of memory");
-        }
-        if (a->special || looks_special(text)) {
-            v->types[a->id] = SPM_TOKEN_CONTROL;
-        } else {
-            /* user-defined tokens carry real spaces, not U+2581 */
-            char *w = text;
-            for (const char *r = text; *r;) {
-                if ((unsigned char)r[0] == 0xE2 && (unsigned char)r[1] == 0x96 && (unsigned char)r[2] == 0x81) {
-                    *w++ = ' ';
-                    r += 3;
-                } else {
-                    *w++ = *r++;
-                }
-            }
-            *w = '\0';
-            v->types[a->id] = SPM_TOKEN_USER_DEFINED;
-        }
-        v->scores[a->id] = -1000.0f;
-        free(v->owned[a->id]);
-        v->owned[a->id] = text;
-        v->tokens[a->id].ptr = text;
-        v->tokens[a->id].len = strlen(text);
-    }
+    v->scores = sp->scores;
+    v->types = sp->types;
     return 0;
 }
 
@@ -641,7 +579,7 @@ int main(int argc, char **argv) {
         cfg.n_ctx = o.context_length;
         cfg.has_ctx = true;
     }
-    if (build_vocab(&voc, &sp, &cfg, &err) != 0)
+    if (build_vocab(&voc, &sp, &cfg, o.dir, &err) != 0)
         goto fail;
 
     /* names and the output path */

@@ -1,0 +1,57 @@
+#!/bin/sh
+# make demo: the bundled model (tests/data/wikillama-bf16, a 5.2M-parameter Llama trained on
+# wikitext-2, BF16 safetensors in two shards) through the nomoat tools, ending with a table.
+#
+# Structure, so later steps slot in: each step is a function; a step that produces a model
+# file calls `record TYPE FILE SECONDS [PPL] [KLD]`, and `results` prints every recorded row
+# (type, size, bits/weight, perplexity, KLD, time) at the end. Steps run in the order listed
+# in STEPS; a step whose tool is not built is skipped with a note.
+set -e
+BUILD=${BUILD:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BIN="$ROOT/$BUILD"
+MODEL="$ROOT/tests/data/wikillama-bf16"
+OUT="$ROOT/$BUILD/demo"
+mkdir -p "$OUT"
+ROWS="$OUT/results.tsv"
+: >"$ROWS"
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# record TYPE FILE SECONDS [PPL] [KLD]
+record() {
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:--}" "${5:--}" >>"$ROWS"
+}
+
+# Parameters of a GGUF (sum of tensor elements), from nomoat-convert's own count for the model.
+PARAMS=$("$BIN/nomoat-convert" --dry-run --json "$MODEL" | sed -n 's/.*"parameters": \([0-9]*\).*/\1/p')
+
+step_convert() {
+    echo "== convert: $MODEL -> GGUF (BF16 kept, and F16, Q8_0)"
+    for t in auto f16 q8_0; do
+        case $t in auto) label=BF16 ;; *) label=$(echo "$t" | tr a-z A-Z) ;; esac
+        f="$OUT/wikillama-$(echo "$label" | tr A-Z a-z).gguf"
+        t0=$(now)
+        "$BIN/nomoat-convert" -q --force --outtype "$t" -o "$f" "$MODEL"
+        t1=$(now)
+        record "$label" "$f" "$(elapsed "$t0" "$t1")"
+    done
+    "$BIN/nomoat-convert" --dry-run "$MODEL" | sed -n '1,2p;$p'
+}
+
+STEPS="step_convert"
+
+results() {
+    echo
+    printf '%-8s %12s %10s %12s %10s %8s  %s\n' type size bits/weight perplexity KLD time file
+    while IFS="$(printf '\t')" read -r type file secs ppl kld; do
+        size=$(stat -c %s "$file")
+        bpw=$(awk -v s="$size" -v p="$PARAMS" 'BEGIN { printf "%.2f", p ? s * 8 / p : 0 }')
+        printf '%-8s %12s %10s %12s %10s %7ss  %s\n' "$type" "$size" "$bpw" "$ppl" "$kld" "$secs" "${file#"$ROOT"/}"
+    done <"$ROWS"
+}
+
+for s in $STEPS; do $s; done
+results
