@@ -11,13 +11,6 @@
 #include "formats/safetensors.h"
 #include "formats/torch.h"
 
-/* formats/torch.c lands separately; until it is linked, PyTorch inputs are refused cleanly. */
-#pragma weak torch_open
-#pragma weak torch_close
-#pragma weak torch_tensor_count
-#pragma weak torch_tensor_at
-#pragma weak torch_tensor_read
-
 struct conv_source {
     st_model *st;
     torch_model *torch;
@@ -97,10 +90,6 @@ conv_source *conv_source_open(const char *dir, conv_layout layout, nm_error *err
             goto fail;
         s->n = st_tensor_count(s->st);
     } else {
-        if (!torch_open) {
-            nm_fail(err, "%s: PyTorch checkpoints are not supported by this build (formats/torch.c missing)", dir);
-            goto fail;
-        }
         s->torch = torch_open(dir, NULL, err);
         if (!s->torch)
             goto fail;
