@@ -455,7 +455,11 @@ int spm_vocab_load_memory(spm_vocab *v, const void *data, size_t size, nm_error 
     return 0;
 oom:
     nm_fail(err, "out of memory copying %zu pieces", n);
+    free(pieces);
+    spm_vocab_free(v);
+    return -1;
 fail:
+    nm_error_prefix(err, "not a valid SentencePiece model");
     free(pieces);
     spm_vocab_free(v);
     return -1;

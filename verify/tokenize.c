@@ -1,0 +1,356 @@
+/* nomoat-verify tokenize: text -> token ids with a GGUF's vocabulary (as llama.cpp tokenizes)
+ * or straight from a SentencePiece tokenizer.model. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "formats/cli.h"
+#include "formats/gguf.h"
+#include "formats/outfile.h"
+#include "formats/spm.h"
+#include "verify/verify.h"
+
+static const char usage[] =
+    "usage: nomoat-verify tokenize [MODEL.gguf | --tokenizer FILE] (-f TEXT | --text STR) [options]\n"
+    "\n"
+    "Prints the token ids of a text, on one line separated by spaces.\n"
+    "\n"
+    "  MODEL.gguf          tokenize with the file's tokenizer.ggml.* vocabulary, exactly as\n"
+    "                      llama.cpp does (SentencePiece-style \"llama\" vocabularies)\n"
+    "  --tokenizer FILE    a SentencePiece tokenizer.model (or a GGUF); a tokenizer.model also\n"
+    "                      applies its own whitespace normalisation, as SentencePiece does\n"
+    "  -f, --file TEXT     text file to tokenize ('-' for standard input)\n"
+    "  --text STR          text given on the command line\n"
+    "  --no-bos            do not add BOS (added by default when the vocabulary asks for it)\n"
+    "  --lines             one id per line\n"
+    "  --pieces            one \"id<TAB>piece\" per line\n"
+    "  --count             print only the number of tokens\n"
+    "  --ids-bin OUT       write the ids as little-endian int32 to OUT (nothing on stdout)\n"
+    "  -o, --output OUT    write the printed output to OUT instead of stdout\n"
+    "  --force             replace existing output files\n"
+    "  --vocab             print the vocabulary: id, piece, score, type (one per line)\n"
+    "  --timing            report tokenizer speed on stderr\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "Exit status: 0 success, 2 error.\n";
+
+typedef struct options {
+    const char *model, *tokenizer, *file, *text, *ids_bin, *output;
+    bool no_bos, lines, pieces, count, force, vocab, timing;
+} options;
+
+static int parse_args(int argc, char **argv, options *o) {
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **value = NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            return 1;
+        } else if (!strcmp(a, "--tokenizer")) {
+            value = &o->tokenizer;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            value = &o->file;
+        } else if (!strcmp(a, "--text")) {
+            value = &o->text;
+        } else if (!strcmp(a, "--ids-bin")) {
+            value = &o->ids_bin;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            value = &o->output;
+        } else if (!strcmp(a, "--no-bos")) {
+            o->no_bos = true;
+        } else if (!strcmp(a, "--lines")) {
+            o->lines = true;
+        } else if (!strcmp(a, "--pieces")) {
+            o->pieces = true;
+        } else if (!strcmp(a, "--count")) {
+            o->count = true;
+        } else if (!strcmp(a, "--force")) {
+            o->force = true;
+        } else if (!strcmp(a, "--vocab")) {
+            o->vocab = true;
+        } else if (!strcmp(a, "--timing")) {
+            o->timing = true;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "nomoat-verify tokenize: unknown option '%s' (see --help)\n", a);
+            return -1;
+        } else if (!o->model) {
+            o->model = a;
+        } else {
+            fprintf(stderr, "nomoat-verify tokenize: unexpected argument '%s' (see --help)\n", a);
+            return -1;
+        }
+        if (value) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "nomoat-verify tokenize: %s needs a value\n", a);
+                return -1;
+            }
+            *value = argv[++i];
+        }
+    }
+    if (o->model && o->tokenizer) {
+        fprintf(stderr, "nomoat-verify tokenize: give either MODEL.gguf or --tokenizer, not both\n");
+        return -1;
+    }
+    if (!o->model && !o->tokenizer) {
+        fprintf(stderr, "nomoat-verify tokenize: no vocabulary: give MODEL.gguf or --tokenizer FILE (see --help)\n");
+        return -1;
+    }
+    if (!o->vocab && !o->file == !o->text) {
+        fprintf(stderr, "nomoat-verify tokenize: give exactly one of -f TEXT and --text STR\n");
+        return -1;
+    }
+    if (o->lines + o->pieces + o->count > 1) {
+        fprintf(stderr, "nomoat-verify tokenize: --lines, --pieces and --count exclude each other\n");
+        return -1;
+    }
+    return 0;
+}
+
+static bool is_gguf(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    if (!f)
+        return false;
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
+}
+
+static int load_vocab(const options *o, spm_vocab *v, nm_error *err) {
+    const char *path = o->model ? o->model : o->tokenizer;
+    if (is_gguf(path)) {
+        gguf_reader *g = gguf_open(path, err);
+        if (!g)
+            return -1;
+        int rc = spm_vocab_from_gguf(v, g, err);
+        gguf_close(g);
+        if (rc)
+            nm_error_prefix(err, "%s", path);
+        return rc;
+    }
+    if (o->model) {
+        /* a positional argument must be a GGUF: say so rather than "bad protobuf" */
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            return nm_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        fclose(f);
+        return nm_fail(err, "%s: not a GGUF file (use --tokenizer for a tokenizer.model)", path);
+    }
+    return spm_vocab_load(v, path, err);
+}
+
+/* Whole file (or stdin) into memory. */
+static int read_text(const char *path, char **out, size_t *len, nm_error *err) {
+    bool is_stdin = !strcmp(path, "-");
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f)
+        return nm_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (!is_stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return nm_fail(err, "%s: is a directory", path);
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            if (!is_stdin)
+                fclose(f);
+            return nm_fail(err, "%s: out of memory", path);
+        }
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *p = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+        if (!p)
+            free(buf);
+        buf = p;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    if (!is_stdin)
+        fclose(f);
+    if (bad) {
+        free(buf);
+        return nm_fail(err, "%s: read error", path);
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* Output: stdout, or an atomic file with -o. */
+typedef struct sink {
+    FILE *fp;
+    nm_outfile *file;
+    char buf[1 << 16];
+    size_t n;
+    bool failed;
+    nm_error err;
+} sink;
+
+static void sink_flush(sink *s) {
+    if (s->failed || s->n == 0) {
+        s->n = 0;
+        return;
+    }
+    if (s->file) {
+        if (nm_outfile_write(s->file, s->buf, s->n, &s->err))
+            s->failed = true;
+    } else if (fwrite(s->buf, 1, s->n, s->fp) != s->n) {
+        nm_fail(&s->err, "writing standard output: %s", strerror(errno));
+        s->failed = true;
+    }
+    s->n = 0;
+}
+
+static void sink_write(sink *s, const void *data, size_t len) {
+    const char *p = data;
+    while (len) {
+        if (s->n == sizeof s->buf)
+            sink_flush(s);
+        size_t k = sizeof s->buf - s->n < len ? sizeof s->buf - s->n : len;
+        memcpy(s->buf + s->n, p, k);
+        s->n += k;
+        p += k;
+        len -= k;
+    }
+}
+
+static void sink_printf(sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sink_printf(sink *s, const char *fmt, ...) {
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        sink_write(s, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* Piece text with control bytes escaped so that every line stays one line. */
+static void sink_piece(sink *s, const char *p, uint32_t len) {
+    for (uint32_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x20 || c == 0x7f || c == '\\')
+            sink_printf(s, "\\x%02x", c);
+        else
+            sink_write(s, &p[i], 1);
+    }
+}
+
+static int write_ids_bin(const char *path, const int32_t *ids, size_t n, bool force, nm_error *err) {
+    nm_outfile *out = nm_outfile_create(path, force ? NM_OUT_FORCE : 0, err);
+    if (!out)
+        return -1;
+    for (size_t i = 0; i < n; i++) { /* int32 little-endian whatever the host */
+        uint32_t u = (uint32_t)ids[i];
+        uint8_t b[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
+        if (nm_outfile_write(out, b, 4, err)) {
+            nm_outfile_abort(out);
+            return -1;
+        }
+    }
+    return nm_outfile_commit(out, err);
+}
+
+static const char *type_name(int32_t t) {
+    static const char *names[] = {"undefined", "normal", "unknown", "control", "user-defined", "unused", "byte"};
+    return t >= 0 && t <= 6 ? names[t] : "invalid";
+}
+
+int verify_tokenize_main(int argc, char **argv) {
+    options o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    nm_outfile_install_signal_handlers();
+    nm_error err;
+    spm_vocab v;
+    spm_tokenizer *t = NULL;
+    char *text = NULL;
+    size_t text_len = 0;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    int status = 2;
+    sink out = {.fp = stdout};
+    bool vocab_loaded = false;
+
+    if (load_vocab(&o, &v, &err))
+        goto fail;
+    vocab_loaded = true;
+    if (o.output && !(out.file = nm_outfile_create(o.output, o.force ? NM_OUT_FORCE : 0, &err)))
+        goto fail;
+    if (o.vocab) {
+        for (uint32_t i = 0; i < v.n_tokens; i++) {
+            sink_printf(&out, "%u\t", i);
+            sink_piece(&out, v.pieces[i], v.piece_lens[i]);
+            sink_printf(&out, "\t%.9g\t%s\n", (double)v.scores[i], type_name(v.types[i]));
+        }
+    } else {
+        if (o.file ? read_text(o.file, &text, &text_len, &err) : 0)
+            goto fail;
+        const char *input = o.file ? text : o.text;
+        if (!o.file)
+            text_len = strlen(o.text);
+        if (!(t = spm_tokenizer_create(&v, &err)))
+            goto fail;
+        double t0 = nm_now();
+        if (spm_encode(t, input, text_len, true, &ids, &n_ids, &err)) {
+            nm_error_prefix(&err, "%s", o.file ? o.file : "--text");
+            goto fail;
+        }
+        double secs = nm_now() - t0;
+        size_t first = 0;
+        if (o.no_bos && v.add_bos && n_ids > 0 && ids[0] == v.bos_id)
+            first = 1;
+        if (o.timing)
+            fprintf(stderr, "nomoat-verify tokenize: %zu bytes -> %zu tokens in %.3f s (%.1f MB/s)\n", text_len,
+                    n_ids - first, secs, secs > 0 ? (double)text_len / 1e6 / secs : 0.0);
+        if (o.ids_bin && write_ids_bin(o.ids_bin, ids + first, n_ids - first, o.force, &err))
+            goto fail;
+        if (o.count) {
+            sink_printf(&out, "%zu\n", n_ids - first);
+        } else if (o.pieces) {
+            for (size_t i = first; i < n_ids; i++) {
+                sink_printf(&out, "%d\t", ids[i]);
+                sink_piece(&out, v.pieces[ids[i]], v.piece_lens[ids[i]]);
+                sink_write(&out, "\n", 1);
+            }
+        } else if (!o.ids_bin || o.output) {
+            for (size_t i = first; i < n_ids; i++)
+                sink_printf(&out, i + 1 < n_ids ? (o.lines ? "%d\n" : "%d ") : "%d", ids[i]);
+            sink_write(&out, "\n", 1);
+        }
+    }
+    sink_flush(&out);
+    if (out.failed) {
+        err = out.err;
+        goto fail;
+    }
+    if (out.file) {
+        nm_outfile *f = out.file;
+        out.file = NULL;
+        if (nm_outfile_commit(f, &err))
+            goto fail;
+    } else if (fflush(stdout) != 0) {
+        nm_fail(&err, "writing standard output: %s", strerror(errno));
+        goto fail;
+    }
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, "nomoat-verify tokenize: %s\n", err.msg);
+done:
+    nm_outfile_abort(out.file);
+    free(ids);
+    free(text);
+    spm_tokenizer_free(t);
+    if (vocab_loaded)
+        spm_vocab_free(&v);
+    return status;
+}
