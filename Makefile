@@ -109,7 +109,8 @@ install: all
 # libFuzzer targets: make fuzz-gguf runs tests/fuzz/fuzz_gguf.c (FUZZ_TIME seconds, default 60).
 FUZZ_TIME ?= 60
 FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -ffp-contract=off -pthread -I. $(PKG_CFLAGS) \
-               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+               -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 fuzz-%: tests/fuzz/fuzz_%.c deps
 	@mkdir -p build-fuzz/corpus/$*
 	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -o build-fuzz/fuzz_$* $< $(filter-out %_neon.c,$(LIB_SRC_ALL)) $(PKG_LIBS) -lm
