@@ -59,8 +59,18 @@ TOOLS     := $(foreach d,$(TOOL_DIRS),$(if $(wildcard $(d)/main.c),$(BUILD)/$(ca
 TEST_SRC  := $(wildcard tests/*/test_*.c)
 TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 
+# Fault-injection shims for the tests (LD_PRELOAD; never sanitized, never installed).
+FAULT_LIBS := $(BUILD)/libfault.so $(BUILD)/libfault-nomalloc.so
+
 .PHONY: all deps test demo install clean fuzz bench
-all: deps $(LIB) $(TOOLS) $(TEST_BIN)
+all: deps $(LIB) $(TOOLS) $(TEST_BIN) $(FAULT_LIBS)
+
+$(BUILD)/libfault.so: tests/fault/libfault.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
+$(BUILD)/libfault-nomalloc.so: tests/fault/libfault.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -Wall -Wextra -Werror -fPIC -shared -DFAULT_NO_MALLOC -o $@ $< -ldl
 
 deps:
 	@sh scripts/install-deps.sh

@@ -314,8 +314,12 @@ int nm_outfile_commit(nm_outfile *out, nm_error *err) {
             free(tmp);
         }
     }
-    if (!(out->flags & NM_OUT_NO_FSYNC) && fsync_dir_of(out->path, err) != 0)
+    /* The name is in place but its folder entry may not be durable: take it back rather than
+     * report failure with a file left behind. */
+    if (!(out->flags & NM_OUT_NO_FSYNC) && fsync_dir_of(out->path, err) != 0) {
+        unlink(out->path);
         goto done;
+    }
     rc = 0;
 done:
     if (rc == 0 && out->temp_path) { /* linked: the temporary name is no longer needed */

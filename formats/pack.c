@@ -286,9 +286,13 @@ static void plan_free(plan *p) {
 static int make_plan(plan *p, const char *path, const unsigned char *data, uint64_t size, const nm_pack_options *o,
                      nm_error *err) {
     size_t chunk_size = o->chunk_size ? o->chunk_size : NM_PACK_DEFAULT_CHUNK;
-    nm_error ignored;
-    gguf_reader *g = size >= 4 && memcmp(data, "GGUF", 4) == 0 ? gguf_open_memory(data, size, &ignored) : NULL;
+    nm_error gguf_err;
+    gguf_reader *g = size >= 4 && memcmp(data, "GGUF", 4) == 0 ? gguf_open_memory(data, size, &gguf_err) : NULL;
     (void)path;
+    /* An invalid GGUF is still packed losslessly, as plain bytes; running out of memory is not
+     * a reason to silently pack worse. */
+    if (!g && size >= 4 && memcmp(data, "GGUF", 4) == 0 && strstr(gguf_err.msg, "out of memory"))
+        return nm_fail(err, "%s", gguf_err.msg);
     if (!g) {
         p->tensors = calloc(1, sizeof *p->tensors);
         if (!p->tensors || !(p->tensors[0].name = strdup("(file)")))
