@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "formats/gguf.h"
 #include "formats/quants.h"
 #include "tests/formats/quants_testlib.h"
 
@@ -250,32 +251,37 @@ static const char *data_dir(void) {
 
 static void check_vectors(const char *file, uint32_t want_type) {
     char path[4200];
-    qv_file in, ref;
+    nm_error err = {{0}};
     snprintf(path, sizeof path, "%s/input-f32.gguf", data_dir());
-    assert_int_equal(qv_load(path, &in), 0);
+    gguf_reader *in = gguf_open(path, &err);
+    if (!in)
+        fail_msg("%s", err.msg);
     snprintf(path, sizeof path, "%s/%s.gguf", data_dir(), file);
-    assert_int_equal(qv_load(path, &ref), 0);
-    assert_int_equal(ref.n_tensors, in.n_tensors);
-    for (size_t i = 0; i < ref.n_tensors; i++) {
-        const qv_tensor *r = &ref.t[i], *src = qv_find(&in, r->name);
+    gguf_reader *ref = gguf_open(path, &err);
+    if (!ref)
+        fail_msg("%s", err.msg);
+    assert_int_equal(gguf_tensor_count(ref), gguf_tensor_count(in));
+    for (size_t i = 0; i < gguf_tensor_count(ref); i++) {
+        const gguf_tensor_info *r = gguf_tensor(ref, i), *src = gguf_find_tensor(in, r->name);
         assert_non_null(src);
         assert_int_equal(src->type, GGML_TYPE_F32);
         assert_int_equal(r->type, want_type);
         const int64_t n = r->ne[0], rows = r->ne[1] * r->ne[2] * r->ne[3];
+        const uint8_t *rdata = r->data;
         size_t row_size;
         assert_int_equal(ggml_row_size(r->type, (uint64_t)n, &row_size), 0);
+        assert_int_equal(r->size, row_size * (size_t)rows);
         uint8_t *out = malloc(row_size * (size_t)rows);
         float *back = malloc((size_t)(n * rows) * 4), *back_ref = malloc((size_t)(n * rows) * 4);
         float *x = malloc((size_t)(n * rows) * 4);
         memcpy(x, src->data, (size_t)(n * rows) * 4); /* the mapping is only 32-byte aligned */
         for (int k = 0; k < 2; k++) {
-            nm_error err = {{0}};
             memset(out, 0xCD, row_size * (size_t)rows);
             if (quantizers[k](r->type, x, out, rows, n, NULL, &err) != 0)
                 fail_msg("%s: %s", r->name, err.msg);
-            if (memcmp(out, r->data, row_size * (size_t)rows) != 0) {
+            if (memcmp(out, rdata, row_size * (size_t)rows) != 0) {
                 size_t at = 0;
-                while (out[at] == r->data[at])
+                while (out[at] == rdata[at])
                     at++;
                 fail_msg("%s %s (%s): first difference at byte %zu (row %zu)", file, r->name,
                          k ? "dispatch" : "reference", at, at / row_size);
@@ -283,8 +289,8 @@ static void check_vectors(const char *file, uint32_t want_type) {
         }
         /* dequantization: SIMD equals reference bit for bit */
         for (int64_t row = 0; row < rows; row++) {
-            nm_dequantize_row(r->type, r->data + row * (int64_t)row_size, back + row * n, n);
-            nm_dequantize_row_ref(r->type, r->data + row * (int64_t)row_size, back_ref + row * n, n);
+            nm_dequantize_row(r->type, rdata + row * (int64_t)row_size, back + row * n, n);
+            nm_dequantize_row_ref(r->type, rdata + row * (int64_t)row_size, back_ref + row * n, n);
         }
         assert_memory_equal(back, back_ref, (size_t)(n * rows) * 4);
         free(out);
@@ -292,8 +298,8 @@ static void check_vectors(const char *file, uint32_t want_type) {
         free(back);
         free(back_ref);
     }
-    free(in.buf);
-    free(ref.buf);
+    gguf_close(in);
+    gguf_close(ref);
 }
 
 static void test_vectors_q4_0(void **state) { (void)state; check_vectors("Q4_0", GGML_TYPE_Q4_0); }
