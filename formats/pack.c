@@ -16,6 +16,10 @@
 #include "formats/outfile.h"
 #include "formats/parallel.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #define CHUNK_RECORD_SIZE 48
 #define MAX_CHUNKS (1u << 26)
 #define METADATA_NAME "(metadata)"
@@ -60,16 +64,32 @@ static size_t transform_elem(unsigned t) {
 }
 
 /* Size of stream 0 for a chunk of n original bytes (0 for RAW). */
-static size_t stream0_size(unsigned t, size_t n) {
+size_t nm_pack_stream0_size(unsigned t, size_t n) {
     return t == NM_PACK_RAW ? 0 : n / transform_elem(t);
 }
 
 /* Splits n bytes into stream0 (s0) and stream1 (s1); s1 gets n - |s0| bytes. */
-static void transform_split(unsigned t, const unsigned char *src, size_t n, unsigned char *s0, unsigned char *s1) {
+void nm_pack_split(unsigned t, const void *src_, size_t n, void *s0_, void *s1_) {
+    const unsigned char *src = src_;
+    unsigned char *s0 = s0_, *s1 = s1_;
     size_t elems = n / transform_elem(t), i;
     switch (t) {
     case NM_PACK_BF16:
-        for (i = 0; i < elems; i++) {
+        i = 0;
+#if defined(__SSE2__)
+        for (; i + 16 <= elems; i += 16) {
+            const __m128i lomask = _mm_set1_epi16(0x00FF);
+            __m128i a = _mm_loadu_si128((const __m128i *)(src + 2 * i));
+            __m128i b = _mm_loadu_si128((const __m128i *)(src + 2 * i + 16));
+            /* per element u16 x: exponent = (x >> 7) & 0xFF; sign|mantissa = ((x >> 8) & 0x80) | (x & 0x7F) */
+            __m128i ea = _mm_and_si128(_mm_srli_epi16(a, 7), lomask), eb = _mm_and_si128(_mm_srli_epi16(b, 7), lomask);
+            __m128i ma = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(a, 8), _mm_set1_epi16(0x80)), _mm_and_si128(a, _mm_set1_epi16(0x7F)));
+            __m128i mb = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(b, 8), _mm_set1_epi16(0x80)), _mm_and_si128(b, _mm_set1_epi16(0x7F)));
+            _mm_storeu_si128((__m128i *)(s0 + i), _mm_packus_epi16(ea, eb));
+            _mm_storeu_si128((__m128i *)(s1 + i), _mm_packus_epi16(ma, mb));
+        }
+#endif
+        for (; i < elems; i++) {
             unsigned lo = src[2 * i], hi = src[2 * i + 1];
             s0[i] = (unsigned char)((hi << 1) | (lo >> 7));          /* exponent */
             s1[i] = (unsigned char)((hi & 0x80) | (lo & 0x7F));      /* sign, mantissa */
@@ -77,7 +97,17 @@ static void transform_split(unsigned t, const unsigned char *src, size_t n, unsi
         memcpy(s1 + elems, src + 2 * elems, n - 2 * elems);
         break;
     case NM_PACK_F16:
-        for (i = 0; i < elems; i++) {
+        i = 0;
+#if defined(__SSE2__)
+        for (; i + 16 <= elems; i += 16) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(src + 2 * i));
+            __m128i b = _mm_loadu_si128((const __m128i *)(src + 2 * i + 16));
+            __m128i lomask = _mm_set1_epi16(0x00FF);
+            _mm_storeu_si128((__m128i *)(s0 + i), _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8)));
+            _mm_storeu_si128((__m128i *)(s1 + i), _mm_packus_epi16(_mm_and_si128(a, lomask), _mm_and_si128(b, lomask)));
+        }
+#endif
+        for (; i < elems; i++) {
             s0[i] = src[2 * i + 1];
             s1[i] = src[2 * i];
         }
@@ -98,18 +128,42 @@ static void transform_split(unsigned t, const unsigned char *src, size_t n, unsi
     }
 }
 
-static void transform_join(unsigned t, const unsigned char *s0, const unsigned char *s1, size_t n, unsigned char *dst) {
+void nm_pack_join(unsigned t, const void *s0_, const void *s1_, size_t n, void *dst_) {
+    const unsigned char *s0 = s0_, *s1 = s1_;
+    unsigned char *dst = dst_;
     size_t elems = n / transform_elem(t), i;
     switch (t) {
     case NM_PACK_BF16:
-        for (i = 0; i < elems; i++) {
+        i = 0;
+#if defined(__SSE2__)
+        for (; i + 16 <= elems; i += 16) {
+            __m128i e = _mm_loadu_si128((const __m128i *)(s0 + i)), m = _mm_loadu_si128((const __m128i *)(s1 + i));
+            /* byte-wise: lo = (e << 7) | (m & 0x7F), hi = (m & 0x80) | (e >> 1); 16-bit shifts + masks
+             * keep bits from crossing bytes */
+            __m128i lo = _mm_or_si128(_mm_and_si128(_mm_slli_epi16(e, 7), _mm_set1_epi8((char)0x80)),
+                                      _mm_and_si128(m, _mm_set1_epi8(0x7F)));
+            __m128i hi = _mm_or_si128(_mm_and_si128(m, _mm_set1_epi8((char)0x80)),
+                                      _mm_and_si128(_mm_srli_epi16(e, 1), _mm_set1_epi8(0x7F)));
+            _mm_storeu_si128((__m128i *)(dst + 2 * i), _mm_unpacklo_epi8(lo, hi));
+            _mm_storeu_si128((__m128i *)(dst + 2 * i + 16), _mm_unpackhi_epi8(lo, hi));
+        }
+#endif
+        for (; i < elems; i++) {
             dst[2 * i] = (unsigned char)((s0[i] << 7) | (s1[i] & 0x7F));
             dst[2 * i + 1] = (unsigned char)((s1[i] & 0x80) | (s0[i] >> 1));
         }
         memcpy(dst + 2 * elems, s1 + elems, n - 2 * elems);
         break;
     case NM_PACK_F16:
-        for (i = 0; i < elems; i++) {
+        i = 0;
+#if defined(__SSE2__)
+        for (; i + 16 <= elems; i += 16) {
+            __m128i hi = _mm_loadu_si128((const __m128i *)(s0 + i)), lo = _mm_loadu_si128((const __m128i *)(s1 + i));
+            _mm_storeu_si128((__m128i *)(dst + 2 * i), _mm_unpacklo_epi8(lo, hi));
+            _mm_storeu_si128((__m128i *)(dst + 2 * i + 16), _mm_unpackhi_epi8(lo, hi));
+        }
+#endif
+        for (; i < elems; i++) {
             dst[2 * i + 1] = s0[i];
             dst[2 * i] = s1[i];
         }
@@ -193,11 +247,11 @@ static void pack_task(void *ctx, size_t task, int thread) {
     const unsigned char *src = job->input + c->offset;
     r->hash = XXH3_64bits(src, c->size);
     r->failed = 0;
-    size_t n0 = stream0_size(c->transform, c->size), n1 = c->size - n0;
+    size_t n0 = nm_pack_stream0_size(c->transform, c->size), n1 = c->size - n0;
     unsigned char *s0 = job->scratch[thread], *s1 = s0 + n0;
     const unsigned char *in1 = src;
     if (c->transform != NM_PACK_RAW)
-        transform_split(c->transform, src, c->size, s0, s1), in1 = s1;
+        nm_pack_split(c->transform, src, c->size, s0, s1), in1 = s1;
     size_t need = ZSTD_compressBound(n0) + ZSTD_compressBound(n1);
     if (r->cap < need) {
         free(r->payload);
@@ -786,7 +840,7 @@ static int decode_chunk(const nm_pack_reader *r, uint32_t i, ZSTD_DCtx *dctx, un
                         unsigned char *scratch, char *why, size_t why_size) {
     const chunk_rec *c = &r->chunks[i];
     const unsigned char *src = r->data + c->packed_offset;
-    size_t n0 = stream0_size(c->transform, c->size), n1 = c->size - n0;
+    size_t n0 = nm_pack_stream0_size(c->transform, c->size), n1 = c->size - n0;
     unsigned char *s0 = scratch, *s1 = c->transform == NM_PACK_RAW ? dst : scratch + n0;
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
     if (XXH3_64bits(src, c->packed_size) != c->packed_hash) {
@@ -807,7 +861,7 @@ static int decode_chunk(const nm_pack_reader *r, uint32_t i, ZSTD_DCtx *dctx, un
         return -1;
     }
     if (c->transform != NM_PACK_RAW)
-        transform_join(c->transform, s0, s1, c->size, dst);
+        nm_pack_join(c->transform, s0, s1, c->size, dst);
     if (XXH3_64bits(dst, c->size) != c->hash) {
         snprintf(why, why_size, "checksum mismatch");
         return -1;
@@ -815,21 +869,43 @@ static int decode_chunk(const nm_pack_reader *r, uint32_t i, ZSTD_DCtx *dctx, un
     return 0;
 }
 
+/* Unpacking is pipelined: while the workers decode window k+1 into one set of buffers, one
+ * task writes window k (in order, feeding the whole-file hash) from the other set. */
 typedef struct unpack_job {
     const nm_pack_reader *r;
-    uint32_t first;
-    unsigned char **buffers;  /* per window slot */
+    uint32_t decode_first;    /* first chunk of the window being decoded */
+    size_t decode_count;
+    unsigned char **decode_buffers;
+    int *decode_failed;
+    char (*decode_why)[128];
+    uint32_t write_first;     /* first chunk of the window being written */
+    size_t write_count;       /* 0: nothing to write this round */
+    unsigned char **write_buffers;
+    nm_outfile *out;
+    XXH3_state_t *whole;
+    int write_failed;
+    nm_error write_err;
     unsigned char **scratch;  /* per thread */
     ZSTD_DCtx **dctx;         /* per thread */
-    int *failed;
-    char (*why)[128];
 } unpack_job;
 
 static void unpack_task(void *ctx, size_t task, int thread) {
     unpack_job *job = ctx;
-    uint32_t i = job->first + (uint32_t)task;
-    job->failed[task] = decode_chunk(job->r, i, job->dctx[thread], job->buffers[task], job->scratch[thread],
-                                     job->why[task], sizeof job->why[task]);
+    if (job->write_count > 0) {
+        if (task == 0) {
+            for (size_t k = 0; k < job->write_count && !job->write_failed; k++) {
+                uint32_t size = job->r->chunks[job->write_first + k].size;
+                XXH3_128bits_update(job->whole, job->write_buffers[k], size);
+                if (job->out && nm_outfile_write(job->out, job->write_buffers[k], size, &job->write_err) != 0)
+                    job->write_failed = 1;
+            }
+            return;
+        }
+        task--;
+    }
+    uint32_t i = job->decode_first + (uint32_t)task;
+    job->decode_failed[task] = decode_chunk(job->r, i, job->dctx[thread], job->decode_buffers[task],
+                                            job->scratch[thread], job->decode_why[task], sizeof job->decode_why[task]);
 }
 
 int nm_unpack(nm_pack_reader *r, const char *out_path, const nm_pack_options *opts, nm_error *err) {
@@ -843,22 +919,25 @@ int nm_unpack(nm_pack_reader *r, const char *out_path, const nm_pack_options *op
     for (uint32_t i = 0; i < r->n_chunks; i++)
         if (r->chunks[i].size > max_chunk)
             max_chunk = r->chunks[i].size;
-    unsigned char **buffers = calloc(window, sizeof *buffers);
+    unsigned char **buffers[2] = {calloc(window, sizeof(unsigned char *)), calloc(window, sizeof(unsigned char *))};
     unsigned char **scratch = calloc((size_t)threads, sizeof *scratch);
     ZSTD_DCtx **dctx = calloc((size_t)threads, sizeof *dctx);
     int *failed = calloc(window, sizeof *failed);
     char(*why)[128] = calloc(window, sizeof *why);
     XXH3_state_t *whole = XXH3_createState();
     nm_outfile *out = NULL;
-    if (!buffers || !scratch || !dctx || !failed || !why || !whole) {
+    nm_progress progress;
+    nm_progress_start(&progress, out_path ? "unpack" : "test", r->n_chunks, r->original_size, o.quiet);
+    if (!buffers[0] || !buffers[1] || !scratch || !dctx || !failed || !why || !whole) {
         nm_fail(err, "out of memory");
         goto done;
     }
-    for (size_t k = 0; k < window; k++)
-        if (!(buffers[k] = malloc(max_chunk))) {
-            nm_fail(err, "out of memory");
-            goto done;
-        }
+    for (int b = 0; b < 2; b++)
+        for (size_t k = 0; k < window; k++)
+            if (!(buffers[b][k] = malloc(max_chunk))) {
+                nm_fail(err, "out of memory");
+                goto done;
+            }
     for (int t = 0; t < threads; t++)
         if (!(scratch[t] = malloc(max_chunk)) || !(dctx[t] = ZSTD_createDCtx())) {
             nm_fail(err, "out of memory");
@@ -867,31 +946,39 @@ int nm_unpack(nm_pack_reader *r, const char *out_path, const nm_pack_options *op
     if (out_path && !(out = nm_outfile_create(out_path, o.outfile_flags, err)))
         goto done;
     XXH3_128bits_reset(whole);
-    nm_progress progress;
-    nm_progress_start(&progress, out_path ? "unpack" : "test", r->n_chunks, r->original_size, o.quiet);
-    unpack_job job = {r, 0, buffers, scratch, dctx, failed, why};
+    unpack_job job = {.r = r, .out = out, .whole = whole, .scratch = scratch, .dctx = dctx,
+                      .decode_failed = failed, .decode_why = why};
     uint64_t done_bytes = 0;
-    for (uint32_t first = 0; first < r->n_chunks; first += (uint32_t)window) {
-        size_t n = r->n_chunks - first < window ? r->n_chunks - first : window;
-        job.first = first;
-        nm_pool_run(pool, n, unpack_task, &job);
-        for (size_t k = 0; k < n; k++) {
+    int current = 0;
+    /* round j decodes window j and writes window j-1 */
+    for (uint32_t first = 0;; first += (uint32_t)window) {
+        size_t n = first < r->n_chunks ? (r->n_chunks - first < window ? r->n_chunks - first : window) : 0;
+        job.decode_first = first;
+        job.decode_count = n;
+        job.decode_buffers = buffers[current];
+        if (job.write_count == 0 && n == 0)
+            break;
+        nm_pool_run(pool, n + (job.write_count > 0), unpack_task, &job);
+        if (job.write_failed) {
+            *err = job.write_err;
+            goto done;
+        }
+        if (job.write_count > 0) {
+            for (size_t k = 0; k < job.write_count; k++)
+                done_bytes += r->chunks[job.write_first + k].size;
+            nm_progress_update(&progress, job.write_first + job.write_count, done_bytes);
+        }
+        for (size_t k = 0; k < n; k++)
             if (failed[k]) {
                 char where[256];
                 describe_chunk(r, first + (uint32_t)k, where, sizeof where);
                 nm_fail(err, "%s: %s", where, why[k]);
-                nm_progress_finish(&progress);
                 goto done;
             }
-            uint32_t size = r->chunks[first + k].size;
-            XXH3_128bits_update(whole, buffers[k], size);
-            if (out && nm_outfile_write(out, buffers[k], size, err) != 0) {
-                nm_progress_finish(&progress);
-                goto done;
-            }
-            done_bytes += size;
-        }
-        nm_progress_update(&progress, first + n, done_bytes);
+        job.write_first = first;
+        job.write_count = n;
+        job.write_buffers = buffers[current];
+        current ^= 1;
     }
     nm_progress_finish(&progress);
     XXH128_canonical_t canon;
@@ -903,16 +990,19 @@ int nm_unpack(nm_pack_reader *r, const char *out_path, const nm_pack_options *op
     rc = out ? nm_outfile_commit(out, err) : 0;
     out = NULL;
 done:
+    nm_progress_finish(&progress);
     nm_outfile_abort(out);
-    for (size_t k = 0; buffers && k < window; k++)
-        free(buffers[k]);
+    for (int b = 0; b < 2; b++)
+        for (size_t k = 0; buffers[b] && k < window; k++)
+            free(buffers[b][k]);
     for (int t = 0; t < threads; t++) {
         if (scratch)
             free(scratch[t]);
         if (dctx)
             ZSTD_freeDCtx(dctx[t]);
     }
-    free(buffers);
+    free(buffers[0]);
+    free(buffers[1]);
     free(scratch);
     free(dctx);
     free(failed);

@@ -63,6 +63,12 @@ enum nm_pack_transform {
 
 const char *nm_pack_transform_name(unsigned transform);
 
+/* The transforms themselves (exposed for tests and other tools): split n original bytes into
+ * stream 0 (nm_pack_stream0_size bytes) and stream 1 (the rest), and join them back. */
+size_t nm_pack_stream0_size(unsigned transform, size_t n);
+void nm_pack_split(unsigned transform, const void *src, size_t n, void *s0, void *s1);
+void nm_pack_join(unsigned transform, const void *s0, const void *s1, size_t n, void *dst);
+
 typedef struct nm_pack_options {
     int level;             /* zstd level (default 3) */
     int threads;           /* <= 0: all cores */

@@ -1,7 +1,8 @@
 #!/bin/sh
 # nomoat-pack benchmark: ratio and MB/s of pack and unpack (1 thread and all threads,
 # --no-fsync, warm cache) for the reference GGUFs and a TinyLlama-shaped BF16 GGUF, next to
-# plain `zstd -3` of the same file in the same run. Peak RSS from /usr/bin/time when present.
+# plain `zstd -3` of the same file in the same run. "anon" is the peak anonymous memory (MB) of
+# packing with all threads (scripts/peak-anon.sh).
 #   usage: scripts/bench-pack.sh [FILE...]
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,11 +27,11 @@ fi
 
 now() { date +%s.%N; }
 rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%7.0f", (s > 0 ? b / s / 1e6 : 0) }'; }
-peak() { # peak RSS in MB of a command (GNU time), or "-"
-    if [ -x /usr/bin/time ]; then /usr/bin/time -f %M -o "$WORK/.rss" "$@" >/dev/null 2>&1 && awk '{printf "%5.0f", $1/1024}' "$WORK/.rss"; else "$@" >/dev/null 2>&1; echo "    -"; fi
+peak() { # peak anonymous memory in MB (mapped file pages not counted)
+    sh "$ROOT/scripts/peak-anon.sh" "$@" 2>&1 >/dev/null | sed -n 's/^peak-anon-mb //p' | tail -1
 }
 
-printf '%-26s %8s | %7s %7s | %7s %7s %7s %7s %6s | %7s %7s %7s\n' file MB ratio "x zstd" "pk1 MB/s" "pkN" "up1" "upN" "RSS" "zstd" "z1 MB/s" "zdec"
+printf '%-26s %8s | %7s %7s | %7s %7s %7s %7s %6s | %7s %7s %7s\n' file MB ratio "x zstd" "pk1 MB/s" "pkN" "up1" "upN" "anon" "zstd" "z1 MB/s" "zdec"
 for f in $files; do
     [ -f "$f" ] || { echo "missing $f"; continue; }
     cat "$f" >/dev/null

@@ -222,6 +222,50 @@ static void test_damage_detected(void **state) {
     free(orig);
 }
 
+/* The stream layouts are part of the format: check them against their definitions in pack.h
+ * for every 16-bit value (the SIMD paths must agree with the scalar ones bit for bit). */
+static void test_transform_layouts(void **state) {
+    (void)state;
+    enum { N = 65536 + 7 };
+    uint16_t *src = malloc(N * 2);
+    unsigned char *s0 = malloc(N * 2), *s1 = malloc(N * 2), *back = malloc(N * 2);
+    for (uint32_t i = 0; i < N; i++)
+        src[i] = (uint16_t)(i * 40503u);
+    size_t n = N * 2 - 1; /* odd: one tail byte */
+    assert_int_equal(nm_pack_stream0_size(NM_PACK_BF16, n), N - 1);
+    nm_pack_split(NM_PACK_BF16, src, n, s0, s1);
+    for (uint32_t i = 0; i < N - 1; i++) {
+        assert_int_equal(s0[i], (src[i] >> 7) & 0xFF);
+        assert_int_equal(s1[i], ((src[i] >> 8) & 0x80) | (src[i] & 0x7F));
+    }
+    assert_int_equal(s1[N - 1], ((unsigned char *)src)[n - 1]);
+    nm_pack_join(NM_PACK_BF16, s0, s1, n, back);
+    assert_memory_equal(back, src, n);
+    nm_pack_split(NM_PACK_F16, src, n, s0, s1);
+    for (uint32_t i = 0; i < N - 1; i++) {
+        assert_int_equal(s0[i], src[i] >> 8);
+        assert_int_equal(s1[i], src[i] & 0xFF);
+    }
+    nm_pack_join(NM_PACK_F16, s0, s1, n, back);
+    assert_memory_equal(back, src, n);
+    size_t n32 = (N / 2) * 4 + 3;
+    nm_pack_split(NM_PACK_F32, src, n32, s0, s1);
+    const unsigned char *b = (const unsigned char *)src;
+    for (uint32_t i = 0; i < N / 2; i++) {
+        uint32_t x = (uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 | (uint32_t)b[4 * i + 2] << 16 | (uint32_t)b[4 * i + 3] << 24;
+        assert_int_equal(s0[i], (x >> 23) & 0xFF);
+        assert_int_equal(s1[3 * i], ((x >> 24) & 0x80) | ((x >> 16) & 0x7F));
+        assert_int_equal(s1[3 * i + 1], (x >> 8) & 0xFF);
+        assert_int_equal(s1[3 * i + 2], x & 0xFF);
+    }
+    nm_pack_join(NM_PACK_F32, s0, s1, n32, back);
+    assert_memory_equal(back, src, n32);
+    free(src);
+    free(s0);
+    free(s1);
+    free(back);
+}
+
 static int setup(void **state) {
     (void)state;
     snprintf(dir, sizeof dir, "%s/nomoat-pack-test.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -237,6 +281,7 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_transform_layouts),
         cmocka_unit_test(test_roundtrip_gguf),
         cmocka_unit_test(test_roundtrip_plain_files),
         cmocka_unit_test(test_extract),
