@@ -41,7 +41,19 @@ step_convert() {
     "$BIN/nomoat-convert" --dry-run "$MODEL" | sed -n '1,2p;$p'
 }
 
-STEPS="step_convert"
+step_quantize() {
+    [ -x "$BIN/nomoat-quantize" ] || { echo "== quantize: skipped (nomoat-quantize not built)"; return 0; }
+    echo "== quantize: the F16 GGUF -> Q8_0 and Q4_K_M (llama-quantize's mixes)"
+    for t in Q8_0 Q4_K_M; do
+        f="$OUT/wikillama-f16-$(echo "$t" | tr A-Z a-z).gguf"
+        t0=$(now)
+        "$BIN/nomoat-quantize" -q --force "$OUT/wikillama-f16.gguf" "$f" "$t"
+        t1=$(now)
+        record "$t" "$f" "$(elapsed "$t0" "$t1")"
+    done
+}
+
+STEPS="step_convert step_quantize"
 
 results() {
     echo

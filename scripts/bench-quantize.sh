@@ -1,0 +1,141 @@
+#!/bin/sh
+# Benchmark of nomoat-quantize on a TinyLlama-1.1B-shaped F16 GGUF (2.2 GB, random weights),
+# against llama-quantize's figures on this kind of machine (2 threads, warm cache, output not
+# flushed): Q4_0 5.7 s, Q8_0 6.6 s, Q4_K_M 43.5 s. Targets: >= 2x faster for the legacy types,
+# >= 1.5x for K-quants.
+#
+#   sh scripts/bench-quantize.sh [TYPES...]      (default: Q8_0 Q4_0 Q4_K_M)
+#   THREADS=2 BUILD=build                        (environment overrides)
+#
+# Prints per type: wall time of `nomoat-quantize --no-fsync IN OUT TYPE 2` after a warm-up run
+# (best of RUNS, default 2), GB/s of input (F16 bytes read / wall time), peak RSS (VmHWM from
+# /usr/bin/time, includes the page-cache pages of the memory-mapped input and output it
+# touched) and peak anonymous memory (RssAnon sampled from /proc/PID/status every 10 ms: the
+# heap, buffers and thread stacks — what the tool really allocates). The input is generated once
+# into $BUILD/bench/tinyllama-f16.gguf with /usr/bin/python3 + numpy (GGUF written by hand,
+# llama.cpp's tensor names and metadata, converter order).
+set -e
+BUILD=${BUILD:-build}
+THREADS=${THREADS:-2}
+RUNS=${RUNS:-2}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+Q="$ROOT/$BUILD/nomoat-quantize"
+DIR="$ROOT/$BUILD/bench"
+IN="$DIR/tinyllama-f16.gguf"
+mkdir -p "$DIR"
+[ -x "$Q" ] || make -s BUILD="$BUILD" >/dev/null
+TYPES=${*:-Q8_0 Q4_0 Q4_K_M}
+
+if [ ! -s "$IN" ]; then
+    echo "generating $IN (TinyLlama-1.1B shapes, F16, random N(0, 0.02)) ..."
+    /usr/bin/python3 - "$IN" <<'EOF'
+import struct, sys
+import numpy as np
+out = sys.argv[1]
+H, I, HEADS, KV, V, L = 2048, 5632, 32, 4, 32000, 22
+kvd = KV * (H // HEADS)
+shapes = [("token_embd.weight", (H, V))]
+for i in range(L):
+    p = f"blk.{i}."
+    shapes += [(p + "attn_q.weight", (H, H)), (p + "attn_k.weight", (H, kvd)), (p + "attn_v.weight", (H, kvd)),
+               (p + "attn_output.weight", (H, H)), (p + "ffn_gate.weight", (H, I)), (p + "ffn_up.weight", (H, I)),
+               (p + "ffn_down.weight", (I, H)), (p + "attn_norm.weight", (H,)), (p + "ffn_norm.weight", (H,))]
+shapes += [("output_norm.weight", (H,)), ("output.weight", (H, V))]
+kvs = [("general.architecture", 8, "llama"), ("general.name", 8, "synthetic-tinyllama"),
+       ("llama.block_count", 4, L), ("llama.context_length", 4, 2048), ("llama.embedding_length", 4, H),
+       ("llama.feed_forward_length", 4, I), ("llama.attention.head_count", 4, HEADS),
+       ("llama.attention.head_count_kv", 4, KV), ("llama.rope.freq_base", 6, 10000.0),
+       ("llama.attention.layer_norm_rms_epsilon", 6, 1e-5), ("general.file_type", 4, 1),
+       ("llama.vocab_size", 4, V), ("llama.rope.dimension_count", 4, H // HEADS)]
+head = bytearray(b"GGUF" + struct.pack("<IQQ", 3, len(shapes), len(kvs)))
+def s(x):
+    e = x.encode(); head.extend(struct.pack("<Q", len(e)) + e)
+for k, t, v in kvs:
+    s(k); head.extend(struct.pack("<I", t))
+    if t == 8: s(v)
+    else: head.extend(struct.pack({4: "<I", 6: "<f"}[t], v))
+off, sizes = 0, []
+for name, ne in shapes:
+    n = int(np.prod(ne)); t = 1 if len(ne) > 1 else 0
+    size = n * (2 if t == 1 else 4); sizes.append((n, t, size))
+    s(name); head.extend(struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", x) for x in ne))
+    head.extend(struct.pack("<IQ", t, off)); off += (size + 31) // 32 * 32
+head.extend(b"\0" * ((-len(head)) % 32))
+rng = np.random.default_rng(1)
+pool = (rng.standard_normal(80_000_000, dtype=np.float32) * 0.02).astype("<f2")
+norm = (1 + rng.standard_normal(H, dtype=np.float32) * 0.01).astype("<f4")
+with open(out + ".tmp", "wb") as f:
+    f.write(head)
+    for k, (n, t, size) in enumerate(sizes):
+        if t == 0:
+            f.write(norm.tobytes())
+        else:
+            done = 0
+            while done < n:  # windows of the pool at tensor-dependent offsets
+                start = (k * 7_919_993 + done * 31) % (len(pool) - 1_000_000)
+                m = min(n - done, len(pool) - start)
+                f.write(pool[start:start + m].tobytes()); done += m
+        f.write(b"\0" * ((-size) % 32))
+import os; os.rename(out + ".tmp", out)
+EOF
+fi
+
+in_bytes=$(stat -c %s "$IN")
+echo "input: $IN ($(awk -v b="$in_bytes" 'BEGIN{printf "%.2f GB", b/1e9}')), $THREADS threads, $(nproc) cores, warm cache, --no-fsync"
+cat "$IN" >/dev/null  # warm the page cache
+
+# run TYPE: one timed run; sets t (seconds), rss_kb, anon_kb
+run() {
+    out="$DIR/out-$1.gguf"
+    rm -f "$out"
+    /usr/bin/time -f "%e %M %U %S" -o "$DIR/time.txt" "$Q" -q --no-fsync --force "$IN" "$out" "$1" "$THREADS" &
+    tpid=$!
+    sleep 0.05
+    pid=$(pgrep -P "$tpid" -n nomoat-quantize || true)
+    anon_kb=0
+    while [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; do
+        a=$(awk '/^RssAnon:/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        [ -n "$a" ] && [ "$a" -gt "$anon_kb" ] && anon_kb=$a
+        sleep 0.01
+    done
+    wait "$tpid"
+    t=$(cut -d' ' -f1 "$DIR/time.txt"); rss_kb=$(cut -d' ' -f2 "$DIR/time.txt")
+    cpu=$(awk '{print $3 + $4}' "$DIR/time.txt")
+    rm -f "$out"
+}
+
+ref_time() { case $1 in Q4_0) echo 5.7 ;; Q8_0) echo 6.6 ;; Q4_K_M) echo 43.5 ;; *) echo "" ;; esac; }
+target() { case $1 in Q4_0|Q4_1|Q5_0|Q5_1|Q8_0) echo 2.0 ;; *) echo 1.5 ;; esac; }
+
+load=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load" -v c="$(nproc)" 'BEGIN{exit !(l > c)}'; then
+    echo "WARNING: load average $load on $(nproc) cores: other processes compete, wall times are inflated;"
+    echo "         'CPU s' (user+sys) / $THREADS estimates the wall time on an idle machine."
+fi
+printf '%-8s %8s %8s %9s %12s %14s %11s %9s  %s\n' type "wall s" "CPU s" "GB/s in" "peak RSS" "peak RssAnon" "llama.cpp" speedup target
+for type in $TYPES; do
+    run "$type"  # warm-up (also touches the output folder)
+    best=""
+    i=0
+    while [ $i -lt "$RUNS" ]; do
+        run "$type"
+        if [ -z "$best" ] || awk -v a="$t" -v b="$best" 'BEGIN{exit !(a<b)}'; then
+            best=$t; best_rss=$rss_kb; best_anon=$anon_kb; best_cpu=$cpu
+        fi
+        i=$((i + 1))
+    done
+    ref=$(ref_time "$type")
+    tgt=$(target "$type")
+    awk -v type="$type" -v t="$best" -v b="$in_bytes" -v rss="$best_rss" -v anon="$best_anon" -v cpu="$best_cpu" -v ref="$ref" -v tgt="$tgt" 'BEGIN{
+        sp = (ref != "" && t > 0) ? ref / t : 0
+        verdict = ref == "" ? "-" : (sp >= tgt ? sprintf(">= %.1fx: met", tgt) : sprintf(">= %.1fx: MISSED", tgt))
+        printf "%-8s %8.2f %8.2f %9.2f %9.0f MB %11.1f MB %11s %8s  %s\n", type, t, cpu, b / t / 1e9, rss / 1024, anon / 1024,
+            ref == "" ? "-" : ref " s", ref == "" ? "-" : sprintf("%.2fx", sp), verdict }'
+done
+
+if [ -x scripts/bench-quants.sh ] || [ -f scripts/bench-quants.sh ]; then
+    echo
+    echo "single-thread kernels (scripts/bench-quants.sh):"
+    sh scripts/bench-quants.sh
+fi
