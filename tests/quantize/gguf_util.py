@@ -14,7 +14,11 @@
 import struct
 import sys
 
-import numpy as np
+try:  # only the generators need numpy; the readers start faster without it
+    if sys.argv[1] in ("model", "bad", "big", "dat-from-gguf"):
+        import numpy as np
+except IndexError:
+    pass
 
 GGML = {"F32": 0, "F16": 1, "BF16": 30}
 SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}

@@ -18,6 +18,12 @@ expect_fail() {
     if [ -n "$_out" ] && [ -e "$_out" ]; then fail "$_n" "$_out was left behind"; rm -f "$_out"; return; fi
     pass "$_n"
 }
+# same_file NAME A B: byte-identical; on failure show which tensors differ
+same_file() {
+    if cmp "$2" "$3" >"$S/.cmp" 2>&1; then pass "$1"; return; fi
+    fail "$1"; sed 's/^/    | /' "$S/.cmp"
+    $PY $U tensors-equal "$2" "$3" 2>&1 | sed 's/^/    | /' | tail -20
+}
 # no stray temporaries next to outputs
 check_clean() {
     if ls -A "$1" | grep -q 'nomoat-tmp'; then fail "$2" "temporary left in $1"; else pass "$2"; fi
@@ -26,35 +32,34 @@ check_clean() {
 # ---- (a) quant-vectors (tests/data): --pure to each type, whole file identical ----
 V="$DATA/quant-vectors"
 for t in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K_S Q5_K_S Q6_K; do
-    check "quant-vectors --pure $t runs" "$Q" -q --pure "$V/input-f32.gguf" "$S/v-$t.gguf" $t 1
-    check "quant-vectors --pure $t: tensor data identical to llama-quantize" $PY $U tensors-equal "$S/v-$t.gguf" "$V/$t.gguf"
-    check "quant-vectors --pure $t: whole file byte-identical" cmp "$S/v-$t.gguf" "$V/$t.gguf"
+    check "quant-vectors --pure $t runs" "$Q" -q --no-fsync --pure "$V/input-f32.gguf" "$S/v-$t.gguf" $t 1
+    same_file "quant-vectors --pure $t: whole file byte-identical (tensor data too)" "$S/v-$t.gguf" "$V/$t.gguf"
 done
 # multi-threaded run gives the same bytes
-check "quant-vectors Q4_K_S with 2 threads" "$Q" -q --pure "$V/input-f32.gguf" "$S/v2.gguf" Q4_K_S 2
+check "quant-vectors Q4_K_S with 2 threads" "$Q" -q --no-fsync --pure "$V/input-f32.gguf" "$S/v2.gguf" Q4_K_S 2
 check "quant-vectors Q4_K_S 2 threads identical" cmp "$S/v2.gguf" "$V/Q4_K_S.gguf"
 # Q4_K_M --pure is Q4_K everywhere, like Q4_K_S --pure, but a different general.file_type
-check "--pure Q4_K_M" "$Q" -q --pure "$V/input-f32.gguf" "$S/v-m.gguf" Q4_K_M
+check "--pure Q4_K_M" "$Q" -q --no-fsync --pure "$V/input-f32.gguf" "$S/v-m.gguf" Q4_K_M
 check "--pure Q4_K_M tensors equal Q4_K_S --pure" $PY $U tensors-equal "$S/v-m.gguf" "$V/Q4_K_S.gguf"
 check "--pure Q4_K_M file_type 15" sh -c "[ \"\$($PY $U kv '$S/v-m.gguf' general.file_type)\" = 15 ]"
 
 # ---- F16 / BF16 inputs convert exactly like F32 ----
 for d in f32 f16 bf16; do
     $PY $U model "$S/m-$d.gguf" $d || fail "make $d model"
-    check "small $d model to Q4_K_M" "$Q" -q "$S/m-$d.gguf" "$S/o-$d.gguf" Q4_K_M
+    check "small $d model to Q4_K_M" "$Q" -q --no-fsync "$S/m-$d.gguf" "$S/o-$d.gguf" Q4_K_M
 done
 check "F16 input gives the same tensors as F32" $PY $U tensors-equal "$S/o-f32.gguf" "$S/o-f16.gguf"
 check "BF16 input gives the same tensors as F32" $PY $U tensors-equal "$S/o-f32.gguf" "$S/o-bf16.gguf"
 check "small model to Q8_0 with --output-tensor-type/--token-embedding-type" \
-    "$Q" -q --output-tensor-type q8_0 --token-embedding-type F16 "$S/m-f16.gguf" "$S/o-ovr.gguf" Q4_K_S
+    "$Q" -q --no-fsync --output-tensor-type q8_0 --token-embedding-type F16 "$S/m-f16.gguf" "$S/o-ovr.gguf" Q4_K_S
 $PY $U types "$S/o-ovr.gguf" >"$S/types" 2>&1
 check "overrides applied (output Q8_0, token_embd F16, attn_v Q5_K, norms F32)" sh -c \
     "grep -qx 'output.weight 8' '$S/types' && grep -qx 'token_embd.weight 1' '$S/types' &&
      grep -qx 'blk.0.attn_v.weight 13' '$S/types' && grep -qx 'blk.0.attn_norm.weight 0' '$S/types'"
-check "--leave-output-tensor" "$Q" -q --leave-output-tensor "$S/m-f16.gguf" "$S/o-leave.gguf" Q5_K_M
+check "--leave-output-tensor" "$Q" -q --no-fsync --leave-output-tensor "$S/m-f16.gguf" "$S/o-leave.gguf" Q5_K_M
 check "output.weight kept F16" sh -c "$PY $U types '$S/o-leave.gguf' | grep -qx 'output.weight 1'"
-check "F16 target" "$Q" -q "$S/m-f32.gguf" "$S/o-to16.gguf" F16
-check "F16 -> F16 copies" "$Q" -q "$S/m-f16.gguf" "$S/o-16to16.gguf" F16
+check "F16 target" "$Q" -q --no-fsync "$S/m-f32.gguf" "$S/o-to16.gguf" F16
+check "F16 -> F16 copies" "$Q" -q --no-fsync "$S/m-f16.gguf" "$S/o-16to16.gguf" F16
 check "F32 -> F16 tensors equal the F16 model's" $PY $U tensors-equal "$S/o-to16.gguf" "$S/o-16to16.gguf"
 
 # ---- dry run and JSON ----
@@ -68,7 +73,7 @@ t={x['name']:x for x in p['tensors']}
 assert p['file_type']==15 and len(p['tensors'])==21
 assert t['output.weight']['type_out']=='Q6_K' and t['blk.0.attn_norm.weight']['converted'] is False
 assert sum(x['bytes_out'] for x in p['tensors'])==p['bytes_out']"
-"$Q" -q --json "$S/m-f16.gguf" "$S/j.gguf" Q8_0 >"$S/sum.json" 2>&1
+"$Q" -q --no-fsync --json "$S/m-f16.gguf" "$S/j.gguf" Q8_0 >"$S/sum.json" 2>&1
 check "--json summary matches the file written" $PY -c "
 import json,os; p=json.load(open('$S/sum.json'))
 assert p['type']=='Q8_0' and p['seconds']>=0 and p['bytes_out']<=os.path.getsize('$S/j.gguf')"
@@ -83,16 +88,16 @@ expect_fail "f16 scale overflow (Q6_K)" "blk.0.attn_q.weight, row 5: .*(overflow
 expect_fail "value too large for F16" "blk.0.attn_q.weight, row 5: " "$S/x.gguf" "$Q" "$S/bad-huge.gguf" "$S/x.gguf" F16
 check_clean "$S" "no temporaries after refusals"
 
-check "make a Q8_0 file" "$Q" -q "$S/m-f32.gguf" "$S/q8.gguf" Q8_0
+check "make a Q8_0 file" "$Q" -q --no-fsync "$S/m-f32.gguf" "$S/q8.gguf" Q8_0
 expect_fail "requantizing refused without --allow-requantize" "already quantized.*--allow-requantize" "$S/rq.gguf" "$Q" "$S/q8.gguf" "$S/rq.gguf" Q4_0
-check "requantizing with --allow-requantize" "$Q" -q --allow-requantize "$S/q8.gguf" "$S/rq.gguf" Q4_0
-check "Q8_0 -> Q8_0 copies the tensors unchanged" "$Q" -q "$S/q8.gguf" "$S/q8b.gguf" Q8_0
+check "requantizing with --allow-requantize" "$Q" -q --no-fsync --allow-requantize "$S/q8.gguf" "$S/rq.gguf" Q4_0
+check "Q8_0 -> Q8_0 copies the tensors unchanged" "$Q" -q --no-fsync "$S/q8.gguf" "$S/q8b.gguf" Q8_0
 check "Q8_0 -> Q8_0 tensors identical" $PY $U tensors-equal "$S/q8.gguf" "$S/q8b.gguf"
 
 echo "precious" >"$S/exists.gguf"
 expect_fail "existing output refused without --force" "exists.*--force" "" "$Q" "$S/m-f32.gguf" "$S/exists.gguf" Q8_0
 check "existing output untouched" sh -c "[ \"\$(cat '$S/exists.gguf')\" = precious ]"
-check "--force replaces it" "$Q" -q --force "$S/m-f32.gguf" "$S/exists.gguf" Q8_0
+check "--force replaces it" "$Q" -q --no-fsync --force "$S/m-f32.gguf" "$S/exists.gguf" Q8_0
 check "replaced by the quantized model" cmp "$S/exists.gguf" "$S/q8.gguf"
 
 expect_fail "unknown type" "unknown type 'Q9_9'" "$S/x.gguf" "$Q" "$S/m-f32.gguf" "$S/x.gguf" Q9_9
@@ -109,12 +114,18 @@ check_status "no arguments is a usage error" 1 "$Q"
 # ---- SIGINT mid-run leaves nothing ----
 mkdir -p "$S/int"
 $PY $U big "$S/big.gguf" 128
-"$Q" -q "$S/big.gguf" "$S/int/out.gguf" Q6_K 1 &
+"$Q" -q --no-fsync "$S/big.gguf" "$S/int/out.gguf" Q6_K 1 &
 pid=$!
-sleep 0.15
-kill -INT $pid
+# interrupt once a few MB of output were written (mid-run, whatever the machine's speed)
+i=0
+while [ $i -lt 3000 ] && kill -0 $pid 2>/dev/null; do
+    w=$(awk '/^wchar:/{print $2}' /proc/$pid/io 2>/dev/null || echo 0)
+    [ "${w:-0}" -ge 4000000 ] && break
+    sleep 0.01; i=$((i + 1))
+done
+kill -INT $pid 2>/dev/null
 wait $pid; rc=$?
-if [ "$rc" -eq 130 ]; then pass "SIGINT ends the run with status 130"; else fail "SIGINT ends the run with status 130" "exit $rc (finished before the signal?)"; fi
+if [ "$rc" -eq 130 ]; then pass "SIGINT mid-write ends the run with status 130"; else fail "SIGINT mid-write ends the run with status 130" "exit $rc (finished before the signal?)"; fi
 check "SIGINT leaves no output" sh -c "[ ! -e '$S/int/out.gguf' ]"
 check_clean "$S/int" "SIGINT leaves no temporary"
 
@@ -123,26 +134,24 @@ if need_fixtures "wikillama reference mixes"; then
     R="$FIXTURES/reference"
     for t in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K; do
         lt=$(echo $t | tr 'A-Z' 'a-z')
-        check "wikillama $t runs" "$Q" -q --no-fsync "$R/wikillama-f32.gguf" "$S/w-$lt.gguf" $t 2
-        check "wikillama $t: per-tensor types and data identical" $PY $U tensors-equal "$S/w-$lt.gguf" "$R/wikillama-$lt.gguf"
-        check "wikillama $t: whole file byte-identical" cmp "$S/w-$lt.gguf" "$R/wikillama-$lt.gguf"
+        check "wikillama $t runs" "$Q" -q --no-fsync --no-fsync "$R/wikillama-f32.gguf" "$S/w-$lt.gguf" $t 2
+        same_file "wikillama $t: whole file byte-identical (per-tensor types and data too)" "$S/w-$lt.gguf" "$R/wikillama-$lt.gguf"
     done
     # llama-quantize stored the imatrix path as given, relative to ../shared/fixtures
     check "wikillama Q4_K_M --imatrix runs" sh -c \
-        "cd '$FIXTURES' && '$Q' -q --no-fsync --imatrix reference/wikillama-imatrix.gguf reference/wikillama-f32.gguf '$S/w-imat.gguf' Q4_K_M"
-    check "wikillama Q4_K_M --imatrix: tensors identical" $PY $U tensors-equal "$S/w-imat.gguf" "$R/wikillama-q4_k_m-imatrix.gguf"
-    check "wikillama Q4_K_M --imatrix: whole file byte-identical" cmp "$S/w-imat.gguf" "$R/wikillama-q4_k_m-imatrix.gguf"
+        "cd '$FIXTURES' && '$Q' -q --no-fsync --no-fsync --imatrix reference/wikillama-imatrix.gguf reference/wikillama-f32.gguf '$S/w-imat.gguf' Q4_K_M"
+    same_file "wikillama Q4_K_M --imatrix: whole file byte-identical" "$S/w-imat.gguf" "$R/wikillama-q4_k_m-imatrix.gguf"
     $PY $U dat-from-gguf "$R/wikillama-imatrix.gguf" "$S/imatrix.dat"
-    check "legacy .dat imatrix runs" "$Q" -q --imatrix "$S/imatrix.dat" "$R/wikillama-f32.gguf" "$S/w-dat.gguf" Q4_K_M
+    check "legacy .dat imatrix runs" "$Q" -q --no-fsync --imatrix "$S/imatrix.dat" "$R/wikillama-f32.gguf" "$S/w-dat.gguf" Q4_K_M
     check "legacy .dat imatrix gives the same tensors" $PY $U tensors-equal "$S/w-dat.gguf" "$R/wikillama-q4_k_m-imatrix.gguf"
     check "the imatrix changes the result" sh -c "! $PY $U tensors-equal '$S/w-dat.gguf' '$R/wikillama-q4_k_m.gguf' >/dev/null"
     $PY $U imatrix-bad "$R/wikillama-imatrix.gguf" "$S/imatrix-bad.gguf"
     expect_fail "imatrix of the wrong size" "entry blk.0.attn_k.weight has 224 values" "$S/x.gguf" \
         "$Q" --imatrix "$S/imatrix-bad.gguf" "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_K_M
     check "Q4_0 with imatrix: ffn_down of the first n/8 layers only (none of 4) stays Q4_0" sh -c \
-        "'$Q' -q --imatrix '$R/wikillama-imatrix.gguf' '$R/wikillama-f32.gguf' '$S/w-q40i.gguf' Q4_0 && $PY $U types '$S/w-q40i.gguf' | grep -qx 'blk.0.ffn_down.weight 2'"
+        "'$Q' -q --no-fsync --imatrix '$R/wikillama-imatrix.gguf' '$R/wikillama-f32.gguf' '$S/w-q40i.gguf' Q4_0 && $PY $U types '$S/w-q40i.gguf' | grep -qx 'blk.0.ffn_down.weight 2'"
     expect_fail "a reference model as --imatrix" "wikillama-f32.gguf: not an importance matrix" "$S/x.gguf" \
         "$Q" --imatrix "$R/wikillama-f32.gguf" "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_K_M
-    check "requantize refused on a reference Q4_K_M" sh -c "! '$Q' -q '$R/wikillama-q4_k_m.gguf' '$S/rq2.gguf' Q4_0 2>/dev/null && [ ! -e '$S/rq2.gguf' ]"
+    check "requantize refused on a reference Q4_K_M" sh -c "! '$Q' -q --no-fsync '$R/wikillama-q4_k_m.gguf' '$S/rq2.gguf' Q4_0 2>/dev/null && [ ! -e '$S/rq2.gguf' ]"
 fi
 finish
