@@ -1,0 +1,350 @@
+/* Scalar reference of the activation quantizers and weight·activation dot products (dot.h). */
+#include "formats/dot.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/dot_simd.h"
+#include "formats/tensor.h"
+
+static inline float f16(const uint8_t *p) { return nm_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
+static inline void put_f16(uint8_t *p, float v) {
+    uint16_t h = nm_f32_to_f16(v);
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+
+int nm_dot_act_type(uint32_t wt) {
+    switch (wt) {
+    case GGML_TYPE_F32: return GGML_TYPE_F32;
+    case GGML_TYPE_F16: return GGML_TYPE_F16;
+    case GGML_TYPE_BF16: return GGML_TYPE_BF16;
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0: return GGML_TYPE_Q8_0;
+    case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1: return GGML_TYPE_Q8_1;
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K: return GGML_TYPE_Q8_K;
+    default: return -1;
+    }
+}
+
+bool nm_dot_supported(uint32_t wt) { return nm_dot_act_type(wt) >= 0; }
+
+size_t nm_dot_act_row_size(uint32_t wt, int64_t n) {
+    size_t s = 0;
+    int at = nm_dot_act_type(wt);
+    if (at < 0 || ggml_row_size((uint32_t)at, (uint64_t)n, &s) != 0) return 0;
+    return s;
+}
+
+/* ---------------- activation quantizers ---------------- */
+
+/* Q8_0 / Q8_1 as ggml's AVX2 quantize_row_q8_0/q8_1: id = 127/amax, round half to even. */
+static void quantize_q8_0_or_1(const float *x, uint8_t *dst, int64_t n, bool with_sum) {
+    const size_t bs = with_sum ? 36 : 34;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + b * 32;
+        uint8_t *out = dst + (size_t)b * bs;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) {
+            float a = fabsf(xb[j]);
+            amax = a > amax ? a : amax;
+        }
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int8_t *qs = (int8_t *)(out + (with_sum ? 4 : 2));
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            int q = (int)nearbyintf(xb[j] * id);
+            qs[j] = (int8_t)q;
+            sum += q;
+        }
+        put_f16(out, d);
+        if (with_sum) put_f16(out + 2, d * (float)sum);
+    }
+}
+
+/* Q8_K, ggml's reference quantizer (used on x86-64): FORMATS.md §4.6. */
+static inline int nearest_int(float fval) {
+    float val = fval + 12582912.0f;
+    int i;
+    memcpy(&i, &val, sizeof(int));
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+static void quantize_q8_k(const float *x, uint8_t *dst, int64_t n) {
+    for (int64_t b = 0; b < n / 256; b++) {
+        const float *xb = x + b * 256;
+        uint8_t *out = dst + (size_t)b * 292;
+        int8_t *qs = (int8_t *)(out + 4);
+        int16_t bsums[16];
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < 256; j++) {
+            float ax = fabsf(xb[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = xb[j];
+            }
+        }
+        float d = 0.0f;
+        if (amax == 0.0f) {
+            memset(qs, 0, 256);
+            memset(bsums, 0, sizeof bsums);
+        } else {
+            const float iscale = -127.0f / max;
+            for (int j = 0; j < 256; j++) {
+                int v = nearest_int(iscale * xb[j]);
+                qs[j] = (int8_t)(v < 127 ? v : 127);
+            }
+            for (int k = 0; k < 16; k++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++) s += qs[16 * k + l];
+                bsums[k] = (int16_t)s;
+            }
+            d = 1.0f / iscale;
+        }
+        memcpy(out, &d, 4);
+        memcpy(out + 260, bsums, 32); /* little-endian host */
+    }
+}
+
+void nm_dot_quantize_act_ref(uint32_t wt, const float *x, void *dst, int64_t n) {
+    switch (nm_dot_act_type(wt)) {
+    case GGML_TYPE_F32: memcpy(dst, x, (size_t)n * sizeof(float)); break;
+    case GGML_TYPE_F16: nm_f32_to_f16_row_ref(x, dst, (size_t)n); break;
+    case GGML_TYPE_BF16: nm_f32_to_bf16_row_ref(x, dst, (size_t)n); break;
+    case GGML_TYPE_Q8_0: quantize_q8_0_or_1(x, dst, n, false); break;
+    case GGML_TYPE_Q8_1: quantize_q8_0_or_1(x, dst, n, true); break;
+    case GGML_TYPE_Q8_K: quantize_q8_k(x, dst, n); break;
+    default: break;
+    }
+}
+
+/* ---------------- dot products ---------------- */
+
+static float dot_f32(int64_t n, const float *w, const float *a) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += (double)(w[i] * a[i]);
+    return (float)s;
+}
+
+static float dot_f16(int64_t n, const uint16_t *w, const uint16_t *a) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += (double)(nm_f16_to_f32(w[i]) * nm_f16_to_f32(a[i]));
+    return (float)s;
+}
+
+static float dot_bf16(int64_t n, const uint16_t *w, const uint16_t *a) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += (double)(nm_bf16_to_f32(w[i]) * nm_bf16_to_f32(a[i]));
+    return (float)s;
+}
+
+/* Legacy 32-blocks against Q8_0 / Q8_1. */
+static float dot_q4_0(int64_t n, const uint8_t *w, const uint8_t *a) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++, w += 18, a += 34) {
+        const int8_t *y = (const int8_t *)(a + 2);
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            s += ((w[2 + j] & 0x0F) - 8) * y[j];
+            s += ((w[2 + j] >> 4) - 8) * y[j + 16];
+        }
+        sum += (float)s * (f16(w) * f16(a));
+    }
+    return sum;
+}
+
+static float dot_q4_1(int64_t n, const uint8_t *w, const uint8_t *a) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++, w += 20, a += 36) {
+        const int8_t *y = (const int8_t *)(a + 4);
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            s += (w[4 + j] & 0x0F) * y[j];
+            s += (w[4 + j] >> 4) * y[j + 16];
+        }
+        sum += (f16(w) * f16(a)) * (float)s + f16(w + 2) * f16(a + 2);
+    }
+    return sum;
+}
+
+static inline uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static float dot_q5_0(int64_t n, const uint8_t *w, const uint8_t *a) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++, w += 22, a += 34) {
+        const int8_t *y = (const int8_t *)(a + 2);
+        const uint32_t qh = rd32(w + 2);
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            int lo = (w[6 + j] & 0x0F) | (int)(((qh >> j) & 1) << 4);
+            int hi = (w[6 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+            s += (lo - 16) * y[j] + (hi - 16) * y[j + 16];
+        }
+        sum += (float)s * (f16(w) * f16(a));
+    }
+    return sum;
+}
+
+static float dot_q5_1(int64_t n, const uint8_t *w, const uint8_t *a) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++, w += 24, a += 36) {
+        const int8_t *y = (const int8_t *)(a + 4);
+        const uint32_t qh = rd32(w + 4);
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            int lo = (w[8 + j] & 0x0F) | (int)(((qh >> j) & 1) << 4);
+            int hi = (w[8 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+            s += lo * y[j] + hi * y[j + 16];
+        }
+        sum += (f16(w) * f16(a)) * (float)s + f16(w + 2) * f16(a + 2);
+    }
+    return sum;
+}
+
+static float dot_q8_0(int64_t n, const uint8_t *w, const uint8_t *a) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++, w += 34, a += 34) {
+        const int8_t *x = (const int8_t *)(w + 2), *y = (const int8_t *)(a + 2);
+        int s = 0;
+        for (int j = 0; j < 32; j++) s += x[j] * y[j];
+        sum += (float)s * (f16(w) * f16(a));
+    }
+    return sum;
+}
+
+/* K-quants against Q8_K. */
+static inline void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+static inline float q8k_d(const uint8_t *a) {
+    float d;
+    memcpy(&d, a, 4);
+    return d;
+}
+static inline int16_t q8k_bsum(const uint8_t *a, int k) {
+    int16_t v;
+    memcpy(&v, a + 260 + 2 * k, 2);
+    return v;
+}
+
+static float dot_q4_k_q5_k(int64_t n, const uint8_t *w, const uint8_t *a, bool five) {
+    const size_t bs = five ? 176 : 144;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / 256; b++, w += bs, a += 292) {
+        const uint8_t *scales = w + 4, *qh = w + 16, *qs = w + (five ? 48 : 16);
+        const int8_t *y = (const int8_t *)(a + 4);
+        int sumi = 0, summ = 0;
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            scale_min_k4(j, scales, &sc, &m);
+            const int c = j / 2, hi = j & 1;
+            int s = 0;
+            for (int l = 0; l < 32; l++) {
+                int q = hi ? (qs[32 * c + l] >> 4) : (qs[32 * c + l] & 0x0F);
+                if (five) q |= ((qh[l] >> j) & 1) << 4;
+                s += q * y[32 * j + l];
+            }
+            sumi += sc * s;
+            summ += m * (q8k_bsum(a, 2 * j) + q8k_bsum(a, 2 * j + 1));
+        }
+        const float dy = q8k_d(a);
+        sum += f16(w) * dy * (float)sumi - f16(w + 2) * dy * (float)summ;
+    }
+    return sum;
+}
+
+static float dot_q6_k(int64_t n, const uint8_t *w, const uint8_t *a) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / 256; b++, w += 210, a += 292) {
+        const uint8_t *ql = w, *qh = w + 128;
+        const int8_t *sc = (const int8_t *)(w + 192);
+        const int8_t *y = (const int8_t *)(a + 4);
+        int8_t q[256];
+        for (int h = 0; h < 2; h++) {
+            for (int l = 0; l < 32; l++) {
+                const uint8_t L0 = ql[64 * h + l], L1 = ql[64 * h + 32 + l], H = qh[32 * h + l];
+                q[128 * h + l] = (int8_t)(((L0 & 0xF) | ((H & 3) << 4)) - 32);
+                q[128 * h + 32 + l] = (int8_t)(((L1 & 0xF) | (((H >> 2) & 3) << 4)) - 32);
+                q[128 * h + 64 + l] = (int8_t)(((L0 >> 4) | (((H >> 4) & 3) << 4)) - 32);
+                q[128 * h + 96 + l] = (int8_t)(((L1 >> 4) | (((H >> 6) & 3) << 4)) - 32);
+            }
+        }
+        int sumi = 0;
+        for (int j = 0; j < 16; j++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++) s += q[16 * j + l] * y[16 * j + l];
+            sumi += sc[j] * s;
+        }
+        sum += f16(w + 208) * q8k_d(a) * (float)sumi;
+    }
+    return sum;
+}
+
+float nm_dot_ref(uint32_t wt, int64_t n, const void *w, const void *a) {
+    switch (wt) {
+    case GGML_TYPE_F32: return dot_f32(n, w, a);
+    case GGML_TYPE_F16: return dot_f16(n, w, a);
+    case GGML_TYPE_BF16: return dot_bf16(n, w, a);
+    case GGML_TYPE_Q4_0: return dot_q4_0(n, w, a);
+    case GGML_TYPE_Q4_1: return dot_q4_1(n, w, a);
+    case GGML_TYPE_Q5_0: return dot_q5_0(n, w, a);
+    case GGML_TYPE_Q5_1: return dot_q5_1(n, w, a);
+    case GGML_TYPE_Q8_0: return dot_q8_0(n, w, a);
+    case GGML_TYPE_Q4_K: return dot_q4_k_q5_k(n, w, a, false);
+    case GGML_TYPE_Q5_K: return dot_q4_k_q5_k(n, w, a, true);
+    case GGML_TYPE_Q6_K: return dot_q6_k(n, w, a);
+    default: return 0.0f;
+    }
+}
+
+void nm_dot_tile_ref(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows,
+                     const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride) {
+    for (int j = 0; j < n_cols; j++)
+        for (int i = 0; i < n_rows; i++)
+            out[(size_t)j * out_stride + (size_t)i] =
+                nm_dot_ref(wt, n, (const uint8_t *)w + (size_t)i * w_stride,
+                           (const uint8_t *)act + (size_t)j * act_stride);
+}
+
+/* ---------------- dispatch ---------------- */
+
+#if defined(__x86_64__)
+#define DOT_SIMD() (nm_cpu()->avx2 && nm_cpu()->fma && nm_cpu()->f16c)
+#else
+#define DOT_SIMD() false
+#endif
+
+void nm_dot_quantize_act(uint32_t wt, const float *x, void *dst, int64_t n) {
+#if defined(__x86_64__)
+    if (DOT_SIMD() && nm_dot_quantize_act_avx2(wt, x, dst, n)) return;
+#endif
+    nm_dot_quantize_act_ref(wt, x, dst, n);
+}
+
+float nm_dot(uint32_t wt, int64_t n, const void *w, const void *act) {
+    float r;
+    (void)r;
+#if defined(__x86_64__)
+    if (DOT_SIMD() && nm_dot_avx2(wt, n, w, act, &r)) return r;
+#endif
+    return nm_dot_ref(wt, n, w, act);
+}
+
+void nm_dot_tile(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows,
+                 const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride) {
+#if defined(__x86_64__)
+    if (DOT_SIMD() && nm_dot_tile_avx2(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+        return;
+#endif
+    nm_dot_tile_ref(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+}

@@ -1,0 +1,40 @@
+/* Activation quantization and dot/matrix kernels for evaluating models the way ggml's CPU
+ * backend does (FORMATS.md §3.5, §4.6). Each weight type is multiplied with activations in the
+ * type ggml uses for it ("vec_dot type"): F32 for F32, F16 for F16, BF16 for BF16, Q8_0 for
+ * Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1 and Q8_K for Q4_K/Q5_K/Q6_K. Block products are exact
+ * integer sums scaled in float, as in ggml; only the order of the float sums differs.
+ *
+ * Scalar reference here (dot.c); AVX2 versions (dot_avx2.c) are chosen at run time and tested
+ * against it (equal up to float summation order, which ggml's own SIMD kernels also change). */
+#ifndef NOMOAT_DOT_H
+#define NOMOAT_DOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Weight types the kernels can multiply. */
+bool nm_dot_supported(uint32_t weight_type);
+/* The activation type ggml pairs with a weight type (GGML_TYPE_*), or -1 when unsupported. */
+int nm_dot_act_type(uint32_t weight_type);
+/* Bytes one row of n activations takes in the activation type of weight_type. */
+size_t nm_dot_act_row_size(uint32_t weight_type, int64_t n);
+
+/* Converts n floats (a multiple of the weight type's block size) into the activation type for
+ * weight_type, as ggml's CPU backend does on x86-64 (round-to-nearest-even for Q8_0/Q8_1,
+ * the reference Q8_K quantizer). */
+void nm_dot_quantize_act(uint32_t weight_type, const float *x, void *dst, int64_t n);
+void nm_dot_quantize_act_ref(uint32_t weight_type, const float *x, void *dst, int64_t n);
+
+/* Dot product of one weight row and one activation row of n elements. */
+float nm_dot(uint32_t weight_type, int64_t n, const void *w, const void *act);
+float nm_dot_ref(uint32_t weight_type, int64_t n, const void *w, const void *act);
+
+/* Matrix product tile: out[j*out_stride + i] = dot(w row i, act row j) for i < n_rows,
+ * j < n_cols. w_stride / act_stride are the row strides in bytes. */
+void nm_dot_tile(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
+                 const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
+void nm_dot_tile_ref(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
+                     const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
+
+#endif

@@ -1,0 +1,311 @@
+/* AVX2/FMA/F16C kernels for dot.h (built with -mavx2 -mfma -mf16c; used only when the CPU has
+ * them). Each kernel multiplies one weight row with up to four activation rows so a decoded
+ * weight block is reused four times. Block sums are exact integers as in the reference; only
+ * the float accumulation order differs. */
+#include "formats/dot_simd.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "formats/tensor.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+ALWAYS_INLINE float h2f(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* Σ over 32 signed bytes of x·y as 8 int32 lanes (x, y in −127..127 or x in −128..127 with y ≥ −127). */
+ALWAYS_INLINE __m256i dot_i8(__m256i x, __m256i y) {
+    const __m256i ax = _mm256_sign_epi8(x, x);
+    const __m256i sy = _mm256_sign_epi8(y, x);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+}
+/* Σ of unsigned x (0..63) times signed y as 8 int32 lanes. */
+ALWAYS_INLINE __m256i dot_u8(__m256i x, __m256i y) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
+}
+
+/* 32 4-bit values of a legacy block: bytes j hold elements j (low) and j+16 (high). */
+ALWAYS_INLINE __m256i unpack_nibbles32(const uint8_t *qs) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    const __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0x0F));
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0F));
+    return _mm256_set_m128i(hi, lo);
+}
+
+/* Bit k of the 32-bit mask → 0x10 in byte k. */
+ALWAYS_INLINE __m256i bits_to_bytes(uint32_t m) {
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL, 0x0101010101010101LL, 0);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)m), shuf);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x7fbfdfeff7fbfdfeULL);
+    v = _mm256_or_si256(v, bit);
+    v = _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1));
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+/* ---------------- legacy blocks ---------------- */
+
+ALWAYS_INLINE void k_q8_0_family(uint32_t wt, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc,
+                                 float *out, size_t os) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const size_t wbs = wt == GGML_TYPE_Q4_0 ? 18 : wt == GGML_TYPE_Q5_0 ? 22 : 34;
+    for (int64_t b = 0; b < n / 32; b++, w += wbs) {
+        __m256i q;
+        if (wt == GGML_TYPE_Q4_0) {
+            q = _mm256_sub_epi8(unpack_nibbles32(w + 2), _mm256_set1_epi8(8));
+        } else if (wt == GGML_TYPE_Q5_0) {
+            uint32_t qh;
+            memcpy(&qh, w + 2, 4);
+            q = _mm256_or_si256(unpack_nibbles32(w + 6), bits_to_bytes(qh));
+            q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+        } else {
+            q = _mm256_loadu_si256((const __m256i *)(w + 2));
+        }
+        const float dw = h2f(w);
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
+            const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 2));
+            const __m256 d = _mm256_set1_ps(dw * h2f(ab));
+            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]);
+}
+
+ALWAYS_INLINE void k_q8_1_family(uint32_t wt, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc,
+                                 float *out, size_t os) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float accm[4] = {0, 0, 0, 0};
+    const size_t wbs = wt == GGML_TYPE_Q4_1 ? 20 : 24;
+    for (int64_t b = 0; b < n / 32; b++, w += wbs) {
+        __m256i q;
+        if (wt == GGML_TYPE_Q4_1) {
+            q = unpack_nibbles32(w + 4);
+        } else {
+            uint32_t qh;
+            memcpy(&qh, w + 4, 4);
+            q = _mm256_or_si256(unpack_nibbles32(w + 8), bits_to_bytes(qh));
+        }
+        const float dw = h2f(w), mw = h2f(w + 2);
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 36;
+            const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 4));
+            const __m256 d = _mm256_set1_ps(dw * h2f(ab));
+            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8(q, y)), acc[c]);
+            accm[c] += mw * h2f(ab + 2);
+        }
+    }
+    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]) + accm[c];
+}
+
+/* ---------------- K-quants ---------------- */
+
+ALWAYS_INLINE void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out,
+                           size_t os) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float accm[4] = {0, 0, 0, 0};
+    const size_t wbs = five ? 176 : 144;
+    for (int64_t b = 0; b < n / 256; b++, w += wbs) {
+        const uint8_t *qs = w + (five ? 48 : 16), *qh = w + 16;
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; j++) scale_min_k4(j, w + 4, &sc[j], &mn[j]);
+        __m256i q[8];
+        const __m256i hb = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+        for (int c2 = 0; c2 < 4; c2++) {
+            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(qs + 32 * c2));
+            q[2 * c2] = _mm256_and_si256(bytes, _mm256_set1_epi8(0x0F));
+            q[2 * c2 + 1] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), _mm256_set1_epi8(0x0F));
+            if (five) {
+                const __m256i b0 = _mm256_set1_epi8((char)(1 << (2 * c2))), b1 = _mm256_set1_epi8((char)(1 << (2 * c2 + 1)));
+                const __m256i h0 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, b0), b0), _mm256_set1_epi8(16));
+                const __m256i h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, b1), b1), _mm256_set1_epi8(16));
+                q[2 * c2] = _mm256_or_si256(q[2 * c2], h0);
+                q[2 * c2 + 1] = _mm256_or_si256(q[2 * c2 + 1], h1);
+            }
+        }
+        const float dw = h2f(w), dminw = h2f(w + 2);
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
+            const int8_t *y = (const int8_t *)(ab + 4);
+            int16_t bs[16];
+            memcpy(bs, ab + 260, 32);
+            __m256i sumi = _mm256_setzero_si256();
+            int summ = 0;
+            for (int j = 0; j < 8; j++) {
+                const __m256i yv = _mm256_loadu_si256((const __m256i *)(y + 32 * j));
+                const __m256i p16 = _mm256_maddubs_epi16(q[j], yv);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, _mm256_set1_epi16((short)sc[j])));
+                summ += mn[j] * (bs[2 * j] + bs[2 * j + 1]);
+            }
+            float dy;
+            memcpy(&dy, ab, 4);
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy), _mm256_cvtepi32_ps(sumi), acc[c]);
+            accm[c] += dminw * dy * (float)summ;
+        }
+    }
+    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]) - accm[c];
+}
+
+ALWAYS_INLINE void k_q6_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out, size_t os) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < n / 256; b++, w += 210) {
+        const uint8_t *ql = w, *qh = w + 128;
+        const int8_t *scales = (const int8_t *)(w + 192);
+        __m256i q[8]; /* unsigned 0..63, element order: q[k] holds elements 32k..32k+31 */
+        for (int h = 0; h < 2; h++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
+            const __m256i hh = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
+            const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
+            q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 4), m3));
+            q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 2), m3));
+            q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hh, m3));
+            q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                           _mm256_and_si256(_mm256_srli_epi16(hh, 2), m3));
+        }
+        /* per 32 elements: two scales (16 elements each) as int16 pairs for madd */
+        __m256i sc16[8];
+        for (int k = 0; k < 8; k++) {
+            const __m128i lo = _mm_set1_epi16(scales[2 * k]), hi = _mm_set1_epi16(scales[2 * k + 1]);
+            sc16[k] = _mm256_set_m128i(hi, lo);
+        }
+        const float dw = h2f(w + 208);
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
+            const int8_t *y = (const int8_t *)(ab + 4);
+            int16_t bs[16];
+            memcpy(bs, ab + 260, 32);
+            __m256i sumi = _mm256_setzero_si256();
+            int corr = 0;
+            for (int k = 0; k < 8; k++) {
+                const __m256i yv = _mm256_loadu_si256((const __m256i *)(y + 32 * k));
+                const __m256i p16 = _mm256_maddubs_epi16(q[k], yv);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc16[k]));
+            }
+            for (int j = 0; j < 16; j++) corr += scales[j] * bs[j];
+            float dy;
+            memcpy(&dy, ab, 4);
+            const __m256i tot = _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * corr, 0, 0, 0, 0, 0, 0, 0));
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy), _mm256_cvtepi32_ps(tot), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]);
+}
+
+/* ---------------- float types ---------------- */
+
+ALWAYS_INLINE __m256 load8(uint32_t wt, const uint8_t *p) {
+    if (wt == GGML_TYPE_F32) return _mm256_loadu_ps((const float *)p);
+    if (wt == GGML_TYPE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+ALWAYS_INLINE float load1(uint32_t wt, const uint8_t *p) {
+    uint16_t h;
+    if (wt == GGML_TYPE_F32) {
+        float f;
+        memcpy(&f, p, 4);
+        return f;
+    }
+    memcpy(&h, p, 2);
+    return wt == GGML_TYPE_F16 ? _cvtsh_ss(h) : nm_bf16_to_f32(h);
+}
+
+ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out,
+                           size_t os) {
+    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
+    __m256 acc[4][2];
+    for (int c = 0; c < 4; c++) acc[c][0] = acc[c][1] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 w0 = load8(wt, w + (size_t)i * es), w1 = load8(wt, w + (size_t)(i + 8) * es);
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ar = a + (size_t)c * as;
+            acc[c][0] = _mm256_fmadd_ps(w0, load8(wt, ar + (size_t)i * es), acc[c][0]);
+            acc[c][1] = _mm256_fmadd_ps(w1, load8(wt, ar + (size_t)(i + 8) * es), acc[c][1]);
+        }
+    }
+    for (int c = 0; c < nc; c++) {
+        float s = hsum(_mm256_add_ps(acc[c][0], acc[c][1]));
+        const uint8_t *ar = a + (size_t)c * as;
+        for (int64_t k = i; k < n; k++) s += load1(wt, w + (size_t)k * es) * load1(wt, ar + (size_t)k * es);
+        out[(size_t)c * os] = s;
+    }
+}
+
+/* ---------------- dispatch ---------------- */
+
+ALWAYS_INLINE void kernel(uint32_t wt, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out,
+                          size_t os) {
+    switch (wt) {
+    case GGML_TYPE_Q4_0: k_q8_0_family(GGML_TYPE_Q4_0, n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_Q5_0: k_q8_0_family(GGML_TYPE_Q5_0, n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_Q8_0: k_q8_0_family(GGML_TYPE_Q8_0, n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_Q4_1: k_q8_1_family(GGML_TYPE_Q4_1, n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_Q5_1: k_q8_1_family(GGML_TYPE_Q5_1, n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_Q4_K: k_q45_k(false, n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_Q5_K: k_q45_k(true, n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_Q6_K: k_q6_k(n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_F32: k_float(GGML_TYPE_F32, n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_F16: k_float(GGML_TYPE_F16, n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_BF16: k_float(GGML_TYPE_BF16, n, w, a, as, nc, out, os); break;
+    default: break;
+    }
+}
+
+static bool have_kernel(uint32_t wt) {
+    switch (wt) {
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1:
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K: case GGML_TYPE_F32: case GGML_TYPE_F16:
+    case GGML_TYPE_BF16:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, int64_t n) {
+    (void)weight_type; (void)x; (void)dst; (void)n;
+    return false; /* activation quantization is cheap next to the products: the reference serves */
+}
+
+bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act, float *out) {
+    if (!have_kernel(weight_type)) return false;
+    kernel(weight_type, n, w, act, 0, 1, out, 0);
+    return true;
+}
+
+bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+                      size_t act_stride, int n_cols, float *out, size_t out_stride) {
+    if (!have_kernel(wt)) return false;
+    const uint8_t *wb = w, *ab = act;
+    for (int i = 0; i < n_rows; i++) {
+        const uint8_t *wr = wb + (size_t)i * w_stride;
+        int j = 0;
+        for (; j + 4 <= n_cols; j += 4)
+            kernel(wt, n, wr, ab + (size_t)j * act_stride, act_stride, 4, out + (size_t)j * out_stride + i, out_stride);
+        for (; j < n_cols; j++)
+            kernel(wt, n, wr, ab + (size_t)j * act_stride, act_stride, 1, out + (size_t)j * out_stride + i, out_stride);
+    }
+    return true;
+}
