@@ -1,0 +1,63 @@
+#!/bin/sh
+# nomoat-verify perplexity against llama-perplexity (reference/perplexity-*.log, -c 256, default
+# mode): the running value after 20 chunks, every reference type, within 3e-4 relative; bad input
+# refused with exit 2.
+. tests/lib.sh
+V="$BIN/nomoat-verify"
+TEXT="$FIXTURES/text/wikillama-heldout.txt"
+REF="$FIXTURES/reference"
+
+# relative difference |a-b|/b <= tol
+close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; exit !(d <= t) }'; }
+json_num() { sed -n "s/.*\"$2\":[[:space:]]*\([-0-9.eE+]*\).*/\1/p" "$1" | head -1; }
+# running perplexity after chunk 20 in a llama-perplexity log ("[20]v" or the KLD table's PPL column)
+ref20() {
+    v=$(grep -o '\[20\][0-9.]*' "$1" | head -1 | sed 's/\[20\]//')
+    [ -n "$v" ] || v=$(awk '$1 == "20" && NF > 10 { print $2; exit }' "$1")
+    echo "$v"
+}
+
+if need_fixtures "perplexity against llama-perplexity"; then
+    for t in f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k_s q4_k_m q4_k_m-imatrix q5_k_s q5_k_m q6_k; do
+        want=$(ref20 "$REF/perplexity-$t.log")
+        if "$V" perplexity "$REF/wikillama-$t.gguf" -f "$TEXT" -c 256 --chunks 20 -t 2 -q --json "$SCRATCH/$t.json" 2>"$SCRATCH/err"; then
+            got=$(json_num "$SCRATCH/$t.json" ppl)
+            if close "$got" "$want" 3e-4; then pass "perplexity $t [20] $got vs llama.cpp $want"
+            else fail "perplexity $t [20] $got vs llama.cpp $want" "more than 3e-4 relative apart"; fi
+        else
+            fail "perplexity $t runs" "$(cat "$SCRATCH/err")"
+        fi
+    done
+    # the printed running values and final line
+    "$V" perplexity "$REF/wikillama-f32.gguf" -f "$TEXT" -c 256 --chunks 3 -t 2 >"$SCRATCH/out" 2>&1
+    check "running [k] values printed" grep -q '^\[1\][0-9.]*,\[2\][0-9.]*,\[3\][0-9.]*,' "$SCRATCH/out"
+    check "final estimate printed" grep -q '^Final estimate: PPL = [0-9.]* +/- [0-9.]*$' "$SCRATCH/out"
+    # --exact (f32 everything) stays close to the default mode on an F32 file
+    "$V" perplexity "$REF/wikillama-f32.gguf" -f "$TEXT" -c 256 --chunks 4 -t 2 -q --exact --json "$SCRATCH/exact.json"
+    "$V" perplexity "$REF/wikillama-f32.gguf" -f "$TEXT" -c 256 --chunks 4 -t 2 -q --json "$SCRATCH/default.json"
+    check "--exact within 1e-3 of default on F32" close "$(json_num "$SCRATCH/exact.json" ppl)" "$(json_num "$SCRATCH/default.json" ppl)" 1e-3
+    check "--exact differs from default (f16 KV cache)" sh -c "[ '$(json_num "$SCRATCH/exact.json" ppl)' != '$(json_num "$SCRATCH/default.json" ppl)' ]"
+    check "json has n_ctx 256" grep -q '"n_ctx":[[:space:]]*256' "$SCRATCH/default.json"
+    check "json has n_chunks 4" grep -q '"n_chunks":[[:space:]]*4' "$SCRATCH/default.json"
+    check "json has tokens_per_s" grep -q '"tokens_per_s":' "$SCRATCH/default.json"
+
+    # bad input: exit 2 with one clear line
+    /usr/bin/python3 tests/verify/gguf_edit.py "$REF/wikillama-f32.gguf" "$SCRATCH/notok.gguf" --drop-prefix tokenizer.
+    /usr/bin/python3 tests/verify/gguf_edit.py "$REF/wikillama-f32.gguf" "$SCRATCH/gpt2.gguf" --set-string general.architecture=gpt2
+    head -c 300 "$TEXT" >"$SCRATCH/short.txt"
+    check_status "GGUF without tokenizer: exit 2" 2 "$V" perplexity "$SCRATCH/notok.gguf" -f "$TEXT" -c 256
+    "$V" perplexity "$SCRATCH/notok.gguf" -f "$TEXT" -c 256 2>"$SCRATCH/err"
+    check "GGUF without tokenizer: message" grep -q 'has no tokenizer' "$SCRATCH/err"
+    check_status "unsupported architecture: exit 2" 2 "$V" perplexity "$SCRATCH/gpt2.gguf" -f "$TEXT" -c 256
+    "$V" perplexity "$SCRATCH/gpt2.gguf" -f "$TEXT" -c 256 2>"$SCRATCH/err"
+    check "unsupported architecture: message" grep -q "architecture 'gpt2' is not supported" "$SCRATCH/err"
+    check_status "text shorter than two contexts: exit 2" 2 "$V" perplexity "$REF/wikillama-f32.gguf" -f "$SCRATCH/short.txt" -c 256
+    "$V" perplexity "$REF/wikillama-f32.gguf" -f "$SCRATCH/short.txt" -c 256 2>"$SCRATCH/err"
+    check "short text: message" grep -q 'needs at least 2 × 256' "$SCRATCH/err"
+fi
+check_status "missing model: exit 2" 2 "$V" perplexity "$SCRATCH/none.gguf" -f /dev/null
+check_status "not a GGUF: exit 2" 2 "$V" perplexity "$DATA/tokenizer/heldout-slice-wikillama.txt" -f "$DATA/tokenizer/heldout-slice-wikillama.txt"
+check_status "unknown option: exit 2" 2 "$V" perplexity --frobnicate
+check_status "no command: exit 2" 2 "$V"
+check "help" "$V" --help
+finish

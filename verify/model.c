@@ -1,0 +1,486 @@
+/* Llama forward pass (model.h). Batches run layer by layer over all tokens: matrix products
+ * quantize the batch's activations once (to the type ggml pairs with the weight type) and tile
+ * rows × tokens over the thread pool; attention reads K/V from a per-layer cache held as f16
+ * (llama.cpp's default) or f32 (exact mode). */
+#include "verify/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/dot.h"
+#include "formats/quants.h"
+#include "formats/tensor.h"
+
+/* ---------------- loading ---------------- */
+
+static int get_u32_opt(const gguf_reader *g, const char *key, uint32_t def, uint32_t *out, nm_error *err) {
+    const gguf_value *v = gguf_get(g, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (v->type == GGUF_TYPE_UINT32) {
+        *out = v->u32;
+        return 0;
+    }
+    if (v->type == GGUF_TYPE_INT32 && v->i32 >= 0) {
+        *out = (uint32_t)v->i32;
+        return 0;
+    }
+    if (v->type == GGUF_TYPE_ARRAY) return nm_fail(err, "metadata %s: per-layer arrays are not supported", key);
+    return nm_fail(err, "metadata %s has type %s, expected UINT32", key, gguf_type_name(v->type));
+}
+
+static int get_u32_req(const gguf_reader *g, const char *key, uint32_t *out, nm_error *err) {
+    if (!gguf_get(g, key)) return nm_fail(err, "metadata %s is missing", key);
+    return get_u32_opt(g, key, 0, out, err);
+}
+
+static int get_f32_opt(const gguf_reader *g, const char *key, float def, float *out, nm_error *err) {
+    const gguf_value *v = gguf_get(g, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (v->type == GGUF_TYPE_FLOAT32) {
+        *out = v->f32;
+        return 0;
+    }
+    if (v->type == GGUF_TYPE_FLOAT64) {
+        *out = (float)v->f64;
+        return 0;
+    }
+    return nm_fail(err, "metadata %s has type %s, expected FLOAT32", key, gguf_type_name(v->type));
+}
+
+static int load_weight(const gguf_reader *g, const char *name, int64_t n_in, int64_t n_out, bool matmul,
+                       bool optional, vm_weight *w, nm_error *err) {
+    const gguf_tensor_info *t = gguf_find_tensor(g, name);
+    memset(w, 0, sizeof *w);
+    if (!t) {
+        if (optional) return 0;
+        return nm_fail(err, "tensor %s is missing", name);
+    }
+    const int64_t want_rows = n_out > 0 ? n_out : 1;
+    if (t->ne[0] != n_in || t->ne[1] != want_rows || t->ne[2] != 1 || t->ne[3] != 1)
+        return nm_fail(err, "tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
+                       (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                       (long long)n_in, (long long)want_rows);
+    if (matmul ? !nm_dot_supported(t->type) : !nm_dequantize_supported(t->type))
+        return nm_fail(err, "tensor %s has type %s, which nomoat-verify cannot evaluate", name,
+                       ggml_type_name(t->type));
+    size_t rs;
+    if (ggml_row_size(t->type, (uint64_t)n_in, &rs) != 0)
+        return nm_fail(err, "tensor %s: rows of %lld are not whole %s blocks", name, (long long)n_in,
+                       ggml_type_name(t->type));
+    if (t->size < rs * (size_t)want_rows) return nm_fail(err, "tensor %s is truncated", name);
+    w->name = t->name;
+    w->type = t->type;
+    w->n_in = n_in;
+    w->n_out = want_rows;
+    w->row_size = rs;
+    w->data = t->data;
+    return 0;
+}
+
+int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
+    memset(m, 0, sizeof *m);
+    const gguf_value *arch = gguf_get(g, "general.architecture");
+    if (!arch || arch->type != GGUF_TYPE_STRING) return nm_fail(err, "no general.architecture: not a model file");
+    if (arch->str.len != 5 || memcmp(arch->str.ptr, "llama", 5) != 0)
+        return nm_fail(err, "architecture '%.*s' is not supported (nomoat-verify runs llama models)",
+                       (int)(arch->str.len > 64 ? 64 : arch->str.len), arch->str.ptr);
+    uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx_train, n_rot, head_dim;
+    if (get_u32_req(g, "llama.embedding_length", &n_embd, err) ||
+        get_u32_req(g, "llama.block_count", &n_layer, err) ||
+        get_u32_req(g, "llama.attention.head_count", &n_head, err) ||
+        get_u32_opt(g, "llama.attention.head_count_kv", n_head, &n_head_kv, err) ||
+        get_u32_req(g, "llama.feed_forward_length", &n_ff, err) ||
+        get_u32_opt(g, "llama.context_length", 2048, &n_ctx_train, err) ||
+        get_f32_opt(g, "llama.rope.freq_base", 10000.0f, &m->rope_base, err) ||
+        get_f32_opt(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &m->norm_eps, err))
+        return -1;
+    if (n_embd == 0 || n_embd > 65536 || n_layer == 0 || n_layer > 1024 || n_head == 0 || n_head > 1024 ||
+        n_head_kv == 0 || n_head % n_head_kv != 0 || n_embd % n_head != 0 || n_ff == 0 || n_ff > 1 << 20)
+        return nm_fail(err, "implausible hyper-parameters (embedding %u, layers %u, heads %u/%u, ffn %u)", n_embd,
+                       n_layer, n_head, n_head_kv, n_ff);
+    if (get_u32_opt(g, "llama.attention.key_length", n_embd / n_head, &head_dim, err)) return -1;
+    uint32_t vlen;
+    if (get_u32_opt(g, "llama.attention.value_length", head_dim, &vlen, err)) return -1;
+    if (head_dim != vlen || head_dim == 0 || head_dim > 1024 || head_dim % 2)
+        return nm_fail(err, "unsupported head size (key %u, value %u)", head_dim, vlen);
+    if (get_u32_opt(g, "llama.rope.dimension_count", head_dim, &n_rot, err)) return -1;
+    if (n_rot > head_dim || n_rot % 2) return nm_fail(err, "llama.rope.dimension_count %u does not fit head size %u", n_rot, head_dim);
+    m->rope_freq_scale = 1.0f;
+    const gguf_value *st = gguf_get(g, "llama.rope.scaling.type");
+    if (st && st->type == GGUF_TYPE_STRING && !(st->str.len == 4 && !memcmp(st->str.ptr, "none", 4))) {
+        if (st->str.len == 6 && !memcmp(st->str.ptr, "linear", 6)) {
+            float factor;
+            if (get_f32_opt(g, "llama.rope.scaling.factor", 1.0f, &factor, err)) return -1;
+            if (!(factor > 0.0f)) return nm_fail(err, "llama.rope.scaling.factor must be positive");
+            m->rope_freq_scale = 1.0f / factor;
+        } else {
+            return nm_fail(err, "RoPE scaling '%.*s' is not supported", (int)(st->str.len > 32 ? 32 : st->str.len),
+                           st->str.ptr);
+        }
+    }
+    if (gguf_find_tensor(g, "rope_freqs.weight")) return nm_fail(err, "llama3-style RoPE frequency factors (rope_freqs.weight) are not supported");
+    const gguf_tensor_info *emb = gguf_find_tensor(g, "token_embd.weight");
+    if (!emb) return nm_fail(err, "tensor token_embd.weight is missing");
+    if (emb->ne[1] < 1 || emb->ne[1] > 1 << 24) return nm_fail(err, "token_embd.weight has an implausible vocabulary size");
+    m->n_embd = (int)n_embd;
+    m->n_layer = (int)n_layer;
+    m->n_head = (int)n_head;
+    m->n_head_kv = (int)n_head_kv;
+    m->head_dim = (int)head_dim;
+    m->n_rot = (int)n_rot;
+    m->n_ff = (int)n_ff;
+    m->n_vocab = (int)emb->ne[1];
+    m->n_ctx_train = (int)n_ctx_train;
+    const int64_t E = n_embd, Q = (int64_t)n_head * head_dim, KV = (int64_t)n_head_kv * head_dim;
+    if (load_weight(g, "token_embd.weight", E, m->n_vocab, false, false, &m->tok_embd, err) ||
+        load_weight(g, "output_norm.weight", E, 0, false, false, &m->output_norm, err) ||
+        load_weight(g, "output.weight", E, m->n_vocab, true, true, &m->output, err))
+        return -1;
+    if (!m->output.data) { /* tied embeddings */
+        if (load_weight(g, "token_embd.weight", E, m->n_vocab, true, false, &m->output, err)) return -1;
+    }
+    m->layers = calloc(n_layer, sizeof *m->layers);
+    if (!m->layers) return nm_fail(err, "out of memory");
+    for (uint32_t i = 0; i < n_layer; i++) {
+        vm_layer *L = &m->layers[i];
+        char nm[GGUF_MAX_NAME + 16];
+#define W(field, suffix, nin, nout, mm)                                                    \
+    snprintf(nm, sizeof nm, "blk.%u." suffix, i);                                      \
+    if (load_weight(g, nm, nin, nout, mm, false, &L->field, err)) goto fail;
+        W(attn_norm, "attn_norm.weight", E, 0, false)
+        W(wq, "attn_q.weight", E, Q, true)
+        W(wk, "attn_k.weight", E, KV, true)
+        W(wv, "attn_v.weight", E, KV, true)
+        W(wo, "attn_output.weight", Q, E, true)
+        W(ffn_norm, "ffn_norm.weight", E, 0, false)
+        W(gate, "ffn_gate.weight", E, n_ff, true)
+        W(up, "ffn_up.weight", E, n_ff, true)
+        W(down, "ffn_down.weight", n_ff, E, true)
+#undef W
+    }
+    return 0;
+fail:
+    free(m->layers);
+    m->layers = NULL;
+    return -1;
+}
+
+void vm_model_free(vm_model *m) {
+    if (!m) return;
+    free(m->layers);
+    m->layers = NULL;
+}
+
+/* ---------------- context ---------------- */
+
+struct vm_ctx {
+    const vm_model *m;
+    nm_pool *pool;
+    bool exact;
+    int n_ctx, n_threads;
+    void **kcache, **vcache; /* per layer: n_ctx × (n_head_kv·head_dim), f16 or f32 */
+    float *x, *xn, *q, *k, *v, *att, *fa, *fb, *out;
+    uint8_t *act;           /* quantized activations of one batch */
+    float *wscratch;        /* per thread: exact mode's dequantized weight rows, attention scores */
+    size_t wscratch_per_thread;
+    float *norm_w[3];       /* scratch for non-F32 norm weights */
+    vm_observe_fn observe;
+    void *observe_user;
+};
+
+enum { ROW_BLOCK = 32, TOK_BLOCK = 64, ATT_TOK_BLOCK = 16 };
+
+void vm_ctx_set_observer(vm_ctx *c, vm_observe_fn fn, void *user) {
+    c->observe = fn;
+    c->observe_user = user;
+}
+
+void vm_ctx_free(vm_ctx *c) {
+    if (!c) return;
+    if (c->kcache)
+        for (int i = 0; i < c->m->n_layer; i++) free(c->kcache[i]);
+    if (c->vcache)
+        for (int i = 0; i < c->m->n_layer; i++) free(c->vcache[i]);
+    free(c->kcache);
+    free(c->vcache);
+    free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->fa); free(c->fb);
+    free(c->out); free(c->act); free(c->wscratch);
+    free(c);
+}
+
+static void *alloc_floats(size_t n) { return malloc((n ? n : 1) * sizeof(float)); }
+
+vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, nm_error *err) {
+    if (n_ctx < 1 || n_ctx > 1 << 20) {
+        nm_fail(err, "context size %d out of range", n_ctx);
+        return NULL;
+    }
+    vm_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        nm_fail(err, "out of memory");
+        return NULL;
+    }
+    c->m = m;
+    c->pool = pool;
+    c->exact = exact;
+    c->n_ctx = n_ctx;
+    c->n_threads = nm_pool_threads(pool);
+    const size_t T = (size_t)n_ctx, E = (size_t)m->n_embd, Q = (size_t)m->n_head * m->head_dim,
+                 KV = (size_t)m->n_head_kv * m->head_dim, F = (size_t)m->n_ff, V = (size_t)m->n_vocab;
+    size_t widest = E > F ? E : F;
+    if (Q > widest) widest = Q;
+    c->kcache = calloc((size_t)m->n_layer, sizeof(void *));
+    c->vcache = calloc((size_t)m->n_layer, sizeof(void *));
+    if (!c->kcache || !c->vcache) goto oom;
+    const size_t esz = exact ? sizeof(float) : sizeof(uint16_t);
+    for (int i = 0; i < m->n_layer; i++) {
+        c->kcache[i] = malloc(T * KV * esz);
+        c->vcache[i] = malloc(T * KV * esz);
+        if (!c->kcache[i] || !c->vcache[i]) goto oom;
+    }
+    c->x = alloc_floats(T * E);
+    c->xn = alloc_floats(T * E);
+    c->q = alloc_floats(T * Q);
+    c->k = alloc_floats(T * KV);
+    c->v = alloc_floats(T * KV);
+    c->att = alloc_floats(T * Q);
+    c->fa = alloc_floats(T * F);
+    c->fb = alloc_floats(T * F);
+    c->out = alloc_floats(T * (widest > V ? widest : V));
+    /* the largest activation row: Q8_1 (36 bytes per 32) of the widest input */
+    c->act = malloc(T * ((widest / 32 + 1) * 36 + 4 * widest + 64));
+    c->wscratch_per_thread = (size_t)ROW_BLOCK * widest + T + 64;
+    c->wscratch = alloc_floats(c->wscratch_per_thread * (size_t)c->n_threads);
+    if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->fa || !c->fb || !c->out || !c->act ||
+        !c->wscratch)
+        goto oom;
+    return c;
+oom:
+    vm_ctx_free(c);
+    nm_fail(err, "out of memory for a context of %d tokens", n_ctx);
+    return NULL;
+}
+
+/* ---------------- matrix products ---------------- */
+
+typedef struct matmul_job {
+    vm_ctx *c;
+    const vm_weight *w;
+    const float *x;
+    float *y;
+    int n_tokens;
+    size_t act_row;
+    int row_blocks, tok_blocks;
+} matmul_job;
+
+static void quantize_task(void *ctx, size_t t, int thread) {
+    (void)thread;
+    matmul_job *j = ctx;
+    nm_dot_quantize_act(j->w->type, j->x + t * (size_t)j->w->n_in, j->c->act + t * j->act_row, j->w->n_in);
+}
+
+static void matmul_task(void *ctx, size_t task, int thread) {
+    matmul_job *j = ctx;
+    const vm_weight *w = j->w;
+    const int rb = (int)(task % (size_t)j->row_blocks), tb = (int)(task / (size_t)j->row_blocks);
+    const int64_t r0 = (int64_t)rb * ROW_BLOCK;
+    const int nr = (int)(w->n_out - r0 < ROW_BLOCK ? w->n_out - r0 : ROW_BLOCK);
+    const int t0 = tb * TOK_BLOCK;
+    const int nt = j->n_tokens - t0 < TOK_BLOCK ? j->n_tokens - t0 : TOK_BLOCK;
+    if (j->c->exact) {
+        float *wf = j->c->wscratch + (size_t)thread * j->c->wscratch_per_thread;
+        for (int i = 0; i < nr; i++)
+            nm_dequantize_row(w->type, w->data + (size_t)(r0 + i) * w->row_size, wf + (size_t)i * w->n_in, w->n_in);
+        nm_dot_tile(GGML_TYPE_F32, w->n_in, wf, (size_t)w->n_in * sizeof(float), nr, j->x + (size_t)t0 * w->n_in,
+                    (size_t)w->n_in * sizeof(float), nt, j->y + (size_t)t0 * w->n_out + r0, (size_t)w->n_out);
+    } else {
+        nm_dot_tile(w->type, w->n_in, w->data + (size_t)r0 * w->row_size, w->row_size, nr,
+                    j->c->act + (size_t)t0 * j->act_row, j->act_row, nt, j->y + (size_t)t0 * w->n_out + r0,
+                    (size_t)w->n_out);
+    }
+}
+
+/* y[t][0..n_out) = W · x[t] for n_tokens rows of x. */
+static void matmul(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, float *y) {
+    if (c->observe && strncmp(w->name, "blk.", 4) == 0) c->observe(c->observe_user, w, x, n_tokens);
+    matmul_job j = {.c = c, .w = w, .x = x, .y = y, .n_tokens = n_tokens};
+    j.row_blocks = (int)((w->n_out + ROW_BLOCK - 1) / ROW_BLOCK);
+    j.tok_blocks = (n_tokens + TOK_BLOCK - 1) / TOK_BLOCK;
+    if (!c->exact) {
+        j.act_row = nm_dot_act_row_size(w->type, w->n_in);
+        nm_pool_run(c->pool, (size_t)n_tokens, quantize_task, &j);
+    }
+    nm_pool_run(c->pool, (size_t)j.row_blocks * (size_t)j.tok_blocks, matmul_task, &j);
+}
+
+/* ---------------- element-wise pieces ---------------- */
+
+/* ggml's rms_norm (sum of squares in double, scale in float) followed by the weight product. */
+static void rms_norm(const vm_model *m, const float *x, const float *w, float *y, int n_tokens) {
+    const int n = m->n_embd;
+    for (int t = 0; t < n_tokens; t++) {
+        const float *xr = x + (size_t)t * n;
+        float *yr = y + (size_t)t * n;
+        double sum = 0.0;
+        for (int i = 0; i < n; i++) sum += (double)(xr[i] * xr[i]);
+        const float mean = (float)(sum / n);
+        const float scale = 1.0f / sqrtf(mean + m->norm_eps);
+        for (int i = 0; i < n; i++) yr[i] = (xr[i] * scale) * w[i];
+    }
+}
+
+/* Normal (non-NeoX) RoPE on adjacent pairs, angles as ggml's rope cache computes them. */
+static void rope(const vm_model *m, float *x, int n_heads, int n_tokens, int pos0) {
+    const int hd = m->head_dim, nr = m->n_rot;
+    const float theta_scale = powf(m->rope_base, -2.0f / (float)nr);
+    float cs[2048];
+    for (int t = 0; t < n_tokens; t++) {
+        float theta = (float)(pos0 + t);
+        for (int i = 0; i < nr; i += 2) {
+            const float th = m->rope_freq_scale * theta;
+            cs[i] = cosf(th);
+            cs[i + 1] = sinf(th);
+            theta *= theta_scale;
+        }
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)t * n_heads + h) * hd;
+            for (int i = 0; i < nr; i += 2) {
+                const float x0 = v[i], x1 = v[i + 1];
+                v[i] = x0 * cs[i] - x1 * cs[i + 1];
+                v[i + 1] = x0 * cs[i + 1] + x1 * cs[i];
+            }
+        }
+    }
+}
+
+/* ---------------- attention ---------------- */
+
+typedef struct attn_job {
+    vm_ctx *c;
+    int layer, n_tokens, pos0, tok_blocks;
+} attn_job;
+
+static void attn_task(void *ctx, size_t task, int thread) {
+    attn_job *j = ctx;
+    vm_ctx *c = j->c;
+    const vm_model *m = c->m;
+    const int hd = m->head_dim, kvw = m->n_head_kv * hd;
+    const int h = (int)(task / (size_t)j->tok_blocks), tb = (int)(task % (size_t)j->tok_blocks);
+    const int kvh = h / (m->n_head / m->n_head_kv);
+    const int t0 = tb * ATT_TOK_BLOCK;
+    const int t1 = t0 + ATT_TOK_BLOCK < j->n_tokens ? t0 + ATT_TOK_BLOCK : j->n_tokens;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *s = c->wscratch + (size_t)thread * c->wscratch_per_thread;
+    float kbuf[1024], acc[1024];
+    for (int t = t0; t < t1; t++) {
+        const int n_kv = j->pos0 + t + 1;
+        const float *qv = c->q + ((size_t)t * m->n_head + h) * hd;
+        float mx = -INFINITY;
+        for (int p = 0; p < n_kv; p++) {
+            const float *kr;
+            if (c->exact) {
+                kr = (const float *)c->kcache[j->layer] + (size_t)p * kvw + (size_t)kvh * hd;
+            } else {
+                nm_f16_to_f32_row((const uint16_t *)c->kcache[j->layer] + (size_t)p * kvw + (size_t)kvh * hd, kbuf,
+                                  (size_t)hd);
+                kr = kbuf;
+            }
+            float d = 0.0f;
+            for (int i = 0; i < hd; i++) d += qv[i] * kr[i];
+            s[p] = d * scale;
+            if (s[p] > mx) mx = s[p];
+        }
+        double sum = 0.0;
+        for (int p = 0; p < n_kv; p++) {
+            s[p] = expf(s[p] - mx);
+            sum += (double)s[p];
+        }
+        for (int i = 0; i < hd; i++) acc[i] = 0.0f;
+        for (int p = 0; p < n_kv; p++) {
+            const float *vr;
+            if (c->exact) {
+                vr = (const float *)c->vcache[j->layer] + (size_t)p * kvw + (size_t)kvh * hd;
+            } else {
+                nm_f16_to_f32_row((const uint16_t *)c->vcache[j->layer] + (size_t)p * kvw + (size_t)kvh * hd, kbuf,
+                                  (size_t)hd);
+                vr = kbuf;
+            }
+            const float wgt = s[p];
+            for (int i = 0; i < hd; i++) acc[i] += wgt * vr[i];
+        }
+        const float inv = 1.0f / (float)sum;
+        float *o = c->att + ((size_t)t * m->n_head + h) * hd;
+        for (int i = 0; i < hd; i++) o[i] = acc[i] * inv;
+    }
+}
+
+/* ---------------- evaluation ---------------- */
+
+static const float *norm_weights(const vm_weight *w, float *scratch) {
+    if (w->type == GGML_TYPE_F32) return (const float *)w->data; /* the mapping is 32-byte aligned */
+    nm_dequantize_row(w->type, w->data, scratch, w->n_in);
+    return scratch;
+}
+
+int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits_from, float *logits, nm_error *err) {
+    const vm_model *m = c->m;
+    if (n_tokens < 1 || pos0 < 0 || pos0 + n_tokens > c->n_ctx)
+        return nm_fail(err, "batch of %d tokens at position %d does not fit the context of %d", n_tokens, pos0, c->n_ctx);
+    if (logits_from < 0 || logits_from > n_tokens) logits_from = n_tokens;
+    const int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd, F = m->n_ff;
+    float *nw = malloc((size_t)E * sizeof(float));
+    if (!nw) return nm_fail(err, "out of memory");
+    for (int t = 0; t < n_tokens; t++) {
+        if (tokens[t] < 0 || tokens[t] >= m->n_vocab) {
+            free(nw);
+            return nm_fail(err, "token id %d is outside the vocabulary (%d tokens)", tokens[t], m->n_vocab);
+        }
+        nm_dequantize_row(m->tok_embd.type, m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_size,
+                          c->x + (size_t)t * E, E);
+    }
+    for (int l = 0; l < m->n_layer; l++) {
+        const vm_layer *L = &m->layers[l];
+        rms_norm(m, c->x, norm_weights(&L->attn_norm, nw), c->xn, n_tokens);
+        matmul(c, &L->wq, c->xn, n_tokens, c->q);
+        matmul(c, &L->wk, c->xn, n_tokens, c->k);
+        matmul(c, &L->wv, c->xn, n_tokens, c->v);
+        rope(m, c->q, m->n_head, n_tokens, pos0);
+        rope(m, c->k, m->n_head_kv, n_tokens, pos0);
+        if (c->exact) {
+            memcpy((float *)c->kcache[l] + (size_t)pos0 * KV, c->k, (size_t)n_tokens * KV * sizeof(float));
+            memcpy((float *)c->vcache[l] + (size_t)pos0 * KV, c->v, (size_t)n_tokens * KV * sizeof(float));
+        } else {
+            nm_f32_to_f16_row(c->k, (uint16_t *)c->kcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
+            nm_f32_to_f16_row(c->v, (uint16_t *)c->vcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
+        }
+        attn_job aj = {.c = c, .layer = l, .n_tokens = n_tokens, .pos0 = pos0,
+                       .tok_blocks = (n_tokens + ATT_TOK_BLOCK - 1) / ATT_TOK_BLOCK};
+        nm_pool_run(c->pool, (size_t)m->n_head * (size_t)aj.tok_blocks, attn_task, &aj);
+        matmul(c, &L->wo, c->att, n_tokens, c->out);
+        for (size_t i = 0; i < (size_t)n_tokens * E; i++) c->x[i] += c->out[i];
+        rms_norm(m, c->x, norm_weights(&L->ffn_norm, nw), c->xn, n_tokens);
+        matmul(c, &L->gate, c->xn, n_tokens, c->fa);
+        matmul(c, &L->up, c->xn, n_tokens, c->fb);
+        for (size_t i = 0; i < (size_t)n_tokens * F; i++) {
+            const float g = c->fa[i];
+            c->fa[i] = (g / (1.0f + expf(-g))) * c->fb[i];
+        }
+        matmul(c, &L->down, c->fa, n_tokens, c->out);
+        for (size_t i = 0; i < (size_t)n_tokens * E; i++) c->x[i] += c->out[i];
+    }
+    const int n_out = n_tokens - logits_from;
+    if (n_out > 0) {
+        rms_norm(m, c->x + (size_t)logits_from * E, norm_weights(&m->output_norm, nw), c->xn, n_out);
+        matmul(c, &m->output, c->xn, n_out, logits);
+    }
+    free(nw);
+    return 0;
+}

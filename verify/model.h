@@ -1,0 +1,57 @@
+/* A Llama forward pass over a mapped GGUF file (FORMATS.md §6), evaluating batches of tokens
+ * the way llama.cpp's CPU backend does (default) or in plain f32 (exact mode). */
+#ifndef NOMOAT_VERIFY_MODEL_H
+#define NOMOAT_VERIFY_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "formats/error.h"
+#include "formats/gguf.h"
+#include "formats/parallel.h"
+
+typedef struct vm_weight {
+    const char *name; /* points into the reader's tensor info */
+    uint32_t type;
+    int64_t n_in, n_out; /* ne[0] (row length), ne[1] (rows) */
+    size_t row_size;
+    const uint8_t *data;
+} vm_weight;
+
+typedef struct vm_layer {
+    vm_weight attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
+} vm_layer;
+
+typedef struct vm_model {
+    int n_embd, n_layer, n_head, n_head_kv, head_dim, n_rot, n_ff, n_vocab, n_ctx_train;
+    float rope_base, rope_freq_scale, norm_eps;
+    vm_weight tok_embd, output_norm, output;
+    vm_layer *layers;
+} vm_model;
+
+/* Reads hyper-parameters and tensors; every shape and type is checked. The reader must outlive
+ * the model. */
+int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err);
+void vm_model_free(vm_model *m);
+
+/* Activation observer (imatrix): called for every matrix product of a blk.* weight with the f32
+ * activations (n_tokens rows of w->n_in) before any activation quantization. Called from one
+ * thread at a time. */
+typedef void (*vm_observe_fn)(void *user, const vm_weight *w, const float *x, int n_tokens);
+
+typedef struct vm_ctx vm_ctx;
+
+/* A context holds the KV cache for up to n_ctx positions and scratch for batches of up to n_ctx
+ * tokens. exact = f32 activations and cache with dequantized weights. */
+vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, nm_error *err);
+void vm_ctx_free(vm_ctx *c);
+void vm_ctx_set_observer(vm_ctx *c, vm_observe_fn fn, void *user);
+
+/* Evaluates tokens at positions pos0 .. pos0+n_tokens-1 (positions before pos0 must have been
+ * evaluated by earlier calls since the cache was last cleared with pos0 = 0). Writes logits for
+ * the batch's tokens from logits_from on: logits[(t - logits_from) * n_vocab + v]. */
+int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits_from, float *logits,
+            nm_error *err);
+
+#endif
