@@ -134,9 +134,8 @@ static int load_id_file(const char *path, int32_t n_vocab, int32_t **ids, size_t
     return 0;
 }
 
-int verify_load_tokens(const verify_model *vm, const char *model_path, const char *text_path,
-                       const char *tokens_path, int32_t **ids, size_t *n_ids, nm_error *err) {
-    if (tokens_path) return load_id_file(tokens_path, vm->m.n_vocab, ids, n_ids, err);
+int verify_tokenize_text(const verify_model *vm, const char *model_path, const char *text, size_t len,
+                         int32_t **ids, size_t *n_ids, nm_error *err) {
     if (!gguf_get(vm->g, "tokenizer.ggml.model") || !gguf_get(vm->g, "tokenizer.ggml.tokens"))
         return nm_fail(err, "%s has no tokenizer (no tokenizer.ggml.* metadata); pass token ids with --tokens FILE",
                        model_path);
@@ -145,16 +144,9 @@ int verify_load_tokens(const verify_model *vm, const char *model_path, const cha
         return nm_fail(err, "%s: tokenizer model '%.*s' is not supported (only SentencePiece 'llama')", model_path,
                        tm->type == GGUF_TYPE_STRING ? (int)(tm->str.len > 32 ? 32 : tm->str.len) : 1,
                        tm->type == GGUF_TYPE_STRING ? tm->str.ptr : "?");
-    char *text;
-    size_t len;
-    if (verify_read_file(text_path, &text, &len, err)) return -1;
-    if (len > 0 && text[len - 1] == '\n') len--;
     spm_vocab voc;
     memset(&voc, 0, sizeof voc);
-    if (spm_vocab_from_gguf(&voc, vm->g, err)) {
-        free(text);
-        return nm_error_prefix(err, "%s", model_path);
-    }
+    if (spm_vocab_from_gguf(&voc, vm->g, err)) return nm_error_prefix(err, "%s", model_path);
     spm_tokenizer *tok = spm_tokenizer_create(&voc, err);
     int rc = -1;
     if (tok) {
@@ -162,6 +154,19 @@ int verify_load_tokens(const verify_model *vm, const char *model_path, const cha
         spm_tokenizer_free(tok);
     }
     spm_vocab_free(&voc);
-    free(text);
     return rc; /* ids are checked against the embedding size when evaluated */
+}
+
+int verify_load_tokens(const verify_model *vm, const char *model_path, const char *text_path,
+                       const char *tokens_path, int32_t **ids, size_t *n_ids, nm_error *err) {
+    if (tokens_path) return load_id_file(tokens_path, vm->m.n_vocab, ids, n_ids, err);
+    if (!gguf_get(vm->g, "tokenizer.ggml.model") || !gguf_get(vm->g, "tokenizer.ggml.tokens"))
+        return verify_tokenize_text(vm, model_path, "", 0, ids, n_ids, err);
+    char *text;
+    size_t len;
+    if (verify_read_file(text_path, &text, &len, err)) return -1;
+    if (len > 0 && text[len - 1] == '\n') len--;
+    int rc = verify_tokenize_text(vm, model_path, text, len, ids, n_ids, err);
+    free(text);
+    return rc;
 }

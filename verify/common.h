@@ -34,6 +34,10 @@ void verify_model_close(verify_model *vm);
 int verify_load_tokens(const verify_model *vm, const char *model_path, const char *text_path,
                        const char *tokens_path, int32_t **ids, size_t *n_ids, nm_error *err);
 
+/* Tokenizes text with the model's vocabulary as llama.cpp does (BOS when the vocabulary adds it). */
+int verify_tokenize_text(const verify_model *vm, const char *model_path, const char *text, size_t len,
+                         int32_t **ids, size_t *n_ids, nm_error *err);
+
 /* Reads a whole file into a malloc'ed buffer (NUL-terminated for convenience). */
 int verify_read_file(const char *path, char **data, size_t *size, nm_error *err);
 

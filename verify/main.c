@@ -13,6 +13,13 @@ static void usage(FILE *f) {
             "commands:\n"
             "  perplexity MODEL -f TEXT   perplexity as llama-perplexity computes it (--kld, --save-logits)\n"
 
+            "  gate --base A --model B -f TEXT --max-ppl-ratio R --max-kld K\n"
+            "                             quality gate for CI: exit 1 when a limit is exceeded\n"
+            "  diff A.gguf B.gguf         per-tensor RMSE, max |error|, cosine after dequantization\n"
+            "  checksums FILE [--check SUMS]\n"
+            "                             XXH3-64 of every tensor's data\n"
+            "  logits MODEL --prompt TEXT [--top N]\n"
+            "                             next-token probabilities after a prompt\n"
             "Run 'nomoat-verify COMMAND --help' for a command's options.\n"
             "Exit status: 0 ok, 1 limits exceeded or differences found, 2 error.\n");
 }
@@ -25,6 +32,10 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "perplexity")) return verify_perplexity_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "gate")) return verify_gate_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "logits")) return verify_logits_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "diff")) return verify_diff_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "checksums")) return verify_checksums_main(argc - 1, argv + 1);
     fprintf(stderr, "nomoat-verify: unknown command '%s' (see --help)\n", cmd);
     return 2;
 }

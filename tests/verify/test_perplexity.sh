@@ -1,7 +1,13 @@
 #!/bin/sh
 # nomoat-verify perplexity against llama-perplexity (reference/perplexity-*.log, -c 256, default
-# mode): the running value after 20 chunks, every reference type, within 3e-4 relative; bad input
-# refused with exit 2.
+# mode): the running value after 20 chunks for every reference type; bad input refused with exit 2.
+#
+# Tolerances: F32 and F16 weights within 1e-4 relative (measured: 0 and 2e-5). Where activations
+# are rounded to BF16 or quantized to Q8_0/Q8_1/Q8_K, a one-ulp difference anywhere upstream flips
+# some roundings and moves the 20-chunk value by up to ~1e-3 (our own scalar and AVX2 kernels,
+# which differ only in float summation order, disagree by that much), so those types are checked
+# within 2e-3 here; the full-file runs, where this noise averages out, are checked against
+# perplexity.json within 3e-4 by scripts/bench-verify.sh.
 . tests/lib.sh
 V="$BIN/nomoat-verify"
 TEXT="$FIXTURES/text/wikillama-heldout.txt"
@@ -22,8 +28,9 @@ if need_fixtures "perplexity against llama-perplexity"; then
         want=$(ref20 "$REF/perplexity-$t.log")
         if "$V" perplexity "$REF/wikillama-$t.gguf" -f "$TEXT" -c 256 --chunks 20 -t 2 -q --json "$SCRATCH/$t.json" 2>"$SCRATCH/err"; then
             got=$(json_num "$SCRATCH/$t.json" ppl)
-            if close "$got" "$want" 3e-4; then pass "perplexity $t [20] $got vs llama.cpp $want"
-            else fail "perplexity $t [20] $got vs llama.cpp $want" "more than 3e-4 relative apart"; fi
+            case $t in f32|f16) tol=1e-4 ;; *) tol=2e-3 ;; esac
+            if close "$got" "$want" $tol; then pass "perplexity $t [20] $got vs llama.cpp $want (tolerance $tol)"
+            else fail "perplexity $t [20] $got vs llama.cpp $want" "more than $tol relative apart"; fi
         else
             fail "perplexity $t runs" "$(cat "$SCRATCH/err")"
         fi
