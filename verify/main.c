@@ -20,6 +20,8 @@ static void usage(FILE *f) {
             "                             XXH3-64 of every tensor's data\n"
             "  logits MODEL --prompt TEXT [--top N]\n"
             "                             next-token probabilities after a prompt\n"
+            "  tokenize MODEL.gguf|--tokenizer tokenizer.model ...\n"
+            "                             print token ids\n"
             "Run 'nomoat-verify COMMAND --help' for a command's options.\n"
             "Exit status: 0 ok, 1 limits exceeded or differences found, 2 error.\n");
 }
@@ -34,6 +36,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "perplexity")) return verify_perplexity_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "gate")) return verify_gate_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "logits")) return verify_logits_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return verify_tokenize_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "diff")) return verify_diff_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "checksums")) return verify_checksums_main(argc - 1, argv + 1);
     fprintf(stderr, "nomoat-verify: unknown command '%s' (see --help)\n", cmd);
