@@ -88,6 +88,10 @@ int spm_vocab_apply_hf_added_tokens(spm_vocab *v, const char *dir, uint32_t *n_i
 typedef struct spm_tokenizer spm_tokenizer;
 spm_tokenizer *spm_tokenizer_create(const spm_vocab *v, nm_error *err);
 void spm_tokenizer_free(spm_tokenizer *t);
+/* Threads used for long texts (>= 256 KB without user-defined tokens in between): the text is
+ * cut where no token can span the cut, so the ids are the same for any count. <= 0 (the
+ * default) means all cores; 1 keeps everything on the calling thread. */
+void spm_tokenizer_set_threads(spm_tokenizer *t, int n_threads);
 /* Encodes text as llama.cpp does (add_special: prepend BOS when the vocab says add_bos;
  * parse_special = false). *ids is malloc'ed; caller frees. */
 int spm_encode(spm_tokenizer *t, const char *text, size_t len, bool add_special, int32_t **ids,

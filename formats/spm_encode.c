@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/parallel.h"
 #include "formats/spm.h"
 #include "formats/spm_internal.h"
 
@@ -30,6 +31,8 @@ struct spm_tokenizer {
     bool remove_extra_whitespaces, escape_whitespaces; /* SentencePiece normalizer (tokenizer.model) */
     /* bit (a << 8 | b): some token holds byte a followed by byte b (see encode_fragment) */
     uint8_t joins[256 * 256 / 8];
+    int n_threads; /* for long fragments; <= 0: all cores */
+    nm_pool *pool; /* created on first use */
 };
 
 void spm_tokenizer_free(spm_tokenizer *t) {
@@ -43,7 +46,16 @@ void spm_tokenizer_free(spm_tokenizer *t) {
     free(t->scores);
     spm_piece_map_free(&t->map);
     free(t->user_defined);
+    nm_pool_destroy(t->pool);
     free(t);
+}
+
+void spm_tokenizer_set_threads(spm_tokenizer *t, int n_threads) {
+    if (t->pool && nm_pool_threads(t->pool) != (n_threads > 0 ? n_threads : nm_cpu_count())) {
+        nm_pool_destroy(t->pool);
+        t->pool = NULL;
+    }
+    t->n_threads = n_threads;
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -419,7 +431,12 @@ static int encode_segment(session *s, seg_cache *cache, const char *text, size_t
  * character followed by the first byte of the next, no merge can ever cross between them, and
  * merging each side alone gives exactly the same result (the merge order within a side is
  * unchanged): so the fragment is cut there, which keeps every heap small (about a word). */
-static int encode_fragment(session *s, seg_cache *cache, const char *text, size_t len, id_list *out, nm_error *err) {
+static inline bool is_barrier(const spm_tokenizer *t, uint8_t a, uint8_t b) {
+    return !(t->joins[(size_t)a << 5 | b >> 3] & (1u << (b & 7)));
+}
+
+static int encode_fragment(session *s, seg_cache *cache, const char *text, size_t len, size_t base, id_list *out,
+                           nm_error *err) {
     if (len == 0)
         return 0;
     if (len > s->sym_cap) {
@@ -430,16 +447,84 @@ static int encode_fragment(session *s, seg_cache *cache, const char *text, size_
         s->sym_cap = len;
     }
     const uint8_t *u = (const uint8_t *)text;
-    const uint8_t *joins = s->t->joins;
     size_t seg = 0;
     for (size_t off = utf8_len(u[0]); off < len; off += utf8_len(u[off])) {
-        if (!(joins[(size_t)u[off - 1] << 5 | u[off] >> 3] & (1u << (u[off] & 7)))) {
-            if (encode_segment(s, cache, text + seg, off - seg, seg, out, err))
+        if (is_barrier(s->t, u[off - 1], u[off])) {
+            if (encode_segment(s, cache, text + seg, off - seg, base + seg, out, err))
                 return -1;
             seg = off;
         }
     }
-    return encode_segment(s, cache, text + seg, len - seg, seg, out, err);
+    return encode_segment(s, cache, text + seg, len - seg, base + seg, out, err);
+}
+
+/* ---------------- long fragments on several threads ----------------
+ * A fragment is cut at barriers (see above) into one part per thread; each part is merged on
+ * its own with its own work buffers and cache, and the ids are concatenated in order. */
+
+#define SPM_PARALLEL_MIN ((size_t)256 << 10)
+#define SPM_MAX_PARTS 64
+
+typedef struct part_job {
+    const spm_tokenizer *t;
+    const char *text;
+    size_t cuts[SPM_MAX_PARTS + 1];
+    id_list outs[SPM_MAX_PARTS];
+    nm_error errs[SPM_MAX_PARTS];
+    int rcs[SPM_MAX_PARTS];
+} part_job;
+
+static void run_part(void *ctx, size_t task, int thread) {
+    (void)thread;
+    part_job *j = ctx;
+    session s = {.t = j->t};
+    seg_cache c = {0};
+    j->rcs[task] = encode_fragment(&s, &c, j->text + j->cuts[task], j->cuts[task + 1] - j->cuts[task], j->cuts[task],
+                                   &j->outs[task], &j->errs[task]);
+    free(s.sym);
+    free(s.heap);
+    seg_cache_free(&c);
+}
+
+static int encode_fragment_parallel(spm_tokenizer *t, session *s, seg_cache *cache, const char *text, size_t len,
+                                    id_list *out, nm_error *err) {
+    int threads = t->n_threads > 0 ? t->n_threads : nm_cpu_count();
+    if (threads > SPM_MAX_PARTS)
+        threads = SPM_MAX_PARTS;
+    if (threads < 2 || len < SPM_PARALLEL_MIN)
+        return encode_fragment(s, cache, text, len, 0, out, err);
+    if (!t->pool && !(t->pool = nm_pool_create(threads)))
+        return encode_fragment(s, cache, text, len, 0, out, err);
+    part_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return nm_fail(err, "out of memory tokenizing %zu bytes", len);
+    j->t = t;
+    j->text = text;
+    /* cut points: the first barrier at or after each k/threads of the text, found by walking
+     * the characters exactly as the symbol split does */
+    const uint8_t *u = (const uint8_t *)text;
+    size_t parts = 1, target = len / (size_t)threads;
+    for (size_t off = utf8_len(u[0]); off < len && parts < (size_t)threads; off += utf8_len(u[off])) {
+        if (off >= target && is_barrier(t, u[off - 1], u[off])) {
+            j->cuts[parts++] = off;
+            target = len / (size_t)threads * parts;
+        }
+    }
+    j->cuts[parts] = len;
+    nm_pool_run(t->pool, parts, run_part, j);
+    int rc = 0;
+    for (size_t k = 0; k < parts; k++) {
+        if (rc == 0 && j->rcs[k]) {
+            *err = j->errs[k];
+            rc = -1;
+        }
+        for (size_t i = 0; rc == 0 && i < j->outs[k].n; i++)
+            if (push_id(out, j->outs[k].ids[i]))
+                rc = nm_fail(err, "out of memory tokenizing %zu bytes", len);
+        free(j->outs[k].ids);
+    }
+    free(j);
+    return rc;
 }
 
 /* Escapes a raw fragment into buf: ' ' -> U+2581 (when escaping), the dummy prefix when asked.
@@ -601,7 +686,7 @@ int spm_encode(spm_tokenizer *t, const char *text, size_t len, bool add_special,
         size_t n;
         if (escape_text(t, text + f->offset, f->length, t->add_space_prefix && prev_special, &buf, &cap, &n))
             goto oom;
-        if (encode_fragment(&sess, &cache, buf, n, &out, err))
+        if (encode_fragment_parallel(t, &sess, &cache, buf, n, &out, err))
             goto fail;
         prev_special = false;
     }

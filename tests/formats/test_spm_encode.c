@@ -285,6 +285,41 @@ static void test_wikillama_whole_heldout(void **state) {
     free(ids);
 }
 
+/* Long texts are cut at barriers and merged on several threads: same ids for any count. */
+static void test_threads_same_ids(void **state) {
+    (void)state;
+    spm_vocab v;
+    load_model(&v, DATA "llama2-tokenizer.model");
+    size_t len;
+    char *slice = read_all(DATA "wikitext2-slice-llama2.txt", &len);
+    size_t big_len = 7 * len + 5;
+    char *big = malloc(big_len);
+    for (int k = 0; k < 7; k++)
+        memcpy(big + k * len, slice, len);
+    memcpy(big + 7 * len, "  \xe2\x96\x81x ", 5); /* odd bytes at the very end */
+    nm_error err;
+    spm_tokenizer *t = spm_tokenizer_create(&v, &err);
+    int32_t *ref, *ids;
+    size_t n_ref, n;
+    spm_tokenizer_set_threads(t, 1);
+    if (spm_encode(t, big, big_len, true, &ref, &n_ref, &err))
+        fail_msg("%s", err.msg);
+    const int counts[] = {2, 3, 7, 64, 0};
+    for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+        spm_tokenizer_set_threads(t, counts[c]);
+        if (spm_encode(t, big, big_len, true, &ids, &n, &err))
+            fail_msg("%s", err.msg);
+        assert_int_equal(n, n_ref);
+        assert_memory_equal(ids, ref, n * sizeof *ids);
+        free(ids);
+    }
+    free(ref);
+    free(big);
+    free(slice);
+    spm_tokenizer_free(t);
+    spm_vocab_free(&v);
+}
+
 static void test_sentencepiece_whitespace(void **state) {
     (void)state;
     spm_vocab v;
@@ -557,6 +592,7 @@ int main(void) {
         cmocka_unit_test(test_wikillama_slice),
         cmocka_unit_test(test_llama2_whole_wikitext),
         cmocka_unit_test(test_wikillama_whole_heldout),
+        cmocka_unit_test(test_threads_same_ids),
         cmocka_unit_test(test_sentencepiece_whitespace),
         cmocka_unit_test(test_gguf_vocab),
         cmocka_unit_test(test_gguf_metadata_rules),
