@@ -51,7 +51,7 @@ static void fz_init(void) {
         snprintf(t, sizeof t, "<0x%02X>", b);
         fz_add(v, t, 0, SPM_TOKEN_BYTE);
     }
-    const char *words[] = {"a", "b", "ab", "ba", "aba", "\xe2\x96\x81", "\xe2\x96\x81" "a", "bb", "ab", "c"};
+    const char *words[] = {"a", "b", "ab", "ba", "aba", "\xe2\x96\x81", ("\xe2\x96\x81" "a"), "bb", "ab", "c"};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++)
         fz_add(v, words[i], -(float)(i % 3), SPM_TOKEN_NORMAL);
     fz_add(v, "<x>", -1000, SPM_TOKEN_USER_DEFINED);
