@@ -118,13 +118,15 @@ install: all
 
 # libFuzzer targets: make fuzz-gguf runs tests/fuzz/fuzz_gguf.c (FUZZ_TIME seconds, default 60).
 FUZZ_TIME ?= 60
+FUZZ_DEPS ?= libclang-rt-14-dev
 FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -ffp-contract=off -pthread -I. $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-fuzz-%: tests/fuzz/fuzz_%.c deps
+fuzz-%: tests/fuzz/fuzz_%.c
+	@NOMOAT_EXTRA_DEPS="$(FUZZ_DEPS)" sh scripts/install-deps.sh
 	@mkdir -p build-fuzz/corpus/$*
 	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -o build-fuzz/fuzz_$* $< $(filter-out %_neon.c,$(LIB_SRC_ALL)) $(PKG_LIBS) -lm
-	build-fuzz/fuzz_$* -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 build-fuzz/corpus/$* \
+	build-fuzz/fuzz_$* -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 $(if $(FUZZ_SEED),-seed=$(FUZZ_SEED)) build-fuzz/corpus/$* \
 	  $(wildcard tests/fuzz/seeds/$*) $(wildcard tests/fuzz/regress/$*)
 
 fuzz:
