@@ -55,6 +55,24 @@ static uint64_t align_up(uint64_t x, uint64_t a) {
     return (x + a - 1) & ~(a - 1); /* callers make sure this cannot overflow */
 }
 
+/* A name as it may appear in a one-line message: printable ASCII kept, other bytes as \xNN,
+ * long names cut. */
+#define SHOWN_MAX 200
+static const char *shown(const char *name, char buf[SHOWN_MAX]) {
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)name; *c && o + 8 < SHOWN_MAX; c++) {
+        if (*c >= 0x20 && *c < 0x7f)
+            buf[o++] = (char)*c;
+        else
+            o += (size_t)snprintf(buf + o, SHOWN_MAX - o, "\\x%02x", *c);
+    }
+    if (o + 8 >= SHOWN_MAX)
+        memcpy(buf + o, "...", 4);
+    else
+        buf[o] = '\0';
+    return buf;
+}
+
 /* ---------------- name index (open addressing, shared by reader and writer) ---------------- */
 
 typedef const char *(*name_of_fn)(const void *ctx, size_t i);
@@ -310,18 +328,20 @@ static int parse_kvs(cursor *c, parsed_file *pf, uint64_t n_kv) {
             goto fail;
         }
         pf->n_kvs = (size_t)i + 1;
+        char sk[SHOWN_MAX];
+        shown(kv->key, sk);
         if (index_insert(&ix, (size_t)i, kv_name_of, pf->kvs) != 0) {
-            nm_fail(c->err, "duplicate metadata key %s (entry %llu, offset %zu)", kv->key, (unsigned long long)i, at);
+            nm_fail(c->err, "duplicate metadata key %s (entry %llu, offset %zu)", sk, (unsigned long long)i, at);
             goto fail;
         }
         if (read_u32(c, &type, "a metadata value type") != 0)
             goto fail;
         if (type >= GGUF_TYPE_COUNT) {
-            nm_fail(c->err, "key %s has unknown value type %u (offset %zu)", kv->key, type, c->pos - 4);
+            nm_fail(c->err, "key %s has unknown value type %u (offset %zu)", sk, type, c->pos - 4);
             goto fail;
         }
         size_t value_at = c->pos;
-        if (read_value(c, type, &kv->value, kv->key, at) != 0)
+        if (read_value(c, type, &kv->value, sk, at) != 0)
             goto fail;
         kv->raw = c->base + value_at;
         kv->raw_len = c->pos - value_at;
@@ -353,10 +373,12 @@ static int parse_tensor_infos(cursor *c, parsed_file *pf, uint64_t n_tensors, ui
         memcpy(t->name, name.ptr, (size_t)name.len);
         t->name[name.len] = '\0';
         pf->n_tensors = (size_t)i + 1;
+        char tn[SHOWN_MAX];
+        shown(t->name, tn);
         if (read_u32(c, &t->n_dims, "the dimension count of a tensor") != 0)
             return -1;
         if (t->n_dims > 4)
-            return nm_fail(c->err, "tensor %s has %u dimensions, at most 4 are allowed (offset %zu)", t->name,
+            return nm_fail(c->err, "tensor %s has %u dimensions, at most 4 are allowed (offset %zu)", tn,
                            t->n_dims, c->pos - 4);
         for (int d = 0; d < 4; d++)
             t->ne[d] = 1;
@@ -364,25 +386,25 @@ static int parse_tensor_infos(cursor *c, parsed_file *pf, uint64_t n_tensors, ui
             if (read_bytes(c, &t->ne[d], 8, "a tensor dimension") != 0)
                 return -1;
             if (t->ne[d] < 0)
-                return nm_fail(c->err, "tensor %s has a negative dimension ne[%u] = %lld (offset %zu)", t->name, d,
+                return nm_fail(c->err, "tensor %s has a negative dimension ne[%u] = %lld (offset %zu)", tn, d,
                                (long long)t->ne[d], c->pos - 8);
             if (t->ne[d] == 0)
-                return nm_fail(c->err, "tensor %s has a zero-sized dimension ne[%u] (offset %zu)", t->name, d, c->pos - 8);
+                return nm_fail(c->err, "tensor %s has a zero-sized dimension ne[%u] (offset %zu)", tn, d, c->pos - 8);
         }
         int64_t elements = 1;
         for (int d = 0; d < 4; d++)
             if (__builtin_mul_overflow(elements, t->ne[d], &elements))
-                return nm_fail(c->err, "tensor %s has more elements than fit in 64 bits (offset %zu)", t->name, at);
+                return nm_fail(c->err, "tensor %s has more elements than fit in 64 bits (offset %zu)", tn, at);
         if (read_u32(c, &t->type, "the type of a tensor") != 0)
             return -1;
         const ggml_type_info *ti = ggml_type_get(t->type);
         if (!ti)
-            return nm_fail(c->err, "tensor %s has unknown or removed type id %u (offset %zu)", t->name, t->type, c->pos - 4);
+            return nm_fail(c->err, "tensor %s has unknown or removed type id %u (offset %zu)", tn, t->type, c->pos - 4);
         if (t->ne[0] % ti->block_size != 0)
             return nm_fail(c->err, "tensor %s: row length %lld is not a multiple of %s's block size %u (offset %zu)",
-                           t->name, (long long)t->ne[0], ti->name, ti->block_size, at);
+                           tn, (long long)t->ne[0], ti->name, ti->block_size, at);
         if (ggml_tensor_size(t->type, t->ne, &t->size) != 0)
-            return nm_fail(c->err, "tensor %s: byte size overflows (offset %zu)", t->name, at);
+            return nm_fail(c->err, "tensor %s: byte size overflows (offset %zu)", tn, at);
         if (read_u64(c, &t->offset, "the data offset of a tensor") != 0)
             return -1;
         t->file_index = file_index;
@@ -470,7 +492,8 @@ static int parse_file(const uint8_t *base, size_t size, uint32_t file_index, par
     }
     for (size_t i = 0; i < pf->n_tensors; i++) {
         if (index_insert(&ix, i, tensor_name_of, pf->tensors) != 0) {
-            nm_fail(err, "duplicate tensor name %s (tensor %zu)", pf->tensors[i].name, i);
+            char tn[SHOWN_MAX];
+            nm_fail(err, "duplicate tensor name %s (tensor %zu)", shown(pf->tensors[i].name, tn), i);
             index_free(&ix);
             goto fail;
         }
@@ -487,16 +510,18 @@ static int parse_file(const uint8_t *base, size_t size, uint32_t file_index, par
     uint64_t expected = 0;
     for (size_t i = 0; i < pf->n_tensors; i++) {
         gguf_tensor_info *t = &pf->tensors[i];
+        char tn[SHOWN_MAX];
+        shown(t->name, tn);
         if (t->offset != expected) {
             nm_fail(err, "tensor %s has data offset %llu, expected %llu (tensor data must follow tensor-info order "
-                    "without gaps)", t->name, (unsigned long long)t->offset, (unsigned long long)expected);
+                    "without gaps)", tn, (unsigned long long)t->offset, (unsigned long long)expected);
             goto fail;
         }
         uint64_t end;
         if (__builtin_add_overflow(data_offset, t->offset, &end) || __builtin_add_overflow(end, t->size, &end) ||
             end > size) {
             nm_fail(err, "file is truncated: tensor %s needs bytes up to offset %llu but the file ends at %zu",
-                    t->name, (unsigned long long)(data_offset + t->offset + t->size), size);
+                    tn, (unsigned long long)(data_offset + t->offset + t->size), size);
             goto fail;
         }
         t->data = base + data_offset + t->offset;
@@ -590,14 +615,15 @@ static int add_parsed(gguf_reader *g, parsed_file *pf, const char *shard_name, n
 }
 
 static int build_indexes(gguf_reader *g, nm_error *err) {
+    char sn[SHOWN_MAX];
     if (index_init(&g->key_index, g->n_kvs) != 0 || index_init(&g->tensor_index, g->n_tensors) != 0)
         return nm_fail(err, "out of memory");
     for (size_t i = 0; i < g->n_kvs; i++)
         if (index_insert(&g->key_index, i, kv_name_of, g->kvs) != 0)
-            return nm_fail(err, "duplicate metadata key %s", g->kvs[i].key);
+            return nm_fail(err, "duplicate metadata key %s", shown(g->kvs[i].key, sn));
     for (size_t i = 0; i < g->n_tensors; i++)
         if (index_insert(&g->tensor_index, i, tensor_name_of, g->tensors) != 0)
-            return nm_fail(err, "tensor %s appears in two shards (second in shard %u)", g->tensors[i].name,
+            return nm_fail(err, "tensor %s appears in two shards (second in shard %u)", shown(g->tensors[i].name, sn),
                            g->tensors[i].file_index + 1);
     return 0;
 }
@@ -1131,14 +1157,16 @@ void gguf_writer_remove_key(gguf_writer *w, const char *key) {
 
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t ne[4],
                            nm_error *err) {
+    char sn_buf[SHOWN_MAX];
+    const char *sn = shown(name, sn_buf);
     if (w->begun)
-        return nm_fail(err, "%s: tensor %s declared after the data was started", w->path, name);
+        return nm_fail(err, "%s: tensor %s declared after the data was started", w->path, sn);
     size_t len = strlen(name);
     if (len >= GGUF_MAX_NAME)
-        return nm_fail(err, "%s: tensor name %s is %zu bytes long, the limit is %d", w->path, name, len,
+        return nm_fail(err, "%s: tensor name %s is %zu bytes long, the limit is %d", w->path, sn, len,
                        GGUF_MAX_NAME - 1);
     if (n_dims < 1 || n_dims > 4)
-        return nm_fail(err, "%s: tensor %s: %u dimensions, expected 1 to 4", w->path, name, n_dims);
+        return nm_fail(err, "%s: tensor %s: %u dimensions, expected 1 to 4", w->path, sn, n_dims);
     writer_tensor t;
     memset(&t, 0, sizeof t);
     memcpy(t.name, name, len + 1);
@@ -1147,24 +1175,24 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
     for (uint32_t d = 0; d < 4; d++) {
         t.ne[d] = d < n_dims ? ne[d] : 1;
         if (d >= n_dims && ne[d] != 1)
-            return nm_fail(err, "%s: tensor %s: ne[%u] = %lld lies beyond its %u dimensions", w->path, name, d,
+            return nm_fail(err, "%s: tensor %s: ne[%u] = %lld lies beyond its %u dimensions", w->path, sn, d,
                            (long long)ne[d], n_dims);
         if (t.ne[d] <= 0)
-            return nm_fail(err, "%s: tensor %s: dimension ne[%u] = %lld must be positive", w->path, name, d,
+            return nm_fail(err, "%s: tensor %s: dimension ne[%u] = %lld must be positive", w->path, sn, d,
                            (long long)t.ne[d]);
     }
     const ggml_type_info *ti = ggml_type_get(type);
     if (!ti)
-        return nm_fail(err, "%s: tensor %s: unknown type id %u", w->path, name, type);
+        return nm_fail(err, "%s: tensor %s: unknown type id %u", w->path, sn, type);
     if (t.ne[0] % ti->block_size != 0)
-        return nm_fail(err, "%s: tensor %s: row length %lld is not a multiple of %s's block size %u", w->path, name,
+        return nm_fail(err, "%s: tensor %s: row length %lld is not a multiple of %s's block size %u", w->path, sn,
                        (long long)t.ne[0], ti->name, ti->block_size);
     int64_t elements = 1;
     for (int d = 0; d < 4; d++)
         if (__builtin_mul_overflow(elements, t.ne[d], &elements))
-            return nm_fail(err, "%s: tensor %s: too many elements", w->path, name);
+            return nm_fail(err, "%s: tensor %s: too many elements", w->path, sn);
     if (ggml_tensor_size(type, t.ne, &t.size) != 0 || t.size > SIZE_MAX / 2)
-        return nm_fail(err, "%s: tensor %s: byte size overflows", w->path, name);
+        return nm_fail(err, "%s: tensor %s: byte size overflows", w->path, sn);
     if (w->n_tensors == w->cap_tensors) {
         size_t cap = w->cap_tensors ? 2 * w->cap_tensors : 64;
         writer_tensor *nt = realloc(w->tensors, cap * sizeof *nt);
@@ -1181,7 +1209,7 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
         w->tensor_index = ix;
     }
     if (index_find(&w->tensor_index, t.name, wtensor_name_of, w->tensors) >= 0)
-        return nm_fail(err, "%s: tensor %s is declared twice", w->path, name);
+        return nm_fail(err, "%s: tensor %s is declared twice", w->path, sn);
     w->tensors[w->n_tensors] = t;
     index_insert(&w->tensor_index, w->n_tensors, wtensor_name_of, w->tensors);
     w->n_tensors++;
