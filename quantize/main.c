@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -305,6 +306,18 @@ static void quantize_task(void *ctx, size_t task, int thread) {
     }
 }
 
+/* Drops input pages already used from this process (they stay in the page cache), so resident
+ * memory stays near one batch instead of growing to the whole mapped model. */
+static void release_input(const void *data, size_t size) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0)
+        page = 4096;
+    uintptr_t begin = ((uintptr_t)data + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t end = ((uintptr_t)data + size) & ~(uintptr_t)(page - 1);
+    if (end > begin)
+        madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
 typedef struct run_state {
     nm_pool *pool;
     float **scratch;
@@ -360,6 +373,7 @@ static int write_converted(run_state *rs, gguf_writer *w, const gguf_tensor_info
             rc = -1;
             break;
         }
+        release_input(j.src + (size_t)r * j.in_row, (size_t)j.batch_rows * j.in_row);
         rs->done_bytes += (uint64_t)j.batch_rows * j.in_row;
         nm_progress_update(&rs->progress, rs->done_items, rs->done_bytes);
     }
@@ -579,9 +593,15 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
             if (write_converted(&rs, w, ti, t, p->imatrix[i], err) != 0)
                 goto out;
         } else {
-            if (gguf_writer_write(w, ti->data, ti->size, err) != 0)
-                goto out;
-            rs.done_bytes += ti->size;
+            const unsigned char *data = ti->data;
+            for (size_t off = 0; off < ti->size; off += BATCH_OUT_BYTES) {
+                size_t n = ti->size - off < BATCH_OUT_BYTES ? ti->size - off : BATCH_OUT_BYTES;
+                if (gguf_writer_write(w, data + off, n, err) != 0)
+                    goto out;
+                release_input(data + off, n);
+                rs.done_bytes += n;
+                nm_progress_update(&rs.progress, rs.done_items, rs.done_bytes);
+            }
         }
         rs.done_items = i + 1;
         nm_progress_update(&rs.progress, rs.done_items, rs.done_bytes);
