@@ -413,7 +413,8 @@ static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o,
     qt_model model;
     model_facts(g, p->t, p->n, &model);
     qt_options qo = {.pure = o->pure, .leave_output = o->leave_output, .has_imatrix = im != NULL,
-                     .output_type = o->output_type, .token_embd_type = o->token_embd_type};
+                     .output_type = o->output_type, .token_embd_type = o->token_embd_type,
+                     .only_copy = qt_ftype_is_copy(ft)};
     if (qt_plan(p->t, p->n, &model, ft, &qo, err) != 0)
         return -1;
     for (size_t i = 0; i < p->n; i++) {
@@ -534,6 +535,33 @@ static bool dropped_key(const char *key) {
            strcmp(key, "general.file_type") == 0;
 }
 
+/* COPY keeps the input's general.file_type; without one, llama.cpp's guess from the most common
+ * tensor type, flagged 1024 ("guessed"). */
+static uint32_t copied_file_type(const gguf_reader *g) {
+    const gguf_value *v = gguf_get(g, "general.file_type");
+    if (v && v->type == GGUF_TYPE_UINT32)
+        return v->u32;
+    static const struct {
+        uint32_t type, ftype;
+    } guess[] = {{GGML_TYPE_F32, 0}, {GGML_TYPE_F16, 1}, {GGML_TYPE_BF16, 32}, {GGML_TYPE_Q4_0, 2},
+                 {GGML_TYPE_Q4_1, 3}, {GGML_TYPE_Q5_0, 8}, {GGML_TYPE_Q5_1, 9}, {GGML_TYPE_Q8_0, 7},
+                 {GGML_TYPE_Q2_K, 10}, {GGML_TYPE_Q3_K, 12}, {GGML_TYPE_Q4_K, 15}, {GGML_TYPE_Q5_K, 17},
+                 {GGML_TYPE_Q6_K, 18}};
+    size_t counts[GGML_TYPE_COUNT] = {0}, best = 0;
+    uint32_t best_type = GGML_TYPE_F32;
+    for (size_t i = 0; i < gguf_tensor_count(g); i++) {
+        uint32_t t = gguf_tensor(g, i)->type;
+        if (t < GGML_TYPE_COUNT && ++counts[t] > best) {
+            best = counts[t];
+            best_type = t;
+        }
+    }
+    for (size_t i = 0; i < sizeof guess / sizeof guess[0]; i++)
+        if (guess[i].type == best_type)
+            return guess[i].ftype | 1024;
+    return 0 | 1024;
+}
+
 static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft, const options *o,
                         const qt_imatrix *im, nm_error *err) {
     gguf_writer_options wo = {.outfile_flags = (o->force ? NM_OUT_FORCE : 0) | (o->no_fsync ? NM_OUT_NO_FSYNC : 0)};
@@ -547,7 +575,7 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
         if (!dropped_key(gguf_kv_key(g, i)))
             gguf_writer_copy_kv(w, g, i);
     gguf_writer_set_u32(w, "general.quantization_version", QUANTIZATION_VERSION);
-    gguf_writer_set_u32(w, "general.file_type", ft->ftype);
+    gguf_writer_set_u32(w, "general.file_type", qt_ftype_is_copy(ft) ? copied_file_type(g) : ft->ftype);
     if (im) {
         gguf_writer_set_string(w, "quantize.imatrix.file", o->imatrix, strlen(o->imatrix));
         if (im->dataset && im->dataset[0])

@@ -28,6 +28,7 @@ static const qt_ftype ftype_table[] = {
     {"F16", QT_FTYPE_F16, GGML_TYPE_F16, "14.00G, +0.0020 ppl @ Mistral-7B"},
     {"BF16", QT_FTYPE_BF16, GGML_TYPE_BF16, "14.00G, -0.0050 ppl @ Mistral-7B"},
     {"F32", QT_FTYPE_ALL_F32, GGML_TYPE_F32, "26.00G @ 7B"},
+    {"COPY", QT_FTYPE_ALL_F32, GGML_TYPE_F32, "only copy tensors, no quantizing"},
     {NULL, 0, 0, NULL},
 };
 
@@ -36,7 +37,7 @@ const qt_ftype *qt_ftype_list(void) { return ftype_table; }
 const qt_ftype *qt_ftype_from_name(const char *name) {
     static const struct {
         const char *alias, *name;
-    } aliases[] = {{"Q4_K", "Q4_K_M"}, {"Q5_K", "Q5_K_M"}, {"Q3_K", "Q3_K_M"}, {"COPY", "F32"}};
+    } aliases[] = {{"Q4_K", "Q4_K_M"}, {"Q5_K", "Q5_K_M"}, {"Q3_K", "Q3_K_M"}};
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
         if (strcasecmp(name, aliases[i].alias) == 0)
             name = aliases[i].name;
@@ -45,6 +46,8 @@ const qt_ftype *qt_ftype_from_name(const char *name) {
             return f;
     return NULL;
 }
+
+bool qt_ftype_is_copy(const qt_ftype *ft) { return strcmp(ft->name, "COPY") == 0; }
 
 const qt_ftype *qt_ftype_from_id(uint32_t id) {
     for (const qt_ftype *f = ftype_table; f->name; f++)
@@ -268,7 +271,7 @@ int qt_plan(qt_tensor *t, size_t n, const qt_model *model, const qt_ftype *ft, c
         x->convert = false;
         x->fallback = false;
         bool eligible = qt_tensor_eligible(x->name, x->n_dims);
-        if (opt->leave_output && strcmp(x->name, "output.weight") == 0)
+        if ((opt->leave_output && strcmp(x->name, "output.weight") == 0) || opt->only_copy)
             eligible = false;
         if (!eligible)
             continue;

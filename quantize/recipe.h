@@ -37,9 +37,11 @@ typedef struct qt_ftype {
     const char *note;      /* one-line description for --help */
 } qt_ftype;
 
-/* Case-insensitive; accepts the aliases Q4_K, Q5_K, Q3_K, COPY. NULL when unknown. */
+/* Case-insensitive; accepts the aliases Q4_K, Q5_K, Q3_K. NULL when unknown. COPY is its own
+ * entry (qt_ftype_is_copy): tensors copied unchanged, general.file_type kept from the input. */
 const qt_ftype *qt_ftype_from_name(const char *name);
 const qt_ftype *qt_ftype_from_id(uint32_t ftype);
+bool qt_ftype_is_copy(const qt_ftype *ft);
 /* The table, terminated by an entry with name == NULL. */
 const qt_ftype *qt_ftype_list(void);
 
@@ -58,6 +60,7 @@ typedef struct qt_options {
     bool has_imatrix;
     int output_type;      /* ggml_type, or -1 */
     int token_embd_type;  /* ggml_type, or -1 */
+    bool only_copy;       /* COPY: no tensor is converted */
 } qt_options;
 
 typedef struct qt_tensor {

@@ -60,6 +60,9 @@ check "--leave-output-tensor" "$Q" -q --no-fsync --leave-output-tensor "$S/m-f16
 check "output.weight kept F16" sh -c "$PY $U types '$S/o-leave.gguf' | grep -qx 'output.weight 1'"
 check "F16 target" "$Q" -q --no-fsync "$S/m-f32.gguf" "$S/o-to16.gguf" F16
 check "F16 -> F16 copies" "$Q" -q --no-fsync "$S/m-f16.gguf" "$S/o-16to16.gguf" F16
+check "COPY" "$Q" -q --no-fsync "$S/m-f16.gguf" "$S/o-copy.gguf" COPY
+check "COPY: tensors unchanged (sorted), general.file_type kept (1)" sh -c \
+    "$PY $U tensors-equal '$S/o-copy.gguf' '$S/o-16to16.gguf' && [ \"\$($PY $U kv '$S/o-copy.gguf' general.file_type)\" = 1 ]"
 check "F32 -> F16 tensors equal the F16 model's" $PY $U tensors-equal "$S/o-to16.gguf" "$S/o-16to16.gguf"
 
 # ---- dry run and JSON ----
@@ -110,6 +113,25 @@ head -c 100 "$S/m-f32.gguf" >"$S/trunc.gguf"
 expect_fail "truncated input" "trunc.gguf" "$S/x.gguf" "$Q" "$S/trunc.gguf" "$S/x.gguf" Q8_0
 check_status "--help exits 0" 0 "$Q" --help
 check_status "no arguments is a usage error" 1 "$Q"
+
+# ---- split input (read as one model), progress bar only on a TTY ----
+if [ -x "$BIN/nomoat-convert" ] && [ -d "$DATA/wikillama-bf16" ]; then
+    mkdir -p "$S/split"
+    "$BIN/nomoat-convert" -q --no-fsync --outtype f16 --split-max-size 4M -o "$S/split/m.gguf" "$DATA/wikillama-bf16" &&
+        "$BIN/nomoat-convert" -q --no-fsync --outtype f16 -o "$S/split/whole.gguf" "$DATA/wikillama-bf16" ||
+        fail "convert the bundled model (split and whole)"
+    check "split F16 input to Q4_K_M" "$Q" -q --no-fsync "$S/split/m-00001-of-00004.gguf" "$S/split/a.gguf" Q4_K_M
+    check "unsplit F16 input to Q4_K_M" "$Q" -q --no-fsync "$S/split/whole.gguf" "$S/split/b.gguf" Q4_K_M
+    same_file "split input gives the same file as the unsplit one (split.* keys dropped)" "$S/split/a.gguf" "$S/split/b.gguf"
+else
+    skip "split input (nomoat-convert or tests/data/wikillama-bf16 missing)"
+fi
+if command -v script >/dev/null 2>&1; then
+    script -qec "'$Q' --no-fsync '$V/input-f32.gguf' '$S/tty.gguf' Q8_0 1" /dev/null >"$S/tty.txt" 2>&1
+    check "progress bar on a TTY" grep -q 'quantizing .*12/12' "$S/tty.txt"
+    "$Q" --no-fsync "$V/input-f32.gguf" "$S/notty.gguf" Q8_0 1 >"$S/notty.txt" 2>&1
+    check "no progress bar without a TTY, one summary line" sh -c "! grep -q 'quantizing' '$S/notty.txt' && [ \$(wc -l <'$S/notty.txt') -eq 1 ]"
+fi
 
 # ---- SIGINT mid-run leaves nothing ----
 mkdir -p "$S/int"

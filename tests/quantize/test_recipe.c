@@ -242,6 +242,12 @@ static void test_tied_and_overrides(void **state) {
     assert_int_equal(type_of(&m, "token_embd.weight"), GGML_TYPE_F16);
     assert_int_equal(type_of(&m, "blk.3.ffn_norm.weight"), GGML_TYPE_F32);
 
+    /* COPY: nothing converted */
+    llama(&m, 4, 256, 128, 768, 4096, false);
+    plan(&m, &wikillama_model, "COPY", &(qt_options){.only_copy = true, .output_type = -1, .token_embd_type = -1});
+    for (size_t i = 0; i < m.n; i++)
+        assert_false(m.t[i].convert);
+
     /* float targets: no mixture, everything eligible gets the type */
     llama(&m, 4, 256, 128, 768, 4096, false);
     plan(&m, &wikillama_model, "F16", &none);
@@ -285,7 +291,8 @@ static void test_names(void **state) {
     assert_int_equal(qt_ftype_from_name("Q5_1")->ftype, 9);
     assert_int_equal(qt_ftype_from_name("Q6_K")->ftype, 18);
     assert_int_equal(qt_ftype_from_name("BF16")->ftype, 32);
-    assert_int_equal(qt_ftype_from_name("COPY")->ftype, 0);
+    assert_true(qt_ftype_is_copy(qt_ftype_from_name("copy")));
+    assert_false(qt_ftype_is_copy(qt_ftype_from_name("F32")));
     assert_int_equal(qt_ftype_from_name("Q4_K_S")->default_type, GGML_TYPE_Q4_K);
     assert_null(qt_ftype_from_name("Q4_2"));
     assert_null(qt_ftype_from_name(""));
