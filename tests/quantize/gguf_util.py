@@ -232,9 +232,50 @@ def cmd_imatrix_bad(src, out):
     return 0
 
 
+def cmd_imatrix_hostile(model, outdir):
+    """Crafted importance matrices for model's 2-D tensors: good-zero-counts.gguf (accepted:
+    count 0 means weights 1.0) and bad-*.{gguf,dat} (each must be refused)."""
+    import os
+    _, ts = read(model)
+    names = [(n, ne) for n, ne, t, d in ts if len(ne) > 1]
+    kv = [("general.type", 8, "imatrix"), ("imatrix.datasets", 9, (8, ["x.txt"])),
+          ("imatrix.chunk_count", 4, 1), ("imatrix.chunk_size", 4, 256)]
+
+    def gg(path, sums=lambda n, k: struct.pack("<%df" % n, *([1.0] * n)), counts=b"\0\0\0\0",
+           ctype=0, skip_counts=False):
+        tensors = []
+        for n, ne in names:
+            tensors.append((n + ".in_sum2", [ne[0], 1], 0, sums(ne[0], n)))
+            if not skip_counts:
+                tensors.append((n + ".counts", [1, 1], ctype, counts if ctype == 0 else counts[:2]))
+        write(os.path.join(outdir, path), kv, tensors)
+
+    gg("good-zero-counts.gguf")
+    gg("bad-nan-sum.gguf", counts=struct.pack("<f", 2.0),
+       sums=lambda n, k: struct.pack("<%df" % n, *([float("nan")] + [1.0] * (n - 1))))
+    gg("bad-negative-count.gguf", counts=struct.pack("<f", -1.0))
+    gg("bad-no-counts.gguf", skip_counts=True)
+    gg("bad-f16-counts.gguf", ctype=1)
+
+    def dat(path, body):
+        open(os.path.join(outdir, path), "wb").write(body)
+
+    e = names[0][0].encode()
+    vals = struct.pack("<4f", 1, 2, 3, 4)
+    dat("bad-truncated.dat", struct.pack("<ii", 1, len(e)) + e + struct.pack("<ii", 1, 4) + vals[:10])
+    dat("bad-huge-count.dat", struct.pack("<ii", 1, len(e)) + e + struct.pack("<ii", 1, 0x7FFFFFFF) + vals)
+    dat("bad-negative-name.dat", struct.pack("<ii", 1, -5) + e)
+    dat("bad-negative-ncall.dat", struct.pack("<ii", 1, len(e)) + e + struct.pack("<ii", -3, 4) + vals)
+    dat("bad-nan.dat", struct.pack("<ii", 1, len(e)) + e + struct.pack("<ii", 1, 4) + struct.pack("<4f", 1, float("nan"), 3, 4))
+    dat("bad-zero-entries.dat", struct.pack("<i", 0))
+    dat("bad-trailer.dat", struct.pack("<ii", 1, len(e)) + e + struct.pack("<ii", 1, 4) + vals + struct.pack("<ii", 5, 1000) + b"abc")
+    dat("bad-empty.dat", b"")
+    return 0
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     rc = {"model": cmd_model, "bad": cmd_bad, "big": cmd_big, "tensors-equal": cmd_tensors_equal,
           "kv": cmd_kv, "types": cmd_types, "dat-from-gguf": cmd_dat_from_gguf,
-          "imatrix-bad": cmd_imatrix_bad}[cmd](*args)
+          "imatrix-bad": cmd_imatrix_bad, "imatrix-hostile": cmd_imatrix_hostile}[cmd](*args)
     sys.exit(rc or 0)

@@ -109,6 +109,14 @@ expect_fail "bad --output-tensor-type" "output-tensor-type" "$S/x.gguf" "$Q" --o
 expect_fail "missing input" "nope.gguf" "$S/x.gguf" "$Q" "$S/nope.gguf" "$S/x.gguf" Q8_0
 expect_fail "not a GGUF input" "plan" "$S/x.gguf" "$Q" "$S/plan" "$S/x.gguf" Q8_0
 expect_fail "a model as --imatrix" "m-f32.gguf: (not an importance matrix|no importance-matrix entries)" "$S/x.gguf" "$Q" --imatrix "$S/m-f32.gguf" "$S/m-f32.gguf" "$S/x.gguf" Q4_K_M
+mkdir -p "$S/im"
+$PY $U imatrix-hostile "$S/m-f32.gguf" "$S/im"
+check "imatrix with zero counts (weights 1.0) accepted" "$Q" -q --no-fsync --imatrix "$S/im/good-zero-counts.gguf" "$S/m-f32.gguf" "$S/im-ok.gguf" Q4_K_M
+check "imatrix KVs written" sh -c "[ \"\$($PY $U kv '$S/im-ok.gguf' quantize.imatrix.dataset)\" = x.txt ] && [ \"\$($PY $U kv '$S/im-ok.gguf' quantize.imatrix.entries_count)\" = 16 ]"
+for f in "$S"/im/bad-*; do
+    b=$(basename "$f")
+    expect_fail "hostile imatrix $b refused" "$b" "$S/x.gguf" "$Q" --imatrix "$f" "$S/m-f32.gguf" "$S/x.gguf" Q4_K_M
+done
 head -c 100 "$S/m-f32.gguf" >"$S/trunc.gguf"
 expect_fail "truncated input" "trunc.gguf" "$S/x.gguf" "$Q" "$S/trunc.gguf" "$S/x.gguf" Q8_0
 check_status "--help exits 0" 0 "$Q" --help
