@@ -13,6 +13,8 @@ static void usage(FILE *f) {
             "commands:\n"
             "  perplexity MODEL -f TEXT   perplexity as llama-perplexity computes it (--kld, --save-logits)\n"
 
+            "  imatrix MODEL -f TEXT -o OUT.gguf\n"
+            "                             importance matrix in llama-imatrix's GGUF format\n"
             "  gate --base A --model B -f TEXT --max-ppl-ratio R --max-kld K\n"
             "                             quality gate for CI: exit 1 when a limit is exceeded\n"
             "  diff A.gguf B.gguf         per-tensor RMSE, max |error|, cosine after dequantization\n"
@@ -34,6 +36,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "perplexity")) return verify_perplexity_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "imatrix")) return verify_imatrix_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "gate")) return verify_gate_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "logits")) return verify_logits_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return verify_tokenize_main(argc - 1, argv + 1);

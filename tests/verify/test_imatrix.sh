@@ -1,0 +1,24 @@
+#!/bin/sh
+# nomoat-verify imatrix against llama-imatrix (reference/wikillama-imatrix.gguf: wikillama-f32 on
+# text/wikillama-train.txt, -c 256 --chunks 100): same layout, values within 1e-3 relative; the
+# file is accepted by nomoat-quantize --imatrix.
+. tests/lib.sh
+V="$BIN/nomoat-verify"
+REF="$FIXTURES/reference"
+check_status "imatrix without -o exits 2" 2 "$V" imatrix "$DATA/gguf/vectors-f32.gguf" -f /dev/null
+if need_fixtures "imatrix against llama-imatrix"; then
+    (cd "$FIXTURES" && "$ROOT/$BIN/nomoat-verify" imatrix reference/wikillama-f32.gguf -f text/wikillama-train.txt -c 256 --chunks 100 -t 2 -q -o "$SCRATCH/im.gguf")
+    check "imatrix writes a file" test -s "$SCRATCH/im.gguf"
+    check "imatrix within 1e-3 of llama-imatrix" /usr/bin/python3 tests/verify/imatrix_compare.py "$SCRATCH/im.gguf" "$REF/wikillama-imatrix.gguf" 1e-3
+    if [ -x "$BIN/nomoat-quantize" ]; then
+        check "nomoat-quantize --imatrix accepts it" "$BIN/nomoat-quantize" --imatrix "$SCRATCH/im.gguf" "$REF/wikillama-f32.gguf" "$SCRATCH/q4km.gguf" Q4_K_M
+        "$V" perplexity "$SCRATCH/q4km.gguf" -f "$FIXTURES/text/wikillama-heldout.txt" -c 256 --chunks 20 -t 2 -q --json "$SCRATCH/p.json"
+        got=$(sed -n 's/.*"ppl":[[:space:]]*\([0-9.eE+-]*\).*/\1/p' "$SCRATCH/p.json")
+        want=$(awk '$1 == "20" && NF > 10 { print $2; exit }' "$REF/perplexity-q4_k_m-imatrix.log")
+        check "Q4_K_M with our imatrix scores like llama.cpp's (within 1%): $got vs $want" awk -v a="$got" -v b="$want" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; exit !(d <= 0.01) }'
+    fi
+    head -c 600 "$FIXTURES/text/wikillama-train.txt" >"$SCRATCH/short.txt"
+    check_status "imatrix: text shorter than two contexts exits 2" 2 "$V" imatrix "$REF/wikillama-f32.gguf" -f "$SCRATCH/short.txt" -c 256 -o "$SCRATCH/x.gguf"
+    check "imatrix: no output left after an error" test ! -e "$SCRATCH/x.gguf"
+fi
+finish

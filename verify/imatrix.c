@@ -1,0 +1,205 @@
+/* nomoat-verify imatrix: an importance matrix as llama-imatrix computes and writes it (FORMATS.md
+ * §5.7): for every blk.* weight, the sum over all evaluated tokens of the squared activations
+ * entering it (per input column) and the number of tokens, in llama-imatrix's GGUF format. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "formats/cli.h"
+#include "formats/gguf.h"
+#include "formats/parallel.h"
+#include "verify/common.h"
+#include "verify/verify.h"
+
+typedef struct im_entry {
+    const vm_weight *w;
+    double *sum2;
+    double count;
+} im_entry;
+
+typedef struct im_state {
+    im_entry *e;
+    int n;
+} im_state;
+
+static void observe(void *user, const vm_weight *w, const float *x, int n_tokens) {
+    im_state *s = user;
+    for (int i = 0; i < s->n; i++) {
+        if (s->e[i].w != w) continue;
+        double *acc = s->e[i].sum2;
+        for (int t = 0; t < n_tokens; t++) {
+            const float *row = x + (size_t)t * (size_t)w->n_in;
+            for (int64_t j = 0; j < w->n_in; j++) acc[j] += (double)(row[j] * row[j]);
+        }
+        s->e[i].count += n_tokens;
+        return;
+    }
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(((const im_entry *)a)->w->name, ((const im_entry *)b)->w->name);
+}
+
+static int write_imatrix(const char *path, im_state *s, const char *dataset, int n_chunk, int n_ctx, nm_error *err) {
+    qsort(s->e, (size_t)s->n, sizeof *s->e, by_name);
+    gguf_writer *w = gguf_writer_create(path, NULL, err);
+    if (!w) return -1;
+    gguf_string ds = {dataset, strlen(dataset)};
+    gguf_writer_set_string(w, "general.type", "imatrix", 7);
+    gguf_writer_set_string_array(w, "imatrix.datasets", &ds, 1);
+    gguf_writer_set_u32(w, "imatrix.chunk_count", (uint32_t)n_chunk);
+    gguf_writer_set_u32(w, "imatrix.chunk_size", (uint32_t)n_ctx);
+    char name[GGUF_MAX_NAME + 16];
+    for (int i = 0; i < s->n; i++) {
+        const int64_t ne_sum[4] = {s->e[i].w->n_in, 1, 1, 1}, ne_cnt[4] = {1, 1, 1, 1};
+        snprintf(name, sizeof name, "%s.in_sum2", s->e[i].w->name);
+        if (gguf_writer_add_tensor(w, name, GGML_TYPE_F32, 1, ne_sum, err)) goto fail;
+        snprintf(name, sizeof name, "%s.counts", s->e[i].w->name);
+        if (gguf_writer_add_tensor(w, name, GGML_TYPE_F32, 1, ne_cnt, err)) goto fail;
+    }
+    if (gguf_writer_begin_data(w, err)) goto fail;
+    for (int i = 0; i < s->n; i++) {
+        const int64_t n = s->e[i].w->n_in;
+        float *v = malloc((size_t)n * sizeof(float));
+        if (!v) {
+            nm_fail(err, "out of memory");
+            goto fail;
+        }
+        for (int64_t j = 0; j < n; j++) v[j] = (float)s->e[i].sum2[j];
+        const float c = (float)s->e[i].count;
+        int rc = gguf_writer_write(w, v, (size_t)n * sizeof(float), err);
+        free(v);
+        if (rc || gguf_writer_write(w, &c, sizeof c, err)) goto fail;
+    }
+    return gguf_writer_finish(w, err);
+fail:
+    gguf_writer_abort(w);
+    return -1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: nomoat-verify imatrix MODEL.gguf (-f TEXT | --tokens IDS) -o OUT.gguf [options]\n"
+            "  -c, --ctx-size N   context size (default 512)\n"
+            "      --chunks K     evaluate at most K chunks (default all)\n"
+            "  -t, --threads N    threads (default all cores)\n"
+            "  -q, --quiet        no progress\n"
+            "Writes llama-imatrix's GGUF format, accepted by nomoat-quantize --imatrix and llama-quantize.\n");
+}
+
+int verify_imatrix_main(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *tokens = NULL, *out = NULL;
+    long n_ctx = 512, n_chunks = -1, threads = 0;
+    bool quiet = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const bool has = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            quiet = true;
+        } else if (a[0] == '-' && a[1] && !has) {
+            verify_error("imatrix: %s needs a value (see --help)", a);
+            return VERIFY_EXIT_ERROR;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            text = argv[++i];
+        } else if (!strcmp(a, "--tokens")) {
+            tokens = argv[++i];
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            out = argv[++i];
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+            if (verify_parse_int(a, argv[++i], 4, 1 << 20, &n_ctx)) return VERIFY_EXIT_ERROR;
+        } else if (!strcmp(a, "--chunks")) {
+            if (verify_parse_int(a, argv[++i], -1, 1 << 30, &n_chunks)) return VERIFY_EXIT_ERROR;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (verify_parse_int(a, argv[++i], 0, 1024, &threads)) return VERIFY_EXIT_ERROR;
+        } else if (a[0] == '-' && a[1]) {
+            verify_error("imatrix: unknown option %s (see --help)", a);
+            return VERIFY_EXIT_ERROR;
+        } else if (!model) {
+            model = a;
+        } else {
+            verify_error("imatrix: unexpected argument %s", a);
+            return VERIFY_EXIT_ERROR;
+        }
+    }
+    if (!model || (!text && !tokens) || !out) {
+        usage(stderr);
+        return VERIFY_EXIT_ERROR;
+    }
+    nm_error err = {{0}};
+    verify_model vm;
+    if (verify_model_open(&vm, model, &err)) {
+        verify_error("%s", err.msg);
+        return VERIFY_EXIT_ERROR;
+    }
+    int status = VERIFY_EXIT_ERROR;
+    int32_t *ids = NULL, *batch = NULL;
+    size_t n_ids = 0;
+    nm_pool *pool = NULL;
+    vm_ctx *ctx = NULL;
+    im_state st = {0};
+    if (verify_load_tokens(&vm, model, text, tokens, &ids, &n_ids, &err)) goto done;
+    if (n_ids < 2 * (size_t)n_ctx) {
+        nm_fail(&err, "%s gives %zu tokens; imatrix needs at least 2 × %ld (two contexts)", tokens ? tokens : text,
+                n_ids, n_ctx);
+        goto done;
+    }
+    int n_chunk = (int)(n_ids / (size_t)n_ctx);
+    if (n_chunks >= 0 && n_chunks < n_chunk) n_chunk = (int)n_chunks;
+    if (n_chunk < 1) {
+        nm_fail(&err, "no chunks to evaluate");
+        goto done;
+    }
+    st.n = vm.m.n_layer * 7;
+    st.e = calloc((size_t)st.n, sizeof *st.e);
+    if (!st.e) goto oom;
+    for (int l = 0; l < vm.m.n_layer; l++) {
+        const vm_layer *L = &vm.m.layers[l];
+        const vm_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        for (int k = 0; k < 7; k++) {
+            im_entry *e = &st.e[l * 7 + k];
+            e->w = ws[k];
+            e->sum2 = calloc((size_t)ws[k]->n_in, sizeof(double));
+            if (!e->sum2) goto oom;
+        }
+    }
+    pool = nm_pool_create((int)threads);
+    if (!pool) goto oom;
+    ctx = vm_ctx_create(&vm.m, (int)n_ctx, pool, false, &err);
+    if (!ctx) goto done;
+    vm_ctx_set_observer(ctx, observe, &st);
+    batch = malloc((size_t)n_ctx * sizeof(int32_t));
+    if (!batch) goto oom;
+    nm_progress prog;
+    nm_progress_start(&prog, "imatrix", (uint64_t)n_chunk, 0, quiet || !isatty(2));
+    const double t0 = nm_now();
+    for (int k = 0; k < n_chunk; k++) {
+        memcpy(batch, ids + (size_t)k * n_ctx, (size_t)n_ctx * sizeof(int32_t));
+        if (vm.add_bos) batch[0] = vm.bos_id;
+        if (vm_eval(ctx, batch, (int)n_ctx, 0, (int)n_ctx, NULL, &err)) goto done;
+        nm_progress_update(&prog, (uint64_t)k + 1, 0);
+    }
+    nm_progress_finish(&prog);
+    if (write_imatrix(out, &st, tokens ? tokens : text, n_chunk, (int)n_ctx, &err)) goto done;
+    if (!quiet)
+        fprintf(stderr, "nomoat-verify: imatrix: %d chunks × %ld tokens, %d tensors, %.1f s → %s\n", n_chunk, n_ctx,
+                st.n, nm_now() - t0, out);
+    status = VERIFY_EXIT_OK;
+    goto done;
+oom:
+    nm_fail(&err, "out of memory");
+done:
+    if (status) verify_error("%s", err.msg);
+    if (st.e)
+        for (int i = 0; i < st.n; i++) free(st.e[i].sum2);
+    free(st.e);
+    free(batch);
+    free(ids);
+    vm_ctx_free(ctx);
+    nm_pool_destroy(pool);
+    verify_model_close(&vm);
+    return status;
+}
