@@ -53,11 +53,38 @@ step_quantize() {
     done
 }
 
-STEPS="step_convert step_quantize"
+step_verify() {
+    [ -x "$BIN/nomoat-verify" ] || { echo "== verify: skipped (nomoat-verify not built)"; return 0; }
+    text="$ROOT/tests/data/tokenizer/heldout-slice-wikillama.txt"
+    echo "== verify: perplexity and KL divergence against an F32 conversion (-c 128, ${text#"$ROOT"/})"
+    base="$OUT/wikillama-f32.gguf"
+    t0=$(now)
+    "$BIN/nomoat-convert" -q --force --outtype f32 -o "$base" "$MODEL"
+    t1=$(now)
+    "$BIN/nomoat-verify" perplexity "$base" -f "$text" -c 128 -q --save-logits "$OUT/f32.logits" --json "$OUT/f32.json"
+    ppl=$(sed -n 's/.*"ppl":[[:space:]]*\([0-9.eE+-]*\).*/\1/p' "$OUT/f32.json")
+    tmp="$ROWS.verify"
+    printf '%s\t%s\t%s\t%.4f\t%s\n' F32 "$base" "$(elapsed "$t0" "$t1")" "$ppl" 0 >"$tmp"
+    while IFS="$(printf '\t')" read -r type file secs p k; do
+        j="$OUT/verify-$(basename "$file" .gguf).json"
+        "$BIN/nomoat-verify" perplexity "$file" -f "$text" -q --kld "$OUT/f32.logits" --json "$j"
+        p=$(sed -n 's/.*"ppl":[[:space:]]*\([0-9.eE+-]*\).*/\1/p' "$j")
+        k=$(sed -n 's/.*"kld_mean":[[:space:]]*\([0-9.eE+-]*\).*/\1/p' "$j")
+        printf '%s\t%s\t%s\t%.4f\t%.6f\n' "$type" "$file" "$secs" "$p" "$k" >>"$tmp"
+    done <"$ROWS"
+    mv "$tmp" "$ROWS"
+    echo "   gate (CI check): Q8_0 against F32, --max-ppl-ratio 1.01 --max-kld 0.01"
+    q8=$(awk -F '\t' '$1 == "Q8_0" { print $2; exit }' "$ROWS")
+    if [ -n "$q8" ]; then
+        "$BIN/nomoat-verify" gate --base "$base" --model "$q8" -f "$text" -c 128 --max-ppl-ratio 1.01 --max-kld 0.01 | tail -1
+    fi
+}
+
+STEPS="step_convert step_quantize step_verify"
 
 results() {
     echo
-    printf '%-8s %12s %10s %12s %10s %8s  %s\n' type size bits/weight perplexity KLD time file
+    printf '%-8s %12s %10s %12s %10s %8s  %s\n' type size bits/weight perplexity 'KLD vs F32' time file
     while IFS="$(printf '\t')" read -r type file secs ppl kld; do
         size=$(stat -c %s "$file")
         bpw=$(awk -v s="$size" -v p="$PARAMS" 'BEGIN { printf "%.2f", p ? s * 8 / p : 0 }')
