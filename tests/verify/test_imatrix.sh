@@ -7,7 +7,8 @@ V="$BIN/nomoat-verify"
 REF="$FIXTURES/reference"
 check_status "imatrix without -o exits 2" 2 "$V" imatrix "$DATA/gguf/vectors-f32.gguf" -f /dev/null
 if need_fixtures "imatrix against llama-imatrix"; then
-    (cd "$FIXTURES" && "$ROOT/$BIN/nomoat-verify" imatrix reference/wikillama-f32.gguf -f text/wikillama-train.txt -c 256 --chunks 100 -t 2 -q -o "$SCRATCH/im.gguf")
+    VA=$(cd "$(dirname "$V")" && pwd)/nomoat-verify
+    (cd "$FIXTURES" && "$VA" imatrix reference/wikillama-f32.gguf -f text/wikillama-train.txt -c 256 --chunks 100 -t 2 -q -o "$SCRATCH/im.gguf")
     check "imatrix writes a file" test -s "$SCRATCH/im.gguf"
     check "imatrix within 1e-3 of llama-imatrix" /usr/bin/python3 tests/verify/imatrix_compare.py "$SCRATCH/im.gguf" "$REF/wikillama-imatrix.gguf" 1e-3
     if [ -x "$BIN/nomoat-quantize" ]; then
