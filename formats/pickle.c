@@ -37,6 +37,15 @@ typedef struct parser {
     size_t memo_cap, memo_set;
 } parser;
 
+/* Messages quote names taken from the file: keep them one printable line. */
+static void one_line(nm_error *err) {
+    if (!err)
+        return;
+    for (char *p = err->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
 /* ---------- memory ---------- */
 
 static int charge(parser *p, size_t n) {
@@ -236,6 +245,10 @@ static const global_def allowed[] = {
     {"builtins", "bytearray", PKG_BYTEARRAY, 0, 0},
     {"builtins", "set", PKG_SET, 0, 0},
     {"builtins", "complex", PKG_COMPLEX, 0, 0},
+    /* protocol 2 spells builtins the Python 2 way (pickle's fix_imports) */
+    {"__builtin__", "bytearray", PKG_BYTEARRAY, 0, 0},
+    {"__builtin__", "set", PKG_SET, 0, 0},
+    {"__builtin__", "complex", PKG_COMPLEX, 0, 0},
     {"torch", "DoubleStorage", PKG_STORAGE_CLASS, NM_DTYPE_F64, 8},
     {"torch", "FloatStorage", PKG_STORAGE_CLASS, NM_DTYPE_F32, 4},
     {"torch", "HalfStorage", PKG_STORAGE_CLASS, NM_DTYPE_F16, 2},
@@ -664,6 +677,8 @@ static pk_value *new_seq(parser *p, pk_kind kind, pk_value **items, size_t n) {
 static int dict_add(parser *p, pk_value *dict, pk_value **kv, size_t n_pairs) {
     if (dict->kind != PK_DICT)
         return nm_fail(p->err, "pickle byte %zu: SETITEM on %s, not a dict", p->op_pos, pk_kind_name(dict->kind));
+    if (n_pairs == 0)
+        return 0;
     size_t have = dict->u.dict.n * 2;
     if (seq_reserve(p, &dict->u.dict.kv, &dict->u.dict.cap, have, have + n_pairs * 2))
         return -1;
@@ -676,6 +691,8 @@ static int seq_add(parser *p, pk_value *seq, pk_kind want, pk_value **items, siz
     if (seq->kind != want)
         return nm_fail(p->err, "pickle byte %zu: adding items to %s, not a %s", p->op_pos, pk_kind_name(seq->kind),
                        pk_kind_name(want));
+    if (n == 0)
+        return 0;
     if (seq_reserve(p, &seq->u.seq.items, &seq->u.seq.cap, seq->u.seq.n, seq->u.seq.n + n))
         return -1;
     memcpy(seq->u.seq.items + seq->u.seq.n, items, n * sizeof *items);
@@ -910,12 +927,15 @@ pk_doc *pk_parse(const void *data, size_t size, const pk_options *opts, size_t *
         rc = nm_fail(err, "out of memory");
     if (!rc && size == 0)
         rc = nm_fail(err, "empty pickle");
+    if (!rc)
+        rc = grow_array(&p, &p.stack, &p.stack_cap, 64); /* never NULL: pop_mark points into it */
     while (!rc && !stop)
         rc = step(&p, &stop);
     free(p.marks);
     free(p.stack);
     free(p.memo);
     if (rc) {
+        one_line(err);
         pk_free(doc);
         return NULL;
     }

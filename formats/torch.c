@@ -55,6 +55,15 @@ struct torch_model {
 
 /* ---------- small helpers ---------- */
 
+/* Messages quote names taken from the file: keep them one printable line. */
+static void one_line(nm_error *err) {
+    if (!err)
+        return;
+    for (char *p = err->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
 static unsigned dtype_size(nm_dtype dt) { return nm_dtype_bits(dt) / 8; }
 
 static bool dtype_readable(nm_dtype dt) {
@@ -1066,6 +1075,7 @@ torch_model *torch_open(const char *path, const torch_open_options *opts, nm_err
     if (!rc && m->n_tensors == 0)
         rc = nm_fail(err, "%s: the checkpoint holds no tensors", path);
     if (rc) {
+        one_line(err);
         torch_close(m);
         return NULL;
     }
@@ -1086,6 +1096,7 @@ torch_model *torch_open_memory(const void *data, size_t size, const torch_open_o
     if (!rc)
         rc = build_index(m, err);
     if (rc) {
+        one_line(err);
         torch_close(m);
         return NULL;
     }

@@ -28,6 +28,15 @@ static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 
+/* Messages quote names taken from the file: keep them one printable line. */
+static void one_line(nm_error *err) {
+    if (!err)
+        return;
+    for (char *p = err->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
 /* True when [off, off+len) lies inside the buffer. */
 static int in_range(size_t size, uint64_t off, uint64_t len) {
     return off <= size && len <= size - off;
@@ -182,6 +191,7 @@ nm_zip *nm_zip_open_memory(const void *data, size_t size, nm_error *err) {
     }
     return z;
 fail:
+    one_line(err);
     nm_zip_close(z);
     return NULL;
 }
@@ -217,7 +227,7 @@ const nm_zip_entry *nm_zip_find(const nm_zip *z, const char *name) {
     return NULL;
 }
 
-int nm_zip_payload(const nm_zip *z, const nm_zip_entry *e, const uint8_t **out, nm_error *err) {
+static int payload(const nm_zip *z, const nm_zip_entry *e, const uint8_t **out, nm_error *err) {
     if (e->method != 0)
         return nm_fail(err, "zip entry %s is compressed (method %u); torch checkpoints store entries "
                        "uncompressed, so this file was not written by torch.save", e->name, e->method);
@@ -237,4 +247,11 @@ int nm_zip_payload(const nm_zip *z, const nm_zip_entry *e, const uint8_t **out, 
                        e->name, (unsigned long long)e->size, (unsigned long long)start, z->size);
     *out = z->data + start;
     return 0;
+}
+
+int nm_zip_payload(const nm_zip *z, const nm_zip_entry *e, const uint8_t **data, nm_error *err) {
+    if (payload(z, e, data, err) == 0)
+        return 0;
+    one_line(err);
+    return -1;
 }
