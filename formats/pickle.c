@@ -948,6 +948,8 @@ const pk_value *pk_root(const pk_doc *doc) { return doc->root; }
 
 size_t pk_storage_count(const pk_doc *doc) { return doc->n_storages; }
 
+size_t pk_memory_used(const pk_doc *doc) { return doc->spent; }
+
 const pk_storage *pk_storage_at(const pk_doc *doc, size_t i) {
     return i < doc->n_storages ? &doc->storages[i]->u.storage : NULL;
 }

@@ -96,6 +96,10 @@ void pk_free(pk_doc *doc);
 size_t pk_storage_count(const pk_doc *doc);
 const pk_storage *pk_storage_at(const pk_doc *doc, size_t i);
 
+/* Bytes of the memory budget the document uses (callers that build more from it can keep the
+ * total bounded). */
+size_t pk_memory_used(const pk_doc *doc);
+
 /* Helpers for walking results. */
 const char *pk_kind_name(pk_kind kind);
 /* Value stored under string key `key` in a dict, or NULL. */

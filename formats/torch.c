@@ -19,6 +19,9 @@
 #include "formats/pickle.h"
 #include "formats/zip.h"
 
+/* Memory for one file's pickle plus its tensor index (hostile files stay well inside 64 MiB). */
+#define TORCH_MAX_OPEN_BYTES ((size_t)48 << 20)
+
 typedef struct tfile {
     char *path;
     const uint8_t *map;
@@ -666,6 +669,30 @@ static int load_file(torch_model *m, size_t file_index, const torch_open_options
     const pk_value *sd = find_state_dict(pk_root(doc), opts ? opts->state_key : NULL, err);
     if (!sd)
         goto out;
+    /* The entries built below count against the same memory bound as the pickle: a hostile
+     * pickle can name one memoized tensor under very many keys. */
+    size_t n_entries = 0, need = pk_memory_used(doc);
+    for (size_t i = 0; i < sd->u.dict.n; i++) {
+        const pk_value *k = sd->u.dict.kv[2 * i], *v = sd->u.dict.kv[2 * i + 1];
+        if (k->kind == PK_STR && v->kind == PK_TENSOR) {
+            n_entries++;
+            need += sizeof(tentry) + k->u.str.len + strlen(v->u.tensor.storage->u.storage.key) + 2 * 32;
+        }
+    }
+    if (need > TORCH_MAX_OPEN_BYTES) {
+        nm_fail(err, "the state dict (%zu tensors) needs more than %zu MiB to index; not a plausible checkpoint",
+                n_entries, (size_t)TORCH_MAX_OPEN_BYTES >> 20);
+        goto out;
+    }
+    if (m->n_tensors + n_entries > m->cap_tensors) {
+        tentry *t = realloc(m->tensors, (m->n_tensors + n_entries) * sizeof *t);
+        if (!t) {
+            nm_fail(err, "out of memory");
+            goto out;
+        }
+        m->tensors = t;
+        m->cap_tensors = m->n_tensors + n_entries;
+    }
     for (size_t i = 0; i < sd->u.dict.n; i++) {
         const pk_value *k = sd->u.dict.kv[2 * i], *v = sd->u.dict.kv[2 * i + 1];
         if (k->kind != PK_STR || v->kind != PK_TENSOR)

@@ -394,7 +394,13 @@ def make_hostile():
            P(b"\x80\x02}(", binunicode("a"), "((", binunicode("storage"), "ccollections\nOrderedDict\n",
              binunicode("0"), binunicode("cpu"), i32(4), b"tQu."))
     # bounded memory: ~1M one-byte container pushes exceed the unpickler budget
-    zipped("pickle-memory-bomb.pt", "a million EMPTY_DICT pushes (memory budget)", P(b"\x80\x02", b"}" * 1200000, b"."))
+    zipped("pickle-memory-bomb.pt", "900,000 nested TUPLE1 (memory budget)", P(b"\x80\x02N", b"\x85" * 900000, b"."))
+    # one memoized tensor under 150,000 names: the tensor index must stay inside the memory bound
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+    names = b"".join(b"\x8c\x04" + "".join(alphabet[(i // 36 ** k) % 36] for k in range(4)).encode() + b"h\x01"
+                     for i in range(1, 150000))
+    zipped("tensor-many-names.pt", "one tensor memoized under 150,000 names (index memory bound)",
+           P(b"\x80\x02}(", binunicode("a"), good_t, b"q\x01", names, b"u."))
 
     # tensors
     zipped("tensor-offset-out-of-bounds.pt", "view offset past the end of its storage",

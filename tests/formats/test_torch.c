@@ -477,6 +477,7 @@ static const struct { const char *file, *reason; } reasons[] = {
     {"pickle-memo-huge-index.pt", "memo index"},
     {"pickle-string-len-huge.pt", "runs past the end"},
     {"pickle-memory-bomb.pt", "MiB to unpickle"},
+    {"tensor-many-names.pt", "MiB to index"},
     {"storage-missing-entry.pt", "no zip entry"},
     {"storage-numel-exceeds-entry.pt", "holds only"},
     {"storage-quantized-class.pt", "QInt8Storage is not supported"},
