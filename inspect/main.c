@@ -114,7 +114,7 @@ static int inspect_one(const char *path, const inspect_options *opts, cJSON *out
     case FMT_SAFETENSORS:
         return inspect_safetensors(path, opts, out, err);
     case FMT_TORCH:
-        return nm_fail(err, "PyTorch checkpoints cannot be listed by this build yet");
+        return inspect_torch(path, opts, out, err);
     default:
         return -1;
     }
