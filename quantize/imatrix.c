@@ -10,6 +10,7 @@
 
 #include "formats/gguf.h"
 #include "formats/tensor.h"
+#include "quantize/recipe.h"
 
 #define MAX_NAME 1024
 
@@ -74,12 +75,8 @@ static uint64_t tensor_elements(const gguf_tensor_info *t) {
     return (uint64_t)t->ne[0] * (uint64_t)t->ne[1] * (uint64_t)t->ne[2] * (uint64_t)t->ne[3];
 }
 
-static qt_imatrix *load_gguf(const char *path, nm_error *err) {
-    gguf_reader *g = gguf_open(path, err);
-    if (!g) {
-        nm_error_prefix(err, "%s", path);
-        return NULL;
-    }
+/* Takes ownership of g. */
+static qt_imatrix *load_gguf(gguf_reader *g, const char *path, nm_error *err) {
     qt_imatrix *m = calloc(1, sizeof *m);
     size_t cap = 0;
     if (!m)
@@ -257,7 +254,7 @@ fail:
     return NULL;
 }
 
-qt_imatrix *qt_imatrix_load(const char *path, nm_error *err) {
+static qt_imatrix *load_path(const char *path, nm_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         nm_fail(err, "%s: cannot open: %s", path, strerror(errno));
@@ -267,7 +264,12 @@ qt_imatrix *qt_imatrix_load(const char *path, nm_error *err) {
     size_t got = fread(magic, 1, 4, f);
     if (got == 4 && memcmp(magic, "GGUF", 4) == 0) {
         fclose(f);
-        return load_gguf(path, err);
+        gguf_reader *g = gguf_open(path, err);
+        if (!g) {
+            nm_error_prefix(err, "%s", path);
+            return NULL;
+        }
+        return load_gguf(g, path, err);
     }
     /* legacy files are small (a few MB even for 70B models): read whole, bounded */
     const long limit = 1L << 30;
@@ -298,5 +300,31 @@ qt_imatrix *qt_imatrix_load(const char *path, nm_error *err) {
     fclose(f);
     qt_imatrix *m = load_dat(path, buf, (size_t)size, err);
     free(buf);
+    return m;
+}
+
+static qt_imatrix *load_memory(const void *data, size_t size, const char *name, nm_error *err) {
+    if (size >= 4 && memcmp(data, "GGUF", 4) == 0) {
+        gguf_reader *g = gguf_open_memory(data, size, err);
+        if (!g) {
+            nm_error_prefix(err, "%s", name);
+            return NULL;
+        }
+        return load_gguf(g, name, err);
+    }
+    return load_dat(name, data, size, err);
+}
+
+qt_imatrix *qt_imatrix_load(const char *path, nm_error *err) {
+    qt_imatrix *m = load_path(path, err);
+    if (!m && err)
+        qt_message_escape(err);
+    return m;
+}
+
+qt_imatrix *qt_imatrix_load_memory(const void *data, size_t size, const char *name, nm_error *err) {
+    qt_imatrix *m = load_memory(data, size, name, err);
+    if (!m && err)
+        qt_message_escape(err);
     return m;
 }

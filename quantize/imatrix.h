@@ -24,6 +24,9 @@ typedef struct qt_imatrix {
 /* Reads and validates the file (format detected by its magic). On error NULL with a message
  * naming the file and what is wrong. */
 qt_imatrix *qt_imatrix_load(const char *path, nm_error *err);
+/* The same from memory (the buffer must outlive nothing: values are copied); name is used in
+ * messages. */
+qt_imatrix *qt_imatrix_load_memory(const void *data, size_t size, const char *name, nm_error *err);
 const qt_imatrix_entry *qt_imatrix_find(const qt_imatrix *m, const char *name);
 void qt_imatrix_free(qt_imatrix *m);
 

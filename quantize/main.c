@@ -733,6 +733,7 @@ int main(int argc, char **argv) {
     status = 0;
     goto done;
 fail:
+    qt_message_escape(&err);
     fprintf(stderr, TOOL ": %s\n", err.msg);
 done:
     plan_free(&p);

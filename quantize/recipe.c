@@ -3,6 +3,7 @@
 #include "quantize/recipe.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,4 +299,17 @@ int qt_plan(qt_tensor *t, size_t n, const qt_model *model, const qt_ftype *ft, c
         x->convert = type != x->type;
     }
     return 0;
+}
+
+void qt_message_escape(nm_error *err) {
+    char out[NM_ERROR_MAX];
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)err->msg; *p && k + 5 < sizeof out; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            k += (size_t)snprintf(out + k, sizeof out - k, "\\x%02x", *p);
+        else
+            out[k++] = (char)*p;
+    }
+    out[k] = '\0';
+    memcpy(err->msg, out, k + 1);
 }

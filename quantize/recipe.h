@@ -86,6 +86,10 @@ void qt_sort_tensors(qt_tensor *t, size_t n);
 int qt_plan(qt_tensor *t, size_t n, const qt_model *model, const qt_ftype *ft, const qt_options *opt,
             nm_error *err);
 
+/* Rewrites control bytes in a message as \xNN so a refusal always prints as one line (tensor and
+ * imatrix entry names come from untrusted files). */
+void qt_message_escape(nm_error *err);
+
 /* Eligibility of §5.1 (without the "COPY mode" and --leave-output-tensor parts). */
 bool qt_tensor_eligible(const char *name, uint32_t n_dims);
 

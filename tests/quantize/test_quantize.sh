@@ -117,6 +117,11 @@ for f in "$S"/im/bad-*; do
     b=$(basename "$f")
     expect_fail "hostile imatrix $b refused" "$b" "$S/x.gguf" "$Q" --imatrix "$f" "$S/m-f32.gguf" "$S/x.gguf" Q4_K_M
 done
+for f in "$ROOT"/tests/fuzz/regress/imatrix/*; do  # fuzzer findings, replayed
+    [ -f "$f" ] || continue
+    expect_fail "fuzz regression $(basename "$f") refused in one line" "importance|imatrix|entry|$(basename "$f")" "$S/x.gguf" \
+        "$Q" --imatrix "$f" "$S/m-f32.gguf" "$S/x.gguf" Q4_K_M
+done
 head -c 100 "$S/m-f32.gguf" >"$S/trunc.gguf"
 expect_fail "truncated input" "trunc.gguf" "$S/x.gguf" "$Q" "$S/trunc.gguf" "$S/x.gguf" Q8_0
 check_status "--help exits 0" 0 "$Q" --help
