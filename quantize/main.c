@@ -214,6 +214,8 @@ typedef struct tensor_job {
     pthread_mutex_t lock;
     int64_t err_row;
     nm_error err;
+    struct run_state *rs; /* the previous batch to write as task 0 (see write_converted) */
+    bool write_first;
 } tensor_job;
 
 static void record_error(tensor_job *j, int64_t row, const nm_error *e) {
@@ -276,8 +278,17 @@ static const char *strip_row_prefix(const char *msg) {
     return msg;
 }
 
+static int flush_pending(struct run_state *rs, nm_error *err);
+
 static void quantize_task(void *ctx, size_t task, int thread) {
     tensor_job *j = ctx;
+    if (j->write_first) {
+        if (task == 0) { /* one thread writes the previous batch while the others quantize */
+            flush_pending(j->rs, NULL);
+            return;
+        }
+        task--;
+    }
     if (atomic_load_explicit(&j->failed, memory_order_relaxed))
         return;
     int64_t begin = j->row0 + (int64_t)task * j->rows_per_task;
@@ -318,21 +329,39 @@ static void release_input(const void *data, size_t size) {
         madvise((void *)begin, end - begin, MADV_DONTNEED);
 }
 
+/* Output goes through two batch buffers: while the pool quantizes batch k into one, one of its
+ * threads writes batch k-1 from the other (the writer is only ever called by one thread). */
 typedef struct run_state {
     nm_pool *pool;
+    gguf_writer *w;
     float **scratch;
-    unsigned char *batch;
-    size_t batch_cap;
+    unsigned char *buf[2];
+    size_t cap[2];
+    int cur;                /* buffer the next batch goes into */
+    size_t pending_size;    /* bytes of buf[cur ^ 1] still to write, 0 if none */
+    int write_rc;           /* result of the last overlapped write */
+    nm_error write_err;
     nm_progress progress;
     uint64_t done_bytes, done_items;
 } run_state;
 
-static int write_converted(run_state *rs, gguf_writer *w, const gguf_tensor_info *in, const qt_tensor *t,
-                           const float *imatrix, nm_error *err) {
+/* Writes the pending batch; err NULL: keep the failure in rs for the caller to report. */
+static int flush_pending(run_state *rs, nm_error *err) {
+    if (rs->pending_size == 0)
+        return 0;
+    int rc = gguf_writer_write(rs->w, rs->buf[rs->cur ^ 1], rs->pending_size, err ? err : &rs->write_err);
+    rs->pending_size = 0;
+    if (!err)
+        rs->write_rc = rc;
+    return rc;
+}
+
+static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_tensor *t, const float *imatrix,
+                           nm_error *err) {
     tensor_job j = {
         .name = t->name, .in_type = in->type, .out_type = t->new_type,
         .ne0 = in->ne[0], .ne1 = in->ne[1], .ne2 = in->ne[2],
-        .src = in->data, .imatrix = imatrix, .scratch = rs->scratch,
+        .src = in->data, .imatrix = imatrix, .scratch = rs->scratch, .rs = rs,
     };
     int64_t nrows = in->ne[1] * in->ne[2] * in->ne[3];
     if (ggml_row_size(in->type, (uint64_t)j.ne0, &j.in_row) != 0 ||
@@ -348,32 +377,38 @@ static int write_converted(run_state *rs, gguf_writer *w, const gguf_tensor_info
         batch_rows = min_batch;
     batch_rows -= batch_rows % j.rows_per_task;
     size_t need = (size_t)batch_rows * j.out_row;
-    if (need > rs->batch_cap) {
-        free(rs->batch);
-        rs->batch = malloc(need);
-        rs->batch_cap = rs->batch ? need : 0;
-        if (!rs->batch)
-            return nm_fail(err, "out of memory (%zu bytes for tensor %s)", need, t->name);
-    }
-    j.dst = rs->batch;
     pthread_mutex_init(&j.lock, NULL);
     atomic_init(&j.failed, false);
     int rc = 0;
     for (int64_t r = 0; r < nrows; r += batch_rows) {
         j.row0 = r;
         j.batch_rows = nrows - r < batch_rows ? nrows - r : batch_rows;
+        if (need > rs->cap[rs->cur]) { /* never the pending buffer: that is buf[cur ^ 1] */
+            free(rs->buf[rs->cur]);
+            rs->buf[rs->cur] = malloc(need);
+            rs->cap[rs->cur] = rs->buf[rs->cur] ? need : 0;
+            if (!rs->buf[rs->cur]) {
+                rc = nm_fail(err, "out of memory (%zu bytes for tensor %s)", need, t->name);
+                break;
+            }
+        }
+        j.dst = rs->buf[rs->cur];
+        j.write_first = rs->pending_size > 0;
         size_t tasks = (size_t)((j.batch_rows + j.rows_per_task - 1) / j.rows_per_task);
-        nm_pool_run(rs->pool, tasks, quantize_task, &j);
+        nm_pool_run(rs->pool, tasks + (j.write_first ? 1 : 0), quantize_task, &j);
+        if (j.write_first && rs->write_rc != 0) {
+            *err = rs->write_err;
+            rc = -1;
+            break;
+        }
         if (atomic_load(&j.failed)) {
             rc = nm_fail(err, "tensor %s, row %lld: %s", t->name, (long long)j.err_row,
                          strip_row_prefix(j.err.msg));
             break;
         }
-        if (gguf_writer_write(w, j.dst, (size_t)j.batch_rows * j.out_row, err) != 0) {
-            rc = -1;
-            break;
-        }
         release_input(j.src + (size_t)r * j.in_row, (size_t)j.batch_rows * j.in_row);
+        rs->pending_size = (size_t)j.batch_rows * j.out_row;
+        rs->cur ^= 1;
         rs->done_bytes += (uint64_t)j.batch_rows * j.in_row;
         nm_progress_update(&rs->progress, rs->done_items, rs->done_bytes);
     }
@@ -568,7 +603,7 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
     gguf_writer *w = gguf_writer_create(o->out, &wo, err);
     if (!w)
         return -1;
-    run_state rs = {0};
+    run_state rs = {.w = w};
     int rc = -1;
 
     for (size_t i = 0; i < gguf_kv_count(g); i++)
@@ -618,10 +653,12 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
         const qt_tensor *t = &p->t[i];
         const gguf_tensor_info *ti = gguf_tensor(g, t->index);
         if (t->convert) {
-            if (write_converted(&rs, w, ti, t, p->imatrix[i], err) != 0)
+            if (write_converted(&rs, ti, t, p->imatrix[i], err) != 0)
                 goto out;
         } else {
             const unsigned char *data = ti->data;
+            if (flush_pending(&rs, err) != 0)
+                goto out;
             for (size_t off = 0; off < ti->size; off += BATCH_OUT_BYTES) {
                 size_t n = ti->size - off < BATCH_OUT_BYTES ? ti->size - off : BATCH_OUT_BYTES;
                 if (gguf_writer_write(w, data + off, n, err) != 0)
@@ -634,6 +671,8 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
         rs.done_items = i + 1;
         nm_progress_update(&rs.progress, rs.done_items, rs.done_bytes);
     }
+    if (flush_pending(&rs, err) != 0)
+        goto out;
     nm_progress_finish(&rs.progress);
     rc = gguf_writer_finish(w, err);
     w = NULL;
@@ -645,7 +684,8 @@ out:
         for (int k = 0; k < nm_pool_threads(rs.pool); k++)
             free(rs.scratch[k]);
     free(rs.scratch);
-    free(rs.batch);
+    free(rs.buf[0]);
+    free(rs.buf[1]);
     if (rs.pool)
         nm_pool_destroy(rs.pool);
     return rc;
