@@ -62,7 +62,7 @@ TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 # Fault-injection shims for the tests (LD_PRELOAD; never sanitized, never installed).
 FAULT_LIBS := $(BUILD)/libfault.so $(BUILD)/libfault-nomalloc.so
 
-.PHONY: all deps test demo install clean fuzz bench
+.PHONY: all deps test demo install clean fuzz bench test-arm64
 all: deps $(LIB) $(TOOLS) $(TEST_BIN) $(FAULT_LIBS)
 
 $(BUILD)/libfault.so: tests/fault/libfault.c
@@ -131,6 +131,20 @@ fuzz-%: tests/fuzz/fuzz_%.c
 
 fuzz:
 	@for f in tests/fuzz/fuzz_*.c; do n=$${f#tests/fuzz/fuzz_}; $(MAKE) fuzz-$${n%.c} || exit 1; done
+
+# arm64 cross test (outside `make test`): builds the quantization kernels for arm64 with Debian's
+# cross compiler and runs the NEON-versus-reference comparison under qemu-user. Optional packages:
+# NOMOAT_WITH_ARM64=1 sh scripts/install-deps.sh. ARM64_ARGS = legacy blocks, K super-blocks.
+ARM64_CC   ?= aarch64-linux-gnu-gcc
+ARM64_QEMU ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+ARM64_ARGS ?= 1000000 20000
+ARM64_SRC  := formats/quants.c formats/quants_k.c formats/quants_neon.c formats/tensor.c formats/tensor_neon.c formats/error.c
+test-arm64:
+	@NOMOAT_WITH_ARM64=1 sh scripts/install-deps.sh
+	@mkdir -p build-arm64
+	$(ARM64_CC) -O2 -g -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -D_GNU_SOURCE \
+	  -ffp-contract=off -pthread -I. -o build-arm64/quants_arm64 tests/arm64/quants_arm64.c $(ARM64_SRC) -lm
+	$(ARM64_QEMU) build-arm64/quants_arm64 tests/data/quant-vectors $(ARM64_ARGS)
 
 clean:
 	rm -rf build build-san build-fuzz build-arm64

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "formats/quants.h"
@@ -85,6 +86,9 @@ int main(int argc, char **argv) {
         printf("%-12s %10.3f %12.3f %12.3f %12.3f\n", types[t], gbs[0], gbs[1], gbs[2], gbs[3]);
         fflush(stdout);
     }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("peak RSS %.1f MB\n", (double)ru.ru_maxrss / 1024);
     free(x);
     free(y);
     free(qw);

@@ -5,6 +5,8 @@
 set -e
 PKGS="pkg-config make gcc clang libzstd-dev libcjson-dev libxxhash-dev libcmocka-dev zstd python3 python3-numpy xxhash"
 [ -n "$NOMOAT_EXTRA_DEPS" ] && PKGS="$PKGS $NOMOAT_EXTRA_DEPS"
+# Optional: the arm64 cross toolchain and qemu-user used only by `make test-arm64`.
+[ "$NOMOAT_WITH_ARM64" = 1 ] && PKGS="$PKGS gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
