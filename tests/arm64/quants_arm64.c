@@ -2,6 +2,7 @@
  * to the scalar reference, and both reproduce llama.cpp's quant-vectors (and the FORMATS.md §4.8
  * imatrix self-checks) on arm64 too. Plain C (no cmocka for arm64); exit status 0 = all passed.
  * Usage: quants_arm64 DATA_DIR [LEGACY_BLOCKS [K_SUPERBLOCKS]] */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,29 @@ static void check_self_vectors(void) {
     }
 }
 
+typedef struct task {
+    uint32_t type;
+    int imatrix;
+    long blocks, bad;
+} task;
+static task tasks[32];
+static int n_tasks, next_task;
+static pthread_mutex_t task_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *worker(void *arg) {
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&task_lock);
+        int i = next_task++;
+        pthread_mutex_unlock(&task_lock);
+        if (i >= n_tasks)
+            return NULL;
+        tasks[i].bad = qr_compare(tasks[i].type, tasks[i].blocks, tasks[i].imatrix, 2000 + (uint64_t)i);
+        printf("  done %s%s\n", ggml_type_name(tasks[i].type), tasks[i].imatrix ? "+imatrix" : "");
+        fflush(stdout);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: quants_arm64 DATA_DIR [LEGACY_BLOCKS [K_SUPERBLOCKS]]\n");
@@ -121,22 +145,28 @@ int main(int argc, char **argv) {
         check_vectors(argv[1], vectors[i].file, vectors[i].type);
     check_self_vectors();
     printf("quant-vectors and §4.8 self-checks: %d checks, %d failed\n", checks, failures);
-    static const uint32_t types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
-                                     GGML_TYPE_Q8_0, GGML_TYPE_Q8_1, GGML_TYPE_F16,  GGML_TYPE_BF16,
-                                     GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q8_K};
+    /* random blocks: every (type, path) task on two threads (qemu-user runs them in parallel) */
+    static const uint32_t types[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q4_0,
+                                     GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0,
+                                     GGML_TYPE_Q8_1, GGML_TYPE_F16,  GGML_TYPE_BF16, GGML_TYPE_Q8_K};
+    n_tasks = 0;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         const int k = ggml_type_get(types[i])->block_size == 256;
         const int has_imatrix = types[i] != GGML_TYPE_Q8_0 && types[i] != GGML_TYPE_Q8_1 &&
                                 types[i] != GGML_TYPE_Q8_K && types[i] != GGML_TYPE_F16 && types[i] != GGML_TYPE_BF16;
-        for (int im = 0; im <= has_imatrix; im++) {
-            const long blocks = k ? k_blocks : legacy_blocks;
-            long bad = qr_compare(types[i], blocks, im, 2000 + i);
-            CHECK(bad == 0, "%s%s: NEON differs from reference on random blocks", ggml_type_name(types[i]),
-                  im ? "+imatrix" : "");
-            printf("%-6s %-8s %8ld random blocks: %s\n", ggml_type_name(types[i]), im ? "imatrix" : "plain", blocks,
-                   bad ? "DIFFERENT" : "identical");
-            fflush(stdout);
-        }
+        for (int im = 0; im <= has_imatrix; im++)
+            tasks[n_tasks++] = (task){types[i], im, k ? k_blocks : legacy_blocks, 0};
+    }
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        pthread_create(&th[t], NULL, worker, NULL);
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    for (int i = 0; i < n_tasks; i++) {
+        CHECK(tasks[i].bad == 0, "%s%s: NEON differs from reference on random blocks", ggml_type_name(tasks[i].type),
+              tasks[i].imatrix ? "+imatrix" : "");
+        printf("%-6s %-8s %8ld random blocks: %s\n", ggml_type_name(tasks[i].type), tasks[i].imatrix ? "imatrix" : "plain",
+               tasks[i].blocks, tasks[i].bad ? "DIFFERENT" : "identical");
     }
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
