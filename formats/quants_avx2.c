@@ -326,6 +326,91 @@ static void v_make_qkx(const __m256 *X, const __m256 *W, int nmax, float rmin, f
     *the_min_out = _mm256_xor_ps(mn, _mm256_set1_ps(-0.0f));
 }
 
+static inline void scale_min_k4(int j, const uint8_t *q, int *d, int *m);
+
+/* 32 int32 values 0..255 in 4 vectors -> 32 bytes in element order. */
+static inline __m256i pack_u8x32(const __m256i *q) {
+    __m256i a = _mm256_packs_epi32(q[0], q[1]), b = _mm256_packs_epi32(q[2], q[3]);
+    return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* Steps 6-7 of §4.4: re-quantize against the stored scales (sub-blocks whose scale is 0 keep the
+ * search's levels L), then pack as Q4_K (nmax 15) or Q5_K (nmax 31). */
+static void qk_requant_pack(const float *x, uint8_t *y, const uint8_t *L, int nmax) {
+    const float d_all = get_f16(y), dmin_all = get_f16(y + 2);
+    const __m256i izero = _mm256_setzero_si256(), inmax = _mm256_set1_epi32(nmax);
+    __m256i Q[32];
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        scale_min_k4(j, y + 4, &sc, &m);
+        const float d = d_all * (float)sc;
+        if (!d) {
+            for (int k = 0; k < 4; k++)
+                Q[4 * j + k] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(L + 32 * j + 8 * k)));
+            continue;
+        }
+        const __m256 vd = _mm256_set1_ps(d), vdm = _mm256_set1_ps(dmin_all * (float)m);
+        for (int k = 0; k < 4; k++) {
+            __m256i l = v_nearest(_mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(x + 32 * j + 8 * k), vdm), vd));
+            Q[4 * j + k] = _mm256_min_epi32(_mm256_max_epi32(l, izero), inmax);
+        }
+    }
+    const __m256i low = _mm256_set1_epi32(15);
+    __m256i qh[4] = {izero, izero, izero, izero};
+    for (int c = 0; c < 4; c++) {
+        __m256i comb[4];
+        for (int k = 0; k < 4; k++) {
+            const __m256i lo = Q[8 * c + k], hi = Q[8 * c + 4 + k];
+            if (nmax == 15) {
+                comb[k] = _mm256_or_si256(lo, _mm256_slli_epi32(hi, 4));
+            } else {
+                comb[k] = _mm256_or_si256(_mm256_and_si256(lo, low), _mm256_slli_epi32(_mm256_and_si256(hi, low), 4));
+                qh[k] = _mm256_or_si256(qh[k], _mm256_or_si256(_mm256_slli_epi32(_mm256_srli_epi32(lo, 4), 2 * c),
+                                                               _mm256_slli_epi32(_mm256_srli_epi32(hi, 4), 2 * c + 1)));
+            }
+        }
+        _mm256_storeu_si256((__m256i *)(y + (nmax == 15 ? 16 : 48) + 32 * c), pack_u8x32(comb));
+    }
+    if (nmax != 15)
+        _mm256_storeu_si256((__m256i *)(y + 16), pack_u8x32(qh));
+}
+
+/* §4.5 steps 5-6 for Q6_K. */
+static void q6k_requant_pack(const float *x, uint8_t *y, const int8_t *L) {
+    const float d_all = get_f16(y + 208);
+    const int8_t *sc = (const int8_t *)(y + 192);
+    const __m256i lo = _mm256_set1_epi32(-32), hi = _mm256_set1_epi32(31), off = _mm256_set1_epi32(32);
+    __m256i Q[32];
+    for (int j = 0; j < 16; j++) {
+        const float d = d_all * (float)sc[j];
+        if (!d) {
+            for (int k = 0; k < 2; k++)
+                Q[2 * j + k] = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(L + 16 * j + 8 * k)));
+            continue;
+        }
+        const __m256 vd = _mm256_set1_ps(d);
+        for (int k = 0; k < 2; k++) {
+            __m256i l = v_nearest(_mm256_div_ps(_mm256_loadu_ps(x + 16 * j + 8 * k), vd));
+            Q[2 * j + k] = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(l, lo), hi), off);
+        }
+    }
+    const __m256i low = _mm256_set1_epi32(15);
+    for (int h = 0; h < 2; h++) {
+        __m256i ql0[4], ql1[4], qh[4];
+        for (int k = 0; k < 4; k++) { /* l = 8k..8k+7 */
+            const __m256i a = Q[16 * h + k], b = Q[16 * h + 4 + k], c = Q[16 * h + 8 + k], e = Q[16 * h + 12 + k];
+            ql0[k] = _mm256_or_si256(_mm256_and_si256(a, low), _mm256_slli_epi32(_mm256_and_si256(c, low), 4));
+            ql1[k] = _mm256_or_si256(_mm256_and_si256(b, low), _mm256_slli_epi32(_mm256_and_si256(e, low), 4));
+            qh[k] = _mm256_or_si256(
+                _mm256_or_si256(_mm256_srli_epi32(a, 4), _mm256_slli_epi32(_mm256_srli_epi32(b, 4), 2)),
+                _mm256_or_si256(_mm256_slli_epi32(_mm256_srli_epi32(c, 4), 4), _mm256_slli_epi32(_mm256_srli_epi32(e, 4), 6)));
+        }
+        _mm256_storeu_si256((__m256i *)(y + 64 * h), pack_u8x32(ql0));
+        _mm256_storeu_si256((__m256i *)(y + 64 * h + 32), pack_u8x32(ql1));
+        _mm256_storeu_si256((__m256i *)(y + 128 + 32 * h), pack_u8x32(qh));
+    }
+}
+
 static void qk_block(const float *x, uint8_t *y, const float *qw, int nmax) {
     const __m256i idx = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
     __m256 X[32], W[32], vscale, vmin;
@@ -366,9 +451,10 @@ static void qk_block(const float *x, uint8_t *y, const float *qw, int nmax) {
             L[32 * j + i] = (uint8_t)lanes[j];
     }
     if (qw)
-        nm_q4k_finish_path_b(x, y, scales, mins, sw, L, nmax);
+        nm_qk_set_scales_b(y, scales, mins, sw);
     else
-        nm_q4k_finish_path_a(x, y, scales, mins, L, nmax);
+        nm_qk_set_scales_a(y, scales, mins);
+    qk_requant_pack(x, y, L, nmax);
 }
 
 static void q4_k_row(const float *x, uint8_t *y, int64_t n, const float *qw) {
@@ -463,7 +549,8 @@ static void q6_k_row(const float *x, uint8_t *y, int64_t n, const float *qw) {
                     L[128 * g + 16 * j + i] = (int8_t)lanes[j];
             }
         }
-        nm_q6k_finish(xb, y + 210 * b, scales, L);
+        if (nm_q6k_set_scales(y + 210 * b, scales))
+            q6k_requant_pack(xb, y + 210 * b, L);
     }
 }
 

@@ -280,8 +280,7 @@ static void qk_requant_pack(const float *x, uint8_t *y, uint8_t *L, int nmax) {
     }
 }
 
-void nm_q4k_finish_path_a(const float *x, uint8_t *y, const float *scales, const float *mins,
-                          uint8_t *L, int nmax) {
+void nm_qk_set_scales_a(uint8_t *y, const float *scales, const float *mins) {
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < 8; j++) {
         if (scales[j] > max_scale)
@@ -301,11 +300,9 @@ void nm_q4k_finish_path_a(const float *x, uint8_t *y, const float *scales, const
     pack_scales(y + 4, ls, lm);
     put_f16(y, max_scale / 63.f);
     put_f16(y + 2, max_min / 63.f);
-    qk_requant_pack(x, y, L, nmax);
 }
 
-void nm_q4k_finish_path_b(const float *x, uint8_t *y, const float *scales, const float *mins,
-                          const float *sw, uint8_t *L, int nmax) {
+void nm_qk_set_scales_b(uint8_t *y, const float *scales, const float *mins, const float *sw) {
     uint8_t ls[8], lm[8];
     const float d_block = nm_make_qp(8, 63, scales, ls, sw);
     const float m_block = nm_make_qp(8, 63, mins, lm, sw);
@@ -316,6 +313,17 @@ void nm_q4k_finish_path_b(const float *x, uint8_t *y, const float *scales, const
     pack_scales(y + 4, ls, lm);
     put_f16(y, d_block);
     put_f16(y + 2, m_block);
+}
+
+void nm_q4k_finish_path_a(const float *x, uint8_t *y, const float *scales, const float *mins,
+                          uint8_t *L, int nmax) {
+    nm_qk_set_scales_a(y, scales, mins);
+    qk_requant_pack(x, y, L, nmax);
+}
+
+void nm_q4k_finish_path_b(const float *x, uint8_t *y, const float *scales, const float *mins,
+                          const float *sw, uint8_t *L, int nmax) {
+    nm_qk_set_scales_b(y, scales, mins, sw);
     qk_requant_pack(x, y, L, nmax);
 }
 
@@ -377,7 +385,7 @@ void nm_q5_k_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw) {
 
 /* ---- Q6_K (§4.5) ---- */
 
-void nm_q6k_finish(const float *x, uint8_t *y, const float *scales, int8_t *L) {
+int nm_q6k_set_scales(uint8_t *y, const float *scales) {
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < 16; ib++) {
         const float abs_scale = fabsf(scales[ib]);
@@ -388,7 +396,7 @@ void nm_q6k_finish(const float *x, uint8_t *y, const float *scales, int8_t *L) {
     }
     if (max_abs_scale < GROUP_MAX_EPS) {
         memset(y, 0, 210);
-        return;
+        return 0;
     }
     const float iscale = -128.f / max_scale;
     put_f16(y + 208, 1 / iscale);
@@ -397,6 +405,13 @@ void nm_q6k_finish(const float *x, uint8_t *y, const float *scales, int8_t *L) {
         int v = nm_nearest_int(iscale * scales[ib]);
         sc[ib] = (int8_t)(v < 127 ? v : 127);
     }
+    return 1;
+}
+
+void nm_q6k_finish(const float *x, uint8_t *y, const float *scales, int8_t *L) {
+    if (!nm_q6k_set_scales(y, scales))
+        return;
+    const int8_t *sc = (const int8_t *)(y + 192);
     const float d_all = get_f16(y + 208);
     for (int j = 0; j < 16; j++) {
         const float d = d_all * (float)sc[j];

@@ -43,5 +43,11 @@ void nm_q4k_finish_path_a(const float *x, uint8_t *y, const float *scales, const
 void nm_q4k_finish_path_b(const float *x, uint8_t *y, const float *scales, const float *mins,
                           const float *sw, uint8_t *L, int nmax);
 void nm_q6k_finish(const float *x, uint8_t *y, const float *scales, int8_t *L);
+/* The scale stages alone (SIMD kernels then re-quantize and pack themselves): d, dmin and the
+ * packed 6-bit scales of a Q4_K/Q5_K block; d and the int8 scales of a Q6_K block (returns 0
+ * when the block is all zero and already written). */
+void nm_qk_set_scales_a(uint8_t *y, const float *scales, const float *mins);
+void nm_qk_set_scales_b(uint8_t *y, const float *scales, const float *mins, const float *sw);
+int nm_q6k_set_scales(uint8_t *y, const float *scales);
 
 #endif
