@@ -556,10 +556,6 @@ static void q6_k_row(const float *x, uint8_t *y, int64_t n, const float *qw) {
 
 /* ---- dequantization ---- */
 
-static inline __m256 u8x8_to_ps(const uint8_t *p) {
-    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)));
-}
-
 /* Levels of 8 consecutive nibble bytes: low (shift 0) or high (shift 4) nibbles as int32. */
 static inline __m256i nib8(const uint8_t *p, int shift) {
     __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
