@@ -15,7 +15,7 @@ import struct
 import sys
 
 try:  # only the generators need numpy; the readers start faster without it
-    if sys.argv[1] in ("model", "bad", "big", "dat-from-gguf"):
+    if sys.argv[1] in ("model", "bad", "big", "dat-from-gguf", "experts"):
         import numpy as np
 except IndexError:
     pass
@@ -273,9 +273,43 @@ def cmd_imatrix_hostile(model, outdir):
     return 0
 
 
+def cmd_experts(outdir):
+    """A 3-D expert tensor (4 experts) and the same 4 matrices as 2-D tensors, with importance
+    matrices giving each expert its own weights (expert 2 with count 0, i.e. weights 1.0)."""
+    import os
+    rng = np.random.default_rng(5)
+    a = (rng.standard_normal((4, 64, 256)) * 0.05).astype(np.float32)
+    sums = (rng.random((4, 256)) * 3).astype(np.float32)
+    counts = np.array([3, 7, 0, 1], dtype=np.float32)
+    kv = [("general.architecture", 8, "llama"), ("llama.block_count", 4, 1)]
+    write(os.path.join(outdir, "experts.gguf"), kv, [("blk.0.ffn_up_exps.weight", [256, 64, 4], 0, a.tobytes())])
+    write(os.path.join(outdir, "split.gguf"), kv,
+          [(f"blk.0.e{k}.weight", [256, 64], 0, a[k].tobytes()) for k in range(4)])
+    ikv = [("general.type", 8, "imatrix"), ("imatrix.chunk_count", 4, 1)]
+    write(os.path.join(outdir, "experts-imatrix.gguf"), ikv,
+          [("blk.0.ffn_up_exps.weight.in_sum2", [256, 4], 0, sums.tobytes()),
+           ("blk.0.ffn_up_exps.weight.counts", [1, 4], 0, counts.tobytes())])
+    t = []
+    for k in range(4):
+        t += [(f"blk.0.e{k}.weight.in_sum2", [256, 1], 0, sums[k].tobytes()),
+              (f"blk.0.e{k}.weight.counts", [1, 1], 0, counts[k:k + 1].tobytes())]
+    write(os.path.join(outdir, "split-imatrix.gguf"), ikv, t)
+    return 0
+
+
+def cmd_concat_equal(a, b):
+    """the one tensor of A equals the concatenation of B's tensors (in B's order)"""
+    _, ta = read(a)
+    _, tb = read(b)
+    same = ta[0][3] == b"".join(x[3] for x in tb) and ta[0][2] == tb[0][2]
+    print("same" if same else "differ")
+    return 0 if same else 1
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     rc = {"model": cmd_model, "bad": cmd_bad, "big": cmd_big, "tensors-equal": cmd_tensors_equal,
           "kv": cmd_kv, "types": cmd_types, "dat-from-gguf": cmd_dat_from_gguf,
-          "imatrix-bad": cmd_imatrix_bad, "imatrix-hostile": cmd_imatrix_hostile}[cmd](*args)
+          "imatrix-bad": cmd_imatrix_bad, "imatrix-hostile": cmd_imatrix_hostile,
+          "experts": cmd_experts, "concat-equal": cmd_concat_equal}[cmd](*args)
     sys.exit(rc or 0)

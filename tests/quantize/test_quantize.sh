@@ -122,6 +122,16 @@ for f in "$ROOT"/tests/fuzz/regress/imatrix/*; do  # fuzzer findings, replayed
     expect_fail "fuzz regression $(basename "$f") refused in one line" "importance|imatrix|entry|$(basename "$f")" "$S/x.gguf" \
         "$Q" --imatrix "$f" "$S/m-f32.gguf" "$S/x.gguf" Q4_K_M
 done
+# 3-D expert tensors: expert e is quantized with imatrix slice e, like a 2-D tensor of its own
+mkdir -p "$S/exp"
+$PY $U experts "$S/exp"
+for t in Q4_K_S Q4_0 Q6_K; do
+    check "experts $t with imatrix" sh -c "'$Q' -q --no-fsync --pure --imatrix '$S/exp/experts-imatrix.gguf' '$S/exp/experts.gguf' '$S/exp/a-$t.gguf' $t &&
+        '$Q' -q --no-fsync --pure --imatrix '$S/exp/split-imatrix.gguf' '$S/exp/split.gguf' '$S/exp/b-$t.gguf' $t"
+    check "experts $t: each expert uses its own imatrix slice" $PY $U concat-equal "$S/exp/a-$t.gguf" "$S/exp/b-$t.gguf"
+done
+check "experts without imatrix differ from with (the slices matter)" sh -c \
+    "'$Q' -q --no-fsync --pure '$S/exp/experts.gguf' '$S/exp/c.gguf' Q4_K_S && ! $PY $U concat-equal '$S/exp/c.gguf' '$S/exp/b-Q4_K_S.gguf' >/dev/null"
 head -c 100 "$S/m-f32.gguf" >"$S/trunc.gguf"
 expect_fail "truncated input" "trunc.gguf" "$S/x.gguf" "$Q" "$S/trunc.gguf" "$S/x.gguf" Q8_0
 check_status "--help exits 0" 0 "$Q" --help
