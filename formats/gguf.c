@@ -1165,8 +1165,8 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
     if (len >= GGUF_MAX_NAME)
         return nm_fail(err, "%s: tensor name %s is %zu bytes long, the limit is %d", w->path, sn, len,
                        GGUF_MAX_NAME - 1);
-    if (n_dims < 1 || n_dims > 4)
-        return nm_fail(err, "%s: tensor %s: %u dimensions, expected 1 to 4", w->path, sn, n_dims);
+    if (n_dims > 4) /* 0 is what some writers store for a single value; readers take it as 1 */
+        return nm_fail(err, "%s: tensor %s: %u dimensions, at most 4 are allowed", w->path, sn, n_dims);
     writer_tensor t;
     memset(&t, 0, sizeof t);
     memcpy(t.name, name, len + 1);

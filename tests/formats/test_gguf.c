@@ -342,9 +342,12 @@ static void test_metadata_edits(void **state) {
     gguf_writer_add_tensor(w, "t0", GGML_TYPE_F32, 1, ne, &err);
     ne[0] = 64;
     gguf_writer_add_tensor(w, "t1", GGML_TYPE_Q8_0, 1, ne, &err);
+    int64_t scalar[4] = {1, 1, 1, 1};
+    assert_int_equal(gguf_writer_add_tensor(w, "t2", GGML_TYPE_F32, 0, scalar, &err), 0); /* n_dims 0 kept */
     assert_int_equal(gguf_writer_begin_data(w, &err), 0);
     assert_int_equal(gguf_writer_write(w, bytes, 20, &err), 0);
     assert_int_equal(gguf_writer_write(w, bytes, 68, &err), 0);
+    assert_int_equal(gguf_writer_write(w, bytes, 4, &err), 0);
     assert_int_equal(gguf_writer_finish(w, &err), 0);
 
     gguf_reader *g = gguf_open(p, &err);
@@ -370,7 +373,10 @@ static void test_metadata_edits(void **state) {
     assert_int_equal(gguf_alignment(g), 64);
     assert_int_equal(gguf_data_offset(g, 0) % 64, 0);
     assert_int_equal(gguf_tensor(g, 1)->offset, 64);
-    assert_int_equal(gguf_file_size(g, 0), gguf_data_offset(g, 0) + 64 + 128);
+    assert_int_equal(gguf_tensor(g, 2)->n_dims, 0);
+    assert_int_equal(gguf_tensor(g, 2)->size, 4);
+    assert_int_equal(gguf_tensor(g, 2)->offset, 64 + 128);
+    assert_int_equal(gguf_file_size(g, 0), gguf_data_offset(g, 0) + 64 + 128 + 64);
     gguf_close(g);
 }
 
