@@ -50,6 +50,59 @@ static int value_at(const st_tensor *t, size_t i, double *out) {
     }
 }
 
+/* Element i as text: integers exactly (64-bit ones too); floats as the shortest decimal that
+ * reads back as exactly the value (exact, for JSON; and F64 always) or with 9 significant
+ * digits (text tables: enough to identify a float); "nan"/"inf"/"-inf" for non-finite values.
+ * Returns 1 when the text is a JSON number, 0 when it must be quoted, -1 if unsupported. */
+static int format_value(const st_tensor *t, size_t i, bool exact, char *buf, size_t cap) {
+    const unsigned char *p = t->data;
+    if (t->dtype == NM_DTYPE_I64) {
+        int64_t v;
+        memcpy(&v, p + 8 * i, 8);
+        snprintf(buf, cap, "%" PRId64, v);
+        return 1;
+    }
+    if (t->dtype == NM_DTYPE_U64) {
+        uint64_t v;
+        memcpy(&v, p + 8 * i, 8);
+        snprintf(buf, cap, "%" PRIu64, v);
+        return 1;
+    }
+    double v;
+    if (value_at(t, i, &v) != 0)
+        return -1;
+    if (!isfinite(v)) {
+        snprintf(buf, cap, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        return 0;
+    }
+    switch (t->dtype) {
+    case NM_DTYPE_BOOL: case NM_DTYPE_U8: case NM_DTYPE_I8: case NM_DTYPE_I16:
+    case NM_DTYPE_U16: case NM_DTYPE_I32: case NM_DTYPE_U32:
+        snprintf(buf, cap, "%lld", (long long)v); /* exact in a double */
+        return 1;
+    default:
+        break;
+    }
+    if (exact || t->dtype == NM_DTYPE_F64) {
+        /* the shortest decimal that reads back as exactly this double */
+        for (int digits = 1; digits <= 17; digits++) {
+            snprintf(buf, cap, "%.*g", digits, v);
+            if (strtod(buf, NULL) == v)
+                break;
+        }
+        return 1;
+    }
+    snprintf(buf, cap, "%.9g", v); /* text: enough digits to identify the float */
+    return 1;
+}
+
+/* JSON integers beyond 15 digits: cJSON would print them through a double with %1.15g. */
+static cJSON *json_u64(uint64_t v) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%" PRIu64, v);
+    return cJSON_CreateRaw(buf);
+}
+
 static uint64_t element_count(const st_tensor *t) {
     uint64_t n = 1;
     for (uint32_t d = 0; d < t->n_dims; d++)
@@ -95,8 +148,8 @@ int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *ou
             nm_fail(err, "--values needs --tensor NAME");
             goto done;
         }
-        double v;
-        if (element_count(only) > 0 && value_at(only, 0, &v) != 0) {
+        char probe[40];
+        if (element_count(only) > 0 && format_value(only, 0, true, probe, sizeof probe) < 0) {
             nm_fail(err, "tensor '%.200s': printing values of dtype %s is not supported", only->name,
                     nm_dtype_name(only->dtype));
             goto done;
@@ -120,7 +173,7 @@ int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *ou
             cJSON_AddStringToObject(meta, k, v);
         }
         cJSON_AddNumberToObject(out, "tensor_count", (double)n);
-        cJSON_AddNumberToObject(out, "data_bytes", (double)total);
+        cJSON_AddItemToObject(out, "data_bytes", json_u64(total));
         cJSON *arr = cJSON_AddArrayToObject(out, "tensors");
         if (!files || !meta || !arr) {
             nm_fail(err, "out of memory");
@@ -136,9 +189,9 @@ int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *ou
             cJSON_AddStringToObject(o, "type", nm_dtype_name(t->dtype));
             cJSON *sh = cJSON_AddArrayToObject(o, "shape");
             for (uint32_t d = 0; d < t->n_dims; d++)
-                cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
-            cJSON_AddNumberToObject(o, "bytes", (double)t->size);
-            cJSON_AddNumberToObject(o, "offset", (double)t->offset);
+                cJSON_AddItemToArray(sh, json_u64(t->shape[d]));
+            cJSON_AddItemToObject(o, "bytes", json_u64(t->size));
+            cJSON_AddItemToObject(o, "offset", json_u64(t->offset));
             if (n_files > 1)
                 cJSON_AddStringToObject(o, "file", st_file_path(m, t->file_index));
             if (opts->hash) {
@@ -150,11 +203,10 @@ int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *ou
                 cJSON *vals = cJSON_AddArrayToObject(o, "values");
                 uint64_t cnt = element_count(t);
                 for (uint64_t k = 0; k < cnt && k < (uint64_t)want_values; k++) {
-                    double v = 0;
-                    value_at(t, (size_t)k, &v);
+                    char buf[40];
                     /* JSON has no NaN/Inf: those print as strings */
-                    cJSON_AddItemToArray(vals, isfinite(v) ? cJSON_CreateNumber(v)
-                                                           : cJSON_CreateString(isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"));
+                    int num = format_value(t, (size_t)k, true, buf, sizeof buf);
+                    cJSON_AddItemToArray(vals, num == 1 ? cJSON_CreateRaw(buf) : cJSON_CreateString(buf));
                 }
             }
         }
@@ -210,9 +262,9 @@ int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *ou
         print_name(only->name);
         printf(" (first %" PRIu64 " of %" PRIu64 "):\n", cnt < (uint64_t)want_values ? cnt : (uint64_t)want_values, cnt);
         for (uint64_t k = 0; k < cnt && k < (uint64_t)want_values; k++) {
-            double v = 0;
-            value_at(only, (size_t)k, &v);
-            printf("%s%.9g", k % 8 ? "  " : "  ", v);
+            char buf[40];
+            format_value(only, (size_t)k, false, buf, sizeof buf);
+            printf("  %s", buf);
             if (k % 8 == 7 || k + 1 == cnt || k + 1 == (uint64_t)want_values)
                 putchar('\n');
         }

@@ -25,6 +25,45 @@ for f in "$DATA"/hostile/st-*.safetensors; do
 done
 [ "$n" -ge 40 ] && pass "at least 40 crafted hostile files" || fail "only $n crafted hostile files"
 
+
+# --values decodes every scalar dtype: anchor values from the format definitions
+# (E4M3FN max 448 and subnormal 2^-9, E5M2 max 57344, E8M0 2^(b-127), F4 E2M1 ±6, ints at their limits)
+$PY - "$SCRATCH/dtypes.safetensors" <<'PYEOF'
+import json, struct, sys
+cases = [  # name, dtype, raw bytes, expected values
+    ("e4m3", "F8_E4M3", bytes([0x7E, 0x08, 0x01, 0x38, 0xB8, 0x00]), [448, 2**-6, 2**-9, 1, -1, 0]),
+    ("e5m2", "F8_E5M2", bytes([0x7B, 0x3C, 0xBC, 0x01, 0x7C]), [57344, 1, -1, 2**-16, "inf"]),
+    ("e8m0", "F8_E8M0", bytes([0x7F, 0x80, 0x00, 0xFF]), [1, 2, 2**-127, "nan"]),
+    ("f4", "F4", bytes([0x21, 0xF7]), [0.5, 1, 6, -6]),
+    ("i8", "I8", bytes([0x80, 0x7F]), [-128, 127]),
+    ("u16", "U16", struct.pack("<2H", 65535, 1), [65535, 1]),
+    ("i32", "I32", struct.pack("<2i", -2**31, 7), [-2**31, 7]),
+    ("i64", "I64", struct.pack("<q", -1), [-1]),
+    ("u64", "U64", struct.pack("<Q", 2**53), [2**53]),
+    ("f64", "F64", struct.pack("<2d", 0.1, -2.5), [0.1, -2.5]),
+    ("f16", "F16", struct.pack("<3H", 0x7BFF, 0x0001, 0xC000), [65504, 2**-24, -2]),
+    ("bf16", "BF16", struct.pack("<2H", 0x3F80, 0xC2F7), [1, -123.5]),
+    ("bool", "BOOL", bytes([1, 0]), [1, 0]),
+]
+hdr, data = {}, b""
+for name, dt, raw, want in cases:
+    n = len(want)
+    hdr[name] = {"dtype": dt, "shape": [n], "data_offsets": [len(data), len(data) + len(raw)]}
+    data += raw
+h = json.dumps(hdr).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + data)
+json.dump({c[0]: c[3] for c in cases}, open(sys.argv[1] + ".want", "w"))
+PYEOF
+dtfile="$SCRATCH/dtypes.safetensors"
+for name in $($PY -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))))" "$dtfile.want"); do
+    "$INSPECT" --json --tensor "$name" --values 10 "$dtfile" >"$SCRATCH/dt.json" 2>&1
+    check "--values of $name" $PY -c "
+import json, sys
+got = json.load(open(sys.argv[1]))['tensors'][0]['values']
+want = json.load(open(sys.argv[2]))[sys.argv[3]]
+assert got == want, (got, want)" "$SCRATCH/dt.json" "$dtfile.want" "$name"
+done
+
 if need_fixtures "fixture safetensors"; then
     for f in "$FIXTURES"/hostile/st-*; do
         check "refused fixture $(basename "$f")" refused "$f"
