@@ -193,18 +193,20 @@ ALWAYS_INLINE void k_q6_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
             const int8_t *y = (const int8_t *)(ab + 4);
-            /* (q − 32)·y formed per int16 pair, as ggml's AVX2 kernel does, so every lane holds
-             * the same integer and the float rounding matches */
+            int16_t bs[16];
+            memcpy(bs, ab + 260, 32);
             __m256i sumi = _mm256_setzero_si256();
+            int corr = 0;
             for (int k = 0; k < 8; k++) {
                 const __m256i yv = _mm256_loadu_si256((const __m256i *)(y + 32 * k));
-                const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], yv),
-                                                     _mm256_maddubs_epi16(_mm256_set1_epi8(32), yv));
+                const __m256i p16 = _mm256_maddubs_epi16(q[k], yv);
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc16[k]));
             }
+            for (int j = 0; j < 16; j++) corr += scales[j] * bs[j];
             float dy;
             memcpy(&dy, ab, 4);
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dy * dw), _mm256_cvtepi32_ps(sumi), acc[c]);
+            const __m256i tot = _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * corr, 0, 0, 0, 0, 0, 0, 0));
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy), _mm256_cvtepi32_ps(tot), acc[c]);
         }
     }
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]);

@@ -7,7 +7,8 @@ const [model_path, top, ids] = process.argv.slice(2);
 const tokens = ids.split(",").map(Number);
 const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });
 const model = await llama.loadModel({ modelPath: model_path });
-const context = await model.createContext({ contextSize: 256, batchSize: 256, threads: 2 });
+// flash attention on, as llama-perplexity and llama-cli use it by default on the CPU backend
+const context = await model.createContext({ contextSize: 256, batchSize: 256, threads: 2, flashAttention: true });
 const seq = context.getSequence();
 const input = tokens.slice(0, -1);
 input.push([tokens[tokens.length - 1], {
