@@ -58,16 +58,20 @@ check_status "diff: F32 vs Q8_0 vectors exits 1" 1 "$V" diff "$DATA/gguf/vectors
 check "diff: table has RMSE / cosine columns" grep -q 'RMSE.*max|err|.*cosine' "$SCRATCH/diff"
 check_status "diff: missing file exits 2" 2 "$V" diff "$G" "$SCRATCH/none.gguf"
 
+# SAN=1: fewer chunks and types (memory errors, not digits, are what that build looks for)
+CHUNKS=20; KTYPES="q4_0 q8_0 q4_k_m f16"; GCHUNKS=6
+[ "$SAN" = 1 ] && { CHUNKS=2; KTYPES="q4_0"; GCHUNKS=2; }
 if need_fixtures "KLD, gate and logits against llama.cpp"; then
     # KLD against F32's saved logits, 20 chunks: the running KLD column of llama-perplexity's log at
     # chunk 20 (10% relative where >= 1e-3, else 2e-5 absolute)
-    "$V" perplexity "$REF/wikillama-f32.gguf" -f "$TEXT" -c 256 --chunks 20 -t 2 -q --save-logits "$SCRATCH/f32.logits"
+    "$V" perplexity "$REF/wikillama-f32.gguf" -f "$TEXT" -c 256 --chunks $CHUNKS -t 2 -q --save-logits "$SCRATCH/f32.logits"
     check "save-logits wrote a file" test -s "$SCRATCH/f32.logits"
-    for t in q4_0 q8_0 q4_k_m f16; do
+    for t in $KTYPES; do
         want=$(awk '$1 == "20" && NF > 10 { print $8; exit }' "$REF/perplexity-$t.log")
         "$V" perplexity "$REF/wikillama-$t.gguf" -f "$TEXT" -t 2 -q --kld "$SCRATCH/f32.logits" --json "$SCRATCH/k.json"
         got=$(json_num "$SCRATCH/k.json" kld_mean)
-        if awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; if (b >= 1e-3) exit !(d <= 0.1 * b); exit !(d <= 2e-5) }'; then
+        if [ "$SAN" = 1 ]; then pass "KLD $t runs under SAN ($got)"
+        elif awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; if (b >= 1e-3) exit !(d <= 0.1 * b); exit !(d <= 2e-5) }'; then
             pass "KLD $t after 20 chunks $got vs llama.cpp $want"
         else fail "KLD $t after 20 chunks $got vs llama.cpp $want"; fi
     done
@@ -79,7 +83,7 @@ if need_fixtures "KLD, gate and logits against llama.cpp"; then
     check_status "KLD refuses a file that is not saved logits" 2 "$V" perplexity "$REF/wikillama-q4_0.gguf" -f "$TEXT" -q --kld "$TEXT"
 
     # gate: passes for Q8_0, fails for a copy with flipped bits
-    check_status "gate passes Q8_0" 0 "$V" gate --base "$REF/wikillama-f32.gguf" --model "$REF/wikillama-q8_0.gguf" -f "$TEXT" -c 256 --chunks 6 -t 2 --max-ppl-ratio 1.05 --max-kld 0.05 --json "$SCRATCH/gate.json"
+    check_status "gate passes Q8_0" 0 "$V" gate --base "$REF/wikillama-f32.gguf" --model "$REF/wikillama-q8_0.gguf" -f "$TEXT" -c 256 --chunks $GCHUNKS -t 2 --max-ppl-ratio 1.05 --max-kld 0.05 --json "$SCRATCH/gate.json"
     check "gate JSON says pass" grep -q '"pass":[[:space:]]*true' "$SCRATCH/gate.json"
     cp "$REF/wikillama-q8_0.gguf" "$SCRATCH/damaged.gguf"
     /usr/bin/python3 - "$SCRATCH/damaged.gguf" <<'PY'
@@ -90,7 +94,7 @@ for _ in range(4000):
     i = r.randrange(start, len(b)); b[i] ^= 1 << r.randrange(8)
 open(f, "wb").write(bytes(b))
 PY
-    check_status "gate fails a model with damaged weights" 1 "$V" gate --base "$REF/wikillama-f32.gguf" --model "$SCRATCH/damaged.gguf" -f "$TEXT" -c 256 --chunks 6 -t 2 --max-ppl-ratio 1.05 --max-kld 0.05 --json "$SCRATCH/gate2.json"
+    check_status "gate fails a model with damaged weights" 1 "$V" gate --base "$REF/wikillama-f32.gguf" --model "$SCRATCH/damaged.gguf" -f "$TEXT" -c 256 --chunks $GCHUNKS -t 2 --max-ppl-ratio 1.05 --max-kld 0.05 --json "$SCRATCH/gate2.json"
     check "gate JSON says fail" grep -q '"pass":[[:space:]]*false' "$SCRATCH/gate2.json"
     check_status "gate without limits exits 2" 2 "$V" gate --base "$REF/wikillama-f32.gguf" --model "$REF/wikillama-q8_0.gguf" -f "$TEXT"
     check_status "diff: F32 vs damaged Q8_0 exits 1" 1 "$V" diff "$REF/wikillama-q8_0.gguf" "$SCRATCH/damaged.gguf"
@@ -98,7 +102,9 @@ PY
 
     # logits: same top-10 next-token probabilities as node-llama-cpp (llama.cpp) within 1e-3
     . tests/node-env.sh
-    if node_setup node-llama-cpp@3.21.1; then
+    if [ "$SAN" = 1 ]; then
+        skip "logits vs node-llama-cpp (SAN build)"
+    elif node_setup node-llama-cpp@3.21.1; then
         for t in f16; do
             "$V" logits "$REF/wikillama-$t.gguf" --prompt "The history of the city" --top 10 --json -t 2 >"$SCRATCH/ours.json"
             ids=$(/usr/bin/python3 -c "import json,sys; print(','.join(map(str, json.load(open(sys.argv[1]))['tokens'])))" "$SCRATCH/ours.json")
