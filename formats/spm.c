@@ -111,7 +111,7 @@ static int pb_bytes(pb_cursor *c, pb_cursor *sub, nm_error *err) {
     if (pb_varint(c, &len, err))
         return -1;
     if (len > (uint64_t)(c->end - c->p))
-        return nm_fail(err, "length %llu at offset %zu runs past the end of its message (%zu bytes left)",
+        return nm_fail(err, "length %llu at offset %zu runs past the end of its message (%zu bytes left; truncated file?)",
                        (unsigned long long)len, at, (size_t)(c->end - c->p));
     sub->base = c->base;
     sub->p = c->p;
