@@ -47,8 +47,8 @@ run_one() {
     grep -h '^SKIPPED' "$log" | sed 's/^/     /'
     if [ "$f" -ne 0 ] || [ -n "$V" ]; then
         tail -n 60 "$log" | sed 's/^/     | /'
-        failed_programs="$failed_programs $name"
     fi
+    [ "$f" -ne 0 ] && failed_programs="$failed_programs $name"
 }
 
 for bin in $(ls "$BUILD"/tests/*/test_* 2>/dev/null | grep -v '\.d$' | sort); do
