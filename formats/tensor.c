@@ -139,8 +139,7 @@ uint16_t nm_f32_to_f16(float f) {
     if (e >= -14) {
         uint32_t h = ((uint32_t)(e + 15) << 10) | (M >> 13);
         uint32_t r = M & 0x1FFF;
-        if (r > 0x1000 || (r == 0x1000 && (h & 1)))
-            h++;
+        h += (r > 0x1000) | ((r == 0x1000) & h); /* branch-free: the bit is random in real data */
         return sign | (uint16_t)h; /* a carry into the exponent gives the right result, up to Inf */
     }
     /* Half subnormal: round |x| * 2^24 to nearest even. The shift is exact, so do it on the
