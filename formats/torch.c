@@ -1017,15 +1017,24 @@ static int open_dir(torch_model *m, const char *dir, const torch_open_options *o
     DIR *dh = opendir(dir);
     if (!dh)
         return nm_fail(err, "%s: cannot open folder: %s", dir, strerror(errno));
-    char **shards = NULL, *single = NULL;
-    size_t n_shards = 0, n_ckpt = 0;
+    char **shards = NULL, *single = NULL, **hf = NULL;
+    size_t n_shards = 0, n_ckpt = 0, n_hf = 0;
     int rc = -1;
     struct dirent *de;
     while ((de = readdir(dh))) {
         unsigned num;
         const char *n = de->d_name;
         size_t l = strlen(n);
-        if (is_consolidated(n, &num)) {
+        if (!strncmp(n, "pytorch_model-", 14) && strstr(n, "-of-") && l > 4 && !strcmp(n + l - 4, ".bin")) {
+            /* HF shards without their index: read them all, in name order */
+            char **s = realloc(hf, (n_hf + 1) * sizeof *s);
+            if (!s)
+                goto nomem;
+            hf = s;
+            if (!(hf[n_hf] = xstrdup(n)))
+                goto nomem;
+            n_hf++;
+        } else if (is_consolidated(n, &num)) {
             char **s = realloc(shards, (n_shards + 1) * sizeof *s);
             if (!s)
                 goto nomem;
@@ -1057,6 +1066,16 @@ static int open_dir(torch_model *m, const char *dir, const torch_open_options *o
             }
         }
         rc = open_meta(m, dir, shards, n_shards, opts, err);
+    } else if (n_hf && !(single && !strcmp(single, "pytorch_model.bin"))) {
+        qsort(hf, n_hf, sizeof *hf, cmp_str);
+        rc = 0;
+        for (size_t i = 0; i < n_hf && !rc; i++) {
+            char *fp = join(dir, hf[i]);
+            if (!fp)
+                goto nomem;
+            rc = open_single(m, fp, opts, false, err);
+            free(fp);
+        }
     } else if (single && (n_ckpt == 1 || !strcmp(single, "pytorch_model.bin"))) {
         char *fp = join(dir, single);
         if (!fp)
@@ -1077,6 +1096,9 @@ out:
     for (size_t i = 0; i < n_shards; i++)
         free(shards[i]);
     free(shards);
+    for (size_t i = 0; i < n_hf; i++)
+        free(hf[i]);
+    free(hf);
     free(single);
     return rc;
 }

@@ -351,6 +351,33 @@ static void test_nested_sharded_meta(void **state) {
     assert_int_equal(torch_file_count(m), 2);
     assert_null(torch_find(m, "rope.freqs"));
     torch_close(m);
+    /* the same shards without their index: all pytorch_model-*-of-*.bin are read in name order */
+    char tmpl[] = "/tmp/nomoat-test-shards.XXXXXX", src[4096], dst[4200];
+    assert_non_null(mkdtemp(tmpl));
+    static const char *const shard[] = {"pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(src, sizeof src, "%s/tests/data/torch/sharded/%s", root_dir(), shard[i]);
+        snprintf(dst, sizeof dst, "%s/%s", tmpl, shard[i]);
+        assert_int_equal(symlink(src, dst), 0);
+    }
+    torch_model *indexed = check_variant("sharded"), *bare = open_or_fail(tmpl, NULL);
+    assert_int_equal(torch_tensor_count(bare), torch_tensor_count(indexed));
+    for (size_t i = 0; i < torch_tensor_count(bare); i++) {
+        const torch_tensor *a = torch_tensor_at(bare, i), *b = torch_tensor_at(indexed, i);
+        assert_string_equal(a->name, b->name);
+        assert_int_equal(a->size, b->size);
+        uint8_t *x = read_tensor(bare, a), *y = read_tensor(indexed, b);
+        assert_memory_equal(x, y, a->size);
+        free(x);
+        free(y);
+    }
+    torch_close(bare);
+    torch_close(indexed);
+    for (int i = 0; i < 2; i++) {
+        snprintf(dst, sizeof dst, "%s/%s", tmpl, shard[i]);
+        unlink(dst);
+    }
+    rmdir(tmpl);
     /* a wrong --state-key is refused with the keys that exist */
     char path[4096];
     snprintf(path, sizeof path, "%s/tests/data/torch/nested/model.pt", root_dir());
