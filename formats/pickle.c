@@ -160,6 +160,8 @@ static int seq_reserve(parser *p, pk_value ***items, size_t *cap, size_t n, size
     return 0;
 }
 
+#define PK_MEMO_SLACK 4096
+
 /* ---------- stack ---------- */
 
 static int push(parser *p, pk_value *v) {
@@ -642,9 +644,11 @@ static int memo_put(parser *p, uint64_t idx) {
     pk_value *v = top(p);
     if (!v)
         return -1;
-    if (idx >= p->doc->budget / sizeof(pk_value *))
-        return nm_fail(p->err, "pickle byte %zu: memo index %llu is implausibly large", p->op_pos,
-                       (unsigned long long)idx);
+    /* Python's pickler numbers memo entries 0, 1, 2, ... as it writes them; a hostile pickle
+     * that jumps far ahead would only make the dense memo array large. */
+    if (idx > p->memo_set + PK_MEMO_SLACK)
+        return nm_fail(p->err, "pickle byte %zu: memo index %llu jumps ahead of the %zu entries written so far",
+                       p->op_pos, (unsigned long long)idx, p->memo_set);
     if (grow_array(p, &p->memo, &p->memo_cap, (size_t)idx + 1))
         return -1;
     if (!p->memo[idx])

@@ -163,6 +163,10 @@ static void test_limits(void **state) {
     pk_free(d);
     refused("\x80\x02h\x05.", 5, NULL, "memo slot 5 read before it was written");
     refused("\x80\x02Nr\xff\xff\xff\x7f.", 9, NULL, "memo index");
+    refused("\x80\x02Nr\x00\x20\x00\x00.", 9, NULL, "jumps ahead of the 0 entries");
+    pk_doc *sparse = pk_parse("\x80\x02Nr\x00\x10\x00\x00j\x00\x10\x00\x00.", 14, NULL, NULL, NULL); /* within slack */
+    assert_non_null(sparse);
+    pk_free(sparse);
     refused("\x80\x02X\xff\xff\xff\x7f" "abc.", 11, NULL, "runs past the end");
     refused("\x80\x02\x8a\x09\x01\x02.", 7, NULL, "runs past the end");
     refused("\x80\x06N.", 4, NULL, "protocol 6");
