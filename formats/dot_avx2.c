@@ -5,6 +5,7 @@
 #include "formats/dot_simd.h"
 
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "formats/tensor.h"
@@ -253,6 +254,59 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
     }
 }
 
+/* Float weights: activations (f32, or f16/bf16 values, which f32 holds exactly) are widened once
+ * per group of four columns, then two weight rows at a time are multiplied with them. */
+ALWAYS_INLINE void k_float_2x(uint32_t wt, int64_t n, const uint8_t *w0, const uint8_t *w1, bool two,
+                              const float *x, int nc, float *out, size_t os) {
+    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
+    __m256 acc[2][4];
+    for (int c = 0; c < 4; c++) acc[0][c] = acc[1][c] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 a0 = load8(wt, w0 + (size_t)i * es);
+        const __m256 a1 = two ? load8(wt, w1 + (size_t)i * es) : a0;
+        for (int c = 0; c < nc; c++) {
+            const __m256 xv = _mm256_loadu_ps(x + (size_t)c * (size_t)n + (size_t)i);
+            acc[0][c] = _mm256_fmadd_ps(a0, xv, acc[0][c]);
+            if (two) acc[1][c] = _mm256_fmadd_ps(a1, xv, acc[1][c]);
+        }
+    }
+    for (int r = 0; r < (two ? 2 : 1); r++) {
+        const uint8_t *wr = r ? w1 : w0;
+        for (int c = 0; c < nc; c++) {
+            float s = hsum(acc[r][c]);
+            for (int64_t k = i; k < n; k++) s += load1(wt, wr + (size_t)k * es) * x[(size_t)c * (size_t)n + (size_t)k];
+            out[(size_t)c * os + (size_t)r] = s;
+        }
+    }
+}
+
+static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
+                       int nc, float *out, size_t os) {
+    float *x = malloc((size_t)4 * (size_t)n * sizeof(float));
+    if (!x) return false;
+    for (int j = 0; j < nc; j += 4) {
+        const int m = nc - j < 4 ? nc - j : 4;
+        for (int c = 0; c < m; c++) {
+            const uint8_t *ar = a + (size_t)(j + c) * as;
+            float *xr = x + (size_t)c * (size_t)n;
+            if (wt == GGML_TYPE_F32) memcpy(xr, ar, (size_t)n * sizeof(float));
+            else if (wt == GGML_TYPE_F16) nm_f16_to_f32_row((const uint16_t *)ar, xr, (size_t)n);
+            else nm_bf16_to_f32_row((const uint16_t *)ar, xr, (size_t)n);
+        }
+        int i = 0;
+        for (; i + 2 <= nr; i += 2) {
+            const uint8_t *w0 = w + (size_t)i * ws;
+            if (m == 4) k_float_2x(wt, n, w0, w0 + ws, true, x, 4, out + (size_t)j * os + (size_t)i, os);
+            else k_float_2x(wt, n, w0, w0 + ws, true, x, m, out + (size_t)j * os + (size_t)i, os);
+        }
+        for (; i < nr; i++)
+            k_float_2x(wt, n, w + (size_t)i * ws, NULL, false, x, m, out + (size_t)j * os + (size_t)i, os);
+    }
+    free(x);
+    return true;
+}
+
 /* ---------------- dispatch ---------------- */
 
 ALWAYS_INLINE void kernel(uint32_t wt, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out,
@@ -298,6 +352,9 @@ bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act
 bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                       size_t act_stride, int n_cols, float *out, size_t out_stride) {
     if (!have_kernel(wt)) return false;
+    if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) && n_cols > 1 &&
+        tile_float(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+        return true;
     const uint8_t *wb = w, *ab = act;
     for (int i = 0; i < n_rows; i++) {
         const uint8_t *wr = wb + (size_t)i * w_stride;

@@ -31,14 +31,18 @@ if [ $tiny = 1 ]; then
     [ -f "$f16" ] || "$BIN/nomoat-convert" -q --no-fsync --outtype f16 -o "$f16" "$hf"
     [ -f "$q40" ] || "$BIN/nomoat-quantize" -q "$f16" "$q40" Q4_0
     text="$FIX/text/wikitext2-test.txt"
-    printf '%-8s %10s %12s %12s %8s %10s\n' type tokens/s llama.cpp ratio peakMB ppl
+    # tokens/s is wall-clock; "cpu tok/s" = tokens per (CPU seconds / 2), what the run would reach
+    # with both cores to itself (the two differ on a loaded machine)
+    printf '%-8s %10s %10s %12s %8s %8s %10s\n' type tokens/s "cpu tok/s" llama.cpp ratio peakMB ppl
     for t in f16 q4_0; do
         case $t in f16) ref=162 ;; q4_0) ref=147 ;; esac
-        mb=$(peak "$V" perplexity "$WORK/tinyllama-$t.gguf" -f "$text" -c 512 --chunks 2 -t 2 -q --json "$WORK/tiny-$t.json")
+        mb=$(peak /usr/bin/time -f '%U %S' -o "$WORK/tiny-$t.time" "$V" perplexity "$WORK/tinyllama-$t.gguf" -f "$text" -c 512 --chunks 2 -t 2 -q --json "$WORK/tiny-$t.json")
         tps=$(json_num "$WORK/tiny-$t.json" tokens_per_s)
-        printf '%-8s %10.1f %12s %12.3f %8s %10.2f\n' "$t" "$tps" "$ref" "$(awk -v a="$tps" -v b="$ref" 'BEGIN { print a / b }')" "$mb" "$(json_num "$WORK/tiny-$t.json" ppl)"
+        ntok=$(json_num "$WORK/tiny-$t.json" n_tokens)
+        ctps=$(awk -v n="$ntok" '{ c = $1 + $2; printf "%.1f", c > 0 ? n / (c / 2) : 0 }' "$WORK/tiny-$t.time")
+        printf '%-8s %10.1f %10s %12s %8.3f %8s %10.2f\n' "$t" "$tps" "$ctps" "$ref" "$(awk -v a="$tps" -v b="$ref" 'BEGIN { print a / b }')" "$mb" "$(json_num "$WORK/tiny-$t.json" ppl)"
     done
-    echo "(synthetic random weights: the perplexity is meaningless, only the speed counts)"
+    echo "(synthetic random weights: the perplexity is meaningless, only the speed counts; load: $(cut -d' ' -f1-3 /proc/loadavg))"
 
     echo "== 2. tokenizer speed"
     if [ -x "$ROOT/scripts/bench-tokenizer.sh" ] || [ -f "$ROOT/scripts/bench-tokenizer.sh" ]; then
