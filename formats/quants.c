@@ -556,6 +556,14 @@ static int check_row_output(uint32_t type, const float *x, const uint8_t *y, int
     const int64_t nb = n / t->block_size;
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = y + b * t->type_size;
+        /* No block type here stores magnitudes beyond ~3e8 (Q6_K: 32 * 128 * 65504). Far above
+         * that the quantizers' sums of squares overflow before any scale does, and Q6_K would
+         * silently store zeros: refuse by magnitude too. */
+        float amax = block_absmax(x + b * t->block_size, (int)t->block_size);
+        if (amax > 1e12f)
+            return nm_fail(err, "row %" PRId64 ": values too large for %s in columns %" PRId64 "..%" PRId64
+                           " (largest magnitude %g): beyond what its f16 scales can represent",
+                           r, t->name, b * t->block_size, (b + 1) * t->block_size - 1, (double)amax);
         for (const int *f = fields; *f >= 0; f++) {
             uint16_t h = (uint16_t)(blk[*f] | blk[*f + 1] << 8);
             if ((h & 0x7C00) == 0x7C00)

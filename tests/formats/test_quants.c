@@ -401,6 +401,26 @@ static void test_refuses_f16_overflow(void **state) {
             assert_non_null(strstr(err.msg, cases[c].type == GGML_TYPE_F16 ? "column 40" : "too large"));
         }
     }
+    /* far larger magnitudes, where the quantizers' sums of squares overflow before any scale
+     * does (Q6_K used to store zeros silently there), with and without an importance matrix */
+    static const float huge[] = {1e18f, 1e19f, 1e30f, 3e38f};
+    static const uint32_t types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_1,
+                                     GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+    float imatrix[256];
+    for (int i = 0; i < 256; i++)
+        imatrix[i] = 1.0f + (float)(i % 5);
+    for (size_t h = 0; h < sizeof huge / sizeof huge[0]; h++)
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+            for (int k = 0; k < 4; k++) {
+                uint64_t s = 7;
+                for (int i = 0; i < 512; i++)
+                    x[i] = rng_unit(&s) - 0.5f;
+                x[256 + 17] = huge[h];
+                nm_error e = {{0}};
+                assert_int_equal(quantizers[k & 1](types[t], x, out, 2, 256, k & 2 ? imatrix : NULL, &e), -1);
+                assert_non_null(strstr(e.msg, "row 1"));
+                assert_non_null(strstr(e.msg, "too large"));
+            }
     /* the largest Q8_0 block that still fits: 65504 * 127 */
     for (int i = 0; i < 32; i++)
         x[i] = 0;
