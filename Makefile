@@ -62,7 +62,7 @@ TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 # Fault-injection shims for the tests (LD_PRELOAD; never sanitized, never installed).
 FAULT_LIBS := $(BUILD)/libfault.so $(BUILD)/libfault-nomalloc.so
 
-.PHONY: all deps test demo install clean fuzz bench test-arm64
+.PHONY: all deps test demo install clean fuzz bench man test-arm64
 all: deps $(LIB) $(TOOLS) $(TEST_BIN) $(FAULT_LIBS)
 
 $(BUILD)/libfault.so: tests/fault/libfault.c
@@ -113,8 +113,13 @@ bench: all
 	@BUILD=$(BUILD) sh scripts/bench.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+
+# man/*.1 are generated from the tools' --help text (committed, so install needs no help2man).
+man: all
+	sh scripts/make-man.sh $(BUILD)
 
 # libFuzzer targets: make fuzz-gguf runs tests/fuzz/fuzz_gguf.c (FUZZ_TIME seconds, default 60).
 FUZZ_TIME ?= 60
