@@ -64,6 +64,20 @@ void nm_outfile_install_signal_handlers(void) {
     sigaction(SIGHUP, &sa, NULL);
 }
 
+/* The process umask without changing it (umask() can only be read by setting it, which would
+ * race with other threads creating files): Linux reports it in /proc/self/status. */
+static mode_t current_umask(void) {
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[256];
+    unsigned mask = 022;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Umask: %o", &mask) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (mode_t)mask;
+}
+
 static char *dir_of(const char *path) {
     const char *slash = strrchr(path, '/');
     if (!slash)
@@ -119,7 +133,8 @@ nm_outfile *nm_outfile_create(const char *path, unsigned flags, nm_error *err) {
             nm_fail(err, "%s: cannot create a temporary file in %s: %s", path, dir, strerror(errno));
             goto fail;
         }
-        fchmod(out->fd, 0644 & ~(mode_t)0); /* mkostemp uses 0600; published files are 0644 */
+        /* mkostemp uses 0600; published files get 0644 minus the umask, as with O_TMPFILE */
+        fchmod(out->fd, 0644 & ~current_umask());
     }
     free(dir);
     return out;

@@ -185,6 +185,13 @@ static void test_tmpfile(void **state) {
 static void test_named_fallback(void **state) {
     (void)state;
     basic_commit_and_abort(true);
+    empty_scratch();
+    mode_t old = umask(077); /* the fallback honours the umask like O_TMPFILE does */
+    basic_commit_and_abort(true);
+    empty_scratch();
+    no_tmpfile = 0;
+    basic_commit_and_abort(false);
+    umask(old);
 }
 
 /* A child starts writing (a plain output, or a GGUF split into shards, all open at once), says
