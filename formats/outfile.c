@@ -224,6 +224,8 @@ int nm_outfile_pwrite(nm_outfile *out, const void *data, size_t size, uint64_t o
                 continue;
             return errno_fail(err, "write", out->path, errno);
         }
+        if (w == 0)
+            return nm_fail(err, "%s: write made no progress", out->path);
         p += w;
         size -= (size_t)w;
         offset += (uint64_t)w;
