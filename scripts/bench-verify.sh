@@ -36,7 +36,7 @@ if [ $tiny = 1 ]; then
     printf '%-8s %10s %10s %12s %8s %8s %10s\n' type tokens/s "cpu tok/s" llama.cpp ratio peakMB ppl
     for t in f16 q4_0; do
         case $t in f16) ref=162 ;; q4_0) ref=147 ;; esac
-        mb=$(peak /usr/bin/time -f '%U %S' -o "$WORK/tiny-$t.time" "$V" perplexity "$WORK/tinyllama-$t.gguf" -f "$text" -c 512 --chunks 2 -t 2 -q --json "$WORK/tiny-$t.json")
+        mb=$(/usr/bin/time -f '%U %S' -o "$WORK/tiny-$t.time" sh "$ROOT/scripts/peak-anon.sh" "$V" perplexity "$WORK/tinyllama-$t.gguf" -f "$text" -c 512 --chunks 2 -t 2 -q --json "$WORK/tiny-$t.json" 2>&1 >/dev/null | sed -n 's/^peak-anon-mb //p' | tail -1)
         tps=$(json_num "$WORK/tiny-$t.json" tokens_per_s)
         ntok=$(json_num "$WORK/tiny-$t.json" n_tokens)
         ctps=$(awk -v n="$ntok" '{ c = $1 + $2; printf "%.1f", c > 0 ? n / (c / 2) : 0 }' "$WORK/tiny-$t.time")
