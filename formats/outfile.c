@@ -331,10 +331,14 @@ int nm_outfile_commit(nm_outfile *out, nm_error *err) {
             free(tmp);
         }
     }
-    /* The name is in place but its folder entry may not be durable: take it back rather than
-     * report failure with a file left behind. */
+    /* The name is in place but its folder entry may not be durable. A new name is taken back
+     * rather than reporting failure with a file left behind; a replaced file (--force) is kept,
+     * complete and flushed, because the old one is already gone and removing both loses data. */
     if (!(out->flags & NM_OUT_NO_FSYNC) && fsync_dir_of(out->path, err) != 0) {
-        unlink(out->path);
+        if (!(out->flags & NM_OUT_FORCE))
+            unlink(out->path);
+        else
+            nm_error_prefix(err, "%s is complete but its folder could not be flushed", out->path);
         goto done;
     }
     rc = 0;
