@@ -129,6 +129,12 @@ static inline uint64_t conv_permuted_row(uint64_t r, uint64_t n_rows, uint32_t h
     return h * hd + (k & 1) * half + (k >> 1);
 }
 
+/* ---------------- NaN check (nancheck.c) ---------------- */
+
+/* Index of the first NaN among n elements of dtype (F32, F16, BF16), or -1; same answers as
+ * formats/tensor.h's nm_find_nan_*, several times faster when there is none. */
+int64_t conv_find_nan(nm_dtype dtype, const void *src, size_t n);
+
 /* ---------------- naming (naming.c) ---------------- */
 
 typedef struct conv_naming {

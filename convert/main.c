@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,7 +23,10 @@
 #include "formats/tensor.h"
 
 #define TOOL "nomoat-convert"
-#define CHUNK_TARGET (4u << 20) /* output bytes converted per parallel step */
+/* Output bytes converted per parallel step, two such buffers. 4 MB: large enough that the
+ * writer hands them straight to write() (formats/outfile.c buffers smaller writes, one more
+ * copy), small enough to stay in the L3 cache between conversion and the kernel's copy. */
+#define CHUNK_TARGET (4u << 20)
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -320,19 +324,16 @@ static void convert_task(void *ctx, size_t task, int thread) {
                     (t->dtype == NM_DTYPE_F16 && it->type == GGML_TYPE_F16) ||
                     (t->dtype == NM_DTYPE_BF16 && it->type == GGML_TYPE_BF16);
         const float *src32;
+        nan_at = conv_find_nan(t->dtype, s, cols);
         if (t->dtype == NM_DTYPE_F32) {
-            nan_at = nm_find_nan_f32((const float *)s, cols);
             src32 = (const float *)s;
         } else if (same) {
-            nan_at = t->dtype == NM_DTYPE_F16 ? nm_find_nan_f16((const uint16_t *)s, cols)
-                                              : nm_find_nan_bf16((const uint16_t *)s, cols);
             src32 = NULL;
         } else {
             if (t->dtype == NM_DTYPE_F16)
                 nm_f16_to_f32_row((const uint16_t *)s, f, cols);
             else
                 nm_bf16_to_f32_row((const uint16_t *)s, f, cols);
-            nan_at = nm_find_nan_f32(f, cols);
             src32 = f;
         }
         if (nan_at >= 0) {
@@ -378,25 +379,103 @@ static void sample_memory(run_stats *st) {
         st->peak_anon = a;
 }
 
+/* Output side of the pipeline: one thread writes chunk k while the pool converts chunk k+1
+ * (two buffers), so conversion and the write() copies into the page cache overlap. */
+typedef struct writer_thread {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    gguf_writer *w;
+    uint8_t *buf[2];
+    size_t len[2];
+    bool full[2];
+    bool stop, failed;
+    nm_error err;
+} writer_thread;
+
+static void *writer_main(void *arg) {
+    writer_thread *wt = arg;
+    int k = 0;
+    for (;;) {
+        pthread_mutex_lock(&wt->mu);
+        while (!wt->full[k] && !wt->stop)
+            pthread_cond_wait(&wt->cv, &wt->mu);
+        if (!wt->full[k]) { /* stop requested and nothing left */
+            pthread_mutex_unlock(&wt->mu);
+            return NULL;
+        }
+        bool failed = wt->failed;
+        pthread_mutex_unlock(&wt->mu);
+        nm_error e;
+        int rc = failed ? 0 : gguf_writer_write(wt->w, wt->buf[k], wt->len[k], &e);
+        pthread_mutex_lock(&wt->mu);
+        if (rc != 0 && !wt->failed) {
+            wt->failed = true;
+            wt->err = e;
+        }
+        wt->full[k] = false;
+        pthread_cond_broadcast(&wt->cv);
+        pthread_mutex_unlock(&wt->mu);
+        k ^= 1;
+    }
+}
+
+/* Waits until buffer k is free; false if the writer failed. */
+static bool writer_acquire(writer_thread *wt, int k) {
+    pthread_mutex_lock(&wt->mu);
+    while (wt->full[k] && !wt->failed)
+        pthread_cond_wait(&wt->cv, &wt->mu);
+    bool ok = !wt->failed;
+    pthread_mutex_unlock(&wt->mu);
+    return ok;
+}
+
+static void writer_submit(writer_thread *wt, int k, size_t len) {
+    pthread_mutex_lock(&wt->mu);
+    wt->len[k] = len;
+    wt->full[k] = true;
+    pthread_cond_broadcast(&wt->cv);
+    pthread_mutex_unlock(&wt->mu);
+}
+
 static int write_tensors(gguf_writer *w, const conv_plan *p, const conv_source *s, nm_pool *pool, bool quiet,
                          run_stats *st, nm_error *err) {
     int threads = nm_pool_threads(pool);
-    size_t max_cols = 1;
-    for (size_t i = 0; i < p->n_items; i++)
-        if (p->items[i].n_cols > max_cols)
-            max_cols = (size_t)p->items[i].n_cols;
+    size_t max_cols = 1, chunk_cap = 1;
+    for (size_t i = 0; i < p->n_items; i++) {
+        const conv_item *it = &p->items[i];
+        size_t out_row = it->out_size / it->n_rows;
+        uint64_t rows = CHUNK_TARGET / (out_row ? out_row : 1);
+        rows = rows < 1 ? 1 : rows > it->n_rows ? it->n_rows : rows;
+        if ((size_t)rows * out_row > chunk_cap)
+            chunk_cap = (size_t)rows * out_row;
+        if (it->n_cols > max_cols)
+            max_cols = (size_t)it->n_cols;
+    }
     nm_progress prog;
     nm_progress_start(&prog, "converting", p->n_items, p->total_out, quiet);
+    writer_thread wt;
+    memset(&wt, 0, sizeof wt);
+    wt.w = w;
+    pthread_mutex_init(&wt.mu, NULL);
+    pthread_cond_init(&wt.cv, NULL);
+    bool writer_started = false;
     float **scratch = calloc((size_t)threads, sizeof *scratch);
-    uint8_t *chunk = NULL, *owned_src = NULL;
-    size_t chunk_cap = 0, owned_cap = 0;
+    uint8_t *owned_src = NULL;
+    size_t owned_cap = 0;
     int rc = -1;
-    if (!scratch)
+    if (!scratch || !(wt.buf[0] = malloc(chunk_cap)) || !(wt.buf[1] = malloc(chunk_cap)))
         goto oom;
     for (int i = 0; i < threads; i++)
         if (!(scratch[i] = malloc(max_cols * sizeof(float))))
             goto oom;
+    pthread_t tid;
+    if (pthread_create(&tid, NULL, writer_main, &wt) != 0) {
+        nm_fail(err, "cannot start the writer thread");
+        goto out;
+    }
+    writer_started = true;
     uint64_t done = 0;
+    int k = 0;
     for (size_t i = 0; i < p->n_items; i++) {
         const conv_item *it = &p->items[i];
         const conv_tensor *t = it->src;
@@ -414,20 +493,13 @@ static int write_tensors(gguf_writer *w, const conv_plan *p, const conv_source *
         }
         size_t out_row = it->out_size / it->n_rows;
         uint64_t rows_per_chunk = CHUNK_TARGET / (out_row ? out_row : 1);
-        if (rows_per_chunk == 0)
-            rows_per_chunk = 1;
-        if (rows_per_chunk > it->n_rows)
-            rows_per_chunk = it->n_rows;
-        size_t need = (size_t)rows_per_chunk * out_row;
-        if (need > chunk_cap) {
-            free(chunk);
-            chunk_cap = need;
-            if (!(chunk = malloc(chunk_cap)))
-                goto oom;
-        }
-        convert_job job = {.it = it, .src = src, .dst = chunk, .out_row_size = out_row, .scratch = scratch};
+        rows_per_chunk = rows_per_chunk < 1 ? 1 : rows_per_chunk > it->n_rows ? it->n_rows : rows_per_chunk;
+        convert_job job = {.it = it, .src = src, .out_row_size = out_row, .scratch = scratch};
         atomic_init(&job.failed, 0);
         for (uint64_t r = 0; r < it->n_rows; r += rows_per_chunk) {
+            if (!writer_acquire(&wt, k))
+                goto out;
+            job.dst = wt.buf[k];
             job.row0 = r;
             job.n_rows = it->n_rows - r < rows_per_chunk ? it->n_rows - r : rows_per_chunk;
             uint64_t tasks = (uint64_t)threads * 4;
@@ -441,8 +513,8 @@ static int write_tensors(gguf_writer *w, const conv_plan *p, const conv_source *
                 goto out;
             }
             size_t bytes = (size_t)job.n_rows * out_row;
-            if (gguf_writer_write(w, chunk, bytes, err) != 0)
-                goto out;
+            writer_submit(&wt, k, bytes);
+            k ^= 1;
             done += bytes;
             st->bytes_written += bytes;
             nm_progress_update(&prog, i, done);
@@ -455,13 +527,29 @@ static int write_tensors(gguf_writer *w, const conv_plan *p, const conv_source *
 oom:
     nm_fail(err, "out of memory");
 out:
+    if (writer_started) {
+        pthread_mutex_lock(&wt.mu);
+        wt.stop = true;
+        if (rc != 0)
+            wt.failed = true; /* drop whatever is queued */
+        pthread_cond_broadcast(&wt.cv);
+        pthread_mutex_unlock(&wt.mu);
+        pthread_join(tid, NULL);
+        if (wt.err.msg[0]) { /* a write error (disk full) is the cause of everything after it */
+            *err = wt.err;
+            rc = -1;
+        }
+    }
     sample_memory(st);
     nm_progress_finish(&prog);
+    pthread_mutex_destroy(&wt.mu);
+    pthread_cond_destroy(&wt.cv);
     if (scratch)
         for (int i = 0; i < threads; i++)
             free(scratch[i]);
     free(scratch);
-    free(chunk);
+    free(wt.buf[0]);
+    free(wt.buf[1]);
     free(owned_src);
     return rc;
 }
@@ -623,9 +711,11 @@ int main(int argc, char **argv) {
         } else {
             printf("{\"dry_run\": true, \"output\": ");
             json_string(stdout, path);
-            printf(", \"outtype\": \"%s\", \"tensors\": %zu, \"parameters\": %llu, \"bytes\": %llu}\n",
+            printf(", \"outtype\": \"%s\", \"tensors\": %zu, \"parameters\": %llu, \"bytes\": %llu, "
+                   "\"largest_tensor_bytes\": %zu, \"largest_source_tensor_bytes\": %zu}\n",
                    conv_outtype_name(plan.outtype), o.vocab_only ? (size_t)0 : plan.n_items,
-                   (unsigned long long)plan.total_params, (unsigned long long)est_size);
+                   (unsigned long long)plan.total_params, (unsigned long long)est_size, plan.largest_out,
+                   plan.largest_src);
         }
         status = 0;
         goto done;
@@ -695,10 +785,11 @@ int main(int argc, char **argv) {
         json_string(stdout, path);
         printf(", \"outtype\": \"%s\", \"file_type\": %u, \"tensors\": %zu, \"parameters\": %llu, \"bytes\": %llu, "
                "\"shards\": %u, \"seconds\": %.3f, \"mb_per_s\": %.1f, \"peak_anon_bytes\": %llu, "
-               "\"peak_rss_bytes\": %llu, \"threads\": %d}\n",
+               "\"peak_rss_bytes\": %llu, \"largest_tensor_bytes\": %zu, \"threads\": %d}\n",
                conv_outtype_name(plan.outtype), plan.file_type, o.vocab_only ? (size_t)0 : plan.n_items,
                (unsigned long long)plan.total_params, (unsigned long long)out_bytes, stats.shards ? stats.shards : 1,
                stats.seconds, mbs, (unsigned long long)stats.peak_anon, (unsigned long long)nm_peak_rss(),
+               plan.largest_out > plan.largest_src ? plan.largest_out : plan.largest_src,
                pool ? nm_pool_threads(pool) : 0);
     } else if (!o.quiet) {
         char sz[32];

@@ -1,0 +1,81 @@
+#!/bin/sh
+# nomoat-convert benchmark: a TinyLlama-1.1B-shaped model (22 layers, 2048 dim, 5632 FFN,
+# 32 heads, 4 KV heads, 32000 vocab; random BF16 weights in 2 safetensors shards, made once by
+# scripts/make-synthetic-llama.py and cached in build/bench/) converted to F16, next to copying
+# the same bytes in the same run:
+#   flushed:   nomoat-convert (fsync)       vs  cp + sync
+#   unflushed: nomoat-convert --no-fsync    vs  plain cp
+# Each pair runs ROUNDS times (default 3), interleaved, input warm in the page cache; the best
+# wall time of each is reported with that run's CPU time (user+sys) and peak memory.
+# Targets (issue #4): flushed wall <= 1.5x the flushed copy, CPU <= 2 s, peak anonymous memory
+# <= 2 x largest tensor + 64 MB. Reference: llama.cpp's convert_hf_to_gguf.py took 9.9 s wall
+# (not flushed), 10 s CPU, 660 MB peak RSS on this kind of machine; cp + sync 5.3 s.
+#   usage: scripts/bench-convert.sh [ROUNDS]
+set -e
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+CONVERT="$ROOT/$BUILD/nomoat-convert"
+WORK=${BENCH_DIR:-$ROOT/$BUILD/bench}
+MODEL="$WORK/tinyllama-hf"
+ROUNDS=${1:-3}
+mkdir -p "$WORK"
+[ -x "$CONVERT" ] || make -C "$ROOT" -s
+if [ ! -f "$MODEL/model-00002-of-00002.safetensors" ]; then
+    echo "generating $MODEL (once) ..."
+    /usr/bin/python3 "$ROOT/scripts/make-synthetic-llama.py" "$MODEL" --dtype bf16 --shards 2 --force
+fi
+OUT="$WORK/convert-out"
+rm -rf "$OUT"; mkdir -p "$OUT"
+SHARDS="$MODEL/model-00001-of-00002.safetensors $MODEL/model-00002-of-00002.safetensors"
+BYTES=$(cat $SHARDS | wc -c)
+cat $SHARDS >/dev/null # warm cache
+
+# run NAME CMD...: appends "name wall cpu maxrss_kb" to $WORK/.runs (GNU time)
+run() {
+    _n=$1; shift
+    sync
+    /usr/bin/time -f "$_n %e %U %S %M" -a -o "$WORK/.runs" "$@" >"$WORK/.stdout" 2>"$WORK/.stderr" || {
+        echo "$_n failed:"; cat "$WORK/.stderr"; exit 1; }
+}
+: >"$WORK/.runs"; : >"$WORK/.anon"
+for r in $(seq "$ROUNDS"); do
+    run ours-fsync "$CONVERT" --json --force --outtype f16 "$MODEL" -o "$OUT/tiny-f16.gguf"
+    sed -n 's/.*"peak_anon_bytes": \([0-9]*\).*"largest_tensor_bytes": \([0-9]*\).*/\1 \2/p' "$WORK/.stdout" >>"$WORK/.anon"
+    rm -f "$OUT/tiny-f16.gguf"
+    run cp-sync sh -c "cp $SHARDS '$OUT/' && sync"
+    rm -f "$OUT"/*.safetensors
+    run ours-nofsync "$CONVERT" --json --no-fsync --force --outtype f16 "$MODEL" -o "$OUT/tiny-f16.gguf"
+    sed -n 's/.*"peak_anon_bytes": \([0-9]*\).*"largest_tensor_bytes": \([0-9]*\).*/\1 \2/p' "$WORK/.stdout" >>"$WORK/.anon"
+    rm -f "$OUT/tiny-f16.gguf"
+    run cp cp $SHARDS "$OUT/"
+    rm -f "$OUT"/*.safetensors
+done
+sync
+
+echo "TinyLlama-shaped BF16 -> F16, $(awk -v b="$BYTES" 'BEGIN{printf "%.2f", b/1e9}') GB in, $ROUNDS rounds, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-14s %8s %7s %8s %13s\n' run "wall s" "GB/s" "CPU s" "peak memory"
+best() { # NAME -> "wall cpu maxrss_kb" of the fastest run
+    awk -v n="$1" '$1 == n { if (!seen || $2 < w) { w = $2; c = $3 + $4; m = $5; seen = 1 } } END { print w, c, m }' "$WORK/.runs"
+}
+anon_mb=$(awk '{ if ($1 > m) m = $1 } END { printf "%.0f", m / 1e6 }' "$WORK/.anon")
+largest=$(awk '{ print $2; exit }' "$WORK/.anon")
+bound_mb=$(awk -v l="$largest" 'BEGIN { printf "%.0f", (2 * l + 64e6) / 1e6 }')
+for n in ours-fsync cp-sync ours-nofsync cp; do
+    set -- $(best "$n")
+    case $n in
+        ours*) mem="${anon_mb} MB anon" ;;
+        *) mem="$(awk -v k="$3" 'BEGIN { printf "%.0f", k / 1024 }') MB RSS" ;;
+    esac
+    printf '%-14s %8.2f %7.2f %8.2f %13s\n' "$n" "$1" "$(awk -v b="$BYTES" -v w="$1" 'BEGIN { printf "%.2f", b / w / 1e9 }')" "$2" "$mem"
+    eval "w_$(echo "$n" | tr - _)=$1; c_$(echo "$n" | tr - _)=$2"
+done
+ratio_f=$(awk -v a="$w_ours_fsync" -v b="$w_cp_sync" 'BEGIN { printf "%.2f", a / b }')
+ratio_n=$(awk -v a="$w_ours_nofsync" -v b="$w_cp" 'BEGIN { printf "%.2f", a / b }')
+verdict() { if awk -v v="$1" -v t="$2" 'BEGIN { exit !(v <= t) }'; then echo ok; else echo MISSED; fi; }
+echo
+echo "flushed wall / flushed copy:   $ratio_f  (target <= 1.5, aim 1.2): $(verdict "$ratio_f" 1.5)"
+echo "unflushed wall / plain copy:   $ratio_n"
+echo "CPU time (flushed run):        $c_ours_fsync s  (target <= 2 s, aim 1 s): $(verdict "$c_ours_fsync" 2)"
+echo "peak anonymous memory:         $anon_mb MB  (bound 2 x $(awk -v l="$largest" 'BEGIN{printf "%.0f", l/1e6}') MB + 64 MB = $bound_mb MB): $(verdict "$anon_mb" "$bound_mb")"
+echo "(llama.cpp's convert_hf_to_gguf.py on this job: 9.9 s wall unflushed, 10 s CPU, 660 MB peak RSS)"
+rm -rf "$OUT"
