@@ -3,7 +3,8 @@
 # 32 heads, 4 KV heads, 32000 vocab; random BF16 weights in 2 safetensors shards, made once by
 # scripts/make-synthetic-llama.py and cached in build/bench/) converted to F16, next to copying
 # the same bytes in the same run:
-#   flushed:   nomoat-convert (fsync)       vs  cp + sync
+#   flushed:   nomoat-convert (fsync)       vs  cp + sync of the copied files (fsync each; a bare
+#              `sync` would also wait for every other process's dirty data on a shared machine)
 #   unflushed: nomoat-convert --no-fsync    vs  plain cp
 # Each pair runs ROUNDS times (default 3), interleaved, input warm in the page cache; the best
 # wall time of each is reported with that run's CPU time (user+sys) and peak memory.
@@ -42,7 +43,7 @@ for r in $(seq "$ROUNDS"); do
     run ours-fsync "$CONVERT" --json --force --outtype f16 "$MODEL" -o "$OUT/tiny-f16.gguf"
     sed -n 's/.*"peak_anon_bytes": \([0-9]*\).*"largest_tensor_bytes": \([0-9]*\).*/\1 \2/p' "$WORK/.stdout" >>"$WORK/.anon"
     rm -f "$OUT/tiny-f16.gguf"
-    run cp-sync sh -c "cp $SHARDS '$OUT/' && sync"
+    run cp-sync sh -c "cp $SHARDS '$OUT/' && sync '$OUT'/*.safetensors '$OUT'"
     rm -f "$OUT"/*.safetensors
     run ours-nofsync "$CONVERT" --json --no-fsync --force --outtype f16 "$MODEL" -o "$OUT/tiny-f16.gguf"
     sed -n 's/.*"peak_anon_bytes": \([0-9]*\).*"largest_tensor_bytes": \([0-9]*\).*/\1 \2/p' "$WORK/.stdout" >>"$WORK/.anon"
