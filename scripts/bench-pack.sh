@@ -37,16 +37,18 @@ for f in $files; do
     cat "$f" >/dev/null
     size=$(stat -c %s "$f")
     out="$WORK/bench.nmz"
-    t0=$(now); "$PACK" -q -f --no-fsync -T1 "$f" -o "$out"; t1=$(now)
-    rss=$(peak "$PACK" -q -f --no-fsync -T"$THREADS" "$f" -o "$out")
-    t2=$(now); "$PACK" -q -f --no-fsync -T"$THREADS" "$f" -o "$out"; t3=$(now)
+    # Outputs are removed before each timed run: replacing an existing multi-GB file makes the
+    # kernel free its page cache inside the timed process (seconds of system time on a VM).
+    rm -f "$out"; t0=$(now); "$PACK" -q --no-fsync -T1 "$f" -o "$out"; t1=$(now)
+    rm -f "$out"; rss=$(peak "$PACK" -q --no-fsync -T"$THREADS" "$f" -o "$out")
+    rm -f "$out"; t2=$(now); "$PACK" -q --no-fsync -T"$THREADS" "$f" -o "$out"; t3=$(now)
     packed=$(stat -c %s "$out")
-    t4=$(now); "$PACK" -q -f --no-fsync -T1 -d "$out" -o "$WORK/bench.out"; t5=$(now)
-    t6=$(now); "$PACK" -q -f --no-fsync -T"$THREADS" -d "$out" -o "$WORK/bench.out"; t7=$(now)
+    rm -f "$WORK/bench.out"; t4=$(now); "$PACK" -q --no-fsync -T1 -d "$out" -o "$WORK/bench.out"; t5=$(now)
+    rm -f "$WORK/bench.out"; t6=$(now); "$PACK" -q --no-fsync -T"$THREADS" -d "$out" -o "$WORK/bench.out"; t7=$(now)
     cmp -s "$f" "$WORK/bench.out" || echo "ROUND TRIP MISMATCH for $f"
-    z0=$(now); zstd -q -3 -f "$f" -o "$WORK/bench.zst"; z1=$(now)
+    rm -f "$WORK/bench.zst"; z0=$(now); zstd -q -3 "$f" -o "$WORK/bench.zst"; z1=$(now)
     zsize=$(stat -c %s "$WORK/bench.zst")
-    z2=$(now); zstd -q -d -f "$WORK/bench.zst" -o "$WORK/bench.zout"; z3=$(now)
+    rm -f "$WORK/bench.zout"; z2=$(now); zstd -q -d "$WORK/bench.zst" -o "$WORK/bench.zout"; z3=$(now)
     printf '%-26s %8.1f | %7.3f %7.3f | %s %s %s %s %6s | %7.3f %s %s\n' "$(basename "$f")" \
         "$(awk -v s="$size" 'BEGIN{print s/1e6}')" \
         "$(awk -v a="$size" -v b="$packed" 'BEGIN{print a/b}')" \
