@@ -35,7 +35,7 @@ printf '%-26s %8s | %7s %7s | %7s %7s %7s %7s %6s | %7s %7s %7s\n' file MB ratio
 for f in $files; do
     [ -f "$f" ] || { echo "missing $f"; continue; }
     cat "$f" >/dev/null
-    size=$(stat -c %s "$f")
+    size=$(stat -L -c %s "$f")
     out="$WORK/bench.nmz"
     # Outputs are removed before each timed run: replacing an existing multi-GB file makes the
     # kernel free its page cache inside the timed process (seconds of system time on a VM).
@@ -46,7 +46,7 @@ for f in $files; do
     rm -f "$WORK/bench.out"; t4=$(now); "$PACK" -q --no-fsync -T1 -d "$out" -o "$WORK/bench.out"; t5=$(now)
     rm -f "$WORK/bench.out"; t6=$(now); "$PACK" -q --no-fsync -T"$THREADS" -d "$out" -o "$WORK/bench.out"; t7=$(now)
     cmp -s "$f" "$WORK/bench.out" || echo "ROUND TRIP MISMATCH for $f"
-    rm -f "$WORK/bench.zst"; z0=$(now); zstd -q -3 "$f" -o "$WORK/bench.zst"; z1=$(now)
+    rm -f "$WORK/bench.zst"; z0=$(now); zstd -q -3 <"$f" >"$WORK/bench.zst"; z1=$(now)  # stdin: zstd skips symlinks
     zsize=$(stat -c %s "$WORK/bench.zst")
     rm -f "$WORK/bench.zout"; z2=$(now); zstd -q -d "$WORK/bench.zst" -o "$WORK/bench.zout"; z3=$(now)
     printf '%-26s %8.1f | %7.3f %7.3f | %s %s %s %s %6s | %7.3f %s %s\n' "$(basename "$f")" \
