@@ -259,42 +259,32 @@ static void f32_row(const float *x, uint8_t *y, int64_t n, const float *qw) {
     (void)qw;
     memcpy(y, x, (size_t)n * 4);
 }
-static void f16_row(const float *x, uint8_t *y, int64_t n, const float *qw) {
-    (void)qw;
-    uint16_t tmp[256];
-    for (int64_t i = 0; i < n; i += 256) {
-        size_t m = (size_t)(n - i < 256 ? n - i : 256);
-        nm_f32_to_f16_row_ref(x + i, tmp, m);
+/* F16/BF16 "quantization": a row conversion from tensor.c, staged through an aligned buffer
+ * because y may be unaligned. */
+static void halves_row(const float *x, uint8_t *y, int64_t n, void (*convert)(const float *, uint16_t *, size_t)) {
+    uint16_t tmp[1024];
+    for (int64_t i = 0; i < n; i += 1024) {
+        size_t m = (size_t)(n - i < 1024 ? n - i : 1024);
+        convert(x + i, tmp, m);
         memcpy(y + 2 * i, tmp, 2 * m);
     }
 }
+static void f16_row(const float *x, uint8_t *y, int64_t n, const float *qw) {
+    (void)qw;
+    halves_row(x, y, n, nm_f32_to_f16_row_ref);
+}
 static void bf16_row(const float *x, uint8_t *y, int64_t n, const float *qw) {
     (void)qw;
-    uint16_t tmp[256];
-    for (int64_t i = 0; i < n; i += 256) {
-        size_t m = (size_t)(n - i < 256 ? n - i : 256);
-        nm_f32_to_bf16_row_ref(x + i, tmp, m);
-        memcpy(y + 2 * i, tmp, 2 * m);
-    }
+    halves_row(x, y, n, nm_f32_to_bf16_row_ref);
 }
 /* The dispatching versions use the SIMD row conversions of tensor.c. */
 static void f16_row_fast(const float *x, uint8_t *y, int64_t n, const float *qw) {
     (void)qw;
-    uint16_t tmp[1024];
-    for (int64_t i = 0; i < n; i += 1024) {
-        size_t m = (size_t)(n - i < 1024 ? n - i : 1024);
-        nm_f32_to_f16_row(x + i, tmp, m);
-        memcpy(y + 2 * i, tmp, 2 * m);
-    }
+    halves_row(x, y, n, nm_f32_to_f16_row);
 }
 static void bf16_row_fast(const float *x, uint8_t *y, int64_t n, const float *qw) {
     (void)qw;
-    uint16_t tmp[1024];
-    for (int64_t i = 0; i < n; i += 1024) {
-        size_t m = (size_t)(n - i < 1024 ? n - i : 1024);
-        nm_f32_to_bf16_row(x + i, tmp, m);
-        memcpy(y + 2 * i, tmp, 2 * m);
-    }
+    halves_row(x, y, n, nm_f32_to_bf16_row);
 }
 
 /* ---- dequantization ---- */

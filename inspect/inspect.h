@@ -4,6 +4,8 @@
 #define NOMOAT_INSPECT_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -25,5 +27,12 @@ typedef struct inspect_options {
 int inspect_gguf(const char *path, const inspect_options *opts, cJSON *out, nm_error *err);
 int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *out, nm_error *err);
 int inspect_torch(const char *path, const inspect_options *opts, cJSON *out, nm_error *err);
+
+/* inspect/common.c: shared by the safetensors and torch listers. */
+uint64_t inspect_element_count(const uint64_t *shape, uint32_t n_dims);
+/* Prints a name with control bytes escaped (\xNN), so a table row stays one line. */
+void inspect_print_escaped(const char *s);
+/* "[d0, d1, ...]" into buf. */
+void inspect_shape_text(const uint64_t *shape, uint32_t n_dims, char *buf, size_t cap);
 
 #endif

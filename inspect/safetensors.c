@@ -103,32 +103,6 @@ static cJSON *json_u64(uint64_t v) {
     return cJSON_CreateRaw(buf);
 }
 
-static uint64_t element_count(const st_tensor *t) {
-    uint64_t n = 1;
-    for (uint32_t d = 0; d < t->n_dims; d++)
-        n *= t->shape[d]; /* validated at open: no overflow */
-    return n;
-}
-
-/* Names may hold control characters; print them escaped so the table stays one line per tensor. */
-static void print_name(const char *s) {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7f)
-            printf("\\x%02x", c);
-        else
-            putchar(c);
-    }
-}
-
-static void shape_text(const st_tensor *t, char *buf, size_t cap) {
-    size_t n = (size_t)snprintf(buf, cap, "[");
-    for (uint32_t d = 0; d < t->n_dims && n < cap; d++)
-        n += (size_t)snprintf(buf + n, cap - n, d ? ", %" PRIu64 : "%" PRIu64, t->shape[d]);
-    if (n < cap)
-        snprintf(buf + n, cap - n, "]");
-}
-
 int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *out, nm_error *err) {
     st_model *m = st_open(path, err);
     if (!m)
@@ -149,7 +123,7 @@ int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *ou
             goto done;
         }
         char probe[40];
-        if (element_count(only) > 0 && format_value(only, 0, true, probe, sizeof probe) < 0) {
+        if (inspect_element_count(only->shape, only->n_dims) > 0 && format_value(only, 0, true, probe, sizeof probe) < 0) {
             nm_fail(err, "tensor '%.200s': printing values of dtype %s is not supported", only->name,
                     nm_dtype_name(only->dtype));
             goto done;
@@ -201,7 +175,7 @@ int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *ou
             }
             if (want_values) {
                 cJSON *vals = cJSON_AddArrayToObject(o, "values");
-                uint64_t cnt = element_count(t);
+                uint64_t cnt = inspect_element_count(t->shape, t->n_dims);
                 for (uint64_t k = 0; k < cnt && k < (uint64_t)want_values; k++) {
                     char buf[40];
                     /* JSON has no NaN/Inf: those print as strings */
@@ -226,9 +200,9 @@ int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *ou
             const char *k, *v;
             st_metadata_at(m, i, &k, &v);
             printf("  ");
-            print_name(k);
+            inspect_print_escaped(k);
             printf(" = ");
-            print_name(v);
+            inspect_print_escaped(v);
             putchar('\n');
         }
     }
@@ -245,8 +219,8 @@ int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *ou
         if (only && t != only)
             continue;
         char sh[200];
-        shape_text(t, sh, sizeof sh);
-        print_name(t->name);
+        inspect_shape_text(t->shape, t->n_dims, sh, sizeof sh);
+        inspect_print_escaped(t->name);
         size_t l = strlen(t->name);
         printf("%*s  %-7s  %-20s  %12zu  %12" PRIu64, (int)(l < name_w ? name_w - l : 0), "", nm_dtype_name(t->dtype), sh,
                t->size, t->offset);
@@ -257,9 +231,9 @@ int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *ou
         putchar('\n');
     }
     if (want_values) {
-        uint64_t cnt = element_count(only);
+        uint64_t cnt = inspect_element_count(only->shape, only->n_dims);
         printf("values of ");
-        print_name(only->name);
+        inspect_print_escaped(only->name);
         printf(" (first %" PRIu64 " of %" PRIu64 "):\n", cnt < (uint64_t)want_values ? cnt : (uint64_t)want_values, cnt);
         for (uint64_t k = 0; k < cnt && k < (uint64_t)want_values; k++) {
             char buf[40];

@@ -35,31 +35,6 @@ static int value_at(nm_dtype dt, const unsigned char *p, size_t i, double *out) 
     }
 }
 
-static uint64_t element_count(const torch_tensor *t) {
-    uint64_t n = 1;
-    for (uint32_t d = 0; d < t->n_dims; d++)
-        n *= t->shape[d]; /* checked at open */
-    return n;
-}
-
-static void print_escaped(const char *s) {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7f)
-            printf("\\x%02x", c);
-        else
-            putchar(c);
-    }
-}
-
-static void shape_text(const torch_tensor *t, char *buf, size_t cap) {
-    size_t n = (size_t)snprintf(buf, cap, "[");
-    for (uint32_t d = 0; d < t->n_dims && n < cap; d++)
-        n += (size_t)snprintf(buf + n, cap - n, d ? ", %" PRIu64 : "%" PRIu64, t->shape[d]);
-    if (n < cap)
-        snprintf(buf + n, cap - n, "]");
-}
-
 /* The tensor's bytes as the converter sees them: in place when possible, else gathered into
  * *scratch (grown as needed). */
 static const unsigned char *tensor_bytes(const torch_model *m, const torch_tensor *t, unsigned char **scratch,
@@ -172,7 +147,7 @@ int inspect_torch(const char *path, const inspect_options *opts, cJSON *out, nm_
             }
             if (want_values && t == only) {
                 cJSON *vals = cJSON_AddArrayToObject(o, "values");
-                uint64_t cnt = element_count(t);
+                uint64_t cnt = inspect_element_count(t->shape, t->n_dims);
                 for (uint64_t k = 0; k < cnt && k < (uint64_t)want_values; k++) {
                     double v = 0;
                     value_at(t->dtype, bytes, (size_t)k, &v);
@@ -204,11 +179,11 @@ int inspect_torch(const char *path, const inspect_options *opts, cJSON *out, nm_
         if (only && t != only)
             continue;
         char sh[200];
-        shape_text(t, sh, sizeof sh);
-        print_escaped(t->name);
+        inspect_shape_text(t->shape, t->n_dims, sh, sizeof sh);
+        inspect_print_escaped(t->name);
         size_t l = strlen(t->name);
         printf("%*s  %-5s  %-20s  %12zu  ", (int)(l < name_w ? name_w - l : 0), "", nm_dtype_name(t->dtype), sh, t->size);
-        print_escaped(t->storage_key);
+        inspect_print_escaped(t->storage_key);
         l = strlen(t->storage_key);
         printf("%*s  %-10s", (int)(l < 9 ? 9 - l : 0), "", t->contiguous ? "contiguous" : "strided");
         if (n_files > 1)
@@ -225,9 +200,9 @@ int inspect_torch(const char *path, const inspect_options *opts, cJSON *out, nm_
         const unsigned char *bytes = tensor_bytes(m, only, &scratch, &scratch_cap, err);
         if (!bytes)
             goto done;
-        uint64_t cnt = element_count(only);
+        uint64_t cnt = inspect_element_count(only->shape, only->n_dims);
         printf("values of ");
-        print_escaped(only->name);
+        inspect_print_escaped(only->name);
         printf(" (first %" PRIu64 " of %" PRIu64 "):\n", cnt < (uint64_t)want_values ? cnt : (uint64_t)want_values, cnt);
         for (uint64_t k = 0; k < cnt && k < (uint64_t)want_values; k++) {
             double v = 0;
