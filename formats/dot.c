@@ -263,31 +263,32 @@ static float dot_q4_k_q5_k(int64_t n, const uint8_t *w, const uint8_t *a, bool f
     return sum;
 }
 
+/* Q6_K in ggml's AVX2 lane order (ggml_vec_dot_q6_K_q8_K): lane l of 8 sums, per super-block,
+ * scale × (q − 32) × y over elements 4l..4l+3 of every 32; the lanes accumulate d·lane with fused
+ * multiply-adds and are summed as (hi + lo), then pairs. */
 static float dot_q6_k(int64_t n, const uint8_t *w, const uint8_t *a) {
-    float sum = 0.0f;
+    float acc[8] = {0};
     for (int64_t b = 0; b < n / 256; b++, w += 210, a += 292) {
         const uint8_t *ql = w, *qh = w + 128;
         const int8_t *sc = (const int8_t *)(w + 192);
         const int8_t *y = (const int8_t *)(a + 4);
-        int8_t q[256];
+        int q[256];
         for (int h = 0; h < 2; h++) {
             for (int l = 0; l < 32; l++) {
                 const uint8_t L0 = ql[64 * h + l], L1 = ql[64 * h + 32 + l], H = qh[32 * h + l];
-                q[128 * h + l] = (int8_t)(((L0 & 0xF) | ((H & 3) << 4)) - 32);
-                q[128 * h + 32 + l] = (int8_t)(((L1 & 0xF) | (((H >> 2) & 3) << 4)) - 32);
-                q[128 * h + 64 + l] = (int8_t)(((L0 >> 4) | (((H >> 4) & 3) << 4)) - 32);
-                q[128 * h + 96 + l] = (int8_t)(((L1 >> 4) | (((H >> 6) & 3) << 4)) - 32);
+                q[128 * h + l] = ((L0 & 0xF) | ((H & 3) << 4)) - 32;
+                q[128 * h + 32 + l] = ((L1 & 0xF) | (((H >> 2) & 3) << 4)) - 32;
+                q[128 * h + 64 + l] = ((L0 >> 4) | (((H >> 4) & 3) << 4)) - 32;
+                q[128 * h + 96 + l] = ((L1 >> 4) | (((H >> 6) & 3) << 4)) - 32;
             }
         }
-        int sumi = 0;
-        for (int j = 0; j < 16; j++) {
-            int s = 0;
-            for (int l = 0; l < 16; l++) s += q[16 * j + l] * y[16 * j + l];
-            sumi += sc[j] * s;
-        }
-        sum += f16(w + 208) * q8k_d(a) * (float)sumi;
+        int lane[8] = {0};
+        for (int e = 0; e < 256; e++) lane[(e % 32) / 4] += sc[e / 16] * q[e] * y[e];
+        const float d = q8k_d(a) * f16(w + 208);
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
     }
-    return sum;
+    const float t0 = acc[4] + acc[0], t1 = acc[5] + acc[1], t2 = acc[6] + acc[2], t3 = acc[7] + acc[3];
+    return (t0 + t2) + (t1 + t3);
 }
 
 float nm_dot_ref(uint32_t wt, int64_t n, const void *w, const void *a) {

@@ -5,6 +5,7 @@
 #include "formats/dot_simd.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,7 +162,7 @@ ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t
             float dy;
             memcpy(&dy, ab, 4);
             acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy), _mm256_cvtepi32_ps(sumi), acc[c]);
-            accm[c] += dminw * dy * (float)summ;
+            accm[c] = fmaf(dy * dminw, (float)summ, accm[c]); /* ggml: summs += dmin·Σ, contracted */
         }
     }
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]) - accm[c];
@@ -194,20 +195,17 @@ ALWAYS_INLINE void k_q6_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
             const int8_t *y = (const int8_t *)(ab + 4);
-            int16_t bs[16];
-            memcpy(bs, ab + 260, 32);
+                        /* the −32 offset per element, as ggml's kernel applies it, so each lane holds the same integer */
             __m256i sumi = _mm256_setzero_si256();
-            int corr = 0;
             for (int k = 0; k < 8; k++) {
                 const __m256i yv = _mm256_loadu_si256((const __m256i *)(y + 32 * k));
-                const __m256i p16 = _mm256_maddubs_epi16(q[k], yv);
+                const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], yv),
+                                                     _mm256_maddubs_epi16(_mm256_set1_epi8(32), yv));
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc16[k]));
             }
-            for (int j = 0; j < 16; j++) corr += scales[j] * bs[j];
             float dy;
             memcpy(&dy, ab, 4);
-            const __m256i tot = _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * corr, 0, 0, 0, 0, 0, 0, 0));
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy), _mm256_cvtepi32_ps(tot), acc[c]);
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dy * dw), _mm256_cvtepi32_ps(sumi), acc[c]);
         }
     }
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]);

@@ -1,7 +1,8 @@
 /* Llama forward pass (model.h). Batches run layer by layer over all tokens: matrix products
  * quantize the batch's activations once (to the type ggml pairs with the weight type) and tile
  * rows × tokens over the thread pool; attention reads K/V from a per-layer cache held as f16
- * (llama.cpp's default) or f32 (exact mode). */
+ * (llama.cpp's default) or f32 (exact mode). The default mode reproduces ggml's AVX2 arithmetic
+ * (formats/ggml_ops.h: flash attention, SwiGLU; RoPE's fused multiply-adds here). */
 #include "verify/model.h"
 
 #include <math.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "formats/dot.h"
+#include "formats/ggml_ops.h"
 #include "formats/quants.h"
 #include "formats/tensor.h"
 
@@ -258,6 +260,7 @@ vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, n
     /* the largest activation row: Q8_1 (36 bytes per 32) of the widest input */
     c->act = malloc(T * ((widest / 32 + 1) * 36 + 4 * widest + 64));
     c->wscratch_per_thread = (size_t)ROW_BLOCK * widest + T + 64;
+    if (c->wscratch_per_thread < nm_ggml_fa_scratch(m->head_dim)) c->wscratch_per_thread = nm_ggml_fa_scratch(m->head_dim);
     c->wscratch = alloc_floats(c->wscratch_per_thread * (size_t)c->n_threads);
     if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->fa || !c->fb || !c->out || !c->act ||
         !c->wscratch)
@@ -354,8 +357,9 @@ static void rope(const vm_model *m, float *x, int n_heads, int n_tokens, int pos
             float *v = x + ((size_t)t * n_heads + h) * hd;
             for (int i = 0; i < nr; i += 2) {
                 const float x0 = v[i], x1 = v[i + 1];
-                v[i] = x0 * cs[i] - x1 * cs[i + 1];
-                v[i + 1] = x0 * cs[i + 1] + x1 * cs[i];
+                /* ggml's rope (built with FMA contraction) fuses the first product of each line */
+                v[i] = fmaf(x0, cs[i], -(x1 * cs[i + 1]));
+                v[i + 1] = fmaf(x0, cs[i + 1], x1 * cs[i]);
             }
         }
     }
@@ -379,6 +383,14 @@ static void attn_task(void *ctx, size_t task, int thread) {
     const int t1 = t0 + ATT_TOK_BLOCK < j->n_tokens ? t0 + ATT_TOK_BLOCK : j->n_tokens;
     const float scale = 1.0f / sqrtf((float)hd);
     float *s = c->wscratch + (size_t)thread * c->wscratch_per_thread;
+    if (!c->exact) { /* flash attention over the f16 cache, as llama.cpp's CPU backend runs it */
+        const size_t qs = (size_t)m->n_head * hd;
+        nm_ggml_flash_attn(j->n_tokens >= NM_GGML_FA_TILE, hd, t1 - t0, c->q + (size_t)t0 * qs + (size_t)h * hd, qs,
+                           (const uint16_t *)c->kcache[j->layer] + (size_t)kvh * hd,
+                           (const uint16_t *)c->vcache[j->layer] + (size_t)kvh * hd, (size_t)kvw, j->pos0 + t0 + 1,
+                           scale, c->att + (size_t)t0 * qs + (size_t)h * hd, qs, s);
+        return;
+    }
     float kbuf[1024], acc[1024];
     for (int t = t0; t < t1; t++) {
         const int n_kv = j->pos0 + t + 1;
@@ -469,9 +481,13 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
         rms_norm(m, c->x, norm_weights(&L->ffn_norm, nw), c->xn, n_tokens);
         matmul(c, &L->gate, c->xn, n_tokens, c->fa);
         matmul(c, &L->up, c->xn, n_tokens, c->fb);
-        for (size_t i = 0; i < (size_t)n_tokens * F; i++) {
-            const float g = c->fa[i];
-            c->fa[i] = (g / (1.0f + expf(-g))) * c->fb[i];
+        for (int t = 0; t < n_tokens; t++) {
+            float *g = c->fa + (size_t)t * F;
+            if (c->exact) {
+                for (int i = 0; i < F; i++) g[i] = (g[i] / (1.0f + expf(-g[i]))) * c->fb[(size_t)t * F + i];
+            } else {
+                nm_ggml_swiglu(F, g, g, c->fb + (size_t)t * F);
+            }
         }
         matmul(c, &L->down, c->fa, n_tokens, c->out);
         for (size_t i = 0; i < (size_t)n_tokens * E; i++) c->x[i] += c->out[i];

@@ -2,12 +2,15 @@
 # nomoat-verify perplexity against llama-perplexity (reference/perplexity-*.log, -c 256, default
 # mode): the running value after 20 chunks for every reference type; bad input refused with exit 2.
 #
-# Tolerances: F32, F16 and BF16 weights within 1e-4 relative (measured: about 2e-6). Where activations
-# are quantized to Q8_0/Q8_1/Q8_K, a one-ulp difference anywhere upstream flips
-# some roundings and moves the 20-chunk value by up to ~1e-3 (our own scalar and AVX2 kernels,
-# which differ only in float summation order, disagree by that much), so those types are checked
-# within 2e-3 here; the full-file runs, where this noise averages out, are checked against
-# perplexity.json within 3e-4 by scripts/bench-verify.sh.
+# Tolerance 3e-4 relative (the figure). nomoat-verify reproduces the arithmetic of ggml's
+# AVX2 CPU backend (flash attention, SwiGLU's vector exp, RoPE's fused multiply-adds, each matrix
+# kernel's summation order), so F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q5_K give
+# llama.cpp's printed values digit for digit. Where activations are rounded to 8 bits a one-ulp
+# difference upstream flips roundings and moves the 20-chunk value by up to ~1e-3: Q4_K and Q6_K
+# weights are multiplied by ggml's repacked 8x8 kernels, whose summation order is not reproduced
+# yet, so the files dominated by them (q4_k_s, q4_k_m, q6_k) are checked within 2e-3 here; their
+# full-file values (the noise averages out) are within 3e-4 of perplexity.json
+# (scripts/bench-verify.sh).
 . tests/lib.sh
 V="$BIN/nomoat-verify"
 TEXT="$FIXTURES/text/wikillama-heldout.txt"
@@ -33,7 +36,7 @@ if need_fixtures "perplexity against llama-perplexity"; then
         if "$V" perplexity "$REF/wikillama-$t.gguf" -f "$TEXT" -c 256 --chunks $CHUNKS -t 2 -q --json "$SCRATCH/$t.json" 2>"$SCRATCH/err"; then
             got=$(json_num "$SCRATCH/$t.json" ppl)
             if [ "$SAN" = 1 ]; then pass "perplexity $t runs under SAN ($got)"; continue; fi
-            case $t in f32|f16|bf16) tol=1e-4 ;; *) tol=2e-3 ;; esac
+            case $t in q4_k_s|q4_k_m|q4_k_m-imatrix|q6_k) tol=2e-3 ;; *) tol=3e-4 ;; esac
             if close "$got" "$want" $tol; then pass "perplexity $t [20] $got vs llama.cpp $want (tolerance $tol)"
             else fail "perplexity $t [20] $got vs llama.cpp $want" "more than $tol relative apart"; fi
         else

@@ -1,0 +1,42 @@
+/* Element-wise and attention operations computed exactly as ggml's x86-64 CPU backend (AVX2
+ * build, the configuration llama.cpp's reference figures were made with) computes them, bit for
+ * bit: SwiGLU with ggml's vectorised exp approximation, and flash attention over an F16 K/V
+ * cache (the tiled kernel ggml uses for batches of at least NM_GGML_FA_TILE query rows, the
+ * one-row-at-a-time kernel below that). Matching the rounding of these steps matters because the
+ * next matrix product rounds its activations to 8 bits: a last-bit difference here can flip an
+ * activation quantum and change the model's output visibly (FORMATS.md §3.5).
+ *
+ * Scalar code with explicit fmaf (ggml_ops.c) and the same code built for AVX2/FMA
+ * (ggml_ops_avx2.c), chosen at run time; both give identical results. */
+#ifndef NOMOAT_GGML_OPS_H
+#define NOMOAT_GGML_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { NM_GGML_FA_TILE = 64, NM_GGML_FA_ROWS = 64 };
+
+/* ggml_v_expf (AVX2): exp(x) to within 1.5 ulp, as ggml's vector kernels compute it. */
+float nm_ggml_expf(float x);
+
+/* y[i] = silu(x[i]) * g[i] for one row of n, as ggml_vec_swiglu_f32 (groups of 8 through the
+ * vector exp, the tail through libm expf). */
+void nm_ggml_swiglu(int n, float *y, const float *x, const float *g);
+
+/* Causal flash attention for n_rows consecutive query rows of one head. Row r sees keys
+ * 0 .. n_kv0 + r - 1; key/value row p is at k/v + p * kv_stride (F16). q rows are q_stride floats
+ * apart, outputs out_stride. tiled selects ggml's tiled kernel (query batch >= NM_GGML_FA_TILE)
+ * over its one-row kernel. n_rows <= NM_GGML_FA_ROWS; scratch: nm_ggml_fa_scratch(head_dim) floats. */
+size_t nm_ggml_fa_scratch(int head_dim);
+void nm_ggml_flash_attn(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride,
+                        const uint16_t *k, const uint16_t *v, size_t kv_stride, int n_kv0, float scale,
+                        float *out, size_t out_stride, float *scratch);
+
+/* The portable copies (tests check the AVX2 build against them, bit for bit). */
+void nm_ggml_swiglu_ref(int n, float *y, const float *x, const float *g);
+void nm_ggml_flash_attn_ref(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride,
+                            const uint16_t *k, const uint16_t *v, size_t kv_stride, int n_kv0, float scale,
+                            float *out, size_t out_stride, float *scratch);
+
+#endif

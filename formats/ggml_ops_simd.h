@@ -1,0 +1,11 @@
+/* Private: the AVX2/FMA/F16C build of ggml_ops_impl.h (ggml_ops_avx2.c). */
+#ifndef NOMOAT_GGML_OPS_SIMD_H
+#define NOMOAT_GGML_OPS_SIMD_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+void nm_ggml_swiglu_avx2(int n, float *y, const float *x, const float *g);
+void nm_ggml_flash_attn_avx2(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const uint16_t *k,
+                             const uint16_t *v, size_t kv_stride, int n_kv0, float scale, float *out,
+                             size_t out_stride, float *scratch);
+#endif

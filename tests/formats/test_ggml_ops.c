@@ -1,0 +1,118 @@
+/* formats/ggml_ops: the vector exp against libm, SwiGLU and both flash-attention kernels against
+ * a plain double-precision computation, and the AVX2 build against the portable one bit for bit. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "formats/ggml_ops.h"
+#include "formats/tensor.h"
+
+static uint32_t rng = 777;
+static float uniform(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return (float)(rng >> 8) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static void test_expf(void **state) {
+    (void)state;
+    for (float x = -87.0f; x < 88.0f; x += 0.0137f) {
+        const double want = exp((double)x);
+        assert_true(fabs(nm_ggml_expf(x) - want) <= 2.5e-7 * want); /* ggml: < 1.5 ulp */
+    }
+    assert_true(nm_ggml_expf(-INFINITY) == 0.0f);
+    assert_true(nm_ggml_expf(0.0f) == 1.0f);
+    assert_true(nm_ggml_expf(-200.0f) == 0.0f);
+    assert_true(isinf(nm_ggml_expf(200.0f)));
+}
+
+static void test_swiglu(void **state) {
+    (void)state;
+    enum { N = 203 };
+    float x[N], g[N], a[N], b[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = 12.0f * uniform();
+        g[i] = uniform();
+    }
+    nm_ggml_swiglu(N, a, x, g);
+    nm_ggml_swiglu_ref(N, b, x, g);
+    assert_memory_equal(a, b, sizeof a);
+    for (int i = 0; i < N; i++) {
+        const double want = x[i] / (1.0 + exp(-(double)x[i])) * g[i];
+        assert_true(fabs(a[i] - want) <= 1e-6 * (fabs(want) + 1e-3));
+    }
+}
+
+/* causal attention of n_rows query rows, keys 0 .. n_kv0 + r - 1, in double */
+static void attention_double(int hd, int n_rows, const float *q, const uint16_t *k, const uint16_t *v, int n_kv0,
+                             float scale, double *out) {
+    for (int r = 0; r < n_rows; r++) {
+        const int n = n_kv0 + r;
+        double *s = malloc((size_t)n * sizeof *s), mx = -INFINITY, sum = 0;
+        for (int p = 0; p < n; p++) {
+            double d = 0;
+            for (int i = 0; i < hd; i++) d += (double)q[r * hd + i] * nm_f16_to_f32(k[p * hd + i]);
+            s[p] = d * scale;
+            mx = s[p] > mx ? s[p] : mx;
+        }
+        for (int p = 0; p < n; p++) sum += (s[p] = exp(s[p] - mx));
+        for (int i = 0; i < hd; i++) {
+            double o = 0;
+            for (int p = 0; p < n; p++) o += s[p] * nm_f16_to_f32(v[p * hd + i]);
+            out[r * hd + i] = o / sum;
+        }
+        free(s);
+    }
+}
+
+static void check_fa(bool tiled, int hd, int n_rows, int n_kv0, double tol) {
+    const int n_kv = n_kv0 + n_rows;
+    float *q = malloc(sizeof(float) * (size_t)(n_rows * hd));
+    uint16_t *k = malloc(2 * (size_t)(n_kv * hd)), *v = malloc(2 * (size_t)(n_kv * hd));
+    float *a = malloc(sizeof(float) * (size_t)(n_rows * hd)), *b = malloc(sizeof(float) * (size_t)(n_rows * hd));
+    double *want = malloc(sizeof(double) * (size_t)(n_rows * hd));
+    float *scratch = malloc(sizeof(float) * nm_ggml_fa_scratch(hd));
+    for (int i = 0; i < n_rows * hd; i++) q[i] = 3.0f * uniform();
+    for (int i = 0; i < n_kv * hd; i++) {
+        k[i] = nm_f32_to_f16(2.0f * uniform());
+        v[i] = nm_f32_to_f16(uniform());
+    }
+    const float scale = 1.0f / sqrtf((float)hd);
+    nm_ggml_flash_attn(tiled, hd, n_rows, q, (size_t)hd, k, v, (size_t)hd, n_kv0, scale, a, (size_t)hd, scratch);
+    nm_ggml_flash_attn_ref(tiled, hd, n_rows, q, (size_t)hd, k, v, (size_t)hd, n_kv0, scale, b, (size_t)hd, scratch);
+    assert_memory_equal(a, b, sizeof(float) * (size_t)(n_rows * hd));
+    attention_double(hd, n_rows, q, k, v, n_kv0, scale, want);
+    for (int i = 0; i < n_rows * hd; i++) assert_true(fabs(a[i] - want[i]) <= tol);
+    free(q); free(k); free(v); free(a); free(b); free(want); free(scratch);
+}
+
+static void test_flash_attn_tiled(void **state) {
+    (void)state;
+    check_fa(true, 32, 16, 1, 1e-5);
+    check_fa(true, 64, 16, 150, 1e-5); /* several key tiles, a partial last one */
+    check_fa(true, 128, 5, 64, 1e-5);
+}
+
+static void test_flash_attn_rows(void **state) {
+    (void)state; /* this kernel accumulates in f16, as ggml's does */
+    check_fa(false, 32, 6, 1, 2e-3);
+    check_fa(false, 64, 3, 40, 2e-3);
+    check_fa(false, 40, 2, 9, 2e-3); /* head size not a multiple of 32: the double tail */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_expf),
+        cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_flash_attn_tiled),
+        cmocka_unit_test(test_flash_attn_rows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
