@@ -27,6 +27,7 @@ node_llamacpp_avx2() {
     src="$NODE_CACHE/node_modules"
     bins="@node-llama-cpp/linux-x64/bins/linux-x64"
     [ -f "$src/$bins/libggml-cpu-haswell.so" ] || return 1
+    for f in avx2 fma f16c; do grep -qw "$f" /proc/cpuinfo 2>/dev/null || return 1; done
     view="$NODE_CACHE-avx2"
     stamp=$(node -p "require('$src/node-llama-cpp/package.json').version" 2>/dev/null)
     if [ "$(cat "$view/.stamp" 2>/dev/null)" != "$stamp" ]; then
