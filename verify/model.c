@@ -305,9 +305,10 @@ static void matmul_task(void *ctx, size_t task, int thread) {
         nm_dot_tile(GGML_TYPE_F32, w->n_in, wf, (size_t)w->n_in * sizeof(float), nr, j->x + (size_t)t0 * w->n_in,
                     (size_t)w->n_in * sizeof(float), nt, j->y + (size_t)t0 * w->n_out + r0, (size_t)w->n_out);
     } else {
-        nm_dot_tile(w->type, w->n_in, w->data + (size_t)r0 * w->row_size, w->row_size, nr,
-                    j->c->act + (size_t)t0 * j->act_row, j->act_row, nt, j->y + (size_t)t0 * w->n_out + r0,
-                    (size_t)w->n_out);
+        const nm_dot_place at = {.weight_rows = w->n_out, .first_act_row = t0, .batch_rows = j->n_tokens};
+        nm_dot_tile_at(w->type, &at, w->n_in, w->data + (size_t)r0 * w->row_size, w->row_size, nr,
+                       j->c->act + (size_t)t0 * j->act_row, j->act_row, nt, j->y + (size_t)t0 * w->n_out + r0,
+                       (size_t)w->n_out);
     }
 }
 
