@@ -26,15 +26,18 @@ ALWAYS_INLINE void k_q4_k_repacked(bool gemm, int64_t n, const uint8_t *w, const
     for (int64_t b = 0; b < n / 256; b++, w += 144) {
         int sc[8], mn[8];
         for (int j = 0; j < 8; j++) scale_min_k4(j, w + 4, &sc[j], &mn[j]);
+        const __m128i mins16 = _mm_setr_epi16((short)mn[0], (short)mn[1], (short)mn[2], (short)mn[3], (short)mn[4],
+                                              (short)mn[5], (short)mn[6], (short)mn[7]);
         __m256i q[8];
         for (int k = 0; k < 4; k++) {
             const __m256i bytes = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * k));
             q[2 * k] = _mm256_and_si256(bytes, _mm256_set1_epi8(0x0F));
             q[2 * k + 1] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), _mm256_set1_epi8(0x0F));
         }
-        /* sums[k][c], mins[k][c]: exact integer sums of sub-block pair k for activation row c */
-        int32_t sums[4][4] = {{0}}, mins[4][4] = {{0}};
+        /* per activation row c: exact integer sums of the four sub-block pairs k (lane k) */
+        __m128i sums[4], mins[4];
         float dy[4] = {0, 0, 0, 0};
+        for (int c = 0; c < 4; c++) sums[c] = mins[c] = _mm_setzero_si128();
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
             const int8_t *y = (const int8_t *)(ab + 4);
@@ -48,32 +51,44 @@ ALWAYS_INLINE void k_q4_k_repacked(bool gemm, int64_t n, const uint8_t *w, const
                 pair[k] = _mm256_add_epi32(s0, s1);
             }
             const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(pair[0], pair[1]), _mm256_hadd_epi32(pair[2], pair[3]));
-            int32_t t[4];
-            _mm_storeu_si128((__m128i *)t, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
-            int16_t bs[16];
-            memcpy(bs, ab + 260, sizeof bs);
-            for (int k = 0; k < 4; k++) {
-                sums[k][c] = t[k];
-                mins[k][c] = mn[2 * k] * (bs[4 * k] + bs[4 * k + 1]) + mn[2 * k + 1] * (bs[4 * k + 2] + bs[4 * k + 3]);
-            }
+            sums[c] = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            /* Σ over the 16-element bsums of each sub-block, times its min, pairwise */
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)(ab + 260));
+            const __m128i sub = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+            mins[c] = _mm_madd_epi16(sub, mins16);
             memcpy(&dy[c], ab, 4);
         }
         const __m128 dyv = _mm_loadu_ps(dy);
         const __m128 d = _mm_mul_ps(_mm_set1_ps(_cvtsh_ss((uint16_t)(w[0] | (w[1] << 8)))), dyv);
         const __m128 dmin = _mm_mul_ps(_mm_set1_ps(_cvtsh_ss((uint16_t)(w[2] | (w[3] << 8)))), dyv);
         if (gemm) {
-            for (int k = 0; k < 4; k++) {
-                acc = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)sums[k])), d, acc);
-                accm = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)mins[k])), dmin, accm);
-            }
+            /* the int32 → float conversions are exact (|sum| < 2^24), so converting before the
+             * transpose to one register per pair k is the same as converting after */
+            __m128 s0 = _mm_cvtepi32_ps(sums[0]), s1 = _mm_cvtepi32_ps(sums[1]), s2 = _mm_cvtepi32_ps(sums[2]),
+                   s3 = _mm_cvtepi32_ps(sums[3]);
+            __m128 m0 = _mm_cvtepi32_ps(mins[0]), m1 = _mm_cvtepi32_ps(mins[1]), m2 = _mm_cvtepi32_ps(mins[2]),
+                   m3 = _mm_cvtepi32_ps(mins[3]);
+            _MM_TRANSPOSE4_PS(s0, s1, s2, s3);
+            _MM_TRANSPOSE4_PS(m0, m1, m2, m3);
+            acc = _mm_fmadd_ps(s0, d, acc);
+            accm = _mm_fmadd_ps(m0, dmin, accm);
+            acc = _mm_fmadd_ps(s1, d, acc);
+            accm = _mm_fmadd_ps(m1, dmin, accm);
+            acc = _mm_fmadd_ps(s2, d, acc);
+            accm = _mm_fmadd_ps(m2, dmin, accm);
+            acc = _mm_fmadd_ps(s3, d, acc);
+            accm = _mm_fmadd_ps(m3, dmin, accm);
         } else {
-            __m128i s = _mm_loadu_si128((const __m128i *)sums[0]), m = _mm_loadu_si128((const __m128i *)mins[0]);
-            for (int k = 1; k < 4; k++) {
-                s = _mm_add_epi32(s, _mm_loadu_si128((const __m128i *)sums[k]));
-                m = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)mins[k]));
+            /* gemv converts the whole super-block's integer sum once */
+            int32_t s[4], m[4];
+            for (int c = 0; c < 4; c++) {
+                __m128i v = _mm_hadd_epi32(sums[c], mins[c]);
+                v = _mm_hadd_epi32(v, v);
+                s[c] = _mm_cvtsi128_si32(v);
+                m[c] = _mm_extract_epi32(v, 1);
             }
-            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s), d, acc);
-            accm = _mm_fmadd_ps(_mm_cvtepi32_ps(m), dmin, accm);
+            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)s)), d, acc);
+            accm = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)m)), dmin, accm);
         }
     }
     float r[4];
