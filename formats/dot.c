@@ -263,9 +263,40 @@ static float dot_q4_k_q5_k(int64_t n, const uint8_t *w, const uint8_t *a, bool f
     return sum;
 }
 
-/* Q6_K in ggml's AVX2 lane order (ggml_vec_dot_q6_K_q8_K): lane l of 8 sums, per super-block,
- * scale × (q − 32) × y over elements 4l..4l+3 of every 32; the lanes accumulate d·lane with fused
- * multiply-adds and are summed as (hi + lo), then pairs. */
+/* Q4_K as ggml_vec_dot_q4_K_q8_K (AVX2), the kernel for Q4_K tensors ggml does not repack
+ * (dot_repack.c has the others): lane l of 8 sums scale × q × y over elements 4l..4l+3 of every
+ * 32 and accumulates d·lane by fused multiply-add; the mins go into 4 lanes, lane k holding
+ * sub-blocks 2k and 2k+1, accumulated the same way with −d·dmin; at the end (hi + lo), then pairs,
+ * for both, and the two are added. */
+static float dot_q4_k(int64_t n, const uint8_t *w, const uint8_t *a) {
+    float acc[8] = {0}, accm[4] = {0};
+    for (int64_t b = 0; b < n / 256; b++, w += 144, a += 292) {
+        const uint8_t *qs = w + 16;
+        const int8_t *y = (const int8_t *)(a + 4);
+        int lane[8] = {0}, mins[4] = {0};
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            scale_min_k4(j, w + 4, &sc, &m);
+            for (int l = 0; l < 32; l++) {
+                const int q = j & 1 ? qs[32 * (j / 2) + l] >> 4 : qs[32 * (j / 2) + l] & 0x0F;
+                lane[l / 4] += sc * q * y[32 * j + l];
+            }
+            mins[j / 2] += m * (q8k_bsum(a, 2 * j) + q8k_bsum(a, 2 * j + 1));
+        }
+        const float dy = q8k_d(a);
+        const float d = dy * f16(w), dmin = -dy * f16(w + 2);
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
+        for (int k = 0; k < 4; k++) accm[k] = fmaf(dmin, (float)mins[k], accm[k]);
+    }
+    const float t0 = acc[4] + acc[0], t1 = acc[5] + acc[1], t2 = acc[6] + acc[2], t3 = acc[7] + acc[3];
+    return ((t0 + t2) + (t1 + t3)) + ((accm[0] + accm[2]) + (accm[1] + accm[3]));
+}
+
+/* Q6_K as ggml_vec_dot_q6_K_q8_K (AVX2; ggml does not repack Q6_K on x86-64): lane l of 8 sums,
+ * per super-block, scale × q × y over elements 4l..4l+3 of every 32 with q unsigned (0..63), then
+ * subtracts 32 × (scale × bsum) for the two 16-element groups 2l and 2l+1, i.e. the offset of
+ * elements 32l..32l+31. The lanes accumulate d·lane with fused multiply-adds and are summed as
+ * (hi + lo), then pairs. */
 static float dot_q6_k(int64_t n, const uint8_t *w, const uint8_t *a) {
     float acc[8] = {0};
     for (int64_t b = 0; b < n / 256; b++, w += 210, a += 292) {
@@ -276,14 +307,16 @@ static float dot_q6_k(int64_t n, const uint8_t *w, const uint8_t *a) {
         for (int h = 0; h < 2; h++) {
             for (int l = 0; l < 32; l++) {
                 const uint8_t L0 = ql[64 * h + l], L1 = ql[64 * h + 32 + l], H = qh[32 * h + l];
-                q[128 * h + l] = ((L0 & 0xF) | ((H & 3) << 4)) - 32;
-                q[128 * h + 32 + l] = ((L1 & 0xF) | (((H >> 2) & 3) << 4)) - 32;
-                q[128 * h + 64 + l] = ((L0 >> 4) | (((H >> 4) & 3) << 4)) - 32;
-                q[128 * h + 96 + l] = ((L1 >> 4) | (((H >> 6) & 3) << 4)) - 32;
+                q[128 * h + l] = (L0 & 0xF) | ((H & 3) << 4);
+                q[128 * h + 32 + l] = (L1 & 0xF) | (((H >> 2) & 3) << 4);
+                q[128 * h + 64 + l] = (L0 >> 4) | (((H >> 4) & 3) << 4);
+                q[128 * h + 96 + l] = (L1 >> 4) | (((H >> 6) & 3) << 4);
             }
         }
         int lane[8] = {0};
         for (int e = 0; e < 256; e++) lane[(e % 32) / 4] += sc[e / 16] * q[e] * y[e];
+        for (int l = 0; l < 8; l++)
+            lane[l] -= 32 * (sc[2 * l] * q8k_bsum(a, 2 * l) + sc[2 * l + 1] * q8k_bsum(a, 2 * l + 1));
         const float d = q8k_d(a) * f16(w + 208);
         for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
     }
@@ -301,7 +334,7 @@ float nm_dot_ref(uint32_t wt, int64_t n, const void *w, const void *a) {
     case GGML_TYPE_Q5_0: return dot_q5_0(n, w, a);
     case GGML_TYPE_Q5_1: return dot_q5_1(n, w, a);
     case GGML_TYPE_Q8_0: return dot_q8_0(n, w, a);
-    case GGML_TYPE_Q4_K: return dot_q4_k_q5_k(n, w, a, false);
+    case GGML_TYPE_Q4_K: return dot_q4_k(n, w, a);
     case GGML_TYPE_Q5_K: return dot_q4_k_q5_k(n, w, a, true);
     case GGML_TYPE_Q6_K: return dot_q6_k(n, w, a);
     default: return 0.0f;

@@ -37,4 +37,23 @@ void nm_dot_tile(uint32_t weight_type, int64_t n, const void *w, size_t w_stride
 void nm_dot_tile_ref(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
                      const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
 
+/* Where a tile sits in a whole matrix product, for the kernels whose rounding depends on it. */
+typedef struct nm_dot_place {
+    int64_t weight_rows;   /* rows of the whole weight tensor */
+    int64_t first_act_row; /* the tile's first activation row within its batch */
+    int64_t batch_rows;    /* activation rows in the batch */
+} nm_dot_place;
+
+/* As nm_dot_tile, rounding as ggml's x86-64 CPU backend does for the tile at that place. ggml
+ * repacks Q4_K tensors whose row count is a multiple of 8 into 8-row interleaved blocks
+ * (ggml_repack_get_optimal_repack_type) and multiplies the first floor(batch_rows / 4) * 4
+ * activation rows of a batch with its 4-row gemm kernel, the others with its one-row gemv kernel
+ * (forward_mul_mat_one_chunk); the two accumulate in float at different points, and both differ
+ * from the vec_dot order nm_dot_tile follows. Other types go to nm_dot_tile. */
+void nm_dot_tile_at(uint32_t weight_type, const nm_dot_place *place, int64_t n, const void *w, size_t w_stride,
+                    int n_rows, const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
+void nm_dot_tile_at_ref(uint32_t weight_type, const nm_dot_place *place, int64_t n, const void *w,
+                        size_t w_stride, int n_rows, const void *act, size_t act_stride, int n_cols, float *out,
+                        size_t out_stride);
+
 #endif

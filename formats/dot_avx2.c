@@ -168,6 +168,51 @@ ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]) - accm[c];
 }
 
+/* 64 4-bit values of a Q4_K block as bytes: q[j] holds sub-block j (elements 32j..32j+31). */
+ALWAYS_INLINE void unpack_q4_k(const uint8_t *qs, __m256i q[8]) {
+    for (int c2 = 0; c2 < 4; c2++) {
+        const __m256i bytes = _mm256_loadu_si256((const __m256i *)(qs + 32 * c2));
+        q[2 * c2] = _mm256_and_si256(bytes, _mm256_set1_epi8(0x0F));
+        q[2 * c2 + 1] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), _mm256_set1_epi8(0x0F));
+    }
+}
+
+/* Q4_K in ggml_vec_dot_q4_K_q8_K's order (see dot.c): 8 lanes of scaled sums, 4 lanes of mins. */
+ALWAYS_INLINE void k_q4_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out, size_t os) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m128 accm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+    for (int64_t b = 0; b < n / 256; b++, w += 144) {
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; j++) scale_min_k4(j, w + 4, &sc[j], &mn[j]);
+        const __m128i mins = _mm_setr_epi16((short)mn[0], (short)mn[1], (short)mn[2], (short)mn[3], (short)mn[4],
+                                            (short)mn[5], (short)mn[6], (short)mn[7]);
+        __m256i q[8];
+        unpack_q4_k(w + 16, q);
+        const float dw = h2f(w), dminw = h2f(w + 2);
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
+            const int8_t *y = (const int8_t *)(ab + 4);
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)(ab + 260));
+            const __m128i pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+            __m256i sumi = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++) {
+                const __m256i yv = _mm256_loadu_si256((const __m256i *)(y + 32 * j));
+                const __m256i p16 = _mm256_maddubs_epi16(q[j], yv);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, _mm256_set1_epi16((short)sc[j])));
+            }
+            float dy;
+            memcpy(&dy, ab, 4);
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dy * dw), _mm256_cvtepi32_ps(sumi), acc[c]);
+            accm[c] = _mm_fmadd_ps(_mm_set1_ps(-dy * dminw), _mm_cvtepi32_ps(_mm_madd_epi16(mins, pair_sums)), accm[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++) {
+        __m128 m = _mm_add_ps(accm[c], _mm_movehl_ps(accm[c], accm[c]));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        out[(size_t)c * os] = hsum(acc[c]) + _mm_cvtss_f32(m);
+    }
+}
+
 ALWAYS_INLINE void k_q6_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out, size_t os) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t b = 0; b < n / 256; b++, w += 210) {
@@ -191,18 +236,20 @@ ALWAYS_INLINE void k_q6_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
             const __m128i lo = _mm_set1_epi16(scales[2 * k]), hi = _mm_set1_epi16(scales[2 * k + 1]);
             sc16[k] = _mm256_set_m128i(hi, lo);
         }
+        const __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales));
         const float dw = h2f(w + 208);
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
             const int8_t *y = (const int8_t *)(ab + 4);
-                        /* the −32 offset per element, as ggml's kernel applies it, so each lane holds the same integer */
             __m256i sumi = _mm256_setzero_si256();
             for (int k = 0; k < 8; k++) {
                 const __m256i yv = _mm256_loadu_si256((const __m256i *)(y + 32 * k));
-                const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], yv),
-                                                     _mm256_maddubs_epi16(_mm256_set1_epi8(32), yv));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc16[k]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yv), sc16[k]));
             }
+            /* the −32 offset from the bsums as ggml applies it: lane l loses 32·(scale·bsum) of
+             * 16-element groups 2l and 2l+1 */
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)(ab + 260));
+            sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bs, sc_all), 5));
             float dy;
             memcpy(&dy, ab, 4);
             acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dy * dw), _mm256_cvtepi32_ps(sumi), acc[c]);
@@ -315,7 +362,7 @@ ALWAYS_INLINE void kernel(uint32_t wt, int64_t n, const uint8_t *w, const uint8_
     case GGML_TYPE_Q8_0: k_q8_0_family(GGML_TYPE_Q8_0, n, w, a, as, nc, out, os); break;
     case GGML_TYPE_Q4_1: k_q8_1_family(GGML_TYPE_Q4_1, n, w, a, as, nc, out, os); break;
     case GGML_TYPE_Q5_1: k_q8_1_family(GGML_TYPE_Q5_1, n, w, a, as, nc, out, os); break;
-    case GGML_TYPE_Q4_K: k_q45_k(false, n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_Q4_K: k_q4_k(n, w, a, as, nc, out, os); break;
     case GGML_TYPE_Q5_K: k_q45_k(true, n, w, a, as, nc, out, os); break;
     case GGML_TYPE_Q6_K: k_q6_k(n, w, a, as, nc, out, os); break;
     case GGML_TYPE_F32: k_float(GGML_TYPE_F32, n, w, a, as, nc, out, os); break;

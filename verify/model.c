@@ -305,9 +305,10 @@ static void matmul_task(void *ctx, size_t task, int thread) {
         nm_dot_tile(GGML_TYPE_F32, w->n_in, wf, (size_t)w->n_in * sizeof(float), nr, j->x + (size_t)t0 * w->n_in,
                     (size_t)w->n_in * sizeof(float), nt, j->y + (size_t)t0 * w->n_out + r0, (size_t)w->n_out);
     } else {
-        nm_dot_tile(w->type, w->n_in, w->data + (size_t)r0 * w->row_size, w->row_size, nr,
-                    j->c->act + (size_t)t0 * j->act_row, j->act_row, nt, j->y + (size_t)t0 * w->n_out + r0,
-                    (size_t)w->n_out);
+        const nm_dot_place at = {.weight_rows = w->n_out, .first_act_row = t0, .batch_rows = j->n_tokens};
+        nm_dot_tile_at(w->type, &at, w->n_in, w->data + (size_t)r0 * w->row_size, w->row_size, nr,
+                       j->c->act + (size_t)t0 * j->act_row, j->act_row, nt, j->y + (size_t)t0 * w->n_out + r0,
+                       (size_t)w->n_out);
     }
 }
 
@@ -478,10 +479,19 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
         nm_pool_run(c->pool, (size_t)m->n_head * (size_t)aj.tok_blocks, attn_task, &aj);
         matmul(c, &L->wo, c->att, n_tokens, c->out);
         for (size_t i = 0; i < (size_t)n_tokens * E; i++) c->x[i] += c->out[i];
-        rms_norm(m, c->x, norm_weights(&L->ffn_norm, nw), c->xn, n_tokens);
-        matmul(c, &L->gate, c->xn, n_tokens, c->fa);
-        matmul(c, &L->up, c->xn, n_tokens, c->fb);
-        for (int t = 0; t < n_tokens; t++) {
+        /* llama.cpp keeps only the rows that give logits after the last layer's attention
+         * (inp_out_ids), so its last FFN sees a batch of just those rows, and which of them
+         * ggml's 4-row kernels take (nm_dot_tile_at) follows from that batch. An observer
+         * (imatrix) wants every row. */
+        int f0 = 0;
+        if (l == m->n_layer - 1 && !c->observe) f0 = logits_from;
+        const int nf = n_tokens - f0;
+        if (nf == 0) continue;
+        float *x = c->x + (size_t)f0 * E;
+        rms_norm(m, x, norm_weights(&L->ffn_norm, nw), c->xn, nf);
+        matmul(c, &L->gate, c->xn, nf, c->fa);
+        matmul(c, &L->up, c->xn, nf, c->fb);
+        for (int t = 0; t < nf; t++) {
             float *g = c->fa + (size_t)t * F;
             if (c->exact) {
                 for (int i = 0; i < F; i++) g[i] = (g[i] / (1.0f + expf(-g[i]))) * c->fb[(size_t)t * F + i];
@@ -489,8 +499,8 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
                 nm_ggml_swiglu(F, g, g, c->fb + (size_t)t * F);
             }
         }
-        matmul(c, &L->down, c->fa, n_tokens, c->out);
-        for (size_t i = 0; i < (size_t)n_tokens * E; i++) c->x[i] += c->out[i];
+        matmul(c, &L->down, c->fa, nf, c->out);
+        for (size_t i = 0; i < (size_t)nf * E; i++) x[i] += c->out[i];
     }
     const int n_out = n_tokens - logits_from;
     if (n_out > 0) {
