@@ -121,25 +121,38 @@ void nm_dot_quantize_act_ref(uint32_t wt, const float *x, void *dst, int64_t n) 
 
 /* ---------------- dot products ---------------- */
 
-static float dot_f32(int64_t n, const float *w, const float *a) {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; i++) s += (double)(w[i] * a[i]);
-    return (float)s;
+/* Float types in llamafile tinyBLAS's order (ggml's F32/F16/BF16 matrix products on x86-64):
+ * eight running sums, element k going to sum k mod 8 with one fused multiply-add; the eight
+ * sums are folded as (s0+s4 + s2+s6) + (s1+s5 + s3+s7); elements past the last multiple of 8
+ * are added one rounded product at a time. f16/bf16 values widen to float exactly. */
+static float tinyblas_hsum(const float acc[8]) {
+    float s4[4];
+    for (int i = 0; i < 4; i++) s4[i] = acc[i] + acc[i + 4];
+    const float t0 = s4[0] + s4[2], t1 = s4[1] + s4[3];
+    return t0 + t1;
 }
 
-static float dot_f16(int64_t n, const uint16_t *w, const uint16_t *a) {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; i++) s += (double)(nm_f16_to_f32(w[i]) * nm_f16_to_f32(a[i]));
-    return (float)s;
-}
+#define DOT_FLOAT_BODY(widen)                                             \
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                             \
+    int64_t k = 0;                                                        \
+    for (; k + 8 <= n; k += 8)                                            \
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(widen(w[k + l]), widen(a[k + l]), acc[l]); \
+    float s = tinyblas_hsum(acc);                                         \
+    for (; k < n; k++) s += widen(w[k]) * widen(a[k]);                    \
+    return s;
 
-static float dot_bf16(int64_t n, const uint16_t *w, const uint16_t *a) {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; i++) s += (double)(nm_bf16_to_f32(w[i]) * nm_bf16_to_f32(a[i]));
-    return (float)s;
-}
+static inline float same(float v) { return v; }
+
+static float dot_f32(int64_t n, const float *w, const float *a) { DOT_FLOAT_BODY(same) }
+static float dot_f16(int64_t n, const uint16_t *w, const uint16_t *a) { DOT_FLOAT_BODY(nm_f16_to_f32) }
+static float dot_bf16(int64_t n, const uint16_t *w, const uint16_t *a) { DOT_FLOAT_BODY(nm_bf16_to_f32) }
+#undef DOT_FLOAT_BODY
 
 /* Legacy 32-blocks against Q8_0 / Q8_1. */
+
+/* Q4_0 in the order of ggml's repacked Q4_0 matrix products (q4_0 8x8 gemm): one sequential
+ * chain of fused multiply-adds per output, block by block, each adding the block's exact
+ * integer sum times the product of the two f16 scales (rounded to float first). */
 static float dot_q4_0(int64_t n, const uint8_t *w, const uint8_t *a) {
     float sum = 0.0f;
     for (int64_t b = 0; b < n / 32; b++, w += 18, a += 34) {
@@ -149,7 +162,8 @@ static float dot_q4_0(int64_t n, const uint8_t *w, const uint8_t *a) {
             s += ((w[2 + j] & 0x0F) - 8) * y[j];
             s += ((w[2 + j] >> 4) - 8) * y[j + 16];
         }
-        sum += (float)s * (f16(w) * f16(a));
+        const float d = f16(w) * f16(a);
+        sum = fmaf((float)s, d, sum);
     }
     return sum;
 }
@@ -316,12 +330,50 @@ void nm_dot_tile_ref(uint32_t wt, int64_t n, const void *w, size_t w_stride, int
                            (const uint8_t *)act + (size_t)j * act_stride);
 }
 
+/* ---------------- layouts shared by the SIMD kernels (dot_simd.h) ---------------- */
+
+size_t nm_dot_q4_0_pack_size(int64_t n, int n_rows, int group) {
+    const size_t groups = (size_t)(n_rows + group - 1) / (size_t)group;
+    return groups * (size_t)group * (size_t)(n / 32) * NM_Q4_0_PACK_BLOCK_PER_ROW;
+}
+
+void nm_dot_q4_0_pack(int64_t n, const uint8_t *w, size_t w_stride, int n_rows, int group, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    for (int g0 = 0; g0 < n_rows; g0 += group) {
+        for (int64_t b = 0; b < nb; b++, dst += (size_t)group * NM_Q4_0_PACK_BLOCK_PER_ROW) {
+            float *d = (float *)(dst + (size_t)group * 16);
+            for (int r = 0; r < group; r++) {
+                if (g0 + r >= n_rows) {
+                    for (int q = 0; q < 4; q++) memset(dst + (size_t)(q * group + r) * 4, 0, 4);
+                    d[r] = 0.0f;
+                    continue;
+                }
+                const uint8_t *blk = w + (size_t)(g0 + r) * w_stride + (size_t)b * 18;
+                for (int q = 0; q < 4; q++) memcpy(dst + (size_t)(q * group + r) * 4, blk + 2 + 4 * q, 4);
+                d[r] = f16(blk);
+            }
+        }
+    }
+}
+
+void nm_dot_q8_0_block_info(int64_t n, const uint8_t *act, size_t act_stride, int n_cols, nm_q8_0_block_info *dst) {
+    const int64_t nb = n / 32;
+    for (int c = 0; c < n_cols; c++) {
+        const uint8_t *a = act + (size_t)c * act_stride;
+        for (int64_t b = 0; b < nb; b++, a += 34, dst++) {
+            const int8_t *y = (const int8_t *)(a + 2);
+            int32_t s = 0;
+            for (int j = 0; j < 32; j++) s += y[j];
+            dst->d = f16(a);
+            dst->minus_8_sum = -8 * s;
+        }
+    }
+}
+
 /* ---------------- dispatch ---------------- */
 
 #if defined(__x86_64__)
 #define DOT_SIMD() (nm_cpu()->avx2 && nm_cpu()->fma && nm_cpu()->f16c)
-#else
-#define DOT_SIMD() false
 #endif
 
 void nm_dot_quantize_act(uint32_t wt, const float *x, void *dst, int64_t n) {

@@ -2,10 +2,14 @@
  * backend does (FORMATS.md §3.5, §4.6). Each weight type is multiplied with activations in the
  * type ggml uses for it ("vec_dot type"): F32 for F32, F16 for F16, BF16 for BF16, Q8_0 for
  * Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1 and Q8_K for Q4_K/Q5_K/Q6_K. Block products are exact
- * integer sums scaled in float, as in ggml; only the order of the float sums differs.
+ * integer sums scaled in float, as in ggml.
  *
- * Scalar reference here (dot.c); AVX2 versions (dot_avx2.c) are chosen at run time and tested
- * against it (equal up to float summation order, which ggml's own SIMD kernels also change). */
+ * F32, F16 and BF16 sum in llamafile tinyBLAS's order and Q4_0 in the order of ggml's repacked
+ * Q4_0 matrix products (dot.c says how); for these the SIMD kernels reproduce the reference bit
+ * for bit. The other types' SIMD kernels equal the reference up to float summation order.
+ *
+ * Scalar reference here (dot.c); AVX2 versions (dot_avx2.c) are chosen at run time and
+ * tested against it. */
 #ifndef NOMOAT_DOT_H
 #define NOMOAT_DOT_H
 

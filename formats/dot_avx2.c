@@ -1,13 +1,16 @@
 /* AVX2/FMA/F16C kernels for dot.h (built with -mavx2 -mfma -mf16c; used only when the CPU has
  * them). Each kernel multiplies one weight row with up to four activation rows so a decoded
- * weight block is reused four times. Block sums are exact integers as in the reference; only
- * the float accumulation order differs. */
+ * weight block is reused four times. Block sums are exact integers as in the reference. F32,
+ * F16, BF16 and Q4_0 keep the reference's float order exactly (bit-identical results); the
+ * other types differ from it in the order of their float sums. */
 #include "formats/dot_simd.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/dot.h"
 #include "formats/tensor.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -107,6 +110,96 @@ ALWAYS_INLINE void k_q8_1_family(uint32_t wt, int64_t n, const uint8_t *w, const
         }
     }
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]) + accm[c];
+}
+
+/* Q4_0 in the reference order: each block's integer sum is finished (exactly) before it enters
+ * the output's single chain of fused multiply-adds. */
+ALWAYS_INLINE int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+ALWAYS_INLINE void k_q4_0(int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out, size_t os) {
+    float acc[4] = {0, 0, 0, 0};
+    for (int64_t b = 0; b < n / 32; b++, w += 18) {
+        const __m256i q = _mm256_sub_epi8(unpack_nibbles32(w + 2), _mm256_set1_epi8(8));
+        const float dw = h2f(w);
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
+            const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 2));
+            acc[c] = fmaf((float)hsum_i32(dot_i8(q, y)), dw * h2f(ab), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++) out[(size_t)c * os] = acc[c];
+}
+
+/* Q4_0 tile: eight rows in the lanes of a register (nm_dot_q4_0_pack), each lane its own
+ * output's chain, up to four activation rows per pass. */
+enum { Q4_0_GROUP = 8, Q4_0_PACK_BLOCK = Q4_0_GROUP * NM_Q4_0_PACK_BLOCK_PER_ROW };
+
+ALWAYS_INLINE void q4_0_group(int64_t nb, const uint8_t *pw, const nm_q8_0_block_info *info, const uint8_t *a,
+                              size_t as, int nc, float *out, size_t os, int nr) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++, pw += Q4_0_PACK_BLOCK) {
+        __m256i dp[4];
+        for (int c = 0; c < nc; c++) dp[c] = _mm256_set1_epi32(info[(size_t)c * (size_t)nb + (size_t)b].minus_8_sum);
+        for (int q = 0; q < 4; q++) {
+            const __m256i wv = _mm256_loadu_si256((const __m256i *)(pw + 32 * q));
+            const __m256i lo = _mm256_and_si256(wv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m4);
+            for (int c = 0; c < nc; c++) {
+                const uint8_t *y = a + (size_t)c * as + (size_t)b * 34 + 2;
+                int32_t ylo, yhi;
+                memcpy(&ylo, y + 4 * q, 4);
+                memcpy(&yhi, y + 16 + 4 * q, 4);
+                const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(ylo)),
+                                                     _mm256_maddubs_epi16(hi, _mm256_set1_epi32(yhi)));
+                dp[c] = _mm256_add_epi32(dp[c], _mm256_madd_epi16(p16, ones));
+            }
+        }
+        const __m256 dw = _mm256_loadu_ps((const float *)(pw + 128));
+        for (int c = 0; c < nc; c++) {
+            const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(info[(size_t)c * (size_t)nb + (size_t)b].d));
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp[c]), d, acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++) {
+        if (nr == Q4_0_GROUP) {
+            _mm256_storeu_ps(out + (size_t)c * os, acc[c]);
+        } else {
+            float tmp[Q4_0_GROUP];
+            _mm256_storeu_ps(tmp, acc[c]);
+            memcpy(out + (size_t)c * os, tmp, (size_t)nr * sizeof(float));
+        }
+    }
+}
+
+static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
+                      size_t os) {
+    const int64_t nb = n / 32;
+    uint8_t *pw = malloc(nm_dot_q4_0_pack_size(n, nr, Q4_0_GROUP));
+    nm_q8_0_block_info *info = malloc((size_t)nc * (size_t)nb * sizeof *info + 1);
+    if (!pw || !info) {
+        free(pw);
+        free(info);
+        return false;
+    }
+    nm_dot_q4_0_pack(n, w, ws, nr, Q4_0_GROUP, pw);
+    nm_dot_q8_0_block_info(n, a, as, nc, info);
+    for (int g = 0; g < nr; g += Q4_0_GROUP) {
+        const uint8_t *pg = pw + (size_t)(g / Q4_0_GROUP) * (size_t)nb * Q4_0_PACK_BLOCK;
+        const int m = nr - g < Q4_0_GROUP ? nr - g : Q4_0_GROUP;
+        int c = 0;
+        for (; c + 4 <= nc; c += 4)
+            q4_0_group(nb, pg, info + (size_t)c * (size_t)nb, a + (size_t)c * as, as, 4, out + (size_t)c * os + g, os, m);
+        for (; c < nc; c++)
+            q4_0_group(nb, pg, info + (size_t)c * (size_t)nb, a + (size_t)c * as, as, 1, out + (size_t)c * os + g, os, m);
+    }
+    free(pw);
+    free(info);
+    return true;
 }
 
 /* ---------------- K-quants ---------------- */
@@ -232,22 +325,20 @@ ALWAYS_INLINE float load1(uint32_t wt, const uint8_t *p) {
     return wt == GGML_TYPE_F16 ? _cvtsh_ss(h) : nm_bf16_to_f32(h);
 }
 
+/* tinyBLAS order (dot.c): one 8-lane accumulator per output, then hsum, then the tail. */
 ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out,
                            size_t os) {
     const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
-    __m256 acc[4][2];
-    for (int c = 0; c < 4; c++) acc[c][0] = acc[c][1] = _mm256_setzero_ps();
+    __m256 acc[4];
+    for (int c = 0; c < 4; c++) acc[c] = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m256 w0 = load8(wt, w + (size_t)i * es), w1 = load8(wt, w + (size_t)(i + 8) * es);
-        for (int c = 0; c < nc; c++) {
-            const uint8_t *ar = a + (size_t)c * as;
-            acc[c][0] = _mm256_fmadd_ps(w0, load8(wt, ar + (size_t)i * es), acc[c][0]);
-            acc[c][1] = _mm256_fmadd_ps(w1, load8(wt, ar + (size_t)(i + 8) * es), acc[c][1]);
-        }
+    for (; i + 8 <= n; i += 8) {
+        const __m256 w0 = load8(wt, w + (size_t)i * es);
+        for (int c = 0; c < nc; c++)
+            acc[c] = _mm256_fmadd_ps(w0, load8(wt, a + (size_t)c * as + (size_t)i * es), acc[c]);
     }
     for (int c = 0; c < nc; c++) {
-        float s = hsum(_mm256_add_ps(acc[c][0], acc[c][1]));
+        float s = hsum(acc[c]);
         const uint8_t *ar = a + (size_t)c * as;
         for (int64_t k = i; k < n; k++) s += load1(wt, w + (size_t)k * es) * load1(wt, ar + (size_t)k * es);
         out[(size_t)c * os] = s;
@@ -312,7 +403,7 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
 ALWAYS_INLINE void kernel(uint32_t wt, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out,
                           size_t os) {
     switch (wt) {
-    case GGML_TYPE_Q4_0: k_q8_0_family(GGML_TYPE_Q4_0, n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_Q4_0: k_q4_0(n, w, a, as, nc, out, os); break;
     case GGML_TYPE_Q5_0: k_q8_0_family(GGML_TYPE_Q5_0, n, w, a, as, nc, out, os); break;
     case GGML_TYPE_Q8_0: k_q8_0_family(GGML_TYPE_Q8_0, n, w, a, as, nc, out, os); break;
     case GGML_TYPE_Q4_1: k_q8_1_family(GGML_TYPE_Q4_1, n, w, a, as, nc, out, os); break;
@@ -352,6 +443,8 @@ bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act
 bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                       size_t act_stride, int n_cols, float *out, size_t out_stride) {
     if (!have_kernel(wt)) return false;
+    if (wt == GGML_TYPE_Q4_0 && tile_q4_0(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+        return true;
     if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) && n_cols > 1 &&
         tile_float(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
         return true;

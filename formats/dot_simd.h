@@ -1,5 +1,5 @@
 /* Private: SIMD siblings of the kernels in dot.h. Each returns false when it has no kernel for
- * the type (the caller then uses the scalar reference). */
+ * the type or shape (the caller then uses the next level down). */
 #ifndef NOMOAT_DOT_SIMD_H
 #define NOMOAT_DOT_SIMD_H
 #include <stdbool.h>
@@ -9,4 +9,23 @@ bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, i
 bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act, float *out);
 bool nm_dot_tile_avx2(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
                       const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
+
+/* Q4_0 rows interleaved for kernels that put `group` rows (8 or 16) in the lanes of one
+ * register, each lane running its own output's chain (dot.c's reference order). Per group of
+ * rows, per block, in that order:
+ *   4 × (group × 4 bytes): chunk q holds bytes 4q..4q+3 of each row's 16 nibble bytes (low
+ *                          nibbles: elements 4q..4q+3, high nibbles: elements 16+4q..16+4q+3);
+ *   group floats:          each row's scale widened from f16.
+ * Rows past n_rows are zero (scale 0). */
+enum { NM_Q4_0_PACK_BLOCK_PER_ROW = 20 }; /* bytes per row per block */
+size_t nm_dot_q4_0_pack_size(int64_t n, int n_rows, int group);
+void nm_dot_q4_0_pack(int64_t n, const uint8_t *w, size_t w_stride, int n_rows, int group, uint8_t *dst);
+
+/* Per Q8_0 activation row and block: the scale widened to float and −8 × the sum of the 32
+ * quants (a Q4_0 block's integer sum is Σ nibble·y − 8·Σ y). */
+typedef struct nm_q8_0_block_info {
+    float d;
+    int32_t minus_8_sum;
+} nm_q8_0_block_info;
+void nm_dot_q8_0_block_info(int64_t n, const uint8_t *act, size_t act_stride, int n_cols, nm_q8_0_block_info *dst);
 #endif
