@@ -135,7 +135,9 @@ FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -ffp-contrac
 fuzz-%: tests/fuzz/fuzz_%.c
 	@NOMOAT_EXTRA_DEPS="$(FUZZ_DEPS)" sh scripts/install-deps.sh
 	@mkdir -p build-fuzz/corpus/$*
-	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -o build-fuzz/fuzz_$* $< $(filter-out %_neon.c,$(LIB_SRC_ALL)) $(PKG_LIBS) -lm
+	clang $(FUZZ_CFLAGS) $(AVX512_FLAGS) -c -o build-fuzz/dot_avx512.o formats/dot_avx512.c
+	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -o build-fuzz/fuzz_$* $< $(filter-out %_neon.c %_avx512.c,$(LIB_SRC_ALL)) \
+	  build-fuzz/dot_avx512.o $(PKG_LIBS) -lm
 	build-fuzz/fuzz_$* -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 $(if $(FUZZ_SEED),-seed=$(FUZZ_SEED)) build-fuzz/corpus/$* \
 	  $(wildcard tests/fuzz/seeds/$*) $(wildcard tests/fuzz/regress/$*)
 

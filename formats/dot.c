@@ -374,6 +374,9 @@ void nm_dot_q8_0_block_info(int64_t n, const uint8_t *act, size_t act_stride, in
 
 #if defined(__x86_64__)
 #define DOT_SIMD() (nm_cpu()->avx2 && nm_cpu()->fma && nm_cpu()->f16c)
+#define DOT_AVX512()                                                                              \
+    (DOT_SIMD() && nm_cpu()->avx512f && nm_cpu()->avx512bw && nm_cpu()->avx512vl && nm_cpu()->avx512dq && \
+     nm_cpu()->avx512vnni)
 #endif
 
 void nm_dot_quantize_act(uint32_t wt, const float *x, void *dst, int64_t n) {
@@ -395,6 +398,9 @@ float nm_dot(uint32_t wt, int64_t n, const void *w, const void *act) {
 void nm_dot_tile(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows,
                  const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride) {
 #if defined(__x86_64__)
+    if (DOT_AVX512() &&
+        nm_dot_tile_avx512(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+        return;
     if (DOT_SIMD() && nm_dot_tile_avx2(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
         return;
 #endif

@@ -8,8 +8,8 @@
  * Q4_0 matrix products (dot.c says how); for these the SIMD kernels reproduce the reference bit
  * for bit. The other types' SIMD kernels equal the reference up to float summation order.
  *
- * Scalar reference here (dot.c); AVX2 versions (dot_avx2.c) are chosen at run time and
- * tested against it. */
+ * Scalar reference here (dot.c); AVX2 (dot_avx2.c) and AVX-512 (dot_avx512.c) versions are
+ * chosen at run time and tested against it. */
 #ifndef NOMOAT_DOT_H
 #define NOMOAT_DOT_H
 

@@ -1,5 +1,5 @@
 /* Private: SIMD siblings of the kernels in dot.h. Each returns false when it has no kernel for
- * the type or shape (the caller then uses the next level down). */
+ * the type or shape (the caller then uses the next level down: AVX-512, AVX2, scalar). */
 #ifndef NOMOAT_DOT_SIMD_H
 #define NOMOAT_DOT_SIMD_H
 #include <stdbool.h>
@@ -9,6 +9,8 @@ bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, i
 bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act, float *out);
 bool nm_dot_tile_avx2(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
                       const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
+bool nm_dot_tile_avx512(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
+                        const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
 
 /* Q4_0 rows interleaved for kernels that put `group` rows (8 or 16) in the lanes of one
  * register, each lane running its own output's chain (dot.c's reference order). Per group of
