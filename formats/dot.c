@@ -356,16 +356,28 @@ void nm_dot_q4_0_pack(int64_t n, const uint8_t *w, size_t w_stride, int n_rows, 
     }
 }
 
-void nm_dot_q8_0_block_info(int64_t n, const uint8_t *act, size_t act_stride, int n_cols, nm_q8_0_block_info *dst) {
-    const int64_t nb = n / 32;
-    for (int c = 0; c < n_cols; c++) {
-        const uint8_t *a = act + (size_t)c * act_stride;
-        for (int64_t b = 0; b < nb; b++, a += 34, dst++) {
+size_t nm_dot_act_aux_row_size(uint32_t wt, int64_t n) {
+    switch (wt) {
+    case GGML_TYPE_F16: case GGML_TYPE_BF16: return (size_t)n * sizeof(float);
+    case GGML_TYPE_Q4_0: return (size_t)(n / 32) * sizeof(nm_q8_0_block_info);
+    default: return 0;
+    }
+}
+
+void nm_dot_act_aux(uint32_t wt, int64_t n, const void *act, void *aux) {
+    if (wt == GGML_TYPE_F16) {
+        nm_f16_to_f32_row(act, aux, (size_t)n);
+    } else if (wt == GGML_TYPE_BF16) {
+        nm_bf16_to_f32_row(act, aux, (size_t)n);
+    } else if (wt == GGML_TYPE_Q4_0) {
+        const uint8_t *a = act;
+        nm_q8_0_block_info *info = aux;
+        for (int64_t b = 0; b < n / 32; b++, a += 34) {
             const int8_t *y = (const int8_t *)(a + 2);
             int32_t s = 0;
             for (int j = 0; j < 32; j++) s += y[j];
-            dst->d = f16(a);
-            dst->minus_8_sum = -8 * s;
+            info[b].d = f16(a);
+            info[b].minus_8_sum = -8 * s;
         }
     }
 }
@@ -395,14 +407,35 @@ float nm_dot(uint32_t wt, int64_t n, const void *w, const void *act) {
     return nm_dot_ref(wt, n, w, act);
 }
 
-void nm_dot_tile(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows,
-                 const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride) {
+void nm_dot_tile_aux(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+                     size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out, size_t out_stride) {
 #if defined(__x86_64__)
-    if (DOT_AVX512() &&
-        nm_dot_tile_avx512(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+    if (DOT_AVX512() && nm_dot_tile_avx512(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols,
+                                           out, out_stride))
         return;
-    if (DOT_SIMD() && nm_dot_tile_avx2(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+    if (DOT_SIMD() &&
+        nm_dot_tile_avx2(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return;
+#else
+    (void)aux;
+    (void)aux_stride;
 #endif
     nm_dot_tile_ref(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+}
+
+void nm_dot_tile(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows,
+                 const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride) {
+    const size_t aux_row = nm_dot_act_aux_row_size(wt, n);
+    uint8_t *aux = NULL;
+#if defined(__x86_64__)
+    if (aux_row > 0 && DOT_SIMD()) aux = malloc(aux_row * (size_t)n_cols);
+#endif
+    if (!aux) { /* the scalar reference needs none; SIMD levels fall back to it without */
+        nm_dot_tile_aux(wt, n, w, w_stride, n_rows, act, act_stride, NULL, 0, n_cols, out, out_stride);
+        return;
+    }
+    for (int c = 0; c < n_cols; c++)
+        nm_dot_act_aux(wt, n, (const uint8_t *)act + (size_t)c * act_stride, aux + (size_t)c * aux_row);
+    nm_dot_tile_aux(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_row, n_cols, out, out_stride);
+    free(aux);
 }

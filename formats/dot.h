@@ -41,4 +41,16 @@ void nm_dot_tile(uint32_t weight_type, int64_t n, const void *w, size_t w_stride
 void nm_dot_tile_ref(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
                      const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
 
+/* Side data some SIMD kernels read beside the activations, derived from them exactly: the
+ * values widened to float for F16/BF16; each Q8_0 block's scale as float and −8·Σq for Q4_0.
+ * Built once per batch, it spares every tile of a matrix product from rebuilding it.
+ * nm_dot_act_aux_row_size is 0 for types without it (multiple of 8 otherwise). */
+size_t nm_dot_act_aux_row_size(uint32_t weight_type, int64_t n);
+void nm_dot_act_aux(uint32_t weight_type, int64_t n, const void *act, void *aux);
+/* nm_dot_tile given the activation rows' aux rows (aux_stride bytes apart; may be NULL when the
+ * aux row size is 0). Same results as nm_dot_tile. */
+void nm_dot_tile_aux(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
+                     const void *act, size_t act_stride, const void *aux, size_t aux_stride, int n_cols,
+                     float *out, size_t out_stride);
+
 #endif

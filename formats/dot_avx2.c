@@ -139,13 +139,17 @@ ALWAYS_INLINE void k_q4_0(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
  * output's chain, up to four activation rows per pass. */
 enum { Q4_0_GROUP = 8, Q4_0_PACK_BLOCK = Q4_0_GROUP * NM_Q4_0_PACK_BLOCK_PER_ROW };
 
-ALWAYS_INLINE void q4_0_group(int64_t nb, const uint8_t *pw, const nm_q8_0_block_info *info, const uint8_t *a,
+ALWAYS_INLINE const nm_q8_0_block_info *info_at(const uint8_t *aux, size_t aux_stride, int c, int64_t b) {
+    return (const nm_q8_0_block_info *)(aux + (size_t)c * aux_stride) + b;
+}
+
+ALWAYS_INLINE void q4_0_group(int64_t nb, const uint8_t *pw, const uint8_t *aux, size_t aux_stride, const uint8_t *a,
                               size_t as, int nc, float *out, size_t os, int nr) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; b++, pw += Q4_0_PACK_BLOCK) {
         __m256i dp[4];
-        for (int c = 0; c < nc; c++) dp[c] = _mm256_set1_epi32(info[(size_t)c * (size_t)nb + (size_t)b].minus_8_sum);
+        for (int c = 0; c < nc; c++) dp[c] = _mm256_set1_epi32(info_at(aux, aux_stride, c, b)->minus_8_sum);
         for (int q = 0; q < 4; q++) {
             const __m256i wv = _mm256_loadu_si256((const __m256i *)(pw + 32 * q));
             const __m256i lo = _mm256_and_si256(wv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m4);
@@ -161,7 +165,7 @@ ALWAYS_INLINE void q4_0_group(int64_t nb, const uint8_t *pw, const nm_q8_0_block
         }
         const __m256 dw = _mm256_loadu_ps((const float *)(pw + 128));
         for (int c = 0; c < nc; c++) {
-            const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(info[(size_t)c * (size_t)nb + (size_t)b].d));
+            const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(info_at(aux, aux_stride, c, b)->d));
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp[c]), d, acc[c]);
         }
     }
@@ -176,29 +180,25 @@ ALWAYS_INLINE void q4_0_group(int64_t nb, const uint8_t *pw, const nm_q8_0_block
     }
 }
 
-static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
-                      size_t os) {
+static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const uint8_t *aux,
+                      size_t aux_stride, int nc, float *out, size_t os) {
     const int64_t nb = n / 32;
-    uint8_t *pw = malloc(nm_dot_q4_0_pack_size(n, nr, Q4_0_GROUP));
-    nm_q8_0_block_info *info = malloc((size_t)nc * (size_t)nb * sizeof *info + 1);
-    if (!pw || !info) {
-        free(pw);
-        free(info);
-        return false;
-    }
+    if (!aux) return false;
+    uint8_t *pw = malloc(nm_dot_q4_0_pack_size(n, nr, Q4_0_GROUP) + 1);
+    if (!pw) return false;
     nm_dot_q4_0_pack(n, w, ws, nr, Q4_0_GROUP, pw);
-    nm_dot_q8_0_block_info(n, a, as, nc, info);
     for (int g = 0; g < nr; g += Q4_0_GROUP) {
         const uint8_t *pg = pw + (size_t)(g / Q4_0_GROUP) * (size_t)nb * Q4_0_PACK_BLOCK;
         const int m = nr - g < Q4_0_GROUP ? nr - g : Q4_0_GROUP;
         int c = 0;
         for (; c + 4 <= nc; c += 4)
-            q4_0_group(nb, pg, info + (size_t)c * (size_t)nb, a + (size_t)c * as, as, 4, out + (size_t)c * os + g, os, m);
+            q4_0_group(nb, pg, aux + (size_t)c * aux_stride, aux_stride, a + (size_t)c * as, as, 4,
+                       out + (size_t)c * os + g, os, m);
         for (; c < nc; c++)
-            q4_0_group(nb, pg, info + (size_t)c * (size_t)nb, a + (size_t)c * as, as, 1, out + (size_t)c * os + g, os, m);
+            q4_0_group(nb, pg, aux + (size_t)c * aux_stride, aux_stride, a + (size_t)c * as, as, 1,
+                       out + (size_t)c * os + g, os, m);
     }
     free(pw);
-    free(info);
     return true;
 }
 
@@ -348,7 +348,7 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
 /* Float weights: activations (f32, or f16/bf16 values, which f32 holds exactly) are widened once
  * per group of four columns, then two weight rows at a time are multiplied with them. */
 ALWAYS_INLINE void k_float_2x(uint32_t wt, int64_t n, const uint8_t *w0, const uint8_t *w1, bool two,
-                              const float *x, int nc, float *out, size_t os) {
+                              const float *x, size_t xs, int nc, float *out, size_t os) {
     const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
     __m256 acc[2][4];
     for (int c = 0; c < 4; c++) acc[0][c] = acc[1][c] = _mm256_setzero_ps();
@@ -357,7 +357,7 @@ ALWAYS_INLINE void k_float_2x(uint32_t wt, int64_t n, const uint8_t *w0, const u
         const __m256 a0 = load8(wt, w0 + (size_t)i * es);
         const __m256 a1 = two ? load8(wt, w1 + (size_t)i * es) : a0;
         for (int c = 0; c < nc; c++) {
-            const __m256 xv = _mm256_loadu_ps(x + (size_t)c * (size_t)n + (size_t)i);
+            const __m256 xv = _mm256_loadu_ps(x + (size_t)c * xs + (size_t)i);
             acc[0][c] = _mm256_fmadd_ps(a0, xv, acc[0][c]);
             if (two) acc[1][c] = _mm256_fmadd_ps(a1, xv, acc[1][c]);
         }
@@ -366,35 +366,31 @@ ALWAYS_INLINE void k_float_2x(uint32_t wt, int64_t n, const uint8_t *w0, const u
         const uint8_t *wr = r ? w1 : w0;
         for (int c = 0; c < nc; c++) {
             float s = hsum(acc[r][c]);
-            for (int64_t k = i; k < n; k++) s += load1(wt, wr + (size_t)k * es) * x[(size_t)c * (size_t)n + (size_t)k];
+            for (int64_t k = i; k < n; k++) s += load1(wt, wr + (size_t)k * es) * x[(size_t)c * xs + (size_t)k];
             out[(size_t)c * os + (size_t)r] = s;
         }
     }
 }
 
+/* Activations as floats: F32's own rows, or F16/BF16's aux rows (widened once per batch). */
 static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
-                       int nc, float *out, size_t os) {
-    float *x = malloc((size_t)4 * (size_t)n * sizeof(float));
-    if (!x) return false;
+                       const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
+    const float *x = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
+    const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
+    if (!x || stride % sizeof(float) != 0) return false;
+    const size_t xs = stride / sizeof(float);
     for (int j = 0; j < nc; j += 4) {
         const int m = nc - j < 4 ? nc - j : 4;
-        for (int c = 0; c < m; c++) {
-            const uint8_t *ar = a + (size_t)(j + c) * as;
-            float *xr = x + (size_t)c * (size_t)n;
-            if (wt == GGML_TYPE_F32) memcpy(xr, ar, (size_t)n * sizeof(float));
-            else if (wt == GGML_TYPE_F16) nm_f16_to_f32_row((const uint16_t *)ar, xr, (size_t)n);
-            else nm_bf16_to_f32_row((const uint16_t *)ar, xr, (size_t)n);
-        }
+        const float *xj = x + (size_t)j * xs;
         int i = 0;
         for (; i + 2 <= nr; i += 2) {
             const uint8_t *w0 = w + (size_t)i * ws;
-            if (m == 4) k_float_2x(wt, n, w0, w0 + ws, true, x, 4, out + (size_t)j * os + (size_t)i, os);
-            else k_float_2x(wt, n, w0, w0 + ws, true, x, m, out + (size_t)j * os + (size_t)i, os);
+            if (m == 4) k_float_2x(wt, n, w0, w0 + ws, true, xj, xs, 4, out + (size_t)j * os + (size_t)i, os);
+            else k_float_2x(wt, n, w0, w0 + ws, true, xj, xs, m, out + (size_t)j * os + (size_t)i, os);
         }
         for (; i < nr; i++)
-            k_float_2x(wt, n, w + (size_t)i * ws, NULL, false, x, m, out + (size_t)j * os + (size_t)i, os);
+            k_float_2x(wt, n, w + (size_t)i * ws, NULL, false, xj, xs, m, out + (size_t)j * os + (size_t)i, os);
     }
-    free(x);
     return true;
 }
 
@@ -441,12 +437,14 @@ bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act
 }
 
 bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
-                      size_t act_stride, int n_cols, float *out, size_t out_stride) {
+                      size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
+                      size_t out_stride) {
     if (!have_kernel(wt)) return false;
-    if (wt == GGML_TYPE_Q4_0 && tile_q4_0(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+    if (wt == GGML_TYPE_Q4_0 &&
+        tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
     if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) && n_cols > 1 &&
-        tile_float(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+        tile_float(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
     const uint8_t *wb = w, *ab = act;
     for (int i = 0; i < n_rows; i++) {

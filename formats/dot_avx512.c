@@ -117,34 +117,21 @@ ALWAYS_INLINE void float_cols(const float *pw, size_t pair_stride, const float *
     }
 }
 
+/* Activations as floats: F32's own rows, or F16/BF16's aux rows (widened once per batch). */
 static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
-                       int nc, float *out, size_t os) {
-    if (n % 8 != 0) return false; /* the AVX2 kernels handle tails */
+                       const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
+    const float *xr = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
+    const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
+    if (n % 8 != 0 || !xr || stride % sizeof(float) != 0) return false; /* AVX2 handles tails */
+    const size_t xs = stride / sizeof(float);
     const int64_t chunks = n / 8;
     const size_t pair_stride = (size_t)chunks * 16, npairs = (size_t)(nr + 1) / 2;
     float *pw = malloc((npairs * pair_stride + (size_t)n) * sizeof(float));
-    float *x = wt == GGML_TYPE_F32 ? NULL : malloc((size_t)nc * (size_t)n * sizeof(float));
-    if (!pw || (wt != GGML_TYPE_F32 && !x)) {
-        free(pw);
-        free(x);
-        return false;
-    }
+    if (!pw) return false;
     pack_pairs(wt, n, w, ws, nr, pw, pw + npairs * pair_stride);
-    const float *xr = (const float *)a;
-    size_t xs = as / sizeof(float);
-    if (x) {
-        UNROLL
-        for (int c = 0; c < nc; c++) widen_row(wt, a + (size_t)c * as, x + (size_t)c * (size_t)n, n);
-        xr = x;
-        xs = (size_t)n;
-    } else if (as % sizeof(float) != 0) {
-        free(pw);
-        return false;
-    }
     for (int r = 0; r < nr; r += 2 * ROW_PAIRS) {
         const int np = (nr - r + 1) / 2 < ROW_PAIRS ? (nr - r + 1) / 2 : ROW_PAIRS;
         const float *pr = pw + (size_t)(r / 2) * pair_stride;
-        UNROLL
         for (int c = 0; c < nc; c += COLS) {
             const int m = nc - c < COLS ? nc - c : COLS;
             const float *xc = xr + (size_t)c * xs;
@@ -158,7 +145,6 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
         }
     }
     free(pw);
-    free(x);
     return true;
 }
 
@@ -166,9 +152,14 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
 
 enum { Q4_0_GROUP = 16, Q4_0_PACK_BLOCK = Q4_0_GROUP * NM_Q4_0_PACK_BLOCK_PER_ROW, Q4_0_COLS = 4 };
 
+ALWAYS_INLINE const nm_q8_0_block_info *info_at(const uint8_t *aux, size_t aux_stride, int c, int64_t b) {
+    return (const nm_q8_0_block_info *)(aux + (size_t)c * aux_stride) + b;
+}
+
 /* ng groups of 16 rows (1 or 2) × nc activation rows (≤ Q4_0_COLS), all blocks. */
-ALWAYS_INLINE void q4_0_micro(int64_t nb, const uint8_t *pw, size_t group_stride, const nm_q8_0_block_info *info,
-                              const uint8_t *a, size_t as, int ng, int nc, float *out, size_t os, int nr) {
+ALWAYS_INLINE void q4_0_micro(int64_t nb, const uint8_t *pw, size_t group_stride, const uint8_t *aux,
+                              size_t aux_stride, const uint8_t *a, size_t as, int ng, int nc, float *out, size_t os,
+                              int nr) {
     __m512 acc[2][Q4_0_COLS];
     UNROLL
     for (int g = 0; g < ng; g++)
@@ -179,7 +170,7 @@ ALWAYS_INLINE void q4_0_micro(int64_t nb, const uint8_t *pw, size_t group_stride
         __m512i dp[2][Q4_0_COLS];
         UNROLL
         for (int c = 0; c < nc; c++) {
-            const __m512i start = _mm512_set1_epi32(info[(size_t)c * (size_t)nb + (size_t)b].minus_8_sum);
+            const __m512i start = _mm512_set1_epi32(info_at(aux, aux_stride, c, b)->minus_8_sum);
             UNROLL
             for (int g = 0; g < ng; g++) dp[g][c] = start;
         }
@@ -212,7 +203,7 @@ ALWAYS_INLINE void q4_0_micro(int64_t nb, const uint8_t *pw, size_t group_stride
                 _mm512_loadu_ps((const float *)(pw + (size_t)g * group_stride + (size_t)b * Q4_0_PACK_BLOCK + 256));
             UNROLL
             for (int c = 0; c < nc; c++) {
-                const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(info[(size_t)c * (size_t)nb + (size_t)b].d));
+                const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(info_at(aux, aux_stride, c, b)->d));
                 acc[g][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp[g][c]), d, acc[g][c]);
             }
         }
@@ -226,57 +217,51 @@ ALWAYS_INLINE void q4_0_micro(int64_t nb, const uint8_t *pw, size_t group_stride
     }
 }
 
-ALWAYS_INLINE void q4_0_cols(int64_t nb, const uint8_t *pw, size_t group_stride, const nm_q8_0_block_info *info,
-                             const uint8_t *a, size_t as, int ng, int nc, float *out, size_t os, int nr) {
+ALWAYS_INLINE void q4_0_cols(int64_t nb, const uint8_t *pw, size_t group_stride, const uint8_t *aux,
+                             size_t aux_stride, const uint8_t *a, size_t as, int ng, int nc, float *out, size_t os,
+                             int nr) {
     switch (nc) {
-    case 4: q4_0_micro(nb, pw, group_stride, info, a, as, ng, 4, out, os, nr); break;
-    case 3: q4_0_micro(nb, pw, group_stride, info, a, as, ng, 3, out, os, nr); break;
-    case 2: q4_0_micro(nb, pw, group_stride, info, a, as, ng, 2, out, os, nr); break;
-    default: q4_0_micro(nb, pw, group_stride, info, a, as, ng, 1, out, os, nr); break;
+    case 4: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 4, out, os, nr); break;
+    case 3: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 3, out, os, nr); break;
+    case 2: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 2, out, os, nr); break;
+    default: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 1, out, os, nr); break;
     }
 }
 
-static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
-                      size_t os) {
+static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const uint8_t *aux,
+                      size_t aux_stride, int nc, float *out, size_t os) {
     const int64_t nb = n / 32;
+    if (!aux) return false;
     uint8_t *pw = malloc(nm_dot_q4_0_pack_size(n, nr, Q4_0_GROUP) + 64);
-    nm_q8_0_block_info *info = malloc((size_t)nc * (size_t)nb * sizeof *info + 1);
-    if (!pw || !info) {
-        free(pw);
-        free(info);
-        return false;
-    }
+    if (!pw) return false;
     nm_dot_q4_0_pack(n, w, ws, nr, Q4_0_GROUP, pw);
-    nm_dot_q8_0_block_info(n, a, as, nc, info);
     const size_t group_stride = (size_t)nb * Q4_0_PACK_BLOCK;
     for (int r = 0; r < nr; r += 2 * Q4_0_GROUP) {
         const int ng = nr - r > Q4_0_GROUP ? 2 : 1;
         const uint8_t *pg = pw + (size_t)(r / Q4_0_GROUP) * group_stride;
-        UNROLL
         for (int c = 0; c < nc; c += Q4_0_COLS) {
             const int m = nc - c < Q4_0_COLS ? nc - c : Q4_0_COLS;
-            const nm_q8_0_block_info *ic = info + (size_t)c * (size_t)nb;
-            const uint8_t *ac = a + (size_t)c * as;
+            const uint8_t *xc = aux + (size_t)c * aux_stride, *ac = a + (size_t)c * as;
             float *oc = out + (size_t)c * os + r;
-            if (ng == 2) q4_0_cols(nb, pg, group_stride, ic, ac, as, 2, m, oc, os, nr - r);
-            else q4_0_cols(nb, pg, group_stride, ic, ac, as, 1, m, oc, os, nr - r);
+            if (ng == 2) q4_0_cols(nb, pg, group_stride, xc, aux_stride, ac, as, 2, m, oc, os, nr - r);
+            else q4_0_cols(nb, pg, group_stride, xc, aux_stride, ac, as, 1, m, oc, os, nr - r);
         }
     }
     free(pw);
-    free(info);
     return true;
 }
 
 /* ---------------- dispatch ---------------- */
 
 bool nm_dot_tile_avx512(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
-                        size_t act_stride, int n_cols, float *out, size_t out_stride) {
+                        size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
+                        size_t out_stride) {
     if (n_rows < 1 || n_cols < 1) return false;
     switch (wt) {
     case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
-        return tile_float(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        return tile_float(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
     case GGML_TYPE_Q4_0:
-        return tile_q4_0(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        return tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
     default:
         return false;
     }

@@ -7,10 +7,13 @@
 #include <stdint.h>
 bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, int64_t n);
 bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act, float *out);
+/* Tiles take the activations' aux rows (dot.h: nm_dot_act_aux), required when the type has them. */
 bool nm_dot_tile_avx2(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
-                      const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
+                      const void *act, size_t act_stride, const void *aux, size_t aux_stride, int n_cols,
+                      float *out, size_t out_stride);
 bool nm_dot_tile_avx512(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
-                        const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
+                        const void *act, size_t act_stride, const void *aux, size_t aux_stride, int n_cols,
+                        float *out, size_t out_stride);
 
 /* Q4_0 rows interleaved for kernels that put `group` rows (8 or 16) in the lanes of one
  * register, each lane running its own output's chain (dot.c's reference order). Per group of
@@ -23,11 +26,10 @@ enum { NM_Q4_0_PACK_BLOCK_PER_ROW = 20 }; /* bytes per row per block */
 size_t nm_dot_q4_0_pack_size(int64_t n, int n_rows, int group);
 void nm_dot_q4_0_pack(int64_t n, const uint8_t *w, size_t w_stride, int n_rows, int group, uint8_t *dst);
 
-/* Per Q8_0 activation row and block: the scale widened to float and −8 × the sum of the 32
- * quants (a Q4_0 block's integer sum is Σ nibble·y − 8·Σ y). */
+/* Q4_0's aux row (nm_dot_act_aux): per Q8_0 activation block, the scale widened to float and
+ * −8 × the sum of the 32 quants (a Q4_0 block's integer sum is Σ nibble·y − 8·Σ y). */
 typedef struct nm_q8_0_block_info {
     float d;
     int32_t minus_8_sum;
 } nm_q8_0_block_info;
-void nm_dot_q8_0_block_info(int64_t n, const uint8_t *act, size_t act_stride, int n_cols, nm_q8_0_block_info *dst);
 #endif

@@ -189,6 +189,7 @@ struct vm_ctx {
     void **kcache, **vcache; /* per layer: n_ctx × (n_head_kv·head_dim), f16 or f32 */
     float *x, *xn, *q, *k, *v, *att, *fa, *fb, *out;
     uint8_t *act;           /* quantized activations of one batch */
+    uint8_t *aux;           /* their aux rows (nm_dot_act_aux), when the weight type has them */
     float *wscratch;        /* per thread: exact mode's dequantized weight rows, attention scores */
     size_t wscratch_per_thread;
     float *norm_w[3];       /* scratch for non-F32 norm weights */
@@ -212,7 +213,7 @@ void vm_ctx_free(vm_ctx *c) {
     free(c->kcache);
     free(c->vcache);
     free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->fa); free(c->fb);
-    free(c->out); free(c->act); free(c->wscratch);
+    free(c->out); free(c->act); free(c->aux); free(c->wscratch);
     free(c);
 }
 
@@ -257,10 +258,11 @@ vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, n
     c->out = alloc_floats(T * (widest > V ? widest : V));
     /* the largest activation row: Q8_1 (36 bytes per 32) of the widest input */
     c->act = malloc(T * ((widest / 32 + 1) * 36 + 4 * widest + 64));
+    c->aux = malloc(T * (4 * widest + 64)); /* the largest aux row: F16/BF16 widened to float */
     c->wscratch_per_thread = (size_t)ROW_BLOCK * widest + T + 64;
     c->wscratch = alloc_floats(c->wscratch_per_thread * (size_t)c->n_threads);
     if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->fa || !c->fb || !c->out || !c->act ||
-        !c->wscratch)
+        !c->aux || !c->wscratch)
         goto oom;
     return c;
 oom:
@@ -277,14 +279,16 @@ typedef struct matmul_job {
     const float *x;
     float *y;
     int n_tokens;
-    size_t act_row;
+    size_t act_row, aux_row;
     int row_blocks, tok_blocks;
 } matmul_job;
 
 static void quantize_task(void *ctx, size_t t, int thread) {
     (void)thread;
     matmul_job *j = ctx;
-    nm_dot_quantize_act(j->w->type, j->x + t * (size_t)j->w->n_in, j->c->act + t * j->act_row, j->w->n_in);
+    uint8_t *act = j->c->act + t * j->act_row;
+    nm_dot_quantize_act(j->w->type, j->x + t * (size_t)j->w->n_in, act, j->w->n_in);
+    if (j->aux_row) nm_dot_act_aux(j->w->type, j->w->n_in, act, j->c->aux + t * j->aux_row);
 }
 
 static void matmul_task(void *ctx, size_t task, int thread) {
@@ -302,9 +306,10 @@ static void matmul_task(void *ctx, size_t task, int thread) {
         nm_dot_tile(GGML_TYPE_F32, w->n_in, wf, (size_t)w->n_in * sizeof(float), nr, j->x + (size_t)t0 * w->n_in,
                     (size_t)w->n_in * sizeof(float), nt, j->y + (size_t)t0 * w->n_out + r0, (size_t)w->n_out);
     } else {
-        nm_dot_tile(w->type, w->n_in, w->data + (size_t)r0 * w->row_size, w->row_size, nr,
-                    j->c->act + (size_t)t0 * j->act_row, j->act_row, nt, j->y + (size_t)t0 * w->n_out + r0,
-                    (size_t)w->n_out);
+        nm_dot_tile_aux(w->type, w->n_in, w->data + (size_t)r0 * w->row_size, w->row_size, nr,
+                        j->c->act + (size_t)t0 * j->act_row, j->act_row,
+                        j->aux_row ? j->c->aux + (size_t)t0 * j->aux_row : NULL, j->aux_row, nt,
+                        j->y + (size_t)t0 * w->n_out + r0, (size_t)w->n_out);
     }
 }
 
@@ -316,6 +321,7 @@ static void matmul(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, 
     j.tok_blocks = (n_tokens + TOK_BLOCK - 1) / TOK_BLOCK;
     if (!c->exact) {
         j.act_row = nm_dot_act_row_size(w->type, w->n_in);
+        j.aux_row = nm_dot_act_aux_row_size(w->type, w->n_in);
         nm_pool_run(c->pool, (size_t)n_tokens, quantize_task, &j);
     }
     nm_pool_run(c->pool, (size_t)j.row_blocks * (size_t)j.tok_blocks, matmul_task, &j);

@@ -255,7 +255,8 @@ static void expect_tile(const char *what, uint32_t t, int64_t n, int nr, int nc,
     }
 }
 
-typedef bool (*tile_fn)(uint32_t, int64_t, const void *, size_t, int, const void *, size_t, int, float *, size_t);
+typedef bool (*tile_fn)(uint32_t, int64_t, const void *, size_t, int, const void *, size_t, const void *, size_t, int,
+                        float *, size_t);
 
 static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
     size_t wrs;
@@ -270,10 +271,14 @@ static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
     assert_non_null(x);
     assert_non_null(ref);
     assert_non_null(out);
+    const size_t auxs = nm_dot_act_aux_row_size(t, n);
+    uint8_t *aux = auxs ? malloc(auxs * (size_t)max_cols) : NULL;
+    assert_true(auxs == 0 || aux);
     for (int r = 0; r < max_rows; r++) varied_weights(t, w + (size_t)r * wrs, n);
     for (int c = 0; c < max_cols; c++) {
         for (int64_t i = 0; i < n; i++) x[i] = varied() * (1.0f + (float)c);
         nm_dot_quantize_act_ref(t, x, a + (size_t)c * ars, n);
+        if (aux) nm_dot_act_aux(t, n, a + (size_t)c * ars, aux + (size_t)c * auxs);
     }
     const tile_fn levels[] = {have_avx2() ? nm_dot_tile_avx2 : NULL, have_avx512() ? nm_dot_tile_avx512 : NULL};
     const char *level_names[] = {"AVX2", "AVX-512"};
@@ -290,10 +295,18 @@ static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
             fill_sentinel(out, size);
             nm_dot_tile(t, n, w, wrs, nr, a, ars, nc, out, os);
             expect_tile("nm_dot_tile", t, n, nr, nc, os, ref, out, size);
+            fill_sentinel(out, size);
+            nm_dot_tile_aux(t, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os);
+            expect_tile("nm_dot_tile_aux", t, n, nr, nc, os, ref, out, size);
             for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
                 if (!levels[l]) continue;
                 fill_sentinel(out, size);
-                const bool done = levels[l](t, n, w, wrs, nr, a, ars, nc, out, os);
+                if (aux) { /* without the aux rows: decline, or do it another way with the same result */
+                    if (levels[l](t, n, w, wrs, nr, a, ars, NULL, 0, nc, out, os))
+                        expect_tile(level_names[l], t, n, nr, nc, os, ref, out, size);
+                    fill_sentinel(out, size);
+                }
+                const bool done = levels[l](t, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os);
                 /* AVX-512 leaves float rows with a tail (n % 8) to AVX2 */
                 if (!done && !(l == 1 && n % 8 != 0)) fail_msg("%s has no %s tile kernel", level_names[l], ggml_type_name(t));
                 if (done) expect_tile(level_names[l], t, n, nr, nc, os, ref, out, size);
@@ -311,6 +324,7 @@ static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
         }
     free(w);
     free(a);
+    free(aux);
     free(x);
     free(ref);
     free(out);
