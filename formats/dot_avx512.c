@@ -4,9 +4,7 @@
  * - F32/F16/BF16: two outputs share one register, lanes 0-7 holding output A's eight tinyBLAS
  *   sums and lanes 8-15 output B's; the weight tile is re-laid out once per call so that one
  *   load yields both rows' next eight elements, and each activation chunk is broadcast to both
- *   halves. Register blocking: 4 row pairs × 6 activation rows per pass, split over K in
- *   blocks that keep the row pairs' weights in L1 (the sums wait in memory between blocks,
- *   which does not change them).
+ *   halves. Register blocking: 4 row pairs × 6 activation rows per pass, 24 accumulators.
  * - Q4_0: sixteen rows in the lanes of a register (nm_dot_q4_0_pack), block integer sums with
  *   vpdpbusd (nibbles 0..15 unsigned × activation int8, started at −8·Σy), then one fused
  *   multiply-add per block into each lane's own chain. */
@@ -29,7 +27,7 @@
 
 /* ---------------- F32 / F16 / BF16 ---------------- */
 
-enum { ROW_PAIRS = 4, COLS = 6, K_BLOCK = 512 };
+enum { ROW_PAIRS = 4, COLS = 6 };
 
 /* Widens n elements of a weight or activation row to float. */
 static void widen_row(uint32_t wt, const uint8_t *src, float *dst, int64_t n) {
@@ -54,7 +52,8 @@ static void pack_pairs(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
 }
 
 /* acc[p][c] += pairs p × columns c over chunks [c0, c1). np ≤ ROW_PAIRS, nc ≤ COLS (constants
- * after inlining). */
+ * after inlining). Per step: 4 weight loads, 6 broadcasts, 24 FMAs; on the TinyLlama shapes it
+ * runs close to the FMA units' peak without cache blocking over K. */
 ALWAYS_INLINE void float_block(const float *pw, size_t pair_stride, const float *x, size_t xs, int np, int nc,
                                int64_t c0, int64_t c1, __m512 *acc) {
     __m512 a[ROW_PAIRS][COLS];
@@ -90,10 +89,7 @@ ALWAYS_INLINE void float_micro(const float *pw, size_t pair_stride, const float 
                                int64_t chunks, int r0, int nr, float *out, size_t os) {
     __m512 acc[ROW_PAIRS * COLS];
     for (int i = 0; i < ROW_PAIRS * COLS; i++) acc[i] = _mm512_setzero_ps();
-    for (int64_t k0 = 0; k0 < chunks; k0 += K_BLOCK / 8) {
-        const int64_t k1 = k0 + K_BLOCK / 8 < chunks ? k0 + K_BLOCK / 8 : chunks;
-        float_block(pw, pair_stride, x, xs, np, nc, k0, k1, acc);
-    }
+    float_block(pw, pair_stride, x, xs, np, nc, 0, chunks, acc);
     UNROLL
     for (int p = 0; p < np; p++)
         UNROLL
