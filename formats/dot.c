@@ -330,6 +330,17 @@ void nm_dot_tile_ref(uint32_t wt, int64_t n, const void *w, size_t w_stride, int
                            (const uint8_t *)act + (size_t)j * act_stride);
 }
 
+/* ---------------- vector × matrix (attention) ---------------- */
+
+void nm_dot_f32_columns_ref(int64_t n, const float *x, const float *m, size_t m_stride, int64_t n_cols,
+                            float *out) {
+    for (int64_t j = 0; j < n_cols; j++) out[j] = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        const float xi = x[i], *row = m + (size_t)i * m_stride;
+        for (int64_t j = 0; j < n_cols; j++) out[j] += xi * row[j];
+    }
+}
+
 /* ---------------- layouts shared by the SIMD kernels (dot_simd.h) ---------------- */
 
 size_t nm_dot_q4_0_pack_size(int64_t n, int n_rows, int group) {
@@ -405,6 +416,20 @@ float nm_dot(uint32_t wt, int64_t n, const void *w, const void *act) {
     if (DOT_SIMD() && nm_dot_avx2(wt, n, w, act, &r)) return r;
 #endif
     return nm_dot_ref(wt, n, w, act);
+}
+
+void nm_dot_f32_columns(int64_t n, const float *x, const float *m, size_t m_stride, int64_t n_cols, float *out) {
+#if defined(__x86_64__)
+    if (DOT_AVX512()) {
+        nm_dot_f32_columns_avx512(n, x, m, m_stride, n_cols, out);
+        return;
+    }
+    if (DOT_SIMD()) {
+        nm_dot_f32_columns_avx2(n, x, m, m_stride, n_cols, out);
+        return;
+    }
+#endif
+    nm_dot_f32_columns_ref(n, x, m, m_stride, n_cols, out);
 }
 
 void nm_dot_tile_aux(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,

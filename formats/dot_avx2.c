@@ -394,6 +394,36 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
     return true;
 }
 
+/* ---------------- vector × matrix (attention) ---------------- */
+
+/* Eight columns per register, up to four registers per pass over the rows; each lane adds its
+ * rounded products in row order, as the reference does. */
+ALWAYS_INLINE void columns_pass(int64_t n, const float *x, const float *m, size_t ms, int nv, float *out) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t i = 0; i < n; i++) {
+        const __m256 xi = _mm256_broadcast_ss(x + i);
+        const float *row = m + (size_t)i * ms;
+        for (int v = 0; v < nv; v++) acc[v] = _mm256_add_ps(acc[v], _mm256_mul_ps(xi, _mm256_loadu_ps(row + 8 * v)));
+    }
+    for (int v = 0; v < nv; v++) _mm256_storeu_ps(out + 8 * v, acc[v]);
+}
+
+void nm_dot_f32_columns_avx2(int64_t n, const float *x, const float *m, size_t m_stride, int64_t n_cols, float *out) {
+    int64_t j = 0;
+    for (; j + 32 <= n_cols; j += 32) columns_pass(n, x, m + j, m_stride, 4, out + j);
+    for (; j + 8 <= n_cols; j += 8) columns_pass(n, x, m + j, m_stride, 1, out + j);
+    if (j < n_cols) {
+        float tmp[8];
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        const int r = (int)(n_cols - j);
+        for (int64_t i = 0; i < n; i++) {
+            memcpy(tmp, m + (size_t)i * m_stride + j, (size_t)r * sizeof(float));
+            for (int l = 0; l < r; l++) acc[l] += x[i] * tmp[l];
+        }
+        memcpy(out + j, acc, (size_t)r * sizeof(float));
+    }
+}
+
 /* ---------------- dispatch ---------------- */
 
 ALWAYS_INLINE void kernel(uint32_t wt, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out,

@@ -247,6 +247,48 @@ static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
     return true;
 }
 
+/* ---------------- vector × matrix (attention) ---------------- */
+
+/* Sixteen columns per register, up to four registers per pass over the rows (the last one
+ * masked); each lane adds its rounded products in row order, as the reference does. */
+ALWAYS_INLINE void columns_pass(int64_t n, const float *x, const float *m, size_t ms, int nv, __mmask16 last,
+                                float *out) {
+    __m512 acc[4];
+    UNROLL
+    for (int v = 0; v < nv; v++) acc[v] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i++) {
+        const __m512 xi = _mm512_set1_ps(x[i]);
+        const float *row = m + (size_t)i * ms;
+        UNROLL
+        for (int v = 0; v < nv; v++) {
+            const __m512 mv = v == nv - 1 ? _mm512_maskz_loadu_ps(last, row + 16 * v) : _mm512_loadu_ps(row + 16 * v);
+            acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(xi, mv));
+        }
+    }
+    UNROLL
+    for (int v = 0; v < nv; v++) {
+        if (v == nv - 1) _mm512_mask_storeu_ps(out + 16 * v, last, acc[v]);
+        else _mm512_storeu_ps(out + 16 * v, acc[v]);
+    }
+}
+
+void nm_dot_f32_columns_avx512(int64_t n, const float *x, const float *m, size_t m_stride, int64_t n_cols,
+                               float *out) {
+    int64_t j = 0;
+    for (; j + 64 <= n_cols; j += 64) columns_pass(n, x, m + j, m_stride, 4, 0xFFFF, out + j);
+    if (j < n_cols) {
+        const int64_t left = n_cols - j;
+        const int nv = (int)((left + 15) / 16);
+        const __mmask16 last = (__mmask16)(left % 16 ? (1u << (left % 16)) - 1u : 0xFFFFu);
+        switch (nv) {
+        case 4: columns_pass(n, x, m + j, m_stride, 4, last, out + j); break;
+        case 3: columns_pass(n, x, m + j, m_stride, 3, last, out + j); break;
+        case 2: columns_pass(n, x, m + j, m_stride, 2, last, out + j); break;
+        default: columns_pass(n, x, m + j, m_stride, 1, last, out + j); break;
+        }
+    }
+}
+
 /* ---------------- dispatch ---------------- */
 
 bool nm_dot_tile_avx512(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,

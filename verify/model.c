@@ -188,6 +188,7 @@ struct vm_ctx {
     int n_ctx, n_threads;
     void **kcache, **vcache; /* per layer: n_ctx × (n_head_kv·head_dim), f16 or f32 */
     float *x, *xn, *q, *k, *v, *att, *fa, *fb, *out;
+    float *kt, *vf;         /* one layer's cached keys transposed, values widened (attn_widen_cache) */
     uint8_t *act;           /* quantized activations of one batch */
     uint8_t *aux;           /* their aux rows (nm_dot_act_aux), when the weight type has them */
     float *wscratch;        /* per thread: exact mode's dequantized weight rows, attention scores */
@@ -212,7 +213,7 @@ void vm_ctx_free(vm_ctx *c) {
         for (int i = 0; i < c->m->n_layer; i++) free(c->vcache[i]);
     free(c->kcache);
     free(c->vcache);
-    free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->fa); free(c->fb);
+    free(c->kt); free(c->vf); free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->fa); free(c->fb);
     free(c->out); free(c->act); free(c->aux); free(c->wscratch);
     free(c);
 }
@@ -247,6 +248,8 @@ vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, n
         c->vcache[i] = malloc(T * KV * esz);
         if (!c->kcache[i] || !c->vcache[i]) goto oom;
     }
+    c->kt = alloc_floats(T * KV);
+    c->vf = alloc_floats(T * KV);
     c->x = alloc_floats(T * E);
     c->xn = alloc_floats(T * E);
     c->q = alloc_floats(T * Q);
@@ -261,7 +264,7 @@ vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, n
     c->aux = malloc(T * (4 * widest + 64)); /* the largest aux row: F16/BF16 widened to float */
     c->wscratch_per_thread = (size_t)ROW_BLOCK * widest + T + 64;
     c->wscratch = alloc_floats(c->wscratch_per_thread * (size_t)c->n_threads);
-    if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->fa || !c->fb || !c->out || !c->act ||
+    if (!c->kt || !c->vf || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->fa || !c->fb || !c->out || !c->act ||
         !c->aux || !c->wscratch)
         goto oom;
     return c;
@@ -385,23 +388,17 @@ static void attn_task(void *ctx, size_t task, int thread) {
     const int t1 = t0 + ATT_TOK_BLOCK < j->n_tokens ? t0 + ATT_TOK_BLOCK : j->n_tokens;
     const float scale = 1.0f / sqrtf((float)hd);
     float *s = c->wscratch + (size_t)thread * c->wscratch_per_thread;
-    float kbuf[1024], acc[1024];
+    const float *kt = c->kt + (size_t)kvh * hd * c->n_ctx; /* this head's keys, [i][p] */
+    const float *vf = (c->exact ? (const float *)c->vcache[j->layer] : c->vf) + (size_t)kvh * hd; /* [p][i] */
+    float acc[1024];
     for (int t = t0; t < t1; t++) {
         const int n_kv = j->pos0 + t + 1;
         const float *qv = c->q + ((size_t)t * m->n_head + h) * hd;
+        /* s[p] = Σ_i q[i]·k[p][i], summed in increasing i (many p at once) */
+        nm_dot_f32_columns(hd, qv, kt, (size_t)c->n_ctx, n_kv, s);
         float mx = -INFINITY;
         for (int p = 0; p < n_kv; p++) {
-            const float *kr;
-            if (c->exact) {
-                kr = (const float *)c->kcache[j->layer] + (size_t)p * kvw + (size_t)kvh * hd;
-            } else {
-                nm_f16_to_f32_row((const uint16_t *)c->kcache[j->layer] + (size_t)p * kvw + (size_t)kvh * hd, kbuf,
-                                  (size_t)hd);
-                kr = kbuf;
-            }
-            float d = 0.0f;
-            for (int i = 0; i < hd; i++) d += qv[i] * kr[i];
-            s[p] = d * scale;
+            s[p] = s[p] * scale;
             if (s[p] > mx) mx = s[p];
         }
         double sum = 0.0;
@@ -409,23 +406,33 @@ static void attn_task(void *ctx, size_t task, int thread) {
             s[p] = expf(s[p] - mx);
             sum += (double)s[p];
         }
-        for (int i = 0; i < hd; i++) acc[i] = 0.0f;
-        for (int p = 0; p < n_kv; p++) {
-            const float *vr;
-            if (c->exact) {
-                vr = (const float *)c->vcache[j->layer] + (size_t)p * kvw + (size_t)kvh * hd;
-            } else {
-                nm_f16_to_f32_row((const uint16_t *)c->vcache[j->layer] + (size_t)p * kvw + (size_t)kvh * hd, kbuf,
-                                  (size_t)hd);
-                vr = kbuf;
-            }
-            const float wgt = s[p];
-            for (int i = 0; i < hd; i++) acc[i] += wgt * vr[i];
-        }
+        /* acc[i] = Σ_p s[p]·v[p][i], summed in increasing p (all i at once) */
+        nm_dot_f32_columns(n_kv, s, vf, (size_t)kvw, hd, acc);
         const float inv = 1.0f / (float)sum;
         float *o = c->att + ((size_t)t * m->n_head + h) * hd;
         for (int i = 0; i < hd; i++) o[i] = acc[i] * inv;
     }
+}
+
+/* The keys of positions [0, n) as floats transposed per head (kt[(kvh·head_dim + i)·n_ctx + p],
+ * so a query's scores are one vector × matrix product), and, from the f16 cache, the values
+ * widened in place order (vf[p·KV + j]). Widening f16 is exact: the attention sums see the
+ * same numbers as before. */
+static void attn_widen_cache(vm_ctx *c, int layer, int n) {
+    const int KV = c->m->n_head_kv * c->m->head_dim;
+    float *row = c->wscratch; /* KV <= the widest row; runs outside the pool's tasks */
+    for (int p = 0; p < n; p++) {
+        const float *kr;
+        if (c->exact) {
+            kr = (const float *)c->kcache[layer] + (size_t)p * KV;
+        } else {
+            nm_f16_to_f32_row((const uint16_t *)c->kcache[layer] + (size_t)p * KV, row, (size_t)KV);
+            kr = row;
+        }
+        for (int i = 0; i < KV; i++) c->kt[(size_t)i * c->n_ctx + p] = kr[i];
+    }
+    if (!c->exact)
+        nm_f16_to_f32_row((const uint16_t *)c->vcache[layer], c->vf, (size_t)n * KV);
 }
 
 /* ---------------- evaluation ---------------- */
@@ -467,6 +474,7 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
             nm_f32_to_f16_row(c->k, (uint16_t *)c->kcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
             nm_f32_to_f16_row(c->v, (uint16_t *)c->vcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
         }
+        attn_widen_cache(c, l, pos0 + n_tokens);
         attn_job aj = {.c = c, .layer = l, .n_tokens = n_tokens, .pos0 = pos0,
                        .tok_blocks = (n_tokens + ATT_TOK_BLOCK - 1) / ATT_TOK_BLOCK};
         nm_pool_run(c->pool, (size_t)m->n_head * (size_t)aj.tok_blocks, attn_task, &aj);
