@@ -403,6 +403,15 @@ void nm_dot_act_aux(uint32_t wt, int64_t n, const void *act, void *aux) {
 #endif
 
 void nm_dot_quantize_act(uint32_t wt, const float *x, void *dst, int64_t n) {
+    /* the dispatching row conversions give the reference's bits (test_tensor) */
+    if (wt == GGML_TYPE_F16) {
+        nm_f32_to_f16_row(x, dst, (size_t)n);
+        return;
+    }
+    if (wt == GGML_TYPE_BF16) {
+        nm_f32_to_bf16_row(x, dst, (size_t)n);
+        return;
+    }
 #if defined(__x86_64__)
     if (DOT_SIMD() && nm_dot_quantize_act_avx2(wt, x, dst, n)) return;
 #endif

@@ -455,9 +455,57 @@ static bool have_kernel(uint32_t wt) {
     }
 }
 
+/* Q8_0 / Q8_1 as the reference quantizes them (dot.c): the lane-wise max keeps `a > m ? a : m`
+ * (NaN skipped), and max is exact in any order; cvtps rounds half to even like nearbyintf; the
+ * int8 keeps the low byte of the int32 as the reference's cast does. */
+static void quantize_q8_0_or_1(const float *x, uint8_t *dst, int64_t n, bool with_sum) {
+    const size_t bs = with_sum ? 36 : 34;
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + b * 32;
+        uint8_t *out = dst + (size_t)b * bs;
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(xb + 8 * k);
+            m = _mm256_max_ps(_mm256_and_ps(v[k], abs_mask), m);
+        }
+        float lanes[8], amax = 0.0f;
+        _mm256_storeu_ps(lanes, m);
+        for (int l = 0; l < 8; l++) amax = lanes[l] > amax ? lanes[l] : amax;
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        const __m256 idv = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm256_and_si256(_mm256_cvtps_epi32(_mm256_mul_ps(v[k], idv)), _mm256_set1_epi32(0xFF));
+        /* pack 32 bytes (values 0..255 after the mask) back into element order */
+        const __m256i w01 = _mm256_packus_epi32(q[0], q[1]), w23 = _mm256_packus_epi32(q[2], q[3]);
+        __m256i bytes = _mm256_packus_epi16(w01, w23);
+        bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(out + (with_sum ? 4 : 2)), bytes);
+        const uint16_t dh = nm_f32_to_f16(d);
+        memcpy(out, &dh, 2);
+        if (with_sum) {
+            const __m256i sb = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(bytes));
+            const __m256i sb2 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(bytes, 1));
+            const int sum = hsum_i32(_mm256_madd_epi16(_mm256_add_epi16(sb, sb2), _mm256_set1_epi16(1)));
+            const uint16_t sh = nm_f32_to_f16(d * (float)sum);
+            memcpy(out + 2, &sh, 2);
+        }
+    }
+}
+
 bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, int64_t n) {
-    (void)weight_type; (void)x; (void)dst; (void)n;
-    return false; /* activation quantization is cheap next to the products: the reference serves */
+    switch (weight_type) {
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0:
+        quantize_q8_0_or_1(x, dst, n, false);
+        return true;
+    case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1:
+        quantize_q8_0_or_1(x, dst, n, true);
+        return true;
+    default:
+        return false; /* Q8_K: the reference serves */
+    }
 }
 
 bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act, float *out) {

@@ -452,6 +452,33 @@ static void test_columns_exact(void **state) {
     free(out);
 }
 
+/* The dispatched activation quantizers give the reference's bytes, ties and zeros included. */
+static void test_quantize_act_exact(void **state) {
+    (void)state;
+    enum { N = 4096 };
+    float *x = malloc(N * sizeof(float));
+    uint8_t *ref = malloc(N * 5), *got = malloc(N * 5);
+    assert_true(x && ref && got);
+    for (int i = 0; i < N; i++) {
+        const int blk = i / 32;
+        if (blk % 4 == 0) x[i] = (i % 32 == 0) ? 127.0f : (float)((i * 37) % 255 - 127) + 0.5f; /* ties */
+        else if (blk % 4 == 1) x[i] = (i & 1) ? -0.0f : 0.0f;                                  /* zero block */
+        else x[i] = varied();
+    }
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t t = types[ti];
+        const size_t ars = nm_dot_act_row_size(t, N);
+        memset(ref, 0x5A, ars);
+        memset(got, 0xA5, ars);
+        nm_dot_quantize_act_ref(t, x, ref, N);
+        nm_dot_quantize_act(t, x, got, N);
+        if (memcmp(ref, got, ars)) fail_msg("%s: quantized activations differ from the reference", ggml_type_name(t));
+    }
+    free(x);
+    free(ref);
+    free(got);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simd_matches_reference),
@@ -462,6 +489,7 @@ int main(void) {
         cmocka_unit_test(test_exact_kernels_long_rows),
         cmocka_unit_test(test_reference_orders),
         cmocka_unit_test(test_columns_exact),
+        cmocka_unit_test(test_quantize_act_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
