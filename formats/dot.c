@@ -350,18 +350,24 @@ size_t nm_dot_q4_0_pack_size(int64_t n, int n_rows, int group) {
 
 void nm_dot_q4_0_pack(int64_t n, const uint8_t *w, size_t w_stride, int n_rows, int group, uint8_t *dst) {
     const int64_t nb = n / 32;
-    for (int g0 = 0; g0 < n_rows; g0 += group) {
-        for (int64_t b = 0; b < nb; b++, dst += (size_t)group * NM_Q4_0_PACK_BLOCK_PER_ROW) {
-            float *d = (float *)(dst + (size_t)group * 16);
-            for (int r = 0; r < group; r++) {
-                if (g0 + r >= n_rows) {
-                    for (int q = 0; q < 4; q++) memset(dst + (size_t)(q * group + r) * 4, 0, 4);
-                    d[r] = 0.0f;
-                    continue;
+    const size_t pb = (size_t)group * NM_Q4_0_PACK_BLOCK_PER_ROW; /* bytes per block of a group */
+    for (int g0 = 0; g0 < n_rows; g0 += group, dst += (size_t)nb * pb) {
+        for (int r = 0; r < group; r++) {
+            uint8_t *o = dst + (size_t)r * 4;
+            float *d = (float *)(dst + (size_t)group * 16) + r;
+            if (g0 + r >= n_rows) {
+                for (int64_t b = 0; b < nb; b++, o += pb, d += pb / sizeof(float)) {
+                    for (int q = 0; q < 4; q++) memset(o + (size_t)q * group * 4, 0, 4);
+                    *d = 0.0f;
                 }
-                const uint8_t *blk = w + (size_t)(g0 + r) * w_stride + (size_t)b * 18;
-                for (int q = 0; q < 4; q++) memcpy(dst + (size_t)(q * group + r) * 4, blk + 2 + 4 * q, 4);
-                d[r] = f16(blk);
+                continue;
+            }
+            const uint8_t *blk = w + (size_t)(g0 + r) * w_stride;
+            for (int64_t b = 0; b < nb; b++, blk += 18, o += pb, d += pb / sizeof(float)) {
+                uint32_t v[4];
+                memcpy(v, blk + 2, 16);
+                for (int q = 0; q < 4; q++) memcpy(o + (size_t)q * group * 4, &v[q], 4);
+                *d = f16(blk);
             }
         }
     }
