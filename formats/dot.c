@@ -332,12 +332,16 @@ void nm_dot_tile_ref(uint32_t wt, int64_t n, const void *w, size_t w_stride, int
 
 /* ---------------- vector × matrix (attention) ---------------- */
 
-void nm_dot_f32_columns_ref(int64_t n, const float *x, const float *m, size_t m_stride, int64_t n_cols,
-                            float *out) {
-    for (int64_t j = 0; j < n_cols; j++) out[j] = 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-        const float xi = x[i], *row = m + (size_t)i * m_stride;
-        for (int64_t j = 0; j < n_cols; j++) out[j] += xi * row[j];
+void nm_dot_f32_columns_ref(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,
+                            int64_t n_cols, float *out, size_t out_stride) {
+    for (int r = 0; r < n_x; r++) {
+        const float *xr = x + (size_t)r * x_stride;
+        float *o = out + (size_t)r * out_stride;
+        for (int64_t j = 0; j < n_cols; j++) o[j] = 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            const float xi = xr[i], *row = m + (size_t)i * m_stride;
+            for (int64_t j = 0; j < n_cols; j++) o[j] += xi * row[j];
+        }
     }
 }
 
@@ -433,18 +437,19 @@ float nm_dot(uint32_t wt, int64_t n, const void *w, const void *act) {
     return nm_dot_ref(wt, n, w, act);
 }
 
-void nm_dot_f32_columns(int64_t n, const float *x, const float *m, size_t m_stride, int64_t n_cols, float *out) {
+void nm_dot_f32_columns(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,
+                        int64_t n_cols, float *out, size_t out_stride) {
 #if defined(__x86_64__)
     if (DOT_AVX512()) {
-        nm_dot_f32_columns_avx512(n, x, m, m_stride, n_cols, out);
+        nm_dot_f32_columns_avx512(n, x, x_stride, n_x, m, m_stride, n_cols, out, out_stride);
         return;
     }
     if (DOT_SIMD()) {
-        nm_dot_f32_columns_avx2(n, x, m, m_stride, n_cols, out);
+        nm_dot_f32_columns_avx2(n, x, x_stride, n_x, m, m_stride, n_cols, out, out_stride);
         return;
     }
 #endif
-    nm_dot_f32_columns_ref(n, x, m, m_stride, n_cols, out);
+    nm_dot_f32_columns_ref(n, x, x_stride, n_x, m, m_stride, n_cols, out, out_stride);
 }
 
 void nm_dot_tile_aux(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,

@@ -41,13 +41,15 @@ void nm_dot_tile(uint32_t weight_type, int64_t n, const void *w, size_t w_stride
 void nm_dot_tile_ref(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
                      const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
 
-/* Vector times matrix in a plain sequential order, for attention: out[j] = Σ_i x[i]·m[i][j] for
- * j < n_cols, each sum taken in increasing i from 0.0f as ((0 + x0·m0j) + x1·m1j) + ..., every
- * product rounded before it is added (no fused multiply-add). Rows of m are m_stride floats
- * apart. SIMD versions compute many j at once, each lane keeping this order. */
-void nm_dot_f32_columns(int64_t n, const float *x, const float *m, size_t m_stride, int64_t n_cols, float *out);
-void nm_dot_f32_columns_ref(int64_t n, const float *x, const float *m, size_t m_stride, int64_t n_cols,
-                            float *out);
+/* Vectors times a matrix in a plain sequential order, for attention: out[r][j] = Σ_i x[r][i]·m[i][j]
+ * for r < n_x, j < n_cols, each sum taken in increasing i from 0.0f as ((0 + x0·m0j) + x1·m1j) + ...,
+ * every product rounded before it is added (no fused multiply-add). Rows of x, m and out are
+ * x_stride, m_stride and out_stride floats apart. SIMD versions compute many (r, j) at once, each
+ * lane keeping this order; several x rows share each load of m. */
+void nm_dot_f32_columns(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,
+                        int64_t n_cols, float *out, size_t out_stride);
+void nm_dot_f32_columns_ref(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,
+                            int64_t n_cols, float *out, size_t out_stride);
 
 /* Side data some SIMD kernels read beside the activations, derived from them exactly: the
  * values widened to float for F16/BF16; each Q8_0 block's scale as float and −8·Σq for Q4_0.

@@ -394,33 +394,56 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
     return true;
 }
 
-/* ---------------- vector × matrix (attention) ---------------- */
+/* ---------------- vectors × matrix (attention) ---------------- */
 
-/* Eight columns per register, up to four registers per pass over the rows; each lane adds its
- * rounded products in row order, as the reference does. */
-ALWAYS_INLINE void columns_pass(int64_t n, const float *x, const float *m, size_t ms, int nv, float *out) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+/* Eight columns per register; a pass covers up to 4 x rows × 2 registers (8 independent
+ * chains, each m load shared by the x rows); each lane adds its rounded products in row
+ * order, as the reference does. Columns past a multiple of 8 go through a padded copy. */
+ALWAYS_INLINE void columns_pass(int64_t n, const float *x, size_t xs, int nx, const float *m, size_t ms, int nv,
+                                float *out, size_t os) {
+    __m256 acc[4][2];
+    for (int r = 0; r < nx; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n; i++) {
-        const __m256 xi = _mm256_broadcast_ss(x + i);
         const float *row = m + (size_t)i * ms;
-        for (int v = 0; v < nv; v++) acc[v] = _mm256_add_ps(acc[v], _mm256_mul_ps(xi, _mm256_loadu_ps(row + 8 * v)));
+        __m256 mv[2];
+        for (int v = 0; v < nv; v++) mv[v] = _mm256_loadu_ps(row + 8 * v);
+        for (int r = 0; r < nx; r++) {
+            const __m256 xi = _mm256_broadcast_ss(x + (size_t)r * xs + i);
+            for (int v = 0; v < nv; v++) acc[r][v] = _mm256_add_ps(acc[r][v], _mm256_mul_ps(xi, mv[v]));
+        }
     }
-    for (int v = 0; v < nv; v++) _mm256_storeu_ps(out + 8 * v, acc[v]);
+    for (int r = 0; r < nx; r++)
+        for (int v = 0; v < nv; v++) _mm256_storeu_ps(out + (size_t)r * os + 8 * v, acc[r][v]);
 }
 
-void nm_dot_f32_columns_avx2(int64_t n, const float *x, const float *m, size_t m_stride, int64_t n_cols, float *out) {
-    int64_t j = 0;
-    for (; j + 32 <= n_cols; j += 32) columns_pass(n, x, m + j, m_stride, 4, out + j);
-    for (; j + 8 <= n_cols; j += 8) columns_pass(n, x, m + j, m_stride, 1, out + j);
-    if (j < n_cols) {
-        float tmp[8];
-        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        const int r = (int)(n_cols - j);
-        for (int64_t i = 0; i < n; i++) {
-            memcpy(tmp, m + (size_t)i * m_stride + j, (size_t)r * sizeof(float));
-            for (int l = 0; l < r; l++) acc[l] += x[i] * tmp[l];
+ALWAYS_INLINE void columns_rows(int64_t n, const float *x, size_t xs, int nx, const float *m, size_t ms, int nv,
+                                float *out, size_t os) {
+    switch (nx) {
+    case 4: columns_pass(n, x, xs, 4, m, ms, nv, out, os); break;
+    case 3: columns_pass(n, x, xs, 3, m, ms, nv, out, os); break;
+    case 2: columns_pass(n, x, xs, 2, m, ms, nv, out, os); break;
+    default: columns_pass(n, x, xs, 1, m, ms, nv, out, os); break;
+    }
+}
+
+void nm_dot_f32_columns_avx2(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,
+                             int64_t n_cols, float *out, size_t out_stride) {
+    for (int r0 = 0; r0 < n_x; r0 += 4) {
+        const int nx = n_x - r0 < 4 ? n_x - r0 : 4;
+        const float *xr = x + (size_t)r0 * x_stride;
+        float *o = out + (size_t)r0 * out_stride;
+        int64_t j = 0;
+        for (; j + 16 <= n_cols; j += 16) columns_rows(n, xr, x_stride, nx, m + j, m_stride, 2, o + j, out_stride);
+        for (; j + 8 <= n_cols; j += 8) columns_rows(n, xr, x_stride, nx, m + j, m_stride, 1, o + j, out_stride);
+        for (int r = 0; r < nx && j < n_cols; r++) { /* the last columns, scalar in the same order */
+            float *orow = o + (size_t)r * out_stride;
+            for (int64_t jj = j; jj < n_cols; jj++) orow[jj] = 0.0f;
+            for (int64_t i = 0; i < n; i++) {
+                const float xi = xr[(size_t)r * x_stride + (size_t)i], *row = m + (size_t)i * m_stride;
+                for (int64_t jj = j; jj < n_cols; jj++) orow[jj] += xi * row[jj];
+            }
         }
-        memcpy(out + j, acc, (size_t)r * sizeof(float));
     }
 }
 

@@ -247,44 +247,70 @@ static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
     return true;
 }
 
-/* ---------------- vector × matrix (attention) ---------------- */
+/* ---------------- vectors × matrix (attention) ---------------- */
 
-/* Sixteen columns per register, up to four registers per pass over the rows (the last one
- * masked); each lane adds its rounded products in row order, as the reference does. */
-ALWAYS_INLINE void columns_pass(int64_t n, const float *x, const float *m, size_t ms, int nv, __mmask16 last,
-                                float *out) {
-    __m512 acc[4];
+/* Sixteen columns per register; a pass covers up to 8 x rows × 2 registers (16 independent
+ * chains, each m load shared by the x rows; the last register masked). Each lane adds its
+ * rounded products in row order, as the reference does. */
+ALWAYS_INLINE void columns_pass(int64_t n, const float *x, size_t xs, int nx, const float *m, size_t ms, int nv,
+                                __mmask16 last, float *out, size_t os) {
+    __m512 acc[8][2];
     UNROLL
-    for (int v = 0; v < nv; v++) acc[v] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n; i++) {
-        const __m512 xi = _mm512_set1_ps(x[i]);
-        const float *row = m + (size_t)i * ms;
+    for (int r = 0; r < nx; r++)
         UNROLL
-        for (int v = 0; v < nv; v++) {
-            const __m512 mv = v == nv - 1 ? _mm512_maskz_loadu_ps(last, row + 16 * v) : _mm512_loadu_ps(row + 16 * v);
-            acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(xi, mv));
+        for (int v = 0; v < nv; v++) acc[r][v] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = m + (size_t)i * ms;
+        __m512 mv[2];
+        UNROLL
+        for (int v = 0; v < nv; v++)
+            mv[v] = v == nv - 1 ? _mm512_maskz_loadu_ps(last, row + 16 * v) : _mm512_loadu_ps(row + 16 * v);
+        UNROLL
+        for (int r = 0; r < nx; r++) {
+            const __m512 xi = _mm512_set1_ps(x[(size_t)r * xs + (size_t)i]);
+            UNROLL
+            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_mul_ps(xi, mv[v]));
         }
     }
     UNROLL
-    for (int v = 0; v < nv; v++) {
-        if (v == nv - 1) _mm512_mask_storeu_ps(out + 16 * v, last, acc[v]);
-        else _mm512_storeu_ps(out + 16 * v, acc[v]);
+    for (int r = 0; r < nx; r++)
+        UNROLL
+        for (int v = 0; v < nv; v++) {
+            float *o = out + (size_t)r * os + 16 * v;
+            if (v == nv - 1) _mm512_mask_storeu_ps(o, last, acc[r][v]);
+            else _mm512_storeu_ps(o, acc[r][v]);
+        }
+}
+
+ALWAYS_INLINE void columns_rows(int64_t n, const float *x, size_t xs, int nx, const float *m, size_t ms, int nv,
+                                __mmask16 last, float *out, size_t os) {
+    switch (nx) {
+    case 8: columns_pass(n, x, xs, 8, m, ms, nv, last, out, os); break;
+    case 7: columns_pass(n, x, xs, 7, m, ms, nv, last, out, os); break;
+    case 6: columns_pass(n, x, xs, 6, m, ms, nv, last, out, os); break;
+    case 5: columns_pass(n, x, xs, 5, m, ms, nv, last, out, os); break;
+    case 4: columns_pass(n, x, xs, 4, m, ms, nv, last, out, os); break;
+    case 3: columns_pass(n, x, xs, 3, m, ms, nv, last, out, os); break;
+    case 2: columns_pass(n, x, xs, 2, m, ms, nv, last, out, os); break;
+    default: columns_pass(n, x, xs, 1, m, ms, nv, last, out, os); break;
     }
 }
 
-void nm_dot_f32_columns_avx512(int64_t n, const float *x, const float *m, size_t m_stride, int64_t n_cols,
-                               float *out) {
-    int64_t j = 0;
-    for (; j + 64 <= n_cols; j += 64) columns_pass(n, x, m + j, m_stride, 4, 0xFFFF, out + j);
-    if (j < n_cols) {
-        const int64_t left = n_cols - j;
-        const int nv = (int)((left + 15) / 16);
-        const __mmask16 last = (__mmask16)(left % 16 ? (1u << (left % 16)) - 1u : 0xFFFFu);
-        switch (nv) {
-        case 4: columns_pass(n, x, m + j, m_stride, 4, last, out + j); break;
-        case 3: columns_pass(n, x, m + j, m_stride, 3, last, out + j); break;
-        case 2: columns_pass(n, x, m + j, m_stride, 2, last, out + j); break;
-        default: columns_pass(n, x, m + j, m_stride, 1, last, out + j); break;
+void nm_dot_f32_columns_avx512(int64_t n, const float *x, size_t x_stride, int n_x, const float *m,
+                               size_t m_stride, int64_t n_cols, float *out, size_t out_stride) {
+    for (int r0 = 0; r0 < n_x; r0 += 8) {
+        const int nx = n_x - r0 < 8 ? n_x - r0 : 8;
+        const float *xr = x + (size_t)r0 * x_stride;
+        float *o = out + (size_t)r0 * out_stride;
+        for (int64_t j = 0; j < n_cols; j += 32) {
+            const int64_t left = n_cols - j;
+            if (left >= 32) {
+                columns_rows(n, xr, x_stride, nx, m + j, m_stride, 2, 0xFFFF, o + j, out_stride);
+            } else {
+                const __mmask16 last = (__mmask16)(left % 16 ? (1u << (left % 16)) - 1u : 0xFFFFu);
+                if (left > 16) columns_rows(n, xr, x_stride, nx, m + j, m_stride, 2, last, o + j, out_stride);
+                else columns_rows(n, xr, x_stride, nx, m + j, m_stride, 1, last, o + j, out_stride);
+            }
         }
     }
 }

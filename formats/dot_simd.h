@@ -7,9 +7,10 @@
 #include <stdint.h>
 bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, int64_t n);
 bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act, float *out);
-void nm_dot_f32_columns_avx2(int64_t n, const float *x, const float *m, size_t m_stride, int64_t n_cols, float *out);
-void nm_dot_f32_columns_avx512(int64_t n, const float *x, const float *m, size_t m_stride, int64_t n_cols,
-                               float *out);
+void nm_dot_f32_columns_avx2(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,
+                             int64_t n_cols, float *out, size_t out_stride);
+void nm_dot_f32_columns_avx512(int64_t n, const float *x, size_t x_stride, int n_x, const float *m,
+                               size_t m_stride, int64_t n_cols, float *out, size_t out_stride);
 /* Tiles take the activations' aux rows (dot.h: nm_dot_act_aux), required when the type has them. */
 bool nm_dot_tile_avx2(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
                       const void *act, size_t act_stride, const void *aux, size_t aux_stride, int n_cols,

@@ -262,7 +262,9 @@ vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, n
     /* the largest activation row: Q8_1 (36 bytes per 32) of the widest input */
     c->act = malloc(T * ((widest / 32 + 1) * 36 + 4 * widest + 64));
     c->aux = malloc(T * (4 * widest + 64)); /* the largest aux row: F16/BF16 widened to float */
-    c->wscratch_per_thread = (size_t)ROW_BLOCK * widest + T + 64;
+    /* exact mode's dequantized weight rows, or attention's scores and sums for one KV group */
+    const size_t att_scratch = (size_t)(m->n_head / m->n_head_kv) * (T + (size_t)m->head_dim);
+    c->wscratch_per_thread = ((size_t)ROW_BLOCK * widest > att_scratch ? (size_t)ROW_BLOCK * widest : att_scratch) + 64;
     c->wscratch = alloc_floats(c->wscratch_per_thread * (size_t)c->n_threads);
     if (!c->kt || !c->vf || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->fa || !c->fb || !c->out || !c->act ||
         !c->aux || !c->wscratch)
@@ -377,40 +379,49 @@ typedef struct attn_job {
     int layer, n_tokens, pos0, tok_blocks;
 } attn_job;
 
+/* One task: the query heads that share a KV head, for a block of tokens. */
 static void attn_task(void *ctx, size_t task, int thread) {
     attn_job *j = ctx;
     vm_ctx *c = j->c;
     const vm_model *m = c->m;
-    const int hd = m->head_dim, kvw = m->n_head_kv * hd;
-    const int h = (int)(task / (size_t)j->tok_blocks), tb = (int)(task % (size_t)j->tok_blocks);
-    const int kvh = h / (m->n_head / m->n_head_kv);
+    const int hd = m->head_dim, kvw = m->n_head_kv * hd, group = m->n_head / m->n_head_kv;
+    const int kvh = (int)(task / (size_t)j->tok_blocks), tb = (int)(task % (size_t)j->tok_blocks);
     const int t0 = tb * ATT_TOK_BLOCK;
     const int t1 = t0 + ATT_TOK_BLOCK < j->n_tokens ? t0 + ATT_TOK_BLOCK : j->n_tokens;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *s = c->wscratch + (size_t)thread * c->wscratch_per_thread;
+    /* per thread: group rows of scores (n_ctx apart), then group rows of output sums */
+    float *scores = c->wscratch + (size_t)thread * c->wscratch_per_thread;
+    float *acc = scores + (size_t)group * c->n_ctx;
     const float *kt = c->kt + (size_t)kvh * hd * c->n_ctx; /* this head's keys, [i][p] */
     const float *vf = (c->exact ? (const float *)c->vcache[j->layer] : c->vf) + (size_t)kvh * hd; /* [p][i] */
-    float acc[1024];
     for (int t = t0; t < t1; t++) {
         const int n_kv = j->pos0 + t + 1;
-        const float *qv = c->q + ((size_t)t * m->n_head + h) * hd;
-        /* s[p] = Σ_i q[i]·k[p][i], summed in increasing i (many p at once) */
-        nm_dot_f32_columns(hd, qv, kt, (size_t)c->n_ctx, n_kv, s);
-        float mx = -INFINITY;
-        for (int p = 0; p < n_kv; p++) {
-            s[p] = s[p] * scale;
-            if (s[p] > mx) mx = s[p];
+        const float *q = c->q + ((size_t)t * m->n_head + (size_t)kvh * group) * hd; /* the group's queries */
+        /* scores[g][p] = Σ_i q[g][i]·k[p][i], summed in increasing i */
+        nm_dot_f32_columns(hd, q, (size_t)hd, group, kt, (size_t)c->n_ctx, n_kv, scores, (size_t)c->n_ctx);
+        double sums[1024];
+        for (int g = 0; g < group; g++) {
+            float *s = scores + (size_t)g * c->n_ctx;
+            float mx = -INFINITY;
+            for (int p = 0; p < n_kv; p++) {
+                s[p] = s[p] * scale;
+                if (s[p] > mx) mx = s[p];
+            }
+            double sum = 0.0;
+            for (int p = 0; p < n_kv; p++) {
+                s[p] = expf(s[p] - mx);
+                sum += (double)s[p];
+            }
+            sums[g] = sum;
         }
-        double sum = 0.0;
-        for (int p = 0; p < n_kv; p++) {
-            s[p] = expf(s[p] - mx);
-            sum += (double)s[p];
+        /* acc[g][i] = Σ_p s[g][p]·v[p][i], summed in increasing p */
+        nm_dot_f32_columns(n_kv, scores, (size_t)c->n_ctx, group, vf, (size_t)kvw, hd, acc, (size_t)hd);
+        for (int g = 0; g < group; g++) {
+            const float inv = 1.0f / (float)sums[g];
+            const float *a = acc + (size_t)g * hd;
+            float *o = c->att + ((size_t)t * m->n_head + (size_t)kvh * group + g) * hd;
+            for (int i = 0; i < hd; i++) o[i] = a[i] * inv;
         }
-        /* acc[i] = Σ_p s[p]·v[p][i], summed in increasing p (all i at once) */
-        nm_dot_f32_columns(n_kv, s, vf, (size_t)kvw, hd, acc);
-        const float inv = 1.0f / (float)sum;
-        float *o = c->att + ((size_t)t * m->n_head + h) * hd;
-        for (int i = 0; i < hd; i++) o[i] = acc[i] * inv;
     }
 }
 
@@ -477,7 +488,7 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
         attn_widen_cache(c, l, pos0 + n_tokens);
         attn_job aj = {.c = c, .layer = l, .n_tokens = n_tokens, .pos0 = pos0,
                        .tok_blocks = (n_tokens + ATT_TOK_BLOCK - 1) / ATT_TOK_BLOCK};
-        nm_pool_run(c->pool, (size_t)m->n_head * (size_t)aj.tok_blocks, attn_task, &aj);
+        nm_pool_run(c->pool, (size_t)m->n_head_kv * (size_t)aj.tok_blocks, attn_task, &aj);
         matmul(c, &L->wo, c->att, n_tokens, c->out);
         for (size_t i = 0; i < (size_t)n_tokens * E; i++) c->x[i] += c->out[i];
         rms_norm(m, c->x, norm_weights(&L->ffn_norm, nw), c->xn, n_tokens);

@@ -410,42 +410,48 @@ static void test_reference_orders(void **state) {
     assert_memory_equal(&got_q, &want_q, 4);
 }
 
-/* nm_dot_f32_columns: every level memcmp-equal to the reference, nothing written past n_cols. */
-typedef void (*columns_fn)(int64_t, const float *, const float *, size_t, int64_t, float *);
+/* nm_dot_f32_columns: every level memcmp-equal to the reference for 1..11 x rows, nothing
+ * written past n_cols or between the output rows. */
+typedef void (*columns_fn)(int64_t, const float *, size_t, int, const float *, size_t, int64_t, float *, size_t);
 
 static void test_columns_exact(void **state) {
     (void)state;
     static const int64_t ns[] = {1, 7, 64, 300};
-    static const int64_t cols[] = {1, 3, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 129, 513};
-    enum { MAX_N = 300, MAX_COLS = 513, STRIDE = 530 };
-    float *x = malloc(MAX_N * sizeof(float)), *m = malloc((size_t)MAX_N * STRIDE * sizeof(float));
-    float *ref = malloc((MAX_COLS + 16) * sizeof(float)), *out = malloc((MAX_COLS + 16) * sizeof(float));
+    static const int64_t cols[] = {1, 3, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 129, 513};
+    static const int nxs[] = {1, 2, 3, 4, 5, 8, 9, 11};
+    enum { MAX_N = 300, MAX_COLS = 513, STRIDE = 530, MAX_X = 11, X_STRIDE = 301, OUT_STRIDE = 520 };
+    float *x = malloc((size_t)MAX_X * X_STRIDE * sizeof(float)), *m = malloc((size_t)MAX_N * STRIDE * sizeof(float));
+    const size_t out_size = (size_t)MAX_X * OUT_STRIDE;
+    float *ref = malloc(out_size * sizeof(float)), *out = malloc(out_size * sizeof(float));
     assert_true(x && m && ref && out);
-    for (int i = 0; i < MAX_N; i++) x[i] = varied();
+    for (size_t i = 0; i < (size_t)MAX_X * X_STRIDE; i++) x[i] = varied();
     for (size_t i = 0; i < (size_t)MAX_N * STRIDE; i++) m[i] = varied();
     const columns_fn levels[] = {nm_dot_f32_columns, have_avx2() ? nm_dot_f32_columns_avx2 : NULL,
                                  have_avx512() ? nm_dot_f32_columns_avx512 : NULL};
     const char *names[] = {"nm_dot_f32_columns", "AVX2", "AVX-512"};
     for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
-        for (size_t b = 0; b < sizeof cols / sizeof cols[0]; b++) {
-            const int64_t n = ns[a], nc = cols[b];
-            fill_sentinel(ref, MAX_COLS + 16);
-            nm_dot_f32_columns_ref(n, x, m, STRIDE, nc, ref);
-            /* the reference is the plain sequential sum */
-            for (int64_t j = 0; j < nc; j += 37) {
-                float d = 0.0f;
-                for (int64_t i = 0; i < n; i++) d += x[i] * m[(size_t)i * STRIDE + (size_t)j];
-                assert_memory_equal(&d, &ref[j], 4);
+        for (size_t b = 0; b < sizeof cols / sizeof cols[0]; b++)
+            for (size_t c = 0; c < sizeof nxs / sizeof nxs[0]; c++) {
+                const int64_t n = ns[a], nc = cols[b];
+                const int nx = nxs[c];
+                fill_sentinel(ref, out_size);
+                nm_dot_f32_columns_ref(n, x, X_STRIDE, nx, m, STRIDE, nc, ref, OUT_STRIDE);
+                /* the reference is the plain sequential sum */
+                for (int r = 0; r < nx; r++)
+                    for (int64_t j = r; j < nc; j += 37) {
+                        float d = 0.0f;
+                        for (int64_t i = 0; i < n; i++) d += x[(size_t)r * X_STRIDE + (size_t)i] * m[(size_t)i * STRIDE + (size_t)j];
+                        assert_memory_equal(&d, &ref[(size_t)r * OUT_STRIDE + (size_t)j], 4);
+                    }
+                for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
+                    if (!levels[l]) continue;
+                    fill_sentinel(out, out_size);
+                    levels[l](n, x, X_STRIDE, nx, m, STRIDE, nc, out, OUT_STRIDE);
+                    if (memcmp(out, ref, out_size * sizeof(float)))
+                        fail_msg("%s: n=%lld, %d x rows, %lld columns differ from the reference", names[l],
+                                 (long long)n, nx, (long long)nc);
+                }
             }
-            for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
-                if (!levels[l]) continue;
-                fill_sentinel(out, MAX_COLS + 16);
-                levels[l](n, x, m, STRIDE, nc, out);
-                if (memcmp(out, ref, (MAX_COLS + 16) * sizeof(float)))
-                    fail_msg("%s: n=%lld, %lld columns differ from the reference", names[l], (long long)n,
-                             (long long)nc);
-            }
-        }
     free(x);
     free(m);
     free(ref);
