@@ -454,12 +454,69 @@ static const float *norm_weights(const vm_weight *w, float *scratch) {
     return scratch;
 }
 
+/* Element-wise steps run per token over the pool (each token's arithmetic as before; the other
+ * threads would otherwise idle through them). */
+typedef struct token_job {
+    vm_ctx *c;
+    const float *norm_w;
+    int pos0;
+    void (*step)(const struct token_job *j, size_t t);
+} token_job;
+
+static void token_task(void *ctx, size_t t, int thread) {
+    (void)thread;
+    const token_job *j = ctx;
+    j->step(j, t);
+}
+
+static void step_attn_norm(const token_job *j, size_t t) {
+    const size_t E = (size_t)j->c->m->n_embd;
+    rms_norm(j->c->m, j->c->x + t * E, j->norm_w, j->c->xn + t * E, 1);
+}
+
+static void step_rope(const token_job *j, size_t t) {
+    const vm_model *m = j->c->m;
+    rope(m, j->c->q + t * (size_t)m->n_head * m->head_dim, m->n_head, 1, j->pos0 + (int)t);
+    rope(m, j->c->k + t * (size_t)m->n_head_kv * m->head_dim, m->n_head_kv, 1, j->pos0 + (int)t);
+}
+
+static void step_residual_ffn_norm(const token_job *j, size_t t) {
+    const size_t E = (size_t)j->c->m->n_embd;
+    float *x = j->c->x + t * E;
+    const float *o = j->c->out + t * E;
+    for (size_t i = 0; i < E; i++) x[i] += o[i];
+    rms_norm(j->c->m, x, j->norm_w, j->c->xn + t * E, 1);
+}
+
+static void step_silu(const token_job *j, size_t t) {
+    const size_t F = (size_t)j->c->m->n_ff;
+    float *fa = j->c->fa + t * F;
+    const float *fb = j->c->fb + t * F;
+    for (size_t i = 0; i < F; i++) {
+        const float g = fa[i];
+        fa[i] = (g / (1.0f + expf(-g))) * fb[i];
+    }
+}
+
+static void step_residual(const token_job *j, size_t t) {
+    const size_t E = (size_t)j->c->m->n_embd;
+    float *x = j->c->x + t * E;
+    const float *o = j->c->out + t * E;
+    for (size_t i = 0; i < E; i++) x[i] += o[i];
+}
+
+static void per_token(vm_ctx *c, int n_tokens, void (*step)(const token_job *, size_t), const float *norm_w,
+                      int pos0) {
+    token_job j = {.c = c, .norm_w = norm_w, .pos0 = pos0, .step = step};
+    nm_pool_run(c->pool, (size_t)n_tokens, token_task, &j);
+}
+
 int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits_from, float *logits, nm_error *err) {
     const vm_model *m = c->m;
     if (n_tokens < 1 || pos0 < 0 || pos0 + n_tokens > c->n_ctx)
         return nm_fail(err, "batch of %d tokens at position %d does not fit the context of %d", n_tokens, pos0, c->n_ctx);
     if (logits_from < 0 || logits_from > n_tokens) logits_from = n_tokens;
-    const int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd, F = m->n_ff;
+    const int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd;
     float *nw = malloc((size_t)E * sizeof(float));
     if (!nw) return nm_fail(err, "out of memory");
     for (int t = 0; t < n_tokens; t++) {
@@ -472,12 +529,11 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
     }
     for (int l = 0; l < m->n_layer; l++) {
         const vm_layer *L = &m->layers[l];
-        rms_norm(m, c->x, norm_weights(&L->attn_norm, nw), c->xn, n_tokens);
+        per_token(c, n_tokens, step_attn_norm, norm_weights(&L->attn_norm, nw), pos0);
         matmul(c, &L->wq, c->xn, n_tokens, c->q);
         matmul(c, &L->wk, c->xn, n_tokens, c->k);
         matmul(c, &L->wv, c->xn, n_tokens, c->v);
-        rope(m, c->q, m->n_head, n_tokens, pos0);
-        rope(m, c->k, m->n_head_kv, n_tokens, pos0);
+        per_token(c, n_tokens, step_rope, NULL, pos0);
         if (c->exact) {
             memcpy((float *)c->kcache[l] + (size_t)pos0 * KV, c->k, (size_t)n_tokens * KV * sizeof(float));
             memcpy((float *)c->vcache[l] + (size_t)pos0 * KV, c->v, (size_t)n_tokens * KV * sizeof(float));
@@ -490,16 +546,12 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
                        .tok_blocks = (n_tokens + ATT_TOK_BLOCK - 1) / ATT_TOK_BLOCK};
         nm_pool_run(c->pool, (size_t)m->n_head_kv * (size_t)aj.tok_blocks, attn_task, &aj);
         matmul(c, &L->wo, c->att, n_tokens, c->out);
-        for (size_t i = 0; i < (size_t)n_tokens * E; i++) c->x[i] += c->out[i];
-        rms_norm(m, c->x, norm_weights(&L->ffn_norm, nw), c->xn, n_tokens);
+        per_token(c, n_tokens, step_residual_ffn_norm, norm_weights(&L->ffn_norm, nw), pos0);
         matmul(c, &L->gate, c->xn, n_tokens, c->fa);
         matmul(c, &L->up, c->xn, n_tokens, c->fb);
-        for (size_t i = 0; i < (size_t)n_tokens * F; i++) {
-            const float g = c->fa[i];
-            c->fa[i] = (g / (1.0f + expf(-g))) * c->fb[i];
-        }
+        per_token(c, n_tokens, step_silu, NULL, pos0);
         matmul(c, &L->down, c->fa, n_tokens, c->out);
-        for (size_t i = 0; i < (size_t)n_tokens * E; i++) c->x[i] += c->out[i];
+        per_token(c, n_tokens, step_residual, NULL, pos0);
     }
     const int n_out = n_tokens - logits_from;
     if (n_out > 0) {
