@@ -2,9 +2,9 @@
  * all of them). Every kernel here reproduces the scalar reference's float order exactly:
  *
  * - F32/F16/BF16: two outputs share one register, lanes 0-7 holding output A's eight tinyBLAS
- *   sums and lanes 8-15 output B's; the weight tile is re-laid out once per call so that one
- *   load yields both rows' next eight elements, and each activation chunk is broadcast to both
- *   halves. Register blocking: 4 row pairs × 6 activation rows per pass, 24 accumulators.
+ *   sums and lanes 8-15 output B's; the weight tile is re-laid out once per call (in its own
+ *   type, widened in registers) so that one load yields both rows' next eight elements, and
+ *   each activation chunk is broadcast to both halves. Register blocking: 4 row pairs × 6 activation rows per pass, 24 accumulators.
  * - Q4_0: sixteen rows in the lanes of a register (nm_dot_q4_0_pack), block integer sums with
  *   vpdpbusd (nibbles 0..15 unsigned × activation int8, started at −8·Σy), then one fused
  *   multiply-add per block into each lane's own chain. */
@@ -29,33 +29,36 @@
 
 enum { ROW_PAIRS = 4, COLS = 6 };
 
-/* Widens n elements of a weight or activation row to float. */
-static void widen_row(uint32_t wt, const uint8_t *src, float *dst, int64_t n) {
-    if (wt == GGML_TYPE_F32) memcpy(dst, src, (size_t)n * sizeof(float));
-    else if (wt == GGML_TYPE_F16) nm_f16_to_f32_row((const uint16_t *)src, dst, (size_t)n);
-    else nm_bf16_to_f32_row((const uint16_t *)src, dst, (size_t)n);
-}
-
-/* Row pair p, chunk c of 8: 16 floats, rows 2p (lanes 0-7) and 2p+1 (lanes 8-15). A missing
- * second row (odd n_rows) is zero. */
-static void pack_pairs(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, float *dst, float *row) {
+/* Row pair p, chunk c of 8: rows 2p (lanes 0-7) and 2p+1 (lanes 8-15) side by side, in the
+ * weights' own type (widened in registers: F16 by vcvtph2ps, BF16 by a shift, both exact), so
+ * the re-layout is a copy and a pass's weights take half the cache. A missing second row (odd
+ * n_rows) is zero. */
+static void pack_pairs(size_t es, int64_t n, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
     const int64_t chunks = n / 8;
+    const size_t pair_stride = (size_t)chunks * 16 * es;
     for (int r = 0; r < nr; r++) {
-        widen_row(wt, w + (size_t)r * ws, row, n);
-        float *p = dst + (size_t)(r / 2) * (size_t)chunks * 16 + (size_t)(r & 1) * 8;
-        for (int64_t c = 0; c < chunks; c++) memcpy(p + (size_t)c * 16, row + c * 8, 8 * sizeof(float));
+        const uint8_t *src = w + (size_t)r * ws;
+        uint8_t *p = dst + (size_t)(r / 2) * pair_stride + (size_t)(r & 1) * 8 * es;
+        for (int64_t c = 0; c < chunks; c++) memcpy(p + (size_t)c * 16 * es, src + (size_t)c * 8 * es, 8 * es);
     }
     if (nr & 1) {
-        float *p = dst + (size_t)(nr / 2) * (size_t)chunks * 16 + 8;
-        for (int64_t c = 0; c < chunks; c++) memset(p + (size_t)c * 16, 0, 8 * sizeof(float));
+        uint8_t *p = dst + (size_t)(nr / 2) * pair_stride + 8 * es;
+        for (int64_t c = 0; c < chunks; c++) memset(p + (size_t)c * 16 * es, 0, 8 * es);
     }
 }
 
-/* acc[p][c] += pairs p × columns c over chunks [c0, c1). np ≤ ROW_PAIRS, nc ≤ COLS (constants
- * after inlining). Per step: 4 weight loads, 6 broadcasts, 24 FMAs; on the TinyLlama shapes it
- * runs close to the FMA units' peak without cache blocking over K. */
-ALWAYS_INLINE void float_block(const float *pw, size_t pair_stride, const float *x, size_t xs, int np, int nc,
-                               int64_t c0, int64_t c1, __m512 *acc) {
+ALWAYS_INLINE __m512 load_pair(uint32_t wt, const uint8_t *p) {
+    if (wt == GGML_TYPE_F32) return _mm512_loadu_ps(p);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    if (wt == GGML_TYPE_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* acc[p][c] += pairs p × columns c over chunks [c0, c1). wt, np ≤ ROW_PAIRS and nc ≤ COLS are
+ * constants after inlining. Per step: 4 weight loads, 6 broadcasts, 24 FMAs. */
+ALWAYS_INLINE void float_block(uint32_t wt, const uint8_t *pw, size_t pair_stride, const float *x, size_t xs, int np,
+                               int nc, int64_t c0, int64_t c1, __m512 *acc) {
+    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
     __m512 a[ROW_PAIRS][COLS];
     UNROLL
     for (int p = 0; p < np; p++)
@@ -64,7 +67,7 @@ ALWAYS_INLINE void float_block(const float *pw, size_t pair_stride, const float 
     for (int64_t k = c0; k < c1; k++) {
         __m512 wv[ROW_PAIRS];
         UNROLL
-        for (int p = 0; p < np; p++) wv[p] = _mm512_loadu_ps(pw + (size_t)p * pair_stride + (size_t)k * 16);
+        for (int p = 0; p < np; p++) wv[p] = load_pair(wt, pw + (size_t)p * pair_stride + (size_t)k * 16 * es);
         UNROLL
         for (int c = 0; c < nc; c++) {
             const __m512 xv = _mm512_broadcast_f32x8(_mm256_loadu_ps(x + (size_t)c * xs + (size_t)k * 8));
@@ -85,11 +88,11 @@ ALWAYS_INLINE __m512 hsum_halves(__m512 v) {
     return _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));    /* t0 + t1 */
 }
 
-ALWAYS_INLINE void float_micro(const float *pw, size_t pair_stride, const float *x, size_t xs, int np, int nc,
-                               int64_t chunks, int r0, int nr, float *out, size_t os) {
+ALWAYS_INLINE void float_micro(uint32_t wt, const uint8_t *pw, size_t pair_stride, const float *x, size_t xs, int np,
+                               int nc, int64_t chunks, int r0, int nr, float *out, size_t os) {
     __m512 acc[ROW_PAIRS * COLS];
     for (int i = 0; i < ROW_PAIRS * COLS; i++) acc[i] = _mm512_setzero_ps();
-    float_block(pw, pair_stride, x, xs, np, nc, 0, chunks, acc);
+    float_block(wt, pw, pair_stride, x, xs, np, nc, 0, chunks, acc);
     UNROLL
     for (int p = 0; p < np; p++)
         UNROLL
@@ -101,15 +104,34 @@ ALWAYS_INLINE void float_micro(const float *pw, size_t pair_stride, const float 
         }
 }
 
-ALWAYS_INLINE void float_cols(const float *pw, size_t pair_stride, const float *x, size_t xs, int np, int nc,
-                              int64_t chunks, int r0, int nr, float *out, size_t os) {
+ALWAYS_INLINE void float_cols(uint32_t wt, const uint8_t *pw, size_t pair_stride, const float *x, size_t xs, int np,
+                              int nc, int64_t chunks, int r0, int nr, float *out, size_t os) {
     switch (nc) {
-    case 6: float_micro(pw, pair_stride, x, xs, np, 6, chunks, r0, nr, out, os); break;
-    case 5: float_micro(pw, pair_stride, x, xs, np, 5, chunks, r0, nr, out, os); break;
-    case 4: float_micro(pw, pair_stride, x, xs, np, 4, chunks, r0, nr, out, os); break;
-    case 3: float_micro(pw, pair_stride, x, xs, np, 3, chunks, r0, nr, out, os); break;
-    case 2: float_micro(pw, pair_stride, x, xs, np, 2, chunks, r0, nr, out, os); break;
-    default: float_micro(pw, pair_stride, x, xs, np, 1, chunks, r0, nr, out, os); break;
+    case 6: float_micro(wt, pw, pair_stride, x, xs, np, 6, chunks, r0, nr, out, os); break;
+    case 5: float_micro(wt, pw, pair_stride, x, xs, np, 5, chunks, r0, nr, out, os); break;
+    case 4: float_micro(wt, pw, pair_stride, x, xs, np, 4, chunks, r0, nr, out, os); break;
+    case 3: float_micro(wt, pw, pair_stride, x, xs, np, 3, chunks, r0, nr, out, os); break;
+    case 2: float_micro(wt, pw, pair_stride, x, xs, np, 2, chunks, r0, nr, out, os); break;
+    default: float_micro(wt, pw, pair_stride, x, xs, np, 1, chunks, r0, nr, out, os); break;
+    }
+}
+
+ALWAYS_INLINE void float_rows(uint32_t wt, const uint8_t *pw, size_t pair_stride, const float *xr, size_t xs, int64_t chunks,
+                              int nr, int nc, float *out, size_t os) {
+    for (int r = 0; r < nr; r += 2 * ROW_PAIRS) {
+        const int np = (nr - r + 1) / 2 < ROW_PAIRS ? (nr - r + 1) / 2 : ROW_PAIRS;
+        const uint8_t *pr = pw + (size_t)(r / 2) * pair_stride;
+        for (int c = 0; c < nc; c += COLS) {
+            const int m = nc - c < COLS ? nc - c : COLS;
+            const float *xc = xr + (size_t)c * xs;
+            float *oc = out + (size_t)c * os;
+            switch (np) {
+            case 4: float_cols(wt, pr, pair_stride, xc, xs, 4, m, chunks, r, nr, oc, os); break;
+            case 3: float_cols(wt, pr, pair_stride, xc, xs, 3, m, chunks, r, nr, oc, os); break;
+            case 2: float_cols(wt, pr, pair_stride, xc, xs, 2, m, chunks, r, nr, oc, os); break;
+            default: float_cols(wt, pr, pair_stride, xc, xs, 1, m, chunks, r, nr, oc, os); break;
+            }
+        }
     }
 }
 
@@ -119,27 +141,15 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
     const float *xr = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
     const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
     if (n % 8 != 0 || !xr || stride % sizeof(float) != 0) return false; /* AVX2 handles tails */
-    const size_t xs = stride / sizeof(float);
+    const size_t xs = stride / sizeof(float), es = wt == GGML_TYPE_F32 ? 4 : 2;
     const int64_t chunks = n / 8;
-    const size_t pair_stride = (size_t)chunks * 16, npairs = (size_t)(nr + 1) / 2;
-    float *pw = malloc((npairs * pair_stride + (size_t)n) * sizeof(float));
+    const size_t pair_stride = (size_t)chunks * 16 * es, npairs = (size_t)(nr + 1) / 2;
+    uint8_t *pw = malloc(npairs * pair_stride + 64);
     if (!pw) return false;
-    pack_pairs(wt, n, w, ws, nr, pw, pw + npairs * pair_stride);
-    for (int r = 0; r < nr; r += 2 * ROW_PAIRS) {
-        const int np = (nr - r + 1) / 2 < ROW_PAIRS ? (nr - r + 1) / 2 : ROW_PAIRS;
-        const float *pr = pw + (size_t)(r / 2) * pair_stride;
-        for (int c = 0; c < nc; c += COLS) {
-            const int m = nc - c < COLS ? nc - c : COLS;
-            const float *xc = xr + (size_t)c * xs;
-            float *oc = out + (size_t)c * os;
-            switch (np) {
-            case 4: float_cols(pr, pair_stride, xc, xs, 4, m, chunks, r, nr, oc, os); break;
-            case 3: float_cols(pr, pair_stride, xc, xs, 3, m, chunks, r, nr, oc, os); break;
-            case 2: float_cols(pr, pair_stride, xc, xs, 2, m, chunks, r, nr, oc, os); break;
-            default: float_cols(pr, pair_stride, xc, xs, 1, m, chunks, r, nr, oc, os); break;
-            }
-        }
-    }
+    pack_pairs(es, n, w, ws, nr, pw);
+    if (wt == GGML_TYPE_F32) float_rows(GGML_TYPE_F32, pw, pair_stride, xr, xs, chunks, nr, nc, out, os);
+    else if (wt == GGML_TYPE_F16) float_rows(GGML_TYPE_F16, pw, pair_stride, xr, xs, chunks, nr, nc, out, os);
+    else float_rows(GGML_TYPE_BF16, pw, pair_stride, xr, xs, chunks, nr, nc, out, os);
     free(pw);
     return true;
 }
