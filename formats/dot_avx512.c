@@ -116,15 +116,17 @@ ALWAYS_INLINE void float_cols(uint32_t wt, const uint8_t *pw, size_t pair_stride
     }
 }
 
+/* Columns outer: a group of 6 activation rows stays in L1/L2 while the tile's weight row pairs
+ * (L2) pass by it; rows outer streamed every activation row from L3 once per 8 weight rows. */
 ALWAYS_INLINE void float_rows(uint32_t wt, const uint8_t *pw, size_t pair_stride, const float *xr, size_t xs, int64_t chunks,
                               int nr, int nc, float *out, size_t os) {
-    for (int r = 0; r < nr; r += 2 * ROW_PAIRS) {
-        const int np = (nr - r + 1) / 2 < ROW_PAIRS ? (nr - r + 1) / 2 : ROW_PAIRS;
-        const uint8_t *pr = pw + (size_t)(r / 2) * pair_stride;
-        for (int c = 0; c < nc; c += COLS) {
-            const int m = nc - c < COLS ? nc - c : COLS;
-            const float *xc = xr + (size_t)c * xs;
-            float *oc = out + (size_t)c * os;
+    for (int c = 0; c < nc; c += COLS) {
+        const int m = nc - c < COLS ? nc - c : COLS;
+        const float *xc = xr + (size_t)c * xs;
+        float *oc = out + (size_t)c * os;
+        for (int r = 0; r < nr; r += 2 * ROW_PAIRS) {
+            const int np = (nr - r + 1) / 2 < ROW_PAIRS ? (nr - r + 1) / 2 : ROW_PAIRS;
+            const uint8_t *pr = pw + (size_t)(r / 2) * pair_stride;
             switch (np) {
             case 4: float_cols(wt, pr, pair_stride, xc, xs, 4, m, chunks, r, nr, oc, os); break;
             case 3: float_cols(wt, pr, pair_stride, xc, xs, 3, m, chunks, r, nr, oc, os); break;
