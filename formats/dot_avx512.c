@@ -158,7 +158,7 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
 
 /* ---------------- Q4_0 ---------------- */
 
-enum { Q4_0_GROUP = 16, Q4_0_PACK_BLOCK = Q4_0_GROUP * NM_Q4_0_PACK_BLOCK_PER_ROW, Q4_0_COLS = 4 };
+enum { Q4_0_GROUP = 16, Q4_0_PACK_BLOCK = Q4_0_GROUP * NM_Q4_0_PACK_BLOCK_PER_ROW, Q4_0_COLS = 6 };
 
 ALWAYS_INLINE const nm_q8_0_block_info *info_at(const uint8_t *aux, size_t aux_stride, int c, int64_t b) {
     return (const nm_q8_0_block_info *)(aux + (size_t)c * aux_stride) + b;
@@ -229,6 +229,8 @@ ALWAYS_INLINE void q4_0_cols(int64_t nb, const uint8_t *pw, size_t group_stride,
                              size_t aux_stride, const uint8_t *a, size_t as, int ng, int nc, float *out, size_t os,
                              int nr) {
     switch (nc) {
+    case 6: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 6, out, os, nr); break;
+    case 5: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 5, out, os, nr); break;
     case 4: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 4, out, os, nr); break;
     case 3: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 3, out, os, nr); break;
     case 2: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 2, out, os, nr); break;
