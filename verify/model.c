@@ -198,7 +198,7 @@ struct vm_ctx {
     void *observe_user;
 };
 
-enum { ROW_BLOCK = 32, TOK_BLOCK = 256, ATT_TOK_BLOCK = 16 };
+enum { ROW_BLOCK = 32, TOK_BLOCK = 512, ATT_TOK_BLOCK = 16 };
 
 void vm_ctx_set_observer(vm_ctx *c, vm_observe_fn fn, void *user) {
     c->observe = fn;
