@@ -39,14 +39,14 @@ CFLAGS  += -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm
 
-# SIMD siblings: *_avx2.c only on x86-64, *_neon.c only on arm64 (chosen at run time).
+# SIMD siblings: *_avx2.c and *_avx512.c only on x86-64, *_neon.c only on arm64 (chosen at run time).
 LIB_SRC_ALL := $(wildcard formats/*.c)
 ifeq ($(ARCH),x86_64)
 LIB_SRC := $(filter-out %_neon.c,$(LIB_SRC_ALL))
 else ifeq ($(ARCH),aarch64)
-LIB_SRC := $(filter-out %_avx2.c,$(LIB_SRC_ALL))
+LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC_ALL))
 else
-LIB_SRC := $(filter-out %_avx2.c %_neon.c,$(LIB_SRC_ALL))
+LIB_SRC := $(filter-out %_avx2.c %_avx512.c %_neon.c,$(LIB_SRC_ALL))
 endif
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libnomoat.a
@@ -82,6 +82,11 @@ $(BUILD)/%.o: %.c
 $(BUILD)/formats/%_avx2.o: formats/%_avx2.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -MMD -MP -c $< -o $@
+
+AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+$(BUILD)/formats/%_avx512.o: formats/%_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -130,7 +135,9 @@ FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -ffp-contrac
 fuzz-%: tests/fuzz/fuzz_%.c
 	@NOMOAT_EXTRA_DEPS="$(FUZZ_DEPS)" sh scripts/install-deps.sh
 	@mkdir -p build-fuzz/corpus/$*
-	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -o build-fuzz/fuzz_$* $< $(filter-out %_neon.c,$(LIB_SRC_ALL)) $(PKG_LIBS) -lm
+	clang $(FUZZ_CFLAGS) $(AVX512_FLAGS) -c -o build-fuzz/dot_avx512.o formats/dot_avx512.c
+	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -o build-fuzz/fuzz_$* $< $(filter-out %_neon.c %_avx512.c,$(LIB_SRC_ALL)) \
+	  build-fuzz/dot_avx512.o $(PKG_LIBS) -lm
 	build-fuzz/fuzz_$* -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 $(if $(FUZZ_SEED),-seed=$(FUZZ_SEED)) build-fuzz/corpus/$* \
 	  $(wildcard tests/fuzz/seeds/$*) $(wildcard tests/fuzz/regress/$*)
 

@@ -121,25 +121,38 @@ void nm_dot_quantize_act_ref(uint32_t wt, const float *x, void *dst, int64_t n) 
 
 /* ---------------- dot products ---------------- */
 
-static float dot_f32(int64_t n, const float *w, const float *a) {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; i++) s += (double)(w[i] * a[i]);
-    return (float)s;
+/* Float types in llamafile tinyBLAS's order (ggml's F32/F16/BF16 matrix products on x86-64):
+ * eight running sums, element k going to sum k mod 8 with one fused multiply-add; the eight
+ * sums are folded as (s0+s4 + s2+s6) + (s1+s5 + s3+s7); elements past the last multiple of 8
+ * are added one rounded product at a time. f16/bf16 values widen to float exactly. */
+static float tinyblas_hsum(const float acc[8]) {
+    float s4[4];
+    for (int i = 0; i < 4; i++) s4[i] = acc[i] + acc[i + 4];
+    const float t0 = s4[0] + s4[2], t1 = s4[1] + s4[3];
+    return t0 + t1;
 }
 
-static float dot_f16(int64_t n, const uint16_t *w, const uint16_t *a) {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; i++) s += (double)(nm_f16_to_f32(w[i]) * nm_f16_to_f32(a[i]));
-    return (float)s;
-}
+#define DOT_FLOAT_BODY(widen)                                             \
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                             \
+    int64_t k = 0;                                                        \
+    for (; k + 8 <= n; k += 8)                                            \
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(widen(w[k + l]), widen(a[k + l]), acc[l]); \
+    float s = tinyblas_hsum(acc);                                         \
+    for (; k < n; k++) s += widen(w[k]) * widen(a[k]);                    \
+    return s;
 
-static float dot_bf16(int64_t n, const uint16_t *w, const uint16_t *a) {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; i++) s += (double)(nm_bf16_to_f32(w[i]) * nm_bf16_to_f32(a[i]));
-    return (float)s;
-}
+static inline float same(float v) { return v; }
+
+static float dot_f32(int64_t n, const float *w, const float *a) { DOT_FLOAT_BODY(same) }
+static float dot_f16(int64_t n, const uint16_t *w, const uint16_t *a) { DOT_FLOAT_BODY(nm_f16_to_f32) }
+static float dot_bf16(int64_t n, const uint16_t *w, const uint16_t *a) { DOT_FLOAT_BODY(nm_bf16_to_f32) }
+#undef DOT_FLOAT_BODY
 
 /* Legacy 32-blocks against Q8_0 / Q8_1. */
+
+/* Q4_0 in the order of ggml's repacked Q4_0 matrix products (q4_0 8x8 gemm): one sequential
+ * chain of fused multiply-adds per output, block by block, each adding the block's exact
+ * integer sum times the product of the two f16 scales (rounded to float first). */
 static float dot_q4_0(int64_t n, const uint8_t *w, const uint8_t *a) {
     float sum = 0.0f;
     for (int64_t b = 0; b < n / 32; b++, w += 18, a += 34) {
@@ -149,7 +162,8 @@ static float dot_q4_0(int64_t n, const uint8_t *w, const uint8_t *a) {
             s += ((w[2 + j] & 0x0F) - 8) * y[j];
             s += ((w[2 + j] >> 4) - 8) * y[j + 16];
         }
-        sum += (float)s * (f16(w) * f16(a));
+        const float d = f16(w) * f16(a);
+        sum = fmaf((float)s, d, sum);
     }
     return sum;
 }
@@ -350,15 +364,98 @@ void nm_dot_tile_ref(uint32_t wt, int64_t n, const void *w, size_t w_stride, int
                            (const uint8_t *)act + (size_t)j * act_stride);
 }
 
+/* ---------------- vector × matrix (attention) ---------------- */
+
+void nm_dot_f32_columns_ref(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,
+                            int64_t n_cols, float *out, size_t out_stride) {
+    for (int r = 0; r < n_x; r++) {
+        const float *xr = x + (size_t)r * x_stride;
+        float *o = out + (size_t)r * out_stride;
+        for (int64_t j = 0; j < n_cols; j++) o[j] = 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            const float xi = xr[i], *row = m + (size_t)i * m_stride;
+            for (int64_t j = 0; j < n_cols; j++) o[j] += xi * row[j];
+        }
+    }
+}
+
+/* ---------------- layouts shared by the SIMD kernels (dot_simd.h) ---------------- */
+
+size_t nm_dot_q4_0_pack_size(int64_t n, int n_rows, int group) {
+    const size_t groups = (size_t)(n_rows + group - 1) / (size_t)group;
+    return groups * (size_t)group * (size_t)(n / 32) * NM_Q4_0_PACK_BLOCK_PER_ROW;
+}
+
+void nm_dot_q4_0_pack(int64_t n, const uint8_t *w, size_t w_stride, int n_rows, int group, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    const size_t pb = (size_t)group * NM_Q4_0_PACK_BLOCK_PER_ROW; /* bytes per block of a group */
+    for (int g0 = 0; g0 < n_rows; g0 += group, dst += (size_t)nb * pb) {
+        for (int r = 0; r < group; r++) {
+            uint8_t *o = dst + (size_t)r * 4;
+            float *d = (float *)(dst + (size_t)group * 16) + r;
+            if (g0 + r >= n_rows) {
+                for (int64_t b = 0; b < nb; b++, o += pb, d += pb / sizeof(float)) {
+                    for (int q = 0; q < 4; q++) memset(o + (size_t)q * group * 4, 0, 4);
+                    *d = 0.0f;
+                }
+                continue;
+            }
+            const uint8_t *blk = w + (size_t)(g0 + r) * w_stride;
+            for (int64_t b = 0; b < nb; b++, blk += 18, o += pb, d += pb / sizeof(float)) {
+                uint32_t v[4];
+                memcpy(v, blk + 2, 16);
+                for (int q = 0; q < 4; q++) memcpy(o + (size_t)q * group * 4, &v[q], 4);
+                *d = f16(blk);
+            }
+        }
+    }
+}
+
+size_t nm_dot_act_aux_row_size(uint32_t wt, int64_t n) {
+    switch (wt) {
+    case GGML_TYPE_F16: case GGML_TYPE_BF16: return (size_t)n * sizeof(float);
+    case GGML_TYPE_Q4_0: return (size_t)(n / 32) * sizeof(nm_q8_0_block_info);
+    default: return 0;
+    }
+}
+
+void nm_dot_act_aux(uint32_t wt, int64_t n, const void *act, void *aux) {
+    if (wt == GGML_TYPE_F16) {
+        nm_f16_to_f32_row(act, aux, (size_t)n);
+    } else if (wt == GGML_TYPE_BF16) {
+        nm_bf16_to_f32_row(act, aux, (size_t)n);
+    } else if (wt == GGML_TYPE_Q4_0) {
+        const uint8_t *a = act;
+        nm_q8_0_block_info *info = aux;
+        for (int64_t b = 0; b < n / 32; b++, a += 34) {
+            const int8_t *y = (const int8_t *)(a + 2);
+            int32_t s = 0;
+            for (int j = 0; j < 32; j++) s += y[j];
+            info[b].d = f16(a);
+            info[b].minus_8_sum = -8 * s;
+        }
+    }
+}
+
 /* ---------------- dispatch ---------------- */
 
 #if defined(__x86_64__)
 #define DOT_SIMD() (nm_cpu()->avx2 && nm_cpu()->fma && nm_cpu()->f16c)
-#else
-#define DOT_SIMD() false
+#define DOT_AVX512()                                                                              \
+    (DOT_SIMD() && nm_cpu()->avx512f && nm_cpu()->avx512bw && nm_cpu()->avx512vl && nm_cpu()->avx512dq && \
+     nm_cpu()->avx512vnni)
 #endif
 
 void nm_dot_quantize_act(uint32_t wt, const float *x, void *dst, int64_t n) {
+    /* the dispatching row conversions give the reference's bits (test_tensor) */
+    if (wt == GGML_TYPE_F16) {
+        nm_f32_to_f16_row(x, dst, (size_t)n);
+        return;
+    }
+    if (wt == GGML_TYPE_BF16) {
+        nm_f32_to_bf16_row(x, dst, (size_t)n);
+        return;
+    }
 #if defined(__x86_64__)
     if (DOT_SIMD() && nm_dot_quantize_act_avx2(wt, x, dst, n)) return;
 #endif
@@ -374,11 +471,50 @@ float nm_dot(uint32_t wt, int64_t n, const void *w, const void *act) {
     return nm_dot_ref(wt, n, w, act);
 }
 
-void nm_dot_tile(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows,
-                 const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride) {
+void nm_dot_f32_columns(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,
+                        int64_t n_cols, float *out, size_t out_stride) {
 #if defined(__x86_64__)
-    if (DOT_SIMD() && nm_dot_tile_avx2(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+    if (DOT_AVX512()) {
+        nm_dot_f32_columns_avx512(n, x, x_stride, n_x, m, m_stride, n_cols, out, out_stride);
         return;
+    }
+    if (DOT_SIMD()) {
+        nm_dot_f32_columns_avx2(n, x, x_stride, n_x, m, m_stride, n_cols, out, out_stride);
+        return;
+    }
+#endif
+    nm_dot_f32_columns_ref(n, x, x_stride, n_x, m, m_stride, n_cols, out, out_stride);
+}
+
+void nm_dot_tile_aux(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+                     size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out, size_t out_stride) {
+#if defined(__x86_64__)
+    if (DOT_AVX512() && nm_dot_tile_avx512(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols,
+                                           out, out_stride))
+        return;
+    if (DOT_SIMD() &&
+        nm_dot_tile_avx2(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
+        return;
+#else
+    (void)aux;
+    (void)aux_stride;
 #endif
     nm_dot_tile_ref(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+}
+
+void nm_dot_tile(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows,
+                 const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride) {
+    const size_t aux_row = nm_dot_act_aux_row_size(wt, n);
+    uint8_t *aux = NULL;
+#if defined(__x86_64__)
+    if (aux_row > 0 && DOT_SIMD()) aux = malloc(aux_row * (size_t)n_cols);
+#endif
+    if (!aux) { /* the scalar reference needs none; SIMD levels fall back to it without */
+        nm_dot_tile_aux(wt, n, w, w_stride, n_rows, act, act_stride, NULL, 0, n_cols, out, out_stride);
+        return;
+    }
+    for (int c = 0; c < n_cols; c++)
+        nm_dot_act_aux(wt, n, (const uint8_t *)act + (size_t)c * act_stride, aux + (size_t)c * aux_row);
+    nm_dot_tile_aux(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_row, n_cols, out, out_stride);
+    free(aux);
 }

@@ -2,10 +2,14 @@
  * backend does (FORMATS.md §3.5, §4.6). Each weight type is multiplied with activations in the
  * type ggml uses for it ("vec_dot type"): F32 for F32, F16 for F16, BF16 for BF16, Q8_0 for
  * Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1 and Q8_K for Q4_K/Q5_K/Q6_K. Block products are exact
- * integer sums scaled in float, as in ggml; only the order of the float sums differs.
+ * integer sums scaled in float, as in ggml.
  *
- * Scalar reference here (dot.c); AVX2 versions (dot_avx2.c) are chosen at run time and tested
- * against it (equal up to float summation order, which ggml's own SIMD kernels also change). */
+ * F32, F16 and BF16 sum in llamafile tinyBLAS's order and Q4_0 in the order of ggml's repacked
+ * Q4_0 matrix products (dot.c says how); for these the SIMD kernels reproduce the reference bit
+ * for bit. The other types' SIMD kernels equal the reference up to float summation order.
+ *
+ * Scalar reference here (dot.c); AVX2 (dot_avx2.c) and AVX-512 (dot_avx512.c) versions are
+ * chosen at run time and tested against it. */
 #ifndef NOMOAT_DOT_H
 #define NOMOAT_DOT_H
 
@@ -55,5 +59,27 @@ void nm_dot_tile_at(uint32_t weight_type, const nm_dot_place *place, int64_t n, 
 void nm_dot_tile_at_ref(uint32_t weight_type, const nm_dot_place *place, int64_t n, const void *w,
                         size_t w_stride, int n_rows, const void *act, size_t act_stride, int n_cols, float *out,
                         size_t out_stride);
+
+/* Vectors times a matrix in a plain sequential order, for attention: out[r][j] = Σ_i x[r][i]·m[i][j]
+ * for r < n_x, j < n_cols, each sum taken in increasing i from 0.0f as ((0 + x0·m0j) + x1·m1j) + ...,
+ * every product rounded before it is added (no fused multiply-add). Rows of x, m and out are
+ * x_stride, m_stride and out_stride floats apart. SIMD versions compute many (r, j) at once, each
+ * lane keeping this order; several x rows share each load of m. */
+void nm_dot_f32_columns(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,
+                        int64_t n_cols, float *out, size_t out_stride);
+void nm_dot_f32_columns_ref(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,
+                            int64_t n_cols, float *out, size_t out_stride);
+
+/* Side data some SIMD kernels read beside the activations, derived from them exactly: the
+ * values widened to float for F16/BF16; each Q8_0 block's scale as float and −8·Σq for Q4_0.
+ * Built once per batch, it spares every tile of a matrix product from rebuilding it.
+ * nm_dot_act_aux_row_size is 0 for types without it (multiple of 8 otherwise). */
+size_t nm_dot_act_aux_row_size(uint32_t weight_type, int64_t n);
+void nm_dot_act_aux(uint32_t weight_type, int64_t n, const void *act, void *aux);
+/* nm_dot_tile given the activation rows' aux rows (aux_stride bytes apart; may be NULL when the
+ * aux row size is 0). Same results as nm_dot_tile. */
+void nm_dot_tile_aux(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
+                     const void *act, size_t act_stride, const void *aux, size_t aux_stride, int n_cols,
+                     float *out, size_t out_stride);
 
 #endif

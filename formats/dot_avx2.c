@@ -1,7 +1,8 @@
 /* AVX2/FMA/F16C kernels for dot.h (built with -mavx2 -mfma -mf16c; used only when the CPU has
  * them). Each kernel multiplies one weight row with up to four activation rows so a decoded
- * weight block is reused four times. Block sums are exact integers as in the reference; only
- * the float accumulation order differs. */
+ * weight block is reused four times. Block sums are exact integers as in the reference. F32,
+ * F16, BF16 and Q4_0 keep the reference's float order exactly (bit-identical results); the
+ * other types differ from it in the order of their float sums. */
 #include "formats/dot_simd.h"
 
 #include <immintrin.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/dot.h"
 #include "formats/tensor.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -108,6 +110,96 @@ ALWAYS_INLINE void k_q8_1_family(uint32_t wt, int64_t n, const uint8_t *w, const
         }
     }
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]) + accm[c];
+}
+
+/* Q4_0 in the reference order: each block's integer sum is finished (exactly) before it enters
+ * the output's single chain of fused multiply-adds. */
+ALWAYS_INLINE int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+ALWAYS_INLINE void k_q4_0(int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out, size_t os) {
+    float acc[4] = {0, 0, 0, 0};
+    for (int64_t b = 0; b < n / 32; b++, w += 18) {
+        const __m256i q = _mm256_sub_epi8(unpack_nibbles32(w + 2), _mm256_set1_epi8(8));
+        const float dw = h2f(w);
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
+            const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 2));
+            acc[c] = fmaf((float)hsum_i32(dot_i8(q, y)), dw * h2f(ab), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++) out[(size_t)c * os] = acc[c];
+}
+
+/* Q4_0 tile: eight rows in the lanes of a register (nm_dot_q4_0_pack), each lane its own
+ * output's chain, up to four activation rows per pass. */
+enum { Q4_0_GROUP = 8, Q4_0_PACK_BLOCK = Q4_0_GROUP * NM_Q4_0_PACK_BLOCK_PER_ROW };
+
+ALWAYS_INLINE const nm_q8_0_block_info *info_at(const uint8_t *aux, size_t aux_stride, int c, int64_t b) {
+    return (const nm_q8_0_block_info *)(aux + (size_t)c * aux_stride) + b;
+}
+
+ALWAYS_INLINE void q4_0_group(int64_t nb, const uint8_t *pw, const uint8_t *aux, size_t aux_stride, const uint8_t *a,
+                              size_t as, int nc, float *out, size_t os, int nr) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++, pw += Q4_0_PACK_BLOCK) {
+        __m256i dp[4];
+        for (int c = 0; c < nc; c++) dp[c] = _mm256_set1_epi32(info_at(aux, aux_stride, c, b)->minus_8_sum);
+        for (int q = 0; q < 4; q++) {
+            const __m256i wv = _mm256_loadu_si256((const __m256i *)(pw + 32 * q));
+            const __m256i lo = _mm256_and_si256(wv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m4);
+            for (int c = 0; c < nc; c++) {
+                const uint8_t *y = a + (size_t)c * as + (size_t)b * 34 + 2;
+                int32_t ylo, yhi;
+                memcpy(&ylo, y + 4 * q, 4);
+                memcpy(&yhi, y + 16 + 4 * q, 4);
+                const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(ylo)),
+                                                     _mm256_maddubs_epi16(hi, _mm256_set1_epi32(yhi)));
+                dp[c] = _mm256_add_epi32(dp[c], _mm256_madd_epi16(p16, ones));
+            }
+        }
+        const __m256 dw = _mm256_loadu_ps((const float *)(pw + 128));
+        for (int c = 0; c < nc; c++) {
+            const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(info_at(aux, aux_stride, c, b)->d));
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp[c]), d, acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++) {
+        if (nr == Q4_0_GROUP) {
+            _mm256_storeu_ps(out + (size_t)c * os, acc[c]);
+        } else {
+            float tmp[Q4_0_GROUP];
+            _mm256_storeu_ps(tmp, acc[c]);
+            memcpy(out + (size_t)c * os, tmp, (size_t)nr * sizeof(float));
+        }
+    }
+}
+
+static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const uint8_t *aux,
+                      size_t aux_stride, int nc, float *out, size_t os) {
+    const int64_t nb = n / 32;
+    if (!aux) return false;
+    uint8_t *pw = malloc(nm_dot_q4_0_pack_size(n, nr, Q4_0_GROUP) + 1);
+    if (!pw) return false;
+    nm_dot_q4_0_pack(n, w, ws, nr, Q4_0_GROUP, pw);
+    for (int g = 0; g < nr; g += Q4_0_GROUP) {
+        const uint8_t *pg = pw + (size_t)(g / Q4_0_GROUP) * (size_t)nb * Q4_0_PACK_BLOCK;
+        const int m = nr - g < Q4_0_GROUP ? nr - g : Q4_0_GROUP;
+        int c = 0;
+        for (; c + 4 <= nc; c += 4)
+            q4_0_group(nb, pg, aux + (size_t)c * aux_stride, aux_stride, a + (size_t)c * as, as, 4,
+                       out + (size_t)c * os + g, os, m);
+        for (; c < nc; c++)
+            q4_0_group(nb, pg, aux + (size_t)c * aux_stride, aux_stride, a + (size_t)c * as, as, 1,
+                       out + (size_t)c * os + g, os, m);
+    }
+    free(pw);
+    return true;
 }
 
 /* ---------------- K-quants ---------------- */
@@ -277,22 +369,20 @@ ALWAYS_INLINE float load1(uint32_t wt, const uint8_t *p) {
     return wt == GGML_TYPE_F16 ? _cvtsh_ss(h) : nm_bf16_to_f32(h);
 }
 
+/* tinyBLAS order (dot.c): one 8-lane accumulator per output, then hsum, then the tail. */
 ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out,
                            size_t os) {
     const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
-    __m256 acc[4][2];
-    for (int c = 0; c < 4; c++) acc[c][0] = acc[c][1] = _mm256_setzero_ps();
+    __m256 acc[4];
+    for (int c = 0; c < 4; c++) acc[c] = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m256 w0 = load8(wt, w + (size_t)i * es), w1 = load8(wt, w + (size_t)(i + 8) * es);
-        for (int c = 0; c < nc; c++) {
-            const uint8_t *ar = a + (size_t)c * as;
-            acc[c][0] = _mm256_fmadd_ps(w0, load8(wt, ar + (size_t)i * es), acc[c][0]);
-            acc[c][1] = _mm256_fmadd_ps(w1, load8(wt, ar + (size_t)(i + 8) * es), acc[c][1]);
-        }
+    for (; i + 8 <= n; i += 8) {
+        const __m256 w0 = load8(wt, w + (size_t)i * es);
+        for (int c = 0; c < nc; c++)
+            acc[c] = _mm256_fmadd_ps(w0, load8(wt, a + (size_t)c * as + (size_t)i * es), acc[c]);
     }
     for (int c = 0; c < nc; c++) {
-        float s = hsum(_mm256_add_ps(acc[c][0], acc[c][1]));
+        float s = hsum(acc[c]);
         const uint8_t *ar = a + (size_t)c * as;
         for (int64_t k = i; k < n; k++) s += load1(wt, w + (size_t)k * es) * load1(wt, ar + (size_t)k * es);
         out[(size_t)c * os] = s;
@@ -302,7 +392,7 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
 /* Float weights: activations (f32, or f16/bf16 values, which f32 holds exactly) are widened once
  * per group of four columns, then two weight rows at a time are multiplied with them. */
 ALWAYS_INLINE void k_float_2x(uint32_t wt, int64_t n, const uint8_t *w0, const uint8_t *w1, bool two,
-                              const float *x, int nc, float *out, size_t os) {
+                              const float *x, size_t xs, int nc, float *out, size_t os) {
     const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
     __m256 acc[2][4];
     for (int c = 0; c < 4; c++) acc[0][c] = acc[1][c] = _mm256_setzero_ps();
@@ -311,7 +401,7 @@ ALWAYS_INLINE void k_float_2x(uint32_t wt, int64_t n, const uint8_t *w0, const u
         const __m256 a0 = load8(wt, w0 + (size_t)i * es);
         const __m256 a1 = two ? load8(wt, w1 + (size_t)i * es) : a0;
         for (int c = 0; c < nc; c++) {
-            const __m256 xv = _mm256_loadu_ps(x + (size_t)c * (size_t)n + (size_t)i);
+            const __m256 xv = _mm256_loadu_ps(x + (size_t)c * xs + (size_t)i);
             acc[0][c] = _mm256_fmadd_ps(a0, xv, acc[0][c]);
             if (two) acc[1][c] = _mm256_fmadd_ps(a1, xv, acc[1][c]);
         }
@@ -320,36 +410,85 @@ ALWAYS_INLINE void k_float_2x(uint32_t wt, int64_t n, const uint8_t *w0, const u
         const uint8_t *wr = r ? w1 : w0;
         for (int c = 0; c < nc; c++) {
             float s = hsum(acc[r][c]);
-            for (int64_t k = i; k < n; k++) s += load1(wt, wr + (size_t)k * es) * x[(size_t)c * (size_t)n + (size_t)k];
+            for (int64_t k = i; k < n; k++) s += load1(wt, wr + (size_t)k * es) * x[(size_t)c * xs + (size_t)k];
             out[(size_t)c * os + (size_t)r] = s;
         }
     }
 }
 
+/* Activations as floats: F32's own rows, or F16/BF16's aux rows (widened once per batch). */
 static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
-                       int nc, float *out, size_t os) {
-    float *x = malloc((size_t)4 * (size_t)n * sizeof(float));
-    if (!x) return false;
+                       const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
+    const float *x = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
+    const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
+    if (!x || stride % sizeof(float) != 0) return false;
+    const size_t xs = stride / sizeof(float);
     for (int j = 0; j < nc; j += 4) {
         const int m = nc - j < 4 ? nc - j : 4;
-        for (int c = 0; c < m; c++) {
-            const uint8_t *ar = a + (size_t)(j + c) * as;
-            float *xr = x + (size_t)c * (size_t)n;
-            if (wt == GGML_TYPE_F32) memcpy(xr, ar, (size_t)n * sizeof(float));
-            else if (wt == GGML_TYPE_F16) nm_f16_to_f32_row((const uint16_t *)ar, xr, (size_t)n);
-            else nm_bf16_to_f32_row((const uint16_t *)ar, xr, (size_t)n);
-        }
+        const float *xj = x + (size_t)j * xs;
         int i = 0;
         for (; i + 2 <= nr; i += 2) {
             const uint8_t *w0 = w + (size_t)i * ws;
-            if (m == 4) k_float_2x(wt, n, w0, w0 + ws, true, x, 4, out + (size_t)j * os + (size_t)i, os);
-            else k_float_2x(wt, n, w0, w0 + ws, true, x, m, out + (size_t)j * os + (size_t)i, os);
+            if (m == 4) k_float_2x(wt, n, w0, w0 + ws, true, xj, xs, 4, out + (size_t)j * os + (size_t)i, os);
+            else k_float_2x(wt, n, w0, w0 + ws, true, xj, xs, m, out + (size_t)j * os + (size_t)i, os);
         }
         for (; i < nr; i++)
-            k_float_2x(wt, n, w + (size_t)i * ws, NULL, false, x, m, out + (size_t)j * os + (size_t)i, os);
+            k_float_2x(wt, n, w + (size_t)i * ws, NULL, false, xj, xs, m, out + (size_t)j * os + (size_t)i, os);
     }
-    free(x);
     return true;
+}
+
+/* ---------------- vectors × matrix (attention) ---------------- */
+
+/* Eight columns per register; a pass covers up to 4 x rows × 2 registers (8 independent
+ * chains, each m load shared by the x rows); each lane adds its rounded products in row
+ * order, as the reference does. Columns past a multiple of 8 go through a padded copy. */
+ALWAYS_INLINE void columns_pass(int64_t n, const float *x, size_t xs, int nx, const float *m, size_t ms, int nv,
+                                float *out, size_t os) {
+    __m256 acc[4][2];
+    for (int r = 0; r < nx; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = m + (size_t)i * ms;
+        __m256 mv[2];
+        for (int v = 0; v < nv; v++) mv[v] = _mm256_loadu_ps(row + 8 * v);
+        for (int r = 0; r < nx; r++) {
+            const __m256 xi = _mm256_broadcast_ss(x + (size_t)r * xs + i);
+            for (int v = 0; v < nv; v++) acc[r][v] = _mm256_add_ps(acc[r][v], _mm256_mul_ps(xi, mv[v]));
+        }
+    }
+    for (int r = 0; r < nx; r++)
+        for (int v = 0; v < nv; v++) _mm256_storeu_ps(out + (size_t)r * os + 8 * v, acc[r][v]);
+}
+
+ALWAYS_INLINE void columns_rows(int64_t n, const float *x, size_t xs, int nx, const float *m, size_t ms, int nv,
+                                float *out, size_t os) {
+    switch (nx) {
+    case 4: columns_pass(n, x, xs, 4, m, ms, nv, out, os); break;
+    case 3: columns_pass(n, x, xs, 3, m, ms, nv, out, os); break;
+    case 2: columns_pass(n, x, xs, 2, m, ms, nv, out, os); break;
+    default: columns_pass(n, x, xs, 1, m, ms, nv, out, os); break;
+    }
+}
+
+void nm_dot_f32_columns_avx2(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,
+                             int64_t n_cols, float *out, size_t out_stride) {
+    for (int r0 = 0; r0 < n_x; r0 += 4) {
+        const int nx = n_x - r0 < 4 ? n_x - r0 : 4;
+        const float *xr = x + (size_t)r0 * x_stride;
+        float *o = out + (size_t)r0 * out_stride;
+        int64_t j = 0;
+        for (; j + 16 <= n_cols; j += 16) columns_rows(n, xr, x_stride, nx, m + j, m_stride, 2, o + j, out_stride);
+        for (; j + 8 <= n_cols; j += 8) columns_rows(n, xr, x_stride, nx, m + j, m_stride, 1, o + j, out_stride);
+        for (int r = 0; r < nx && j < n_cols; r++) { /* the last columns, scalar in the same order */
+            float *orow = o + (size_t)r * out_stride;
+            for (int64_t jj = j; jj < n_cols; jj++) orow[jj] = 0.0f;
+            for (int64_t i = 0; i < n; i++) {
+                const float xi = xr[(size_t)r * x_stride + (size_t)i], *row = m + (size_t)i * m_stride;
+                for (int64_t jj = j; jj < n_cols; jj++) orow[jj] += xi * row[jj];
+            }
+        }
+    }
 }
 
 /* ---------------- dispatch ---------------- */
@@ -357,7 +496,7 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
 ALWAYS_INLINE void kernel(uint32_t wt, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out,
                           size_t os) {
     switch (wt) {
-    case GGML_TYPE_Q4_0: k_q8_0_family(GGML_TYPE_Q4_0, n, w, a, as, nc, out, os); break;
+    case GGML_TYPE_Q4_0: k_q4_0(n, w, a, as, nc, out, os); break;
     case GGML_TYPE_Q5_0: k_q8_0_family(GGML_TYPE_Q5_0, n, w, a, as, nc, out, os); break;
     case GGML_TYPE_Q8_0: k_q8_0_family(GGML_TYPE_Q8_0, n, w, a, as, nc, out, os); break;
     case GGML_TYPE_Q4_1: k_q8_1_family(GGML_TYPE_Q4_1, n, w, a, as, nc, out, os); break;
@@ -383,9 +522,57 @@ static bool have_kernel(uint32_t wt) {
     }
 }
 
+/* Q8_0 / Q8_1 as the reference quantizes them (dot.c): the lane-wise max keeps `a > m ? a : m`
+ * (NaN skipped), and max is exact in any order; cvtps rounds half to even like nearbyintf; the
+ * int8 keeps the low byte of the int32 as the reference's cast does. */
+static void quantize_q8_0_or_1(const float *x, uint8_t *dst, int64_t n, bool with_sum) {
+    const size_t bs = with_sum ? 36 : 34;
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + b * 32;
+        uint8_t *out = dst + (size_t)b * bs;
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(xb + 8 * k);
+            m = _mm256_max_ps(_mm256_and_ps(v[k], abs_mask), m);
+        }
+        float lanes[8], amax = 0.0f;
+        _mm256_storeu_ps(lanes, m);
+        for (int l = 0; l < 8; l++) amax = lanes[l] > amax ? lanes[l] : amax;
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        const __m256 idv = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm256_and_si256(_mm256_cvtps_epi32(_mm256_mul_ps(v[k], idv)), _mm256_set1_epi32(0xFF));
+        /* pack 32 bytes (values 0..255 after the mask) back into element order */
+        const __m256i w01 = _mm256_packus_epi32(q[0], q[1]), w23 = _mm256_packus_epi32(q[2], q[3]);
+        __m256i bytes = _mm256_packus_epi16(w01, w23);
+        bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(out + (with_sum ? 4 : 2)), bytes);
+        const uint16_t dh = nm_f32_to_f16(d);
+        memcpy(out, &dh, 2);
+        if (with_sum) {
+            const __m256i sb = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(bytes));
+            const __m256i sb2 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(bytes, 1));
+            const int sum = hsum_i32(_mm256_madd_epi16(_mm256_add_epi16(sb, sb2), _mm256_set1_epi16(1)));
+            const uint16_t sh = nm_f32_to_f16(d * (float)sum);
+            memcpy(out + 2, &sh, 2);
+        }
+    }
+}
+
 bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, int64_t n) {
-    (void)weight_type; (void)x; (void)dst; (void)n;
-    return false; /* activation quantization is cheap next to the products: the reference serves */
+    switch (weight_type) {
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0:
+        quantize_q8_0_or_1(x, dst, n, false);
+        return true;
+    case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1:
+        quantize_q8_0_or_1(x, dst, n, true);
+        return true;
+    default:
+        return false; /* Q8_K: the reference serves */
+    }
 }
 
 bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act, float *out) {
@@ -395,10 +582,14 @@ bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act
 }
 
 bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
-                      size_t act_stride, int n_cols, float *out, size_t out_stride) {
+                      size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
+                      size_t out_stride) {
     if (!have_kernel(wt)) return false;
+    if (wt == GGML_TYPE_Q4_0 &&
+        tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
+        return true;
     if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) && n_cols > 1 &&
-        tile_float(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+        tile_float(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
     const uint8_t *wb = w, *ab = act;
     for (int i = 0; i < n_rows; i++) {

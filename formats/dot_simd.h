@@ -1,5 +1,5 @@
 /* Private: SIMD siblings of the kernels in dot.h. Each returns false when it has no kernel for
- * the type (the caller then uses the scalar reference). */
+ * the type or shape (the caller then uses the next level down: AVX-512, AVX2, scalar). */
 #ifndef NOMOAT_DOT_SIMD_H
 #define NOMOAT_DOT_SIMD_H
 #include <stdbool.h>
@@ -7,8 +7,35 @@
 #include <stdint.h>
 bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, int64_t n);
 bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act, float *out);
+void nm_dot_f32_columns_avx2(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,
+                             int64_t n_cols, float *out, size_t out_stride);
+void nm_dot_f32_columns_avx512(int64_t n, const float *x, size_t x_stride, int n_x, const float *m,
+                               size_t m_stride, int64_t n_cols, float *out, size_t out_stride);
+/* Tiles take the activations' aux rows (dot.h: nm_dot_act_aux), required when the type has them. */
 bool nm_dot_tile_avx2(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
-                      const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
+                      const void *act, size_t act_stride, const void *aux, size_t aux_stride, int n_cols,
+                      float *out, size_t out_stride);
+bool nm_dot_tile_avx512(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
+                        const void *act, size_t act_stride, const void *aux, size_t aux_stride, int n_cols,
+                        float *out, size_t out_stride);
+
+/* Q4_0 rows interleaved for kernels that put `group` rows (8 or 16) in the lanes of one
+ * register, each lane running its own output's chain (dot.c's reference order). Per group of
+ * rows, per block, in that order:
+ *   4 × (group × 4 bytes): chunk q holds bytes 4q..4q+3 of each row's 16 nibble bytes (low
+ *                          nibbles: elements 4q..4q+3, high nibbles: elements 16+4q..16+4q+3);
+ *   group floats:          each row's scale widened from f16.
+ * Rows past n_rows are zero (scale 0). */
+enum { NM_Q4_0_PACK_BLOCK_PER_ROW = 20 }; /* bytes per row per block */
+size_t nm_dot_q4_0_pack_size(int64_t n, int n_rows, int group);
+void nm_dot_q4_0_pack(int64_t n, const uint8_t *w, size_t w_stride, int n_rows, int group, uint8_t *dst);
+
+/* Q4_0's aux row (nm_dot_act_aux): per Q8_0 activation block, the scale widened to float and
+ * −8 × the sum of the 32 quants (a Q4_0 block's integer sum is Σ nibble·y − 8·Σ y). */
+typedef struct nm_q8_0_block_info {
+    float d;
+    int32_t minus_8_sum;
+} nm_q8_0_block_info;
 /* Q4_K in the order of ggml's repacked kernels: columns [0, gemm_cols) as its gemm, the rest as
  * its gemv (dot_repack.c). */
 bool nm_dot_tile_repacked_avx2(uint32_t weight_type, int gemm_cols, int64_t n, const void *w, size_t w_stride,

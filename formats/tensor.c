@@ -232,7 +232,14 @@ static void cpu_detect(void) {
     __builtin_cpu_init();
     cpu_features.avx2 = __builtin_cpu_supports("avx2");
     cpu_features.fma = __builtin_cpu_supports("fma");
-    cpu_features.avx512f = __builtin_cpu_supports("avx512f");
+    const char *no_avx512 = getenv("NOMOAT_NO_AVX512");
+    if (!(no_avx512 && *no_avx512 && strcmp(no_avx512, "0") != 0)) {
+        cpu_features.avx512f = __builtin_cpu_supports("avx512f");
+        cpu_features.avx512bw = __builtin_cpu_supports("avx512bw");
+        cpu_features.avx512vl = __builtin_cpu_supports("avx512vl");
+        cpu_features.avx512dq = __builtin_cpu_supports("avx512dq");
+        cpu_features.avx512vnni = __builtin_cpu_supports("avx512vnni");
+    }
     {
         unsigned int a, b, c, d;
         __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));

@@ -39,7 +39,7 @@ if [ $tiny = 1 ]; then
         mb=$(/usr/bin/time -f '%U %S' -o "$WORK/tiny-$t.time" sh "$ROOT/scripts/peak-anon.sh" "$V" perplexity "$WORK/tinyllama-$t.gguf" -f "$text" -c 512 --chunks 2 -t 2 -q --json "$WORK/tiny-$t.json" 2>&1 >/dev/null | sed -n 's/^peak-anon-mb //p' | tail -1)
         tps=$(json_num "$WORK/tiny-$t.json" tokens_per_s)
         ntok=$(json_num "$WORK/tiny-$t.json" n_tokens)
-        ctps=$(awk -v n="$ntok" '{ c = $1 + $2; printf "%.1f", c > 0 ? n / (c / 2) : 0 }' "$WORK/tiny-$t.time")
+        ctps=$(awk -v n="$ntok" '{ c = $1 + $2; printf "%.1f", (c > 0 ? n / (c / 2) : 0) }' "$WORK/tiny-$t.time")
         printf '%-8s %10.1f %10s %12s %8.3f %8s %10.2f\n' "$t" "$tps" "$ctps" "$ref" "$(awk -v a="$tps" -v b="$ref" 'BEGIN { print a / b }')" "$mb" "$(json_num "$WORK/tiny-$t.json" ppl)"
     done
     echo "(synthetic random weights: the perplexity is meaningless, only the speed counts; load: $(cut -d' ' -f1-3 /proc/loadavg))"

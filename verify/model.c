@@ -190,7 +190,9 @@ struct vm_ctx {
     int n_ctx, n_threads;
     void **kcache, **vcache; /* per layer: n_ctx × (n_head_kv·head_dim), f16 or f32 */
     float *x, *xn, *q, *k, *v, *att, *fa, *fb, *out;
+    float *kt, *vf;         /* one layer's cached keys transposed, values widened (attn_widen_cache) */
     uint8_t *act;           /* quantized activations of one batch */
+    uint8_t *aux;           /* their aux rows (nm_dot_act_aux), when the weight type has them */
     float *wscratch;        /* per thread: exact mode's dequantized weight rows, attention scores */
     size_t wscratch_per_thread;
     float *norm_w[3];       /* scratch for non-F32 norm weights */
@@ -198,7 +200,7 @@ struct vm_ctx {
     void *observe_user;
 };
 
-enum { ROW_BLOCK = 32, TOK_BLOCK = 64, ATT_TOK_BLOCK = 16 };
+enum { ROW_BLOCK = 32, TOK_BLOCK = 512, ATT_TOK_BLOCK = 16 };
 
 void vm_ctx_set_observer(vm_ctx *c, vm_observe_fn fn, void *user) {
     c->observe = fn;
@@ -213,8 +215,8 @@ void vm_ctx_free(vm_ctx *c) {
         for (int i = 0; i < c->m->n_layer; i++) free(c->vcache[i]);
     free(c->kcache);
     free(c->vcache);
-    free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->fa); free(c->fb);
-    free(c->out); free(c->act); free(c->wscratch);
+    free(c->kt); free(c->vf); free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->fa); free(c->fb);
+    free(c->out); free(c->act); free(c->aux); free(c->wscratch);
     free(c);
 }
 
@@ -248,6 +250,8 @@ vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, n
         c->vcache[i] = malloc(T * KV * esz);
         if (!c->kcache[i] || !c->vcache[i]) goto oom;
     }
+    c->kt = alloc_floats(T * KV);
+    c->vf = alloc_floats(T * KV);
     c->x = alloc_floats(T * E);
     c->xn = alloc_floats(T * E);
     c->q = alloc_floats(T * Q);
@@ -259,11 +263,16 @@ vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, n
     c->out = alloc_floats(T * (widest > V ? widest : V));
     /* the largest activation row: Q8_1 (36 bytes per 32) of the widest input */
     c->act = malloc(T * ((widest / 32 + 1) * 36 + 4 * widest + 64));
-    c->wscratch_per_thread = (size_t)ROW_BLOCK * widest + T + 64;
-    if (c->wscratch_per_thread < nm_ggml_fa_scratch(m->head_dim)) c->wscratch_per_thread = nm_ggml_fa_scratch(m->head_dim);
+    c->aux = malloc(T * (4 * widest + 64)); /* the largest aux row: F16/BF16 widened to float */
+    /* exact mode's dequantized weight rows, attention's scores and sums for one KV group (exact
+     * mode), or the flash-attention scratch (default mode) */
+    const size_t att_scratch = (size_t)(m->n_head / m->n_head_kv) * (T + (size_t)m->head_dim);
+    size_t per_thread = (size_t)ROW_BLOCK * widest > att_scratch ? (size_t)ROW_BLOCK * widest : att_scratch;
+    if (per_thread < nm_ggml_fa_scratch(m->head_dim)) per_thread = nm_ggml_fa_scratch(m->head_dim);
+    c->wscratch_per_thread = per_thread + 64;
     c->wscratch = alloc_floats(c->wscratch_per_thread * (size_t)c->n_threads);
-    if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->fa || !c->fb || !c->out || !c->act ||
-        !c->wscratch)
+    if (!c->kt || !c->vf || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->fa || !c->fb || !c->out || !c->act ||
+        !c->aux || !c->wscratch)
         goto oom;
     return c;
 oom:
@@ -280,14 +289,16 @@ typedef struct matmul_job {
     const float *x;
     float *y;
     int n_tokens;
-    size_t act_row;
+    size_t act_row, aux_row;
     int row_blocks, tok_blocks;
 } matmul_job;
 
 static void quantize_task(void *ctx, size_t t, int thread) {
     (void)thread;
     matmul_job *j = ctx;
-    nm_dot_quantize_act(j->w->type, j->x + t * (size_t)j->w->n_in, j->c->act + t * j->act_row, j->w->n_in);
+    uint8_t *act = j->c->act + t * j->act_row;
+    nm_dot_quantize_act(j->w->type, j->x + t * (size_t)j->w->n_in, act, j->w->n_in);
+    if (j->aux_row) nm_dot_act_aux(j->w->type, j->w->n_in, act, j->c->aux + t * j->aux_row);
 }
 
 static void matmul_task(void *ctx, size_t task, int thread) {
@@ -305,10 +316,17 @@ static void matmul_task(void *ctx, size_t task, int thread) {
         nm_dot_tile(GGML_TYPE_F32, w->n_in, wf, (size_t)w->n_in * sizeof(float), nr, j->x + (size_t)t0 * w->n_in,
                     (size_t)w->n_in * sizeof(float), nt, j->y + (size_t)t0 * w->n_out + r0, (size_t)w->n_out);
     } else {
-        const nm_dot_place at = {.weight_rows = w->n_out, .first_act_row = t0, .batch_rows = j->n_tokens};
-        nm_dot_tile_at(w->type, &at, w->n_in, w->data + (size_t)r0 * w->row_size, w->row_size, nr,
-                       j->c->act + (size_t)t0 * j->act_row, j->act_row, nt, j->y + (size_t)t0 * w->n_out + r0,
-                       (size_t)w->n_out);
+        if (w->type == GGML_TYPE_Q4_K) { /* rounding depends on where the tile sits (dot.h) */
+            const nm_dot_place at = {.weight_rows = w->n_out, .first_act_row = t0, .batch_rows = j->n_tokens};
+            nm_dot_tile_at(w->type, &at, w->n_in, w->data + (size_t)r0 * w->row_size, w->row_size, nr,
+                           j->c->act + (size_t)t0 * j->act_row, j->act_row, nt, j->y + (size_t)t0 * w->n_out + r0,
+                           (size_t)w->n_out);
+        } else {
+            nm_dot_tile_aux(w->type, w->n_in, w->data + (size_t)r0 * w->row_size, w->row_size, nr,
+                            j->c->act + (size_t)t0 * j->act_row, j->act_row,
+                            j->aux_row ? j->c->aux + (size_t)t0 * j->aux_row : NULL, j->aux_row, nt,
+                            j->y + (size_t)t0 * w->n_out + r0, (size_t)w->n_out);
+        }
     }
 }
 
@@ -320,6 +338,7 @@ static void matmul(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, 
     j.tok_blocks = (n_tokens + TOK_BLOCK - 1) / TOK_BLOCK;
     if (!c->exact) {
         j.act_row = nm_dot_act_row_size(w->type, w->n_in);
+        j.aux_row = nm_dot_act_aux_row_size(w->type, w->n_in);
         nm_pool_run(c->pool, (size_t)n_tokens, quantize_task, &j);
     }
     nm_pool_run(c->pool, (size_t)j.row_blocks * (size_t)j.tok_blocks, matmul_task, &j);
@@ -373,66 +392,83 @@ typedef struct attn_job {
     int layer, n_tokens, pos0, tok_blocks;
 } attn_job;
 
+/* One task: the query heads that share a KV head, for a block of tokens. */
 static void attn_task(void *ctx, size_t task, int thread) {
     attn_job *j = ctx;
     vm_ctx *c = j->c;
     const vm_model *m = c->m;
-    const int hd = m->head_dim, kvw = m->n_head_kv * hd;
-    const int h = (int)(task / (size_t)j->tok_blocks), tb = (int)(task % (size_t)j->tok_blocks);
-    const int kvh = h / (m->n_head / m->n_head_kv);
+    const int hd = m->head_dim, kvw = m->n_head_kv * hd, group = m->n_head / m->n_head_kv;
+    const int kvh = (int)(task / (size_t)j->tok_blocks), tb = (int)(task % (size_t)j->tok_blocks);
     const int t0 = tb * ATT_TOK_BLOCK;
     const int t1 = t0 + ATT_TOK_BLOCK < j->n_tokens ? t0 + ATT_TOK_BLOCK : j->n_tokens;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *s = c->wscratch + (size_t)thread * c->wscratch_per_thread;
     if (!c->exact) { /* flash attention over the f16 cache, as llama.cpp's CPU backend runs it */
+        float *fs = c->wscratch + (size_t)thread * c->wscratch_per_thread;
         const size_t qs = (size_t)m->n_head * hd;
-        nm_ggml_flash_attn(j->n_tokens >= NM_GGML_FA_TILE, hd, t1 - t0, c->q + (size_t)t0 * qs + (size_t)h * hd, qs,
-                           (const uint16_t *)c->kcache[j->layer] + (size_t)kvh * hd,
-                           (const uint16_t *)c->vcache[j->layer] + (size_t)kvh * hd, (size_t)kvw, j->pos0 + t0 + 1,
-                           scale, c->att + (size_t)t0 * qs + (size_t)h * hd, qs, s);
+        for (int g = 0; g < group; g++) {
+            const size_t h = (size_t)kvh * group + (size_t)g;
+            nm_ggml_flash_attn(j->n_tokens >= NM_GGML_FA_TILE, hd, t1 - t0, c->q + (size_t)t0 * qs + h * hd, qs,
+                               (const uint16_t *)c->kcache[j->layer] + (size_t)kvh * hd,
+                               (const uint16_t *)c->vcache[j->layer] + (size_t)kvh * hd, (size_t)kvw,
+                               j->pos0 + t0 + 1, scale, c->att + (size_t)t0 * qs + h * hd, qs, fs);
+        }
         return;
     }
-    float kbuf[1024], acc[1024];
+    /* per thread: group rows of scores (n_ctx apart), then group rows of output sums */
+    float *scores = c->wscratch + (size_t)thread * c->wscratch_per_thread;
+    float *acc = scores + (size_t)group * c->n_ctx;
+    const float *kt = c->kt + (size_t)kvh * hd * c->n_ctx; /* this head's keys, [i][p] */
+    const float *vf = (c->exact ? (const float *)c->vcache[j->layer] : c->vf) + (size_t)kvh * hd; /* [p][i] */
     for (int t = t0; t < t1; t++) {
         const int n_kv = j->pos0 + t + 1;
-        const float *qv = c->q + ((size_t)t * m->n_head + h) * hd;
-        float mx = -INFINITY;
-        for (int p = 0; p < n_kv; p++) {
-            const float *kr;
-            if (c->exact) {
-                kr = (const float *)c->kcache[j->layer] + (size_t)p * kvw + (size_t)kvh * hd;
-            } else {
-                nm_f16_to_f32_row((const uint16_t *)c->kcache[j->layer] + (size_t)p * kvw + (size_t)kvh * hd, kbuf,
-                                  (size_t)hd);
-                kr = kbuf;
+        const float *q = c->q + ((size_t)t * m->n_head + (size_t)kvh * group) * hd; /* the group's queries */
+        /* scores[g][p] = Σ_i q[g][i]·k[p][i], summed in increasing i */
+        nm_dot_f32_columns(hd, q, (size_t)hd, group, kt, (size_t)c->n_ctx, n_kv, scores, (size_t)c->n_ctx);
+        double sums[1024];
+        for (int g = 0; g < group; g++) {
+            float *s = scores + (size_t)g * c->n_ctx;
+            float mx = -INFINITY;
+            for (int p = 0; p < n_kv; p++) {
+                s[p] = s[p] * scale;
+                if (s[p] > mx) mx = s[p];
             }
-            float d = 0.0f;
-            for (int i = 0; i < hd; i++) d += qv[i] * kr[i];
-            s[p] = d * scale;
-            if (s[p] > mx) mx = s[p];
-        }
-        double sum = 0.0;
-        for (int p = 0; p < n_kv; p++) {
-            s[p] = expf(s[p] - mx);
-            sum += (double)s[p];
-        }
-        for (int i = 0; i < hd; i++) acc[i] = 0.0f;
-        for (int p = 0; p < n_kv; p++) {
-            const float *vr;
-            if (c->exact) {
-                vr = (const float *)c->vcache[j->layer] + (size_t)p * kvw + (size_t)kvh * hd;
-            } else {
-                nm_f16_to_f32_row((const uint16_t *)c->vcache[j->layer] + (size_t)p * kvw + (size_t)kvh * hd, kbuf,
-                                  (size_t)hd);
-                vr = kbuf;
+            double sum = 0.0;
+            for (int p = 0; p < n_kv; p++) {
+                s[p] = expf(s[p] - mx);
+                sum += (double)s[p];
             }
-            const float wgt = s[p];
-            for (int i = 0; i < hd; i++) acc[i] += wgt * vr[i];
+            sums[g] = sum;
         }
-        const float inv = 1.0f / (float)sum;
-        float *o = c->att + ((size_t)t * m->n_head + h) * hd;
-        for (int i = 0; i < hd; i++) o[i] = acc[i] * inv;
+        /* acc[g][i] = Σ_p s[g][p]·v[p][i], summed in increasing p */
+        nm_dot_f32_columns(n_kv, scores, (size_t)c->n_ctx, group, vf, (size_t)kvw, hd, acc, (size_t)hd);
+        for (int g = 0; g < group; g++) {
+            const float inv = 1.0f / (float)sums[g];
+            const float *a = acc + (size_t)g * hd;
+            float *o = c->att + ((size_t)t * m->n_head + (size_t)kvh * group + g) * hd;
+            for (int i = 0; i < hd; i++) o[i] = a[i] * inv;
+        }
     }
+}
+
+/* The keys of positions [0, n) as floats transposed per head (kt[(kvh·head_dim + i)·n_ctx + p],
+ * so a query's scores are one vector × matrix product), and, from the f16 cache, the values
+ * widened in place order (vf[p·KV + j]). Widening f16 is exact: the attention sums see the
+ * same numbers as before. */
+static void attn_widen_cache(vm_ctx *c, int layer, int n) {
+    const int KV = c->m->n_head_kv * c->m->head_dim;
+    float *row = c->wscratch; /* KV <= the widest row; runs outside the pool's tasks */
+    for (int p = 0; p < n; p++) {
+        const float *kr;
+        if (c->exact) {
+            kr = (const float *)c->kcache[layer] + (size_t)p * KV;
+        } else {
+            nm_f16_to_f32_row((const uint16_t *)c->kcache[layer] + (size_t)p * KV, row, (size_t)KV);
+            kr = row;
+        }
+        for (int i = 0; i < KV; i++) c->kt[(size_t)i * c->n_ctx + p] = kr[i];
+    }
+    if (!c->exact)
+        nm_f16_to_f32_row((const uint16_t *)c->vcache[layer], c->vf, (size_t)n * KV);
 }
 
 /* ---------------- evaluation ---------------- */
@@ -443,12 +479,72 @@ static const float *norm_weights(const vm_weight *w, float *scratch) {
     return scratch;
 }
 
+/* Element-wise steps run per token over the pool (each token's arithmetic as before; the other
+ * threads would otherwise idle through them). */
+typedef struct token_job {
+    vm_ctx *c;
+    const float *norm_w;
+    int pos0;
+    size_t offset; /* rows of x (the residual stream) start here; the other buffers at row 0 */
+    void (*step)(const struct token_job *j, size_t t);
+} token_job;
+
+static void token_task(void *ctx, size_t t, int thread) {
+    (void)thread;
+    const token_job *j = ctx;
+    j->step(j, t);
+}
+
+static void step_attn_norm(const token_job *j, size_t t) {
+    const size_t E = (size_t)j->c->m->n_embd;
+    rms_norm(j->c->m, j->c->x + t * E, j->norm_w, j->c->xn + t * E, 1);
+}
+
+static void step_rope(const token_job *j, size_t t) {
+    const vm_model *m = j->c->m;
+    rope(m, j->c->q + t * (size_t)m->n_head * m->head_dim, m->n_head, 1, j->pos0 + (int)t);
+    rope(m, j->c->k + t * (size_t)m->n_head_kv * m->head_dim, m->n_head_kv, 1, j->pos0 + (int)t);
+}
+
+static void step_ffn_norm(const token_job *j, size_t t) {
+    const size_t E = (size_t)j->c->m->n_embd;
+    rms_norm(j->c->m, j->c->x + (t + j->offset) * E, j->norm_w, j->c->xn + t * E, 1);
+}
+
+/* SwiGLU: ggml's vector kernel in the default mode, plain expf in exact mode */
+static void step_silu(const token_job *j, size_t t) {
+    const size_t F = (size_t)j->c->m->n_ff;
+    float *fa = j->c->fa + t * F;
+    const float *fb = j->c->fb + t * F;
+    if (!j->c->exact) {
+        nm_ggml_swiglu((int)F, fa, fa, fb);
+        return;
+    }
+    for (size_t i = 0; i < F; i++) {
+        const float g = fa[i];
+        fa[i] = (g / (1.0f + expf(-g))) * fb[i];
+    }
+}
+
+static void step_residual(const token_job *j, size_t t) {
+    const size_t E = (size_t)j->c->m->n_embd;
+    float *x = j->c->x + (t + j->offset) * E;
+    const float *o = j->c->out + t * E;
+    for (size_t i = 0; i < E; i++) x[i] += o[i];
+}
+
+static void per_token(vm_ctx *c, int offset, int n_tokens, void (*step)(const token_job *, size_t),
+                      const float *norm_w, int pos0) {
+    token_job j = {.c = c, .norm_w = norm_w, .pos0 = pos0, .offset = (size_t)offset, .step = step};
+    nm_pool_run(c->pool, (size_t)n_tokens, token_task, &j);
+}
+
 int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits_from, float *logits, nm_error *err) {
     const vm_model *m = c->m;
     if (n_tokens < 1 || pos0 < 0 || pos0 + n_tokens > c->n_ctx)
         return nm_fail(err, "batch of %d tokens at position %d does not fit the context of %d", n_tokens, pos0, c->n_ctx);
     if (logits_from < 0 || logits_from > n_tokens) logits_from = n_tokens;
-    const int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd, F = m->n_ff;
+    const int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd;
     float *nw = malloc((size_t)E * sizeof(float));
     if (!nw) return nm_fail(err, "out of memory");
     for (int t = 0; t < n_tokens; t++) {
@@ -461,12 +557,11 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
     }
     for (int l = 0; l < m->n_layer; l++) {
         const vm_layer *L = &m->layers[l];
-        rms_norm(m, c->x, norm_weights(&L->attn_norm, nw), c->xn, n_tokens);
+        per_token(c, 0, n_tokens, step_attn_norm, norm_weights(&L->attn_norm, nw), pos0);
         matmul(c, &L->wq, c->xn, n_tokens, c->q);
         matmul(c, &L->wk, c->xn, n_tokens, c->k);
         matmul(c, &L->wv, c->xn, n_tokens, c->v);
-        rope(m, c->q, m->n_head, n_tokens, pos0);
-        rope(m, c->k, m->n_head_kv, n_tokens, pos0);
+        per_token(c, 0, n_tokens, step_rope, NULL, pos0);
         if (c->exact) {
             memcpy((float *)c->kcache[l] + (size_t)pos0 * KV, c->k, (size_t)n_tokens * KV * sizeof(float));
             memcpy((float *)c->vcache[l] + (size_t)pos0 * KV, c->v, (size_t)n_tokens * KV * sizeof(float));
@@ -474,11 +569,12 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
             nm_f32_to_f16_row(c->k, (uint16_t *)c->kcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
             nm_f32_to_f16_row(c->v, (uint16_t *)c->vcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
         }
+        if (c->exact) attn_widen_cache(c, l, pos0 + n_tokens); /* the default mode reads the f16 cache */
         attn_job aj = {.c = c, .layer = l, .n_tokens = n_tokens, .pos0 = pos0,
                        .tok_blocks = (n_tokens + ATT_TOK_BLOCK - 1) / ATT_TOK_BLOCK};
-        nm_pool_run(c->pool, (size_t)m->n_head * (size_t)aj.tok_blocks, attn_task, &aj);
+        nm_pool_run(c->pool, (size_t)m->n_head_kv * (size_t)aj.tok_blocks, attn_task, &aj);
         matmul(c, &L->wo, c->att, n_tokens, c->out);
-        for (size_t i = 0; i < (size_t)n_tokens * E; i++) c->x[i] += c->out[i];
+        per_token(c, 0, n_tokens, step_residual, NULL, pos0);
         /* llama.cpp keeps only the rows that give logits after the last layer's attention
          * (inp_out_ids), so its last FFN sees a batch of just those rows, and which of them
          * ggml's 4-row kernels take (nm_dot_tile_at) follows from that batch. An observer
@@ -487,20 +583,12 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
         if (l == m->n_layer - 1 && !c->observe) f0 = logits_from;
         const int nf = n_tokens - f0;
         if (nf == 0) continue;
-        float *x = c->x + (size_t)f0 * E;
-        rms_norm(m, x, norm_weights(&L->ffn_norm, nw), c->xn, nf);
+        per_token(c, f0, nf, step_ffn_norm, norm_weights(&L->ffn_norm, nw), pos0);
         matmul(c, &L->gate, c->xn, nf, c->fa);
         matmul(c, &L->up, c->xn, nf, c->fb);
-        for (int t = 0; t < nf; t++) {
-            float *g = c->fa + (size_t)t * F;
-            if (c->exact) {
-                for (int i = 0; i < F; i++) g[i] = (g[i] / (1.0f + expf(-g[i]))) * c->fb[(size_t)t * F + i];
-            } else {
-                nm_ggml_swiglu(F, g, g, c->fb + (size_t)t * F);
-            }
-        }
+        per_token(c, 0, nf, step_silu, NULL, pos0);
         matmul(c, &L->down, c->fa, nf, c->out);
-        for (size_t i = 0; i < (size_t)nf * E; i++) x[i] += c->out[i];
+        per_token(c, f0, nf, step_residual, NULL, pos0);
     }
     const int n_out = n_tokens - logits_from;
     if (n_out > 0) {

@@ -12,6 +12,7 @@
 
 #include "formats/dot.h"
 #include "formats/quants.h"
+#include "formats/dot_simd.h"
 #include "formats/tensor.h"
 
 static uint32_t rng = 12345;
@@ -27,6 +28,9 @@ static void put_f16(uint8_t *p, float v) {
     uint16_t h = nm_f32_to_f16(v);
     memcpy(p, &h, 2);
 }
+
+/* Floats of varied magnitude (2^-12 .. 2^4) and sign, so sums cancel and round in many ways. */
+static float varied(void) { return ldexpf(uniform(), (int)(next_u32() % 17) - 12); }
 
 /* Random but valid weight bytes: random quants, scales of realistic size. */
 static void random_weights(uint32_t type, uint8_t *w, int64_t n) {
@@ -351,6 +355,296 @@ static void test_unrepacked_ignore_place(void **state) {
     }
 }
 
+
+/* ---- bit-exact kernels: F32, F16, BF16 and Q4_0 at every dispatch level ---- */
+
+static const uint32_t exact_types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q4_0};
+
+static bool have_avx2(void) {
+#if defined(__x86_64__)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && nm_cpu()->f16c;
+#else
+    return false;
+#endif
+}
+static bool have_avx512(void) {
+#if defined(__x86_64__)
+    return have_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni");
+#else
+    return false;
+#endif
+}
+
+/* Weights of varied magnitude (float types) or random Q4_0 blocks with varied scales. */
+static void varied_weights(uint32_t t, uint8_t *w, int64_t n) {
+    if (t == GGML_TYPE_Q4_0) {
+        random_weights(t, w, n);
+        for (int64_t b = 0; b < n / 32; b++) put_f16(w + 18 * b, varied());
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const float v = varied();
+        if (t == GGML_TYPE_F32) memcpy(w + 4 * i, &v, 4);
+        else {
+            const uint16_t h = t == GGML_TYPE_F16 ? nm_f32_to_f16(v) : nm_f32_to_bf16(v);
+            memcpy(w + 2 * i, &h, 2);
+        }
+    }
+}
+
+enum { SENTINEL = 0x7fc0dead };
+
+static void fill_sentinel(float *o, size_t n) {
+    const uint32_t v = SENTINEL;
+    for (size_t i = 0; i < n; i++) memcpy(o + i, &v, 4);
+}
+
+/* out must equal ref bit for bit inside the nr × nc tile (stride os) and be untouched outside. */
+static void expect_tile(const char *what, uint32_t t, int64_t n, int nr, int nc, size_t os, const float *ref,
+                        const float *out, size_t size) {
+    for (size_t i = 0; i < size; i++) {
+        const bool inside = i / os < (size_t)nc && i % os < (size_t)nr;
+        uint32_t got, want = SENTINEL;
+        memcpy(&got, out + i, 4);
+        if (inside) memcpy(&want, ref + i, 4);
+        if (got != want)
+            fail_msg("%s %s n=%lld tile %dx%d: element (row %zu, col %zu) is %08x (%g), want %08x (%g)", what,
+                     ggml_type_name(t), (long long)n, nr, nc, i % os, i / os, got, out[i], want, ref[i]);
+    }
+}
+
+typedef bool (*tile_fn)(uint32_t, int64_t, const void *, size_t, int, const void *, size_t, const void *, size_t, int,
+                        float *, size_t);
+
+static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
+    size_t wrs;
+    assert_int_equal(ggml_row_size(t, (uint64_t)n, &wrs), 0);
+    const size_t ars = nm_dot_act_row_size(t, n);
+    uint8_t *w = malloc(wrs * (size_t)max_rows), *a = malloc(ars * (size_t)max_cols);
+    float *x = malloc((size_t)n * sizeof(float));
+    const size_t os = (size_t)max_rows + 3, size = os * (size_t)max_cols;
+    float *ref = malloc(size * sizeof(float)), *out = malloc(size * sizeof(float));
+    assert_non_null(w);
+    assert_non_null(a);
+    assert_non_null(x);
+    assert_non_null(ref);
+    assert_non_null(out);
+    const size_t auxs = nm_dot_act_aux_row_size(t, n);
+    uint8_t *aux = auxs ? malloc(auxs * (size_t)max_cols) : NULL;
+    assert_true(auxs == 0 || aux);
+    for (int r = 0; r < max_rows; r++) varied_weights(t, w + (size_t)r * wrs, n);
+    for (int c = 0; c < max_cols; c++) {
+        for (int64_t i = 0; i < n; i++) x[i] = varied() * (1.0f + (float)c);
+        nm_dot_quantize_act_ref(t, x, a + (size_t)c * ars, n);
+        if (aux) nm_dot_act_aux(t, n, a + (size_t)c * ars, aux + (size_t)c * auxs);
+    }
+    const tile_fn levels[] = {have_avx2() ? nm_dot_tile_avx2 : NULL, have_avx512() ? nm_dot_tile_avx512 : NULL};
+    const char *level_names[] = {"AVX2", "AVX-512"};
+    for (int nr = 1; nr <= max_rows; nr++)
+        for (int nc = 1; nc <= max_cols; nc++) {
+            if (nr != max_rows && nc != max_cols && nr > 3 && nc > 3 && (nr + nc) % 3) continue; /* enough shapes */
+            fill_sentinel(ref, size);
+            for (int c = 0; c < nc; c++)
+                for (int r = 0; r < nr; r++)
+                    ref[(size_t)c * os + (size_t)r] = nm_dot_ref(t, n, w + (size_t)r * wrs, a + (size_t)c * ars);
+            fill_sentinel(out, size);
+            nm_dot_tile_ref(t, n, w, wrs, nr, a, ars, nc, out, os);
+            expect_tile("nm_dot_tile_ref", t, n, nr, nc, os, ref, out, size);
+            fill_sentinel(out, size);
+            nm_dot_tile(t, n, w, wrs, nr, a, ars, nc, out, os);
+            expect_tile("nm_dot_tile", t, n, nr, nc, os, ref, out, size);
+            fill_sentinel(out, size);
+            nm_dot_tile_aux(t, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os);
+            expect_tile("nm_dot_tile_aux", t, n, nr, nc, os, ref, out, size);
+            for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
+                if (!levels[l]) continue;
+                fill_sentinel(out, size);
+                if (aux) { /* without the aux rows: decline, or do it another way with the same result */
+                    if (levels[l](t, n, w, wrs, nr, a, ars, NULL, 0, nc, out, os))
+                        expect_tile(level_names[l], t, n, nr, nc, os, ref, out, size);
+                    fill_sentinel(out, size);
+                }
+                const bool done = levels[l](t, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os);
+                /* AVX-512 leaves float rows with a tail (n % 8) to AVX2 */
+                if (!done && !(l == 1 && n % 8 != 0)) fail_msg("%s has no %s tile kernel", level_names[l], ggml_type_name(t));
+                if (done) expect_tile(level_names[l], t, n, nr, nc, os, ref, out, size);
+            }
+        }
+    for (int r = 0; r < max_rows; r++)
+        for (int c = 0; c < max_cols; c++) {
+            const float want = nm_dot_ref(t, n, w + (size_t)r * wrs, a + (size_t)c * ars);
+            float got = nm_dot(t, n, w + (size_t)r * wrs, a + (size_t)c * ars);
+            if (memcmp(&got, &want, 4)) fail_msg("nm_dot %s n=%lld: %g, reference %g", ggml_type_name(t), (long long)n, got, want);
+            if (have_avx2()) {
+                assert_true(nm_dot_avx2(t, n, w + (size_t)r * wrs, a + (size_t)c * ars, &got));
+                if (memcmp(&got, &want, 4)) fail_msg("nm_dot_avx2 %s n=%lld: %g, reference %g", ggml_type_name(t), (long long)n, got, want);
+            }
+        }
+    free(w);
+    free(a);
+    free(aux);
+    free(x);
+    free(ref);
+    free(out);
+}
+
+static void test_exact_kernels_small_tiles(void **state) {
+    (void)state;
+    for (size_t ti = 0; ti < sizeof exact_types / sizeof exact_types[0]; ti++) {
+        const uint32_t t = exact_types[ti];
+        check_exact(t, t == GGML_TYPE_Q4_0 ? 32 : 8, 37, 13);
+        check_exact(t, t == GGML_TYPE_Q4_0 ? 96 : 72, 37, 13);
+    }
+}
+
+/* Long rows: the AVX-512 float kernel's K blocks and the Q4_0 block chains; float tails. */
+static void test_exact_kernels_long_rows(void **state) {
+    (void)state;
+    static const int64_t float_lengths[] = {13, 100, 1032, 2048, 5640};
+    static const int64_t q4_lengths[] = {544, 2048, 5632};
+    for (size_t ti = 0; ti < sizeof exact_types / sizeof exact_types[0]; ti++) {
+        const uint32_t t = exact_types[ti];
+        const bool q4 = t == GGML_TYPE_Q4_0;
+        const int64_t *lengths = q4 ? q4_lengths : float_lengths;
+        const size_t nl = q4 ? sizeof q4_lengths / sizeof q4_lengths[0] : sizeof float_lengths / sizeof float_lengths[0];
+        for (size_t li = 0; li < nl; li++) check_exact(t, lengths[li], 35, 9);
+    }
+}
+
+/* The reference orders themselves (dot.c), on values where other orders give other floats:
+ * F16 in tinyBLAS's eight sums, Q4_0 in one chain of fused multiply-adds per output. */
+static float f16_dot_of(const int *idx, const float *prod, int m) {
+    uint16_t w[16], a[16];
+    for (int i = 0; i < 16; i++) w[i] = a[i] = nm_f32_to_f16(0.0f);
+    for (int i = 0; i < m; i++) { /* each product as 1·p or 2^-12·2^-12 */
+        const bool tiny = prod[i] < 1.0f;
+        w[idx[i]] = nm_f32_to_f16(tiny ? ldexpf(1.0f, -12) : prod[i]);
+        a[idx[i]] = nm_f32_to_f16(tiny ? ldexpf(1.0f, -12) : 1.0f);
+    }
+    return nm_dot_ref(GGML_TYPE_F16, 16, w, a);
+}
+
+static void test_reference_orders(void **state) {
+    (void)state;
+    const float one = 1.0f, ulp_half = ldexpf(1.0f, -24);
+    /* 1 (element 0) + 2^-24 (element 1) + 2^-24 (element 5): the two small ones share sum 1 and
+     * meet before the 1 does, giving 1 + 2^-23; left to right, each would vanish into the 1. */
+    const int i1[] = {0, 1, 5};
+    const float p1[] = {one, ulp_half, ulp_half};
+    const float got1 = f16_dot_of(i1, p1, 3), want1 = one + 2 * ulp_half;
+    assert_memory_equal(&got1, &want1, 4);
+    /* 1 (element 0) + 2^-24 (element 4) + 2^-24 (element 1): here sum 0 folds 1 + 2^-24 = 1 first
+     * and the other 2^-24 vanishes too; an exact (double) sum would give 1 + 2^-23. */
+    const int i2[] = {0, 4, 1};
+    const float got2 = f16_dot_of(i2, p1, 3);
+    assert_memory_equal(&got2, &one, 4);
+
+    /* Q4_0, two blocks: s = fma(isum1, d1, fma(isum0, d0, 0)), where the rounded product
+     * isum1·d1 added separately would differ in the last bit. */
+    uint8_t w[36], a[68];
+    memset(w, 0x99, 18);      /* every nibble 9: weight +1 */
+    memset(w + 18, 0xBB, 18); /* weight +3 ... */
+    w[18 + 2 + 5] = 0xBC;     /* ... but element 5 has +4 */
+    put_f16(w, 1.0f / 3.0f);
+    put_f16(w + 18, 0.123f);
+    put_f16(a, 0.7f);
+    put_f16(a + 34, 0.84f);
+    int is0 = 0, is1 = 0;
+    for (int j = 0; j < 32; j++) {
+        const int y0 = j - 16 + (j == 7), y1 = j - 16;
+        a[2 + j] = (uint8_t)(int8_t)y0;
+        a[36 + j] = (uint8_t)(int8_t)y1;
+        is0 += y0;
+        is1 += (j == 5 ? 4 : 3) * y1;
+    }
+    const float d0 = nm_f16_to_f32(nm_f32_to_f16(1.0f / 3.0f)) * nm_f16_to_f32(nm_f32_to_f16(0.7f));
+    const float d1 = nm_f16_to_f32(nm_f32_to_f16(0.123f)) * nm_f16_to_f32(nm_f32_to_f16(0.84f));
+    const float want_q = fmaf((float)is1, d1, fmaf((float)is0, d0, 0.0f));
+    float unfused = 0.0f;
+    unfused += (float)is0 * d0;
+    unfused += (float)is1 * d1;
+    assert_true(memcmp(&want_q, &unfused, 4) != 0); /* the data tells the two orders apart */
+    const float got_q = nm_dot_ref(GGML_TYPE_Q4_0, 64, w, a);
+    assert_memory_equal(&got_q, &want_q, 4);
+}
+
+/* nm_dot_f32_columns: every level memcmp-equal to the reference for 1..11 x rows, nothing
+ * written past n_cols or between the output rows. */
+typedef void (*columns_fn)(int64_t, const float *, size_t, int, const float *, size_t, int64_t, float *, size_t);
+
+static void test_columns_exact(void **state) {
+    (void)state;
+    static const int64_t ns[] = {1, 7, 64, 300};
+    static const int64_t cols[] = {1, 3, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 129, 513};
+    static const int nxs[] = {1, 2, 3, 4, 5, 8, 9, 11};
+    enum { MAX_N = 300, MAX_COLS = 513, STRIDE = 530, MAX_X = 11, X_STRIDE = 301, OUT_STRIDE = 520 };
+    float *x = malloc((size_t)MAX_X * X_STRIDE * sizeof(float)), *m = malloc((size_t)MAX_N * STRIDE * sizeof(float));
+    const size_t out_size = (size_t)MAX_X * OUT_STRIDE;
+    float *ref = malloc(out_size * sizeof(float)), *out = malloc(out_size * sizeof(float));
+    assert_true(x && m && ref && out);
+    for (size_t i = 0; i < (size_t)MAX_X * X_STRIDE; i++) x[i] = varied();
+    for (size_t i = 0; i < (size_t)MAX_N * STRIDE; i++) m[i] = varied();
+    const columns_fn levels[] = {nm_dot_f32_columns, have_avx2() ? nm_dot_f32_columns_avx2 : NULL,
+                                 have_avx512() ? nm_dot_f32_columns_avx512 : NULL};
+    const char *names[] = {"nm_dot_f32_columns", "AVX2", "AVX-512"};
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+        for (size_t b = 0; b < sizeof cols / sizeof cols[0]; b++)
+            for (size_t c = 0; c < sizeof nxs / sizeof nxs[0]; c++) {
+                const int64_t n = ns[a], nc = cols[b];
+                const int nx = nxs[c];
+                fill_sentinel(ref, out_size);
+                nm_dot_f32_columns_ref(n, x, X_STRIDE, nx, m, STRIDE, nc, ref, OUT_STRIDE);
+                /* the reference is the plain sequential sum */
+                for (int r = 0; r < nx; r++)
+                    for (int64_t j = r; j < nc; j += 37) {
+                        float d = 0.0f;
+                        for (int64_t i = 0; i < n; i++) d += x[(size_t)r * X_STRIDE + (size_t)i] * m[(size_t)i * STRIDE + (size_t)j];
+                        assert_memory_equal(&d, &ref[(size_t)r * OUT_STRIDE + (size_t)j], 4);
+                    }
+                for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
+                    if (!levels[l]) continue;
+                    fill_sentinel(out, out_size);
+                    levels[l](n, x, X_STRIDE, nx, m, STRIDE, nc, out, OUT_STRIDE);
+                    if (memcmp(out, ref, out_size * sizeof(float)))
+                        fail_msg("%s: n=%lld, %d x rows, %lld columns differ from the reference", names[l],
+                                 (long long)n, nx, (long long)nc);
+                }
+            }
+    free(x);
+    free(m);
+    free(ref);
+    free(out);
+}
+
+/* The dispatched activation quantizers give the reference's bytes, ties and zeros included. */
+static void test_quantize_act_exact(void **state) {
+    (void)state;
+    enum { N = 4096 };
+    float *x = malloc(N * sizeof(float));
+    uint8_t *ref = malloc(N * 5), *got = malloc(N * 5);
+    assert_true(x && ref && got);
+    for (int i = 0; i < N; i++) {
+        const int blk = i / 32;
+        if (blk % 4 == 0) x[i] = (i % 32 == 0) ? 127.0f : (float)((i * 37) % 255 - 127) + 0.5f; /* ties */
+        else if (blk % 4 == 1) x[i] = (i & 1) ? -0.0f : 0.0f;                                  /* zero block */
+        else x[i] = varied();
+    }
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t t = types[ti];
+        const size_t ars = nm_dot_act_row_size(t, N);
+        memset(ref, 0x5A, ars);
+        memset(got, 0xA5, ars);
+        nm_dot_quantize_act_ref(t, x, ref, N);
+        nm_dot_quantize_act(t, x, got, N);
+        if (memcmp(ref, got, ars)) fail_msg("%s: quantized activations differ from the reference", ggml_type_name(t));
+    }
+    free(x);
+    free(ref);
+    free(got);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simd_matches_reference),
@@ -361,6 +655,11 @@ int main(void) {
         cmocka_unit_test(test_k_quants_are_dot_products),
         cmocka_unit_test(test_q4_k_repacked_places),
         cmocka_unit_test(test_unrepacked_ignore_place),
+        cmocka_unit_test(test_exact_kernels_small_tiles),
+        cmocka_unit_test(test_exact_kernels_long_rows),
+        cmocka_unit_test(test_reference_orders),
+        cmocka_unit_test(test_columns_exact),
+        cmocka_unit_test(test_quantize_act_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,346 @@
+/* AVX-512 kernels for dot.h (built with -mavx512f/bw/vl/dq/vnni; used only when the CPU has
+ * all of them). Every kernel here reproduces the scalar reference's float order exactly:
+ *
+ * - F32/F16/BF16: two outputs share one register, lanes 0-7 holding output A's eight tinyBLAS
+ *   sums and lanes 8-15 output B's; the weight tile is re-laid out once per call (in its own
+ *   type, widened in registers) so that one load yields both rows' next eight elements, and
+ *   each activation chunk is broadcast to both halves. Register blocking: 4 row pairs × 6 activation rows per pass, 24 accumulators.
+ * - Q4_0: sixteen rows in the lanes of a register (nm_dot_q4_0_pack), block integer sums with
+ *   vpdpbusd (nibbles 0..15 unsigned × activation int8, started at −8·Σy), then one fused
+ *   multiply-add per block into each lane's own chain. */
+#include "formats/dot_simd.h"
+
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/tensor.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* The register-blocking loops must unroll so that their accumulators live in registers: gcc
+ * -O2 needs telling, clang does it unasked (and warns when a pragma asks for more). */
+#if defined(__clang__)
+#define UNROLL
+#else
+#define UNROLL _Pragma("GCC unroll 8")
+#endif
+
+/* ---------------- F32 / F16 / BF16 ---------------- */
+
+enum { ROW_PAIRS = 4, COLS = 6 };
+
+/* Row pair p, chunk c of 8: rows 2p (lanes 0-7) and 2p+1 (lanes 8-15) side by side, in the
+ * weights' own type (widened in registers: F16 by vcvtph2ps, BF16 by a shift, both exact), so
+ * the re-layout is a copy and a pass's weights take half the cache. A missing second row (odd
+ * n_rows) is zero. */
+static void pack_pairs(size_t es, int64_t n, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t chunks = n / 8;
+    const size_t pair_stride = (size_t)chunks * 16 * es;
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *src = w + (size_t)r * ws;
+        uint8_t *p = dst + (size_t)(r / 2) * pair_stride + (size_t)(r & 1) * 8 * es;
+        for (int64_t c = 0; c < chunks; c++) memcpy(p + (size_t)c * 16 * es, src + (size_t)c * 8 * es, 8 * es);
+    }
+    if (nr & 1) {
+        uint8_t *p = dst + (size_t)(nr / 2) * pair_stride + 8 * es;
+        for (int64_t c = 0; c < chunks; c++) memset(p + (size_t)c * 16 * es, 0, 8 * es);
+    }
+}
+
+ALWAYS_INLINE __m512 load_pair(uint32_t wt, const uint8_t *p) {
+    if (wt == GGML_TYPE_F32) return _mm512_loadu_ps(p);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    if (wt == GGML_TYPE_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* acc[p][c] += pairs p × columns c over chunks [c0, c1). wt, np ≤ ROW_PAIRS and nc ≤ COLS are
+ * constants after inlining. Per step: 4 weight loads, 6 broadcasts, 24 FMAs. */
+ALWAYS_INLINE void float_block(uint32_t wt, const uint8_t *pw, size_t pair_stride, const float *x, size_t xs, int np,
+                               int nc, int64_t c0, int64_t c1, __m512 *acc) {
+    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
+    __m512 a[ROW_PAIRS][COLS];
+    UNROLL
+    for (int p = 0; p < np; p++)
+        UNROLL
+        for (int c = 0; c < nc; c++) a[p][c] = acc[p * COLS + c];
+    for (int64_t k = c0; k < c1; k++) {
+        __m512 wv[ROW_PAIRS];
+        UNROLL
+        for (int p = 0; p < np; p++) wv[p] = load_pair(wt, pw + (size_t)p * pair_stride + (size_t)k * 16 * es);
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const __m512 xv = _mm512_broadcast_f32x8(_mm256_loadu_ps(x + (size_t)c * xs + (size_t)k * 8));
+            UNROLL
+            for (int p = 0; p < np; p++) a[p][c] = _mm512_fmadd_ps(wv[p], xv, a[p][c]);
+        }
+    }
+    UNROLL
+    for (int p = 0; p < np; p++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[p * COLS + c] = a[p][c];
+}
+
+/* Folds each half's eight sums as dot.c's tinyblas_hsum does: lane 0 gets output A, lane 8 B. */
+ALWAYS_INLINE __m512 hsum_halves(__m512 v) {
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1))); /* s4[i] = acc[i] + acc[i+4] */
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));       /* s4[0]+s4[2], s4[1]+s4[3] */
+    return _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));    /* t0 + t1 */
+}
+
+ALWAYS_INLINE void float_micro(uint32_t wt, const uint8_t *pw, size_t pair_stride, const float *x, size_t xs, int np,
+                               int nc, int64_t chunks, int r0, int nr, float *out, size_t os) {
+    __m512 acc[ROW_PAIRS * COLS];
+    for (int i = 0; i < ROW_PAIRS * COLS; i++) acc[i] = _mm512_setzero_ps();
+    float_block(wt, pw, pair_stride, x, xs, np, nc, 0, chunks, acc);
+    UNROLL
+    for (int p = 0; p < np; p++)
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            float lanes[16];
+            _mm512_storeu_ps(lanes, hsum_halves(acc[p * COLS + c]));
+            out[(size_t)c * os + (size_t)(r0 + 2 * p)] = lanes[0];
+            if (r0 + 2 * p + 1 < nr) out[(size_t)c * os + (size_t)(r0 + 2 * p + 1)] = lanes[8];
+        }
+}
+
+ALWAYS_INLINE void float_cols(uint32_t wt, const uint8_t *pw, size_t pair_stride, const float *x, size_t xs, int np,
+                              int nc, int64_t chunks, int r0, int nr, float *out, size_t os) {
+    switch (nc) {
+    case 6: float_micro(wt, pw, pair_stride, x, xs, np, 6, chunks, r0, nr, out, os); break;
+    case 5: float_micro(wt, pw, pair_stride, x, xs, np, 5, chunks, r0, nr, out, os); break;
+    case 4: float_micro(wt, pw, pair_stride, x, xs, np, 4, chunks, r0, nr, out, os); break;
+    case 3: float_micro(wt, pw, pair_stride, x, xs, np, 3, chunks, r0, nr, out, os); break;
+    case 2: float_micro(wt, pw, pair_stride, x, xs, np, 2, chunks, r0, nr, out, os); break;
+    default: float_micro(wt, pw, pair_stride, x, xs, np, 1, chunks, r0, nr, out, os); break;
+    }
+}
+
+/* Columns outer: a group of 6 activation rows stays in L1/L2 while the tile's weight row pairs
+ * (L2) pass by it; rows outer streamed every activation row from L3 once per 8 weight rows. */
+ALWAYS_INLINE void float_rows(uint32_t wt, const uint8_t *pw, size_t pair_stride, const float *xr, size_t xs, int64_t chunks,
+                              int nr, int nc, float *out, size_t os) {
+    for (int c = 0; c < nc; c += COLS) {
+        const int m = nc - c < COLS ? nc - c : COLS;
+        const float *xc = xr + (size_t)c * xs;
+        float *oc = out + (size_t)c * os;
+        for (int r = 0; r < nr; r += 2 * ROW_PAIRS) {
+            const int np = (nr - r + 1) / 2 < ROW_PAIRS ? (nr - r + 1) / 2 : ROW_PAIRS;
+            const uint8_t *pr = pw + (size_t)(r / 2) * pair_stride;
+            switch (np) {
+            case 4: float_cols(wt, pr, pair_stride, xc, xs, 4, m, chunks, r, nr, oc, os); break;
+            case 3: float_cols(wt, pr, pair_stride, xc, xs, 3, m, chunks, r, nr, oc, os); break;
+            case 2: float_cols(wt, pr, pair_stride, xc, xs, 2, m, chunks, r, nr, oc, os); break;
+            default: float_cols(wt, pr, pair_stride, xc, xs, 1, m, chunks, r, nr, oc, os); break;
+            }
+        }
+    }
+}
+
+/* Activations as floats: F32's own rows, or F16/BF16's aux rows (widened once per batch). */
+static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
+                       const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
+    const float *xr = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
+    const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
+    if (n % 8 != 0 || !xr || stride % sizeof(float) != 0) return false; /* AVX2 handles tails */
+    const size_t xs = stride / sizeof(float), es = wt == GGML_TYPE_F32 ? 4 : 2;
+    const int64_t chunks = n / 8;
+    const size_t pair_stride = (size_t)chunks * 16 * es, npairs = (size_t)(nr + 1) / 2;
+    uint8_t *pw = malloc(npairs * pair_stride + 64);
+    if (!pw) return false;
+    pack_pairs(es, n, w, ws, nr, pw);
+    if (wt == GGML_TYPE_F32) float_rows(GGML_TYPE_F32, pw, pair_stride, xr, xs, chunks, nr, nc, out, os);
+    else if (wt == GGML_TYPE_F16) float_rows(GGML_TYPE_F16, pw, pair_stride, xr, xs, chunks, nr, nc, out, os);
+    else float_rows(GGML_TYPE_BF16, pw, pair_stride, xr, xs, chunks, nr, nc, out, os);
+    free(pw);
+    return true;
+}
+
+/* ---------------- Q4_0 ---------------- */
+
+enum { Q4_0_GROUP = 16, Q4_0_PACK_BLOCK = Q4_0_GROUP * NM_Q4_0_PACK_BLOCK_PER_ROW, Q4_0_COLS = 6 };
+
+ALWAYS_INLINE const nm_q8_0_block_info *info_at(const uint8_t *aux, size_t aux_stride, int c, int64_t b) {
+    return (const nm_q8_0_block_info *)(aux + (size_t)c * aux_stride) + b;
+}
+
+/* ng groups of 16 rows (1 or 2) × nc activation rows (≤ Q4_0_COLS), all blocks. */
+ALWAYS_INLINE void q4_0_micro(int64_t nb, const uint8_t *pw, size_t group_stride, const uint8_t *aux,
+                              size_t aux_stride, const uint8_t *a, size_t as, int ng, int nc, float *out, size_t os,
+                              int nr) {
+    __m512 acc[2][Q4_0_COLS];
+    UNROLL
+    for (int g = 0; g < ng; g++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[g][c] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i dp[2][Q4_0_COLS];
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const __m512i start = _mm512_set1_epi32(info_at(aux, aux_stride, c, b)->minus_8_sum);
+            UNROLL
+            for (int g = 0; g < ng; g++) dp[g][c] = start;
+        }
+        UNROLL
+        for (int q = 0; q < 4; q++) {
+            __m512i lo[2], hi[2];
+            UNROLL
+            for (int g = 0; g < ng; g++) {
+                const __m512i wv = _mm512_loadu_si512(pw + (size_t)g * group_stride + (size_t)b * Q4_0_PACK_BLOCK + 64 * q);
+                lo[g] = _mm512_and_si512(wv, m4);
+                hi[g] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
+            }
+            UNROLL
+            for (int c = 0; c < nc; c++) {
+                const uint8_t *y = a + (size_t)c * as + (size_t)b * 34 + 2;
+                int32_t ylo, yhi;
+                memcpy(&ylo, y + 4 * q, 4);
+                memcpy(&yhi, y + 16 + 4 * q, 4);
+                const __m512i vlo = _mm512_set1_epi32(ylo), vhi = _mm512_set1_epi32(yhi);
+                UNROLL
+                for (int g = 0; g < ng; g++) {
+                    dp[g][c] = _mm512_dpbusd_epi32(dp[g][c], lo[g], vlo);
+                    dp[g][c] = _mm512_dpbusd_epi32(dp[g][c], hi[g], vhi);
+                }
+            }
+        }
+        UNROLL
+        for (int g = 0; g < ng; g++) {
+            const __m512 dw =
+                _mm512_loadu_ps((const float *)(pw + (size_t)g * group_stride + (size_t)b * Q4_0_PACK_BLOCK + 256));
+            UNROLL
+            for (int c = 0; c < nc; c++) {
+                const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(info_at(aux, aux_stride, c, b)->d));
+                acc[g][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp[g][c]), d, acc[g][c]);
+            }
+        }
+    }
+    UNROLL
+    for (int g = 0; g < ng; g++) {
+        const int m = nr - 16 * g < 16 ? nr - 16 * g : 16;
+        const __mmask16 keep = (__mmask16)((1u << m) - 1u);
+        UNROLL
+        for (int c = 0; c < nc; c++) _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(16 * g), keep, acc[g][c]);
+    }
+}
+
+ALWAYS_INLINE void q4_0_cols(int64_t nb, const uint8_t *pw, size_t group_stride, const uint8_t *aux,
+                             size_t aux_stride, const uint8_t *a, size_t as, int ng, int nc, float *out, size_t os,
+                             int nr) {
+    switch (nc) {
+    case 6: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 6, out, os, nr); break;
+    case 5: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 5, out, os, nr); break;
+    case 4: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 4, out, os, nr); break;
+    case 3: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 3, out, os, nr); break;
+    case 2: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 2, out, os, nr); break;
+    default: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 1, out, os, nr); break;
+    }
+}
+
+static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const uint8_t *aux,
+                      size_t aux_stride, int nc, float *out, size_t os) {
+    const int64_t nb = n / 32;
+    if (!aux) return false;
+    uint8_t *pw = malloc(nm_dot_q4_0_pack_size(n, nr, Q4_0_GROUP) + 64);
+    if (!pw) return false;
+    nm_dot_q4_0_pack(n, w, ws, nr, Q4_0_GROUP, pw);
+    const size_t group_stride = (size_t)nb * Q4_0_PACK_BLOCK;
+    for (int r = 0; r < nr; r += 2 * Q4_0_GROUP) {
+        const int ng = nr - r > Q4_0_GROUP ? 2 : 1;
+        const uint8_t *pg = pw + (size_t)(r / Q4_0_GROUP) * group_stride;
+        for (int c = 0; c < nc; c += Q4_0_COLS) {
+            const int m = nc - c < Q4_0_COLS ? nc - c : Q4_0_COLS;
+            const uint8_t *xc = aux + (size_t)c * aux_stride, *ac = a + (size_t)c * as;
+            float *oc = out + (size_t)c * os + r;
+            if (ng == 2) q4_0_cols(nb, pg, group_stride, xc, aux_stride, ac, as, 2, m, oc, os, nr - r);
+            else q4_0_cols(nb, pg, group_stride, xc, aux_stride, ac, as, 1, m, oc, os, nr - r);
+        }
+    }
+    free(pw);
+    return true;
+}
+
+/* ---------------- vectors × matrix (attention) ---------------- */
+
+/* Sixteen columns per register; a pass covers up to 8 x rows × 2 registers (16 independent
+ * chains, each m load shared by the x rows; the last register masked). Each lane adds its
+ * rounded products in row order, as the reference does. */
+ALWAYS_INLINE void columns_pass(int64_t n, const float *x, size_t xs, int nx, const float *m, size_t ms, int nv,
+                                __mmask16 last, float *out, size_t os) {
+    __m512 acc[8][2];
+    UNROLL
+    for (int r = 0; r < nx; r++)
+        UNROLL
+        for (int v = 0; v < nv; v++) acc[r][v] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = m + (size_t)i * ms;
+        __m512 mv[2];
+        UNROLL
+        for (int v = 0; v < nv; v++)
+            mv[v] = v == nv - 1 ? _mm512_maskz_loadu_ps(last, row + 16 * v) : _mm512_loadu_ps(row + 16 * v);
+        UNROLL
+        for (int r = 0; r < nx; r++) {
+            const __m512 xi = _mm512_set1_ps(x[(size_t)r * xs + (size_t)i]);
+            UNROLL
+            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_mul_ps(xi, mv[v]));
+        }
+    }
+    UNROLL
+    for (int r = 0; r < nx; r++)
+        UNROLL
+        for (int v = 0; v < nv; v++) {
+            float *o = out + (size_t)r * os + 16 * v;
+            if (v == nv - 1) _mm512_mask_storeu_ps(o, last, acc[r][v]);
+            else _mm512_storeu_ps(o, acc[r][v]);
+        }
+}
+
+ALWAYS_INLINE void columns_rows(int64_t n, const float *x, size_t xs, int nx, const float *m, size_t ms, int nv,
+                                __mmask16 last, float *out, size_t os) {
+    switch (nx) {
+    case 8: columns_pass(n, x, xs, 8, m, ms, nv, last, out, os); break;
+    case 7: columns_pass(n, x, xs, 7, m, ms, nv, last, out, os); break;
+    case 6: columns_pass(n, x, xs, 6, m, ms, nv, last, out, os); break;
+    case 5: columns_pass(n, x, xs, 5, m, ms, nv, last, out, os); break;
+    case 4: columns_pass(n, x, xs, 4, m, ms, nv, last, out, os); break;
+    case 3: columns_pass(n, x, xs, 3, m, ms, nv, last, out, os); break;
+    case 2: columns_pass(n, x, xs, 2, m, ms, nv, last, out, os); break;
+    default: columns_pass(n, x, xs, 1, m, ms, nv, last, out, os); break;
+    }
+}
+
+void nm_dot_f32_columns_avx512(int64_t n, const float *x, size_t x_stride, int n_x, const float *m,
+                               size_t m_stride, int64_t n_cols, float *out, size_t out_stride) {
+    for (int r0 = 0; r0 < n_x; r0 += 8) {
+        const int nx = n_x - r0 < 8 ? n_x - r0 : 8;
+        const float *xr = x + (size_t)r0 * x_stride;
+        float *o = out + (size_t)r0 * out_stride;
+        for (int64_t j = 0; j < n_cols; j += 32) {
+            const int64_t left = n_cols - j;
+            if (left >= 32) {
+                columns_rows(n, xr, x_stride, nx, m + j, m_stride, 2, 0xFFFF, o + j, out_stride);
+            } else {
+                const __mmask16 last = (__mmask16)(left % 16 ? (1u << (left % 16)) - 1u : 0xFFFFu);
+                if (left > 16) columns_rows(n, xr, x_stride, nx, m + j, m_stride, 2, last, o + j, out_stride);
+                else columns_rows(n, xr, x_stride, nx, m + j, m_stride, 1, last, o + j, out_stride);
+            }
+        }
+    }
+}
+
+/* ---------------- dispatch ---------------- */
+
+bool nm_dot_tile_avx512(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+                        size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
+                        size_t out_stride) {
+    if (n_rows < 1 || n_cols < 1) return false;
+    switch (wt) {
+    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
+        return tile_float(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
+    case GGML_TYPE_Q4_0:
+        return tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
+    default:
+        return false;
+    }
+}

@@ -1,0 +1,34 @@
+#!/bin/sh
+# The types whose float order is fixed (F32, F16, BF16, Q4_0: formats/dot.c) give the same
+# logits, bit for bit, whichever kernels run: AVX-512, AVX2 (NOMOAT_NO_AVX512=1) or scalar
+# (NOMOAT_NO_SIMD=1). Q4_0 uses a pure-Q4_0 quantization of the F16 reference (the reference Q4_0
+# file's output.weight is Q6_K, whose kernels differ by level in summation order).
+. tests/lib.sh
+V="$BIN/nomoat-verify"
+TEXT="$FIXTURES/text/wikillama-heldout.txt"
+REF="$FIXTURES/reference"
+CHUNKS=3
+[ "$SAN" = 1 ] && CHUNKS=1
+
+# logits MODEL OUT [ENV=1]: saves the logits of CHUNKS chunks (same threads, so same file bytes)
+logits() {
+    env ${3:-NOMOAT_LEVEL=default} "$V" perplexity "$1" -f "$TEXT" -c 128 --chunks $CHUNKS -t 2 -q --save-logits "$2"
+}
+
+if need_fixtures "logits across dispatch levels"; then
+    "$BIN/nomoat-quantize" -q --pure "$REF/wikillama-f16.gguf" "$SCRATCH/q4_0-pure.gguf" Q4_0 >/dev/null 2>&1 ||
+        fail "pure Q4_0 quantization for the test"
+    for m in "$REF/wikillama-f32.gguf" "$REF/wikillama-f16.gguf" "$REF/wikillama-bf16.gguf" "$SCRATCH/q4_0-pure.gguf"; do
+        t=$(basename "$m" .gguf)
+        logits "$m" "$SCRATCH/$t.default" || fail "$t: default run"
+        for level in NOMOAT_NO_AVX512=1 NOMOAT_NO_SIMD=1; do
+            logits "$m" "$SCRATCH/$t.$level" "$level" || fail "$t: $level run"
+            if cmp -s "$SCRATCH/$t.default" "$SCRATCH/$t.$level"; then
+                pass "$t: logits with $level identical to the default run"
+            else
+                fail "$t: logits with $level differ from the default run"
+            fi
+        done
+    done
+fi
+finish
