@@ -17,11 +17,12 @@ float nm_ggml_expf(float x) { return expf_lane_ref(x); }
 
 void nm_ggml_swiglu_ref(int n, float *y, const float *x, const float *g) { swiglu_ref(n, y, x, g); }
 
-void nm_ggml_flash_attn_ref(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const uint16_t *k,
-                            const uint16_t *v, size_t kv_stride, int n_kv0, float scale, float *out, size_t out_stride,
-                            float *scratch) {
-    if (tiled) fa_tiled_ref(head_dim, n_rows, q, q_stride, k, v, kv_stride, n_kv0, scale, out, out_stride, scratch);
-    else fa_rows_ref(head_dim, n_rows, q, q_stride, k, v, kv_stride, n_kv0, scale, out, out_stride, scratch);
+void nm_ggml_flash_attn_ref(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
+                            size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
+                            size_t out_stride, float *scratch) {
+    if (tiled) fa_tiled_ref(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out, out_stride,
+                            scratch);
+    else fa_rows_ref(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out, out_stride, scratch);
 }
 
 void nm_ggml_swiglu(int n, float *y, const float *x, const float *g) {
@@ -34,21 +35,18 @@ void nm_ggml_swiglu(int n, float *y, const float *x, const float *g) {
     swiglu_ref(n, y, x, g);
 }
 
-size_t nm_ggml_fa_scratch(int head_dim) {
-    const size_t hd = (size_t)head_dim;
-    return 2 * NM_GGML_FA_TILE * hd + NM_GGML_FA_TILE + 2 * NM_GGML_FA_ROWS + NM_GGML_FA_ROWS * hd + 16;
-}
+size_t nm_ggml_fa_scratch(int head_dim) { return (size_t)NM_GGML_FA_TILE + 2 * (size_t)head_dim + 16; }
 
-void nm_ggml_flash_attn(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const uint16_t *k,
-                        const uint16_t *v, size_t kv_stride, int n_kv0, float scale, float *out, size_t out_stride,
-                        float *scratch) {
+void nm_ggml_flash_attn(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
+                        size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
+                        size_t out_stride, float *scratch) {
 #if defined(__x86_64__)
     if (OPS_SIMD()) {
-        nm_ggml_flash_attn_avx2(tiled, head_dim, n_rows, q, q_stride, k, v, kv_stride, n_kv0, scale, out, out_stride,
-                                scratch);
+        nm_ggml_flash_attn_avx2(tiled, head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out,
+                                out_stride, scratch);
         return;
     }
 #endif
-    nm_ggml_flash_attn_ref(tiled, head_dim, n_rows, q, q_stride, k, v, kv_stride, n_kv0, scale, out, out_stride,
-                           scratch);
+    nm_ggml_flash_attn_ref(tiled, head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out,
+                           out_stride, scratch);
 }

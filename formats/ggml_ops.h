@@ -24,19 +24,21 @@ float nm_ggml_expf(float x);
  * vector exp, the tail through libm expf). */
 void nm_ggml_swiglu(int n, float *y, const float *x, const float *g);
 
-/* Causal flash attention for n_rows consecutive query rows of one head. Row r sees keys
- * 0 .. n_kv0 + r - 1; key/value row p is at k/v + p * kv_stride (F16). q rows are q_stride floats
- * apart, outputs out_stride. tiled selects ggml's tiled kernel (query batch >= NM_GGML_FA_TILE)
- * over its one-row kernel. n_rows <= NM_GGML_FA_ROWS; scratch: nm_ggml_fa_scratch(head_dim) floats. */
+/* Causal flash attention for n_rows consecutive query rows of one head over an F16 K/V cache,
+ * given the cache widened to f32 (exact: every f16 value is a float): key p's element d at
+ * kt[d * kt_stride + p] (transposed), value p's element d at v[p * v_stride + d]. Row r sees keys
+ * 0 .. n_kv0 + r - 1. q rows are q_stride floats apart, outputs out_stride. tiled selects ggml's
+ * tiled kernel (query batch >= NM_GGML_FA_TILE) over its one-row kernel. n_rows <=
+ * NM_GGML_FA_ROWS; scratch: nm_ggml_fa_scratch(head_dim) floats. */
 size_t nm_ggml_fa_scratch(int head_dim);
-void nm_ggml_flash_attn(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride,
-                        const uint16_t *k, const uint16_t *v, size_t kv_stride, int n_kv0, float scale,
-                        float *out, size_t out_stride, float *scratch);
+void nm_ggml_flash_attn(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
+                        size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
+                        size_t out_stride, float *scratch);
 
 /* The portable copies (tests check the AVX2 build against them, bit for bit). */
 void nm_ggml_swiglu_ref(int n, float *y, const float *x, const float *g);
-void nm_ggml_flash_attn_ref(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride,
-                            const uint16_t *k, const uint16_t *v, size_t kv_stride, int n_kv0, float scale,
-                            float *out, size_t out_stride, float *scratch);
+void nm_ggml_flash_attn_ref(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
+                            size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
+                            size_t out_stride, float *scratch);
 
 #endif

@@ -1,6 +1,7 @@
-/* ggml_ops_impl.h built with -mavx2 -mfma -mf16c: fmaf becomes one instruction, f16 conversions
- * use F16C (round to nearest even, as ggml), and the per-lane loops vectorise. Same results as
- * the portable copy in ggml_ops.c. */
+/* AVX2/FMA/F16C versions of ggml_ops.h: ggml's vector exp as eight lanes, SwiGLU and the tiled
+ * flash-attention kernel with intrinsics (each lane keeps the portable code's order: fused
+ * multiply-add chains in the same sequence), the one-row kernel as the portable code built with
+ * these flags. Same results as ggml_ops.c, bit for bit (tests/formats/test_ggml_ops.c). */
 #include <immintrin.h>
 
 #include "formats/ggml_ops.h"
@@ -11,11 +12,120 @@
 #define F2H(f) ((uint16_t)_cvtss_sh((f), _MM_FROUND_TO_NEAREST_INT))
 #include "formats/ggml_ops_impl.h"
 
-void nm_ggml_swiglu_avx2(int n, float *y, const float *x, const float *g) { swiglu_avx2(n, y, x, g); }
+/* expf_lane for eight lanes (ggml_v_expf). */
+static inline __m256 v_expf(__m256 x) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    const __m256 n = _mm256_sub_ps(z, r);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f), _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0f))));
+    const __m256 an = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+    const __m256 c = _mm256_cmp_ps(an, _mm256_set1_ps(126.0f), _CMP_GT_OQ);
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+    const __m256 plain = _mm256_fmadd_ps(j, k, k);
+    if (!_mm256_movemask_ps(c)) return plain;
+    const __m256i g = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                                       _mm256_set1_epi32((int)0x82000000u));
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    const __m256 d = _mm256_cmp_ps(an, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m256 big = _mm256_blendv_ps(plain, _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1), c);
+    return _mm256_blendv_ps(big, _mm256_mul_ps(s1, s1), d);
+}
 
-void nm_ggml_flash_attn_avx2(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const uint16_t *k,
-                             const uint16_t *v, size_t kv_stride, int n_kv0, float scale, float *out,
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+void nm_ggml_swiglu_avx2(int n, float *y, const float *x, const float *g) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i);
+        const __m256 e = v_expf(_mm256_sub_ps(_mm256_setzero_ps(), xv));
+        const __m256 silu = _mm256_div_ps(xv, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(silu, _mm256_loadu_ps(g + i)));
+    }
+    for (; i < n; i++) y[i] = (x[i] / (1.0f + expf(-x[i]))) * g[i];
+}
+
+/* fa_tiled_ref with the key lanes, exponentials and output lanes eight at a time. */
+static void fa_tiled_simd(int hd, int n_rows, const float *q, size_t q_stride, const float *kt, size_t kt_stride,
+                          const float *v, size_t v_stride, int n_kv0, float scale, float *out, size_t out_stride,
+                          float *scratch) {
+    enum { T = NM_GGML_FA_TILE, NB = T / 8 };
+    float *kq = scratch;
+    const int hd8 = hd & ~7;
+    for (int r = 0; r < n_rows; r++) {
+        const float *qr = q + (size_t)r * q_stride;
+        float *acc = out + (size_t)r * out_stride;
+        const int n_kv = n_kv0 + r;
+        float M = -INFINITY, S = 0.0f;
+        for (int d = 0; d < hd; d++) acc[d] = 0.0f;
+        for (int ic = 0; ic < n_kv; ic += T) {
+            const int kv = n_kv - ic < T ? n_kv - ic : T;
+            const int nb = (kv + 7) / 8; /* blocks of 8 keys; lanes past kv are discarded below */
+            __m256 s[NB];
+            for (int b = 0; b < NB; b++) s[b] = _mm256_setzero_ps();
+            const float *kc = kt + ic;
+            if (nb == NB) {
+                for (int d = 0; d < hd; d++) {
+                    const __m256 qd = _mm256_set1_ps(qr[d]);
+                    const float *kd = kc + (size_t)d * kt_stride;
+                    for (int b = 0; b < NB; b++) s[b] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kd + 8 * b), s[b]);
+                }
+            } else {
+                for (int d = 0; d < hd; d++) {
+                    const __m256 qd = _mm256_set1_ps(qr[d]);
+                    const float *kd = kc + (size_t)d * kt_stride;
+                    for (int b = 0; b < nb; b++) s[b] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kd + 8 * b), s[b]);
+                }
+            }
+            const __m256 vs = _mm256_set1_ps(scale);
+            for (int b = 0; b < NB; b++) _mm256_storeu_ps(kq + 8 * b, _mm256_mul_ps(s[b], vs));
+            float tmax = -INFINITY;
+            for (int j = 0; j < kv; j++) tmax = kq[j] > tmax ? kq[j] : tmax;
+            for (int j = kv; j < T; j++) kq[j] = -INFINITY;
+            const float Mnew = fmaxf(M, tmax);
+            if (Mnew > M) {
+                const float ms = expf(M - Mnew);
+                for (int d = 0; d < hd; d++) acc[d] *= ms;
+                S *= ms;
+            }
+            M = Mnew;
+            double sum = 0.0;
+            const __m256 vm = _mm256_set1_ps(M);
+            for (int b = 0; b < NB; b++) {
+                const __m256 e = v_expf(_mm256_sub_ps(_mm256_loadu_ps(kq + 8 * b), vm));
+                _mm256_storeu_ps(kq + 8 * b, e);
+                sum += (double)hsum(e);
+            }
+            S = (float)((double)S + sum);
+            for (int j = 0; j < kv; j++) {
+                const __m256 p = _mm256_set1_ps(kq[j]);
+                const float *vr = v + (size_t)(ic + j) * v_stride;
+                int d = 0;
+                for (; d < hd8; d += 8)
+                    _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + d), _mm256_loadu_ps(acc + d)));
+                for (; d < hd; d++) acc[d] = fmaf(kq[j], vr[d], acc[d]);
+            }
+        }
+        const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+        for (int d = 0; d < hd; d++) acc[d] *= inv;
+    }
+}
+
+void nm_ggml_flash_attn_avx2(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
+                             size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
                              size_t out_stride, float *scratch) {
-    if (tiled) fa_tiled_avx2(head_dim, n_rows, q, q_stride, k, v, kv_stride, n_kv0, scale, out, out_stride, scratch);
-    else fa_rows_avx2(head_dim, n_rows, q, q_stride, k, v, kv_stride, n_kv0, scale, out, out_stride, scratch);
+    if (tiled) fa_tiled_simd(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out, out_stride,
+                             scratch);
+    else fa_rows_avx2(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out, out_stride, scratch);
 }

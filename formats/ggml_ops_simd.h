@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 void nm_ggml_swiglu_avx2(int n, float *y, const float *x, const float *g);
-void nm_ggml_flash_attn_avx2(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const uint16_t *k,
-                             const uint16_t *v, size_t kv_stride, int n_kv0, float scale, float *out,
+void nm_ggml_flash_attn_avx2(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
+                             size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
                              size_t out_stride, float *scratch);
 #endif

@@ -191,6 +191,7 @@ struct vm_ctx {
     void **kcache, **vcache; /* per layer: n_ctx × (n_head_kv·head_dim), f16 or f32 */
     float *x, *xn, *q, *k, *v, *att, *fa, *fb, *out;
     float *kt, *vf;         /* one layer's cached keys transposed, values widened (attn_widen_cache) */
+    size_t kt_stride;       /* n_ctx rounded up to a whole key tile: kernels may read a tile's tail */
     uint8_t *act;           /* quantized activations of one batch */
     uint8_t *aux;           /* their aux rows (nm_dot_act_aux), when the weight type has them */
     float *wscratch;        /* per thread: exact mode's dequantized weight rows, attention scores */
@@ -250,7 +251,8 @@ vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, n
         c->vcache[i] = malloc(T * KV * esz);
         if (!c->kcache[i] || !c->vcache[i]) goto oom;
     }
-    c->kt = alloc_floats(T * KV);
+    c->kt_stride = (T + NM_GGML_FA_TILE - 1) / NM_GGML_FA_TILE * NM_GGML_FA_TILE;
+    c->kt = calloc(c->kt_stride * KV, sizeof(float));
     c->vf = alloc_floats(T * KV);
     c->x = alloc_floats(T * E);
     c->xn = alloc_floats(T * E);
@@ -408,22 +410,21 @@ static void attn_task(void *ctx, size_t task, int thread) {
         for (int g = 0; g < group; g++) {
             const size_t h = (size_t)kvh * group + (size_t)g;
             nm_ggml_flash_attn(j->n_tokens >= NM_GGML_FA_TILE, hd, t1 - t0, c->q + (size_t)t0 * qs + h * hd, qs,
-                               (const uint16_t *)c->kcache[j->layer] + (size_t)kvh * hd,
-                               (const uint16_t *)c->vcache[j->layer] + (size_t)kvh * hd, (size_t)kvw,
-                               j->pos0 + t0 + 1, scale, c->att + (size_t)t0 * qs + h * hd, qs, fs);
+                               c->kt + (size_t)kvh * hd * c->kt_stride, c->kt_stride, c->vf + (size_t)kvh * hd,
+                               (size_t)kvw, j->pos0 + t0 + 1, scale, c->att + (size_t)t0 * qs + h * hd, qs, fs);
         }
         return;
     }
     /* per thread: group rows of scores (n_ctx apart), then group rows of output sums */
     float *scores = c->wscratch + (size_t)thread * c->wscratch_per_thread;
     float *acc = scores + (size_t)group * c->n_ctx;
-    const float *kt = c->kt + (size_t)kvh * hd * c->n_ctx; /* this head's keys, [i][p] */
+    const float *kt = c->kt + (size_t)kvh * hd * c->kt_stride; /* this head's keys, [i][p] */
     const float *vf = (c->exact ? (const float *)c->vcache[j->layer] : c->vf) + (size_t)kvh * hd; /* [p][i] */
     for (int t = t0; t < t1; t++) {
         const int n_kv = j->pos0 + t + 1;
         const float *q = c->q + ((size_t)t * m->n_head + (size_t)kvh * group) * hd; /* the group's queries */
         /* scores[g][p] = Σ_i q[g][i]·k[p][i], summed in increasing i */
-        nm_dot_f32_columns(hd, q, (size_t)hd, group, kt, (size_t)c->n_ctx, n_kv, scores, (size_t)c->n_ctx);
+        nm_dot_f32_columns(hd, q, (size_t)hd, group, kt, c->kt_stride, n_kv, scores, (size_t)c->n_ctx);
         double sums[1024];
         for (int g = 0; g < group; g++) {
             float *s = scores + (size_t)g * c->n_ctx;
@@ -450,7 +451,7 @@ static void attn_task(void *ctx, size_t task, int thread) {
     }
 }
 
-/* The keys of positions [0, n) as floats transposed per head (kt[(kvh·head_dim + i)·n_ctx + p],
+/* The keys of positions [0, n) as floats transposed per head (kt[(kvh·head_dim + i)·kt_stride + p],
  * so a query's scores are one vector × matrix product), and, from the f16 cache, the values
  * widened in place order (vf[p·KV + j]). Widening f16 is exact: the attention sums see the
  * same numbers as before. */
@@ -465,7 +466,7 @@ static void attn_widen_cache(vm_ctx *c, int layer, int n) {
             nm_f16_to_f32_row((const uint16_t *)c->kcache[layer] + (size_t)p * KV, row, (size_t)KV);
             kr = row;
         }
-        for (int i = 0; i < KV; i++) c->kt[(size_t)i * c->n_ctx + p] = kr[i];
+        for (int i = 0; i < KV; i++) c->kt[(size_t)i * c->kt_stride + p] = kr[i];
     }
     if (!c->exact)
         nm_f16_to_f32_row((const uint16_t *)c->vcache[layer], c->vf, (size_t)n * KV);
@@ -569,7 +570,7 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
             nm_f32_to_f16_row(c->k, (uint16_t *)c->kcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
             nm_f32_to_f16_row(c->v, (uint16_t *)c->vcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
         }
-        if (c->exact) attn_widen_cache(c, l, pos0 + n_tokens); /* the default mode reads the f16 cache */
+        attn_widen_cache(c, l, pos0 + n_tokens);
         attn_job aj = {.c = c, .layer = l, .n_tokens = n_tokens, .pos0 = pos0,
                        .tok_blocks = (n_tokens + ATT_TOK_BLOCK - 1) / ATT_TOK_BLOCK};
         nm_pool_run(c->pool, (size_t)m->n_head_kv * (size_t)aj.tok_blocks, attn_task, &aj);

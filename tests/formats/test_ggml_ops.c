@@ -74,8 +74,10 @@ static void attention_double(int hd, int n_rows, const float *q, const uint16_t 
 
 static void check_fa(bool tiled, int hd, int n_rows, int n_kv0, double tol) {
     const int n_kv = n_kv0 + n_rows;
+    const size_t kts = (size_t)(n_kv + 63) / 64 * 64; /* the padded key stride the caller provides */
     float *q = malloc(sizeof(float) * (size_t)(n_rows * hd));
     uint16_t *k = malloc(2 * (size_t)(n_kv * hd)), *v = malloc(2 * (size_t)(n_kv * hd));
+    float *kt = calloc(kts * (size_t)hd, sizeof(float)), *vf = malloc(sizeof(float) * (size_t)(n_kv * hd));
     float *a = malloc(sizeof(float) * (size_t)(n_rows * hd)), *b = malloc(sizeof(float) * (size_t)(n_rows * hd));
     double *want = malloc(sizeof(double) * (size_t)(n_rows * hd));
     float *scratch = malloc(sizeof(float) * nm_ggml_fa_scratch(hd));
@@ -83,14 +85,18 @@ static void check_fa(bool tiled, int hd, int n_rows, int n_kv0, double tol) {
     for (int i = 0; i < n_kv * hd; i++) {
         k[i] = nm_f32_to_f16(2.0f * uniform());
         v[i] = nm_f32_to_f16(uniform());
+        vf[i] = nm_f16_to_f32(v[i]);
     }
+    for (int p = 0; p < n_kv; p++)
+        for (int d = 0; d < hd; d++) kt[(size_t)d * kts + (size_t)p] = nm_f16_to_f32(k[p * hd + d]);
     const float scale = 1.0f / sqrtf((float)hd);
-    nm_ggml_flash_attn(tiled, hd, n_rows, q, (size_t)hd, k, v, (size_t)hd, n_kv0, scale, a, (size_t)hd, scratch);
-    nm_ggml_flash_attn_ref(tiled, hd, n_rows, q, (size_t)hd, k, v, (size_t)hd, n_kv0, scale, b, (size_t)hd, scratch);
+    nm_ggml_flash_attn(tiled, hd, n_rows, q, (size_t)hd, kt, kts, vf, (size_t)hd, n_kv0, scale, a, (size_t)hd, scratch);
+    nm_ggml_flash_attn_ref(tiled, hd, n_rows, q, (size_t)hd, kt, kts, vf, (size_t)hd, n_kv0, scale, b, (size_t)hd,
+                           scratch);
     assert_memory_equal(a, b, sizeof(float) * (size_t)(n_rows * hd));
     attention_double(hd, n_rows, q, k, v, n_kv0, scale, want);
     for (int i = 0; i < n_rows * hd; i++) assert_true(fabs(a[i] - want[i]) <= tol);
-    free(q); free(k); free(v); free(a); free(b); free(want); free(scratch);
+    free(q); free(k); free(v); free(kt); free(vf); free(a); free(b); free(want); free(scratch);
 }
 
 static void test_flash_attn_tiled(void **state) {
@@ -98,6 +104,7 @@ static void test_flash_attn_tiled(void **state) {
     check_fa(true, 32, 16, 1, 1e-5);
     check_fa(true, 64, 16, 150, 1e-5); /* several key tiles, a partial last one */
     check_fa(true, 128, 5, 64, 1e-5);
+    check_fa(true, 36, 7, 70, 1e-5); /* head size not a multiple of 8 */
 }
 
 static void test_flash_attn_rows(void **state) {
