@@ -4,9 +4,12 @@
  * Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1 and Q8_K for Q4_K/Q5_K/Q6_K. Block products are exact
  * integer sums scaled in float, as in ggml.
  *
- * F32, F16 and BF16 sum in llamafile tinyBLAS's order and Q4_0 in the order of ggml's repacked
- * Q4_0 matrix products (dot.c says how); for these the SIMD kernels reproduce the reference bit
- * for bit. The other types' SIMD kernels equal the reference up to float summation order.
+ * Every SIMD kernel sums in the order of the ggml AVX2 kernel llama.cpp uses for its type, so
+ * results are llama.cpp's bit for bit: F32, F16 and BF16 in llamafile tinyBLAS's order, Q4_0 and
+ * Q4_K in the order of ggml's repacked (8-row interleaved) matrix products (Q4_K's depends on where
+ * a tile sits: nm_dot_tile_at), the others in their ggml_vec_dot_* lane order. The scalar
+ * reference has the same order for F32/F16/BF16/Q4_0/Q4_K/Q6_K (tests compare them byte for
+ * byte); for Q4_1, Q5_0, Q5_1, Q8_0 and Q5_K it sums sequentially, equal up to float rounding.
  *
  * Scalar reference here (dot.c); AVX2 (dot_avx2.c) and AVX-512 (dot_avx512.c) versions are
  * chosen at run time and tested against it. */
