@@ -132,12 +132,13 @@ FUZZ_DEPS ?= libclang-rt-14-dev
 FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -ffp-contract=off -pthread -I. $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+FUZZ_AVX512_SRC := $(filter %_avx512.c,$(LIB_SRC_ALL))
 fuzz-%: tests/fuzz/fuzz_%.c
 	@NOMOAT_EXTRA_DEPS="$(FUZZ_DEPS)" sh scripts/install-deps.sh
 	@mkdir -p build-fuzz/corpus/$*
-	clang $(FUZZ_CFLAGS) $(AVX512_FLAGS) -c -o build-fuzz/dot_avx512.o formats/dot_avx512.c
+	for f in $(FUZZ_AVX512_SRC); do clang $(FUZZ_CFLAGS) $(AVX512_FLAGS) -c -o build-fuzz/$$(basename $$f .c).o $$f || exit 1; done
 	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -o build-fuzz/fuzz_$* $< $(filter-out %_neon.c %_avx512.c,$(LIB_SRC_ALL)) \
-	  build-fuzz/dot_avx512.o $(PKG_LIBS) -lm
+	  $(patsubst formats/%.c,build-fuzz/%.o,$(FUZZ_AVX512_SRC)) $(PKG_LIBS) -lm
 	build-fuzz/fuzz_$* -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 $(if $(FUZZ_SEED),-seed=$(FUZZ_SEED)) build-fuzz/corpus/$* \
 	  $(wildcard tests/fuzz/seeds/$*) $(wildcard tests/fuzz/regress/$*)
 

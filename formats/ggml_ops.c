@@ -41,6 +41,10 @@ void nm_ggml_flash_attn(bool tiled, int head_dim, int n_rows, const float *q, si
                         size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
                         size_t out_stride, float *scratch) {
 #if defined(__x86_64__)
+    if (tiled && OPS_SIMD() && nm_cpu()->avx512f &&
+        nm_ggml_fa_tiled_avx512(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out,
+                                out_stride))
+        return;
     if (OPS_SIMD()) {
         nm_ggml_flash_attn_avx2(tiled, head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out,
                                 out_stride, scratch);

@@ -60,7 +60,7 @@ void nm_ggml_swiglu_avx2(int n, float *y, const float *x, const float *g) {
 static void fa_tiled_simd(int hd, int n_rows, const float *q, size_t q_stride, const float *kt, size_t kt_stride,
                           const float *v, size_t v_stride, int n_kv0, float scale, float *out, size_t out_stride,
                           float *scratch) {
-    enum { T = NM_GGML_FA_TILE, NB = T / 8 };
+    enum { T = NM_GGML_FA_TILE, NB = T / 8, VREGS = 16 };
     float *kq = scratch;
     const int hd8 = hd & ~7;
     for (int r = 0; r < n_rows; r++) {
@@ -108,13 +108,25 @@ static void fa_tiled_simd(int hd, int n_rows, const float *q, size_t q_stride, c
                 sum += (double)hsum(e);
             }
             S = (float)((double)S + sum);
-            for (int j = 0; j < kv; j++) {
-                const __m256 p = _mm256_set1_ps(kq[j]);
-                const float *vr = v + (size_t)(ic + j) * v_stride;
-                int d = 0;
-                for (; d < hd8; d += 8)
-                    _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + d), _mm256_loadu_ps(acc + d)));
-                for (; d < hd; d++) acc[d] = fmaf(kq[j], vr[d], acc[d]);
+            if (hd8 == hd && hd <= 8 * VREGS) { /* the output row stays in registers over the tile */
+                __m256 a[VREGS];
+                const int nv = hd / 8;
+                for (int i = 0; i < nv; i++) a[i] = _mm256_loadu_ps(acc + 8 * i);
+                for (int j = 0; j < kv; j++) {
+                    const __m256 p = _mm256_set1_ps(kq[j]);
+                    const float *vr = v + (size_t)(ic + j) * v_stride;
+                    for (int i = 0; i < nv; i++) a[i] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + 8 * i), a[i]);
+                }
+                for (int i = 0; i < nv; i++) _mm256_storeu_ps(acc + 8 * i, a[i]);
+            } else {
+                for (int j = 0; j < kv; j++) {
+                    const __m256 p = _mm256_set1_ps(kq[j]);
+                    const float *vr = v + (size_t)(ic + j) * v_stride;
+                    int d = 0;
+                    for (; d < hd8; d += 8)
+                        _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + d), _mm256_loadu_ps(acc + d)));
+                    for (; d < hd; d++) acc[d] = fmaf(kq[j], vr[d], acc[d]);
+                }
             }
         }
         const float inv = S == 0.0f ? 0.0f : 1.0f / S;
