@@ -6,8 +6,9 @@
  * next matrix product rounds its activations to 8 bits: a last-bit difference here can flip an
  * activation quantum and change the model's output visibly (FORMATS.md §3.5).
  *
- * Scalar code with explicit fmaf (ggml_ops.c) and the same code built for AVX2/FMA
- * (ggml_ops_avx2.c), chosen at run time; both give identical results. */
+ * Scalar code with explicit fmaf (ggml_ops.c), AVX2/FMA (ggml_ops_avx2.c) and AVX-512
+ * (ggml_ops_avx512.c, the tiled attention kernel) versions, chosen at run time; all give
+ * identical results. */
 #ifndef NOMOAT_GGML_OPS_H
 #define NOMOAT_GGML_OPS_H
 
@@ -15,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { NM_GGML_FA_TILE = 64, NM_GGML_FA_ROWS = 64 };
+enum { NM_GGML_FA_TILE = 64 };
 
 /* ggml_v_expf (AVX2): exp(x) to within 1.5 ulp, as ggml's vector kernels compute it. */
 float nm_ggml_expf(float x);
@@ -28,14 +29,15 @@ void nm_ggml_swiglu(int n, float *y, const float *x, const float *g);
  * given the cache widened to f32 (exact: every f16 value is a float): key p's element d at
  * kt[d * kt_stride + p] (transposed), value p's element d at v[p * v_stride + d]. Row r sees keys
  * 0 .. n_kv0 + r - 1. q rows are q_stride floats apart, outputs out_stride. tiled selects ggml's
- * tiled kernel (query batch >= NM_GGML_FA_TILE) over its one-row kernel. n_rows <=
- * NM_GGML_FA_ROWS; scratch: nm_ggml_fa_scratch(head_dim) floats. */
+ * tiled kernel (query batch >= NM_GGML_FA_TILE) over its one-row kernel. The kernels read keys
+ * in whole tiles: kt's rows must hold n_kv rounded up to NM_GGML_FA_TILE readable floats (what
+ * lies past the last key is ignored). scratch: nm_ggml_fa_scratch(head_dim) floats. */
 size_t nm_ggml_fa_scratch(int head_dim);
 void nm_ggml_flash_attn(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
                         size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
                         size_t out_stride, float *scratch);
 
-/* The portable copies (tests check the AVX2 build against them, bit for bit). */
+/* The portable copies (tests check the AVX2 and AVX-512 builds against them, bit for bit). */
 void nm_ggml_swiglu_ref(int n, float *y, const float *x, const float *g);
 void nm_ggml_flash_attn_ref(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
                             size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
