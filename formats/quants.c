@@ -359,22 +359,22 @@ static void dq_bf16(const uint8_t *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         y[i] = nm_bf16_to_f32((uint16_t)(x[2 * i] | x[2 * i + 1] << 8));
 }
-static void dq_f16_fast(const uint8_t *x, float *y, int64_t n) {
+/* F16/BF16 rows through tensor.c's row converters: directly when x is 2-byte aligned, else
+ * staged through an aligned buffer (tensors in a mapped file may sit at any offset). */
+static void dq_halves(const uint8_t *x, float *y, int64_t n, void (*convert)(const uint16_t *, float *, size_t)) {
+    if (((uintptr_t)x & 1) == 0) {
+        convert((const uint16_t *)(const void *)x, y, (size_t)n);
+        return;
+    }
     uint16_t tmp[1024];
     for (int64_t i = 0; i < n; i += 1024) {
         size_t m = (size_t)(n - i < 1024 ? n - i : 1024);
         memcpy(tmp, x + 2 * i, 2 * m);
-        nm_f16_to_f32_row(tmp, y + i, m);
+        convert(tmp, y + i, m);
     }
 }
-static void dq_bf16_fast(const uint8_t *x, float *y, int64_t n) {
-    uint16_t tmp[1024];
-    for (int64_t i = 0; i < n; i += 1024) {
-        size_t m = (size_t)(n - i < 1024 ? n - i : 1024);
-        memcpy(tmp, x + 2 * i, 2 * m);
-        nm_bf16_to_f32_row(tmp, y + i, m);
-    }
-}
+static void dq_f16_fast(const uint8_t *x, float *y, int64_t n) { dq_halves(x, y, n, nm_f16_to_f32_row); }
+static void dq_bf16_fast(const uint8_t *x, float *y, int64_t n) { dq_halves(x, y, n, nm_bf16_to_f32_row); }
 
 /* K-quant kernels (quants_k.c). */
 void nm_q4_k_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);

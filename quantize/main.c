@@ -236,32 +236,8 @@ static const float *rows_as_f32(const tensor_job *j, int64_t r, int64_t n, float
         return (const float *)p;
     for (int64_t k = 0; k < n; k++, p += j->in_row) {
         float *d = buf + (size_t)k * ne0;
-        switch (j->in_type) {
-        case GGML_TYPE_F32: memcpy(d, p, ne0 * sizeof(float)); break;
-        case GGML_TYPE_F16:
-            if (((uintptr_t)p & 1) == 0) {
-                nm_f16_to_f32_row((const uint16_t *)p, d, ne0);
-            } else {
-                for (size_t x = 0; x < ne0; x++) {
-                    uint16_t h;
-                    memcpy(&h, p + 2 * x, 2);
-                    d[x] = nm_f16_to_f32(h);
-                }
-            }
-            break;
-        case GGML_TYPE_BF16:
-            if (((uintptr_t)p & 1) == 0) {
-                nm_bf16_to_f32_row((const uint16_t *)p, d, ne0);
-            } else {
-                for (size_t x = 0; x < ne0; x++) {
-                    uint16_t h;
-                    memcpy(&h, p + 2 * x, 2);
-                    d[x] = nm_bf16_to_f32(h);
-                }
-            }
-            break;
-        default: nm_dequantize_row(j->in_type, p, d, j->ne0); break;
-        }
+        if (j->in_type == GGML_TYPE_F32) memcpy(d, p, ne0 * sizeof(float));
+        else nm_dequantize_row(j->in_type, p, d, j->ne0); /* F16/BF16 at any alignment too */
     }
     return buf;
 }
