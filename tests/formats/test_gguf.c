@@ -18,6 +18,7 @@
 
 #include "formats/gguf.h"
 #include "formats/outfile.h"
+#include "tests/testlib.h"
 
 static char scratch[256];
 
@@ -62,23 +63,6 @@ static int count_entries(const char *dir) {
     if (d)
         closedir(d);
     return n;
-}
-
-static unsigned char *read_file(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
 }
 
 static const char *data_dir(void) {
@@ -129,7 +113,7 @@ fail:
 
 static void assert_same_file(const char *a, const char *b) {
     size_t na, nb;
-    unsigned char *pa = read_file(a, &na), *pb = read_file(b, &nb);
+    unsigned char *pa = test_read_file(a, &na), *pb = test_read_file(b, &nb);
     assert_non_null(pa);
     assert_non_null(pb);
     if (na != nb)
@@ -181,7 +165,7 @@ static void test_tiny_example_write(void **state) {
     assert_int_equal(gguf_writer_write(w, v, sizeof v, &err), 0);
     assert_int_equal(gguf_writer_finish(w, &err), 0);
     size_t n;
-    unsigned char *got = read_file(p, &n);
+    unsigned char *got = test_read_file(p, &n);
     assert_int_equal(n, sizeof tiny_example);
     assert_memory_equal(got, tiny_example, n);
     free(got);
@@ -411,7 +395,7 @@ static void test_writer_refusals(void **state) {
     assert_int_equal(gguf_writer_begin_data(w, &err), 0);
     gguf_writer_abort(w);
     size_t n;
-    unsigned char *c = read_file(p, &n);
+    unsigned char *c = test_read_file(p, &n);
     assert_int_equal(n, 8);
     free(c);
 
@@ -473,7 +457,7 @@ static void test_split(void **state) {
     /* later shards hold only the split keys, with their own split.no */
     char *second = gguf_split_path(path_in("split"), 1, shards);
     size_t n;
-    unsigned char *buf = read_file(second, &n);
+    unsigned char *buf = test_read_file(second, &n);
     g = gguf_open_memory(buf, n, &err);
     assert_non_null(g);
     assert_int_equal(gguf_kv_count(g), 3);

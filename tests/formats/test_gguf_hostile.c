@@ -15,27 +15,11 @@
 #include <string.h>
 
 #include "formats/gguf.h"
+#include "tests/testlib.h"
 
 static const char *root(void) {
     const char *r = getenv("NOMOAT_ROOT");
     return r ? r : ".";
-}
-
-static unsigned char *slurp(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
 }
 
 static void assert_one_line(const char *file, const char *msg) {
@@ -60,7 +44,7 @@ static void test_crafted(void **state) {
         char path[1200];
         snprintf(path, sizeof path, "%s/tests/data/hostile/%s", root(), name);
         size_t size;
-        unsigned char *buf = slurp(path, &size);
+        unsigned char *buf = test_read_file(path, &size);
         assert_non_null(buf);
         nm_error err = {{0}};
         gguf_reader *g = gguf_open_memory(buf, size, &err);
@@ -143,7 +127,7 @@ static int replay_dir(const char *sub, bool must_open) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         size_t size;
-        unsigned char *buf = slurp(path, &size);
+        unsigned char *buf = test_read_file(path, &size);
         assert_non_null(buf);
         nm_error err = {{0}};
         gguf_reader *g = gguf_open_memory(buf, size, &err);

@@ -36,6 +36,7 @@
 #include "formats/safetensors.h"
 #include "formats/tensor.h"
 #include "formats/torch.h"
+#include "tests/testlib.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -244,33 +245,17 @@ static void test_wikillama_meta(void **state) {
 
 /* ---- variants made by scripts/make-torch-fixtures.py, checked against torch's own loading ---- */
 
-static char *slurp(const char *path, size_t *size) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    rewind(fp);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    *size = (size_t)n;
-    return buf;
-}
-
 /* Opens one variant and compares every tensor with expected.json/.bin; returns the model. */
 static torch_model *check_variant(const char *name) {
     char dir[4096], path[4200];
     snprintf(dir, sizeof dir, "%s/tests/data/torch/%s", root_dir(), name);
     snprintf(path, sizeof path, "%s/expected.json", dir);
     size_t jn, bn;
-    char *json = slurp(path, &jn);
+    char *json = (char *)test_read_file(path, &jn);
     if (!json)
         fail_msg("%s missing (run scripts/make-torch-fixtures.py)", path);
     snprintf(path, sizeof path, "%s/expected.bin", dir);
-    char *blob = slurp(path, &bn);
+    char *blob = (char *)test_read_file(path, &bn);
     assert_non_null(blob);
     cJSON *doc = cJSON_Parse(json);
     assert_non_null(doc);

@@ -16,26 +16,11 @@
 #include <xxhash.h>
 
 #include "inspect/inspect.h"
+#include "tests/testlib.h"
 
 static const char *root_dir(void) {
     const char *r = getenv("NOMOAT_ROOT");
     return r ? r : ".";
-}
-
-static char *slurp(const char *path, size_t *size) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    rewind(fp);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    *size = (size_t)n;
-    return buf;
 }
 
 static void check_listing(const char *variant) {
@@ -43,10 +28,10 @@ static void check_listing(const char *variant) {
     snprintf(dir, sizeof dir, "%s/tests/data/torch/%s", root_dir(), variant);
     size_t jn, bn;
     snprintf(path, sizeof path, "%s/expected.json", dir);
-    char *json = slurp(path, &jn);
+    char *json = (char *)test_read_file(path, &jn);
     assert_non_null(json);
     snprintf(path, sizeof path, "%s/expected.bin", dir);
-    char *blob = slurp(path, &bn);
+    char *blob = (char *)test_read_file(path, &bn);
     assert_non_null(blob);
     cJSON *want = cJSON_Parse(json);
     const cJSON *key = cJSON_GetObjectItem(want, "state_key");
@@ -105,10 +90,12 @@ static void test_values_and_errors(void **state) {
     size_t n;
     char jp[4200];
     snprintf(jp, sizeof jp, "%s/tests/data/torch/views/expected.json", root_dir());
-    char *json = slurp(jp, &n);
+    char *json = (char *)test_read_file(jp, &n);
+    assert_non_null(json);
     cJSON *want = cJSON_Parse(json);
     snprintf(jp, sizeof jp, "%s/tests/data/torch/views/expected.bin", root_dir());
-    char *blob = slurp(jp, &n);
+    char *blob = (char *)test_read_file(jp, &n);
+    assert_non_null(blob);
     const cJSON *e;
     size_t off = 0;
     cJSON_ArrayForEach(e, cJSON_GetObjectItem(want, "tensors"))

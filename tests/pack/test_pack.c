@@ -13,28 +13,12 @@
 #include "formats/gguf.h"
 #include "formats/outfile.h"
 #include "formats/pack.h"
+#include "tests/testlib.h"
 
 static char dir[256];
 
 static void path_in(char *buf, size_t size, const char *name) {
     snprintf(buf, size, "%s/%s", dir, name);
-}
-
-static unsigned char *read_file(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
 }
 
 static void write_file(const char *path, const void *data, size_t size) {
@@ -113,7 +97,7 @@ static void roundtrip(const char *in, size_t chunk, int threads, bool raw, bool 
         fail_msg("unpack: %s", err.msg);
     nm_pack_close(r);
     size_t a_size, b_size;
-    unsigned char *a = read_file(in, &a_size), *b = read_file(out, &b_size);
+    unsigned char *a = test_read_file(in, &a_size), *b = test_read_file(out, &b_size);
     assert_non_null(a);
     assert_non_null(b);
     assert_int_equal(a_size, b_size);
@@ -195,7 +179,7 @@ static void test_damage_detected(void **state) {
     nm_pack_options o = {.chunk_size = 4096, .outfile_flags = NM_OUT_NO_FSYNC | NM_OUT_FORCE, .quiet = true};
     assert_int_equal(nm_pack_file(in, packed, &o, NULL, &err), 0);
     size_t size;
-    unsigned char *orig = read_file(packed, &size);
+    unsigned char *orig = test_read_file(packed, &size);
     assert_non_null(orig);
     unsigned char *copy = malloc(size);
     for (size_t pos = 0; pos < size; pos += 1 + pos / 50) {
