@@ -9,6 +9,25 @@
 #   make install PREFIX=/usr/local
 #   make fuzz-<name>     run tests/fuzz/fuzz_<name>.c under libFuzzer (clang)
 
+# Every goal but `clean` first runs the install step ($(DEPS_SCRIPT)), then the build itself in a
+# second make: pkg-config must be asked for the libraries' flags after they are installed, and a
+# make reads its variables once, when it starts. (A single make linked the first build on a fresh
+# machine without -lcjson -lxxhash -lzstd.)
+DEPS_SCRIPT ?= scripts/install-deps.sh
+GOALS := $(or $(MAKECMDGOALS),all)
+
+ONLY_CLEAN := $(if $(filter-out clean,$(GOALS)),,1)
+
+ifeq ($(NOMOAT_DEPS_DONE)$(ONLY_CLEAN),)
+# The first goal installs and runs the build of all goals; the others wait for it (so `make -j2 a b`
+# does not start two builds in one folder).
+.PHONY: $(GOALS)
+$(firstword $(GOALS)):
+	@sh $(DEPS_SCRIPT)
+	@$(MAKE) --no-print-directory NOMOAT_DEPS_DONE=1 $(GOALS)
+$(filter-out $(firstword $(GOALS)),$(GOALS)): $(firstword $(GOALS))
+	@:
+else
 CC      ?= cc
 ifeq ($(CC),cc)
 CC      := gcc
@@ -27,9 +46,14 @@ OPT     := -O2
 endif
 
 PKGS     := libzstd libcjson libxxhash
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ifneq ($(ONLY_CLEAN),1)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ifeq ($(PKG_LIBS),)
+$(error pkg-config knows none of $(PKGS) after $(DEPS_SCRIPT) ran: is pkg-config installed, and are libzstd-dev, libcjson-dev and libxxhash-dev?)
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+endif
 
 # -ffp-contract=off: the quantizers must round exactly as llama.cpp's reference does.
 CFLAGS  ?= $(OPT) -g
@@ -62,8 +86,8 @@ TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 # Fault-injection shims for the tests (LD_PRELOAD; never sanitized, never installed).
 FAULT_LIBS := $(BUILD)/libfault.so $(BUILD)/libfault-nomalloc.so
 
-.PHONY: all deps test demo install clean fuzz bench man test-arm64
-all: deps $(LIB) $(TOOLS) $(TEST_BIN) $(FAULT_LIBS)
+.PHONY: all test demo install clean fuzz bench man test-arm64
+all: $(LIB) $(TOOLS) $(TEST_BIN) $(FAULT_LIBS)
 
 $(BUILD)/libfault.so: tests/fault/libfault.c
 	@mkdir -p $(dir $@)
@@ -71,9 +95,6 @@ $(BUILD)/libfault.so: tests/fault/libfault.c
 $(BUILD)/libfault-nomalloc.so: tests/fault/libfault.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g -Wall -Wextra -Werror -fPIC -shared -DFAULT_NO_MALLOC -o $@ $< -ldl
-
-deps:
-	@sh scripts/install-deps.sh
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -134,7 +155,7 @@ FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -ffp-contrac
                -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 FUZZ_AVX512_SRC := $(filter %_avx512.c,$(LIB_SRC_ALL))
 fuzz-%: tests/fuzz/fuzz_%.c
-	@NOMOAT_EXTRA_DEPS="$(FUZZ_DEPS)" sh scripts/install-deps.sh
+	@NOMOAT_EXTRA_DEPS="$(FUZZ_DEPS)" sh $(DEPS_SCRIPT)
 	@mkdir -p build-fuzz/corpus/$*
 	for f in $(FUZZ_AVX512_SRC); do clang $(FUZZ_CFLAGS) $(AVX512_FLAGS) -c -o build-fuzz/$$(basename $$f .c).o $$f || exit 1; done
 	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -o build-fuzz/fuzz_$* $< $(filter-out %_neon.c %_avx512.c,$(LIB_SRC_ALL)) \
@@ -153,7 +174,7 @@ ARM64_QEMU ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
 ARM64_ARGS ?= 1000000 20000
 ARM64_SRC  := formats/quants.c formats/quants_k.c formats/quants_neon.c formats/tensor.c formats/tensor_neon.c formats/error.c
 test-arm64:
-	@NOMOAT_WITH_ARM64=1 sh scripts/install-deps.sh
+	@NOMOAT_WITH_ARM64=1 sh $(DEPS_SCRIPT)
 	@mkdir -p build-arm64
 	$(ARM64_CC) -O2 -g -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -D_GNU_SOURCE \
 	  -ffp-contract=off -pthread -I. -o build-arm64/quants_arm64 tests/arm64/quants_arm64.c $(ARM64_SRC) -lm
@@ -163,3 +184,5 @@ clean:
 	rm -rf build build-san build-fuzz build-arm64
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+endif
