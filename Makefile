@@ -1,5 +1,5 @@
-# nomoat build. One static library from formats/, one binary per tool directory,
-# one test binary per tests/<dir>/test_*.c. New files are picked up by wildcard:
+# nomoat build. One static library from common/, formats/, kernels/ and arch/, one binary per
+# tool directory, one test binary per tests/<dir>/test_*.c. New files are picked up by wildcard:
 # adding a module or a test never needs an edit here.
 #
 #   make                 build everything into $(BUILD) (default build/)
@@ -64,7 +64,8 @@ LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm
 
 # SIMD siblings: *_avx2.c and *_avx512.c only on x86-64, *_neon.c only on arm64 (chosen at run time).
-LIB_SRC_ALL := $(wildcard formats/*.c)
+LIB_DIRS    := common formats kernels arch
+LIB_SRC_ALL := $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))
 ifeq ($(ARCH),x86_64)
 LIB_SRC := $(filter-out %_neon.c,$(LIB_SRC_ALL))
 else ifeq ($(ARCH),aarch64)
@@ -100,12 +101,12 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/formats/%_avx2.o: formats/%_avx2.c
+$(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -MMD -MP -c $< -o $@
 
 AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
-$(BUILD)/formats/%_avx512.o: formats/%_avx512.c
+$(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
 
@@ -159,7 +160,7 @@ fuzz-%: tests/fuzz/fuzz_%.c
 	@mkdir -p build-fuzz/corpus/$*
 	for f in $(FUZZ_AVX512_SRC); do clang $(FUZZ_CFLAGS) $(AVX512_FLAGS) -c -o build-fuzz/$$(basename $$f .c).o $$f || exit 1; done
 	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -o build-fuzz/fuzz_$* $< $(filter-out %_neon.c %_avx512.c,$(LIB_SRC_ALL)) \
-	  $(patsubst formats/%.c,build-fuzz/%.o,$(FUZZ_AVX512_SRC)) $(PKG_LIBS) -lm
+	  $(patsubst %.c,build-fuzz/%.o,$(notdir $(FUZZ_AVX512_SRC))) $(PKG_LIBS) -lm
 	build-fuzz/fuzz_$* -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 $(if $(FUZZ_SEED),-seed=$(FUZZ_SEED)) build-fuzz/corpus/$* \
 	  $(wildcard tests/fuzz/seeds/$*) $(wildcard tests/fuzz/regress/$*)
 
@@ -172,7 +173,7 @@ fuzz:
 ARM64_CC   ?= aarch64-linux-gnu-gcc
 ARM64_QEMU ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
 ARM64_ARGS ?= 1000000 20000
-ARM64_SRC  := formats/quants.c formats/quants_k.c formats/quants_neon.c formats/tensor.c formats/tensor_neon.c formats/error.c
+ARM64_SRC  := formats/quants.c formats/quants_k.c formats/quants_neon.c formats/tensor.c formats/tensor_neon.c common/error.c common/cpu.c
 test-arm64:
 	@NOMOAT_WITH_ARM64=1 sh $(DEPS_SCRIPT)
 	@mkdir -p build-arm64

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 #include "formats/tensor.h"
 
 /* ---------------- configuration (config.c) ---------------- */

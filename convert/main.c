@@ -14,17 +14,17 @@
 #include <unistd.h>
 
 #include "convert/convert.h"
-#include "formats/cli.h"
+#include "common/cli.h"
 #include "formats/gguf.h"
-#include "formats/outfile.h"
-#include "formats/parallel.h"
+#include "common/outfile.h"
+#include "common/parallel.h"
 #include "formats/quants.h"
 #include "formats/spm.h"
 #include "formats/tensor.h"
 
 #define TOOL "nomoat-convert"
 /* Output bytes converted per parallel step, two such buffers. 4 MB: large enough that the
- * writer hands them straight to write() (formats/outfile.c buffers smaller writes, one more
+ * writer hands them straight to write() (common/outfile.c buffers smaller writes, one more
  * copy), small enough to stay in the L3 cache between conversion and the kernel's copy. */
 #define CHUNK_TARGET (4u << 20)
 

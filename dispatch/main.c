@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "formats/version.h"
+#include "common/version.h"
 
 static const struct {
     const char *name, *what;

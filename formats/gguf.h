@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 #include "formats/tensor.h"
 
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -129,7 +129,7 @@ const gguf_tensor_info *gguf_find_tensor(const gguf_reader *g, const char *name)
 typedef struct gguf_writer gguf_writer;
 
 typedef struct gguf_writer_options {
-    unsigned outfile_flags;     /* NM_OUT_FORCE, NM_OUT_NO_FSYNC (formats/outfile.h) */
+    unsigned outfile_flags;     /* NM_OUT_FORCE, NM_OUT_NO_FSYNC (common/outfile.h) */
     uint64_t split_max_size;    /* 0 = no size limit; else shards of at most about this many bytes */
     uint32_t split_max_tensors; /* 0 = no tensor-count limit */
 } gguf_writer_options;

@@ -11,10 +11,10 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#include "formats/cli.h"
+#include "common/cli.h"
 #include "formats/gguf.h"
-#include "formats/outfile.h"
-#include "formats/parallel.h"
+#include "common/outfile.h"
+#include "common/parallel.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>

@@ -45,7 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 
 #define NM_PACK_MAGIC "NMZPACK1"
 #define NM_PACK_HEADER_SIZE 64

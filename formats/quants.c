@@ -3,6 +3,7 @@
  * llama.cpp's reference so the rounding is the same; the file is built with -ffp-contract=off. */
 #include "formats/quants.h"
 #include "formats/quants_simd.h"
+#include "common/cpu.h"
 
 #include <float.h>
 #include <inttypes.h>

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 #include "formats/gguf.h"
 
 /* llama.cpp token types (tokenizer.ggml.token_type), FORMATS.md §7.2 */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/parallel.h"
+#include "common/parallel.h"
 #include "formats/spm.h"
 #include "formats/spm_internal.h"
 

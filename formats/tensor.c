@@ -1,5 +1,6 @@
 #include "formats/tensor.h"
 #include "formats/tensor_simd.h"
+#include "common/cpu.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -217,42 +218,6 @@ int64_t nm_find_nan_bf16(const uint16_t *src, size_t n) {
         if ((src[i] & 0x7FFF) > 0x7F80)
             return (int64_t)i;
     return -1;
-}
-
-/* ---- CPU features ---- */
-
-static nm_cpu_features cpu_features;
-static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
-
-static void cpu_detect(void) {
-    const char *no_simd = getenv("NOMOAT_NO_SIMD");
-    if (no_simd && *no_simd && strcmp(no_simd, "0") != 0)
-        return;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    cpu_features.avx2 = __builtin_cpu_supports("avx2");
-    cpu_features.fma = __builtin_cpu_supports("fma");
-    const char *no_avx512 = getenv("NOMOAT_NO_AVX512");
-    if (!(no_avx512 && *no_avx512 && strcmp(no_avx512, "0") != 0)) {
-        cpu_features.avx512f = __builtin_cpu_supports("avx512f");
-        cpu_features.avx512bw = __builtin_cpu_supports("avx512bw");
-        cpu_features.avx512vl = __builtin_cpu_supports("avx512vl");
-        cpu_features.avx512dq = __builtin_cpu_supports("avx512dq");
-        cpu_features.avx512vnni = __builtin_cpu_supports("avx512vnni");
-    }
-    {
-        unsigned int a, b, c, d;
-        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
-        cpu_features.f16c = (c >> 29) & 1;
-    }
-#elif defined(__aarch64__)
-    cpu_features.neon = true;
-#endif
-}
-
-const nm_cpu_features *nm_cpu(void) {
-    pthread_once(&cpu_once, cpu_detect);
-    return &cpu_features;
 }
 
 /* Row conversions dispatch to the SIMD sibling for this CPU (tensor_avx2.c, tensor_neon.c). */

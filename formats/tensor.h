@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 
 typedef enum ggml_type {
     GGML_TYPE_F32 = 0,
@@ -103,16 +103,5 @@ void nm_bf16_to_f32_row_ref(const uint16_t *src, float *dst, size_t n);
 int64_t nm_find_nan_f32(const float *src, size_t n);
 int64_t nm_find_nan_f16(const uint16_t *src, size_t n);
 int64_t nm_find_nan_bf16(const uint16_t *src, size_t n);
-
-/* ---- CPU features (the one once-initialised global table) ---- */
-typedef struct nm_cpu_features {
-    bool avx2, fma, f16c, avx512f, neon;
-    /* the AVX-512 subsets the dot kernels need (dot_avx512.c): byte/word ops, 128/256-bit
-     * encodings, dword/qword extras and VNNI's vpdpbusd */
-    bool avx512bw, avx512vl, avx512dq, avx512vnni;
-} nm_cpu_features;
-const nm_cpu_features *nm_cpu(void);
-/* NOMOAT_NO_SIMD=1 in the environment forces the scalar paths (tests and benchmarks);
- * NOMOAT_NO_AVX512=1 hides AVX-512 only (the AVX2 paths then serve). */
 
 #endif

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 
 typedef struct nm_zip_entry {
     const char *name;      /* NUL-terminated copy of the central-directory name */

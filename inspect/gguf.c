@@ -10,7 +10,7 @@
 
 #include <xxhash.h>
 
-#include "formats/cli.h"
+#include "common/cli.h"
 #include "formats/gguf.h"
 #include "formats/quants.h"
 #include "inspect/inspect.h"

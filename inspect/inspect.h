@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 
 typedef struct inspect_options {
     bool json;          /* --json */

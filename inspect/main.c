@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "formats/version.h"
+#include "common/version.h"
 #include "inspect/inspect.h"
 
 static void usage(FILE *f) {

@@ -9,7 +9,7 @@
 
 #include <xxhash.h>
 
-#include "formats/cli.h"
+#include "common/cli.h"
 #include "formats/safetensors.h"
 #include "inspect/inspect.h"
 

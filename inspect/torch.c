@@ -12,7 +12,7 @@
 
 #include <xxhash.h>
 
-#include "formats/cli.h"
+#include "common/cli.h"
 #include "formats/torch.h"
 #include "inspect/inspect.h"
 

@@ -8,8 +8,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "formats/cli.h"
-#include "formats/outfile.h"
+#include "common/cli.h"
+#include "common/outfile.h"
 #include "formats/pack.h"
 #include "formats/tensor.h"
 

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 
 typedef struct qt_imatrix_entry {
     char *name;     /* GGUF tensor name, e.g. "blk.0.ffn_down.weight" */

@@ -16,11 +16,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "formats/cli.h"
-#include "formats/error.h"
+#include "common/cli.h"
+#include "common/error.h"
 #include "formats/gguf.h"
-#include "formats/outfile.h"
-#include "formats/parallel.h"
+#include "common/outfile.h"
+#include "common/parallel.h"
 #include "formats/quants.h"
 #include "formats/tensor.h"
 #include "quantize/imatrix.h"

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 
 /* llama_ftype numbers (FORMATS.md §2.2). */
 enum {

@@ -6,7 +6,7 @@ set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN="$ROOT/${1:-build}"
 NOMOAT_EXTRA_DEPS=help2man sh "$ROOT/scripts/install-deps.sh"
-VERSION=$(sed -n 's/^#define NOMOAT_VERSION "\(.*\)"/\1/p' "$ROOT/formats/version.h")
+VERSION=$(sed -n 's/^#define NOMOAT_VERSION "\(.*\)"/\1/p' "$ROOT/common/version.h")
 mkdir -p "$ROOT/man"
 page() { # tool, one-line description
     help2man --no-info --no-discard-stderr --version-string="$VERSION" --name="$2" \

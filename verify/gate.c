@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "formats/outfile.h"
+#include "common/outfile.h"
 #include "verify/common.h"
 #include "verify/ppl.h"
 #include "verify/verify.h"

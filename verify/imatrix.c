@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "formats/cli.h"
+#include "common/cli.h"
 #include "formats/gguf.h"
-#include "formats/parallel.h"
+#include "common/parallel.h"
 #include "verify/common.h"
 #include "verify/verify.h"
 

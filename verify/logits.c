@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/parallel.h"
+#include "common/parallel.h"
 #include "verify/common.h"
 #include "verify/verify.h"
 

@@ -7,7 +7,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#include "formats/outfile.h"
+#include "common/outfile.h"
 
 #define MAGIC "NMLOGIT1"
 #define HEADER_SIZE 36

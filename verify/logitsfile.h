@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 
 typedef struct logits_header {
     uint32_t n_ctx, n_vocab, n_chunk, first;

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "formats/outfile.h"
+#include "common/outfile.h"
 #include "verify/verify.h"
 
 static void usage(FILE *f) {

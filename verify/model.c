@@ -2,16 +2,17 @@
  * quantize the batch's activations once (to the type ggml pairs with the weight type) and tile
  * rows × tokens over the thread pool; attention reads K/V from a per-layer cache held as f16
  * (llama.cpp's default) or f32 (exact mode). The default mode reproduces ggml's AVX2 arithmetic
- * (formats/ggml_ops.h: flash attention, SwiGLU; RoPE's fused multiply-adds here). */
+ * (kernels/ggml_ops.h: flash attention, SwiGLU; RoPE's fused multiply-adds here). */
 #include "verify/model.h"
+#include "verify/model_impl.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/dot.h"
-#include "formats/ggml_ops.h"
+#include "kernels/dot.h"
+#include "kernels/ggml_ops.h"
 #include "formats/quants.h"
 #include "formats/tensor.h"
 
@@ -183,25 +184,8 @@ void vm_model_free(vm_model *m) {
 
 /* ---------------- context ---------------- */
 
-struct vm_ctx {
-    const vm_model *m;
-    nm_pool *pool;
-    bool exact;
-    int n_ctx, n_threads;
-    void **kcache, **vcache; /* per layer: n_ctx × (n_head_kv·head_dim), f16 or f32 */
-    float *x, *xn, *q, *k, *v, *att, *fa, *fb, *out;
-    float *kt, *vf;         /* one layer's cached keys transposed, values widened (attn_widen_cache) */
-    size_t kt_stride;       /* n_ctx rounded up to a whole key tile: kernels may read a tile's tail */
-    uint8_t *act;           /* quantized activations of one batch */
-    uint8_t *aux;           /* their aux rows (nm_dot_act_aux), when the weight type has them */
-    float *wscratch;        /* per thread: exact mode's dequantized weight rows, attention scores */
-    size_t wscratch_per_thread;
-    float *norm_w[3];       /* scratch for non-F32 norm weights */
-    vm_observe_fn observe;
-    void *observe_user;
-};
 
-enum { ROW_BLOCK = 32, TOK_BLOCK = 512, ATT_TOK_BLOCK = 16 };
+
 
 void vm_ctx_set_observer(vm_ctx *c, vm_observe_fn fn, void *user) {
     c->observe = fn;
@@ -283,69 +267,6 @@ oom:
     return NULL;
 }
 
-/* ---------------- matrix products ---------------- */
-
-typedef struct matmul_job {
-    vm_ctx *c;
-    const vm_weight *w;
-    const float *x;
-    float *y;
-    int n_tokens;
-    size_t act_row, aux_row;
-    int row_blocks, tok_blocks;
-} matmul_job;
-
-static void quantize_task(void *ctx, size_t t, int thread) {
-    (void)thread;
-    matmul_job *j = ctx;
-    uint8_t *act = j->c->act + t * j->act_row;
-    nm_dot_quantize_act(j->w->type, j->x + t * (size_t)j->w->n_in, act, j->w->n_in);
-    if (j->aux_row) nm_dot_act_aux(j->w->type, j->w->n_in, act, j->c->aux + t * j->aux_row);
-}
-
-static void matmul_task(void *ctx, size_t task, int thread) {
-    matmul_job *j = ctx;
-    const vm_weight *w = j->w;
-    const int rb = (int)(task % (size_t)j->row_blocks), tb = (int)(task / (size_t)j->row_blocks);
-    const int64_t r0 = (int64_t)rb * ROW_BLOCK;
-    const int nr = (int)(w->n_out - r0 < ROW_BLOCK ? w->n_out - r0 : ROW_BLOCK);
-    const int t0 = tb * TOK_BLOCK;
-    const int nt = j->n_tokens - t0 < TOK_BLOCK ? j->n_tokens - t0 : TOK_BLOCK;
-    if (j->c->exact) {
-        float *wf = j->c->wscratch + (size_t)thread * j->c->wscratch_per_thread;
-        for (int i = 0; i < nr; i++)
-            nm_dequantize_row(w->type, w->data + (size_t)(r0 + i) * w->row_size, wf + (size_t)i * w->n_in, w->n_in);
-        nm_dot_tile(GGML_TYPE_F32, w->n_in, wf, (size_t)w->n_in * sizeof(float), nr, j->x + (size_t)t0 * w->n_in,
-                    (size_t)w->n_in * sizeof(float), nt, j->y + (size_t)t0 * w->n_out + r0, (size_t)w->n_out);
-    } else {
-        if (w->type == GGML_TYPE_Q4_K) { /* rounding depends on where the tile sits (dot.h) */
-            const nm_dot_place at = {.weight_rows = w->n_out, .first_act_row = t0, .batch_rows = j->n_tokens};
-            nm_dot_tile_at(w->type, &at, w->n_in, w->data + (size_t)r0 * w->row_size, w->row_size, nr,
-                           j->c->act + (size_t)t0 * j->act_row, j->act_row, nt, j->y + (size_t)t0 * w->n_out + r0,
-                           (size_t)w->n_out);
-        } else {
-            nm_dot_tile_aux(w->type, w->n_in, w->data + (size_t)r0 * w->row_size, w->row_size, nr,
-                            j->c->act + (size_t)t0 * j->act_row, j->act_row,
-                            j->aux_row ? j->c->aux + (size_t)t0 * j->aux_row : NULL, j->aux_row, nt,
-                            j->y + (size_t)t0 * w->n_out + r0, (size_t)w->n_out);
-        }
-    }
-}
-
-/* y[t][0..n_out) = W · x[t] for n_tokens rows of x. */
-static void matmul(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, float *y) {
-    if (c->observe && strncmp(w->name, "blk.", 4) == 0) c->observe(c->observe_user, w, x, n_tokens);
-    matmul_job j = {.c = c, .w = w, .x = x, .y = y, .n_tokens = n_tokens};
-    j.row_blocks = (int)((w->n_out + ROW_BLOCK - 1) / ROW_BLOCK);
-    j.tok_blocks = (n_tokens + TOK_BLOCK - 1) / TOK_BLOCK;
-    if (!c->exact) {
-        j.act_row = nm_dot_act_row_size(w->type, w->n_in);
-        j.aux_row = nm_dot_act_aux_row_size(w->type, w->n_in);
-        nm_pool_run(c->pool, (size_t)n_tokens, quantize_task, &j);
-    }
-    nm_pool_run(c->pool, (size_t)j.row_blocks * (size_t)j.tok_blocks, matmul_task, &j);
-}
-
 /* ---------------- element-wise pieces ---------------- */
 
 /* ggml's rms_norm (sum of squares in double, scale in float) followed by the weight product. */
@@ -385,91 +306,6 @@ static void rope(const vm_model *m, float *x, int n_heads, int n_tokens, int pos
             }
         }
     }
-}
-
-/* ---------------- attention ---------------- */
-
-typedef struct attn_job {
-    vm_ctx *c;
-    int layer, n_tokens, pos0, tok_blocks;
-} attn_job;
-
-/* One task: the query heads that share a KV head, for a block of tokens. */
-static void attn_task(void *ctx, size_t task, int thread) {
-    attn_job *j = ctx;
-    vm_ctx *c = j->c;
-    const vm_model *m = c->m;
-    const int hd = m->head_dim, kvw = m->n_head_kv * hd, group = m->n_head / m->n_head_kv;
-    const int kvh = (int)(task / (size_t)j->tok_blocks), tb = (int)(task % (size_t)j->tok_blocks);
-    const int t0 = tb * ATT_TOK_BLOCK;
-    const int t1 = t0 + ATT_TOK_BLOCK < j->n_tokens ? t0 + ATT_TOK_BLOCK : j->n_tokens;
-    const float scale = 1.0f / sqrtf((float)hd);
-    if (!c->exact) { /* flash attention over the f16 cache, as llama.cpp's CPU backend runs it */
-        float *fs = c->wscratch + (size_t)thread * c->wscratch_per_thread;
-        const size_t qs = (size_t)m->n_head * hd;
-        for (int g = 0; g < group; g++) {
-            const size_t h = (size_t)kvh * group + (size_t)g;
-            nm_ggml_flash_attn(j->n_tokens >= NM_GGML_FA_TILE, hd, t1 - t0, c->q + (size_t)t0 * qs + h * hd, qs,
-                               c->kt + (size_t)kvh * hd * c->kt_stride, c->kt_stride, c->vf + (size_t)kvh * hd,
-                               (size_t)kvw, j->pos0 + t0 + 1, scale, c->att + (size_t)t0 * qs + h * hd, qs, fs);
-        }
-        return;
-    }
-    /* per thread: group rows of scores (n_ctx apart), then group rows of output sums */
-    float *scores = c->wscratch + (size_t)thread * c->wscratch_per_thread;
-    float *acc = scores + (size_t)group * c->n_ctx;
-    const float *kt = c->kt + (size_t)kvh * hd * c->kt_stride; /* this head's keys, [i][p] */
-    const float *vf = (c->exact ? (const float *)c->vcache[j->layer] : c->vf) + (size_t)kvh * hd; /* [p][i] */
-    for (int t = t0; t < t1; t++) {
-        const int n_kv = j->pos0 + t + 1;
-        const float *q = c->q + ((size_t)t * m->n_head + (size_t)kvh * group) * hd; /* the group's queries */
-        /* scores[g][p] = Σ_i q[g][i]·k[p][i], summed in increasing i */
-        nm_dot_f32_columns(hd, q, (size_t)hd, group, kt, c->kt_stride, n_kv, scores, (size_t)c->n_ctx);
-        double sums[1024];
-        for (int g = 0; g < group; g++) {
-            float *s = scores + (size_t)g * c->n_ctx;
-            float mx = -INFINITY;
-            for (int p = 0; p < n_kv; p++) {
-                s[p] = s[p] * scale;
-                if (s[p] > mx) mx = s[p];
-            }
-            double sum = 0.0;
-            for (int p = 0; p < n_kv; p++) {
-                s[p] = expf(s[p] - mx);
-                sum += (double)s[p];
-            }
-            sums[g] = sum;
-        }
-        /* acc[g][i] = Σ_p s[g][p]·v[p][i], summed in increasing p */
-        nm_dot_f32_columns(n_kv, scores, (size_t)c->n_ctx, group, vf, (size_t)kvw, hd, acc, (size_t)hd);
-        for (int g = 0; g < group; g++) {
-            const float inv = 1.0f / (float)sums[g];
-            const float *a = acc + (size_t)g * hd;
-            float *o = c->att + ((size_t)t * m->n_head + (size_t)kvh * group + g) * hd;
-            for (int i = 0; i < hd; i++) o[i] = a[i] * inv;
-        }
-    }
-}
-
-/* The keys of positions [0, n) as floats transposed per head (kt[(kvh·head_dim + i)·kt_stride + p],
- * so a query's scores are one vector × matrix product), and, from the f16 cache, the values
- * widened in place order (vf[p·KV + j]). Widening f16 is exact: the attention sums see the
- * same numbers as before. */
-static void attn_widen_cache(vm_ctx *c, int layer, int n) {
-    const int KV = c->m->n_head_kv * c->m->head_dim;
-    float *row = c->wscratch; /* KV <= the widest row; runs outside the pool's tasks */
-    for (int p = 0; p < n; p++) {
-        const float *kr;
-        if (c->exact) {
-            kr = (const float *)c->kcache[layer] + (size_t)p * KV;
-        } else {
-            nm_f16_to_f32_row((const uint16_t *)c->kcache[layer] + (size_t)p * KV, row, (size_t)KV);
-            kr = row;
-        }
-        for (int i = 0; i < KV; i++) c->kt[(size_t)i * c->kt_stride + p] = kr[i];
-    }
-    if (!c->exact)
-        nm_f16_to_f32_row((const uint16_t *)c->vcache[layer], c->vf, (size_t)n * KV);
 }
 
 /* ---------------- evaluation ---------------- */
@@ -559,9 +395,9 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
     for (int l = 0; l < m->n_layer; l++) {
         const vm_layer *L = &m->layers[l];
         per_token(c, 0, n_tokens, step_attn_norm, norm_weights(&L->attn_norm, nw), pos0);
-        matmul(c, &L->wq, c->xn, n_tokens, c->q);
-        matmul(c, &L->wk, c->xn, n_tokens, c->k);
-        matmul(c, &L->wv, c->xn, n_tokens, c->v);
+        vm_matmul(c, &L->wq, c->xn, n_tokens, c->q);
+        vm_matmul(c, &L->wk, c->xn, n_tokens, c->k);
+        vm_matmul(c, &L->wv, c->xn, n_tokens, c->v);
         per_token(c, 0, n_tokens, step_rope, NULL, pos0);
         if (c->exact) {
             memcpy((float *)c->kcache[l] + (size_t)pos0 * KV, c->k, (size_t)n_tokens * KV * sizeof(float));
@@ -570,11 +406,8 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
             nm_f32_to_f16_row(c->k, (uint16_t *)c->kcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
             nm_f32_to_f16_row(c->v, (uint16_t *)c->vcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
         }
-        attn_widen_cache(c, l, pos0 + n_tokens);
-        attn_job aj = {.c = c, .layer = l, .n_tokens = n_tokens, .pos0 = pos0,
-                       .tok_blocks = (n_tokens + ATT_TOK_BLOCK - 1) / ATT_TOK_BLOCK};
-        nm_pool_run(c->pool, (size_t)m->n_head_kv * (size_t)aj.tok_blocks, attn_task, &aj);
-        matmul(c, &L->wo, c->att, n_tokens, c->out);
+        vm_attention(c, l, n_tokens, pos0);
+        vm_matmul(c, &L->wo, c->att, n_tokens, c->out);
         per_token(c, 0, n_tokens, step_residual, NULL, pos0);
         /* llama.cpp keeps only the rows that give logits after the last layer's attention
          * (inp_out_ids), so its last FFN sees a batch of just those rows, and which of them
@@ -585,16 +418,16 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
         const int nf = n_tokens - f0;
         if (nf == 0) continue;
         per_token(c, f0, nf, step_ffn_norm, norm_weights(&L->ffn_norm, nw), pos0);
-        matmul(c, &L->gate, c->xn, nf, c->fa);
-        matmul(c, &L->up, c->xn, nf, c->fb);
+        vm_matmul(c, &L->gate, c->xn, nf, c->fa);
+        vm_matmul(c, &L->up, c->xn, nf, c->fb);
         per_token(c, 0, nf, step_silu, NULL, pos0);
-        matmul(c, &L->down, c->fa, nf, c->out);
+        vm_matmul(c, &L->down, c->fa, nf, c->out);
         per_token(c, f0, nf, step_residual, NULL, pos0);
     }
     const int n_out = n_tokens - logits_from;
     if (n_out > 0) {
         rms_norm(m, c->x + (size_t)logits_from * E, norm_weights(&m->output_norm, nw), c->xn, n_out);
-        matmul(c, &m->output, c->xn, n_out, logits);
+        vm_matmul(c, &m->output, c->xn, n_out, logits);
     }
     free(nw);
     return 0;

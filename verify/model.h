@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 #include "formats/gguf.h"
-#include "formats/parallel.h"
+#include "common/parallel.h"
 
 typedef struct vm_weight {
     const char *name; /* points into the reader's tensor info */

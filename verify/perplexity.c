@@ -8,9 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "formats/cli.h"
-#include "formats/outfile.h"
-#include "formats/parallel.h"
+#include "common/cli.h"
+#include "common/outfile.h"
+#include "common/parallel.h"
 #include "verify/common.h"
 #include "verify/logitsfile.h"
 #include "verify/verify.h"

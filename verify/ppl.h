@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 
 typedef struct ppl_options {
     const char *model, *text, *tokens; /* text or tokens (int32 ids) */

@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "formats/cli.h"
+#include "common/cli.h"
 #include "formats/gguf.h"
-#include "formats/outfile.h"
+#include "common/outfile.h"
 #include "formats/spm.h"
 #include "verify/verify.h"
 

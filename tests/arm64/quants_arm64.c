@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cpu.h"
 #include "formats/quants.h"
 #include "tests/formats/quants_random.h"
 

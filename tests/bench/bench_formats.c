@@ -9,10 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/cli.h"
+#include "common/cli.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "formats/tensor.h"
+#include "common/cpu.h"
 #include "formats/tensor_simd.h"
 
 static volatile uint64_t sink;

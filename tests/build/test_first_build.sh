@@ -7,6 +7,9 @@
 . "${NOMOAT_ROOT:-.}/tests/lib.sh"
 cd "$ROOT" || exit 2
 
+# This test runs inside `make test`: the outer make's MAKEFLAGS (NOMOAT_DEPS_DONE=1 among them)
+# would tell the copies' makes that the install step already ran.
+unset MAKEFLAGS MFLAGS MAKELEVEL NOMOAT_DEPS_DONE
 real_pkgconfig=$(command -v pkg-config) || { skip "no pkg-config on this machine"; finish; }
 real_dpkgquery=$(command -v dpkg-query) || { skip "not a Debian machine (no dpkg-query)"; finish; }
 
@@ -44,7 +47,7 @@ check "the tools were linked" test -x "$fresh/build/nomoat-convert" -a -x "$fres
 check "a tool that reads JSON runs" "$fresh/build/nomoat-convert" --dry-run "$DATA/wikillama-bf16"
 
 # 2. Not root and a package missing: stop before compiling, with the exact apt-get command.
-norooot="$SCRATCH/noroot"; copy_tree "$norooot"
+noroot="$SCRATCH/noroot"; copy_tree "$noroot"
 mkdir -p "$SCRATCH/bin2"
 cat >"$SCRATCH/bin2/id" <<'EOT'
 #!/bin/sh
@@ -58,9 +61,9 @@ exec "$real_dpkgquery" "\$@"
 EOT
 chmod +x "$SCRATCH/bin2/id" "$SCRATCH/bin2/dpkg-query"
 for goal in all test demo; do
-    PATH="$SCRATCH/bin2:$PATH" make -C "$norooot" $goal >"$SCRATCH/noroot.out" 2>&1; rc=$?
+    PATH="$SCRATCH/bin2:$PATH" make -C "$noroot" $goal >"$SCRATCH/noroot.out" 2>&1; rc=$?
     check "make $goal without root and without libcjson-dev: non-zero exit" test "$rc" -ne 0
     check "make $goal prints the exact apt-get command" grep -q '^run:  sudo apt-get install -y libcjson-dev$' "$SCRATCH/noroot.out"
-    check "make $goal stopped before compiling" sh -c "! find '$norooot' -name '*.o' | grep -q ."
+    check "make $goal stopped before compiling" sh -c "! find '$noroot' -name '*.o' | grep -q ."
 done
 finish

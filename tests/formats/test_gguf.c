@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "formats/gguf.h"
-#include "formats/outfile.h"
+#include "common/outfile.h"
 #include "tests/testlib.h"
 
 static char scratch[256];

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "formats/parallel.h"
+#include "common/parallel.h"
 #include "tests/formats/quants_random.h"
 
 typedef struct task {

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "formats/gguf.h"
-#include "formats/outfile.h"
+#include "common/outfile.h"
 #include "formats/pack.h"
 #include "tests/testlib.h"
 

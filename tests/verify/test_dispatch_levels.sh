@@ -1,5 +1,5 @@
 #!/bin/sh
-# The types whose float order is fixed (F32, F16, BF16, Q4_0: formats/dot.c) give the same
+# The types whose float order is fixed (F32, F16, BF16, Q4_0: kernels/dot.c) give the same
 # logits, bit for bit, whichever kernels run: AVX-512, AVX2 (NOMOAT_NO_AVX512=1) or scalar
 # (NOMOAT_NO_SIMD=1). Q4_0 uses a pure-Q4_0 quantization of the F16 reference (the reference Q4_0
 # file's output.weight is Q6_K, whose kernels differ by level in summation order).

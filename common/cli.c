@@ -1,4 +1,4 @@
-#include "formats/cli.h"
+#include "common/cli.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "formats/parallel.h"
+#include "common/parallel.h"
 
 int nm_parse_size(const char *text, uint64_t *out) {
     if (!text || !*text)

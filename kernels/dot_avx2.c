@@ -3,14 +3,14 @@
  * weight block is reused four times. Block sums are exact integers as in the reference. F32,
  * F16, BF16 and Q4_0 keep the reference's float order exactly (bit-identical results); the
  * other types differ from it in the order of their float sums. */
-#include "formats/dot_simd.h"
+#include "kernels/dot_simd.h"
 
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/dot.h"
+#include "kernels/dot.h"
 #include "formats/tensor.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))

@@ -11,13 +11,14 @@
  * The activation rows that go through gemm are quantized by ggml_quantize_mat_q8_K_4x8, which can
  * only differ from the one-row quantizer in the sign it gives d when +max and −max both occur;
  * that flips the signs of d, the quants and the bsums together and leaves every product equal. */
-#include "formats/dot.h"
+#include "kernels/dot.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "formats/dot_simd.h"
+#include "kernels/dot_simd.h"
 #include "formats/tensor.h"
+#include "common/cpu.h"
 
 static bool is_repacked(uint32_t wt, int64_t weight_rows) { return wt == GGML_TYPE_Q4_K && weight_rows % 8 == 0; }
 

@@ -6,8 +6,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "formats/ggml_ops.h"
-#include "formats/ggml_ops_simd.h"
+#include "kernels/ggml_ops.h"
+#include "kernels/ggml_ops_simd.h"
 
 static inline __m512 v_expf16(__m512 x) {
     const __m512 r = _mm512_set1_ps(0x1.8p23f);

@@ -1,13 +1,14 @@
 /* ggml CPU operations, bit-exact (ggml_ops.h): the portable copy and the run-time dispatch. */
-#include "formats/ggml_ops.h"
+#include "kernels/ggml_ops.h"
 
-#include "formats/ggml_ops_simd.h"
+#include "kernels/ggml_ops_simd.h"
 #include "formats/tensor.h"
+#include "common/cpu.h"
 
 #define OPS(name) name##_ref
 #define H2F(h) nm_f16_to_f32(h)
 #define F2H(f) nm_f32_to_f16(f)
-#include "formats/ggml_ops_impl.h"
+#include "kernels/ggml_ops_impl.h"
 
 #if defined(__x86_64__)
 #define OPS_SIMD() (nm_cpu()->avx2 && nm_cpu()->fma && nm_cpu()->f16c)

@@ -8,7 +8,7 @@
  * - Q4_0: sixteen rows in the lanes of a register (nm_dot_q4_0_pack), block integer sums with
  *   vpdpbusd (nibbles 0..15 unsigned × activation int8, started at −8·Σy), then one fused
  *   multiply-add per block into each lane's own chain. */
-#include "formats/dot_simd.h"
+#include "kernels/dot_simd.h"
 
 #include <immintrin.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats/error.h"
+#include "common/error.h"
 
 enum {
     NM_OUT_FORCE = 1,    /* replace an existing file (otherwise an existing file is an error) */

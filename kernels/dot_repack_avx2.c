@@ -1,7 +1,7 @@
 /* AVX2 sibling of dot_repack.c: Q4_K in the order of ggml's repacked gemm/gemv kernels. One
  * weight row meets up to four activation rows; their accumulators share one 4-lane register, so
  * each fused multiply-add below is the per-output one of the reference, four outputs at a time. */
-#include "formats/dot_simd.h"
+#include "kernels/dot_simd.h"
 
 #include <immintrin.h>
 #include <string.h>

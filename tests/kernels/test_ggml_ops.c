@@ -1,4 +1,4 @@
-/* formats/ggml_ops: the vector exp against libm, SwiGLU and both flash-attention kernels against
+/* kernels/ggml_ops: the vector exp against libm, SwiGLU and both flash-attention kernels against
  * a plain double-precision computation, and the AVX2 build against the portable one bit for bit. */
 #include <math.h>
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "formats/ggml_ops.h"
+#include "kernels/ggml_ops.h"
 #include "formats/tensor.h"
 
 static uint32_t rng = 777;

@@ -1,4 +1,4 @@
-/* formats/dot: activation quantizers against FORMATS.md's rules, and the SIMD kernels against
+/* kernels/dot: activation quantizers against FORMATS.md's rules, and the SIMD kernels against
  * the scalar reference for every weight type. */
 #include <math.h>
 #include <setjmp.h>
@@ -10,10 +10,11 @@
 
 #include <cmocka.h>
 
-#include "formats/dot.h"
+#include "kernels/dot.h"
 #include "formats/quants.h"
-#include "formats/dot_simd.h"
+#include "kernels/dot_simd.h"
 #include "formats/tensor.h"
+#include "common/cpu.h"
 
 static uint32_t rng = 12345;
 static uint32_t next_u32(void) {

@@ -1,16 +1,16 @@
 /* AVX2/FMA/F16C versions of ggml_ops.h: ggml's vector exp as eight lanes, SwiGLU and the tiled
  * flash-attention kernel with intrinsics (each lane keeps the portable code's order: fused
  * multiply-add chains in the same sequence), the one-row kernel as the portable code built with
- * these flags. Same results as ggml_ops.c, bit for bit (tests/formats/test_ggml_ops.c). */
+ * these flags. Same results as ggml_ops.c, bit for bit (tests/kernels/test_ggml_ops.c). */
 #include <immintrin.h>
 
-#include "formats/ggml_ops.h"
-#include "formats/ggml_ops_simd.h"
+#include "kernels/ggml_ops.h"
+#include "kernels/ggml_ops_simd.h"
 
 #define OPS(name) name##_avx2
 #define H2F(h) _cvtsh_ss(h)
 #define F2H(f) ((uint16_t)_cvtss_sh((f), _MM_FROUND_TO_NEAREST_INT))
-#include "formats/ggml_ops_impl.h"
+#include "kernels/ggml_ops_impl.h"
 
 /* expf_lane for eight lanes (ggml_v_expf). */
 static inline __m256 v_expf(__m256 x) {

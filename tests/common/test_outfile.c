@@ -1,4 +1,4 @@
-/* Atomic outputs (formats/outfile.c) and the GGUF writer on top of them: nothing is visible
+/* Atomic outputs (common/outfile.c) and the GGUF writer on top of them: nothing is visible
  * before commit, an existing file is never replaced without NM_OUT_FORCE (also when it appears
  * while writing), abort and every error leave nothing, and SIGINT/SIGTERM in the middle of a
  * write leave nothing either -- both with O_TMPFILE and with the named-temporary fallback,
@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "formats/gguf.h"
-#include "formats/outfile.h"
+#include "common/outfile.h"
 
 /* The library's open() resolves to this definition in the test binary: with no_tmpfile set it
  * refuses O_TMPFILE the way file systems without support do. */

@@ -1,12 +1,13 @@
 /* Scalar reference of the activation quantizers and weight·activation dot products (dot.h). */
-#include "formats/dot.h"
+#include "kernels/dot.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/dot_simd.h"
+#include "kernels/dot_simd.h"
 #include "formats/tensor.h"
+#include "common/cpu.h"
 
 static inline float f16(const uint8_t *p) { return nm_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 static inline void put_f16(uint8_t *p, float v) {

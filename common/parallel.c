@@ -1,4 +1,4 @@
-#include "formats/parallel.h"
+#include "common/parallel.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-#include "formats/outfile.h"
+#include "common/outfile.h"
 
 #include <errno.h>
 #include <fcntl.h>

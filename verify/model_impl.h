@@ -1,0 +1,37 @@
+/* Private to the evaluator: the context's buffers, and the matrix-product and attention drivers
+ * the forward pass (model.c) calls. */
+#ifndef NOMOAT_VERIFY_MODEL_IMPL_H
+#define NOMOAT_VERIFY_MODEL_IMPL_H
+
+#include "verify/model.h"
+
+struct vm_ctx {
+    const vm_model *m;
+    nm_pool *pool;
+    bool exact;
+    int n_ctx, n_threads;
+    void **kcache, **vcache; /* per layer: n_ctx × (n_head_kv·head_dim), f16 or f32 */
+    float *x, *xn, *q, *k, *v, *att, *fa, *fb, *out;
+    float *kt, *vf;         /* one layer's cached keys transposed, values widened (attn_widen_cache) */
+    size_t kt_stride;       /* n_ctx rounded up to a whole key tile: kernels may read a tile's tail */
+    uint8_t *act;           /* quantized activations of one batch */
+    uint8_t *aux;           /* their aux rows (nm_dot_act_aux), when the weight type has them */
+    float *wscratch;        /* per thread: exact mode's dequantized weight rows, attention scores */
+    size_t wscratch_per_thread;
+    float *norm_w[3];       /* scratch for non-F32 norm weights */
+    vm_observe_fn observe;
+    void *observe_user;
+};
+
+/* Work split: matrix products in tiles of ROW_BLOCK weight rows × TOK_BLOCK tokens; attention in
+ * tasks of one KV head × ATT_TOK_BLOCK query tokens. */
+enum { ROW_BLOCK = 32, TOK_BLOCK = 512, ATT_TOK_BLOCK = 16 };
+
+/* y[t][0..n_out) = W · x[t] for n_tokens rows of x, over the pool (matmul.c). */
+void vm_matmul(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, float *y);
+
+/* Attention of layer `layer` for the batch's n_tokens queries at positions pos0.. (c->q) over the
+ * cache holding positions 0 .. pos0+n_tokens-1, into c->att (attention.c). */
+void vm_attention(vm_ctx *c, int layer, int n_tokens, int pos0);
+
+#endif
