@@ -129,6 +129,17 @@ static inline uint64_t conv_permuted_row(uint64_t r, uint64_t n_rows, uint32_t h
     return h * hd + (k & 1) * half + (k >> 1);
 }
 
+/* One Hugging Face weight's place in the GGUF file: the single question LoRA conversion asks
+ * about the architecture (meant to be answered by arch/ descriptions once they exist). */
+typedef struct conv_target {
+    char name[64];          /* "blk.0.attn_q.weight" */
+    int64_t ne0, ne1;       /* its GGUF shape (row length, rows; ne1 = 1 for vectors) */
+    uint32_t permute_heads; /* 0, or H when its rows are permuted as FORMATS.md §6.3 says */
+} conv_target;
+/* Maps hf_name ("model.layers.0.self_attn.q_proj.weight") of a Llama model with configuration c;
+ * -1 with a message when it is no weight of such a model (or lm_head of a tied model). */
+int conv_hf_target(const conv_config *c, const char *hf_name, conv_target *t, nm_error *err);
+
 /* ---------------- NaN check (nancheck.c) ---------------- */
 
 /* Index of the first NaN among n elements of dtype (F32, F16, BF16), or -1; same answers as
@@ -149,6 +160,10 @@ typedef struct conv_naming {
 /* llama.cpp's gguf-py heuristics (Metadata.apply_metadata_heuristic) on config.json's
  * _name_or_path (NULL if none), then the model folder's name, then the parameter count. */
 void conv_naming_build(conv_naming *n, const char *name_or_path, const char *dir_name, uint64_t total_params);
+/* The same for a LoRA adapter named after its folder: gguf-py treats an adapter's parameter count
+ * (the elements of the matrices it adapts) as negative, which changes the size-label rule and
+ * makes "lora" in the name a type rather than a fine-tune; no size label from the count. */
+void conv_naming_build_adapter(conv_naming *n, const char *dir_name, int64_t adapted_params);
 /* "5.2M", "1.1B" (gguf-py's model_weight_count_rounded_notation, 2 digits). */
 void conv_size_label(uint64_t params, char *buf, size_t size);
 /* Default output file name: <Name>[-<size>][-<finetune>][-<version>]-<TYPE>.gguf */
@@ -156,5 +171,18 @@ void conv_default_filename(const conv_naming *n, const char *type_upper, bool vo
                            size_t size);
 /* id_to_title: "wikillama-bf16" -> "Wikillama Bf16". */
 void conv_id_to_title(const char *id, char *buf, size_t size);
+
+/* ---------------- LoRA adapters (lora.c) ---------------- */
+
+typedef struct conv_lora_options {
+    const char *dir;      /* the PEFT folder */
+    const char *base;     /* the base's HF folder or GGUF */
+    const char *outfile;  /* NULL: DIR/<Name>-<TYPE>-LoRA.gguf */
+    conv_outtype outtype; /* AUTO: the first tensor's 16-bit type */
+    bool force, no_fsync, dry_run, json, quiet;
+} conv_lora_options;
+
+/* Converts the adapter; returns the exit status (messages printed). */
+int conv_lora_main(const conv_lora_options *o);
 
 #endif

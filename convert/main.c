@@ -16,6 +16,7 @@
 #include "convert/convert.h"
 #include "common/cli.h"
 #include "formats/gguf.h"
+#include "formats/lora.h"
 #include "common/outfile.h"
 #include "common/parallel.h"
 #include "formats/quants.h"
@@ -49,6 +50,10 @@ static void usage(FILE *f) {
             "  -t, --threads N          worker threads (default: all cores)\n"
             "      --no-fsync           do not flush the output to disk before finishing\n"
             "      --json               print a JSON summary on stdout\n"
+            "      --base BASE          MODEL_DIR is a PEFT LoRA adapter (adapter_config.json +\n"
+            "                           adapter_model.safetensors/.bin) for the model BASE (its HF folder\n"
+            "                           or GGUF): write the GGUF adapter llama.cpp loads with --lora\n"
+            "                           (default output DIR/<Name>-<TYPE>-LoRA.gguf, default --outtype f32)\n"
             "  -q, --quiet              print nothing but errors\n"
             "  -h, --help               this help\n"
             "\n"
@@ -66,17 +71,20 @@ typedef struct options {
     bool has_context_length;
     bool vocab_only, dry_run, force, no_fsync, json, quiet;
     int threads;
+    const char *base; /* adapter mode (convert/lora.c) */
+    bool outtype_given;
 } options;
 
 static int parse_args(int argc, char **argv, options *o) {
-    enum { O_OUTTYPE = 256, O_SPLIT, O_CTX, O_VOCAB, O_DRY, O_NOFSYNC, O_JSON };
+    enum { O_OUTTYPE = 256, O_SPLIT, O_CTX, O_VOCAB, O_DRY, O_NOFSYNC, O_JSON, O_BASE };
     static const struct option longopts[] = {
         {"outfile", required_argument, NULL, 'o'}, {"outtype", required_argument, NULL, O_OUTTYPE},
         {"split-max-size", required_argument, NULL, O_SPLIT}, {"context-length", required_argument, NULL, O_CTX},
         {"vocab-only", no_argument, NULL, O_VOCAB}, {"dry-run", no_argument, NULL, O_DRY},
         {"force", no_argument, NULL, 'f'}, {"threads", required_argument, NULL, 't'},
         {"no-fsync", no_argument, NULL, O_NOFSYNC}, {"json", no_argument, NULL, O_JSON},
-        {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {"base", required_argument, NULL, O_BASE},
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->outtype = CONV_OUT_AUTO;
@@ -86,6 +94,7 @@ static int parse_args(int argc, char **argv, options *o) {
         switch (ch) {
         case 'o': o->outfile = optarg; break;
         case O_OUTTYPE:
+            o->outtype_given = true;
             if (conv_outtype_parse(optarg, &o->outtype) != 0) {
                 fprintf(stderr, TOOL ": unknown --outtype '%s' (choose auto, f32, f16, bf16 or q8_0)\n", optarg);
                 return -1;
@@ -120,6 +129,7 @@ static int parse_args(int argc, char **argv, options *o) {
             break;
         case O_NOFSYNC: o->no_fsync = true; break;
         case O_JSON: o->json = true; break;
+        case O_BASE: o->base = optarg; break;
         case 'q': o->quiet = true; break;
         case 'h': usage(stdout); exit(0);
         case ':':
@@ -613,6 +623,16 @@ int main(int argc, char **argv) {
     options o;
     if (parse_args(argc, argv, &o) != 0)
         return 1;
+    if (o.base || nm_peft_is_adapter_dir(o.dir)) {
+        if (o.split_max_size || o.vocab_only || o.has_context_length) {
+            fprintf(stderr, TOOL ": --split-max-size, --vocab-only and --context-length do not apply to adapters\n");
+            return 1;
+        }
+        conv_lora_options lo = {.dir = o.dir, .base = o.base, .outfile = o.outfile, .force = o.force,
+                                .no_fsync = o.no_fsync, .dry_run = o.dry_run, .json = o.json, .quiet = o.quiet,
+                                .outtype = o.outtype_given ? o.outtype : CONV_OUT_F32};
+        return conv_lora_main(&lo);
+    }
     double t0 = nm_now();
     nm_error err = {{0}};
     conv_config cfg;

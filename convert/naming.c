@@ -148,7 +148,7 @@ typedef struct id_components {
     bool has_full;
 } id_components;
 
-static void model_id_components(const char *model_id, uint64_t total_params, id_components *o) {
+static void model_id_components(const char *model_id, int64_t total_params, id_components *o) {
     memset(o, 0, sizeof *o);
     if (!model_id)
         return;
@@ -215,7 +215,11 @@ static void model_id_components(const char *model_id, uint64_t total_params, id_
                 if (!isnan(num)) {
                     double label = num * (u && part[len - 1] ? pow(1000, (double)(u - units)) : 0.001);
                     double total = (double)total_params;
-                    if (fabs(label - total) > (double)(7 * total_params / 8)) {
+                    /* an adapter (negative count) may cover only part of the model: a label is a
+                     * size unless it is below 1/8 of the adapted weights */
+                    bool context = total_params < 0 ? label < (double)(-total_params / 8)
+                                                     : fabs(label - total) > (double)(7 * total_params / 8);
+                    if (context) {
                         types[i] |= T_FINETUNE;
                         part[len - 1] = (char)tolower((unsigned char)part[len - 1]);
                     }
@@ -224,7 +228,8 @@ static void model_id_components(const char *model_id, uint64_t total_params, id_
             if (types[i] == 0)
                 types[i] |= T_SIZE;
         } else if (i > 0 && is_finetune_word(part)) {
-            types[i] |= T_FINETUNE;
+            /* "lora" in an adapter's own name is its type, not a fine-tune */
+            types[i] |= total_params < 0 && strcasecmp(part, "lora") == 0 ? T_TYPE : T_FINETUNE;
         }
     }
     bool numeric_size = false;
@@ -341,7 +346,7 @@ void conv_size_label(uint64_t params, char *buf, size_t size) {
     snprintf(buf, size, "%.*f%c", fix, scaled, suffix);
 }
 
-void conv_naming_build(conv_naming *n, const char *name_or_path, const char *dir_name, uint64_t total_params) {
+static void naming_build(conv_naming *n, const char *name_or_path, const char *dir_name, int64_t total_params) {
     memset(n, 0, sizeof *n);
     const char *sources[2] = {NULL, dir_name};
     if (name_or_path) {
@@ -370,7 +375,15 @@ void conv_naming_build(conv_naming *n, const char *name_or_path, const char *dir
             snprintf(n->size_label, sizeof n->size_label, "%s", o.size_label);
     }
     if (!n->size_label[0] && total_params > 0)
-        conv_size_label(total_params, n->size_label, sizeof n->size_label);
+        conv_size_label((uint64_t)total_params, n->size_label, sizeof n->size_label);
+}
+
+void conv_naming_build(conv_naming *n, const char *name_or_path, const char *dir_name, uint64_t total_params) {
+    naming_build(n, name_or_path, dir_name, total_params > INT64_MAX ? INT64_MAX : (int64_t)total_params);
+}
+
+void conv_naming_build_adapter(conv_naming *n, const char *dir_name, int64_t adapted_params) {
+    naming_build(n, NULL, dir_name, adapted_params > 0 ? -adapted_params : adapted_params);
 }
 
 static void append_dashed(char *buf, size_t size, const char *s, bool upper) {

@@ -290,6 +290,36 @@ out:
     return rc;
 }
 
+int conv_hf_target(const conv_config *c, const char *hf_name, conv_target *t, nm_error *err) {
+    memset(t, 0, sizeof *t);
+    long layer;
+    bool bias;
+    int role = classify(hf_name, CONV_LAYOUT_HF, &layer, &bias);
+    if (role < 0 || bias)
+        return nm_fail(err, "%s is not a weight of a Llama model (cannot map it to a GGUF name)", hf_name);
+    if (layer >= (long)c->n_layer)
+        return nm_fail(err, "%s: layer %ld is beyond the base model's %u layers", hf_name, layer, c->n_layer);
+    if (role == R_OUTPUT && c->tied)
+        return nm_fail(err, "%s: the base model ties its output to the token embedding (no separate lm_head)",
+                       hf_name);
+    uint64_t rows, cols;
+    expected_shape(c, role, false, &rows, &cols);
+    if (role < R_ATTN_NORM)
+        snprintf(t->name, sizeof t->name, "%s.weight", gguf_names[role]);
+    else
+        snprintf(t->name, sizeof t->name, "blk.%ld.%s.weight", layer, gguf_names[role]);
+    t->ne0 = (int64_t)(cols ? cols : rows);
+    t->ne1 = cols ? (int64_t)rows : 1;
+    if (role == R_Q || role == R_K) {
+        uint32_t heads = role == R_Q ? c->n_head : c->n_head_kv;
+        if (heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0)
+            return nm_fail(err, "%s: %llu rows cannot be split into %u heads of pairs", hf_name,
+                           (unsigned long long)rows, heads);
+        t->permute_heads = heads;
+    }
+    return 0;
+}
+
 void conv_plan_free(conv_plan *p) {
     free(p->items);
     p->items = NULL;
