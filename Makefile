@@ -76,7 +76,9 @@ endif
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libnomoat.a
 
-TOOL_DIRS := convert quantize verify inspect pack dispatch
+TOOL_DIRS := convert quantize verify inspect pack merge dispatch
+# Private modules a tool borrows from another tool (merge: quantize's per-tensor type choice).
+TOOL_LIBS_merge := quantize
 TOOL_NAME  = $(if $(filter dispatch,$1),nomoat,nomoat-$1)
 TOOLS     := $(foreach d,$(TOOL_DIRS),$(if $(wildcard $(d)/main.c),$(BUILD)/$(call TOOL_NAME,$(d))))
 
@@ -119,7 +121,7 @@ define TOOL_RULES
 $(BUILD)/$(1)/lib$(1).a: $$(patsubst %.c,$(BUILD)/%.o,$$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c))) | $(LIB)
 	@mkdir -p $$(dir $$@); rm -f $$@
 	ar rcs $$@ $$^
-$(BUILD)/$(call TOOL_NAME,$(1)): $(BUILD)/$(1)/main.o $(BUILD)/$(1)/lib$(1).a $(LIB)
+$(BUILD)/$(call TOOL_NAME,$(1)): $(BUILD)/$(1)/main.o $(BUILD)/$(1)/lib$(1).a $(foreach l,$(TOOL_LIBS_$(1)),$(BUILD)/$(l)/lib$(l).a) $(LIB)
 	$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
 endef
 $(foreach d,$(TOOL_DIRS),$(eval $(call TOOL_RULES,$(d))))
@@ -128,6 +130,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB) $(foreach d,$(TOOL_DIRS),$(BUILD)/$(d)/lib$(d
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< \
 	  $(if $(filter $(TOOL_DIRS),$(firstword $(subst /, ,$*))),$(BUILD)/$(firstword $(subst /, ,$*))/lib$(firstword $(subst /, ,$*)).a) \
+	  $(foreach l,$(TOOL_LIBS_$(firstword $(subst /, ,$*))),$(BUILD)/$(l)/lib$(l).a) \
 	  $(LIB) $(LDFLAGS) $(LDLIBS) $(CMOCKA_LIBS)
 
 test: all

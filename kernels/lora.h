@@ -1,0 +1,33 @@
+/* The LoRA merge product as llama-export-lora computes it on ggml's x86-64 CPU backend: for each
+ * merged row, delta[i] = Σ_k coef[k] · basis[k][i] (a dot product of length r per output), then
+ * out[i] = base[i] + delta[i] · scale, all in float.
+ *
+ * llama-export-lora forms delta with ggml_mul_mat in F32 (A transposed against B; for
+ * token_embd, B against the rows of A), which on an AVX2 machine runs llamafile's tinyBLAS when
+ * r is a multiple of 8 and the product's row count m a multiple of 4: eight running sums of fused
+ * multiply-adds (element k into sum k mod 8) folded as (s0+s4 + s2+s6) + (s1+s5 + s3+s7).
+ * Otherwise it runs ggml_vec_dot_f32: four times eight running sums over the first r - r mod 32
+ * elements (element k into vector (k mod 32) / 8, lane k mod 8), the vectors folded
+ * (v0+v2) + (v1+v3) lane-wise, then the lanes as ((l0+l4) + (l1+l5)) + ((l2+l6) + (l3+l7)), then
+ * the remaining elements added one rounded product at a time.
+ *
+ * Scalar reference here (lora.c); an AVX2 version (lora_avx2.c) computes eight outputs per
+ * instruction, each lane in this order, and is tested bit-identical to it. */
+#ifndef NOMOAT_KERNELS_LORA_H
+#define NOMOAT_KERNELS_LORA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* out[i] = base[i] + (Σ_k coef[k] · basis[k * basis_stride + i]) · scale for i < n; tinyblas
+ * selects the order (see above). out may equal base. */
+void nm_lora_delta_row(int64_t n, int r, const float *coef, const float *basis, size_t basis_stride, float scale,
+                       bool tinyblas, const float *base, float *out);
+void nm_lora_delta_row_ref(int64_t n, int r, const float *coef, const float *basis, size_t basis_stride,
+                           float scale, bool tinyblas, const float *base, float *out);
+/* Whether ggml multiplies with tinyBLAS: r a multiple of 8, m (the rows of the product's first
+ * operand) a multiple of 4, and at least two columns. */
+bool nm_lora_uses_tinyblas(int r, int64_t m, int64_t n_cols);
+
+#endif
