@@ -30,6 +30,15 @@ int verify_parse_int(const char *opt, const char *text, long min, long max, long
     return 0;
 }
 
+int verify_add_lora(const char **loras, int *n, const char *arg) {
+    if (*n >= VERIFY_MAX_LORA) {
+        verify_error("at most %d --lora adapters", VERIFY_MAX_LORA);
+        return -1;
+    }
+    loras[(*n)++] = arg;
+    return 0;
+}
+
 int verify_parse_double(const char *opt, const char *text, double *out) {
     char *end;
     errno = 0;

@@ -45,4 +45,8 @@ int verify_read_file(const char *path, char **data, size_t *size, nm_error *err)
 int verify_parse_int(const char *opt, const char *text, long min, long max, long *out);
 int verify_parse_double(const char *opt, const char *text, double *out);
 
+/* --lora FILE[:SCALE] arguments: at most VERIFY_MAX_LORA adapters per run (message printed). */
+#define VERIFY_MAX_LORA 64
+int verify_add_lora(const char **loras, int *n, const char *arg);
+
 #endif

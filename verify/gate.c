@@ -21,12 +21,16 @@ static void usage(FILE *f) {
             "  -t, --threads N      threads (default all cores)\n"
             "      --exact          f32 activations and KV cache, dequantized weights\n"
             "      --json FILE      write the report as JSON\n"
+            "      --lora F[:S]     apply a GGUF LoRA adapter to the --model run (repeatable); without\n"
+            "                       --model the model is the base itself: gate an adapter against its base\n"
             "Exit status: 0 within limits, 1 a limit exceeded, 2 error.\n");
 }
 
 int verify_gate_main(int argc, char **argv) {
     ppl_options o = {.n_ctx = 512, .n_chunks = -1, .n_threads = 0, .out = NULL, .progress = isatty(2)};
     const char *base = NULL, *model = NULL, *json = NULL;
+    const char *loras[VERIFY_MAX_LORA];
+    int n_loras = 0;
     double max_ratio = NAN, max_kld = NAN;
     long v;
     for (int i = 1; i < argc; i++) {
@@ -54,6 +58,9 @@ int verify_gate_main(int argc, char **argv) {
         else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o.text = val;
         else if (!strcmp(a, "--tokens")) o.tokens = val;
         else if (!strcmp(a, "--json")) json = val;
+        else if (!strcmp(a, "--lora")) {
+            if (verify_add_lora(loras, &n_loras, val)) return VERIFY_EXIT_ERROR;
+        }
         else if (!strcmp(a, "--max-ppl-ratio")) {
             if (verify_parse_double(a, val, &max_ratio)) return VERIFY_EXIT_ERROR;
         } else if (!strcmp(a, "--max-kld")) {
@@ -72,6 +79,7 @@ int verify_gate_main(int argc, char **argv) {
             return VERIFY_EXIT_ERROR;
         }
     }
+    if (!model && n_loras > 0) model = base;
     if (!base || !model || (!o.text && !o.tokens)) {
         usage(stderr);
         return VERIFY_EXIT_ERROR;
@@ -95,6 +103,8 @@ int verify_gate_main(int argc, char **argv) {
     o.model = model;
     o.save_logits = NULL;
     o.kld_base = tmp;
+    o.loras = loras;
+    o.n_loras = n_loras;
     const int rc = ppl_run(&o, &rm, &err);
     unlink(tmp);
     if (rc) {
@@ -106,6 +116,7 @@ int verify_gate_main(int argc, char **argv) {
     const bool kld_ok = isnan(max_kld) || rm.kld.kld_mean <= max_kld;
     printf("%-22s %-28s %-28s\n", "", "base", "model");
     printf("%-22s %-28s %-28s\n", "file", base, model);
+    for (int k = 0; k < n_loras; k++) printf("%-22s %-28s %-28s\n", k ? "" : "+ adapters", "", loras[k]);
     printf("%-22s %12.4f ± %-13.4f %12.4f ± %-13.4f\n", "perplexity", rb.ppl, rb.ppl_err, rm.ppl, rm.ppl_err);
     printf("%-22s %-28s %12.6f", "PPL ratio", "", ratio);
     if (!isnan(max_ratio)) printf("  (limit %.6g)  %s", max_ratio, ratio_ok ? "ok" : "EXCEEDED");
@@ -122,6 +133,10 @@ int verify_gate_main(int argc, char **argv) {
         cJSON_AddStringToObject(jb, "model", base);
         ppl_result_to_json(&rb, jb);
         cJSON_AddStringToObject(jm, "model", model);
+        if (n_loras > 0) {
+            cJSON *jl = cJSON_AddArrayToObject(jm, "lora");
+            for (int k = 0; k < n_loras; k++) cJSON_AddItemToArray(jl, cJSON_CreateString(loras[k]));
+        }
         ppl_result_to_json(&rm, jm);
         cJSON_AddItemToObject(root, "base", jb);
         cJSON_AddItemToObject(root, "model", jm);

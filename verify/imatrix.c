@@ -10,6 +10,7 @@
 #include "formats/gguf.h"
 #include "common/parallel.h"
 #include "verify/common.h"
+#include "verify/lora.h"
 #include "verify/verify.h"
 
 typedef struct im_entry {
@@ -85,6 +86,8 @@ static void usage(FILE *f) {
             "      --chunks K     evaluate at most K chunks (default all)\n"
             "  -t, --threads N    threads (default all cores)\n"
             "  -q, --quiet        no progress\n"
+            "      --lora F[:S]   apply a GGUF LoRA adapter at run time (repeatable); as llama-imatrix --lora,\n"
+            "                     the adapters' lora_a/lora_b inputs are collected too\n"
             "Writes llama-imatrix's GGUF format, accepted by nomoat-quantize --imatrix and llama-quantize.\n");
 }
 
@@ -92,6 +95,9 @@ int verify_imatrix_main(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *tokens = NULL, *out = NULL;
     long n_ctx = 512, n_chunks = -1, threads = 0;
     bool quiet = false;
+    const char *loras[VERIFY_MAX_LORA];
+    int n_loras = 0;
+    vm_adapters *adapters = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const bool has = i + 1 < argc;
@@ -107,6 +113,8 @@ int verify_imatrix_main(int argc, char **argv) {
             text = argv[++i];
         } else if (!strcmp(a, "--tokens")) {
             tokens = argv[++i];
+        } else if (!strcmp(a, "--lora")) {
+            if (verify_add_lora(loras, &n_loras, argv[++i])) return VERIFY_EXIT_ERROR;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             out = argv[++i];
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
@@ -153,7 +161,9 @@ int verify_imatrix_main(int argc, char **argv) {
         nm_fail(&err, "no chunks to evaluate");
         goto done;
     }
-    st.n = vm.m.n_layer * 7;
+    if (n_loras > 0 && !(adapters = vm_adapters_load(vm.g, &vm.m, loras, n_loras, &err))) goto done;
+    const int n_lora_w = (int)vm_adapters_weight_count(adapters);
+    st.n = vm.m.n_layer * 7 + n_lora_w;
     st.e = calloc((size_t)st.n, sizeof *st.e);
     if (!st.e) goto oom;
     for (int l = 0; l < vm.m.n_layer; l++) {
@@ -166,10 +176,20 @@ int verify_imatrix_main(int argc, char **argv) {
             if (!e->sum2) goto oom;
         }
     }
+    st.n = vm.m.n_layer * 7;
+    for (int k = 0; k < n_lora_w; k++) { /* llama-imatrix collects every blk.* matrix product, adapters' too */
+        const vm_weight *w = vm_adapters_weight(adapters, (size_t)k);
+        if (strncmp(w->name, "blk.", 4) != 0) continue;
+        im_entry *e = &st.e[st.n++];
+        e->w = w;
+        e->sum2 = calloc((size_t)w->n_in, sizeof(double));
+        if (!e->sum2) goto oom;
+    }
     pool = nm_pool_create((int)threads);
     if (!pool) goto oom;
     ctx = vm_ctx_create(&vm.m, (int)n_ctx, pool, false, &err);
     if (!ctx) goto done;
+    if (adapters && vm_ctx_set_adapters(ctx, adapters, &err)) goto done;
     vm_ctx_set_observer(ctx, observe, &st);
     batch = malloc((size_t)n_ctx * sizeof(int32_t));
     if (!batch) goto oom;
@@ -199,6 +219,7 @@ done:
     free(batch);
     free(ids);
     vm_ctx_free(ctx);
+    vm_adapters_free(adapters);
     nm_pool_destroy(pool);
     verify_model_close(&vm);
     return status;

@@ -8,11 +8,14 @@
 
 #include "common/parallel.h"
 #include "verify/common.h"
+#include "verify/lora.h"
 #include "verify/verify.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: nomoat-verify logits MODEL.gguf --prompt TEXT [--top N] [--exact] [-t N] [--json]\n"
-               "Prints the N most probable next tokens after TEXT (tokenized with BOS) with probabilities.\n");
+               "                                     [--lora ADAPTER.gguf[:SCALE] ...]\n"
+               "Prints the N most probable next tokens after TEXT (tokenized with BOS) with probabilities;\n"
+               "--lora applies LoRA adapters at run time as llama.cpp does (repeatable, stacked in order).\n");
 }
 
 typedef struct cand {
@@ -30,6 +33,8 @@ int verify_logits_main(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL;
     long top = 10, threads = 0;
     bool exact = false, json = false;
+    const char *loras[VERIFY_MAX_LORA];
+    int n_loras = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -41,6 +46,8 @@ int verify_logits_main(int argc, char **argv) {
             if (verify_parse_int(a, argv[++i], 1, 1 << 24, &top)) return VERIFY_EXIT_ERROR;
         } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && i + 1 < argc) {
             if (verify_parse_int(a, argv[++i], 0, 1024, &threads)) return VERIFY_EXIT_ERROR;
+        } else if (!strcmp(a, "--lora") && i + 1 < argc) {
+            if (verify_add_lora(loras, &n_loras, argv[++i])) return VERIFY_EXIT_ERROR;
         } else if (!strcmp(a, "--exact")) {
             exact = true;
         } else if (!strcmp(a, "--json")) {
@@ -70,6 +77,7 @@ int verify_logits_main(int argc, char **argv) {
     size_t n = 0;
     nm_pool *pool = NULL;
     vm_ctx *ctx = NULL;
+    vm_adapters *adapters = NULL;
     float *logits = NULL;
     cand *c = NULL;
     if (verify_tokenize_text(&vm, model, prompt, strlen(prompt), &ids, &n, &err)) goto fail;
@@ -85,6 +93,9 @@ int verify_logits_main(int argc, char **argv) {
         if (!err.msg[0]) nm_fail(&err, "out of memory");
         goto fail;
     }
+    if (n_loras > 0 && (!(adapters = vm_adapters_load(vm.g, &vm.m, loras, n_loras, &err)) ||
+                        vm_ctx_set_adapters(ctx, adapters, &err)))
+        goto fail;
     if (vm_eval(ctx, ids, (int)n, 0, (int)n - 1, logits, &err)) goto fail;
     const int V = vm.m.n_vocab;
     float mx = logits[0];
@@ -136,6 +147,7 @@ fail:
     free(logits);
     free(ids);
     vm_ctx_free(ctx);
+    vm_adapters_free(adapters);
     nm_pool_destroy(pool);
     verify_model_close(&vm);
     return status;

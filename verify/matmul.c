@@ -65,4 +65,5 @@ void vm_matmul(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, floa
         nm_pool_run(c->pool, (size_t)n_tokens, quantize_task, &j);
     }
     nm_pool_run(c->pool, (size_t)j.row_blocks * (size_t)j.tok_blocks, matmul_task, &j);
+    if (c->lora) vm_lora_apply(c, w, x, n_tokens, y);
 }

@@ -202,6 +202,7 @@ void vm_ctx_free(vm_ctx *c) {
     free(c->vcache);
     free(c->kt); free(c->vf); free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->fa); free(c->fb);
     free(c->out); free(c->act); free(c->aux); free(c->wscratch);
+    vm_lora_state_free(c->lora);
     free(c);
 }
 
@@ -392,6 +393,7 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
         nm_dequantize_row(m->tok_embd.type, m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_size,
                           c->x + (size_t)t * E, E);
     }
+    if (c->lora) vm_lora_embed(c, tokens, n_tokens);
     for (int l = 0; l < m->n_layer; l++) {
         const vm_layer *L = &m->layers[l];
         per_token(c, 0, n_tokens, step_attn_norm, norm_weights(&L->attn_norm, nw), pos0);

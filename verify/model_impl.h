@@ -21,6 +21,7 @@ struct vm_ctx {
     float *norm_w[3];       /* scratch for non-F32 norm weights */
     vm_observe_fn observe;
     void *observe_user;
+    struct vm_lora_state *lora; /* run-time adapters (lora.c), or NULL */
 };
 
 /* Work split: matrix products in tiles of ROW_BLOCK weight rows × TOK_BLOCK tokens; attention in
@@ -33,5 +34,11 @@ void vm_matmul(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, floa
 /* Attention of layer `layer` for the batch's n_tokens queries at positions pos0.. (c->q) over the
  * cache holding positions 0 .. pos0+n_tokens-1, into c->att (attention.c). */
 void vm_attention(vm_ctx *c, int layer, int n_tokens, int pos0);
+
+/* Run-time LoRA adapters (lora.c): after W·x, y += scale·B(A x) for every adapter of W; after the
+ * embedding, the token_embd adapters' rows. Both return at once for weights without adapters. */
+void vm_lora_apply(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, float *y);
+void vm_lora_embed(vm_ctx *c, const int32_t *tokens, int n_tokens);
+void vm_lora_state_free(struct vm_lora_state *s);
 
 #endif

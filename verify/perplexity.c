@@ -13,6 +13,7 @@
 #include "common/parallel.h"
 #include "verify/common.h"
 #include "verify/logitsfile.h"
+#include "verify/lora.h"
 #include "verify/verify.h"
 
 typedef struct kld_acc {
@@ -223,6 +224,7 @@ int ppl_run(const ppl_options *o, ppl_result *r, nm_error *err) {
     logits_reader *lr = NULL;
     kld_acc ka;
     memset(&ka, 0, sizeof ka);
+    vm_adapters *adapters = NULL;
     int rc = -1;
     if (verify_model_open(&vm, o->model, err)) return -1;
     if (verify_load_tokens(&vm, o->model, o->text, o->tokens, &ids, &n_ids, err)) goto done;
@@ -278,6 +280,11 @@ int ppl_run(const ppl_options *o, ppl_result *r, nm_error *err) {
     }
     ctx = vm_ctx_create(&vm.m, n_ctx, pool, o->exact, err);
     if (!ctx) goto done;
+    if (o->n_loras > 0) {
+        if (!(adapters = vm_adapters_load(vm.g, &vm.m, o->loras, o->n_loras, err)) ||
+            vm_ctx_set_adapters(ctx, adapters, err))
+            goto done;
+    }
     logits = malloc((size_t)(n_ctx - first) * (size_t)n_vocab * sizeof(float));
     base = malloc((size_t)n_vocab * sizeof(float));
     int32_t *batch = malloc((size_t)n_ctx * sizeof(int32_t));
@@ -300,6 +307,7 @@ int ppl_run(const ppl_options *o, ppl_result *r, nm_error *err) {
     if (out) {
         fprintf(out, "perplexity: %d chunks, n_ctx=%d, %d threads%s\n", n_chunk, n_ctx, nm_pool_threads(pool),
                 o->exact ? ", exact f32 arithmetic" : "");
+        if (adapters) vm_adapters_print(adapters, out);
         if (lr)
             fprintf(out, "\nchunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS            Same top p\n");
         fflush(out);
@@ -395,6 +403,7 @@ done:
     free(logits);
     free(base);
     vm_ctx_free(ctx);
+    vm_adapters_free(adapters);
     nm_pool_destroy(pool);
     free(ids);
     verify_model_close(&vm);
@@ -457,12 +466,16 @@ static void usage(FILE *f) {
             "      --save-logits BASE save this model's logits for later --kld runs\n"
             "      --kld BASE         compare with logits saved by --save-logits (KL divergence)\n"
             "      --json FILE        write the results as JSON\n"
+            "      --lora FILE[:SCALE] apply a GGUF LoRA adapter at run time (scale default 1), as\n"
+            "                         llama-perplexity --lora / --lora-scaled does; repeatable (stacked)\n"
             "  -q, --quiet            no running values\n");
 }
 
 int verify_perplexity_main(int argc, char **argv) {
     ppl_options o = {.n_ctx = 0, .n_chunks = -1, .n_threads = 0, .out = stdout, .progress = isatty(2)};
     const char *json = NULL;
+    const char *loras[VERIFY_MAX_LORA];
+    o.loras = loras;
     long v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -504,6 +517,9 @@ int verify_perplexity_main(int argc, char **argv) {
         } else if (!strcmp(a, "--json")) {
             NEED();
             json = argv[++i];
+        } else if (!strcmp(a, "--lora")) {
+            NEED();
+            if (verify_add_lora(loras, &o.n_loras, argv[++i])) return VERIFY_EXIT_ERROR;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             o.out = NULL;
         } else if (a[0] == '-' && a[1]) {

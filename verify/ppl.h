@@ -15,6 +15,8 @@ typedef struct ppl_options {
     bool exact;
     const char *save_logits; /* write base logits */
     const char *kld_base;    /* compare against saved logits */
+    const char *const *loras; /* run-time adapters, "FILE[:SCALE]" (verify/lora.h) */
+    int n_loras;
     FILE *out;               /* running values and the summary (NULL: silent) */
     bool progress;
 } ppl_options;
