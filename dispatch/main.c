@@ -17,6 +17,7 @@ static const struct {
     {"verify", "tokenize, perplexity, KL-divergence, imatrix, quality gate, diff, checksums"},
     {"inspect", "metadata and tensors of GGUF, safetensors and torch files"},
     {"pack", "lossless zstd packing for distribution"},
+    {"merge", "LoRA adapters or delta weights + base -> merged GGUF (llama-export-lora compatible)"},
 };
 
 static void usage(FILE *f) {

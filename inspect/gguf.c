@@ -13,6 +13,7 @@
 #include "common/cli.h"
 #include "formats/gguf.h"
 #include "formats/quants.h"
+#include "formats/lora.h"
 #include "inspect/inspect.h"
 
 #define TEXT_ARRAY_ITEMS 8 /* array elements shown in the text listing */
@@ -319,6 +320,7 @@ int inspect_gguf(const char *path, const inspect_options *opts, cJSON *out, nm_e
             cJSON_AddStringToObject(types, key, tname);
             free(key);
         }
+        if (nm_lora_is_adapter(g) && !only) inspect_lora_gguf(g, opts, out);
         cJSON *arr = cJSON_AddArrayToObject(out, "tensors");
         for (size_t i = 0; i < n_tensors; i++) {
             const gguf_tensor_info *t = gguf_tensor(g, i);
@@ -385,6 +387,7 @@ int inspect_gguf(const char *path, const inspect_options *opts, cJSON *out, nm_e
             putchar('\n');
         }
     }
+    if (nm_lora_is_adapter(g) && !only) inspect_lora_gguf(g, opts, NULL);
     size_t name_w = 4;
     for (size_t i = 0; i < n_tensors; i++) {
         size_t l = strlen(gguf_tensor(g, i)->name);

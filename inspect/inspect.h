@@ -28,6 +28,13 @@ int inspect_gguf(const char *path, const inspect_options *opts, cJSON *out, nm_e
 int inspect_safetensors(const char *path, const inspect_options *opts, cJSON *out, nm_error *err);
 int inspect_torch(const char *path, const inspect_options *opts, cJSON *out, nm_error *err);
 
+/* inspect/lora.c: LoRA adapters. A GGUF adapter gets a summary (rank, alpha, targets) after its
+ * metadata ("adapter" in JSON); a PEFT folder (adapter_config.json) its summary, then the listing
+ * of its weights file ("weights" in JSON). */
+#include "formats/gguf.h"
+void inspect_lora_gguf(const gguf_reader *g, const inspect_options *opts, cJSON *out);
+int inspect_peft(const char *dir, const inspect_options *opts, cJSON *out, nm_error *err);
+
 /* inspect/common.c: shared by the safetensors and torch listers. */
 uint64_t inspect_element_count(const uint64_t *shape, uint32_t n_dims);
 /* Prints a name with control bytes escaped (\xNN), so a table row stays one line. */

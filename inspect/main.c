@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/version.h"
+#include "formats/lora.h"
 #include "inspect/inspect.h"
 
 static void usage(FILE *f) {
@@ -20,6 +21,8 @@ static void usage(FILE *f) {
           "split GGUF models (give the -00001-of-0000N.gguf file), safetensors files and sharded\n"
           "safetensors folders, and PyTorch checkpoints (zip or legacy .bin/.pth/.pt, Hugging Face\n"
           "and Meta folders; pickles are never run). The format is recognised from the contents.\n"
+          "LoRA adapters (GGUF, or PEFT folders with adapter_config.json) get a summary first: rank,\n"
+          "alpha and the tensors they adapt.\n"
           "\n"
           "  --json            print JSON instead of text: one object per file, an array of them\n"
           "                    when several files are given\n"
@@ -37,7 +40,7 @@ static void usage(FILE *f) {
           f);
 }
 
-typedef enum { FMT_UNKNOWN, FMT_GGUF, FMT_SAFETENSORS, FMT_TORCH } file_format;
+typedef enum { FMT_UNKNOWN, FMT_GGUF, FMT_SAFETENSORS, FMT_TORCH, FMT_PEFT } file_format;
 
 static bool has_suffix(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -70,6 +73,8 @@ static file_format detect(const char *path, nm_error *err) {
         return FMT_UNKNOWN;
     }
     if (S_ISDIR(st.st_mode)) {
+        if (nm_peft_is_adapter_dir(path))
+            return FMT_PEFT;
         file_format f = folder_format(path);
         if (f == FMT_UNKNOWN)
             nm_fail(err, "folder holds no safetensors or PyTorch checkpoint files");
@@ -116,6 +121,8 @@ static int inspect_one(const char *path, const inspect_options *opts, cJSON *out
         return inspect_safetensors(path, opts, out, err);
     case FMT_TORCH:
         return inspect_torch(path, opts, out, err);
+    case FMT_PEFT:
+        return inspect_peft(path, opts, out, err);
     default:
         return -1;
     }
