@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "common/cpu.h"
+#include "formats/tensor.h"
 
 bool nm_lora_delta_row_avx2(int64_t n, int r, const float *coef, const float *basis, size_t basis_stride,
                             float scale, bool tinyblas, const float *base, float *out);
@@ -27,6 +28,44 @@ static float dot_vec(int r, const float *coef, const float *basis, size_t stride
     float s = (t0 + t1) + (t2 + t3);
     for (int k = np; k < r; k++) s += coef[k] * basis[(size_t)k * stride];
     return s;
+}
+
+static float widen(uint32_t type, const void *p, int64_t i) {
+    switch (type) {
+    case GGML_TYPE_F16: return nm_f16_to_f32(((const uint16_t *)p)[i]);
+    case GGML_TYPE_BF16: return nm_bf16_to_f32(((const uint16_t *)p)[i]);
+    default: return ((const float *)p)[i];
+    }
+}
+
+float nm_ggml_vec_dot(uint32_t type, int64_t n, const void *x, const void *y) {
+    float acc[4][8] = {{0}};
+    const int64_t np = n & ~(int64_t)31;
+    for (int64_t k = 0; k < np; k++) {
+        float *a = &acc[(k % 32) / 8][k % 8];
+        const float p = widen(type, x, k), q = widen(type, y, k);
+        *a = type == GGML_TYPE_BF16 ? p * q + *a : fmaf(p, q, *a);
+    }
+    float reduced;
+    if (type == GGML_TYPE_BF16) {
+        float v[8];
+        for (int l = 0; l < 8; l++) v[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+        const float g0 = v[4] + v[0], g1 = v[5] + v[1], g2 = v[6] + v[2], g3 = v[7] + v[3];
+        reduced = (g0 + g2) + (g1 + g3);
+    } else {
+        float v[8];
+        for (int l = 0; l < 8; l++) v[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+        const float t0 = v[0] + v[4], t1 = v[1] + v[5], t2 = v[2] + v[6], t3 = v[3] + v[7];
+        reduced = (t0 + t1) + (t2 + t3);
+    }
+    if (type == GGML_TYPE_F32) {
+        float s = reduced;
+        for (int64_t k = np; k < n; k++) s += widen(type, x, k) * widen(type, y, k);
+        return s;
+    }
+    double s = reduced;
+    for (int64_t k = np; k < n; k++) s += (double)(widen(type, x, k) * widen(type, y, k));
+    return (float)s;
 }
 
 void nm_lora_delta_row_ref(int64_t n, int r, const float *coef, const float *basis, size_t basis_stride,

@@ -26,6 +26,16 @@ void nm_lora_delta_row(int64_t n, int r, const float *coef, const float *basis, 
                        bool tinyblas, const float *base, float *out);
 void nm_lora_delta_row_ref(int64_t n, int r, const float *coef, const float *basis, size_t basis_stride,
                            float scale, bool tinyblas, const float *base, float *out);
+/* ggml_vec_dot_f32 / _f16 / _bf16 as ggml's AVX2 build sums one row (type F32, F16 or BF16; x a
+ * weight row, y the activations already in that type): what ggml falls back to when tinyBLAS
+ * declines a product (nm_lora_uses_tinyblas false). F32 and F16: four times eight running sums
+ * of fused multiply-adds over the first n - n mod 32 elements, folded as above, then the rest
+ * one rounded product at a time, in float for F32 and in double for F16 (rounded to float at
+ * the end). BF16: the same four sums with separate multiply and add, folded (s0+s2) + (s1+s3)
+ * lane-wise and the lanes as tinyBLAS folds them, the rest in double. Scalar only: LoRA's
+ * products that take this path are small. */
+float nm_ggml_vec_dot(uint32_t type, int64_t n, const void *x, const void *y);
+
 /* Whether ggml multiplies with tinyBLAS: r a multiple of 8, m (the rows of the product's first
  * operand) a multiple of 4, and at least two columns. */
 bool nm_lora_uses_tinyblas(int r, int64_t m, int64_t n_cols);

@@ -8,7 +8,7 @@
 
 #include "formats/lora.h"
 #include "formats/quants.h"
-#include "kernels/dot.h"
+#include "kernels/lora.h"
 #include "verify/model_impl.h"
 
 typedef struct lora_term {
@@ -210,6 +210,30 @@ static const lora_entry *find_entry(const vm_adapters *a, const vm_weight *w) {
     return NULL;
 }
 
+/* A product of an adapter matrix. ggml gives F32/F16/BF16 products to tinyBLAS (the order the
+ * evaluator's kernels follow) only when rows are whole 8-element steps, the matrix has a multiple
+ * of 4 rows and there are at least 2 tokens; otherwise it runs ggml_vec_dot_* row by row, which
+ * sums differently. Adapters meet that with ranks that are not multiples of 8 (lora_b) or 4
+ * (lora_a), so those products take ggml's other order here. */
+static void adapter_matmul(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, float *y) {
+    const bool float_type = w->type == GGML_TYPE_F32 || w->type == GGML_TYPE_F16 || w->type == GGML_TYPE_BF16;
+    const bool tinyblas = w->n_in % 8 == 0 && w->n_out % 4 == 0 && n_tokens >= 2;
+    if (c->exact || !float_type || tinyblas) {
+        vm_matmul(c, w, x, n_tokens, y);
+        return;
+    }
+    if (c->observe && strncmp(w->name, "blk.", 4) == 0) c->observe(c->observe_user, w, x, n_tokens);
+    uint16_t *act = (uint16_t *)c->act; /* one token's activations in the weight's type */
+    for (int t = 0; t < n_tokens; t++) {
+        const float *xr = x + (size_t)t * (size_t)w->n_in;
+        const void *a = xr;
+        if (w->type == GGML_TYPE_F16) nm_f32_to_f16_row(xr, act, (size_t)w->n_in), a = act;
+        if (w->type == GGML_TYPE_BF16) nm_f32_to_bf16_row(xr, act, (size_t)w->n_in), a = act;
+        for (int64_t o = 0; o < w->n_out; o++)
+            y[(size_t)t * (size_t)w->n_out + (size_t)o] = nm_ggml_vec_dot(w->type, w->n_in, w->data + (size_t)o * w->row_size, a);
+    }
+}
+
 /* y += (B u) · scale over n_tokens rows, as ggml_scale then ggml_add. */
 static void add_scaled(float *y, const float *u, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) y[i] = y[i] + u[i] * scale;
@@ -218,10 +242,10 @@ static void add_scaled(float *y, const float *u, size_t n, float scale) {
 void vm_lora_apply(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, float *y) {
     const lora_entry *e = find_entry(c->lora->a, w);
     if (!e || w == &c->m->tok_embd) return;
-    for (int k = 0; k < e->n_terms; k++) {
+    for (int k = e->n_terms - 1; k >= 0; k--) { /* last adapter first, as llama.cpp (lora.h) */
         const lora_term *t = &e->terms[k];
-        vm_matmul(c, &t->a, x, n_tokens, c->lora->t);
-        vm_matmul(c, &t->b, c->lora->t, n_tokens, c->lora->u);
+        adapter_matmul(c, &t->a, x, n_tokens, c->lora->t);
+        adapter_matmul(c, &t->b, c->lora->t, n_tokens, c->lora->u);
         add_scaled(y, c->lora->u, (size_t)n_tokens * (size_t)w->n_out, t->scale);
     }
 }
@@ -229,12 +253,12 @@ void vm_lora_apply(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, 
 void vm_lora_embed(vm_ctx *c, const int32_t *tokens, int n_tokens) {
     const lora_entry *e = find_entry(c->lora->a, &c->m->tok_embd);
     if (!e) return;
-    for (int k = 0; k < e->n_terms; k++) {
+    for (int k = e->n_terms - 1; k >= 0; k--) {
         const lora_term *t = &e->terms[k];
         for (int i = 0; i < n_tokens; i++) /* ggml_get_rows of lora_a: one row of r per token */
             nm_dequantize_row(t->a.type, t->a.data + (size_t)tokens[i] * t->a.row_size, c->lora->t + (size_t)i * t->rank,
                               t->rank);
-        vm_matmul(c, &t->b, c->lora->t, n_tokens, c->lora->u);
+        adapter_matmul(c, &t->b, c->lora->t, n_tokens, c->lora->u);
         add_scaled(c->x, c->lora->u, (size_t)n_tokens * (size_t)c->m->n_embd, t->scale);
     }
 }
