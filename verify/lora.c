@@ -8,6 +8,7 @@
 
 #include "formats/lora.h"
 #include "formats/quants.h"
+#include "kernels/dot.h"
 #include "kernels/lora.h"
 #include "verify/model_impl.h"
 
