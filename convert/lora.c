@@ -231,7 +231,7 @@ static int item_values(const nm_peft *p, const lora_item *it, float *src, float 
 
 static int write_item(gguf_writer *w, const nm_peft *p, const lora_item *it, void *buf, float *a, float *b,
                       nm_error *err) {
-    if (item_values(p, it, a, b, err)) return -1;
+    if (item_values(p, it, a, b, err)) return nm_error_prefix(err, "%s", nm_peft_weights_path(p));
     const size_t n = (size_t)(it->ne[0] * it->ne[1]);
     const void *data = buf;
     switch (it->type) {

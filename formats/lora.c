@@ -56,9 +56,10 @@ static int check_finite(const gguf_tensor_info *t, nm_error *err) {
         nm_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * row, f, t->ne[0]);
         for (int64_t i = 0; i < t->ne[0]; i++)
             if (!isfinite(f[i])) {
+                const bool nan = isnan(f[i]);
                 free(f);
                 return nm_fail(err, "tensor %s: %s at row %lld, column %lld; the adapter is damaged", t->name,
-                               isnan(f[i]) ? "NaN" : "infinite value", (long long)r, (long long)i);
+                               nan ? "NaN" : "infinite value", (long long)r, (long long)i);
             }
     }
     free(f);

@@ -5,7 +5,7 @@ check "nomoat --help lists the tools" sh -c "'$BIN/nomoat' --help | grep -q 'pac
 check "nomoat --version" sh -c "'$BIN/nomoat' --version | grep -q '^nomoat [0-9]'"
 check "nomoat pack --help runs nomoat-pack" sh -c "'$BIN/nomoat' pack --help | grep -q 'nomoat-pack'"
 check_status "unknown tool" 2 "$BIN/nomoat" frobnicate
-for tool in convert quantize verify inspect pack; do
+for tool in convert quantize verify inspect pack merge; do
     check "nomoat-$tool --help" sh -c "'$BIN/nomoat-$tool' --help | head -n 1 | grep -q '^usage: nomoat-$tool'"
     "$BIN/nomoat-$tool" --no-such-option >/dev/null 2>&1; rc=$?
     if [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ]; then pass "nomoat-$tool refuses an unknown option (exit $rc)"; else fail "nomoat-$tool unknown option: exit $rc"; fi
