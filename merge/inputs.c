@@ -129,6 +129,9 @@ static int open_adapter(mg_inputs *in, mg_adapter *ad, int index, const char *ba
     }
     if (nm_lora_open(&ad->lora, ad->g, err)) return nm_error_prefix(err, "%s", ad->path);
     ad->lora_open = true;
+    if (ad->lora.n_ignored && !in->quiet)
+        fprintf(stderr, MG_TOOL ": note: %s holds %zu norm vectors; like llama.cpp, merge applies only lora_a/lora_b pairs\n",
+                ad->path, ad->lora.n_ignored);
     if (strcmp(ad->lora.arch, in->base_arch) != 0)
         return nm_fail(err, "%s is an adapter for architecture '%s', the base model's is '%s'", ad->path, ad->lora.arch,
                        in->base_arch);
@@ -145,8 +148,8 @@ static int open_adapter(mg_inputs *in, mg_adapter *ad, int index, const char *ba
 
 int mg_inputs_open(mg_inputs *in, const char *base, const char *const *loras, int n_loras, const char *delta,
                    const char *out_path, int threads, bool quiet, nm_error *err) {
-    (void)quiet;
     memset(in, 0, sizeof *in);
+    in->quiet = quiet;
     if (is_dir(base)) {
         if (nm_peft_is_adapter_dir(base)) {
             nm_fail(err, "%s is a LoRA adapter; the first argument is the base model (pass adapters with --lora)", base);

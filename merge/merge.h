@@ -30,6 +30,7 @@ typedef struct mg_inputs {
     int n_adapters;
     gguf_reader *delta;
     char *tmpdir; /* conversions of folders, removed by mg_inputs_close (files unlinked once mapped) */
+    bool quiet;
 } mg_inputs;
 
 /* Opens BASE (GGUF or HF folder), every --lora (GGUF adapter or PEFT folder, converted against

@@ -80,7 +80,25 @@ step_verify() {
     fi
 }
 
-STEPS="step_convert step_quantize step_verify"
+step_lora() {
+    [ -x "$BIN/nomoat-merge" ] || { echo "== lora: skipped (nomoat-merge not built)"; return 0; }
+    lora="$ROOT/tests/data/lora/wikillama-license"
+    text="$ROOT/tests/data/lora/license-heldout.txt"
+    base="$OUT/wikillama-f16.gguf"
+    echo "== lora: ${lora#"$ROOT"/} (PEFT, r 8, trained on license texts) -> GGUF adapter, applied at run time and merged"
+    "$BIN/nomoat-convert" -q --force "$lora" --base "$MODEL" -o "$OUT/license-lora.gguf"
+    t0=$(now)
+    "$BIN/nomoat-merge" -q --force "$base" --lora "$OUT/license-lora.gguf" -o "$OUT/wikillama-f16-license.gguf"
+    t1=$(now)
+    record F16+LoRA "$OUT/wikillama-f16-license.gguf" "$(elapsed "$t0" "$t1")"
+    for run in "base:$base:" "runtime --lora:$base:$OUT/license-lora.gguf" "merged:$OUT/wikillama-f16-license.gguf:"; do
+        name=${run%%:*}; rest=${run#*:}; model=${rest%%:*}; adapter=${rest#*:}
+        "$BIN/nomoat-verify" perplexity "$model" -f "$text" -c 128 --chunks 20 -q ${adapter:+--lora "$adapter"} --json "$OUT/lora.json"
+        printf '   license-text perplexity, %-15s %10.4f\n' "$name:" "$(sed -n 's/.*"ppl":[[:space:]]*\([0-9.eE+-]*\).*/\1/p' "$OUT/lora.json")"
+    done
+}
+
+STEPS="step_convert step_quantize step_lora step_verify"
 
 results() {
     echo

@@ -13,9 +13,10 @@ page() { # tool, one-line description
         --source="nomoat $VERSION" --manual="nomoat" -o "$ROOT/man/$1.1" "$BIN/$1"
     echo "man/$1.1"
 }
-page nomoat "run the nomoat tools (convert, quantize, verify, inspect, pack)"
+page nomoat "run the nomoat tools (convert, quantize, verify, inspect, pack, merge)"
 page nomoat-convert "convert Hugging Face and Meta Llama checkpoints to GGUF"
 page nomoat-quantize "quantize GGUF models exactly as llama-quantize does"
 page nomoat-verify "tokenize, perplexity, KL-divergence, imatrix and quality gates for GGUF models"
 page nomoat-inspect "list metadata and tensors of GGUF, safetensors and PyTorch files"
 page nomoat-pack "lossless, checksummed, seekable zstd packing of model files"
+page nomoat-merge "merge LoRA adapters or delta weights into a GGUF model, as llama-export-lora does"

@@ -24,6 +24,8 @@ static void usage(FILE *f) {
             "                             next-token probabilities after a prompt\n"
             "  tokenize MODEL.gguf|--tokenizer tokenizer.model ...\n"
             "                             print token ids\n"
+            "perplexity, logits, gate and imatrix take --lora ADAPTER.gguf[:SCALE] (repeatable): LoRA\n"
+            "adapters applied at run time as llama.cpp applies them.\n"
             "Run 'nomoat-verify COMMAND --help' for a command's options.\n"
             "Exit status: 0 ok, 1 limits exceeded or differences found, 2 error.\n");
 }

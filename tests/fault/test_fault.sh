@@ -75,4 +75,13 @@ if [ -x "$BIN/nomoat-convert" ] && [ -d "$DATA/wikillama-bf16" ]; then
 else
     skip "fault injection on convert (nomoat-convert or tests/data/wikillama-bf16 missing)"
 fi
+if [ -x "$BIN/nomoat-merge" ] && [ -d "$DATA/wikillama-bf16" ]; then
+    /usr/bin/python3 tests/verify/make_tiny_llama.py "$DATA/wikillama-bf16/tokenizer.model" "$SCRATCH/tiny" 4096
+    "$BIN/nomoat-convert" -q --no-fsync --outtype f16 "$SCRATCH/tiny" -o "$SCRATCH/tiny.gguf"
+    /usr/bin/python3 tests/merge/gguf_tool.py lora "$SCRATCH/tiny.gguf" "$SCRATCH/tiny-lora.gguf" 4
+    scenario "merge" "$SCRATCH/o/out.gguf" "$SCRATCH/tiny.gguf" \
+        "$BIN/nomoat-merge" -q "$SCRATCH/tiny.gguf" --lora "$SCRATCH/tiny-lora.gguf:0.5" --outtype Q8_0 -o "$SCRATCH/o/out.gguf"
+else
+    skip "fault injection on merge (nomoat-merge or tests/data/wikillama-bf16 missing)"
+fi
 finish

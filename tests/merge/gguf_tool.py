@@ -9,6 +9,8 @@
     gguf_tool.py drop IN OUT TENSOR    removes TENSOR
     gguf_tool.py kv IN OUT KEY=VALUE   sets a string key
     gguf_tool.py row IN TENSOR ROW N   prints the first N values of a row (F32/F16) on one line
+    gguf_tool.py lora BASE OUT R       a GGUF LoRA adapter of rank R (F32, alpha 2R) for every blk.*
+                                       matrix of BASE, deterministic small values
 """
 import array
 import struct
@@ -137,6 +139,25 @@ def main():
         row, n = int(args[2]), int(args[3])
         vals = floats(x)[row * x["ne"][0]:row * x["ne"][0] + n]
         print(" ".join(repr(float(v)) for v in vals))
+    elif cmd == "lora":
+        _, ts = load(args[0])
+        r = int(args[2])
+        def sv(x):
+            return struct.pack("<Q", len(x)) + x
+        kvs = [[b"general.architecture", struct.pack("<I", 8) + sv(b"llama")],
+               [b"general.type", struct.pack("<I", 8) + sv(b"adapter")],
+               [b"adapter.type", struct.pack("<I", 8) + sv(b"lora")],
+               [b"adapter.lora.alpha", struct.pack("<If", 6, 2.0 * r)]]
+        out, k = [], 0
+        for x in ts:
+            if not x["name"].startswith(b"blk.") or len(x["ne"]) != 2 or x["ne"][1] == 1:
+                continue
+            n_in, n_out = x["ne"]
+            for suffix, ne in ((b".lora_a", [n_in, r]), (b".lora_b", [r, n_out])):
+                vals = array.array("f", [((i * 7 + k * 13) % 17 - 8) / 256.0 for i in range(ne[0] * ne[1])])
+                out.append({"name": x["name"] + suffix, "ne": ne, "type": 0, "data": bytearray(vals.tobytes())})
+                k += 1
+        save(args[1], kvs, out)
     else:
         sys.exit("unknown command " + cmd)
 

@@ -1,0 +1,79 @@
+#!/bin/sh
+# nomoat-merge benchmark: a TinyLlama-1.1B-shaped F16 GGUF (22 layers, 2048 dim, 5632 FFN, 32/4
+# heads, 32000 vocab; made once from scripts/make-synthetic-llama.py's BF16 folder and cached in
+# build/bench/) plus a rank-16 adapter on all seven projections (scripts/make-synthetic-lora.py,
+# converted once with nomoat-convert), merged to F16 (llama-export-lora's output, byte for byte),
+# next to, in the same run:
+#   cp              a plain copy of the base GGUF (the I/O floor: the same bytes in and out)
+#   export-lora     llama.cpp's llama-export-lora with all cores (its AVX2 build)
+#   ours-6          nomoat-merge on a 6-layer variant of the same model: peak memory should not
+#                   follow the model size
+# Outputs unflushed (no fsync) for all, input warm in the page cache; ROUNDS rounds (default 3)
+# interleaved, best wall time of each with that run's CPU time and peak memory (peak anonymous
+# memory for ours, sampled; peak RSS otherwise). The machine may be shared: say so when quoting.
+#   usage: scripts/bench-merge.sh [ROUNDS]
+set -e
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+B="$ROOT/$BUILD"
+WORK=${BENCH_DIR:-$B/bench}
+ROUNDS=${1:-3}
+EXPORT=${LLAMA_EXPORT_LORA:-/work/ref/llamacpp/build-avx2/bin/llama-export-lora}
+mkdir -p "$WORK"
+[ -x "$B/nomoat-merge" ] || make -C "$ROOT" -s
+prepare() { # LAYERS SUFFIX
+    hf="$WORK/tinyllama-hf$2"; base="$WORK/tinyllama$2-f16.gguf"; lora="$WORK/tinyllama$2-lora-r16"
+    if [ ! -f "$hf/config.json" ]; then
+        echo "generating $hf (once) ..."
+        /usr/bin/python3 "$ROOT/scripts/make-synthetic-llama.py" "$hf" --dtype bf16 --shards 2 --layers "$1" --force
+    fi
+    [ -f "$base" ] || "$B/nomoat-convert" -q --outtype f16 "$hf" -o "$base"
+    if [ ! -f "$lora.gguf" ]; then
+        /usr/bin/python3 "$ROOT/scripts/make-synthetic-lora.py" "$lora" --rank 16 --layers "$1"
+        "$B/nomoat-convert" -q "$lora" --base "$hf" -o "$lora.gguf"
+    fi
+}
+prepare 22 ""
+prepare 6 "-6l"
+BASE="$WORK/tinyllama-f16.gguf"; LORA="$WORK/tinyllama-lora-r16.gguf"
+OUT="$WORK/merge-out"; rm -rf "$OUT"; mkdir -p "$OUT"
+BYTES=$(wc -c <"$BASE")
+cat "$BASE" "$LORA" >/dev/null
+
+run() { # NAME CMD...: "name wall user sys maxrss_kb peak_anon_mb" into $WORK/.runs
+    _n=$1; shift
+    sync
+    /usr/bin/time -f "%e %U %S %M" -o "$WORK/.time" sh "$ROOT/scripts/peak-anon.sh" "$@" >"$WORK/.stdout" 2>"$WORK/.stderr" || {
+        echo "$_n failed:"; tail -5 "$WORK/.stderr"; exit 1; }
+    echo "$_n $(cat "$WORK/.time") $(sed -n 's/^peak-anon-mb //p' "$WORK/.stderr")" >>"$WORK/.runs"
+}
+: >"$WORK/.runs"
+have_export=0; [ -x "$EXPORT" ] && have_export=1
+for r in $(seq "$ROUNDS"); do
+    run ours "$B/nomoat-merge" "$BASE" --lora "$LORA" -o "$OUT/ours.gguf" --no-fsync --force -q
+    run cp cp "$BASE" "$OUT/copy.gguf"
+    rm -f "$OUT/copy.gguf"
+    if [ $have_export = 1 ]; then
+        run export-lora "$EXPORT" -m "$BASE" --lora "$LORA" -o "$OUT/theirs.gguf" -t "$(nproc)"
+        if [ "$r" = 1 ]; then
+            if cmp -s "$OUT/ours.gguf" "$OUT/theirs.gguf"; then same="identical"; else same="DIFFERENT"; fi
+        fi
+        rm -f "$OUT/theirs.gguf"
+    fi
+    run ours-6 "$B/nomoat-merge" "$WORK/tinyllama-6l-f16.gguf" --lora "$WORK/tinyllama-6l-lora-r16.gguf" -o "$OUT/six.gguf" --no-fsync --force -q
+    rm -f "$OUT/ours.gguf" "$OUT/six.gguf"
+done
+
+echo "TinyLlama-shaped F16 + rank-16 adapter (7 projections x 22 layers) -> F16, $(awk -v b="$BYTES" 'BEGIN{printf "%.2f", b/1e9}') GB, $ROUNDS rounds, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-12s %8s %7s %8s %10s %12s\n' run "wall s" "GB/s" "CPU s" "peak RSS" "peak anon"
+best() { awk -v n="$1" '$1 == n { if (!seen || $2 < w) { w = $2; c = $3 + $4; m = $5; a = $6; seen = 1 } } END { print w, c, m, a }' "$WORK/.runs"; }
+for n in ours cp export-lora ours-6; do
+    grep -q "^$n " "$WORK/.runs" || continue
+    set -- $(best "$n")
+    printf '%-12s %8.2f %7.2f %8.2f %7.0f MB %9s MB\n' "$n" "$1" "$(awk -v b="$BYTES" -v w="$1" 'BEGIN { printf "%.2f", b / w / 1e9 }')" "$2" "$(awk -v k="$3" 'BEGIN { print k / 1024 }')" "$4"
+    eval "w_$(echo "$n" | tr - _)=$1"
+done
+echo
+echo "ours / plain copy (I/O floor): $(awk -v a="$w_ours" -v b="$w_cp" 'BEGIN { printf "%.2f", a / b }')"
+[ $have_export = 1 ] && echo "ours / llama-export-lora:      $(awk -v a="$w_ours" -v b="$w_export_lora" 'BEGIN { printf "%.2f", a / b }')  (outputs $same)"
+echo "peak anonymous memory, 22 layers vs 6 layers: $(best ours | cut -d' ' -f4) MB vs $(best ours-6 | cut -d' ' -f4) MB"
