@@ -12,7 +12,8 @@
  * the remaining elements added one rounded product at a time.
  *
  * Scalar reference here (lora.c); an AVX2 version (lora_avx2.c) computes eight outputs per
- * instruction, each lane in this order, and is tested bit-identical to it. */
+ * instruction for two rows at once (sharing each load of the basis), each lane in this order, and
+ * is tested bit-identical to it. */
 #ifndef NOMOAT_KERNELS_LORA_H
 #define NOMOAT_KERNELS_LORA_H
 
@@ -20,12 +21,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* out[i] = base[i] + (Σ_k coef[k] · basis[k * basis_stride + i]) · scale for i < n; tinyblas
- * selects the order (see above). out may equal base. */
-void nm_lora_delta_row(int64_t n, int r, const float *coef, const float *basis, size_t basis_stride, float scale,
-                       bool tinyblas, const float *base, float *out);
-void nm_lora_delta_row_ref(int64_t n, int r, const float *coef, const float *basis, size_t basis_stride,
-                           float scale, bool tinyblas, const float *base, float *out);
+/* The basis rearranged for the product: for each run of 8 outputs, the r basis values of each
+ * output back to back (panel[(i / 8) * r * 8 + k * 8 + i % 8] = basis[k * stride + i]), the last
+ * run padded with zeros, so that a run of outputs reads one contiguous block. */
+size_t nm_lora_panel_floats(int64_t n, int r);
+void nm_lora_panel(int64_t n, int r, const float *basis, size_t stride, float *panel);
+
+/* For each of n_rows rows j: out_j[i] = base_j[i] + (Σ_k coef_j[k] · basis[k][i]) · scale for
+ * i < n, basis given as a panel, coef_j = coef + j * r, base_j / out_j = base / out + j * stride;
+ * tinyblas selects the order (see above). out may equal base. */
+void nm_lora_delta_rows(int64_t n, int r, const float *panel, const float *coef, int n_rows, float scale,
+                        bool tinyblas, const float *base, float *out, size_t stride);
+void nm_lora_delta_rows_ref(int64_t n, int r, const float *panel, const float *coef, int n_rows, float scale,
+                            bool tinyblas, const float *base, float *out, size_t stride);
+
 /* ggml_vec_dot_f32 / _f16 / _bf16 as ggml's AVX2 build sums one row (type F32, F16 or BF16; x a
  * weight row, y the activations already in that type): what ggml falls back to when tinyBLAS
  * declines a product (nm_lora_uses_tinyblas false). F32 and F16: four times eight running sums

@@ -298,10 +298,10 @@ static int make_plan(const mg_inputs *in, const mg_options *o, plan *p, nm_error
 /* ---------------- computing and writing ---------------- */
 
 /* One term's matrices as floats for the tensor being written: the coefficient rows (one per output
- * row, r long) and the basis (r rows of the output row length). */
+ * row, r long) and the basis (r rows of the output row length) as a panel (kernels/lora.h). */
 typedef struct term_data {
     const term *t;
-    float *coef, *basis;
+    float *coef, *panel;
 } term_data;
 
 typedef struct writer_thread {
@@ -365,7 +365,7 @@ typedef struct row_job {
     size_t src_row, add_row, out_row;
     int64_t add_rows; /* rows of the addend (delta mode: the base may have fewer) */
     uint8_t *dst;
-    float **scratch;  /* per thread: 2 × ne0 floats */
+    float **scratch;  /* per thread: 3 × ne0 floats (two rows, one addend row) */
     atomic_int failed;
     nm_error err;
 } row_job;
@@ -375,49 +375,63 @@ static void row_values(const uint8_t *src, uint32_t type, int64_t n, float *dst)
     else nm_dequantize_row(type, src, dst, n);
 }
 
+static void fail_row(row_job *j, const char *what, int64_t row, int64_t col, const char *detail) {
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&j->failed, &expected, 1)) {
+        if (col >= 0)
+            nm_fail(&j->err, "tensor %s, row %lld, column %lld: %s", j->it->src->name, (long long)row, (long long)col, what);
+        else
+            nm_fail(&j->err, "tensor %s, row %lld: cannot store it as %s (%s)", j->it->src->name, (long long)row, what,
+                    detail);
+    }
+}
+
+/* Rows two at a time: the merge kernel shares each load of an adapter's panel between them. */
 static void row_task(void *ctx, size_t task, int thread) {
     row_job *j = ctx;
     if (atomic_load_explicit(&j->failed, memory_order_relaxed)) return;
     const item *it = j->it;
     const int64_t r0 = (int64_t)task * j->rows_per_task;
     const int64_t r1 = r0 + j->rows_per_task < j->n_rows ? r0 + j->rows_per_task : j->n_rows;
-    float *f = j->scratch[thread], *g = f + j->ne0;
-    for (int64_t k = r0; k < r1; k++) {
+    const size_t ne0 = (size_t)j->ne0;
+    float *f = j->scratch[thread], *g = f + 2 * ne0;
+    for (int64_t k = r0; k < r1; k += 2) {
+        const int nr = r1 - k >= 2 ? 2 : 1;
         const int64_t row = j->row0 + k;
-        row_values((const uint8_t *)it->src->data + (size_t)row * j->src_row, it->src->type, j->ne0, f);
-        if (it->addend && row < j->add_rows) { /* target = delta + base */
-            row_values((const uint8_t *)it->addend->data + (size_t)row * j->add_row, it->addend->type, j->ne0, g);
-            for (int64_t i = 0; i < j->ne0; i++) f[i] = f[i] + g[i];
+        for (int q = 0; q < nr; q++) {
+            float *fq = f + (size_t)q * ne0;
+            row_values((const uint8_t *)it->src->data + (size_t)(row + q) * j->src_row, it->src->type, j->ne0, fq);
+            if (it->addend && row + q < j->add_rows) { /* target = delta + base */
+                row_values((const uint8_t *)it->addend->data + (size_t)(row + q) * j->add_row, it->addend->type, j->ne0, g);
+                for (size_t i = 0; i < ne0; i++) fq[i] = fq[i] + g[i];
+            }
         }
         for (int t = 0; t < j->n_terms; t++) {
             const term_data *td = &j->terms[t];
             const int r = (int)td->t->p->rank;
-            nm_lora_delta_row(j->ne0, r, td->coef + (size_t)row * (size_t)r, td->basis, (size_t)j->ne0, td->t->scale,
-                              td->t->tinyblas, f, f);
+            nm_lora_delta_rows(j->ne0, r, td->panel, td->coef + (size_t)row * (size_t)r, nr, td->t->scale,
+                               td->t->tinyblas, f, f, ne0);
         }
-        for (int64_t i = 0; i < j->ne0; i++)
-            if (!isfinite(f[i])) {
-                int expected = 0;
-                if (atomic_compare_exchange_strong(&j->failed, &expected, 1))
-                    nm_fail(&j->err, "tensor %s, row %lld, column %lld: the merged value is not finite", it->src->name,
-                            (long long)row, (long long)i);
-                return;
+        for (int q = 0; q < nr; q++) {
+            const float *fq = f + (size_t)q * ne0;
+            for (size_t i = 0; i < ne0; i++)
+                if (!isfinite(fq[i])) {
+                    fail_row(j, "the merged value is not finite", row + q, (int64_t)i, NULL);
+                    return;
+                }
+            uint8_t *d = j->dst + (size_t)(k + q) * j->out_row;
+            switch (it->out_type) {
+            case GGML_TYPE_F32: memcpy(d, fq, ne0 * sizeof(float)); break;
+            case GGML_TYPE_F16: nm_f32_to_f16_row(fq, (uint16_t *)d, ne0); break;
+            case GGML_TYPE_BF16: nm_f32_to_bf16_row(fq, (uint16_t *)d, ne0); break;
+            default: {
+                nm_error e;
+                if (nm_quantize_rows(it->out_type, fq, d, 1, j->ne0, it->imatrix, &e) != 0) {
+                    fail_row(j, ggml_type_name(it->out_type), row + q, -1, e.msg);
+                    return;
+                }
             }
-        uint8_t *d = j->dst + (size_t)k * j->out_row;
-        switch (it->out_type) {
-        case GGML_TYPE_F32: memcpy(d, f, (size_t)j->ne0 * sizeof(float)); break;
-        case GGML_TYPE_F16: nm_f32_to_f16_row(f, (uint16_t *)d, (size_t)j->ne0); break;
-        case GGML_TYPE_BF16: nm_f32_to_bf16_row(f, (uint16_t *)d, (size_t)j->ne0); break;
-        default: {
-            nm_error e;
-            if (nm_quantize_rows(it->out_type, f, d, 1, j->ne0, it->imatrix, &e) != 0) {
-                int expected = 0;
-                if (atomic_compare_exchange_strong(&j->failed, &expected, 1))
-                    nm_fail(&j->err, "tensor %s, row %lld: cannot store it as %s (%s)", it->src->name, (long long)row,
-                            ggml_type_name(it->out_type), e.msg);
-                return;
             }
-        }
         }
     }
 }
@@ -433,7 +447,7 @@ static void release_pages(const void *data, size_t size) {
 static void free_terms(term_data *td, int n) {
     for (int i = 0; i < n; i++) {
         free(td[i].coef);
-        free(td[i].basis);
+        free(td[i].panel);
     }
     free(td);
 }
@@ -475,9 +489,14 @@ static term_data *load_terms(const plan *p, const item *it, nm_error *err) {
         /* linear: coef = B (out rows of r), basis = A (r rows of in); token_embd: coef = A (a row of
          * r per token), basis = Bᵀ (r rows of n_embd) */
         const gguf_tensor_info *c = t->p->embedding ? t->p->a : t->p->b;
+        const int64_t n = it->src->ne[0];
         td[i].coef = tensor_floats(c, false, err);
-        td[i].basis = tensor_floats(t->p->embedding ? t->p->b : t->p->a, t->p->embedding, err);
-        if (!td[i].coef || !td[i].basis) {
+        float *basis = tensor_floats(t->p->embedding ? t->p->b : t->p->a, t->p->embedding, err);
+        td[i].panel = basis ? malloc(nm_lora_panel_floats(n, (int)t->p->rank) * sizeof(float)) : NULL;
+        if (td[i].panel) nm_lora_panel(n, (int)t->p->rank, basis, (size_t)n, td[i].panel);
+        else if (basis) nm_fail(err, "out of memory for the adapter of %s", it->src->name);
+        free(basis);
+        if (!td[i].coef || !td[i].panel) {
             free_terms(td, i + 1);
             return NULL;
         }
@@ -503,19 +522,18 @@ static void sample_memory(mg_stats *st) {
     if (a > st->peak_anon) st->peak_anon = a;
 }
 
+/* Unchanged tensors go from the mapping straight to the writer, once the writer thread is idle
+ * (both batch buffers free), with no copy through a buffer. */
 static int write_copy(run *r, const item *it, nm_error *err) {
+    if (!writer_acquire(&r->wt, r->k) || !writer_acquire(&r->wt, r->k ^ 1)) return -1;
     const uint8_t *data = it->src->data;
     for (size_t off = 0; off < it->src->size; off += BATCH_BYTES) {
         size_t n = it->src->size - off < BATCH_BYTES ? it->src->size - off : BATCH_BYTES;
-        if (!writer_acquire(&r->wt, r->k)) return -1;
-        memcpy(r->wt.buf[r->k], data + off, n);
-        writer_submit(&r->wt, r->k, n);
-        r->k ^= 1;
+        if (gguf_writer_write(r->wt.w, data + off, n, err) != 0) return -1;
         release_pages(data + off, n);
         r->done_bytes += n;
         nm_progress_update(&r->progress, r->done_items, r->done_bytes);
     }
-    (void)err;
     return 0;
 }
 
@@ -534,7 +552,8 @@ static int write_computed(run *r, const plan *p, const item *it, nm_error *err) 
     term_data *td = NULL;
     if (it->n_terms && !(td = load_terms(p, it, err))) return -1;
     j.terms = td;
-    j.rows_per_task = TASK_ELEMENTS / ne0 > 0 ? TASK_ELEMENTS / ne0 : 1;
+    j.rows_per_task = TASK_ELEMENTS / ne0 > 2 ? TASK_ELEMENTS / ne0 : 2;
+    j.rows_per_task += j.rows_per_task % 2; /* whole row pairs */
     int64_t batch = (int64_t)(BATCH_BYTES / j.out_row);
     if (batch < j.rows_per_task) batch = j.rows_per_task;
     batch -= batch % j.rows_per_task;
@@ -658,7 +677,8 @@ int mg_run(const mg_inputs *in, const mg_options *o, mg_stats *st, nm_error *err
     for (size_t i = 0; i < p.n; i++) { /* a batch holds at least one task's rows */
         size_t row;
         if (p.items[i].convert && !ggml_row_size(p.items[i].out_type, (uint64_t)p.items[i].src->ne[0], &row)) {
-            int64_t per_task = TASK_ELEMENTS / p.items[i].src->ne[0] > 0 ? TASK_ELEMENTS / p.items[i].src->ne[0] : 1;
+            int64_t per_task = TASK_ELEMENTS / p.items[i].src->ne[0] > 2 ? TASK_ELEMENTS / p.items[i].src->ne[0] : 2;
+            per_task += per_task % 2;
             if ((size_t)per_task * row > cap) cap = (size_t)per_task * row;
         }
     }
@@ -671,7 +691,7 @@ int mg_run(const mg_inputs *in, const mg_options *o, mg_stats *st, nm_error *err
         goto out;
     }
     for (int k = 0; k < nt; k++)
-        if (!(r.scratch[k] = malloc(2 * (size_t)widest * sizeof(float)))) {
+        if (!(r.scratch[k] = malloc(3 * (size_t)widest * sizeof(float)))) {
             nm_fail(err, "out of memory");
             goto out;
         }

@@ -30,45 +30,56 @@ static void test_simd_matches_reference(void **state) {
     const int64_t lens[] = {1, 5, 8, 13, 64, 257};
     for (size_t ri = 0; ri < sizeof ranks / sizeof ranks[0]; ri++)
         for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
-            for (int tb = 0; tb < 2; tb++) {
-                const int r = ranks[ri];
-                const int64_t n = lens[li];
-                if (tb && r % 8) continue; /* tinyBLAS only takes whole 8-element steps */
-                float *coef = malloc((size_t)r * sizeof(float)), *basis = malloc((size_t)(r * n) * sizeof(float));
-                float *base = malloc((size_t)n * sizeof(float)), *a = malloc((size_t)n * sizeof(float)),
-                      *b = malloc((size_t)n * sizeof(float));
-                for (int k = 0; k < r; k++) coef[k] = frand();
-                for (int64_t i = 0; i < r * n; i++) basis[i] = frand();
-                for (int64_t i = 0; i < n; i++) base[i] = frand();
-                nm_lora_delta_row_ref(n, r, coef, basis, (size_t)n, 0.75f, tb, base, a);
-                nm_lora_delta_row(n, r, coef, basis, (size_t)n, 0.75f, tb, base, b);
-                if (memcmp(a, b, (size_t)n * sizeof(float)) != 0)
-                    fail_msg("rank %d, %lld outputs, %s: SIMD differs from the reference", r, (long long)n,
-                             tb ? "tinyBLAS" : "vec_dot");
-                memcpy(b, base, (size_t)n * sizeof(float)); /* out may be base */
-                nm_lora_delta_row(n, r, coef, basis, (size_t)n, 0.75f, tb, b, b);
-                assert_memory_equal(a, b, (size_t)n * sizeof(float));
-                free(coef), free(basis), free(base), free(a), free(b);
-            }
+            for (int rows = 1; rows <= 3; rows++)
+                for (int tb = 0; tb < 2; tb++) {
+                    const int r = ranks[ri];
+                    const int64_t n = lens[li];
+                    if (tb && r % 8) continue; /* tinyBLAS only takes whole 8-element steps */
+                    float *coef = malloc((size_t)(r * rows) * sizeof(float)), *basis = malloc((size_t)(r * n) * sizeof(float));
+                    float *panel = malloc(nm_lora_panel_floats(n, r) * sizeof(float));
+                    float *base = malloc((size_t)(n * rows) * sizeof(float)), *a = malloc((size_t)(n * rows) * sizeof(float)),
+                          *b = malloc((size_t)(n * rows) * sizeof(float));
+                    for (int k = 0; k < r * rows; k++) coef[k] = frand();
+                    for (int64_t i = 0; i < r * n; i++) basis[i] = frand();
+                    for (int64_t i = 0; i < n * rows; i++) base[i] = frand();
+                    nm_lora_panel(n, r, basis, (size_t)n, panel);
+                    nm_lora_delta_rows_ref(n, r, panel, coef, rows, 0.75f, tb, base, a, (size_t)n);
+                    nm_lora_delta_rows(n, r, panel, coef, rows, 0.75f, tb, base, b, (size_t)n);
+                    if (memcmp(a, b, (size_t)(n * rows) * sizeof(float)) != 0)
+                        fail_msg("rank %d, %lld outputs, %d rows, %s: SIMD differs from the reference", r, (long long)n,
+                                 rows, tb ? "tinyBLAS" : "vec_dot");
+                    memcpy(b, base, (size_t)(n * rows) * sizeof(float)); /* out may be base */
+                    nm_lora_delta_rows(n, r, panel, coef, rows, 0.75f, tb, b, b, (size_t)n);
+                    assert_memory_equal(a, b, (size_t)(n * rows) * sizeof(float));
+                    /* the reference follows its formula: row 0, output 0 */
+                    float acc[8] = {0};
+                    for (int k = 0; k < r && tb; k++) acc[k % 8] = fmaf(coef[k], basis[(size_t)k * (size_t)n], acc[k % 8]);
+                    if (tb) {
+                        const float d = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+                        assert_true(a[0] == base[0] + d * 0.75f);
+                    }
+                    free(coef), free(basis), free(panel), free(base), free(a), free(b);
+                }
 }
 
 /* One output, rank 8, values chosen so the orders differ: tinyBLAS folds (s0+s4 + s2+s6) + ... */
 static void test_documented_orders(void **state) {
     (void)state;
-    float coef[40], basis[40], base = 0.0f, out;
-    for (int k = 0; k < 40; k++) {
+    float coef[8], basis[8], panel[64], base = 0.0f, out;
+    for (int k = 0; k < 8; k++) {
         coef[k] = 1.0f;
         basis[k] = 0.0f;
     }
     basis[0] = 1e8f, basis[4] = -1e8f, basis[1] = 1.0f, basis[2] = 1.0f;
+    nm_lora_panel(1, 8, basis, 1, panel);
     /* tinyBLAS: (1e8 + -1e8) + (1 + 0) ... = 2; a plain sequential sum gives (1e8+1+1) - 1e8 = 0 */
-    nm_lora_delta_row_ref(1, 8, coef, basis, 1, 1.0f, true, &base, &out);
+    nm_lora_delta_rows_ref(1, 8, panel, coef, 1, 1.0f, true, &base, &out, 1);
     assert_true(out == 2.0f);
     float seq = 0.0f;
     for (int k = 0; k < 8; k++) seq += coef[k] * basis[k];
     assert_true(seq == 0.0f); /* so the test can tell the orders apart */
     /* vec_dot below 32 elements: sequential from zero */
-    nm_lora_delta_row_ref(1, 8, coef, basis, 1, 1.0f, false, &base, &out);
+    nm_lora_delta_rows_ref(1, 8, panel, coef, 1, 1.0f, false, &base, &out, 1);
     assert_true(out == seq);
     /* F16's vec_dot keeps its tail in double */
     uint16_t x[3], y[3];
