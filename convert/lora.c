@@ -2,6 +2,7 @@
  * loads with --lora, written as llama.cpp's convert_lora_to_gguf.py writes it (formats/lora.h has
  * the format). The base model (its HF folder or a GGUF) gives the architecture, the shapes to
  * check against and the head counts for the Q/K row permutation of lora_b. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -365,11 +366,22 @@ int conv_lora_main(const conv_lora_options *o) {
     if (gguf_writer_finish(fw, &err)) goto fail;
     double secs = nm_now() - t0;
     if (o->json) {
-        printf("{\"output\": \"%s\", \"outtype\": \"%s\", \"tensors\": %zu, \"modules\": %zu, \"rank\": %u, "
-               "\"lora_alpha\": %.9g, \"adapter_lora_alpha\": %.9g, \"rslora\": %s, \"folded_modules\": %zu, "
-               "\"bytes\": %llu, \"seconds\": %.3f}\n",
-               path, conv_outtype_name(outtype), n, nm_peft_module_count(p), pc->r, pc->lora_alpha, (double)alpha,
-               pc->use_rslora ? "true" : "false", folded, (unsigned long long)bytes, secs);
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "output", path);
+        cJSON_AddStringToObject(j, "outtype", conv_outtype_name(outtype));
+        cJSON_AddNumberToObject(j, "tensors", (double)n);
+        cJSON_AddNumberToObject(j, "modules", (double)nm_peft_module_count(p));
+        cJSON_AddNumberToObject(j, "rank", pc->r);
+        cJSON_AddNumberToObject(j, "lora_alpha", pc->lora_alpha);
+        cJSON_AddNumberToObject(j, "adapter_lora_alpha", alpha);
+        cJSON_AddBoolToObject(j, "rslora", pc->use_rslora);
+        cJSON_AddNumberToObject(j, "folded_modules", (double)folded);
+        cJSON_AddNumberToObject(j, "bytes", (double)bytes);
+        cJSON_AddNumberToObject(j, "seconds", secs);
+        char *text = cJSON_PrintUnformatted(j);
+        if (text) puts(text);
+        free(text);
+        cJSON_Delete(j);
     } else if (!o->quiet) {
         char sz[32];
         printf("%s: wrote %s (LoRA adapter, %zu modules, rank %u, %s, %s) in %.2f s\n", TOOL, path,

@@ -1,6 +1,7 @@
 /* nomoat-merge: a base model plus LoRA adapters (stacked in order, each with its scale) or delta
  * weights -> one GGUF model, as llama-export-lora writes it or straight to any type nomoat-quantize
  * knows, streamed tensor by tensor on all cores. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,12 +158,23 @@ int main(int argc, char **argv) {
     } else if (!o.dry_run) {
         const double mbs = st.seconds > 0 ? (double)st.bytes_in / st.seconds / 1e6 : 0;
         if (o.json) {
-            printf("{\"output\": \"%s\", \"outtype\": \"%s\", \"adapters\": %d, \"delta\": %s, \"tensors\": %zu, "
-                   "\"merged_tensors\": %zu, \"bytes_in\": %llu, \"bytes_out\": %llu, \"seconds\": %.3f, "
-                   "\"mb_per_s\": %.1f, \"peak_anon_bytes\": %llu, \"peak_rss_bytes\": %llu}\n",
-                   o.out, o.outtype ? o.outtype : "export", n_loras, delta ? "true" : "false", st.n_tensors,
-                   st.n_merged, (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out, st.seconds, mbs,
-                   (unsigned long long)st.peak_anon, (unsigned long long)nm_peak_rss());
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "output", o.out);
+            cJSON_AddStringToObject(j, "outtype", o.outtype ? o.outtype : "export");
+            cJSON_AddNumberToObject(j, "adapters", n_loras);
+            cJSON_AddBoolToObject(j, "delta", delta != NULL);
+            cJSON_AddNumberToObject(j, "tensors", (double)st.n_tensors);
+            cJSON_AddNumberToObject(j, "merged_tensors", (double)st.n_merged);
+            cJSON_AddNumberToObject(j, "bytes_in", (double)st.bytes_in);
+            cJSON_AddNumberToObject(j, "bytes_out", (double)st.bytes_out);
+            cJSON_AddNumberToObject(j, "seconds", st.seconds);
+            cJSON_AddNumberToObject(j, "mb_per_s", mbs);
+            cJSON_AddNumberToObject(j, "peak_anon_bytes", (double)st.peak_anon);
+            cJSON_AddNumberToObject(j, "peak_rss_bytes", (double)nm_peak_rss());
+            char *text = cJSON_PrintUnformatted(j);
+            if (text) puts(text);
+            free(text);
+            cJSON_Delete(j);
         } else if (!o.quiet) {
             char a[32], b[32];
             fprintf(stderr, MG_TOOL ": wrote %s: %zu tensors (%zu merged), %s -> %s, %.2f s (%.0f MB/s)\n", o.out,

@@ -9,8 +9,9 @@
 #   ours-6          nomoat-merge on a 6-layer variant of the same model: peak memory should not
 #                   follow the model size
 # Outputs unflushed (no fsync) for all, input warm in the page cache; ROUNDS rounds (default 3)
-# interleaved, best wall time of each with that run's CPU time and peak memory (peak anonymous
-# memory for ours, sampled; peak RSS otherwise). The machine may be shared: say so when quoting.
+# interleaved, best wall time of each with that run's CPU time and peak memory (peak RSS from GNU
+# time; for ours also the peak anonymous memory it samples itself, mapped input pages excluded).
+# The machine may be shared: say so when quoting (CPU seconds are the steadier figure then).
 #   usage: scripts/bench-merge.sh [ROUNDS]
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,17 +41,19 @@ OUT="$WORK/merge-out"; rm -rf "$OUT"; mkdir -p "$OUT"
 BYTES=$(wc -c <"$BASE")
 cat "$BASE" "$LORA" >/dev/null
 
-run() { # NAME CMD...: "name wall user sys maxrss_kb peak_anon_mb" into $WORK/.runs
+run() { # NAME CMD...: "name wall user sys maxrss_kb peak_anon_mb" into $WORK/.runs (GNU time; our
+         # peak anonymous memory from nomoat-merge's own --json, sampled in the process)
     _n=$1; shift
     sync
-    /usr/bin/time -f "%e %U %S %M" -o "$WORK/.time" sh "$ROOT/scripts/peak-anon.sh" "$@" >"$WORK/.stdout" 2>"$WORK/.stderr" || {
+    /usr/bin/time -f "%e %U %S %M" -o "$WORK/.time" "$@" >"$WORK/.stdout" 2>"$WORK/.stderr" || {
         echo "$_n failed:"; tail -5 "$WORK/.stderr"; exit 1; }
-    echo "$_n $(cat "$WORK/.time") $(sed -n 's/^peak-anon-mb //p' "$WORK/.stderr")" >>"$WORK/.runs"
+    anon=$(sed -n 's/.*"peak_anon_bytes":\([0-9]*\).*/\1/p' "$WORK/.stdout")
+    echo "$_n $(cat "$WORK/.time") $(awk -v a="${anon:-0}" 'BEGIN { printf "%.0f", a / 1e6 }')" >>"$WORK/.runs"
 }
 : >"$WORK/.runs"
 have_export=0; [ -x "$EXPORT" ] && have_export=1
 for r in $(seq "$ROUNDS"); do
-    run ours "$B/nomoat-merge" "$BASE" --lora "$LORA" -o "$OUT/ours.gguf" --no-fsync --force -q
+    run ours "$B/nomoat-merge" "$BASE" --lora "$LORA" -o "$OUT/ours.gguf" --no-fsync --force --json
     run cp cp "$BASE" "$OUT/copy.gguf"
     rm -f "$OUT/copy.gguf"
     if [ $have_export = 1 ]; then
@@ -60,7 +63,7 @@ for r in $(seq "$ROUNDS"); do
         fi
         rm -f "$OUT/theirs.gguf"
     fi
-    run ours-6 "$B/nomoat-merge" "$WORK/tinyllama-6l-f16.gguf" --lora "$WORK/tinyllama-6l-lora-r16.gguf" -o "$OUT/six.gguf" --no-fsync --force -q
+    run ours-6 "$B/nomoat-merge" "$WORK/tinyllama-6l-f16.gguf" --lora "$WORK/tinyllama-6l-lora-r16.gguf" -o "$OUT/six.gguf" --no-fsync --force --json
     rm -f "$OUT/ours.gguf" "$OUT/six.gguf"
 done
 
@@ -70,10 +73,11 @@ best() { awk -v n="$1" '$1 == n { if (!seen || $2 < w) { w = $2; c = $3 + $4; m 
 for n in ours cp export-lora ours-6; do
     grep -q "^$n " "$WORK/.runs" || continue
     set -- $(best "$n")
-    printf '%-12s %8.2f %7.2f %8.2f %7.0f MB %9s MB\n' "$n" "$1" "$(awk -v b="$BYTES" -v w="$1" 'BEGIN { printf "%.2f", b / w / 1e9 }')" "$2" "$(awk -v k="$3" 'BEGIN { print k / 1024 }')" "$4"
+    case $n in ours*) anon="$4 MB" ;; *) anon="-" ;; esac
+    printf '%-12s %8.2f %7.2f %8.2f %7.0f MB %12s\n' "$n" "$1" "$(awk -v b="$BYTES" -v w="$1" 'BEGIN { printf "%.2f", b / w / 1e9 }')" "$2" "$(awk -v k="$3" 'BEGIN { print k / 1024 }')" "$anon"
     eval "w_$(echo "$n" | tr - _)=$1"
 done
 echo
-echo "ours / plain copy (I/O floor): $(awk -v a="$w_ours" -v b="$w_cp" 'BEGIN { printf "%.2f", a / b }')"
+echo "ours / plain copy (I/O floor): $(awk -v a="$w_ours" -v b="$w_cp" 'BEGIN { printf "%.2f", a / b }') wall"
 [ $have_export = 1 ] && echo "ours / llama-export-lora:      $(awk -v a="$w_ours" -v b="$w_export_lora" 'BEGIN { printf "%.2f", a / b }')  (outputs $same)"
 echo "peak anonymous memory, 22 layers vs 6 layers: $(best ours | cut -d' ' -f4) MB vs $(best ours-6 | cut -d' ' -f4) MB"

@@ -38,7 +38,7 @@ cp -r "$L/wikillama-license" "$SCRATCH/my-adapter"
 "$CONVERT" "$SCRATCH/my-adapter" --base "$HF" -q
 check "default output name as llama.cpp's (<Name>-<TYPE>-LoRA.gguf in the adapter folder)" test -f "$SCRATCH/my-adapter/My-Adapter-F32-LoRA.gguf"
 "$CONVERT" "$SCRATCH/my-adapter" --base "$HF" --json -o "$SCRATCH/j.gguf" >"$SCRATCH/json"
-check "--json summary" grep -q '"modules": 28, "rank": 8' "$SCRATCH/json"
+check "--json summary" grep -q '"modules":28,"rank":8' "$SCRATCH/json"
 
 # ---- refusals: exit 1, one line naming the problem, no output ----
 refuse() { # NAME NEEDLE DIR [ARGS...]

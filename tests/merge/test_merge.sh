@@ -40,7 +40,7 @@ same "scalar and SIMD merge kernels give the same bytes" "$SCRATCH/stack-scalar.
 check "--dry-run lists merged tensors with rank and scale" grep -q 'blk.0.attn_q.weight .*r8 x 2' "$SCRATCH/plan"
 check "--dry-run writes nothing" test ! -e "$SCRATCH/never.gguf"
 "$MERGE" "$SCRATCH/base.gguf" --lora "$SCRATCH/license.gguf" --json --force -o "$SCRATCH/m-gguf.gguf" >"$SCRATCH/json"
-check "--json summary" grep -q '"merged_tensors": 28' "$SCRATCH/json"
+check "--json summary" grep -q '"merged_tensors":28' "$SCRATCH/json"
 
 # ---- delta weights: target = base + delta ----
 $PY tests/merge/gguf_tool.py sub "$SCRATCH/m-gguf.gguf" "$SCRATCH/base.gguf" "$SCRATCH/delta.gguf"
