@@ -40,6 +40,19 @@ check "default output name as llama.cpp's (<Name>-<TYPE>-LoRA.gguf in the adapte
 "$CONVERT" "$SCRATCH/my-adapter" --base "$HF" --json -o "$SCRATCH/j.gguf" >"$SCRATCH/json"
 check "--json summary" grep -q '"modules":28,"rank":8' "$SCRATCH/json"
 
+# ---- nomoat-inspect summarises adapters ----
+"$BIN/nomoat-inspect" "$SCRATCH/r4-embed-head.gguf" >"$SCRATCH/insp"
+check "inspect: GGUF adapter summary (alpha, pairs)" grep -q '^adapter: LoRA for llama, alpha 8, 10 pairs' "$SCRATCH/insp"
+check "inspect: targets and ranks" grep -q 'targets: 10 matrices: output token_embd ffn_down ffn_up (layers 0-3); ranks 4 to 8' "$SCRATCH/insp"
+"$BIN/nomoat-inspect" --json "$SCRATCH/r4-embed-head.gguf" >"$SCRATCH/insp.json"
+check "inspect --json: adapter object with per-pair rank and scale" $PY -c "
+import json, sys; a = json.load(open('$SCRATCH/insp.json'))['adapter']
+p = {x['target']: x for x in a['pairs']}
+assert a['alpha'] == 8 and a['rank_min'] == 4 and a['rank_max'] == 8
+assert p['output.weight']['rank'] == 8 and p['output.weight']['scale'] == 1 and p['blk.0.ffn_up.weight']['scale'] == 2"
+"$BIN/nomoat-inspect" "$L/r16-rslora-bin" >"$SCRATCH/insp2"
+check "inspect: PEFT folder summary (rsLoRA, .bin weights listed)" sh -c "grep -q 'r 16, lora_alpha 8, rsLoRA' '$SCRATCH/insp2' && grep -q 'torch checkpoint' '$SCRATCH/insp2'"
+
 # ---- refusals: exit 1, one line naming the problem, no output ----
 refuse() { # NAME NEEDLE DIR [ARGS...]
     _name=$1; _needle=$2; _dir=$3; shift 3
