@@ -9,7 +9,7 @@ cd "$ROOT" || exit 2
 
 # This test runs inside `make test`: the outer make's MAKEFLAGS (NOMOAT_DEPS_DONE=1 among them)
 # would tell the copies' makes that the install step already ran.
-unset MAKEFLAGS MFLAGS MAKELEVEL NOMOAT_DEPS_DONE
+unset MAKEFLAGS MFLAGS MAKELEVEL NOMOAT_DEPS_DONE SAN BUILD  # and a plain build even under SAN=1
 real_pkgconfig=$(command -v pkg-config) || { skip "no pkg-config on this machine"; finish; }
 real_dpkgquery=$(command -v dpkg-query) || { skip "not a Debian machine (no dpkg-query)"; finish; }
 
