@@ -331,7 +331,6 @@ int ppl_run(const ppl_options *o, ppl_result *r, nm_error *err) {
             double ls;
             row_lse(row, n_vocab, &m, &ls);
             const double logp = (double)(row[target] - m) - ls;
-            if (getenv("NMDBG") && k == atoi(getenv("NMDBG"))) fprintf(stderr, "%d %d %f\n", p, target, logp);
             nll -= logp;
             nll2 += logp * logp;
             count++;
