@@ -4,12 +4,21 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A message often quotes bytes from an untrusted file (a key, a string value); a control byte
+ * there (a newline, an escape sequence) would split the one-line error or drive the terminal, so
+ * it becomes '?'. */
+static void one_line(char *msg) {
+    for (unsigned char *p = (unsigned char *)msg; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) *p = '?';
+}
+
 int nm_fail(nm_error *err, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        one_line(err->msg);
     }
     return -1;
 }
@@ -30,5 +39,6 @@ int nm_error_prefix(nm_error *err, const char *fmt, ...) {
     size_t rest = strnlen(old, sizeof err->msg - n - 3);
     memcpy(err->msg + n + 2, old, rest);
     err->msg[n + 2 + rest] = '\0';
+    one_line(err->msg);
     return -1;
 }

@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,34 +40,8 @@ struct st_model {
     size_t n_meta;
 };
 
-
 /* Names in a header may hold any character once JSON escapes are decoded (\n, \u001b...);
- * messages stay one printable line. */
-static void one_line(nm_error *err) {
-    if (!err)
-        return;
-    for (char *p = err->msg; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
-}
-
-__attribute__((format(printf, 2, 3))) static int st_fail(nm_error *err, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        one_line(err);
-    }
-    return -1;
-}
-
-static int st_prefix(nm_error *err, const char *prefix) {
-    nm_error_prefix(err, "%s", prefix);
-    one_line(err);
-    return -1;
-}
-
+ * nm_fail and nm_error_prefix keep messages one printable line. */
 /* ---------------------------------------------------------------------------------------------
  * Lexical pass over the header bytes. */
 
@@ -125,14 +98,14 @@ static int lex_header(const unsigned char *h, size_t n, nm_error *err) {
             size_t start = ++i;
             while (i < n && h[i] != '"') {
                 if (h[i] < 0x20)
-                    return st_fail(err, "control byte 0x%02x inside a string of the header (header offset %zu)", h[i], i);
+                    return nm_fail(err, "control byte 0x%02x inside a string of the header (header offset %zu)", h[i], i);
                 /* C strings cannot hold U+0000: names would silently be cut short */
                 if (h[i] == '\\' && n - i >= 6 && !memcmp(h + i + 1, "u0000", 5))
-                    return st_fail(err, "escaped NUL character (\\u0000) in a string of the header (header offset %zu)", i);
+                    return nm_fail(err, "escaped NUL character (\\u0000) in a string of the header (header offset %zu)", i);
                 i += h[i] == '\\' ? 2 : 1;
             }
             if (i >= n)
-                return st_fail(err, "header ends inside a string");
+                return nm_fail(err, "header ends inside a string");
             size_t len = i - start;
             i++;
             size_t j = i;
@@ -170,16 +143,16 @@ static int lex_header(const unsigned char *h, size_t n, nm_error *err) {
             int tlen = (int)(i - start > 40 ? 40 : i - start);
             const char *where = key[0] ? key : "(top level)";
             if (h[start] == '-')
-                return st_fail(err, "negative number %.*s in the header (tensor '%s')", tlen, (const char *)h + start, where);
+                return nm_fail(err, "negative number %.*s in the header (tensor '%s')", tlen, (const char *)h + start, where);
             if (!whole)
-                return st_fail(err, "number %.*s in the header is not a whole number (tensor '%s')", tlen,
+                return nm_fail(err, "number %.*s in the header is not a whole number (tensor '%s')", tlen,
                                (const char *)h + start, where);
             if (big || v > ST_MAX_INTEGER)
-                return st_fail(err, "number %.*s in the header exceeds 2^53 (tensor '%s')", tlen, (const char *)h + start,
+                return nm_fail(err, "number %.*s in the header exceeds 2^53 (tensor '%s')", tlen, (const char *)h + start,
                                where);
             continue;
         } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-            return st_fail(err, "control byte 0x%02x in the header (header offset %zu)", c, i);
+            return nm_fail(err, "control byte 0x%02x in the header (header offset %zu)", c, i);
         i++;
     }
     return 0;
@@ -243,7 +216,7 @@ static void format_shape(const st_tensor *t, char *buf, size_t cap) {
 static int parse_entry(const cJSON *e, st_tensor *t, uint64_t *end_out, nm_error *err) {
     const char *name = e->string;
     if (!cJSON_IsObject(e))
-        return st_fail(err, "tensor '%s': entry is not a JSON object", name);
+        return nm_fail(err, "tensor '%s': entry is not a JSON object", name);
     const cJSON *dtype = NULL, *shape = NULL, *offs = NULL;
     for (const cJSON *f = e->child; f; f = f->next) {
         const cJSON **slot = !strcmp(f->string, "dtype")          ? &dtype
@@ -253,51 +226,51 @@ static int parse_entry(const cJSON *e, st_tensor *t, uint64_t *end_out, nm_error
         if (!slot)
             continue; /* unknown fields are ignored, as by the reference library */
         if (*slot)
-            return st_fail(err, "tensor '%s': duplicate field \"%s\"", name, f->string);
+            return nm_fail(err, "tensor '%s': duplicate field \"%s\"", name, f->string);
         *slot = f;
     }
     if (!dtype || !shape || !offs)
-        return st_fail(err, "tensor '%s': missing \"%s\"", name, !dtype ? "dtype" : !shape ? "shape" : "data_offsets");
+        return nm_fail(err, "tensor '%s': missing \"%s\"", name, !dtype ? "dtype" : !shape ? "shape" : "data_offsets");
     if (!cJSON_IsString(dtype))
-        return st_fail(err, "tensor '%s': dtype is not a string", name);
+        return nm_fail(err, "tensor '%s': dtype is not a string", name);
     t->dtype = nm_dtype_from_name(dtype->valuestring);
     if (t->dtype == NM_DTYPE_UNKNOWN)
-        return st_fail(err, "tensor '%s': unknown dtype \"%.32s\"", name, dtype->valuestring);
+        return nm_fail(err, "tensor '%s': unknown dtype \"%.32s\"", name, dtype->valuestring);
     if (!cJSON_IsArray(shape))
-        return st_fail(err, "tensor '%s': shape is not an array", name);
+        return nm_fail(err, "tensor '%s': shape is not an array", name);
     int nd = cJSON_GetArraySize(shape);
     if (nd > ST_MAX_DIMS)
-        return st_fail(err, "tensor '%s': %d dimensions (at most %d supported)", name, nd, ST_MAX_DIMS);
+        return nm_fail(err, "tensor '%s': %d dimensions (at most %d supported)", name, nd, ST_MAX_DIMS);
     t->n_dims = (uint32_t)nd;
     uint64_t elements = 1;
     int d = 0;
     for (const cJSON *x = shape->child; x; x = x->next, d++) {
         if (whole_number(x, &t->shape[d]) != 0)
-            return st_fail(err, "tensor '%s': shape[%d] is not a non-negative whole number ≤ 2^53", name, d);
+            return nm_fail(err, "tensor '%s': shape[%d] is not a non-negative whole number ≤ 2^53", name, d);
         if (__builtin_mul_overflow(elements, t->shape[d], &elements))
-            return st_fail(err, "tensor '%s': element count overflows", name);
+            return nm_fail(err, "tensor '%s': element count overflows", name);
     }
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2)
-        return st_fail(err, "tensor '%s': data_offsets is not an array of two numbers", name);
+        return nm_fail(err, "tensor '%s': data_offsets is not an array of two numbers", name);
     uint64_t begin, end;
     if (whole_number(offs->child, &begin) != 0 || whole_number(offs->child->next, &end) != 0)
-        return st_fail(err, "tensor '%s': data_offsets are not non-negative whole numbers ≤ 2^53", name);
+        return nm_fail(err, "tensor '%s': data_offsets are not non-negative whole numbers ≤ 2^53", name);
     if (end < begin)
-        return st_fail(err, "tensor '%s': data_offsets [%llu, %llu] end before they begin", name,
+        return nm_fail(err, "tensor '%s': data_offsets [%llu, %llu] end before they begin", name,
                        (unsigned long long)begin, (unsigned long long)end);
     uint64_t bits;
     if (__builtin_mul_overflow(elements, (uint64_t)nm_dtype_bits(t->dtype), &bits))
-        return st_fail(err, "tensor '%s': byte size overflows", name);
+        return nm_fail(err, "tensor '%s': byte size overflows", name);
     char sh[160];
     format_shape(t, sh, sizeof sh);
     if (bits % 8 != 0)
-        return st_fail(err, "tensor '%s': shape %s of %s is not a whole number of bytes", name, sh, nm_dtype_name(t->dtype));
+        return nm_fail(err, "tensor '%s': shape %s of %s is not a whole number of bytes", name, sh, nm_dtype_name(t->dtype));
     if (end - begin != bits / 8)
-        return st_fail(err, "tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but shape %s of %s needs %llu", name,
+        return nm_fail(err, "tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but shape %s of %s needs %llu", name,
                        (unsigned long long)begin, (unsigned long long)end, (unsigned long long)(end - begin), sh,
                        nm_dtype_name(t->dtype), (unsigned long long)(bits / 8));
     if (end - begin > SIZE_MAX)
-        return st_fail(err, "tensor '%s': too large for this machine", name);
+        return nm_fail(err, "tensor '%s': too large for this machine", name);
     t->offset = begin;
     t->size = (size_t)(end - begin);
     *end_out = end;
@@ -307,37 +280,37 @@ static int parse_entry(const cJSON *e, st_tensor *t, uint64_t *end_out, nm_error
 static int parse_header(const unsigned char *buf, size_t size, uint32_t file_index, parsed_file *out, nm_error *err) {
     memset(out, 0, sizeof *out);
     if (size < 8)
-        return st_fail(err, "file is %zu bytes, shorter than the 8-byte header length", size);
+        return nm_fail(err, "file is %zu bytes, shorter than the 8-byte header length", size);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)
         n = n << 8 | buf[i];
     if (n > ST_MAX_HEADER)
-        return st_fail(err, "header length %llu exceeds the 100,000,000-byte limit", (unsigned long long)n);
+        return nm_fail(err, "header length %llu exceeds the 100,000,000-byte limit", (unsigned long long)n);
     if (n > size - 8)
-        return st_fail(err, "header length %llu runs past the end of the file (%zu bytes)", (unsigned long long)n, size);
+        return nm_fail(err, "header length %llu runs past the end of the file (%zu bytes)", (unsigned long long)n, size);
     const unsigned char *h = buf + 8;
     if (n == 0 || h[0] != '{')
-        return st_fail(err, "header does not begin with '{' (not a safetensors file?)");
+        return nm_fail(err, "header does not begin with '{' (not a safetensors file?)");
     long bad = utf8_bad_offset(h, (size_t)n);
     if (bad >= 0)
-        return st_fail(err, "header is not valid UTF-8 (header offset %ld)", bad);
+        return nm_fail(err, "header is not valid UTF-8 (header offset %ld)", bad);
     if (lex_header(h, (size_t)n, err) != 0)
         return -1;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts((const char *)h, (size_t)n, &end, false);
     if (!root) {
         size_t at = end && (const unsigned char *)end >= h ? (size_t)((const unsigned char *)end - h) : 0;
-        return st_fail(err, "header is not valid JSON (near header offset %zu)", at);
+        return nm_fail(err, "header is not valid JSON (near header offset %zu)", at);
     }
     for (const char *p = end; p < (const char *)h + n; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
             cJSON_Delete(root);
-            return st_fail(err, "unexpected bytes after the header's JSON object (header offset %zu)",
+            return nm_fail(err, "unexpected bytes after the header's JSON object (header offset %zu)",
                            (size_t)((const unsigned char *)p - h));
         }
     int rc = -1;
     if (!cJSON_IsObject(root)) {
-        st_fail(err, "header is not a JSON object");
+        nm_fail(err, "header is not a JSON object");
         goto done;
     }
     size_t count = 0;
@@ -345,7 +318,7 @@ static int parse_header(const unsigned char *buf, size_t size, uint32_t file_ind
         count++;
     out->tensors = calloc(count ? count : 1, sizeof *out->tensors);
     if (!out->tensors) {
-        st_fail(err, "out of memory for %zu tensors", count);
+        nm_fail(err, "out of memory for %zu tensors", count);
         goto done;
     }
     bool seen_meta = false;
@@ -353,25 +326,25 @@ static int parse_header(const unsigned char *buf, size_t size, uint32_t file_ind
     for (const cJSON *e = root->child; e; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) {
             if (seen_meta) {
-                st_fail(err, "duplicate key \"__metadata__\"");
+                nm_fail(err, "duplicate key \"__metadata__\"");
                 goto done;
             }
             seen_meta = true;
             if (!cJSON_IsObject(e)) {
-                st_fail(err, "__metadata__ is not a JSON object");
+                nm_fail(err, "__metadata__ is not a JSON object");
                 goto done;
             }
             size_t nm = 0;
             for (const cJSON *m = e->child; m; m = m->next) {
                 if (!cJSON_IsString(m)) {
-                    st_fail(err, "__metadata__ value of \"%.64s\" is not a string", m->string);
+                    nm_fail(err, "__metadata__ value of \"%.64s\" is not a string", m->string);
                     goto done;
                 }
                 nm++;
             }
             out->meta = calloc(nm ? nm : 1, sizeof *out->meta);
             if (!out->meta) {
-                st_fail(err, "out of memory");
+                nm_fail(err, "out of memory");
                 goto done;
             }
             for (const cJSON *m = e->child; m; m = m->next) {
@@ -379,7 +352,7 @@ static int parse_header(const unsigned char *buf, size_t size, uint32_t file_ind
                 sm->key = strdup(m->string);
                 sm->value = strdup(m->valuestring);
                 if (!sm->key || !sm->value) {
-                    st_fail(err, "out of memory");
+                    nm_fail(err, "out of memory");
                     goto done;
                 }
             }
@@ -390,13 +363,13 @@ static int parse_header(const unsigned char *buf, size_t size, uint32_t file_ind
         if (parse_entry(e, t, &tend, err) != 0)
             goto done;
         if (tend > data_len) {
-            st_fail(err, "tensor '%s': data_offsets end %llu is beyond the %llu-byte data buffer", e->string,
+            nm_fail(err, "tensor '%s': data_offsets end %llu is beyond the %llu-byte data buffer", e->string,
                     (unsigned long long)tend, (unsigned long long)data_len);
             goto done;
         }
         t->name = strdup(e->string);
         if (!t->name) {
-            st_fail(err, "out of memory");
+            nm_fail(err, "out of memory");
             goto done;
         }
         t->file_index = file_index;
@@ -406,7 +379,7 @@ static int parse_header(const unsigned char *buf, size_t size, uint32_t file_ind
     {
         const char **names = malloc((out->n ? out->n : 1) * sizeof *names);
         if (!names) {
-            st_fail(err, "out of memory");
+            nm_fail(err, "out of memory");
             goto done;
         }
         for (size_t i = 0; i < out->n; i++)
@@ -414,7 +387,7 @@ static int parse_header(const unsigned char *buf, size_t size, uint32_t file_ind
         qsort(names, out->n, sizeof *names, cmp_name_str);
         for (size_t i = 1; i < out->n; i++)
             if (!strcmp(names[i - 1], names[i])) {
-                st_fail(err, "duplicate tensor name '%s' in the header", names[i]);
+                nm_fail(err, "duplicate tensor name '%s' in the header", names[i]);
                 free(names);
                 goto done;
             }
@@ -426,17 +399,17 @@ static int parse_header(const unsigned char *buf, size_t size, uint32_t file_ind
         st_tensor *t = &out->tensors[i];
         if (t->offset != expect) {
             if (t->offset < expect)
-                st_fail(err, "tensor '%s': data_offsets begin %llu overlaps the previous tensor '%s' (which ends at %llu)",
+                nm_fail(err, "tensor '%s': data_offsets begin %llu overlaps the previous tensor '%s' (which ends at %llu)",
                         t->name, (unsigned long long)t->offset, out->tensors[i - 1].name, (unsigned long long)expect);
             else
-                st_fail(err, "tensor '%s': data_offsets begin %llu leaves a gap (expected %llu)", t->name,
+                nm_fail(err, "tensor '%s': data_offsets begin %llu leaves a gap (expected %llu)", t->name,
                         (unsigned long long)t->offset, (unsigned long long)expect);
             goto done;
         }
         expect = t->offset + t->size;
     }
     if (expect != data_len) {
-        st_fail(err, "%llu trailing bytes after the last tensor (data buffer is %llu bytes, tensors cover %llu)",
+        nm_fail(err, "%llu trailing bytes after the last tensor (data buffer is %llu bytes, tensors cover %llu)",
                 (unsigned long long)(data_len - expect), (unsigned long long)data_len, (unsigned long long)expect);
         goto done;
     }
@@ -468,7 +441,7 @@ static int build_model(st_model *m, parsed_file *parts, size_t n_parts, nm_error
     m->tensors = calloc(total ? total : 1, sizeof *m->tensors);
     m->by_name = calloc(total ? total : 1, sizeof *m->by_name);
     if (!m->tensors || !m->by_name)
-        return st_fail(err, "out of memory for %zu tensors", total);
+        return nm_fail(err, "out of memory for %zu tensors", total);
     for (size_t i = 0; i < n_parts; i++) {
         memcpy(m->tensors + m->n_tensors, parts[i].tensors, parts[i].n * sizeof *m->tensors);
         m->n_tensors += parts[i].n;
@@ -490,7 +463,7 @@ static int build_model(st_model *m, parsed_file *parts, size_t n_parts, nm_error
     for (size_t i = 1; i < m->n_tensors; i++) {
         const st_tensor *a = &m->tensors[m->by_name[i - 1]], *b = &m->tensors[m->by_name[i]];
         if (!strcmp(a->name, b->name))
-            return st_fail(err, "tensor '%s' appears in two shards (%s and %s)", a->name,
+            return nm_fail(err, "tensor '%s' appears in two shards (%s and %s)", a->name,
                            m->files[a->file_index].path, m->files[b->file_index].path);
     }
     return 0;
@@ -521,7 +494,7 @@ st_model *st_open_memory(const void *data, size_t size, nm_error *err) {
     st_model *m = calloc(1, sizeof *m);
     parsed_file p = {0};
     if (!m || !(m->files = calloc(1, sizeof *m->files)) || !(m->files[0].path = strdup("<memory>"))) {
-        st_fail(err, "out of memory");
+        nm_fail(err, "out of memory");
         goto fail;
     }
     m->n_files = 1;
@@ -542,31 +515,31 @@ fail:
 static int map_file(const char *path, st_file *f, nm_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return st_fail(err, "cannot open: %s", strerror(errno));
+        return nm_fail(err, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return st_fail(err, "cannot stat: %s", strerror(e));
+        return nm_fail(err, "cannot stat: %s", strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return st_fail(err, "not a regular file");
+        return nm_fail(err, "not a regular file");
     }
     if ((uint64_t)st.st_size > SIZE_MAX) {
         close(fd);
-        return st_fail(err, "file too large for this machine");
+        return nm_fail(err, "file too large for this machine");
     }
     f->size = (size_t)st.st_size;
     if (f->size < 8) {
         close(fd);
-        return st_fail(err, "file is %zu bytes, shorter than the 8-byte header length", f->size);
+        return nm_fail(err, "file is %zu bytes, shorter than the 8-byte header length", f->size);
     }
     void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd);
     if (p == MAP_FAILED)
-        return st_fail(err, "cannot map: %s", strerror(e));
+        return nm_fail(err, "cannot map: %s", strerror(e));
     f->map = p;
     f->map_size = f->size;
     f->base = p;
@@ -577,7 +550,7 @@ static st_model *open_single(const char *path, nm_error *err) {
     st_model *m = calloc(1, sizeof *m);
     parsed_file p = {0};
     if (!m || !(m->files = calloc(1, sizeof *m->files)) || !(m->files[0].path = strdup(path))) {
-        st_fail(err, "out of memory");
+        nm_fail(err, "out of memory");
         goto fail;
     }
     m->n_files = 1;
@@ -610,7 +583,7 @@ static char *path_join(const char *dir, const char *name) {
 static char *read_small_file(const char *path, size_t max, size_t *len, nm_error *err) {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        st_fail(err, "cannot open: %s", strerror(errno));
+        nm_fail(err, "cannot open: %s", strerror(errno));
         return NULL;
     }
     size_t cap = 65536, n = 0;
@@ -618,7 +591,7 @@ static char *read_small_file(const char *path, size_t max, size_t *len, nm_error
     while (buf) {
         if (n == cap) {
             if (cap >= max) {
-                st_fail(err, "larger than %zu bytes, not an index", max);
+                nm_fail(err, "larger than %zu bytes, not an index", max);
                 free(buf);
                 buf = NULL;
                 break;
@@ -628,7 +601,7 @@ static char *read_small_file(const char *path, size_t max, size_t *len, nm_error
             if (!nb) {
                 free(buf);
                 buf = NULL;
-                st_fail(err, "out of memory");
+                nm_fail(err, "out of memory");
                 break;
             }
             buf = nb;
@@ -637,7 +610,7 @@ static char *read_small_file(const char *path, size_t max, size_t *len, nm_error
         n += r;
         if (r == 0) {
             if (ferror(fp)) {
-                st_fail(err, "read error");
+                nm_fail(err, "read error");
                 free(buf);
                 buf = NULL;
             }
@@ -645,7 +618,7 @@ static char *read_small_file(const char *path, size_t max, size_t *len, nm_error
         }
     }
     if (!buf && n == 0 && err && !err->msg[0])
-        st_fail(err, "out of memory");
+        nm_fail(err, "out of memory");
     fclose(fp);
     if (buf) {
         buf[n] = '\0';
@@ -668,7 +641,7 @@ static st_model *open_index(const char *index_path, nm_error *err) {
     size_t len = 0;
     char *text = read_small_file(index_path, ST_MAX_INDEX, &len, err);
     if (!text) {
-        st_prefix(err, index_path);
+        nm_error_prefix(err, "%s", index_path);
         return NULL;
     }
     const char *slash = strrchr(index_path, '/');
@@ -676,22 +649,22 @@ static st_model *open_index(const char *index_path, nm_error *err) {
     root = cJSON_ParseWithLength(text, len);
     free(text);
     if (!dir) {
-        st_fail(err, "out of memory");
+        nm_fail(err, "out of memory");
         goto fail;
     }
     if (!root || !cJSON_IsObject(root)) {
-        st_fail(err, "%s: not a JSON object", index_path);
+        nm_fail(err, "%s: not a JSON object", index_path);
         goto fail;
     }
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(wm)) {
-        st_fail(err, "%s: no \"weight_map\" object", index_path);
+        nm_fail(err, "%s: no \"weight_map\" object", index_path);
         goto fail;
     }
     size_t n_keys = 0;
     for (const cJSON *e = wm->child; e; e = e->next) {
         if (!cJSON_IsString(e) || !safe_shard_name(e->valuestring)) {
-            st_fail(err, "%s: weight_map entry '%.200s' is not a plain file name in the index's folder", index_path,
+            nm_fail(err, "%s: weight_map entry '%.200s' is not a plain file name in the index's folder", index_path,
                     e->string);
             goto fail;
         }
@@ -700,7 +673,7 @@ static st_model *open_index(const char *index_path, nm_error *err) {
     /* distinct shard names, sorted */
     shards = calloc(n_keys ? n_keys : 1, sizeof *shards);
     if (!shards) {
-        st_fail(err, "out of memory");
+        nm_fail(err, "out of memory");
         goto fail;
     }
     for (const cJSON *e = wm->child; e; e = e->next)
@@ -712,35 +685,35 @@ static st_model *open_index(const char *index_path, nm_error *err) {
             shards[u++] = shards[i];
     n_shards = u;
     if (n_shards == 0) {
-        st_fail(err, "%s: weight_map is empty", index_path);
+        nm_fail(err, "%s: weight_map is empty", index_path);
         goto fail;
     }
     m = calloc(1, sizeof *m);
     parts = calloc(n_shards, sizeof *parts);
     if (!m || !parts || !(m->files = calloc(n_shards, sizeof *m->files))) {
-        st_fail(err, "out of memory");
+        nm_fail(err, "out of memory");
         goto fail;
     }
     for (size_t s = 0; s < n_shards; s++) {
         st_file *f = &m->files[s];
         if (!(f->path = path_join(dir, shards[s]))) {
-            st_fail(err, "out of memory");
+            nm_fail(err, "out of memory");
             goto fail;
         }
         m->n_files++;
         if (map_file(f->path, f, err) != 0 || parse_header(f->base, f->size, (uint32_t)s, &parts[s], err) != 0) {
-            st_prefix(err, f->path);
+            nm_error_prefix(err, "%s", f->path);
             goto fail;
         }
         /* every tensor of the shard must be mapped to it by the index */
         for (size_t i = 0; i < parts[s].n; i++) {
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(wm, parts[s].tensors[i].name);
             if (!e) {
-                st_fail(err, "%s: tensor '%s' is not listed in %s", f->path, parts[s].tensors[i].name, index_path);
+                nm_fail(err, "%s: tensor '%s' is not listed in %s", f->path, parts[s].tensors[i].name, index_path);
                 goto fail;
             }
             if (strcmp(e->valuestring, shards[s])) {
-                st_fail(err, "%s: tensor '%s' is mapped to %s by the index", f->path, parts[s].tensors[i].name,
+                nm_fail(err, "%s: tensor '%s' is mapped to %s by the index", f->path, parts[s].tensors[i].name,
                         e->valuestring);
                 goto fail;
             }
@@ -752,11 +725,11 @@ static st_model *open_index(const char *index_path, nm_error *err) {
     if (m->n_tensors != n_keys) {
         for (const cJSON *e = wm->child; e; e = e->next)
             if (!st_find(m, e->string)) {
-                st_fail(err, "%s: tensor '%s' is listed in the index but missing from %s", index_path, e->string,
+                nm_fail(err, "%s: tensor '%s' is listed in the index but missing from %s", index_path, e->string,
                         e->valuestring);
                 goto fail;
             }
-        st_fail(err, "%s: weight_map lists %zu entries for %zu tensors (duplicate keys?)", index_path, n_keys,
+        nm_fail(err, "%s: weight_map lists %zu entries for %zu tensors (duplicate keys?)", index_path, n_keys,
                 m->n_tensors);
         goto fail;
     }
@@ -790,18 +763,18 @@ static bool is_regular(const char *path) {
 st_model *st_open(const char *path, nm_error *err) {
     struct stat st;
     if (stat(path, &st) != 0)
-        return st_fail(err, "cannot open: %s", strerror(errno)), NULL;
+        return nm_fail(err, "cannot open: %s", strerror(errno)), NULL;
     if (!S_ISDIR(st.st_mode))
         return ends_with(path, ".json") ? open_index(path, err) : open_single(path, err);
     static const char *const candidates[] = {"model.safetensors.index.json", "model.safetensors"};
     for (size_t i = 0; i < 2; i++) {
         char *p = path_join(path, candidates[i]);
         if (!p)
-            return st_fail(err, "out of memory"), NULL;
+            return nm_fail(err, "out of memory"), NULL;
         if (is_regular(p)) {
             st_model *m = i == 0 ? open_index(p, err) : open_single(p, err);
             if (!m && i == 1)
-                st_prefix(err, candidates[i]);
+                nm_error_prefix(err, "%s", candidates[i]);
             free(p);
             return m;
         }
@@ -810,7 +783,7 @@ st_model *st_open(const char *path, nm_error *err) {
     /* otherwise: a folder with exactly one .safetensors file, or exactly one *.safetensors.index.json */
     DIR *d = opendir(path);
     if (!d)
-        return st_fail(err, "cannot open folder: %s", strerror(errno)), NULL;
+        return nm_fail(err, "cannot open folder: %s", strerror(errno)), NULL;
     char *one_st = NULL, *one_idx = NULL;
     int n_st = 0, n_idx = 0;
     struct dirent *de;
@@ -825,18 +798,18 @@ st_model *st_open(const char *path, nm_error *err) {
     const char *pick = n_idx == 1 ? one_idx : (n_idx == 0 && n_st == 1) ? one_st : NULL;
     if (!pick) {
         if (n_idx + n_st == 0)
-            st_fail(err, "no .safetensors file in the folder");
+            nm_fail(err, "no .safetensors file in the folder");
         else
-            st_fail(err, "%d .safetensors files and no model.safetensors.index.json saying how they fit together",
+            nm_fail(err, "%d .safetensors files and no model.safetensors.index.json saying how they fit together",
                     n_st);
     } else {
         char *p = path_join(path, pick);
         if (!p)
-            st_fail(err, "out of memory");
+            nm_fail(err, "out of memory");
         else {
             m = pick == one_idx ? open_index(p, err) : open_single(p, err);
             if (!m && pick == one_st)
-                st_prefix(err, pick);
+                nm_error_prefix(err, "%s", pick);
         }
         free(p);
     }
