@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/dot_simd.h"
+#include "kernels/dot_lowbit.h"
 #include "formats/tensor.h"
 #include "common/cpu.h"
 
@@ -22,8 +23,10 @@ int nm_dot_act_type(uint32_t wt) {
     case GGML_TYPE_F16: return GGML_TYPE_F16;
     case GGML_TYPE_BF16: return GGML_TYPE_BF16;
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0: return GGML_TYPE_Q8_0;
+    case GGML_TYPE_IQ4_NL: return GGML_TYPE_Q8_0;
     case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1: return GGML_TYPE_Q8_1;
     case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K: return GGML_TYPE_Q8_K;
+    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: case GGML_TYPE_IQ4_XS: return GGML_TYPE_Q8_K;
     default: return -1;
     }
 }
@@ -352,7 +355,11 @@ float nm_dot_ref(uint32_t wt, int64_t n, const void *w, const void *a) {
     case GGML_TYPE_Q4_K: return dot_q4_k(n, w, a);
     case GGML_TYPE_Q5_K: return dot_q4_k_q5_k(n, w, a, true);
     case GGML_TYPE_Q6_K: return dot_q6_k(n, w, a);
-    default: return 0.0f;
+    default: {
+        float r = 0.0f;
+        nm_dot_lowbit_ref(wt, n, w, a, &r);
+        return r;
+    }
     }
 }
 

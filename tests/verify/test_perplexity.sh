@@ -1,6 +1,7 @@
 #!/bin/sh
 # nomoat-verify perplexity against llama-perplexity (reference/perplexity-*.log, -c 256, default
-# mode): the running value after 20 chunks for every reference type; bad input refused with exit 2.
+# mode): the running value after 20 chunks for every reference type, and for the low-bit mixes of
+# reference/lowbit (Q2_K, Q3_K, IQ4_NL, IQ4_XS) the printed [20] digits exactly; bad input refused with exit 2.
 #
 # Tolerance 3e-4 relative (the issue's figure). nomoat-verify reproduces the arithmetic of ggml's
 # AVX2 CPU backend (flash attention, SwiGLU's vector exp, RoPE's fused multiply-adds, each matrix
@@ -41,6 +42,16 @@ if need_fixtures "perplexity against llama-perplexity"; then
             fail "perplexity $t runs" "$(cat "$SCRATCH/err")"
         fi
     done
+    # the low-bit mixes (reference/lowbit, KLD-mode logs): the printed [20] value digit for digit
+    if [ "$SAN" != 1 ]; then
+        for t in q2_k q2_k_s-imatrix q3_k_s q3_k_m q3_k_m-imatrix q3_k_l iq4_nl iq4_xs iq4_xs-imatrix; do
+            want=$(ref20 "$REF/lowbit/perplexity-$t.log")
+            got=$("$V" perplexity "$REF/lowbit/wikillama-$t.gguf" -f "$TEXT" -c 256 --chunks 20 -t 2 2>&1 |
+                  grep -o '\[20\][0-9.]*' | sed 's/\[20\]//')
+            if [ -n "$want" ] && [ "$got" = "$want" ]; then pass "perplexity $t [20] $got = llama.cpp's printed value"
+            else fail "perplexity $t [20] '$got' vs llama.cpp '$want'" "not the same printed digits"; fi
+        done
+    fi
     # the printed running values and final line
     "$V" perplexity "$REF/wikillama-f32.gguf" -f "$TEXT" -c 256 --chunks 3 -t 2 >"$SCRATCH/out" 2>&1
     check "running [k] values printed" grep -q '^\[1\][0-9.]*,\[2\][0-9.]*,\[3\][0-9.]*,' "$SCRATCH/out"
