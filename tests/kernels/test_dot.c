@@ -76,6 +76,18 @@ static void random_weights(uint32_t type, uint8_t *w, int64_t n) {
         case GGML_TYPE_IQ4_NL: case GGML_TYPE_IQ4_XS:
             put_f16(blk, 0.001f * uniform());
             break;
+        case GGML_TYPE_TQ1_0: /* every base-3 digit valid: bytes as the quantizer makes them */
+            for (int k = 0; k < 52; k++) blk[k] = (uint8_t)((next_u32() % 243 * 256 + 242) / 243);
+            put_f16(blk + 52, 0.01f * uniform());
+            break;
+        case GGML_TYPE_TQ2_0: /* 2-bit fields 0..2 only */
+            for (int k = 0; k < 64; k++) {
+                uint8_t v = 0;
+                for (int f = 0; f < 4; f++) v |= (uint8_t)((next_u32() % 3) << (2 * f));
+                blk[k] = v;
+            }
+            put_f16(blk + 64, 0.01f * uniform());
+            break;
         }
     }
 }
@@ -211,7 +223,7 @@ static void test_q8_0_q8_1(void **state) {
  * SIMD kernels must equal the reference bit for bit, for every tile shape (one to four
  * activation rows at a time, and leftovers). */
 static const uint32_t k_types[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_IQ4_XS,
-                                   GGML_TYPE_IQ4_NL};
+                                   GGML_TYPE_IQ4_NL, GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0};
 
 static void random_acts(uint32_t t, uint8_t *a, size_t ars, int cols, int64_t n) {
     float *x = malloc((size_t)n * sizeof(float));
