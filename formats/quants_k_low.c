@@ -122,14 +122,11 @@ static void q2k_requant_pack(const float *x, uint8_t *y, uint8_t *L) {
     pack_2bit(y + 16, L);
 }
 
-static void q2k_block(const float *x, uint8_t *y) {
-    uint8_t L[256], Laux[16];
-    float w[16], mins[16], scales[16];
+/* After the sub-block searches: scales and mins to 4 bits, re-quantization, packing (shared
+ * with the AVX2 quantizer). */
+void nm_q2k_finish(const float *x, uint8_t *y, const float *scales, const float *mins, uint8_t *L) {
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < 16; j++) {
-        for (int l = 0; l < 16; l++)
-            w[l] = fabsf(x[16 * j + l]);
-        scales[j] = make_qkx2_mad(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
         if (scales[j] > max_scale)
             max_scale = scales[j];
         if (mins[j] > max_min)
@@ -153,6 +150,17 @@ static void q2k_block(const float *x, uint8_t *y) {
         put_f16(y + 82, 0.f);
     }
     q2k_requant_pack(x, y, L);
+}
+
+static void q2k_block(const float *x, uint8_t *y) {
+    uint8_t L[256], Laux[16];
+    float w[16], mins[16], scales[16];
+    for (int j = 0; j < 16; j++) {
+        for (int l = 0; l < 16; l++)
+            w[l] = fabsf(x[16 * j + l]);
+        scales[j] = make_qkx2_mad(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+    }
+    nm_q2k_finish(x, y, scales, mins, L);
 }
 
 /* With importance weights: sigma2 over the super-block (no factor 2), make_qkx3 (squared

@@ -1,9 +1,11 @@
-/* AVX2 Q3_K quantizer (without importance weights), byte-identical to quants_k_low.c: the
- * make_q3_quants search of eight 16-element sub-blocks at once, one per lane, each lane doing
- * the reference's operations in its order (sums sequential over the sub-block's elements, the
- * refinement pass stopping per lane when it changes nothing); the 6-bit scales, the
- * re-quantization and the packing are the reference's (nm_q3k_finish). With importance weights
- * the reference serves. Built with -mavx2 -mfma -mf16c but uses no fused multiply-add. */
+/* AVX2 Q2_K and Q3_K quantizers (without importance weights; with them the reference
+ * serves), byte-identical to quants_k_low.c. Each runs its sub-block search for eight 16-element
+ * sub-blocks at once, one per lane, every lane doing the reference's operations in its order
+ * (sums sequential over the sub-block's elements; Q3_K's refinement stopping per lane when it
+ * changes nothing; Q2_K's min updated as its 16 steps go). Then Q3_K's 6-bit scales come from the
+ * reference (nm_q3k_set_scales) and its re-quantization and packing are vectorized; Q2_K ends
+ * in the reference's nm_q2k_finish. Built with -mavx2 -mfma -mf16c but uses no fused
+ * multiply-add. */
 #include "formats/quants_simd.h"
 
 #include <immintrin.h>
@@ -124,5 +126,92 @@ void nm_q3_k_row_avx2(const float *x, uint8_t *y, int64_t n, const float *qw) {
         make_q3_x8(x + 128, scales + 8, L + 128);
         nm_q3k_set_scales(y, scales);
         requant_pack(x, y, L);
+    }
+}
+
+/* make_qkx2_quants(16, 3, x, |x|, ..., -0.5, 0.1, 15, use_mad) for the sub-blocks x + 16*k,
+ * k < 8, one per lane: scales[k], mins[k] (the_min) and L[16*k + i]. */
+static void make_qkx2_mad_x8(const float *x, float *scales, float *mins, uint8_t *L) {
+    const __m256i idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF)), zero = _mm256_setzero_ps();
+    const __m256 nmax = _mm256_set1_ps(3.0f);
+    __m256 xt[16], wt[16];
+    __m256i l[16];
+    for (int i = 0; i < 16; i++) {
+        xt[i] = _mm256_i32gather_ps(x + i, idx, 4);
+        wt[i] = _mm256_and_ps(xt[i], absmask);
+    }
+    __m256 min = xt[0], max = xt[0], sum_w = wt[0];
+    __m256 sum_x = _mm256_mul_ps(sum_w, xt[0]);
+    for (int i = 1; i < 16; i++) {
+        min = _mm256_blendv_ps(min, xt[i], _mm256_cmp_ps(xt[i], min, _CMP_LT_OQ));
+        max = _mm256_blendv_ps(max, xt[i], _mm256_cmp_ps(xt[i], max, _CMP_GT_OQ));
+        sum_w = _mm256_add_ps(sum_w, wt[i]);
+        sum_x = _mm256_add_ps(sum_x, _mm256_mul_ps(wt[i], xt[i]));
+    }
+    min = _mm256_blendv_ps(min, zero, _mm256_cmp_ps(min, zero, _CMP_GT_OQ));
+    const __m256 flat = _mm256_cmp_ps(max, min, _CMP_EQ_OQ);
+    __m256 iscale = _mm256_div_ps(nmax, _mm256_sub_ps(max, min));
+    __m256 scale = _mm256_div_ps(_mm256_set1_ps(1.0f), iscale);
+    __m256 best = zero;
+    for (int i = 0; i < 16; i++) {
+        l[i] = clamp(nearest(_mm256_mul_ps(iscale, _mm256_sub_ps(xt[i], min))), 0, 3);
+        const __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(l[i])), min), xt[i]);
+        best = _mm256_add_ps(best, _mm256_mul_ps(wt[i], _mm256_and_ps(diff, absmask)));
+    }
+    for (int is = 0; is <= 15; is++) {
+        /* (max - min) with the min found so far, as the reference */
+        iscale = _mm256_div_ps(_mm256_set1_ps(-0.5f + 0.1f * (float)is + 3.0f), _mm256_sub_ps(max, min));
+        __m256i la[16];
+        __m256 sum_l = zero, sum_l2 = zero, sum_xl = zero;
+        for (int i = 0; i < 16; i++) {
+            la[i] = clamp(nearest(_mm256_mul_ps(iscale, _mm256_sub_ps(xt[i], min))), 0, 3);
+            const __m256 fl = _mm256_cvtepi32_ps(la[i]), wl = _mm256_mul_ps(wt[i], fl);
+            sum_l = _mm256_add_ps(sum_l, wl);
+            sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, fl));
+            sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wl, xt[i]));
+        }
+        const __m256 D = _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_l2), _mm256_mul_ps(sum_l, sum_l));
+        const __m256 dpos = _mm256_cmp_ps(D, zero, _CMP_GT_OQ);
+        if (!_mm256_movemask_ps(dpos)) continue;
+        __m256 this_scale = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_w, sum_xl), _mm256_mul_ps(sum_x, sum_l)), D);
+        __m256 this_min = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_l2, sum_x), _mm256_mul_ps(sum_l, sum_xl)), D);
+        const __m256 mpos = _mm256_cmp_ps(this_min, zero, _CMP_GT_OQ);
+        this_min = _mm256_blendv_ps(this_min, zero, mpos);
+        this_scale = _mm256_blendv_ps(this_scale, _mm256_div_ps(sum_xl, sum_l2), mpos);
+        __m256 cur = zero;
+        for (int i = 0; i < 16; i++) {
+            const __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale, _mm256_cvtepi32_ps(la[i])), this_min), xt[i]);
+            cur = _mm256_add_ps(cur, _mm256_mul_ps(wt[i], _mm256_and_ps(diff, absmask)));
+        }
+        const __m256 upd = _mm256_andnot_ps(flat, _mm256_and_ps(dpos, _mm256_cmp_ps(cur, best, _CMP_LT_OQ)));
+        for (int i = 0; i < 16; i++)
+            l[i] = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(l[i]), _mm256_castsi256_ps(la[i]), upd));
+        best = _mm256_blendv_ps(best, cur, upd);
+        scale = _mm256_blendv_ps(scale, this_scale, upd);
+        min = _mm256_blendv_ps(min, this_min, upd);
+    }
+    /* a flat sub-block (max == min after min <= 0): levels 0, scale 0, the_min = -min */
+    _mm256_storeu_ps(scales, _mm256_blendv_ps(scale, zero, flat));
+    _mm256_storeu_ps(mins, _mm256_sub_ps(zero, min));
+    int32_t lv[16][8];
+    float fv[8];
+    _mm256_storeu_ps(fv, flat);
+    for (int i = 0; i < 16; i++) _mm256_storeu_si256((__m256i *)lv[i], l[i]);
+    for (int k = 0; k < 8; k++)
+        for (int i = 0; i < 16; i++) L[16 * k + i] = fv[k] != 0.0f ? 0 : (uint8_t)lv[i][k];
+}
+
+void nm_q2_k_row_avx2(const float *x, uint8_t *y, int64_t n, const float *qw) {
+    if (qw) {
+        nm_q2_k_row_ref(x, y, n, qw);
+        return;
+    }
+    for (int64_t b = 0; b < n / 256; b++, x += 256, y += 84) {
+        uint8_t L[256];
+        float scales[16], mins[16];
+        make_qkx2_mad_x8(x, scales, mins, L);
+        make_qkx2_mad_x8(x + 128, scales + 8, mins + 8, L + 128);
+        nm_q2k_finish(x, y, scales, mins, L);
     }
 }

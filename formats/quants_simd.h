@@ -61,6 +61,11 @@ void nm_q3k_finish(const float *x, uint8_t *y, const float *scales, int8_t *L);
 void nm_q3k_set_scales(uint8_t *y, const float *scales);
 void nm_q3_k_row_avx2(const float *x, uint8_t *y, int64_t n, const float *qw);
 void nm_q3_k_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+/* Q2_K (quants_k_low.c): after the make_qkx2 (mean absolute deviation) searches, the rest of
+ * the reference block quantizer; nm_q2_k_row_avx2 runs the searches eight at once. */
+void nm_q2k_finish(const float *x, uint8_t *y, const float *scales, const float *mins, uint8_t *L);
+void nm_q2_k_row_avx2(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_q2_k_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
 void nm_iq4_nl_row_avx2(const float *x, uint8_t *y, int64_t n, const float *qw);
 void nm_iq4_xs_row_avx2(const float *x, uint8_t *y, int64_t n, const float *qw);
 void nm_iq4_finish(int sb, const float *x, const float *scales, uint8_t *d_out, uint8_t *q4, uint8_t *scales_h,

@@ -63,15 +63,20 @@ if [ $full = 1 ]; then
     TEXT="$FIX/text/wikillama-heldout.txt"
     "$V" perplexity "$REF/wikillama-f32.gguf" -f "$TEXT" -c 256 -t 2 -q --save-logits "$WORK/f32.logits" --json "$WORK/full-f32.json" || status=1
     printf '%-16s %12s %12s %9s %4s | %10s %10s %4s | %8s\n' type ppl llama.cpp rel ok kld llama.cpp ok tokens/s
-    for t in f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k_s q4_k_m q4_k_m-imatrix q5_k_s q5_k_m q6_k; do
-        want=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['ppl'])" "$REF/perplexity.json" "$t")
+    # the low-bit mixes live in reference/lowbit (their own perplexity.json)
+    for t in f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k_s q4_k_m q4_k_m-imatrix q5_k_s q5_k_m q6_k \
+             lowbit/q2_k lowbit/q2_k_s-imatrix lowbit/q3_k_s lowbit/q3_k_m lowbit/q3_k_m-imatrix lowbit/q3_k_l \
+             lowbit/iq4_nl lowbit/iq4_xs lowbit/iq4_xs-imatrix; do
+        R="$REF"
+        case $t in lowbit/*) R="$REF/lowbit"; t=${t#lowbit/} ;; esac
+        want=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['ppl'])" "$R/perplexity.json" "$t")
         if [ $t = f32 ]; then
             j="$WORK/full-f32.json"; kld=-; wk=-; kok=-
         else
             j="$WORK/full-$t.json"
-            "$V" perplexity "$REF/wikillama-$t.gguf" -f "$TEXT" -t 2 -q --kld "$WORK/f32.logits" --json "$j" || status=1
+            "$V" perplexity "$R/wikillama-$t.gguf" -f "$TEXT" -t 2 -q --kld "$WORK/f32.logits" --json "$j" || status=1
             kld=$(json_num "$j" kld_mean)
-            wk=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['kld_mean'])" "$REF/perplexity.json" "$t")
+            wk=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['kld_mean'])" "$R/perplexity.json" "$t")
             kok=$(awk -v a="$kld" -v b="$wk" 'BEGIN { d = a - b; if (d < 0) d = -d; if (b >= 1e-3) print (d <= 0.1 * b) ? "ok" : "NO"; else print (d <= 2e-5) ? "ok" : "NO" }')
         fi
         got=$(json_num "$j" ppl)
