@@ -393,6 +393,12 @@ void nm_iq3_xxs_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
 void nm_iq3_s_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
 void nm_dq_iq3_xxs_ref(const uint8_t *x, float *y, int64_t n);
 void nm_dq_iq3_s_ref(const uint8_t *x, float *y, int64_t n);
+void nm_iq2_xxs_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_iq2_xs_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_iq2_s_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_dq_iq2_xxs_ref(const uint8_t *x, float *y, int64_t n);
+void nm_dq_iq2_xs_ref(const uint8_t *x, float *y, int64_t n);
+void nm_dq_iq2_s_ref(const uint8_t *x, float *y, int64_t n);
 
 nm_qrow_fn nm_quants_ref_quantizer(uint32_t type) {
     switch (type) {
@@ -411,6 +417,9 @@ nm_qrow_fn nm_quants_ref_quantizer(uint32_t type) {
     case GGML_TYPE_Q8_K: return nm_q8_k_row_ref;
     case GGML_TYPE_IQ3_XXS: return nm_iq3_xxs_row_ref;
     case GGML_TYPE_IQ3_S: return nm_iq3_s_row_ref;
+    case GGML_TYPE_IQ2_XXS: return nm_iq2_xxs_row_ref;
+    case GGML_TYPE_IQ2_XS: return nm_iq2_xs_row_ref;
+    case GGML_TYPE_IQ2_S: return nm_iq2_s_row_ref;
     default: return NULL;
     }
 }
@@ -432,6 +441,9 @@ nm_dqrow_fn nm_quants_ref_dequantizer(uint32_t type) {
     case GGML_TYPE_Q8_K: return nm_dq_q8_k_ref;
     case GGML_TYPE_IQ3_XXS: return nm_dq_iq3_xxs_ref;
     case GGML_TYPE_IQ3_S: return nm_dq_iq3_s_ref;
+    case GGML_TYPE_IQ2_XXS: return nm_dq_iq2_xxs_ref;
+    case GGML_TYPE_IQ2_XS: return nm_dq_iq2_xs_ref;
+    case GGML_TYPE_IQ2_S: return nm_dq_iq2_s_ref;
     default: return NULL;
     }
 }
@@ -508,7 +520,8 @@ bool nm_quantize_supported(uint32_t type) {
     case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
     case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
-    case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ3_S:
+    case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ3_S: case GGML_TYPE_IQ2_XXS: case GGML_TYPE_IQ2_XS:
+    case GGML_TYPE_IQ2_S:
         return true;
     default:
         return false;

@@ -102,18 +102,23 @@ oom:
 
 /* Each family file provides its lattices (built once). */
 const nm_iq_lattice *nm_iq3_lattice(int grid_size);
+const nm_iq_lattice *nm_iq2_lattice(int grid_size);
 
 const nm_iq_lattice *nm_iq_lattice_for(uint32_t type) {
     switch (type) {
     case GGML_TYPE_IQ3_XXS: return nm_iq3_lattice(256);
     case GGML_TYPE_IQ3_S: return nm_iq3_lattice(512);
+    case GGML_TYPE_IQ2_XXS: return nm_iq2_lattice(256);
+    case GGML_TYPE_IQ2_XS: return nm_iq2_lattice(512);
+    case GGML_TYPE_IQ2_S: return nm_iq2_lattice(1024);
     default: return NULL;
     }
 }
 
 int nm_iq_prepare(uint32_t type) {
     switch (type) {
-    case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ3_S:
+    case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ3_S: case GGML_TYPE_IQ2_XXS: case GGML_TYPE_IQ2_XS:
+    case GGML_TYPE_IQ2_S:
         return nm_iq_lattice_for(type) ? 0 : -1;
     default:
         return 0;

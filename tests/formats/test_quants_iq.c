@@ -112,10 +112,23 @@ static void test_iq3_xxs(void **state) {
     check_vectors("IQ3_XXS-imatrix.gguf", GGML_TYPE_IQ3_XXS, true);
 }
 
+static void test_iq2_xxs(void **state) {
+    (void)state;
+    check_vectors("IQ2_XXS-imatrix.gguf", GGML_TYPE_IQ2_XXS, true);
+}
+/* llama-quantize's IQ2_S file type stores IQ2_XS tensors (IQ2_S tensors come with IQ2_M). */
+static void test_iq2_xs(void **state) {
+    (void)state;
+    check_vectors("IQ2_XS-imatrix.gguf", GGML_TYPE_IQ2_XS, true);
+    check_vectors("IQ2_S-imatrix.gguf", GGML_TYPE_IQ2_XS, true);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iq3_s),
         cmocka_unit_test(test_iq3_xxs),
+        cmocka_unit_test(test_iq2_xxs),
+        cmocka_unit_test(test_iq2_xs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
