@@ -399,6 +399,10 @@ void nm_iq2_s_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
 void nm_dq_iq2_xxs_ref(const uint8_t *x, float *y, int64_t n);
 void nm_dq_iq2_xs_ref(const uint8_t *x, float *y, int64_t n);
 void nm_dq_iq2_s_ref(const uint8_t *x, float *y, int64_t n);
+void nm_iq1_s_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_iq1_m_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_dq_iq1_s_ref(const uint8_t *x, float *y, int64_t n);
+void nm_dq_iq1_m_ref(const uint8_t *x, float *y, int64_t n);
 
 nm_qrow_fn nm_quants_ref_quantizer(uint32_t type) {
     switch (type) {
@@ -420,6 +424,8 @@ nm_qrow_fn nm_quants_ref_quantizer(uint32_t type) {
     case GGML_TYPE_IQ2_XXS: return nm_iq2_xxs_row_ref;
     case GGML_TYPE_IQ2_XS: return nm_iq2_xs_row_ref;
     case GGML_TYPE_IQ2_S: return nm_iq2_s_row_ref;
+    case GGML_TYPE_IQ1_S: return nm_iq1_s_row_ref;
+    case GGML_TYPE_IQ1_M: return nm_iq1_m_row_ref;
     default: return NULL;
     }
 }
@@ -444,6 +450,8 @@ nm_dqrow_fn nm_quants_ref_dequantizer(uint32_t type) {
     case GGML_TYPE_IQ2_XXS: return nm_dq_iq2_xxs_ref;
     case GGML_TYPE_IQ2_XS: return nm_dq_iq2_xs_ref;
     case GGML_TYPE_IQ2_S: return nm_dq_iq2_s_ref;
+    case GGML_TYPE_IQ1_S: return nm_dq_iq1_s_ref;
+    case GGML_TYPE_IQ1_M: return nm_dq_iq1_m_ref;
     default: return NULL;
     }
 }
@@ -521,7 +529,7 @@ bool nm_quantize_supported(uint32_t type) {
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
     case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
     case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ3_S: case GGML_TYPE_IQ2_XXS: case GGML_TYPE_IQ2_XS:
-    case GGML_TYPE_IQ2_S:
+    case GGML_TYPE_IQ2_S: case GGML_TYPE_IQ1_S: case GGML_TYPE_IQ1_M:
         return true;
     default:
         return false;

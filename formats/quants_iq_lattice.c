@@ -103,6 +103,7 @@ oom:
 /* Each family file provides its lattices (built once). */
 const nm_iq_lattice *nm_iq3_lattice(int grid_size);
 const nm_iq_lattice *nm_iq2_lattice(int grid_size);
+const nm_iq_lattice *nm_iq1_lattice(void);
 
 const nm_iq_lattice *nm_iq_lattice_for(uint32_t type) {
     switch (type) {
@@ -111,6 +112,7 @@ const nm_iq_lattice *nm_iq_lattice_for(uint32_t type) {
     case GGML_TYPE_IQ2_XXS: return nm_iq2_lattice(256);
     case GGML_TYPE_IQ2_XS: return nm_iq2_lattice(512);
     case GGML_TYPE_IQ2_S: return nm_iq2_lattice(1024);
+    case GGML_TYPE_IQ1_S: case GGML_TYPE_IQ1_M: return nm_iq1_lattice();
     default: return NULL;
     }
 }
@@ -118,7 +120,7 @@ const nm_iq_lattice *nm_iq_lattice_for(uint32_t type) {
 int nm_iq_prepare(uint32_t type) {
     switch (type) {
     case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ3_S: case GGML_TYPE_IQ2_XXS: case GGML_TYPE_IQ2_XS:
-    case GGML_TYPE_IQ2_S:
+    case GGML_TYPE_IQ2_S: case GGML_TYPE_IQ1_S: case GGML_TYPE_IQ1_M:
         return nm_iq_lattice_for(type) ? 0 : -1;
     default:
         return 0;

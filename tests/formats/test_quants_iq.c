@@ -123,12 +123,23 @@ static void test_iq2_xs(void **state) {
     check_vectors("IQ2_S-imatrix.gguf", GGML_TYPE_IQ2_XS, true);
 }
 
+static void test_iq1_s(void **state) {
+    (void)state;
+    check_vectors("IQ1_S-imatrix.gguf", GGML_TYPE_IQ1_S, true);
+}
+static void test_iq1_m(void **state) {
+    (void)state;
+    check_vectors("IQ1_M-imatrix.gguf", GGML_TYPE_IQ1_M, true);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iq3_s),
         cmocka_unit_test(test_iq3_xxs),
         cmocka_unit_test(test_iq2_xxs),
         cmocka_unit_test(test_iq2_xs),
+        cmocka_unit_test(test_iq1_s),
+        cmocka_unit_test(test_iq1_m),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
