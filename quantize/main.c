@@ -452,6 +452,11 @@ static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o,
             if (ggml_tensor_size(t->new_type, ti->ne, &out_size) != 0)
                 return nm_fail(err, "tensor %s: size overflow", t->name);
             p->n_converted++;
+            const bool needs_imatrix = qt_tensor_requires_imatrix(t->name, t->new_type, ft->ftype);
+            if (needs_imatrix && !im)
+                return nm_fail(err, "%s needs an importance matrix (--imatrix FILE) for tensor %s (%s): without one "
+                               "the result is garbage, so llama-quantize refuses it too",
+                               ft->name, t->name, ggml_type_name(t->new_type));
             if (im && ggml_type_get(t->new_type)->quantized) {
                 const qt_imatrix_entry *e = qt_imatrix_find(im, t->name);
                 if (e) {
@@ -466,6 +471,9 @@ static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o,
                     }
                 }
             }
+            if (needs_imatrix && !p->imatrix[i])
+                return nm_fail(err, "importance matrix %s has no usable entry for tensor %s, which %s (%s) needs",
+                               o->imatrix, t->name, ft->name, ggml_type_name(t->new_type));
         }
         p->out_bytes += out_size;
     }

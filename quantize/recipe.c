@@ -16,10 +16,15 @@ static const qt_ftype ftype_table[] = {
     {"Q4_1", QT_FTYPE_Q4_1, GGML_TYPE_Q4_1, "4.78G, +0.4511 ppl @ Llama-3-8B"},
     {"Q5_0", QT_FTYPE_Q5_0, GGML_TYPE_Q5_0, "5.21G, +0.1316 ppl @ Llama-3-8B"},
     {"Q5_1", QT_FTYPE_Q5_1, GGML_TYPE_Q5_1, "5.65G, +0.1062 ppl @ Llama-3-8B"},
+    {"TQ1_0", QT_FTYPE_TQ1_0, GGML_TYPE_TQ1_0, "1.69 bpw ternarization"},
+    {"TQ2_0", QT_FTYPE_TQ2_0, GGML_TYPE_TQ2_0, "2.06 bpw ternarization"},
     {"Q2_K", QT_FTYPE_Q2_K, GGML_TYPE_Q2_K, "2.96G, +3.5199 ppl @ Llama-3-8B"},
+    {"Q2_K_S", QT_FTYPE_Q2_K_S, GGML_TYPE_Q2_K, "2.96G, +3.1836 ppl @ Llama-3-8B (needs --imatrix)"},
     {"Q3_K_S", QT_FTYPE_Q3_K_S, GGML_TYPE_Q3_K, "3.41G, +1.6321 ppl @ Llama-3-8B"},
     {"Q3_K_M", QT_FTYPE_Q3_K_M, GGML_TYPE_Q3_K, "3.74G, +0.6569 ppl @ Llama-3-8B (alias Q3_K)"},
     {"Q3_K_L", QT_FTYPE_Q3_K_L, GGML_TYPE_Q3_K, "4.03G, +0.5562 ppl @ Llama-3-8B"},
+    {"IQ4_NL", QT_FTYPE_IQ4_NL, GGML_TYPE_IQ4_NL, "4.50 bpw non-linear quantization"},
+    {"IQ4_XS", QT_FTYPE_IQ4_XS, GGML_TYPE_IQ4_XS, "4.25 bpw non-linear quantization"},
     {"Q4_K_S", QT_FTYPE_Q4_K_S, GGML_TYPE_Q4_K, "4.37G, +0.2689 ppl @ Llama-3-8B"},
     {"Q4_K_M", QT_FTYPE_Q4_K_M, GGML_TYPE_Q4_K, "4.58G, +0.1754 ppl @ Llama-3-8B (alias Q4_K)"},
     {"Q5_K_S", QT_FTYPE_Q5_K_S, GGML_TYPE_Q5_K, "5.21G, +0.1049 ppl @ Llama-3-8B"},
@@ -162,9 +167,15 @@ static uint32_t mix_type(mix_state *s, uint32_t new_type, const qt_tensor *t, ui
             new_type = GGML_TYPE_Q6_K;
     } else if (strcmp(name, "token_embd.weight") == 0) {
         /* unchanged for legacy and K mixes */
+        if (ftype == QT_FTYPE_TQ1_0 || ftype == QT_FTYPE_TQ2_0)
+            new_type = GGML_TYPE_Q4_K;
     } else if (contains(name, "attn_v.weight")) {
         if (ftype == QT_FTYPE_Q2_K)
             new_type = m->n_gqa >= 4 ? GGML_TYPE_Q4_K : GGML_TYPE_Q3_K;
+        else if (ftype == QT_FTYPE_Q2_K_S && m->n_gqa >= 4)
+            new_type = GGML_TYPE_Q4_K;
+        else if ((ftype == QT_FTYPE_IQ4_NL || ftype == QT_FTYPE_IQ4_XS) && m->n_gqa >= 4)
+            new_type = GGML_TYPE_Q5_K;
         else if (ftype == QT_FTYPE_Q3_K_M)
             new_type = s->i_attention_wv < 2 ? GGML_TYPE_Q5_K : GGML_TYPE_Q4_K;
         else if (ftype == QT_FTYPE_Q3_K_L)
@@ -186,7 +197,10 @@ static uint32_t mix_type(mix_state *s, uint32_t new_type, const qt_tensor *t, ui
         int i = ffn_layer(s, s->i_ffn_down, name);
         if (ftype == QT_FTYPE_Q2_K)
             new_type = GGML_TYPE_Q3_K;
-        else if (ftype == QT_FTYPE_Q3_K_M)
+        else if (ftype == QT_FTYPE_Q2_K_S) {
+            if (i < n_layer / 8)
+                new_type = GGML_TYPE_Q4_K;
+        } else if (ftype == QT_FTYPE_Q3_K_M)
             new_type = i < n_layer / 16                      ? GGML_TYPE_Q5_K
                        : !m->falcon || use_more_bits(i, n_layer) ? GGML_TYPE_Q4_K
                                                                  : GGML_TYPE_Q3_K;
@@ -201,7 +215,9 @@ static uint32_t mix_type(mix_state *s, uint32_t new_type, const qt_tensor *t, ui
             } else if (use_more_bits(i, n_layer)) {
                 new_type = GGML_TYPE_Q6_K;
             }
-        } else if (ftype == QT_FTYPE_Q5_K_M && use_more_bits(i, n_layer))
+        } else if (i < n_layer / 8 && (ftype == QT_FTYPE_IQ4_NL || ftype == QT_FTYPE_IQ4_XS) && !s->has_imatrix)
+            new_type = GGML_TYPE_Q5_K;
+        else if (ftype == QT_FTYPE_Q5_K_M && use_more_bits(i, n_layer))
             new_type = GGML_TYPE_Q6_K;
         else if (ftype == QT_FTYPE_Q4_K_S && !m->falcon && i < n_layer / 8)
             new_type = GGML_TYPE_Q5_K;
@@ -212,7 +228,8 @@ static uint32_t mix_type(mix_state *s, uint32_t new_type, const qt_tensor *t, ui
         if (!m->falcon) {
             if (m->n_expert == 8) {
                 if (ftype == QT_FTYPE_Q2_K || ftype == QT_FTYPE_Q3_K_S || ftype == QT_FTYPE_Q3_K_M ||
-                    ftype == QT_FTYPE_Q4_K_S || ftype == QT_FTYPE_Q4_K_M)
+                    ftype == QT_FTYPE_Q4_K_S || ftype == QT_FTYPE_Q4_K_M || ftype == QT_FTYPE_IQ4_NL ||
+                    ftype == QT_FTYPE_IQ4_XS)
                     new_type = GGML_TYPE_Q5_K;
             } else {
                 if (ftype == QT_FTYPE_Q2_K)
@@ -244,6 +261,7 @@ static int shape_fallback(uint32_t *type, int64_t ne0) {
     case GGML_TYPE_Q4_K: *type = GGML_TYPE_Q5_0; break;
     case GGML_TYPE_Q5_K: *type = GGML_TYPE_Q5_1; break;
     case GGML_TYPE_Q6_K: *type = GGML_TYPE_Q8_0; break;
+    case GGML_TYPE_IQ4_XS: *type = GGML_TYPE_IQ4_NL; break;
     case GGML_TYPE_Q2_K:
     case GGML_TYPE_Q3_K:
     case GGML_TYPE_TQ1_0:
@@ -312,4 +330,19 @@ void qt_message_escape(nm_error *err) {
     }
     out[k] = '\0';
     memcpy(err->msg, out, k + 1);
+}
+
+bool qt_tensor_requires_imatrix(const char *name, uint32_t type, uint32_t ftype) {
+    if (strcmp(name, "token_embd.weight") == 0 || strcmp(name, "per_layer_token_embd.weight") == 0 ||
+        strcmp(name, "output.weight") == 0)
+        return false;
+    switch (type) {
+    case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ2_XXS: case GGML_TYPE_IQ2_XS: case GGML_TYPE_IQ2_S:
+    case GGML_TYPE_IQ1_M: case GGML_TYPE_IQ1_S:
+        return true;
+    case GGML_TYPE_Q2_K:
+        return ftype == QT_FTYPE_Q2_K_S; /* the one K-quant mix that needs it */
+    default:
+        return false;
+    }
 }

@@ -27,7 +27,12 @@ enum {
     QT_FTYPE_Q5_K_S = 16,
     QT_FTYPE_Q5_K_M = 17,
     QT_FTYPE_Q6_K = 18,
+    QT_FTYPE_Q2_K_S = 21,
+    QT_FTYPE_IQ4_NL = 25,
+    QT_FTYPE_IQ4_XS = 30,
     QT_FTYPE_BF16 = 32,
+    QT_FTYPE_TQ1_0 = 36,
+    QT_FTYPE_TQ2_0 = 37,
 };
 
 typedef struct qt_ftype {
@@ -89,6 +94,11 @@ int qt_plan(qt_tensor *t, size_t n, const qt_model *model, const qt_ftype *ft, c
 /* Rewrites control bytes in a message as \xNN so a refusal always prints as one line (tensor and
  * imatrix entry names come from untrusted files). */
 void qt_message_escape(nm_error *err);
+
+/* llama-quantize's tensor_requires_imatrix: whether quantizing tensor `name` to `type` within
+ * file type `ftype` needs importance data (the lattice i-quants, and Q2_K within Q2_K_S); never
+ * for token_embd.weight and output.weight. */
+bool qt_tensor_requires_imatrix(const char *name, uint32_t type, uint32_t ftype);
 
 /* Eligibility of §5.1 (without the "COPY mode" and --leave-output-tensor parts). */
 bool qt_tensor_eligible(const char *name, uint32_t n_dims);

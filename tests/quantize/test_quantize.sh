@@ -35,6 +35,17 @@ for t in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K_S Q5_K_S Q6_K; do
     check "quant-vectors --pure $t runs" "$Q" -q --no-fsync --pure "$V/input-f32.gguf" "$S/v-$t.gguf" $t 1
     same_file "quant-vectors --pure $t: whole file byte-identical (tensor data too)" "$S/v-$t.gguf" "$V/$t.gguf"
 done
+# the low-bit types, without and (from tests/data, as llama-quantize recorded the path) with the
+# synthetic importance matrix
+for t in Q2_K Q3_K IQ4_NL IQ4_XS TQ1_0 TQ2_0; do
+    check "quant-vectors --pure $t runs" "$Q" -q --no-fsync --pure "$V/input-f32.gguf" "$S/v-$t.gguf" $t 1
+    same_file "quant-vectors --pure $t: whole file byte-identical (tensor data too)" "$S/v-$t.gguf" "$V/$t.gguf"
+done
+for t in Q2_K Q3_K IQ4_NL IQ4_XS; do
+    check "quant-vectors --pure --imatrix $t runs" sh -c \
+        "cd '$DATA' && '$Q' -q --no-fsync --pure --imatrix quant-vectors/imatrix-vectors.gguf quant-vectors/input-f32.gguf '$S/vi-$t.gguf' $t 1"
+    same_file "quant-vectors --pure --imatrix $t: whole file byte-identical" "$S/vi-$t.gguf" "$V/$t-imatrix.gguf"
+done
 # multi-threaded run gives the same bytes
 check "quant-vectors Q4_K_S with 2 threads" "$Q" -q --no-fsync --pure "$V/input-f32.gguf" "$S/v2.gguf" Q4_K_S 2
 check "quant-vectors Q4_K_S 2 threads identical" cmp "$S/v2.gguf" "$V/Q4_K_S.gguf"
@@ -182,6 +193,20 @@ if need_fixtures "wikillama reference mixes"; then
         check "wikillama $t runs" "$Q" -q --no-fsync --no-fsync "$R/wikillama-f32.gguf" "$S/w-$lt.gguf" $t 2
         same_file "wikillama $t: whole file byte-identical (per-tensor types and data too)" "$S/w-$lt.gguf" "$R/wikillama-$lt.gguf"
     done
+    L="$R/lowbit"
+    for t in Q2_K Q3_K_S Q3_K_M Q3_K_L IQ4_NL IQ4_XS; do
+        lt=$(echo $t | tr 'A-Z' 'a-z')
+        check "wikillama $t runs" "$Q" -q --no-fsync "$R/wikillama-f32.gguf" "$S/w-$lt.gguf" $t 2
+        same_file "wikillama $t: whole file byte-identical" "$S/w-$lt.gguf" "$L/wikillama-$lt.gguf"
+    done
+    for t in Q2_K_S Q3_K_M IQ4_XS; do
+        lt=$(echo $t | tr 'A-Z' 'a-z')
+        check "wikillama $t --imatrix runs" sh -c \
+            "cd '$FIXTURES' && '$Q' -q --no-fsync --imatrix reference/wikillama-imatrix.gguf reference/wikillama-f32.gguf '$S/wi-$lt.gguf' $t 2"
+        same_file "wikillama $t --imatrix: whole file byte-identical" "$S/wi-$lt.gguf" "$L/wikillama-$lt-imatrix.gguf"
+    done
+    expect_fail "Q2_K_S without an importance matrix" "Q2_K_S needs an importance matrix" "$S/x.gguf" \
+        "$Q" "$R/wikillama-f32.gguf" "$S/x.gguf" Q2_K_S
     # llama-quantize stored the imatrix path as given, relative to ../shared/fixtures
     check "wikillama Q4_K_M --imatrix runs" sh -c \
         "cd '$FIXTURES' && '$Q' -q --no-fsync --no-fsync --imatrix reference/wikillama-imatrix.gguf reference/wikillama-f32.gguf '$S/w-imat.gguf' Q4_K_M"
