@@ -1,5 +1,6 @@
-/* Private to the i-quant files (quants_iq1.c, quants_iq2.c, quants_iq3.c): the lattice search
- * tables llama.cpp's quantizers use, built once from each family's codebook.
+/* Shared by the i-quant files (quants_iq1.c, quants_iq2.c, quants_iq3.c) and the i-quant dot
+ * kernels (kernels/dot_iq*.c): the codebooks, and the lattice search tables llama.cpp's
+ * quantizers use, built once from each family's codebook.
  *
  * A lattice i-quant stores each group of 8 (IQ2_*, IQ1_*) or 4 (IQ3_*) magnitudes as an index
  * into a codebook (its grid, data in the family's file). The quantizer works with levels
@@ -11,6 +12,12 @@
 #define NOMOAT_QUANTS_IQ_H
 
 #include <stdint.h>
+
+/* The codebooks as ggml-common.h defines them (data in the family files): IQ2_XXS 256, IQ2_XS
+ * 512, IQ2_S 1024 points of 8 magnitudes (bytes 8, 25, 43); IQ3_XXS 256 and IQ3_S 512 points of
+ * 4 magnitudes; IQ1_S/IQ1_M 2048 points of 8 coordinates -1, 0, 1 (int8). */
+extern const uint64_t nm_iq2xxs_grid[256], nm_iq2xs_grid[512], nm_iq2s_grid[1024], nm_iq1s_grid[2048];
+extern const uint32_t nm_iq3xxs_grid[256], nm_iq3s_grid[512];
 
 typedef struct nm_iq_lattice {
     int dim;                    /* coordinates per grid point: 8 or 4 */

@@ -22,10 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The codebook, as ggml defines it in ggml-common.h (iq1s_grid, NGRID_IQ1S = 2048): each u64
+/* The codebook, as ggml defines it in ggml-common.h (nm_iq1s_grid, NGRID_IQ1S = 2048): each u64
  * holds the eight coordinates of one grid point as int8 -1, 0, 1 (bytes 0xff, 0x00, 0x01), lowest
  * byte first. */
-static const uint64_t iq1s_grid[2048] = {
+const uint64_t nm_iq1s_grid[2048] = {
     0xffffffffffffffff, 0xffffffffffffff01, 0xffffffffffff0000, 0xffffffffffff01ff,
     0xffffffffffff0101, 0xffffffffff00ff00, 0xffffffffff000000, 0xffffffffff01ffff,
     0xffffffffff01ff01, 0xffffffffff0101ff, 0xffffffffff010101, 0xffffffff00ff0000,
@@ -556,7 +556,7 @@ static void build(void) {
     static uint8_t levels[2048 * 8];
     for (int k = 0; k < 2048; k++)
         for (int i = 0; i < 8; i++)
-            levels[8 * k + i] = (uint8_t)(grid_coord(iq1s_grid[k], i) + 1);
+            levels[8 * k + i] = (uint8_t)(grid_coord(nm_iq1s_grid[k], i) + 1);
     lattice_ok = nm_iq_lattice_build(&lattice, 8, 2, 2048, 43692, 3, levels) == 0;
 }
 
@@ -910,7 +910,7 @@ void nm_dq_iq1_s_ref(const uint8_t *x, float *y, int64_t n) {
             const float dl = d * (float)(2 * ((qh >> 12) & 7) + 1);
             const float delta = qh & 0x8000 ? -IQ1_DELTA : IQ1_DELTA;
             for (int l = 0; l < 4; l++, y += 8) {
-                const uint64_t g = iq1s_grid[qs[l] | (((qh >> (3 * l)) & 7) << 8)];
+                const uint64_t g = nm_iq1s_grid[qs[l] | (((qh >> (3 * l)) & 7) << 8)];
                 for (int j = 0; j < 8; j++)
                     y[j] = dl * ((float)grid_coord(g, j) + delta);
             }
@@ -936,7 +936,7 @@ void nm_dq_iq1_m_ref(const uint8_t *x, float *y, int64_t n) {
             for (int l = 0; l < 4; l++, y += 8) {
                 const float dl = l < 2 ? dl1 : dl2;
                 for (int j = 0; j < 8; j++)
-                    y[j] = dl * ((float)grid_coord(iq1s_grid[idx[l]], j) + delta[l]);
+                    y[j] = dl * ((float)grid_coord(nm_iq1s_grid[idx[l]], j) + delta[l]);
             }
         }
     }

@@ -20,10 +20,10 @@
 #include <stdbool.h>
 #include <string.h>
 
-/* The codebooks, as ggml defines them in ggml-common.h (iq2xxs_grid, iq2xs_grid, iq2s_grid):
+/* The codebooks, as ggml defines them in ggml-common.h (nm_iq2xxs_grid, nm_iq2xs_grid, nm_iq2s_grid):
  * each u64 holds the eight magnitudes of one grid point, one byte each, lowest byte first; the
  * bytes are 8, 25 and 43 (levels 0, 1, 2). */
-static const uint64_t iq2xxs_grid[256] = {
+const uint64_t nm_iq2xxs_grid[256] = {
     0x0808080808080808, 0x080808080808082b, 0x0808080808081919, 0x0808080808082b08,
     0x0808080808082b2b, 0x0808080808190819, 0x0808080808191908, 0x08080808082b0808,
     0x08080808082b082b, 0x08080808082b2b08, 0x08080808082b2b2b, 0x0808080819080819,
@@ -89,7 +89,7 @@ static const uint64_t iq2xxs_grid[256] = {
     0x2b2b08080808082b, 0x2b2b080819190808, 0x2b2b08082b081919, 0x2b2b081908082b19,
     0x2b2b082b08080808, 0x2b2b190808192b08, 0x2b2b2b0819190808, 0x2b2b2b1908081908,
 };
-static const uint64_t iq2xs_grid[512] = {
+const uint64_t nm_iq2xs_grid[512] = {
     0x0808080808080808, 0x080808080808082b, 0x0808080808081919, 0x0808080808082b08,
     0x0808080808082b2b, 0x0808080808190819, 0x0808080808191908, 0x080808080819192b,
     0x0808080808192b19, 0x08080808082b0808, 0x08080808082b082b, 0x08080808082b1919,
@@ -219,7 +219,7 @@ static const uint64_t iq2xs_grid[512] = {
     0x2b2b2b082b2b2b08, 0x2b2b2b1908081908, 0x2b2b2b192b081908, 0x2b2b2b192b08192b,
     0x2b2b2b2b082b2b08, 0x2b2b2b2b082b2b2b, 0x2b2b2b2b2b190819, 0x2b2b2b2b2b2b2b2b,
 };
-static const uint64_t iq2s_grid[1024] = {
+const uint64_t nm_iq2s_grid[1024] = {
     0x0808080808080808, 0x080808080808082b, 0x0808080808081919, 0x0808080808082b08,
     0x0808080808082b2b, 0x0808080808190819, 0x0808080808191908, 0x080808080819192b,
     0x0808080808192b19, 0x08080808082b0808, 0x08080808082b082b, 0x08080808082b1919,
@@ -498,9 +498,9 @@ static void build(int which, const uint64_t *grid, int size, int nwant) {
         }
     lattice_ok[which] = nm_iq_lattice_build(&lattices[which], 8, 2, size, 43692, nwant, levels[which]) == 0;
 }
-static void build_xxs(void) { build(0, iq2xxs_grid, 256, 2); }
-static void build_xs(void) { build(1, iq2xs_grid, 512, 2); }
-static void build_s(void) { build(2, iq2s_grid, 1024, 1); }
+static void build_xxs(void) { build(0, nm_iq2xxs_grid, 256, 2); }
+static void build_xs(void) { build(1, nm_iq2xs_grid, 512, 2); }
+static void build_s(void) { build(2, nm_iq2s_grid, 1024, 1); }
 
 const nm_iq_lattice *nm_iq2_lattice(int grid_size) {
     int which = grid_size == 256 ? 0 : grid_size == 512 ? 1 : 2;
@@ -829,7 +829,7 @@ void nm_dq_iq2_xxs_ref(const uint8_t *x, float *y, int64_t n) {
             const uint32_t aux = (uint32_t)q[4] | (uint32_t)q[5] << 8 | (uint32_t)q[6] << 16 | (uint32_t)q[7] << 24;
             const float db = d * (0.5f + (float)(aux >> 28)) * 0.25f;
             for (int l = 0; l < 4; l++, y += 8)
-                put_group(y, db, iq2xxs_grid[q[l]], nm_iq_signs((aux >> (7 * l)) & 127));
+                put_group(y, db, nm_iq2xxs_grid[q[l]], nm_iq_signs((aux >> (7 * l)) & 127));
         }
     }
 }
@@ -842,7 +842,7 @@ void nm_dq_iq2_xs_ref(const uint8_t *x, float *y, int64_t n) {
             const float db[2] = {d * (0.5f + (float)(sc & 0xf)) * 0.25f, d * (0.5f + (float)(sc >> 4)) * 0.25f};
             for (int l = 0; l < 4; l++, y += 8) {
                 const uint16_t v = (uint16_t)(x[2 + 2 * (4 * ib + l)] | x[3 + 2 * (4 * ib + l)] << 8);
-                put_group(y, db[l / 2], iq2xs_grid[v & 511], nm_iq_signs(v >> 9));
+                put_group(y, db[l / 2], nm_iq2xs_grid[v & 511], nm_iq_signs(v >> 9));
             }
         }
     }
@@ -855,7 +855,7 @@ void nm_dq_iq2_s_ref(const uint8_t *x, float *y, int64_t n) {
         for (int ib = 0; ib < 8; ib++, qs += 4, signs += 4) {
             const float db[2] = {d * (0.5f + (float)(sc[ib] & 0xf)) * 0.25f, d * (0.5f + (float)(sc[ib] >> 4)) * 0.25f};
             for (int l = 0; l < 4; l++, y += 8)
-                put_group(y, db[l / 2], iq2s_grid[qs[l] | ((qh[ib] << (8 - 2 * l)) & 0x300)], signs[l]);
+                put_group(y, db[l / 2], nm_iq2s_grid[qs[l] | ((qh[ib] << (8 - 2 * l)) & 0x300)], signs[l]);
         }
     }
 }

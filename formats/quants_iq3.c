@@ -19,10 +19,10 @@
 #include <stdbool.h>
 #include <string.h>
 
-/* The codebooks, as ggml defines them in ggml-common.h (iq3xxs_grid, iq3s_grid): each u32 holds
+/* The codebooks, as ggml defines them in ggml-common.h (nm_iq3xxs_grid, nm_iq3s_grid): each u32 holds
  * the four magnitudes of one grid point, one byte each, lowest byte first. IQ3_XXS's bytes are
  * 4, 12, 20, ..., 52, 62 (levels 0..7); IQ3_S's are 1, 3, ..., 15 (level l at 2l+1). */
-static const uint32_t iq3xxs_grid[256] = {
+const uint32_t nm_iq3xxs_grid[256] = {
     0x04040404, 0x04040414, 0x04040424, 0x04040c0c, 0x04040c1c, 0x04040c3e, 0x04041404, 0x04041414,
     0x04041c0c, 0x04042414, 0x04043e1c, 0x04043e2c, 0x040c040c, 0x040c041c, 0x040c0c04, 0x040c0c14,
     0x040c140c, 0x040c142c, 0x040c1c04, 0x040c1c14, 0x040c240c, 0x040c2c24, 0x040c3e04, 0x04140404,
@@ -56,7 +56,7 @@ static const uint32_t iq3xxs_grid[256] = {
     0x3e042c14, 0x3e0c1434, 0x3e0c2404, 0x3e140c14, 0x3e14242c, 0x3e142c14, 0x3e1c0404, 0x3e1c0c2c,
     0x3e1c1c1c, 0x3e1c3404, 0x3e24140c, 0x3e24240c, 0x3e2c0404, 0x3e2c0414, 0x3e2c1424, 0x3e341c04,
 };
-static const uint32_t iq3s_grid[512] = {
+const uint32_t nm_iq3s_grid[512] = {
     0x01010101, 0x01010103, 0x01010105, 0x0101010b, 0x0101010f, 0x01010301, 0x01010303, 0x01010305,
     0x01010309, 0x0101030d, 0x01010501, 0x01010503, 0x0101050b, 0x01010707, 0x01010901, 0x01010905,
     0x0101090b, 0x0101090f, 0x01010b03, 0x01010b07, 0x01010d01, 0x01010d05, 0x01010f03, 0x01010f09,
@@ -137,7 +137,7 @@ static void build_256(void) {
     uint8_t levels[256 * 4];
     for (int k = 0; k < 256; k++)
         for (int i = 0; i < 4; i++) {
-            uint8_t b = grid_byte(iq3xxs_grid[k], i);
+            uint8_t b = grid_byte(nm_iq3xxs_grid[k], i);
             levels[4 * k + i] = (uint8_t)(b == 62 ? 7 : (b - 4) / 8);
         }
     lattice_256_ok = nm_iq_lattice_build(&lattice_256, 4, 3, 256, 4096, 2, levels) == 0;
@@ -147,7 +147,7 @@ static void build_512(void) {
     uint8_t levels[512 * 4];
     for (int k = 0; k < 512; k++)
         for (int i = 0; i < 4; i++)
-            levels[4 * k + i] = (uint8_t)((grid_byte(iq3s_grid[k], i) - 1) / 2);
+            levels[4 * k + i] = (uint8_t)((grid_byte(nm_iq3s_grid[k], i) - 1) / 2);
     lattice_512_ok = nm_iq_lattice_build(&lattice_512, 4, 3, 512, 4096, 3, levels) == 0;
 }
 
@@ -401,7 +401,7 @@ void nm_dq_iq3_xxs_ref(const uint8_t *x, float *y, int64_t n) {
             const float db = d * (0.5f + (float)(aux >> 28)) * 0.5f;
             for (int l = 0; l < 4; l++, y += 8) {
                 const uint8_t signs = nm_iq_signs((aux >> (7 * l)) & 127);
-                const uint32_t g1 = iq3xxs_grid[qs[2 * l]], g2 = iq3xxs_grid[qs[2 * l + 1]];
+                const uint32_t g1 = nm_iq3xxs_grid[qs[2 * l]], g2 = nm_iq3xxs_grid[qs[2 * l + 1]];
                 for (int j = 0; j < 4; j++) {
                     y[j] = db * (float)grid_byte(g1, j) * (signs & (1 << j) ? -1.f : 1.f);
                     y[j + 4] = db * (float)grid_byte(g2, j) * (signs & (1 << (j + 4)) ? -1.f : 1.f);
@@ -418,8 +418,8 @@ void nm_dq_iq3_s_ref(const uint8_t *x, float *y, int64_t n) {
         for (int ib = 0; ib < 8; ib++, qs += 8, signs += 4) {
             const float db = d * (float)(1 + 2 * (ib % 2 ? sc[ib / 2] >> 4 : sc[ib / 2] & 0xf));
             for (int l = 0; l < 4; l++, y += 8) {
-                const uint32_t g1 = iq3s_grid[qs[2 * l] | ((qh[ib] << (8 - 2 * l)) & 256)];
-                const uint32_t g2 = iq3s_grid[qs[2 * l + 1] | ((qh[ib] << (7 - 2 * l)) & 256)];
+                const uint32_t g1 = nm_iq3s_grid[qs[2 * l] | ((qh[ib] << (8 - 2 * l)) & 256)];
+                const uint32_t g2 = nm_iq3s_grid[qs[2 * l + 1] | ((qh[ib] << (7 - 2 * l)) & 256)];
                 for (int j = 0; j < 4; j++) {
                     y[j] = db * (float)grid_byte(g1, j) * (signs[l] & (1 << j) ? -1.f : 1.f);
                     y[j + 4] = db * (float)grid_byte(g2, j) * (signs[l] & (1 << (j + 4)) ? -1.f : 1.f);

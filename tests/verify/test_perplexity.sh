@@ -41,6 +41,24 @@ if need_fixtures "perplexity against llama-perplexity"; then
             fail "perplexity $t runs" "$(cat "$SCRATCH/err")"
         fi
     done
+    # the lattice i-quant mixes (lowbit/, made with the wikillama imatrix; logs in KLD mode). The
+    # 20th row of the KLD table holds chunk 20 (in one log stderr split that row, so count rows
+    # rather than read the chunk number). Mixes holding Q2_K tensors need its kernel too.
+    lowbit20() { awk '/^chunk +PPL/ { t = 1; next } t && /±/ { if (++k == 20) { for (i = 2; i <= NF; i++) if ($i == "±") { print $(i-1); exit } } }' "$1"; }
+    IQ_TYPES="iq3_xxs iq3_xs iq3_s iq3_m iq2_s iq2_m"
+    [ "$SAN" = 1 ] && IQ_TYPES="iq2_m"
+    for t in $IQ_TYPES; do
+        want=$(lowbit20 "$REF/lowbit/perplexity-$t-imatrix.log")
+        if "$V" perplexity "$REF/lowbit/wikillama-$t-imatrix.gguf" -f "$TEXT" -c 256 --chunks $CHUNKS -t 2 -q --json "$SCRATCH/$t.json" 2>"$SCRATCH/err"; then
+            got=$(json_num "$SCRATCH/$t.json" ppl)
+            if [ "$SAN" = 1 ]; then pass "perplexity $t runs under SAN ($got)"; continue; fi
+            tol=3e-4
+            if close "$got" "$want" $tol; then pass "perplexity $t-imatrix [20] $got vs llama.cpp $want (tolerance $tol)"
+            else fail "perplexity $t-imatrix [20] $got vs llama.cpp $want" "more than $tol relative apart"; fi
+        else
+            fail "perplexity $t-imatrix runs" "$(cat "$SCRATCH/err")"
+        fi
+    done
     # the printed running values and final line
     "$V" perplexity "$REF/wikillama-f32.gguf" -f "$TEXT" -c 256 --chunks 3 -t 2 >"$SCRATCH/out" 2>&1
     check "running [k] values printed" grep -q '^\[1\][0-9.]*,\[2\][0-9.]*,\[3\][0-9.]*,' "$SCRATCH/out"
