@@ -47,81 +47,76 @@ static inline int best_index(const int8_t *val, float x) {
     return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
 }
 
-/* One super-block of sb elements in sub-blocks of 32 (quantize_row_iq4_nl_impl with ntry 7).
- * d: the f16 scale's bytes; q4: sb/2 bytes of nibbles; scales_h/scales_l: IQ4_XS's 6-bit
- * sub-block scales (sb > 32 only). qw: NULL or sb importance weights. */
-static void iq4_superblock(int sb, const float *x, uint8_t *d_out, uint8_t *q4, uint8_t *scales_h,
-                           uint8_t *scales_l, const float *qw) {
+/* The scale search of one block of 32 (quantize_row_iq4_nl_impl's inner loop with ntry 7):
+ * xb its values, weight its 32 weights. Returns the block's scale (0 for an all-zero block). */
+static float iq4_block_scale(const float *xb, const float *weight) {
     const int8_t *values = nm_iq4nl_values;
     const int ntry = 7;
-    uint8_t L[256];
-    float scales[8], weight[32];
-    float sigma2 = 0;
-    for (int j = 0; j < sb; j++)
-        sigma2 += x[j] * x[j];
-    sigma2 *= 2.f / (float)sb;
-    memset(q4, 0, (size_t)sb / 2);
-    put_f16(d_out, 0.f);
-
-    float max_scale = 0, amax_scale = 0;
-    for (int ib = 0; ib < sb / 32; ib++) {
-        const float *xb = x + 32 * ib;
-        uint8_t *Lb = L + 32 * ib;
-        if (qw) {
-            for (int j = 0; j < 32; j++)
-                weight[j] = qw[32 * ib + j] * sqrtf(sigma2 + xb[j] * xb[j]);
-        } else {
-            for (int j = 0; j < 32; j++)
-                weight[j] = xb[j] * xb[j];
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++) {
+        const float ax = fabsf(xb[j]);
+        if (ax > amax) {
+            amax = ax;
+            max = xb[j];
         }
-        float amax = 0, max = 0;
-        for (int j = 0; j < 32; j++) {
-            const float ax = fabsf(xb[j]);
-            if (ax > amax) {
-                amax = ax;
-                max = xb[j];
-            }
-        }
-        if (amax < GROUP_MAX_EPS) {
-            scales[ib] = 0;
-            continue;
-        }
-        float d = -max / (float)values[0];
-        float id = 1 / d;
-        float sumqx = 0, sumq2 = 0;
+    }
+    if (amax < GROUP_MAX_EPS)
+        return 0;
+    float d = -max / (float)values[0];
+    float id = 1 / d;
+    float sumqx = 0, sumq2 = 0;
+    for (int j = 0; j < 32; j++) {
+        const int l = best_index(values, id * xb[j]);
+        const float q = (float)values[l], w = weight[j];
+        sumqx += w * q * xb[j];
+        sumq2 += w * q * q;
+    }
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+    float best = d * sumqx;
+    for (int itry = -ntry; itry <= ntry; itry++) {
+        id = (float)(itry + values[0]) / max;
+        sumqx = sumq2 = 0;
         for (int j = 0; j < 32; j++) {
             const int l = best_index(values, id * xb[j]);
-            Lb[j] = (uint8_t)l;
             const float q = (float)values[l], w = weight[j];
             sumqx += w * q * xb[j];
             sumq2 += w * q * q;
         }
-        d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
-        float best = d * sumqx;
-        for (int itry = -ntry; itry <= ntry; itry++) {
-            id = (float)(itry + values[0]) / max;
-            sumqx = sumq2 = 0;
-            for (int j = 0; j < 32; j++) {
-                const int l = best_index(values, id * xb[j]);
-                const float q = (float)values[l], w = weight[j];
-                sumqx += w * q * xb[j];
-                sumq2 += w * q * q;
-            }
-            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-                d = sumqx / sumq2;
-                best = d * sumqx;
-            }
-        }
-        scales[ib] = d;
-        const float abs_d = fabsf(d);
-        if (abs_d > amax_scale) {
-            amax_scale = abs_d;
-            max_scale = d;
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+            d = sumqx / sumq2;
+            best = d * sumqx;
         }
     }
+    return d;
+}
 
+/* Block weights: qw * sqrt(sigma2 + x^2) with importance weights, else x^2. */
+void nm_iq4_weights(int sb, const float *x, const float *qw, float *weight) {
+    if (!qw) {
+        for (int j = 0; j < sb; j++)
+            weight[j] = x[j] * x[j];
+        return;
+    }
+    float sigma2 = 0;
+    for (int j = 0; j < sb; j++)
+        sigma2 += x[j] * x[j];
+    sigma2 *= 2.f / (float)sb;
+    for (int j = 0; j < sb; j++)
+        weight[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
+}
+
+void nm_iq4_finish(int sb, const float *x, const float *scales, uint8_t *d_out, uint8_t *q4, uint8_t *scales_h,
+                   uint8_t *scales_l) {
+    const int8_t *values = nm_iq4nl_values;
+    uint8_t L[256];
     if (sb > 32) {
-        memset(scales_h, 0, 2);
+        float max_scale = 0, amax_scale = 0;
+        for (int ib = 0; ib < sb / 32; ib++) {
+            if (fabsf(scales[ib]) > amax_scale) {
+                amax_scale = fabsf(scales[ib]);
+                max_scale = scales[ib];
+            }
+        }
         const float d = -max_scale / 32;
         put_f16(d_out, d);
         const float id = d ? 1 / d : 0.f;
@@ -152,6 +147,17 @@ static void iq4_superblock(int sb, const float *x, uint8_t *d_out, uint8_t *q4, 
     for (int i = 0; i < sb / 32; i++)
         for (int j = 0; j < 16; j++)
             q4[16 * i + j] = (uint8_t)(L[32 * i + j] | L[32 * i + 16 + j] << 4);
+}
+
+/* One super-block of sb elements in sub-blocks of 32 (quantize_row_iq4_nl_impl with ntry 7):
+ * the scale search per sub-block, then the stored scales and levels. */
+static void iq4_superblock(int sb, const float *x, uint8_t *d_out, uint8_t *q4, uint8_t *scales_h,
+                           uint8_t *scales_l, const float *qw) {
+    float scales[8], weight[256];
+    nm_iq4_weights(sb, x, qw, weight);
+    for (int ib = 0; ib < sb / 32; ib++)
+        scales[ib] = iq4_block_scale(x + 32 * ib, weight + 32 * ib);
+    nm_iq4_finish(sb, x, scales, d_out, q4, scales_h, scales_l);
 }
 
 void nm_iq4_nl_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw) {

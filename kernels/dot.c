@@ -7,6 +7,7 @@
 
 #include "kernels/dot_iq.h"
 #include "kernels/dot_simd.h"
+#include "kernels/dot_lowbit.h"
 #include "formats/tensor.h"
 #include "common/cpu.h"
 
@@ -23,8 +24,10 @@ int nm_dot_act_type(uint32_t wt) {
     case GGML_TYPE_F16: return GGML_TYPE_F16;
     case GGML_TYPE_BF16: return GGML_TYPE_BF16;
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0: return GGML_TYPE_Q8_0;
+    case GGML_TYPE_IQ4_NL: return GGML_TYPE_Q8_0;
     case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1: return GGML_TYPE_Q8_1;
     case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K: return GGML_TYPE_Q8_K;
+    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: case GGML_TYPE_IQ4_XS: return GGML_TYPE_Q8_K;
     case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ3_S: case GGML_TYPE_IQ2_XXS: case GGML_TYPE_IQ2_XS:
     case GGML_TYPE_IQ2_S: case GGML_TYPE_IQ1_S: case GGML_TYPE_IQ1_M: return GGML_TYPE_Q8_K; /* dot_iq.c */
     default: return -1;
@@ -357,7 +360,8 @@ float nm_dot_ref(uint32_t wt, int64_t n, const void *w, const void *a) {
     case GGML_TYPE_Q6_K: return dot_q6_k(n, w, a);
     default: {
         float r = 0.0f;
-        nm_dot_iq_ref(wt, n, w, a, &r);
+        if (!nm_dot_iq_ref(wt, n, w, a, &r))
+            nm_dot_lowbit_ref(wt, n, w, a, &r);
         return r;
     }
     }
