@@ -66,7 +66,11 @@ static void usage(FILE *f) {
         bool ok = nm_quantize_supported(ft->default_type);
         fprintf(f, "  %-8s %2u  %s%s\n", ft->name, ft->ftype, ft->note, ok ? "" : " (not in this build)");
     }
-    fprintf(f, "T (tensor types): F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K\n");
+    fprintf(f, "T (tensor types):");
+    for (uint32_t t = 0; t < GGML_TYPE_COUNT; t++)
+        if (ggml_type_get(t) && nm_quantize_supported(t))
+            fprintf(f, " %s", ggml_type_name(t));
+    fprintf(f, "\n");
 }
 
 static int die(const char *fmt, const char *arg) {
