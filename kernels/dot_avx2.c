@@ -1,6 +1,7 @@
 /* AVX2/FMA/F16C kernels for dot.h (built with -mavx2 -mfma -mf16c; used only when the CPU has
- * them). Each kernel multiplies one weight row with up to four activation rows so a decoded
- * weight block is reused four times. Block sums are exact integers as in the reference. F32,
+ * them). Float tiles are register-blocked (4 weight rows × 3 activation rows per pass); the
+ * other kernels multiply one weight row with up to four activation rows so a decoded weight
+ * block is reused four times. Block sums are exact integers as in the reference. F32,
  * F16, BF16 and Q4_0 keep the reference's float order exactly (bit-identical results); the
  * other types differ from it in the order of their float sums. */
 #include "kernels/dot_simd.h"
@@ -389,52 +390,107 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
     }
 }
 
-/* Float weights: activations (f32, or f16/bf16 values, which f32 holds exactly) are widened once
- * per group of four columns, then two weight rows at a time are multiplied with them. */
-ALWAYS_INLINE void k_float_2x(uint32_t wt, int64_t n, const uint8_t *w0, const uint8_t *w1, bool two,
-                              const float *x, size_t xs, int nc, float *out, size_t os) {
+/* Float weights against activations as floats (F32's own rows, or F16/BF16's aux rows, widened
+ * once per batch: f32 holds them exactly). Register blocking: FR weight rows × FC activation rows
+ * per pass, FR·FC accumulators (one per output, each in the tinyBLAS order of dot.c: element k
+ * to lane k mod 8, one fused multiply-add), FC activation registers, one weight register; the
+ * weights widen in registers (vcvtph2ps, or a shift for BF16), each once per FC outputs.
+ * The reduction is cut into slices of FK elements: a slice of FC activation rows stays in L1
+ * while all the tile's weight rows pass by it, and the accumulators wait in a small buffer
+ * between slices (a store and reload changes no bit). gcc -O2 must be told to unroll the
+ * blocking loops for the accumulators to live in registers. */
+#if defined(__clang__)
+#define UNROLL
+#else
+#define UNROLL _Pragma("GCC unroll 8")
+#endif
+
+enum { FR = 4, FC = 3, FK = 512 };
+
+ALWAYS_INLINE void float_slice(uint32_t wt, const uint8_t *w, size_t ws, const float *x, size_t xs, int nr, int nc,
+                               int64_t k0, int64_t k1, __m256 *acc) {
     const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
-    __m256 acc[2][4];
-    for (int c = 0; c < 4; c++) acc[0][c] = acc[1][c] = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 a0 = load8(wt, w0 + (size_t)i * es);
-        const __m256 a1 = two ? load8(wt, w1 + (size_t)i * es) : a0;
-        for (int c = 0; c < nc; c++) {
-            const __m256 xv = _mm256_loadu_ps(x + (size_t)c * xs + (size_t)i);
-            acc[0][c] = _mm256_fmadd_ps(a0, xv, acc[0][c]);
-            if (two) acc[1][c] = _mm256_fmadd_ps(a1, xv, acc[1][c]);
+    __m256 a[FR][FC];
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) a[r][c] = acc[r * FC + c];
+    for (int64_t k = k0; k < k1; k += 8) {
+        __m256 xv[FC];
+        UNROLL
+        for (int c = 0; c < nc; c++) xv[c] = _mm256_loadu_ps(x + (size_t)c * xs + (size_t)k);
+        UNROLL
+        for (int r = 0; r < nr; r++) {
+            const __m256 wv = load8(wt, w + (size_t)r * ws + (size_t)k * es);
+            UNROLL
+            for (int c = 0; c < nc; c++) a[r][c] = _mm256_fmadd_ps(wv, xv[c], a[r][c]);
         }
     }
-    for (int r = 0; r < (two ? 2 : 1); r++) {
-        const uint8_t *wr = r ? w1 : w0;
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[r * FC + c] = a[r][c];
+}
+
+ALWAYS_INLINE void float_slice_cols(uint32_t wt, const uint8_t *w, size_t ws, const float *x, size_t xs, int nr,
+                                    int nc, int64_t k0, int64_t k1, __m256 *acc) {
+    switch (nc) {
+    case 3: float_slice(wt, w, ws, x, xs, nr, 3, k0, k1, acc); break;
+    case 2: float_slice(wt, w, ws, x, xs, nr, 2, k0, k1, acc); break;
+    default: float_slice(wt, w, ws, x, xs, nr, 1, k0, k1, acc); break;
+    }
+}
+
+/* FC (or fewer) activation rows against all nr weight rows; acc holds ceil(nr/FR)·FR·FC vectors. */
+ALWAYS_INLINE void float_cols(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const float *x, size_t xs,
+                              int nc, __m256 *acc, float *out, size_t os) {
+    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
+    const int64_t n8 = n / 8 * 8;
+    const int groups = (nr + FR - 1) / FR;
+    for (int i = 0; i < groups * FR * FC; i++) acc[i] = _mm256_setzero_ps();
+    for (int64_t k0 = 0; k0 < n8; k0 += FK) {
+        const int64_t k1 = n8 - k0 < FK ? n8 : k0 + FK;
+        for (int g = 0; g < groups; g++) {
+            const int m = nr - g * FR < FR ? nr - g * FR : FR;
+            const uint8_t *wg = w + (size_t)g * FR * ws;
+            __m256 *ag = acc + (size_t)g * FR * FC;
+            switch (m) {
+            case 4: float_slice_cols(wt, wg, ws, x, xs, 4, nc, k0, k1, ag); break;
+            case 3: float_slice_cols(wt, wg, ws, x, xs, 3, nc, k0, k1, ag); break;
+            case 2: float_slice_cols(wt, wg, ws, x, xs, 2, nc, k0, k1, ag); break;
+            default: float_slice_cols(wt, wg, ws, x, xs, 1, nc, k0, k1, ag); break;
+            }
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *wr = w + (size_t)r * ws;
         for (int c = 0; c < nc; c++) {
-            float s = hsum(acc[r][c]);
-            for (int64_t k = i; k < n; k++) s += load1(wt, wr + (size_t)k * es) * x[(size_t)c * xs + (size_t)k];
+            float s = hsum(acc[(r / FR) * FR * FC + (r % FR) * FC + c]);
+            for (int64_t k = n8; k < n; k++) s += load1(wt, wr + (size_t)k * es) * x[(size_t)c * xs + (size_t)k];
             out[(size_t)c * os + (size_t)r] = s;
         }
     }
 }
 
-/* Activations as floats: F32's own rows, or F16/BF16's aux rows (widened once per batch). */
 static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
                        const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
     const float *x = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
     const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
-    if (!x || stride % sizeof(float) != 0) return false;
+    if (!x || stride % sizeof(float) != 0 || nr < 1) return false;
     const size_t xs = stride / sizeof(float);
-    for (int j = 0; j < nc; j += 4) {
-        const int m = nc - j < 4 ? nc - j : 4;
+    const size_t n_acc = (size_t)(nr + FR - 1) / FR * FR * FC;
+    __m256 stack_acc[16 * FR * FC];
+    __m256 *acc = n_acc <= 16 * FR * FC ? stack_acc : aligned_alloc(32, n_acc * sizeof(__m256));
+    if (!acc) return false;
+    for (int j = 0; j < nc; j += FC) {
+        const int m = nc - j < FC ? nc - j : FC;
         const float *xj = x + (size_t)j * xs;
-        int i = 0;
-        for (; i + 2 <= nr; i += 2) {
-            const uint8_t *w0 = w + (size_t)i * ws;
-            if (m == 4) k_float_2x(wt, n, w0, w0 + ws, true, xj, xs, 4, out + (size_t)j * os + (size_t)i, os);
-            else k_float_2x(wt, n, w0, w0 + ws, true, xj, xs, m, out + (size_t)j * os + (size_t)i, os);
-        }
-        for (; i < nr; i++)
-            k_float_2x(wt, n, w + (size_t)i * ws, NULL, false, xj, xs, m, out + (size_t)j * os + (size_t)i, os);
+        float *oj = out + (size_t)j * os;
+        if (wt == GGML_TYPE_F32) float_cols(GGML_TYPE_F32, n, w, ws, nr, xj, xs, m, acc, oj, os);
+        else if (wt == GGML_TYPE_F16) float_cols(GGML_TYPE_F16, n, w, ws, nr, xj, xs, m, acc, oj, os);
+        else float_cols(GGML_TYPE_BF16, n, w, ws, nr, xj, xs, m, acc, oj, os);
     }
+    if (acc != stack_acc) free(acc);
     return true;
 }
 
@@ -588,7 +644,7 @@ bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, in
     if (wt == GGML_TYPE_Q4_0 &&
         tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
-    if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) && n_cols > 1 &&
+    if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) &&
         tile_float(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
     const uint8_t *wb = w, *ab = act;
