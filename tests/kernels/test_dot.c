@@ -277,7 +277,7 @@ static void test_k_quants_are_dot_products(void **state) {
  * the reference bit for bit wherever a tile sits. */
 static void test_q4_k_repacked_places(void **state) {
     (void)state;
-    enum { N = 512, MAXR = 5, MAXC = 11 };
+    enum { N = 512, MAXR = 19, MAXC = 11 };
     const uint32_t t = GGML_TYPE_Q4_K;
     size_t wrs;
     assert_int_equal(ggml_row_size(t, N, &wrs), 0);
