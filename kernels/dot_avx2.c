@@ -15,6 +15,13 @@
 #include "formats/tensor.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* Loops over a kernel's outputs must unroll so that their accumulators live in registers: gcc
+ * -O2 needs telling, clang does it unasked. */
+#if defined(__clang__)
+#define UNROLL
+#else
+#define UNROLL _Pragma("GCC unroll 8")
+#endif
 
 ALWAYS_INLINE float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -77,6 +84,7 @@ ALWAYS_INLINE void k_q8_0_family(uint32_t wt, int64_t n, const uint8_t *w, const
             q = _mm256_loadu_si256((const __m256i *)(w + 2));
         }
         const float dw = h2f(w);
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
             const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 2));
@@ -102,6 +110,7 @@ ALWAYS_INLINE void k_q8_1_family(uint32_t wt, int64_t n, const uint8_t *w, const
             q = _mm256_or_si256(unpack_nibbles32(w + 8), bits_to_bytes(qh));
         }
         const float dw = h2f(w), mw = h2f(w + 2);
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 36;
             const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 4));
@@ -127,6 +136,7 @@ ALWAYS_INLINE void k_q4_0(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
     for (int64_t b = 0; b < n / 32; b++, w += 18) {
         const __m256i q = _mm256_sub_epi8(unpack_nibbles32(w + 2), _mm256_set1_epi8(8));
         const float dw = h2f(w);
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
             const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 2));
@@ -150,10 +160,12 @@ ALWAYS_INLINE void q4_0_group(int64_t nb, const uint8_t *pw, const uint8_t *aux,
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; b++, pw += Q4_0_PACK_BLOCK) {
         __m256i dp[4];
+        UNROLL
         for (int c = 0; c < nc; c++) dp[c] = _mm256_set1_epi32(info_at(aux, aux_stride, c, b)->minus_8_sum);
         for (int q = 0; q < 4; q++) {
             const __m256i wv = _mm256_loadu_si256((const __m256i *)(pw + 32 * q));
             const __m256i lo = _mm256_and_si256(wv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m4);
+            UNROLL
             for (int c = 0; c < nc; c++) {
                 const uint8_t *y = a + (size_t)c * as + (size_t)b * 34 + 2;
                 int32_t ylo, yhi;
@@ -165,6 +177,7 @@ ALWAYS_INLINE void q4_0_group(int64_t nb, const uint8_t *pw, const uint8_t *aux,
             }
         }
         const __m256 dw = _mm256_loadu_ps((const float *)(pw + 128));
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(info_at(aux, aux_stride, c, b)->d));
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp[c]), d, acc[c]);
@@ -239,6 +252,7 @@ ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t
             }
         }
         const float dw = h2f(w), dminw = h2f(w + 2);
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
             const int8_t *y = (const int8_t *)(ab + 4);
@@ -282,6 +296,7 @@ ALWAYS_INLINE void k_q4_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
         __m256i q[8];
         unpack_q4_k(w + 16, q);
         const float dw = h2f(w), dminw = h2f(w + 2);
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
             const int8_t *y = (const int8_t *)(ab + 4);
@@ -331,6 +346,7 @@ ALWAYS_INLINE void k_q6_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
         }
         const __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales));
         const float dw = h2f(w + 208);
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
             const int8_t *y = (const int8_t *)(ab + 4);
@@ -379,6 +395,7 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 w0 = load8(wt, w + (size_t)i * es);
+        UNROLL
         for (int c = 0; c < nc; c++)
             acc[c] = _mm256_fmadd_ps(w0, load8(wt, a + (size_t)c * as + (size_t)i * es), acc[c]);
     }
@@ -399,11 +416,6 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
  * while all the tile's weight rows pass by it, and the accumulators wait in a small buffer
  * between slices (a store and reload changes no bit). gcc -O2 must be told to unroll the
  * blocking loops for the accumulators to live in registers. */
-#if defined(__clang__)
-#define UNROLL
-#else
-#define UNROLL _Pragma("GCC unroll 8")
-#endif
 
 enum { FR = 4, FC = 3, FK = 512 };
 
