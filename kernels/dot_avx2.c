@@ -367,6 +367,102 @@ ALWAYS_INLINE void k_q6_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]);
 }
 
+/* Q6_K tile: two weight rows × up to four activation rows per pass. Each 32-element slice k is
+ * unpacked where it is used (one register per row) and meets the activation rows' slice k, so
+ * the 8 per-output integer accumulators stay in registers; each lane's integer sum is the one
+ * k_q6_k builds (integer adds are exact in any order), and the float chain is the same. */
+ALWAYS_INLINE __m256i q6_k_slice(const uint8_t *blk, int k) {
+    const int h = k / 4, j = k % 4;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
+    const __m256i l = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32 * (j & 1)));
+    const __m256i hh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+    const __m256i lo = j < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+    __m256i hi;
+    switch (j) {
+    case 0: hi = _mm256_slli_epi16(hh, 4); break;
+    case 1: hi = _mm256_slli_epi16(hh, 2); break;
+    case 2: hi = hh; break;
+    default: hi = _mm256_srli_epi16(hh, 2); break;
+    }
+    return _mm256_or_si256(lo, _mm256_and_si256(hi, m3));
+}
+
+ALWAYS_INLINE void q6_k_pass(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
+                             float *out, size_t os) {
+    __m256 acc[2][4];
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; b++) {
+        __m256i sumi[2][4];
+        UNROLL
+        for (int r = 0; r < nr; r++)
+            UNROLL
+            for (int c = 0; c < nc; c++) sumi[r][c] = _mm256_setzero_si256();
+        UNROLL
+        for (int k = 0; k < 8; k++) {
+            __m256i yv[4];
+            UNROLL
+            for (int c = 0; c < nc; c++)
+                yv[c] = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * k));
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                const uint8_t *blk = w + (size_t)r * ws + (size_t)b * 210;
+                const __m256i q = q6_k_slice(blk, k);
+                const int8_t *scales = (const int8_t *)(blk + 192);
+                const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(scales[2 * k + 1]), _mm_set1_epi16(scales[2 * k]));
+                UNROLL
+                for (int c = 0; c < nc; c++)
+                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv[c]), sc));
+            }
+        }
+        UNROLL
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *blk = w + (size_t)r * ws + (size_t)b * 210;
+            const __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
+            const float dw = h2f(blk + 208);
+            UNROLL
+            for (int c = 0; c < nc; c++) {
+                const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)(ab + 260));
+                const __m256i s = _mm256_sub_epi32(sumi[r][c], _mm256_slli_epi32(_mm256_madd_epi16(bs, sc_all), 5));
+                float dy;
+                memcpy(&dy, ab, 4);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dy * dw), _mm256_cvtepi32_ps(s), acc[r][c]);
+            }
+        }
+    }
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum(acc[r][c]);
+}
+
+ALWAYS_INLINE void q6_k_cols(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
+                             float *out, size_t os) {
+    switch (nc) {
+    case 4: q6_k_pass(n, w, ws, nr, a, as, 4, out, os); break;
+    case 3: q6_k_pass(n, w, ws, nr, a, as, 3, out, os); break;
+    case 2: q6_k_pass(n, w, ws, nr, a, as, 2, out, os); break;
+    default: q6_k_pass(n, w, ws, nr, a, as, 1, out, os); break;
+    }
+}
+
+/* Activation rows outer: four of them stay in L1 while the tile's weight rows pass by. */
+static void tile_q6_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
+                      size_t os) {
+    for (int j = 0; j < nc; j += 4) {
+        const int m = nc - j < 4 ? nc - j : 4;
+        for (int i = 0; i < nr; i += 2) {
+            const uint8_t *wi = w + (size_t)i * ws, *aj = a + (size_t)j * as;
+            float *o = out + (size_t)j * os + (size_t)i;
+            if (nr - i >= 2) q6_k_cols(n, wi, ws, 2, aj, as, m, o, os);
+            else q6_k_cols(n, wi, ws, 1, aj, as, m, o, os);
+        }
+    }
+}
+
 /* ---------------- float types ---------------- */
 
 ALWAYS_INLINE __m256 load8(uint32_t wt, const uint8_t *p) {
@@ -656,6 +752,10 @@ bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, in
     if (wt == GGML_TYPE_Q4_0 &&
         tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
+    if (wt == GGML_TYPE_Q6_K) {
+        tile_q6_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        return true;
+    }
     if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) &&
         tile_float(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
