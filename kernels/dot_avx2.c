@@ -275,6 +275,105 @@ ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]) - accm[c];
 }
 
+/* Q5_K tile: two weight rows × up to four activation rows per pass, each 32-element sub-block
+ * unpacked where it is used; per output the same lane sums, mins sum and float chains as
+ * k_q45_k (integer sums are exact in any order), so the same bits. */
+ALWAYS_INLINE __m256i q5_k_sub(const uint8_t *blk, int j) {
+    const __m256i bytes = _mm256_loadu_si256((const __m256i *)(blk + 48 + 32 * (j / 2)));
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i lo = j & 1 ? _mm256_and_si256(_mm256_srli_epi16(bytes, 4), m4) : _mm256_and_si256(bytes, m4);
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 16));
+    const __m256i bit = _mm256_set1_epi8((char)(1 << j));
+    const __m256i h = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit), _mm256_set1_epi8(16));
+    return _mm256_or_si256(lo, h);
+}
+
+ALWAYS_INLINE void q5_k_pass(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
+                             float *out, size_t os) {
+    __m256 acc[2][4];
+    float accm[2][4];
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            acc[r][c] = _mm256_setzero_ps();
+            accm[r][c] = 0.0f;
+        }
+    for (int64_t b = 0; b < n / 256; b++) {
+        int sc[2][8], mn[2][8];
+        __m256i sumi[2][4];
+        UNROLL
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *blk = w + (size_t)r * ws + (size_t)b * 176;
+            for (int j = 0; j < 8; j++) scale_min_k4(j, blk + 4, &sc[r][j], &mn[r][j]);
+            UNROLL
+            for (int c = 0; c < nc; c++) sumi[r][c] = _mm256_setzero_si256();
+        }
+        UNROLL
+        for (int j = 0; j < 8; j++) {
+            __m256i yv[4];
+            UNROLL
+            for (int c = 0; c < nc; c++)
+                yv[c] = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * j));
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                const __m256i q = q5_k_sub(w + (size_t)r * ws + (size_t)b * 176, j);
+                const __m256i scv = _mm256_set1_epi16((short)sc[r][j]);
+                UNROLL
+                for (int c = 0; c < nc; c++)
+                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv[c]), scv));
+            }
+        }
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)(ab + 260));
+            const __m128i sub = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+            float dy;
+            memcpy(&dy, ab, 4);
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                const uint8_t *blk = w + (size_t)r * ws + (size_t)b * 176;
+                const __m128i mins = _mm_setr_epi16((short)mn[r][0], (short)mn[r][1], (short)mn[r][2], (short)mn[r][3],
+                                                    (short)mn[r][4], (short)mn[r][5], (short)mn[r][6], (short)mn[r][7]);
+                __m128i m = _mm_madd_epi16(mins, sub);
+                m = _mm_add_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+                m = _mm_add_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+                const int summ = _mm_cvtsi128_si32(m);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(blk) * dy), _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+                accm[r][c] = fmaf(dy * h2f(blk + 2), (float)summ, accm[r][c]);
+            }
+        }
+    }
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum(acc[r][c]) - accm[r][c];
+}
+
+ALWAYS_INLINE void q5_k_cols(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
+                             float *out, size_t os) {
+    switch (nc) {
+    case 4: q5_k_pass(n, w, ws, nr, a, as, 4, out, os); break;
+    case 3: q5_k_pass(n, w, ws, nr, a, as, 3, out, os); break;
+    case 2: q5_k_pass(n, w, ws, nr, a, as, 2, out, os); break;
+    default: q5_k_pass(n, w, ws, nr, a, as, 1, out, os); break;
+    }
+}
+
+static void tile_q5_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
+                      size_t os) {
+    for (int j = 0; j < nc; j += 4) {
+        const int m = nc - j < 4 ? nc - j : 4;
+        for (int i = 0; i < nr; i += 2) {
+            const uint8_t *wi = w + (size_t)i * ws, *aj = a + (size_t)j * as;
+            float *o = out + (size_t)j * os + (size_t)i;
+            if (nr - i >= 2) q5_k_cols(n, wi, ws, 2, aj, as, m, o, os);
+            else q5_k_cols(n, wi, ws, 1, aj, as, m, o, os);
+        }
+    }
+}
+
 /* 64 4-bit values of a Q4_K block as bytes: q[j] holds sub-block j (elements 32j..32j+31). */
 ALWAYS_INLINE void unpack_q4_k(const uint8_t *qs, __m256i q[8]) {
     for (int c2 = 0; c2 < 4; c2++) {
@@ -752,6 +851,10 @@ bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, in
     if (wt == GGML_TYPE_Q4_0 &&
         tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
+    if (wt == GGML_TYPE_Q5_K) {
+        tile_q5_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        return true;
+    }
     if (wt == GGML_TYPE_Q6_K) {
         tile_q6_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
         return true;
