@@ -1,8 +1,9 @@
 #!/bin/sh
 # Benchmark of nomoat-quantize on a TinyLlama-1.1B-shaped F16 GGUF (2.2 GB, random weights),
-# against llama-quantize's figures on this kind of machine (2 threads, warm cache, output not
-# flushed): Q4_0 5.7 s, Q8_0 6.6 s, Q4_K_M 43.5 s. Targets: >= 2x faster for the legacy types,
-# >= 1.5x for K-quants.
+# side by side with llama.cpp's llama-quantize ($LLAMA_QUANTIZE, default: llama-quantize on
+# PATH) in the same run: the two alternate, same input, type and threads, warm cache, output not
+# flushed; the outputs are compared byte for byte. Without llama-quantize no ratio is printed.
+# Targets: >= 2x faster for the legacy types, >= 1.5x for K-quants.
 #
 #   sh scripts/bench-quantize.sh [TYPES...]      (default: Q8_0 Q4_0 Q4_K_M)
 #   THREADS=2 BUILD=build                        (environment overrides)
@@ -12,7 +13,8 @@
 # /usr/bin/time, includes the page-cache pages of the memory-mapped input and output it
 # touched) and peak anonymous memory (RssAnon sampled from /proc/PID/status every 10 ms: the
 # heap, buffers and thread stacks — what the tool really allocates). "CPU s" is user+sys time
-# and "est s" = CPU s / THREADS, the wall time to expect on an otherwise idle machine (shown
+# and "est s" = CPU s / THREADS, the wall time to expect on an otherwise idle machine; "x CPU" is
+# llama-quantize's CPU time over ours (shown
 # because a loaded machine inflates wall times; both speedups are printed). The input is generated once
 # into $BUILD/bench/tinyllama-f16.gguf with /usr/bin/python3 + numpy (GGUF written by hand,
 # llama.cpp's tensor names and metadata, converter order).
@@ -104,10 +106,19 @@ run() {
     wait "$tpid"
     t=$(cut -d' ' -f1 "$DIR/time.txt"); rss_kb=$(cut -d' ' -f2 "$DIR/time.txt")
     cpu=$(awk '{print $3 + $4}' "$DIR/time.txt")
-    rm -f "$out"
+    [ "${keep:-0}" = 1 ] || rm -f "$out"
 }
 
-ref_time() { case $1 in Q4_0) echo 5.7 ;; Q8_0) echo 6.6 ;; Q4_K_M) echo 43.5 ;; *) echo "" ;; esac; }
+LQ=${LLAMA_QUANTIZE:-$(command -v llama-quantize 2>/dev/null || true)}
+[ -n "$LQ" ] && [ ! -x "$LQ" ] && { echo "$LQ is not executable: no side-by-side figure"; LQ=; }
+# run_llama TYPE: one timed llama-quantize run; sets lt (seconds), lcpu; keeps its output
+run_llama() {
+    lout="$DIR/out-llama-$1.gguf"
+    rm -f "$lout"
+    /usr/bin/time -f "%e %M %U %S" -o "$DIR/time-llama.txt" "$LQ" "$IN" "$lout" "$1" "$THREADS" >"$DIR/llama-quantize.log" 2>&1 ||
+        { echo "llama-quantize $1 failed: $(tail -1 "$DIR/llama-quantize.log")"; lt=; return; }
+    lt=$(cut -d' ' -f1 "$DIR/time-llama.txt"); lcpu=$(awk '{print $3 + $4}' "$DIR/time-llama.txt")
+}
 target() { case $1 in Q4_0|Q4_1|Q5_0|Q5_1|Q8_0) echo 2.0 ;; *) echo 1.5 ;; esac; }
 
 load=$(cut -d' ' -f1 /proc/loadavg)
@@ -115,29 +126,36 @@ if awk -v l="$load" -v c="$(nproc)" 'BEGIN{exit !(l > c)}'; then
     echo "WARNING: load average $load on $(nproc) cores: other processes compete, wall times are inflated;"
     echo "         'CPU s' (user+sys) / $THREADS estimates the wall time on an idle machine."
 fi
-printf '%-8s %7s %7s %7s %8s %9s %10s %9s %8s %8s  %s\n' type "wall s" "CPU s" "est s" "GB/s" "peak RSS" "peak anon" "llama.cpp" "x wall" "x est" target
+printf '%-8s %7s %7s %7s %8s %9s %10s %9s %8s %8s %5s  %s\n' type "wall s" "CPU s" "est s" "GB/s" "peak RSS" "peak anon" "llama.cpp" "x wall" "x CPU" same target
 for type in $TYPES; do
     run "$type"  # warm-up (also touches the output folder)
-    best=""
+    best=""; ref=""; refc=""; same="-"
     i=0
     while [ $i -lt "$RUNS" ]; do
-        run "$type"
+        if [ -n "$LQ" ]; then # alternating with ours
+            run_llama "$type"
+            if [ -n "$lt" ] && { [ -z "$ref" ] || awk -v a="$lt" -v b="$ref" 'BEGIN{exit !(a<b)}'; }; then ref=$lt; refc=$lcpu; fi
+        fi
+        keep=1 run "$type"
+        if [ -n "$LQ" ] && [ -f "$DIR/out-llama-$type.gguf" ]; then
+            same=no; cmp -s "$DIR/out-$type.gguf" "$DIR/out-llama-$type.gguf" && same=yes
+        fi
+        rm -f "$DIR/out-$type.gguf" "$DIR/out-llama-$type.gguf"
         if [ -z "$best" ] || awk -v a="$t" -v b="$best" 'BEGIN{exit !(a<b)}'; then
             best=$t; best_rss=$rss_kb; best_anon=$anon_kb; best_cpu=$cpu
         fi
         i=$((i + 1))
     done
-    ref=$(ref_time "$type")
     tgt=$(target "$type")
     awk -v type="$type" -v t="$best" -v b="$in_bytes" -v rss="$best_rss" -v anon="$best_anon" -v cpu="$best_cpu" \
-        -v th="$THREADS" -v ref="$ref" -v tgt="$tgt" 'BEGIN{
+        -v th="$THREADS" -v ref="$ref" -v tgt="$tgt" -v same="$same" -v refc="${refc:-0}" 'BEGIN{
         est = cpu / th
         sp = (ref != "" && t > 0) ? ref / t : 0
-        spe = (ref != "" && est > 0) ? ref / est : 0
-        verdict = ref == "" ? "-" : sprintf(">= %.1fx: wall %s, est %s", tgt, sp >= tgt ? "met" : "MISSED", spe >= tgt ? "met" : "MISSED")
-        printf "%-8s %7.2f %7.2f %7.2f %8.2f %6.0f MB %7.1f MB %9s %8s %8s  %s\n", type, t, cpu, est, b / t / 1e9,
+        spe = (ref != "" && cpu > 0) ? refc / cpu : 0
+        verdict = ref == "" ? "-" : sprintf(">= %.1fx: wall %s, CPU %s", tgt, sp >= tgt ? "met" : "MISSED", spe >= tgt ? "met" : "MISSED")
+        printf "%-8s %7.2f %7.2f %7.2f %8.2f %6.0f MB %7.1f MB %9s %8s %8s %5s  %s\n", type, t, cpu, est, b / t / 1e9,
             rss / 1024, anon / 1024, ref == "" ? "-" : ref " s", ref == "" ? "-" : sprintf("%.2fx", sp),
-            ref == "" ? "-" : sprintf("%.2fx", spe), verdict }'
+            ref == "" ? "-" : sprintf("%.2fx", spe), same, verdict }'
 done
 
 if [ -x scripts/bench-quants.sh ] || [ -f scripts/bench-quants.sh ]; then
