@@ -24,6 +24,7 @@
 #include "formats/quants.h"
 #include "formats/tensor.h"
 #include "quantize/imatrix.h"
+#include "quantize/optimize.h"
 #include "quantize/recipe.h"
 
 #define TOOL "nomoat-quantize"
@@ -35,7 +36,7 @@ typedef struct options {
     const char *in, *out, *type_name;
     const char *imatrix;
     int threads;
-    bool pure, leave_output, allow_requantize, dry_run, json, no_fsync, quiet, force;
+    bool pure, leave_output, allow_requantize, dry_run, json, no_fsync, quiet, force, optimize;
     int output_type, token_embd_type;
 } options;
 
@@ -53,6 +54,9 @@ static void usage(FILE *f) {
             "  --token-embedding-type T   type for token_embd.weight\n"
             "  --leave-output-tensor      keep output.weight as it is\n"
             "  --imatrix FILE             importance matrix (GGUF from llama-imatrix, or legacy .dat)\n"
+            "  --optimize                 same tensor types and file size, values closer to the input:\n"
+            "                             every block's scales searched for the least (importance-\n"
+            "                             weighted) squared error; not byte-identical to llama-quantize\n"
             "  --allow-requantize         accept an already quantized input (loses quality)\n"
             "  --dry-run                  print the plan (per-tensor types and sizes), write nothing\n"
             "  --json                     print the plan or the summary as JSON on stdout\n"
@@ -109,6 +113,8 @@ static int parse_args(int argc, char **argv, options *o) {
             return 2;
         } else if (strcmp(a, "--pure") == 0)
             o->pure = true;
+        else if (strcmp(a, "--optimize") == 0)
+            o->optimize = true;
         else if (strcmp(a, "--leave-output-tensor") == 0)
             o->leave_output = true;
         else if (strcmp(a, "--allow-requantize") == 0)
@@ -210,6 +216,7 @@ typedef struct tensor_job {
     int64_t row0, batch_rows, rows_per_task;
     const float *imatrix; /* ne0 * ne2 weights, or NULL */
     float **scratch;      /* per thread, rows_per_task * ne0 floats */
+    bool optimize;
     atomic_bool failed;
     pthread_mutex_t lock;
     int64_t err_row;
@@ -278,10 +285,12 @@ static void quantize_task(void *ctx, size_t task, int thread) {
         const float *f = rows_as_f32(j, r, stop - r, j->scratch[thread]);
         unsigned char *d = j->dst + (size_t)(r - j->row0) * j->out_row;
         nm_error e;
-        if (nm_quantize_rows(j->out_type, f, d, stop - r, j->ne0, imat, &e) != 0) {
+        int (*quantize)(uint32_t, const float *, void *, int64_t, int64_t, const float *, nm_error *) =
+            j->optimize ? qo_quantize_rows : nm_quantize_rows;
+        if (quantize(j->out_type, f, d, stop - r, j->ne0, imat, &e) != 0) {
             /* find the first row that cannot be stored, to name it */
             for (int64_t k = 0; k < stop - r; k++) {
-                if (nm_quantize_rows(j->out_type, f + (size_t)k * (size_t)j->ne0, d, 1, j->ne0, imat, &e) != 0) {
+                if (quantize(j->out_type, f + (size_t)k * (size_t)j->ne0, d, 1, j->ne0, imat, &e) != 0) {
                     record_error(j, r + k, &e);
                     return;
                 }
@@ -333,8 +342,9 @@ static int flush_pending(run_state *rs, nm_error *err) {
 }
 
 static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_tensor *t, const float *imatrix,
-                           nm_error *err) {
+                           bool optimize, nm_error *err) {
     tensor_job j = {
+        .optimize = optimize,
         .name = t->name, .in_type = in->type, .out_type = t->new_type,
         .ne0 = in->ne[0], .ne1 = in->ne[1], .ne2 = in->ne[2],
         .src = in->data, .imatrix = imatrix, .scratch = rs->scratch, .rs = rs,
@@ -629,7 +639,7 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
         const qt_tensor *t = &p->t[i];
         const gguf_tensor_info *ti = gguf_tensor(g, t->index);
         if (t->convert) {
-            if (write_converted(&rs, ti, t, p->imatrix[i], err) != 0)
+            if (write_converted(&rs, ti, t, p->imatrix[i], o->optimize, err) != 0)
                 goto out;
         } else {
             const unsigned char *data = ti->data;

@@ -1,0 +1,29 @@
+/* nomoat-quantize --optimize: quantizers that spend more compute than llama.cpp's to write the
+ * same ggml block types closer to the original values. Each block is searched for the scales
+ * (and mins) that minimise the weighted squared reconstruction error; llama.cpp's own block is
+ * computed too and kept whenever it is at least as good, so no block (hence no tensor) is ever
+ * worse than the default output by that measure. */
+#ifndef NOMOAT_QUANTIZE_OPTIMIZE_H
+#define NOMOAT_QUANTIZE_OPTIMIZE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+/* Types qo_quantize_rows searches (others: it falls back to nm_quantize_rows). */
+bool qo_supported(uint32_t type);
+
+/* Same contract as nm_quantize_rows (formats/quants.h). imatrix: NULL (plain squared error) or
+ * n_per_row importance weights (mean squared input activation per column): the error then
+ * weighs each column by them, the expected squared error of the matrix product. The default
+ * block it competes with is llama.cpp's with the same imatrix. */
+int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
+                     const float *imatrix, nm_error *err);
+
+/* Sum over the rows of sum_j w_j (x_ij - q_ij)^2 with q the dequantized blocks (w = 1 when
+ * imatrix is NULL): the measure qo_quantize_rows minimises. */
+double qo_weighted_error(uint32_t type, const float *src, const void *q, int64_t nrows, int64_t n_per_row,
+                         const float *imatrix);
+
+#endif
