@@ -26,6 +26,7 @@
 #include "quantize/imatrix.h"
 #include "quantize/optimize.h"
 #include "quantize/recipe.h"
+#include "verify/calibrate.h"
 
 #define TOOL "nomoat-quantize"
 #define TASK_ELEMENTS 65536              /* f32 scratch per task: 256 KiB, fits L2 */
@@ -34,8 +35,8 @@
 
 typedef struct options {
     const char *in, *out, *type_name;
-    const char *imatrix;
-    int threads;
+    const char *imatrix, *calibration;
+    int threads, calibration_chunks;
     bool pure, leave_output, allow_requantize, dry_run, json, no_fsync, quiet, force, optimize;
     int output_type, token_embd_type;
 } options;
@@ -57,6 +58,10 @@ static void usage(FILE *f) {
             "  --optimize                 same tensor types and file size, values closer to the input:\n"
             "                             every block's scales searched for the least (importance-\n"
             "                             weighted) squared error; not byte-identical to llama-quantize\n"
+            "  --calibration TEXT         with --optimize: run the model (the input, evaluated as\n"
+            "                             nomoat-verify does) over TEXT first and weigh each column's\n"
+            "                             error by its mean squared input, as --imatrix would\n"
+            "  --calibration-chunks N     contexts of TEXT to evaluate (default 100; 0 = all)\n"
             "  --allow-requantize         accept an already quantized input (loses quality)\n"
             "  --dry-run                  print the plan (per-tensor types and sizes), write nothing\n"
             "  --json                     print the plan or the summary as JSON on stdout\n"
@@ -96,7 +101,7 @@ static int parse_args(int argc, char **argv, options *o) {
     const char *pos[4];
     int npos = 0;
     bool options_done = false;
-    *o = (options){.output_type = -1, .token_embd_type = -1};
+    *o = (options){.output_type = -1, .token_embd_type = -1, .calibration_chunks = 100};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (options_done || a[0] != '-' || a[1] == '\0') {
@@ -115,6 +120,19 @@ static int parse_args(int argc, char **argv, options *o) {
             o->pure = true;
         else if (strcmp(a, "--optimize") == 0)
             o->optimize = true;
+        else if (strcmp(a, "--calibration") == 0) {
+            if (!next)
+                return die("%s needs a text file", a);
+            o->calibration = next;
+            i++;
+        } else if (strcmp(a, "--calibration-chunks") == 0) {
+            char *end = NULL;
+            long v = next ? strtol(next, &end, 10) : -1;
+            if (!next || *end || end == next || v < 0 || v > 1 << 30)
+                return die("--calibration-chunks needs a number of contexts (0 = all), not '%s'", next ? next : "");
+            o->calibration_chunks = (int)v;
+            i++;
+        }
         else if (strcmp(a, "--leave-output-tensor") == 0)
             o->leave_output = true;
         else if (strcmp(a, "--allow-requantize") == 0)
@@ -149,6 +167,10 @@ static int parse_args(int argc, char **argv, options *o) {
         usage(stderr);
         return 1;
     }
+    if (o->calibration && !o->optimize)
+        return die("%s", "--calibration belongs to --optimize (for llama-quantize's blocks, pass --imatrix)");
+    if (o->calibration && o->imatrix)
+        return die("%s", "--calibration and --imatrix both give importance data; pass one");
     o->in = pos[0];
     o->out = pos[1];
     o->type_name = pos[2];
@@ -215,6 +237,7 @@ typedef struct tensor_job {
     unsigned char *dst; /* batch buffer */
     int64_t row0, batch_rows, rows_per_task;
     const float *imatrix; /* ne0 * ne2 weights, or NULL */
+    const float *weights; /* --optimize: ne0 * ne2 error weights, or NULL (imatrix or none) */
     float **scratch;      /* per thread, rows_per_task * ne0 floats */
     bool optimize;
     atomic_bool failed;
@@ -263,6 +286,13 @@ static const char *strip_row_prefix(const char *msg) {
 
 static int flush_pending(struct run_state *rs, nm_error *err);
 
+static int quantize_some(const tensor_job *j, const float *f, void *d, int64_t n, const float *imat,
+                         const float *wts, nm_error *e) {
+    if (j->optimize)
+        return qo_quantize_rows(j->out_type, f, d, n, j->ne0, imat, wts, e);
+    return nm_quantize_rows(j->out_type, f, d, n, j->ne0, imat, e);
+}
+
 static void quantize_task(void *ctx, size_t task, int thread) {
     tensor_job *j = ctx;
     if (j->write_first) {
@@ -285,12 +315,11 @@ static void quantize_task(void *ctx, size_t task, int thread) {
         const float *f = rows_as_f32(j, r, stop - r, j->scratch[thread]);
         unsigned char *d = j->dst + (size_t)(r - j->row0) * j->out_row;
         nm_error e;
-        int (*quantize)(uint32_t, const float *, void *, int64_t, int64_t, const float *, nm_error *) =
-            j->optimize ? qo_quantize_rows : nm_quantize_rows;
-        if (quantize(j->out_type, f, d, stop - r, j->ne0, imat, &e) != 0) {
+        const float *wts = j->weights ? j->weights + (size_t)(matrix % j->ne2) * (size_t)j->ne0 : NULL;
+        if (quantize_some(j, f, d, stop - r, imat, wts, &e) != 0) {
             /* find the first row that cannot be stored, to name it */
             for (int64_t k = 0; k < stop - r; k++) {
-                if (quantize(j->out_type, f + (size_t)k * (size_t)j->ne0, d, 1, j->ne0, imat, &e) != 0) {
+                if (quantize_some(j, f + (size_t)k * (size_t)j->ne0, d, 1, imat, wts, &e) != 0) {
                     record_error(j, r + k, &e);
                     return;
                 }
@@ -342,9 +371,9 @@ static int flush_pending(run_state *rs, nm_error *err) {
 }
 
 static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_tensor *t, const float *imatrix,
-                           bool optimize, nm_error *err) {
+                           bool optimize, const float *weights, nm_error *err) {
     tensor_job j = {
-        .optimize = optimize,
+        .optimize = optimize, .weights = weights,
         .name = t->name, .in_type = in->type, .out_type = t->new_type,
         .ne0 = in->ne[0], .ne1 = in->ne[1], .ne2 = in->ne[2],
         .src = in->data, .imatrix = imatrix, .scratch = rs->scratch, .rs = rs,
@@ -408,14 +437,68 @@ typedef struct plan {
     qt_tensor *t;
     size_t n;
     const float **imatrix; /* per planned tensor (same order), or NULL entries */
+    float **weights;       /* --optimize: error weights per planned tensor (owned), or NULL entries */
     size_t n_imatrix_used;
     uint64_t in_bytes, out_bytes, n_elements;
     size_t n_converted;
 } plan;
 
 static void plan_free(plan *p) {
+    if (p->weights)
+        for (size_t i = 0; i < p->n; i++)
+            free(p->weights[i]);
+    free(p->weights);
     free(p->t);
     free(p->imatrix);
+}
+
+/* --optimize without importance data: the matrices that read an RMSNorm's output see inputs
+ * whose column j is scaled by that norm's weight g_j, so an error in column j costs about g_j^2
+ * times as much. NULL (plain squared error) for the others. */
+static int norm_weights(const gguf_reader *g, const gguf_tensor_info *ti, float **out, nm_error *err) {
+    static const struct {
+        const char *suffix, *norm;
+    } readers[] = {{"attn_q.weight", "attn_norm.weight"}, {"attn_k.weight", "attn_norm.weight"},
+                   {"attn_v.weight", "attn_norm.weight"}, {"ffn_gate.weight", "ffn_norm.weight"},
+                   {"ffn_up.weight", "ffn_norm.weight"}};
+    char name[GGUF_MAX_NAME + 32];
+    *out = NULL;
+    if (ti->ne[2] != 1 || ti->ne[3] != 1)
+        return 0;
+    if (strcmp(ti->name, "output.weight") == 0) {
+        snprintf(name, sizeof name, "output_norm.weight");
+    } else {
+        unsigned layer;
+        int used = 0;
+        if (sscanf(ti->name, "blk.%u.%n", &layer, &used) != 1 || used == 0)
+            return 0;
+        size_t k = 0;
+        while (k < sizeof readers / sizeof readers[0] && strcmp(ti->name + used, readers[k].suffix) != 0)
+            k++;
+        if (k == sizeof readers / sizeof readers[0])
+            return 0;
+        snprintf(name, sizeof name, "blk.%u.%s", layer, readers[k].norm);
+    }
+    const gguf_tensor_info *norm = NULL;
+    for (size_t i = 0; i < gguf_tensor_count(g) && !norm; i++)
+        if (strcmp(gguf_tensor(g, i)->name, name) == 0)
+            norm = gguf_tensor(g, i);
+    if (!norm || norm->ne[0] != ti->ne[0] || norm->ne[1] != 1 || norm->ne[2] != 1 || norm->ne[3] != 1 ||
+        (norm->type != GGML_TYPE_F32 && norm->type != GGML_TYPE_F16 && norm->type != GGML_TYPE_BF16))
+        return 0;
+    float *w = malloc((size_t)ti->ne[0] * sizeof *w);
+    if (!w)
+        return nm_fail(err, "out of memory");
+    nm_dequantize_row(norm->type, norm->data, w, ti->ne[0]);
+    for (int64_t j = 0; j < ti->ne[0]; j++) {
+        if (!isfinite(w[j])) { /* the norm itself is broken: weigh evenly */
+            free(w);
+            return 0;
+        }
+        w[j] = w[j] * w[j];
+    }
+    *out = w;
+    return 0;
 }
 
 static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o, const qt_imatrix *im, plan *p,
@@ -424,7 +507,8 @@ static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o,
     p->n = gguf_tensor_count(g);
     p->t = calloc(p->n ? p->n : 1, sizeof *p->t);
     p->imatrix = calloc(p->n ? p->n : 1, sizeof *p->imatrix);
-    if (!p->t || !p->imatrix)
+    p->weights = calloc(p->n ? p->n : 1, sizeof *p->weights);
+    if (!p->t || !p->imatrix || !p->weights)
         return nm_fail(err, "out of memory");
     for (size_t i = 0; i < p->n; i++) {
         const gguf_tensor_info *ti = gguf_tensor(g, i);
@@ -477,6 +561,9 @@ static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o,
                 }
             }
         }
+        if (o->optimize && t->convert && !p->imatrix[i] && ggml_type_get(t->new_type)->quantized &&
+            norm_weights(g, ti, &p->weights[i], err) != 0)
+            return -1;
         p->out_bytes += out_size;
     }
     return 0;
@@ -598,7 +685,8 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
     gguf_writer_set_u32(w, "general.quantization_version", QUANTIZATION_VERSION);
     gguf_writer_set_u32(w, "general.file_type", qt_ftype_is_copy(ft) ? copied_file_type(g) : ft->ftype);
     if (im) {
-        gguf_writer_set_string(w, "quantize.imatrix.file", o->imatrix, strlen(o->imatrix));
+        if (o->imatrix)
+            gguf_writer_set_string(w, "quantize.imatrix.file", o->imatrix, strlen(o->imatrix));
         if (im->dataset && im->dataset[0])
             gguf_writer_set_string(w, "quantize.imatrix.dataset", im->dataset, strlen(im->dataset));
         gguf_writer_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)im->n_entries);
@@ -639,7 +727,7 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
         const qt_tensor *t = &p->t[i];
         const gguf_tensor_info *ti = gguf_tensor(g, t->index);
         if (t->convert) {
-            if (write_converted(&rs, ti, t, p->imatrix[i], o->optimize, err) != 0)
+            if (write_converted(&rs, ti, t, p->imatrix[i], o->optimize, p->weights[i], err) != 0)
                 goto out;
         } else {
             const unsigned char *data = ti->data;
@@ -675,6 +763,45 @@ out:
     if (rs.pool)
         nm_pool_destroy(rs.pool);
     return rc;
+}
+
+/* --calibration: the importance data comes from a pass of the evaluator over the text. */
+static int add_calibrated(void *user, const char *name, const float *mean_sq, int64_t n_in, int n_chunks, int n_ctx,
+                          nm_error *err) {
+    qt_imatrix *im = user;
+    (void)n_ctx;
+    qt_imatrix_entry *e = realloc(im->entries, (im->n_entries + 1) * sizeof *e);
+    if (!e)
+        return nm_fail(err, "out of memory");
+    im->entries = e;
+    e = &im->entries[im->n_entries];
+    e->name = strdup(name);
+    e->values = malloc((size_t)n_in * sizeof(float));
+    e->n = (size_t)n_in;
+    if (!e->name || !e->values) {
+        free(e->name);
+        free(e->values);
+        return nm_fail(err, "out of memory");
+    }
+    memcpy(e->values, mean_sq, (size_t)n_in * sizeof(float));
+    im->n_entries++;
+    im->chunk_count = (uint32_t)n_chunks;
+    return 0;
+}
+
+static qt_imatrix *calibrate(const options *o, nm_error *err) {
+    qt_imatrix *im = calloc(1, sizeof *im);
+    if (!im || !(im->dataset = strdup(o->calibration))) {
+        free(im);
+        nm_fail(err, "out of memory");
+        return NULL;
+    }
+    if (verify_calibrate(o->in, o->calibration, 0, o->calibration_chunks, o->threads, o->quiet, add_calibrated, im,
+                         err) != 0) {
+        qt_imatrix_free(im);
+        return NULL;
+    }
+    return im;
 }
 
 int main(int argc, char **argv) {
@@ -714,6 +841,10 @@ int main(int argc, char **argv) {
     }
     if (o.imatrix && !(im = qt_imatrix_load(o.imatrix, &err)))
         goto fail;
+    if (o.calibration && !o.dry_run && !(im = calibrate(&o, &err))) {
+        nm_error_prefix(&err, "calibration on %s", o.calibration);
+        goto fail;
+    }
     if (make_plan(g, ft, &o, im, &p, &err) != 0) {
         nm_error_prefix(&err, "%s", o.in);
         goto fail;

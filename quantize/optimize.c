@@ -227,7 +227,8 @@ static void pack_q5(uint8_t *qh_out, uint8_t *qs, const uint8_t *q) {
         qh_out[k] = (uint8_t)(qh >> (8 * k));
 }
 
-static void opt_q4_0(const float *x, const float *w, uint8_t *y) {
+static void opt_q4_0(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
     int8_t L[32];
     uint8_t q[32];
     double e;
@@ -238,7 +239,8 @@ static void opt_q4_0(const float *x, const float *w, uint8_t *y) {
     pack_nibbles16(y + 2, q);
 }
 
-static void opt_q5_0(const float *x, const float *w, uint8_t *y) {
+static void opt_q5_0(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
     int8_t L[32];
     uint8_t q[32];
     double e;
@@ -249,7 +251,8 @@ static void opt_q5_0(const float *x, const float *w, uint8_t *y) {
     pack_q5(y + 2, y + 6, q);
 }
 
-static void opt_q8_0(const float *x, const float *w, uint8_t *y) {
+static void opt_q8_0(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
     int8_t L[32];
     double e;
     const float d = sym_fit(x, w, 32, -128, 127, true, 32, L, &e);
@@ -257,7 +260,8 @@ static void opt_q8_0(const float *x, const float *w, uint8_t *y) {
     memcpy(y + 2, L, 32);
 }
 
-static void opt_q4_1(const float *x, const float *w, uint8_t *y) {
+static void opt_q4_1(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
     uint8_t L[32];
     float d, m;
     double e;
@@ -267,7 +271,8 @@ static void opt_q4_1(const float *x, const float *w, uint8_t *y) {
     pack_nibbles16(y + 4, L);
 }
 
-static void opt_q5_1(const float *x, const float *w, uint8_t *y) {
+static void opt_q5_1(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
     uint8_t L[32];
     float d, m;
     double e;
@@ -391,7 +396,30 @@ static void k_pack(uint8_t *y, const kblock *k, int nmax) {
     }
 }
 
-static void opt_qk(const float *x, const float *w, uint8_t *y, int nmax) {
+static inline float get_f16(const uint8_t *p) { return nm_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+/* Coordinate descent from k's integer scales; returns the error (k->L up to date). */
+static double k_descend(const float *x, const float *w, kblock *k, int nmax) {
+    double cur = k_total(x, w, k, nmax);
+    for (int iter = 0; iter < 6; iter++) {
+        const double before = cur;
+        k_descend_subs(x, w, k, nmax, iter == 0 ? 2 : 1);
+        cur = k_total(x, w, k, nmax); /* levels for the new integer scales */
+        kblock trial = *k;
+        if (k_refit_super(x, w, k, &trial.d, &trial.dmin)) {
+            const double e2 = k_total(x, w, &trial, nmax);
+            if (e2 < cur) {
+                *k = trial;
+                cur = e2;
+            }
+        }
+        if (!(cur < before))
+            break;
+    }
+    return cur;
+}
+
+static void opt_qk(const float *x, const float *w, const uint8_t *seed, uint8_t *y, int nmax) {
     float scales[8], mins[8];
     kblock k, best;
     double e;
@@ -403,26 +431,27 @@ static void opt_qk(const float *x, const float *w, uint8_t *y, int nmax) {
         max_scale = scales[j] > max_scale ? scales[j] : max_scale;
         max_min = mins[j] > max_min ? mins[j] : max_min;
     }
-    double best_e = DBL_MAX;
-    /* a few super-scale choices: the largest sub-block scale on level 63, or a little lower */
+    /* llama.cpp's own scales are the first starting point */
+    best.d = get_f16(seed);
+    best.dmin = get_f16(seed + 2);
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *q = seed + 4;
+        if (j < 4) {
+            best.sc[j] = q[j] & 63;
+            best.m[j] = q[j + 4] & 63;
+        } else {
+            best.sc[j] = (q[j + 4] & 0xF) | (q[j - 4] >> 6) << 4;
+            best.m[j] = (q[j + 4] >> 4) | (q[j] >> 6) << 4;
+        }
+    }
+    double best_e = isfinite(best.d) && isfinite(best.dmin) ? k_descend(x, w, &best, nmax) : DBL_MAX;
+    /* then a few super-scale choices: the largest sub-block scale on level 63, or a little lower */
     static const float top[] = {63.0f, 61.5f, 60.0f};
     for (size_t t = 0; t < sizeof top / sizeof top[0]; t++) {
         k.d = f16_round(max_scale / top[t]);
         k.dmin = f16_round(max_min / top[t]);
         k_set_ints(&k, scales, mins);
-        double cur = k_total(x, w, &k, nmax);
-        for (int iter = 0; iter < 4; iter++) {
-            k_descend_subs(x, w, &k, nmax, iter == 0 ? 2 : 1);
-            cur = k_total(x, w, &k, nmax); /* levels for the new integer scales */
-            kblock trial = k;
-            if (k_refit_super(x, w, &k, &trial.d, &trial.dmin)) {
-                const double e2 = k_total(x, w, &trial, nmax);
-                if (e2 < cur) {
-                    k = trial;
-                    cur = e2;
-                }
-            }
-        }
+        const double cur = k_descend(x, w, &k, nmax);
         if (cur < best_e) {
             best_e = cur;
             best = k;
@@ -467,7 +496,7 @@ static void q6_pack(uint8_t *y, const q6block *k) {
     put_f16(y + 208, k->d);
 }
 
-static void opt_q6_k(const float *x, const float *w, uint8_t *y) {
+static void opt_q6_k(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
     float scales[16];
     q6block k, best;
     double e, best_e = DBL_MAX;
@@ -542,9 +571,10 @@ static void opt_q6_k(const float *x, const float *w, uint8_t *y) {
 
 /* ---- rows ---- */
 
-typedef void (*opt_block_fn)(const float *x, const float *w, uint8_t *y);
-static void opt_q4_k(const float *x, const float *w, uint8_t *y) { opt_qk(x, w, y, 15); }
-static void opt_q5_k(const float *x, const float *w, uint8_t *y) { opt_qk(x, w, y, 31); }
+/* seed: llama.cpp's block for the same values (a starting point for the super-block types). */
+typedef void (*opt_block_fn)(const float *x, const float *w, const uint8_t *seed, uint8_t *y);
+static void opt_q4_k(const float *x, const float *w, const uint8_t *seed, uint8_t *y) { opt_qk(x, w, seed, y, 15); }
+static void opt_q5_k(const float *x, const float *w, const uint8_t *seed, uint8_t *y) { opt_qk(x, w, seed, y, 31); }
 
 static opt_block_fn block_fn(uint32_t type) {
     switch (type) {
@@ -591,7 +621,7 @@ static void row_weights(const float *imatrix, int64_t n, float *w) {
 }
 
 int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
-                     const float *imatrix, nm_error *err) {
+                     const float *imatrix, const float *weights, nm_error *err) {
     /* llama.cpp's blocks first: they validate the input and are the ones to beat */
     if (nm_quantize_rows(type, src, dst, nrows, n_per_row, imatrix, err) != 0)
         return -1;
@@ -606,7 +636,7 @@ int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, 
     float *w = malloc((size_t)n_per_row * sizeof *w);
     if (!w)
         return nm_fail(err, "out of memory");
-    row_weights(imatrix, n_per_row, w);
+    row_weights(weights ? weights : imatrix, n_per_row, w);
     uint8_t cand[MAX_BLOCK + 64];
     for (int64_t r = 0; r < nrows; r++) {
         const float *x = src + r * n_per_row;
@@ -614,7 +644,7 @@ int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, 
         for (int64_t b = 0; b < n_per_row / bs; b++) {
             const float *xb = x + b * bs, *wb = w + b * bs;
             uint8_t *yb = y + (size_t)b * t->type_size;
-            fn(xb, wb, cand);
+            fn(xb, wb, yb, cand);
             const double e_new = block_error(type, xb, wb, cand, bs);
             const double e_old = block_error(type, xb, wb, yb, bs);
             if (e_new < e_old) /* false for NaN (an overflowing scale): keep llama.cpp's */
@@ -626,7 +656,7 @@ int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, 
 }
 
 double qo_weighted_error(uint32_t type, const float *src, const void *q, int64_t nrows, int64_t n_per_row,
-                         const float *imatrix) {
+                         const float *weights) {
     size_t row_size;
     if (ggml_row_size(type, (uint64_t)n_per_row, &row_size) != 0)
         return NAN;
@@ -639,7 +669,7 @@ double qo_weighted_error(uint32_t type, const float *src, const void *q, int64_t
         nm_dequantize_row(type, (const uint8_t *)q + (size_t)r * row_size, deq, n_per_row);
         for (int64_t i = 0; i < n_per_row; i++) {
             const double diff = (double)x[i] - deq[i];
-            e += (imatrix ? imatrix[i] : 1.0) * diff * diff;
+            e += (weights ? weights[i] : 1.0) * diff * diff;
         }
     }
     free(deq);

@@ -14,16 +14,16 @@
 /* Types qo_quantize_rows searches (others: it falls back to nm_quantize_rows). */
 bool qo_supported(uint32_t type);
 
-/* Same contract as nm_quantize_rows (formats/quants.h). imatrix: NULL (plain squared error) or
- * n_per_row importance weights (mean squared input activation per column): the error then
- * weighs each column by them, the expected squared error of the matrix product. The default
- * block it competes with is llama.cpp's with the same imatrix. */
+/* Same contract as nm_quantize_rows (formats/quants.h); imatrix selects llama.cpp's block as
+ * nm_quantize_rows does (the one to beat). weights: NULL (then imatrix, or 1 without one) or
+ * n_per_row column weights for the error, ideally the mean squared input activation of each
+ * column, which makes the error the expected squared error of the matrix product. */
 int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
-                     const float *imatrix, nm_error *err);
+                     const float *imatrix, const float *weights, nm_error *err);
 
 /* Sum over the rows of sum_j w_j (x_ij - q_ij)^2 with q the dequantized blocks (w = 1 when
- * imatrix is NULL): the measure qo_quantize_rows minimises. */
+ * weights is NULL): the measure qo_quantize_rows minimises. */
 double qo_weighted_error(uint32_t type, const float *src, const void *q, int64_t nrows, int64_t n_per_row,
-                         const float *imatrix);
+                         const float *weights);
 
 #endif
