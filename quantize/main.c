@@ -238,6 +238,7 @@ typedef struct tensor_job {
     int64_t row0, batch_rows, rows_per_task;
     const float *imatrix; /* ne0 * ne2 weights, or NULL */
     const float *weights; /* --optimize: ne0 * ne2 error weights, or NULL (imatrix or none) */
+    const double *gram, *gram_factor; /* --calibration: inputs' second moments (ne0 x ne0), GPTQ factor */
     float **scratch;      /* per thread, rows_per_task * ne0 floats */
     bool optimize;
     atomic_bool failed;
@@ -288,6 +289,8 @@ static int flush_pending(struct run_state *rs, nm_error *err);
 
 static int quantize_some(const tensor_job *j, const float *f, void *d, int64_t n, const float *imat,
                          const float *wts, nm_error *e) {
+    if (j->optimize && j->gram_factor)
+        return qo_quantize_rows_gptq(j->out_type, f, d, n, j->ne0, imat, wts, j->gram, j->gram_factor, e);
     if (j->optimize)
         return qo_quantize_rows(j->out_type, f, d, n, j->ne0, imat, wts, e);
     return nm_quantize_rows(j->out_type, f, d, n, j->ne0, imat, e);
@@ -371,9 +374,9 @@ static int flush_pending(run_state *rs, nm_error *err) {
 }
 
 static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_tensor *t, const float *imatrix,
-                           bool optimize, const float *weights, nm_error *err) {
+                           bool optimize, const float *weights, const double *gram, nm_error *err) {
     tensor_job j = {
-        .optimize = optimize, .weights = weights,
+        .optimize = optimize, .weights = weights, .gram = gram,
         .name = t->name, .in_type = in->type, .out_type = t->new_type,
         .ne0 = in->ne[0], .ne1 = in->ne[1], .ne2 = in->ne[2],
         .src = in->data, .imatrix = imatrix, .scratch = rs->scratch, .rs = rs,
@@ -385,6 +388,9 @@ static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_t
                        ggml_type_name(t->new_type));
     if (nrows == 0 || j.ne0 == 0)
         return 0;
+    double *factor = NULL;
+    if (optimize && gram && in->ne[2] == 1 && qo_supported(t->new_type))
+        j.gram_factor = factor = qo_gptq_factor(gram, j.ne0); /* NULL (unusable statistics): no feedback */
     j.rows_per_task = TASK_ELEMENTS / j.ne0 > 0 ? TASK_ELEMENTS / j.ne0 : 1;
     int64_t batch_rows = (int64_t)(BATCH_OUT_BYTES / j.out_row);
     int64_t min_batch = j.rows_per_task * nm_pool_threads(rs->pool);
@@ -428,6 +434,7 @@ static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_t
         nm_progress_update(&rs->progress, rs->done_items, rs->done_bytes);
     }
     pthread_mutex_destroy(&j.lock);
+    free(factor);
     return rc;
 }
 
@@ -636,6 +643,23 @@ static void print_plan(const gguf_reader *g, const plan *p, const qt_ftype *ft, 
            bpw(p->out_bytes, p->n_elements));
 }
 
+/* --calibration: the importance data comes from a pass of the evaluator over the text, with the
+ * second moments of every matrix's inputs for the error feedback. */
+typedef struct calib_grams {
+    size_t n;
+    char **names;
+    double **h;
+    int64_t *n_in;
+    qt_imatrix *im;
+} calib_grams;
+
+static const double *find_gram(const calib_grams *cg, const char *name, int64_t n_in) {
+    for (size_t i = 0; cg && i < cg->n; i++)
+        if (cg->n_in[i] == n_in && strcmp(cg->names[i], name) == 0)
+            return cg->h[i];
+    return NULL;
+}
+
 /* ---- output ---- */
 
 static bool dropped_key(const char *key) {
@@ -671,7 +695,7 @@ static uint32_t copied_file_type(const gguf_reader *g) {
 }
 
 static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft, const options *o,
-                        const qt_imatrix *im, nm_error *err) {
+                        const qt_imatrix *im, const calib_grams *cg, nm_error *err) {
     gguf_writer_options wo = {.outfile_flags = (o->force ? NM_OUT_FORCE : 0) | (o->no_fsync ? NM_OUT_NO_FSYNC : 0)};
     gguf_writer *w = gguf_writer_create(o->out, &wo, err);
     if (!w)
@@ -727,7 +751,8 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
         const qt_tensor *t = &p->t[i];
         const gguf_tensor_info *ti = gguf_tensor(g, t->index);
         if (t->convert) {
-            if (write_converted(&rs, ti, t, p->imatrix[i], o->optimize, p->weights[i], err) != 0)
+            if (write_converted(&rs, ti, t, p->imatrix[i], o->optimize, p->weights[i],
+                                find_gram(cg, t->name, ti->ne[0]), err) != 0)
                 goto out;
         } else {
             const unsigned char *data = ti->data;
@@ -765,10 +790,40 @@ out:
     return rc;
 }
 
-/* --calibration: the importance data comes from a pass of the evaluator over the text. */
-static int add_calibrated(void *user, const char *name, const float *mean_sq, int64_t n_in, int n_chunks, int n_ctx,
-                          nm_error *err) {
-    qt_imatrix *im = user;
+static void calib_grams_free(calib_grams *cg) {
+    for (size_t i = 0; i < cg->n; i++) {
+        free(cg->names[i]);
+        free(cg->h[i]);
+    }
+    free(cg->names);
+    free(cg->h);
+    free(cg->n_in);
+}
+static int add_calibrated(void *user, const char *name, const float *mean_sq, int64_t n_in, const double *gram,
+                          int n_chunks, int n_ctx, nm_error *err) {
+    calib_grams *cg = user;
+    qt_imatrix *im = cg->im;
+    if (gram) {
+        size_t k = cg->n;
+        char **names = realloc(cg->names, (k + 1) * sizeof *names);
+        if (names)
+            cg->names = names;
+        double **h = realloc(cg->h, (k + 1) * sizeof *h);
+        if (h)
+            cg->h = h;
+        int64_t *nn = realloc(cg->n_in, (k + 1) * sizeof *nn);
+        if (nn)
+            cg->n_in = nn;
+        if (!names || !h || !nn)
+            return nm_fail(err, "out of memory");
+        cg->names[k] = strdup(name);
+        cg->h[k] = malloc((size_t)n_in * (size_t)n_in * sizeof(double));
+        cg->n_in[k] = n_in;
+        cg->n++;
+        if (!cg->names[k] || !cg->h[k])
+            return nm_fail(err, "out of memory");
+        memcpy(cg->h[k], gram, (size_t)n_in * (size_t)n_in * sizeof(double));
+    }
     (void)n_ctx;
     qt_imatrix_entry *e = realloc(im->entries, (im->n_entries + 1) * sizeof *e);
     if (!e)
@@ -789,15 +844,16 @@ static int add_calibrated(void *user, const char *name, const float *mean_sq, in
     return 0;
 }
 
-static qt_imatrix *calibrate(const options *o, nm_error *err) {
+static qt_imatrix *calibrate(const options *o, calib_grams *cg, nm_error *err) {
     qt_imatrix *im = calloc(1, sizeof *im);
     if (!im || !(im->dataset = strdup(o->calibration))) {
         free(im);
         nm_fail(err, "out of memory");
         return NULL;
     }
-    if (verify_calibrate(o->in, o->calibration, 0, o->calibration_chunks, o->threads, o->quiet, add_calibrated, im,
-                         err) != 0) {
+    cg->im = im;
+    if (verify_calibrate(o->in, o->calibration, 0, o->calibration_chunks, o->threads, o->quiet, true, add_calibrated,
+                         cg, err) != 0) {
         qt_imatrix_free(im);
         return NULL;
     }
@@ -833,6 +889,7 @@ int main(int argc, char **argv) {
     nm_error err = {{0}};
     int status = 1;
     qt_imatrix *im = NULL;
+    calib_grams grams = {0};
     plan p = {0};
     gguf_reader *g = gguf_open(o.in, &err);
     if (!g) {
@@ -841,7 +898,7 @@ int main(int argc, char **argv) {
     }
     if (o.imatrix && !(im = qt_imatrix_load(o.imatrix, &err)))
         goto fail;
-    if (o.calibration && !o.dry_run && !(im = calibrate(&o, &err))) {
+    if (o.calibration && !o.dry_run && !(im = calibrate(&o, &grams, &err))) {
         nm_error_prefix(&err, "calibration on %s", o.calibration);
         goto fail;
     }
@@ -863,7 +920,7 @@ int main(int argc, char **argv) {
         status = 0;
         goto done;
     }
-    if (write_output(g, &p, ft, &o, im, &err) != 0)
+    if (write_output(g, &p, ft, &o, im, &grams, &err) != 0)
         goto fail;
     double secs = nm_now() - t0;
     if (o.json) {
@@ -895,6 +952,7 @@ fail:
 done:
     plan_free(&p);
     qt_imatrix_free(im);
+    calib_grams_free(&grams);
     if (g)
         gguf_close(g);
     return status;

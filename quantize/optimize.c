@@ -675,3 +675,231 @@ double qo_weighted_error(uint32_t type, const float *src, const void *q, int64_t
     free(deq);
     return e;
 }
+
+/* ---- error feedback across columns (GPTQ) ----
+ * With H the mean of x x^T over the calibration tokens, a row's quantization costs
+ * (w - q)^T H (w - q) in expected squared output error. Quantizing columns in order and moving
+ * each one's error onto the columns not yet quantized, through the Cholesky factor of H^-1,
+ * minimises that cost greedily (Frantar et al., "GPTQ", 2022). Each block's scales are searched
+ * as above on the block's values once the earlier blocks' errors have been folded in; then its
+ * elements are rounded one by one to that block's grid. */
+
+/* Writes stored level q of element i of a block (the layouts of FORMATS.md §3, §4). */
+static void set_level(uint32_t type, uint8_t *y, int i, int q) {
+    switch (type) {
+    case GGML_TYPE_Q4_0:
+    case GGML_TYPE_Q4_1: {
+        uint8_t *qs = y + (type == GGML_TYPE_Q4_0 ? 2 : 4);
+        if (i < 16) qs[i] = (uint8_t)((qs[i] & 0xF0) | q);
+        else qs[i - 16] = (uint8_t)((qs[i - 16] & 0x0F) | q << 4);
+        break;
+    }
+    case GGML_TYPE_Q5_0:
+    case GGML_TYPE_Q5_1: {
+        uint8_t *qh = y + (type == GGML_TYPE_Q5_0 ? 2 : 4), *qs = qh + 4;
+        if (i < 16) qs[i] = (uint8_t)((qs[i] & 0xF0) | (q & 0xF));
+        else qs[i - 16] = (uint8_t)((qs[i - 16] & 0x0F) | (q & 0xF) << 4);
+        qh[i / 8] = (uint8_t)((qh[i / 8] & ~(1u << (i % 8))) | ((q >> 4) & 1) << (i % 8));
+        break;
+    }
+    case GGML_TYPE_Q8_0: y[2 + i] = (uint8_t)(int8_t)q; break;
+    case GGML_TYPE_Q4_K: {
+        uint8_t *p = y + 16 + 32 * (i / 64) + i % 32;
+        *p = i % 64 < 32 ? (uint8_t)((*p & 0xF0) | q) : (uint8_t)((*p & 0x0F) | q << 4);
+        break;
+    }
+    case GGML_TYPE_Q5_K: {
+        uint8_t *p = y + 48 + 32 * (i / 64) + i % 32, *h = y + 16 + i % 32;
+        *p = i % 64 < 32 ? (uint8_t)((*p & 0xF0) | (q & 0xF)) : (uint8_t)((*p & 0x0F) | (q & 0xF) << 4);
+        const int bit = 2 * (i / 64) + (i % 64 >= 32);
+        *h = (uint8_t)((*h & ~(1u << bit)) | ((q >> 4) & 1) << bit);
+        break;
+    }
+    case GGML_TYPE_Q6_K: {
+        const int half = i / 128, r = i % 128, l = r % 32, quarter = r / 32;
+        uint8_t *ql = y + 64 * half + l + (quarter & 1) * 32, *qh = y + 128 + 32 * half + l;
+        *ql = quarter < 2 ? (uint8_t)((*ql & 0xF0) | (q & 0xF)) : (uint8_t)((*ql & 0x0F) | (q & 0xF) << 4);
+        *qh = (uint8_t)((*qh & ~(3u << (2 * quarter))) | ((q >> 4) & 3) << (2 * quarter));
+        break;
+    }
+    default: break;
+    }
+}
+
+static void level_range(uint32_t type, int *lo, int *hi) {
+    *lo = 0;
+    switch (type) {
+    case GGML_TYPE_Q8_0: *lo = -128; *hi = 127; break;
+    case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: case GGML_TYPE_Q5_K: *hi = 31; break;
+    case GGML_TYPE_Q6_K: *hi = 63; break;
+    default: *hi = 15; break;
+    }
+}
+
+/* Upper Cholesky factor U of (H + damp)^-1 (H^-1 = U^T U), n x n doubles. NULL when H is not
+ * usable (not positive definite even damped) or out of memory. */
+double *qo_gptq_factor(const double *h, int64_t n) {
+    double *a = malloc((size_t)n * (size_t)n * sizeof *a), *inv = calloc((size_t)n * (size_t)n, sizeof *inv);
+    if (!a || !inv)
+        goto fail;
+    double mean_diag = 0;
+    for (int64_t i = 0; i < n; i++)
+        mean_diag += h[i * n + i];
+    mean_diag /= (double)n;
+    if (!(mean_diag > 0) || !isfinite(mean_diag))
+        goto fail;
+    memcpy(a, h, (size_t)n * (size_t)n * sizeof *a);
+    for (int64_t i = 0; i < n; i++)
+        a[i * n + i] += 0.01 * mean_diag + (h[i * n + i] > 0 ? 0 : mean_diag); /* dead columns: 1x mean */
+    /* a = L L^T (lower, in place) */
+    for (int64_t j = 0; j < n; j++) {
+        double d = a[j * n + j];
+        for (int64_t k = 0; k < j; k++)
+            d -= a[j * n + k] * a[j * n + k];
+        if (!(d > 0))
+            goto fail;
+        d = sqrt(d);
+        a[j * n + j] = d;
+        for (int64_t i = j + 1; i < n; i++) {
+            double v = a[i * n + j];
+            for (int64_t k = 0; k < j; k++)
+                v -= a[i * n + k] * a[j * n + k];
+            a[i * n + j] = v / d;
+        }
+    }
+    /* inv = L^-1 (lower) */
+    for (int64_t i = 0; i < n; i++) {
+        inv[i * n + i] = 1 / a[i * n + i];
+        for (int64_t j = 0; j < i; j++) {
+            double v = 0;
+            for (int64_t k = j; k < i; k++)
+                v -= a[i * n + k] * inv[k * n + j];
+            inv[i * n + j] = v / a[i * n + i];
+        }
+    }
+    /* a = H^-1 = L^-T L^-1 */
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i; j < n; j++) {
+            double v = 0;
+            for (int64_t k = j; k < n; k++)
+                v += inv[k * n + i] * inv[k * n + j];
+            a[i * n + j] = a[j * n + i] = v;
+        }
+    /* H^-1 = U^T U with U upper: U = chol_lower(H^-1)^T... computed directly as the upper factor */
+    memset(inv, 0, (size_t)n * (size_t)n * sizeof *inv);
+    for (int64_t i = 0; i < n; i++) {
+        double d = a[i * n + i];
+        for (int64_t k = 0; k < i; k++)
+            d -= inv[k * n + i] * inv[k * n + i];
+        if (!(d > 0))
+            goto fail;
+        d = sqrt(d);
+        inv[i * n + i] = d;
+        for (int64_t j = i + 1; j < n; j++) {
+            double v = a[i * n + j];
+            for (int64_t k = 0; k < i; k++)
+                v -= inv[k * n + i] * inv[k * n + j];
+            inv[i * n + j] = v / d;
+        }
+    }
+    free(a);
+    return inv;
+fail:
+    free(a);
+    free(inv);
+    return NULL;
+}
+
+static double output_error(const float *x, const float *q, const double *h, int64_t n, double *tmp) {
+    for (int64_t i = 0; i < n; i++)
+        tmp[i] = (double)x[i] - q[i];
+    double e = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (tmp[i] == 0)
+            continue;
+        const double *hi = h + i * n;
+        double s = 0;
+        for (int64_t j = 0; j < n; j++)
+            s += hi[j] * tmp[j];
+        e += tmp[i] * s;
+    }
+    return e;
+}
+
+int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
+                          const float *imatrix, const float *weights, const double *h, const double *u,
+                          nm_error *err) {
+    /* the searched blocks first: they are also the fallback for any row GPTQ does not improve */
+    if (qo_quantize_rows(type, src, dst, nrows, n_per_row, imatrix, weights, err) != 0)
+        return -1;
+    opt_block_fn fn = block_fn(type);
+    if (!fn || !h || !u)
+        return 0;
+    const ggml_type_info *t = ggml_type_get(type);
+    const int bs = (int)t->block_size;
+    size_t row_size;
+    if (ggml_row_size(type, (uint64_t)n_per_row, &row_size) != 0)
+        return nm_fail(err, "row too large");
+    const int64_t n = n_per_row;
+    double *wv = malloc((size_t)n * sizeof *wv), *tmp = malloc((size_t)n * sizeof *tmp);
+    float *w = malloc((size_t)n * sizeof *w), *deq = malloc((size_t)n * sizeof *deq);
+    uint8_t *row = malloc(row_size);
+    if (!wv || !tmp || !w || !deq || !row) {
+        free(wv); free(tmp); free(w); free(deq); free(row);
+        return nm_fail(err, "out of memory");
+    }
+    row_weights(weights ? weights : imatrix, n, w);
+    int lo, hi;
+    level_range(type, &lo, &hi);
+    for (int64_t r = 0; r < nrows; r++) {
+        const float *x = src + r * n;
+        uint8_t *y = (uint8_t *)dst + (size_t)r * row_size;
+        for (int64_t i = 0; i < n; i++)
+            wv[i] = x[i];
+        bool ok = true;
+        for (int64_t b = 0; b < n / bs && ok; b++) {
+            float xb[MAX_BLOCK], v0[MAX_BLOCK], v1[MAX_BLOCK];
+            uint8_t seed[MAX_BLOCK + 64], probe[MAX_BLOCK + 64];
+            uint8_t *blk = row + (size_t)b * t->type_size;
+            for (int i = 0; i < bs; i++)
+                xb[i] = (float)wv[b * bs + i];
+            nm_error e2;
+            if (nm_quantize_rows(type, xb, seed, 1, bs, NULL, &e2) != 0) {
+                ok = false;
+                break;
+            }
+            fn(xb, w + b * bs, seed, blk);
+            /* each element's grid: value(q) = v0 + q * (v1 - v0) */
+            memcpy(probe, blk, t->type_size);
+            for (int i = 0; i < bs; i++)
+                set_level(type, probe, i, 0);
+            nm_dequantize_row(type, probe, v0, bs);
+            for (int i = 0; i < bs; i++)
+                set_level(type, probe, i, 1);
+            nm_dequantize_row(type, probe, v1, bs);
+            for (int i = 0; i < bs; i++) {
+                const int64_t c = b * bs + i;
+                const float step = v1[i] - v0[i];
+                int q = step != 0 ? clampi(round_level((float)((wv[c] - v0[i]) / step)), lo, hi) : 0;
+                set_level(type, blk, i, q);
+                const double qv = (double)v0[i] + (double)q * step;
+                const double e = (wv[c] - qv) / u[c * n + c];
+                const double *uc = u + c * n;
+                for (int64_t k = c + 1; k < n; k++)
+                    wv[k] -= e * uc[k];
+            }
+            for (int i = 0; i < bs; i++)
+                ok = ok && isfinite(v0[i]) && isfinite(v1[i]);
+        }
+        if (!ok)
+            continue;
+        nm_dequantize_row(type, row, deq, n);
+        const double e_new = output_error(x, deq, h, n, tmp);
+        nm_dequantize_row(type, y, deq, n);
+        const double e_old = output_error(x, deq, h, n, tmp);
+        if (e_new < e_old)
+            memcpy(y, row, row_size);
+    }
+    free(wv); free(tmp); free(w); free(deq); free(row);
+    return 0;
+}

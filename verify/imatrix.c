@@ -18,6 +18,8 @@ typedef struct im_entry {
     const vm_weight *w;
     double *sum2;
     double count;
+    double *gram; /* calibration with Gram matrices: sum of x x^T (upper triangle), or NULL */
+    int gram_of;  /* index of the entry whose Gram matrix this weight's input shares */
 } im_entry;
 
 typedef struct im_state {
@@ -35,13 +37,26 @@ static void observe(void *user, const vm_weight *w, const float *x, int n_tokens
             for (int64_t j = 0; j < w->n_in; j++) acc[j] += (double)(row[j] * row[j]);
         }
         s->e[i].count += n_tokens;
+        double *g = s->e[i].gram;
+        if (g && s->e[i].gram_of == i) { /* q/k/v and gate/up read the same input: once */
+            const int64_t n = w->n_in;
+            for (int t = 0; t < n_tokens; t++) {
+                const float *row = x + (size_t)t * (size_t)n;
+                for (int64_t a = 0; a < n; a++) {
+                    const double xa = row[a];
+                    if (xa == 0) continue;
+                    double *ga = g + (size_t)a * (size_t)n;
+                    for (int64_t b = a; b < n; b++) ga[b] += xa * row[b];
+                }
+            }
+        }
         return;
     }
 }
 
 /* One entry per blk.* matrix (7 per layer), plus the adapters' (llama-imatrix collects every blk.*
  * matrix product, adapters' too). Returns -1 when out of memory. */
-static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, im_state *st) {
+static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, im_state *st, bool gram) {
     const int n_lora_w = (int)vm_adapters_weight_count(adapters);
     st->n = 0;
     st->e = calloc((size_t)(vm->m.n_layer * 7 + n_lora_w) + 1, sizeof *st->e);
@@ -49,17 +64,26 @@ static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, im
     for (int l = 0; l < vm->m.n_layer; l++) {
         const vm_layer *L = &vm->m.layers[l];
         const vm_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        static const int input_of[7] = {0, 0, 0, 3, 4, 4, 6}; /* k, v read q's input; up gate's */
+        const int base = st->n;
         for (int k = 0; k < 7; k++) {
             im_entry *e = &st->e[st->n++];
             e->w = ws[k];
+            e->gram_of = base + input_of[k];
             if (!(e->sum2 = calloc((size_t)ws[k]->n_in, sizeof(double)))) return -1;
+            if (gram && input_of[k] == k &&
+                !(e->gram = calloc((size_t)ws[k]->n_in * (size_t)ws[k]->n_in, sizeof(double))))
+                return -1;
         }
+        for (int k = 0; k < 7; k++)
+            st->e[base + k].gram = st->e[base + input_of[k]].gram;
     }
     for (int k = 0; k < n_lora_w; k++) {
         const vm_weight *w = vm_adapters_weight(adapters, (size_t)k);
         if (strncmp(w->name, "blk.", 4) != 0) continue;
         im_entry *e = &st->e[st->n++];
         e->w = w;
+        e->gram_of = st->n - 1;
         if (!(e->sum2 = calloc((size_t)w->n_in, sizeof(double)))) return -1;
     }
     return 0;
@@ -67,7 +91,10 @@ static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, im
 
 static void free_entries(im_state *st) {
     if (st->e)
-        for (int i = 0; i < st->n; i++) free(st->e[i].sum2);
+        for (int i = 0; i < st->n; i++) {
+            free(st->e[i].sum2);
+            if (st->e[i].gram_of == i) free(st->e[i].gram);
+        }
     free(st->e);
     st->e = NULL;
 }
@@ -108,7 +135,7 @@ done:
 }
 
 int verify_calibrate(const char *model_path, const char *text_path, int n_ctx, int max_chunks, int threads,
-                     bool quiet, verify_calibrate_fn emit, void *user, nm_error *err) {
+                     bool quiet, bool gram, verify_calibrate_fn emit, void *user, nm_error *err) {
     verify_model vm;
     if (verify_model_open(&vm, model_path, err)) return -1;
     int rc = -1;
@@ -123,7 +150,7 @@ int verify_calibrate(const char *model_path, const char *text_path, int n_ctx, i
         nm_fail(err, "%s gives %zu tokens; calibration needs at least one context of %d", text_path, n_ids, n_ctx);
         goto done;
     }
-    if (alloc_entries(&vm, NULL, &st)) {
+    if (alloc_entries(&vm, NULL, &st, gram)) {
         nm_fail(err, "out of memory");
         goto done;
     }
@@ -137,7 +164,12 @@ int verify_calibrate(const char *model_path, const char *text_path, int n_ctx, i
             break;
         }
         for (int64_t j = 0; j < n; j++) mean[j] = (float)(st.e[i].sum2[j] / st.e[i].count);
-        rc = emit(user, st.e[i].w->name, mean, n, n_chunk, n_ctx, err);
+        double *g = st.e[i].gram;
+        if (g && st.e[i].gram_of == i) { /* the mean, both triangles (shared entries follow their owner) */
+            for (int64_t a = 0; a < n; a++)
+                for (int64_t b = a; b < n; b++) g[a * n + b] = g[b * n + a] = g[a * n + b] / st.e[i].count;
+        }
+        rc = emit(user, st.e[i].w->name, mean, n, g, n_chunk, n_ctx, err);
         free(mean);
     }
 done:
@@ -269,7 +301,7 @@ int verify_imatrix_main(int argc, char **argv) {
         goto done;
     }
     if (n_loras > 0 && !(adapters = vm_adapters_load(vm.g, &vm.m, loras, n_loras, &err))) goto done;
-    if (alloc_entries(&vm, adapters, &st)) goto oom;
+    if (alloc_entries(&vm, adapters, &st, false)) goto oom;
     const double t0 = nm_now();
     if (eval_chunks(&vm, ids, (int)n_ctx, n_chunk, (int)threads, adapters, &st, quiet || !isatty(2), &err)) goto done;
     if (write_imatrix(out, &st, tokens ? tokens : text, n_chunk, (int)n_ctx, &err)) goto done;
