@@ -708,9 +708,8 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
             gguf_writer_copy_kv(w, g, i);
     gguf_writer_set_u32(w, "general.quantization_version", QUANTIZATION_VERSION);
     gguf_writer_set_u32(w, "general.file_type", qt_ftype_is_copy(ft) ? copied_file_type(g) : ft->ftype);
-    if (im) {
-        if (o->imatrix)
-            gguf_writer_set_string(w, "quantize.imatrix.file", o->imatrix, strlen(o->imatrix));
+    if (im && o->imatrix) { /* --calibration writes none: the file keeps the default mix's size */
+        gguf_writer_set_string(w, "quantize.imatrix.file", o->imatrix, strlen(o->imatrix));
         if (im->dataset && im->dataset[0])
             gguf_writer_set_string(w, "quantize.imatrix.dataset", im->dataset, strlen(im->dataset));
         gguf_writer_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)im->n_entries);
