@@ -41,6 +41,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (v.pre[0]) {
         if (!bpe_pre_supported(v.pre))
             abort();
+        /* tokenize the input itself and an awkward text with every pre-tokenizer */
+        static const char *const pres[] = {"llama-bpe", "qwen2", "deepseek-v3", "gpt-2", "smollm"};
+        static const char text[] = " Hello  w\xc3\xb6rld's 12345\r\n\t<x>\xff\xe2\x82 ~a \xe6\x9d\xb1 '";
+        for (size_t k = 0; k < sizeof pres / sizeof *pres; k++) {
+            bpe_tokenizer *t = bpe_tokenizer_create(&v, pres[k], &err);
+            if (!t)
+                abort(); /* a valid vocabulary always gives a tokenizer for a known name */
+            for (int which = 0; which < 2; which++) {
+                int32_t *ids;
+                size_t n;
+                const char *in = which ? buf : text;
+                size_t len = which ? size : sizeof text - 1;
+                if (bpe_encode(t, in, len, which, &ids, &n, &err))
+                    abort();
+                for (size_t i = 0; i < n; i++)
+                    if (ids[i] < 0 || (uint32_t)ids[i] >= v.n_tokens)
+                        abort();
+                free(ids);
+            }
+            bpe_tokenizer_free(t);
+        }
     } else {
         check_message(v.pre_error);
     }
