@@ -62,6 +62,22 @@ if need_fixtures "perplexity against llama-perplexity"; then
             else fail "perplexity $t [20] '$got' vs llama.cpp '$want'" "not the same printed digits"; fi
         done
     fi
+    # the lattice i-quant mixes (lowbit/, made with the wikillama imatrix): the printed [20] value
+    # digit for digit. The 20th row of the KLD table holds chunk 20 (in one log stderr split that
+    # row and its chunk number, so count rows rather than read the number).
+    lowbit20() { awk '/^chunk +PPL/ { t = 1; next } t && /±/ { if (++k == 20) { for (i = 2; i <= NF; i++) if ($i == "±") { print $(i-1); exit } } }' "$1"; }
+    if [ "$SAN" != 1 ]; then
+        for t in iq3_xxs iq3_xs iq3_s iq3_m iq2_xxs iq2_xs iq2_s iq2_m iq1_s iq1_m; do
+            want=$(lowbit20 "$REF/lowbit/perplexity-$t-imatrix.log")
+            got=$("$V" perplexity "$REF/lowbit/wikillama-$t-imatrix.gguf" -f "$TEXT" -c 256 --chunks 20 -t 2 2>&1 |
+                  grep -o '\[20\][0-9.]*' | sed 's/\[20\]//')
+            if [ -n "$want" ] && [ "$got" = "$want" ]; then pass "perplexity $t-imatrix [20] $got = llama.cpp's printed value"
+            else fail "perplexity $t-imatrix [20] '$got' vs llama.cpp '$want'" "not the same printed digits"; fi
+        done
+    else
+        "$V" perplexity "$REF/lowbit/wikillama-iq2_m-imatrix.gguf" -f "$TEXT" -c 256 --chunks 2 -t 2 -q >/dev/null 2>"$SCRATCH/err" &&
+            pass "perplexity iq2_m-imatrix runs under SAN" || fail "perplexity iq2_m-imatrix runs under SAN" "$(cat "$SCRATCH/err")"
+    fi
     # the printed running values and final line
     "$V" perplexity "$REF/wikillama-f32.gguf" -f "$TEXT" -c 256 --chunks 3 -t 2 >"$SCRATCH/out" 2>&1
     check "running [k] values printed" grep -q '^\[1\][0-9.]*,\[2\][0-9.]*,\[3\][0-9.]*,' "$SCRATCH/out"
