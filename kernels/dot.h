@@ -1,15 +1,16 @@
 /* Activation quantization and dot/matrix kernels for evaluating models the way ggml's CPU
  * backend does (FORMATS.md §3.5, §4.6). Each weight type is multiplied with activations in the
  * type ggml uses for it ("vec_dot type"): F32 for F32, F16 for F16, BF16 for BF16, Q8_0 for
- * Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1 and Q8_K for Q4_K/Q5_K/Q6_K. Block products are exact
- * integer sums scaled in float, as in ggml.
+ * Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1 for Q4_1/Q5_1 and Q8_K for the other K-quants, IQ4_XS and
+ * TQ1_0/TQ2_0 (dot_lowbit.c has the low-bit ones). Block products are exact integer sums scaled
+ * in float, as in ggml.
  *
  * Every SIMD kernel sums in the order of the ggml AVX2 kernel llama.cpp uses for its type, so
  * results are llama.cpp's bit for bit: F32, F16 and BF16 in llamafile tinyBLAS's order, Q4_0 and
  * Q4_K in the order of ggml's repacked (8-row interleaved) matrix products (Q4_K's depends on where
  * a tile sits: nm_dot_tile_at), the others in their ggml_vec_dot_* lane order. The scalar
- * reference has the same order for F32/F16/BF16/Q4_0/Q4_K/Q6_K (tests compare them byte for
- * byte); for Q4_1, Q5_0, Q5_1, Q8_0 and Q5_K it sums sequentially, equal up to float rounding.
+ * reference has the same order for F32/F16/BF16/Q4_0/Q4_K/Q6_K and the low-bit types (IQ4_NL
+ * in ggml's repacked order, like Q4_0) (tests compare them byte for byte); for Q4_1, Q5_0, Q5_1, Q8_0 and Q5_K it sums sequentially, equal up to float rounding.
  *
  * Scalar reference here (dot.c); AVX2 (dot_avx2.c) and AVX-512 (dot_avx512.c) versions are
  * chosen at run time and tested against it. */
