@@ -305,12 +305,11 @@ static void q3k_requant_pack(const float *x, uint8_t *y, int8_t *L) {
     pack_2bit(y + 32, low);
 }
 
-static void q3k_block(const float *x, uint8_t *y) {
-    int8_t L[256];
-    float scales[16];
+/* The stages after the sub-block searches: the 16 scales to 6 bits, the re-quantization, the
+ * packing (shared with the AVX2 quantizer, which runs the searches eight at a time). */
+void nm_q3k_set_scales(uint8_t *y, const float *scales) {
     float max_scale = 0, amax = 0;
     for (int j = 0; j < 16; j++) {
-        scales[j] = make_q3(16, 4, x + 16 * j, L + 16 * j);
         const float s = fabsf(scales[j]);
         if (s > amax) {
             amax = s;
@@ -329,7 +328,19 @@ static void q3k_block(const float *x, uint8_t *y) {
     } else {
         put_f16(y + 108, 0.f);
     }
+}
+
+void nm_q3k_finish(const float *x, uint8_t *y, const float *scales, int8_t *L) {
+    nm_q3k_set_scales(y, scales);
     q3k_requant_pack(x, y, L);
+}
+
+static void q3k_block(const float *x, uint8_t *y) {
+    int8_t L[256];
+    float scales[16];
+    for (int j = 0; j < 16; j++)
+        scales[j] = make_q3(16, 4, x + 16 * j, L + 16 * j);
+    nm_q3k_finish(x, y, scales, L);
 }
 
 /* With importance weights: sigma2 = 2*mean(x^2) over the super-block, make_qx per sub-block,

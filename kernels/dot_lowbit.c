@@ -1,5 +1,5 @@
-/* Scalar reference dot products for the low-bit weight types: Q2_K, Q3_K, IQ4_XS (against Q8_K
- * activations) and IQ4_NL (against Q8_0), each in the summation order of the ggml kernel
+/* Scalar reference dot products for the low-bit weight types: Q2_K, Q3_K, IQ4_XS, TQ1_0, TQ2_0
+ * (against Q8_K activations) and IQ4_NL (against Q8_0), each in the summation order of the ggml kernel
  * llama.cpp's AVX2 CPU backend runs for it (ggml-cpu/arch/x86/quants.c, repack.cpp):
  *
  *   Q2_K, Q3_K, IQ4_XS (ggml_vec_dot_*_q8_K): per super-block, 8 exact integer lanes, lane l
@@ -112,12 +112,46 @@ static float dot_iq4_nl(int64_t n, const uint8_t *w, const uint8_t *a) {
     return sum;
 }
 
+/* Trit n (0 = most significant) of a TQ1_0 byte, as 0..2. */
+static inline int tq1_trit(uint8_t byte, int n) {
+    static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+    return ((uint8_t)(byte * pow3[n]) * 3) >> 8;
+}
+
+/* TQ1_0 / TQ2_0 (ggml_vec_dot_tq*_q8_K): lane l = Σ (q+1)·y over elements 4l..4l+3 of every 32,
+ * minus the bsums of 16-element groups 2l and 2l+1, exact; float lane l += lane × d by a fused
+ * multiply-add (ggml writes a multiply and an add, which the compiler of llama.cpp's AVX2 build
+ * fuses: measured against llama-perplexity), the lanes summed as for the others. */
+static float dot_tq(int64_t n, const uint8_t *w, const uint8_t *a, bool tq1) {
+    float acc[8] = {0};
+    const size_t bs = tq1 ? 54 : 66;
+    for (int64_t b = 0; b < n / 256; b++, w += bs, a += 292) {
+        const int8_t *y = (const int8_t *)(a + 4);
+        int q[256];
+        if (tq1) {
+            for (int e = 0; e < 160; e++) q[e] = tq1_trit(w[e % 32], e / 32);
+            for (int e = 160; e < 240; e++) q[e] = tq1_trit(w[32 + (e - 160) % 16], (e - 160) / 16);
+            for (int e = 240; e < 256; e++) q[e] = tq1_trit(w[48 + (e - 240) % 4], (e - 240) / 4);
+        } else {
+            for (int e = 0; e < 256; e++) q[e] = (w[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+        }
+        int lane[8] = {0};
+        for (int e = 0; e < 256; e++) lane[(e % 32) / 4] += q[e] * y[e];
+        for (int l = 0; l < 8; l++) lane[l] -= q8k_bsum(a, 2 * l) + q8k_bsum(a, 2 * l + 1);
+        const float d = q8k_d(a) * f16(w + bs - 2);
+        for (int l = 0; l < 8; l++) acc[l] = fmaf((float)lane[l], d, acc[l]);
+    }
+    return hsum8(acc);
+}
+
 bool nm_dot_lowbit_ref(uint32_t wt, int64_t n, const void *w, const void *a, float *out) {
     switch (wt) {
     case GGML_TYPE_Q2_K: *out = dot_q2_k(n, w, a); return true;
     case GGML_TYPE_Q3_K: *out = dot_q3_k(n, w, a); return true;
     case GGML_TYPE_IQ4_XS: *out = dot_iq4_xs(n, w, a); return true;
     case GGML_TYPE_IQ4_NL: *out = dot_iq4_nl(n, w, a); return true;
+    case GGML_TYPE_TQ1_0: *out = dot_tq(n, w, a, true); return true;
+    case GGML_TYPE_TQ2_0: *out = dot_tq(n, w, a, false); return true;
     default: return false;
     }
 }

@@ -162,6 +162,51 @@ static void k_iq4_nl(int64_t n, const uint8_t *w, const uint8_t *a, size_t as, i
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = acc[c];
 }
 
+/* TQ1_0 / TQ2_0: levels 0..2 (trit + 1) decoded per 32-element chunk, then as the reference. */
+static inline uint8_t tq1_trit(uint8_t byte, int n) {
+    static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+    return (uint8_t)((((uint8_t)(byte * pow3[n])) * 3) >> 8);
+}
+
+static void k_tq(bool tq1, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out, size_t os) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const size_t bs = tq1 ? 54 : 66;
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < n / 256; b++, w += bs) {
+        __m256i q[8];
+        if (tq1) {
+            uint8_t t[256];
+            for (int e = 0; e < 160; e++) t[e] = tq1_trit(w[e % 32], e / 32);
+            for (int e = 160; e < 240; e++) t[e] = tq1_trit(w[32 + (e - 160) % 16], (e - 160) / 16);
+            for (int e = 240; e < 256; e++) t[e] = tq1_trit(w[48 + (e - 240) % 4], (e - 240) / 4);
+            for (int k = 0; k < 8; k++) q[k] = _mm256_loadu_si256((const __m256i *)(t + 32 * k));
+        } else {
+            for (int h = 0; h < 2; h++) {
+                const __m256i bits = _mm256_loadu_si256((const __m256i *)(w + 32 * h));
+                for (int k = 0; k < 4; k++) q[4 * h + k] = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), m3);
+            }
+        }
+        const float dw = h2f(w + bs - 2);
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
+            const int8_t *y = (const int8_t *)(ab + 4);
+            __m256i sumi = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++)
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(y + 32 * k))), ones));
+            sumi = _mm256_sub_epi32(sumi, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(ab + 260)), ones));
+            const __m256 d = _mm256_set1_ps(q8k_d(ab) * dw);
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), d, acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum8(acc[c]);
+}
+static void k_tq1_0(int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out, size_t os) {
+    k_tq(true, n, w, a, as, nc, out, os);
+}
+static void k_tq2_0(int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out, size_t os) {
+    k_tq(false, n, w, a, as, nc, out, os);
+}
+
 typedef void (*kernel_fn)(int64_t, const uint8_t *, const uint8_t *, size_t, int, float *, size_t);
 
 static kernel_fn kernel_for(uint32_t wt) {
@@ -170,6 +215,8 @@ static kernel_fn kernel_for(uint32_t wt) {
     case GGML_TYPE_Q3_K: return k_q3_k;
     case GGML_TYPE_IQ4_XS: return k_iq4_xs;
     case GGML_TYPE_IQ4_NL: return k_iq4_nl;
+    case GGML_TYPE_TQ1_0: return k_tq1_0;
+    case GGML_TYPE_TQ2_0: return k_tq2_0;
     default: return NULL;
     }
 }

@@ -217,6 +217,13 @@ if need_fixtures "wikillama reference mixes"; then
             "cd '$FIXTURES' && '$Q' -q --no-fsync --imatrix reference/wikillama-imatrix.gguf reference/wikillama-f32.gguf '$S/wi-$lt.gguf' $t 2"
         same_file "wikillama $t --imatrix: whole file byte-identical" "$S/wi-$lt.gguf" "$L/wikillama-$lt-imatrix.gguf"
     done
+    # ternary mixes: llama-quantize's files kept as SHA-256 (tests/data/lowbit/README.md)
+    for t in TQ1_0:fda37759276c81c94789465c3dedb53bd5bf252ffc0553d88c35cb8c6e68523c \
+             TQ2_0:1055ab571c9547c76b72ba037b0facf50f8850917af0606ea805421bc5876b3b; do
+        ty=${t%%:*}; want=${t#*:}; lt=$(echo $ty | tr 'A-Z' 'a-z')
+        check "wikillama $ty runs" "$Q" -q --no-fsync "$R/wikillama-f32.gguf" "$S/w-$lt.gguf" $ty 2
+        check "wikillama $ty: llama-quantize's file (sha256)" sh -c "sha256sum '$S/w-$lt.gguf' | grep -q '^$want '"
+    done
     # the i-quant mixes (with llama-quantize's per-tensor rules and the K-quant/IQ4 types inside)
     for t in IQ3_XXS IQ3_XS IQ3_S IQ3_M IQ2_XXS IQ2_XS IQ2_S IQ2_M IQ1_S IQ1_M; do
         lt=$(echo $t | tr 'A-Z' 'a-z')

@@ -51,6 +51,16 @@ if need_fixtures "perplexity against llama-perplexity"; then
             if [ -n "$want" ] && [ "$got" = "$want" ]; then pass "perplexity $t [20] $got = llama.cpp's printed value"
             else fail "perplexity $t [20] '$got' vs llama.cpp '$want'" "not the same printed digits"; fi
         done
+        # ternary: llama.cpp's values made here (tests/data/lowbit/README.md); the files are
+        # quantized by nomoat-quantize, whose output tests/quantize checks against llama-quantize's
+        for t in tq1_0 tq2_0; do
+            want=$(grep -o '\[20\][0-9.]*' "$DATA/lowbit/perplexity-$t.txt" | sed 's/\[20\]//')
+            "$BIN/nomoat-quantize" -q --no-fsync "$REF/wikillama-f32.gguf" "$SCRATCH/$t.gguf" $t 2
+            got=$("$V" perplexity "$SCRATCH/$t.gguf" -f "$TEXT" -c 256 --chunks 20 -t 2 2>&1 |
+                  grep -o '\[20\][0-9.]*' | sed 's/\[20\]//')
+            if [ -n "$want" ] && [ "$got" = "$want" ]; then pass "perplexity $t [20] $got = llama.cpp's printed value"
+            else fail "perplexity $t [20] '$got' vs llama.cpp '$want'" "not the same printed digits"; fi
+        done
     fi
     # the lattice i-quant mixes (lowbit/, made with the wikillama imatrix): the printed [20] value
     # digit for digit. The 20th row of the KLD table holds chunk 20 (in one log stderr split that
