@@ -609,6 +609,15 @@ static int check_row_output(uint32_t type, const float *x, const uint8_t *y, int
         }
         return 0;
     }
+    if (type == GGML_TYPE_IQ1_M) /* its f16 scale is spread over the top nibbles of 4 u16 scales */
+        for (int64_t b = 0; b < n / 256; b++) {
+            const uint8_t *s = y + b * 56 + 48;
+            const uint16_t h = (uint16_t)((s[1] >> 4) | (s[3] & 0xf0) | (s[5] >> 4) << 8 | (s[7] & 0xf0) << 8);
+            if ((h & 0x7C00) == 0x7C00)
+                return nm_fail(err, "row %" PRId64 ": values too large for %s in columns %" PRId64 "..%" PRId64
+                               " (largest magnitude %g): the block scale overflows f16",
+                               r, t->name, b * 256, b * 256 + 255, (double)block_absmax(x + b * 256, 256));
+        }
     const int *fields = f16_fields(type);
     if (fields[0] < 0)
         return 0;
@@ -659,6 +668,11 @@ static int quantize_rows(uint32_t type, const float *src, void *dst, int64_t nro
         if (bad >= 0)
             return nm_fail(err, "importance matrix entry %" PRId64 " is %g, not a finite number", bad,
                            (double)imatrix[bad]);
+        /* the lattice searches assume weights >= 0 (llama-imatrix's mean squares always are) */
+        for (int64_t i = 0; nm_iq_lattice_for(type) && i < n_per_row; i++)
+            if (imatrix[i] < 0)
+                return nm_fail(err, "importance matrix entry %" PRId64 " is %g; %s needs weights >= 0", i,
+                               (double)imatrix[i], t->name);
     }
     for (int64_t r = 0; r < nrows; r++) {
         const float *x = src + r * n_per_row;

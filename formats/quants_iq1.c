@@ -588,7 +588,10 @@ static void sort_values(const float *xb, int n, iq1_pair *p) {
 }
 
 /* ggml's iq1_find_best_neighbour2: the neighbour closest to xval at this scale, the coordinates
- * valued by xg (shifted -1, 0, 1). */
+ * valued by xg (shifted -1, 0, 1). ggml falls back to searching the whole grid when no distance
+ * is below FLT_MAX, i.e. only for values so large that the block scale overflows f16, which
+ * nm_quantize_rows refuses anyway; that fallback also reads xval out of bounds, so it is not
+ * reproduced. */
 static int best_neighbour(const nm_iq_lattice *lat, const uint16_t *nb, const float *xval, const float *w,
                           float scale, const float *xg, int8_t *L) {
     float best = FLT_MAX;

@@ -132,6 +132,41 @@ static void test_iq1_m(void **state) {
     check_vectors("IQ1_M-imatrix.gguf", GGML_TYPE_IQ1_M, true);
 }
 
+/* ggml's quantizers for these assert an importance matrix; the others run without one */
+static void test_refusals(void **state) {
+    (void)state;
+    float x[256], w[256];
+    uint8_t out[110];
+    for (int i = 0; i < 256; i++) {
+        x[i] = (float)((i * 37) % 101 - 50) / 25.0f;
+        w[i] = 1.0f + (float)(i % 3);
+    }
+    const uint32_t need[] = {GGML_TYPE_IQ2_XXS, GGML_TYPE_IQ2_XS, GGML_TYPE_IQ1_S};
+    for (size_t k = 0; k < 3; k++) {
+        nm_error err = {{0}};
+        assert_int_equal(nm_quantize_rows(need[k], x, out, 1, 256, NULL, &err), -1);
+        assert_non_null(strstr(err.msg, "needs an importance matrix"));
+        assert_int_equal(nm_quantize_rows(need[k], x, out, 1, 256, w, &err), 0);
+    }
+    const uint32_t optional[] = {GGML_TYPE_IQ3_XXS, GGML_TYPE_IQ3_S, GGML_TYPE_IQ2_S, GGML_TYPE_IQ1_M};
+    for (size_t k = 0; k < 4; k++) {
+        nm_error err = {{0}};
+        assert_int_equal(nm_quantize_rows(optional[k], x, out, 1, 256, NULL, &err), 0);
+    }
+    /* negative importance weights */
+    nm_error err = {{0}};
+    w[7] = -1.0f;
+    assert_int_equal(nm_quantize_rows(GGML_TYPE_IQ2_XS, x, out, 1, 256, w, &err), -1);
+    assert_non_null(strstr(err.msg, "entry 7 is -1"));
+    /* IQ1_M's scattered f16 scale overflows like the others' */
+    for (int i = 0; i < 256; i++)
+        x[i] *= 1e9f;
+    assert_int_equal(nm_quantize_rows(GGML_TYPE_IQ1_M, x, out, 1, 256, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "overflows f16"));
+    assert_int_equal(nm_quantize_rows(GGML_TYPE_IQ3_S, x, out, 1, 256, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "overflows f16"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iq3_s),
@@ -140,6 +175,7 @@ int main(void) {
         cmocka_unit_test(test_iq2_xs),
         cmocka_unit_test(test_iq1_s),
         cmocka_unit_test(test_iq1_m),
+        cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
