@@ -79,6 +79,8 @@ LIB     := $(BUILD)/libnomoat.a
 TOOL_DIRS := convert quantize verify inspect pack merge dispatch
 # Private modules a tool borrows from another tool (merge: quantize's per-tensor type choice).
 TOOL_LIBS_merge := quantize
+# (quantize: verify's forward pass for --calibration.)
+TOOL_LIBS_quantize := verify
 TOOL_NAME  = $(if $(filter dispatch,$1),nomoat,nomoat-$1)
 TOOLS     := $(foreach d,$(TOOL_DIRS),$(if $(wildcard $(d)/main.c),$(BUILD)/$(call TOOL_NAME,$(d))))
 

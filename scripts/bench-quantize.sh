@@ -1,12 +1,11 @@
 #!/bin/sh
 # Benchmark of nomoat-quantize on a TinyLlama-1.1B-shaped F16 GGUF (2.2 GB, random weights),
-# against llama-quantize's figures on this kind of machine (2 threads, warm cache, output not
-# flushed): Q4_0 5.7 s, Q8_0 6.6 s, Q4_K_M 43.5 s. Targets: >= 2x faster for the legacy types,
-# >= 1.5x for Q4_K_M, >= 3x for the low-bit mixes (Q3_K_M, IQ4_XS, IQ2_M; the i-quant mixes run
-# with a synthetic importance matrix, as llama-quantize requires one).
-# When llama-quantize is available ($LLAMA_QUANTIZE, or llama-quantize on the PATH) it is timed
-# in the same run, on the same input and threads (best of RUNS after a warm-up), and its figure
-# replaces the recorded one ("llama.cpp" column: measured wall s, or "rec" for a recorded one).
+# side by side with llama.cpp's llama-quantize ($LLAMA_QUANTIZE, default: llama-quantize on
+# PATH) in the same run: the two alternate, same input, type and threads, warm cache, output not
+# flushed; the outputs are compared byte for byte. Without llama-quantize no ratio is printed.
+# Targets: >= 2x faster for the legacy types, >= 1.5x for Q4_K_M, >= 3x for the low-bit mixes
+# (Q3_K_M, IQ4_XS, IQ2_M; the i-quant mixes run with a synthetic importance matrix given to both
+# tools, as llama-quantize requires one).
 #
 #   sh scripts/bench-quantize.sh [TYPES...]      (default: Q8_0 Q4_0 Q4_K_M Q3_K_M IQ4_XS IQ2_M)
 #   THREADS=2 BUILD=build LLAMA_QUANTIZE=path    (environment overrides)
@@ -16,7 +15,8 @@
 # /usr/bin/time, includes the page-cache pages of the memory-mapped input and output it
 # touched) and peak anonymous memory (RssAnon sampled from /proc/PID/status every 10 ms: the
 # heap, buffers and thread stacks — what the tool really allocates). "CPU s" is user+sys time
-# and "est s" = CPU s / THREADS, the wall time to expect on an otherwise idle machine (shown
+# and "est s" = CPU s / THREADS, the wall time to expect on an otherwise idle machine; "x CPU" is
+# llama-quantize's CPU time over ours (shown
 # because a loaded machine inflates wall times; both speedups are printed). The input is generated once
 # into $BUILD/bench/tinyllama-f16.gguf with /usr/bin/python3 + numpy (GGUF written by hand,
 # llama.cpp's tensor names and metadata, converter order).
@@ -32,8 +32,6 @@ IN="$DIR/tinyllama-f16.gguf"
 mkdir -p "$DIR"
 [ -x "$Q" ] || make -s BUILD="$BUILD" >/dev/null
 TYPES=${*:-Q8_0 Q4_0 Q4_K_M Q3_K_M IQ4_XS IQ2_M}
-LLAMA_Q=${LLAMA_QUANTIZE:-$(command -v llama-quantize || true)}
-[ -n "$LLAMA_Q" ] && [ ! -x "$LLAMA_Q" ] && { echo "LLAMA_QUANTIZE=$LLAMA_Q is not executable" >&2; exit 1; }
 
 if [ ! -s "$IN" ]; then
     echo "generating $IN (TinyLlama-1.1B shapes, F16, random N(0, 0.02)) ..."
@@ -172,61 +170,56 @@ run() {
     wait "$tpid"
     t=$(cut -d' ' -f1 "$DIR/time.txt"); rss_kb=$(cut -d' ' -f2 "$DIR/time.txt")
     cpu=$(awk '{print $3 + $4}' "$DIR/time.txt")
-    rm -f "$out"
+    [ "${keep:-0}" = 1 ] || rm -f "$out"
 }
 
-# llama_run TYPE: one timed llama-quantize run; sets lt (wall s), lcpu (user+sys s)
-llama_run() {
-    out="$DIR/llama-$1.gguf"
-    rm -f "$out"
-    /usr/bin/time -f "%e %M %U %S" -o "$DIR/ltime.txt" "$LLAMA_Q" $(imat "$1") "$IN" "$out" "$1" "$THREADS" >"$DIR/llama.log" 2>&1 ||
-        { echo "llama-quantize $1 failed:"; tail -3 "$DIR/llama.log"; exit 1; }
-    lt=$(cut -d' ' -f1 "$DIR/ltime.txt"); lcpu=$(awk '{print $3 + $4}' "$DIR/ltime.txt")
-    rm -f "$out"
+LQ=${LLAMA_QUANTIZE:-$(command -v llama-quantize 2>/dev/null || true)}
+[ -n "$LQ" ] && [ ! -x "$LQ" ] && { echo "$LQ is not executable: no side-by-side figure"; LQ=; }
+# run_llama TYPE: one timed llama-quantize run; sets lt (seconds), lcpu; keeps its output
+run_llama() {
+    lout="$DIR/out-llama-$1.gguf"
+    rm -f "$lout"
+    /usr/bin/time -f "%e %M %U %S" -o "$DIR/time-llama.txt" "$LQ" $(imat "$1") "$IN" "$lout" "$1" "$THREADS" >"$DIR/llama-quantize.log" 2>&1 ||
+        { echo "llama-quantize $1 failed: $(tail -1 "$DIR/llama-quantize.log")"; lt=; return; }
+    lt=$(cut -d' ' -f1 "$DIR/time-llama.txt"); lcpu=$(awk '{print $3 + $4}' "$DIR/time-llama.txt")
 }
-
-ref_time() { case $1 in Q4_0) echo 5.7 ;; Q8_0) echo 6.6 ;; Q4_K_M) echo 43.5 ;; *) echo "" ;; esac; }
-target() { case $1 in Q4_0|Q4_1|Q5_0|Q5_1|Q8_0) echo 2.0 ;; Q4_K_M) echo 1.5 ;; *) echo 3.0 ;; esac; }
-[ -n "$LLAMA_Q" ] && echo "llama-quantize: $LLAMA_Q (timed in this run)"
+target() { case $1 in Q4_0|Q4_1|Q5_0|Q5_1|Q8_0) echo 2.0 ;; Q4_K_M|Q4_K_S|Q5_K_M|Q5_K_S|Q6_K) echo 1.5 ;; *) echo 3.0 ;; esac; }
 
 load=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$load" -v c="$(nproc)" 'BEGIN{exit !(l > c)}'; then
     echo "WARNING: load average $load on $(nproc) cores: other processes compete, wall times are inflated;"
     echo "         'CPU s' (user+sys) / $THREADS estimates the wall time on an idle machine."
 fi
-printf '%-8s %7s %7s %7s %8s %9s %10s %9s %8s %8s  %s\n' type "wall s" "CPU s" "est s" "GB/s" "peak RSS" "peak anon" "llama.cpp" "x wall" "x est" target
+printf '%-8s %7s %7s %7s %8s %9s %10s %9s %8s %8s %5s  %s\n' type "wall s" "CPU s" "est s" "GB/s" "peak RSS" "peak anon" "llama.cpp" "x wall" "x CPU" same target
 for type in $TYPES; do
     run "$type"  # warm-up (also touches the output folder)
-    best=""
+    best=""; ref=""; refc=""; same="-"
     i=0
     while [ $i -lt "$RUNS" ]; do
-        run "$type"
+        if [ -n "$LQ" ]; then # alternating with ours
+            run_llama "$type"
+            if [ -n "$lt" ] && { [ -z "$ref" ] || awk -v a="$lt" -v b="$ref" 'BEGIN{exit !(a<b)}'; }; then ref=$lt; refc=$lcpu; fi
+        fi
+        keep=1 run "$type"
+        if [ -n "$LQ" ] && [ -f "$DIR/out-llama-$type.gguf" ]; then
+            same=no; cmp -s "$DIR/out-$type.gguf" "$DIR/out-llama-$type.gguf" && same=yes
+        fi
+        rm -f "$DIR/out-$type.gguf" "$DIR/out-llama-$type.gguf"
         if [ -z "$best" ] || awk -v a="$t" -v b="$best" 'BEGIN{exit !(a<b)}'; then
             best=$t; best_rss=$rss_kb; best_anon=$anon_kb; best_cpu=$cpu
         fi
         i=$((i + 1))
     done
-    ref=$(ref_time "$type"); ref_est=$ref; tag=" rec"
-    if [ -n "$LLAMA_Q" ]; then
-        llama_run "$type"  # warm-up
-        ref=""; i=0
-        while [ $i -lt "$RUNS" ]; do
-            llama_run "$type"
-            if [ -z "$ref" ] || awk -v a="$lt" -v b="$ref" 'BEGIN{exit !(a<b)}'; then ref=$lt; ref_cpu=$lcpu; fi
-            i=$((i + 1))
-        done
-        ref_est=$(awk -v c="$ref_cpu" -v th="$THREADS" 'BEGIN{printf "%.2f", c / th}'); tag=""
-    fi
     tgt=$(target "$type")
     awk -v type="$type" -v t="$best" -v b="$in_bytes" -v rss="$best_rss" -v anon="$best_anon" -v cpu="$best_cpu" \
-        -v th="$THREADS" -v ref="$ref" -v ref_est="$ref_est" -v tag="$tag" -v tgt="$tgt" 'BEGIN{
+        -v th="$THREADS" -v ref="$ref" -v tgt="$tgt" -v same="$same" -v refc="${refc:-0}" 'BEGIN{
         est = cpu / th
         sp = (ref != "" && t > 0) ? ref / t : 0
-        spe = (ref_est != "" && est > 0) ? ref_est / est : 0
-        verdict = ref == "" ? "-" : sprintf(">= %.1fx: wall %s, est %s", tgt, sp >= tgt ? "met" : "MISSED", spe >= tgt ? "met" : "MISSED")
-        printf "%-8s %7.2f %7.2f %7.2f %8.2f %6.0f MB %7.1f MB %9s %8s %8s  %s\n", type, t, cpu, est, b / t / 1e9,
-            rss / 1024, anon / 1024, ref == "" ? "-" : ref tag " s", ref == "" ? "-" : sprintf("%.2fx", sp),
-            ref == "" ? "-" : sprintf("%.2fx", spe), verdict }'
+        spe = (ref != "" && cpu > 0) ? refc / cpu : 0
+        verdict = ref == "" ? "-" : sprintf(">= %.1fx: wall %s, CPU %s", tgt, sp >= tgt ? "met" : "MISSED", spe >= tgt ? "met" : "MISSED")
+        printf "%-8s %7.2f %7.2f %7.2f %8.2f %6.0f MB %7.1f MB %9s %8s %8s %5s  %s\n", type, t, cpu, est, b / t / 1e9,
+            rss / 1024, anon / 1024, ref == "" ? "-" : ref " s", ref == "" ? "-" : sprintf("%.2fx", sp),
+            ref == "" ? "-" : sprintf("%.2fx", spe), same, verdict }'
 done
 
 if [ -x scripts/bench-quants.sh ] || [ -f scripts/bench-quants.sh ]; then

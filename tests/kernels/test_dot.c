@@ -301,7 +301,7 @@ static void test_k_quants_are_dot_products(void **state) {
  * the reference bit for bit wherever a tile sits. */
 static void test_q4_k_repacked_places(void **state) {
     (void)state;
-    enum { N = 512, MAXR = 5, MAXC = 11 };
+    enum { N = 512, MAXR = 19, MAXC = 11 };
     const uint32_t t = GGML_TYPE_Q4_K;
     size_t wrs;
     assert_int_equal(ggml_row_size(t, N, &wrs), 0);
@@ -515,6 +515,37 @@ static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
     free(out);
 }
 
+/* Types whose SIMD order is ggml's vec_dot lane order rather than the scalar reference's: the
+ * AVX2 tile kernels (register-blocked several rows × several activation rows) give each output
+ * exactly what the AVX2 one-row kernel gives, and leave the rest of the output alone. */
+static void test_avx2_tiles_match_row_kernel(void **state) {
+    (void)state;
+    if (!have_avx2()) skip();
+    static const uint32_t vec_dot_types[] = {GGML_TYPE_Q5_K, GGML_TYPE_Q8_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_1};
+    enum { N = 768, MAXR = 9, MAXC = 11 };
+    for (size_t ti = 0; ti < sizeof vec_dot_types / sizeof vec_dot_types[0]; ti++) {
+        const uint32_t t = vec_dot_types[ti];
+        size_t wrs;
+        assert_int_equal(ggml_row_size(t, N, &wrs), 0);
+        const size_t ars = nm_dot_act_row_size(t, N), os = MAXR + 2, size = os * MAXC;
+        uint8_t *w = malloc(wrs * MAXR), *a = malloc(ars * MAXC);
+        float ref[(MAXR + 2) * MAXC], out[(MAXR + 2) * MAXC];
+        for (int r = 0; r < MAXR; r++) random_weights(t, w + r * wrs, N);
+        random_acts(t, a, ars, MAXC, N);
+        for (int nr = 1; nr <= MAXR; nr++)
+            for (int nc = 1; nc <= MAXC; nc++) {
+                for (int c = 0; c < nc; c++)
+                    for (int r = 0; r < nr; r++)
+                        assert_true(nm_dot_avx2(t, N, w + r * wrs, a + c * ars, &ref[(size_t)c * os + (size_t)r]));
+                fill_sentinel(out, size);
+                assert_true(nm_dot_tile_avx2(t, N, w, wrs, nr, a, ars, NULL, 0, nc, out, os));
+                expect_tile("AVX2 tile", t, N, nr, nc, os, ref, out, size);
+            }
+        free(w);
+        free(a);
+    }
+}
+
 static void test_exact_kernels_small_tiles(void **state) {
     (void)state;
     for (size_t ti = 0; ti < sizeof exact_types / sizeof exact_types[0]; ti++) {
@@ -679,6 +710,7 @@ int main(void) {
         cmocka_unit_test(test_k_quants_simd_bit_exact),
         cmocka_unit_test(test_k_quants_are_dot_products),
         cmocka_unit_test(test_q4_k_repacked_places),
+        cmocka_unit_test(test_avx2_tiles_match_row_kernel),
         cmocka_unit_test(test_unrepacked_ignore_place),
         cmocka_unit_test(test_exact_kernels_small_tiles),
         cmocka_unit_test(test_exact_kernels_long_rows),
