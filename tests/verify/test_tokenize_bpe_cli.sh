@@ -41,6 +41,12 @@ want=$("$VERIFY" tokenize --tokenizer "$SCRATCH/good/tokenizer.json" --text "ab 
 # llama-bpe: "ab" " " "12" " " then the user-defined <x>, then "a"
 if [ "$got" = "3 2 7 2 13 0" ] && [ "$got" = "$want" ]; then pass "tiny vocabulary: ab 12 <x>a -> $got (GGUF and tokenizer.json)"
 else fail "tiny vocabulary: ab 12 <x>a -> 3 2 7 2 13 0" "GGUF [$got], tokenizer.json [$want]"; fi
+# the evaluator tokenizes prompts of BPE models with the same tokenizer (BOS first: the
+# post-processor adds <|begin|>, id 12)
+got=$("$VERIFY" logits "$SCRATCH/good.gguf" --prompt "ab 12 <x>a" --json 2>"$SCRATCH/l.err" |
+    /usr/bin/python3 -c 'import json, sys; print(" ".join(map(str, json.load(sys.stdin)["tokens"])))' 2>>"$SCRATCH/l.err")
+if [ "$got" = "12 3 2 7 2 13 0" ]; then pass "nomoat-verify logits on a BPE model: prompt tokens $got"
+else fail "nomoat-verify logits on a BPE model: prompt tokens 12 3 2 7 2 13 0" "got [$got] $(cat "$SCRATCH/l.err")"; fi
 
 variant unknown_regex 'j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\p{L}+|\\p{Zs}"'
 refused unknown_regex 'pre-tokenizer regex "\p{L}+|\p{Zs}" is not one nomoat knows (give --pre NAME'
