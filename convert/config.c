@@ -248,17 +248,120 @@ out:
     return rc;
 }
 
-/* tokenizer_config.json, tokenizer.json's added_tokens, config.json's *_token_id — in the order
- * llama.cpp's SpecialVocab applies them. */
+/* Sets add_<type>_token, keeping the order in which flags were first set (gguf-py's dict). */
+static void set_add_flag(conv_config *c, int t, bool value) {
+    int k;
+    for (k = 0; k < c->add_count && c->add_type[k] != t; k++)
+        ;
+    c->add_type[k] = t;
+    c->add_value[k] = value;
+    if (k == c->add_count)
+        c->add_count++;
+}
+
+/* tokenizer_config.json's <type>_token as text (a string or an object's "content"), or NULL. */
+static const char *config_token(const cJSON *tc, const char *type) {
+    char key[32];
+    snprintf(key, sizeof key, "%s_token", type);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(tc, key);
+    if (cJSON_IsObject(e))
+        e = cJSON_GetObjectItemCaseSensitive(e, "content");
+    return cJSON_IsString(e) && e->valuestring[0] ? e->valuestring : NULL;
+}
+
+static const char *template_special(const cJSON *item) {
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(item, "SpecialToken");
+    const cJSON *id = st ? cJSON_GetObjectItemCaseSensitive(st, "id") : NULL;
+    return cJSON_IsString(id) && id->valuestring[0] ? id->valuestring : NULL;
+}
+static const char *template_sequence(const cJSON *item) {
+    const cJSON *sq = cJSON_GetObjectItemCaseSensitive(item, "Sequence");
+    const cJSON *id = sq ? cJSON_GetObjectItemCaseSensitive(sq, "id") : NULL;
+    return cJSON_IsString(id) ? id->valuestring : NULL;
+}
+static bool same(const char *a, const char *b) { return a && b && !strcmp(a, b); }
+
+/* gguf.SpecialVocab's reading of tokenizer.json's post-processor: RobertaProcessing adds BOS, EOS
+ * and SEP; a TemplateProcessing's single template starting (ending) with the BOS (EOS) token
+ * adds it, and its pair template "A [sep|eos] [sep|eos] B" decides add_sep. (The reference also
+ * renames an unexpected trailing token to EOS, moving EOS to EOT: not done here.) */
+static void apply_post_processor(conv_config *c, const cJSON *tokjson, const cJSON *tc) {
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(tokjson, "post_processor");
+    if (!cJSON_IsObject(pp))
+        return;
+    const char *bos = tc ? config_token(tc, "bos") : NULL, *eos = tc ? config_token(tc, "eos") : NULL;
+    const char *cls = tc ? config_token(tc, "cls") : NULL, *sep = tc ? config_token(tc, "sep") : NULL;
+    if (!bos && cls && tc)
+        bos = cls;
+    if (!eos && sep && tc)
+        eos = sep;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(pp, "processors");
+    const cJSON *first = cJSON_IsArray(list) ? list->child : pp;
+    for (const cJSON *proc = first; proc; proc = cJSON_IsArray(list) ? proc->next : NULL) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(proc, "type");
+        if (!cJSON_IsString(type))
+            continue;
+        if (!strcmp(type->valuestring, "RobertaProcessing")) {
+            set_add_flag(c, CONV_SPECIAL_BOS, true);
+            set_add_flag(c, CONV_SPECIAL_EOS, true);
+            set_add_flag(c, CONV_SPECIAL_SEP, true);
+            continue;
+        }
+        if (strcmp(type->valuestring, "TemplateProcessing"))
+            continue;
+        const cJSON *single = cJSON_GetObjectItemCaseSensitive(proc, "single");
+        const cJSON *pair = cJSON_GetObjectItemCaseSensitive(proc, "pair");
+        const char *sfirst = NULL, *slast = NULL;
+        int n_single = cJSON_IsArray(single) ? cJSON_GetArraySize(single) : 0;
+        if (n_single > 1) {
+            if ((sfirst = template_special(cJSON_GetArrayItem(single, 0)))) {
+                if (!tc)
+                    bos = sfirst;
+                set_add_flag(c, CONV_SPECIAL_BOS, same(sfirst, bos) || same(sfirst, cls));
+            }
+            if ((slast = template_special(cJSON_GetArrayItem(single, n_single - 1)))) {
+                if (!tc)
+                    eos = slast;
+                set_add_flag(c, CONV_SPECIAL_EOS, same(slast, eos));
+            }
+        }
+        int n_pair = cJSON_IsArray(pair) ? cJSON_GetArraySize(pair) : 0;
+        if (!n_pair)
+            continue;
+        int start = sfirst && same(template_special(cJSON_GetArrayItem(pair, 0)), sfirst) ? 1 : 0;
+        int stop = slast && same(template_special(cJSON_GetArrayItem(pair, n_pair - 1)), slast) ? n_pair - 1 : n_pair;
+        if (stop - start < 1)
+            continue;
+        const char *a = template_sequence(cJSON_GetArrayItem(pair, start));
+        const char *b = template_sequence(cJSON_GetArrayItem(pair, stop - 1));
+        int middle = stop - start - 2;
+        if (!same(a, "A") || !same(b, "B") || middle < 1)
+            continue;
+        bool add_sep = false;
+        const char *e1 = template_special(cJSON_GetArrayItem(pair, start + 1));
+        if (e1 && (same(e1, sep) || same(e1, eos)) && !slast)
+            add_sep = true;
+        if (middle == 2) {
+            const char *e2 = template_special(cJSON_GetArrayItem(pair, start + 2));
+            if (e2 && (same(e2, sep) || same(e2, eos)))
+                add_sep = true;
+        }
+        set_add_flag(c, CONV_SPECIAL_SEP, add_sep);
+    }
+}
+
+/* tokenizer_config.json, tokenizer.json's added_tokens and post-processor, config.json's
+ * *_token_id — in the order llama.cpp's SpecialVocab applies them. */
 static int load_tokenizer_side(conv_config *c, const char *dir, nm_error *err) {
     bool missing;
     cJSON *added_tokens_json = NULL;
     cJSON *tokjson = NULL;
-    if (file_exists(dir, "tokenizer.json") && file_exists(dir, "tokenizer_config.json")) {
+    if (file_exists(dir, "tokenizer.json")) {
         tokjson = load_json(dir, "tokenizer.json", 256u << 20, &missing, err);
         if (!tokjson)
             return -1;
-        added_tokens_json = cJSON_GetObjectItemCaseSensitive(tokjson, "added_tokens");
+        if (file_exists(dir, "tokenizer_config.json"))
+            added_tokens_json = cJSON_GetObjectItemCaseSensitive(tokjson, "added_tokens");
     }
     cJSON *tc = NULL;
     if (file_exists(dir, "tokenizer_config.json")) {
@@ -267,19 +370,16 @@ static int load_tokenizer_side(conv_config *c, const char *dir, nm_error *err) {
             cJSON_Delete(tokjson);
             return -1;
         }
+    }
+    if (tokjson)
+        apply_post_processor(c, tokjson, tc);
+    if (tc) {
         for (int t = 0; t < CONV_SPECIAL_COUNT; t++) {
             char key[32];
             snprintf(key, sizeof key, "add_%s_token", conv_special_names[t]);
             const cJSON *a = cJSON_GetObjectItemCaseSensitive(tc, key);
-            if (cJSON_IsBool(a)) {
-                int k;
-                for (k = 0; k < c->add_count && c->add_type[k] != t; k++)
-                    ;
-                c->add_type[k] = t;
-                c->add_value[k] = cJSON_IsTrue(a);
-                if (k == c->add_count)
-                    c->add_count++;
-            }
+            if (cJSON_IsBool(a))
+                set_add_flag(c, t, cJSON_IsTrue(a));
             snprintf(key, sizeof key, "%s_token", conv_special_names[t]);
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(tc, key);
             const char *content = NULL;
@@ -302,6 +402,11 @@ static int load_tokenizer_side(conv_config *c, const char *dir, nm_error *err) {
                     break;
                 }
             }
+        }
+        const cJSON *asp = cJSON_GetObjectItemCaseSensitive(tc, "add_prefix_space");
+        if (cJSON_IsBool(asp)) {
+            c->has_add_space_prefix = true;
+            c->add_space_prefix = cJSON_IsTrue(asp);
         }
         const cJSON *ct = cJSON_GetObjectItemCaseSensitive(tc, "chat_template");
         if (cJSON_IsString(ct) && !(c->chat_template = strdup(ct->valuestring))) {

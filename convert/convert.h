@@ -47,6 +47,8 @@ typedef struct conv_config {
     int add_type[CONV_SPECIAL_COUNT];
     bool add_value[CONV_SPECIAL_COUNT];
     char *chat_template;                 /* malloc'ed or NULL */
+    bool has_add_space_prefix;           /* tokenizer_config.json's add_prefix_space (a BOOL) */
+    bool add_space_prefix;
     char *name_or_path;                  /* config.json _name_or_path, malloc'ed or NULL */
 } conv_config;
 

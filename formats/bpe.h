@@ -59,8 +59,11 @@ typedef struct bpe_vocab {
  * in either form naming tokens of the vocab whose concatenation is a token too; added tokens
  * with valid ids and text. The token types are the ones llama.cpp's converter assigns
  * (added tokens: CONTROL when special or looking special, else USER_DEFINED; gaps UNUSED).
- * pre is derived from the pre-tokenizer (bpe_pre_from_json); when it is not recognised,
- * pre is "" and pre_error says why. bos/eos ids come from the post-processor. */
+ * pre is derived from the pre-tokenizer: its Split regexes, ByteLevel and Digits steps, and for
+ * the Llama 3 regex whether the post-processor adds BOS ("llama-bpe") or not ("smaug-bpe"),
+ * which is how llama.cpp's converter tells them apart (by hashing token ids that include BOS);
+ * when it is not recognised, pre is "" and pre_error says why (quoting the regex and naming
+ * --pre). bos/eos ids come from the post-processor. */
 int bpe_vocab_load_json(bpe_vocab *v, const char *path, nm_error *err);
 int bpe_vocab_load_json_memory(bpe_vocab *v, const char *data, size_t size, nm_error *err);
 /* Reads tokenizer.ggml.{model = gpt2, pre, tokens, token_type, merges, *_token_id, add_*}. */

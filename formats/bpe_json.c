@@ -477,7 +477,7 @@ static int parse_pre_step(bpe_vocab *v, const cJSON *p, int depth, nm_error *err
 }
 
 /* llama.cpp's name for the pre-tokenizer, from the regexes and steps; see bpe.h. */
-static void derive_pre(bpe_vocab *v) {
+static void derive_pre(bpe_vocab *v, bool post_adds_bos) {
     if (v->pre_error[0])
         return;
     const char *name = NULL;
@@ -490,7 +490,7 @@ static void derive_pre(bpe_vocab *v) {
         return;
     }
     if (v->n_regex == 1 && !v->byte_level_regex && !v->digits && !strcmp(v->regex[0], re_llama3))
-        name = v->ignore_merges ? "llama-bpe" : "smaug-bpe";
+        name = post_adds_bos ? "llama-bpe" : "smaug-bpe"; /* as llama.cpp's converter tells them apart */
     else if (v->n_regex == 1 && !v->byte_level_regex && !v->digits && !strcmp(v->regex[0], re_qwen2))
         name = "qwen2";
     else if (v->n_regex == 3 && !v->byte_level_regex && !v->digits && !strcmp(v->regex[0], re_deepseek3[0]) &&
@@ -599,12 +599,12 @@ static int parse_root(bpe_vocab *v, const cJSON *root, nm_error *err) {
             rc = parse_pre_step(v, pre, 0, err);
     }
     if (!rc) {
-        derive_pre(v);
         parse_post(v, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), &map);
         if (v->post_bos_id >= (int32_t)v->n_tokens)
             v->post_bos_id = -1;
         if (v->post_eos_id >= (int32_t)v->n_tokens)
             v->post_eos_id = -1;
+        derive_pre(v, v->post_bos_id >= 0);
         v->bos_id = v->post_bos_id;
         v->add_bos = v->post_bos_id >= 0;
         v->eos_id = v->post_eos_id;

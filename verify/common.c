@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/bpe.h"
 #include "formats/spm.h"
 
 void verify_error(const char *fmt, ...) {
@@ -149,8 +150,17 @@ int verify_tokenize_text(const verify_model *vm, const char *model_path, const c
         return nm_fail(err, "%s has no tokenizer (no tokenizer.ggml.* metadata); pass token ids with --tokens FILE",
                        model_path);
     const gguf_value *tm = gguf_get(vm->g, "tokenizer.ggml.model");
+    if (tm->type == GGUF_TYPE_STRING && tm->str.len == 4 && memcmp(tm->str.ptr, "gpt2", 4) == 0) {
+        bpe_vocab bv; /* byte-level BPE, tokenized as llama.cpp does (formats/bpe.h) */
+        if (bpe_vocab_from_gguf(&bv, vm->g, err)) return nm_error_prefix(err, "%s", model_path);
+        bpe_tokenizer *bt = bpe_tokenizer_create(&bv, NULL, err);
+        int rc = bt ? bpe_encode(bt, text, len, true, ids, n_ids, err) : -1;
+        bpe_tokenizer_free(bt);
+        bpe_vocab_free(&bv);
+        return rc ? nm_error_prefix(err, "%s", model_path) : 0;
+    }
     if (tm->type != GGUF_TYPE_STRING || tm->str.len != 5 || memcmp(tm->str.ptr, "llama", 5) != 0)
-        return nm_fail(err, "%s: tokenizer model '%.*s' is not supported (only SentencePiece 'llama')", model_path,
+        return nm_fail(err, "%s: tokenizer model '%.*s' is not supported (SentencePiece 'llama', BPE 'gpt2')", model_path,
                        tm->type == GGUF_TYPE_STRING ? (int)(tm->str.len > 32 ? 32 : tm->str.len) : 1,
                        tm->type == GGUF_TYPE_STRING ? tm->str.ptr : "?");
     spm_vocab voc;

@@ -22,7 +22,7 @@ static void usage(FILE *f) {
             "                             XXH3-64 of every tensor's data\n"
             "  logits MODEL --prompt TEXT [--top N]\n"
             "                             next-token probabilities after a prompt\n"
-            "  tokenize MODEL.gguf|--tokenizer tokenizer.model ...\n"
+            "  tokenize MODEL.gguf|--tokenizer tokenizer.model|tokenizer.json ...\n"
             "                             print token ids\n"
             "perplexity, logits, gate and imatrix take --lora ADAPTER.gguf[:SCALE] (repeatable): LoRA\n"
             "adapters applied at run time as llama.cpp applies them.\n"

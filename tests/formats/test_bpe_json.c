@@ -74,7 +74,7 @@ static void test_basic(void **state) {
     bpe_vocab_free(&v);
     free(j);
 
-    /* the same merges as pairs; without ignore_merges the llama3 regex is smaug-bpe's */
+    /* the same merges as pairs; without a post-processor adding BOS the llama3 regex is smaug-bpe's */
     j = make_json("", "[[\"a\",\"b\"],[\"\\u0120\",\"a\"],[\"\\u0120a\",\"b\"]]", "[]", PRE_LLAMA3, "null");
     if (load(&v, j, &err))
         fail_msg("%s", err.msg);

@@ -13,6 +13,12 @@
 #   - text that spells a special token (<|begin_of_text|>, <|im_start|>, <｜begin▁of▁sentence｜>):
 #     HF always matches added tokens, llama.cpp only with parse_special (off here);
 #   - Qwen 3's NFC normalizer: HF composes e + U+0301 into é, llama.cpp applies no normalizer.
+# The tokenizer.* metadata nomoat-convert writes must equal what llama.cpp's own converter wrote
+# for the same folders (tests/data/tokenizer/bpe-convert-reference.json; key order, types, values)
+# except for one named choice: for DeepSeek V3's tokenizer the reference converter writes
+# tokenizer.ggml.pre "joyai-llm" (it recognises tokenizers by hashing their output, and JoyAI's
+# identical tokenizer comes later in its table); nomoat writes "deepseek-v3". llama.cpp gives both
+# names the same pre-tokenizer.
 # Invalid UTF-8 cannot pass through node-llama-cpp's string API, so it is checked as llama.cpp
 # defines it: each byte that does not start a well-formed sequence becomes U+FFFD.
 . tests/lib.sh
@@ -71,6 +77,22 @@ while read -r name bos eos nvocab pre hf_differs; do
     got_pre=$("$BIN/nomoat-inspect" "$G" 2>/dev/null | sed -n 's/.*tokenizer\.ggml\.pre[^"]*"\([^"]*\)".*/\1/p' | head -1)
     if [ "$got_pre" = "$pre" ]; then pass "$name: tokenizer.ggml.pre = $pre"; else fail "$name: tokenizer.ggml.pre = $pre" "got '$got_pre'"; fi
 
+    /usr/bin/python3 "$HERE/gguf_kv_digest.py" "$G" tokenizer. >"$SCRATCH/$name-kv.json"
+    /usr/bin/python3 -c '
+import json, sys
+ref = json.load(open(sys.argv[1]))[sys.argv[2]]
+ours = [[k] + v for k, v in json.load(open(sys.argv[3])).items()]
+named = {"deepseek_v3": ["tokenizer.ggml.pre"]}.get(sys.argv[2], [])
+diff = [r[0] for r, o in zip(ref, ours) if r != o]
+print("keys:", [r[0] for r in ref] == [o[0] for o in ours], "differing:", diff, "(named:", named, ")")
+sys.exit(0 if [r[0] for r in ref] == [o[0] for o in ours] and diff == named else 1)' \
+        "$DATA/tokenizer/bpe-convert-reference.json" "$name" "$SCRATCH/$name-kv.json" >"$SCRATCH/kv.out" 2>&1
+    if [ $? -eq 0 ]; then
+        pass "$name: tokenizer metadata equals llama.cpp's converter's (tokens, token_type, merges, ids, add_*, template)"
+    else
+        fail "$name: tokenizer metadata equals llama.cpp's converter's" "$(cat "$SCRATCH/kv.out")"
+    fi
+
     # whole wikitext-2 test text
     node "$HERE/tokenize_llamacpp.mjs" "$G" --file "$TEXT" "$SCRATCH/$name-llama.bin" 2>"$SCRATCH/node.err"
     node "$HERE/tokenize_hf.mjs" "$dir/tokenizer.json" --file "$TEXT" "$SCRATCH/$name-hf.bin" 2>>"$SCRATCH/node.err"
@@ -119,7 +141,7 @@ sys.exit(1 if len(lines) != len(llama) or len(lines) != len(hf) or ",".join(hf_d
         fail "$name: invalid UTF-8 bytes tokenized as llama.cpp decodes them (U+FFFD)"
     fi
 done <<'LIST'
-llama3 128000 128001 128256 llama-bpe 32
+llama3 128000 128001 128256 smaug-bpe 32
 llama3_1 128000 128009 128256 llama-bpe 32
 qwen3 151643 151645 151936 qwen2 4,32
 deepseek_v3 0 1 129280 deepseek-v3 32
