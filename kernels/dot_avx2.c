@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kernels/dot.h"
+#include "kernels/dot_lowbit.h"
 #include "formats/tensor.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -896,7 +897,7 @@ bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, i
 }
 
 bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act, float *out) {
-    if (!have_kernel(weight_type)) return false;
+    if (!have_kernel(weight_type)) return nm_dot_tile_lowbit_avx2(weight_type, n, w, 0, 1, act, 0, 1, out, 0);
     kernel(weight_type, n, w, act, 0, 1, out, 0);
     return true;
 }
@@ -904,7 +905,8 @@ bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act
 bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                       size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
                       size_t out_stride) {
-    if (!have_kernel(wt)) return false;
+    if (!have_kernel(wt))
+        return nm_dot_tile_lowbit_avx2(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
     if (wt == GGML_TYPE_Q4_0 &&
         tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;

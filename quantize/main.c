@@ -24,7 +24,9 @@
 #include "formats/quants.h"
 #include "formats/tensor.h"
 #include "quantize/imatrix.h"
+#include "quantize/optimize.h"
 #include "quantize/recipe.h"
+#include "verify/calibrate.h"
 
 #define TOOL "nomoat-quantize"
 #define TASK_ELEMENTS 65536              /* f32 scratch per task: 256 KiB, fits L2 */
@@ -33,9 +35,9 @@
 
 typedef struct options {
     const char *in, *out, *type_name;
-    const char *imatrix;
-    int threads;
-    bool pure, leave_output, allow_requantize, dry_run, json, no_fsync, quiet, force;
+    const char *imatrix, *calibration;
+    int threads, calibration_chunks;
+    bool pure, leave_output, allow_requantize, dry_run, json, no_fsync, quiet, force, optimize;
     int output_type, token_embd_type;
 } options;
 
@@ -53,6 +55,13 @@ static void usage(FILE *f) {
             "  --token-embedding-type T   type for token_embd.weight\n"
             "  --leave-output-tensor      keep output.weight as it is\n"
             "  --imatrix FILE             importance matrix (GGUF from llama-imatrix, or legacy .dat)\n"
+            "  --optimize                 same tensor types and file size, values closer to the input:\n"
+            "                             every block's scales searched for the least (importance-\n"
+            "                             weighted) squared error; not byte-identical to llama-quantize\n"
+            "  --calibration TEXT         with --optimize: run the model (the input, evaluated as\n"
+            "                             nomoat-verify does) over TEXT first and weigh each column's\n"
+            "                             error by its mean squared input, as --imatrix would\n"
+            "  --calibration-chunks N     contexts of TEXT to evaluate (default 100; 0 = all)\n"
             "  --allow-requantize         accept an already quantized input (loses quality)\n"
             "  --dry-run                  print the plan (per-tensor types and sizes), write nothing\n"
             "  --json                     print the plan or the summary as JSON on stdout\n"
@@ -66,7 +75,11 @@ static void usage(FILE *f) {
         bool ok = nm_quantize_supported(ft->default_type);
         fprintf(f, "  %-8s %2u  %s%s\n", ft->name, ft->ftype, ft->note, ok ? "" : " (not in this build)");
     }
-    fprintf(f, "T (tensor types): F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K\n");
+    fprintf(f, "T (tensor types):");
+    for (uint32_t t = 0; t < GGML_TYPE_COUNT; t++)
+        if (ggml_type_get(t) && nm_quantize_supported(t))
+            fprintf(f, " %s", ggml_type_name(t));
+    fprintf(f, "\n");
 }
 
 static int die(const char *fmt, const char *arg) {
@@ -92,7 +105,7 @@ static int parse_args(int argc, char **argv, options *o) {
     const char *pos[4];
     int npos = 0;
     bool options_done = false;
-    *o = (options){.output_type = -1, .token_embd_type = -1};
+    *o = (options){.output_type = -1, .token_embd_type = -1, .calibration_chunks = 100};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (options_done || a[0] != '-' || a[1] == '\0') {
@@ -109,6 +122,21 @@ static int parse_args(int argc, char **argv, options *o) {
             return 2;
         } else if (strcmp(a, "--pure") == 0)
             o->pure = true;
+        else if (strcmp(a, "--optimize") == 0)
+            o->optimize = true;
+        else if (strcmp(a, "--calibration") == 0) {
+            if (!next)
+                return die("%s needs a text file", a);
+            o->calibration = next;
+            i++;
+        } else if (strcmp(a, "--calibration-chunks") == 0) {
+            char *end = NULL;
+            long v = next ? strtol(next, &end, 10) : -1;
+            if (!next || *end || end == next || v < 0 || v > 1 << 30)
+                return die("--calibration-chunks needs a number of contexts (0 = all), not '%s'", next ? next : "");
+            o->calibration_chunks = (int)v;
+            i++;
+        }
         else if (strcmp(a, "--leave-output-tensor") == 0)
             o->leave_output = true;
         else if (strcmp(a, "--allow-requantize") == 0)
@@ -143,6 +171,10 @@ static int parse_args(int argc, char **argv, options *o) {
         usage(stderr);
         return 1;
     }
+    if (o->calibration && !o->optimize)
+        return die("%s", "--calibration belongs to --optimize (for llama-quantize's blocks, pass --imatrix)");
+    if (o->calibration && o->imatrix)
+        return die("%s", "--calibration and --imatrix both give importance data; pass one");
     o->in = pos[0];
     o->out = pos[1];
     o->type_name = pos[2];
@@ -209,7 +241,10 @@ typedef struct tensor_job {
     unsigned char *dst; /* batch buffer */
     int64_t row0, batch_rows, rows_per_task;
     const float *imatrix; /* ne0 * ne2 weights, or NULL */
+    const float *weights; /* --optimize: ne0 * ne2 error weights, or NULL (imatrix or none) */
+    const double *gram, *gram_factor; /* --calibration: inputs' second moments (ne0 x ne0), GPTQ factor */
     float **scratch;      /* per thread, rows_per_task * ne0 floats */
+    bool optimize;
     atomic_bool failed;
     pthread_mutex_t lock;
     int64_t err_row;
@@ -256,6 +291,15 @@ static const char *strip_row_prefix(const char *msg) {
 
 static int flush_pending(struct run_state *rs, nm_error *err);
 
+static int quantize_some(const tensor_job *j, const float *f, void *d, int64_t n, const float *imat,
+                         const float *wts, nm_error *e) {
+    if (j->optimize && j->gram_factor)
+        return qo_quantize_rows_gptq(j->out_type, f, d, n, j->ne0, imat, wts, j->gram, j->gram_factor, e);
+    if (j->optimize)
+        return qo_quantize_rows(j->out_type, f, d, n, j->ne0, imat, wts, e);
+    return nm_quantize_rows(j->out_type, f, d, n, j->ne0, imat, e);
+}
+
 static void quantize_task(void *ctx, size_t task, int thread) {
     tensor_job *j = ctx;
     if (j->write_first) {
@@ -278,10 +322,11 @@ static void quantize_task(void *ctx, size_t task, int thread) {
         const float *f = rows_as_f32(j, r, stop - r, j->scratch[thread]);
         unsigned char *d = j->dst + (size_t)(r - j->row0) * j->out_row;
         nm_error e;
-        if (nm_quantize_rows(j->out_type, f, d, stop - r, j->ne0, imat, &e) != 0) {
+        const float *wts = j->weights ? j->weights + (size_t)(matrix % j->ne2) * (size_t)j->ne0 : NULL;
+        if (quantize_some(j, f, d, stop - r, imat, wts, &e) != 0) {
             /* find the first row that cannot be stored, to name it */
             for (int64_t k = 0; k < stop - r; k++) {
-                if (nm_quantize_rows(j->out_type, f + (size_t)k * (size_t)j->ne0, d, 1, j->ne0, imat, &e) != 0) {
+                if (quantize_some(j, f + (size_t)k * (size_t)j->ne0, d, 1, imat, wts, &e) != 0) {
                     record_error(j, r + k, &e);
                     return;
                 }
@@ -333,8 +378,9 @@ static int flush_pending(run_state *rs, nm_error *err) {
 }
 
 static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_tensor *t, const float *imatrix,
-                           nm_error *err) {
+                           bool optimize, const float *weights, const double *gram, nm_error *err) {
     tensor_job j = {
+        .optimize = optimize, .weights = weights, .gram = gram,
         .name = t->name, .in_type = in->type, .out_type = t->new_type,
         .ne0 = in->ne[0], .ne1 = in->ne[1], .ne2 = in->ne[2],
         .src = in->data, .imatrix = imatrix, .scratch = rs->scratch, .rs = rs,
@@ -346,6 +392,9 @@ static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_t
                        ggml_type_name(t->new_type));
     if (nrows == 0 || j.ne0 == 0)
         return 0;
+    double *factor = NULL;
+    if (optimize && gram && in->ne[2] == 1 && qo_supported(t->new_type))
+        j.gram_factor = factor = qo_gptq_factor(gram, j.ne0); /* NULL (unusable statistics): no feedback */
     j.rows_per_task = TASK_ELEMENTS / j.ne0 > 0 ? TASK_ELEMENTS / j.ne0 : 1;
     int64_t batch_rows = (int64_t)(BATCH_OUT_BYTES / j.out_row);
     int64_t min_batch = j.rows_per_task * nm_pool_threads(rs->pool);
@@ -389,6 +438,7 @@ static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_t
         nm_progress_update(&rs->progress, rs->done_items, rs->done_bytes);
     }
     pthread_mutex_destroy(&j.lock);
+    free(factor);
     return rc;
 }
 
@@ -398,14 +448,68 @@ typedef struct plan {
     qt_tensor *t;
     size_t n;
     const float **imatrix; /* per planned tensor (same order), or NULL entries */
+    float **weights;       /* --optimize: error weights per planned tensor (owned), or NULL entries */
     size_t n_imatrix_used;
     uint64_t in_bytes, out_bytes, n_elements;
     size_t n_converted;
 } plan;
 
 static void plan_free(plan *p) {
+    if (p->weights)
+        for (size_t i = 0; i < p->n; i++)
+            free(p->weights[i]);
+    free(p->weights);
     free(p->t);
     free(p->imatrix);
+}
+
+/* --optimize without importance data: the matrices that read an RMSNorm's output see inputs
+ * whose column j is scaled by that norm's weight g_j, so an error in column j costs about g_j^2
+ * times as much. NULL (plain squared error) for the others. */
+static int norm_weights(const gguf_reader *g, const gguf_tensor_info *ti, float **out, nm_error *err) {
+    static const struct {
+        const char *suffix, *norm;
+    } readers[] = {{"attn_q.weight", "attn_norm.weight"}, {"attn_k.weight", "attn_norm.weight"},
+                   {"attn_v.weight", "attn_norm.weight"}, {"ffn_gate.weight", "ffn_norm.weight"},
+                   {"ffn_up.weight", "ffn_norm.weight"}};
+    char name[GGUF_MAX_NAME + 32];
+    *out = NULL;
+    if (ti->ne[2] != 1 || ti->ne[3] != 1)
+        return 0;
+    if (strcmp(ti->name, "output.weight") == 0) {
+        snprintf(name, sizeof name, "output_norm.weight");
+    } else {
+        unsigned layer;
+        int used = 0;
+        if (sscanf(ti->name, "blk.%u.%n", &layer, &used) != 1 || used == 0)
+            return 0;
+        size_t k = 0;
+        while (k < sizeof readers / sizeof readers[0] && strcmp(ti->name + used, readers[k].suffix) != 0)
+            k++;
+        if (k == sizeof readers / sizeof readers[0])
+            return 0;
+        snprintf(name, sizeof name, "blk.%u.%s", layer, readers[k].norm);
+    }
+    const gguf_tensor_info *norm = NULL;
+    for (size_t i = 0; i < gguf_tensor_count(g) && !norm; i++)
+        if (strcmp(gguf_tensor(g, i)->name, name) == 0)
+            norm = gguf_tensor(g, i);
+    if (!norm || norm->ne[0] != ti->ne[0] || norm->ne[1] != 1 || norm->ne[2] != 1 || norm->ne[3] != 1 ||
+        (norm->type != GGML_TYPE_F32 && norm->type != GGML_TYPE_F16 && norm->type != GGML_TYPE_BF16))
+        return 0;
+    float *w = malloc((size_t)ti->ne[0] * sizeof *w);
+    if (!w)
+        return nm_fail(err, "out of memory");
+    nm_dequantize_row(norm->type, norm->data, w, ti->ne[0]);
+    for (int64_t j = 0; j < ti->ne[0]; j++) {
+        if (!isfinite(w[j])) { /* the norm itself is broken: weigh evenly */
+            free(w);
+            return 0;
+        }
+        w[j] = w[j] * w[j];
+    }
+    *out = w;
+    return 0;
 }
 
 static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o, const qt_imatrix *im, plan *p,
@@ -414,7 +518,8 @@ static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o,
     p->n = gguf_tensor_count(g);
     p->t = calloc(p->n ? p->n : 1, sizeof *p->t);
     p->imatrix = calloc(p->n ? p->n : 1, sizeof *p->imatrix);
-    if (!p->t || !p->imatrix)
+    p->weights = calloc(p->n ? p->n : 1, sizeof *p->weights);
+    if (!p->t || !p->imatrix || !p->weights)
         return nm_fail(err, "out of memory");
     for (size_t i = 0; i < p->n; i++) {
         const gguf_tensor_info *ti = gguf_tensor(g, i);
@@ -452,6 +557,11 @@ static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o,
             if (ggml_tensor_size(t->new_type, ti->ne, &out_size) != 0)
                 return nm_fail(err, "tensor %s: size overflow", t->name);
             p->n_converted++;
+            const bool needs_imatrix = qt_tensor_requires_imatrix(t->name, t->new_type, ft->ftype);
+            if (needs_imatrix && !im)
+                return nm_fail(err, "%s needs an importance matrix (--imatrix FILE) for tensor %s (%s): without one "
+                               "the result is garbage, so llama-quantize refuses it too",
+                               ft->name, t->name, ggml_type_name(t->new_type));
             if (im && ggml_type_get(t->new_type)->quantized) {
                 const qt_imatrix_entry *e = qt_imatrix_find(im, t->name);
                 if (e) {
@@ -466,7 +576,13 @@ static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o,
                     }
                 }
             }
+            if (needs_imatrix && !p->imatrix[i])
+                return nm_fail(err, "importance matrix %s has no usable entry for tensor %s, which %s (%s) needs",
+                               o->imatrix, t->name, ft->name, ggml_type_name(t->new_type));
         }
+        if (o->optimize && t->convert && !p->imatrix[i] && ggml_type_get(t->new_type)->quantized &&
+            norm_weights(g, ti, &p->weights[i], err) != 0)
+            return -1;
         p->out_bytes += out_size;
     }
     return 0;
@@ -539,6 +655,23 @@ static void print_plan(const gguf_reader *g, const plan *p, const qt_ftype *ft, 
            bpw(p->out_bytes, p->n_elements));
 }
 
+/* --calibration: the importance data comes from a pass of the evaluator over the text, with the
+ * second moments of every matrix's inputs for the error feedback. */
+typedef struct calib_grams {
+    size_t n;
+    char **names;
+    double **h;
+    int64_t *n_in;
+    qt_imatrix *im;
+} calib_grams;
+
+static const double *find_gram(const calib_grams *cg, const char *name, int64_t n_in) {
+    for (size_t i = 0; cg && i < cg->n; i++)
+        if (cg->n_in[i] == n_in && strcmp(cg->names[i], name) == 0)
+            return cg->h[i];
+    return NULL;
+}
+
 /* ---- output ---- */
 
 static bool dropped_key(const char *key) {
@@ -574,7 +707,7 @@ static uint32_t copied_file_type(const gguf_reader *g) {
 }
 
 static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft, const options *o,
-                        const qt_imatrix *im, nm_error *err) {
+                        const qt_imatrix *im, const calib_grams *cg, nm_error *err) {
     gguf_writer_options wo = {.outfile_flags = (o->force ? NM_OUT_FORCE : 0) | (o->no_fsync ? NM_OUT_NO_FSYNC : 0)};
     gguf_writer *w = gguf_writer_create(o->out, &wo, err);
     if (!w)
@@ -587,7 +720,7 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
             gguf_writer_copy_kv(w, g, i);
     gguf_writer_set_u32(w, "general.quantization_version", QUANTIZATION_VERSION);
     gguf_writer_set_u32(w, "general.file_type", qt_ftype_is_copy(ft) ? copied_file_type(g) : ft->ftype);
-    if (im) {
+    if (im && o->imatrix) { /* --calibration writes none: the file keeps the default mix's size */
         gguf_writer_set_string(w, "quantize.imatrix.file", o->imatrix, strlen(o->imatrix));
         if (im->dataset && im->dataset[0])
             gguf_writer_set_string(w, "quantize.imatrix.dataset", im->dataset, strlen(im->dataset));
@@ -629,7 +762,8 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
         const qt_tensor *t = &p->t[i];
         const gguf_tensor_info *ti = gguf_tensor(g, t->index);
         if (t->convert) {
-            if (write_converted(&rs, ti, t, p->imatrix[i], err) != 0)
+            if (write_converted(&rs, ti, t, p->imatrix[i], o->optimize, p->weights[i],
+                                find_gram(cg, t->name, ti->ne[0]), err) != 0)
                 goto out;
         } else {
             const unsigned char *data = ti->data;
@@ -667,6 +801,76 @@ out:
     return rc;
 }
 
+static void calib_grams_free(calib_grams *cg) {
+    for (size_t i = 0; i < cg->n; i++) {
+        free(cg->names[i]);
+        free(cg->h[i]);
+    }
+    free(cg->names);
+    free(cg->h);
+    free(cg->n_in);
+}
+static int add_calibrated(void *user, const char *name, const float *mean_sq, int64_t n_in, const double *gram,
+                          int n_chunks, int n_ctx, nm_error *err) {
+    calib_grams *cg = user;
+    qt_imatrix *im = cg->im;
+    if (gram) {
+        size_t k = cg->n;
+        char **names = realloc(cg->names, (k + 1) * sizeof *names);
+        if (names)
+            cg->names = names;
+        double **h = realloc(cg->h, (k + 1) * sizeof *h);
+        if (h)
+            cg->h = h;
+        int64_t *nn = realloc(cg->n_in, (k + 1) * sizeof *nn);
+        if (nn)
+            cg->n_in = nn;
+        if (!names || !h || !nn)
+            return nm_fail(err, "out of memory");
+        cg->names[k] = strdup(name);
+        cg->h[k] = malloc((size_t)n_in * (size_t)n_in * sizeof(double));
+        cg->n_in[k] = n_in;
+        cg->n++;
+        if (!cg->names[k] || !cg->h[k])
+            return nm_fail(err, "out of memory");
+        memcpy(cg->h[k], gram, (size_t)n_in * (size_t)n_in * sizeof(double));
+    }
+    (void)n_ctx;
+    qt_imatrix_entry *e = realloc(im->entries, (im->n_entries + 1) * sizeof *e);
+    if (!e)
+        return nm_fail(err, "out of memory");
+    im->entries = e;
+    e = &im->entries[im->n_entries];
+    e->name = strdup(name);
+    e->values = malloc((size_t)n_in * sizeof(float));
+    e->n = (size_t)n_in;
+    if (!e->name || !e->values) {
+        free(e->name);
+        free(e->values);
+        return nm_fail(err, "out of memory");
+    }
+    memcpy(e->values, mean_sq, (size_t)n_in * sizeof(float));
+    im->n_entries++;
+    im->chunk_count = (uint32_t)n_chunks;
+    return 0;
+}
+
+static qt_imatrix *calibrate(const options *o, calib_grams *cg, nm_error *err) {
+    qt_imatrix *im = calloc(1, sizeof *im);
+    if (!im || !(im->dataset = strdup(o->calibration))) {
+        free(im);
+        nm_fail(err, "out of memory");
+        return NULL;
+    }
+    cg->im = im;
+    if (verify_calibrate(o->in, o->calibration, 0, o->calibration_chunks, o->threads, o->quiet, true, add_calibrated,
+                         cg, err) != 0) {
+        qt_imatrix_free(im);
+        return NULL;
+    }
+    return im;
+}
+
 int main(int argc, char **argv) {
     options o;
     int prc = parse_args(argc, argv, &o);
@@ -696,6 +900,7 @@ int main(int argc, char **argv) {
     nm_error err = {{0}};
     int status = 1;
     qt_imatrix *im = NULL;
+    calib_grams grams = {0};
     plan p = {0};
     gguf_reader *g = gguf_open(o.in, &err);
     if (!g) {
@@ -704,6 +909,10 @@ int main(int argc, char **argv) {
     }
     if (o.imatrix && !(im = qt_imatrix_load(o.imatrix, &err)))
         goto fail;
+    if (o.calibration && !o.dry_run && !(im = calibrate(&o, &grams, &err))) {
+        nm_error_prefix(&err, "calibration on %s", o.calibration);
+        goto fail;
+    }
     if (make_plan(g, ft, &o, im, &p, &err) != 0) {
         nm_error_prefix(&err, "%s", o.in);
         goto fail;
@@ -722,7 +931,7 @@ int main(int argc, char **argv) {
         status = 0;
         goto done;
     }
-    if (write_output(g, &p, ft, &o, im, &err) != 0)
+    if (write_output(g, &p, ft, &o, im, &grams, &err) != 0)
         goto fail;
     double secs = nm_now() - t0;
     if (o.json) {
@@ -754,6 +963,7 @@ fail:
 done:
     plan_free(&p);
     qt_imatrix_free(im);
+    calib_grams_free(&grams);
     if (g)
         gguf_close(g);
     return status;

@@ -19,6 +19,7 @@
 #   3. the whole text/wikillama-heldout.txt, -c 256, default mode, every reference type:
 #      perplexity within 3e-4 relative of reference/perplexity.json, and KLD against F32's saved
 #      logits (kld_mean >= 1e-3: within 10% relative; below: within 2e-5 absolute).
+#      The ten lattice i-quant mixes of reference/lowbit follow (IQ_TYPES="iq2_m iq1_s" picks some).
 #   usage: scripts/bench-verify.sh [--no-tiny] [--no-full]
 # Exit status 1 when a compatibility check of part 3 fails.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -127,6 +128,23 @@ if [ $full = 1 ]; then
             wk=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['kld_mean'])" "$REF/perplexity.json" "$t")
             kok=$(awk -v a="$kld" -v b="$wk" 'BEGIN { d = a - b; if (d < 0) d = -d; if (b >= 1e-3) print (d <= 0.1 * b) ? "ok" : "NO"; else print (d <= 2e-5) ? "ok" : "NO" }')
         fi
+        got=$(json_num "$j" ppl)
+        rel=$(awk -v a="$got" -v b="$want" 'BEGIN { printf "%.2e", (a - b) / b }')
+        ok=$(awk -v r="$rel" 'BEGIN { if (r < 0) r = -r; print (r <= 3e-4) ? "ok" : "NO" }')
+        [ "$ok" = ok ] || status=1
+        [ "$kok" = NO ] && status=1
+        printf '%-16s %12.6f %12s %9s %4s | %10s %10s %4s | %8.0f\n' "$t" "$got" "$want" "$rel" "$ok" "$kld" "$wk" "$kok" "$(json_num "$j" tokens_per_s)"
+    done
+    # the lattice i-quant mixes (reference/lowbit, made with the wikillama imatrix; figures in
+    # lowbit/perplexity.json, KLD against the same F32 logits)
+    for t in ${IQ_TYPES:-iq3_xxs iq3_xs iq3_s iq3_m iq2_xxs iq2_xs iq2_s iq2_m iq1_s iq1_m}; do
+        t="$t-imatrix"
+        j="$WORK/full-$t.json"
+        "$V" perplexity "$REF/lowbit/wikillama-$t.gguf" -f "$TEXT" -t 2 -q --kld "$WORK/f32.logits" --json "$j" || status=1
+        want=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['ppl'])" "$REF/lowbit/perplexity.json" "$t")
+        wk=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['kld_mean'])" "$REF/lowbit/perplexity.json" "$t")
+        kld=$(json_num "$j" kld_mean)
+        kok=$(awk -v a="$kld" -v b="$wk" 'BEGIN { d = a - b; if (d < 0) d = -d; if (b >= 1e-3) print (d <= 0.1 * b) ? "ok" : "NO"; else print (d <= 2e-5) ? "ok" : "NO" }')
         got=$(json_num "$j" ppl)
         rel=$(awk -v a="$got" -v b="$want" 'BEGIN { printf "%.2e", (a - b) / b }')
         ok=$(awk -v r="$rel" 'BEGIN { if (r < 0) r = -r; print (r <= 3e-4) ? "ok" : "NO" }')

@@ -9,6 +9,7 @@
 #include "common/cli.h"
 #include "formats/gguf.h"
 #include "common/parallel.h"
+#include "verify/calibrate.h"
 #include "verify/common.h"
 #include "verify/lora.h"
 #include "verify/verify.h"
@@ -17,6 +18,8 @@ typedef struct im_entry {
     const vm_weight *w;
     double *sum2;
     double count;
+    double *gram; /* calibration with Gram matrices: sum of x x^T (upper triangle), or NULL */
+    int gram_of;  /* index of the entry whose Gram matrix this weight's input shares */
 } im_entry;
 
 typedef struct im_state {
@@ -34,8 +37,146 @@ static void observe(void *user, const vm_weight *w, const float *x, int n_tokens
             for (int64_t j = 0; j < w->n_in; j++) acc[j] += (double)(row[j] * row[j]);
         }
         s->e[i].count += n_tokens;
+        double *g = s->e[i].gram;
+        if (g && s->e[i].gram_of == i) { /* q/k/v and gate/up read the same input: once */
+            const int64_t n = w->n_in;
+            for (int t = 0; t < n_tokens; t++) {
+                const float *row = x + (size_t)t * (size_t)n;
+                for (int64_t a = 0; a < n; a++) {
+                    const double xa = row[a];
+                    if (xa == 0) continue;
+                    double *ga = g + (size_t)a * (size_t)n;
+                    for (int64_t b = a; b < n; b++) ga[b] += xa * row[b];
+                }
+            }
+        }
         return;
     }
+}
+
+/* One entry per blk.* matrix (7 per layer), plus the adapters' (llama-imatrix collects every blk.*
+ * matrix product, adapters' too). Returns -1 when out of memory. */
+static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, im_state *st, bool gram) {
+    const int n_lora_w = (int)vm_adapters_weight_count(adapters);
+    st->n = 0;
+    st->e = calloc((size_t)(vm->m.n_layer * 7 + n_lora_w) + 1, sizeof *st->e);
+    if (!st->e) return -1;
+    for (int l = 0; l < vm->m.n_layer; l++) {
+        const vm_layer *L = &vm->m.layers[l];
+        const vm_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        static const int input_of[7] = {0, 0, 0, 3, 4, 4, 6}; /* k, v read q's input; up gate's */
+        const int base = st->n;
+        for (int k = 0; k < 7; k++) {
+            im_entry *e = &st->e[st->n++];
+            e->w = ws[k];
+            e->gram_of = base + input_of[k];
+            if (!(e->sum2 = calloc((size_t)ws[k]->n_in, sizeof(double)))) return -1;
+            if (gram && input_of[k] == k &&
+                !(e->gram = calloc((size_t)ws[k]->n_in * (size_t)ws[k]->n_in, sizeof(double))))
+                return -1;
+        }
+        for (int k = 0; k < 7; k++)
+            st->e[base + k].gram = st->e[base + input_of[k]].gram;
+    }
+    for (int k = 0; k < n_lora_w; k++) {
+        const vm_weight *w = vm_adapters_weight(adapters, (size_t)k);
+        if (strncmp(w->name, "blk.", 4) != 0) continue;
+        im_entry *e = &st->e[st->n++];
+        e->w = w;
+        e->gram_of = st->n - 1;
+        if (!(e->sum2 = calloc((size_t)w->n_in, sizeof(double)))) return -1;
+    }
+    return 0;
+}
+
+static void free_entries(im_state *st) {
+    if (st->e)
+        for (int i = 0; i < st->n; i++) {
+            free(st->e[i].sum2);
+            if (st->e[i].gram_of == i) free(st->e[i].gram);
+        }
+    free(st->e);
+    st->e = NULL;
+}
+
+/* Evaluates n_chunk chunks of n_ctx tokens (BOS first when the model adds one), collecting the
+ * squared inputs of every entry. */
+static int eval_chunks(const verify_model *vm, const int32_t *ids, int n_ctx, int n_chunk, int threads,
+                       vm_adapters *adapters, im_state *st, bool quiet, nm_error *err) {
+    int rc = -1;
+    int32_t *batch = malloc((size_t)n_ctx * sizeof(int32_t));
+    nm_pool *pool = nm_pool_create(threads);
+    vm_ctx *ctx = NULL;
+    if (!batch || !pool) {
+        nm_fail(err, "out of memory");
+        goto done;
+    }
+    if (!(ctx = vm_ctx_create(&vm->m, n_ctx, pool, false, err))) goto done;
+    if (adapters && vm_ctx_set_adapters(ctx, adapters, err)) goto done;
+    vm_ctx_set_observer(ctx, observe, st);
+    nm_progress prog;
+    nm_progress_start(&prog, "imatrix", (uint64_t)n_chunk, 0, quiet);
+    for (int k = 0; k < n_chunk; k++) {
+        memcpy(batch, ids + (size_t)k * n_ctx, (size_t)n_ctx * sizeof(int32_t));
+        if (vm->add_bos) batch[0] = vm->bos_id;
+        if (vm_eval(ctx, batch, n_ctx, 0, n_ctx, NULL, err)) {
+            nm_progress_finish(&prog);
+            goto done;
+        }
+        nm_progress_update(&prog, (uint64_t)k + 1, 0);
+    }
+    nm_progress_finish(&prog);
+    rc = 0;
+done:
+    vm_ctx_free(ctx);
+    nm_pool_destroy(pool);
+    free(batch);
+    return rc;
+}
+
+int verify_calibrate(const char *model_path, const char *text_path, int n_ctx, int max_chunks, int threads,
+                     bool quiet, bool gram, verify_calibrate_fn emit, void *user, nm_error *err) {
+    verify_model vm;
+    if (verify_model_open(&vm, model_path, err)) return -1;
+    int rc = -1;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    im_state st = {0};
+    if (n_ctx <= 0) n_ctx = vm.m.n_ctx_train > 0 && vm.m.n_ctx_train < 512 ? vm.m.n_ctx_train : 512;
+    if (verify_load_tokens(&vm, model_path, text_path, NULL, &ids, &n_ids, err)) goto done;
+    int n_chunk = (int)(n_ids / (size_t)n_ctx);
+    if (max_chunks > 0 && max_chunks < n_chunk) n_chunk = max_chunks;
+    if (n_chunk < 1) {
+        nm_fail(err, "%s gives %zu tokens; calibration needs at least one context of %d", text_path, n_ids, n_ctx);
+        goto done;
+    }
+    if (alloc_entries(&vm, NULL, &st, gram)) {
+        nm_fail(err, "out of memory");
+        goto done;
+    }
+    if (eval_chunks(&vm, ids, n_ctx, n_chunk, threads, NULL, &st, quiet, err)) goto done;
+    rc = 0;
+    for (int i = 0; i < st.n && rc == 0; i++) {
+        const int64_t n = st.e[i].w->n_in;
+        float *mean = malloc((size_t)n * sizeof(float));
+        if (!mean) {
+            rc = nm_fail(err, "out of memory");
+            break;
+        }
+        for (int64_t j = 0; j < n; j++) mean[j] = (float)(st.e[i].sum2[j] / st.e[i].count);
+        double *g = st.e[i].gram;
+        if (g && st.e[i].gram_of == i) { /* the mean, both triangles (shared entries follow their owner) */
+            for (int64_t a = 0; a < n; a++)
+                for (int64_t b = a; b < n; b++) g[a * n + b] = g[b * n + a] = g[a * n + b] / st.e[i].count;
+        }
+        rc = emit(user, st.e[i].w->name, mean, n, g, n_chunk, n_ctx, err);
+        free(mean);
+    }
+done:
+    free_entries(&st);
+    free(ids);
+    verify_model_close(&vm);
+    return rc;
 }
 
 static int by_name(const void *a, const void *b) {
@@ -144,10 +285,8 @@ int verify_imatrix_main(int argc, char **argv) {
         return VERIFY_EXIT_ERROR;
     }
     int status = VERIFY_EXIT_ERROR;
-    int32_t *ids = NULL, *batch = NULL;
+    int32_t *ids = NULL;
     size_t n_ids = 0;
-    nm_pool *pool = NULL;
-    vm_ctx *ctx = NULL;
     im_state st = {0};
     if (verify_load_tokens(&vm, model, text, tokens, &ids, &n_ids, &err)) goto done;
     if (n_ids < 2 * (size_t)n_ctx) {
@@ -162,47 +301,9 @@ int verify_imatrix_main(int argc, char **argv) {
         goto done;
     }
     if (n_loras > 0 && !(adapters = vm_adapters_load(vm.g, &vm.m, loras, n_loras, &err))) goto done;
-    const int n_lora_w = (int)vm_adapters_weight_count(adapters);
-    st.n = vm.m.n_layer * 7 + n_lora_w;
-    st.e = calloc((size_t)st.n, sizeof *st.e);
-    if (!st.e) goto oom;
-    for (int l = 0; l < vm.m.n_layer; l++) {
-        const vm_layer *L = &vm.m.layers[l];
-        const vm_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-        for (int k = 0; k < 7; k++) {
-            im_entry *e = &st.e[l * 7 + k];
-            e->w = ws[k];
-            e->sum2 = calloc((size_t)ws[k]->n_in, sizeof(double));
-            if (!e->sum2) goto oom;
-        }
-    }
-    st.n = vm.m.n_layer * 7;
-    for (int k = 0; k < n_lora_w; k++) { /* llama-imatrix collects every blk.* matrix product, adapters' too */
-        const vm_weight *w = vm_adapters_weight(adapters, (size_t)k);
-        if (strncmp(w->name, "blk.", 4) != 0) continue;
-        im_entry *e = &st.e[st.n++];
-        e->w = w;
-        e->sum2 = calloc((size_t)w->n_in, sizeof(double));
-        if (!e->sum2) goto oom;
-    }
-    pool = nm_pool_create((int)threads);
-    if (!pool) goto oom;
-    ctx = vm_ctx_create(&vm.m, (int)n_ctx, pool, false, &err);
-    if (!ctx) goto done;
-    if (adapters && vm_ctx_set_adapters(ctx, adapters, &err)) goto done;
-    vm_ctx_set_observer(ctx, observe, &st);
-    batch = malloc((size_t)n_ctx * sizeof(int32_t));
-    if (!batch) goto oom;
-    nm_progress prog;
-    nm_progress_start(&prog, "imatrix", (uint64_t)n_chunk, 0, quiet || !isatty(2));
+    if (alloc_entries(&vm, adapters, &st, false)) goto oom;
     const double t0 = nm_now();
-    for (int k = 0; k < n_chunk; k++) {
-        memcpy(batch, ids + (size_t)k * n_ctx, (size_t)n_ctx * sizeof(int32_t));
-        if (vm.add_bos) batch[0] = vm.bos_id;
-        if (vm_eval(ctx, batch, (int)n_ctx, 0, (int)n_ctx, NULL, &err)) goto done;
-        nm_progress_update(&prog, (uint64_t)k + 1, 0);
-    }
-    nm_progress_finish(&prog);
+    if (eval_chunks(&vm, ids, (int)n_ctx, n_chunk, (int)threads, adapters, &st, quiet || !isatty(2), &err)) goto done;
     if (write_imatrix(out, &st, tokens ? tokens : text, n_chunk, (int)n_ctx, &err)) goto done;
     if (!quiet)
         fprintf(stderr, "nomoat-verify: imatrix: %d chunks × %ld tokens, %d tensors, %.1f s → %s\n", n_chunk, n_ctx,
@@ -213,14 +314,9 @@ oom:
     nm_fail(&err, "out of memory");
 done:
     if (status) verify_error("%s", err.msg);
-    if (st.e)
-        for (int i = 0; i < st.n; i++) free(st.e[i].sum2);
-    free(st.e);
-    free(batch);
+    free_entries(&st);
     free(ids);
-    vm_ctx_free(ctx);
     vm_adapters_free(adapters);
-    nm_pool_destroy(pool);
     verify_model_close(&vm);
     return status;
 }

@@ -1,0 +1,905 @@
+/* Error-minimising block quantizers for nomoat-quantize --optimize (see optimize.h).
+ *
+ * Every type has the same shape of search: candidate scales (and mins) around the block's range,
+ * each refined by a weighted least-squares fit of the scale to the integer levels it produced,
+ * rounded to what the block stores (f16, or 6/8-bit sub-block scales), the levels re-rounded for
+ * the stored values, and the weighted squared error of exactly what a reader dequantizes
+ * decides. Super-block types (Q4_K, Q5_K, Q6_K) then descend coordinate-wise: each sub-block tries
+ * the integer scales (and mins) next to its own, and the super-block scales are refitted by least
+ * squares to the chosen levels, while the error falls.
+ * The block layouts are ggml's (FORMATS.md §3, §4): written here, read back by nm_dequantize_row. */
+#include "quantize/optimize.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/quants.h"
+#include "formats/tensor.h"
+
+#define MAX_BLOCK 256
+
+static inline float f16_round(float v) { return nm_f16_to_f32(nm_f32_to_f16(v)); }
+static inline void put_f16(uint8_t *p, float v) {
+    uint16_t h = nm_f32_to_f16(v);
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+static inline int round_level(float v) {
+    if (!(v > -1e6f && v < 1e6f)) /* NaN or far out of range: the clamp decides */
+        return v > 0 ? 1000000 : -1000000;
+    return (int)lrintf(v);
+}
+
+/* ---- symmetric scales: x ~ d * L, L in [lo, hi] (Q4_0, Q5_0, Q8_0, Q6_K sub-blocks) ---- */
+
+/* Error of levels chosen for scale d (stored as is); fills L. */
+static double sym_levels(const float *x, const float *w, int n, float d, int lo, int hi, int8_t *L) {
+    double e = 0;
+    if (d == 0) {
+        for (int i = 0; i < n; i++) {
+            L[i] = 0;
+            e += (double)w[i] * x[i] * x[i];
+        }
+        return e;
+    }
+    const float id = 1.0f / d;
+    for (int i = 0; i < n; i++) {
+        int l = clampi(round_level(x[i] * id), lo, hi);
+        /* the reciprocal may round a level the wrong way near a midpoint: check the neighbour */
+        float diff = x[i] - (float)l * d;
+        int l2 = clampi(diff * d > 0 ? l + 1 : l - 1, lo, hi);
+        float diff2 = x[i] - (float)l2 * d;
+        if (fabsf(diff2) < fabsf(diff)) {
+            l = l2;
+            diff = diff2;
+        }
+        L[i] = (int8_t)l;
+        e += (double)w[i] * diff * diff;
+    }
+    return e;
+}
+
+/* Best scale over a grid of ranges, each refitted by least squares. half: the scale is stored as
+ * f16. Returns the scale; *err the weighted error; L the levels. */
+static float sym_fit(const float *x, const float *w, int n, int lo, int hi, bool half, int grid, int8_t *L,
+                     double *err) {
+    float amax = 0;
+    for (int i = 0; i < n; i++)
+        amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+    if (amax == 0) {
+        *err = sym_levels(x, w, n, 0, lo, hi, L);
+        return 0;
+    }
+    int8_t T[MAX_BLOCK];
+    double best = sym_levels(x, w, n, 0, lo, hi, L);
+    float best_d = 0;
+    const float r_lo = 0.6f * (float)hi, r_hi = (float)-lo + 0.45f;
+    for (int sign = -1; sign <= 1; sign += 2) {
+        for (int g = 0; g < grid; g++) {
+            const float r = r_lo + (r_hi - r_lo) * (float)g / (float)(grid - 1);
+            float d = (float)sign * amax / r;
+            for (int pass = 0; pass < 2; pass++) {
+                sym_levels(x, w, n, d, lo, hi, T);
+                double sxl = 0, sll = 0;
+                for (int i = 0; i < n; i++) {
+                    sxl += (double)w[i] * x[i] * T[i];
+                    sll += (double)w[i] * T[i] * T[i];
+                }
+                if (sll <= 0)
+                    break;
+                d = (float)(sxl / sll);
+                if (half)
+                    d = f16_round(d);
+                if (d == 0 || !isfinite(d))
+                    break;
+                const double e = sym_levels(x, w, n, d, lo, hi, T);
+                if (e < best) {
+                    best = e;
+                    best_d = d;
+                    memcpy(L, T, (size_t)n);
+                }
+            }
+        }
+    }
+    *err = best;
+    return best_d;
+}
+
+/* ---- scale and offset: x ~ d * L + m, L in [0, nmax] (Q4_1, Q5_1, K sub-blocks) ---- */
+
+static double asym_levels(const float *x, const float *w, int n, float d, float m, int nmax, uint8_t *L) {
+    double e = 0;
+    if (d == 0) {
+        for (int i = 0; i < n; i++) {
+            L[i] = 0;
+            const float diff = x[i] - m;
+            e += (double)w[i] * diff * diff;
+        }
+        return e;
+    }
+    const float id = 1.0f / d;
+    for (int i = 0; i < n; i++) {
+        int l = clampi(round_level((x[i] - m) * id), 0, nmax);
+        float diff = x[i] - ((float)l * d + m);
+        int l2 = clampi(diff * d > 0 ? l + 1 : l - 1, 0, nmax);
+        float diff2 = x[i] - ((float)l2 * d + m);
+        if (fabsf(diff2) < fabsf(diff)) {
+            l = l2;
+            diff = diff2;
+        }
+        L[i] = (uint8_t)l;
+        e += (double)w[i] * diff * diff;
+    }
+    return e;
+}
+
+/* Least-squares d, m for fixed levels; nonpos_m: m must be <= 0 (K sub-blocks store -m >= 0).
+ * Returns false when the system is degenerate. */
+static bool asym_refit(const float *x, const float *w, int n, const uint8_t *L, bool nonpos_m, float *d, float *m) {
+    double sw = 0, sx = 0, sl = 0, sll = 0, sxl = 0;
+    for (int i = 0; i < n; i++) {
+        const double wi = w[i], l = L[i];
+        sw += wi;
+        sx += wi * x[i];
+        sl += wi * l;
+        sll += wi * l * l;
+        sxl += wi * l * x[i];
+    }
+    const double det = sw * sll - sl * sl;
+    if (!(det > 0) || sll <= 0)
+        return false;
+    double dd = (sw * sxl - sl * sx) / det, mm = (sll * sx - sl * sxl) / det;
+    if (nonpos_m && mm > 0) {
+        mm = 0;
+        dd = sxl / sll;
+    }
+    *d = (float)dd;
+    *m = (float)mm;
+    return isfinite(*d) && isfinite(*m);
+}
+
+/* half: d and m are stored as f16 (Q4_1/Q5_1); else floats with m <= 0 (K sub-blocks). */
+static void asym_fit(const float *x, const float *w, int n, int nmax, bool half, int grid, float *d_out,
+                     float *m_out, uint8_t *L, double *err) {
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < n; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
+    if (!half && lo > 0)
+        lo = 0;
+    float best_d = 0, best_m = half ? f16_round(lo) : lo;
+    double best = asym_levels(x, w, n, 0, best_m, nmax, L);
+    if (hi == lo) {
+        *d_out = best_d;
+        *m_out = best_m;
+        *err = best;
+        return;
+    }
+    uint8_t T[MAX_BLOCK];
+    const float range = hi - lo;
+    for (int a = 0; a < grid; a++) {
+        for (int b = 0; b < grid; b++) {
+            const float l0 = lo + range * 0.2f * (float)a / (float)grid;
+            const float h0 = hi - range * 0.2f * (float)b / (float)grid;
+            if (h0 <= l0)
+                continue;
+            float d = (h0 - l0) / (float)nmax, m = l0;
+            for (int pass = 0; pass < 2; pass++) {
+                asym_levels(x, w, n, d, m, nmax, T);
+                if (!asym_refit(x, w, n, T, !half, &d, &m))
+                    break;
+                if (half) {
+                    d = f16_round(d);
+                    m = f16_round(m);
+                }
+                const double e = asym_levels(x, w, n, d, m, nmax, T);
+                if (e < best) {
+                    best = e;
+                    best_d = d;
+                    best_m = m;
+                    memcpy(L, T, (size_t)n);
+                }
+            }
+        }
+    }
+    *d_out = best_d;
+    *m_out = best_m;
+    *err = best;
+}
+
+/* ---- legacy 32-element blocks ---- */
+
+static void pack_nibbles16(uint8_t *qs, const uint8_t *q) {
+    for (int j = 0; j < 16; j++)
+        qs[j] = (uint8_t)((q[j] & 0x0F) | (q[16 + j] & 0x0F) << 4);
+}
+
+static void pack_q5(uint8_t *qh_out, uint8_t *qs, const uint8_t *q) {
+    uint32_t qh = 0;
+    for (int j = 0; j < 32; j++)
+        qh |= (uint32_t)((q[j] >> 4) & 1) << j;
+    pack_nibbles16(qs, q);
+    for (int k = 0; k < 4; k++)
+        qh_out[k] = (uint8_t)(qh >> (8 * k));
+}
+
+static void opt_q4_0(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
+    int8_t L[32];
+    uint8_t q[32];
+    double e;
+    const float d = sym_fit(x, w, 32, -8, 7, true, 24, L, &e);
+    for (int j = 0; j < 32; j++)
+        q[j] = (uint8_t)(L[j] + 8);
+    put_f16(y, d);
+    pack_nibbles16(y + 2, q);
+}
+
+static void opt_q5_0(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
+    int8_t L[32];
+    uint8_t q[32];
+    double e;
+    const float d = sym_fit(x, w, 32, -16, 15, true, 24, L, &e);
+    for (int j = 0; j < 32; j++)
+        q[j] = (uint8_t)(L[j] + 16);
+    put_f16(y, d);
+    pack_q5(y + 2, y + 6, q);
+}
+
+static void opt_q8_0(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
+    int8_t L[32];
+    double e;
+    const float d = sym_fit(x, w, 32, -128, 127, true, 32, L, &e);
+    put_f16(y, d);
+    memcpy(y + 2, L, 32);
+}
+
+static void opt_q4_1(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
+    uint8_t L[32];
+    float d, m;
+    double e;
+    asym_fit(x, w, 32, 15, true, 7, &d, &m, L, &e);
+    put_f16(y, d);
+    put_f16(y + 2, m);
+    pack_nibbles16(y + 4, L);
+}
+
+static void opt_q5_1(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
+    uint8_t L[32];
+    float d, m;
+    double e;
+    asym_fit(x, w, 32, 31, true, 7, &d, &m, L, &e);
+    put_f16(y, d);
+    put_f16(y + 2, m);
+    pack_q5(y + 4, y + 8, L);
+}
+
+/* ---- Q4_K / Q5_K: x ~ (d*sc_j) * L - (dmin*m_j), 8 sub-blocks of 32, sc, m in 0..63 ---- */
+
+typedef struct kblock {
+    float d, dmin;
+    int sc[16], m[16];
+    uint8_t L[256];
+} kblock;
+
+/* Levels and error of sub-block j for integer scale sc and min m under d, dmin (as read back). */
+static double k_sub_levels(const float *x, const float *w, float d, float dmin, int sc, int m, int nmax,
+                           uint8_t *L) {
+    const float d1 = d * (float)sc, m1 = dmin * (float)m;
+    return asym_levels(x, w, 32, d1, -m1, nmax, L);
+}
+
+static double k_total(const float *x, const float *w, kblock *k, int nmax) {
+    double e = 0;
+    for (int j = 0; j < 8; j++)
+        e += k_sub_levels(x + 32 * j, w + 32 * j, k->d, k->dmin, k->sc[j], k->m[j], nmax, k->L + 32 * j);
+    return e;
+}
+
+/* Each sub-block picks the integer (sc, m) within +-r of its own with the least error. */
+static void k_descend_subs(const float *x, const float *w, kblock *k, int nmax, int r) {
+    uint8_t T[32];
+    for (int j = 0; j < 8; j++) {
+        const float *xj = x + 32 * j, *wj = w + 32 * j;
+        double best = k_sub_levels(xj, wj, k->d, k->dmin, k->sc[j], k->m[j], nmax, T);
+        int bs = k->sc[j], bm = k->m[j];
+        for (int s = k->sc[j] - r; s <= k->sc[j] + r; s++) {
+            if (s < 0 || s > 63)
+                continue;
+            for (int m = k->m[j] - r; m <= k->m[j] + r; m++) {
+                if (m < 0 || m > 63 || (s == k->sc[j] && m == k->m[j]))
+                    continue;
+                const double e = k_sub_levels(xj, wj, k->d, k->dmin, s, m, nmax, T);
+                if (e < best) {
+                    best = e;
+                    bs = s;
+                    bm = m;
+                }
+            }
+        }
+        k->sc[j] = bs;
+        k->m[j] = bm;
+    }
+}
+
+/* Least-squares d, dmin for the current integer scales and levels: x ~ d*(sc*L) - dmin*m. */
+static bool k_refit_super(const float *x, const float *w, const kblock *k, float *d, float *dmin) {
+    double saa = 0, sab = 0, sbb = 0, sxa = 0, sxb = 0;
+    for (int i = 0; i < 256; i++) {
+        const double a = (double)k->sc[i / 32] * k->L[i], b = -(double)k->m[i / 32], wi = w[i];
+        saa += wi * a * a;
+        sab += wi * a * b;
+        sbb += wi * b * b;
+        sxa += wi * x[i] * a;
+        sxb += wi * x[i] * b;
+    }
+    const double det = saa * sbb - sab * sab;
+    if (det > 0) {
+        *d = f16_round((float)((sxa * sbb - sxb * sab) / det));
+        *dmin = f16_round((float)((saa * sxb - sab * sxa) / det));
+    } else if (saa > 0) {
+        *d = f16_round((float)(sxa / saa));
+        *dmin = k->dmin;
+    } else {
+        return false;
+    }
+    return isfinite(*d) && isfinite(*dmin);
+}
+
+/* Integer scales for float sub-block scales/mins under super scales d, dmin. */
+static void k_set_ints(kblock *k, const float *scales, const float *mins) {
+    for (int j = 0; j < 8; j++) {
+        k->sc[j] = k->d > 0 ? clampi(round_level(scales[j] / k->d), 0, 63) : 0;
+        k->m[j] = k->dmin > 0 ? clampi(round_level(mins[j] / k->dmin), 0, 63) : 0;
+    }
+}
+
+static void k_pack(uint8_t *y, const kblock *k, int nmax) {
+    put_f16(y, k->d);
+    put_f16(y + 2, k->dmin);
+    uint8_t *sc = y + 4;
+    memset(sc, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        const uint8_t s = (uint8_t)k->sc[j], m = (uint8_t)k->m[j];
+        if (j < 4) {
+            sc[j] = s;
+            sc[j + 4] = m;
+        } else {
+            sc[j + 4] = (uint8_t)((s & 0xF) | (m & 0xF) << 4);
+            sc[j - 4] |= (uint8_t)((s >> 4) << 6);
+            sc[j] |= (uint8_t)((m >> 4) << 6);
+        }
+    }
+    if (nmax == 15) {
+        uint8_t *q = y + 16;
+        for (int j = 0; j < 256; j += 64, q += 32)
+            for (int l = 0; l < 32; l++)
+                q[l] = (uint8_t)(k->L[j + l] | k->L[j + l + 32] << 4);
+    } else {
+        uint8_t *qh = y + 16, *ql = y + 48;
+        memset(qh, 0, 32);
+        for (int j = 0, shift = 0; j < 256; j += 64, ql += 32, shift += 2) {
+            for (int l = 0; l < 32; l++) {
+                const uint8_t l1 = k->L[j + l], l2 = k->L[j + l + 32];
+                ql[l] = (uint8_t)((l1 & 0xF) | (l2 & 0xF) << 4);
+                qh[l] |= (uint8_t)(((l1 >> 4) & 1) << shift | ((l2 >> 4) & 1) << (shift + 1));
+            }
+        }
+    }
+}
+
+static inline float get_f16(const uint8_t *p) { return nm_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+/* Coordinate descent from k's integer scales; returns the error (k->L up to date). */
+static double k_descend(const float *x, const float *w, kblock *k, int nmax) {
+    double cur = k_total(x, w, k, nmax);
+    for (int iter = 0; iter < 6; iter++) {
+        const double before = cur;
+        k_descend_subs(x, w, k, nmax, iter == 0 ? 2 : 1);
+        cur = k_total(x, w, k, nmax); /* levels for the new integer scales */
+        kblock trial = *k;
+        if (k_refit_super(x, w, k, &trial.d, &trial.dmin)) {
+            const double e2 = k_total(x, w, &trial, nmax);
+            if (e2 < cur) {
+                *k = trial;
+                cur = e2;
+            }
+        }
+        if (!(cur < before))
+            break;
+    }
+    return cur;
+}
+
+static void opt_qk(const float *x, const float *w, const uint8_t *seed, uint8_t *y, int nmax) {
+    float scales[8], mins[8];
+    kblock k, best;
+    double e;
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; j++) {
+        float m;
+        asym_fit(x + 32 * j, w + 32 * j, 32, nmax, false, 6, &scales[j], &m, k.L + 32 * j, &e);
+        mins[j] = -m;
+        max_scale = scales[j] > max_scale ? scales[j] : max_scale;
+        max_min = mins[j] > max_min ? mins[j] : max_min;
+    }
+    /* llama.cpp's own scales are the first starting point */
+    best.d = get_f16(seed);
+    best.dmin = get_f16(seed + 2);
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *q = seed + 4;
+        if (j < 4) {
+            best.sc[j] = q[j] & 63;
+            best.m[j] = q[j + 4] & 63;
+        } else {
+            best.sc[j] = (q[j + 4] & 0xF) | (q[j - 4] >> 6) << 4;
+            best.m[j] = (q[j + 4] >> 4) | (q[j] >> 6) << 4;
+        }
+    }
+    double best_e = isfinite(best.d) && isfinite(best.dmin) ? k_descend(x, w, &best, nmax) : DBL_MAX;
+    /* then a few super-scale choices: the largest sub-block scale on level 63, or a little lower */
+    static const float top[] = {63.0f};
+    for (size_t t = 0; t < sizeof top / sizeof top[0]; t++) {
+        k.d = f16_round(max_scale / top[t]);
+        k.dmin = f16_round(max_min / top[t]);
+        k_set_ints(&k, scales, mins);
+        const double cur = k_descend(x, w, &k, nmax);
+        if (cur < best_e) {
+            best_e = cur;
+            best = k;
+        }
+    }
+    k_total(x, w, &best, nmax);
+    k_pack(y, &best, nmax);
+}
+
+/* ---- Q6_K: x ~ (d*sc_j) * L, 16 sub-blocks of 16, sc in -128..127, L in -32..31 ---- */
+
+typedef struct q6block {
+    float d;
+    int sc[16];
+    int8_t L[256];
+} q6block;
+
+static double q6_sub(const float *x, const float *w, float d, int sc, int8_t *L) {
+    return sym_levels(x, w, 16, d * (float)sc, -32, 31, L);
+}
+
+static double q6_total(const float *x, const float *w, q6block *k) {
+    double e = 0;
+    for (int j = 0; j < 16; j++)
+        e += q6_sub(x + 16 * j, w + 16 * j, k->d, k->sc[j], k->L + 16 * j);
+    return e;
+}
+
+static void q6_pack(uint8_t *y, const q6block *k) {
+    uint8_t *ql = y, *qh = y + 128;
+    for (int j = 0; j < 256; j += 128, ql += 64, qh += 32) {
+        for (int l = 0; l < 32; l++) {
+            const uint8_t q1 = (uint8_t)(k->L[j + l] + 32), q2 = (uint8_t)(k->L[j + l + 32] + 32);
+            const uint8_t q3 = (uint8_t)(k->L[j + l + 64] + 32), q4 = (uint8_t)(k->L[j + l + 96] + 32);
+            ql[l] = (uint8_t)((q1 & 0xF) | (q3 & 0xF) << 4);
+            ql[l + 32] = (uint8_t)((q2 & 0xF) | (q4 & 0xF) << 4);
+            qh[l] = (uint8_t)((q1 >> 4) | (q2 >> 4) << 2 | (q3 >> 4) << 4 | (q4 >> 4) << 6);
+        }
+    }
+    for (int j = 0; j < 16; j++)
+        y[192 + j] = (uint8_t)(int8_t)k->sc[j];
+    put_f16(y + 208, k->d);
+}
+
+static void opt_q6_k(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    float scales[16];
+    q6block k, best;
+    double e, best_e = DBL_MAX;
+    float max_scale = 0;
+    for (int j = 0; j < 16; j++) {
+        scales[j] = sym_fit(x + 16 * j, w + 16 * j, 16, -32, 31, false, 12, k.L + 16 * j, &e);
+        if (fabsf(scales[j]) > fabsf(max_scale))
+            max_scale = scales[j];
+    }
+    if (max_scale == 0) {
+        memset(y, 0, 210);
+        return;
+    }
+    static const float top[] = {-128.0f, 127.0f, -124.0f};
+    for (size_t t = 0; t < sizeof top / sizeof top[0]; t++) {
+        k.d = f16_round(max_scale / top[t]);
+        if (k.d == 0)
+            continue;
+        for (int j = 0; j < 16; j++)
+            k.sc[j] = clampi(round_level(scales[j] / k.d), -128, 127);
+        double cur = q6_total(x, w, &k);
+        for (int iter = 0; iter < 4; iter++) {
+            int8_t T[16];
+            for (int j = 0; j < 16; j++) {
+                const float *xj = x + 16 * j, *wj = w + 16 * j;
+                double bj = q6_sub(xj, wj, k.d, k.sc[j], T);
+                int bs = k.sc[j];
+                for (int s = k.sc[j] - 2; s <= k.sc[j] + 2; s++) {
+                    if (s < -128 || s > 127 || s == k.sc[j])
+                        continue;
+                    const double ej = q6_sub(xj, wj, k.d, s, T);
+                    if (ej < bj) {
+                        bj = ej;
+                        bs = s;
+                    }
+                }
+                k.sc[j] = bs;
+            }
+            cur = q6_total(x, w, &k);
+            double sxa = 0, saa = 0;
+            for (int i = 0; i < 256; i++) {
+                const double a = (double)k.sc[i / 16] * k.L[i];
+                sxa += (double)w[i] * x[i] * a;
+                saa += (double)w[i] * a * a;
+            }
+            if (saa > 0) {
+                q6block trial = k;
+                trial.d = f16_round((float)(sxa / saa));
+                if (trial.d != 0 && isfinite(trial.d)) {
+                    const double e2 = q6_total(x, w, &trial);
+                    if (e2 < cur) {
+                        k = trial;
+                        cur = e2;
+                    } else {
+                        q6_total(x, w, &k);
+                    }
+                }
+            }
+        }
+        if (cur < best_e) {
+            best_e = cur;
+            best = k;
+        }
+    }
+    if (best_e == DBL_MAX) {
+        memset(y, 0, 210);
+        return;
+    }
+    q6_total(x, w, &best);
+    q6_pack(y, &best);
+}
+
+/* ---- rows ---- */
+
+/* seed: llama.cpp's block for the same values (a starting point for the super-block types). */
+typedef void (*opt_block_fn)(const float *x, const float *w, const uint8_t *seed, uint8_t *y);
+static void opt_q4_k(const float *x, const float *w, const uint8_t *seed, uint8_t *y) { opt_qk(x, w, seed, y, 15); }
+static void opt_q5_k(const float *x, const float *w, const uint8_t *seed, uint8_t *y) { opt_qk(x, w, seed, y, 31); }
+
+static opt_block_fn block_fn(uint32_t type) {
+    switch (type) {
+    case GGML_TYPE_Q4_0: return opt_q4_0;
+    case GGML_TYPE_Q4_1: return opt_q4_1;
+    case GGML_TYPE_Q5_0: return opt_q5_0;
+    case GGML_TYPE_Q5_1: return opt_q5_1;
+    case GGML_TYPE_Q8_0: return opt_q8_0;
+    case GGML_TYPE_Q4_K: return opt_q4_k;
+    case GGML_TYPE_Q5_K: return opt_q5_k;
+    case GGML_TYPE_Q6_K: return opt_q6_k;
+    default: return NULL;
+    }
+}
+
+bool qo_supported(uint32_t type) { return block_fn(type) != NULL; }
+
+static double block_error(uint32_t type, const float *x, const float *w, const uint8_t *blk, int n) {
+    float q[MAX_BLOCK];
+    nm_dequantize_row(type, blk, q, n);
+    double e = 0;
+    for (int i = 0; i < n; i++) {
+        const double diff = (double)x[i] - q[i];
+        e += (double)w[i] * diff * diff;
+    }
+    return e;
+}
+
+/* Weights for the search: the imatrix as given, with columns it never saw (0) weighted by a small
+ * fraction of the row's mean so their levels still follow the values. */
+static void row_weights(const float *imatrix, int64_t n, float *w) {
+    if (!imatrix) {
+        for (int64_t i = 0; i < n; i++)
+            w[i] = 1;
+        return;
+    }
+    double mean = 0;
+    for (int64_t i = 0; i < n; i++)
+        mean += imatrix[i];
+    mean /= (double)n;
+    const float floor_w = mean > 0 ? (float)(1e-3 * mean) : 1;
+    for (int64_t i = 0; i < n; i++)
+        w[i] = imatrix[i] > floor_w ? imatrix[i] : floor_w;
+}
+
+int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
+                     const float *imatrix, const float *weights, nm_error *err) {
+    /* llama.cpp's blocks first: they validate the input and are the ones to beat */
+    if (nm_quantize_rows(type, src, dst, nrows, n_per_row, imatrix, err) != 0)
+        return -1;
+    opt_block_fn fn = block_fn(type);
+    if (!fn)
+        return 0;
+    const ggml_type_info *t = ggml_type_get(type);
+    const int bs = (int)t->block_size;
+    size_t row_size;
+    if (ggml_row_size(type, (uint64_t)n_per_row, &row_size) != 0)
+        return nm_fail(err, "row too large");
+    float *w = malloc((size_t)n_per_row * sizeof *w);
+    if (!w)
+        return nm_fail(err, "out of memory");
+    row_weights(weights ? weights : imatrix, n_per_row, w);
+    uint8_t cand[MAX_BLOCK + 64];
+    for (int64_t r = 0; r < nrows; r++) {
+        const float *x = src + r * n_per_row;
+        uint8_t *y = (uint8_t *)dst + (size_t)r * row_size;
+        for (int64_t b = 0; b < n_per_row / bs; b++) {
+            const float *xb = x + b * bs, *wb = w + b * bs;
+            uint8_t *yb = y + (size_t)b * t->type_size;
+            fn(xb, wb, yb, cand);
+            const double e_new = block_error(type, xb, wb, cand, bs);
+            const double e_old = block_error(type, xb, wb, yb, bs);
+            if (e_new < e_old) /* false for NaN (an overflowing scale): keep llama.cpp's */
+                memcpy(yb, cand, t->type_size);
+        }
+    }
+    free(w);
+    return 0;
+}
+
+double qo_weighted_error(uint32_t type, const float *src, const void *q, int64_t nrows, int64_t n_per_row,
+                         const float *weights) {
+    size_t row_size;
+    if (ggml_row_size(type, (uint64_t)n_per_row, &row_size) != 0)
+        return NAN;
+    float *deq = malloc((size_t)n_per_row * sizeof *deq);
+    if (!deq)
+        return NAN;
+    double e = 0;
+    for (int64_t r = 0; r < nrows; r++) {
+        const float *x = src + r * n_per_row;
+        nm_dequantize_row(type, (const uint8_t *)q + (size_t)r * row_size, deq, n_per_row);
+        for (int64_t i = 0; i < n_per_row; i++) {
+            const double diff = (double)x[i] - deq[i];
+            e += (weights ? weights[i] : 1.0) * diff * diff;
+        }
+    }
+    free(deq);
+    return e;
+}
+
+/* ---- error feedback across columns (GPTQ) ----
+ * With H the mean of x x^T over the calibration tokens, a row's quantization costs
+ * (w - q)^T H (w - q) in expected squared output error. Quantizing columns in order and moving
+ * each one's error onto the columns not yet quantized, through the Cholesky factor of H^-1,
+ * minimises that cost greedily (Frantar et al., "GPTQ", 2022). Each block's scales are searched
+ * as above on the block's values once the earlier blocks' errors have been folded in; then its
+ * elements are rounded one by one to that block's grid. */
+
+/* Writes stored level q of element i of a block (the layouts of FORMATS.md §3, §4). */
+static void set_level(uint32_t type, uint8_t *y, int i, int q) {
+    switch (type) {
+    case GGML_TYPE_Q4_0:
+    case GGML_TYPE_Q4_1: {
+        uint8_t *qs = y + (type == GGML_TYPE_Q4_0 ? 2 : 4);
+        if (i < 16) qs[i] = (uint8_t)((qs[i] & 0xF0) | q);
+        else qs[i - 16] = (uint8_t)((qs[i - 16] & 0x0F) | q << 4);
+        break;
+    }
+    case GGML_TYPE_Q5_0:
+    case GGML_TYPE_Q5_1: {
+        uint8_t *qh = y + (type == GGML_TYPE_Q5_0 ? 2 : 4), *qs = qh + 4;
+        if (i < 16) qs[i] = (uint8_t)((qs[i] & 0xF0) | (q & 0xF));
+        else qs[i - 16] = (uint8_t)((qs[i - 16] & 0x0F) | (q & 0xF) << 4);
+        qh[i / 8] = (uint8_t)((qh[i / 8] & ~(1u << (i % 8))) | ((q >> 4) & 1) << (i % 8));
+        break;
+    }
+    case GGML_TYPE_Q8_0: y[2 + i] = (uint8_t)(int8_t)q; break;
+    case GGML_TYPE_Q4_K: {
+        uint8_t *p = y + 16 + 32 * (i / 64) + i % 32;
+        *p = i % 64 < 32 ? (uint8_t)((*p & 0xF0) | q) : (uint8_t)((*p & 0x0F) | q << 4);
+        break;
+    }
+    case GGML_TYPE_Q5_K: {
+        uint8_t *p = y + 48 + 32 * (i / 64) + i % 32, *h = y + 16 + i % 32;
+        *p = i % 64 < 32 ? (uint8_t)((*p & 0xF0) | (q & 0xF)) : (uint8_t)((*p & 0x0F) | (q & 0xF) << 4);
+        const int bit = 2 * (i / 64) + (i % 64 >= 32);
+        *h = (uint8_t)((*h & ~(1u << bit)) | ((q >> 4) & 1) << bit);
+        break;
+    }
+    case GGML_TYPE_Q6_K: {
+        const int half = i / 128, r = i % 128, l = r % 32, quarter = r / 32;
+        uint8_t *ql = y + 64 * half + l + (quarter & 1) * 32, *qh = y + 128 + 32 * half + l;
+        *ql = quarter < 2 ? (uint8_t)((*ql & 0xF0) | (q & 0xF)) : (uint8_t)((*ql & 0x0F) | (q & 0xF) << 4);
+        *qh = (uint8_t)((*qh & ~(3u << (2 * quarter))) | ((q >> 4) & 3) << (2 * quarter));
+        break;
+    }
+    default: break;
+    }
+}
+
+static void level_range(uint32_t type, int *lo, int *hi) {
+    *lo = 0;
+    switch (type) {
+    case GGML_TYPE_Q8_0: *lo = -128; *hi = 127; break;
+    case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: case GGML_TYPE_Q5_K: *hi = 31; break;
+    case GGML_TYPE_Q6_K: *hi = 63; break;
+    default: *hi = 15; break;
+    }
+}
+
+/* Upper Cholesky factor U of (H + damp)^-1 (H^-1 = U^T U), n x n doubles. NULL when H is not
+ * usable (not positive definite even damped) or out of memory. */
+double *qo_gptq_factor(const double *h, int64_t n) {
+    double *a = malloc((size_t)n * (size_t)n * sizeof *a), *inv = calloc((size_t)n * (size_t)n, sizeof *inv);
+    if (!a || !inv)
+        goto fail;
+    double mean_diag = 0;
+    for (int64_t i = 0; i < n; i++)
+        mean_diag += h[i * n + i];
+    mean_diag /= (double)n;
+    if (!(mean_diag > 0) || !isfinite(mean_diag))
+        goto fail;
+    memcpy(a, h, (size_t)n * (size_t)n * sizeof *a);
+    for (int64_t i = 0; i < n; i++)
+        a[i * n + i] += 0.01 * mean_diag + (h[i * n + i] > 0 ? 0 : mean_diag); /* dead columns: 1x mean */
+    /* a = L L^T (lower, in place) */
+    for (int64_t j = 0; j < n; j++) {
+        double d = a[j * n + j];
+        for (int64_t k = 0; k < j; k++)
+            d -= a[j * n + k] * a[j * n + k];
+        if (!(d > 0))
+            goto fail;
+        d = sqrt(d);
+        a[j * n + j] = d;
+        for (int64_t i = j + 1; i < n; i++) {
+            double v = a[i * n + j];
+            for (int64_t k = 0; k < j; k++)
+                v -= a[i * n + k] * a[j * n + k];
+            a[i * n + j] = v / d;
+        }
+    }
+    /* inv = L^-1 (lower) */
+    for (int64_t i = 0; i < n; i++) {
+        inv[i * n + i] = 1 / a[i * n + i];
+        for (int64_t j = 0; j < i; j++) {
+            double v = 0;
+            for (int64_t k = j; k < i; k++)
+                v -= a[i * n + k] * inv[k * n + j];
+            inv[i * n + j] = v / a[i * n + i];
+        }
+    }
+    /* a = H^-1 = L^-T L^-1 */
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i; j < n; j++) {
+            double v = 0;
+            for (int64_t k = j; k < n; k++)
+                v += inv[k * n + i] * inv[k * n + j];
+            a[i * n + j] = a[j * n + i] = v;
+        }
+    /* H^-1 = U^T U with U upper: U = chol_lower(H^-1)^T... computed directly as the upper factor */
+    memset(inv, 0, (size_t)n * (size_t)n * sizeof *inv);
+    for (int64_t i = 0; i < n; i++) {
+        double d = a[i * n + i];
+        for (int64_t k = 0; k < i; k++)
+            d -= inv[k * n + i] * inv[k * n + i];
+        if (!(d > 0))
+            goto fail;
+        d = sqrt(d);
+        inv[i * n + i] = d;
+        for (int64_t j = i + 1; j < n; j++) {
+            double v = a[i * n + j];
+            for (int64_t k = 0; k < i; k++)
+                v -= inv[k * n + i] * inv[k * n + j];
+            inv[i * n + j] = v / d;
+        }
+    }
+    free(a);
+    return inv;
+fail:
+    free(a);
+    free(inv);
+    return NULL;
+}
+
+static double output_error(const float *x, const float *q, const double *h, int64_t n, double *tmp) {
+    for (int64_t i = 0; i < n; i++)
+        tmp[i] = (double)x[i] - q[i];
+    double e = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (tmp[i] == 0)
+            continue;
+        const double *hi = h + i * n;
+        double s = 0;
+        for (int64_t j = 0; j < n; j++)
+            s += hi[j] * tmp[j];
+        e += tmp[i] * s;
+    }
+    return e;
+}
+
+int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
+                          const float *imatrix, const float *weights, const double *h, const double *u,
+                          nm_error *err) {
+    /* the searched blocks first: they are also the fallback for any row GPTQ does not improve */
+    if (qo_quantize_rows(type, src, dst, nrows, n_per_row, imatrix, weights, err) != 0)
+        return -1;
+    opt_block_fn fn = block_fn(type);
+    if (!fn || !h || !u)
+        return 0;
+    const ggml_type_info *t = ggml_type_get(type);
+    const int bs = (int)t->block_size;
+    size_t row_size;
+    if (ggml_row_size(type, (uint64_t)n_per_row, &row_size) != 0)
+        return nm_fail(err, "row too large");
+    const int64_t n = n_per_row;
+    double *wv = malloc((size_t)n * sizeof *wv), *tmp = malloc((size_t)n * sizeof *tmp);
+    float *w = malloc((size_t)n * sizeof *w), *deq = malloc((size_t)n * sizeof *deq);
+    uint8_t *row = malloc(row_size);
+    if (!wv || !tmp || !w || !deq || !row) {
+        free(wv); free(tmp); free(w); free(deq); free(row);
+        return nm_fail(err, "out of memory");
+    }
+    row_weights(weights ? weights : imatrix, n, w);
+    int lo, hi;
+    level_range(type, &lo, &hi);
+    for (int64_t r = 0; r < nrows; r++) {
+        const float *x = src + r * n;
+        uint8_t *y = (uint8_t *)dst + (size_t)r * row_size;
+        for (int64_t i = 0; i < n; i++)
+            wv[i] = x[i];
+        bool ok = true;
+        for (int64_t b = 0; b < n / bs && ok; b++) {
+            float xb[MAX_BLOCK], v0[MAX_BLOCK], v1[MAX_BLOCK];
+            uint8_t seed[MAX_BLOCK + 64], probe[MAX_BLOCK + 64];
+            uint8_t *blk = row + (size_t)b * t->type_size;
+            for (int i = 0; i < bs; i++)
+                xb[i] = (float)wv[b * bs + i];
+            nm_error e2;
+            if (nm_quantize_rows(type, xb, seed, 1, bs, NULL, &e2) != 0) {
+                ok = false;
+                break;
+            }
+            fn(xb, w + b * bs, seed, blk);
+            /* each element's grid: value(q) = v0 + q * (v1 - v0) */
+            memcpy(probe, blk, t->type_size);
+            for (int i = 0; i < bs; i++)
+                set_level(type, probe, i, 0);
+            nm_dequantize_row(type, probe, v0, bs);
+            for (int i = 0; i < bs; i++)
+                set_level(type, probe, i, 1);
+            nm_dequantize_row(type, probe, v1, bs);
+            for (int i = 0; i < bs; i++) {
+                const int64_t c = b * bs + i;
+                const float step = v1[i] - v0[i];
+                int q = step != 0 ? clampi(round_level((float)((wv[c] - v0[i]) / step)), lo, hi) : 0;
+                set_level(type, blk, i, q);
+                const double qv = (double)v0[i] + (double)q * step;
+                const double e = (wv[c] - qv) / u[c * n + c];
+                const double *uc = u + c * n;
+                for (int64_t k = c + 1; k < n; k++)
+                    wv[k] -= e * uc[k];
+            }
+            for (int i = 0; i < bs; i++)
+                ok = ok && isfinite(v0[i]) && isfinite(v1[i]);
+        }
+        if (!ok)
+            continue;
+        nm_dequantize_row(type, row, deq, n);
+        const double e_new = output_error(x, deq, h, n, tmp);
+        nm_dequantize_row(type, y, deq, n);
+        const double e_old = output_error(x, deq, h, n, tmp);
+        if (e_new < e_old)
+            memcpy(y, row, row_size);
+    }
+    free(wv); free(tmp); free(w); free(deq); free(row);
+    return 0;
+}

@@ -1,0 +1,75 @@
+#!/bin/sh
+# How much closer to the unquantized model `nomoat-quantize --optimize` gets, in the same types
+# and file sizes: KL divergence against the F32 model's logits on the fixture model's held-out
+# text (`nomoat-verify perplexity --kld`, -c 256), per file type, for
+#   llama-q    llama-quantize's file (../shared/fixtures/reference/wikillama-<type>.gguf; = our default)
+#   opt        nomoat-quantize --optimize (no importance data)
+#   llama-q+im llama-quantize --imatrix reference/wikillama-imatrix.gguf (llama-imatrix on the
+#              training text): the reference file where the fixtures have one, else
+#              $LLAMA_QUANTIZE if built, else nomoat-quantize --imatrix (byte-identical to it)
+#   opt+cal    nomoat-quantize --optimize --calibration text/wikillama-train.txt (the training
+#              text, never the held-out one; 100 contexts of 256, as the reference imatrix)
+# with the ratios against the goals (opt <= 0.9 x llama-q, opt+cal <= 0.8 x llama-q+im) and the
+# wall time of each --optimize run (THREADS threads).
+#
+#   sh scripts/bench-optimize.sh [TYPES...]   (default: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K_M Q5_K_M Q6_K)
+#   THREADS=2 BUILD=build CHUNKS=0 (all held-out contexts) LLAMA_QUANTIZE=path
+set -e
+BUILD=${BUILD:-build}
+THREADS=${THREADS:-2}
+CHUNKS=${CHUNKS:-0}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+FX=${NOMOAT_FIXTURES:-$ROOT/../shared/fixtures}
+LLAMA_QUANTIZE=${LLAMA_QUANTIZE:-/work/ref/llamacpp/build-avx2/bin/llama-quantize}
+Q="$ROOT/$BUILD/nomoat-quantize"
+V="$ROOT/$BUILD/nomoat-verify"
+[ -x "$Q" ] && [ -x "$V" ] || make -s BUILD="$BUILD" >/dev/null
+TYPES=${*:-Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K_M Q5_K_M Q6_K}
+F32="$FX/reference/wikillama-f32.gguf"
+HELD="$FX/text/wikillama-heldout.txt"
+TRAIN="$FX/text/wikillama-train.txt"
+IMATRIX="$FX/reference/wikillama-imatrix.gguf"
+W=$(mktemp -d "${TMPDIR:-/tmp}/bench-optimize.XXXXXX")
+trap 'rm -rf "$W"' EXIT INT TERM
+
+chunks_arg=""
+[ "$CHUNKS" -gt 0 ] && chunks_arg="--chunks $CHUNKS"
+# shellcheck disable=SC2086
+"$V" perplexity "$F32" -f "$HELD" -c 256 -t "$THREADS" -q $chunks_arg --save-logits "$W/f32" >/dev/null
+kld() {
+    # shellcheck disable=SC2086
+    "$V" perplexity "$1" -f "$HELD" -c 256 -t "$THREADS" -q $chunks_arg --kld "$W/f32" --json "$W/k.json" >/dev/null
+    sed -n 's/^[[:space:]]*"kld_mean":[[:space:]]*\([0-9.eE+-]*\),*$/\1/p' "$W/k.json"
+}
+now() { date +%s.%N; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
+printf '%-7s %10s %10s %6s   %10s %10s %6s   %7s %7s  %s\n' type llama-q opt ratio llama-q+im opt+cal ratio "opt s" "cal s" "llama-q+im from"
+for T in $TYPES; do
+    t=$(echo "$T" | tr 'A-Z' 'a-z')
+    ref="$FX/reference/wikillama-$t.gguf"
+    [ -f "$ref" ] || ref="$FX/reference/lowbit/wikillama-$t.gguf"
+    if [ -f "$FX/reference/wikillama-$t-imatrix.gguf" ]; then
+        im="$FX/reference/wikillama-$t-imatrix.gguf"; im_from="fixture"
+    elif [ -f "$FX/reference/lowbit/wikillama-$t-imatrix.gguf" ]; then
+        im="$FX/reference/lowbit/wikillama-$t-imatrix.gguf"; im_from="fixture"
+    elif [ -x "$LLAMA_QUANTIZE" ]; then
+        im="$W/im-$t.gguf"; im_from="llama-quantize"
+        "$LLAMA_QUANTIZE" --imatrix "$IMATRIX" "$F32" "$im" "$T" "$THREADS" >"$W/lq.log" 2>&1
+    else
+        im="$W/im-$t.gguf"; im_from="nomoat-quantize --imatrix"
+        "$Q" -q --no-fsync --imatrix "$IMATRIX" "$F32" "$im" "$T" "$THREADS"
+    fi
+    s0=$(now)
+    "$Q" -q --no-fsync --optimize "$F32" "$W/opt-$t.gguf" "$T" "$THREADS"
+    s1=$(now)
+    "$Q" -q --no-fsync --optimize --calibration "$TRAIN" "$F32" "$W/cal-$t.gguf" "$T" "$THREADS"
+    s2=$(now)
+    k_ref=$(kld "$ref"); k_opt=$(kld "$W/opt-$t.gguf"); k_im=$(kld "$im"); k_cal=$(kld "$W/cal-$t.gguf")
+    printf '%-7s %10.6f %10.6f %6s   %10.6f %10.6f %6s   %7.1f %7.1f  %s\n' "$T" "$k_ref" "$k_opt" \
+        "$(ratio "$k_opt" "$k_ref")" "$k_im" "$k_cal" "$(ratio "$k_cal" "$k_im")" \
+        "$(awk -v a="$s0" -v b="$s1" 'BEGIN { print b - a }')" "$(awk -v a="$s1" -v b="$s2" 'BEGIN { print b - a }')" "$im_from"
+    rm -f "$W"/*-"$t".gguf
+done
+echo "goals: opt ratio <= 0.9 (KLD of --optimize / llama-quantize), opt+cal ratio <= 0.8 (/ llama-quantize --imatrix)"

@@ -1,0 +1,240 @@
+/* quantize/optimize.c: the searched blocks are never worse than llama.cpp's under the measure they
+ * minimise, and clearly better overall; GPTQ's rows never have a larger output error than the
+ * searched rows. Run with arguments `compare F32.gguf DEFAULT.gguf OPTIMIZED.gguf` it checks two
+ * files nomoat-quantize wrote (tests/quantize/test_optimize.sh): same tensors, types, shapes,
+ * offsets and file size, and per tensor an error of the optimized file no larger than the
+ * default's (weights as --optimize uses them without importance data: g^2 of the RMSNorm a matrix
+ * reads, else 1); with `layout DEFAULT.gguf OPTIMIZED.gguf` only the first part. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "formats/gguf.h"
+#include "formats/quants.h"
+#include "formats/tensor.h"
+#include "quantize/optimize.h"
+
+static const uint32_t types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
+                                 GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+
+/* Deterministic pseudo-normal values with a few outliers (weights look like this). */
+static uint64_t rng = 88172645463325252ull;
+static double uniform(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return ((double)(rng >> 11) + 0.5) / 9007199254740992.0;
+}
+static float normal(void) { return (float)(sqrt(-2 * log(uniform())) * cos(6.283185307179586 * uniform())); }
+
+static void fill(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        x[i] = 0.02f * normal() * (uniform() < 0.01 ? 8.0f : 1.0f);
+}
+
+static double row_error(uint32_t type, const float *x, const uint8_t *q, int64_t n, const float *w) {
+    return qo_weighted_error(type, x, q, 1, n, w);
+}
+
+static void searched_blocks_beat_llamacpp(void **state) {
+    (void)state;
+    enum { ROWS = 6, N = 512 };
+    float *x = malloc(ROWS * N * sizeof *x), imat[N];
+    uint8_t *a = malloc(ROWS * N * 2), *b = malloc(ROWS * N * 2);
+    fill(x, ROWS * N);
+    for (int j = 0; j < N; j++)
+        imat[j] = (float)(uniform() * uniform() * 4) + (j % 97 == 0 ? 0.0f : 0.001f); /* a few dead columns */
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        const uint32_t t = types[k];
+        size_t rs;
+        assert_int_equal(ggml_row_size(t, N, &rs), 0);
+        for (int with_im = 0; with_im < 2; with_im++) {
+            const float *im = with_im ? imat : NULL;
+            nm_error err;
+            assert_int_equal(nm_quantize_rows(t, x, a, ROWS, N, im, &err), 0);
+            assert_int_equal(qo_quantize_rows(t, x, b, ROWS, N, im, NULL, &err), 0);
+            double ea = 0, eb = 0;
+            for (int r = 0; r < ROWS; r++) {
+                /* the measure it minimises: unweighted, or the imatrix (dead columns floored) */
+                float w[N];
+                double mean = 0;
+                for (int j = 0; j < N; j++)
+                    mean += imat[j];
+                mean /= N;
+                for (int j = 0; j < N; j++)
+                    w[j] = !im ? 1.0f : imat[j] > (float)(1e-3 * mean) ? imat[j] : (float)(1e-3 * mean);
+                const double ra = row_error(t, x + r * N, a + r * rs, N, w);
+                const double rb = row_error(t, x + r * N, b + r * rs, N, w);
+                assert_true(rb <= ra);
+                ea += ra;
+                eb += rb;
+            }
+            print_message("%-5s %s: error %.4g -> %.4g (%.3fx)\n", ggml_type_name(t), im ? "imatrix" : "plain  ", ea,
+                          eb, eb / ea);
+            assert_true(eb < 0.99 * ea); /* the search must find something llama.cpp's heuristics do not */
+        }
+    }
+    free(x);
+    free(a);
+    free(b);
+}
+
+static void gptq_rows_beat_searched_rows(void **state) {
+    (void)state;
+    enum { ROWS = 8, N = 256 };
+    /* inputs with correlated columns: x = z A, so H = A^T A (mean over z ~ N(0, 1)) */
+    double *A = malloc((size_t)N * N * sizeof *A), *H = calloc((size_t)N * N, sizeof *H);
+    for (int i = 0; i < N * N; i++)
+        A[i] = (i / N == i % N ? 1.0 : 0.0) + 0.15 * normal();
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < N; k++)
+                s += A[k * N + i] * A[k * N + j];
+            H[i * N + j] = s;
+        }
+    double *U = qo_gptq_factor(H, N);
+    assert_non_null(U);
+    float *x = malloc(ROWS * N * sizeof *x), *deq = malloc(N * sizeof *deq);
+    uint8_t *a = malloc(ROWS * N * 2), *b = malloc(ROWS * N * 2);
+    fill(x, ROWS * N);
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        const uint32_t t = types[k];
+        size_t rs;
+        nm_error err;
+        assert_int_equal(ggml_row_size(t, N, &rs), 0);
+        assert_int_equal(qo_quantize_rows(t, x, a, ROWS, N, NULL, NULL, &err), 0);
+        assert_int_equal(qo_quantize_rows_gptq(t, x, b, ROWS, N, NULL, NULL, H, U, &err), 0);
+        double ea = 0, eb = 0;
+        for (int r = 0; r < ROWS; r++) {
+            double e2[2];
+            for (int v = 0; v < 2; v++) {
+                nm_dequantize_row(t, (v ? b : a) + r * rs, deq, N);
+                double e = 0;
+                for (int i = 0; i < N; i++)
+                    for (int j = 0; j < N; j++)
+                        e += ((double)x[r * N + i] - deq[i]) * H[i * N + j] * ((double)x[r * N + j] - deq[j]);
+                e2[v] = e;
+            }
+            assert_true(e2[1] <= e2[0] * (1 + 1e-9));
+            ea += e2[0];
+            eb += e2[1];
+        }
+        print_message("%-5s output error %.4g -> %.4g with GPTQ (%.3fx)\n", ggml_type_name(t), ea, eb, eb / ea);
+        assert_true(eb < 0.95 * ea);
+    }
+    free(U);
+    free(A);
+    free(H);
+    free(x);
+    free(deq);
+    free(a);
+    free(b);
+}
+
+/* ---- compare mode ---- */
+
+static const gguf_tensor_info *norm_of(const gguf_reader *g, const char *name) {
+    static const char *const reads_attn[] = {"attn_q.weight", "attn_k.weight", "attn_v.weight"};
+    static const char *const reads_ffn[] = {"ffn_gate.weight", "ffn_up.weight"};
+    char buf[96];
+    unsigned layer;
+    int used = 0;
+    if (strcmp(name, "output.weight") == 0)
+        return gguf_find_tensor(g, "output_norm.weight");
+    if (sscanf(name, "blk.%u.%n", &layer, &used) != 1 || used == 0)
+        return NULL;
+    for (int k = 0; k < 3; k++)
+        if (strcmp(name + used, reads_attn[k]) == 0) {
+            snprintf(buf, sizeof buf, "blk.%u.attn_norm.weight", layer);
+            return gguf_find_tensor(g, buf);
+        }
+    for (int k = 0; k < 2; k++)
+        if (strcmp(name + used, reads_ffn[k]) == 0) {
+            snprintf(buf, sizeof buf, "blk.%u.ffn_norm.weight", layer);
+            return gguf_find_tensor(g, buf);
+        }
+    return NULL;
+}
+
+static int compare(const char *f32_path, const char *def_path, const char *opt_path) {
+    nm_error err;
+    gguf_reader *f = gguf_open(f32_path, &err), *d = gguf_open(def_path, &err), *o = gguf_open(opt_path, &err);
+    const bool layout_only = strcmp(f32_path, def_path) == 0; /* `layout A B`: types, shapes, size */
+    if (!f || !d || !o) {
+        fprintf(stderr, "compare: %s\n", err.msg);
+        return 2;
+    }
+    int bad = 0;
+    size_t n_better = 0, n_quant = 0;
+    if (gguf_file_size(d, 0) != gguf_file_size(o, 0)) {
+        printf("file sizes differ: %llu vs %llu\n", (unsigned long long)gguf_file_size(d, 0),
+               (unsigned long long)gguf_file_size(o, 0));
+        bad = 1;
+    }
+    if (gguf_tensor_count(d) != gguf_tensor_count(o) || gguf_tensor_count(d) != gguf_tensor_count(f)) {
+        printf("tensor counts differ\n");
+        return 1;
+    }
+    for (size_t i = 0; i < gguf_tensor_count(d); i++) {
+        const gguf_tensor_info *td = gguf_tensor(d, i), *to = gguf_tensor(o, i);
+        const gguf_tensor_info *tf = gguf_find_tensor(f, td->name);
+        if (strcmp(td->name, to->name) != 0 || td->type != to->type || td->offset != to->offset ||
+            td->size != to->size || memcmp(td->ne, to->ne, sizeof td->ne) != 0 || !tf ||
+            (!layout_only && tf->type != GGML_TYPE_F32)) {
+            printf("%s: name, type, shape or offset differ\n", td->name);
+            bad = 1;
+            continue;
+        }
+        if (!ggml_type_get(td->type)->quantized || layout_only)
+            continue;
+        const int64_t n = td->ne[0], rows = td->ne[1] * td->ne[2] * td->ne[3];
+        float *w = malloc((size_t)n * sizeof *w);
+        const gguf_tensor_info *norm = norm_of(f, td->name);
+        double mean = 0;
+        for (int64_t j = 0; j < n; j++) {
+            w[j] = norm ? ((const float *)norm->data)[j] * ((const float *)norm->data)[j] : 1.0f;
+            mean += w[j];
+        }
+        mean /= (double)n;
+        for (int64_t j = 0; j < n; j++)
+            w[j] = w[j] > (float)(1e-3 * mean) ? w[j] : (float)(1e-3 * mean);
+        const double ed = qo_weighted_error(td->type, tf->data, td->data, rows, n, w);
+        const double eo = qo_weighted_error(to->type, tf->data, to->data, rows, n, w);
+        free(w);
+        n_quant++;
+        n_better += eo < ed;
+        printf("%-28s %-5s error %.6g -> %.6g (%.3fx)%s\n", td->name, ggml_type_name(td->type), ed, eo, eo / ed,
+               norm ? " (norm-weighted)" : "");
+        if (!(eo <= ed * (1 + 1e-12))) {
+            printf("  ^ larger than the default's\n");
+            bad = 1;
+        }
+    }
+    printf("%zu of %zu quantized tensors closer to the input\n", n_better, n_quant);
+    if (n_better == 0 && !layout_only)
+        bad = 1;
+    gguf_close(f);
+    gguf_close(d);
+    gguf_close(o);
+    return bad;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 5 && strcmp(argv[1], "compare") == 0)
+        return compare(argv[2], argv[3], argv[4]);
+    if (argc == 4 && strcmp(argv[1], "layout") == 0)
+        return compare(argv[2], argv[2], argv[3]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(searched_blocks_beat_llamacpp),
+        cmocka_unit_test(gptq_rows_beat_searched_rows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,73 @@
+#!/bin/sh
+# nomoat-quantize --optimize on the fixture model: the files have the default mix's tensor types,
+# shapes, offsets and size; every quantized tensor's error is no larger than in llama-quantize's
+# file (and some are smaller); --calibration runs the evaluator's pass itself; the files load in
+# llama.cpp (node-llama-cpp) with top-10 probabilities within 1e-3 of nomoat-verify logits;
+# wrong combinations are refused in one line with no output.
+. tests/lib.sh
+Q="$(cd "$BIN" && pwd)/nomoat-quantize"
+V="$(cd "$BIN" && pwd)/nomoat-verify"
+CMP="${NOMOAT_BUILD:-$ROOT/build}/tests/quantize/test_optimize"
+S="$SCRATCH"
+
+expect_fail() {
+    _n=$1; _pat=$2; _out=$3; shift 3
+    "$@" >"$S/.stdout" 2>"$S/.stderr"; _rc=$?
+    if [ "$_rc" -ne 1 ]; then fail "$_n" "exit $_rc, expected 1"; sed 's/^/    | /' "$S/.stderr"; return; fi
+    if ! grep -Eq -- "$_pat" "$S/.stderr"; then fail "$_n" "stderr lacks /$_pat/"; sed 's/^/    | /' "$S/.stderr"; return; fi
+    if [ "$(wc -l <"$S/.stderr")" -ne 1 ]; then fail "$_n" "more than one error line"; sed 's/^/    | /' "$S/.stderr"; return; fi
+    if [ -e "$_out" ]; then fail "$_n" "$_out was left behind"; return; fi
+    pass "$_n"
+}
+
+need_fixtures "quantize --optimize on wikillama" || finish
+R="$FIXTURES/reference"
+TRAIN="$FIXTURES/text/wikillama-train.txt"
+
+expect_fail "--calibration without --optimize refused" "belongs to --optimize" "$S/x.gguf" \
+    "$Q" --calibration "$TRAIN" "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_0
+expect_fail "--calibration with --imatrix refused" "pass one" "$S/x.gguf" \
+    "$Q" --optimize --calibration "$TRAIN" --imatrix "$R/wikillama-imatrix.gguf" "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_0
+expect_fail "missing calibration text refused" "calibration on $S/none.txt" "$S/x.gguf" \
+    "$Q" -q --optimize --calibration "$S/none.txt" "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_0
+expect_fail "bad --calibration-chunks refused" "calibration-chunks" "$S/x.gguf" \
+    "$Q" --optimize --calibration "$TRAIN" --calibration-chunks x "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_0
+
+for t in Q4_0 Q4_K_M; do
+    lt=$(echo $t | tr 'A-Z' 'a-z')
+    check "--optimize $t runs" "$Q" -q --no-fsync --optimize "$R/wikillama-f32.gguf" "$S/opt-$lt.gguf" $t 2
+    # llama-quantize's file is the default; each tensor's error must not grow
+    check "--optimize $t: same types, shapes, offsets and size as llama-quantize's; no tensor's error larger" \
+        "$CMP" compare "$R/wikillama-f32.gguf" "$R/wikillama-$lt.gguf" "$S/opt-$lt.gguf"
+done
+check "--optimize --calibration Q4_0 runs (4 contexts of the training text)" \
+    "$Q" -q --no-fsync --optimize --calibration "$TRAIN" --calibration-chunks 4 "$R/wikillama-f32.gguf" "$S/cal-q4_0.gguf" Q4_0 2
+check "--optimize --calibration Q4_0: same types, shapes, offsets and size as llama-quantize's" \
+    "$CMP" layout "$R/wikillama-q4_0.gguf" "$S/cal-q4_0.gguf"
+check "--optimize --calibration Q4_0: the file differs from plain --optimize" sh -c "! cmp -s '$S/opt-q4_0.gguf' '$S/cal-q4_0.gguf'"
+
+# llama.cpp loads them as any file of these types: next-token top-10 as nomoat-verify computes it
+. tests/node-env.sh
+if [ "$SAN" = 1 ]; then
+    skip "optimized files in node-llama-cpp (SAN build)"
+elif node_setup node-llama-cpp@3.21.1 && node_llamacpp_avx2; then
+    for f in opt-q4_k_m cal-q4_0; do
+        "$V" logits "$S/$f.gguf" --prompt "The history of the city" --top 10 --json -t 2 >"$S/ours.json"
+        ids=$(/usr/bin/python3 -c "import json,sys; print(','.join(map(str, json.load(open(sys.argv[1]))['tokens'])))" "$S/ours.json")
+        if timeout 300 node tests/verify/node_top.mjs "$S/$f.gguf" 10 "$ids" >"$S/node.json" 2>"$S/node.err"; then
+            check "$f loads in node-llama-cpp; top-10 ids and probabilities match nomoat-verify within 1e-3" /usr/bin/python3 - "$S/ours.json" "$S/node.json" <<'PY'
+import json, sys
+ours = json.load(open(sys.argv[1]))["top"]; theirs = json.load(open(sys.argv[2]))
+assert len(ours) == 10 and len(theirs) == 10
+for a, b in zip(ours, theirs):
+    assert a["id"] == b["id"] or abs(a["p"] - b["p"]) < 1e-3, (a, b)
+    assert abs(a["p"] - b["p"]) < 1e-3, (a, b)
+PY
+        else
+            fail "$f loads in node-llama-cpp" "$(tail -3 "$S/node.err")"
+        fi
+    done
+else
+    skip "optimized files in node-llama-cpp (node/npm, node-llama-cpp@3.21.1 or its AVX2 build unavailable)"
+fi
+finish
