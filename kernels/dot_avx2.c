@@ -123,6 +123,63 @@ ALWAYS_INLINE void k_q8_1_family(uint32_t wt, int64_t n, const uint8_t *w, const
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]) + accm[c];
 }
 
+/* Q8_0 tile: two weight rows × up to four activation rows per pass (each activation block loaded
+ * once for both rows, each weight block once for four activation rows); per output the same
+ * block sums, scale products and lane chains as k_q8_0_family, so the same bits. */
+ALWAYS_INLINE void q8_0_pass(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
+                             float *out, size_t os) {
+    __m256 acc[2][4];
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 32; b++) {
+        __m256i q[2], aq[2];
+        float dw[2];
+        UNROLL
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *wb = w + (size_t)r * ws + (size_t)b * 34;
+            q[r] = _mm256_loadu_si256((const __m256i *)(wb + 2));
+            aq[r] = _mm256_sign_epi8(q[r], q[r]);
+            dw[r] = h2f(wb);
+        }
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
+            const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 2));
+            const float dy = h2f(ab);
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(y, q[r])),
+                                                    _mm256_set1_epi16(1));
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dy), _mm256_cvtepi32_ps(p), acc[r][c]);
+            }
+        }
+    }
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum(acc[r][c]);
+}
+
+static void tile_q8_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
+                      size_t os) {
+    for (int j = 0; j < nc; j += 4) {
+        const int m = nc - j < 4 ? nc - j : 4;
+        for (int i = 0; i < nr; i += 2) {
+            const uint8_t *wi = w + (size_t)i * ws, *aj = a + (size_t)j * as;
+            float *o = out + (size_t)j * os + (size_t)i;
+            const int rows = nr - i >= 2 ? 2 : 1;
+            switch (m) {
+            case 4: if (rows == 2) q8_0_pass(n, wi, ws, 2, aj, as, 4, o, os); else q8_0_pass(n, wi, ws, 1, aj, as, 4, o, os); break;
+            case 3: if (rows == 2) q8_0_pass(n, wi, ws, 2, aj, as, 3, o, os); else q8_0_pass(n, wi, ws, 1, aj, as, 3, o, os); break;
+            case 2: if (rows == 2) q8_0_pass(n, wi, ws, 2, aj, as, 2, o, os); else q8_0_pass(n, wi, ws, 1, aj, as, 2, o, os); break;
+            default: if (rows == 2) q8_0_pass(n, wi, ws, 2, aj, as, 1, o, os); else q8_0_pass(n, wi, ws, 1, aj, as, 1, o, os); break;
+            }
+        }
+    }
+}
+
 /* Q4_0 in the reference order: each block's integer sum is finished (exactly) before it enters
  * the output's single chain of fused multiply-adds. */
 ALWAYS_INLINE int hsum_i32(__m256i v) {
@@ -853,6 +910,10 @@ bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, in
     if (wt == GGML_TYPE_Q4_0 &&
         tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
+    if (wt == GGML_TYPE_Q8_0) {
+        tile_q8_0(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        return true;
+    }
     if (wt == GGML_TYPE_Q5_K) {
         tile_q5_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
         return true;
