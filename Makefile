@@ -178,7 +178,7 @@ fuzz:
 ARM64_CC   ?= aarch64-linux-gnu-gcc
 ARM64_QEMU ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
 ARM64_ARGS ?= 1000000 20000
-ARM64_SRC  := formats/quants.c formats/quants_k.c formats/quants_neon.c formats/tensor.c formats/tensor_neon.c common/error.c common/cpu.c
+ARM64_SRC  := formats/quants.c formats/quants_k.c formats/quants_k_low.c formats/quants_iq4.c formats/quants_tq.c formats/quants_neon.c formats/tensor.c formats/tensor_neon.c common/error.c common/cpu.c
 test-arm64:
 	@NOMOAT_WITH_ARM64=1 sh $(DEPS_SCRIPT)
 	@mkdir -p build-arm64

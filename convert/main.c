@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "common/outfile.h"
 #include "common/parallel.h"
 #include "formats/quants.h"
+#include "formats/bpe.h"
 #include "formats/spm.h"
 #include "formats/tensor.h"
 
@@ -35,7 +37,8 @@ static void usage(FILE *f) {
             "\n"
             "Converts a Llama-family checkpoint to one GGUF v3 file that llama.cpp loads unchanged.\n"
             "MODEL_DIR is a Hugging Face folder (config.json, *.safetensors or pytorch_model*.bin,\n"
-            "tokenizer.model) or Meta's original layout (params.json, consolidated.NN.pth, tokenizer.model).\n"
+            "tokenizer.model or tokenizer.json) or Meta's original layout (params.json, consolidated.NN.pth,\n"
+            "tokenizer.model).\n"
             "\n"
             "options:\n"
             "  -o, --outfile OUT.gguf   output file (default: MODEL_DIR/<Name>-<size>-<TYPE>.gguf)\n"
@@ -45,6 +48,8 @@ static void usage(FILE *f) {
             "      --context-length N   llama.context_length (Meta's params.json lacks it: the default is\n"
             "                           llama.cpp's guess from norm_eps / rope_theta)\n"
             "      --vocab-only         write only the tokenizer and hyper-parameters\n"
+            "      --pre NAME           BPE pre-tokenizer name to record (tokenizer.ggml.pre) instead of\n"
+            "                           the one derived from tokenizer.json's pre_tokenizer\n"
             "      --dry-run            print the plan (tensor table, output size) and write nothing\n"
             "  -f, --force              replace an existing output file\n"
             "  -t, --threads N          worker threads (default: all cores)\n"
@@ -58,7 +63,7 @@ static void usage(FILE *f) {
             "  -h, --help               this help\n"
             "\n"
             "Supported: LlamaForCausalLM and MistralForCausalLM (GQA or MHA, tied or untied embeddings)\n"
-            "with a SentencePiece tokenizer.model. Exit status: 0 on success, 1 on any error (no output\n"
+            "with a SentencePiece tokenizer.model or a byte-level BPE tokenizer.json. Exit status: 0 on success, 1 on any error (no output\n"
             "file is left behind).\n");
 }
 
@@ -73,10 +78,11 @@ typedef struct options {
     int threads;
     const char *base; /* adapter mode (convert/lora.c) */
     bool outtype_given;
+    const char *pre;  /* BPE pre-tokenizer override */
 } options;
 
 static int parse_args(int argc, char **argv, options *o) {
-    enum { O_OUTTYPE = 256, O_SPLIT, O_CTX, O_VOCAB, O_DRY, O_NOFSYNC, O_JSON, O_BASE };
+    enum { O_OUTTYPE = 256, O_SPLIT, O_CTX, O_VOCAB, O_DRY, O_NOFSYNC, O_JSON, O_BASE, O_PRE };
     static const struct option longopts[] = {
         {"outfile", required_argument, NULL, 'o'}, {"outtype", required_argument, NULL, O_OUTTYPE},
         {"split-max-size", required_argument, NULL, O_SPLIT}, {"context-length", required_argument, NULL, O_CTX},
@@ -84,7 +90,7 @@ static int parse_args(int argc, char **argv, options *o) {
         {"force", no_argument, NULL, 'f'}, {"threads", required_argument, NULL, 't'},
         {"no-fsync", no_argument, NULL, O_NOFSYNC}, {"json", no_argument, NULL, O_JSON},
         {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {"base", required_argument, NULL, O_BASE},
-        {NULL, 0, NULL, 0},
+        {"pre", required_argument, NULL, O_PRE}, {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->outtype = CONV_OUT_AUTO;
@@ -130,6 +136,14 @@ static int parse_args(int argc, char **argv, options *o) {
         case O_NOFSYNC: o->no_fsync = true; break;
         case O_JSON: o->json = true; break;
         case O_BASE: o->base = optarg; break;
+        case O_PRE:
+            if (!bpe_pre_supported(optarg)) {
+                fprintf(stderr, TOOL ": --pre '%s' is not a pre-tokenizer nomoat implements (one of: %s)\n", optarg,
+                        bpe_pre_names);
+                return -1;
+            }
+            o->pre = optarg;
+            break;
         case 'q': o->quiet = true; break;
         case 'h': usage(stdout); exit(0);
         case ':':
@@ -187,13 +201,71 @@ static void kv_str(kv_sink *k, const char *key, const char *s) {
 typedef struct vocab_arrays {
     uint32_t n;
     gguf_string *tokens;
-    const float *scores;
+    const float *scores;  /* NULL for BPE */
     const int32_t *types;
+    /* BPE (tokenizer.json) only */
+    const char *pre;
+    uint32_t n_merges;
+    gguf_string *merges;  /* "left right" */
+    char *merge_text;
 } vocab_arrays;
 
 static void vocab_arrays_free(vocab_arrays *v) {
     free(v->tokens);
+    free(v->merges);
+    free(v->merge_text);
     memset(v, 0, sizeof *v);
+}
+
+/* The BPE vocabulary as llama.cpp's get_vocab_base + gguf.SpecialVocab build it: tokens and
+ * types from tokenizer.json (gaps up to config.json's vocab_size as [PADn] UNUSED), merges as
+ * "left right" strings (a space inside a part written as U+0120, as gguf-py does). */
+static int build_bpe_vocab(vocab_arrays *v, bpe_vocab *bv, const conv_config *c, const char *pre, nm_error *err) {
+    memset(v, 0, sizeof *v);
+    if (c->n_vocab && c->n_vocab < bv->n_tokens)
+        return nm_fail(err, "tokenizer.json has token ids up to %u but config.json's vocab_size is %u",
+                       bv->n_tokens - 1, c->n_vocab);
+    if (c->n_vocab && bpe_vocab_resize(bv, c->n_vocab, err) != 0)
+        return -1;
+    v->pre = pre ? pre : bv->pre;
+    if (!v->pre[0])
+        return nm_fail(err, "%s", bv->pre_error);
+    v->n = bv->n_tokens;
+    v->tokens = calloc(v->n ? v->n : 1, sizeof *v->tokens);
+    v->merges = calloc(bv->n_merges ? bv->n_merges : 1, sizeof *v->merges);
+    size_t bytes = 1;
+    for (uint32_t i = 0; i < bv->n_merges; i++)
+        bytes += 2 * ((size_t)bv->merge_left_lens[i] + bv->merge_right_lens[i]) + 1;
+    v->merge_text = malloc(bytes);
+    if (!v->tokens || !v->merges || !v->merge_text)
+        return nm_fail(err, "out of memory building the vocabulary");
+    for (uint32_t i = 0; i < v->n; i++) {
+        v->tokens[i].ptr = bv->tokens[i];
+        v->tokens[i].len = bv->token_lens[i];
+    }
+    v->types = bv->types;
+    char *p = v->merge_text;
+    for (uint32_t i = 0; i < bv->n_merges; i++) {
+        char *start = p;
+        for (int side = 0; side < 2; side++) {
+            const char *s = side ? bv->merge_right[i] : bv->merge_left[i];
+            uint32_t len = side ? bv->merge_right_lens[i] : bv->merge_left_lens[i];
+            for (uint32_t k = 0; k < len; k++) {
+                if (s[k] == ' ') {
+                    *p++ = (char)0xc4; /* U+0120 */
+                    *p++ = (char)0xa0;
+                } else {
+                    *p++ = s[k];
+                }
+            }
+            if (!side)
+                *p++ = ' ';
+        }
+        v->merges[i].ptr = start;
+        v->merges[i].len = (uint64_t)(p - start);
+    }
+    v->n_merges = bv->n_merges;
+    return 0;
 }
 
 /* The vocabulary exactly as llama.cpp's _create_vocab_sentencepiece builds it: the pieces of
@@ -256,18 +328,27 @@ static void write_metadata(kv_sink *k, const conv_config *c, const conv_naming *
         kv_f32(k, "llama.rope.scaling.factor", c->rope_linear_factor);
     }
     kv_u32(k, "general.quantization_version", 2);
-    kv_str(k, "tokenizer.ggml.model", "llama");
-    kv_str(k, "tokenizer.ggml.pre", "default");
+    kv_str(k, "tokenizer.ggml.model", v->pre ? "gpt2" : "llama");
+    kv_str(k, "tokenizer.ggml.pre", v->pre ? v->pre : "default");
     uint64_t tok_bytes = 4 + 8;
     for (uint32_t i = 0; i < v->n; i++)
         tok_bytes += 8 + v->tokens[i].len;
     kv_key(k, "tokenizer.ggml.tokens", tok_bytes);
-    kv_key(k, "tokenizer.ggml.scores", 12 + 4 * (uint64_t)v->n);
+    if (v->scores)
+        kv_key(k, "tokenizer.ggml.scores", 12 + 4 * (uint64_t)v->n);
     kv_key(k, "tokenizer.ggml.token_type", 12 + 4 * (uint64_t)v->n);
     if (k->w) {
         if (gguf_writer_set_string_array(k->w, "tokenizer.ggml.tokens", v->tokens, v->n) != 0 ||
-            gguf_writer_set_array(k->w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, v->scores, v->n) != 0 ||
+            (v->scores && gguf_writer_set_array(k->w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, v->scores, v->n) != 0) ||
             gguf_writer_set_array(k->w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, v->types, v->n) != 0)
+            k->failed = 1;
+    }
+    if (v->n_merges) {
+        uint64_t merge_bytes = 4 + 8;
+        for (uint32_t i = 0; i < v->n_merges; i++)
+            merge_bytes += 8 + v->merges[i].len;
+        kv_key(k, "tokenizer.ggml.merges", merge_bytes);
+        if (k->w && gguf_writer_set_string_array(k->w, "tokenizer.ggml.merges", v->merges, v->n_merges) != 0)
             k->failed = 1;
     }
     for (int i = 0; i < c->n_special; i++) {
@@ -447,6 +528,19 @@ static void writer_submit(writer_thread *wt, int k, size_t len) {
     pthread_mutex_unlock(&wt->mu);
 }
 
+/* Drops a mapped input tensor's pages from this process once it is converted (they stay in the
+ * page cache), so resident memory stays near one tensor instead of growing to the whole
+ * checkpoint. Only whole pages inside the tensor: its neighbours' edges stay mapped. */
+static void release_input(const void *data, size_t size) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0)
+        page = 4096;
+    uintptr_t begin = ((uintptr_t)data + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t end = ((uintptr_t)data + size) & ~(uintptr_t)(page - 1);
+    if (end > begin)
+        madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
 static int write_tensors(gguf_writer *w, const conv_plan *p, const conv_source *s, nm_pool *pool, bool quiet,
                          run_stats *st, nm_error *err) {
     int threads = nm_pool_threads(pool);
@@ -530,6 +624,8 @@ static int write_tensors(gguf_writer *w, const conv_plan *p, const conv_source *
             nm_progress_update(&prog, i, done);
         }
         sample_memory(st);
+        if (t->data)
+            release_input(t->data, t->size);
         nm_progress_update(&prog, i + 1, done);
     }
     rc = 0;
@@ -640,6 +736,9 @@ int main(int argc, char **argv) {
     spm_vocab sp;
     memset(&sp, 0, sizeof sp);
     bool sp_loaded = false;
+    bpe_vocab bv;
+    memset(&bv, 0, sizeof bv);
+    bool bv_loaded = false;
     conv_source *src = NULL;
     conv_plan plan;
     memset(&plan, 0, sizeof plan);
@@ -661,19 +760,27 @@ int main(int argc, char **argv) {
         goto fail;
     snprintf(path, sizeof path, "%s/tokenizer.model", o.dir);
     if (access(path, F_OK) != 0) {
-        char alt[PATH_MAX + 64];
-        snprintf(alt, sizeof alt, "%s/tokenizer.json", o.dir);
-        if (access(alt, F_OK) == 0)
-            nm_fail(&err, "%s has only tokenizer.json (a BPE tokenizer); nomoat-convert supports SentencePiece "
-                          "tokenizer.model vocabularies for now", o.dir);
-        else
-            nm_fail(&err, "%s has no tokenizer.model (SentencePiece vocabulary)", o.dir);
+        snprintf(path, sizeof path, "%s/tokenizer.json", o.dir);
+        if (access(path, F_OK) != 0) {
+            nm_fail(&err, "%s has no tokenizer.model (SentencePiece) nor tokenizer.json (BPE)", o.dir);
+            goto fail;
+        }
+        if (bpe_vocab_load_json(&bv, path, &err) != 0)
+            goto fail;
+        bv_loaded = true;
+        if (!o.pre && !bv.pre[0]) {
+            nm_fail(&err, "%s: %s", path, bv.pre_error);
+            goto fail;
+        }
+    } else if (o.pre) {
+        nm_fail(&err, "--pre applies to BPE tokenizers (tokenizer.json); %s has a SentencePiece tokenizer.model", o.dir);
         goto fail;
+    } else if (spm_vocab_load(&sp, path, &err) != 0) {
+        goto fail;
+    } else {
+        sp_loaded = true;
     }
-    if (spm_vocab_load(&sp, path, &err) != 0)
-        goto fail;
-    sp_loaded = true;
-    if (sp.n_tokens == 0) {
+    if (sp_loaded && sp.n_tokens == 0) {
         nm_fail(&err, "%s: the vocabulary is empty", path);
         goto fail;
     }
@@ -681,13 +788,15 @@ int main(int argc, char **argv) {
         goto fail;
     if (cfg.layout == CONV_LAYOUT_META && cfg.n_vocab == 0 && !conv_source_find(src, "tok_embeddings.weight"))
         cfg.n_vocab = sp.n_tokens;
+    if (bv_loaded && cfg.n_vocab == 0)
+        cfg.n_vocab = bv.n_tokens;
     if (conv_plan_build(&plan, &cfg, src, o.outtype, &err) != 0)
         goto fail;
     if (o.has_context_length) {
         cfg.n_ctx = o.context_length;
         cfg.has_ctx = true;
     }
-    if (build_vocab(&voc, &sp, &cfg, o.dir, &err) != 0)
+    if (bv_loaded ? build_bpe_vocab(&voc, &bv, &cfg, o.pre, &err) != 0 : build_vocab(&voc, &sp, &cfg, o.dir, &err) != 0)
         goto fail;
 
     /* names and the output path */
@@ -831,6 +940,8 @@ done:
     conv_source_close(src);
     if (sp_loaded)
         spm_vocab_free(&sp);
+    if (bv_loaded)
+        bpe_vocab_free(&bv);
     conv_config_free(&cfg);
     fflush(stdout);
     return status;

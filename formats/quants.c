@@ -4,6 +4,7 @@
 #include "formats/quants.h"
 #include "formats/quants_simd.h"
 #include "common/cpu.h"
+#include "formats/quants_iq.h"
 
 #include <float.h>
 #include <inttypes.h>
@@ -386,6 +387,35 @@ void nm_dq_q4_k_ref(const uint8_t *x, float *y, int64_t n);
 void nm_dq_q5_k_ref(const uint8_t *x, float *y, int64_t n);
 void nm_dq_q6_k_ref(const uint8_t *x, float *y, int64_t n);
 void nm_dq_q8_k_ref(const uint8_t *x, float *y, int64_t n);
+/* 2- and 3-bit K-quants (quants_k_low.c), non-linear 4-bit (quants_iq4.c), ternary (quants_tq.c). */
+void nm_q2_k_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_q3_k_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_dq_q2_k_ref(const uint8_t *x, float *y, int64_t n);
+void nm_dq_q3_k_ref(const uint8_t *x, float *y, int64_t n);
+void nm_iq4_nl_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_iq4_xs_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_dq_iq4_nl_ref(const uint8_t *x, float *y, int64_t n);
+void nm_dq_iq4_xs_ref(const uint8_t *x, float *y, int64_t n);
+void nm_tq1_0_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_tq2_0_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_dq_tq1_0_ref(const uint8_t *x, float *y, int64_t n);
+void nm_dq_tq2_0_ref(const uint8_t *x, float *y, int64_t n);
+
+/* Lattice i-quants (quants_iq1.c, quants_iq2.c, quants_iq3.c; lattice tables in quants_iq.h). */
+void nm_iq3_xxs_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_iq3_s_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_dq_iq3_xxs_ref(const uint8_t *x, float *y, int64_t n);
+void nm_dq_iq3_s_ref(const uint8_t *x, float *y, int64_t n);
+void nm_iq2_xxs_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_iq2_xs_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_iq2_s_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_dq_iq2_xxs_ref(const uint8_t *x, float *y, int64_t n);
+void nm_dq_iq2_xs_ref(const uint8_t *x, float *y, int64_t n);
+void nm_dq_iq2_s_ref(const uint8_t *x, float *y, int64_t n);
+void nm_iq1_s_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_iq1_m_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_dq_iq1_s_ref(const uint8_t *x, float *y, int64_t n);
+void nm_dq_iq1_m_ref(const uint8_t *x, float *y, int64_t n);
 
 nm_qrow_fn nm_quants_ref_quantizer(uint32_t type) {
     switch (type) {
@@ -402,6 +432,19 @@ nm_qrow_fn nm_quants_ref_quantizer(uint32_t type) {
     case GGML_TYPE_Q5_K: return nm_q5_k_row_ref;
     case GGML_TYPE_Q6_K: return nm_q6_k_row_ref;
     case GGML_TYPE_Q8_K: return nm_q8_k_row_ref;
+    case GGML_TYPE_IQ3_XXS: return nm_iq3_xxs_row_ref;
+    case GGML_TYPE_IQ3_S: return nm_iq3_s_row_ref;
+    case GGML_TYPE_IQ2_XXS: return nm_iq2_xxs_row_ref;
+    case GGML_TYPE_IQ2_XS: return nm_iq2_xs_row_ref;
+    case GGML_TYPE_IQ2_S: return nm_iq2_s_row_ref;
+    case GGML_TYPE_IQ1_S: return nm_iq1_s_row_ref;
+    case GGML_TYPE_IQ1_M: return nm_iq1_m_row_ref;
+    case GGML_TYPE_Q2_K: return nm_q2_k_row_ref;
+    case GGML_TYPE_Q3_K: return nm_q3_k_row_ref;
+    case GGML_TYPE_IQ4_NL: return nm_iq4_nl_row_ref;
+    case GGML_TYPE_IQ4_XS: return nm_iq4_xs_row_ref;
+    case GGML_TYPE_TQ1_0: return nm_tq1_0_row_ref;
+    case GGML_TYPE_TQ2_0: return nm_tq2_0_row_ref;
     default: return NULL;
     }
 }
@@ -421,6 +464,19 @@ nm_dqrow_fn nm_quants_ref_dequantizer(uint32_t type) {
     case GGML_TYPE_Q5_K: return nm_dq_q5_k_ref;
     case GGML_TYPE_Q6_K: return nm_dq_q6_k_ref;
     case GGML_TYPE_Q8_K: return nm_dq_q8_k_ref;
+    case GGML_TYPE_IQ3_XXS: return nm_dq_iq3_xxs_ref;
+    case GGML_TYPE_IQ3_S: return nm_dq_iq3_s_ref;
+    case GGML_TYPE_IQ2_XXS: return nm_dq_iq2_xxs_ref;
+    case GGML_TYPE_IQ2_XS: return nm_dq_iq2_xs_ref;
+    case GGML_TYPE_IQ2_S: return nm_dq_iq2_s_ref;
+    case GGML_TYPE_IQ1_S: return nm_dq_iq1_s_ref;
+    case GGML_TYPE_IQ1_M: return nm_dq_iq1_m_ref;
+    case GGML_TYPE_Q2_K: return nm_dq_q2_k_ref;
+    case GGML_TYPE_Q3_K: return nm_dq_q3_k_ref;
+    case GGML_TYPE_IQ4_NL: return nm_dq_iq4_nl_ref;
+    case GGML_TYPE_IQ4_XS: return nm_dq_iq4_xs_ref;
+    case GGML_TYPE_TQ1_0: return nm_dq_tq1_0_ref;
+    case GGML_TYPE_TQ2_0: return nm_dq_tq2_0_ref;
     default: return NULL;
     }
 }
@@ -497,6 +553,10 @@ bool nm_quantize_supported(uint32_t type) {
     case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
     case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
+    case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ3_S: case GGML_TYPE_IQ2_XXS: case GGML_TYPE_IQ2_XS:
+    case GGML_TYPE_IQ2_S: case GGML_TYPE_IQ1_S: case GGML_TYPE_IQ1_M:
+    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: case GGML_TYPE_IQ4_NL: case GGML_TYPE_IQ4_XS:
+    case GGML_TYPE_TQ1_0: case GGML_TYPE_TQ2_0:
         return true;
     default:
         return false;
@@ -510,8 +570,16 @@ bool nm_dequantize_supported(uint32_t type) {
 /* Offsets of the f16 fields that must stay finite, per type (-1 terminates). */
 static const int *f16_fields(uint32_t type) {
     static const int d0[] = {0, -1}, d0m2[] = {0, 2, -1}, q6k[] = {208, -1}, none[] = {-1};
+    static const int q2k[] = {80, 82, -1}, q3k[] = {108, -1}, tq1[] = {52, -1}, tq2[] = {64, -1};
     switch (type) {
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0: return d0;
+    case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ3_S: case GGML_TYPE_IQ2_XXS: case GGML_TYPE_IQ2_XS:
+    case GGML_TYPE_IQ2_S: case GGML_TYPE_IQ1_S: return d0;
+    case GGML_TYPE_IQ4_NL: case GGML_TYPE_IQ4_XS: return d0;
+    case GGML_TYPE_Q2_K: return q2k;
+    case GGML_TYPE_Q3_K: return q3k;
+    case GGML_TYPE_TQ1_0: return tq1;
+    case GGML_TYPE_TQ2_0: return tq2;
     case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1: case GGML_TYPE_Q8_1:
     case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: return d0m2;
     case GGML_TYPE_Q6_K: return q6k;
@@ -581,6 +649,11 @@ static int quantize_rows(uint32_t type, const float *src, void *dst, int64_t nro
     size_t row_size;
     if (ggml_row_size(type, (uint64_t)n_per_row, &row_size) != 0)
         return nm_fail(err, "row of %" PRId64 " values of %s is too large", n_per_row, t->name);
+    if (!imatrix && nm_iq_requires_imatrix(type))
+        return nm_fail(err, "%s needs an importance matrix (ggml's quantizer for it cannot run without one)",
+                       t->name);
+    if (nm_iq_prepare(type) != 0)
+        return nm_fail(err, "out of memory building the %s codebook search tables", t->name);
     if (imatrix) {
         int64_t bad = find_nonfinite(imatrix, n_per_row, simd);
         if (bad >= 0)

@@ -12,7 +12,7 @@
 #include "formats/tensor.h"
 
 /* Types nm_quantize_rows can produce: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K,
- * Q4_K, Q5_K, Q6_K (Q2_K/Q3_K only if implemented). */
+ * Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0. */
 bool nm_quantize_supported(uint32_t type);
 /* Types nm_dequantize_row can read (the above plus Q8_1, Q8_K). */
 bool nm_dequantize_supported(uint32_t type);
@@ -24,8 +24,7 @@ bool nm_dequantize_supported(uint32_t type);
  * size, or the data cannot be stored (NaN/Inf, a scale overflowing f16). Callers prefix the
  * tensor name. Thread-safe; callers parallelise over row ranges.
  * Also accepts the activation types Q8_1 and Q8_K (verify quantizes activations with it), which
- * nm_quantize_supported does not list because they are never stored in model files.
- * Q2_K and Q3_K are not implemented (no reference vectors to prove them against). */
+ * nm_quantize_supported does not list because they are never stored in model files. */
 int nm_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
                      const float *imatrix, nm_error *err);
 /* Scalar reference of the same. */

@@ -761,6 +761,9 @@ nm_qrow_fn nm_quants_avx2_quantizer(uint32_t type) {
     case GGML_TYPE_Q4_K: return q4_k_row;
     case GGML_TYPE_Q5_K: return q5_k_row;
     case GGML_TYPE_Q6_K: return q6_k_row;
+    case GGML_TYPE_Q3_K: return nm_q3_k_row_avx2;
+    case GGML_TYPE_IQ4_NL: return nm_iq4_nl_row_avx2;
+    case GGML_TYPE_IQ4_XS: return nm_iq4_xs_row_avx2;
     default: return NULL;
     }
 }

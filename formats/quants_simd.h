@@ -50,4 +50,20 @@ void nm_qk_set_scales_a(uint8_t *y, const float *scales, const float *mins);
 void nm_qk_set_scales_b(uint8_t *y, const float *scales, const float *mins, const float *sw);
 int nm_q6k_set_scales(uint8_t *y, const float *scales);
 
+/* IQ4_NL / IQ4_XS (quants_iq4.c), sb = 32 or 256: the weights of a (super-)block (x^2, or
+ * qw·sqrt(sigma2 + x^2) with importance weights), and, given each 32-block's searched scale,
+ * the stored scale(s) and the nibbles. */
+void nm_iq4_weights(int sb, const float *x, const float *qw, float *weight);
+/* Q3_K (quants_k_low.c): after make_q3_quants per 16-element sub-block (scales, L as 0..7),
+ * the rest of the reference block quantizer; nm_q3_k_row_avx2 runs those searches eight at once. */
+void nm_q3k_finish(const float *x, uint8_t *y, const float *scales, int8_t *L);
+/* Its first stage alone: the 16 scales to 6 bits and d (bytes 96..109). */
+void nm_q3k_set_scales(uint8_t *y, const float *scales);
+void nm_q3_k_row_avx2(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_q3_k_row_ref(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_iq4_nl_row_avx2(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_iq4_xs_row_avx2(const float *x, uint8_t *y, int64_t n, const float *qw);
+void nm_iq4_finish(int sb, const float *x, const float *scales, uint8_t *d_out, uint8_t *q4, uint8_t *scales_h,
+                   uint8_t *scales_l);
+
 #endif

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/dot_iq.h"
 #include "kernels/dot_simd.h"
+#include "kernels/dot_lowbit.h"
 #include "formats/tensor.h"
 #include "common/cpu.h"
 
@@ -22,8 +24,13 @@ int nm_dot_act_type(uint32_t wt) {
     case GGML_TYPE_F16: return GGML_TYPE_F16;
     case GGML_TYPE_BF16: return GGML_TYPE_BF16;
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0: return GGML_TYPE_Q8_0;
+    case GGML_TYPE_IQ4_NL: return GGML_TYPE_Q8_0;
     case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1: return GGML_TYPE_Q8_1;
     case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K: return GGML_TYPE_Q8_K;
+    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: case GGML_TYPE_IQ4_XS: return GGML_TYPE_Q8_K;
+    case GGML_TYPE_TQ1_0: case GGML_TYPE_TQ2_0: return GGML_TYPE_Q8_K;
+    case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ3_S: case GGML_TYPE_IQ2_XXS: case GGML_TYPE_IQ2_XS:
+    case GGML_TYPE_IQ2_S: case GGML_TYPE_IQ1_S: case GGML_TYPE_IQ1_M: return GGML_TYPE_Q8_K; /* dot_iq.c */
     default: return -1;
     }
 }
@@ -352,12 +359,19 @@ float nm_dot_ref(uint32_t wt, int64_t n, const void *w, const void *a) {
     case GGML_TYPE_Q4_K: return dot_q4_k(n, w, a);
     case GGML_TYPE_Q5_K: return dot_q4_k_q5_k(n, w, a, true);
     case GGML_TYPE_Q6_K: return dot_q6_k(n, w, a);
-    default: return 0.0f;
+    default: {
+        float r = 0.0f;
+        if (!nm_dot_iq_ref(wt, n, w, a, &r))
+            nm_dot_lowbit_ref(wt, n, w, a, &r);
+        return r;
+    }
     }
 }
 
 void nm_dot_tile_ref(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows,
                      const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride) {
+    if (nm_dot_tile_iq(wt, false, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+        return;
     for (int j = 0; j < n_cols; j++)
         for (int i = 0; i < n_rows; i++)
             out[(size_t)j * out_stride + (size_t)i] =
@@ -490,6 +504,10 @@ void nm_dot_f32_columns(int64_t n, const float *x, size_t x_stride, int n_x, con
 void nm_dot_tile_aux(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                      size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out, size_t out_stride) {
 #if defined(__x86_64__)
+    if (nm_dot_iq_type(wt)) { /* unpacked once per row, AVX2 lane sums (dot_iq.h) */
+        nm_dot_tile_iq(wt, DOT_SIMD(), n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        return;
+    }
     if (DOT_AVX512() && nm_dot_tile_avx512(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols,
                                            out, out_stride))
         return;

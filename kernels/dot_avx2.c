@@ -1,6 +1,7 @@
 /* AVX2/FMA/F16C kernels for dot.h (built with -mavx2 -mfma -mf16c; used only when the CPU has
- * them). Each kernel multiplies one weight row with up to four activation rows so a decoded
- * weight block is reused four times. Block sums are exact integers as in the reference. F32,
+ * them). Float tiles are register-blocked (4 weight rows × 3 activation rows per pass); the
+ * other kernels multiply one weight row with up to four activation rows so a decoded weight
+ * block is reused four times. Block sums are exact integers as in the reference. F32,
  * F16, BF16 and Q4_0 keep the reference's float order exactly (bit-identical results); the
  * other types differ from it in the order of their float sums. */
 #include "kernels/dot_simd.h"
@@ -11,9 +12,17 @@
 #include <string.h>
 
 #include "kernels/dot.h"
+#include "kernels/dot_lowbit.h"
 #include "formats/tensor.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* Loops over a kernel's outputs must unroll so that their accumulators live in registers: gcc
+ * -O2 needs telling, clang does it unasked. */
+#if defined(__clang__)
+#define UNROLL
+#else
+#define UNROLL _Pragma("GCC unroll 8")
+#endif
 
 ALWAYS_INLINE float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -76,6 +85,7 @@ ALWAYS_INLINE void k_q8_0_family(uint32_t wt, int64_t n, const uint8_t *w, const
             q = _mm256_loadu_si256((const __m256i *)(w + 2));
         }
         const float dw = h2f(w);
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
             const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 2));
@@ -101,6 +111,7 @@ ALWAYS_INLINE void k_q8_1_family(uint32_t wt, int64_t n, const uint8_t *w, const
             q = _mm256_or_si256(unpack_nibbles32(w + 8), bits_to_bytes(qh));
         }
         const float dw = h2f(w), mw = h2f(w + 2);
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 36;
             const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 4));
@@ -126,6 +137,7 @@ ALWAYS_INLINE void k_q4_0(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
     for (int64_t b = 0; b < n / 32; b++, w += 18) {
         const __m256i q = _mm256_sub_epi8(unpack_nibbles32(w + 2), _mm256_set1_epi8(8));
         const float dw = h2f(w);
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
             const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 2));
@@ -149,10 +161,12 @@ ALWAYS_INLINE void q4_0_group(int64_t nb, const uint8_t *pw, const uint8_t *aux,
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; b++, pw += Q4_0_PACK_BLOCK) {
         __m256i dp[4];
+        UNROLL
         for (int c = 0; c < nc; c++) dp[c] = _mm256_set1_epi32(info_at(aux, aux_stride, c, b)->minus_8_sum);
         for (int q = 0; q < 4; q++) {
             const __m256i wv = _mm256_loadu_si256((const __m256i *)(pw + 32 * q));
             const __m256i lo = _mm256_and_si256(wv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m4);
+            UNROLL
             for (int c = 0; c < nc; c++) {
                 const uint8_t *y = a + (size_t)c * as + (size_t)b * 34 + 2;
                 int32_t ylo, yhi;
@@ -164,6 +178,7 @@ ALWAYS_INLINE void q4_0_group(int64_t nb, const uint8_t *pw, const uint8_t *aux,
             }
         }
         const __m256 dw = _mm256_loadu_ps((const float *)(pw + 128));
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(info_at(aux, aux_stride, c, b)->d));
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp[c]), d, acc[c]);
@@ -238,6 +253,7 @@ ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t
             }
         }
         const float dw = h2f(w), dminw = h2f(w + 2);
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
             const int8_t *y = (const int8_t *)(ab + 4);
@@ -258,6 +274,105 @@ ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t
         }
     }
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]) - accm[c];
+}
+
+/* Q5_K tile: two weight rows × up to four activation rows per pass, each 32-element sub-block
+ * unpacked where it is used; per output the same lane sums, mins sum and float chains as
+ * k_q45_k (integer sums are exact in any order), so the same bits. */
+ALWAYS_INLINE __m256i q5_k_sub(const uint8_t *blk, int j) {
+    const __m256i bytes = _mm256_loadu_si256((const __m256i *)(blk + 48 + 32 * (j / 2)));
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i lo = j & 1 ? _mm256_and_si256(_mm256_srli_epi16(bytes, 4), m4) : _mm256_and_si256(bytes, m4);
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 16));
+    const __m256i bit = _mm256_set1_epi8((char)(1 << j));
+    const __m256i h = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit), _mm256_set1_epi8(16));
+    return _mm256_or_si256(lo, h);
+}
+
+ALWAYS_INLINE void q5_k_pass(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
+                             float *out, size_t os) {
+    __m256 acc[2][4];
+    float accm[2][4];
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            acc[r][c] = _mm256_setzero_ps();
+            accm[r][c] = 0.0f;
+        }
+    for (int64_t b = 0; b < n / 256; b++) {
+        int sc[2][8], mn[2][8];
+        __m256i sumi[2][4];
+        UNROLL
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *blk = w + (size_t)r * ws + (size_t)b * 176;
+            for (int j = 0; j < 8; j++) scale_min_k4(j, blk + 4, &sc[r][j], &mn[r][j]);
+            UNROLL
+            for (int c = 0; c < nc; c++) sumi[r][c] = _mm256_setzero_si256();
+        }
+        UNROLL
+        for (int j = 0; j < 8; j++) {
+            __m256i yv[4];
+            UNROLL
+            for (int c = 0; c < nc; c++)
+                yv[c] = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * j));
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                const __m256i q = q5_k_sub(w + (size_t)r * ws + (size_t)b * 176, j);
+                const __m256i scv = _mm256_set1_epi16((short)sc[r][j]);
+                UNROLL
+                for (int c = 0; c < nc; c++)
+                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv[c]), scv));
+            }
+        }
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)(ab + 260));
+            const __m128i sub = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+            float dy;
+            memcpy(&dy, ab, 4);
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                const uint8_t *blk = w + (size_t)r * ws + (size_t)b * 176;
+                const __m128i mins = _mm_setr_epi16((short)mn[r][0], (short)mn[r][1], (short)mn[r][2], (short)mn[r][3],
+                                                    (short)mn[r][4], (short)mn[r][5], (short)mn[r][6], (short)mn[r][7]);
+                __m128i m = _mm_madd_epi16(mins, sub);
+                m = _mm_add_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+                m = _mm_add_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+                const int summ = _mm_cvtsi128_si32(m);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(blk) * dy), _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+                accm[r][c] = fmaf(dy * h2f(blk + 2), (float)summ, accm[r][c]);
+            }
+        }
+    }
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum(acc[r][c]) - accm[r][c];
+}
+
+ALWAYS_INLINE void q5_k_cols(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
+                             float *out, size_t os) {
+    switch (nc) {
+    case 4: q5_k_pass(n, w, ws, nr, a, as, 4, out, os); break;
+    case 3: q5_k_pass(n, w, ws, nr, a, as, 3, out, os); break;
+    case 2: q5_k_pass(n, w, ws, nr, a, as, 2, out, os); break;
+    default: q5_k_pass(n, w, ws, nr, a, as, 1, out, os); break;
+    }
+}
+
+static void tile_q5_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
+                      size_t os) {
+    for (int j = 0; j < nc; j += 4) {
+        const int m = nc - j < 4 ? nc - j : 4;
+        for (int i = 0; i < nr; i += 2) {
+            const uint8_t *wi = w + (size_t)i * ws, *aj = a + (size_t)j * as;
+            float *o = out + (size_t)j * os + (size_t)i;
+            if (nr - i >= 2) q5_k_cols(n, wi, ws, 2, aj, as, m, o, os);
+            else q5_k_cols(n, wi, ws, 1, aj, as, m, o, os);
+        }
+    }
 }
 
 /* 64 4-bit values of a Q4_K block as bytes: q[j] holds sub-block j (elements 32j..32j+31). */
@@ -281,6 +396,7 @@ ALWAYS_INLINE void k_q4_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
         __m256i q[8];
         unpack_q4_k(w + 16, q);
         const float dw = h2f(w), dminw = h2f(w + 2);
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
             const int8_t *y = (const int8_t *)(ab + 4);
@@ -330,6 +446,7 @@ ALWAYS_INLINE void k_q6_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
         }
         const __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales));
         const float dw = h2f(w + 208);
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
             const int8_t *y = (const int8_t *)(ab + 4);
@@ -348,6 +465,102 @@ ALWAYS_INLINE void k_q6_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
         }
     }
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]);
+}
+
+/* Q6_K tile: two weight rows × up to four activation rows per pass. Each 32-element slice k is
+ * unpacked where it is used (one register per row) and meets the activation rows' slice k, so
+ * the 8 per-output integer accumulators stay in registers; each lane's integer sum is the one
+ * k_q6_k builds (integer adds are exact in any order), and the float chain is the same. */
+ALWAYS_INLINE __m256i q6_k_slice(const uint8_t *blk, int k) {
+    const int h = k / 4, j = k % 4;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
+    const __m256i l = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32 * (j & 1)));
+    const __m256i hh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+    const __m256i lo = j < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+    __m256i hi;
+    switch (j) {
+    case 0: hi = _mm256_slli_epi16(hh, 4); break;
+    case 1: hi = _mm256_slli_epi16(hh, 2); break;
+    case 2: hi = hh; break;
+    default: hi = _mm256_srli_epi16(hh, 2); break;
+    }
+    return _mm256_or_si256(lo, _mm256_and_si256(hi, m3));
+}
+
+ALWAYS_INLINE void q6_k_pass(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
+                             float *out, size_t os) {
+    __m256 acc[2][4];
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; b++) {
+        __m256i sumi[2][4];
+        UNROLL
+        for (int r = 0; r < nr; r++)
+            UNROLL
+            for (int c = 0; c < nc; c++) sumi[r][c] = _mm256_setzero_si256();
+        UNROLL
+        for (int k = 0; k < 8; k++) {
+            __m256i yv[4];
+            UNROLL
+            for (int c = 0; c < nc; c++)
+                yv[c] = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * k));
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                const uint8_t *blk = w + (size_t)r * ws + (size_t)b * 210;
+                const __m256i q = q6_k_slice(blk, k);
+                const int8_t *scales = (const int8_t *)(blk + 192);
+                const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(scales[2 * k + 1]), _mm_set1_epi16(scales[2 * k]));
+                UNROLL
+                for (int c = 0; c < nc; c++)
+                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv[c]), sc));
+            }
+        }
+        UNROLL
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *blk = w + (size_t)r * ws + (size_t)b * 210;
+            const __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
+            const float dw = h2f(blk + 208);
+            UNROLL
+            for (int c = 0; c < nc; c++) {
+                const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)(ab + 260));
+                const __m256i s = _mm256_sub_epi32(sumi[r][c], _mm256_slli_epi32(_mm256_madd_epi16(bs, sc_all), 5));
+                float dy;
+                memcpy(&dy, ab, 4);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dy * dw), _mm256_cvtepi32_ps(s), acc[r][c]);
+            }
+        }
+    }
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum(acc[r][c]);
+}
+
+ALWAYS_INLINE void q6_k_cols(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
+                             float *out, size_t os) {
+    switch (nc) {
+    case 4: q6_k_pass(n, w, ws, nr, a, as, 4, out, os); break;
+    case 3: q6_k_pass(n, w, ws, nr, a, as, 3, out, os); break;
+    case 2: q6_k_pass(n, w, ws, nr, a, as, 2, out, os); break;
+    default: q6_k_pass(n, w, ws, nr, a, as, 1, out, os); break;
+    }
+}
+
+/* Activation rows outer: four of them stay in L1 while the tile's weight rows pass by. */
+static void tile_q6_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
+                      size_t os) {
+    for (int j = 0; j < nc; j += 4) {
+        const int m = nc - j < 4 ? nc - j : 4;
+        for (int i = 0; i < nr; i += 2) {
+            const uint8_t *wi = w + (size_t)i * ws, *aj = a + (size_t)j * as;
+            float *o = out + (size_t)j * os + (size_t)i;
+            if (nr - i >= 2) q6_k_cols(n, wi, ws, 2, aj, as, m, o, os);
+            else q6_k_cols(n, wi, ws, 1, aj, as, m, o, os);
+        }
+    }
 }
 
 /* ---------------- float types ---------------- */
@@ -378,6 +591,7 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 w0 = load8(wt, w + (size_t)i * es);
+        UNROLL
         for (int c = 0; c < nc; c++)
             acc[c] = _mm256_fmadd_ps(w0, load8(wt, a + (size_t)c * as + (size_t)i * es), acc[c]);
     }
@@ -389,52 +603,102 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
     }
 }
 
-/* Float weights: activations (f32, or f16/bf16 values, which f32 holds exactly) are widened once
- * per group of four columns, then two weight rows at a time are multiplied with them. */
-ALWAYS_INLINE void k_float_2x(uint32_t wt, int64_t n, const uint8_t *w0, const uint8_t *w1, bool two,
-                              const float *x, size_t xs, int nc, float *out, size_t os) {
+/* Float weights against activations as floats (F32's own rows, or F16/BF16's aux rows, widened
+ * once per batch: f32 holds them exactly). Register blocking: FR weight rows × FC activation rows
+ * per pass, FR·FC accumulators (one per output, each in the tinyBLAS order of dot.c: element k
+ * to lane k mod 8, one fused multiply-add), FC activation registers, one weight register; the
+ * weights widen in registers (vcvtph2ps, or a shift for BF16), each once per FC outputs.
+ * The reduction is cut into slices of FK elements: a slice of FC activation rows stays in L1
+ * while all the tile's weight rows pass by it, and the accumulators wait in a small buffer
+ * between slices (a store and reload changes no bit). gcc -O2 must be told to unroll the
+ * blocking loops for the accumulators to live in registers. */
+
+enum { FR = 4, FC = 3, FK = 512 };
+
+ALWAYS_INLINE void float_slice(uint32_t wt, const uint8_t *w, size_t ws, const float *x, size_t xs, int nr, int nc,
+                               int64_t k0, int64_t k1, __m256 *acc) {
     const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
-    __m256 acc[2][4];
-    for (int c = 0; c < 4; c++) acc[0][c] = acc[1][c] = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 a0 = load8(wt, w0 + (size_t)i * es);
-        const __m256 a1 = two ? load8(wt, w1 + (size_t)i * es) : a0;
-        for (int c = 0; c < nc; c++) {
-            const __m256 xv = _mm256_loadu_ps(x + (size_t)c * xs + (size_t)i);
-            acc[0][c] = _mm256_fmadd_ps(a0, xv, acc[0][c]);
-            if (two) acc[1][c] = _mm256_fmadd_ps(a1, xv, acc[1][c]);
+    __m256 a[FR][FC];
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) a[r][c] = acc[r * FC + c];
+    for (int64_t k = k0; k < k1; k += 8) {
+        __m256 xv[FC];
+        UNROLL
+        for (int c = 0; c < nc; c++) xv[c] = _mm256_loadu_ps(x + (size_t)c * xs + (size_t)k);
+        UNROLL
+        for (int r = 0; r < nr; r++) {
+            const __m256 wv = load8(wt, w + (size_t)r * ws + (size_t)k * es);
+            UNROLL
+            for (int c = 0; c < nc; c++) a[r][c] = _mm256_fmadd_ps(wv, xv[c], a[r][c]);
         }
     }
-    for (int r = 0; r < (two ? 2 : 1); r++) {
-        const uint8_t *wr = r ? w1 : w0;
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[r * FC + c] = a[r][c];
+}
+
+ALWAYS_INLINE void float_slice_cols(uint32_t wt, const uint8_t *w, size_t ws, const float *x, size_t xs, int nr,
+                                    int nc, int64_t k0, int64_t k1, __m256 *acc) {
+    switch (nc) {
+    case 3: float_slice(wt, w, ws, x, xs, nr, 3, k0, k1, acc); break;
+    case 2: float_slice(wt, w, ws, x, xs, nr, 2, k0, k1, acc); break;
+    default: float_slice(wt, w, ws, x, xs, nr, 1, k0, k1, acc); break;
+    }
+}
+
+/* FC (or fewer) activation rows against all nr weight rows; acc holds ceil(nr/FR)·FR·FC vectors. */
+ALWAYS_INLINE void float_cols(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const float *x, size_t xs,
+                              int nc, __m256 *acc, float *out, size_t os) {
+    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
+    const int64_t n8 = n / 8 * 8;
+    const int groups = (nr + FR - 1) / FR;
+    for (int i = 0; i < groups * FR * FC; i++) acc[i] = _mm256_setzero_ps();
+    for (int64_t k0 = 0; k0 < n8; k0 += FK) {
+        const int64_t k1 = n8 - k0 < FK ? n8 : k0 + FK;
+        for (int g = 0; g < groups; g++) {
+            const int m = nr - g * FR < FR ? nr - g * FR : FR;
+            const uint8_t *wg = w + (size_t)g * FR * ws;
+            __m256 *ag = acc + (size_t)g * FR * FC;
+            switch (m) {
+            case 4: float_slice_cols(wt, wg, ws, x, xs, 4, nc, k0, k1, ag); break;
+            case 3: float_slice_cols(wt, wg, ws, x, xs, 3, nc, k0, k1, ag); break;
+            case 2: float_slice_cols(wt, wg, ws, x, xs, 2, nc, k0, k1, ag); break;
+            default: float_slice_cols(wt, wg, ws, x, xs, 1, nc, k0, k1, ag); break;
+            }
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *wr = w + (size_t)r * ws;
         for (int c = 0; c < nc; c++) {
-            float s = hsum(acc[r][c]);
-            for (int64_t k = i; k < n; k++) s += load1(wt, wr + (size_t)k * es) * x[(size_t)c * xs + (size_t)k];
+            float s = hsum(acc[(r / FR) * FR * FC + (r % FR) * FC + c]);
+            for (int64_t k = n8; k < n; k++) s += load1(wt, wr + (size_t)k * es) * x[(size_t)c * xs + (size_t)k];
             out[(size_t)c * os + (size_t)r] = s;
         }
     }
 }
 
-/* Activations as floats: F32's own rows, or F16/BF16's aux rows (widened once per batch). */
 static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
                        const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
     const float *x = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
     const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
-    if (!x || stride % sizeof(float) != 0) return false;
+    if (!x || stride % sizeof(float) != 0 || nr < 1) return false;
     const size_t xs = stride / sizeof(float);
-    for (int j = 0; j < nc; j += 4) {
-        const int m = nc - j < 4 ? nc - j : 4;
+    const size_t n_acc = (size_t)(nr + FR - 1) / FR * FR * FC;
+    __m256 stack_acc[16 * FR * FC];
+    __m256 *acc = n_acc <= 16 * FR * FC ? stack_acc : aligned_alloc(32, n_acc * sizeof(__m256));
+    if (!acc) return false;
+    for (int j = 0; j < nc; j += FC) {
+        const int m = nc - j < FC ? nc - j : FC;
         const float *xj = x + (size_t)j * xs;
-        int i = 0;
-        for (; i + 2 <= nr; i += 2) {
-            const uint8_t *w0 = w + (size_t)i * ws;
-            if (m == 4) k_float_2x(wt, n, w0, w0 + ws, true, xj, xs, 4, out + (size_t)j * os + (size_t)i, os);
-            else k_float_2x(wt, n, w0, w0 + ws, true, xj, xs, m, out + (size_t)j * os + (size_t)i, os);
-        }
-        for (; i < nr; i++)
-            k_float_2x(wt, n, w + (size_t)i * ws, NULL, false, xj, xs, m, out + (size_t)j * os + (size_t)i, os);
+        float *oj = out + (size_t)j * os;
+        if (wt == GGML_TYPE_F32) float_cols(GGML_TYPE_F32, n, w, ws, nr, xj, xs, m, acc, oj, os);
+        else if (wt == GGML_TYPE_F16) float_cols(GGML_TYPE_F16, n, w, ws, nr, xj, xs, m, acc, oj, os);
+        else float_cols(GGML_TYPE_BF16, n, w, ws, nr, xj, xs, m, acc, oj, os);
     }
+    if (acc != stack_acc) free(acc);
     return true;
 }
 
@@ -576,7 +840,7 @@ bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, i
 }
 
 bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act, float *out) {
-    if (!have_kernel(weight_type)) return false;
+    if (!have_kernel(weight_type)) return nm_dot_tile_lowbit_avx2(weight_type, n, w, 0, 1, act, 0, 1, out, 0);
     kernel(weight_type, n, w, act, 0, 1, out, 0);
     return true;
 }
@@ -584,11 +848,20 @@ bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act
 bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                       size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
                       size_t out_stride) {
-    if (!have_kernel(wt)) return false;
+    if (!have_kernel(wt))
+        return nm_dot_tile_lowbit_avx2(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
     if (wt == GGML_TYPE_Q4_0 &&
         tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
-    if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) && n_cols > 1 &&
+    if (wt == GGML_TYPE_Q5_K) {
+        tile_q5_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        return true;
+    }
+    if (wt == GGML_TYPE_Q6_K) {
+        tile_q6_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        return true;
+    }
+    if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) &&
         tile_float(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
     const uint8_t *wb = w, *ab = act;

@@ -75,7 +75,11 @@ static void usage(FILE *f) {
         bool ok = nm_quantize_supported(ft->default_type);
         fprintf(f, "  %-8s %2u  %s%s\n", ft->name, ft->ftype, ft->note, ok ? "" : " (not in this build)");
     }
-    fprintf(f, "T (tensor types): F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K\n");
+    fprintf(f, "T (tensor types):");
+    for (uint32_t t = 0; t < GGML_TYPE_COUNT; t++)
+        if (ggml_type_get(t) && nm_quantize_supported(t))
+            fprintf(f, " %s", ggml_type_name(t));
+    fprintf(f, "\n");
 }
 
 static int die(const char *fmt, const char *arg) {
@@ -553,6 +557,11 @@ static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o,
             if (ggml_tensor_size(t->new_type, ti->ne, &out_size) != 0)
                 return nm_fail(err, "tensor %s: size overflow", t->name);
             p->n_converted++;
+            const bool needs_imatrix = qt_tensor_requires_imatrix(t->name, t->new_type, ft->ftype);
+            if (needs_imatrix && !im)
+                return nm_fail(err, "%s needs an importance matrix (--imatrix FILE) for tensor %s (%s): without one "
+                               "the result is garbage, so llama-quantize refuses it too",
+                               ft->name, t->name, ggml_type_name(t->new_type));
             if (im && ggml_type_get(t->new_type)->quantized) {
                 const qt_imatrix_entry *e = qt_imatrix_find(im, t->name);
                 if (e) {
@@ -567,6 +576,9 @@ static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o,
                     }
                 }
             }
+            if (needs_imatrix && !p->imatrix[i])
+                return nm_fail(err, "importance matrix %s has no usable entry for tensor %s, which %s (%s) needs",
+                               o->imatrix, t->name, ft->name, ggml_type_name(t->new_type));
         }
         if (o->optimize && t->convert && !p->imatrix[i] && ggml_type_get(t->new_type)->quantized &&
             norm_weights(g, ti, &p->weights[i], err) != 0)

@@ -16,10 +16,25 @@ static const qt_ftype ftype_table[] = {
     {"Q4_1", QT_FTYPE_Q4_1, GGML_TYPE_Q4_1, "4.78G, +0.4511 ppl @ Llama-3-8B"},
     {"Q5_0", QT_FTYPE_Q5_0, GGML_TYPE_Q5_0, "5.21G, +0.1316 ppl @ Llama-3-8B"},
     {"Q5_1", QT_FTYPE_Q5_1, GGML_TYPE_Q5_1, "5.65G, +0.1062 ppl @ Llama-3-8B"},
+    {"IQ2_XXS", QT_FTYPE_IQ2_XXS, GGML_TYPE_IQ2_XXS, "2.06 bpw quantization (needs --imatrix)"},
+    {"IQ2_XS", QT_FTYPE_IQ2_XS, GGML_TYPE_IQ2_XS, "2.31 bpw quantization (needs --imatrix)"},
+    {"IQ2_S", QT_FTYPE_IQ2_S, GGML_TYPE_IQ2_XS, "2.5 bpw quantization (needs --imatrix)"},
+    {"IQ2_M", QT_FTYPE_IQ2_M, GGML_TYPE_IQ2_S, "2.7 bpw quantization (needs --imatrix)"},
+    {"IQ1_S", QT_FTYPE_IQ1_S, GGML_TYPE_IQ1_S, "1.56 bpw quantization (needs --imatrix)"},
+    {"IQ1_M", QT_FTYPE_IQ1_M, GGML_TYPE_IQ1_M, "1.75 bpw quantization (needs --imatrix)"},
+    {"TQ1_0", QT_FTYPE_TQ1_0, GGML_TYPE_TQ1_0, "1.69 bpw ternarization"},
+    {"TQ2_0", QT_FTYPE_TQ2_0, GGML_TYPE_TQ2_0, "2.06 bpw ternarization"},
     {"Q2_K", QT_FTYPE_Q2_K, GGML_TYPE_Q2_K, "2.96G, +3.5199 ppl @ Llama-3-8B"},
+    {"Q2_K_S", QT_FTYPE_Q2_K_S, GGML_TYPE_Q2_K, "2.96G, +3.1836 ppl @ Llama-3-8B (needs --imatrix)"},
+    {"IQ3_XXS", QT_FTYPE_IQ3_XXS, GGML_TYPE_IQ3_XXS, "3.06 bpw quantization (needs --imatrix)"},
+    {"IQ3_S", QT_FTYPE_IQ3_S, GGML_TYPE_IQ3_S, "3.44 bpw quantization"},
+    {"IQ3_M", QT_FTYPE_IQ3_M, GGML_TYPE_IQ3_S, "3.66 bpw quantization mix"},
     {"Q3_K_S", QT_FTYPE_Q3_K_S, GGML_TYPE_Q3_K, "3.41G, +1.6321 ppl @ Llama-3-8B"},
     {"Q3_K_M", QT_FTYPE_Q3_K_M, GGML_TYPE_Q3_K, "3.74G, +0.6569 ppl @ Llama-3-8B (alias Q3_K)"},
     {"Q3_K_L", QT_FTYPE_Q3_K_L, GGML_TYPE_Q3_K, "4.03G, +0.5562 ppl @ Llama-3-8B"},
+    {"IQ3_XS", QT_FTYPE_IQ3_XS, GGML_TYPE_IQ3_S, "3.3 bpw quantization (needs --imatrix)"},
+    {"IQ4_NL", QT_FTYPE_IQ4_NL, GGML_TYPE_IQ4_NL, "4.50 bpw non-linear quantization"},
+    {"IQ4_XS", QT_FTYPE_IQ4_XS, GGML_TYPE_IQ4_XS, "4.25 bpw non-linear quantization"},
     {"Q4_K_S", QT_FTYPE_Q4_K_S, GGML_TYPE_Q4_K, "4.37G, +0.2689 ppl @ Llama-3-8B"},
     {"Q4_K_M", QT_FTYPE_Q4_K_M, GGML_TYPE_Q4_K, "4.58G, +0.1754 ppl @ Llama-3-8B (alias Q4_K)"},
     {"Q5_K_S", QT_FTYPE_Q5_K_S, GGML_TYPE_Q5_K, "5.21G, +0.1049 ppl @ Llama-3-8B"},
@@ -128,8 +143,14 @@ typedef struct mix_state {
     bool has_output;
     bool has_imatrix;
     int n_attention_wv, i_attention_wv;
-    int i_ffn_down;
+    int i_ffn_down, i_ffn_gate, i_ffn_up;
 } mix_state;
+
+/* The 1- and 2-bit i-quant mixes, which share one set of rules. */
+static bool iq12_mix(uint32_t ftype) {
+    return ftype == QT_FTYPE_IQ2_XXS || ftype == QT_FTYPE_IQ2_XS || ftype == QT_FTYPE_IQ1_S ||
+           ftype == QT_FTYPE_IQ2_S || ftype == QT_FTYPE_IQ2_M || ftype == QT_FTYPE_IQ1_M;
+}
 
 static bool attn_v_like(const char *name) {
     return contains(name, "attn_v.weight") || contains(name, "attn_qkv.weight") ||
@@ -158,13 +179,54 @@ static uint32_t mix_type(mix_state *s, uint32_t new_type, const qt_tensor *t, ui
             new_type = (uint32_t)s->opt->output_type;
         else if (m->falcon || t->ne[0] % bs != 0)
             new_type = GGML_TYPE_Q8_0;
+        else if (iq12_mix(ftype) || ftype == QT_FTYPE_IQ3_XXS)
+            new_type = GGML_TYPE_Q5_K;
         else if (new_type != GGML_TYPE_Q8_0)
             new_type = GGML_TYPE_Q6_K;
     } else if (strcmp(name, "token_embd.weight") == 0) {
         /* unchanged for legacy and K mixes */
+        if (ftype == QT_FTYPE_TQ1_0 || ftype == QT_FTYPE_TQ2_0)
+            new_type = GGML_TYPE_Q4_K;
+        else if (ftype == QT_FTYPE_IQ2_XXS || ftype == QT_FTYPE_IQ2_XS || ftype == QT_FTYPE_IQ1_S ||
+                 ftype == QT_FTYPE_IQ1_M)
+            new_type = GGML_TYPE_Q2_K;
+        else if (ftype == QT_FTYPE_IQ2_S || ftype == QT_FTYPE_IQ2_M || ftype == QT_FTYPE_IQ3_XXS)
+            new_type = GGML_TYPE_IQ3_S;
+    } else if (iq12_mix(ftype)) {
+        const bool iq2_sm = ftype == QT_FTYPE_IQ2_S || ftype == QT_FTYPE_IQ2_M;
+        if (contains(name, "attn_v.weight")) {
+            if (m->n_gqa >= 4 || m->n_expert >= 4)
+                new_type = GGML_TYPE_Q4_K;
+            else
+                new_type = iq2_sm ? GGML_TYPE_IQ3_S : GGML_TYPE_Q2_K;
+            s->i_attention_wv++;
+        } else if (m->n_expert == 8 && contains(name, "attn_k.weight")) {
+            new_type = GGML_TYPE_Q4_K;
+        } else if (contains(name, "ffn_down")) {
+            if (s->i_ffn_down < n_layer / 8)
+                new_type = iq2_sm ? GGML_TYPE_IQ3_S : GGML_TYPE_Q2_K;
+            s->i_ffn_down++;
+        } else if (contains(name, "attn_output.weight")) {
+            if (m->n_expert == 8)
+                new_type = GGML_TYPE_Q5_K;
+            else if (ftype == QT_FTYPE_IQ1_S || ftype == QT_FTYPE_IQ1_M)
+                new_type = GGML_TYPE_IQ2_XXS;
+            else if (iq2_sm)
+                new_type = GGML_TYPE_IQ3_S;
+        }
     } else if (contains(name, "attn_v.weight")) {
         if (ftype == QT_FTYPE_Q2_K)
             new_type = m->n_gqa >= 4 ? GGML_TYPE_Q4_K : GGML_TYPE_Q3_K;
+        else if (ftype == QT_FTYPE_Q2_K_S && m->n_gqa >= 4)
+            new_type = GGML_TYPE_Q4_K;
+        else if ((ftype == QT_FTYPE_IQ4_NL || ftype == QT_FTYPE_IQ4_XS) && m->n_gqa >= 4)
+            new_type = GGML_TYPE_Q5_K;
+        else if (ftype == QT_FTYPE_IQ3_XXS)
+            new_type = m->n_gqa >= 4 ? GGML_TYPE_Q4_K : !s->has_imatrix ? GGML_TYPE_IQ3_S : GGML_TYPE_IQ3_XXS;
+        else if ((ftype == QT_FTYPE_IQ3_XS || ftype == QT_FTYPE_IQ3_S) && m->n_gqa >= 4)
+            new_type = GGML_TYPE_Q4_K;
+        else if (ftype == QT_FTYPE_IQ3_M)
+            new_type = GGML_TYPE_Q4_K;
         else if (ftype == QT_FTYPE_Q3_K_M)
             new_type = s->i_attention_wv < 2 ? GGML_TYPE_Q5_K : GGML_TYPE_Q4_K;
         else if (ftype == QT_FTYPE_Q3_K_L)
@@ -182,14 +244,30 @@ static uint32_t mix_type(mix_state *s, uint32_t new_type, const qt_tensor *t, ui
     } else if (contains(name, "attn_k.weight")) {
         if (m->n_expert == 8)
             new_type = GGML_TYPE_Q8_0;
+        else if (ftype == QT_FTYPE_IQ3_XS)
+            new_type = GGML_TYPE_IQ3_XXS;
+        else if (ftype == QT_FTYPE_IQ3_XXS)
+            new_type = GGML_TYPE_IQ2_S;
+    } else if (contains(name, "attn_q.weight")) {
+        if (ftype == QT_FTYPE_IQ3_XS)
+            new_type = GGML_TYPE_IQ3_XXS;
+        else if (ftype == QT_FTYPE_IQ3_XXS)
+            new_type = GGML_TYPE_IQ2_S;
     } else if (contains(name, "ffn_down")) {
         int i = ffn_layer(s, s->i_ffn_down, name);
         if (ftype == QT_FTYPE_Q2_K)
             new_type = GGML_TYPE_Q3_K;
-        else if (ftype == QT_FTYPE_Q3_K_M)
+        else if (ftype == QT_FTYPE_Q2_K_S) {
+            if (i < n_layer / 8)
+                new_type = GGML_TYPE_Q4_K;
+        } else if (ftype == QT_FTYPE_IQ3_XXS && !s->has_imatrix) {
+            new_type = i < n_layer / 8 ? GGML_TYPE_Q4_K : GGML_TYPE_Q3_K;
+        } else if (ftype == QT_FTYPE_Q3_K_M)
             new_type = i < n_layer / 16                      ? GGML_TYPE_Q5_K
                        : !m->falcon || use_more_bits(i, n_layer) ? GGML_TYPE_Q4_K
                                                                  : GGML_TYPE_Q3_K;
+        else if (ftype == QT_FTYPE_IQ3_M && (i < n_layer / 8 || (m->n_expert == 8 && use_more_bits(i, n_layer))))
+            new_type = GGML_TYPE_Q4_K;
         else if (ftype == QT_FTYPE_Q3_K_L)
             new_type = m->falcon ? GGML_TYPE_Q4_K : GGML_TYPE_Q5_K;
         else if (ftype == QT_FTYPE_Q4_K_M) {
@@ -201,7 +279,9 @@ static uint32_t mix_type(mix_state *s, uint32_t new_type, const qt_tensor *t, ui
             } else if (use_more_bits(i, n_layer)) {
                 new_type = GGML_TYPE_Q6_K;
             }
-        } else if (ftype == QT_FTYPE_Q5_K_M && use_more_bits(i, n_layer))
+        } else if (i < n_layer / 8 && (ftype == QT_FTYPE_IQ4_NL || ftype == QT_FTYPE_IQ4_XS) && !s->has_imatrix)
+            new_type = GGML_TYPE_Q5_K;
+        else if (ftype == QT_FTYPE_Q5_K_M && use_more_bits(i, n_layer))
             new_type = GGML_TYPE_Q6_K;
         else if (ftype == QT_FTYPE_Q4_K_S && !m->falcon && i < n_layer / 8)
             new_type = GGML_TYPE_Q5_K;
@@ -212,26 +292,42 @@ static uint32_t mix_type(mix_state *s, uint32_t new_type, const qt_tensor *t, ui
         if (!m->falcon) {
             if (m->n_expert == 8) {
                 if (ftype == QT_FTYPE_Q2_K || ftype == QT_FTYPE_Q3_K_S || ftype == QT_FTYPE_Q3_K_M ||
-                    ftype == QT_FTYPE_Q4_K_S || ftype == QT_FTYPE_Q4_K_M)
+                    ftype == QT_FTYPE_Q4_K_S || ftype == QT_FTYPE_Q4_K_M || ftype == QT_FTYPE_IQ4_NL ||
+                    ftype == QT_FTYPE_IQ4_XS || ftype == QT_FTYPE_IQ3_XS || ftype == QT_FTYPE_IQ3_XXS ||
+                    ftype == QT_FTYPE_IQ3_S || ftype == QT_FTYPE_IQ3_M)
                     new_type = GGML_TYPE_Q5_K;
             } else {
                 if (ftype == QT_FTYPE_Q2_K)
                     new_type = GGML_TYPE_Q3_K;
+                else if (ftype == QT_FTYPE_IQ3_XXS)
+                    new_type = GGML_TYPE_IQ3_S;
                 else if (ftype == QT_FTYPE_Q3_K_M)
                     new_type = GGML_TYPE_Q4_K;
                 else if (ftype == QT_FTYPE_Q3_K_L)
                     new_type = GGML_TYPE_Q5_K;
+                else if (ftype == QT_FTYPE_IQ3_M)
+                    new_type = GGML_TYPE_Q4_K;
             }
         } else if (ftype == QT_FTYPE_Q3_K_L) {
             new_type = GGML_TYPE_Q4_K;
         }
     } else if (contains(name, "attn_qkv.weight")) {
-        if (ftype == QT_FTYPE_Q3_K_M || ftype == QT_FTYPE_Q3_K_L)
+        if (ftype == QT_FTYPE_Q3_K_M || ftype == QT_FTYPE_Q3_K_L || ftype == QT_FTYPE_IQ3_M)
             new_type = GGML_TYPE_Q4_K;
         else if (ftype == QT_FTYPE_Q4_K_M)
             new_type = GGML_TYPE_Q5_K;
         else if (ftype == QT_FTYPE_Q5_K_M)
             new_type = GGML_TYPE_Q6_K;
+    } else if (contains(name, "ffn_gate")) {
+        int i = ffn_layer(s, s->i_ffn_gate, name);
+        if (ftype == QT_FTYPE_IQ3_XS && i >= n_layer / 8 && i < 7 * n_layer / 8)
+            new_type = GGML_TYPE_IQ3_XXS;
+        s->i_ffn_gate++;
+    } else if (contains(name, "ffn_up")) {
+        int i = ffn_layer(s, s->i_ffn_up, name);
+        if (ftype == QT_FTYPE_IQ3_XS && i >= n_layer / 8 && i < 7 * n_layer / 8)
+            new_type = GGML_TYPE_IQ3_XXS;
+        s->i_ffn_up++;
     }
     return new_type;
 }
@@ -244,6 +340,14 @@ static int shape_fallback(uint32_t *type, int64_t ne0) {
     case GGML_TYPE_Q4_K: *type = GGML_TYPE_Q5_0; break;
     case GGML_TYPE_Q5_K: *type = GGML_TYPE_Q5_1; break;
     case GGML_TYPE_Q6_K: *type = GGML_TYPE_Q8_0; break;
+    case GGML_TYPE_IQ1_S:
+    case GGML_TYPE_IQ1_M:
+    case GGML_TYPE_IQ2_XXS:
+    case GGML_TYPE_IQ2_XS:
+    case GGML_TYPE_IQ2_S:
+    case GGML_TYPE_IQ3_XXS:
+    case GGML_TYPE_IQ3_S:
+    case GGML_TYPE_IQ4_XS: *type = GGML_TYPE_IQ4_NL; break;
     case GGML_TYPE_Q2_K:
     case GGML_TYPE_Q3_K:
     case GGML_TYPE_TQ1_0:
@@ -312,4 +416,19 @@ void qt_message_escape(nm_error *err) {
     }
     out[k] = '\0';
     memcpy(err->msg, out, k + 1);
+}
+
+bool qt_tensor_requires_imatrix(const char *name, uint32_t type, uint32_t ftype) {
+    if (strcmp(name, "token_embd.weight") == 0 || strcmp(name, "per_layer_token_embd.weight") == 0 ||
+        strcmp(name, "output.weight") == 0)
+        return false;
+    switch (type) {
+    case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ2_XXS: case GGML_TYPE_IQ2_XS: case GGML_TYPE_IQ2_S:
+    case GGML_TYPE_IQ1_M: case GGML_TYPE_IQ1_S:
+        return true;
+    case GGML_TYPE_Q2_K:
+        return ftype == QT_FTYPE_Q2_K_S; /* the one K-quant mix that needs it */
+    default:
+        return false;
+    }
 }

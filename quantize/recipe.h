@@ -27,7 +27,22 @@ enum {
     QT_FTYPE_Q5_K_S = 16,
     QT_FTYPE_Q5_K_M = 17,
     QT_FTYPE_Q6_K = 18,
+    QT_FTYPE_IQ2_XXS = 19,
+    QT_FTYPE_IQ2_XS = 20,
+    QT_FTYPE_Q2_K_S = 21,
+    QT_FTYPE_IQ3_XS = 22,
+    QT_FTYPE_IQ3_XXS = 23,
+    QT_FTYPE_IQ1_S = 24,
+    QT_FTYPE_IQ4_NL = 25,
+    QT_FTYPE_IQ3_S = 26,
+    QT_FTYPE_IQ3_M = 27,
+    QT_FTYPE_IQ2_S = 28,
+    QT_FTYPE_IQ2_M = 29,
+    QT_FTYPE_IQ4_XS = 30,
+    QT_FTYPE_IQ1_M = 31,
     QT_FTYPE_BF16 = 32,
+    QT_FTYPE_TQ1_0 = 36,
+    QT_FTYPE_TQ2_0 = 37,
 };
 
 typedef struct qt_ftype {
@@ -89,6 +104,11 @@ int qt_plan(qt_tensor *t, size_t n, const qt_model *model, const qt_ftype *ft, c
 /* Rewrites control bytes in a message as \xNN so a refusal always prints as one line (tensor and
  * imatrix entry names come from untrusted files). */
 void qt_message_escape(nm_error *err);
+
+/* llama-quantize's tensor_requires_imatrix: whether quantizing tensor `name` to `type` within
+ * file type `ftype` needs importance data (the lattice i-quants, and Q2_K within Q2_K_S); never
+ * for token_embd.weight and output.weight. */
+bool qt_tensor_requires_imatrix(const char *name, uint32_t type, uint32_t ftype);
 
 /* Eligibility of §5.1 (without the "COPY mode" and --leave-output-tensor parts). */
 bool qt_tensor_eligible(const char *name, uint32_t n_dims);

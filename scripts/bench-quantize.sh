@@ -1,18 +1,22 @@
 #!/bin/sh
 # Benchmark of nomoat-quantize on a TinyLlama-1.1B-shaped F16 GGUF (2.2 GB, random weights),
-# against llama-quantize's figures on this kind of machine (2 threads, warm cache, output not
-# flushed): Q4_0 5.7 s, Q8_0 6.6 s, Q4_K_M 43.5 s. Targets: >= 2x faster for the legacy types,
-# >= 1.5x for K-quants.
+# side by side with llama.cpp's llama-quantize ($LLAMA_QUANTIZE, default: llama-quantize on
+# PATH) in the same run: the two alternate, same input, type and threads, warm cache, output not
+# flushed; the outputs are compared byte for byte. Without llama-quantize no ratio is printed.
+# Targets: >= 2x faster for the legacy types, >= 1.5x for Q4_K_M, >= 3x for the low-bit mixes
+# (Q3_K_M, IQ4_XS, IQ2_M; the i-quant mixes run with a synthetic importance matrix given to both
+# tools, as llama-quantize requires one).
 #
-#   sh scripts/bench-quantize.sh [TYPES...]      (default: Q8_0 Q4_0 Q4_K_M)
-#   THREADS=2 BUILD=build                        (environment overrides)
+#   sh scripts/bench-quantize.sh [TYPES...]      (default: Q8_0 Q4_0 Q4_K_M Q3_K_M IQ4_XS IQ2_M)
+#   THREADS=2 BUILD=build LLAMA_QUANTIZE=path    (environment overrides)
 #
 # Prints per type: wall time of `nomoat-quantize --no-fsync IN OUT TYPE 2` after a warm-up run
 # (best of RUNS, default 2), GB/s of input (F16 bytes read / wall time), peak RSS (VmHWM from
 # /usr/bin/time, includes the page-cache pages of the memory-mapped input and output it
 # touched) and peak anonymous memory (RssAnon sampled from /proc/PID/status every 10 ms: the
 # heap, buffers and thread stacks — what the tool really allocates). "CPU s" is user+sys time
-# and "est s" = CPU s / THREADS, the wall time to expect on an otherwise idle machine (shown
+# and "est s" = CPU s / THREADS, the wall time to expect on an otherwise idle machine; "x CPU" is
+# llama-quantize's CPU time over ours (shown
 # because a loaded machine inflates wall times; both speedups are printed). The input is generated once
 # into $BUILD/bench/tinyllama-f16.gguf with /usr/bin/python3 + numpy (GGUF written by hand,
 # llama.cpp's tensor names and metadata, converter order).
@@ -27,7 +31,7 @@ DIR="$ROOT/$BUILD/bench"
 IN="$DIR/tinyllama-f16.gguf"
 mkdir -p "$DIR"
 [ -x "$Q" ] || make -s BUILD="$BUILD" >/dev/null
-TYPES=${*:-Q8_0 Q4_0 Q4_K_M}
+TYPES=${*:-Q8_0 Q4_0 Q4_K_M Q3_K_M IQ4_XS IQ2_M}
 
 if [ ! -s "$IN" ]; then
     echo "generating $IN (TinyLlama-1.1B shapes, F16, random N(0, 0.02)) ..."
@@ -83,6 +87,68 @@ import os; os.rename(out + ".tmp", out)
 EOF
 fi
 
+# The i-quant mixes need an importance matrix: a synthetic one (llama-imatrix's GGUF layout, one
+# positive weight per column of every blk.* matrix), made once beside the input.
+IM="$DIR/tinyllama-imatrix.gguf"
+needs_imatrix() { case $1 in IQ1_*|IQ2_*|IQ3_XXS|IQ3_XS|Q2_K_S) return 0 ;; *) return 1 ;; esac; }
+for type in $TYPES; do
+    needs_imatrix "$type" || continue
+    [ -s "$IM" ] && break
+    echo "generating $IM (synthetic importance matrix) ..."
+    /usr/bin/python3 - "$IN" "$IM" <<'IMATRIX'
+import struct, sys
+import numpy as np
+src, out = sys.argv[1], sys.argv[2]
+with open(src, "rb") as f:  # the input's tensor names and shapes
+    b = f.read(64 << 20)
+o = 4
+ver, nt, nkv = struct.unpack_from("<IQQ", b, o); o += 20
+def rs():
+    global o
+    n, = struct.unpack_from("<Q", b, o); o += 8; v = b[o:o + n].decode(); o += n; return v
+SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+def skip(t):
+    global o
+    if t == 8: rs()
+    elif t == 9:
+        et, n = struct.unpack_from("<IQ", b, o); o += 12
+        for _ in range(n): skip(et)
+    else: o += SIZES[t]
+for _ in range(nkv):
+    rs(); t, = struct.unpack_from("<I", b, o); o += 4
+    skip(t)
+mats = []
+for _ in range(nt):
+    name = rs(); nd, = struct.unpack_from("<I", b, o); o += 4
+    ne = struct.unpack_from("<%dQ" % nd, b, o); o += 8 * nd + 12
+    if nd == 2 and name.startswith("blk."):
+        mats.append((name, ne[0]))
+rng = np.random.default_rng(2)
+tensors = []
+for name, n in mats:
+    tensors.append((name + ".in_sum2", (rng.gamma(2.0, 1.0, n) + 0.01).astype("<f4")))
+    tensors.append((name + ".counts", np.ones(1, dtype="<f4")))
+head = bytearray(b"GGUF" + struct.pack("<IQQ", 3, len(tensors), 4))
+def s(x):
+    e = x.encode(); head.extend(struct.pack("<Q", len(e)) + e)
+s("general.type"); head.extend(struct.pack("<I", 8)); s("imatrix")
+s("imatrix.datasets"); head.extend(struct.pack("<IIQ", 9, 8, 1)); s("synthetic")
+s("imatrix.chunk_count"); head.extend(struct.pack("<II", 4, 1))
+s("imatrix.chunk_size"); head.extend(struct.pack("<II", 4, 512))
+off = 0
+for name, a in tensors:
+    s(name); head.extend(struct.pack("<IQ", 1, a.size) + struct.pack("<IQ", 0, off)); off += (a.nbytes + 31) // 32 * 32
+head.extend(b"\0" * ((-len(head)) % 32))
+with open(out + ".tmp", "wb") as f:
+    f.write(head)
+    for name, a in tensors:
+        f.write(a.tobytes()); f.write(b"\0" * ((-a.nbytes) % 32))
+import os; os.rename(out + ".tmp", out)
+IMATRIX
+    break
+done
+imat() { if needs_imatrix "$1"; then echo "--imatrix $IM"; fi; }
+
 in_bytes=$(stat -c %s "$IN")
 echo "input: $IN ($(awk -v b="$in_bytes" 'BEGIN{printf "%.2f GB", b/1e9}')), $THREADS threads, $(nproc) cores, warm cache, --no-fsync"
 cat "$IN" >/dev/null  # warm the page cache
@@ -91,7 +157,7 @@ cat "$IN" >/dev/null  # warm the page cache
 run() {
     out="$DIR/out-$1.gguf"
     rm -f "$out"
-    /usr/bin/time -f "%e %M %U %S" -o "$DIR/time.txt" "$Q" -q --no-fsync --force "$IN" "$out" "$1" "$THREADS" &
+    /usr/bin/time -f "%e %M %U %S" -o "$DIR/time.txt" "$Q" -q --no-fsync --force $(imat "$1") "$IN" "$out" "$1" "$THREADS" &
     tpid=$!
     sleep 0.05
     pid=$(pgrep -P "$tpid" -n nomoat-quantize || true)
@@ -104,40 +170,56 @@ run() {
     wait "$tpid"
     t=$(cut -d' ' -f1 "$DIR/time.txt"); rss_kb=$(cut -d' ' -f2 "$DIR/time.txt")
     cpu=$(awk '{print $3 + $4}' "$DIR/time.txt")
-    rm -f "$out"
+    [ "${keep:-0}" = 1 ] || rm -f "$out"
 }
 
-ref_time() { case $1 in Q4_0) echo 5.7 ;; Q8_0) echo 6.6 ;; Q4_K_M) echo 43.5 ;; *) echo "" ;; esac; }
-target() { case $1 in Q4_0|Q4_1|Q5_0|Q5_1|Q8_0) echo 2.0 ;; *) echo 1.5 ;; esac; }
+LQ=${LLAMA_QUANTIZE:-$(command -v llama-quantize 2>/dev/null || true)}
+[ -n "$LQ" ] && [ ! -x "$LQ" ] && { echo "$LQ is not executable: no side-by-side figure"; LQ=; }
+# run_llama TYPE: one timed llama-quantize run; sets lt (seconds), lcpu; keeps its output
+run_llama() {
+    lout="$DIR/out-llama-$1.gguf"
+    rm -f "$lout"
+    /usr/bin/time -f "%e %M %U %S" -o "$DIR/time-llama.txt" "$LQ" $(imat "$1") "$IN" "$lout" "$1" "$THREADS" >"$DIR/llama-quantize.log" 2>&1 ||
+        { echo "llama-quantize $1 failed: $(tail -1 "$DIR/llama-quantize.log")"; lt=; return; }
+    lt=$(cut -d' ' -f1 "$DIR/time-llama.txt"); lcpu=$(awk '{print $3 + $4}' "$DIR/time-llama.txt")
+}
+target() { case $1 in Q4_0|Q4_1|Q5_0|Q5_1|Q8_0) echo 2.0 ;; Q4_K_M|Q4_K_S|Q5_K_M|Q5_K_S|Q6_K) echo 1.5 ;; *) echo 3.0 ;; esac; }
 
 load=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$load" -v c="$(nproc)" 'BEGIN{exit !(l > c)}'; then
     echo "WARNING: load average $load on $(nproc) cores: other processes compete, wall times are inflated;"
     echo "         'CPU s' (user+sys) / $THREADS estimates the wall time on an idle machine."
 fi
-printf '%-8s %7s %7s %7s %8s %9s %10s %9s %8s %8s  %s\n' type "wall s" "CPU s" "est s" "GB/s" "peak RSS" "peak anon" "llama.cpp" "x wall" "x est" target
+printf '%-8s %7s %7s %7s %8s %9s %10s %9s %8s %8s %5s  %s\n' type "wall s" "CPU s" "est s" "GB/s" "peak RSS" "peak anon" "llama.cpp" "x wall" "x CPU" same target
 for type in $TYPES; do
     run "$type"  # warm-up (also touches the output folder)
-    best=""
+    best=""; ref=""; refc=""; same="-"
     i=0
     while [ $i -lt "$RUNS" ]; do
-        run "$type"
+        if [ -n "$LQ" ]; then # alternating with ours
+            run_llama "$type"
+            if [ -n "$lt" ] && { [ -z "$ref" ] || awk -v a="$lt" -v b="$ref" 'BEGIN{exit !(a<b)}'; }; then ref=$lt; refc=$lcpu; fi
+        fi
+        keep=1 run "$type"
+        if [ -n "$LQ" ] && [ -f "$DIR/out-llama-$type.gguf" ]; then
+            same=no; cmp -s "$DIR/out-$type.gguf" "$DIR/out-llama-$type.gguf" && same=yes
+        fi
+        rm -f "$DIR/out-$type.gguf" "$DIR/out-llama-$type.gguf"
         if [ -z "$best" ] || awk -v a="$t" -v b="$best" 'BEGIN{exit !(a<b)}'; then
             best=$t; best_rss=$rss_kb; best_anon=$anon_kb; best_cpu=$cpu
         fi
         i=$((i + 1))
     done
-    ref=$(ref_time "$type")
     tgt=$(target "$type")
     awk -v type="$type" -v t="$best" -v b="$in_bytes" -v rss="$best_rss" -v anon="$best_anon" -v cpu="$best_cpu" \
-        -v th="$THREADS" -v ref="$ref" -v tgt="$tgt" 'BEGIN{
+        -v th="$THREADS" -v ref="$ref" -v tgt="$tgt" -v same="$same" -v refc="${refc:-0}" 'BEGIN{
         est = cpu / th
         sp = (ref != "" && t > 0) ? ref / t : 0
-        spe = (ref != "" && est > 0) ? ref / est : 0
-        verdict = ref == "" ? "-" : sprintf(">= %.1fx: wall %s, est %s", tgt, sp >= tgt ? "met" : "MISSED", spe >= tgt ? "met" : "MISSED")
-        printf "%-8s %7.2f %7.2f %7.2f %8.2f %6.0f MB %7.1f MB %9s %8s %8s  %s\n", type, t, cpu, est, b / t / 1e9,
+        spe = (ref != "" && cpu > 0) ? refc / cpu : 0
+        verdict = ref == "" ? "-" : sprintf(">= %.1fx: wall %s, CPU %s", tgt, sp >= tgt ? "met" : "MISSED", spe >= tgt ? "met" : "MISSED")
+        printf "%-8s %7.2f %7.2f %7.2f %8.2f %6.0f MB %7.1f MB %9s %8s %8s %5s  %s\n", type, t, cpu, est, b / t / 1e9,
             rss / 1024, anon / 1024, ref == "" ? "-" : ref " s", ref == "" ? "-" : sprintf("%.2fx", sp),
-            ref == "" ? "-" : sprintf("%.2fx", spe), verdict }'
+            ref == "" ? "-" : sprintf("%.2fx", spe), same, verdict }'
 done
 
 if [ -x scripts/bench-quants.sh ] || [ -f scripts/bench-quants.sh ]; then

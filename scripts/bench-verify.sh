@@ -1,12 +1,25 @@
 #!/bin/sh
 # nomoat-verify benchmark and full-file compatibility check.
-#   1. tokens/s with 2 threads on the synthetic TinyLlama-1.1B-shaped model (F16 and Q4_0),
-#      -c 512, 2 chunks, next to llama-perplexity's 162 (F16) and 147 (Q4_0) tokens/s; peak
-#      anonymous memory (MB).
+#   1. tokens/s on the synthetic TinyLlama-1.1B-shaped model, wikitext-2 test text, -c 512,
+#      2 chunks, 2 threads, side by side with llama.cpp's llama-perplexity run in the same script
+#      with the same flags, the two tools alternating (BENCH_REPS rounds, best of each), and
+#      whether the final perplexities print the same digits. Two comparisons:
+#        avx2    nomoat-verify with NOMOAT_NO_AVX512=1 against $LLAMA_PERPLEXITY_AVX2, a
+#                llama.cpp built for AVX2 only (-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON
+#                -DGGML_F16C=ON), so the AVX2 figure can be taken on any x86-64 machine;
+#        native  nomoat-verify as it is against $LLAMA_PERPLEXITY (default: llama-perplexity on
+#                PATH), a llama.cpp built for this machine.
+#      Without the binaries the table says that no side-by-side figure was taken. llama's tokens/s
+#      is tokens per pass / its "seconds per pass"; nomoat's is its own tokens_per_s (both time the
+#      evaluation only). The load average is printed with the table: on a shared machine only the
+#      ratio of interleaved runs means anything.
+#      BENCH_TYPES (default "f16 q4_k_m q4_0"; any of f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k),
+#      BENCH_ISA (default "avx2 native"), BENCH_REPS (default 1).
 #   2. tokenizer MB/s (scripts/bench-tokenizer.sh when present, else nomoat-verify tokenize).
 #   3. the whole text/wikillama-heldout.txt, -c 256, default mode, every reference type:
 #      perplexity within 3e-4 relative of reference/perplexity.json, and KLD against F32's saved
 #      logits (kld_mean >= 1e-3: within 10% relative; below: within 2e-5 absolute).
+#      The ten lattice i-quant mixes of reference/lowbit follow (IQ_TYPES="iq2_m iq1_s" picks some).
 #   usage: scripts/bench-verify.sh [--no-tiny] [--no-full]
 # Exit status 1 when a compatibility check of part 3 fails.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,29 +33,70 @@ mkdir -p "$WORK"
 tiny=1; full=1
 for a in "$@"; do case $a in --no-tiny) tiny=0 ;; --no-full) full=0 ;; esac; done
 json_num() { sed -n "s/.*\"$2\":[[:space:]]*\([-0-9.eE+]*\).*/\1/p" "$1" | head -1; }
-peak() { sh "$ROOT/scripts/peak-anon.sh" "$@" 2>&1 >/dev/null | sed -n 's/^peak-anon-mb //p' | tail -1; }
 status=0
 
-if [ $tiny = 1 ]; then
-    echo "== 1. TinyLlama-shaped synthetic model, -c 512, 2 chunks, 2 threads"
-    hf="$WORK/tinyllama-hf"
-    f16="$WORK/tinyllama-f16.gguf"; q40="$WORK/tinyllama-q4_0.gguf"
-    [ -d "$hf" ] || /usr/bin/python3 "$ROOT/scripts/make-synthetic-llama.py" "$hf" --dtype f16 --shards 2 >/dev/null
+# tiny_model TYPE: the synthetic model in that type, made once (F16 converted from the HF folder,
+# F32/BF16 converted too, the quantized types by nomoat-quantize from F16)
+tiny_model() {
+    hf="$WORK/tinyllama-hf"; f16="$WORK/tinyllama-f16.gguf"; out="$WORK/tinyllama-$1.gguf"
+    # the same BF16 folder bench-convert.sh and bench-merge.sh make
+    [ -f "$hf/model-00002-of-00002.safetensors" ] || /usr/bin/python3 "$ROOT/scripts/make-synthetic-llama.py" "$hf" --dtype bf16 --shards 2 --force >/dev/null
     [ -f "$f16" ] || "$BIN/nomoat-convert" -q --no-fsync --outtype f16 -o "$f16" "$hf"
-    [ -f "$q40" ] || "$BIN/nomoat-quantize" -q "$f16" "$q40" Q4_0
+    if [ ! -f "$out" ]; then
+        case $1 in
+            f32|bf16) "$BIN/nomoat-convert" -q --no-fsync --outtype "$1" -o "$out" "$hf" ;;
+            *) "$BIN/nomoat-quantize" -q "$f16" "$out" "$(echo "$1" | tr a-z A-Z)" ;;
+        esac
+    fi
+    echo "$out"
+}
+
+if [ $tiny = 1 ]; then
+    echo "== 1. TinyLlama-shaped synthetic model, wikitext-2, -c 512 --chunks 2 -t 2, next to llama-perplexity"
     text="$FIX/text/wikitext2-test.txt"
-    # tokens/s is wall-clock; "cpu tok/s" = tokens per (CPU seconds / 2), what the run would reach
-    # with both cores to itself (the two differ on a loaded machine)
-    printf '%-8s %10s %10s %12s %8s %8s %10s\n' type tokens/s "cpu tok/s" llama.cpp ratio peakMB ppl
-    for t in f16 q4_0; do
-        case $t in f16) ref=162 ;; q4_0) ref=147 ;; esac
-        mb=$(/usr/bin/time -f '%U %S' -o "$WORK/tiny-$t.time" sh "$ROOT/scripts/peak-anon.sh" "$V" perplexity "$WORK/tinyllama-$t.gguf" -f "$text" -c 512 --chunks 2 -t 2 -q --json "$WORK/tiny-$t.json" 2>&1 >/dev/null | sed -n 's/^peak-anon-mb //p' | tail -1)
-        tps=$(json_num "$WORK/tiny-$t.json" tokens_per_s)
-        ntok=$(json_num "$WORK/tiny-$t.json" n_tokens)
-        ctps=$(awk -v n="$ntok" '{ c = $1 + $2; printf "%.1f", (c > 0 ? n / (c / 2) : 0) }' "$WORK/tiny-$t.time")
-        printf '%-8s %10.1f %10s %12s %8.3f %8s %10.2f\n' "$t" "$tps" "$ctps" "$ref" "$(awk -v a="$tps" -v b="$ref" 'BEGIN { print a / b }')" "$mb" "$(json_num "$WORK/tiny-$t.json" ppl)"
+    CTX=512; CHUNKS=2; THREADS=2
+    TYPES=${BENCH_TYPES:-f16 q4_k_m q4_0}
+    REPS=${BENCH_REPS:-1}
+    native_bin=${LLAMA_PERPLEXITY:-$(command -v llama-perplexity 2>/dev/null)}
+    avx2_bin=${LLAMA_PERPLEXITY_AVX2:-}
+    # llama-perplexity evaluates min(chunks, n_batch / n_ctx) chunks per pass (n_batch 2048)
+    per_pass=$(awk -v c=$CTX -v k=$CHUNKS 'BEGIN { s = int(2048 / c); if (s < 1) s = 1; if (k < s) s = k; print c * s }')
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    printf '%-6s %-7s %12s %12s %7s %10s  %s\n' isa type "llama tok/s" "nomoat tok/s" ratio "same PPL" "PPL (nomoat / llama)"
+    for isa in ${BENCH_ISA:-avx2 native}; do
+        case $isa in
+            avx2) lbin=$avx2_bin; nenv="NOMOAT_NO_AVX512=1" ;;
+            *) lbin=$native_bin; nenv= ;;
+        esac
+        [ -n "$lbin" ] && [ ! -x "$lbin" ] && { echo "($lbin is not executable: no side-by-side figure for $isa)"; lbin=; }
+        for t in $TYPES; do
+            m=$(tiny_model "$t") || { echo "$t: could not make the model"; status=1; continue; }
+            best_l=0; best_n=0; lppl=-; nppl=-
+            r=0
+            while [ $r -lt "$REPS" ]; do
+                r=$((r + 1))
+                if [ -n "$lbin" ]; then
+                    "$lbin" -m "$m" -f "$text" -c $CTX --chunks $CHUNKS -t $THREADS >"$WORK/llama-$isa-$t.log" 2>&1
+                    s=$(sed -n 's/.*perplexity: \([0-9.]*\) seconds per pass.*/\1/p' "$WORK/llama-$isa-$t.log" | head -1)
+                    lppl=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$WORK/llama-$isa-$t.log" | tail -1)
+                    [ -n "$s" ] && best_l=$(awk -v b="$best_l" -v t="$per_pass" -v s="$s" 'BEGIN { v = t / s; print (v > b) ? v : b }')
+                fi
+                env $nenv "$V" perplexity "$m" -f "$text" -c $CTX --chunks $CHUNKS -t $THREADS -q --json "$WORK/tiny-$isa-$t.json" >/dev/null 2>&1
+                tps=$(json_num "$WORK/tiny-$isa-$t.json" tokens_per_s)
+                nppl=$(awk -v p="$(json_num "$WORK/tiny-$isa-$t.json" ppl)" 'BEGIN { printf "%.4f", p }')
+                best_n=$(awk -v b="$best_n" -v v="${tps:-0}" 'BEGIN { print (v > b) ? v : b }')
+            done
+            if [ -n "$lbin" ] && [ -n "$lppl" ]; then
+                same=no; [ "$nppl" = "$lppl" ] && same=yes
+                printf '%-6s %-7s %12.1f %12.1f %6.2fx %10s  %s / %s\n' "$isa" "$t" "$best_l" "$best_n" \
+                    "$(awk -v a="$best_n" -v b="$best_l" 'BEGIN { print (b > 0) ? a / b : 0 }')" "$same" "$nppl" "$lppl"
+            else
+                printf '%-6s %-7s %12s %12.1f %7s %10s  %s\n' "$isa" "$t" - "$best_n" - - "$nppl"
+            fi
+        done
+        [ -z "$lbin" ] && echo "($isa: no llama-perplexity given (LLAMA_PERPLEXITY_AVX2 for avx2, LLAMA_PERPLEXITY or PATH for native): no side-by-side figure was taken)"
     done
-    echo "(synthetic random weights: the perplexity is meaningless, only the speed counts; load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) (synthetic random weights: the perplexity is meaningless, only speed and sameness count)"
 
     echo "== 2. tokenizer speed"
     if [ -x "$ROOT/scripts/bench-tokenizer.sh" ] || [ -f "$ROOT/scripts/bench-tokenizer.sh" ]; then
@@ -74,6 +128,23 @@ if [ $full = 1 ]; then
             wk=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['kld_mean'])" "$REF/perplexity.json" "$t")
             kok=$(awk -v a="$kld" -v b="$wk" 'BEGIN { d = a - b; if (d < 0) d = -d; if (b >= 1e-3) print (d <= 0.1 * b) ? "ok" : "NO"; else print (d <= 2e-5) ? "ok" : "NO" }')
         fi
+        got=$(json_num "$j" ppl)
+        rel=$(awk -v a="$got" -v b="$want" 'BEGIN { printf "%.2e", (a - b) / b }')
+        ok=$(awk -v r="$rel" 'BEGIN { if (r < 0) r = -r; print (r <= 3e-4) ? "ok" : "NO" }')
+        [ "$ok" = ok ] || status=1
+        [ "$kok" = NO ] && status=1
+        printf '%-16s %12.6f %12s %9s %4s | %10s %10s %4s | %8.0f\n' "$t" "$got" "$want" "$rel" "$ok" "$kld" "$wk" "$kok" "$(json_num "$j" tokens_per_s)"
+    done
+    # the lattice i-quant mixes (reference/lowbit, made with the wikillama imatrix; figures in
+    # lowbit/perplexity.json, KLD against the same F32 logits)
+    for t in ${IQ_TYPES:-iq3_xxs iq3_xs iq3_s iq3_m iq2_xxs iq2_xs iq2_s iq2_m iq1_s iq1_m}; do
+        t="$t-imatrix"
+        j="$WORK/full-$t.json"
+        "$V" perplexity "$REF/lowbit/wikillama-$t.gguf" -f "$TEXT" -t 2 -q --kld "$WORK/f32.logits" --json "$j" || status=1
+        want=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['ppl'])" "$REF/lowbit/perplexity.json" "$t")
+        wk=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['kld_mean'])" "$REF/lowbit/perplexity.json" "$t")
+        kld=$(json_num "$j" kld_mean)
+        kok=$(awk -v a="$kld" -v b="$wk" 'BEGIN { d = a - b; if (d < 0) d = -d; if (b >= 1e-3) print (d <= 0.1 * b) ? "ok" : "NO"; else print (d <= 2e-5) ? "ok" : "NO" }')
         got=$(json_num "$j" ppl)
         rel=$(awk -v a="$got" -v b="$want" 'BEGIN { printf "%.2e", (a - b) / b }')
         ok=$(awk -v r="$rel" 'BEGIN { if (r < 0) r = -r; print (r <= 3e-4) ? "ok" : "NO" }')

@@ -43,8 +43,8 @@ step_convert() {
 
 step_quantize() {
     [ -x "$BIN/nomoat-quantize" ] || { echo "== quantize: skipped (nomoat-quantize not built)"; return 0; }
-    echo "== quantize: the F16 GGUF -> Q8_0 and Q4_K_M (llama-quantize's mixes)"
-    for t in Q8_0 Q4_K_M; do
+    echo "== quantize: the F16 GGUF -> Q8_0, Q4_K_M, Q3_K_M and IQ4_XS (llama-quantize's mixes)"
+    for t in Q8_0 Q4_K_M Q3_K_M IQ4_XS; do
         f="$OUT/wikillama-f16-$(echo "$t" | tr A-Z a-z).gguf"
         t0=$(now)
         "$BIN/nomoat-quantize" -q --force "$OUT/wikillama-f16.gguf" "$f" "$t"

@@ -11,6 +11,7 @@
 #include "common/cli.h"
 #include "formats/gguf.h"
 #include "common/outfile.h"
+#include "formats/bpe.h"
 #include "formats/spm.h"
 #include "verify/verify.h"
 
@@ -20,9 +21,14 @@ static const char usage[] =
     "Prints the token ids of a text, on one line separated by spaces.\n"
     "\n"
     "  MODEL.gguf          tokenize with the file's tokenizer.ggml.* vocabulary, exactly as\n"
-    "                      llama.cpp does (SentencePiece-style \"llama\" vocabularies)\n"
-    "  --tokenizer FILE    a SentencePiece tokenizer.model (or a GGUF); a tokenizer.model also\n"
-    "                      applies its own whitespace normalisation, as SentencePiece does\n"
+    "                      llama.cpp does (SentencePiece \"llama\" and byte-level BPE \"gpt2\"\n"
+    "                      vocabularies)\n"
+    "  --tokenizer FILE    a SentencePiece tokenizer.model, a Hugging Face tokenizer.json (BPE;\n"
+    "                      tokenized as llama.cpp would tokenize its conversion) or a GGUF; a\n"
+    "                      tokenizer.model also applies its own whitespace normalisation, as\n"
+    "                      SentencePiece does\n"
+    "  --pre NAME          BPE pre-tokenizer to use instead of the vocabulary's own (llama-bpe,\n"
+    "                      qwen2, deepseek-v3, gpt-2, ...)\n"
     "  -f, --file TEXT     text file to tokenize ('-' for standard input)\n"
     "  --text STR          text given on the command line\n"
     "  --no-bos            do not add BOS (added by default when the vocabulary asks for it)\n"
@@ -40,7 +46,7 @@ static const char usage[] =
     "Exit status: 0 success, 2 error.\n";
 
 typedef struct options {
-    const char *model, *tokenizer, *file, *text, *ids_bin, *output;
+    const char *model, *tokenizer, *file, *text, *ids_bin, *output, *pre;
     bool no_bos, lines, pieces, count, force, vocab, timing;
     int threads;
 } options;
@@ -59,6 +65,8 @@ static int parse_args(int argc, char **argv, options *o) {
             value = &o->file;
         } else if (!strcmp(a, "--text")) {
             value = &o->text;
+        } else if (!strcmp(a, "--pre")) {
+            value = &o->pre;
         } else if (!strcmp(a, "--ids-bin")) {
             value = &o->ids_bin;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
@@ -129,17 +137,51 @@ static bool is_gguf(const char *path) {
     return n == 4 && memcmp(magic, "GGUF", 4) == 0;
 }
 
-static int load_vocab(const options *o, spm_vocab *v, nm_error *err) {
+/* A file whose first non-blank byte is '{': a tokenizer.json. */
+static bool is_json(const char *path) {
+    FILE *f = fopen(path, "rb");
+    int c = EOF;
+    if (!f)
+        return false;
+    while ((c = fgetc(f)) == ' ' || c == '\t' || c == '\n' || c == '\r')
+        ;
+    fclose(f);
+    return c == '{';
+}
+
+/* One of the two vocabulary kinds. */
+typedef struct vocab {
+    bool is_bpe;
+    spm_vocab spm;
+    bpe_vocab bpe;
+} vocab;
+
+static uint32_t vocab_size(const vocab *v) { return v->is_bpe ? v->bpe.n_tokens : v->spm.n_tokens; }
+static const char *vocab_piece(const vocab *v, uint32_t i, uint32_t *len) {
+    *len = v->is_bpe ? v->bpe.token_lens[i] : v->spm.piece_lens[i];
+    return v->is_bpe ? v->bpe.tokens[i] : v->spm.pieces[i];
+}
+
+static int load_vocab(const options *o, vocab *vv, nm_error *err) {
     const char *path = o->model ? o->model : o->tokenizer;
+    spm_vocab *v = &vv->spm;
+    memset(vv, 0, sizeof *vv);
     if (is_gguf(path)) {
         gguf_reader *g = gguf_open(path, err);
         if (!g)
             return -1;
-        int rc = spm_vocab_from_gguf(v, g, err);
+        const gguf_value *model = gguf_get(g, "tokenizer.ggml.model");
+        vv->is_bpe = model && model->type == GGUF_TYPE_STRING && model->str.len == 4 &&
+                     memcmp(model->str.ptr, "gpt2", 4) == 0;
+        int rc = vv->is_bpe ? bpe_vocab_from_gguf(&vv->bpe, g, err) : spm_vocab_from_gguf(v, g, err);
         gguf_close(g);
         if (rc)
             nm_error_prefix(err, "%s", path);
         return rc;
+    }
+    if (o->tokenizer && is_json(path)) {
+        vv->is_bpe = true;
+        return bpe_vocab_load_json(&vv->bpe, path, err);
     }
     if (o->model) {
         /* a positional argument must be a GGUF: say so rather than "bad protobuf" */
@@ -286,8 +328,10 @@ int verify_tokenize_main(int argc, char **argv) {
         return rc > 0 ? 0 : 2;
     nm_outfile_install_signal_handlers();
     nm_error err;
-    spm_vocab v;
+    vocab vv;
+    spm_vocab *v = &vv.spm;
     spm_tokenizer *t = NULL;
+    bpe_tokenizer *bt = NULL;
     char *text = NULL;
     size_t text_len = 0;
     int32_t *ids = NULL;
@@ -296,16 +340,23 @@ int verify_tokenize_main(int argc, char **argv) {
     sink out = {.fp = stdout};
     bool vocab_loaded = false;
 
-    if (load_vocab(&o, &v, &err))
+    if (load_vocab(&o, &vv, &err))
         goto fail;
+    if (o.pre && !vv.is_bpe) {
+        nm_fail(&err, "--pre applies to BPE vocabularies only");
+        goto fail;
+    }
     vocab_loaded = true;
     if (o.output && !(out.file = nm_outfile_create(o.output, o.force ? NM_OUT_FORCE : 0, &err)))
         goto fail;
     if (o.vocab) {
-        for (uint32_t i = 0; i < v.n_tokens; i++) {
+        for (uint32_t i = 0; i < vocab_size(&vv); i++) {
+            uint32_t len;
+            const char *piece = vocab_piece(&vv, i, &len);
             sink_printf(&out, "%u\t", i);
-            sink_piece(&out, v.pieces[i], v.piece_lens[i]);
-            sink_printf(&out, "\t%.9g\t%s\n", (double)v.scores[i], type_name(v.types[i]));
+            sink_piece(&out, piece, len);
+            sink_printf(&out, "\t%.9g\t%s\n", vv.is_bpe ? 0.0 : (double)v->scores[i],
+                        type_name(vv.is_bpe ? vv.bpe.types[i] : v->types[i]));
         }
     } else {
         if (o.file ? read_text(o.file, &text, &text_len, &err) : 0)
@@ -313,17 +364,21 @@ int verify_tokenize_main(int argc, char **argv) {
         const char *input = o.file ? text : o.text;
         if (!o.file)
             text_len = strlen(o.text);
-        if (!(t = spm_tokenizer_create(&v, &err)))
+        if (vv.is_bpe ? !(bt = bpe_tokenizer_create(&vv.bpe, o.pre, &err)) : !(t = spm_tokenizer_create(v, &err)))
             goto fail;
-        spm_tokenizer_set_threads(t, o.threads);
+        if (t)
+            spm_tokenizer_set_threads(t, o.threads);
         double t0 = nm_now(), c0 = cpu_seconds();
-        if (spm_encode(t, input, text_len, true, &ids, &n_ids, &err)) {
+        if (bt ? bpe_encode(bt, input, text_len, true, &ids, &n_ids, &err)
+               : spm_encode(t, input, text_len, true, &ids, &n_ids, &err)) {
             nm_error_prefix(&err, "%s", o.file ? o.file : "--text");
             goto fail;
         }
         double secs = nm_now() - t0, cpu = cpu_seconds() - c0;
         size_t first = 0;
-        if (o.no_bos && v.add_bos && n_ids > 0 && ids[0] == v.bos_id)
+        bool add_bos = vv.is_bpe ? vv.bpe.add_bos : v->add_bos;
+        int32_t bos_id = vv.is_bpe ? vv.bpe.bos_id : v->bos_id;
+        if (o.no_bos && add_bos && n_ids > 0 && ids[0] == bos_id)
             first = 1;
         if (o.timing)
             fprintf(stderr,
@@ -338,7 +393,9 @@ int verify_tokenize_main(int argc, char **argv) {
         } else if (o.pieces) {
             for (size_t i = first; i < n_ids; i++) {
                 sink_printf(&out, "%d\t", ids[i]);
-                sink_piece(&out, v.pieces[ids[i]], v.piece_lens[ids[i]]);
+                uint32_t len;
+                const char *piece = vocab_piece(&vv, (uint32_t)ids[i], &len);
+                sink_piece(&out, piece, len);
                 sink_write(&out, "\n", 1);
             }
         } else if (!o.ids_bin || o.output) {
@@ -370,7 +427,12 @@ done:
     free(ids);
     free(text);
     spm_tokenizer_free(t);
-    if (vocab_loaded)
-        spm_vocab_free(&v);
+    bpe_tokenizer_free(bt);
+    if (vocab_loaded) {
+        if (vv.is_bpe)
+            bpe_vocab_free(&vv.bpe);
+        else
+            spm_vocab_free(v);
+    }
     return status;
 }

@@ -141,7 +141,9 @@ int main(int argc, char **argv) {
         uint32_t type;
     } vectors[] = {{"Q4_0", GGML_TYPE_Q4_0}, {"Q4_1", GGML_TYPE_Q4_1}, {"Q5_0", GGML_TYPE_Q5_0},
                    {"Q5_1", GGML_TYPE_Q5_1}, {"Q8_0", GGML_TYPE_Q8_0}, {"Q4_K_S", GGML_TYPE_Q4_K},
-                   {"Q5_K_S", GGML_TYPE_Q5_K}, {"Q6_K", GGML_TYPE_Q6_K}};
+                   {"Q5_K_S", GGML_TYPE_Q5_K}, {"Q6_K", GGML_TYPE_Q6_K},  {"Q2_K", GGML_TYPE_Q2_K},
+                   {"Q3_K", GGML_TYPE_Q3_K},     {"IQ4_NL", GGML_TYPE_IQ4_NL}, {"IQ4_XS", GGML_TYPE_IQ4_XS},
+                   {"TQ1_0", GGML_TYPE_TQ1_0},   {"TQ2_0", GGML_TYPE_TQ2_0}};
     for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
         check_vectors(argv[1], vectors[i].file, vectors[i].type);
     check_self_vectors();

@@ -310,6 +310,12 @@ static void test_vectors_q8_0(void **state) { (void)state; check_vectors("Q8_0",
 static void test_vectors_q4_k(void **state) { (void)state; check_vectors("Q4_K_S", GGML_TYPE_Q4_K); }
 static void test_vectors_q5_k(void **state) { (void)state; check_vectors("Q5_K_S", GGML_TYPE_Q5_K); }
 static void test_vectors_q6_k(void **state) { (void)state; check_vectors("Q6_K", GGML_TYPE_Q6_K); }
+static void test_vectors_q2_k(void **state) { (void)state; check_vectors("Q2_K", GGML_TYPE_Q2_K); }
+static void test_vectors_q3_k(void **state) { (void)state; check_vectors("Q3_K", GGML_TYPE_Q3_K); }
+static void test_vectors_iq4_nl(void **state) { (void)state; check_vectors("IQ4_NL", GGML_TYPE_IQ4_NL); }
+static void test_vectors_iq4_xs(void **state) { (void)state; check_vectors("IQ4_XS", GGML_TYPE_IQ4_XS); }
+static void test_vectors_tq1_0(void **state) { (void)state; check_vectors("TQ1_0", GGML_TYPE_TQ1_0); }
+static void test_vectors_tq2_0(void **state) { (void)state; check_vectors("TQ2_0", GGML_TYPE_TQ2_0); }
 
 /* ---- float targets ---- */
 
@@ -443,10 +449,12 @@ static void test_refuses_bad_shapes(void **state) {
     assert_true(nm_quantize_supported(GGML_TYPE_Q4_K));
     assert_true(nm_quantize_supported(GGML_TYPE_BF16));
     assert_false(nm_quantize_supported(GGML_TYPE_Q8_K));
-    assert_false(nm_quantize_supported(GGML_TYPE_IQ4_NL));
+    assert_false(nm_quantize_supported(GGML_TYPE_MXFP4));
+    assert_true(nm_quantize_supported(GGML_TYPE_IQ4_NL));
     assert_true(nm_dequantize_supported(GGML_TYPE_Q8_K));
     assert_true(nm_dequantize_supported(GGML_TYPE_Q8_1));
-    assert_false(nm_dequantize_supported(GGML_TYPE_IQ4_NL));
+    assert_false(nm_dequantize_supported(GGML_TYPE_MXFP4));
+    assert_true(nm_dequantize_supported(GGML_TYPE_TQ1_0));
 }
 
 /* The imatrix paths of the legacy types (§3.6): levels from make_qx / make_qkx3 fit the data at
@@ -502,6 +510,9 @@ int main(void) {
         cmocka_unit_test(test_vectors_q5_0),    cmocka_unit_test(test_vectors_q5_1),
         cmocka_unit_test(test_vectors_q8_0),    cmocka_unit_test(test_vectors_q4_k),
         cmocka_unit_test(test_vectors_q5_k),    cmocka_unit_test(test_vectors_q6_k),
+        cmocka_unit_test(test_vectors_q2_k),    cmocka_unit_test(test_vectors_q3_k),
+        cmocka_unit_test(test_vectors_iq4_nl),  cmocka_unit_test(test_vectors_iq4_xs),
+        cmocka_unit_test(test_vectors_tq1_0),   cmocka_unit_test(test_vectors_tq2_0),
         cmocka_unit_test(test_float_targets),   cmocka_unit_test(test_refuses_nonfinite),
         cmocka_unit_test(test_refuses_f16_overflow), cmocka_unit_test(test_refuses_bad_shapes),
         cmocka_unit_test(test_legacy_imatrix),

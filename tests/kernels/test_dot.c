@@ -66,13 +66,35 @@ static void random_weights(uint32_t type, uint8_t *w, int64_t n) {
         case GGML_TYPE_Q6_K:
             put_f16(blk + 208, 0.001f * uniform());
             break;
+        case GGML_TYPE_Q2_K:
+            put_f16(blk + 80, 0.001f * uniform());
+            put_f16(blk + 82, 0.001f * uniform());
+            break;
+        case GGML_TYPE_Q3_K:
+            put_f16(blk + 108, 0.001f * uniform());
+            break;
+        case GGML_TYPE_IQ4_NL: case GGML_TYPE_IQ4_XS:
+            put_f16(blk, 0.001f * uniform());
+            break;
+        case GGML_TYPE_TQ1_0: /* every base-3 digit valid: bytes as the quantizer makes them */
+            for (int k = 0; k < 52; k++) blk[k] = (uint8_t)((next_u32() % 243 * 256 + 242) / 243);
+            put_f16(blk + 52, 0.01f * uniform());
+            break;
+        case GGML_TYPE_TQ2_0: /* 2-bit fields 0..2 only */
+            for (int k = 0; k < 64; k++) {
+                uint8_t v = 0;
+                for (int f = 0; f < 4; f++) v |= (uint8_t)((next_u32() % 3) << (2 * f));
+                blk[k] = v;
+            }
+            put_f16(blk + 64, 0.01f * uniform());
+            break;
         }
     }
 }
 
 static const uint32_t types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
                                  GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
-                                 GGML_TYPE_Q6_K};
+                                 GGML_TYPE_Q6_K, GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_IQ4_NL, GGML_TYPE_IQ4_XS};
 
 /* The dispatching kernels (SIMD where available) agree with the scalar reference up to float
  * summation order, for tiles of every shape. */
@@ -197,9 +219,11 @@ static void test_q8_0_q8_1(void **state) {
     assert_int_equal((int8_t)q0[2 + 15], (int)nearbyintf(x[15] * 63.5f));
 }
 
-/* Q4_K and Q6_K reproduce ggml's float order, so the SIMD kernels must equal the reference bit
- * for bit, for every tile shape (one to four activation rows at a time, and leftovers). */
-static const uint32_t k_types[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+/* Q4_K, Q6_K and the low-bit types (kernels/dot_lowbit.c) reproduce ggml's float order, so the
+ * SIMD kernels must equal the reference bit for bit, for every tile shape (one to four
+ * activation rows at a time, and leftovers). */
+static const uint32_t k_types[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_IQ4_XS,
+                                   GGML_TYPE_IQ4_NL, GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0};
 
 static void random_acts(uint32_t t, uint8_t *a, size_t ars, int cols, int64_t n) {
     float *x = malloc((size_t)n * sizeof(float));
@@ -258,7 +282,7 @@ static void test_k_quants_are_dot_products(void **state) {
             random_weights(t, w, N);
             random_acts(t, a, ars, 1, N);
             nm_dequantize_row(t, w, wf, N);
-            nm_dequantize_row(GGML_TYPE_Q8_K, a, af, N);
+            nm_dequantize_row((uint32_t)nm_dot_act_type(t), a, af, N);
             double exact = 0, mag = 0;
             for (int i = 0; i < N; i++) {
                 exact += (double)wf[i] * af[i];
@@ -277,7 +301,7 @@ static void test_k_quants_are_dot_products(void **state) {
  * the reference bit for bit wherever a tile sits. */
 static void test_q4_k_repacked_places(void **state) {
     (void)state;
-    enum { N = 512, MAXR = 5, MAXC = 11 };
+    enum { N = 512, MAXR = 19, MAXC = 11 };
     const uint32_t t = GGML_TYPE_Q4_K;
     size_t wrs;
     assert_int_equal(ggml_row_size(t, N, &wrs), 0);
@@ -491,6 +515,37 @@ static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
     free(out);
 }
 
+/* Types whose SIMD order is ggml's vec_dot lane order rather than the scalar reference's: the
+ * AVX2 tile kernels (register-blocked several rows × several activation rows) give each output
+ * exactly what the AVX2 one-row kernel gives, and leave the rest of the output alone. */
+static void test_avx2_tiles_match_row_kernel(void **state) {
+    (void)state;
+    if (!have_avx2()) skip();
+    static const uint32_t vec_dot_types[] = {GGML_TYPE_Q5_K, GGML_TYPE_Q8_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_1};
+    enum { N = 768, MAXR = 9, MAXC = 11 };
+    for (size_t ti = 0; ti < sizeof vec_dot_types / sizeof vec_dot_types[0]; ti++) {
+        const uint32_t t = vec_dot_types[ti];
+        size_t wrs;
+        assert_int_equal(ggml_row_size(t, N, &wrs), 0);
+        const size_t ars = nm_dot_act_row_size(t, N), os = MAXR + 2, size = os * MAXC;
+        uint8_t *w = malloc(wrs * MAXR), *a = malloc(ars * MAXC);
+        float ref[(MAXR + 2) * MAXC], out[(MAXR + 2) * MAXC];
+        for (int r = 0; r < MAXR; r++) random_weights(t, w + r * wrs, N);
+        random_acts(t, a, ars, MAXC, N);
+        for (int nr = 1; nr <= MAXR; nr++)
+            for (int nc = 1; nc <= MAXC; nc++) {
+                for (int c = 0; c < nc; c++)
+                    for (int r = 0; r < nr; r++)
+                        assert_true(nm_dot_avx2(t, N, w + r * wrs, a + c * ars, &ref[(size_t)c * os + (size_t)r]));
+                fill_sentinel(out, size);
+                assert_true(nm_dot_tile_avx2(t, N, w, wrs, nr, a, ars, NULL, 0, nc, out, os));
+                expect_tile("AVX2 tile", t, N, nr, nc, os, ref, out, size);
+            }
+        free(w);
+        free(a);
+    }
+}
+
 static void test_exact_kernels_small_tiles(void **state) {
     (void)state;
     for (size_t ti = 0; ti < sizeof exact_types / sizeof exact_types[0]; ti++) {
@@ -655,6 +710,7 @@ int main(void) {
         cmocka_unit_test(test_k_quants_simd_bit_exact),
         cmocka_unit_test(test_k_quants_are_dot_products),
         cmocka_unit_test(test_q4_k_repacked_places),
+        cmocka_unit_test(test_avx2_tiles_match_row_kernel),
         cmocka_unit_test(test_unrepacked_ignore_place),
         cmocka_unit_test(test_exact_kernels_small_tiles),
         cmocka_unit_test(test_exact_kernels_long_rows),

@@ -35,6 +35,29 @@ for t in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K_S Q5_K_S Q6_K; do
     check "quant-vectors --pure $t runs" "$Q" -q --no-fsync --pure "$V/input-f32.gguf" "$S/v-$t.gguf" $t 1
     same_file "quant-vectors --pure $t: whole file byte-identical (tensor data too)" "$S/v-$t.gguf" "$V/$t.gguf"
 done
+# the low-bit types, without and (from tests/data, as llama-quantize recorded the path) with the
+# synthetic importance matrix
+for t in Q2_K Q3_K IQ4_NL IQ4_XS TQ1_0 TQ2_0; do
+    check "quant-vectors --pure $t runs" "$Q" -q --no-fsync --pure "$V/input-f32.gguf" "$S/v-$t.gguf" $t 1
+    same_file "quant-vectors --pure $t: whole file byte-identical (tensor data too)" "$S/v-$t.gguf" "$V/$t.gguf"
+done
+for t in Q2_K Q3_K IQ4_NL IQ4_XS; do
+    check "quant-vectors --pure --imatrix $t runs" sh -c \
+        "cd '$DATA' && '$Q' -q --no-fsync --pure --imatrix quant-vectors/imatrix-vectors.gguf quant-vectors/input-f32.gguf '$S/vi-$t.gguf' $t 1"
+    same_file "quant-vectors --pure --imatrix $t: whole file byte-identical" "$S/vi-$t.gguf" "$V/$t-imatrix.gguf"
+done
+# the lattice i-quants (llama-quantize's IQ2_S file type holds IQ2_XS tensors)
+check "quant-vectors --pure IQ3_S runs" "$Q" -q --no-fsync --pure "$V/input-f32.gguf" "$S/v-IQ3_S.gguf" IQ3_S 1
+same_file "quant-vectors --pure IQ3_S: whole file byte-identical" "$S/v-IQ3_S.gguf" "$V/IQ3_S.gguf"
+for t in IQ3_XXS IQ3_S IQ2_XXS IQ2_XS IQ2_S IQ1_S IQ1_M; do
+    check "quant-vectors --pure --imatrix $t runs" sh -c \
+        "cd '$DATA' && '$Q' -q --no-fsync --pure --imatrix quant-vectors/imatrix-vectors.gguf quant-vectors/input-f32.gguf '$S/vi-$t.gguf' $t 1"
+    same_file "quant-vectors --pure --imatrix $t: whole file byte-identical" "$S/vi-$t.gguf" "$V/$t-imatrix.gguf"
+done
+for t in IQ3_XXS IQ2_XXS IQ2_XS IQ2_S IQ1_S IQ1_M; do
+    expect_fail "--pure $t without an importance matrix" "$t needs an importance matrix" "$S/x.gguf" \
+        "$Q" -q --pure "$V/input-f32.gguf" "$S/x.gguf" $t
+done
 # multi-threaded run gives the same bytes
 check "quant-vectors Q4_K_S with 2 threads" "$Q" -q --no-fsync --pure "$V/input-f32.gguf" "$S/v2.gguf" Q4_K_S 2
 check "quant-vectors Q4_K_S 2 threads identical" cmp "$S/v2.gguf" "$V/Q4_K_S.gguf"
@@ -182,6 +205,38 @@ if need_fixtures "wikillama reference mixes"; then
         check "wikillama $t runs" "$Q" -q --no-fsync --no-fsync "$R/wikillama-f32.gguf" "$S/w-$lt.gguf" $t 2
         same_file "wikillama $t: whole file byte-identical (per-tensor types and data too)" "$S/w-$lt.gguf" "$R/wikillama-$lt.gguf"
     done
+    L="$R/lowbit"
+    for t in Q2_K Q3_K_S Q3_K_M Q3_K_L IQ4_NL IQ4_XS; do
+        lt=$(echo $t | tr 'A-Z' 'a-z')
+        check "wikillama $t runs" "$Q" -q --no-fsync "$R/wikillama-f32.gguf" "$S/w-$lt.gguf" $t 2
+        same_file "wikillama $t: whole file byte-identical" "$S/w-$lt.gguf" "$L/wikillama-$lt.gguf"
+    done
+    for t in Q2_K_S Q3_K_M IQ4_XS; do
+        lt=$(echo $t | tr 'A-Z' 'a-z')
+        check "wikillama $t --imatrix runs" sh -c \
+            "cd '$FIXTURES' && '$Q' -q --no-fsync --imatrix reference/wikillama-imatrix.gguf reference/wikillama-f32.gguf '$S/wi-$lt.gguf' $t 2"
+        same_file "wikillama $t --imatrix: whole file byte-identical" "$S/wi-$lt.gguf" "$L/wikillama-$lt-imatrix.gguf"
+    done
+    # ternary mixes: llama-quantize's files kept as SHA-256 (tests/data/lowbit/README.md)
+    for t in TQ1_0:fda37759276c81c94789465c3dedb53bd5bf252ffc0553d88c35cb8c6e68523c \
+             TQ2_0:1055ab571c9547c76b72ba037b0facf50f8850917af0606ea805421bc5876b3b; do
+        ty=${t%%:*}; want=${t#*:}; lt=$(echo $ty | tr 'A-Z' 'a-z')
+        check "wikillama $ty runs" "$Q" -q --no-fsync "$R/wikillama-f32.gguf" "$S/w-$lt.gguf" $ty 2
+        check "wikillama $ty: llama-quantize's file (sha256)" sh -c "sha256sum '$S/w-$lt.gguf' | grep -q '^$want '"
+    done
+    # the i-quant mixes (with llama-quantize's per-tensor rules and the K-quant/IQ4 types inside)
+    for t in IQ3_XXS IQ3_XS IQ3_S IQ3_M IQ2_XXS IQ2_XS IQ2_S IQ2_M IQ1_S IQ1_M; do
+        lt=$(echo $t | tr 'A-Z' 'a-z')
+        check "wikillama $t --imatrix runs" sh -c \
+            "cd '$FIXTURES' && '$Q' -q --no-fsync --imatrix reference/wikillama-imatrix.gguf reference/wikillama-f32.gguf '$S/wi-$lt.gguf' $t 2"
+        same_file "wikillama $t --imatrix: whole file byte-identical" "$S/wi-$lt.gguf" "$L/wikillama-$lt-imatrix.gguf"
+    done
+    expect_fail "IQ2_M without an importance matrix" "IQ2_M needs an importance matrix .* for tensor blk.0.attn_k.weight \(IQ2_S\)" \
+        "$S/x.gguf" "$Q" "$R/wikillama-f32.gguf" "$S/x.gguf" IQ2_M
+    expect_fail "IQ3_XS without an importance matrix" "IQ3_XS needs an importance matrix .* \(IQ3_XXS\)" \
+        "$S/x.gguf" "$Q" "$R/wikillama-f32.gguf" "$S/x.gguf" IQ3_XS
+    expect_fail "Q2_K_S without an importance matrix" "Q2_K_S needs an importance matrix" "$S/x.gguf" \
+        "$Q" "$R/wikillama-f32.gguf" "$S/x.gguf" Q2_K_S
     # llama-quantize stored the imatrix path as given, relative to ../shared/fixtures
     check "wikillama Q4_K_M --imatrix runs" sh -c \
         "cd '$FIXTURES' && '$Q' -q --no-fsync --no-fsync --imatrix reference/wikillama-imatrix.gguf reference/wikillama-f32.gguf '$S/w-imat.gguf' Q4_K_M"

@@ -1,6 +1,7 @@
 #!/bin/sh
 # nomoat-verify perplexity against llama-perplexity (reference/perplexity-*.log, -c 256, default
-# mode): the running value after 20 chunks for every reference type; bad input refused with exit 2.
+# mode): the running value after 20 chunks for every reference type, and for the low-bit mixes of
+# reference/lowbit (Q2_K, Q3_K, IQ4_NL, IQ4_XS) the printed [20] digits exactly; bad input refused with exit 2.
 #
 # Tolerance 3e-4 relative (the issue's figure). nomoat-verify reproduces the arithmetic of ggml's
 # AVX2 CPU backend (flash attention, SwiGLU's vector exp, RoPE's fused multiply-adds, each matrix
@@ -41,6 +42,42 @@ if need_fixtures "perplexity against llama-perplexity"; then
             fail "perplexity $t runs" "$(cat "$SCRATCH/err")"
         fi
     done
+    # the low-bit mixes (reference/lowbit, KLD-mode logs): the printed [20] value digit for digit
+    if [ "$SAN" != 1 ]; then
+        for t in q2_k q2_k_s-imatrix q3_k_s q3_k_m q3_k_m-imatrix q3_k_l iq4_nl iq4_xs iq4_xs-imatrix; do
+            want=$(ref20 "$REF/lowbit/perplexity-$t.log")
+            got=$("$V" perplexity "$REF/lowbit/wikillama-$t.gguf" -f "$TEXT" -c 256 --chunks 20 -t 2 2>&1 |
+                  grep -o '\[20\][0-9.]*' | sed 's/\[20\]//')
+            if [ -n "$want" ] && [ "$got" = "$want" ]; then pass "perplexity $t [20] $got = llama.cpp's printed value"
+            else fail "perplexity $t [20] '$got' vs llama.cpp '$want'" "not the same printed digits"; fi
+        done
+        # ternary: llama.cpp's values made here (tests/data/lowbit/README.md); the files are
+        # quantized by nomoat-quantize, whose output tests/quantize checks against llama-quantize's
+        for t in tq1_0 tq2_0; do
+            want=$(grep -o '\[20\][0-9.]*' "$DATA/lowbit/perplexity-$t.txt" | sed 's/\[20\]//')
+            "$BIN/nomoat-quantize" -q --no-fsync "$REF/wikillama-f32.gguf" "$SCRATCH/$t.gguf" $t 2
+            got=$("$V" perplexity "$SCRATCH/$t.gguf" -f "$TEXT" -c 256 --chunks 20 -t 2 2>&1 |
+                  grep -o '\[20\][0-9.]*' | sed 's/\[20\]//')
+            if [ -n "$want" ] && [ "$got" = "$want" ]; then pass "perplexity $t [20] $got = llama.cpp's printed value"
+            else fail "perplexity $t [20] '$got' vs llama.cpp '$want'" "not the same printed digits"; fi
+        done
+    fi
+    # the lattice i-quant mixes (lowbit/, made with the wikillama imatrix): the printed [20] value
+    # digit for digit. The 20th row of the KLD table holds chunk 20 (in one log stderr split that
+    # row and its chunk number, so count rows rather than read the number).
+    lowbit20() { awk '/^chunk +PPL/ { t = 1; next } t && /±/ { if (++k == 20) { for (i = 2; i <= NF; i++) if ($i == "±") { print $(i-1); exit } } }' "$1"; }
+    if [ "$SAN" != 1 ]; then
+        for t in iq3_xxs iq3_xs iq3_s iq3_m iq2_xxs iq2_xs iq2_s iq2_m iq1_s iq1_m; do
+            want=$(lowbit20 "$REF/lowbit/perplexity-$t-imatrix.log")
+            got=$("$V" perplexity "$REF/lowbit/wikillama-$t-imatrix.gguf" -f "$TEXT" -c 256 --chunks 20 -t 2 2>&1 |
+                  grep -o '\[20\][0-9.]*' | sed 's/\[20\]//')
+            if [ -n "$want" ] && [ "$got" = "$want" ]; then pass "perplexity $t-imatrix [20] $got = llama.cpp's printed value"
+            else fail "perplexity $t-imatrix [20] '$got' vs llama.cpp '$want'" "not the same printed digits"; fi
+        done
+    else
+        "$V" perplexity "$REF/lowbit/wikillama-iq2_m-imatrix.gguf" -f "$TEXT" -c 256 --chunks 2 -t 2 -q >/dev/null 2>"$SCRATCH/err" &&
+            pass "perplexity iq2_m-imatrix runs under SAN" || fail "perplexity iq2_m-imatrix runs under SAN" "$(cat "$SCRATCH/err")"
+    fi
     # the printed running values and final line
     "$V" perplexity "$REF/wikillama-f32.gguf" -f "$TEXT" -c 256 --chunks 3 -t 2 >"$SCRATCH/out" 2>&1
     check "running [k] values printed" grep -q '^\[1\][0-9.]*,\[2\][0-9.]*,\[3\][0-9.]*,' "$SCRATCH/out"

@@ -1,0 +1,44 @@
+/* Private to kernels/: the lattice i-quants (IQ3_XXS, IQ3_S, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M)
+ * times Q8_K activations, in the order of ggml's AVX2 kernels (ggml-cpu/arch/x86/quants.c,
+ * ggml_vec_dot_iq*_q8_K), which llama.cpp uses for every such product on x86-64 (these types are
+ * neither repacked nor given to tinyBLAS).
+ *
+ * Those kernels all work alike: per 256-value block they sum integer products of the signed grid
+ * values, the integer sub-block multipliers (2s+1) and the activations into 8 int32 lanes, lane l
+ * holding the values at positions 4l..4l+3 of every 32 (exact, so any order gives the same
+ * integers); then acc[l] = fma(d_w * d_act, (float)lane[l], acc[l]) per block, and at the end a
+ * fixed horizontal sum ((a4+a0)+(a6+a2)) + ((a5+a1)+(a7+a3)) times a power of two. IQ1_S adds a
+ * scalar fma accumulator of the delta term, IQ1_M a second set of lanes for it.
+ *
+ * The kernels here unpack each weight block once into that integer form (nm_iq_unpacked) and
+ * reuse it for every activation row of a tile. */
+#ifndef NOMOAT_DOT_IQ_H
+#define NOMOAT_DOT_IQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nm_iq_unpacked {
+    int8_t q[256];   /* signed grid values */
+    int8_t ds[32];   /* IQ1_S/IQ1_M: sign of the delta of each group of 8 (+1 or -1) */
+    int16_t sc[16];  /* integer multiplier of each 16 values */
+    float d;         /* the block's scale */
+} nm_iq_unpacked;
+
+bool nm_dot_iq_type(uint32_t wt);
+
+/* One weight row · one Q8_K activation row (reference); false when wt is not a lattice i-quant. */
+bool nm_dot_iq_ref(uint32_t wt, int64_t n, const void *w, const void *act, float *out);
+
+/* Tile: out[j*out_stride + i] = dot(weight row i, activation row j); simd selects the AVX2 lane
+ * sums (same integers). False when wt is not a lattice i-quant. */
+bool nm_dot_tile_iq(uint32_t wt, bool simd, int64_t n, const void *w, size_t w_stride, int n_rows,
+                    const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
+
+/* Lane sums of one unpacked block with one Q8_K block's values y: lane[l] as above; with
+ * `delta`, also the delta lanes dlane[l] (Σ sc·ds·y). */
+void nm_iq_lanes_ref(const nm_iq_unpacked *u, const int8_t *y, bool delta, int32_t *lane, int32_t *dlane);
+void nm_iq_lanes_avx2(const nm_iq_unpacked *u, const int8_t *y, bool delta, int32_t *lane, int32_t *dlane);
+
+#endif

@@ -1,0 +1,17 @@
+/* Private to kernels/: the low-bit weight types' scalar dot products (dot_lowbit.c) and their
+ * AVX2 siblings (dot_lowbit_avx2.c), in ggml's AVX2 summation order. */
+#ifndef NOMOAT_DOT_LOWBIT_H
+#define NOMOAT_DOT_LOWBIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One weight row · one activation row of n elements; false when wt is not a low-bit type. */
+bool nm_dot_lowbit_ref(uint32_t wt, int64_t n, const void *w, const void *act, float *out);
+
+/* AVX2: out[j*out_stride + i] = dot(weight row i, activation row j); false when wt has no kernel. */
+bool nm_dot_tile_lowbit_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+                             size_t act_stride, int n_cols, float *out, size_t out_stride);
+
+#endif
