@@ -446,7 +446,7 @@ static void opt_qk(const float *x, const float *w, const uint8_t *seed, uint8_t 
     }
     double best_e = isfinite(best.d) && isfinite(best.dmin) ? k_descend(x, w, &best, nmax) : DBL_MAX;
     /* then a few super-scale choices: the largest sub-block scale on level 63, or a little lower */
-    static const float top[] = {63.0f};
+    static const float top[] = {63.0f, 61.5f, 60.0f};
     for (size_t t = 0; t < sizeof top / sizeof top[0]; t++) {
         k.d = f16_round(max_scale / top[t]);
         k.dmin = f16_round(max_min / top[t]);
