@@ -8,7 +8,7 @@
  *      digits) the same matching on its "collapsed" text, where every non-ASCII code point
  *      stands for its category (so \p{P} and \p{S} mean llama.cpp's ASCII lists, and non-ASCII
  *      letters never match [A-Za-z]); the lists are those of the llama.cpp node-llama-cpp 3.21.1
- *      ships, whose \p{S} has '~' (the fixtures' revision in /work/ref lacks it);
+ *      ships, whose \p{S} has '~' (the llama.cpp revision the fixtures were made with lacks it);
  *   3. each piece is re-encoded to UTF-8, its bytes mapped to GPT-2's printable alphabet, and
  *      merged pair by pair, lowest rank first (leftmost among equal ranks); with ignore_merges
  *      a piece that is a token stays whole;
