@@ -126,11 +126,14 @@ static int json_id(const cJSON *item, const char *what, uint32_t *id, nm_error *
     if (!cJSON_IsNumber(item))
         return nm_fail(err, "%s: the id is not a number", what);
     double d = item->valuedouble;
-    if (!(d >= 0) || d != (double)(int64_t)d)
+    /* the range first: casting a double beyond int64_t's range is undefined (fuzz_bpe_json) */
+    if (!(d >= 0))
         return nm_fail(err, "%s: id %.17g is not a non-negative integer", what, d);
     if (d >= BPE_MAX_TOKENS)
         return nm_fail(err, "%s: id %.17g is too large: the vocabulary would exceed %u tokens", what, d,
                        BPE_MAX_TOKENS);
+    if (d != (double)(int64_t)d)
+        return nm_fail(err, "%s: id %.17g is not a non-negative integer", what, d);
     *id = (uint32_t)d;
     return 0;
 }
