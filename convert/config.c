@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "convert/convert.h"
@@ -145,6 +146,50 @@ static void set_special(conv_config *c, int type, int64_t id) {
     c->n_special++;
 }
 
+/* generation_config.json (optional; the converter ignores one it cannot parse, and so do we).
+ * A value of the wrong kind is skipped with a warning where the converter would crash. */
+static int load_generation_config(conv_config *c, const char *dir, nm_error *err) {
+    static const struct { const char *json, *key; bool is_int; } keys[CONV_SAMPLING_MAX] = {
+        {"top_k", "general.sampling.top_k", true},
+        {"top_p", "general.sampling.top_p", false},
+        {"min_p", "general.sampling.min_p", false},
+        {"xtc_probability", "general.sampling.xtc_probability", false},
+        {"xtc_threshold", "general.sampling.xtc_threshold", false},
+        {"temperature", "general.sampling.temp", false},
+        {"penalty_last_n", "general.sampling.penalty_last_n", true},
+        {"penalty_repeat", "general.sampling.penalty_repeat", false},
+        {"mirostat", "general.sampling.mirostat", true},
+        {"mirostat_tau", "general.sampling.mirostat_tau", false},
+        {"mirostat_eta", "general.sampling.mirostat_eta", false},
+    };
+    bool missing;
+    nm_error ignored;
+    cJSON *j = load_json(dir, "generation_config.json", 1u << 20, &missing, &ignored);
+    if (!j)
+        return 0;
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(j, "sequence");
+    if (cJSON_IsString(seq) && !(c->sampling_sequence = strdup(seq->valuestring))) {
+        cJSON_Delete(j);
+        return nm_fail(err, "out of memory");
+    }
+    for (int k = 0; k < CONV_SAMPLING_MAX; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k].json);
+        if (!v || cJSON_IsNull(v))
+            continue;
+        bool ok = cJSON_IsNumber(v) && isfinite(v->valuedouble);
+        if (ok && keys[k].is_int)
+            ok = v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) <= 2147483647.0;
+        if (!ok) {
+            fprintf(stderr, "nomoat-convert: warning: %s/generation_config.json: \"%s\" is not %s; not written\n", dir,
+                    keys[k].json, keys[k].is_int ? "a 32-bit integer" : "a number");
+            continue;
+        }
+        c->sampling[c->n_sampling++] = (struct conv_sampling){keys[k].key, keys[k].is_int, v->valuedouble};
+    }
+    cJSON_Delete(j);
+    return 0;
+}
+
 static int load_hf(conv_config *c, const char *dir, nm_error *err) {
     char file[4200];
     snprintf(file, sizeof file, "%s/config.json", dir);
@@ -213,18 +258,33 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
     }
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(j, "tie_word_embeddings");
     c->tied = cJSON_IsTrue(tie);
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+    /* rope_parameters (newer transformers) or rope_scaling, as llama.cpp's converter reads them */
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
+    if (!cJSON_IsObject(rs))
+        rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
     if (cJSON_IsObject(rs)) {
+        /* the converter takes rope_theta from this section when it has one */
+        if ((r = get_pos_float(rs, file, "rope_theta", &d, err)) < 0)
+            goto out;
+        if (r == 1) {
+            c->has_rope_theta = true;
+            c->rope_theta = (float)d;
+        }
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
         if (!t)
             t = cJSON_GetObjectItemCaseSensitive(rs, "type");
-        if (cJSON_IsString(t) && strcmp(t->valuestring, "linear") == 0 &&
-            get_pos_float(rs, file, "factor", &d, err) == 1) {
-            c->rope_linear = true;
+        const char *type = cJSON_IsString(t) ? t->valuestring : NULL;
+        if (type && strcmp(type, "linear") == 0) {
+            if ((r = get_pos_float(rs, file, "factor", &d, err)) < 0)
+                goto out;
+            c->rope_linear = r == 1;
             c->rope_linear_factor = (float)d;
-        } else if (cJSON_IsString(t) && strcmp(t->valuestring, "linear") != 0) {
-            nm_fail(err, "%s/config.json: rope_scaling type \"%s\" is not supported (supported: linear)", dir,
-                    t->valuestring);
+        } else if (type && strcasecmp(type, "llama3") == 0) {
+            if (conv_llama3_rope_load(c, j, rs, file, err) != 0)
+                goto out;
+        } else if (type && strcmp(type, "default") != 0) {
+            nm_fail(err, "%s/config.json: rope_scaling type \"%s\" is not supported (supported: linear, llama3)", dir,
+                    type);
             goto out;
         }
     }
@@ -495,7 +555,8 @@ int conv_config_load(conv_config *c, const char *dir, nm_error *err) {
         return 0;
     }
     c->layout = CONV_LAYOUT_HF;
-    if (load_hf(c, dir, err) != 0 || load_tokenizer_side(c, dir, err) != 0) {
+    if (load_hf(c, dir, err) != 0 || load_tokenizer_side(c, dir, err) != 0 ||
+        load_generation_config(c, dir, err) != 0) {
         conv_config_free(c);
         return -1;
     }
@@ -503,6 +564,7 @@ int conv_config_load(conv_config *c, const char *dir, nm_error *err) {
 }
 
 void conv_config_free(conv_config *c) {
+    free(c->sampling_sequence);
     free(c->chat_template);
     free(c->name_or_path);
     c->name_or_path = NULL;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "common/error.h"
 #include "formats/tensor.h"
 
@@ -19,6 +21,8 @@ typedef enum conv_layout { CONV_LAYOUT_HF = 0, CONV_LAYOUT_META = 1 } conv_layou
 enum { CONV_SPECIAL_BOS, CONV_SPECIAL_EOS, CONV_SPECIAL_UNK, CONV_SPECIAL_SEP, CONV_SPECIAL_PAD,
        CONV_SPECIAL_CLS, CONV_SPECIAL_MASK, CONV_SPECIAL_COUNT };
 extern const char *const conv_special_names[CONV_SPECIAL_COUNT];
+
+#define CONV_SAMPLING_MAX 11
 
 typedef struct conv_config {
     conv_layout layout;
@@ -37,6 +41,8 @@ typedef struct conv_config {
     bool tied;                /* tie_word_embeddings */
     bool rope_linear;         /* rope_scaling {type: linear} */
     float rope_linear_factor;
+    bool rope_llama3;         /* rope_scaling {rope_type: llama3}: a computed rope_freqs.weight */
+    double llama3_theta, llama3_factor, llama3_low, llama3_high, llama3_orig_ctx;
     bool first_dtype_known;
 
     /* tokenizer side (HF: tokenizer_config.json, tokenizer.json, config.json) */
@@ -50,6 +56,12 @@ typedef struct conv_config {
     bool has_add_space_prefix;           /* tokenizer_config.json's add_prefix_space (a BOOL) */
     bool add_space_prefix;
     char *name_or_path;                  /* config.json _name_or_path, malloc'ed or NULL */
+
+    /* generation_config.json's sampling defaults, written as general.sampling.* (gguf-py's
+     * Metadata); in the order written. */
+    char *sampling_sequence;             /* malloc'ed or NULL */
+    int n_sampling;
+    struct conv_sampling { const char *key; bool is_int; double value; } sampling[CONV_SAMPLING_MAX];
 } conv_config;
 
 /* Reads dir/config.json (HF) or dir/params.json (Meta) plus the tokenizer json files.
@@ -57,6 +69,12 @@ typedef struct conv_config {
 int conv_config_load(conv_config *c, const char *dir, nm_error *err);
 /* The special-token ids after dropping those >= n_vocab (what the converter writes). */
 void conv_config_free(conv_config *c);
+/* rope_scaling {rope_type: llama3} (llama3_rope.c): reads the section rs of config.json j into c
+ * with the converter's defaults; -1 with a message naming file for a value out of range. */
+int conv_llama3_rope_load(conv_config *c, const cJSON *j, const cJSON *rs, const char *file, nm_error *err);
+/* The head_dim/2 frequency divisors llama.cpp's converter stores as rope_freqs.weight. */
+void conv_llama3_rope_factors(const conv_config *c, float *out);
+
 /* Meta's missing context length, guessed as llama.cpp's converter does (FORMATS.md §6.1). */
 uint32_t conv_guess_meta_context(double norm_eps, double rope_theta, bool have_theta);
 
@@ -115,6 +133,8 @@ typedef struct conv_plan {
     uint64_t total_params;
     size_t largest_out, largest_src;
     uint64_t total_out;        /* tensor bytes, unpadded */
+    conv_tensor rope_freqs;    /* computed, not read: llama3 rope factors (src of its item) */
+    float *rope_factors;
 } conv_plan;
 
 const char *conv_outtype_name(conv_outtype t);   /* "f32", ... */

@@ -182,6 +182,11 @@ static void kv_u32(kv_sink *k, const char *key, uint32_t v) {
     if (k->w && gguf_writer_set_u32(k->w, key, v) != 0)
         k->failed = 1;
 }
+static void kv_i32(kv_sink *k, const char *key, int32_t v) {
+    kv_key(k, key, 4);
+    if (k->w && gguf_writer_set_i32(k->w, key, v) != 0)
+        k->failed = 1;
+}
 static void kv_f32(kv_sink *k, const char *key, float v) {
     kv_key(k, key, 4);
     if (k->w && gguf_writer_set_f32(k->w, key, v) != 0)
@@ -294,6 +299,14 @@ static void write_metadata(kv_sink *k, const conv_config *c, const conv_naming *
                            const vocab_arrays *v, bool vocab_only) {
     kv_str(k, "general.architecture", "llama");
     kv_str(k, "general.type", "model");
+    if (c->sampling_sequence)
+        kv_str(k, "general.sampling.sequence", c->sampling_sequence);
+    for (int i = 0; i < c->n_sampling; i++) {
+        if (c->sampling[i].is_int)
+            kv_i32(k, c->sampling[i].key, (int32_t)c->sampling[i].value);
+        else
+            kv_f32(k, c->sampling[i].key, (float)c->sampling[i].value);
+    }
     kv_str(k, "general.name", nm->name);
     if (nm->version[0])
         kv_str(k, "general.version", nm->version);

@@ -134,6 +134,33 @@ static void shape_str(const uint64_t *shape, uint32_t n, char *buf, size_t size)
         snprintf(buf + len, size - len, "]");
 }
 
+/* llama.cpp's converter yields rope_freqs.weight before the checkpoint's tensors. */
+static int add_llama3_rope_freqs(conv_plan *p, const conv_config *c, nm_error *err) {
+    uint32_t n = c->head_dim / 2;
+    if (!(p->rope_factors = malloc((size_t)n * sizeof(float))))
+        return nm_fail(err, "out of memory");
+    conv_llama3_rope_factors(c, p->rope_factors);
+    p->rope_freqs = (conv_tensor){.name = "rope_freqs (computed from rope_scaling)", .dtype = NM_DTYPE_F32,
+                                  .n_dims = 1, .shape = {n}, .size = (size_t)n * sizeof(float),
+                                  .data = p->rope_factors};
+    conv_item *it = &p->items[p->n_items++];
+    snprintf(it->name, sizeof it->name, "rope_freqs.weight");
+    snprintf(it->hf_name, sizeof it->hf_name, "rope_freqs.weight");
+    it->src = &p->rope_freqs;
+    it->type = GGML_TYPE_F32;
+    it->n_dims = 1;
+    it->ne[0] = n;
+    it->ne[1] = it->ne[2] = it->ne[3] = 1;
+    it->n_rows = 1;
+    it->n_cols = n;
+    it->out_size = p->rope_freqs.size;
+    p->total_params += n;
+    p->total_out += it->out_size;
+    if (it->out_size > p->largest_out)
+        p->largest_out = it->out_size;
+    return 0;
+}
+
 static int by_hf_name(const void *a, const void *b) {
     return strcmp(((const conv_item *)a)->hf_name, ((const conv_item *)b)->hf_name);
 }
@@ -143,7 +170,7 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
     size_t n = conv_source_count(s);
     if (n == 0)
         return nm_fail(err, "the checkpoint holds no tensors");
-    p->items = calloc(n, sizeof *p->items);
+    p->items = calloc(n + 1, sizeof *p->items);
     bool *seen = calloc((size_t)c->n_layer * R_COUNT + R_COUNT, 1);
     if (!p->items || !seen) {
         free(seen);
@@ -173,6 +200,8 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
     p->file_type = ftypes[outtype];
 
     int rc = -1;
+    if (c->rope_llama3 && add_llama3_rope_freqs(p, c, err) != 0)
+        goto out;
     for (size_t i = 0; i < n; i++) {
         const conv_tensor *t = conv_source_at(s, i);
         long layer;
@@ -321,6 +350,8 @@ int conv_hf_target(const conv_config *c, const char *hf_name, conv_target *t, nm
 }
 
 void conv_plan_free(conv_plan *p) {
+    free(p->rope_factors);
+    p->rope_factors = NULL;
     free(p->items);
     p->items = NULL;
     p->n_items = 0;

@@ -12,9 +12,11 @@
 #include "verify/verify.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: nomoat-verify logits MODEL.gguf --prompt TEXT [--top N] [--exact] [-t N] [--json]\n"
-               "                                     [--lora ADAPTER.gguf[:SCALE] ...]\n"
+    fprintf(f, "usage: nomoat-verify logits MODEL.gguf (--prompt TEXT | -f FILE) [--top N] [--exact] [-t N]\n"
+               "                          [--max-tokens N] [--logprobs] [--json] [--lora ADAPTER.gguf[:SCALE] ...]\n"
                "Prints the N most probable next tokens after TEXT (tokenized with BOS) with probabilities;\n"
+               "--logprobs also gives, for every position, the log-probability of the token that follows it\n"
+               "(the text's own continuation); --max-tokens keeps only the first N tokens;\n"
                "--lora applies LoRA adapters at run time as llama.cpp does (repeatable, stacked in order).\n");
 }
 
@@ -29,10 +31,20 @@ static int by_logit(const void *a, const void *b) {
     return x->id - y->id;
 }
 
+/* log softmax(logits)[id], in double from the float logits (max subtracted first) */
+static double token_logprob(const float *logits, int V, int id) {
+    float mx = logits[0];
+    for (int v = 1; v < V; v++)
+        if (logits[v] > mx) mx = logits[v];
+    double sum = 0.0;
+    for (int v = 0; v < V; v++) sum += exp((double)logits[v] - mx);
+    return (double)logits[id] - mx - log(sum);
+}
+
 int verify_logits_main(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL;
-    long top = 10, threads = 0;
-    bool exact = false, json = false;
+    const char *model = NULL, *prompt = NULL, *file = NULL;
+    long top = 10, threads = 0, max_tokens = 0;
+    bool exact = false, json = false, logprobs = false;
     const char *loras[VERIFY_MAX_LORA];
     int n_loras = 0;
     for (int i = 1; i < argc; i++) {
@@ -42,6 +54,12 @@ int verify_logits_main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--prompt") && i + 1 < argc) {
             prompt = argv[++i];
+        } else if ((!strcmp(a, "-f") || !strcmp(a, "--file")) && i + 1 < argc) {
+            file = argv[++i];
+        } else if (!strcmp(a, "--max-tokens") && i + 1 < argc) {
+            if (verify_parse_int(a, argv[++i], 1, 1 << 24, &max_tokens)) return VERIFY_EXIT_ERROR;
+        } else if (!strcmp(a, "--logprobs")) {
+            logprobs = true;
         } else if (!strcmp(a, "--top") && i + 1 < argc) {
             if (verify_parse_int(a, argv[++i], 1, 1 << 24, &top)) return VERIFY_EXIT_ERROR;
         } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && i + 1 < argc) {
@@ -62,7 +80,7 @@ int verify_logits_main(int argc, char **argv) {
             return VERIFY_EXIT_ERROR;
         }
     }
-    if (!model || !prompt) {
+    if (!model || !prompt == !file) {
         usage(stderr);
         return VERIFY_EXIT_ERROR;
     }
@@ -78,16 +96,31 @@ int verify_logits_main(int argc, char **argv) {
     nm_pool *pool = NULL;
     vm_ctx *ctx = NULL;
     vm_adapters *adapters = NULL;
-    float *logits = NULL;
+    float *logits = NULL, *all = NULL;
     cand *c = NULL;
-    if (verify_tokenize_text(&vm, model, prompt, strlen(prompt), &ids, &n, &err)) goto fail;
+    char *text = NULL;
+    size_t text_len = prompt ? strlen(prompt) : 0;
+    if (file && verify_read_file(file, &text, &text_len, &err)) goto fail;
+    if (verify_tokenize_text(&vm, model, file ? text : prompt, text_len, &ids, &n, &err)) goto fail;
+    if (max_tokens > 0 && n > (size_t)max_tokens) n = (size_t)max_tokens;
     if (n == 0) {
         nm_fail(&err, "the prompt gives no tokens");
         goto fail;
     }
+    if (n > (size_t)INT32_MAX / 2) {
+        nm_fail(&err, "the prompt gives %zu tokens; use --max-tokens", n);
+        goto fail;
+    }
     pool = nm_pool_create((int)threads);
     ctx = pool ? vm_ctx_create(&vm.m, (int)n, pool, exact, &err) : NULL;
-    logits = malloc((size_t)vm.m.n_vocab * sizeof(float));
+    /* with --logprobs every position's logits, the last row being the one ranked below */
+    size_t rows = logprobs ? n : 1;
+    if ((size_t)vm.m.n_vocab > SIZE_MAX / sizeof(float) / rows) {
+        nm_fail(&err, "%zu positions of %d logits do not fit in memory", rows, vm.m.n_vocab);
+        goto fail;
+    }
+    all = malloc(rows * (size_t)vm.m.n_vocab * sizeof(float));
+    logits = all ? all + (rows - 1) * (size_t)vm.m.n_vocab : NULL;
     c = malloc((size_t)vm.m.n_vocab * sizeof(cand));
     if (!ctx || !logits || !c) {
         if (!err.msg[0]) nm_fail(&err, "out of memory");
@@ -96,7 +129,7 @@ int verify_logits_main(int argc, char **argv) {
     if (n_loras > 0 && (!(adapters = vm_adapters_load(vm.g, &vm.m, loras, n_loras, &err)) ||
                         vm_ctx_set_adapters(ctx, adapters, &err)))
         goto fail;
-    if (vm_eval(ctx, ids, (int)n, 0, (int)n - 1, logits, &err)) goto fail;
+    if (vm_eval(ctx, ids, (int)n, 0, (int)(n - rows), all, &err)) goto fail;
     const int V = vm.m.n_vocab;
     float mx = logits[0];
     for (int v = 1; v < V; v++)
@@ -112,8 +145,24 @@ int verify_logits_main(int argc, char **argv) {
         jt = cJSON_AddArrayToObject(root, "tokens");
         for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(jt, cJSON_CreateNumber(ids[i]));
         jtop = cJSON_AddArrayToObject(root, "top");
+        if (logprobs) {
+            cJSON *jl = cJSON_AddArrayToObject(root, "logprobs");
+            for (size_t i = 0; i + 1 < n; i++)
+                cJSON_AddItemToArray(jl, cJSON_CreateNumber(token_logprob(all + i * (size_t)V, V, ids[i + 1])));
+        }
     } else {
-        printf("prompt: %zu tokens\n%4s %7s %10s  %s\n", n, "rank", "id", "prob", "piece");
+        printf("prompt: %zu tokens\n", n);
+        if (logprobs) {
+            double total = 0.0;
+            printf("%6s %7s %12s\n", "pos", "next id", "log p(next)");
+            for (size_t i = 0; i + 1 < n; i++) {
+                double lp = token_logprob(all + i * (size_t)V, V, ids[i + 1]);
+                total += lp;
+                printf("%6zu %7d %12.6f\n", i, ids[i + 1], lp);
+            }
+            if (n > 1) printf("mean log p %.6f over %zu positions\n", total / (double)(n - 1), n - 1);
+        }
+        printf("%4s %7s %10s  %s\n", "rank", "id", "prob", "piece");
     }
     for (long r = 0; r < top; r++) {
         const double p = exp((double)c[r].logit - mx) / sum;
@@ -144,7 +193,8 @@ int verify_logits_main(int argc, char **argv) {
 fail:
     if (status) verify_error("%s", err.msg);
     free(c);
-    free(logits);
+    free(all);
+    free(text);
     free(ids);
     vm_ctx_free(ctx);
     vm_adapters_free(adapters);

@@ -129,7 +129,17 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
                            st->str.ptr);
         }
     }
-    if (gguf_find_tensor(g, "rope_freqs.weight")) return nm_fail(err, "llama3-style RoPE frequency factors (rope_freqs.weight) are not supported");
+    const gguf_tensor_info *ff = gguf_find_tensor(g, "rope_freqs.weight");
+    if (ff) { /* Llama 3.1+ rope scaling: each rotary frequency divided by its factor */
+        if (ff->type != GGML_TYPE_F32 || ff->ne[0] != (int64_t)n_rot / 2 || ff->ne[1] != 1 || ff->ne[2] != 1 ||
+            ff->ne[3] != 1 || ff->size < (size_t)n_rot / 2 * sizeof(float))
+            return nm_fail(err, "tensor rope_freqs.weight must be F32 of shape [%u] (rotary dimensions / 2)", n_rot / 2);
+        m->rope_freqs = (const float *)ff->data;
+        for (uint32_t i = 0; i < n_rot / 2; i++)
+            if (!(m->rope_freqs[i] > 0.0f) || !isfinite(m->rope_freqs[i]))
+                return nm_fail(err, "tensor rope_freqs.weight: factor %u is %g, not a positive number", i,
+                               (double)m->rope_freqs[i]);
+    }
     const gguf_tensor_info *emb = gguf_find_tensor(g, "token_embd.weight");
     if (!emb) return nm_fail(err, "tensor token_embd.weight is missing");
     if (emb->ne[1] < 1 || emb->ne[1] > 1 << 24) return nm_fail(err, "token_embd.weight has an implausible vocabulary size");
@@ -292,7 +302,8 @@ static void rope(const vm_model *m, float *x, int n_heads, int n_tokens, int pos
     for (int t = 0; t < n_tokens; t++) {
         float theta = (float)(pos0 + t);
         for (int i = 0; i < nr; i += 2) {
-            const float th = m->rope_freq_scale * theta;
+            /* ggml: freq_scale * (theta / freq_factor), the factor 1 without rope_freqs */
+            const float th = m->rope_freq_scale * (m->rope_freqs ? theta / m->rope_freqs[i / 2] : theta);
             cs[i] = cosf(th);
             cs[i + 1] = sinf(th);
             theta *= theta_scale;

@@ -36,6 +36,21 @@ refuse "missing config.json" "$SCRATCH/noconfig" "config.json" -o "$SCRATCH/out/
 copy corrupt; head -c 100 "$MODEL/config.json" >"$SCRATCH/corrupt/config.json"
 refuse "truncated config.json" "$SCRATCH/corrupt" "invalid JSON" -o "$SCRATCH/out/x.gguf"
 
+# rope_scaling: an unsupported kind is named with the supported ones; llama3's smoothing band must
+# not be empty (the converter would divide by zero)
+rope_cfg() { # DIR JSON-OF-rope_scaling
+    $PY - "$MODEL/config.json" "$1/config.json" "$2" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["rope_scaling"] = json.loads(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"))
+PY
+}
+copy yarn; rope_cfg "$SCRATCH/yarn" '{"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096}'
+refuse "rope_scaling yarn refused, supported kinds listed" "$SCRATCH/yarn" '"yarn" is not supported (supported: linear, llama3)' -o "$SCRATCH/out/x.gguf"
+copy l3band; rope_cfg "$SCRATCH/l3band" '{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 4.0}'
+refuse "llama3 rope_scaling with an empty smoothing band" "$SCRATCH/l3band" "high_freq_factor (4) > low_freq_factor (4)" -o "$SCRATCH/out/x.gguf"
+copy l3neg; rope_cfg "$SCRATCH/l3neg" '{"rope_type": "llama3", "factor": -8.0}'
+refuse "llama3 rope_scaling with a negative factor" "$SCRATCH/l3neg" '"factor" must be a positive number' -o "$SCRATCH/out/x.gguf"
+
 copy gpt2; sed 's/LlamaForCausalLM/GPT2LMHeadModel/' "$MODEL/config.json" >"$SCRATCH/gpt2/config.json"
 refuse "unsupported architecture named, supported ones listed" "$SCRATCH/gpt2" "GPT2LMHeadModel.*LlamaForCausalLM" -o "$SCRATCH/out/x.gguf"
 
