@@ -13,10 +13,11 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: nomoat-verify logits MODEL.gguf (--prompt TEXT | -f FILE) [--top N] [--exact] [-t N]\n"
-               "                          [--max-tokens N] [--logprobs] [--json] [--lora ADAPTER.gguf[:SCALE] ...]\n"
+               "                          [--max-tokens N] [--logprobs] [-b N] [--json] [--lora ADAPTER.gguf[:SCALE] ...]\n"
                "Prints the N most probable next tokens after TEXT (tokenized with BOS) with probabilities;\n"
                "--logprobs also gives, for every position, the log-probability of the token that follows it\n"
-               "(the text's own continuation); --max-tokens keeps only the first N tokens;\n"
+               "(the text's own continuation); --max-tokens keeps only the first N tokens; -b N evaluates\n"
+               "the tokens in batches of N (llama.cpp's results depend on the batch size; default: one batch);\n"
                "--lora applies LoRA adapters at run time as llama.cpp does (repeatable, stacked in order).\n");
 }
 
@@ -43,7 +44,7 @@ static double token_logprob(const float *logits, int V, int id) {
 
 int verify_logits_main(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *file = NULL;
-    long top = 10, threads = 0, max_tokens = 0;
+    long top = 10, threads = 0, max_tokens = 0, batch = 0;
     bool exact = false, json = false, logprobs = false;
     const char *loras[VERIFY_MAX_LORA];
     int n_loras = 0;
@@ -58,6 +59,8 @@ int verify_logits_main(int argc, char **argv) {
             file = argv[++i];
         } else if (!strcmp(a, "--max-tokens") && i + 1 < argc) {
             if (verify_parse_int(a, argv[++i], 1, 1 << 24, &max_tokens)) return VERIFY_EXIT_ERROR;
+        } else if ((!strcmp(a, "-b") || !strcmp(a, "--batch-size")) && i + 1 < argc) {
+            if (verify_parse_int(a, argv[++i], 1, 1 << 24, &batch)) return VERIFY_EXIT_ERROR;
         } else if (!strcmp(a, "--logprobs")) {
             logprobs = true;
         } else if (!strcmp(a, "--top") && i + 1 < argc) {
@@ -129,7 +132,14 @@ int verify_logits_main(int argc, char **argv) {
     if (n_loras > 0 && (!(adapters = vm_adapters_load(vm.g, &vm.m, loras, n_loras, &err)) ||
                         vm_ctx_set_adapters(ctx, adapters, &err)))
         goto fail;
-    if (vm_eval(ctx, ids, (int)n, 0, (int)(n - rows), all, &err)) goto fail;
+    /* batch by batch; logits of the positions from n - rows on land in all */
+    const size_t step = batch > 0 ? (size_t)batch : n;
+    for (size_t b0 = 0; b0 < n; b0 += step) {
+        const size_t len = n - b0 < step ? n - b0 : step, want = n - rows;
+        const size_t from = want > b0 ? want - b0 : 0; /* first token of this batch with logits */
+        float *dst = from < len ? all + (b0 + from - want) * (size_t)vm.m.n_vocab : NULL;
+        if (vm_eval(ctx, ids + b0, (int)len, (int)b0, (int)from, dst, &err)) goto fail;
+    }
     const int V = vm.m.n_vocab;
     float mx = logits[0];
     for (int v = 1; v < V; v++)
@@ -146,9 +156,17 @@ int verify_logits_main(int argc, char **argv) {
         for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(jt, cJSON_CreateNumber(ids[i]));
         jtop = cJSON_AddArrayToObject(root, "top");
         if (logprobs) {
-            cJSON *jl = cJSON_AddArrayToObject(root, "logprobs");
-            for (size_t i = 0; i + 1 < n; i++)
-                cJSON_AddItemToArray(jl, cJSON_CreateNumber(token_logprob(all + i * (size_t)V, V, ids[i + 1])));
+            /* "gaps": the next token's logit minus the position's largest, which needs no
+             * normalisation (for comparisons with tools that normalise in float) */
+            cJSON *jl = cJSON_AddArrayToObject(root, "logprobs"), *jg = cJSON_AddArrayToObject(root, "gaps");
+            for (size_t i = 0; i + 1 < n; i++) {
+                const float *l = all + i * (size_t)V;
+                float lmax = l[0];
+                for (int v = 1; v < V; v++)
+                    if (l[v] > lmax) lmax = l[v];
+                cJSON_AddItemToArray(jl, cJSON_CreateNumber(token_logprob(l, V, ids[i + 1])));
+                cJSON_AddItemToArray(jg, cJSON_CreateNumber((double)l[ids[i + 1]] - (double)lmax));
+            }
         }
     } else {
         printf("prompt: %zu tokens\n", n);
