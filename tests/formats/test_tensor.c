@@ -119,6 +119,9 @@ static void test_bf16_to_f32_all(void **state) {
     free(b);
 }
 
+typedef struct simd_rows simd_rows;
+static const simd_rows *simd(void);
+
 /* The one-pass BF16 -> F16 row: every BF16 pattern gives what the two-step reference gives
  * (NaN patterns excepted: only the flag is defined), the NaN flag is raised exactly when a NaN
  * is present, at every length and misalignment (SIMD body and scalar tail). */
@@ -147,7 +150,7 @@ static void test_bf16_to_f16_every_value(void **state) {
                 assert_memory_equal(a + off, b + off, len * 2);
             }
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+    if (simd()) { /* AVX2 and F16C */
         memset(a, 0, n * 2);
         assert_false(nm_bf16_to_f16_row_avx2(h, a, n));
         nm_bf16_to_f16_row_ref(h, b, n);
@@ -161,13 +164,13 @@ static void test_bf16_to_f16_every_value(void **state) {
 
 
 /* ---- direct access to this CPU's SIMD rows (skip when the CPU lacks them) ---- */
-typedef struct simd_rows {
+struct simd_rows {
     const char *name;
     void (*f32_to_f16)(const float *, uint16_t *, size_t);
     void (*f16_to_f32)(const uint16_t *, float *, size_t);
     void (*f32_to_bf16)(const float *, uint16_t *, size_t);
     void (*bf16_to_f32)(const uint16_t *, float *, size_t);
-} simd_rows;
+};
 
 static const simd_rows *simd(void) {
 #if defined(__x86_64__)
