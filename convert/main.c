@@ -65,7 +65,10 @@ static void usage(FILE *f) {
             "\n"
             "Supported: LlamaForCausalLM and MistralForCausalLM (GQA or MHA, tied or untied embeddings)\n"
             "with a SentencePiece tokenizer.model or a byte-level BPE tokenizer.json. Exit status: 0 on success, 1 on any error (no output\n"
-            "file is left behind).\n");
+            "file is left behind).\n"
+            "\n"
+            "The output is written with O_DIRECT where the file system supports it: it goes to the disk without a copy\n"
+            "into the page cache, so it is not in the cache afterwards.\n");
 }
 
 typedef struct options {
