@@ -8,11 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define OUT_BUFFER_SIZE (4u << 20)
 #define MAX_NAMED_TEMPS 256
+/* Direct mode: writes at least this large whose source is congruent with the file offset go
+ * from the caller's memory to the device; smaller ones are cheaper to copy into the buffer. */
+#define DIRECT_MIN_WRITE (64u << 10)
+#define DIRECT_MAX_ALIGN (64u << 10)
 
 struct nm_outfile {
     int fd;
@@ -22,7 +28,14 @@ struct nm_outfile {
     int temp_slot;   /* index in the signal-cleanup registry, or -1 */
     unsigned char *buf;
     size_t buf_used;
-    uint64_t offset; /* bytes handed to write() so far */
+    uint64_t offset; /* bytes handed to write() so far; direct mode: file offset of buf[0] */
+    /* Direct mode (NM_OUT_DIRECT granted): everything is written with pwrite/pwritev at
+     * explicit offsets in whole blocks of `align` bytes; the partial block at the end stays in
+     * the buffer (and is written zero-padded when the disk must be up to date, then rewritten
+     * whole later); commit truncates the padding away. `odirect` says whether the descriptor
+     * has O_DIRECT (cleared for good if the file system refuses a direct write). */
+    size_t align; /* 0: plain buffered mode */
+    bool odirect;
 };
 
 /* Registry of named temporaries for the signal handler (the only global mutable state besides
@@ -92,6 +105,41 @@ static const char *base_of(const char *path) {
     return slash ? slash + 1 : path;
 }
 
+/* Turns on direct mode when the file system states its direct-I/O alignment and accepts
+ * O_DIRECT on this descriptor; otherwise the output stays buffered. */
+static void setup_direct(nm_outfile *out) {
+#ifdef STATX_DIOALIGN
+    struct statx sx;
+    if (statx(out->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) != 0 || !(sx.stx_mask & STATX_DIOALIGN) ||
+        sx.stx_dio_offset_align == 0 || sx.stx_dio_mem_align == 0)
+        return;
+    size_t a = (size_t)sysconf(_SC_PAGESIZE);
+    if (a < 4096)
+        a = 4096;
+    if (sx.stx_dio_offset_align > a)
+        a = sx.stx_dio_offset_align;
+    if (sx.stx_dio_mem_align > a)
+        a = sx.stx_dio_mem_align;
+    if ((a & (a - 1)) != 0 || a > DIRECT_MAX_ALIGN)
+        return;
+    int fl = fcntl(out->fd, F_GETFL);
+    if (fl < 0 || fcntl(out->fd, F_SETFL, fl | O_DIRECT) != 0)
+        return;
+    out->align = a;
+    out->odirect = true;
+#else
+    (void)out;
+#endif
+}
+
+/* The descriptor without O_DIRECT, for good (a refused direct write, a positional patch). */
+static void drop_odirect(nm_outfile *out) {
+    int fl = fcntl(out->fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(out->fd, F_SETFL, fl & ~O_DIRECT);
+    out->odirect = false;
+}
+
 static int errno_fail(nm_error *err, const char *what, const char *path, int e) {
     if (e == ENOSPC)
         return nm_fail(err, "%s: disk full while writing (%s)", path, what);
@@ -108,7 +156,7 @@ nm_outfile *nm_outfile_create(const char *path, unsigned flags, nm_error *err) {
     }
     nm_outfile *out = calloc(1, sizeof *out);
     char *dir = dir_of(path);
-    if (!out || !dir || !(out->path = strdup(path)) || !(out->buf = malloc(OUT_BUFFER_SIZE))) {
+    if (!out || !dir || !(out->path = strdup(path))) {
         nm_fail(err, "%s: out of memory", path);
         goto fail;
     }
@@ -135,6 +183,22 @@ nm_outfile *nm_outfile_create(const char *path, unsigned flags, nm_error *err) {
         }
         /* mkostemp uses 0600; published files get 0644 minus the umask, as with O_TMPFILE */
         fchmod(out->fd, 0644 & ~current_umask());
+    }
+    if (flags & NM_OUT_DIRECT)
+        setup_direct(out);
+    if (out->align) {
+        void *b = NULL;
+        /* 2 MB aligned: transparent huge pages where allowed, fewer pages for the kernel to pin */
+        if (posix_memalign(&b, 2u << 20, OUT_BUFFER_SIZE) == 0) {
+            madvise(b, OUT_BUFFER_SIZE, MADV_HUGEPAGE);
+            out->buf = b;
+        }
+    } else {
+        out->buf = malloc(OUT_BUFFER_SIZE);
+    }
+    if (!out->buf) {
+        nm_fail(err, "%s: out of memory", path);
+        goto fail;
     }
     free(dir);
     return out;
@@ -171,7 +235,94 @@ static int write_all(nm_outfile *out, const void *data, size_t size, nm_error *e
     return 0;
 }
 
+/* Direct mode: writes iov[0..n) (whole blocks) at `offset`. A file system that refuses the
+ * direct write (EINVAL) gets the same bytes buffered, and no more direct writes. */
+static int pwritev_all(nm_outfile *out, struct iovec *iov, int n, uint64_t offset, nm_error *err) {
+    while (n > 0) {
+        ssize_t w = pwritev(out->fd, iov, n, (off_t)offset);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EINVAL && out->odirect) {
+                drop_odirect(out);
+                continue;
+            }
+            return errno_fail(err, "write", out->path, errno);
+        }
+        if (w == 0)
+            return nm_fail(err, "%s: write made no progress", out->path);
+        offset += (uint64_t)w;
+        size_t left = (size_t)w;
+        while (n > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (unsigned char *)iov->iov_base + left;
+            iov->iov_len -= left;
+            /* a short direct write that left an unaligned remainder: finish it buffered */
+            if (out->odirect && (((uintptr_t)iov->iov_base | offset | iov->iov_len) & (out->align - 1)))
+                drop_odirect(out);
+        }
+    }
+    return 0;
+}
+
+/* Direct mode: writes the buffer's whole blocks (all: also the partial last block, zero-padded,
+ * so the file holds every byte written so far) and keeps the partial block in the buffer. */
+static int flush_direct(nm_outfile *out, bool all, nm_error *err) {
+    size_t n = out->buf_used, full = n & ~(out->align - 1);
+    size_t len = all ? (n + out->align - 1) & ~(out->align - 1) : full;
+    if (len == 0)
+        return 0;
+    memset(out->buf + n, 0, len - n);
+    struct iovec iov = {out->buf, len};
+    if (pwritev_all(out, &iov, 1, out->offset, err) != 0)
+        return -1;
+    memmove(out->buf, out->buf + full, n - full);
+    out->offset += full;
+    out->buf_used = n - full;
+    return 0;
+}
+
+/* Direct mode write: through the buffer, or, for a large source congruent with the file offset,
+ * the buffer's blocks plus the source's aligned middle in one pwritev straight from the
+ * caller's memory, the unaligned end kept in the buffer. */
+static int write_direct(nm_outfile *out, const unsigned char *p, size_t size, nm_error *err) {
+    size_t a = out->align;
+    uint64_t pos = out->offset + out->buf_used;
+    if (size >= DIRECT_MIN_WRITE && (((uintptr_t)p - (uintptr_t)pos) & (a - 1)) == 0) {
+        size_t head = (size_t)((a - (pos & (a - 1))) & (a - 1));
+        if (out->buf_used + head > OUT_BUFFER_SIZE && flush_direct(out, false, err) != 0)
+            return -1;
+        memcpy(out->buf + out->buf_used, p, head);
+        out->buf_used += head;
+        size_t mid = (size - head) & ~(a - 1);
+        struct iovec iov[2] = {{out->buf, out->buf_used}, {(void *)(p + head), mid}};
+        int n = out->buf_used ? 2 : 1;
+        if (pwritev_all(out, out->buf_used ? iov : iov + 1, n, out->offset, err) != 0)
+            return -1;
+        out->offset += out->buf_used + mid;
+        out->buf_used = 0;
+        p += head + mid;
+        size -= head + mid;
+    }
+    while (size > 0) {
+        size_t room = OUT_BUFFER_SIZE - out->buf_used, n = size < room ? size : room;
+        memcpy(out->buf + out->buf_used, p, n);
+        out->buf_used += n;
+        p += n;
+        size -= n;
+        if (out->buf_used == OUT_BUFFER_SIZE && flush_direct(out, false, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int flush_buffer(nm_outfile *out, nm_error *err) {
+    if (out->align)
+        return flush_direct(out, true, err);
     if (out->buf_used == 0)
         return 0;
     size_t n = out->buf_used;
@@ -180,6 +331,8 @@ static int flush_buffer(nm_outfile *out, nm_error *err) {
 }
 
 int nm_outfile_write(nm_outfile *out, const void *data, size_t size, nm_error *err) {
+    if (out->align)
+        return write_direct(out, data, size, err);
     if (size >= OUT_BUFFER_SIZE) {
         if (flush_buffer(out, err) != 0)
             return -1;
@@ -203,6 +356,10 @@ int nm_outfile_write_zeros(nm_outfile *out, size_t size, nm_error *err) {
     return 0;
 }
 
+size_t nm_outfile_direct_alignment(const nm_outfile *out) {
+    return out->align ? out->align : 1;
+}
+
 uint64_t nm_outfile_tell(const nm_outfile *out) {
     return out->offset + out->buf_used;
 }
@@ -212,6 +369,45 @@ const char *nm_outfile_path(const nm_outfile *out) {
 }
 
 int nm_outfile_pwrite(nm_outfile *out, const void *data, size_t size, uint64_t offset, nm_error *err) {
+    if (out->align) {
+        uint64_t end = out->offset + out->buf_used;
+        if (offset > end || size > end - offset)
+            return nm_fail(err, "%s: positional write outside the written region", out->path);
+        /* the part still in the buffer is patched there; the part on disk is rewritten
+         * buffered (an unaligned patch), the blocks after it keep going out direct */
+        const unsigned char *p = data;
+        if (offset + size > out->offset) {
+            uint64_t from = offset > out->offset ? offset : out->offset;
+            memcpy(out->buf + (from - out->offset), p + (from - offset), (size_t)(offset + size - from));
+            size = (size_t)(from - offset);
+        }
+        if (size == 0)
+            return 0;
+        bool was = out->odirect;
+        if (was)
+            drop_odirect(out);
+        int rc = 0;
+        while (size > 0 && rc == 0) {
+            ssize_t w = pwrite(out->fd, p, size, (off_t)offset);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                rc = errno_fail(err, "write", out->path, errno);
+            else if (w == 0)
+                rc = nm_fail(err, "%s: write made no progress", out->path);
+            else {
+                p += w;
+                size -= (size_t)w;
+                offset += (uint64_t)w;
+            }
+        }
+        if (was) {
+            int fl = fcntl(out->fd, F_GETFL);
+            if (fl >= 0 && fcntl(out->fd, F_SETFL, fl | O_DIRECT) == 0)
+                out->odirect = true;
+        }
+        return rc;
+    }
     if (flush_buffer(out, err) != 0)
         return -1;
     if (offset > out->offset || size > out->offset - offset)
@@ -264,6 +460,13 @@ int nm_outfile_commit(nm_outfile *out, nm_error *err) {
     int rc = -1;
     if (flush_buffer(out, err) != 0)
         goto done;
+    if (out->align) { /* the last block went out zero-padded */
+        uint64_t size = out->offset + out->buf_used;
+        if (ftruncate(out->fd, (off_t)size) != 0) {
+            errno_fail(err, "truncate", out->path, errno);
+            goto done;
+        }
+    }
     if (!(out->flags & NM_OUT_NO_FSYNC) && fsync(out->fd) != 0) {
         errno_fail(err, "fsync", out->path, errno);
         goto done;

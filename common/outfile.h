@@ -14,6 +14,14 @@
 enum {
     NM_OUT_FORCE = 1,    /* replace an existing file (otherwise an existing file is an error) */
     NM_OUT_NO_FSYNC = 2, /* skip fsync of file and folder (benchmarks, scratch work) */
+    /* Write with O_DIRECT where the file system allows it (statx STATX_DIOALIGN): whole aligned
+     * blocks go from memory to the device without the kernel's copy into the page cache, which
+     * is most of the CPU time of streaming a large file out. For big sequential outputs that
+     * are not read back at once (the output does not stay cached). Large writes whose source
+     * address is congruent with the file offset modulo nm_outfile_direct_alignment() go out
+     * without any copy; others pass through an aligned buffer. Silently buffered where direct
+     * I/O is unavailable. */
+    NM_OUT_DIRECT = 4,
 };
 
 typedef struct nm_outfile nm_outfile;
@@ -31,6 +39,9 @@ uint64_t nm_outfile_tell(const nm_outfile *out);
 /* Positional write into the already written region (flushes the buffer first). */
 int nm_outfile_pwrite(nm_outfile *out, const void *data, size_t size, uint64_t offset, nm_error *err);
 const char *nm_outfile_path(const nm_outfile *out);
+/* With NM_OUT_DIRECT in effect: the alignment (a power of two) that makes a large write's source
+ * go to the device without a copy when (address - offset) is a multiple of it; otherwise 1. */
+size_t nm_outfile_direct_alignment(const nm_outfile *out);
 
 /* Flushes, fsyncs (unless NM_OUT_NO_FSYNC), links the file under its name, fsyncs the folder,
  * closes and frees `out` (also on failure, after removing the temporary). */

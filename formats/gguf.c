@@ -964,6 +964,8 @@ struct gguf_writer {
     size_t cur;        /* tensor being written */
     size_t cur_done;   /* bytes of it written */
     uint32_t cur_shard;
+    uint64_t data_start0; /* file offset of the first shard's tensor data */
+    size_t direct_align;  /* the first shard's nm_outfile_direct_alignment */
 };
 
 static const char *wtensor_name_of(const void *ctx, size_t i) {
@@ -1380,7 +1382,21 @@ int gguf_writer_begin_data(gguf_writer *w, nm_error *err) {
     w->begun = true;
     w->cur = w->cur_done = 0;
     w->cur_shard = 0;
-    return open_shard(w, 0, err);
+    if (open_shard(w, 0, err) != 0)
+        return -1;
+    w->data_start0 = nm_outfile_tell(w->out[0]);
+    w->direct_align = nm_outfile_direct_alignment(w->out[0]);
+    return 0;
+}
+
+size_t gguf_writer_direct_alignment(const gguf_writer *w) {
+    return w->begun && w->direct_align ? w->direct_align : 1;
+}
+
+size_t gguf_writer_data_phase(const gguf_writer *w, size_t tensor, uint64_t byte) {
+    if (!w->begun || tensor >= w->n_tensors || w->tensors[tensor].shard != 0 || w->direct_align <= 1)
+        return 0;
+    return (size_t)((w->data_start0 + w->tensors[tensor].offset + byte) & (w->direct_align - 1));
 }
 
 /* Pads the finished tensor and moves on, opening the next shard when the next tensor is in it. */

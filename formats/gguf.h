@@ -129,7 +129,7 @@ const gguf_tensor_info *gguf_find_tensor(const gguf_reader *g, const char *name)
 typedef struct gguf_writer gguf_writer;
 
 typedef struct gguf_writer_options {
-    unsigned outfile_flags;     /* NM_OUT_FORCE, NM_OUT_NO_FSYNC (common/outfile.h) */
+    unsigned outfile_flags;     /* NM_OUT_FORCE, NM_OUT_NO_FSYNC, NM_OUT_DIRECT (common/outfile.h) */
     uint64_t split_max_size;    /* 0 = no size limit; else shards of at most about this many bytes */
     uint32_t split_max_tensors; /* 0 = no tensor-count limit */
 } gguf_writer_options;
@@ -175,6 +175,13 @@ int gguf_writer_write(gguf_writer *w, const void *data, size_t size, nm_error *e
 int gguf_writer_finish(gguf_writer *w, nm_error *err);
 /* Discards everything written; frees w. Safe with NULL. */
 void gguf_writer_abort(gguf_writer *w);
+/* After begin_data: the output's direct-I/O alignment (nm_outfile_direct_alignment; 1 when
+ * buffered) and where byte `byte` of tensor `tensor` falls in its file modulo it. Data passed to
+ * gguf_writer_write from an address with that remainder goes to the device without a copy.
+ * The phase is 0 (unknown) for tensors in shards after the first. Reads only what begin_data
+ * fixed, so another thread may ask while the writer runs. */
+size_t gguf_writer_direct_alignment(const gguf_writer *w);
+size_t gguf_writer_data_phase(const gguf_writer *w, size_t tensor, uint64_t byte);
 /* Number of shards the writer will produce (valid after begin_data). */
 uint32_t gguf_writer_shard_count(const gguf_writer *w);
 

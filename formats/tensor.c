@@ -201,6 +201,15 @@ void nm_bf16_to_f32_row_ref(const uint16_t *src, float *dst, size_t n) {
         dst[i] = nm_bf16_to_f32(src[i]);
 }
 
+bool nm_bf16_to_f16_row_ref(const uint16_t *src, uint16_t *dst, size_t n) {
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        any |= (src[i] & 0x7FFF) > 0x7F80;
+        dst[i] = nm_f32_to_f16(nm_bf16_to_f32(src[i]));
+    }
+    return any;
+}
+
 int64_t nm_find_nan_f32(const float *src, size_t n) {
     for (size_t i = 0; i < n; i++)
         if ((f32_bits(src[i]) & 0x7FFFFFFF) > 0x7F800000)
@@ -264,4 +273,23 @@ void nm_bf16_to_f32_row(const uint16_t *src, float *dst, size_t n) {
         SIMD_BF16_TO_F32(src, dst, n);
     else
         nm_bf16_to_f32_row_ref(src, dst, n);
+}
+
+bool nm_bf16_to_f16_row(const uint16_t *src, uint16_t *dst, size_t n) {
+#if defined(__x86_64__)
+    if (SIMD_OK())
+        return nm_bf16_to_f16_row_avx2(src, dst, n);
+#endif
+    if (!SIMD_OK())
+        return nm_bf16_to_f16_row_ref(src, dst, n);
+    /* other SIMD: the two row conversions through a small F32 block */
+    float f[256];
+    bool any = false;
+    for (size_t i = 0; i < n; i += 256) {
+        size_t k = n - i < 256 ? n - i : 256;
+        any |= nm_find_nan_bf16(src + i, k) >= 0;
+        SIMD_BF16_TO_F32(src + i, f, k);
+        SIMD_F32_TO_F16(f, dst + i, k);
+    }
+    return any;
 }

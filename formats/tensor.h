@@ -99,6 +99,13 @@ void nm_f16_to_f32_row_ref(const uint16_t *src, float *dst, size_t n);
 void nm_f32_to_bf16_row_ref(const float *src, uint16_t *dst, size_t n);
 void nm_bf16_to_f32_row_ref(const uint16_t *src, float *dst, size_t n);
 
+/* BF16 -> F16 in one pass, what bf16 -> f32 (exact) -> f16 (nearest, ties to even) gives, and
+ * whether the row holds a NaN (then the caller reports it with nm_find_nan_bf16; the output of
+ * such a row is not meaningful). The converter's hot loop: one read of the source, no F32
+ * scratch row. */
+bool nm_bf16_to_f16_row(const uint16_t *src, uint16_t *dst, size_t n);
+bool nm_bf16_to_f16_row_ref(const uint16_t *src, uint16_t *dst, size_t n);
+
 /* NaN policy: index of the first NaN in the row, or -1 if there is none. */
 int64_t nm_find_nan_f32(const float *src, size_t n);
 int64_t nm_find_nan_f16(const uint16_t *src, size_t n);

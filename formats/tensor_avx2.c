@@ -56,3 +56,27 @@ void nm_bf16_to_f32_row_avx2(const uint16_t *src, float *dst, size_t n) {
     for (; i < n; i++)
         dst[i] = nm_bf16_to_f32(src[i]);
 }
+
+/* 16 values a step: NaN test on the 16-bit patterns ((h & 0x7FFF) > 0x7F80, exact as a signed
+ * compare since masked values are non-negative), then the exact widening (h << 16) and F16C's
+ * round to nearest even, the same rounding as nm_f32_to_f16. */
+bool nm_bf16_to_f16_row_avx2(const uint16_t *src, uint16_t *dst, size_t n) {
+    const __m256i absmask = _mm256_set1_epi16(0x7FFF), inf = _mm256_set1_epi16(0x7F80);
+    __m256i nan = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)(src + i));
+        nan = _mm256_or_si256(nan, _mm256_cmpgt_epi16(_mm256_and_si256(h, absmask), inf));
+        __m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(h)), 16));
+        __m256 hi = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1)), 16));
+        __m256i r = _mm256_set_m128i(_mm256_cvtps_ph(hi, _MM_FROUND_TO_NEAREST_INT),
+                                     _mm256_cvtps_ph(lo, _MM_FROUND_TO_NEAREST_INT));
+        _mm256_storeu_si256((__m256i *)(dst + i), r);
+    }
+    bool any = !_mm256_testz_si256(nan, nan);
+    for (; i < n; i++) {
+        any |= (src[i] & 0x7FFF) > 0x7F80;
+        dst[i] = nm_f32_to_f16(nm_bf16_to_f32(src[i]));
+    }
+    return any;
+}

@@ -194,6 +194,75 @@ static void test_named_fallback(void **state) {
     umask(old);
 }
 
+/* NM_OUT_DIRECT: a mix of small writes, large writes from addresses congruent with their file
+ * offset (sent without a copy) and not, zeros, and positional patches both of bytes already on
+ * disk and of bytes still buffered, gives exactly the bytes of the same calls buffered, with
+ * both kinds of temporary and with and without fsync. */
+static void direct_matches_buffered(bool named, unsigned extra) {
+    empty_scratch();
+    no_tmpfile = named;
+    enum { BIG = 3 << 20 };
+    unsigned char *src = NULL;
+    assert_int_equal(posix_memalign((void **)&src, 1 << 16, BIG + (1 << 16)), 0);
+    for (size_t i = 0; i < BIG + (1 << 16); i++)
+        src[i] = (unsigned char)(i * 2654435761u >> 13);
+    nm_error err = {{0}};
+    const char *paths[2] = {in_scratch("direct.bin"), in_scratch("plain.bin")};
+    size_t align = 1;
+    for (int k = 0; k < 2; k++) {
+        nm_outfile *o = nm_outfile_create(paths[k], (k == 0 ? NM_OUT_DIRECT : 0) | extra, &err);
+        assert_non_null(o);
+        if (k == 0)
+            align = nm_outfile_direct_alignment(o);
+        else
+            assert_int_equal(nm_outfile_direct_alignment(o), 1);
+        assert_int_equal(nm_outfile_write(o, src, 24, &err), 0);
+        assert_int_equal(nm_outfile_write_zeros(o, 8, &err), 0);
+        for (int round = 0; round < 3; round++) {
+            uint64_t pos = nm_outfile_tell(o);
+            /* congruent (when direct), then a large write that is not, then small pieces */
+            const unsigned char *c = src + ((pos + (uint64_t)round * 32) & 0xFFFF);
+            assert_int_equal(nm_outfile_write(o, c, (size_t)BIG - 1000 * (size_t)round, &err), 0);
+            assert_int_equal(nm_outfile_write(o, src + 3, 200000 + (size_t)round, &err), 0);
+            for (int i = 0; i < 50; i++)
+                assert_int_equal(nm_outfile_write(o, src + i, 1000 + (size_t)i, &err), 0);
+            assert_int_equal(nm_outfile_write_zeros(o, 13, &err), 0);
+        }
+        uint64_t end = nm_outfile_tell(o);
+        assert_int_equal(nm_outfile_pwrite(o, "HEADER", 6, 2, &err), 0);      /* on disk */
+        assert_int_equal(nm_outfile_pwrite(o, "tail!", 5, end - 7, &err), 0); /* still buffered */
+        assert_int_equal(nm_outfile_pwrite(o, "x", 1, end, &err), -1);
+        assert_int_equal(nm_outfile_write(o, "after", 5, &err), 0);
+        assert_int_equal(nm_outfile_commit(o, &err), 0);
+    }
+    FILE *f[2] = {fopen(paths[0], "rb"), fopen(paths[1], "rb")};
+    assert_non_null(f[0]);
+    assert_non_null(f[1]);
+    size_t total = 0;
+    for (;;) {
+        static unsigned char a[1 << 16], b[1 << 16];
+        size_t na = fread(a, 1, sizeof a, f[0]), nb = fread(b, 1, sizeof b, f[1]);
+        assert_int_equal(na, nb);
+        assert_memory_equal(a, b, na);
+        total += na;
+        if (na == 0)
+            break;
+    }
+    assert_true(total > 3 * (size_t)BIG);
+    fclose(f[0]);
+    fclose(f[1]);
+    free(src);
+    print_message("    direct output (%s%s): alignment %zu, %zu bytes identical\n", named ? "named temporary" : "O_TMPFILE",
+                  extra & NM_OUT_NO_FSYNC ? ", no fsync" : "", align, total);
+}
+
+static void test_direct(void **state) {
+    (void)state;
+    direct_matches_buffered(false, 0);
+    direct_matches_buffered(true, 0);
+    direct_matches_buffered(false, NM_OUT_NO_FSYNC | NM_OUT_FORCE);
+}
+
 /* A child starts writing (a plain output, or a GGUF split into shards, all open at once), says
  * so through a pipe and waits; the parent kills it with sig. Nothing may remain. */
 static void killed_mid_write(int sig, bool named, bool gguf_split) {
@@ -293,6 +362,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tmpfile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_named_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gguf_writer_named_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

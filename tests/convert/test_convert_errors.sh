@@ -101,6 +101,9 @@ EOF
     refuse "dtype not convertible" "$SCRATCH/dtype" "model.layers.0.mlp.up_proj.weight has dtype I16" -o "$SCRATCH/out/x.gguf"
     copy nan; edit_shard "$SCRATCH/nan/model-00001-of-00002.safetensors" model.layers.1.self_attn.v_proj.weight nan
     refuse "NaN in a tensor" "$SCRATCH/nan" "model.layers.1.self_attn.v_proj.weight: NaN at element 1000" -o "$SCRATCH/out/x.gguf"
+    # BF16 -> F16 takes another path (one pass that converts and looks for NaN together)
+    refuse "NaN in a tensor, --outtype f16" "$SCRATCH/nan" "model.layers.1.self_attn.v_proj.weight: NaN at element 1000" \
+        --outtype f16 -o "$SCRATCH/out/x.gguf"
 else
     skip "dtype and NaN cases (no /usr/bin/python3 to edit a shard)"
 fi

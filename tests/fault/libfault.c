@@ -1,5 +1,5 @@
 /* Fault injection for the tools' tests (LD_PRELOAD). NOMOAT_FAULT="FUNC:N" makes the N-th call
- * (1-based) of FUNC fail the way the system would: write/pwrite -> ENOSPC (disk full),
+ * (1-based) of FUNC fail the way the system would: write/pwrite/pwritev -> ENOSPC (disk full),
  * fsync -> EIO, rename/link/linkat -> EACCES, open -> EMFILE, mmap -> ENOMEM, malloc/calloc/realloc
  * -> NULL. NOMOAT_FAULT_REPORT=FILE appends "FUNC COUNT" lines at exit so a test knows how many
  * call sites a run has and can sample them. Built without sanitizers; under ASan the test
@@ -14,10 +14,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
-enum { F_WRITE, F_PWRITE, F_FSYNC, F_RENAME, F_LINK, F_LINKAT, F_OPEN, F_MMAP, F_MALLOC, F_CALLOC, F_REALLOC, F_COUNT };
-static const char *names[F_COUNT] = {"write", "pwrite", "fsync", "rename", "link", "linkat",
+enum { F_WRITE, F_PWRITE, F_PWRITEV, F_FSYNC, F_RENAME, F_LINK, F_LINKAT, F_OPEN, F_MMAP, F_MALLOC, F_CALLOC, F_REALLOC, F_COUNT };
+static const char *names[F_COUNT] = {"write", "pwrite", "pwritev", "fsync", "rename", "link", "linkat",
                                      "open", "mmap", "malloc", "calloc", "realloc"};
 static unsigned long counts[F_COUNT];
 static int target = -1;
@@ -67,6 +68,15 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
     return NEXT(ssize_t, "pwrite", (int, const void *, size_t, off_t))(fd, buf, n, off);
 }
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) __attribute__((alias("pwrite")));
+
+ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off) {
+    if (hit(F_PWRITEV)) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return NEXT(ssize_t, "pwritev", (int, const struct iovec *, int, off_t))(fd, iov, n, off);
+}
+ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t off) __attribute__((alias("pwritev")));
 
 int fsync(int fd) {
     if (hit(F_FSYNC)) {

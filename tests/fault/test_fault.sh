@@ -1,4 +1,4 @@
-# Fault injection: every write, pwrite, fsync, rename, link, linkat, open, mmap (file), malloc,
+# Fault injection: every write, pwrite, pwritev, fsync, rename, link, linkat, open, mmap (file), malloc,
 # calloc and realloc call a tool makes on a small job is made to fail in turn (up to
 # FAULT_MAX_PER_FUNC evenly spread calls per function). Each run must either succeed with the
 # same output as the fault-free run (the failure was tolerated, e.g. one thread fewer) or fail
@@ -10,10 +10,10 @@ MAX=${FAULT_MAX_PER_FUNC:-40}
 if [ "$SAN" = 1 ]; then
     asan=$(${CC:-gcc} -print-file-name=libasan.so)
     PRELOAD="$asan $BIN/libfault-nomalloc.so"
-    FUNCS="write pwrite fsync rename link linkat open mmap"
+    FUNCS="write pwrite pwritev fsync rename link linkat open mmap"
 else
     PRELOAD="$BIN/libfault.so"
-    FUNCS="write pwrite fsync rename link linkat open mmap malloc calloc realloc"
+    FUNCS="write pwrite pwritev fsync rename link linkat open mmap malloc calloc realloc"
 fi
 [ -f "$BIN/libfault.so" ] || { skip "fault injection (shim not built)"; finish; }
 

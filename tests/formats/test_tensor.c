@@ -119,15 +119,58 @@ static void test_bf16_to_f32_all(void **state) {
     free(b);
 }
 
+typedef struct simd_rows simd_rows;
+static const simd_rows *simd(void);
+
+/* The one-pass BF16 -> F16 row: every BF16 pattern gives what the two-step reference gives
+ * (NaN patterns excepted: only the flag is defined), the NaN flag is raised exactly when a NaN
+ * is present, at every length and misalignment (SIMD body and scalar tail). */
+static void test_bf16_to_f16_every_value(void **state) {
+    (void)state;
+    uint16_t *h = malloc(65536 * 2 + 64), *a = malloc(65536 * 2 + 64), *b = malloc(65536 * 2 + 64);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < 65536; i++)
+        if ((i & 0x7FFF) <= 0x7F80)
+            h[n++] = (uint16_t)i;
+    assert_false(nm_bf16_to_f16_row(h, a, n));
+    assert_false(nm_bf16_to_f16_row_ref(h, b, n));
+    assert_memory_equal(a, b, n * 2);
+    for (uint32_t i = 0; i < n; i++)
+        assert_int_equal(b[i], nm_f32_to_f16(nm_bf16_to_f32(h[i])));
+    for (size_t len = 1; len <= 70; len++)
+        for (size_t off = 0; off < 3; off++)
+            for (size_t at = 0; at < len; at += 7) {
+                uint16_t keep = h[off + at];
+                h[off + at] = (uint16_t)(0x7F81 + (len & 0x7E) + 0x8000 * (at & 1)); /* a NaN */
+                assert_true(nm_bf16_to_f16_row(h + off, a + off, len));
+                assert_true(nm_bf16_to_f16_row_ref(h + off, b + off, len));
+                h[off + at] = keep;
+                assert_false(nm_bf16_to_f16_row(h + off, a + off, len));
+                nm_bf16_to_f16_row_ref(h + off, b + off, len);
+                assert_memory_equal(a + off, b + off, len * 2);
+            }
+#if defined(__x86_64__)
+    if (simd()) { /* AVX2 and F16C */
+        memset(a, 0, n * 2);
+        assert_false(nm_bf16_to_f16_row_avx2(h, a, n));
+        nm_bf16_to_f16_row_ref(h, b, n);
+        assert_memory_equal(a, b, n * 2);
+    }
+#endif
+    free(h);
+    free(a);
+    free(b);
+}
+
 
 /* ---- direct access to this CPU's SIMD rows (skip when the CPU lacks them) ---- */
-typedef struct simd_rows {
+struct simd_rows {
     const char *name;
     void (*f32_to_f16)(const float *, uint16_t *, size_t);
     void (*f16_to_f32)(const uint16_t *, float *, size_t);
     void (*f32_to_bf16)(const float *, uint16_t *, size_t);
     void (*bf16_to_f32)(const uint16_t *, float *, size_t);
-} simd_rows;
+};
 
 static const simd_rows *simd(void) {
 #if defined(__x86_64__)
@@ -439,6 +482,7 @@ int main(void) {
         cmocka_unit_test(test_f16_check_values),
         cmocka_unit_test(test_f16_roundtrip_all),
         cmocka_unit_test(test_bf16_to_f32_all),
+        cmocka_unit_test(test_bf16_to_f16_every_value),
         cmocka_unit_test(test_nan_finders),
         cmocka_unit_test(test_f16_to_f32_every_value),
         cmocka_unit_test(test_bf16_to_f32_every_value),
