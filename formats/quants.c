@@ -548,6 +548,8 @@ static int64_t find_nonfinite(const float *x, int64_t n, bool simd) {
     return find_nonfinite_ref(x, n);
 }
 
+int64_t nm_find_nonfinite(const float *x, int64_t n) { return find_nonfinite(x, n, true); }
+
 bool nm_quantize_supported(uint32_t type) {
     switch (type) {
     case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
