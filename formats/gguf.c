@@ -540,6 +540,23 @@ static void unmap_file(gguf_file *f) {
     f->base = NULL;
 }
 
+void gguf_drop_pages(const gguf_reader *g, const void *data, size_t size) {
+    const uint8_t *p = data;
+    for (uint32_t i = 0; g && p && i < g->n_files; i++) {
+        const gguf_file *f = &g->files[i];
+        if (!f->mapped || !f->base || p < f->base || size > f->size || (size_t)(p - f->base) > f->size - size)
+            continue;
+        long page = sysconf(_SC_PAGESIZE);
+        if (page <= 0)
+            page = 4096;
+        uintptr_t begin = ((uintptr_t)p + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+        uintptr_t end = ((uintptr_t)p + size) & ~(uintptr_t)(page - 1);
+        if (end > begin)
+            madvise((void *)begin, end - begin, MADV_DONTNEED);
+        return;
+    }
+}
+
 void gguf_close(gguf_reader *g) {
     if (!g)
         return;

@@ -143,10 +143,6 @@ static int open_adapter(mg_inputs *in, mg_adapter *ad, int index, const char *ba
                            ad->path, p->target);
         if (nm_lora_check_base(p, t->ne, err)) return nm_error_prefix(err, "%s", ad->path);
     }
-    for (size_t i = 0; i < ad->lora.n_pairs; i++) { /* read whole by the checks; read again per tensor */
-        mg_release_pages(ad->lora.pairs[i].a->data, ad->lora.pairs[i].a->size);
-        mg_release_pages(ad->lora.pairs[i].b->data, ad->lora.pairs[i].b->size);
-    }
     return 0;
 }
 

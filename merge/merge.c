@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "common/cli.h"
 #include "common/outfile.h"
@@ -31,6 +29,7 @@
 
 typedef struct term {
     const nm_lora_pair *p;
+    const gguf_reader *g; /* the adapter's file */
     float scale;   /* llama.cpp's: user scale · alpha / r */
     bool tinyblas; /* which summation order ggml would use (kernels/lora.h) */
 } term;
@@ -38,6 +37,7 @@ typedef struct term {
 typedef struct item {
     const gguf_tensor_info *src;    /* values: the base tensor (the delta's in delta mode) */
     const gguf_tensor_info *addend; /* delta mode: the base tensor added to it */
+    const gguf_reader *src_g, *addend_g;
     int first_term, n_terms;
     bool merged;       /* values differ from src's */
     uint32_t in_type;  /* type of the values entering the output: F32 when merged */
@@ -101,7 +101,8 @@ static int delta_items(const mg_inputs *in, item *items, size_t *n, nm_error *er
             return nm_fail(err, "%s: cannot read the delta's type %s", d->name, ggml_type_name(d->type));
         if (!nm_dequantize_supported(b->type) && b->type != GGML_TYPE_F32)
             return nm_fail(err, "%s: cannot read the base's type %s", b->name, ggml_type_name(b->type));
-        items[*n] = (item){.src = d, .addend = b, .merged = true, .in_type = GGML_TYPE_F32};
+        items[*n] = (item){.src = d, .addend = b, .src_g = in->delta, .addend_g = in->base, .merged = true,
+                           .in_type = GGML_TYPE_F32};
         (*n)++;
     }
     for (size_t i = 0; i < gguf_tensor_count(in->base); i++)
@@ -125,6 +126,7 @@ static int lora_items(const mg_inputs *in, plan *p, nm_error *err) {
             if (!pr) continue;
             term *t = &p->terms[p->n_terms++];
             t->p = pr;
+            t->g = ad->g;
             t->scale = nm_lora_pair_scale(&ad->lora, pr, ad->scale);
             /* export-lora: mul_mat(Aᵀ, B) has m = in, n = out; for token_embd mul_mat(B, A): m = n_embd, n = n_vocab */
             t->tinyblas = nm_lora_uses_tinyblas((int)pr->rank, it->src->ne[0], it->src->ne[1]);
@@ -266,7 +268,7 @@ static int make_plan(const mg_inputs *in, const mg_options *o, plan *p, nm_error
     } else {
         for (size_t i = 0; i < p->n; i++) {
             const gguf_tensor_info *t = gguf_tensor(src, i);
-            p->items[i] = (item){.src = t, .in_type = t->type};
+            p->items[i] = (item){.src = t, .src_g = src, .in_type = t->type};
         }
         if (lora_items(in, p, err)) return -1;
     }
@@ -441,14 +443,6 @@ static void row_task(void *ctx, size_t task, int thread) {
     }
 }
 
-void mg_release_pages(const void *data, size_t size) {
-    long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0) page = 4096;
-    uintptr_t begin = ((uintptr_t)data + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
-    uintptr_t end = ((uintptr_t)data + size) & ~(uintptr_t)(page - 1);
-    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
-}
-
 static void free_terms(term_data *td, int n) {
     for (int i = 0; i < n; i++) {
         free(td[i].coef);
@@ -497,8 +491,8 @@ static term_data *load_terms(const plan *p, const item *it, nm_error *err) {
         const int64_t n = it->src->ne[0];
         td[i].coef = tensor_floats(c, false, err);
         float *basis = tensor_floats(t->p->embedding ? t->p->b : t->p->a, t->p->embedding, err);
-        mg_release_pages(t->p->a->data, t->p->a->size); /* read once: as floats from here on */
-        mg_release_pages(t->p->b->data, t->p->b->size);
+        gguf_drop_pages(t->g, t->p->a->data, t->p->a->size); /* read once: as floats from here on */
+        gguf_drop_pages(t->g, t->p->b->data, t->p->b->size);
         td[i].panel = basis ? malloc(nm_lora_panel_floats(n, (int)t->p->rank) * sizeof(float)) : NULL;
         if (td[i].panel) nm_lora_panel(n, (int)t->p->rank, basis, (size_t)n, td[i].panel);
         else if (basis) nm_fail(err, "out of memory for the adapter of %s", it->src->name);
@@ -538,7 +532,7 @@ static int write_copy(run *r, const item *it, nm_error *err) {
     for (size_t off = 0; off < it->src->size; off += COPY_BYTES) {
         size_t n = it->src->size - off < COPY_BYTES ? it->src->size - off : COPY_BYTES;
         if (gguf_writer_write(r->wt.w, data + off, n, err) != 0) return -1;
-        mg_release_pages(data + off, n);
+        gguf_drop_pages(it->src_g, data + off, n);
         r->done_bytes += n;
         nm_progress_update(&r->progress, r->done_items, r->done_bytes);
     }
@@ -583,7 +577,11 @@ static int write_computed(run *r, const plan *p, const item *it, nm_error *err) 
         }
         writer_submit(&r->wt, r->k, (size_t)j.n_rows * j.out_row);
         r->k = (r->k + 1) % N_BATCHES;
-        mg_release_pages((const uint8_t *)it->src->data + (size_t)r0 * j.src_row, (size_t)j.n_rows * j.src_row);
+        gguf_drop_pages(it->src_g, (const uint8_t *)it->src->data + (size_t)r0 * j.src_row, (size_t)j.n_rows * j.src_row);
+        if (it->addend && r0 < j.add_rows) {
+            const int64_t n = j.add_rows - r0 < j.n_rows ? j.add_rows - r0 : j.n_rows;
+            gguf_drop_pages(it->addend_g, (const uint8_t *)it->addend->data + (size_t)r0 * j.add_row, (size_t)n * j.add_row);
+        }
         r->done_bytes += (uint64_t)j.n_rows * j.src_row;
         nm_progress_update(&r->progress, r->done_items, r->done_bytes);
     }

@@ -59,8 +59,4 @@ typedef struct mg_stats {
 /* Plans and writes the merged model; -1 with err set (nothing written). */
 int mg_run(const mg_inputs *in, const mg_options *o, mg_stats *st, nm_error *err);
 
-/* Drops the mapped input pages wholly inside [data, data + size) from the process (they stay in
- * the page cache and are read again if touched), so memory does not grow with the inputs. */
-void mg_release_pages(const void *data, size_t size);
-
 #endif
