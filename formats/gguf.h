@@ -119,8 +119,14 @@ const gguf_value *gguf_get(const gguf_reader *g, const char *key);
 int gguf_get_u32(const gguf_reader *g, const char *key, uint32_t *out, nm_error *err);
 int gguf_get_f32(const gguf_reader *g, const char *key, float *out, nm_error *err);
 int gguf_get_bool(const gguf_reader *g, const char *key, bool *out, nm_error *err);
+/* The same for optional keys: 0 with *out unchanged when the key is absent; -1 (the same message)
+ * when it has another type. */
+int gguf_get_u32_opt(const gguf_reader *g, const char *key, uint32_t *out, nm_error *err);
+int gguf_get_bool_opt(const gguf_reader *g, const char *key, bool *out, nm_error *err);
 /* Copies a STRING value into a malloc'ed NUL-terminated string. */
 int gguf_get_string(const gguf_reader *g, const char *key, char **out, nm_error *err);
+/* A malloc'ed NUL-terminated copy of a string (a value, an array element); NULL when out of memory. */
+char *gguf_string_dup(const gguf_string *s);
 
 /* Numeric array element i converted to double / int64 (any numeric element type). */
 double gguf_array_f64(const gguf_value *arr, uint64_t i);
