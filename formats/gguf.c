@@ -540,6 +540,10 @@ static void unmap_file(gguf_file *f) {
     f->base = NULL;
 }
 
+/* A fault on a mapped file page can map the whole (large) folio of the page cache around it, up to
+ * 2 MiB, so pages before a range read may have been mapped again after they were dropped. */
+#define REMAP_BEHIND_BYTES (2u << 20)
+
 void gguf_drop_pages(const gguf_reader *g, const void *data, size_t size) {
     const uint8_t *p = data;
     for (uint32_t i = 0; g && p && i < g->n_files; i++) {
@@ -549,7 +553,8 @@ void gguf_drop_pages(const gguf_reader *g, const void *data, size_t size) {
         long page = sysconf(_SC_PAGESIZE);
         if (page <= 0)
             page = 4096;
-        uintptr_t begin = ((uintptr_t)p + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+        const size_t before = (size_t)(p - f->base) < REMAP_BEHIND_BYTES ? (size_t)(p - f->base) : REMAP_BEHIND_BYTES;
+        uintptr_t begin = ((uintptr_t)(p - before) + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
         uintptr_t end = ((uintptr_t)p + size) & ~(uintptr_t)(page - 1);
         if (end > begin)
             madvise((void *)begin, end - begin, MADV_DONTNEED);

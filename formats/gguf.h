@@ -93,11 +93,11 @@ char *gguf_split_path(const char *prefix, uint32_t shard, uint32_t count);
 /* Validates an in-memory buffer (fuzzing, tests). The buffer must outlive the reader. */
 gguf_reader *gguf_open_memory(const void *data, size_t size, nm_error *err);
 void gguf_close(gguf_reader *g);
-/* Tells the kernel the mapped pages wholly inside [data, data + size) are not needed for now (the
- * file is mapped read-only and private, so MADV_DONTNEED loses nothing: the pages stay in the page
- * cache and are read again if touched), so a tool streaming
- * through a large file keeps little of it resident. A no-op for in-memory readers and for ranges
- * outside the reader's files. */
+/* Tells the kernel the mapped pages wholly inside [data - 2 MiB, data + size) are not needed for now
+ * (the file is mapped read-only and private, so MADV_DONTNEED loses nothing: the pages stay in the
+ * page cache and are read again if touched; the 2 MiB before the range catch pages that a fault in
+ * it mapped again with their large folio), so a tool streaming through a large file keeps little
+ * of it resident. A no-op for in-memory readers and for ranges outside the reader's files. */
 void gguf_drop_pages(const gguf_reader *g, const void *data, size_t size);
 
 uint32_t gguf_version(const gguf_reader *g);
