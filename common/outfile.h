@@ -30,7 +30,8 @@ typedef struct nm_outfile nm_outfile;
  * folder is not writable. */
 nm_outfile *nm_outfile_create(const char *path, unsigned flags, nm_error *err);
 
-/* Buffered sequential write; the message names the file and says e.g. "disk full". */
+/* Buffered sequential write (writes of 256 KB or more go straight to write()); the message names
+ * the file and says e.g. "disk full". */
 int nm_outfile_write(nm_outfile *out, const void *data, size_t size, nm_error *err);
 /* Writes `size` zero bytes. */
 int nm_outfile_write_zeros(nm_outfile *out, size_t size, nm_error *err);

@@ -6,36 +6,6 @@
 
 #include "formats/bpe.h"
 
-static int get_id(const gguf_reader *g, const char *key, uint32_t n, int32_t *id, nm_error *err) {
-    const gguf_value *val = gguf_get(g, key);
-    if (!val)
-        return 0;
-    if (val->type != GGUF_TYPE_UINT32)
-        return nm_fail(err, "%s has type %s, expected UINT32", key, gguf_type_name(val->type));
-    if (val->u32 < n)
-        *id = (int32_t)val->u32;
-    return 0;
-}
-
-static int get_flag(const gguf_reader *g, const char *key, bool *flag, nm_error *err) {
-    const gguf_value *val = gguf_get(g, key);
-    if (!val)
-        return 0;
-    if (val->type != GGUF_TYPE_BOOL)
-        return nm_fail(err, "%s has type %s, expected BOOL", key, gguf_type_name(val->type));
-    *flag = val->b;
-    return 0;
-}
-
-static char *dup_string(const gguf_string *s) {
-    char *p = malloc((size_t)s->len + 1);
-    if (p) {
-        memcpy(p, s->ptr, (size_t)s->len);
-        p[s->len] = '\0';
-    }
-    return p;
-}
-
 int bpe_vocab_from_gguf(bpe_vocab *v, const gguf_reader *g, nm_error *err) {
     memset(v, 0, sizeof *v);
     v->bos_id = v->eos_id = v->unk_id = v->pad_id = v->post_bos_id = v->post_eos_id = -1;
@@ -85,13 +55,18 @@ int bpe_vocab_from_gguf(bpe_vocab *v, const gguf_reader *g, nm_error *err) {
         v->eos_id = -1;
     /* llama.cpp's pre-tokenizer defaults, before the file's add_bos_token */
     v->add_bos = !strcmp(v->pre, "llama-bpe") || !strcmp(v->pre, "llama3") || !strcmp(v->pre, "llama-v3");
-    if (get_id(g, "tokenizer.ggml.bos_token_id", n, &v->bos_id, err) ||
-        get_id(g, "tokenizer.ggml.eos_token_id", n, &v->eos_id, err) ||
-        get_id(g, "tokenizer.ggml.unknown_token_id", n, &v->unk_id, err) ||
-        get_id(g, "tokenizer.ggml.padding_token_id", n, &v->pad_id, err) ||
-        get_flag(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err) ||
-        get_flag(g, "tokenizer.ggml.add_eos_token", &v->add_eos, err))
+    uint32_t ids[4] = {UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX}; /* absent: as past the vocabulary */
+    if (gguf_get_u32_opt(g, "tokenizer.ggml.bos_token_id", &ids[0], err) ||
+        gguf_get_u32_opt(g, "tokenizer.ggml.eos_token_id", &ids[1], err) ||
+        gguf_get_u32_opt(g, "tokenizer.ggml.unknown_token_id", &ids[2], err) ||
+        gguf_get_u32_opt(g, "tokenizer.ggml.padding_token_id", &ids[3], err) ||
+        gguf_get_bool_opt(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err) ||
+        gguf_get_bool_opt(g, "tokenizer.ggml.add_eos_token", &v->add_eos, err))
         return -1;
+    int32_t *const id_of[4] = {&v->bos_id, &v->eos_id, &v->unk_id, &v->pad_id};
+    for (int i = 0; i < 4; i++)
+        if (ids[i] < n) /* llama.cpp keeps the default for an id past the vocabulary */
+            *id_of[i] = (int32_t)ids[i];
 
     v->tokens = calloc(n, sizeof *v->tokens);
     v->token_lens = malloc((size_t)n * sizeof *v->token_lens);
@@ -111,7 +86,7 @@ int bpe_vocab_from_gguf(bpe_vocab *v, const gguf_reader *g, nm_error *err) {
             bpe_vocab_free(v);
             return nm_fail(err, "token %u is too long", i);
         }
-        if (!(v->tokens[i] = dup_string(s)))
+        if (!(v->tokens[i] = gguf_string_dup(s)))
             goto oom;
         v->token_lens[i] = (uint32_t)s->len;
         v->types[i] = SPM_TOKEN_NORMAL;
@@ -132,7 +107,7 @@ int bpe_vocab_from_gguf(bpe_vocab *v, const gguf_reader *g, nm_error *err) {
             bpe_vocab_free(v);
             return nm_fail(err, "merge %u is too long", i);
         }
-        if (!(v->merge_left[i] = dup_string(&left)) || !(v->merge_right[i] = dup_string(&right)))
+        if (!(v->merge_left[i] = gguf_string_dup(&left)) || !(v->merge_right[i] = gguf_string_dup(&right)))
             goto oom;
         v->merge_left_lens[i] = (uint32_t)left.len;
         v->merge_right_lens[i] = (uint32_t)right.len;

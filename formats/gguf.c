@@ -211,7 +211,7 @@ static int read_string(cursor *c, gguf_string *s, const char *what) {
     return 0;
 }
 
-static char *string_dup(const gguf_string *s) {
+char *gguf_string_dup(const gguf_string *s) {
     char *p = malloc((size_t)s->len + 1);
     if (p) {
         memcpy(p, s->ptr, (size_t)s->len);
@@ -323,7 +323,7 @@ static int parse_kvs(cursor *c, parsed_file *pf, uint64_t n_kv) {
             nm_fail(c->err, "metadata entry %llu has a key containing a NUL byte (offset %zu)", (unsigned long long)i, at);
             goto fail;
         }
-        if (!(kv->key = string_dup(&key))) {
+        if (!(kv->key = gguf_string_dup(&key))) {
             nm_fail(c->err, "out of memory reading metadata key at offset %zu", at);
             goto fail;
         }
@@ -538,6 +538,28 @@ static void unmap_file(gguf_file *f) {
     if (f->mapped && f->base)
         munmap((void *)f->base, f->size);
     f->base = NULL;
+}
+
+/* A fault on a mapped file page can map the whole (large) folio of the page cache around it, up to
+ * 2 MiB, so pages before a range read may have been mapped again after they were dropped. */
+#define REMAP_BEHIND_BYTES (2u << 20)
+
+void gguf_drop_pages(const gguf_reader *g, const void *data, size_t size) {
+    const uint8_t *p = data;
+    for (uint32_t i = 0; g && p && i < g->n_files; i++) {
+        const gguf_file *f = &g->files[i];
+        if (!f->mapped || !f->base || p < f->base || size > f->size || (size_t)(p - f->base) > f->size - size)
+            continue;
+        long page = sysconf(_SC_PAGESIZE);
+        if (page <= 0)
+            page = 4096;
+        const size_t before = (size_t)(p - f->base) < REMAP_BEHIND_BYTES ? (size_t)(p - f->base) : REMAP_BEHIND_BYTES;
+        uintptr_t begin = ((uintptr_t)(p - before) + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+        uintptr_t end = ((uintptr_t)p + size) & ~(uintptr_t)(page - 1);
+        if (end > begin)
+            madvise((void *)begin, end - begin, MADV_DONTNEED);
+        return;
+    }
 }
 
 void gguf_close(gguf_reader *g) {
@@ -821,43 +843,61 @@ const gguf_value *gguf_get(const gguf_reader *g, const char *key) {
     return i < 0 ? NULL : &g->kvs[i].value;
 }
 
-static const gguf_value *get_typed(const gguf_reader *g, const char *key, uint32_t type, nm_error *err) {
+/* *out: the value, or NULL when the key is absent and optional. */
+static int get_typed(const gguf_reader *g, const char *key, uint32_t type, bool optional, const gguf_value **out,
+                     nm_error *err) {
     const gguf_value *v = gguf_get(g, key);
+    *out = NULL;
     if (!v)
-        nm_fail(err, "metadata key %s is missing", key);
-    else if (v->type != type) {
-        nm_fail(err, "metadata key %s is %s, expected %s", key, gguf_type_name(v->type), gguf_type_name(type));
-        v = NULL;
-    }
-    return v;
+        return optional ? 0 : nm_fail(err, "metadata key %s is missing", key);
+    if (v->type != type)
+        return nm_fail(err, "metadata key %s is %s, expected %s", key, gguf_type_name(v->type), gguf_type_name(type));
+    *out = v;
+    return 0;
 }
 
 int gguf_get_u32(const gguf_reader *g, const char *key, uint32_t *out, nm_error *err) {
-    const gguf_value *v = get_typed(g, key, GGUF_TYPE_UINT32, err);
-    if (!v)
+    const gguf_value *v;
+    if (get_typed(g, key, GGUF_TYPE_UINT32, false, &v, err))
         return -1;
     *out = v->u32;
     return 0;
 }
+int gguf_get_u32_opt(const gguf_reader *g, const char *key, uint32_t *out, nm_error *err) {
+    const gguf_value *v;
+    if (get_typed(g, key, GGUF_TYPE_UINT32, true, &v, err))
+        return -1;
+    if (v)
+        *out = v->u32;
+    return 0;
+}
 int gguf_get_f32(const gguf_reader *g, const char *key, float *out, nm_error *err) {
-    const gguf_value *v = get_typed(g, key, GGUF_TYPE_FLOAT32, err);
-    if (!v)
+    const gguf_value *v;
+    if (get_typed(g, key, GGUF_TYPE_FLOAT32, false, &v, err))
         return -1;
     *out = v->f32;
     return 0;
 }
 int gguf_get_bool(const gguf_reader *g, const char *key, bool *out, nm_error *err) {
-    const gguf_value *v = get_typed(g, key, GGUF_TYPE_BOOL, err);
-    if (!v)
+    const gguf_value *v;
+    if (get_typed(g, key, GGUF_TYPE_BOOL, false, &v, err))
         return -1;
     *out = v->b;
     return 0;
 }
-int gguf_get_string(const gguf_reader *g, const char *key, char **out, nm_error *err) {
-    const gguf_value *v = get_typed(g, key, GGUF_TYPE_STRING, err);
-    if (!v)
+int gguf_get_bool_opt(const gguf_reader *g, const char *key, bool *out, nm_error *err) {
+    const gguf_value *v;
+    if (get_typed(g, key, GGUF_TYPE_BOOL, true, &v, err))
         return -1;
-    if (!(*out = string_dup(&v->str)))
+    if (v)
+        *out = v->b;
+    return 0;
+}
+int gguf_get_string(const gguf_reader *g, const char *key, char **out, nm_error *err) {
+    const gguf_value *v;
+    if (get_typed(g, key, GGUF_TYPE_STRING, false, &v, err))
+        return -1;
+    if (!(*out = gguf_string_dup(&v->str)))
         return nm_fail(err, "out of memory reading %s", key);
     return 0;
 }

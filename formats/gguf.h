@@ -93,6 +93,12 @@ char *gguf_split_path(const char *prefix, uint32_t shard, uint32_t count);
 /* Validates an in-memory buffer (fuzzing, tests). The buffer must outlive the reader. */
 gguf_reader *gguf_open_memory(const void *data, size_t size, nm_error *err);
 void gguf_close(gguf_reader *g);
+/* Tells the kernel the mapped pages wholly inside [data - 2 MiB, data + size) are not needed for now
+ * (the file is mapped read-only and private, so MADV_DONTNEED loses nothing: the pages stay in the
+ * page cache and are read again if touched; the 2 MiB before the range catch pages that a fault in
+ * it mapped again with their large folio), so a tool streaming through a large file keeps little
+ * of it resident. A no-op for in-memory readers and for ranges outside the reader's files. */
+void gguf_drop_pages(const gguf_reader *g, const void *data, size_t size);
 
 uint32_t gguf_version(const gguf_reader *g);
 uint32_t gguf_alignment(const gguf_reader *g);
@@ -113,8 +119,14 @@ const gguf_value *gguf_get(const gguf_reader *g, const char *key);
 int gguf_get_u32(const gguf_reader *g, const char *key, uint32_t *out, nm_error *err);
 int gguf_get_f32(const gguf_reader *g, const char *key, float *out, nm_error *err);
 int gguf_get_bool(const gguf_reader *g, const char *key, bool *out, nm_error *err);
+/* The same for optional keys: 0 with *out unchanged when the key is absent; -1 (the same message)
+ * when it has another type. */
+int gguf_get_u32_opt(const gguf_reader *g, const char *key, uint32_t *out, nm_error *err);
+int gguf_get_bool_opt(const gguf_reader *g, const char *key, bool *out, nm_error *err);
 /* Copies a STRING value into a malloc'ed NUL-terminated string. */
 int gguf_get_string(const gguf_reader *g, const char *key, char **out, nm_error *err);
+/* A malloc'ed NUL-terminated copy of a string (a value, an array element); NULL when out of memory. */
+char *gguf_string_dup(const gguf_string *s);
 
 /* Numeric array element i converted to double / int64 (any numeric element type). */
 double gguf_array_f64(const gguf_value *arr, uint64_t i);

@@ -43,8 +43,9 @@ static void quote_kv(const gguf_reader *g, const char *key, char *buf, size_t si
     else snprintf(buf, size, "'%.*s'", (int)(v->str.len > 40 ? 40 : v->str.len), v->str.ptr);
 }
 
-/* Every value of a tensor finite (dequantized row by row). */
-static int check_finite(const gguf_tensor_info *t, nm_error *err) {
+/* Every value of a tensor finite (dequantized row by row); its pages are dropped afterwards (the
+ * users read each tensor again when they need it). */
+static int check_finite(const gguf_reader *g, const gguf_tensor_info *t, nm_error *err) {
     size_t row;
     if (ggml_row_size(t->type, (uint64_t)t->ne[0], &row) != 0)
         return nm_fail(err, "tensor %s: rows of %lld values are not whole %s blocks", t->name, (long long)t->ne[0],
@@ -54,15 +55,16 @@ static int check_finite(const gguf_tensor_info *t, nm_error *err) {
     const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
     for (int64_t r = 0; r < rows; r++) {
         nm_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * row, f, t->ne[0]);
-        for (int64_t i = 0; i < t->ne[0]; i++)
-            if (!isfinite(f[i])) {
-                const bool nan = isnan(f[i]);
-                free(f);
-                return nm_fail(err, "tensor %s: %s at row %lld, column %lld; the adapter is damaged", t->name,
-                               nan ? "NaN" : "infinite value", (long long)r, (long long)i);
-            }
+        const int64_t i = nm_find_nonfinite(f, t->ne[0]);
+        if (i >= 0) {
+            const bool nan = isnan(f[i]);
+            free(f);
+            return nm_fail(err, "tensor %s: %s at row %lld, column %lld; the adapter is damaged", t->name,
+                           nan ? "NaN" : "infinite value", (long long)r, (long long)i);
+        }
     }
     free(f);
+    gguf_drop_pages(g, t->data, t->size);
     return 0;
 }
 
@@ -164,7 +166,7 @@ int nm_lora_open(nm_lora *l, const gguf_reader *g, nm_error *err) {
             goto fail;
         }
         p->rank = (uint32_t)p->b->ne[0];
-        if (check_finite(p->a, err) || check_finite(p->b, err)) goto fail;
+        if (check_finite(g, p->a, err) || check_finite(g, p->b, err)) goto fail;
     }
     if (l->n_pairs == 0) {
         nm_fail(err, "the adapter holds no lora_a/lora_b pairs");

@@ -215,7 +215,8 @@ static void qx_1_imatrix_row(const float *x, uint8_t *y, int64_t n, const float 
         uint8_t L[32], Laux[32];
         legacy_weights(x + 32 * b, qw + 32 * b, sigma2, w);
         uint8_t *blk = y + bytes * b;
-        const float d = nm_make_qkx2(32, nmax, x + 32 * b, w, L, &the_min, Laux, -0.9f, 0.05f, 36, 1);
+        const float d =
+            nm_make_qkx2(32, nmax, x + 32 * b, w, L, &the_min, Laux, -0.9f, 0.05f, 36, NM_QKX_DEGENERATE_LE);
         put_f16(blk, d);
         put_f16(blk + 2, -the_min);
         if (nmax == 15) {
@@ -547,6 +548,8 @@ static int64_t find_nonfinite(const float *x, int64_t n, bool simd) {
     (void)simd;
     return find_nonfinite_ref(x, n);
 }
+
+int64_t nm_find_nonfinite(const float *x, int64_t n) { return find_nonfinite(x, n, true); }
 
 bool nm_quantize_supported(uint32_t type) {
     switch (type) {

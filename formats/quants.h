@@ -35,4 +35,7 @@ int nm_quantize_rows_ref(uint32_t type, const float *src, void *dst, int64_t nro
 void nm_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 void nm_dequantize_row_ref(uint32_t type, const void *src, float *dst, int64_t n);
 
+/* The index of the first NaN or infinity among x[0..n), or -1 (SIMD where the CPU has it). */
+int64_t nm_find_nonfinite(const float *x, int64_t n);
+
 #endif

@@ -17,9 +17,10 @@ static inline float get_f16(const uint8_t *p) {
     return nm_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
 }
 
-/* make_qkx2 (degenerate_le = 0) and make_qkx3 with weights (degenerate_le = 1). */
+/* make_qkx2 (flags 0; Q2_K: NM_QKX_MAD) and make_qkx3 with weights (NM_QKX_DEGENERATE_LE). */
 float nm_make_qkx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
-                   uint8_t *Laux, float rmin, float rdelta, int nstep, int degenerate_le) {
+                   uint8_t *Laux, float rmin, float rdelta, int nstep, int flags) {
+    const bool mad = flags & NM_QKX_MAD;
     float min = x[0], max = x[0];
     float sum_w = w[0];
     float sum_x = sum_w * x[0];
@@ -33,7 +34,7 @@ float nm_make_qkx2(int n, int nmax, const float *x, const float *w, uint8_t *L, 
     }
     if (min > 0)
         min = 0;
-    if (degenerate_le ? max <= min : max == min) {
+    if ((flags & NM_QKX_DEGENERATE_LE) ? max <= min : max == min) {
         memset(L, 0, (size_t)n);
         *the_min = -min;
         return 0.f;
@@ -46,7 +47,7 @@ float nm_make_qkx2(int n, int nmax, const float *x, const float *w, uint8_t *L, 
         l = l < 0 ? 0 : l > nmax ? nmax : l;
         L[i] = (uint8_t)l;
         float diff = scale * (float)L[i] + min - x[i];
-        diff = diff * diff;
+        diff = mad ? fabsf(diff) : diff * diff;
         best += w[i] * diff;
     }
     if (nstep < 1) {
@@ -76,7 +77,7 @@ float nm_make_qkx2(int n, int nmax, const float *x, const float *w, uint8_t *L, 
             float cur = 0;
             for (int i = 0; i < n; i++) {
                 float diff = this_scale * (float)Laux[i] + this_min - x[i];
-                diff = diff * diff;
+                diff = mad ? fabsf(diff) : diff * diff;
                 cur += w[i] * diff;
             }
             if (cur < best) {
@@ -360,7 +361,7 @@ static void qk_block_b(const float *x, uint8_t *y, const float *qw, int nmax) {
         for (int l = 0; l < 32; l++)
             sumw += w[l];
         sw[j] = sumw;
-        scales[j] = nm_make_qkx2(32, nmax, xj, w, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, 1);
+        scales[j] = nm_make_qkx2(32, nmax, xj, w, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, NM_QKX_DEGENERATE_LE);
     }
     nm_q4k_finish_path_b(x, y, scales, mins, sw, L, nmax);
 }

@@ -28,74 +28,6 @@ static inline float get_f16(const uint8_t *p) {
     return nm_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
 }
 
-/* make_qkx2_quants with the mean absolute deviation as the error (use_mad): Q2_K's search. */
-static float make_qkx2_mad(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
-                           uint8_t *Laux, float rmin, float rdelta, int nstep) {
-    float min = x[0], max = x[0];
-    float sum_w = w[0];
-    float sum_x = sum_w * x[0];
-    for (int i = 1; i < n; i++) {
-        if (x[i] < min)
-            min = x[i];
-        if (x[i] > max)
-            max = x[i];
-        sum_w += w[i];
-        sum_x += w[i] * x[i];
-    }
-    if (min > 0)
-        min = 0;
-    if (max == min) {
-        memset(L, 0, (size_t)n);
-        *the_min = -min;
-        return 0.f;
-    }
-    float iscale = (float)nmax / (max - min);
-    float scale = 1 / iscale;
-    float best = 0;
-    for (int i = 0; i < n; i++) {
-        int l = nm_nearest_int(iscale * (x[i] - min));
-        l = l < 0 ? 0 : l > nmax ? nmax : l;
-        L[i] = (uint8_t)l;
-        float diff = scale * (float)L[i] + min - x[i];
-        best += w[i] * fabsf(diff);
-    }
-    for (int is = 0; is <= nstep; is++) {
-        iscale = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < n; i++) {
-            int l = nm_nearest_int(iscale * (x[i] - min));
-            l = l < 0 ? 0 : l > nmax ? nmax : l;
-            Laux[i] = (uint8_t)l;
-            const float fl = (float)l;
-            sum_l += w[i] * fl;
-            sum_l2 += w[i] * fl * fl;
-            sum_xl += w[i] * fl * x[i];
-        }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float cur = 0;
-            for (int i = 0; i < n; i++) {
-                float diff = this_scale * (float)Laux[i] + this_min - x[i];
-                cur += w[i] * fabsf(diff);
-            }
-            if (cur < best) {
-                memcpy(L, Laux, (size_t)n);
-                best = cur;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    *the_min = -min;
-    return scale;
-}
-
 /* Levels L (0..3) of 256 elements into Q2_K/Q3_K's qs layout. */
 static void pack_2bit(uint8_t *qs, const uint8_t *L) {
     for (int j = 0; j < 256; j += 128)
@@ -158,7 +90,7 @@ static void q2k_block(const float *x, uint8_t *y) {
     for (int j = 0; j < 16; j++) {
         for (int l = 0; l < 16; l++)
             w[l] = fabsf(x[16 * j + l]);
-        scales[j] = make_qkx2_mad(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+        scales[j] = nm_make_qkx2(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, NM_QKX_MAD);
     }
     nm_q2k_finish(x, y, scales, mins, L);
 }
@@ -179,7 +111,8 @@ static void q2k_block_imatrix(const float *x, uint8_t *y, const float *qw) {
         for (int l = 0; l < 16; l++)
             s += w[l];
         sw[j] = s;
-        scales[j] = nm_make_qkx2(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, 1);
+        scales[j] = nm_make_qkx2(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36,
+                                 NM_QKX_DEGENERATE_LE);
     }
     const float dm = nm_make_qp(16, 15, scales, Ls, sw);
     const float mm = nm_make_qp(16, 15, mins, Lm, sw);

@@ -32,8 +32,15 @@ static inline int nm_nearest_int(float f) {
     u.f = f + 12582912.f;
     return (u.i & 0x007fffff) - 0x00400000;
 }
+/* The weighted scale/min search of the K-quants with mins (llama.cpp's make_qkx2_quants /
+ * make_qkx3_quants): levels 0..nmax for n values, weights w, nstep + 1 trial scales from
+ * rmin + nmax (step rdelta); returns the scale, *the_min = -min. flags: */
+enum {
+    NM_QKX_DEGENERATE_LE = 1, /* make_qkx3: all levels 0 when max <= min (make_qkx2: max == min) */
+    NM_QKX_MAD = 2,           /* error = w * |difference| (make_qkx2's use_mad, Q2_K), else w * difference^2 */
+};
 float nm_make_qkx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
-                   uint8_t *Laux, float rmin, float rdelta, int nstep, int degenerate_le);
+                   uint8_t *Laux, float rmin, float rdelta, int nstep, int flags);
 float nm_make_qp(int n, int nmax, const float *x, uint8_t *L, const float *qw);
 float nm_make_qx(int n, int nmax, const float *x, int8_t *L, const float *qw);
 

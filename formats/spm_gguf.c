@@ -6,27 +6,6 @@
 
 #include "formats/spm.h"
 
-static int get_id(const gguf_reader *g, const char *key, uint32_t n, int32_t *id, nm_error *err) {
-    const gguf_value *val = gguf_get(g, key);
-    if (!val)
-        return 0;
-    if (val->type != GGUF_TYPE_UINT32)
-        return nm_fail(err, "%s has type %s, expected UINT32", key, gguf_type_name(val->type));
-    if (val->u32 < n) /* llama.cpp warns and keeps the default for an id past the vocabulary */
-        *id = (int32_t)val->u32;
-    return 0;
-}
-
-static int get_flag(const gguf_reader *g, const char *key, bool *flag, nm_error *err) {
-    const gguf_value *val = gguf_get(g, key);
-    if (!val)
-        return 0;
-    if (val->type != GGUF_TYPE_BOOL)
-        return nm_fail(err, "%s has type %s, expected BOOL", key, gguf_type_name(val->type));
-    *flag = val->b;
-    return 0;
-}
-
 /* Optional numeric per-token array: must hold elem_type and at least n entries. */
 static int get_array(const gguf_reader *g, const char *key, uint32_t elem_type, uint32_t n,
                      const gguf_value **out, nm_error *err) {
@@ -72,14 +51,19 @@ int spm_vocab_from_gguf(spm_vocab *v, const gguf_reader *g, nm_error *err) {
     v->add_bos = true;
     v->add_eos = false;
     v->add_dummy_prefix = true;
-    if (get_id(g, "tokenizer.ggml.bos_token_id", n, &v->bos_id, err) ||
-        get_id(g, "tokenizer.ggml.eos_token_id", n, &v->eos_id, err) ||
-        get_id(g, "tokenizer.ggml.unknown_token_id", n, &v->unk_id, err) ||
-        get_id(g, "tokenizer.ggml.padding_token_id", n, &v->pad_id, err) ||
-        get_flag(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err) ||
-        get_flag(g, "tokenizer.ggml.add_eos_token", &v->add_eos, err) ||
-        get_flag(g, "tokenizer.ggml.add_space_prefix", &v->add_dummy_prefix, err))
+    uint32_t ids[4] = {UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX}; /* absent: as past the vocabulary */
+    if (gguf_get_u32_opt(g, "tokenizer.ggml.bos_token_id", &ids[0], err) ||
+        gguf_get_u32_opt(g, "tokenizer.ggml.eos_token_id", &ids[1], err) ||
+        gguf_get_u32_opt(g, "tokenizer.ggml.unknown_token_id", &ids[2], err) ||
+        gguf_get_u32_opt(g, "tokenizer.ggml.padding_token_id", &ids[3], err) ||
+        gguf_get_bool_opt(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err) ||
+        gguf_get_bool_opt(g, "tokenizer.ggml.add_eos_token", &v->add_eos, err) ||
+        gguf_get_bool_opt(g, "tokenizer.ggml.add_space_prefix", &v->add_dummy_prefix, err))
         return -1;
+    int32_t *const id_of[4] = {&v->bos_id, &v->eos_id, &v->unk_id, &v->pad_id};
+    for (int i = 0; i < 4; i++)
+        if (ids[i] < n) /* llama.cpp warns and keeps the default for an id past the vocabulary */
+            *id_of[i] = (int32_t)ids[i];
     if (v->bos_id >= (int32_t)n)
         v->bos_id = -1;
     if (v->eos_id >= (int32_t)n)

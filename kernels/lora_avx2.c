@@ -68,8 +68,12 @@ static inline void run_vec(const float *blk, int r, const float *c0, const float
     *d1 = s1;
 }
 
-bool nm_lora_delta_rows_avx2(int64_t n, int r, const float *panel, const float *coef, int n_rows, float scale,
-                             bool tinyblas, const float *base, float *out, size_t stride) {
+/* The rows with r known to the compiler (R > 0: common ranks, chains fully unrolled; the same
+ * operations in the same order) or not (R = 0). */
+static inline __attribute__((always_inline)) void delta_rows(const int R, int64_t n, int r, const float *panel,
+                                                             const float *coef, int n_rows, float scale, bool tinyblas,
+                                                             const float *base, float *out, size_t stride) {
+    if (R > 0) r = R;
     const __m256 vs = _mm256_set1_ps(scale);
     for (int j = 0; j < n_rows; j += 2) {
         const bool pair = j + 1 < n_rows;
@@ -99,6 +103,17 @@ bool nm_lora_delta_rows_avx2(int64_t n, int r, const float *panel, const float *
                 if (pair) o1[i + l] = t1[l];
             }
         }
+    }
+}
+
+bool nm_lora_delta_rows_avx2(int64_t n, int r, const float *panel, const float *coef, int n_rows, float scale,
+                             bool tinyblas, const float *base, float *out, size_t stride) {
+    switch (tinyblas ? r : 0) {
+    case 8: delta_rows(8, n, r, panel, coef, n_rows, scale, true, base, out, stride); break;
+    case 16: delta_rows(16, n, r, panel, coef, n_rows, scale, true, base, out, stride); break;
+    case 32: delta_rows(32, n, r, panel, coef, n_rows, scale, true, base, out, stride); break;
+    case 64: delta_rows(64, n, r, panel, coef, n_rows, scale, true, base, out, stride); break;
+    default: delta_rows(0, n, r, panel, coef, n_rows, scale, tinyblas, base, out, stride);
     }
     return true;
 }

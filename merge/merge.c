@@ -1,16 +1,14 @@
 /* The merge: a plan (which tensors change, their output types and order), then every tensor
  * streamed from the mapped inputs: unchanged ones copied, the others computed in row batches on
  * all cores (dequantize, add the delta weights and each adapter's scale·B·A in llama-export-lora's
- * arithmetic, convert or quantize) while one thread writes the previous batch. Input pages are
- * released after use, so memory stays near two batches plus the adapters whatever the model size. */
-#include <math.h>
+ * arithmetic, convert or quantize) while one thread writes the previous batches. Input pages (the
+ * base's and the adapters') are released after use, so memory stays at a few batches plus the
+ * current tensor's adapter matrices whatever the model size. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "common/cli.h"
 #include "common/outfile.h"
@@ -21,11 +19,17 @@
 #include "quantize/imatrix.h"
 #include "quantize/recipe.h"
 
-#define BATCH_BYTES (8u << 20)   /* output bytes per batch (two batches in flight) */
+/* Output bytes per batch, and batches in flight: small enough that the writer's copy into the
+ * page cache reads a batch still in the CPU's cache (with 8 MB batches that copy cost 3-7 times
+ * as much), enough of them that the writer's delays do not stall the computing threads. */
+#define BATCH_BYTES (1u << 20)
+#define N_BATCHES 4
+#define COPY_BYTES (8u << 20)    /* unchanged tensors: bytes per write() straight from the input */
 #define TASK_ELEMENTS 65536      /* elements per pool task */
 
 typedef struct term {
     const nm_lora_pair *p;
+    const gguf_reader *g; /* the adapter's file */
     float scale;   /* llama.cpp's: user scale · alpha / r */
     bool tinyblas; /* which summation order ggml would use (kernels/lora.h) */
 } term;
@@ -33,6 +37,7 @@ typedef struct term {
 typedef struct item {
     const gguf_tensor_info *src;    /* values: the base tensor (the delta's in delta mode) */
     const gguf_tensor_info *addend; /* delta mode: the base tensor added to it */
+    const gguf_reader *src_g, *addend_g;
     int first_term, n_terms;
     bool merged;       /* values differ from src's */
     uint32_t in_type;  /* type of the values entering the output: F32 when merged */
@@ -96,7 +101,8 @@ static int delta_items(const mg_inputs *in, item *items, size_t *n, nm_error *er
             return nm_fail(err, "%s: cannot read the delta's type %s", d->name, ggml_type_name(d->type));
         if (!nm_dequantize_supported(b->type) && b->type != GGML_TYPE_F32)
             return nm_fail(err, "%s: cannot read the base's type %s", b->name, ggml_type_name(b->type));
-        items[*n] = (item){.src = d, .addend = b, .merged = true, .in_type = GGML_TYPE_F32};
+        items[*n] = (item){.src = d, .addend = b, .src_g = in->delta, .addend_g = in->base, .merged = true,
+                           .in_type = GGML_TYPE_F32};
         (*n)++;
     }
     for (size_t i = 0; i < gguf_tensor_count(in->base); i++)
@@ -120,6 +126,7 @@ static int lora_items(const mg_inputs *in, plan *p, nm_error *err) {
             if (!pr) continue;
             term *t = &p->terms[p->n_terms++];
             t->p = pr;
+            t->g = ad->g;
             t->scale = nm_lora_pair_scale(&ad->lora, pr, ad->scale);
             /* export-lora: mul_mat(Aᵀ, B) has m = in, n = out; for token_embd mul_mat(B, A): m = n_embd, n = n_vocab */
             t->tinyblas = nm_lora_uses_tinyblas((int)pr->rank, it->src->ne[0], it->src->ne[1]);
@@ -261,7 +268,7 @@ static int make_plan(const mg_inputs *in, const mg_options *o, plan *p, nm_error
     } else {
         for (size_t i = 0; i < p->n; i++) {
             const gguf_tensor_info *t = gguf_tensor(src, i);
-            p->items[i] = (item){.src = t, .in_type = t->type};
+            p->items[i] = (item){.src = t, .src_g = src, .in_type = t->type};
         }
         if (lora_items(in, p, err)) return -1;
     }
@@ -308,9 +315,9 @@ typedef struct writer_thread {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     gguf_writer *w;
-    uint8_t *buf[2];
-    size_t len[2];
-    bool full[2];
+    uint8_t *buf[N_BATCHES];
+    size_t len[N_BATCHES];
+    bool full[N_BATCHES];
     bool stop, failed;
     nm_error err;
 } writer_thread;
@@ -337,7 +344,7 @@ static void *writer_main(void *arg) {
         wt->full[k] = false;
         pthread_cond_broadcast(&wt->cv);
         pthread_mutex_unlock(&wt->mu);
-        k ^= 1;
+        k = (k + 1) % N_BATCHES;
     }
 }
 
@@ -414,11 +421,11 @@ static void row_task(void *ctx, size_t task, int thread) {
         }
         for (int q = 0; q < nr; q++) {
             const float *fq = f + (size_t)q * ne0;
-            for (size_t i = 0; i < ne0; i++)
-                if (!isfinite(fq[i])) {
-                    fail_row(j, "the merged value is not finite", row + q, (int64_t)i, NULL);
-                    return;
-                }
+            const int64_t bad = nm_find_nonfinite(fq, j->ne0);
+            if (bad >= 0) {
+                fail_row(j, "the merged value is not finite", row + q, bad, NULL);
+                return;
+            }
             uint8_t *d = j->dst + (size_t)(k + q) * j->out_row;
             switch (it->out_type) {
             case GGML_TYPE_F32: memcpy(d, fq, ne0 * sizeof(float)); break;
@@ -434,14 +441,6 @@ static void row_task(void *ctx, size_t task, int thread) {
             }
         }
     }
-}
-
-static void release_pages(const void *data, size_t size) {
-    long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0) page = 4096;
-    uintptr_t begin = ((uintptr_t)data + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
-    uintptr_t end = ((uintptr_t)data + size) & ~(uintptr_t)(page - 1);
-    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
 }
 
 static void free_terms(term_data *td, int n) {
@@ -492,6 +491,8 @@ static term_data *load_terms(const plan *p, const item *it, nm_error *err) {
         const int64_t n = it->src->ne[0];
         td[i].coef = tensor_floats(c, false, err);
         float *basis = tensor_floats(t->p->embedding ? t->p->b : t->p->a, t->p->embedding, err);
+        gguf_drop_pages(t->g, t->p->a->data, t->p->a->size); /* read once: as floats from here on */
+        gguf_drop_pages(t->g, t->p->b->data, t->p->b->size);
         td[i].panel = basis ? malloc(nm_lora_panel_floats(n, (int)t->p->rank) * sizeof(float)) : NULL;
         if (td[i].panel) nm_lora_panel(n, (int)t->p->rank, basis, (size_t)n, td[i].panel);
         else if (basis) nm_fail(err, "out of memory for the adapter of %s", it->src->name);
@@ -525,12 +526,13 @@ static void sample_memory(mg_stats *st) {
 /* Unchanged tensors go from the mapping straight to the writer, once the writer thread is idle
  * (both batch buffers free), with no copy through a buffer. */
 static int write_copy(run *r, const item *it, nm_error *err) {
-    if (!writer_acquire(&r->wt, r->k) || !writer_acquire(&r->wt, r->k ^ 1)) return -1;
+    for (int k = 0; k < N_BATCHES; k++)
+        if (!writer_acquire(&r->wt, k)) return -1;
     const uint8_t *data = it->src->data;
-    for (size_t off = 0; off < it->src->size; off += BATCH_BYTES) {
-        size_t n = it->src->size - off < BATCH_BYTES ? it->src->size - off : BATCH_BYTES;
+    for (size_t off = 0; off < it->src->size; off += COPY_BYTES) {
+        size_t n = it->src->size - off < COPY_BYTES ? it->src->size - off : COPY_BYTES;
         if (gguf_writer_write(r->wt.w, data + off, n, err) != 0) return -1;
-        release_pages(data + off, n);
+        gguf_drop_pages(it->src_g, data + off, n);
         r->done_bytes += n;
         nm_progress_update(&r->progress, r->done_items, r->done_bytes);
     }
@@ -574,8 +576,12 @@ static int write_computed(run *r, const plan *p, const item *it, nm_error *err) 
             break;
         }
         writer_submit(&r->wt, r->k, (size_t)j.n_rows * j.out_row);
-        r->k ^= 1;
-        release_pages((const uint8_t *)it->src->data + (size_t)r0 * j.src_row, (size_t)j.n_rows * j.src_row);
+        r->k = (r->k + 1) % N_BATCHES;
+        gguf_drop_pages(it->src_g, (const uint8_t *)it->src->data + (size_t)r0 * j.src_row, (size_t)j.n_rows * j.src_row);
+        if (it->addend && r0 < j.add_rows) {
+            const int64_t n = j.add_rows - r0 < j.n_rows ? j.add_rows - r0 : j.n_rows;
+            gguf_drop_pages(it->addend_g, (const uint8_t *)it->addend->data + (size_t)r0 * j.add_row, (size_t)n * j.add_row);
+        }
         r->done_bytes += (uint64_t)j.n_rows * j.src_row;
         nm_progress_update(&r->progress, r->done_items, r->done_bytes);
     }
@@ -686,10 +692,15 @@ int mg_run(const mg_inputs *in, const mg_options *o, mg_stats *st, nm_error *err
     r.wt.w = w;
     pthread_mutex_init(&r.wt.mu, NULL);
     pthread_cond_init(&r.wt.cv, NULL);
-    if (!r.scratch || !(r.wt.buf[0] = malloc(cap)) || !(r.wt.buf[1] = malloc(cap))) {
+    if (!r.scratch) {
         nm_fail(err, "out of memory");
         goto out;
     }
+    for (int k = 0; k < N_BATCHES; k++)
+        if (!(r.wt.buf[k] = malloc(cap))) {
+            nm_fail(err, "out of memory");
+            goto out;
+        }
     for (int k = 0; k < nt; k++)
         if (!(r.scratch[k] = malloc(3 * (size_t)widest * sizeof(float)))) {
             nm_fail(err, "out of memory");
@@ -731,8 +742,7 @@ out:
     if (r.scratch)
         for (int k = 0; k < nm_pool_threads(r.pool); k++) free(r.scratch[k]);
     free(r.scratch);
-    free(r.wt.buf[0]);
-    free(r.wt.buf[1]);
+    for (int k = 0; k < N_BATCHES; k++) free(r.wt.buf[k]);
     if (r.wt.w) {
         pthread_mutex_destroy(&r.wt.mu);
         pthread_cond_destroy(&r.wt.cv);

@@ -10,9 +10,11 @@
 #                   follow the model size
 # Outputs unflushed (no fsync) for all, input warm in the page cache; ROUNDS rounds (default 3)
 # interleaved, best wall time of each with that run's CPU time and peak memory (peak RSS from GNU
-# time; for ours also the peak anonymous memory it samples itself, mapped input pages excluded).
-# The machine may be shared: say so when quoting (CPU seconds are the steadier figure then).
-#   usage: scripts/bench-merge.sh [ROUNDS]
+# time; for ours also the peak anonymous memory it samples itself, mapped input pages excluded),
+# and the median wall time. Target (issue #15): ours within the plain copy's wall time (ratio near
+# 1), peak memory the same for 22 and 6 layers. The load average is printed before and after: on a
+# shared machine wall times follow the share of the CPU we get (CPU seconds are steadier then).
+#   usage: scripts/bench-merge.sh [ROUNDS]    (LLAMA_EXPORT_LORA=path overrides llama-export-lora's)
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -52,6 +54,7 @@ run() { # NAME CMD...: "name wall user sys maxrss_kb peak_anon_mb" into $WORK/.r
 }
 : >"$WORK/.runs"
 have_export=0; [ -x "$EXPORT" ] && have_export=1
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq "$ROUNDS"); do
     run ours "$B/nomoat-merge" "$BASE" --lora "$LORA" -o "$OUT/ours.gguf" --no-fsync --force --json
     run cp cp "$BASE" "$OUT/copy.gguf"
@@ -67,17 +70,27 @@ for r in $(seq "$ROUNDS"); do
     rm -f "$OUT/ours.gguf" "$OUT/six.gguf"
 done
 
-echo "TinyLlama-shaped F16 + rank-16 adapter (7 projections x 22 layers) -> F16, $(awk -v b="$BYTES" 'BEGIN{printf "%.2f", b/1e9}') GB, $ROUNDS rounds, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-12s %8s %7s %8s %10s %12s\n' run "wall s" "GB/s" "CPU s" "peak RSS" "peak anon"
+
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+echo "TinyLlama-shaped F16 + rank-16 adapter (7 projections x 22 layers) -> F16, $(awk -v b="$BYTES" 'BEGIN{printf "%.2f", b/1e9}') GB, $ROUNDS rounds, $(nproc) cores"
+echo "load average before: $load_before, after: $load_after"
+printf '%-12s %8s %8s %7s %8s %10s %12s\n' run "wall s" "median s" "GB/s" "CPU s" "peak RSS" "peak anon"
 best() { awk -v n="$1" '$1 == n { if (!seen || $2 < w) { w = $2; c = $3 + $4; m = $5; a = $6; seen = 1 } } END { print w, c, m, a }' "$WORK/.runs"; }
+median() { awk -v n="$1" '$1 == n { print $2 }' "$WORK/.runs" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for n in ours cp export-lora ours-6; do
     grep -q "^$n " "$WORK/.runs" || continue
     set -- $(best "$n")
+    med=$(median "$n")
     case $n in ours*) anon="$4 MB" ;; *) anon="-" ;; esac
-    printf '%-12s %8.2f %7.2f %8.2f %7.0f MB %12s\n' "$n" "$1" "$(awk -v b="$BYTES" -v w="$1" 'BEGIN { printf "%.2f", b / w / 1e9 }')" "$2" "$(awk -v k="$3" 'BEGIN { print k / 1024 }')" "$anon"
-    eval "w_$(echo "$n" | tr - _)=$1"
+    printf '%-12s %8.2f %8.2f %7.2f %8.2f %7.0f MB %12s\n' "$n" "$1" "$med" "$(awk -v b="$BYTES" -v w="$1" 'BEGIN { printf "%.2f", b / w / 1e9 }')" "$2" "$(awk -v k="$3" 'BEGIN { print k / 1024 }')" "$anon"
+    eval "w_$(echo "$n" | tr - _)=$1 m_$(echo "$n" | tr - _)=$med"
 done
 echo
-echo "ours / plain copy (I/O floor): $(awk -v a="$w_ours" -v b="$w_cp" 'BEGIN { printf "%.2f", a / b }') wall"
-[ $have_export = 1 ] && echo "ours / llama-export-lora:      $(awk -v a="$w_ours" -v b="$w_export_lora" 'BEGIN { printf "%.2f", a / b }')  (outputs $same)"
-echo "peak anonymous memory, 22 layers vs 6 layers: $(best ours | cut -d' ' -f4) MB vs $(best ours-6 | cut -d' ' -f4) MB"
+echo "merge to F16 / plain copy (the I/O floor): $(awk -v a="$w_ours" -v b="$w_cp" 'BEGIN { printf "%.2f", a / b }') best wall, $(awk -v a="$m_ours" -v b="$m_cp" 'BEGIN { printf "%.2f", a / b }') median wall"
+if [ $have_export = 1 ]; then
+    echo "merge to F16 / llama-export-lora: $(awk -v a="$w_ours" -v b="$w_export_lora" 'BEGIN { printf "%.2f", a / b }') best wall (outputs $same)"
+else
+    echo "llama-export-lora: no binary at $EXPORT (set LLAMA_EXPORT_LORA)"
+fi
+echo "peak RSS, 22 layers vs 6 layers: $(best ours | awk '{ printf "%.0f", $3 / 1024 }') MB vs $(best ours-6 | awk '{ printf "%.0f", $3 / 1024 }') MB; peak anonymous memory: $(best ours | cut -d' ' -f4) MB vs $(best ours-6 | cut -d' ' -f4) MB"
