@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #define OUT_BUFFER_SIZE (4u << 20)
-#define DIRECT_WRITE_MIN (256u << 10)
+#define UNBUFFERED_WRITE_MIN (256u << 10)
 #define MAX_NAMED_TEMPS 256
 /* Direct mode: writes at least this large whose source is congruent with the file offset go
  * from the caller's memory to the device; smaller ones are cheaper to copy into the buffer. */
@@ -334,7 +334,7 @@ static int flush_buffer(nm_outfile *out, nm_error *err) {
 int nm_outfile_write(nm_outfile *out, const void *data, size_t size, nm_error *err) {
     if (out->align)
         return write_direct(out, data, size, err);
-    if (size >= DIRECT_WRITE_MIN) { /* large enough for its own write(): no copy through the buffer */
+    if (size >= UNBUFFERED_WRITE_MIN) { /* large enough for its own write(): no copy through the buffer */
         if (flush_buffer(out, err) != 0)
             return -1;
         return write_all(out, data, size, err);
