@@ -82,7 +82,7 @@ static bool vocab_tensor(const char *name) {
 
 /* Delta mode: every delta tensor has a base tensor of the same shape (the embedding and output
  * may have more rows: tokens added by the fine-tune, kept as the delta has them), and the other
- * way round. */
+ * way round. rope_freqs.weight is copied from the delta. */
 static int delta_items(const mg_inputs *in, item *items, size_t *n, nm_error *err) {
     const size_t nd = gguf_tensor_count(in->delta);
     for (size_t i = 0; i < nd; i++) {
@@ -101,6 +101,12 @@ static int delta_items(const mg_inputs *in, item *items, size_t *n, nm_error *er
             return nm_fail(err, "%s: cannot read the delta's type %s", d->name, ggml_type_name(d->type));
         if (!nm_dequantize_supported(b->type) && b->type != GGML_TYPE_F32)
             return nm_fail(err, "%s: cannot read the base's type %s", b->name, ggml_type_name(b->type));
+        if (!strcmp(d->name, "rope_freqs.weight")) {
+            /* Llama 3's RoPE factors come from the configuration, not training: the target's are
+             * the delta folder's own (its config.json is the target's), never a sum */
+            items[(*n)++] = (item){.src = d, .src_g = in->delta, .in_type = d->type};
+            continue;
+        }
         items[*n] = (item){.src = d, .addend = b, .src_g = in->delta, .addend_g = in->base, .merged = true,
                            .in_type = GGML_TYPE_F32};
         (*n)++;

@@ -27,6 +27,12 @@ if /usr/bin/python3 "$ROOT/tests/convert/llama3_rope_cases.py" "$SCRATCH/rope" "
         check "llama3 rope scaling ($c): same bytes as convert_hf_to_gguf.py" \
             test "$(sha_of "$SCRATCH/rope/$c.gguf")" = "$(ref_sha "$c" "$L3/rope-cases.sha256")"
     done
+    # a delta release of such a model: the weights add up, the RoPE factors stay the target's
+    # (nomoat-merge BASE --delta DELTA with the folder as both: every weight doubles)
+    "$BIN/nomoat-merge" -q "$SCRATCH/rope/llama3_2-1b" --delta "$SCRATCH/rope/llama3_2-1b" -o "$SCRATCH/rope/doubled.gguf"
+    "$BIN/nomoat-verify" diff "$SCRATCH/rope/llama3_2-1b.gguf" "$SCRATCH/rope/doubled.gguf" >"$SCRATCH/diff.txt" 2>&1
+    check "merge --delta: rope_freqs.weight is copied, not summed" grep -q '^rope_freqs.weight .* 0.0000e+00 .*1.000000$' "$SCRATCH/diff.txt"
+    check "merge --delta: the weights are summed" grep -q '^blk.0.attn_q.weight .*\*$' "$SCRATCH/diff.txt"
 else
     fail "llama3_rope_cases.py makes the folders"
 fi
