@@ -501,6 +501,14 @@ static int load_meta(conv_config *c, const char *dir, nm_error *err) {
         return -1;
     int rc = -1;
     snprintf(c->arch, sizeof c->arch, "llama (Meta params.json)");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "use_scaled_rope"))) {
+        /* Meta's Llama 3.1+ release: its RoPE factors live in Meta's code, not in params.json, and
+         * its tokenizer.model is a tiktoken file */
+        nm_fail(err, "%s: \"use_scaled_rope\" marks Meta's own Llama 3.1+ layout, which is not supported; convert "
+                     "the Hugging Face release of the model instead",
+                file);
+        goto out;
+    }
     if (get_u32_req(j, file, "dim", 1, &c->n_embd, err) || get_u32_req(j, file, "n_layers", 1, &c->n_layer, err) ||
         get_u32_req(j, file, "n_heads", 1, &c->n_head, err))
         goto out;

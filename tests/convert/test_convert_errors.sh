@@ -51,6 +51,15 @@ refuse "llama3 rope_scaling with an empty smoothing band" "$SCRATCH/l3band" "hig
 copy l3neg; rope_cfg "$SCRATCH/l3neg" '{"rope_type": "llama3", "factor": -8.0}'
 refuse "llama3 rope_scaling with a negative factor" "$SCRATCH/l3neg" '"factor" must be a positive number' -o "$SCRATCH/out/x.gguf"
 
+if need_fixtures "Meta layout with use_scaled_rope"; then
+    rm -rf "$SCRATCH/meta31"; mkdir -p "$SCRATCH/meta31"; cp "$FIXTURES/wikillama/meta/"* "$SCRATCH/meta31/"
+    $PY - "$SCRATCH/meta31/params.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])); p["use_scaled_rope"] = True; json.dump(p, open(sys.argv[1], "w"))
+PY
+    refuse "Meta's Llama 3.1+ layout (use_scaled_rope) refused, HF release suggested" "$SCRATCH/meta31" "use_scaled_rope.*Hugging Face release" -o "$SCRATCH/out/x.gguf"
+fi
+
 copy gpt2; sed 's/LlamaForCausalLM/GPT2LMHeadModel/' "$MODEL/config.json" >"$SCRATCH/gpt2/config.json"
 refuse "unsupported architecture named, supported ones listed" "$SCRATCH/gpt2" "GPT2LMHeadModel.*LlamaForCausalLM" -o "$SCRATCH/out/x.gguf"
 
