@@ -124,35 +124,55 @@ ALWAYS_INLINE void k_q8_1_family(uint32_t wt, int64_t n, const uint8_t *w, const
 }
 
 /* Q8_0 tile: two weight rows × up to four activation rows per pass (each activation block loaded
- * once for both rows, each weight block once for four activation rows); per output the same
- * block sums, scale products and lane chains as k_q8_0_family, so the same bits. */
-ALWAYS_INLINE void q8_0_pass(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
-                             float *out, size_t os) {
+ * once for both rows, each weight block once for four activation rows). Per output the same
+ * block sums, scale products and lane chains as k_q8_0_family, so the same bits: lane l adds
+ * fl(dw·dy) × (its exact int32 sum) with one fused multiply-add per block. What is cheaper:
+ * the scales come widened to float (the weights' once per tile, the activations' once per
+ * batch in the aux row), and the products dw·dy of eight blocks take one vector multiply per
+ * output, parked on the stack and broadcast from there (a load, no shuffle) when their block
+ * comes; |q| of a weight block is taken once for all activation rows. */
+enum { Q8_0_DB = 8 }; /* blocks whose scale products are made at once */
+
+ALWAYS_INLINE void q8_0_pass(int64_t nb, const uint8_t *w, size_t ws, const float *dw, size_t dws, int nr,
+                             const uint8_t *a, size_t as, const float *dy, size_t dys, int nc, float *out, size_t os) {
     __m256 acc[2][4];
+    const __m256i ones = _mm256_set1_epi16(1);
     UNROLL
     for (int r = 0; r < nr; r++)
         UNROLL
         for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 32; b++) {
-        __m256i q[2], aq[2];
-        float dw[2];
-        UNROLL
-        for (int r = 0; r < nr; r++) {
-            const uint8_t *wb = w + (size_t)r * ws + (size_t)b * 34;
-            q[r] = _mm256_loadu_si256((const __m256i *)(wb + 2));
-            aq[r] = _mm256_sign_epi8(q[r], q[r]);
-            dw[r] = h2f(wb);
-        }
-        UNROLL
-        for (int c = 0; c < nc; c++) {
-            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
-            const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 2));
-            const float dy = h2f(ab);
+    for (int64_t b0 = 0; b0 < nb; b0 += Q8_0_DB) {
+        const int m = nb - b0 < Q8_0_DB ? (int)(nb - b0) : Q8_0_DB;
+        float d[2][4][Q8_0_DB] __attribute__((aligned(32)));
+        if (m == Q8_0_DB) {
             UNROLL
             for (int r = 0; r < nr; r++) {
-                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(y, q[r])),
-                                                    _mm256_set1_epi16(1));
-                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dy), _mm256_cvtepi32_ps(p), acc[r][c]);
+                const __m256 wv = _mm256_loadu_ps(dw + (size_t)r * dws + (size_t)b0);
+                UNROLL
+                for (int c = 0; c < nc; c++)
+                    _mm256_store_ps(d[r][c], _mm256_mul_ps(wv, _mm256_loadu_ps(dy + (size_t)c * dys + (size_t)b0)));
+            }
+        } else {
+            for (int r = 0; r < nr; r++)
+                for (int c = 0; c < nc; c++)
+                    for (int k = 0; k < m; k++) d[r][c][k] = dw[(size_t)r * dws + (size_t)(b0 + k)] * dy[(size_t)c * dys + (size_t)(b0 + k)];
+        }
+        for (int k = 0; k < m; k++) {
+            const int64_t b = b0 + k;
+            __m256i q[2], aq[2];
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                q[r] = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * ws + (size_t)b * 34 + 2));
+                aq[r] = _mm256_sign_epi8(q[r], q[r]);
+            }
+            UNROLL
+            for (int c = 0; c < nc; c++) {
+                const __m256i y = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 34 + 2));
+                UNROLL
+                for (int r = 0; r < nr; r++) {
+                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(y, q[r])), ones);
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[r][c][k]), _mm256_cvtepi32_ps(p), acc[r][c]);
+                }
             }
         }
     }
@@ -162,22 +182,56 @@ ALWAYS_INLINE void q8_0_pass(int64_t n, const uint8_t *w, size_t ws, int nr, con
         for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum(acc[r][c]);
 }
 
-static void tile_q8_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
-                      size_t os) {
-    for (int j = 0; j < nc; j += 4) {
-        const int m = nc - j < 4 ? nc - j : 4;
-        for (int i = 0; i < nr; i += 2) {
-            const uint8_t *wi = w + (size_t)i * ws, *aj = a + (size_t)j * as;
-            float *o = out + (size_t)j * os + (size_t)i;
-            const int rows = nr - i >= 2 ? 2 : 1;
-            switch (m) {
-            case 4: if (rows == 2) q8_0_pass(n, wi, ws, 2, aj, as, 4, o, os); else q8_0_pass(n, wi, ws, 1, aj, as, 4, o, os); break;
-            case 3: if (rows == 2) q8_0_pass(n, wi, ws, 2, aj, as, 3, o, os); else q8_0_pass(n, wi, ws, 1, aj, as, 3, o, os); break;
-            case 2: if (rows == 2) q8_0_pass(n, wi, ws, 2, aj, as, 2, o, os); else q8_0_pass(n, wi, ws, 1, aj, as, 2, o, os); break;
-            default: if (rows == 2) q8_0_pass(n, wi, ws, 2, aj, as, 1, o, os); else q8_0_pass(n, wi, ws, 1, aj, as, 1, o, os); break;
-            }
+ALWAYS_INLINE void q8_0_cols(int64_t nb, const uint8_t *w, size_t ws, const float *dw, size_t dws, int nr,
+                             const uint8_t *a, size_t as, const float *dy, size_t dys, int nc, float *out, size_t os) {
+    switch (nc) {
+    case 4: q8_0_pass(nb, w, ws, dw, dws, nr, a, as, dy, dys, 4, out, os); break;
+    case 3: q8_0_pass(nb, w, ws, dw, dws, nr, a, as, dy, dys, 3, out, os); break;
+    case 2: q8_0_pass(nb, w, ws, dw, dws, nr, a, as, dy, dys, 2, out, os); break;
+    default: q8_0_pass(nb, w, ws, dw, dws, nr, a, as, dy, dys, 1, out, os); break;
+    }
+}
+
+/* Scales of n_rows rows of Q8_0 blocks (stride bytes apart) widened into rows of nb floats. */
+static void q8_0_scales(int64_t nb, const uint8_t *p, size_t stride, int n_rows, float *dst) {
+    for (int r = 0; r < n_rows; r++)
+        for (int64_t b = 0; b < nb; b++) dst[(size_t)r * (size_t)nb + (size_t)b] = h2f(p + (size_t)r * stride + (size_t)b * 34);
+}
+
+/* aux: the activation rows' scales as floats (nm_dot_act_aux), or NULL to widen them here. */
+static bool tile_q8_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const uint8_t *aux,
+                      size_t aux_stride, int nc, float *out, size_t os) {
+    const int64_t nb = n / 32;
+    float *dw = malloc((size_t)(nr * nb + (aux ? 0 : nc * nb) + 1) * sizeof(float));
+    if (!dw) return false;
+    q8_0_scales(nb, w, ws, nr, dw);
+    const float *dy = (const float *)aux;
+    size_t dys = aux_stride / sizeof(float);
+    if (!aux || aux_stride % sizeof(float) != 0) {
+        float *own = dw + (size_t)nr * (size_t)nb;
+        if (!aux) {
+            q8_0_scales(nb, a, as, nc, own);
+            dy = own;
+            dys = (size_t)nb;
+        } else { /* never made so; keep it simple */
+            free(dw);
+            return false;
         }
     }
+    for (int j = 0; j < nc; j += 4) {
+        const int m = nc - j < 4 ? nc - j : 4;
+        const uint8_t *aj = a + (size_t)j * as;
+        const float *dyj = dy + (size_t)j * dys;
+        for (int i = 0; i < nr; i += 2) {
+            const uint8_t *wi = w + (size_t)i * ws;
+            const float *dwi = dw + (size_t)i * (size_t)nb;
+            float *o = out + (size_t)j * os + (size_t)i;
+            if (nr - i >= 2) q8_0_cols(nb, wi, ws, dwi, (size_t)nb, 2, aj, as, dyj, dys, m, o, os);
+            else q8_0_cols(nb, wi, ws, dwi, (size_t)nb, 1, aj, as, dyj, dys, m, o, os);
+        }
+    }
+    free(dw);
+    return true;
 }
 
 /* Q4_0 in the reference order: each block's integer sum is finished (exactly) before it enters
@@ -910,10 +964,9 @@ bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, in
     if (wt == GGML_TYPE_Q4_0 &&
         tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
-    if (wt == GGML_TYPE_Q8_0) {
-        tile_q8_0(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+    if (wt == GGML_TYPE_Q8_0 &&
+        tile_q8_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
-    }
     if (wt == GGML_TYPE_Q5_K) {
         tile_q5_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
         return true;
