@@ -430,6 +430,7 @@ size_t nm_dot_act_aux_row_size(uint32_t wt, int64_t n) {
     switch (wt) {
     case GGML_TYPE_F16: case GGML_TYPE_BF16: return (size_t)n * sizeof(float);
     case GGML_TYPE_Q4_0: return (size_t)(n / 32) * sizeof(nm_q8_0_block_info);
+    case GGML_TYPE_Q8_0: return (size_t)(n / 32) * sizeof(float);
     default: return 0;
     }
 }
@@ -449,6 +450,10 @@ void nm_dot_act_aux(uint32_t wt, int64_t n, const void *act, void *aux) {
             info[b].d = f16(a);
             info[b].minus_8_sum = -8 * s;
         }
+    } else if (wt == GGML_TYPE_Q8_0) {
+        const uint8_t *a = act;
+        float *d = aux;
+        for (int64_t b = 0; b < n / 32; b++, a += 34) d[b] = f16(a);
     }
 }
 

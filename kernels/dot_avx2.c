@@ -124,35 +124,55 @@ ALWAYS_INLINE void k_q8_1_family(uint32_t wt, int64_t n, const uint8_t *w, const
 }
 
 /* Q8_0 tile: two weight rows × up to four activation rows per pass (each activation block loaded
- * once for both rows, each weight block once for four activation rows); per output the same
- * block sums, scale products and lane chains as k_q8_0_family, so the same bits. */
-ALWAYS_INLINE void q8_0_pass(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
-                             float *out, size_t os) {
+ * once for both rows, each weight block once for four activation rows). Per output the same
+ * block sums, scale products and lane chains as k_q8_0_family, so the same bits: lane l adds
+ * fl(dw·dy) × (its exact int32 sum) with one fused multiply-add per block. What is cheaper:
+ * the scales come widened to float (the weights' once per tile, the activations' once per
+ * batch in the aux row), and the products dw·dy of eight blocks take one vector multiply per
+ * output, parked on the stack and broadcast from there (a load, no shuffle) when their block
+ * comes; |q| of a weight block is taken once for all activation rows. */
+enum { Q8_0_DB = 8 }; /* blocks whose scale products are made at once */
+
+ALWAYS_INLINE void q8_0_pass(int64_t nb, const uint8_t *w, size_t ws, const float *dw, size_t dws, int nr,
+                             const uint8_t *a, size_t as, const float *dy, size_t dys, int nc, float *out, size_t os) {
     __m256 acc[2][4];
+    const __m256i ones = _mm256_set1_epi16(1);
     UNROLL
     for (int r = 0; r < nr; r++)
         UNROLL
         for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 32; b++) {
-        __m256i q[2], aq[2];
-        float dw[2];
-        UNROLL
-        for (int r = 0; r < nr; r++) {
-            const uint8_t *wb = w + (size_t)r * ws + (size_t)b * 34;
-            q[r] = _mm256_loadu_si256((const __m256i *)(wb + 2));
-            aq[r] = _mm256_sign_epi8(q[r], q[r]);
-            dw[r] = h2f(wb);
-        }
-        UNROLL
-        for (int c = 0; c < nc; c++) {
-            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
-            const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + 2));
-            const float dy = h2f(ab);
+    for (int64_t b0 = 0; b0 < nb; b0 += Q8_0_DB) {
+        const int m = nb - b0 < Q8_0_DB ? (int)(nb - b0) : Q8_0_DB;
+        float d[2][4][Q8_0_DB] __attribute__((aligned(32)));
+        if (m == Q8_0_DB) {
             UNROLL
             for (int r = 0; r < nr; r++) {
-                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(y, q[r])),
-                                                    _mm256_set1_epi16(1));
-                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dy), _mm256_cvtepi32_ps(p), acc[r][c]);
+                const __m256 wv = _mm256_loadu_ps(dw + (size_t)r * dws + (size_t)b0);
+                UNROLL
+                for (int c = 0; c < nc; c++)
+                    _mm256_store_ps(d[r][c], _mm256_mul_ps(wv, _mm256_loadu_ps(dy + (size_t)c * dys + (size_t)b0)));
+            }
+        } else {
+            for (int r = 0; r < nr; r++)
+                for (int c = 0; c < nc; c++)
+                    for (int k = 0; k < m; k++) d[r][c][k] = dw[(size_t)r * dws + (size_t)(b0 + k)] * dy[(size_t)c * dys + (size_t)(b0 + k)];
+        }
+        for (int k = 0; k < m; k++) {
+            const int64_t b = b0 + k;
+            __m256i q[2], aq[2];
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                q[r] = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * ws + (size_t)b * 34 + 2));
+                aq[r] = _mm256_sign_epi8(q[r], q[r]);
+            }
+            UNROLL
+            for (int c = 0; c < nc; c++) {
+                const __m256i y = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 34 + 2));
+                UNROLL
+                for (int r = 0; r < nr; r++) {
+                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(y, q[r])), ones);
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[r][c][k]), _mm256_cvtepi32_ps(p), acc[r][c]);
+                }
             }
         }
     }
@@ -162,22 +182,56 @@ ALWAYS_INLINE void q8_0_pass(int64_t n, const uint8_t *w, size_t ws, int nr, con
         for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum(acc[r][c]);
 }
 
-static void tile_q8_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
-                      size_t os) {
-    for (int j = 0; j < nc; j += 4) {
-        const int m = nc - j < 4 ? nc - j : 4;
-        for (int i = 0; i < nr; i += 2) {
-            const uint8_t *wi = w + (size_t)i * ws, *aj = a + (size_t)j * as;
-            float *o = out + (size_t)j * os + (size_t)i;
-            const int rows = nr - i >= 2 ? 2 : 1;
-            switch (m) {
-            case 4: if (rows == 2) q8_0_pass(n, wi, ws, 2, aj, as, 4, o, os); else q8_0_pass(n, wi, ws, 1, aj, as, 4, o, os); break;
-            case 3: if (rows == 2) q8_0_pass(n, wi, ws, 2, aj, as, 3, o, os); else q8_0_pass(n, wi, ws, 1, aj, as, 3, o, os); break;
-            case 2: if (rows == 2) q8_0_pass(n, wi, ws, 2, aj, as, 2, o, os); else q8_0_pass(n, wi, ws, 1, aj, as, 2, o, os); break;
-            default: if (rows == 2) q8_0_pass(n, wi, ws, 2, aj, as, 1, o, os); else q8_0_pass(n, wi, ws, 1, aj, as, 1, o, os); break;
-            }
+ALWAYS_INLINE void q8_0_cols(int64_t nb, const uint8_t *w, size_t ws, const float *dw, size_t dws, int nr,
+                             const uint8_t *a, size_t as, const float *dy, size_t dys, int nc, float *out, size_t os) {
+    switch (nc) {
+    case 4: q8_0_pass(nb, w, ws, dw, dws, nr, a, as, dy, dys, 4, out, os); break;
+    case 3: q8_0_pass(nb, w, ws, dw, dws, nr, a, as, dy, dys, 3, out, os); break;
+    case 2: q8_0_pass(nb, w, ws, dw, dws, nr, a, as, dy, dys, 2, out, os); break;
+    default: q8_0_pass(nb, w, ws, dw, dws, nr, a, as, dy, dys, 1, out, os); break;
+    }
+}
+
+/* Scales of n_rows rows of Q8_0 blocks (stride bytes apart) widened into rows of nb floats. */
+static void q8_0_scales(int64_t nb, const uint8_t *p, size_t stride, int n_rows, float *dst) {
+    for (int r = 0; r < n_rows; r++)
+        for (int64_t b = 0; b < nb; b++) dst[(size_t)r * (size_t)nb + (size_t)b] = h2f(p + (size_t)r * stride + (size_t)b * 34);
+}
+
+/* aux: the activation rows' scales as floats (nm_dot_act_aux), or NULL to widen them here. */
+static bool tile_q8_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const uint8_t *aux,
+                      size_t aux_stride, int nc, float *out, size_t os) {
+    const int64_t nb = n / 32;
+    float *dw = malloc((size_t)(nr * nb + (aux ? 0 : nc * nb) + 1) * sizeof(float));
+    if (!dw) return false;
+    q8_0_scales(nb, w, ws, nr, dw);
+    const float *dy = (const float *)aux;
+    size_t dys = aux_stride / sizeof(float);
+    if (!aux || aux_stride % sizeof(float) != 0) {
+        float *own = dw + (size_t)nr * (size_t)nb;
+        if (!aux) {
+            q8_0_scales(nb, a, as, nc, own);
+            dy = own;
+            dys = (size_t)nb;
+        } else { /* never made so; keep it simple */
+            free(dw);
+            return false;
         }
     }
+    for (int j = 0; j < nc; j += 4) {
+        const int m = nc - j < 4 ? nc - j : 4;
+        const uint8_t *aj = a + (size_t)j * as;
+        const float *dyj = dy + (size_t)j * dys;
+        for (int i = 0; i < nr; i += 2) {
+            const uint8_t *wi = w + (size_t)i * ws;
+            const float *dwi = dw + (size_t)i * (size_t)nb;
+            float *o = out + (size_t)j * os + (size_t)i;
+            if (nr - i >= 2) q8_0_cols(nb, wi, ws, dwi, (size_t)nb, 2, aj, as, dyj, dys, m, o, os);
+            else q8_0_cols(nb, wi, ws, dwi, (size_t)nb, 1, aj, as, dyj, dys, m, o, os);
+        }
+    }
+    free(dw);
+    return true;
 }
 
 /* Q4_0 in the reference order: each block's integer sum is finished (exactly) before it enters
@@ -665,65 +719,66 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
  * per pass, FR·FC accumulators (one per output, each in the tinyBLAS order of dot.c: element k
  * to lane k mod 8, one fused multiply-add), FC activation registers, one weight register; the
  * weights widen in registers (vcvtph2ps, or a shift for BF16), each once per FC outputs.
- * The reduction is cut into slices of FK elements: a slice of FC activation rows stays in L1
- * while all the tile's weight rows pass by it, and the accumulators wait in a small buffer
- * between slices (a store and reload changes no bit). gcc -O2 must be told to unroll the
- * blocking loops for the accumulators to live in registers. */
+ * The tile's weight rows are first copied, in their own type, into panels of FR rows
+ * interleaved eight elements at a time (rows past nr are zeros, their outputs dropped): a pass
+ * then reads one sequential stream of weights instead of FR rows whose strides (often a
+ * multiple of 4 KiB) put every load of a step in the same L1 set, and the copy is read again by
+ * every group of FC activation rows. The reduction is cut into slices of FK elements so that a
+ * slice of FC activation rows stays in L1 while the tile's panels pass by it; the accumulators
+ * wait in a small buffer between slices (a store and reload changes no bit). gcc -O2 must be
+ * told to unroll the blocking loops for the accumulators to live in registers. */
 
 enum { FR = 4, FC = 3, FK = 512 };
+/* Rows per chunk: their panels (at most FPANEL bytes, on the stack: a buffer from malloc of this
+ * size is mapped and faulted in afresh by every tile) stay in L2 while all activation rows pass. */
+#ifndef FPANEL
+#define FPANEL (256 * 1024)
+#endif
 
-ALWAYS_INLINE void float_slice(uint32_t wt, const uint8_t *w, size_t ws, const float *x, size_t xs, int nr, int nc,
-                               int64_t k0, int64_t k1, __m256 *acc) {
+ALWAYS_INLINE void float_slice(uint32_t wt, const uint8_t *pw, const float *x, size_t xs, int nc, int64_t k0,
+                               int64_t k1, __m256 *acc) {
     const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
     __m256 a[FR][FC];
     UNROLL
-    for (int r = 0; r < nr; r++)
+    for (int r = 0; r < FR; r++)
         UNROLL
         for (int c = 0; c < nc; c++) a[r][c] = acc[r * FC + c];
-    for (int64_t k = k0; k < k1; k += 8) {
+    const uint8_t *p = pw + (size_t)k0 * FR * es;
+    for (int64_t k = k0; k < k1; k += 8, p += 8 * FR * es) {
         __m256 xv[FC];
         UNROLL
         for (int c = 0; c < nc; c++) xv[c] = _mm256_loadu_ps(x + (size_t)c * xs + (size_t)k);
         UNROLL
-        for (int r = 0; r < nr; r++) {
-            const __m256 wv = load8(wt, w + (size_t)r * ws + (size_t)k * es);
+        for (int r = 0; r < FR; r++) {
+            const __m256 wv = load8(wt, p + (size_t)r * 8 * es);
             UNROLL
             for (int c = 0; c < nc; c++) a[r][c] = _mm256_fmadd_ps(wv, xv[c], a[r][c]);
         }
     }
     UNROLL
-    for (int r = 0; r < nr; r++)
+    for (int r = 0; r < FR; r++)
         UNROLL
         for (int c = 0; c < nc; c++) acc[r * FC + c] = a[r][c];
 }
 
-ALWAYS_INLINE void float_slice_cols(uint32_t wt, const uint8_t *w, size_t ws, const float *x, size_t xs, int nr,
-                                    int nc, int64_t k0, int64_t k1, __m256 *acc) {
-    switch (nc) {
-    case 3: float_slice(wt, w, ws, x, xs, nr, 3, k0, k1, acc); break;
-    case 2: float_slice(wt, w, ws, x, xs, nr, 2, k0, k1, acc); break;
-    default: float_slice(wt, w, ws, x, xs, nr, 1, k0, k1, acc); break;
-    }
-}
-
-/* FC (or fewer) activation rows against all nr weight rows; acc holds ceil(nr/FR)·FR·FC vectors. */
-ALWAYS_INLINE void float_cols(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const float *x, size_t xs,
-                              int nc, __m256 *acc, float *out, size_t os) {
+/* FC (or fewer) activation rows against all nr weight rows (packed: groups panels of n8
+ * elements); acc holds groups·FR·FC vectors. */
+ALWAYS_INLINE void float_cols(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, const uint8_t *pw, int nr,
+                              const float *x, size_t xs, int nc, __m256 *acc, float *out, size_t os) {
     const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
     const int64_t n8 = n / 8 * 8;
     const int groups = (nr + FR - 1) / FR;
+    const size_t panel = (size_t)n8 * FR * es;
     for (int i = 0; i < groups * FR * FC; i++) acc[i] = _mm256_setzero_ps();
     for (int64_t k0 = 0; k0 < n8; k0 += FK) {
         const int64_t k1 = n8 - k0 < FK ? n8 : k0 + FK;
         for (int g = 0; g < groups; g++) {
-            const int m = nr - g * FR < FR ? nr - g * FR : FR;
-            const uint8_t *wg = w + (size_t)g * FR * ws;
+            const uint8_t *pg = pw + (size_t)g * panel;
             __m256 *ag = acc + (size_t)g * FR * FC;
-            switch (m) {
-            case 4: float_slice_cols(wt, wg, ws, x, xs, 4, nc, k0, k1, ag); break;
-            case 3: float_slice_cols(wt, wg, ws, x, xs, 3, nc, k0, k1, ag); break;
-            case 2: float_slice_cols(wt, wg, ws, x, xs, 2, nc, k0, k1, ag); break;
-            default: float_slice_cols(wt, wg, ws, x, xs, 1, nc, k0, k1, ag); break;
+            switch (nc) {
+            case 3: float_slice(wt, pg, x, xs, 3, k0, k1, ag); break;
+            case 2: float_slice(wt, pg, x, xs, 2, k0, k1, ag); break;
+            default: float_slice(wt, pg, x, xs, 1, k0, k1, ag); break;
             }
         }
     }
@@ -737,25 +792,63 @@ ALWAYS_INLINE void float_cols(uint32_t wt, int64_t n, const uint8_t *w, size_t w
     }
 }
 
+/* The panels float_cols reads: per group of FR rows, per 8 elements, each row's 8 in turn. */
+static void float_pack(size_t es, int64_t n8, const uint8_t *w, size_t ws, int nr, uint8_t *pw) {
+    const int groups = (nr + FR - 1) / FR;
+    const size_t chunk = 8 * es;
+    for (int g = 0; g < groups; g++) {
+        uint8_t *pg = pw + (size_t)g * (size_t)n8 * FR * es;
+        for (int r = 0; r < FR; r++) {
+            const int row = g * FR + r;
+            uint8_t *o = pg + (size_t)r * chunk;
+            if (row >= nr) {
+                for (int64_t k = 0; k < n8; k += 8, o += FR * chunk) memset(o, 0, chunk);
+                continue;
+            }
+            const uint8_t *src = w + (size_t)row * ws;
+            for (int64_t k = 0; k < n8; k += 8, o += FR * chunk, src += chunk) memcpy(o, src, chunk);
+        }
+    }
+}
+
 static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
                        const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
     const float *x = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
     const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
     if (!x || stride % sizeof(float) != 0 || nr < 1) return false;
-    const size_t xs = stride / sizeof(float);
-    const size_t n_acc = (size_t)(nr + FR - 1) / FR * FR * FC;
+    const size_t xs = stride / sizeof(float), es = wt == GGML_TYPE_F32 ? 4 : 2;
+    const int64_t n8 = n / 8 * 8;
+    /* rows per chunk: a multiple of FR whose panels fit FPANEL (at least FR) */
+    int chunk = n8 > 0 ? (int)((size_t)FPANEL / ((size_t)n8 * es)) / FR * FR : nr;
+    if (chunk < FR) chunk = FR;
+    if (chunk > nr) chunk = (nr + FR - 1) / FR * FR;
+    const int groups = chunk / FR;
+    const size_t n_acc = (size_t)groups * FR * FC;
+    const size_t pw_size = (size_t)chunk * (size_t)n8 * es;
+    uint8_t stack_pw[FPANEL] __attribute__((aligned(64)));
+    uint8_t *pw = pw_size <= sizeof stack_pw ? stack_pw : aligned_alloc(64, (pw_size + 63) / 64 * 64);
+    if (!pw) return false;
     __m256 stack_acc[16 * FR * FC];
     __m256 *acc = n_acc <= 16 * FR * FC ? stack_acc : aligned_alloc(32, n_acc * sizeof(__m256));
-    if (!acc) return false;
-    for (int j = 0; j < nc; j += FC) {
-        const int m = nc - j < FC ? nc - j : FC;
-        const float *xj = x + (size_t)j * xs;
-        float *oj = out + (size_t)j * os;
-        if (wt == GGML_TYPE_F32) float_cols(GGML_TYPE_F32, n, w, ws, nr, xj, xs, m, acc, oj, os);
-        else if (wt == GGML_TYPE_F16) float_cols(GGML_TYPE_F16, n, w, ws, nr, xj, xs, m, acc, oj, os);
-        else float_cols(GGML_TYPE_BF16, n, w, ws, nr, xj, xs, m, acc, oj, os);
+    if (!acc) {
+        if (pw != stack_pw) free(pw);
+        return false;
+    }
+    for (int i = 0; i < nr; i += chunk) {
+        const int rows = nr - i < chunk ? nr - i : chunk;
+        const uint8_t *wi = w + (size_t)i * ws;
+        float_pack(es, n8, wi, ws, rows, pw);
+        for (int j = 0; j < nc; j += FC) {
+            const int m = nc - j < FC ? nc - j : FC;
+            const float *xj = x + (size_t)j * xs;
+            float *oj = out + (size_t)j * os + (size_t)i;
+            if (wt == GGML_TYPE_F32) float_cols(GGML_TYPE_F32, n, wi, ws, pw, rows, xj, xs, m, acc, oj, os);
+            else if (wt == GGML_TYPE_F16) float_cols(GGML_TYPE_F16, n, wi, ws, pw, rows, xj, xs, m, acc, oj, os);
+            else float_cols(GGML_TYPE_BF16, n, wi, ws, pw, rows, xj, xs, m, acc, oj, os);
+        }
     }
     if (acc != stack_acc) free(acc);
+    if (pw != stack_pw) free(pw);
     return true;
 }
 
@@ -910,10 +1003,9 @@ bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, in
     if (wt == GGML_TYPE_Q4_0 &&
         tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
-    if (wt == GGML_TYPE_Q8_0) {
-        tile_q8_0(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+    if (wt == GGML_TYPE_Q8_0 &&
+        tile_q8_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
-    }
     if (wt == GGML_TYPE_Q5_K) {
         tile_q5_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
         return true;

@@ -546,6 +546,48 @@ static void test_avx2_tiles_match_row_kernel(void **state) {
     }
 }
 
+/* The Q8_0 tile with its aux rows (the activations' scales widened once per batch) and without
+ * them, for rows whose block count is not a multiple of the tile's eight-block scale groups:
+ * each output exactly what the AVX2 one-row kernel gives. */
+static void test_avx2_q8_0_tile_aux(void **state) {
+    (void)state;
+    if (!have_avx2()) skip();
+    const uint32_t t = GGML_TYPE_Q8_0;
+    static const int64_t ns[] = {32, 224, 800, 2080};
+    enum { MAXR = 5, MAXC = 6 };
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        const int64_t N = ns[ni];
+        size_t wrs;
+        assert_int_equal(ggml_row_size(t, (uint64_t)N, &wrs), 0);
+        const size_t ars = nm_dot_act_row_size(t, N), xrs = nm_dot_act_aux_row_size(t, N), os = MAXR + 2,
+                     size = os * MAXC;
+        assert_true(xrs > 0);
+        uint8_t *w = malloc(wrs * MAXR), *a = malloc(ars * MAXC), *x = malloc(xrs * MAXC);
+        float ref[(MAXR + 2) * MAXC], out[(MAXR + 2) * MAXC];
+        for (int r = 0; r < MAXR; r++) random_weights(t, w + r * wrs, N);
+        random_acts(t, a, ars, MAXC, N);
+        for (int c = 0; c < MAXC; c++) nm_dot_act_aux(t, N, a + c * ars, x + c * xrs);
+        for (int nr = 1; nr <= MAXR; nr++)
+            for (int nc = 1; nc <= MAXC; nc++) {
+                for (int c = 0; c < nc; c++)
+                    for (int r = 0; r < nr; r++)
+                        assert_true(nm_dot_avx2(t, N, w + r * wrs, a + c * ars, &ref[(size_t)c * os + (size_t)r]));
+                fill_sentinel(out, size);
+                assert_true(nm_dot_tile_avx2(t, N, w, wrs, nr, a, ars, x, xrs, nc, out, os));
+                expect_tile("AVX2 Q8_0 tile with aux", t, N, nr, nc, os, ref, out, size);
+                fill_sentinel(out, size);
+                assert_true(nm_dot_tile_avx2(t, N, w, wrs, nr, a, ars, NULL, 0, nc, out, os));
+                expect_tile("AVX2 Q8_0 tile without aux", t, N, nr, nc, os, ref, out, size);
+                fill_sentinel(out, size);
+                nm_dot_tile(t, N, w, wrs, nr, a, ars, nc, out, os);
+                expect_tile("Q8_0 nm_dot_tile", t, N, nr, nc, os, ref, out, size);
+            }
+        free(w);
+        free(a);
+        free(x);
+    }
+}
+
 static void test_exact_kernels_small_tiles(void **state) {
     (void)state;
     for (size_t ti = 0; ti < sizeof exact_types / sizeof exact_types[0]; ti++) {
@@ -711,6 +753,7 @@ int main(void) {
         cmocka_unit_test(test_k_quants_are_dot_products),
         cmocka_unit_test(test_q4_k_repacked_places),
         cmocka_unit_test(test_avx2_tiles_match_row_kernel),
+        cmocka_unit_test(test_avx2_q8_0_tile_aux),
         cmocka_unit_test(test_unrepacked_ignore_place),
         cmocka_unit_test(test_exact_kernels_small_tiles),
         cmocka_unit_test(test_exact_kernels_long_rows),
