@@ -658,7 +658,8 @@ int mg_run(const mg_inputs *in, const mg_options *o, mg_stats *st, nm_error *err
         plan_free(&p);
         return 0;
     }
-    gguf_writer_options wo = {.outfile_flags = (o->force ? NM_OUT_FORCE : 0u) | (o->no_fsync ? NM_OUT_NO_FSYNC : 0u)};
+    gguf_writer_options wo = {.outfile_flags = (o->force ? NM_OUT_FORCE : 0u) | (o->no_fsync ? NM_OUT_NO_FSYNC : 0u) |
+                                               NM_OUT_DIRECT};
     gguf_writer *w = gguf_writer_create(o->out, &wo, err);
     if (!w) {
         plan_free(&p);
