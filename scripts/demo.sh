@@ -38,7 +38,7 @@ step_convert() {
         t1=$(now)
         record "$label" "$f" "$(elapsed "$t0" "$t1")"
     done
-    "$BIN/nomoat-convert" --dry-run "$MODEL" | sed -n '1,2p;$p'
+    "$BIN/nomoat-convert" --dry-run -o "$OUT/wikillama-bf16.gguf" "$MODEL" | sed -n '1,2p;$p'
 }
 
 step_quantize() {
