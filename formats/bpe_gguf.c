@@ -55,18 +55,11 @@ int bpe_vocab_from_gguf(bpe_vocab *v, const gguf_reader *g, nm_error *err) {
         v->eos_id = -1;
     /* llama.cpp's pre-tokenizer defaults, before the file's add_bos_token */
     v->add_bos = !strcmp(v->pre, "llama-bpe") || !strcmp(v->pre, "llama3") || !strcmp(v->pre, "llama-v3");
-    uint32_t ids[4] = {UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX}; /* absent: as past the vocabulary */
-    if (gguf_get_u32_opt(g, "tokenizer.ggml.bos_token_id", &ids[0], err) ||
-        gguf_get_u32_opt(g, "tokenizer.ggml.eos_token_id", &ids[1], err) ||
-        gguf_get_u32_opt(g, "tokenizer.ggml.unknown_token_id", &ids[2], err) ||
-        gguf_get_u32_opt(g, "tokenizer.ggml.padding_token_id", &ids[3], err) ||
-        gguf_get_bool_opt(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err) ||
-        gguf_get_bool_opt(g, "tokenizer.ggml.add_eos_token", &v->add_eos, err))
+    gguf_special_tokens st = {v->bos_id, v->eos_id, v->unk_id, v->pad_id, v->add_bos, v->add_eos};
+    if (gguf_get_special_tokens(g, n, &st, err))
         return -1;
-    int32_t *const id_of[4] = {&v->bos_id, &v->eos_id, &v->unk_id, &v->pad_id};
-    for (int i = 0; i < 4; i++)
-        if (ids[i] < n) /* llama.cpp keeps the default for an id past the vocabulary */
-            *id_of[i] = (int32_t)ids[i];
+    v->bos_id = st.bos, v->eos_id = st.eos, v->unk_id = st.unk, v->pad_id = st.pad;
+    v->add_bos = st.add_bos, v->add_eos = st.add_eos;
 
     v->tokens = calloc(n, sizeof *v->tokens);
     v->token_lens = malloc((size_t)n * sizeof *v->token_lens);

@@ -871,6 +871,23 @@ int gguf_get_u32_opt(const gguf_reader *g, const char *key, uint32_t *out, nm_er
         *out = v->u32;
     return 0;
 }
+int gguf_get_special_tokens(const gguf_reader *g, uint32_t n_vocab, gguf_special_tokens *st, nm_error *err) {
+    static const char *const keys[4] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                        "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"};
+    int32_t *const id_of[4] = {&st->bos, &st->eos, &st->unk, &st->pad};
+    uint32_t ids[4] = {UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX}; /* absent: as past the vocabulary */
+    for (int i = 0; i < 4; i++)
+        if (gguf_get_u32_opt(g, keys[i], &ids[i], err))
+            return -1;
+    if (gguf_get_bool_opt(g, "tokenizer.ggml.add_bos_token", &st->add_bos, err) ||
+        gguf_get_bool_opt(g, "tokenizer.ggml.add_eos_token", &st->add_eos, err))
+        return -1;
+    for (int i = 0; i < 4; i++)
+        if (ids[i] < n_vocab) /* llama.cpp warns and keeps the default for an id past the vocabulary */
+            *id_of[i] = (int32_t)ids[i];
+    return 0;
+}
+
 int gguf_get_f32(const gguf_reader *g, const char *key, float *out, nm_error *err) {
     const gguf_value *v;
     if (get_typed(g, key, GGUF_TYPE_FLOAT32, false, &v, err))

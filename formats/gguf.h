@@ -123,6 +123,14 @@ int gguf_get_bool(const gguf_reader *g, const char *key, bool *out, nm_error *er
  * when it has another type. */
 int gguf_get_u32_opt(const gguf_reader *g, const char *key, uint32_t *out, nm_error *err);
 int gguf_get_bool_opt(const gguf_reader *g, const char *key, bool *out, nm_error *err);
+/* A vocabulary's special tokens as llama.cpp reads them from tokenizer.ggml.{bos,eos,unknown,
+ * padding}_token_id and add_{bos,eos}_token: an id that is absent or not below n_vocab leaves the
+ * caller's default in place; an absent flag likewise. -1 (message) for a key of another type. */
+typedef struct gguf_special_tokens {
+    int32_t bos, eos, unk, pad;
+    bool add_bos, add_eos;
+} gguf_special_tokens;
+int gguf_get_special_tokens(const gguf_reader *g, uint32_t n_vocab, gguf_special_tokens *st, nm_error *err);
 /* Copies a STRING value into a malloc'ed NUL-terminated string. */
 int gguf_get_string(const gguf_reader *g, const char *key, char **out, nm_error *err);
 /* A malloc'ed NUL-terminated copy of a string (a value, an array element); NULL when out of memory. */

@@ -51,19 +51,12 @@ int spm_vocab_from_gguf(spm_vocab *v, const gguf_reader *g, nm_error *err) {
     v->add_bos = true;
     v->add_eos = false;
     v->add_dummy_prefix = true;
-    uint32_t ids[4] = {UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX}; /* absent: as past the vocabulary */
-    if (gguf_get_u32_opt(g, "tokenizer.ggml.bos_token_id", &ids[0], err) ||
-        gguf_get_u32_opt(g, "tokenizer.ggml.eos_token_id", &ids[1], err) ||
-        gguf_get_u32_opt(g, "tokenizer.ggml.unknown_token_id", &ids[2], err) ||
-        gguf_get_u32_opt(g, "tokenizer.ggml.padding_token_id", &ids[3], err) ||
-        gguf_get_bool_opt(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err) ||
-        gguf_get_bool_opt(g, "tokenizer.ggml.add_eos_token", &v->add_eos, err) ||
+    gguf_special_tokens st = {v->bos_id, v->eos_id, v->unk_id, v->pad_id, v->add_bos, v->add_eos};
+    if (gguf_get_special_tokens(g, n, &st, err) ||
         gguf_get_bool_opt(g, "tokenizer.ggml.add_space_prefix", &v->add_dummy_prefix, err))
         return -1;
-    int32_t *const id_of[4] = {&v->bos_id, &v->eos_id, &v->unk_id, &v->pad_id};
-    for (int i = 0; i < 4; i++)
-        if (ids[i] < n) /* llama.cpp warns and keeps the default for an id past the vocabulary */
-            *id_of[i] = (int32_t)ids[i];
+    v->bos_id = st.bos, v->eos_id = st.eos, v->unk_id = st.unk, v->pad_id = st.pad;
+    v->add_bos = st.add_bos, v->add_eos = st.add_eos;
     if (v->bos_id >= (int32_t)n)
         v->bos_id = -1;
     if (v->eos_id >= (int32_t)n)
