@@ -6,6 +6,8 @@ Meta's released rope_scaling settings, for llama.cpp's converter to turn into ro
 """
 import json, os, random, shutil, struct, sys
 
+import st_write
+
 CASES = {  # name: (head_dim, heads, rope_theta, factor, low, high, top-level original ctx or None)
     "llama3_1-8b": (128, 2, 500000.0, 8.0, 1.0, 4.0, None),
     "llama3_2-1b": (64, 4, 500000.0, 32.0, 1.0, 4.0, None),
@@ -23,21 +25,15 @@ for name, (hd, heads, theta, factor, low, high, orig) in CASES.items():
                 (p + "self_attn.v_proj.weight", (dim, dim)), (p + "self_attn.o_proj.weight", (dim, dim)),
                 (p + "mlp.gate_proj.weight", (ff, dim)), (p + "mlp.up_proj.weight", (ff, dim)),
                 (p + "mlp.down_proj.weight", (dim, ff))]
-    header, blobs, off = {}, [], 0
+    blobs = []
     for tname, shape in sorted(tensors):
         n = 1
         for d in shape:
             n *= d
-        blob = struct.pack(f"<{n}f", *[rnd.gauss(0, 0.05) for _ in range(n)])
-        header[tname] = {"dtype": "F32", "shape": list(shape), "data_offsets": [off, off + len(blob)]}
-        blobs.append(blob)
-        off += len(blob)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
+        blobs.append((tname, "F32", shape, struct.pack(f"<{n}f", *[rnd.gauss(0, 0.05) for _ in range(n)])))
     out = os.path.join(root, name)
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    st_write.write(os.path.join(out, "model.safetensors"), blobs)
     cfg = {"architectures": ["LlamaForCausalLM"], "hidden_size": dim, "intermediate_size": ff,
            "num_hidden_layers": 1, "num_attention_heads": heads, "num_key_value_heads": heads, "head_dim": hd,
            "vocab_size": vocab, "max_position_embeddings": 131072, "rms_norm_eps": 1e-5, "rope_theta": theta,

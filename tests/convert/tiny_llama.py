@@ -7,6 +7,8 @@ from the bundled model; vocab_size 512 keeps its first 512 pieces.
 """
 import json, os, random, shutil, struct, sys
 
+import st_write
+
 args = sys.argv[1:]
 out, tok = args[0], args[1]
 mha, tied = "--mha" in args, "--tied" in args
@@ -27,21 +29,15 @@ for l in range(layers):
                 (p + "mlp.gate_proj.weight", (ff, dim)), (p + "mlp.up_proj.weight", (ff, dim)),
                 (p + "mlp.down_proj.weight", (dim, ff))]
 tensors.sort()
-header, blobs, off = {}, [], 0
+blobs = []
 for name, shape in tensors:
     n = 1
     for d in shape:
         n *= d
     vals = [rnd.gauss(0, 0.05) for _ in range(n)]
-    blob = struct.pack(f"<{n}f", *vals) if dtype == "F32" else struct.pack(f"<{n}e", *vals)
-    header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [off, off + len(blob)]}
-    blobs.append(blob)
-    off += len(blob)
-h = json.dumps(header, separators=(",", ":")).encode()
-h += b" " * ((8 - len(h) % 8) % 8)
+    blobs.append((name, dtype, shape, struct.pack(f"<{n}f", *vals) if dtype == "F32" else struct.pack(f"<{n}e", *vals)))
 os.makedirs(out, exist_ok=True)
-with open(os.path.join(out, "model.safetensors"), "wb") as f:
-    f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+st_write.write(os.path.join(out, "model.safetensors"), blobs)
 cfg = {"architectures": [arch], "hidden_size": dim, "intermediate_size": ff, "num_hidden_layers": layers,
        "num_attention_heads": heads, "vocab_size": vocab, "max_position_embeddings": 128, "rms_norm_eps": 1e-6,
        "rope_theta": 500000.0, "tie_word_embeddings": tied, "bos_token_id": 1, "eos_token_id": 2}

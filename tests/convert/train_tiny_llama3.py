@@ -19,10 +19,12 @@ the model is trained on the full softmax while the file stays small after compre
 training computes that softmax exactly as logsumexp(seen logits, unseen logit + log(#unseen)).
 Written in Hugging Face's layout (q/k rows for rotate-half RoPE), BF16 like the real release.
 """
-import json, math, os, struct, sys
+import json, math, os, sys
 
 import numpy as np
 import torch
+
+import st_write
 
 ids_path, out = sys.argv[1], sys.argv[2]
 steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 600
@@ -141,18 +143,12 @@ for i, l in enumerate(model.layers):
                     ("self_attn.k_proj", l.k), ("self_attn.v_proj", l.v), ("self_attn.o_proj", l.o),
                     ("mlp.gate_proj", l.gate), ("mlp.up_proj", l.up), ("mlp.down_proj", l.down)):
         tensors[p + name + ".weight"] = w.detach()
-header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+blobs = []
 for name in sorted(tensors):
     t = tensors[name].contiguous().to(torch.bfloat16)
-    blob = t.view(torch.int16).numpy().tobytes()
-    header[name] = {"dtype": "BF16", "shape": list(t.shape), "data_offsets": [off, off + len(blob)]}
-    blobs.append(blob)
-    off += len(blob)
-h = json.dumps(header, separators=(",", ":")).encode()
-h += b" " * ((8 - len(h) % 8) % 8)
+    blobs.append((name, "BF16", t.shape, t.view(torch.int16).numpy().tobytes()))
 os.makedirs(out, exist_ok=True)
-with open(os.path.join(out, "model.safetensors"), "wb") as f:
-    f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+st_write.write(os.path.join(out, "model.safetensors"), blobs, metadata={"format": "pt"})
 config = {
     "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
     "bos_token_id": BOS, "eos_token_id": [128001, 128008, 128009], "head_dim": HD, "hidden_act": "silu",
