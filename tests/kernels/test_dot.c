@@ -421,6 +421,15 @@ static void varied_weights(uint32_t t, uint8_t *w, int64_t n) {
 
 enum { SENTINEL = 0x7fc0dead };
 
+/* What a tile must give: the AVX2 one-row kernel for each of nr weight rows x nc activation rows,
+ * ref[c * os + r]. */
+static void avx2_one_row_reference(uint32_t t, int64_t N, const uint8_t *w, size_t wrs, int nr, const uint8_t *a,
+                                   size_t ars, int nc, float *ref, size_t os) {
+    for (int c = 0; c < nc; c++)
+        for (int r = 0; r < nr; r++)
+            assert_true(nm_dot_avx2(t, N, w + r * wrs, a + c * ars, &ref[(size_t)c * os + (size_t)r]));
+}
+
 static void fill_sentinel(float *o, size_t n) {
     const uint32_t v = SENTINEL;
     for (size_t i = 0; i < n; i++) memcpy(o + i, &v, 4);
@@ -534,9 +543,7 @@ static void test_avx2_tiles_match_row_kernel(void **state) {
         random_acts(t, a, ars, MAXC, N);
         for (int nr = 1; nr <= MAXR; nr++)
             for (int nc = 1; nc <= MAXC; nc++) {
-                for (int c = 0; c < nc; c++)
-                    for (int r = 0; r < nr; r++)
-                        assert_true(nm_dot_avx2(t, N, w + r * wrs, a + c * ars, &ref[(size_t)c * os + (size_t)r]));
+                avx2_one_row_reference(t, N, w, wrs, nr, a, ars, nc, ref, os);
                 fill_sentinel(out, size);
                 assert_true(nm_dot_tile_avx2(t, N, w, wrs, nr, a, ars, NULL, 0, nc, out, os));
                 expect_tile("AVX2 tile", t, N, nr, nc, os, ref, out, size);
@@ -569,9 +576,7 @@ static void test_avx2_q8_0_tile_aux(void **state) {
         for (int c = 0; c < MAXC; c++) nm_dot_act_aux(t, N, a + c * ars, x + c * xrs);
         for (int nr = 1; nr <= MAXR; nr++)
             for (int nc = 1; nc <= MAXC; nc++) {
-                for (int c = 0; c < nc; c++)
-                    for (int r = 0; r < nr; r++)
-                        assert_true(nm_dot_avx2(t, N, w + r * wrs, a + c * ars, &ref[(size_t)c * os + (size_t)r]));
+                avx2_one_row_reference(t, N, w, wrs, nr, a, ars, nc, ref, os);
                 fill_sentinel(out, size);
                 assert_true(nm_dot_tile_avx2(t, N, w, wrs, nr, a, ars, x, xrs, nc, out, os));
                 expect_tile("AVX2 Q8_0 tile with aux", t, N, nr, nc, os, ref, out, size);
