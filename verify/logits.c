@@ -32,13 +32,15 @@ static int by_logit(const void *a, const void *b) {
     return x->id - y->id;
 }
 
-/* log softmax(logits)[id], in double from the float logits (max subtracted first) */
-static double token_logprob(const float *logits, int V, int id) {
+/* log softmax(logits)[id], in double from the float logits (max subtracted first), and the
+ * normalisation-free gap logits[id] - max */
+static double token_logprob(const float *logits, int V, int id, double *gap) {
     float mx = logits[0];
     for (int v = 1; v < V; v++)
         if (logits[v] > mx) mx = logits[v];
     double sum = 0.0;
     for (int v = 0; v < V; v++) sum += exp((double)logits[v] - mx);
+    if (gap) *gap = (double)logits[id] - (double)mx;
     return (double)logits[id] - mx - log(sum);
 }
 
@@ -160,12 +162,9 @@ int verify_logits_main(int argc, char **argv) {
              * normalisation (for comparisons with tools that normalise in float) */
             cJSON *jl = cJSON_AddArrayToObject(root, "logprobs"), *jg = cJSON_AddArrayToObject(root, "gaps");
             for (size_t i = 0; i + 1 < n; i++) {
-                const float *l = all + i * (size_t)V;
-                float lmax = l[0];
-                for (int v = 1; v < V; v++)
-                    if (l[v] > lmax) lmax = l[v];
-                cJSON_AddItemToArray(jl, cJSON_CreateNumber(token_logprob(l, V, ids[i + 1])));
-                cJSON_AddItemToArray(jg, cJSON_CreateNumber((double)l[ids[i + 1]] - (double)lmax));
+                double gap, lp = token_logprob(all + i * (size_t)V, V, ids[i + 1], &gap);
+                cJSON_AddItemToArray(jl, cJSON_CreateNumber(lp));
+                cJSON_AddItemToArray(jg, cJSON_CreateNumber(gap));
             }
         }
     } else {
@@ -174,7 +173,7 @@ int verify_logits_main(int argc, char **argv) {
             double total = 0.0;
             printf("%6s %7s %12s\n", "pos", "next id", "log p(next)");
             for (size_t i = 0; i + 1 < n; i++) {
-                double lp = token_logprob(all + i * (size_t)V, V, ids[i + 1]);
+                double lp = token_logprob(all + i * (size_t)V, V, ids[i + 1], NULL);
                 total += lp;
                 printf("%6zu %7d %12.6f\n", i, ids[i + 1], lp);
             }
