@@ -190,6 +190,56 @@ static int load_generation_config(conv_config *c, const char *dir, nm_error *err
     return 0;
 }
 
+/* One config.json value of the family's table (arch.h) into c; -1 with a message naming the
+ * file and key when it is missing but required, or of the wrong kind. */
+static int read_hparam(conv_config *c, const cJSON *j, const char *file, const nm_arch_hf_key *k, nm_error *err) {
+    int64_t v = 0;
+    double d = 0;
+    int r;
+    switch (k->hp) {
+    case NM_HP_EMBD: case NM_HP_LAYERS: case NM_HP_HEADS: case NM_HP_FF: case NM_HP_VOCAB:
+    case NM_HP_HEADS_KV: case NM_HP_HEAD_DIM: case NM_HP_CTX:
+        r = get_int(j, file, k->key, 1, k->hp == NM_HP_CTX ? UINT32_MAX : 1 << 30, &v, err);
+        break;
+    case NM_HP_PARALLEL_RESIDUAL: {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, k->key);
+        r = !b || cJSON_IsNull(b) ? 0 : cJSON_IsBool(b) ? 1 : -1;
+        if (r < 0)
+            return nm_fail(err, "%s: \"%s\" must be true or false", file, k->key);
+        v = cJSON_IsTrue(b);
+        break;
+    }
+    default:
+        r = get_pos_float(j, file, k->key, &d, err);
+    }
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return k->required ? nm_fail(err, "%s: missing \"%s\"", file, k->key) : 0;
+    switch (k->hp) {
+    case NM_HP_EMBD: c->n_embd = (uint32_t)v; break;
+    case NM_HP_LAYERS: c->n_layer = (uint32_t)v; break;
+    case NM_HP_HEADS: c->n_head = (uint32_t)v; break;
+    case NM_HP_FF: c->n_ff = (uint32_t)v; break;
+    case NM_HP_VOCAB: c->n_vocab = (uint32_t)v; break;
+    case NM_HP_HEADS_KV: c->n_head_kv = (uint32_t)v; c->has_head_kv = true; break;
+    case NM_HP_HEAD_DIM: c->head_dim = (uint32_t)v; c->has_head_dim = true; break;
+    case NM_HP_CTX: c->n_ctx = (uint32_t)v; c->has_ctx = true; break;
+    case NM_HP_ROPE_THETA: c->rope_theta = (float)d; c->has_rope_theta = true; break;
+    case NM_HP_RMS_EPS: c->rms_eps = (float)d; break;
+    case NM_HP_NORM_EPS: c->norm_eps = (float)d; break;
+    case NM_HP_ROTARY_PCT:
+        if (d > 1.0)
+            return nm_fail(err, "%s: \"%s\" = %g is more than 1", file, k->key, d);
+        c->rotary_pct = d;
+        c->has_rotary_pct = true;
+        break;
+    case NM_HP_PARALLEL_RESIDUAL: c->parallel_residual = v != 0; break;
+    default: break;
+    }
+    return 0;
+}
+
 static int load_hf(conv_config *c, const char *dir, nm_error *err) {
     char file[4200];
     snprintf(file, sizeof file, "%s/config.json", dir);
@@ -204,53 +254,31 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
         return -1;
     }
     int rc = -1;
+    char supported[512];
+    nm_arch_list_hf(supported, sizeof supported);
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(j, "architectures");
     const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
     if (!cJSON_IsString(a0)) {
-        nm_fail(err, "%s/config.json: missing \"architectures\" (supported: LlamaForCausalLM, MistralForCausalLM)", dir);
+        nm_fail(err, "%s/config.json: missing \"architectures\" (supported: %s)", dir, supported);
         goto out;
     }
     snprintf(c->arch, sizeof c->arch, "%s", a0->valuestring);
-    if (strcmp(c->arch, "LlamaForCausalLM") != 0 && strcmp(c->arch, "MistralForCausalLM") != 0 &&
-        strcmp(c->arch, "LLaMAForCausalLM") != 0) {
-        nm_fail(err, "%s/config.json: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM)",
-                dir, c->arch);
+    if (!(c->family = nm_arch_by_hf_class(c->arch))) {
+        nm_fail(err, "%s/config.json: architecture %s is not supported (supported: %s)", dir, c->arch, supported);
         goto out;
     }
-    if (get_u32_req(j, file, "hidden_size", 1, &c->n_embd, err) || get_u32_req(j, file, "num_hidden_layers", 1, &c->n_layer, err) ||
-        get_u32_req(j, file, "num_attention_heads", 1, &c->n_head, err) ||
-        get_u32_req(j, file, "intermediate_size", 1, &c->n_ff, err) ||
-        get_u32_req(j, file, "vocab_size", 1, &c->n_vocab, err))
-        goto out;
-    int64_t v;
-    int r = get_int(j, file, "num_key_value_heads", 1, 1 << 30, &v, err);
-    if (r < 0)
-        goto out;
-    c->has_head_kv = r == 1;
-    c->n_head_kv = r == 1 ? (uint32_t)v : c->n_head;
-    r = get_int(j, file, "head_dim", 1, 1 << 30, &v, err);
-    if (r < 0)
-        goto out;
-    c->has_head_dim = r == 1;
-    c->head_dim = r == 1 ? (uint32_t)v : c->n_embd / c->n_head;
-    r = get_int(j, file, "max_position_embeddings", 1, UINT32_MAX, &v, err);
-    if (r < 0)
-        goto out;
-    c->has_ctx = r == 1;
-    c->n_ctx = r == 1 ? (uint32_t)v : 0;
+    c->parallel_residual = c->family->residual == NM_RESIDUAL_PARALLEL;
+    for (const nm_arch_hf_key *k = c->family->hf_keys; k->key; k++)
+        if (read_hparam(c, j, file, k, err) != 0)
+            goto out;
+    if (!c->has_head_kv)
+        c->n_head_kv = c->n_head;
+    if (!c->has_head_dim)
+        c->head_dim = c->n_embd / c->n_head;
+    /* the converter: int(rotary_pct * (hidden_size // num_attention_heads)) */
+    c->n_rot = c->has_rotary_pct ? (uint32_t)(c->rotary_pct * (double)c->head_dim) : c->head_dim;
+    int r;
     double d;
-    r = get_pos_float(j, file, "rope_theta", &d, err);
-    if (r < 0)
-        goto out;
-    c->has_rope_theta = r == 1;
-    c->rope_theta = (float)d;
-    r = get_pos_float(j, file, "rms_norm_eps", &d, err);
-    if (r <= 0) {
-        if (r == 0)
-            nm_fail(err, "%s/config.json: missing \"rms_norm_eps\"", dir);
-        goto out;
-    }
-    c->rms_eps = (float)d;
     const cJSON *nop = cJSON_GetObjectItemCaseSensitive(j, "_name_or_path");
     if (cJSON_IsString(nop) && !(c->name_or_path = strdup(nop->valuestring))) {
         nm_fail(err, "out of memory");
@@ -262,7 +290,16 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
     if (!cJSON_IsObject(rs))
         rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
-    if (cJSON_IsObject(rs)) {
+    if (cJSON_IsObject(rs) && !c->family->hf_rope_scaling) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+        if (!t)
+            t = cJSON_GetObjectItemCaseSensitive(rs, "type");
+        if (!cJSON_IsString(t) || strcmp(t->valuestring, "default") != 0) {
+            nm_fail(err, "%s/config.json: rope_scaling is not supported for %s (llama.cpp's converter ignores it, "
+                    "which would change the model)", dir, c->arch);
+            goto out;
+        }
+    } else if (cJSON_IsObject(rs)) {
         /* the converter takes rope_theta from this section when it has one */
         if ((r = get_pos_float(rs, file, "rope_theta", &d, err)) < 0)
             goto out;
@@ -300,6 +337,11 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
     }
     if (c->head_dim % 2 != 0) {
         nm_fail(err, "%s/config.json: head dimension %u is odd; RoPE needs pairs", dir, c->head_dim);
+        goto out;
+    }
+    if (c->n_rot == 0 || c->n_rot % 2 != 0 || c->n_rot > c->head_dim) {
+        nm_fail(err, "%s/config.json: %u rotary dimensions (rotary_pct %g of head dimension %u) are not an even "
+                "number from 2 to the head dimension", dir, c->n_rot, c->rotary_pct, c->head_dim);
         goto out;
     }
     rc = 0;
@@ -501,6 +543,7 @@ static int load_meta(conv_config *c, const char *dir, nm_error *err) {
         return -1;
     int rc = -1;
     snprintf(c->arch, sizeof c->arch, "llama (Meta params.json)");
+    c->family = &nm_arch_llama;
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "use_scaled_rope"))) {
         /* Meta's Llama 3.1+ release: its RoPE factors live in Meta's code, not in params.json, and
          * its tokenizer.model is a tiktoken file */
@@ -548,6 +591,7 @@ static int load_meta(conv_config *c, const char *dir, nm_error *err) {
         goto out;
     }
     c->head_dim = c->n_embd / c->n_head;
+    c->n_rot = c->head_dim;
     rc = 0;
 out:
     cJSON_Delete(j);

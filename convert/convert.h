@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "arch/arch.h"
 #include "common/error.h"
 #include "formats/tensor.h"
 
@@ -27,6 +28,7 @@ extern const char *const conv_special_names[CONV_SPECIAL_COUNT];
 typedef struct conv_config {
     conv_layout layout;
     char arch[96];            /* "LlamaForCausalLM"; "llama (Meta params.json)" for Meta */
+    const nm_arch *family;    /* its description (arch/) */
     uint32_t n_vocab;         /* 0 when params.json says -1: taken from the tokenizer */
     uint32_t n_embd, n_layer, n_head, n_head_kv;
     uint32_t n_ff;            /* 0 until known (Meta: from the w1 tensor) */
@@ -37,7 +39,12 @@ typedef struct conv_config {
     bool has_ctx;
     float rope_theta;
     bool has_rope_theta;
-    float rms_eps;
+    float rms_eps;            /* RMSNorm families */
+    float norm_eps;           /* LayerNorm families */
+    uint32_t n_rot;           /* rotary dimensions per head */
+    double rotary_pct;        /* partial rotary: the fraction of each head rotated */
+    bool has_rotary_pct;
+    bool parallel_residual;
     bool tied;                /* tie_word_embeddings */
     bool rope_linear;         /* rope_scaling {type: linear} */
     float rope_linear_factor;
@@ -121,6 +128,7 @@ typedef struct conv_item {
     int64_t ne[4];
     uint64_t n_rows, n_cols;   /* as converted: rows of ne[0] elements */
     uint32_t permute_heads;    /* 0, or H for the §6.3 row permutation */
+    uint32_t qkv_heads;        /* 0, or H: fused QKV rows stored head by head, written [Q | K | V] */
     size_t out_size;
     char hf_name[96];          /* sort key (HF spelling) */
 } conv_item;
@@ -149,6 +157,20 @@ static inline uint64_t conv_permuted_row(uint64_t r, uint64_t n_rows, uint32_t h
     uint64_t hd = n_rows / heads, half = hd / 2;
     uint64_t h = r / hd, k = r % hd;
     return h * hd + (k & 1) * half + (k >> 1);
+}
+
+/* Source row of fused-QKV output row r (n_rows = 3 × H heads × head_dim): GGUF holds all query
+ * rows, then all key rows, then all value rows; the checkpoint holds [q_h | k_h | v_h] per head. */
+static inline uint64_t conv_qkv_row(uint64_t r, uint64_t n_rows, uint32_t heads) {
+    uint64_t part_rows = n_rows / 3, hd = part_rows / heads;
+    uint64_t part = r / part_rows, within = r % part_rows;
+    return (within / hd) * 3 * hd + part * hd + within % hd;
+}
+/* Source row of an item's output row r. */
+static inline uint64_t conv_item_source_row(const conv_item *it, uint64_t r) {
+    if (it->permute_heads) return conv_permuted_row(r, it->n_rows, it->permute_heads);
+    if (it->qkv_heads) return conv_qkv_row(r, it->n_rows, it->qkv_heads);
+    return r;
 }
 
 /* One Hugging Face weight's place in the GGUF file: the single question LoRA conversion asks

@@ -68,6 +68,8 @@ static int config_from_gguf(conv_config *c, const gguf_reader *g, const char *pa
     if (u32_kv(g, "llama.attention.key_length", false, c->n_embd / c->n_head, &key_len, err))
         return nm_error_prefix(err, "%s", path);
     c->head_dim = key_len;
+    c->n_rot = key_len;
+    c->family = &nm_arch_llama;
     const gguf_tensor_info *emb = gguf_find_tensor(g, "token_embd.weight");
     if (!emb) return nm_fail(err, "%s has no token_embd.weight", path);
     c->n_vocab = emb->ne[1] > UINT32_MAX ? 0 : (uint32_t)emb->ne[1];
@@ -81,7 +83,11 @@ static int load_base(const char *base, conv_config *c, nm_error *err) {
     if (S_ISDIR(st.st_mode)) {
         if (nm_peft_is_adapter_dir(base))
             return nm_fail(err, "--base %s is an adapter folder; it must name the base model", base);
-        return conv_config_load(c, base, err);
+        if (conv_config_load(c, base, err) != 0) return -1;
+        if (c->family != &nm_arch_llama)
+            return nm_fail(err, "--base %s is a %s model; nomoat converts adapters for Llama-family bases only", base,
+                           c->arch);
+        return 0;
     }
     gguf_reader *g = gguf_open(base, err);
     if (!g) return nm_error_prefix(err, "--base %s", base);

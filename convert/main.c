@@ -299,9 +299,48 @@ static int build_vocab(vocab_arrays *v, spm_vocab *sp, const conv_config *c, con
     return 0;
 }
 
+/* The family's hyper-parameter keys (arch.h), in the order and with the presence rules of
+ * llama.cpp's converter. */
+static void write_hparams(kv_sink *k, const conv_config *c, const conv_plan *p, const vocab_arrays *v) {
+    for (const nm_arch_gguf_key *g = c->family->gguf_keys; g->key; g++) {
+        char key[128];
+        if (strncmp(g->key, "general.", 8) == 0)
+            snprintf(key, sizeof key, "%s", g->key);
+        else
+            snprintf(key, sizeof key, "%s.%s", c->family->name, g->key);
+        bool given = true;
+        uint32_t u = 0;
+        float f = 0;
+        switch (g->hp) {
+        case NM_HP_EMBD: u = c->n_embd; break;
+        case NM_HP_LAYERS: u = c->n_layer; break;
+        case NM_HP_HEADS: u = c->n_head; break;
+        case NM_HP_HEADS_KV: u = c->n_head_kv; given = c->has_head_kv; break;
+        case NM_HP_FF: u = c->n_ff; break;
+        case NM_HP_VOCAB: u = c->n_vocab ? c->n_vocab : v->n; break;
+        case NM_HP_CTX: u = c->n_ctx; given = c->has_ctx; break;
+        case NM_HP_HEAD_DIM: u = c->head_dim; given = c->has_head_dim; break;
+        case NM_HP_ROT: u = c->n_rot; break;
+        case NM_HP_ROPE_THETA: f = c->rope_theta; given = c->has_rope_theta; break;
+        case NM_HP_RMS_EPS: f = c->rms_eps; break;
+        case NM_HP_NORM_EPS: f = c->norm_eps; break;
+        case NM_HP_PARALLEL_RESIDUAL: u = c->parallel_residual; break;
+        case NM_HP_FILE_TYPE: u = p->file_type; break;
+        default: continue;
+        }
+        if (g->only_if_given && !given)
+            continue;
+        switch (g->kind) {
+        case NM_KEY_U32: kv_u32(k, key, u); break;
+        case NM_KEY_F32: kv_f32(k, key, f); break;
+        case NM_KEY_BOOL: kv_bool(k, key, u != 0); break;
+        }
+    }
+}
+
 static void write_metadata(kv_sink *k, const conv_config *c, const conv_naming *nm, const conv_plan *p,
                            const vocab_arrays *v, bool vocab_only) {
-    kv_str(k, "general.architecture", "llama");
+    kv_str(k, "general.architecture", c->family->name);
     kv_str(k, "general.type", "model");
     if (c->sampling_sequence)
         kv_str(k, "general.sampling.sequence", c->sampling_sequence);
@@ -322,24 +361,7 @@ static void write_metadata(kv_sink *k, const conv_config *c, const conv_naming *
         kv_str(k, "general.basename", nm->basename);
     if (nm->size_label[0] && !vocab_only)
         kv_str(k, "general.size_label", nm->size_label);
-    kv_u32(k, "llama.block_count", c->n_layer);
-    if (c->has_ctx)
-        kv_u32(k, "llama.context_length", c->n_ctx);
-    kv_u32(k, "llama.embedding_length", c->n_embd);
-    kv_u32(k, "llama.feed_forward_length", c->n_ff);
-    kv_u32(k, "llama.attention.head_count", c->n_head);
-    if (c->has_head_kv)
-        kv_u32(k, "llama.attention.head_count_kv", c->n_head_kv);
-    if (c->has_rope_theta)
-        kv_f32(k, "llama.rope.freq_base", c->rope_theta);
-    kv_f32(k, "llama.attention.layer_norm_rms_epsilon", c->rms_eps);
-    if (c->has_head_dim) {
-        kv_u32(k, "llama.attention.key_length", c->head_dim);
-        kv_u32(k, "llama.attention.value_length", c->head_dim);
-    }
-    kv_u32(k, "general.file_type", p->file_type);
-    kv_u32(k, "llama.vocab_size", c->n_vocab ? c->n_vocab : v->n);
-    kv_u32(k, "llama.rope.dimension_count", c->head_dim);
+    write_hparams(k, c, p, v);
     if (c->rope_linear) {
         kv_str(k, "llama.rope.scaling.type", "linear");
         kv_f32(k, "llama.rope.scaling.factor", c->rope_linear_factor);
@@ -426,7 +448,7 @@ static void convert_task(void *ctx, size_t task, int thread) {
     float *f = j->scratch[thread];
     for (uint64_t r = r0; r < r1; r++) {
         uint64_t orow = j->row0 + r;
-        uint64_t srow = it->permute_heads ? conv_permuted_row(orow, it->n_rows, it->permute_heads) : orow;
+        uint64_t srow = conv_item_source_row(it, orow);
         const uint8_t *s = j->src + srow * cols * es;
         uint8_t *d = j->dst + r * j->out_row_size;
         int64_t nan_at;
@@ -743,7 +765,7 @@ static void print_plan(const conv_plan *p, bool vocab_only) {
         else
             snprintf(shape, sizeof shape, "{%lld, %lld}", (long long)it->ne[0], (long long)it->ne[1]);
         printf("%-28s %-48s %-13s %-16s %12zu%s\n", it->name, it->src->name, types, shape, it->out_size,
-               it->permute_heads ? "  (q/k rows permuted)" : "");
+               it->permute_heads ? "  (q/k rows permuted)" : it->qkv_heads ? "  (qkv rows regrouped)" : "");
     }
 }
 

@@ -8,26 +8,6 @@
 
 #include "convert/convert.h"
 
-enum role {
-    R_NONE = -1, R_DROP = -2,
-    R_EMBD = 0, R_NORM, R_OUTPUT,
-    R_ATTN_NORM, R_FFN_NORM, R_Q, R_K, R_V, R_O, R_GATE, R_UP, R_DOWN,
-    R_COUNT
-};
-
-static const char *const gguf_names[R_COUNT] = {
-    "token_embd", "output_norm", "output", "attn_norm", "ffn_norm", "attn_q", "attn_k", "attn_v",
-    "attn_output", "ffn_gate", "ffn_up", "ffn_down",
-};
-static const char *const hf_layer_names[R_COUNT] = {
-    NULL, NULL, NULL, "input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
-    "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
-};
-static const char *const meta_layer_names[R_COUNT] = {
-    NULL, NULL, NULL, "attention_norm", "ffn_norm", "attention.wq", "attention.wk", "attention.wv",
-    "attention.wo", "feed_forward.w1", "feed_forward.w3", "feed_forward.w2",
-};
-
 const char *conv_outtype_name(conv_outtype t) {
     switch (t) {
     case CONV_OUT_F32: return "f32";
@@ -72,57 +52,88 @@ static const char *layer_of(const char *name, const char *prefix, long *layer) {
     return p + 1;
 }
 
-/* role of a source name; *layer set for per-layer roles; *bias when ".bias". */
-static int classify(const char *name, conv_layout layout, long *layer, bool *bias) {
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* "<stem>.weight" or "<stem>.bias" (when the tensor may have a bias). */
+static bool stem_matches(const char *name, const char *stem, bool bias_ok, bool *bias) {
+    size_t n = strlen(stem);
+    if (strncmp(name, stem, n) != 0)
+        return false;
+    if (strcmp(name + n, ".weight") == 0)
+        return true;
+    if (bias_ok && strcmp(name + n, ".bias") == 0) {
+        *bias = true;
+        return true;
+    }
+    return false;
+}
+
+/* The family's tensor a source name is (NULL: none; *dropped: a buffer the converter skips);
+ * *layer set for per-layer tensors, *bias for ".bias". */
+static const nm_arch_tensor *classify(const nm_arch *a, const char *name, conv_layout layout, long *layer,
+                                      bool *bias, bool *dropped) {
     *layer = -1;
-    *bias = false;
-    const char *rest;
-    if (layout == CONV_LAYOUT_HF) {
-        if (strcmp(name, "model.embed_tokens.weight") == 0) return R_EMBD;
-        if (strcmp(name, "model.norm.weight") == 0) return R_NORM;
-        if (strcmp(name, "lm_head.weight") == 0) return R_OUTPUT;
-        rest = layer_of(name, "model.layers.", layer);
-    } else {
-        if (strcmp(name, "tok_embeddings.weight") == 0) return R_EMBD;
-        if (strcmp(name, "norm.weight") == 0) return R_NORM;
-        if (strcmp(name, "output.weight") == 0) return R_OUTPUT;
-        if (strcmp(name, "rope.freqs") == 0) return R_DROP;
-        rest = layer_of(name, "layers.", layer);
-    }
-    if (!rest)
-        return R_NONE;
-    if (strcmp(rest, "self_attn.rotary_emb.inv_freq") == 0 || strcmp(rest, "attention.inner_attention.rope.freqs") == 0)
-        return R_DROP;
-    const char *const *names = layout == CONV_LAYOUT_HF ? hf_layer_names : meta_layer_names;
-    for (int r = R_ATTN_NORM; r < R_COUNT; r++) {
-        size_t n = strlen(names[r]);
-        if (strncmp(rest, names[r], n) != 0)
-            continue;
-        if (strcmp(rest + n, ".weight") == 0)
-            return r;
-        if (strcmp(rest + n, ".bias") == 0 && r >= R_Q) {
-            *bias = true;
-            return r;
+    *bias = *dropped = false;
+    for (const char *const *ig = a->hf_ignored; *ig; ig++)
+        if (ends_with(name, *ig)) {
+            *dropped = true;
+            return NULL;
         }
+    const bool meta = layout == CONV_LAYOUT_META;
+    const char *rest = layer_of(name, meta ? a->meta_layer_prefix : a->hf_layer_prefix, layer);
+    for (size_t i = 0; i < a->n_tensors; i++) {
+        const nm_arch_tensor *t = &a->tensors[i];
+        const char *stem = meta ? t->meta : t->hf;
+        const bool per_layer = t->role >= NM_ROLE_FIRST_LAYER;
+        if (!stem || per_layer != (rest != NULL))
+            continue;
+        if (stem_matches(per_layer ? rest : name, stem, t->bias != NM_BIAS_NONE, bias))
+            return t;
     }
-    return R_NONE;
+    *layer = -1;
+    return NULL;
 }
 
 /* Expected PyTorch shape (rows, cols); cols 0 for 1-D tensors. */
-static void expected_shape(const conv_config *c, int role, bool bias, uint64_t *rows, uint64_t *cols) {
+static void expected_shape(const conv_config *c, nm_role role, bool bias, uint64_t *rows, uint64_t *cols) {
     uint64_t q = (uint64_t)c->n_head * c->head_dim, kv = (uint64_t)c->n_head_kv * c->head_dim;
     switch (role) {
-    case R_EMBD: case R_OUTPUT: *rows = c->n_vocab; *cols = c->n_embd; break;
-    case R_NORM: case R_ATTN_NORM: case R_FFN_NORM: *rows = c->n_embd; *cols = 0; break;
-    case R_Q: *rows = q; *cols = c->n_embd; break;
-    case R_K: case R_V: *rows = kv; *cols = c->n_embd; break;
-    case R_O: *rows = c->n_embd; *cols = q; break;
-    case R_GATE: case R_UP: *rows = c->n_ff; *cols = c->n_embd; break;
-    case R_DOWN: *rows = c->n_embd; *cols = c->n_ff; break;
+    case NM_ROLE_TOKEN_EMBD: case NM_ROLE_OUTPUT: *rows = c->n_vocab; *cols = c->n_embd; break;
+    case NM_ROLE_OUTPUT_NORM: case NM_ROLE_ATTN_NORM: case NM_ROLE_FFN_NORM: *rows = c->n_embd; *cols = 0; break;
+    case NM_ROLE_ATTN_Q: *rows = q; *cols = c->n_embd; break;
+    case NM_ROLE_ATTN_K: case NM_ROLE_ATTN_V: *rows = kv; *cols = c->n_embd; break;
+    case NM_ROLE_ATTN_QKV: *rows = q + 2 * kv; *cols = c->n_embd; break;
+    case NM_ROLE_ATTN_OUT: *rows = c->n_embd; *cols = q; break;
+    case NM_ROLE_FFN_GATE: case NM_ROLE_FFN_UP: *rows = c->n_ff; *cols = c->n_embd; break;
+    case NM_ROLE_FFN_DOWN: *rows = c->n_embd; *cols = c->n_ff; break;
     default: *rows = *cols = 0;
     }
     if (bias)
         *cols = 0;
+}
+
+/* The row reordering a Hugging Face tensor of `rows` rows gets (0: none); -1 when its rows
+ * cannot be split as the transform needs. */
+static int set_transform(const conv_config *c, const nm_arch_tensor *t, uint64_t rows, const char *name,
+                         uint32_t *permute_heads, uint32_t *qkv_heads, nm_error *err) {
+    *permute_heads = *qkv_heads = 0;
+    if (t->transform == NM_XF_ROTARY_Q || t->transform == NM_XF_ROTARY_K) {
+        /* q: permute(W, n_head, n_head); k: permute(W, n_head, n_head_kv), which uses n_head_kv */
+        uint32_t heads = t->transform == NM_XF_ROTARY_Q ? c->n_head : c->n_head_kv;
+        if (heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0)
+            return nm_fail(err, "tensor %s: %llu rows cannot be split into %u heads of pairs", name,
+                           (unsigned long long)rows, heads);
+        *permute_heads = heads;
+    } else if (t->transform == NM_XF_QKV_HEADS) {
+        if (c->n_head_kv != c->n_head || rows % (3ull * c->n_head) != 0)
+            return nm_fail(err, "tensor %s: %llu rows cannot be split into %u heads of [q|k|v]", name,
+                           (unsigned long long)rows, c->n_head);
+        *qkv_heads = c->n_head;
+    }
+    return 0;
 }
 
 static void shape_str(const uint64_t *shape, uint32_t n, char *buf, size_t size) {
@@ -165,13 +176,57 @@ static int by_hf_name(const void *a, const void *b) {
     return strcmp(((const conv_item *)a)->hf_name, ((const conv_item *)b)->hf_name);
 }
 
+/* The tensor's names: GGUF, and the Hugging Face spelling that orders Meta checkpoints. */
+static void item_names(conv_item *it, const conv_config *c, const nm_arch_tensor *t, long layer, bool bias,
+                       const char *src_name) {
+    const char *suffix = bias ? "bias" : "weight";
+    if (t->role < NM_ROLE_FIRST_LAYER)
+        snprintf(it->name, sizeof it->name, "%s.%s", nm_role_gguf_name(t->role), suffix);
+    else
+        snprintf(it->name, sizeof it->name, "blk.%ld.%s.%s", layer, nm_role_gguf_name(t->role), suffix);
+    if (c->layout == CONV_LAYOUT_HF)
+        snprintf(it->hf_name, sizeof it->hf_name, "%s", src_name);
+    else if (t->role < NM_ROLE_FIRST_LAYER)
+        snprintf(it->hf_name, sizeof it->hf_name, "%s.%s", t->hf, suffix);
+    else
+        snprintf(it->hf_name, sizeof it->hf_name, "%s%ld.%s.%s", c->family->hf_layer_prefix, layer, t->hf, suffix);
+}
+
+/* What the checkpoint must hold: every tensor of every layer, with the biases the family requires. */
+static int check_complete(const conv_config *c, const uint8_t *seen, nm_error *err) {
+    const nm_arch *a = c->family;
+    const bool meta = c->layout == CONV_LAYOUT_META;
+    for (size_t i = 0; i < a->n_tensors; i++) {
+        const nm_arch_tensor *t = &a->tensors[i];
+        const char *stem = meta ? t->meta : t->hf;
+        const char *prefix = meta ? a->meta_layer_prefix : a->hf_layer_prefix;
+        if (t->role < NM_ROLE_FIRST_LAYER) {
+            uint8_t got = seen[t->role];
+            if (!(got & 1) && !(t->role == NM_ROLE_OUTPUT && !meta && c->tied))
+                return nm_fail(err, "tensor %s.weight is missing%s", stem,
+                               t->role == NM_ROLE_OUTPUT ? " (and tie_word_embeddings is not set)" : "");
+            if (t->bias == NM_BIAS_REQUIRED && (got & 1) && !(got & 2))
+                return nm_fail(err, "tensor %s.bias is missing", stem);
+            continue;
+        }
+        for (uint32_t l = 0; l < c->n_layer; l++) {
+            uint8_t got = seen[NM_ROLE_COUNT + (size_t)l * NM_ROLE_COUNT + t->role];
+            if (!(got & 1))
+                return nm_fail(err, "tensor %s%u.%s.weight is missing", prefix, l, stem);
+            if (t->bias == NM_BIAS_REQUIRED && !(got & 2))
+                return nm_fail(err, "tensor %s%u.%s.bias is missing", prefix, l, stem);
+        }
+    }
+    return 0;
+}
+
 int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_outtype outtype, nm_error *err) {
     memset(p, 0, sizeof *p);
     size_t n = conv_source_count(s);
     if (n == 0)
         return nm_fail(err, "the checkpoint holds no tensors");
     p->items = calloc(n + 1, sizeof *p->items);
-    bool *seen = calloc((size_t)c->n_layer * R_COUNT + R_COUNT, 1);
+    uint8_t *seen = calloc((size_t)c->n_layer * NM_ROLE_COUNT + NM_ROLE_COUNT, 1); /* bit 0 weight, bit 1 bias */
     if (!p->items || !seen) {
         free(seen);
         conv_plan_free(p);
@@ -205,12 +260,12 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
     for (size_t i = 0; i < n; i++) {
         const conv_tensor *t = conv_source_at(s, i);
         long layer;
-        bool bias;
-        int role = classify(t->name, c->layout, &layer, &bias);
-        if (role == R_DROP)
+        bool bias, dropped;
+        const nm_arch_tensor *at = classify(c->family, t->name, c->layout, &layer, &bias, &dropped);
+        if (dropped)
             continue;
-        if (role == R_NONE) {
-            nm_fail(err, "tensor %s is not part of a Llama model (cannot map it to a GGUF name)", t->name);
+        if (!at) {
+            nm_fail(err, "tensor %s is not part of a %s model (cannot map it to a GGUF name)", t->name, c->arch);
             goto out;
         }
         if (layer >= (long)c->n_layer) {
@@ -223,7 +278,7 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
             goto out;
         }
         uint64_t rows, cols;
-        expected_shape(c, role, bias, &rows, &cols);
+        expected_shape(c, at->role, bias, &rows, &cols);
         uint32_t want_dims = cols ? 2 : 1;
         if (t->n_dims != want_dims || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
             char got[128], want[64];
@@ -233,45 +288,28 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
             nm_fail(err, "tensor %s has shape %s but the configuration implies %s", t->name, got, want);
             goto out;
         }
-        size_t key = role < R_ATTN_NORM ? (size_t)role : R_COUNT + (size_t)layer * R_COUNT + (size_t)role;
-        if (!bias) {
-            if (seen[key]) {
-                nm_fail(err, "tensor %s appears twice", t->name);
-                goto out;
-            }
-            seen[key] = 1;
+        size_t key = at->role < NM_ROLE_FIRST_LAYER ? (size_t)at->role
+                                                    : NM_ROLE_COUNT + (size_t)layer * NM_ROLE_COUNT + (size_t)at->role;
+        const uint8_t bit = bias ? 2 : 1;
+        if (seen[key] & bit) {
+            nm_fail(err, "tensor %s appears twice", t->name);
+            goto out;
         }
+        seen[key] |= bit;
         conv_item *it = &p->items[p->n_items++];
         it->src = t;
-        if (role < R_ATTN_NORM)
-            snprintf(it->name, sizeof it->name, "%s.%s", gguf_names[role], bias ? "bias" : "weight");
-        else
-            snprintf(it->name, sizeof it->name, "blk.%ld.%s.%s", layer, gguf_names[role], bias ? "bias" : "weight");
-        if (c->layout == CONV_LAYOUT_HF) {
-            snprintf(it->hf_name, sizeof it->hf_name, "%s", t->name);
-        } else if (role < R_ATTN_NORM) {
-            static const char *hf_top[] = {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"};
-            snprintf(it->hf_name, sizeof it->hf_name, "%s", hf_top[role]);
-        } else {
-            snprintf(it->hf_name, sizeof it->hf_name, "model.layers.%ld.%s.%s", layer, hf_layer_names[role],
-                     bias ? "bias" : "weight");
-        }
+        item_names(it, c, at, layer, bias, t->name);
         it->n_dims = want_dims;
         it->ne[0] = (int64_t)(cols ? cols : rows);
         it->ne[1] = cols ? (int64_t)rows : 1;
         it->ne[2] = it->ne[3] = 1;
-        if (c->layout == CONV_LAYOUT_HF && (role == R_Q || role == R_K)) {
-            /* q: permute(W, n_head, n_head); k: permute(W, n_head, n_head_kv), which uses n_head_kv */
-            uint32_t heads = role == R_Q ? c->n_head : c->n_head_kv;
-            if (rows % heads != 0 || (rows / heads) % 2 != 0) {
-                nm_fail(err, "tensor %s: %llu rows cannot be split into %u heads of pairs", t->name,
-                        (unsigned long long)rows, heads);
-                goto out;
-            }
-            it->permute_heads = heads;
-        }
-        it->n_rows = cols ? rows : (it->permute_heads ? rows : 1);
-        it->n_cols = cols ? cols : (it->permute_heads ? 1 : rows);
+        /* Meta's checkpoints already hold ggml's row order */
+        if (c->layout == CONV_LAYOUT_HF &&
+            set_transform(c, at, rows, t->name, &it->permute_heads, &it->qkv_heads, err) != 0)
+            goto out;
+        const bool reordered = it->permute_heads || it->qkv_heads;
+        it->n_rows = cols ? rows : (reordered ? rows : 1);
+        it->n_cols = cols ? cols : (reordered ? 1 : rows);
         bool is_norm = strlen(it->name) >= 12 && strcmp(it->name + strlen(it->name) - 12, "_norm.weight") == 0;
         if (want_dims <= 1 || is_norm)
             it->type = GGML_TYPE_F32;
@@ -290,25 +328,8 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
             p->largest_src = t->size;
         p->total_out += it->out_size;
     }
-    /* everything a Llama model needs must be there */
-    static const char *const hf_top[] = {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"};
-    static const char *const meta_top[] = {"tok_embeddings.weight", "norm.weight", "output.weight"};
-    for (int r = R_EMBD; r <= R_OUTPUT; r++) {
-        if (seen[r] || (r == R_OUTPUT && c->layout == CONV_LAYOUT_HF && c->tied))
-            continue;
-        nm_fail(err, "tensor %s is missing%s", c->layout == CONV_LAYOUT_HF ? hf_top[r] : meta_top[r],
-                r == R_OUTPUT ? " (and tie_word_embeddings is not set)" : "");
+    if (check_complete(c, seen, err) != 0)
         goto out;
-    }
-    for (uint32_t l = 0; l < c->n_layer; l++)
-        for (int r = R_ATTN_NORM; r < R_COUNT; r++)
-            if (!seen[R_COUNT + (size_t)l * R_COUNT + (size_t)r]) {
-                if (c->layout == CONV_LAYOUT_HF)
-                    nm_fail(err, "tensor model.layers.%u.%s.weight is missing", l, hf_layer_names[r]);
-                else
-                    nm_fail(err, "tensor layers.%u.%s.weight is missing", l, meta_layer_names[r]);
-                goto out;
-            }
     if (c->layout == CONV_LAYOUT_META)
         qsort(p->items, p->n_items, sizeof *p->items, by_hf_name);
     rc = 0;
@@ -322,30 +343,29 @@ out:
 int conv_hf_target(const conv_config *c, const char *hf_name, conv_target *t, nm_error *err) {
     memset(t, 0, sizeof *t);
     long layer;
-    bool bias;
-    int role = classify(hf_name, CONV_LAYOUT_HF, &layer, &bias);
-    if (role < 0 || bias)
-        return nm_fail(err, "%s is not a weight of a Llama model (cannot map it to a GGUF name)", hf_name);
+    bool bias, dropped;
+    const nm_arch_tensor *at = classify(c->family, hf_name, CONV_LAYOUT_HF, &layer, &bias, &dropped);
+    if (!at || bias)
+        return nm_fail(err, "%s is not a weight of a %s model (cannot map it to a GGUF name)", hf_name,
+                       c->family->name);
     if (layer >= (long)c->n_layer)
         return nm_fail(err, "%s: layer %ld is beyond the base model's %u layers", hf_name, layer, c->n_layer);
-    if (role == R_OUTPUT && c->tied)
+    if (at->role == NM_ROLE_OUTPUT && c->tied)
         return nm_fail(err, "%s: the base model ties its output to the token embedding (no separate lm_head)",
                        hf_name);
     uint64_t rows, cols;
-    expected_shape(c, role, false, &rows, &cols);
-    if (role < R_ATTN_NORM)
-        snprintf(t->name, sizeof t->name, "%s.weight", gguf_names[role]);
+    expected_shape(c, at->role, false, &rows, &cols);
+    if (at->role < NM_ROLE_FIRST_LAYER)
+        snprintf(t->name, sizeof t->name, "%s.weight", nm_role_gguf_name(at->role));
     else
-        snprintf(t->name, sizeof t->name, "blk.%ld.%s.weight", layer, gguf_names[role]);
+        snprintf(t->name, sizeof t->name, "blk.%ld.%s.weight", layer, nm_role_gguf_name(at->role));
     t->ne0 = (int64_t)(cols ? cols : rows);
     t->ne1 = cols ? (int64_t)rows : 1;
-    if (role == R_Q || role == R_K) {
-        uint32_t heads = role == R_Q ? c->n_head : c->n_head_kv;
-        if (heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0)
-            return nm_fail(err, "%s: %llu rows cannot be split into %u heads of pairs", hf_name,
-                           (unsigned long long)rows, heads);
-        t->permute_heads = heads;
-    }
+    uint32_t qkv_heads;
+    if (set_transform(c, at, rows, hf_name, &t->permute_heads, &qkv_heads, err) != 0)
+        return -1;
+    if (qkv_heads)
+        return nm_fail(err, "%s: adapters of a fused QKV projection are not supported", hf_name);
     return 0;
 }
 

@@ -37,6 +37,16 @@ void nm_ggml_flash_attn(bool tiled, int head_dim, int n_rows, const float *q, si
                         size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
                         size_t out_stride, float *scratch);
 
+/* ggml_norm of one row of n (LayerNorm without weight or bias: y = (x - mean) / sqrt(var + eps))
+ * with ggml's AVX2 summation order (ggml_norm_gelu.c). */
+void nm_ggml_layer_norm(int n, const float *x, float eps, float *y);
+
+/* y[i] = GELU(x[i]) as ggml_vec_gelu_f32 computes it: through a half-precision table of the tanh
+ * approximation (built on first use), exact 0 / x beyond ±10. */
+void nm_ggml_gelu(int n, float *y, const float *x);
+/* The tanh approximation itself in float (exact mode). */
+float nm_gelu_tanh(float x);
+
 /* The portable copies (tests check the AVX2 and AVX-512 builds against them, bit for bit). */
 void nm_ggml_swiglu_ref(int n, float *y, const float *x, const float *g);
 void nm_ggml_flash_attn_ref(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,

@@ -63,29 +63,32 @@ static void observe(void *user, const vm_weight *w, const float *x, int n_tokens
     }
 }
 
-/* One entry per blk.* matrix (7 per layer), plus the adapters' (llama-imatrix collects every blk.*
- * matrix product, adapters' too). Returns -1 when out of memory. */
+/* One entry per blk.* matrix (up to 8 per layer: the family's), plus the adapters' (llama-imatrix
+ * collects every blk.* matrix product, adapters' too). Matrices reading the same input share its
+ * Gram matrix. Returns -1 when out of memory. */
 static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, im_state *st, bool gram) {
     const int n_lora_w = (int)vm_adapters_weight_count(adapters);
     st->n = 0;
-    st->e = calloc((size_t)(vm->m.n_layer * 7 + n_lora_w) + 1, sizeof *st->e);
+    st->e = calloc((size_t)(vm->m.n_layer * 8 + n_lora_w) + 1, sizeof *st->e);
     if (!st->e) return -1;
     for (int l = 0; l < vm->m.n_layer; l++) {
         const vm_layer *L = &vm->m.layers[l];
-        const vm_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-        static const int input_of[7] = {0, 0, 0, 3, 4, 4, 6}; /* k, v read q's input; up gate's */
-        const int base = st->n;
-        for (int k = 0; k < 7; k++) {
-            im_entry *e = &st->e[st->n++];
+        const vm_weight *ws[8] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->gate, &L->up, &L->down};
+        static const int input[8] = {0, 0, 0, 0, 1, 2, 2, 3}; /* the attention's, wo's, the FFN's, down's */
+        int first[4] = {-1, -1, -1, -1};
+        for (int k = 0; k < 8; k++) {
+            if (!ws[k]->data) continue;
+            im_entry *e = &st->e[st->n];
+            const bool owner = first[input[k]] < 0;
+            if (owner) first[input[k]] = st->n;
             e->w = ws[k];
-            e->gram_of = base + input_of[k];
+            e->gram_of = first[input[k]];
             if (!(e->sum2 = calloc((size_t)ws[k]->n_in, sizeof(double)))) return -1;
-            if (gram && input_of[k] == k &&
-                !(e->gram = calloc((size_t)ws[k]->n_in * (size_t)ws[k]->n_in, sizeof(double))))
+            if (gram && owner && !(e->gram = calloc((size_t)ws[k]->n_in * (size_t)ws[k]->n_in, sizeof(double))))
                 return -1;
+            if (!owner) e->gram = st->e[e->gram_of].gram;
+            st->n++;
         }
-        for (int k = 0; k < 7; k++)
-            st->e[base + k].gram = st->e[base + input_of[k]].gram;
     }
     for (int k = 0; k < n_lora_w; k++) {
         const vm_weight *w = vm_adapters_weight(adapters, (size_t)k);

@@ -55,9 +55,9 @@ static const vm_weight *model_weight(const vm_model *m, const char *name, bool e
     if (m->output.name && strcmp(name, m->output.name) == 0 && m->output.data != m->tok_embd.data) return &m->output;
     for (int l = 0; l < m->n_layer; l++) {
         const vm_layer *L = &m->layers[l];
-        const vm_weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        const vm_weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->gate, &L->up, &L->down};
         for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
-            if (strcmp(name, w[i]->name) == 0) return w[i];
+            if (w[i]->name && strcmp(name, w[i]->name) == 0) return w[i];
     }
     return NULL;
 }

@@ -88,41 +88,114 @@ static int load_weight(const gguf_reader *g, const char *name, int64_t n_in, int
     return 0;
 }
 
+/* A 1-D tensor (bias, LayerNorm shift) of n elements, widened to float into dst. */
+static int load_vector(const gguf_reader *g, const char *name, int64_t n, bool optional, float *dst, const float **out,
+                       nm_error *err) {
+    vm_weight w;
+    *out = NULL;
+    if (load_weight(g, name, n, 0, false, optional, &w, err)) return -1;
+    if (!w.data) return 0;
+    nm_dequantize_row(w.type, w.data, dst, n);
+    *out = dst;
+    return 0;
+}
+
+/* Where a role's tensor and bias live in a layer, and its shape (n_in, n_out; n_out 0: a vector). */
+static vm_weight *layer_slot(const vm_model *m, vm_layer *L, nm_role r, const float ***bias, int64_t *n_in,
+                             int64_t *n_out) {
+    const int64_t E = m->n_embd, Q = (int64_t)m->n_head * m->head_dim, KV = (int64_t)m->n_head_kv * m->head_dim,
+                  F = m->n_ff;
+    switch (r) {
+    case NM_ROLE_ATTN_NORM: *bias = &L->attn_norm_b; *n_in = E; *n_out = 0; return &L->attn_norm;
+    case NM_ROLE_ATTN_Q: *bias = &L->bq; *n_in = E; *n_out = Q; return &L->wq;
+    case NM_ROLE_ATTN_K: *bias = &L->bk; *n_in = E; *n_out = KV; return &L->wk;
+    case NM_ROLE_ATTN_V: *bias = &L->bv; *n_in = E; *n_out = KV; return &L->wv;
+    case NM_ROLE_ATTN_QKV: *bias = &L->bqkv; *n_in = E; *n_out = Q + 2 * KV; return &L->wqkv;
+    case NM_ROLE_ATTN_OUT: *bias = &L->bo; *n_in = Q; *n_out = E; return &L->wo;
+    case NM_ROLE_FFN_NORM: *bias = &L->ffn_norm_b; *n_in = E; *n_out = 0; return &L->ffn_norm;
+    case NM_ROLE_FFN_GATE: *bias = &L->gate_b; *n_in = E; *n_out = F; return &L->gate;
+    case NM_ROLE_FFN_UP: *bias = &L->up_b; *n_in = E; *n_out = F; return &L->up;
+    case NM_ROLE_FFN_DOWN: *bias = &L->down_b; *n_in = F; *n_out = E; return &L->down;
+    default: return NULL;
+    }
+}
+
+static int load_layer(const gguf_reader *g, vm_model *m, uint32_t i, float **vec, nm_error *err) {
+    vm_layer *L = &m->layers[i];
+    for (size_t k = 0; k < m->family->n_tensors; k++) {
+        const nm_arch_tensor *t = &m->family->tensors[k];
+        if (t->role < NM_ROLE_FIRST_LAYER) continue;
+        const float **bias;
+        int64_t n_in, n_out;
+        vm_weight *w = layer_slot(m, L, t->role, &bias, &n_in, &n_out);
+        char nm[GGUF_MAX_NAME + 32];
+        snprintf(nm, sizeof nm, "blk.%u.%s.weight", i, nm_role_gguf_name(t->role));
+        if (load_weight(g, nm, n_in, n_out, n_out > 0, false, w, err)) return -1;
+        if (t->bias == NM_BIAS_NONE) continue;
+        snprintf(nm, sizeof nm, "blk.%u.%s.bias", i, nm_role_gguf_name(t->role));
+        const int64_t n = n_out > 0 ? n_out : n_in;
+        if (load_vector(g, nm, n, t->bias == NM_BIAS_OPTIONAL, *vec, bias, err)) return -1;
+        if (*bias) *vec += n;
+    }
+    return 0;
+}
+
 int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
     memset(m, 0, sizeof *m);
     const gguf_value *arch = gguf_get(g, "general.architecture");
     if (!arch || arch->type != GGUF_TYPE_STRING) return nm_fail(err, "no general.architecture: not a model file");
-    if (arch->str.len != 5 || memcmp(arch->str.ptr, "llama", 5) != 0)
-        return nm_fail(err, "architecture '%.*s' is not supported (nomoat-verify runs llama models)",
-                       (int)(arch->str.len > 64 ? 64 : arch->str.len), arch->str.ptr);
+    if (!(m->family = nm_arch_by_name(arch->str.ptr, arch->str.len))) {
+        char names[256];
+        nm_arch_list_names(names, sizeof names);
+        return nm_fail(err, "architecture '%.*s' is not supported (nomoat-verify runs: %s)",
+                       (int)(arch->str.len > 64 ? 64 : arch->str.len), arch->str.ptr, names);
+    }
+    const nm_arch *a = m->family;
+    char key[7][96];
+    static const char *const suffix[7] = {"embedding_length", "block_count", "attention.head_count",
+                                          "attention.head_count_kv", "feed_forward_length", "context_length",
+                                          "rope.freq_base"};
+    for (int k = 0; k < 7; k++) snprintf(key[k], sizeof key[k], "%s.%s", a->name, suffix[k]);
+    char eps_key[96];
+    snprintf(eps_key, sizeof eps_key, "%s.%s", a->name,
+             a->norm == NM_NORM_RMS ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon");
     uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx_train, n_rot, head_dim;
-    if (get_u32_req(g, "llama.embedding_length", &n_embd, err) ||
-        get_u32_req(g, "llama.block_count", &n_layer, err) ||
-        get_u32_req(g, "llama.attention.head_count", &n_head, err) ||
-        get_u32_opt(g, "llama.attention.head_count_kv", n_head, &n_head_kv, err) ||
-        get_u32_req(g, "llama.feed_forward_length", &n_ff, err) ||
-        get_u32_opt(g, "llama.context_length", 2048, &n_ctx_train, err) ||
-        get_f32_opt(g, "llama.rope.freq_base", 10000.0f, &m->rope_base, err) ||
-        get_f32_opt(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &m->norm_eps, err))
+    if (get_u32_req(g, key[0], &n_embd, err) || get_u32_req(g, key[1], &n_layer, err) ||
+        get_u32_req(g, key[2], &n_head, err) || get_u32_opt(g, key[3], n_head, &n_head_kv, err) ||
+        get_u32_req(g, key[4], &n_ff, err) || get_u32_opt(g, key[5], 2048, &n_ctx_train, err) ||
+        get_f32_opt(g, key[6], 10000.0f, &m->rope_base, err) || get_f32_opt(g, eps_key, 1e-5f, &m->norm_eps, err))
         return -1;
     if (n_embd == 0 || n_embd > 65536 || n_layer == 0 || n_layer > 1024 || n_head == 0 || n_head > 1024 ||
         n_head_kv == 0 || n_head % n_head_kv != 0 || n_embd % n_head != 0 || n_ff == 0 || n_ff > 1 << 20)
         return nm_fail(err, "implausible hyper-parameters (embedding %u, layers %u, heads %u/%u, ffn %u)", n_embd,
                        n_layer, n_head, n_head_kv, n_ff);
-    if (get_u32_opt(g, "llama.attention.key_length", n_embd / n_head, &head_dim, err)) return -1;
+    m->parallel_residual = a->residual == NM_RESIDUAL_PARALLEL;
+    snprintf(key[0], sizeof key[0], "%s.use_parallel_residual", a->name);
+    const gguf_value *pr = gguf_get(g, key[0]);
+    if (pr) {
+        if (pr->type != GGUF_TYPE_BOOL) return nm_fail(err, "metadata %s has type %s, expected BOOL", key[0], gguf_type_name(pr->type));
+        m->parallel_residual = pr->b;
+    }
+    snprintf(key[0], sizeof key[0], "%s.attention.key_length", a->name);
+    snprintf(key[1], sizeof key[1], "%s.attention.value_length", a->name);
+    if (get_u32_opt(g, key[0], n_embd / n_head, &head_dim, err)) return -1;
     uint32_t vlen;
-    if (get_u32_opt(g, "llama.attention.value_length", head_dim, &vlen, err)) return -1;
+    if (get_u32_opt(g, key[1], head_dim, &vlen, err)) return -1;
     if (head_dim != vlen || head_dim == 0 || head_dim > 1024 || head_dim % 2)
         return nm_fail(err, "unsupported head size (key %u, value %u)", head_dim, vlen);
-    if (get_u32_opt(g, "llama.rope.dimension_count", head_dim, &n_rot, err)) return -1;
-    if (n_rot > head_dim || n_rot % 2) return nm_fail(err, "llama.rope.dimension_count %u does not fit head size %u", n_rot, head_dim);
+    snprintf(key[0], sizeof key[0], "%s.rope.dimension_count", a->name);
+    if (get_u32_opt(g, key[0], head_dim, &n_rot, err)) return -1;
+    if (n_rot > head_dim || n_rot % 2 || n_rot == 0)
+        return nm_fail(err, "%s %u does not fit head size %u", key[0], n_rot, head_dim);
     m->rope_freq_scale = 1.0f;
-    const gguf_value *st = gguf_get(g, "llama.rope.scaling.type");
+    snprintf(key[0], sizeof key[0], "%s.rope.scaling.type", a->name);
+    snprintf(key[1], sizeof key[1], "%s.rope.scaling.factor", a->name);
+    const gguf_value *st = gguf_get(g, key[0]);
     if (st && st->type == GGUF_TYPE_STRING && !(st->str.len == 4 && !memcmp(st->str.ptr, "none", 4))) {
         if (st->str.len == 6 && !memcmp(st->str.ptr, "linear", 6)) {
             float factor;
-            if (get_f32_opt(g, "llama.rope.scaling.factor", 1.0f, &factor, err)) return -1;
-            if (!(factor > 0.0f)) return nm_fail(err, "llama.rope.scaling.factor must be positive");
+            if (get_f32_opt(g, key[1], 1.0f, &factor, err)) return -1;
+            if (!(factor > 0.0f)) return nm_fail(err, "%s must be positive", key[1]);
             m->rope_freq_scale = 1.0f / factor;
         } else {
             return nm_fail(err, "RoPE scaling '%.*s' is not supported", (int)(st->str.len > 32 ? 32 : st->str.len),
@@ -152,44 +225,52 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
     m->n_ff = (int)n_ff;
     m->n_vocab = (int)emb->ne[1];
     m->n_ctx_train = (int)n_ctx_train;
-    const int64_t E = n_embd, Q = (int64_t)n_head * head_dim, KV = (int64_t)n_head_kv * head_dim;
+    const int64_t E = n_embd;
     if (load_weight(g, "token_embd.weight", E, m->n_vocab, false, false, &m->tok_embd, err) ||
         load_weight(g, "output_norm.weight", E, 0, false, false, &m->output_norm, err) ||
-        load_weight(g, "output.weight", E, m->n_vocab, true, true, &m->output, err))
+        load_weight(g, "output.weight", E, m->n_vocab, true, a->tie_by_absence, &m->output, err))
         return -1;
     if (!m->output.data) { /* tied embeddings */
         if (load_weight(g, "token_embd.weight", E, m->n_vocab, true, false, &m->output, err)) return -1;
     }
-    m->layers = calloc(n_layer, sizeof *m->layers);
-    if (!m->layers) return nm_fail(err, "out of memory");
-    for (uint32_t i = 0; i < n_layer; i++) {
-        vm_layer *L = &m->layers[i];
-        char nm[GGUF_MAX_NAME + 16];
-#define W(field, suffix, nin, nout, mm)                                                    \
-    snprintf(nm, sizeof nm, "blk.%u." suffix, i);                                      \
-    if (load_weight(g, nm, nin, nout, mm, false, &L->field, err)) goto fail;
-        W(attn_norm, "attn_norm.weight", E, 0, false)
-        W(wq, "attn_q.weight", E, Q, true)
-        W(wk, "attn_k.weight", E, KV, true)
-        W(wv, "attn_v.weight", E, KV, true)
-        W(wo, "attn_output.weight", Q, E, true)
-        W(ffn_norm, "ffn_norm.weight", E, 0, false)
-        W(gate, "ffn_gate.weight", E, n_ff, true)
-        W(up, "ffn_up.weight", E, n_ff, true)
-        W(down, "ffn_down.weight", n_ff, E, true)
-#undef W
+    /* the float copies of every bias and LayerNorm shift: at most one vector per role and layer */
+    size_t per_layer = 0;
+    for (size_t k = 0; k < a->n_tensors; k++) {
+        vm_layer probe;
+        const float **bias;
+        int64_t n_in, n_out;
+        if (a->tensors[k].role >= NM_ROLE_FIRST_LAYER && a->tensors[k].bias != NM_BIAS_NONE &&
+            layer_slot(m, &probe, a->tensors[k].role, &bias, &n_in, &n_out))
+            per_layer += (size_t)(n_out > 0 ? n_out : n_in);
     }
+    m->layers = calloc(n_layer, sizeof *m->layers);
+    m->vectors = malloc(((size_t)n_layer * per_layer + (size_t)E + 1) * sizeof(float));
+    if (!m->layers || !m->vectors) {
+        vm_model_free(m);
+        return nm_fail(err, "out of memory");
+    }
+    float *vec = m->vectors;
+    const nm_arch_tensor *on = nm_arch_tensor_of(a, NM_ROLE_OUTPUT_NORM);
+    if (on && on->bias != NM_BIAS_NONE &&
+        load_vector(g, "output_norm.bias", E, on->bias == NM_BIAS_OPTIONAL, vec, &m->output_norm_b, err)) {
+        vm_model_free(m);
+        return -1;
+    }
+    if (m->output_norm_b) vec += E;
+    for (uint32_t i = 0; i < n_layer; i++)
+        if (load_layer(g, m, i, &vec, err)) {
+            vm_model_free(m);
+            return -1;
+        }
     return 0;
-fail:
-    free(m->layers);
-    m->layers = NULL;
-    return -1;
 }
 
 void vm_model_free(vm_model *m) {
     if (!m) return;
     free(m->layers);
+    free(m->vectors);
     m->layers = NULL;
+    m->vectors = NULL;
 }
 
 /* ---------------- context ---------------- */
@@ -210,6 +291,7 @@ void vm_ctx_free(vm_ctx *c) {
         for (int i = 0; i < c->m->n_layer; i++) free(c->vcache[i]);
     free(c->kcache);
     free(c->vcache);
+    free(c->qkv); free(c->attn_out);
     free(c->kt); free(c->vf); free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->fa); free(c->fb);
     free(c->out); free(c->act); free(c->aux); free(c->wscratch);
     vm_lora_state_free(c->lora);
@@ -246,6 +328,8 @@ vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, n
         c->vcache[i] = malloc(T * KV * esz);
         if (!c->kcache[i] || !c->vcache[i]) goto oom;
     }
+    if (m->n_layer > 0 && m->layers[0].wqkv.data && !(c->qkv = alloc_floats(T * (Q + 2 * KV)))) goto oom;
+    if (m->parallel_residual && !(c->attn_out = alloc_floats(T * E))) goto oom;
     c->kt_stride = (T + NM_GGML_FA_TILE - 1) / NM_GGML_FA_TILE * NM_GGML_FA_TILE;
     c->kt = calloc(c->kt_stride * KV, sizeof(float));
     c->vf = alloc_floats(T * KV);
@@ -294,9 +378,23 @@ static void rms_norm(const vm_model *m, const float *x, const float *w, float *y
     }
 }
 
-/* Normal (non-NeoX) RoPE on adjacent pairs, angles as ggml's rope cache computes them. */
+/* The family's norm of one row: RMSNorm × w, or LayerNorm × w + b (ggml_norm, mul, add). */
+static void norm_row(const vm_model *m, const float *x, const float *w, const float *b, float *y) {
+    if (m->family->norm == NM_NORM_RMS) {
+        rms_norm(m, x, w, y, 1);
+        return;
+    }
+    nm_ggml_layer_norm(m->n_embd, x, m->norm_eps, y);
+    for (int i = 0; i < m->n_embd; i++) y[i] *= w[i];
+    if (b)
+        for (int i = 0; i < m->n_embd; i++) y[i] += b[i];
+}
+
+/* RoPE on the first n_rot dimensions of each head, angles as ggml's rope cache computes them:
+ * adjacent pairs (normal) or the pairs (i, i + n_rot/2) (NeoX); the other dimensions pass. */
 static void rope(const vm_model *m, float *x, int n_heads, int n_tokens, int pos0) {
     const int hd = m->head_dim, nr = m->n_rot;
+    const int half = m->family->rope == NM_ROPE_NEOX ? nr / 2 : 1; /* distance between a pair's members */
     const float theta_scale = powf(m->rope_base, -2.0f / (float)nr);
     float cs[2048];
     for (int t = 0; t < n_tokens; t++) {
@@ -311,10 +409,11 @@ static void rope(const vm_model *m, float *x, int n_heads, int n_tokens, int pos
         for (int h = 0; h < n_heads; h++) {
             float *v = x + ((size_t)t * n_heads + h) * hd;
             for (int i = 0; i < nr; i += 2) {
-                const float x0 = v[i], x1 = v[i + 1];
+                const int at = half == 1 ? i : i / 2;
+                const float x0 = v[at], x1 = v[at + half];
                 /* ggml's rope (built with FMA contraction) fuses the first product of each line */
-                v[i] = fmaf(x0, cs[i], -(x1 * cs[i + 1]));
-                v[i + 1] = fmaf(x0, cs[i + 1], x1 * cs[i]);
+                v[at] = fmaf(x0, cs[i], -(x1 * cs[i + 1]));
+                v[at + half] = fmaf(x0, cs[i + 1], x1 * cs[i]);
             }
         }
     }
@@ -332,7 +431,10 @@ static const float *norm_weights(const vm_weight *w, float *scratch) {
  * threads would otherwise idle through them). */
 typedef struct token_job {
     vm_ctx *c;
-    const float *norm_w;
+    const float *norm_w, *norm_b;
+    float *y;              /* add_bias: rows of width floats, plus b */
+    const float *b;
+    size_t width;
     int pos0;
     size_t offset; /* rows of x (the residual stream) start here; the other buffers at row 0 */
     void (*step)(const struct token_job *j, size_t t);
@@ -344,9 +446,9 @@ static void token_task(void *ctx, size_t t, int thread) {
     j->step(j, t);
 }
 
-static void step_attn_norm(const token_job *j, size_t t) {
+static void step_norm(const token_job *j, size_t t) {
     const size_t E = (size_t)j->c->m->n_embd;
-    rms_norm(j->c->m, j->c->x + t * E, j->norm_w, j->c->xn + t * E, 1);
+    norm_row(j->c->m, j->c->x + (t + j->offset) * E, j->norm_w, j->norm_b, j->c->xn + t * E);
 }
 
 static void step_rope(const token_job *j, size_t t) {
@@ -355,16 +457,37 @@ static void step_rope(const token_job *j, size_t t) {
     rope(m, j->c->k + t * (size_t)m->n_head_kv * m->head_dim, m->n_head_kv, 1, j->pos0 + (int)t);
 }
 
-static void step_ffn_norm(const token_job *j, size_t t) {
-    const size_t E = (size_t)j->c->m->n_embd;
-    rms_norm(j->c->m, j->c->x + (t + j->offset) * E, j->norm_w, j->c->xn + t * E, 1);
+static void step_add_bias(const token_job *j, size_t t) {
+    float *y = j->y + t * j->width;
+    for (size_t i = 0; i < j->width; i++) y[i] += j->b[i];
 }
 
-/* SwiGLU: ggml's vector kernel in the default mode, plain expf in exact mode */
-static void step_silu(const token_job *j, size_t t) {
+/* A fused projection's row (bias added) split into the query, key and value rows. */
+static void step_split_qkv(const token_job *j, size_t t) {
+    const vm_model *m = j->c->m;
+    const size_t Q = (size_t)m->n_head * m->head_dim, KV = (size_t)m->n_head_kv * m->head_dim;
+    float *row = j->c->qkv + t * (Q + 2 * KV);
+    if (j->b)
+        for (size_t i = 0; i < Q + 2 * KV; i++) row[i] += j->b[i];
+    memcpy(j->c->q + t * Q, row, Q * sizeof(float));
+    memcpy(j->c->k + t * KV, row + Q, KV * sizeof(float));
+    memcpy(j->c->v + t * KV, row + Q + KV, KV * sizeof(float));
+}
+
+/* The FFN's activation: SwiGLU (fa = silu(fa) * fb) or GELU (fa = gelu(fa)); ggml's vector
+ * kernels in the default mode, plain libm in exact mode. */
+static void step_activation(const token_job *j, size_t t) {
     const size_t F = (size_t)j->c->m->n_ff;
     float *fa = j->c->fa + t * F;
     const float *fb = j->c->fb + t * F;
+    if (j->c->m->family->ffn == NM_FFN_GELU) {
+        if (!j->c->exact) {
+            nm_ggml_gelu((int)F, fa, fa);
+            return;
+        }
+        for (size_t i = 0; i < F; i++) fa[i] = nm_gelu_tanh(fa[i]);
+        return;
+    }
     if (!j->c->exact) {
         nm_ggml_swiglu((int)F, fa, fa, fb);
         return;
@@ -382,10 +505,67 @@ static void step_residual(const token_job *j, size_t t) {
     for (size_t i = 0; i < E; i++) x[i] += o[i];
 }
 
+/* x = (ffn + x) + attention, llama.cpp's order for a parallel residual. */
+static void step_parallel_residual(const token_job *j, size_t t) {
+    const size_t E = (size_t)j->c->m->n_embd;
+    float *x = j->c->x + (t + j->offset) * E;
+    const float *o = j->c->out + t * E, *a = j->c->attn_out + (t + j->offset) * E;
+    for (size_t i = 0; i < E; i++) x[i] = (o[i] + x[i]) + a[i];
+}
+
 static void per_token(vm_ctx *c, int offset, int n_tokens, void (*step)(const token_job *, size_t),
                       const float *norm_w, int pos0) {
     token_job j = {.c = c, .norm_w = norm_w, .pos0 = pos0, .offset = (size_t)offset, .step = step};
     nm_pool_run(c->pool, (size_t)n_tokens, token_task, &j);
+}
+
+static void norm_rows(vm_ctx *c, int offset, int n_tokens, const float *w, const float *b) {
+    token_job j = {.c = c, .norm_w = w, .norm_b = b, .offset = (size_t)offset, .step = step_norm};
+    nm_pool_run(c->pool, (size_t)n_tokens, token_task, &j);
+}
+
+/* y[t] = W x[t] (+ b) for n_tokens rows. */
+static void linear(vm_ctx *c, const vm_weight *w, const float *b, const float *x, int n_tokens, float *y) {
+    vm_matmul(c, w, x, n_tokens, y);
+    if (!b) return;
+    token_job j = {.c = c, .y = y, .b = b, .width = (size_t)w->n_out, .step = step_add_bias};
+    nm_pool_run(c->pool, (size_t)n_tokens, token_task, &j);
+}
+
+static void attention_block(vm_ctx *c, int l, int n_tokens, int pos0, float *nw, float *dst) {
+    const vm_model *m = c->m;
+    const vm_layer *L = &m->layers[l];
+    const int KV = m->n_head_kv * m->head_dim;
+    norm_rows(c, 0, n_tokens, norm_weights(&L->attn_norm, nw), L->attn_norm_b);
+    if (L->wqkv.data) {
+        vm_matmul(c, &L->wqkv, c->xn, n_tokens, c->qkv);
+        token_job j = {.c = c, .b = L->bqkv, .step = step_split_qkv};
+        nm_pool_run(c->pool, (size_t)n_tokens, token_task, &j);
+    } else {
+        linear(c, &L->wq, L->bq, c->xn, n_tokens, c->q);
+        linear(c, &L->wk, L->bk, c->xn, n_tokens, c->k);
+        linear(c, &L->wv, L->bv, c->xn, n_tokens, c->v);
+    }
+    per_token(c, 0, n_tokens, step_rope, NULL, pos0);
+    if (c->exact) {
+        memcpy((float *)c->kcache[l] + (size_t)pos0 * KV, c->k, (size_t)n_tokens * KV * sizeof(float));
+        memcpy((float *)c->vcache[l] + (size_t)pos0 * KV, c->v, (size_t)n_tokens * KV * sizeof(float));
+    } else {
+        nm_f32_to_f16_row(c->k, (uint16_t *)c->kcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
+        nm_f32_to_f16_row(c->v, (uint16_t *)c->vcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
+    }
+    vm_attention(c, l, n_tokens, pos0);
+    linear(c, &L->wo, L->bo, c->att, n_tokens, dst);
+}
+
+/* The FFN of rows f0 .. f0+nf of the residual stream into c->out (rows from 0). */
+static void ffn_block(vm_ctx *c, int l, int f0, int nf, float *nw) {
+    const vm_layer *L = &c->m->layers[l];
+    norm_rows(c, f0, nf, norm_weights(&L->ffn_norm, nw), L->ffn_norm_b);
+    if (L->gate.data) linear(c, &L->gate, L->gate_b, c->xn, nf, c->fa);
+    linear(c, &L->up, L->up_b, c->xn, nf, L->gate.data ? c->fb : c->fa);
+    per_token(c, 0, nf, step_activation, NULL, 0);
+    linear(c, &L->down, L->down_b, c->fa, nf, c->out);
 }
 
 int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits_from, float *logits, nm_error *err) {
@@ -393,7 +573,7 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
     if (n_tokens < 1 || pos0 < 0 || pos0 + n_tokens > c->n_ctx)
         return nm_fail(err, "batch of %d tokens at position %d does not fit the context of %d", n_tokens, pos0, c->n_ctx);
     if (logits_from < 0 || logits_from > n_tokens) logits_from = n_tokens;
-    const int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd;
+    const int E = m->n_embd;
     float *nw = malloc((size_t)E * sizeof(float));
     if (!nw) return nm_fail(err, "out of memory");
     for (int t = 0; t < n_tokens; t++) {
@@ -406,22 +586,8 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
     }
     if (c->lora) vm_lora_embed(c, tokens, n_tokens);
     for (int l = 0; l < m->n_layer; l++) {
-        const vm_layer *L = &m->layers[l];
-        per_token(c, 0, n_tokens, step_attn_norm, norm_weights(&L->attn_norm, nw), pos0);
-        vm_matmul(c, &L->wq, c->xn, n_tokens, c->q);
-        vm_matmul(c, &L->wk, c->xn, n_tokens, c->k);
-        vm_matmul(c, &L->wv, c->xn, n_tokens, c->v);
-        per_token(c, 0, n_tokens, step_rope, NULL, pos0);
-        if (c->exact) {
-            memcpy((float *)c->kcache[l] + (size_t)pos0 * KV, c->k, (size_t)n_tokens * KV * sizeof(float));
-            memcpy((float *)c->vcache[l] + (size_t)pos0 * KV, c->v, (size_t)n_tokens * KV * sizeof(float));
-        } else {
-            nm_f32_to_f16_row(c->k, (uint16_t *)c->kcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
-            nm_f32_to_f16_row(c->v, (uint16_t *)c->vcache[l] + (size_t)pos0 * KV, (size_t)n_tokens * KV);
-        }
-        vm_attention(c, l, n_tokens, pos0);
-        vm_matmul(c, &L->wo, c->att, n_tokens, c->out);
-        per_token(c, 0, n_tokens, step_residual, NULL, pos0);
+        attention_block(c, l, n_tokens, pos0, nw, m->parallel_residual ? c->attn_out : c->out);
+        if (!m->parallel_residual) per_token(c, 0, n_tokens, step_residual, NULL, pos0);
         /* llama.cpp keeps only the rows that give logits after the last layer's attention
          * (inp_out_ids), so its last FFN sees a batch of just those rows, and which of them
          * ggml's 4-row kernels take (nm_dot_tile_at) follows from that batch. An observer
@@ -430,16 +596,14 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
         if (l == m->n_layer - 1 && !c->observe) f0 = logits_from;
         const int nf = n_tokens - f0;
         if (nf == 0) continue;
-        per_token(c, f0, nf, step_ffn_norm, norm_weights(&L->ffn_norm, nw), pos0);
-        vm_matmul(c, &L->gate, c->xn, nf, c->fa);
-        vm_matmul(c, &L->up, c->xn, nf, c->fb);
-        per_token(c, 0, nf, step_silu, NULL, pos0);
-        vm_matmul(c, &L->down, c->fa, nf, c->out);
-        per_token(c, f0, nf, step_residual, NULL, pos0);
+        ffn_block(c, l, f0, nf, nw);
+        per_token(c, f0, nf, m->parallel_residual ? step_parallel_residual : step_residual, NULL, pos0);
     }
     const int n_out = n_tokens - logits_from;
     if (n_out > 0) {
-        rms_norm(m, c->x + (size_t)logits_from * E, norm_weights(&m->output_norm, nw), c->xn, n_out);
+        const float *w = norm_weights(&m->output_norm, nw);
+        for (int t = 0; t < n_out; t++)
+            norm_row(m, c->x + (size_t)(logits_from + t) * E, w, m->output_norm_b, c->xn + (size_t)t * E);
         vm_matmul(c, &m->output, c->xn, n_out, logits);
     }
     free(nw);

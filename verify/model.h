@@ -1,5 +1,6 @@
-/* A Llama forward pass over a mapped GGUF file (FORMATS.md §6), evaluating batches of tokens
- * the way llama.cpp's CPU backend does (default) or in plain f32 (exact mode). */
+/* The forward pass of a model family (arch/arch.h) over a mapped GGUF file (FORMATS.md §6),
+ * evaluating batches of tokens the way llama.cpp's CPU backend does (default) or in plain f32
+ * (exact mode). */
 #ifndef NOMOAT_VERIFY_MODEL_H
 #define NOMOAT_VERIFY_MODEL_H
 
@@ -7,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arch/arch.h"
 #include "common/error.h"
 #include "formats/gguf.h"
 #include "common/parallel.h"
@@ -19,14 +21,21 @@ typedef struct vm_weight {
     const uint8_t *data;
 } vm_weight;
 
+/* One layer's tensors; those the family lacks are zero (data NULL). Biases and LayerNorm shifts
+ * are widened to float at load (vm_model.vectors). wqkv: a fused projection, [Q | K | V] rows. */
 typedef struct vm_layer {
-    vm_weight attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
+    vm_weight attn_norm, wq, wk, wv, wqkv, wo, ffn_norm, gate, up, down;
+    const float *attn_norm_b, *bq, *bk, *bv, *bqkv, *bo, *ffn_norm_b, *gate_b, *up_b, *down_b;
 } vm_layer;
 
 typedef struct vm_model {
+    const nm_arch *family; /* the forward pass's blocks (arch/arch.h) */
+    bool parallel_residual;
     int n_embd, n_layer, n_head, n_head_kv, head_dim, n_rot, n_ff, n_vocab, n_ctx_train;
     float rope_base, rope_freq_scale, norm_eps;
     vm_weight tok_embd, output_norm, output;
+    const float *output_norm_b;
+    float *vectors;          /* the float copies the *_b pointers point into */
     const float *rope_freqs; /* rope_freqs.weight (llama3 scaling): n_rot/2 divisors, or NULL */
     vm_layer *layers;
 } vm_model;

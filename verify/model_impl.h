@@ -12,6 +12,8 @@ struct vm_ctx {
     int n_ctx, n_threads;
     void **kcache, **vcache; /* per layer: n_ctx × (n_head_kv·head_dim), f16 or f32 */
     float *x, *xn, *q, *k, *v, *att, *fa, *fb, *out;
+    float *qkv;             /* a fused projection's output (families with attn_qkv), or NULL */
+    float *attn_out;        /* the attention branch kept for a parallel residual, or NULL */
     float *kt, *vf;         /* one layer's cached keys transposed, values widened (attn_widen_cache) */
     size_t kt_stride;       /* n_ctx rounded up to a whole key tile: kernels may read a tile's tail */
     uint8_t *act;           /* quantized activations of one batch */

@@ -1,0 +1,59 @@
+/* The registry of model families (arch.h). */
+#include "arch/arch.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const nm_arch *const families[] = {&nm_arch_llama, &nm_arch_gptneox};
+#define N_FAMILIES (sizeof families / sizeof families[0])
+
+static const char *const role_names[NM_ROLE_COUNT] = {
+    "token_embd", "output_norm", "output", "attn_norm", "attn_q", "attn_k", "attn_v",
+    "attn_qkv", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down",
+};
+
+const char *nm_role_gguf_name(nm_role r) { return r >= 0 && r < NM_ROLE_COUNT ? role_names[r] : "?"; }
+
+const nm_arch *nm_arch_by_hf_class(const char *hf_class) {
+    for (size_t i = 0; i < N_FAMILIES; i++)
+        for (const char *const *c = families[i]->hf_classes; *c; c++)
+            if (strcmp(*c, hf_class) == 0)
+                return families[i];
+    return NULL;
+}
+
+const nm_arch *nm_arch_by_name(const char *name, size_t len) {
+    for (size_t i = 0; i < N_FAMILIES; i++)
+        if (strlen(families[i]->name) == len && memcmp(families[i]->name, name, len) == 0)
+            return families[i];
+    return NULL;
+}
+
+static void append(char *buf, size_t size, size_t *len, const char *s) {
+    int n = snprintf(buf + *len, size - *len, "%s%s", *len ? ", " : "", s);
+    if (n > 0 && (size_t)n < size - *len)
+        *len += (size_t)n;
+}
+
+void nm_arch_list_hf(char *buf, size_t size) {
+    size_t len = 0;
+    if (size) buf[0] = '\0';
+    for (size_t i = 0; i < N_FAMILIES; i++)
+        for (const char *const *c = families[i]->hf_classes; *c; c++)
+            if (strcmp(*c, "LLaMAForCausalLM") != 0) /* an old spelling, accepted but not advertised */
+                append(buf, size, &len, *c);
+}
+
+void nm_arch_list_names(char *buf, size_t size) {
+    size_t len = 0;
+    if (size) buf[0] = '\0';
+    for (size_t i = 0; i < N_FAMILIES; i++)
+        append(buf, size, &len, families[i]->name);
+}
+
+const nm_arch_tensor *nm_arch_tensor_of(const nm_arch *a, nm_role r) {
+    for (size_t i = 0; i < a->n_tensors; i++)
+        if (a->tensors[i].role == r)
+            return &a->tensors[i];
+    return NULL;
+}

@@ -1,0 +1,115 @@
+/* Model families as descriptions (STYLE.md, "Model families as descriptions"). One file per
+ * family (arch/llama.c, arch/gptneox.c, ...) says, as data:
+ *   - which Hugging Face classes it covers and which config.json keys it reads,
+ *   - the GGUF metadata keys llama.cpp's converter writes for it, in its order,
+ *   - its tensors: Hugging Face name -> GGUF name, with the row transform on the way,
+ *   - its forward pass as a choice among a few blocks (norm, rotary, FFN, residual order).
+ * nomoat-convert, nomoat-quantize, nomoat-verify and nomoat-inspect read the same description.
+ * llama-quantize's per-tensor rules go by GGUF tensor names (quantize/recipe.c), so a family
+ * that needs no exception to them lists none. */
+#ifndef NOMOAT_ARCH_H
+#define NOMOAT_ARCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What a tensor is to the forward pass; the GGUF name follows from it (nm_role_gguf_name). */
+typedef enum nm_role {
+    NM_ROLE_TOKEN_EMBD, NM_ROLE_OUTPUT_NORM, NM_ROLE_OUTPUT,              /* whole-model tensors */
+    NM_ROLE_ATTN_NORM, NM_ROLE_ATTN_Q, NM_ROLE_ATTN_K, NM_ROLE_ATTN_V,    /* per layer: blk.N.* */
+    NM_ROLE_ATTN_QKV, NM_ROLE_ATTN_OUT, NM_ROLE_FFN_NORM, NM_ROLE_FFN_GATE, NM_ROLE_FFN_UP,
+    NM_ROLE_FFN_DOWN,
+    NM_ROLE_COUNT
+} nm_role;
+#define NM_ROLE_FIRST_LAYER NM_ROLE_ATTN_NORM
+
+/* "token_embd", "attn_qkv", ...: llama.cpp's names, the same in every family. */
+const char *nm_role_gguf_name(nm_role r);
+
+/* How a checkpoint's rows become the GGUF tensor's rows. */
+typedef enum nm_transform {
+    NM_XF_NONE,
+    NM_XF_ROTARY_Q,  /* Hugging Face's rotate-half Q rows to ggml's adjacent pairs, per query head */
+    NM_XF_ROTARY_K,  /* the same per KV head (FORMATS.md §6.3) */
+    NM_XF_QKV_HEADS, /* fused QKV stored head by head as [q_h | k_h | v_h] to [all Q | all K | all V] */
+} nm_transform;
+
+/* A tensor's bias: absent, required beside the weight, or allowed. */
+typedef enum nm_bias { NM_BIAS_NONE, NM_BIAS_REQUIRED, NM_BIAS_OPTIONAL } nm_bias;
+
+typedef struct nm_arch_tensor {
+    nm_role role;
+    const char *hf;          /* per layer: the name after "<layer prefix>N." without ".weight";
+                              * whole-model: the full name without ".weight" */
+    const char *meta;        /* the same in Meta's consolidated.*.pth layout, or NULL */
+    nm_transform transform;
+    nm_bias bias;
+} nm_arch_tensor;
+
+/* Hyper-parameters, as config.json gives them and the GGUF keys take them. */
+typedef enum nm_hparam {
+    NM_HP_EMBD, NM_HP_LAYERS, NM_HP_HEADS, NM_HP_HEADS_KV, NM_HP_FF, NM_HP_VOCAB, NM_HP_CTX,
+    NM_HP_HEAD_DIM,          /* key_length and value_length (explicit head_dim) */
+    NM_HP_ROT,               /* rotary dimensions: head_dim, or head_dim × a partial-rotary fraction */
+    NM_HP_ROPE_THETA, NM_HP_RMS_EPS, NM_HP_NORM_EPS, NM_HP_PARALLEL_RESIDUAL,
+    NM_HP_ROTARY_PCT,        /* config.json only: the partial-rotary fraction */
+    NM_HP_FILE_TYPE,         /* GGUF only: general.file_type, where the converter writes it */
+    NM_HP_COUNT
+} nm_hparam;
+
+typedef enum nm_key_kind { NM_KEY_U32, NM_KEY_F32, NM_KEY_BOOL } nm_key_kind;
+
+typedef struct nm_arch_hf_key {
+    nm_hparam hp;
+    const char *key;         /* config.json key */
+    bool required;
+} nm_arch_hf_key;
+
+typedef struct nm_arch_gguf_key {
+    nm_hparam hp;
+    const char *key;         /* after "<arch>.", or a full "general.*" key */
+    nm_key_kind kind;
+    bool only_if_given;      /* written only when config.json had the value */
+} nm_arch_gguf_key;
+
+typedef enum nm_norm_kind { NM_NORM_RMS, NM_NORM_LAYER } nm_norm_kind;       /* LayerNorm: with bias */
+typedef enum nm_rope_kind { NM_ROPE_NORMAL, NM_ROPE_NEOX } nm_rope_kind;     /* adjacent / split halves */
+typedef enum nm_ffn_kind { NM_FFN_SWIGLU, NM_FFN_GELU } nm_ffn_kind;         /* gated SiLU / plain GELU */
+typedef enum nm_residual { NM_RESIDUAL_SEQUENTIAL, NM_RESIDUAL_PARALLEL } nm_residual;
+
+typedef struct nm_arch {
+    const char *name;                 /* general.architecture */
+    const char *const *hf_classes;    /* config.json "architectures", NULL-terminated */
+    const char *hf_layer_prefix;      /* "model.layers." */
+    const char *meta_layer_prefix;    /* "layers." (Meta's layout), or NULL */
+    const char *const *hf_ignored;    /* name suffixes the converter drops, NULL-terminated */
+    const nm_arch_tensor *tensors;
+    size_t n_tensors;
+    const nm_arch_hf_key *hf_keys;    /* terminated by key == NULL */
+    const nm_arch_gguf_key *gguf_keys;/* in the converter's order; terminated by key == NULL */
+    /* the forward pass */
+    nm_norm_kind norm;
+    nm_rope_kind rope;
+    nm_ffn_kind ffn;
+    nm_residual residual;             /* the default; NM_HP_PARALLEL_RESIDUAL may say otherwise */
+    bool tie_by_absence;              /* no output tensor: the token embedding is used */
+    bool hf_rope_scaling;             /* reads Llama's rope_scaling kinds (linear, llama3); other
+                                       * families refuse a rope_scaling section */
+} nm_arch;
+
+extern const nm_arch nm_arch_llama;
+extern const nm_arch nm_arch_gptneox;
+
+/* The family of a config.json "architectures" entry, or NULL. */
+const nm_arch *nm_arch_by_hf_class(const char *hf_class);
+/* The family of a GGUF general.architecture value (not NUL-terminated: len bytes), or NULL. */
+const nm_arch *nm_arch_by_name(const char *name, size_t len);
+/* "LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM" into buf. */
+void nm_arch_list_hf(char *buf, size_t size);
+/* "llama, gptneox" into buf. */
+void nm_arch_list_names(char *buf, size_t size);
+/* The description's entry for a role, or NULL when the family has no such tensor. */
+const nm_arch_tensor *nm_arch_tensor_of(const nm_arch *a, nm_role r);
+
+#endif
