@@ -96,6 +96,8 @@ typedef struct nm_arch {
     bool tie_by_absence;              /* no output tensor: the token embedding is used */
     bool hf_rope_scaling;             /* reads Llama's rope_scaling kinds (linear, llama3); other
                                        * families refuse a rope_scaling section */
+    bool vocab_add_space_prefix;      /* writes tokenizer.ggml.add_space_prefix from tokenizer_config.json's
+                                       * add_prefix_space (LlamaModel.set_vocab) */
 } nm_arch;
 
 extern const nm_arch nm_arch_llama;

@@ -32,7 +32,8 @@ static const nm_arch_hf_key hf_keys[] = {
     {0, NULL, false},
 };
 
-/* GPTNeoXModel.set_gguf_parameters */
+/* GPTNeoXModel.set_gguf_parameters (which writes no general.file_type: it does not call the
+ * base class's) */
 static const nm_arch_gguf_key gguf_keys[] = {
     {NM_HP_CTX, "context_length", NM_KEY_U32, false},
     {NM_HP_EMBD, "embedding_length", NM_KEY_U32, false},
@@ -42,7 +43,6 @@ static const nm_arch_gguf_key gguf_keys[] = {
     {NM_HP_HEADS, "attention.head_count", NM_KEY_U32, false},
     {NM_HP_PARALLEL_RESIDUAL, "use_parallel_residual", NM_KEY_BOOL, false},
     {NM_HP_NORM_EPS, "attention.layer_norm_epsilon", NM_KEY_F32, false},
-    {NM_HP_FILE_TYPE, "general.file_type", NM_KEY_U32, false},
     {0, NULL, 0, false},
 };
 
@@ -62,4 +62,5 @@ const nm_arch nm_arch_gptneox = {
     .residual = NM_RESIDUAL_PARALLEL,
     .tie_by_absence = false,
     .hf_rope_scaling = false,
+    .vocab_add_space_prefix = false,
 };

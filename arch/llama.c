@@ -66,4 +66,5 @@ const nm_arch nm_arch_llama = {
     .residual = NM_RESIDUAL_SEQUENTIAL,
     .tie_by_absence = true,
     .hf_rope_scaling = true,
+    .vocab_add_space_prefix = true,
 };

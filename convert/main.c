@@ -408,7 +408,7 @@ static void write_metadata(kv_sink *k, const conv_config *c, const conv_naming *
     }
     if (c->chat_template)
         kv_str(k, "tokenizer.chat_template", c->chat_template);
-    if (c->has_add_space_prefix) /* LlamaModel.set_vocab: after the special vocabulary */
+    if (c->has_add_space_prefix && c->family->vocab_add_space_prefix) /* after the special vocabulary */
         kv_bool(k, "tokenizer.ggml.add_space_prefix", c->add_space_prefix);
 }
 

@@ -194,7 +194,7 @@ static uint32_t mix_type(mix_state *s, uint32_t new_type, const qt_tensor *t, ui
             new_type = GGML_TYPE_IQ3_S;
     } else if (iq12_mix(ftype)) {
         const bool iq2_sm = ftype == QT_FTYPE_IQ2_S || ftype == QT_FTYPE_IQ2_M;
-        if (contains(name, "attn_v.weight")) {
+        if (attn_v_like(name)) {
             if (m->n_gqa >= 4 || m->n_expert >= 4)
                 new_type = GGML_TYPE_Q4_K;
             else
@@ -214,7 +214,7 @@ static uint32_t mix_type(mix_state *s, uint32_t new_type, const qt_tensor *t, ui
             else if (iq2_sm)
                 new_type = GGML_TYPE_IQ3_S;
         }
-    } else if (contains(name, "attn_v.weight")) {
+    } else if (attn_v_like(name)) { /* a fused attn_qkv too: llama.cpp's own QKV rule below it is never reached */
         if (ftype == QT_FTYPE_Q2_K)
             new_type = m->n_gqa >= 4 ? GGML_TYPE_Q4_K : GGML_TYPE_Q3_K;
         else if (ftype == QT_FTYPE_Q2_K_S && m->n_gqa >= 4)
@@ -311,13 +311,6 @@ static uint32_t mix_type(mix_state *s, uint32_t new_type, const qt_tensor *t, ui
         } else if (ftype == QT_FTYPE_Q3_K_L) {
             new_type = GGML_TYPE_Q4_K;
         }
-    } else if (contains(name, "attn_qkv.weight")) {
-        if (ftype == QT_FTYPE_Q3_K_M || ftype == QT_FTYPE_Q3_K_L || ftype == QT_FTYPE_IQ3_M)
-            new_type = GGML_TYPE_Q4_K;
-        else if (ftype == QT_FTYPE_Q4_K_M)
-            new_type = GGML_TYPE_Q5_K;
-        else if (ftype == QT_FTYPE_Q5_K_M)
-            new_type = GGML_TYPE_Q6_K;
     } else if (contains(name, "ffn_gate")) {
         int i = ffn_layer(s, s->i_ffn_gate, name);
         if (ftype == QT_FTYPE_IQ3_XS && i >= n_layer / 8 && i < 7 * n_layer / 8)

@@ -100,7 +100,17 @@ int verify_model_open(verify_model *vm, const char *path, nm_error *err) {
         return -1;
     }
     vm->bos_id = -1;
+    /* llama.cpp's default before the file's add_bos_token: SentencePiece vocabularies add BOS,
+     * byte-level BPE ones only for the Llama 3 pre-tokenizer (formats/bpe_gguf.c) */
     vm->add_bos = true;
+    const gguf_value *tm = gguf_get(vm->g, "tokenizer.ggml.model"), *pre = gguf_get(vm->g, "tokenizer.ggml.pre");
+    if (tm && tm->type == GGUF_TYPE_STRING && tm->str.len == 4 && !memcmp(tm->str.ptr, "gpt2", 4)) {
+        static const char *const bos_pre[] = {"llama-bpe", "llama3", "llama-v3"};
+        vm->add_bos = false;
+        for (size_t i = 0; pre && pre->type == GGUF_TYPE_STRING && i < 3; i++)
+            if (pre->str.len == strlen(bos_pre[i]) && !memcmp(pre->str.ptr, bos_pre[i], pre->str.len))
+                vm->add_bos = true;
+    }
     const gguf_value *v = gguf_get(vm->g, "tokenizer.ggml.bos_token_id");
     if (v && (v->type == GGUF_TYPE_UINT32 || v->type == GGUF_TYPE_INT32)) vm->bos_id = (int32_t)v->u32;
     v = gguf_get(vm->g, "tokenizer.ggml.add_bos_token");

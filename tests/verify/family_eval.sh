@@ -1,0 +1,59 @@
+# Sourced by the model-family evaluation tests (after tests/lib.sh and node_setup of node-llama-cpp):
+#   eval_family PERPLEXITY.txt PROMPT
+# evaluates $SCRATCH/{f16,q8_0,q4_k_m,q4_0}.gguf three ways against llama.cpp, with $V = nomoat-verify
+# and $TEXT the held-out text:
+#   - perplexity (-c 256, 4 chunks): llama-perplexity's printed running values digit for digit
+#     (PERPLEXITY.txt: lines "TYPE [1]... [4]...", made once with llama.cpp's AVX2 build);
+#   - node-llama-cpp (llama.cpp itself, its AVX2 CPU build) after PROMPT: the same top-10 tokens
+#     with probabilities within 1e-3 of nomoat-verify logits;
+#   - per-position log-probabilities over the first 256 tokens of the text, evaluated in batches of
+#     32 on both sides (node-llama-cpp's slices; llama.cpp's arithmetic depends on the batch size and
+#     nomoat-verify -b 32 reproduces it). node-llama-cpp normalises its probabilities with a float sum
+#     over the vocabulary (its AddonContext.cpp), which moves every log-probability of a position by
+#     the same amount; llama-perplexity, like nomoat-verify, normalises in double. So the 1e-4 check
+#     is on what that sum cancels out of, log p(next) - log p(most probable) per position, and the
+#     normalised values are reported beside it.
+eval_family() {
+    for t in f16 q8_0 q4_k_m q4_0; do
+        want=$(sed -n "s/^$t //p" "$1")
+        got=$("$V" perplexity "$SCRATCH/$t.gguf" -f "$TEXT" -c 256 --chunks 4 -t 2 2>&1 | grep -o '\[[0-9]*\][0-9.]*' | tr '\n' ' ')
+        check "perplexity $t: llama-perplexity's running values digit for digit ($want)" test "$got" = "$want "
+    done
+
+    node_llamacpp_avx2 || { skip "node-llama-cpp comparisons (no AVX2 build of its CPU backend here)"; return 0; }
+    for t in f16 q8_0 q4_k_m q4_0; do
+        "$V" logits "$SCRATCH/$t.gguf" --prompt "$2" --top 10 --json -t 2 >"$SCRATCH/top.json"
+        ids=$(/usr/bin/python3 -c "import json,sys; print(','.join(map(str, json.load(open(sys.argv[1]))['tokens'])))" "$SCRATCH/top.json")
+        if timeout 600 node "$ROOT/tests/verify/node_top.mjs" "$SCRATCH/$t.gguf" 10 "$ids" >"$SCRATCH/node-top.json" 2>"$SCRATCH/node.err"; then
+            check "$t: top-10 next tokens and probabilities match node-llama-cpp within 1e-3" /usr/bin/python3 - "$SCRATCH/top.json" "$SCRATCH/node-top.json" <<'PY'
+import json, sys
+ours = json.load(open(sys.argv[1]))["top"]; theirs = json.load(open(sys.argv[2]))
+assert len(ours) == 10 and len(theirs) == 10
+for a, b in zip(ours, theirs):
+    assert abs(a["p"] - b["p"]) < 1e-3, (a, b)
+    assert a["id"] == b["id"] or abs(a["p"] - b["p"]) < 1e-6, (a, b)  # only exact ties may swap
+print("top-1", ours[0], theirs[0])
+PY
+            sed 's/^/    /' "$SCRATCH/.out"
+        else
+            fail "node-llama-cpp evaluates $t" "$(tail -3 "$SCRATCH/node.err")"
+        fi
+        "$V" logits "$SCRATCH/$t.gguf" -f "$TEXT" --max-tokens 256 -b 32 --logprobs --top 1 --json -t 2 >"$SCRATCH/lp.json"
+        ids=$(/usr/bin/python3 -c "import json,sys; print(','.join(map(str, json.load(open(sys.argv[1]))['tokens'][:256])))" "$SCRATCH/lp.json")
+        if timeout 900 node "$ROOT/tests/verify/node_logprobs.mjs" "$SCRATCH/$t.gguf" "$ids" >"$SCRATCH/node-lp.json" 2>"$SCRATCH/node.err"; then
+            check "$t: 255 per-position log-probabilities (relative to the most probable token) match node-llama-cpp within 1e-4" /usr/bin/python3 - "$SCRATCH/lp.json" "$SCRATCH/node-lp.json" <<'PY'
+import json, sys
+ours = json.load(open(sys.argv[1])); theirs = json.load(open(sys.argv[2]))
+assert len(ours["gaps"]) == 255 and len(theirs["gaps"]) == 255, (len(ours["gaps"]), len(theirs["gaps"]))
+gap = max(abs(a - b) for a, b in zip(ours["gaps"], theirs["gaps"]))
+lp = max(abs(a - b) for a, b in zip(ours["logprobs"], theirs["logprobs"]))
+print(f"relative log-probabilities: largest difference {gap:.3g}; normalised (node-llama-cpp's float sum): {lp:.3g}; "
+      f"mean log p {sum(ours['logprobs']) / 255:.4f}")
+assert gap <= 1e-4
+PY
+            sed 's/^/    /' "$SCRATCH/.out"
+        else
+            fail "node-llama-cpp evaluates $t position by position" "$(tail -3 "$SCRATCH/node.err")"
+        fi
+    done
+}
