@@ -4,11 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static const nm_arch *const families[] = {&nm_arch_llama, &nm_arch_gptneox};
+static const nm_arch *const families[] = {&nm_arch_llama, &nm_arch_gptneox, &nm_arch_gpt2};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
 static const char *const role_names[NM_ROLE_COUNT] = {
-    "token_embd", "output_norm", "output", "attn_norm", "attn_q", "attn_k", "attn_v",
+    "token_embd", "output_norm", "output", "position_embd", "attn_norm", "attn_q", "attn_k", "attn_v",
     "attn_qkv", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down",
 };
 
@@ -56,4 +56,17 @@ const nm_arch_tensor *nm_arch_tensor_of(const nm_arch *a, nm_role r) {
         if (a->tensors[i].role == r)
             return &a->tensors[i];
     return NULL;
+}
+
+void nm_arch_describe(const nm_arch *a, char *buf, size_t size) {
+    const nm_arch_tensor *qkv = nm_arch_tensor_of(a, NM_ROLE_ATTN_QKV), *q = nm_arch_tensor_of(a, NM_ROLE_ATTN_Q);
+    const nm_arch_tensor *attn = qkv ? qkv : q;
+    const char *bias = !attn ? "" : attn->bias == NM_BIAS_REQUIRED ? " with bias" : attn->bias == NM_BIAS_OPTIONAL
+                                                                                      ? " (bias optional)" : "";
+    snprintf(buf, size, "%s, %s%s, %s, %s FFN, %s residual%s", a->norm == NM_NORM_RMS ? "RMSNorm" : "LayerNorm with bias",
+             qkv ? "fused QKV" : "separate Q/K/V", bias,
+             a->rope == NM_ROPE_NORMAL ? "rotary on adjacent pairs" : a->rope == NM_ROPE_NEOX ? "NeoX rotary (split halves)"
+                                                                                           : "learned positions",
+             a->ffn == NM_FFN_SWIGLU ? "SwiGLU" : "GELU", a->residual == NM_RESIDUAL_PARALLEL ? "parallel" : "sequential",
+             a->tie_by_absence ? ", output tied to the embedding when absent" : "");
 }

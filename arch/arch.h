@@ -16,7 +16,7 @@
 
 /* What a tensor is to the forward pass; the GGUF name follows from it (nm_role_gguf_name). */
 typedef enum nm_role {
-    NM_ROLE_TOKEN_EMBD, NM_ROLE_OUTPUT_NORM, NM_ROLE_OUTPUT,              /* whole-model tensors */
+    NM_ROLE_TOKEN_EMBD, NM_ROLE_OUTPUT_NORM, NM_ROLE_OUTPUT, NM_ROLE_POS_EMBD, /* whole-model tensors */
     NM_ROLE_ATTN_NORM, NM_ROLE_ATTN_Q, NM_ROLE_ATTN_K, NM_ROLE_ATTN_V,    /* per layer: blk.N.* */
     NM_ROLE_ATTN_QKV, NM_ROLE_ATTN_OUT, NM_ROLE_FFN_NORM, NM_ROLE_FFN_GATE, NM_ROLE_FFN_UP,
     NM_ROLE_FFN_DOWN,
@@ -33,6 +33,7 @@ typedef enum nm_transform {
     NM_XF_ROTARY_Q,  /* Hugging Face's rotate-half Q rows to ggml's adjacent pairs, per query head */
     NM_XF_ROTARY_K,  /* the same per KV head (FORMATS.md §6.3) */
     NM_XF_QKV_HEADS, /* fused QKV stored head by head as [q_h | k_h | v_h] to [all Q | all K | all V] */
+    NM_XF_TRANSPOSE, /* a Conv1D weight stored [in, out]: GGUF rows are its columns (GPT-2) */
 } nm_transform;
 
 /* A tensor's bias: absent, required beside the weight, or allowed. */
@@ -74,7 +75,8 @@ typedef struct nm_arch_gguf_key {
 } nm_arch_gguf_key;
 
 typedef enum nm_norm_kind { NM_NORM_RMS, NM_NORM_LAYER } nm_norm_kind;       /* LayerNorm: with bias */
-typedef enum nm_rope_kind { NM_ROPE_NORMAL, NM_ROPE_NEOX } nm_rope_kind;     /* adjacent / split halves */
+typedef enum nm_rope_kind { NM_ROPE_NORMAL, NM_ROPE_NEOX, NM_ROPE_NONE } nm_rope_kind; /* adjacent pairs /
+                                                        * split halves / none (learned position embeddings) */
 typedef enum nm_ffn_kind { NM_FFN_SWIGLU, NM_FFN_GELU } nm_ffn_kind;         /* gated SiLU / plain GELU */
 typedef enum nm_residual { NM_RESIDUAL_SEQUENTIAL, NM_RESIDUAL_PARALLEL } nm_residual;
 
@@ -82,6 +84,8 @@ typedef struct nm_arch {
     const char *name;                 /* general.architecture */
     const char *const *hf_classes;    /* config.json "architectures", NULL-terminated */
     const char *hf_layer_prefix;      /* "model.layers." */
+    const char *hf_optional_prefix;   /* a prefix some checkpoints put before every name ("transformer."
+                                       * in GPT-2 files saved by transformers), or NULL */
     const char *meta_layer_prefix;    /* "layers." (Meta's layout), or NULL */
     const char *const *hf_ignored;    /* name suffixes the converter drops, NULL-terminated */
     const nm_arch_tensor *tensors;
@@ -94,6 +98,9 @@ typedef struct nm_arch {
     nm_ffn_kind ffn;
     nm_residual residual;             /* the default; NM_HP_PARALLEL_RESIDUAL may say otherwise */
     bool tie_by_absence;              /* no output tensor: the token embedding is used */
+    bool tied_by_default;             /* tied when config.json has no tie_word_embeddings */
+    uint32_t ff_per_embd;             /* the converter writes feed_forward_length = this × embedding
+                                       * length (GPT-2: 4), or 0: the config's value */
     bool hf_rope_scaling;             /* reads Llama's rope_scaling kinds (linear, llama3); other
                                        * families refuse a rope_scaling section */
     bool vocab_add_space_prefix;      /* writes tokenizer.ggml.add_space_prefix from tokenizer_config.json's
@@ -102,6 +109,7 @@ typedef struct nm_arch {
 
 extern const nm_arch nm_arch_llama;
 extern const nm_arch nm_arch_gptneox;
+extern const nm_arch nm_arch_gpt2;
 
 /* The family of a config.json "architectures" entry, or NULL. */
 const nm_arch *nm_arch_by_hf_class(const char *hf_class);
@@ -111,6 +119,9 @@ const nm_arch *nm_arch_by_name(const char *name, size_t len);
 void nm_arch_list_hf(char *buf, size_t size);
 /* "llama, gptneox" into buf. */
 void nm_arch_list_names(char *buf, size_t size);
+/* One line naming the family's blocks: "LayerNorm, fused QKV with bias, NeoX rotary, GELU FFN,
+ * parallel residual" (nomoat-inspect's summary). */
+void nm_arch_describe(const nm_arch *a, char *buf, size_t size);
 /* The description's entry for a role, or NULL when the family has no such tensor. */
 const nm_arch_tensor *nm_arch_tensor_of(const nm_arch *a, nm_role r);
 

@@ -271,6 +271,16 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
     for (const nm_arch_hf_key *k = c->family->hf_keys; k->key; k++)
         if (read_hparam(c, j, file, k, err) != 0)
             goto out;
+    if (c->family->ff_per_embd) {
+        /* the converter writes this width whatever the config says; a different one would not load */
+        const uint64_t ff = (uint64_t)c->family->ff_per_embd * c->n_embd;
+        if (c->n_ff && c->n_ff != ff) {
+            nm_fail(err, "%s/config.json: an FFN width of %u (n_inner) is not supported: llama.cpp's converter writes "
+                    "%u × n_embd = %llu for %s", dir, c->n_ff, c->family->ff_per_embd, (unsigned long long)ff, c->arch);
+            goto out;
+        }
+        c->n_ff = (uint32_t)ff;
+    }
     if (!c->has_head_kv)
         c->n_head_kv = c->n_head;
     if (!c->has_head_dim)
@@ -285,7 +295,7 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
         goto out;
     }
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(j, "tie_word_embeddings");
-    c->tied = cJSON_IsTrue(tie);
+    c->tied = cJSON_IsBool(tie) ? cJSON_IsTrue(tie) : c->family->tied_by_default;
     /* rope_parameters (newer transformers) or rope_scaling, as llama.cpp's converter reads them */
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
     if (!cJSON_IsObject(rs))

@@ -129,6 +129,7 @@ typedef struct conv_item {
     uint64_t n_rows, n_cols;   /* as converted: rows of ne[0] elements */
     uint32_t permute_heads;    /* 0, or H for the §6.3 row permutation */
     uint32_t qkv_heads;        /* 0, or H: fused QKV rows stored head by head, written [Q | K | V] */
+    bool transpose;            /* stored [n_cols, n_rows] (a Conv1D weight): row r is column r */
     size_t out_size;
     char hf_name[96];          /* sort key (HF spelling) */
 } conv_item;

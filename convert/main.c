@@ -421,7 +421,7 @@ typedef struct convert_job {
     uint64_t row0, n_rows;  /* output rows of this chunk */
     uint64_t rows_per_task;
     size_t out_row_size;
-    float **scratch;        /* per thread: n_cols floats */
+    float **scratch;        /* per thread: 2 × n_cols floats */
     atomic_int failed;
     nm_error err;           /* first failure (guarded by failed) */
 } convert_job;
@@ -450,6 +450,12 @@ static void convert_task(void *ctx, size_t task, int thread) {
         uint64_t orow = j->row0 + r;
         uint64_t srow = conv_item_source_row(it, orow);
         const uint8_t *s = j->src + srow * cols * es;
+        if (it->transpose) { /* row r of the output is column r of the [n_cols, n_rows] source */
+            uint8_t *col = (uint8_t *)(f + cols);
+            for (size_t k = 0; k < cols; k++)
+                memcpy(col + k * es, j->src + ((uint64_t)k * it->n_rows + srow) * es, es);
+            s = col;
+        }
         uint8_t *d = j->dst + r * j->out_row_size;
         int64_t nan_at;
         if (t->dtype == NM_DTYPE_BF16 && it->type == GGML_TYPE_F16) { /* the common case, one pass */
@@ -632,7 +638,7 @@ static int write_tensors(gguf_writer *w, const conv_plan *p, const conv_source *
         wt.buf[b] = m;
     }
     for (int i = 0; i < threads; i++)
-        if (!(scratch[i] = malloc(max_cols * sizeof(float))))
+        if (!(scratch[i] = malloc(2 * max_cols * sizeof(float)))) /* + a gathered column (transposed items) */
             goto oom;
     pthread_t tid;
     if (pthread_create(&tid, NULL, writer_main, &wt) != 0) {

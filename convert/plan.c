@@ -83,6 +83,8 @@ static const nm_arch_tensor *classify(const nm_arch *a, const char *name, conv_l
             return NULL;
         }
     const bool meta = layout == CONV_LAYOUT_META;
+    if (!meta && a->hf_optional_prefix && strncmp(name, a->hf_optional_prefix, strlen(a->hf_optional_prefix)) == 0)
+        name += strlen(a->hf_optional_prefix);
     const char *rest = layer_of(name, meta ? a->meta_layer_prefix : a->hf_layer_prefix, layer);
     for (size_t i = 0; i < a->n_tensors; i++) {
         const nm_arch_tensor *t = &a->tensors[i];
@@ -102,6 +104,7 @@ static void expected_shape(const conv_config *c, nm_role role, bool bias, uint64
     uint64_t q = (uint64_t)c->n_head * c->head_dim, kv = (uint64_t)c->n_head_kv * c->head_dim;
     switch (role) {
     case NM_ROLE_TOKEN_EMBD: case NM_ROLE_OUTPUT: *rows = c->n_vocab; *cols = c->n_embd; break;
+    case NM_ROLE_POS_EMBD: *rows = c->n_ctx; *cols = c->n_embd; break;
     case NM_ROLE_OUTPUT_NORM: case NM_ROLE_ATTN_NORM: case NM_ROLE_FFN_NORM: *rows = c->n_embd; *cols = 0; break;
     case NM_ROLE_ATTN_Q: *rows = q; *cols = c->n_embd; break;
     case NM_ROLE_ATTN_K: case NM_ROLE_ATTN_V: *rows = kv; *cols = c->n_embd; break;
@@ -280,9 +283,11 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
         uint64_t rows, cols;
         expected_shape(c, at->role, bias, &rows, &cols);
         uint32_t want_dims = cols ? 2 : 1;
-        if (t->n_dims != want_dims || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
+        const bool transposed = cols && at->transform == NM_XF_TRANSPOSE; /* stored [in, out] */
+        const uint64_t r0 = transposed ? cols : rows, c0 = transposed ? rows : cols;
+        if (t->n_dims != want_dims || t->shape[0] != r0 || (cols && t->shape[1] != c0)) {
             char got[128], want[64];
-            uint64_t ws[2] = {rows, cols};
+            uint64_t ws[2] = {r0, c0};
             shape_str(t->shape, t->n_dims, got, sizeof got);
             shape_str(ws, want_dims, want, sizeof want);
             nm_fail(err, "tensor %s has shape %s but the configuration implies %s", t->name, got, want);
@@ -307,6 +312,7 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
         if (c->layout == CONV_LAYOUT_HF &&
             set_transform(c, at, rows, t->name, &it->permute_heads, &it->qkv_heads, err) != 0)
             goto out;
+        it->transpose = transposed;
         const bool reordered = it->permute_heads || it->qkv_heads;
         it->n_rows = cols ? rows : (reordered ? rows : 1);
         it->n_cols = cols ? cols : (reordered ? 1 : rows);

@@ -14,6 +14,7 @@
 #include "formats/gguf.h"
 #include "formats/quants.h"
 #include "formats/lora.h"
+#include "arch/arch.h"
 #include "inspect/inspect.h"
 
 #define TEXT_ARRAY_ITEMS 8 /* array elements shown in the text listing */
@@ -250,6 +251,12 @@ static uint64_t file_offset(const gguf_reader *g, const gguf_tensor_info *t) {
     return gguf_data_offset(g, t->file_index) + t->offset;
 }
 
+/* The model family nomoat knows for this file's general.architecture, or NULL. */
+static const nm_arch *family_of(const gguf_reader *g) {
+    const gguf_value *a = gguf_get(g, "general.architecture");
+    return a && a->type == GGUF_TYPE_STRING ? nm_arch_by_name(a->str.ptr, a->str.len) : NULL;
+}
+
 int inspect_gguf(const char *path, const inspect_options *opts, cJSON *out, nm_error *err) {
     gguf_reader *g = gguf_open(path, err);
     if (!g)
@@ -321,6 +328,14 @@ int inspect_gguf(const char *path, const inspect_options *opts, cJSON *out, nm_e
             free(key);
         }
         if (nm_lora_is_adapter(g) && !only) inspect_lora_gguf(g, opts, out);
+        const nm_arch *family = family_of(g);
+        if (family && !only) {
+            char blocks[256];
+            nm_arch_describe(family, blocks, sizeof blocks);
+            cJSON *fam = cJSON_AddObjectToObject(out, "family");
+            cJSON_AddStringToObject(fam, "architecture", family->name);
+            cJSON_AddStringToObject(fam, "blocks", blocks);
+        }
         cJSON *arr = cJSON_AddArrayToObject(out, "tensors");
         for (size_t i = 0; i < n_tensors; i++) {
             const gguf_tensor_info *t = gguf_tensor(g, i);
@@ -364,6 +379,12 @@ int inspect_gguf(const char *path, const inspect_options *opts, cJSON *out, nm_e
     if (n_files > 1)
         printf(", %u shards", n_files);
     putchar('\n');
+    const nm_arch *family = family_of(g);
+    if (family && !only && !nm_lora_is_adapter(g)) {
+        char blocks[256];
+        nm_arch_describe(family, blocks, sizeof blocks);
+        printf("model: %s (%s)\n", family->name, blocks);
+    }
     if (n_kv && !only) {
         size_t key_w = 0;
         for (size_t i = 0; i < n_kv; i++) {

@@ -233,6 +233,9 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
     if (!m->output.data) { /* tied embeddings */
         if (load_weight(g, "token_embd.weight", E, m->n_vocab, true, false, &m->output, err)) return -1;
     }
+    if (nm_arch_tensor_of(a, NM_ROLE_POS_EMBD) &&
+        load_weight(g, "position_embd.weight", E, m->n_ctx_train, false, false, &m->pos_embd, err))
+        return -1;
     /* the float copies of every bias and LayerNorm shift: at most one vector per role and layer */
     size_t per_layer = 0;
     for (size_t k = 0; k < a->n_tensors; k++) {
@@ -303,6 +306,10 @@ static void *alloc_floats(size_t n) { return malloc((n ? n : 1) * sizeof(float))
 vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, nm_error *err) {
     if (n_ctx < 1 || n_ctx > 1 << 20) {
         nm_fail(err, "context size %d out of range", n_ctx);
+        return NULL;
+    }
+    if (m->pos_embd.data && n_ctx > m->n_ctx_train) {
+        nm_fail(err, "context size %d is more than the model's %d learned positions", n_ctx, m->n_ctx_train);
         return NULL;
     }
     vm_ctx *c = calloc(1, sizeof *c);
@@ -546,7 +553,7 @@ static void attention_block(vm_ctx *c, int l, int n_tokens, int pos0, float *nw,
         linear(c, &L->wk, L->bk, c->xn, n_tokens, c->k);
         linear(c, &L->wv, L->bv, c->xn, n_tokens, c->v);
     }
-    per_token(c, 0, n_tokens, step_rope, NULL, pos0);
+    if (m->family->rope != NM_ROPE_NONE) per_token(c, 0, n_tokens, step_rope, NULL, pos0);
     if (c->exact) {
         memcpy((float *)c->kcache[l] + (size_t)pos0 * KV, c->k, (size_t)n_tokens * KV * sizeof(float));
         memcpy((float *)c->vcache[l] + (size_t)pos0 * KV, c->v, (size_t)n_tokens * KV * sizeof(float));
@@ -585,6 +592,10 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
                           c->x + (size_t)t * E, E);
     }
     if (c->lora) vm_lora_embed(c, tokens, n_tokens);
+    for (int t = 0; m->pos_embd.data && t < n_tokens; t++) { /* x = token (+ adapters) + position */
+        nm_dequantize_row(m->pos_embd.type, m->pos_embd.data + (size_t)(pos0 + t) * m->pos_embd.row_size, nw, E);
+        for (int i = 0; i < E; i++) c->x[(size_t)t * E + i] += nw[i];
+    }
     for (int l = 0; l < m->n_layer; l++) {
         attention_block(c, l, n_tokens, pos0, nw, m->parallel_residual ? c->attn_out : c->out);
         if (!m->parallel_residual) per_token(c, 0, n_tokens, step_residual, NULL, pos0);

@@ -34,6 +34,7 @@ typedef struct vm_model {
     int n_embd, n_layer, n_head, n_head_kv, head_dim, n_rot, n_ff, n_vocab, n_ctx_train;
     float rope_base, rope_freq_scale, norm_eps;
     vm_weight tok_embd, output_norm, output;
+    vm_weight pos_embd;      /* learned position embeddings (n_ctx_train rows), or none */
     const float *output_norm_b;
     float *vectors;          /* the float copies the *_b pointers point into */
     const float *rope_freqs; /* rope_freqs.weight (llama3 scaling): n_rot/2 divisors, or NULL */

@@ -63,7 +63,7 @@ refuse() { # DESCRIPTION FOLDER EXPECTED-MESSAGE-PART
 }
 variant qwen "c['architectures'] = ['Qwen2ForCausalLM']"
 refuse "a family nomoat does not support yet" qwen \
-    "architecture Qwen2ForCausalLM is not supported (supported: LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM)"
+    "architecture Qwen2ForCausalLM is not supported (supported: LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM, GPT2LMHeadModel)"
 variant wide "c['intermediate_size'] = 2048"
 refuse "intermediate_size contradicting the tensors" wide \
     "tensor gpt_neox.layers.0.mlp.dense_4h_to_h.weight has shape [256, 1024] but the configuration implies [256, 2048]"
