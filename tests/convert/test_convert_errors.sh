@@ -60,8 +60,8 @@ PY
     refuse "Meta's Llama 3.1+ layout (use_scaled_rope) refused, HF release suggested" "$SCRATCH/meta31" "use_scaled_rope.*Hugging Face release" -o "$SCRATCH/out/x.gguf"
 fi
 
-copy gpt2; sed 's/LlamaForCausalLM/GPT2LMHeadModel/' "$MODEL/config.json" >"$SCRATCH/gpt2/config.json"
-refuse "unsupported architecture named, supported ones listed" "$SCRATCH/gpt2" "GPT2LMHeadModel.*LlamaForCausalLM" -o "$SCRATCH/out/x.gguf"
+copy gpt2; sed 's/LlamaForCausalLM/BloomForCausalLM/' "$MODEL/config.json" >"$SCRATCH/gpt2/config.json"
+refuse "unsupported architecture named, supported ones listed" "$SCRATCH/gpt2" "BloomForCausalLM.*LlamaForCausalLM.*GPTNeoXForCausalLM.*GPT2LMHeadModel" -o "$SCRATCH/out/x.gguf"
 
 copy bpe; rm "$SCRATCH/bpe/tokenizer.model"; echo '{"model": {"type": "BPE"}}' >"$SCRATCH/bpe/tokenizer.json"
 refuse "tokenizer.json-only (BPE) refused" "$SCRATCH/bpe" "tokenizer.json" -o "$SCRATCH/out/x.gguf"

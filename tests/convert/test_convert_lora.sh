@@ -96,8 +96,8 @@ import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read())
 i = b.find(b'"dtype":"F32","shape":[8,256]'); b[i + 9:i + 12] = b"I32"; open(p, "wb").write(b)
 PY
 refuse "integer weights" "dtype I32" "$SCRATCH/int" --base "$HF"
-mkdir -p "$SCRATCH/gpt2base" && sed 's/LlamaForCausalLM/GPT2LMHeadModel/' "$HF/config.json" >"$SCRATCH/gpt2base/config.json"
-refuse "a base of another architecture" "GPT2LMHeadModel" "$L/wikillama-license" --base "$SCRATCH/gpt2base"
+mkdir -p "$SCRATCH/gpt2base" && sed 's/LlamaForCausalLM/BloomForCausalLM/' "$HF/config.json" >"$SCRATCH/gpt2base/config.json"
+refuse "a base of another architecture" "BloomForCausalLM" "$L/wikillama-license" --base "$SCRATCH/gpt2base"
 mkdir -p "$SCRATCH/widebase" && sed 's/"hidden_size": 256/"hidden_size": 512/' "$HF/config.json" >"$SCRATCH/widebase/config.json"
 refuse "a base of other shapes" "another model" "$L/wikillama-license" --base "$SCRATCH/widebase"
 if need_fixtures "a GGUF base of another architecture"; then

@@ -175,7 +175,7 @@ static void test_config(void **state) {
     assert_string_equal(c.chat_template, "{{x}}");
     conv_config_free(&c);
 
-    expect_config_error("{\"architectures\": [\"GPT2LMHeadModel\"]}", "GPT2LMHeadModel", "LlamaForCausalLM");
+    expect_config_error("{\"architectures\": [\"BloomForCausalLM\"]}", "BloomForCausalLM", "GPT2LMHeadModel");
     expect_config_error("{\"hidden_size\": 1}", "architectures", NULL);
     expect_config_error("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 256}", "num_hidden_layers", NULL);
     expect_config_error("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 256, ", "invalid JSON", NULL);
