@@ -93,14 +93,14 @@ if need_fixtures "perplexity against llama-perplexity"; then
 
     # bad input: exit 2 with one clear line
     /usr/bin/python3 tests/verify/gguf_edit.py "$REF/wikillama-f32.gguf" "$SCRATCH/notok.gguf" --drop-prefix tokenizer.
-    /usr/bin/python3 tests/verify/gguf_edit.py "$REF/wikillama-f32.gguf" "$SCRATCH/gpt2.gguf" --set-string general.architecture=gpt2
+    /usr/bin/python3 tests/verify/gguf_edit.py "$REF/wikillama-f32.gguf" "$SCRATCH/bloom.gguf" --set-string general.architecture=bloom
     head -c 300 "$TEXT" >"$SCRATCH/short.txt"
     check_status "GGUF without tokenizer: exit 2" 2 "$V" perplexity "$SCRATCH/notok.gguf" -f "$TEXT" -c 256
     "$V" perplexity "$SCRATCH/notok.gguf" -f "$TEXT" -c 256 2>"$SCRATCH/err"
     check "GGUF without tokenizer: message" grep -q 'has no tokenizer' "$SCRATCH/err"
-    check_status "unsupported architecture: exit 2" 2 "$V" perplexity "$SCRATCH/gpt2.gguf" -f "$TEXT" -c 256
-    "$V" perplexity "$SCRATCH/gpt2.gguf" -f "$TEXT" -c 256 2>"$SCRATCH/err"
-    check "unsupported architecture: message" grep -q "architecture 'gpt2' is not supported" "$SCRATCH/err"
+    check_status "unsupported architecture: exit 2" 2 "$V" perplexity "$SCRATCH/bloom.gguf" -f "$TEXT" -c 256
+    "$V" perplexity "$SCRATCH/bloom.gguf" -f "$TEXT" -c 256 2>"$SCRATCH/err"
+    check "unsupported architecture: message" grep -q "architecture 'bloom' is not supported" "$SCRATCH/err"
     check_status "text shorter than two contexts: exit 2" 2 "$V" perplexity "$REF/wikillama-f32.gguf" -f "$SCRATCH/short.txt" -c 256
     "$V" perplexity "$REF/wikillama-f32.gguf" -f "$SCRATCH/short.txt" -c 256 2>"$SCRATCH/err"
     check "short text: message" grep -q 'needs at least 2 × 256' "$SCRATCH/err"
