@@ -32,6 +32,13 @@ static void matmul_task(void *ctx, size_t task, int thread) {
     const int nr = (int)(w->n_out - r0 < ROW_BLOCK ? w->n_out - r0 : ROW_BLOCK);
     const int t0 = tb * TOK_BLOCK;
     const int nt = j->n_tokens - t0 < TOK_BLOCK ? j->n_tokens - t0 : TOK_BLOCK;
+    if (!j->c->exact && nm_dot_float_vec_order(w->type, w->n_in, w->n_out)) {
+        for (int t = t0; t < t0 + nt; t++)
+            for (int i = 0; i < nr; i++)
+                j->y[(size_t)t * w->n_out + r0 + i] = nm_dot_float_vec(
+                    w->type, w->n_in, w->data + (size_t)(r0 + i) * w->row_size, j->c->act + (size_t)t * j->act_row);
+        return;
+    }
     if (j->c->exact) {
         float *wf = j->c->wscratch + (size_t)thread * j->c->wscratch_per_thread;
         for (int i = 0; i < nr; i++)
