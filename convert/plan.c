@@ -317,7 +317,8 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
         it->n_rows = cols ? rows : (reordered ? rows : 1);
         it->n_cols = cols ? cols : (reordered ? 1 : rows);
         bool is_norm = strlen(it->name) >= 12 && strcmp(it->name + strlen(it->name) - 12, "_norm.weight") == 0;
-        if (want_dims <= 1 || is_norm)
+        /* the converter keeps 1-D tensors, norms and some kinds (position embeddings) in F32 */
+        if (want_dims <= 1 || is_norm || at->role == NM_ROLE_POS_EMBD)
             it->type = GGML_TYPE_F32;
         else
             it->type = gtypes[outtype];

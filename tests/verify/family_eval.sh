@@ -13,6 +13,25 @@
 #     the same amount; llama-perplexity, like nomoat-verify, normalises in double. So the 1e-4 check
 #     is on what that sum cancels out of, log p(next) - log p(most probable) per position, and the
 #     normalised values are reported beside it.
+#   family_files FOLDER   converts the Hugging Face FOLDER to $SCRATCH/f16.gguf and quantizes its F32
+#                         conversion to $SCRATCH/{q8_0,q4_k_m,q4_0}.gguf; non-zero on failure
+#   eval_family_san PERPLEXITY.txt   under AddressSanitizer only the F16 file's first chunk
+family_files() {
+    "$BIN/nomoat-convert" -q "$1" --outtype f16 -o "$SCRATCH/f16.gguf" &&
+    "$BIN/nomoat-convert" -q "$1" --outtype f32 -o "$SCRATCH/f32.gguf" || return 1
+    for t in q8_0 q4_k_m q4_0; do
+        "$BIN/nomoat-quantize" -q "$SCRATCH/f32.gguf" "$SCRATCH/$t.gguf" $t 2 || return 1
+    done
+    rm -f "$SCRATCH/f32.gguf"
+}
+
+eval_family_san() {
+    want=$(sed -n 's/^f16 \(\[1\][0-9.]*\).*/\1/p' "$1")
+    got=$("$V" perplexity "$SCRATCH/f16.gguf" -f "$TEXT" -c 256 --chunks 1 -t 2 2>&1 | grep -o '\[[0-9]*\][0-9.]*' | tr -d '\n')
+    check "perplexity f16, first chunk: llama-perplexity's value ($want)" test "$got" = "$want"
+    skip "the other types and node-llama-cpp (slow under AddressSanitizer)"
+}
+
 eval_family() {
     for t in f16 q8_0 q4_k_m q4_0; do
         want=$(sed -n "s/^$t //p" "$1")

