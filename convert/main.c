@@ -36,10 +36,11 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: " TOOL " [options] MODEL_DIR\n"
             "\n"
-            "Converts a Llama-family checkpoint to one GGUF v3 file that llama.cpp loads unchanged.\n"
+            "Converts a model checkpoint to one GGUF v3 file that llama.cpp loads unchanged.\n"
             "MODEL_DIR is a Hugging Face folder (config.json, *.safetensors or pytorch_model*.bin,\n"
             "tokenizer.model or tokenizer.json) or Meta's original layout (params.json, consolidated.NN.pth,\n"
-            "tokenizer.model).\n"
+            "tokenizer.model). Families: LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM,\n"
+            "GPT2LMHeadModel (each described in arch/; others are refused by name).\n"
             "\n"
             "options:\n"
             "  -o, --outfile OUT.gguf   output file (default: MODEL_DIR/<Name>-<size>-<TYPE>.gguf)\n"
