@@ -550,6 +550,12 @@ bool nm_dot_float_vec_order(uint32_t weight_type, int64_t n_in, int64_t n_out) {
 }
 
 float nm_dot_float_vec(uint32_t weight_type, int64_t n, const void *w, const void *a) {
+    float simd;
+    if (DOT_SIMD() && nm_dot_float_vec_avx2(weight_type, n, w, a, &simd)) return simd;
+    return nm_dot_float_vec_ref(weight_type, n, w, a);
+}
+
+float nm_dot_float_vec_ref(uint32_t weight_type, int64_t n, const void *w, const void *a) {
     const bool f16 = weight_type == GGML_TYPE_F16;
     const float *wf = w, *af = a;
     const uint16_t *wh = w, *ah = a;

@@ -95,5 +95,7 @@ bool nm_dot_float_vec_order(uint32_t weight_type, int64_t n_in, int64_t n_out);
  * step of 32, one fused multiply-add each), folded as ggml's reduction does; the tail one product
  * at a time (F32: fused into a float sum; F16: rounded products added in double). */
 float nm_dot_float_vec(uint32_t weight_type, int64_t n, const void *w, const void *a);
+/* The portable copy (the AVX2 kernel is tested against it bit for bit). */
+float nm_dot_float_vec_ref(uint32_t weight_type, int64_t n, const void *w, const void *a);
 
 #endif

@@ -41,4 +41,6 @@ typedef struct nm_q8_0_block_info {
 bool nm_dot_tile_repacked_avx2(uint32_t weight_type, int gemm_cols, int64_t n, const void *w, size_t w_stride,
                                int n_rows, const void *act, size_t act_stride, int n_cols, float *out,
                                size_t out_stride);
+/* nm_dot_float_vec's AVX2 kernel: false for other types. */
+bool nm_dot_float_vec_avx2(uint32_t weight_type, int64_t n, const void *w, const void *a, float *out);
 #endif

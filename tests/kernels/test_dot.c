@@ -748,8 +748,41 @@ static void test_quantize_act_exact(void **state) {
     free(got);
 }
 
+/* ggml's own float dot order (where tinyBLAS declines): the AVX2 kernel equals the reference bit
+ * for bit at lengths with and without a tail, and the reference is the dot product; the shape rule. */
+static void test_float_vec_order(void **state) {
+    (void)state;
+    assert_true(nm_dot_float_vec_order(GGML_TYPE_F16, 768, 50257));   /* GPT-2's output: rows not 4k */
+    assert_true(nm_dot_float_vec_order(GGML_TYPE_F32, 100, 64));       /* rows not a multiple of 8 */
+    assert_false(nm_dot_float_vec_order(GGML_TYPE_F16, 768, 50304));   /* tinyBLAS takes it */
+    assert_false(nm_dot_float_vec_order(GGML_TYPE_Q8_0, 768, 50257));  /* not a float type */
+    static const int64_t lens[] = {32, 64, 100, 257, 768, 1000};
+    enum { MAX = 1000 };
+    float wf[MAX], af[MAX];
+    uint16_t wh[MAX], ah[MAX];
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int64_t n = lens[li];
+        double exact = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            wf[i] = varied();
+            af[i] = varied();
+            wh[i] = nm_f32_to_f16(wf[i]);
+            ah[i] = nm_f32_to_f16(af[i]);
+            exact += (double)wf[i] * af[i];
+        }
+        for (int f16 = 0; f16 < 2; f16++) {
+            const uint32_t t = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+            const void *w = f16 ? (const void *)wh : (const void *)wf, *a = f16 ? (const void *)ah : (const void *)af;
+            const float ref = nm_dot_float_vec_ref(t, n, w, a), got = nm_dot_float_vec(t, n, w, a);
+            if (memcmp(&ref, &got, sizeof ref)) fail_msg("%s n=%lld: %.9g vs reference %.9g", ggml_type_name(t), (long long)n, got, ref);
+            if (!f16 && fabs(ref - exact) > 1e-4 * (1.0 + fabs(exact))) fail_msg("n=%lld: %.9g is not the dot product %.9g", (long long)n, ref, exact);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_float_vec_order),
         cmocka_unit_test(test_simd_matches_reference),
         cmocka_unit_test(test_dot_is_a_dot_product),
         cmocka_unit_test(test_q8_k_rules),
