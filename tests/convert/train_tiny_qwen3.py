@@ -38,7 +38,7 @@ def arg(name, default):
 
 
 ids_path, out = sys.argv[1], sys.argv[2]
-n_tokens, keep, steps = arg("--tokens", 120000), arg("--keep", 1100), arg("--steps", 300)
+n_tokens, keep, steps = arg("--tokens", 120000), arg("--keep", 1100), arg("--steps", 150)
 heldout_path = arg("--heldout", "")
 torch.manual_seed(1234)
 np.random.seed(1234)
