@@ -4,12 +4,12 @@
 #include <stdio.h>
 #include <string.h>
 
-static const nm_arch *const families[] = {&nm_arch_llama, &nm_arch_gptneox, &nm_arch_gpt2};
+static const nm_arch *const families[] = {&nm_arch_llama, &nm_arch_gptneox, &nm_arch_gpt2, &nm_arch_qwen3};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
 static const char *const role_names[NM_ROLE_COUNT] = {
     "token_embd", "output_norm", "output", "position_embd", "attn_norm", "attn_q", "attn_k", "attn_v",
-    "attn_qkv", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down",
+    "attn_qkv", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down", "attn_q_norm", "attn_k_norm",
 };
 
 const char *nm_role_gguf_name(nm_role r) { return r >= 0 && r < NM_ROLE_COUNT ? role_names[r] : "?"; }
@@ -63,8 +63,9 @@ void nm_arch_describe(const nm_arch *a, char *buf, size_t size) {
     const nm_arch_tensor *attn = qkv ? qkv : q;
     const char *bias = !attn ? "" : attn->bias == NM_BIAS_REQUIRED ? " with bias" : attn->bias == NM_BIAS_OPTIONAL
                                                                                       ? " (bias optional)" : "";
-    snprintf(buf, size, "%s, %s%s, %s, %s FFN, %s residual%s", a->norm == NM_NORM_RMS ? "RMSNorm" : "LayerNorm with bias",
+    snprintf(buf, size, "%s, %s%s%s, %s, %s FFN, %s residual%s", a->norm == NM_NORM_RMS ? "RMSNorm" : "LayerNorm with bias",
              qkv ? "fused QKV" : "separate Q/K/V", bias,
+             nm_arch_tensor_of(a, NM_ROLE_ATTN_Q_NORM) ? ", per-head Q/K RMSNorm" : "",
              a->rope == NM_ROPE_NORMAL ? "rotary on adjacent pairs" : a->rope == NM_ROPE_NEOX ? "NeoX rotary (split halves)"
                                                                                            : "learned positions",
              a->ffn == NM_FFN_SWIGLU ? "SwiGLU" : "GELU", a->residual == NM_RESIDUAL_PARALLEL ? "parallel" : "sequential",

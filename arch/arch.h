@@ -19,7 +19,7 @@ typedef enum nm_role {
     NM_ROLE_TOKEN_EMBD, NM_ROLE_OUTPUT_NORM, NM_ROLE_OUTPUT, NM_ROLE_POS_EMBD, /* whole-model tensors */
     NM_ROLE_ATTN_NORM, NM_ROLE_ATTN_Q, NM_ROLE_ATTN_K, NM_ROLE_ATTN_V,    /* per layer: blk.N.* */
     NM_ROLE_ATTN_QKV, NM_ROLE_ATTN_OUT, NM_ROLE_FFN_NORM, NM_ROLE_FFN_GATE, NM_ROLE_FFN_UP,
-    NM_ROLE_FFN_DOWN,
+    NM_ROLE_FFN_DOWN, NM_ROLE_ATTN_Q_NORM, NM_ROLE_ATTN_K_NORM, /* per-head RMSNorm of q and k (Qwen3) */
     NM_ROLE_COUNT
 } nm_role;
 #define NM_ROLE_FIRST_LAYER NM_ROLE_ATTN_NORM
@@ -110,6 +110,7 @@ typedef struct nm_arch {
 extern const nm_arch nm_arch_llama;
 extern const nm_arch nm_arch_gptneox;
 extern const nm_arch nm_arch_gpt2;
+extern const nm_arch nm_arch_qwen3;
 
 /* The family of a config.json "architectures" entry, or NULL. */
 const nm_arch *nm_arch_by_hf_class(const char *hf_class);

@@ -112,6 +112,7 @@ static void expected_shape(const conv_config *c, nm_role role, bool bias, uint64
     case NM_ROLE_ATTN_OUT: *rows = c->n_embd; *cols = q; break;
     case NM_ROLE_FFN_GATE: case NM_ROLE_FFN_UP: *rows = c->n_ff; *cols = c->n_embd; break;
     case NM_ROLE_FFN_DOWN: *rows = c->n_embd; *cols = c->n_ff; break;
+    case NM_ROLE_ATTN_Q_NORM: case NM_ROLE_ATTN_K_NORM: *rows = c->head_dim; *cols = 0; break;
     default: *rows = *cols = 0;
     }
     if (bias)

