@@ -40,7 +40,7 @@ static void usage(FILE *f) {
             "MODEL_DIR is a Hugging Face folder (config.json, *.safetensors or pytorch_model*.bin,\n"
             "tokenizer.model or tokenizer.json) or Meta's original layout (params.json, consolidated.NN.pth,\n"
             "tokenizer.model). Families: LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM,\n"
-            "GPT2LMHeadModel (each described in arch/; others are refused by name).\n"
+            "GPT2LMHeadModel, Qwen3ForCausalLM (each described in arch/; others are refused by name).\n"
             "\n"
             "options:\n"
             "  -o, --outfile OUT.gguf   output file (default: MODEL_DIR/<Name>-<size>-<TYPE>.gguf)\n"
