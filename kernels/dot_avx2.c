@@ -724,15 +724,15 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
  * chunk are zeros, their outputs dropped), fit FPANEL bytes: a pass then reads one sequential
  * stream of weights from L2 instead of FR rows whose strides (often a multiple of 4 KiB) put
  * every load of a step in the same L1 set. Every activation row is read once per chunk of rows
- * (a chunk of all FROWS rows whatever the row length: streaming the activations from L3 is
- * what costs most when fewer rows share them). When a row needs several slices, activation rows
+ * (FROWS / 2 rows when their whole length fits one panel, else FROWS, whatever the row length:
+ * streaming the activations from L3 is what costs most when fewer rows share them). When a row needs several slices, activation rows
  * go in blocks of FTB groups of FC, the block's accumulators waiting in a buffer between slices,
  * and the panel is copied again per block. Within a slice, sub-slices of FK elements keep FC
  * activation rows' elements in L1 while the panels pass by them. A store and reload of an
  * accumulator changes no bit. gcc -O2 must be told to unroll the blocking loops for the
  * accumulators to live in registers. */
 
-enum { FR = 4, FC = 3, FK = 512, FROWS = 32, FTB = 32 };
+enum { FR = 4, FC = 3, FK = 512, FROWS = 64, FTB = 16 };
 /* Panel bytes per slice (on the stack: a buffer from malloc of this size is mapped and faulted
  * in afresh by every tile); they stay in L2 while the activation rows pass. */
 #ifndef FPANEL
@@ -869,8 +869,12 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
     const size_t xs = stride / sizeof(float);
     uint8_t pw[FPANEL] __attribute__((aligned(64)));
     __m256 acc[FTB * FROWS * FC];
-    for (int i = 0; i < nr; i += FROWS) {
-        const int rows = nr - i < FROWS ? nr - i : FROWS;
+    /* FROWS / 2 rows per chunk when their whole rows fit the panel: one slice, and a shorter panel
+     * to pass over; FROWS when the rows need several slices anyway */
+    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
+    const int step = (size_t)(n / 8 * 8) * (FROWS / 2) * es <= FPANEL ? FROWS / 2 : FROWS;
+    for (int i = 0; i < nr; i += step) {
+        const int rows = nr - i < step ? nr - i : step;
         const uint8_t *wi = w + (size_t)i * ws;
         if (wt == GGML_TYPE_F32) float_chunk(GGML_TYPE_F32, n, wi, ws, rows, x, xs, nc, out + i, os, pw, acc);
         else if (wt == GGML_TYPE_F16) float_chunk(GGML_TYPE_F16, n, wi, ws, rows, x, xs, nc, out + i, os, pw, acc);

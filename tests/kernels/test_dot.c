@@ -616,14 +616,14 @@ static void test_exact_kernels_long_rows(void **state) {
     }
 }
 
-/* Wide tiles of long float rows: several reduction slices and several blocks of activation rows
- * in one AVX2 tile (their accumulators wait between slices), at one shape each. */
+/* Wide tiles of long float rows: several reduction slices, several blocks of activation rows and
+ * several chunks of rows in one AVX2 tile (accumulators wait between slices), at one shape each. */
 static void test_exact_float_wide_tiles(void **state) {
     (void)state;
     if (!have_avx2()) skip();
     static const uint32_t ft[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16};
     const int64_t n = 5640;
-    const int nr = 33, nc = 200;
+    const int nr = 70, nc = 200; /* a chunk of 64 rows and one of 6 */
     for (size_t ti = 0; ti < sizeof ft / sizeof ft[0]; ti++) {
         const uint32_t t = ft[ti];
         size_t wrs;
