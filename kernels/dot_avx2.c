@@ -719,18 +719,22 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
  * per pass, FR·FC accumulators (one per output, each in the tinyBLAS order of dot.c: element k
  * to lane k mod 8, one fused multiply-add), FC activation registers, one weight register; the
  * weights widen in registers (vcvtph2ps, or a shift for BF16), each once per FC outputs.
- * The tile's weight rows are first copied, in their own type, into panels of FR rows
- * interleaved eight elements at a time (rows past nr are zeros, their outputs dropped): a pass
- * then reads one sequential stream of weights instead of FR rows whose strides (often a
- * multiple of 4 KiB) put every load of a step in the same L1 set, and the copy is read again by
- * every group of FC activation rows. The reduction is cut into slices of FK elements so that a
- * slice of FC activation rows stays in L1 while the tile's panels pass by it; the accumulators
- * wait in a small buffer between slices (a store and reload changes no bit). gcc -O2 must be
- * told to unroll the blocking loops for the accumulators to live in registers. */
+ * Rows go in chunks of at most FROWS, and the reduction in slices [k0, k1) whose weights, copied
+ * in their own type into panels of FR rows interleaved eight elements at a time (rows past the
+ * chunk are zeros, their outputs dropped), fit FPANEL bytes: a pass then reads one sequential
+ * stream of weights from L2 instead of FR rows whose strides (often a multiple of 4 KiB) put
+ * every load of a step in the same L1 set. Every activation row is read once per chunk of rows
+ * (FROWS / 2 rows when their whole length fits one panel, else FROWS, whatever the row length:
+ * streaming the activations from L3 is what costs most when fewer rows share them). When a row needs several slices, activation rows
+ * go in blocks of FTB groups of FC, the block's accumulators waiting in a buffer between slices,
+ * and the panel is copied again per block. Within a slice, sub-slices of FK elements keep FC
+ * activation rows' elements in L1 while the panels pass by them. A store and reload of an
+ * accumulator changes no bit. gcc -O2 must be told to unroll the blocking loops for the
+ * accumulators to live in registers. */
 
-enum { FR = 4, FC = 3, FK = 512 };
-/* Rows per chunk: their panels (at most FPANEL bytes, on the stack: a buffer from malloc of this
- * size is mapped and faulted in afresh by every tile) stay in L2 while all activation rows pass. */
+enum { FR = 4, FC = 3, FK = 512, FROWS = 64, FTB = 16 };
+/* Panel bytes per slice (on the stack: a buffer from malloc of this size is mapped and faulted
+ * in afresh by every tile); they stay in L2 while the activation rows pass. */
 #ifndef FPANEL
 #define FPANEL (256 * 1024)
 #endif
@@ -743,7 +747,7 @@ ALWAYS_INLINE void float_slice(uint32_t wt, const uint8_t *pw, const float *x, s
     for (int r = 0; r < FR; r++)
         UNROLL
         for (int c = 0; c < nc; c++) a[r][c] = acc[r * FC + c];
-    const uint8_t *p = pw + (size_t)k0 * FR * es;
+    const uint8_t *p = pw;
     for (int64_t k = k0; k < k1; k += 8, p += 8 * FR * es) {
         __m256 xv[FC];
         UNROLL
@@ -761,27 +765,60 @@ ALWAYS_INLINE void float_slice(uint32_t wt, const uint8_t *pw, const float *x, s
         for (int c = 0; c < nc; c++) acc[r * FC + c] = a[r][c];
 }
 
-/* FC (or fewer) activation rows against all nr weight rows (packed: groups panels of n8
- * elements); acc holds groups·FR·FC vectors. */
-ALWAYS_INLINE void float_cols(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, const uint8_t *pw, int nr,
-                              const float *x, size_t xs, int nc, __m256 *acc, float *out, size_t os) {
+/* Elements [k0, k1) of FC (or fewer) activation rows against the panels of `groups` groups of FR
+ * rows (each panel (k1 - k0)·FR elements); acc holds groups·FR·FC vectors. */
+ALWAYS_INLINE void float_cols(uint32_t wt, const uint8_t *pw, int groups, int64_t k0, int64_t k1, const float *x,
+                              size_t xs, int nc, __m256 *acc) {
     const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
-    const int64_t n8 = n / 8 * 8;
-    const int groups = (nr + FR - 1) / FR;
-    const size_t panel = (size_t)n8 * FR * es;
-    for (int i = 0; i < groups * FR * FC; i++) acc[i] = _mm256_setzero_ps();
-    for (int64_t k0 = 0; k0 < n8; k0 += FK) {
-        const int64_t k1 = n8 - k0 < FK ? n8 : k0 + FK;
+    const size_t panel = (size_t)(k1 - k0) * FR * es;
+    for (int64_t f0 = k0; f0 < k1; f0 += FK) {
+        const int64_t f1 = k1 - f0 < FK ? k1 : f0 + FK;
+        const uint8_t *pf = pw + (size_t)(f0 - k0) * FR * es;
         for (int g = 0; g < groups; g++) {
-            const uint8_t *pg = pw + (size_t)g * panel;
+            const uint8_t *pg = pf + (size_t)g * panel;
             __m256 *ag = acc + (size_t)g * FR * FC;
             switch (nc) {
-            case 3: float_slice(wt, pg, x, xs, 3, k0, k1, ag); break;
-            case 2: float_slice(wt, pg, x, xs, 2, k0, k1, ag); break;
-            default: float_slice(wt, pg, x, xs, 1, k0, k1, ag); break;
+            case 3: float_slice(wt, pg, x, xs, 3, f0, f1, ag); break;
+            case 2: float_slice(wt, pg, x, xs, 2, f0, f1, ag); break;
+            default: float_slice(wt, pg, x, xs, 1, f0, f1, ag); break;
             }
         }
     }
+}
+
+/* The panels float_cols reads for elements [k0, k1): per group of FR rows, per 8 elements, each
+ * row's 8 in turn (es a constant: the copies inline). */
+ALWAYS_INLINE void float_pack(size_t es, int64_t k0, int64_t k1, const uint8_t *w, size_t ws, int nr, uint8_t *pw) {
+    const int groups = (nr + FR - 1) / FR;
+    const size_t chunk = 8 * es;
+    for (int g = 0; g < groups; g++) {
+        uint8_t *o = pw + (size_t)g * (size_t)(k1 - k0) * FR * es;
+        const uint8_t *src[FR];
+        int live = 0;
+        for (int r = 0; r < FR; r++) {
+            const int row = g * FR + r;
+            src[r] = row < nr ? w + (size_t)row * ws + (size_t)k0 * es : NULL;
+            live += row < nr;
+        }
+        if (live == FR) {
+            for (int64_t k = 0; k < k1 - k0; k += 8, o += FR * chunk)
+                for (int r = 0; r < FR; r++) memcpy(o + (size_t)r * chunk, src[r] + (size_t)k * es, chunk);
+        } else {
+            for (int64_t k = 0; k < k1 - k0; k += 8, o += FR * chunk)
+                for (int r = 0; r < FR; r++) {
+                    if (src[r]) memcpy(o + (size_t)r * chunk, src[r] + (size_t)k * es, chunk);
+                    else memset(o + (size_t)r * chunk, 0, chunk);
+                }
+        }
+    }
+}
+
+/* The sums of FC (or fewer) activation rows × nr weight rows: the accumulators' lanes, then the
+ * elements past the last multiple of 8. */
+ALWAYS_INLINE void float_finish(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const float *x,
+                                size_t xs, int nc, const __m256 *acc, float *out, size_t os) {
+    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
+    const int64_t n8 = n / 8 * 8;
     for (int r = 0; r < nr; r++) {
         const uint8_t *wr = w + (size_t)r * ws;
         for (int c = 0; c < nc; c++) {
@@ -792,21 +829,34 @@ ALWAYS_INLINE void float_cols(uint32_t wt, int64_t n, const uint8_t *w, size_t w
     }
 }
 
-/* The panels float_cols reads: per group of FR rows, per 8 elements, each row's 8 in turn. */
-static void float_pack(size_t es, int64_t n8, const uint8_t *w, size_t ws, int nr, uint8_t *pw) {
+/* One chunk of nr <= FROWS weight rows against nc activation rows. */
+ALWAYS_INLINE void float_chunk(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const float *x,
+                               size_t xs, int nc, float *out, size_t os, uint8_t *pw, __m256 *acc) {
+    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
+    const int64_t n8 = n / 8 * 8;
     const int groups = (nr + FR - 1) / FR;
-    const size_t chunk = 8 * es;
-    for (int g = 0; g < groups; g++) {
-        uint8_t *pg = pw + (size_t)g * (size_t)n8 * FR * es;
-        for (int r = 0; r < FR; r++) {
-            const int row = g * FR + r;
-            uint8_t *o = pg + (size_t)r * chunk;
-            if (row >= nr) {
-                for (int64_t k = 0; k < n8; k += 8, o += FR * chunk) memset(o, 0, chunk);
-                continue;
+    const size_t per_cols = (size_t)groups * FR * FC; /* accumulators per FC activation rows */
+    /* slices: as few as fit FPANEL, of near-equal lengths (multiples of 8) */
+    const int64_t kmax = (int64_t)((size_t)FPANEL / ((size_t)groups * FR * es)) / 8 * 8;
+    const int64_t n_slices = n8 <= kmax ? 1 : (n8 + kmax - 1) / kmax;
+    const int64_t kc = (n8 / 8 + n_slices - 1) / n_slices * 8;
+    if (n_slices == 1) float_pack(es, 0, n8, w, ws, nr, pw);
+    const int block = n_slices == 1 ? FC : FTB * FC; /* activation rows per block */
+    for (int j0 = 0; j0 < nc; j0 += block) {
+        const int jn = nc - j0 < block ? nc - j0 : block;
+        for (int i = 0; i < (jn + FC - 1) / FC * (int)per_cols; i++) acc[i] = _mm256_setzero_ps();
+        for (int64_t k0 = 0; k0 < n8; k0 += kc) {
+            const int64_t k1 = n8 - k0 < kc ? n8 : k0 + kc;
+            if (n_slices > 1) float_pack(es, k0, k1, w, ws, nr, pw);
+            for (int j = 0; j < jn; j += FC) {
+                const int m = jn - j < FC ? jn - j : FC;
+                float_cols(wt, pw, groups, k0, k1, x + (size_t)(j0 + j) * xs, xs, m, acc + (size_t)(j / FC) * per_cols);
             }
-            const uint8_t *src = w + (size_t)row * ws;
-            for (int64_t k = 0; k < n8; k += 8, o += FR * chunk, src += chunk) memcpy(o, src, chunk);
+        }
+        for (int j = 0; j < jn; j += FC) {
+            const int m = jn - j < FC ? jn - j : FC;
+            float_finish(wt, n, w, ws, nr, x + (size_t)(j0 + j) * xs, xs, m, acc + (size_t)(j / FC) * per_cols,
+                         out + (size_t)(j0 + j) * os, os);
         }
     }
 }
@@ -816,39 +866,20 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
     const float *x = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
     const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
     if (!x || stride % sizeof(float) != 0 || nr < 1) return false;
-    const size_t xs = stride / sizeof(float), es = wt == GGML_TYPE_F32 ? 4 : 2;
-    const int64_t n8 = n / 8 * 8;
-    /* rows per chunk: a multiple of FR whose panels fit FPANEL (at least FR) */
-    int chunk = n8 > 0 ? (int)((size_t)FPANEL / ((size_t)n8 * es)) / FR * FR : nr;
-    if (chunk < FR) chunk = FR;
-    if (chunk > nr) chunk = (nr + FR - 1) / FR * FR;
-    const int groups = chunk / FR;
-    const size_t n_acc = (size_t)groups * FR * FC;
-    const size_t pw_size = (size_t)chunk * (size_t)n8 * es;
-    uint8_t stack_pw[FPANEL] __attribute__((aligned(64)));
-    uint8_t *pw = pw_size <= sizeof stack_pw ? stack_pw : aligned_alloc(64, (pw_size + 63) / 64 * 64);
-    if (!pw) return false;
-    __m256 stack_acc[16 * FR * FC];
-    __m256 *acc = n_acc <= 16 * FR * FC ? stack_acc : aligned_alloc(32, n_acc * sizeof(__m256));
-    if (!acc) {
-        if (pw != stack_pw) free(pw);
-        return false;
-    }
-    for (int i = 0; i < nr; i += chunk) {
-        const int rows = nr - i < chunk ? nr - i : chunk;
+    const size_t xs = stride / sizeof(float);
+    uint8_t pw[FPANEL] __attribute__((aligned(64)));
+    __m256 acc[FTB * FROWS * FC];
+    /* FROWS / 2 rows per chunk when their whole rows fit the panel: one slice, and a shorter panel
+     * to pass over; FROWS when the rows need several slices anyway */
+    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
+    const int step = (size_t)(n / 8 * 8) * (FROWS / 2) * es <= FPANEL ? FROWS / 2 : FROWS;
+    for (int i = 0; i < nr; i += step) {
+        const int rows = nr - i < step ? nr - i : step;
         const uint8_t *wi = w + (size_t)i * ws;
-        float_pack(es, n8, wi, ws, rows, pw);
-        for (int j = 0; j < nc; j += FC) {
-            const int m = nc - j < FC ? nc - j : FC;
-            const float *xj = x + (size_t)j * xs;
-            float *oj = out + (size_t)j * os + (size_t)i;
-            if (wt == GGML_TYPE_F32) float_cols(GGML_TYPE_F32, n, wi, ws, pw, rows, xj, xs, m, acc, oj, os);
-            else if (wt == GGML_TYPE_F16) float_cols(GGML_TYPE_F16, n, wi, ws, pw, rows, xj, xs, m, acc, oj, os);
-            else float_cols(GGML_TYPE_BF16, n, wi, ws, pw, rows, xj, xs, m, acc, oj, os);
-        }
+        if (wt == GGML_TYPE_F32) float_chunk(GGML_TYPE_F32, n, wi, ws, rows, x, xs, nc, out + i, os, pw, acc);
+        else if (wt == GGML_TYPE_F16) float_chunk(GGML_TYPE_F16, n, wi, ws, rows, x, xs, nc, out + i, os, pw, acc);
+        else float_chunk(GGML_TYPE_BF16, n, wi, ws, rows, x, xs, nc, out + i, os, pw, acc);
     }
-    if (acc != stack_acc) free(acc);
-    if (pw != stack_pw) free(pw);
     return true;
 }
 

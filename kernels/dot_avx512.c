@@ -138,7 +138,7 @@ ALWAYS_INLINE void float_rows(uint32_t wt, const uint8_t *pw, size_t pair_stride
 }
 
 /* Activations as floats: F32's own rows, or F16/BF16's aux rows (widened once per batch). */
-static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
+static bool tile_float_rows(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
                        const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
     const float *xr = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
     const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
@@ -153,6 +153,18 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
     else if (wt == GGML_TYPE_F16) float_rows(GGML_TYPE_F16, pw, pair_stride, xr, xs, chunks, nr, nc, out, os);
     else float_rows(GGML_TYPE_BF16, pw, pair_stride, xr, xs, chunks, nr, nc, out, os);
     free(pw);
+    return true;
+}
+
+/* At most FLOAT_ROWS rows per panel: verify's tasks give float tiles of 64 rows for the AVX2
+ * kernel's sake; this one keeps its panels of 32 rows in L2. */
+enum { FLOAT_ROWS = 32 };
+static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
+                       const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
+    for (int r = 0; r < nr; r += FLOAT_ROWS)
+        if (!tile_float_rows(wt, n, w + (size_t)r * ws, ws, nr - r < FLOAT_ROWS ? nr - r : FLOAT_ROWS, a, as, aux,
+                             aux_stride, nc, out + r, os))
+            return false;
     return true;
 }
 

@@ -13,7 +13,7 @@ typedef struct matmul_job {
     float *y;
     int n_tokens;
     size_t act_row, aux_row;
-    int row_blocks, tok_blocks;
+    int rows, row_blocks, tok_blocks; /* rows per task */
 } matmul_job;
 
 static void quantize_task(void *ctx, size_t t, int thread) {
@@ -28,8 +28,8 @@ static void matmul_task(void *ctx, size_t task, int thread) {
     matmul_job *j = ctx;
     const vm_weight *w = j->w;
     const int rb = (int)(task % (size_t)j->row_blocks), tb = (int)(task / (size_t)j->row_blocks);
-    const int64_t r0 = (int64_t)rb * ROW_BLOCK;
-    const int nr = (int)(w->n_out - r0 < ROW_BLOCK ? w->n_out - r0 : ROW_BLOCK);
+    const int64_t r0 = (int64_t)rb * j->rows;
+    const int nr = (int)(w->n_out - r0 < j->rows ? w->n_out - r0 : j->rows);
     const int t0 = tb * TOK_BLOCK;
     const int nt = j->n_tokens - t0 < TOK_BLOCK ? j->n_tokens - t0 : TOK_BLOCK;
     if (!j->c->exact && nm_dot_float_vec_order(w->type, w->n_in, w->n_out)) {
@@ -60,11 +60,20 @@ static void matmul_task(void *ctx, size_t task, int thread) {
     }
 }
 
+/* Rows per task: FLOAT_ROW_BLOCK for float weights in the default mode (their SIMD tiles share
+ * each pass over the activations among more rows when the rows are long: kernels/dot_avx2.c),
+ * else ROW_BLOCK (exact mode's scratch holds ROW_BLOCK dequantized rows). */
+static int task_rows(const vm_ctx *c, const vm_weight *w) {
+    const bool is_float = w->type == GGML_TYPE_F32 || w->type == GGML_TYPE_F16 || w->type == GGML_TYPE_BF16;
+    return !c->exact && is_float ? FLOAT_ROW_BLOCK : ROW_BLOCK;
+}
+
 /* y[t][0..n_out) = W · x[t] for n_tokens rows of x. */
 void vm_matmul(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, float *y) {
     if (c->observe && strncmp(w->name, "blk.", 4) == 0) c->observe(c->observe_user, w, x, n_tokens);
     matmul_job j = {.c = c, .w = w, .x = x, .y = y, .n_tokens = n_tokens};
-    j.row_blocks = (int)((w->n_out + ROW_BLOCK - 1) / ROW_BLOCK);
+    j.rows = task_rows(c, w);
+    j.row_blocks = (int)((w->n_out + j.rows - 1) / j.rows);
     j.tok_blocks = (n_tokens + TOK_BLOCK - 1) / TOK_BLOCK;
     if (!c->exact) {
         j.act_row = nm_dot_act_row_size(w->type, w->n_in);

@@ -26,9 +26,10 @@ struct vm_ctx {
     struct vm_lora_state *lora; /* run-time adapters (lora.c), or NULL */
 };
 
-/* Work split: matrix products in tiles of ROW_BLOCK weight rows × TOK_BLOCK tokens; attention in
- * tasks of one KV head × ATT_TOK_BLOCK query tokens. */
-enum { ROW_BLOCK = 32, TOK_BLOCK = 512, ATT_TOK_BLOCK = 16 };
+/* Work split: matrix products in tiles of ROW_BLOCK weight rows (FLOAT_ROW_BLOCK for F32, F16 and
+ * BF16 weights in the default mode: matmul.c) × TOK_BLOCK tokens; attention in tasks of one KV
+ * head × ATT_TOK_BLOCK query tokens. */
+enum { ROW_BLOCK = 32, FLOAT_ROW_BLOCK = 64, TOK_BLOCK = 512, ATT_TOK_BLOCK = 16 };
 
 /* y[t][0..n_out) = W · x[t] for n_tokens rows of x, over the pool (matmul.c). */
 void vm_matmul(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, float *y);

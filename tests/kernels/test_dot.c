@@ -616,6 +616,47 @@ static void test_exact_kernels_long_rows(void **state) {
     }
 }
 
+/* Wide tiles of long float rows: several reduction slices, several blocks of activation rows and
+ * several chunks of rows in one AVX2 tile (accumulators wait between slices), at one shape each. */
+static void test_exact_float_wide_tiles(void **state) {
+    (void)state;
+    if (!have_avx2()) skip();
+    static const uint32_t ft[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16};
+    const int64_t n = 5640;
+    const int nr = 70, nc = 200; /* a chunk of 64 rows and one of 6 */
+    for (size_t ti = 0; ti < sizeof ft / sizeof ft[0]; ti++) {
+        const uint32_t t = ft[ti];
+        size_t wrs;
+        assert_int_equal(ggml_row_size(t, (uint64_t)n, &wrs), 0);
+        const size_t ars = nm_dot_act_row_size(t, n), auxs = nm_dot_act_aux_row_size(t, n);
+        const size_t os = (size_t)nr + 3, size = os * (size_t)nc;
+        uint8_t *w = malloc(wrs * (size_t)nr), *a = malloc(ars * (size_t)nc);
+        uint8_t *aux = auxs ? malloc(auxs * (size_t)nc) : NULL;
+        float *x = malloc((size_t)n * sizeof(float));
+        float *ref = malloc(size * sizeof(float)), *out = malloc(size * sizeof(float));
+        assert_true(w && a && x && ref && out && (auxs == 0 || aux));
+        for (int r = 0; r < nr; r++) varied_weights(t, w + (size_t)r * wrs, n);
+        for (int c = 0; c < nc; c++) {
+            for (int64_t i = 0; i < n; i++) x[i] = varied() * (1.0f + (float)(c % 7));
+            nm_dot_quantize_act_ref(t, x, a + (size_t)c * ars, n);
+            if (aux) nm_dot_act_aux(t, n, a + (size_t)c * ars, aux + (size_t)c * auxs);
+        }
+        fill_sentinel(ref, size);
+        for (int c = 0; c < nc; c++)
+            for (int r = 0; r < nr; r++)
+                ref[(size_t)c * os + (size_t)r] = nm_dot_ref(t, n, w + (size_t)r * wrs, a + (size_t)c * ars);
+        fill_sentinel(out, size);
+        assert_true(nm_dot_tile_avx2(t, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os));
+        expect_tile("AVX2 wide", t, n, nr, nc, os, ref, out, size);
+        free(w);
+        free(a);
+        free(aux);
+        free(x);
+        free(ref);
+        free(out);
+    }
+}
+
 /* The reference orders themselves (dot.c), on values where other orders give other floats:
  * F16 in tinyBLAS's eight sums, Q4_0 in one chain of fused multiply-adds per output. */
 static float f16_dot_of(const int *idx, const float *prod, int m) {
@@ -795,6 +836,7 @@ int main(void) {
         cmocka_unit_test(test_unrepacked_ignore_place),
         cmocka_unit_test(test_exact_kernels_small_tiles),
         cmocka_unit_test(test_exact_kernels_long_rows),
+        cmocka_unit_test(test_exact_float_wide_tiles),
         cmocka_unit_test(test_reference_orders),
         cmocka_unit_test(test_columns_exact),
         cmocka_unit_test(test_quantize_act_exact),
