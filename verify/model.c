@@ -1,8 +1,11 @@
-/* Llama forward pass (model.h). Batches run layer by layer over all tokens: matrix products
- * quantize the batch's activations once (to the type ggml pairs with the weight type) and tile
- * rows × tokens over the thread pool; attention reads K/V from a per-layer cache held as f16
- * (llama.cpp's default) or f32 (exact mode). The default mode reproduces ggml's AVX2 arithmetic
- * (kernels/ggml_ops.h: flash attention, SwiGLU; RoPE's fused multiply-adds here). */
+/* The forward pass (model.h) of every family arch/ describes, built from its blocks: RMSNorm or
+ * LayerNorm, separate or fused QKV with optional biases and per-head Q/K norms, rotary (adjacent
+ * pairs or NeoX halves, on n_rot dimensions) or learned positions, SwiGLU or GELU, sequential or
+ * parallel residual. Batches run layer by layer over all tokens: matrix products quantize the
+ * batch's activations once (to the type ggml pairs with the weight type) and tile rows × tokens
+ * over the thread pool; attention reads K/V from a per-layer cache held as f16 (llama.cpp's
+ * default) or f32 (exact mode). The default mode reproduces ggml's AVX2 arithmetic
+ * (kernels/ggml_ops.h: flash attention, SwiGLU, LayerNorm, GELU; RoPE's fused multiply-adds here). */
 #include "verify/model.h"
 #include "verify/model_impl.h"
 
