@@ -647,9 +647,7 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
     }
     const int n_out = n_tokens - logits_from;
     if (n_out > 0) {
-        const float *w = norm_weights(&m->output_norm, nw);
-        for (int t = 0; t < n_out; t++)
-            norm_row(m, c->x + (size_t)(logits_from + t) * E, w, m->output_norm_b, c->xn + (size_t)t * E);
+        norm_rows(c, logits_from, n_out, norm_weights(&m->output_norm, nw), m->output_norm_b);
         vm_matmul(c, &m->output, c->xn, n_out, logits);
     }
     free(nw);
