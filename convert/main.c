@@ -443,6 +443,12 @@ static void job_fail(convert_job *j, const char *fmt, const char *name, uint64_t
         nm_fail(&j->err, fmt, name, (unsigned long long)at);
 }
 
+/* Index in the source tensor of element k of the source row srow (a transposed item's "row" is a
+ * column of the stored [n_cols, n_rows] matrix), for messages. */
+static uint64_t source_element(const conv_item *it, uint64_t srow, uint64_t k) {
+    return it->transpose ? k * it->n_rows + srow : srow * it->n_cols + k;
+}
+
 static void convert_task(void *ctx, size_t task, int thread) {
     convert_job *j = ctx;
     if (atomic_load(&j->failed))
@@ -470,7 +476,7 @@ static void convert_task(void *ctx, size_t task, int thread) {
         if (t->dtype == NM_DTYPE_BF16 && it->type == GGML_TYPE_F16) { /* the common case, one pass */
             if (nm_bf16_to_f16_row((const uint16_t *)s, (uint16_t *)d, cols)) {
                 job_fail(j, "tensor %s: NaN at element %llu; the checkpoint is damaged, refusing to convert", t->name,
-                         srow * cols + (uint64_t)nm_find_nan_bf16((const uint16_t *)s, cols));
+                         source_element(it, srow, (uint64_t)nm_find_nan_bf16((const uint16_t *)s, cols)));
                 return;
             }
             continue;
@@ -493,7 +499,7 @@ static void convert_task(void *ctx, size_t task, int thread) {
         }
         if (nan_at >= 0) {
             job_fail(j, "tensor %s: NaN at element %llu; the checkpoint is damaged, refusing to convert", t->name,
-                     srow * cols + (uint64_t)nan_at);
+                     source_element(it, srow, (uint64_t)nan_at));
             return;
         }
         if (same) {
