@@ -46,4 +46,15 @@ refuse "n_ctx contradicting the position embeddings" ctx "tensor wpe.weight has 
 mkdir -p "$SCRATCH/nowpe" && cp "$M/config.json" "$M/tokenizer.json" "$M/tokenizer_config.json" "$SCRATCH/nowpe/"
 /usr/bin/python3 "$ROOT/tests/convert/st_drop.py" "$M/model.safetensors" "$SCRATCH/nowpe/model.safetensors" wpe.weight
 refuse "no position embeddings" nowpe "tensor wpe.weight is missing"
+# a NaN in a Conv1D weight, stored [in, out]: named at its index in the stored tensor (row 3, column 5)
+mkdir -p "$SCRATCH/nan" && cp "$M/config.json" "$M/tokenizer.json" "$M/tokenizer_config.json" "$SCRATCH/nan/"
+/usr/bin/python3 - "$M/model.safetensors" "$SCRATCH/nan/model.safetensors" <<'PY'
+import json, struct, sys
+raw = bytearray(open(sys.argv[1], "rb").read()); n = struct.unpack("<Q", raw[:8])[0]
+t = json.loads(raw[8:8 + n])["h.0.mlp.c_fc.weight"]
+at = 8 + n + t["data_offsets"][0] + 4 * (3 * t["shape"][1] + 5)
+raw[at:at + 4] = struct.pack("<f", float("nan"))
+open(sys.argv[2], "wb").write(raw)
+PY
+refuse "a NaN in a transposed weight" nan "tensor h.0.mlp.c_fc.weight: NaN at element 3077;"
 finish
