@@ -159,13 +159,25 @@ FUZZ_DEPS ?= libclang-rt-14-dev
 FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -ffp-contract=off -pthread -I. $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-FUZZ_AVX512_SRC := $(filter %_avx512.c,$(LIB_SRC_ALL))
+# The library and nomoat-verify's modules (fuzz_model: its loader and forward pass) are compiled
+# once into build-fuzz/libnomoat.a (objects kept, so the next target only links); each target links
+# it with its fuzz_<name>.c.
+FUZZ_LIB_OBJ := $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out %_neon.c,$(LIB_SRC_ALL)) \
+                  $(filter-out verify/main.c,$(wildcard verify/*.c)))
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -MMD -MP -c -o $@ $<
+build-fuzz/obj/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(AVX512_FLAGS) -MMD -MP -c -o $@ $<
+build-fuzz/libnomoat.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
 fuzz-%: tests/fuzz/fuzz_%.c
 	@NOMOAT_EXTRA_DEPS="$(FUZZ_DEPS)" sh $(DEPS_SCRIPT)
 	@mkdir -p build-fuzz/corpus/$*
-	for f in $(FUZZ_AVX512_SRC); do clang $(FUZZ_CFLAGS) $(AVX512_FLAGS) -c -o build-fuzz/$$(basename $$f .c).o $$f || exit 1; done
-	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -o build-fuzz/fuzz_$* $< $(filter-out %_neon.c %_avx512.c,$(LIB_SRC_ALL)) \
-	  $(patsubst %.c,build-fuzz/%.o,$(notdir $(FUZZ_AVX512_SRC))) $(PKG_LIBS) -lm
+	@$(MAKE) --no-print-directory build-fuzz/libnomoat.a
+	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mf16c -o build-fuzz/fuzz_$* $< build-fuzz/libnomoat.a $(PKG_LIBS) -lm
 	build-fuzz/fuzz_$* -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 $(if $(FUZZ_SEED),-seed=$(FUZZ_SEED)) build-fuzz/corpus/$* \
 	  $(wildcard tests/fuzz/seeds/$*) $(wildcard tests/fuzz/regress/$*)
 
@@ -190,5 +202,6 @@ clean:
 	rm -rf build build-san build-fuzz build-arm64
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find build-fuzz/obj -name '*.d' 2>/dev/null)
 
 endif
