@@ -36,7 +36,7 @@ void nm_ggml_swiglu(int n, float *y, const float *x, const float *g) {
     swiglu_ref(n, y, x, g);
 }
 
-size_t nm_ggml_fa_scratch(int head_dim) { return (size_t)NM_GGML_FA_TILE + 2 * (size_t)head_dim + 16; }
+size_t nm_ggml_fa_scratch(int head_dim) { return 3 * (size_t)NM_GGML_FA_TILE + 2 * (size_t)head_dim + 16; }
 
 void nm_ggml_flash_attn(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
                         size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,

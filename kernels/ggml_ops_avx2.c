@@ -1,5 +1,6 @@
 /* AVX2/FMA/F16C versions of ggml_ops.h: ggml's vector exp as eight lanes, SwiGLU and the tiled
- * flash-attention kernel with intrinsics (each lane keeps the portable code's order: fused
+ * flash-attention kernel with intrinsics (three query rows per pass where the head size is a
+ * multiple of 32; each lane keeps the portable code's order: fused
  * multiply-add chains in the same sequence), the one-row kernel as the portable code built with
  * these flags. Same results as ggml_ops.c, bit for bit (tests/kernels/test_ggml_ops.c). */
 #include <immintrin.h>
@@ -134,10 +135,131 @@ static void fa_tiled_simd(int hd, int n_rows, const float *q, size_t q_stride, c
     }
 }
 
+/* fa_tiled_simd for FA_R query rows at a time (head sizes a multiple of 32): each key vector
+ * loaded serves every row of the group, as in the AVX-512 kernel. With sixteen registers the
+ * scores go in two halves of the tile (FA_R rows × 4 blocks of 8 keys) and the value sums in
+ * quarters of 32 of the head (FA_R rows × 4 registers). Every (row, key) score and (row, element)
+ * sum is the same fused multiply-add chain as fa_tiled_simd's, in the same order; a row's keys
+ * past its own last have p = 0 and leave its sums as they are. */
+enum { FA_R = 3 };
+#if defined(__clang__)
+#define UNROLL_OPS
+#else
+#define UNROLL_OPS _Pragma("GCC unroll 8")
+#endif
+
+static void fa_group(int hd, int nr, const float *q, size_t q_stride, const float *kt, size_t kt_stride,
+                                const float *v, size_t v_stride, int n_kv0, float scale, float *out,
+                                size_t out_stride, float *kq /* FA_R × T */) {
+    enum { T = NM_GGML_FA_TILE, NB = T / 8, HB = 4 };
+    float M[FA_R], S[FA_R];
+    for (int i = 0; i < nr; i++) {
+        M[i] = -INFINITY;
+        S[i] = 0.0f;
+        for (int d = 0; d < hd; d++) out[(size_t)i * out_stride + (size_t)d] = 0.0f;
+    }
+    const int n_kv_max = n_kv0 + nr - 1; /* the group's last row sees the most keys */
+    for (int ic = 0; ic < n_kv_max; ic += T) {
+        int kv[FA_R], kvmax = 0;
+        for (int i = 0; i < nr; i++) {
+            const int n_kv = n_kv0 + i;
+            kv[i] = n_kv - ic < 0 ? 0 : (n_kv - ic < T ? n_kv - ic : T);
+            if (kv[i] > kvmax) kvmax = kv[i];
+        }
+        const float *kc = kt + ic;
+        const __m256 vs = _mm256_set1_ps(scale);
+        for (int b0 = 0; b0 < NB && 8 * b0 < kvmax; b0 += HB) {
+            __m256 s[FA_R][HB];
+            UNROLL_OPS
+            for (int i = 0; i < FA_R; i++)
+                UNROLL_OPS
+                for (int b = 0; b < HB; b++) s[i][b] = _mm256_setzero_ps();
+            for (int d = 0; d < hd; d++) {
+                const float *kd = kc + (size_t)d * kt_stride + 8 * b0;
+                __m256 qd[FA_R];
+                UNROLL_OPS
+                for (int i = 0; i < FA_R; i++) qd[i] = _mm256_set1_ps(q[(size_t)(i < nr ? i : 0) * q_stride + (size_t)d]);
+                UNROLL_OPS
+                for (int b = 0; b < HB; b++) {
+                    const __m256 kb = _mm256_loadu_ps(kd + 8 * b);
+                    UNROLL_OPS
+                    for (int i = 0; i < FA_R; i++) s[i][b] = _mm256_fmadd_ps(qd[i], kb, s[i][b]);
+                }
+            }
+            for (int i = 0; i < nr; i++)
+                for (int b = 0; b < HB; b++) _mm256_storeu_ps(kq + i * T + 8 * (b0 + b), _mm256_mul_ps(s[i][b], vs));
+        }
+        for (int i = 0; i < nr; i++) {
+            float *row = kq + i * T, *o = out + (size_t)i * out_stride;
+            if (kv[i] == 0) { /* the whole tile is masked for this row: it adds nothing */
+                memset(row, 0, T * sizeof(float));
+                continue;
+            }
+            float tmax = -INFINITY;
+            for (int j = 0; j < kv[i]; j++) tmax = row[j] > tmax ? row[j] : tmax;
+            for (int j = kv[i]; j < T; j++) row[j] = -INFINITY;
+            const float Mnew = fmaxf(M[i], tmax);
+            if (Mnew > M[i]) {
+                const float ms = expf(M[i] - Mnew);
+                for (int d = 0; d < hd; d++) o[d] *= ms;
+                S[i] *= ms;
+            }
+            M[i] = Mnew;
+            double sum = 0.0;
+            const __m256 vm = _mm256_set1_ps(Mnew);
+            for (int b = 0; b < NB; b++) {
+                const __m256 e = v_expf(_mm256_sub_ps(_mm256_loadu_ps(row + 8 * b), vm));
+                _mm256_storeu_ps(row + 8 * b, e);
+                sum += (double)hsum(e);
+            }
+            S[i] = (float)((double)S[i] + sum);
+        }
+        for (int w0 = 0; w0 < hd; w0 += 8 * HB) {
+            __m256 a[FA_R][HB];
+            UNROLL_OPS
+            for (int i = 0; i < FA_R; i++)
+                UNROLL_OPS
+                for (int w = 0; w < HB; w++)
+                    a[i][w] = i < nr ? _mm256_loadu_ps(out + (size_t)i * out_stride + (size_t)(w0 + 8 * w)) : _mm256_setzero_ps();
+            for (int j = 0; j < kvmax; j++) {
+                const float *vr = v + (size_t)(ic + j) * v_stride + w0;
+                __m256 p[FA_R];
+                UNROLL_OPS
+                for (int i = 0; i < FA_R; i++) p[i] = _mm256_set1_ps(kq[(i < nr ? i : 0) * T + j]);
+                UNROLL_OPS
+                for (int w = 0; w < HB; w++) {
+                    const __m256 vv = _mm256_loadu_ps(vr + 8 * w);
+                    UNROLL_OPS
+                    for (int i = 0; i < FA_R; i++) a[i][w] = _mm256_fmadd_ps(p[i], vv, a[i][w]);
+                }
+            }
+            for (int i = 0; i < nr; i++)
+                for (int w = 0; w < HB; w++) _mm256_storeu_ps(out + (size_t)i * out_stride + (size_t)(w0 + 8 * w), a[i][w]);
+        }
+    }
+    for (int i = 0; i < nr; i++) {
+        const float inv = S[i] == 0.0f ? 0.0f : 1.0f / S[i];
+        for (int d = 0; d < hd; d++) out[(size_t)i * out_stride + (size_t)d] *= inv;
+    }
+}
+
+static void fa_tiled_groups(int hd, int n_rows, const float *q, size_t q_stride, const float *kt, size_t kt_stride,
+                            const float *v, size_t v_stride, int n_kv0, float scale, float *out, size_t out_stride,
+                            float *kq) {
+    for (int r0 = 0; r0 < n_rows; r0 += FA_R) {
+        const int nr = n_rows - r0 < FA_R ? n_rows - r0 : FA_R;
+        fa_group(hd, nr, q + (size_t)r0 * q_stride, q_stride, kt, kt_stride, v, v_stride, n_kv0 + r0, scale,
+                 out + (size_t)r0 * out_stride, out_stride, kq);
+    }
+}
+
 void nm_ggml_flash_attn_avx2(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
                              size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
                              size_t out_stride, float *scratch) {
-    if (tiled) fa_tiled_simd(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out, out_stride,
+    if (tiled && head_dim % 32 == 0)
+        fa_tiled_groups(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out, out_stride,
+                        scratch);
+    else if (tiled) fa_tiled_simd(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out, out_stride,
                              scratch);
     else fa_rows_avx2(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out, out_stride, scratch);
 }

@@ -10,7 +10,11 @@
 
 #include <cmocka.h>
 
+#include "common/cpu.h"
 #include "kernels/ggml_ops.h"
+#if defined(__x86_64__)
+#include "kernels/ggml_ops_simd.h"
+#endif
 #include "formats/tensor.h"
 
 static uint32_t rng = 777;
@@ -94,6 +98,14 @@ static void check_fa(bool tiled, int hd, int n_rows, int n_kv0, double tol) {
     nm_ggml_flash_attn_ref(tiled, hd, n_rows, q, (size_t)hd, kt, kts, vf, (size_t)hd, n_kv0, scale, b, (size_t)hd,
                            scratch);
     assert_memory_equal(a, b, sizeof(float) * (size_t)(n_rows * hd));
+#if defined(__x86_64__)
+    if (nm_cpu()->avx2 && nm_cpu()->fma && nm_cpu()->f16c) { /* the AVX2 kernels too, on an AVX-512 machine */
+        memset(a, 0, sizeof(float) * (size_t)(n_rows * hd));
+        nm_ggml_flash_attn_avx2(tiled, hd, n_rows, q, (size_t)hd, kt, kts, vf, (size_t)hd, n_kv0, scale, a, (size_t)hd,
+                                scratch);
+        assert_memory_equal(a, b, sizeof(float) * (size_t)(n_rows * hd));
+    }
+#endif
     attention_double(hd, n_rows, q, k, v, n_kv0, scale, want);
     for (int i = 0; i < n_rows * hd; i++) assert_true(fabs(a[i] - want[i]) <= tol);
     free(q); free(k); free(v); free(kt); free(vf); free(a); free(b); free(want); free(scratch);
@@ -105,6 +117,9 @@ static void test_flash_attn_tiled(void **state) {
     check_fa(true, 64, 16, 150, 1e-5); /* several key tiles, a partial last one */
     check_fa(true, 128, 5, 64, 1e-5);
     check_fa(true, 36, 7, 70, 1e-5); /* head size not a multiple of 8 */
+    check_fa(true, 64, 67, 1, 1e-5);  /* query rows in groups of three and one over, from the first key */
+    check_fa(true, 96, 8, 127, 1e-5); /* a group whose rows end in different key tiles */
+    check_fa(true, 32, 2, 63, 1e-5);
 }
 
 static void test_flash_attn_rows(void **state) {
