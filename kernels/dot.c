@@ -546,7 +546,8 @@ void nm_dot_tile(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_r
 /* ---------------- ggml's own float dot products (tinyBLAS declined) ---------------- */
 
 bool nm_dot_float_vec_order(uint32_t weight_type, int64_t n_in, int64_t n_out) {
-    return (weight_type == GGML_TYPE_F32 || weight_type == GGML_TYPE_F16) && (n_out % 4 != 0 || n_in % 8 != 0);
+    return (weight_type == GGML_TYPE_F32 || weight_type == GGML_TYPE_F16 || weight_type == GGML_TYPE_BF16) &&
+           (n_out % 4 != 0 || n_in % 8 != 0);
 }
 
 float nm_dot_float_vec(uint32_t weight_type, int64_t n, const void *w, const void *a) {
@@ -556,27 +557,31 @@ float nm_dot_float_vec(uint32_t weight_type, int64_t n, const void *w, const voi
 }
 
 float nm_dot_float_vec_ref(uint32_t weight_type, int64_t n, const void *w, const void *a) {
-    const bool f16 = weight_type == GGML_TYPE_F16;
+    const bool f16 = weight_type == GGML_TYPE_F16, bf16 = weight_type == GGML_TYPE_BF16;
     const float *wf = w, *af = a;
     const uint16_t *wh = w, *ah = a;
     float acc[32] = {0};
     const int64_t np = n & ~(int64_t)31;
     for (int64_t i = 0; i < np; i += 32)
         for (int m = 0; m < 32; m++)
-            acc[m] = f16 ? fmaf(nm_f16_to_f32(wh[i + m]), nm_f16_to_f32(ah[i + m]), acc[m])
-                         : fmaf(wf[i + m], af[i + m], acc[m]);
-    /* sums 0+2 and 1+3 (vectors of 8), then those two, then the 8 lanes: halves, pairs, the two */
+            acc[m] = f16    ? fmaf(nm_f16_to_f32(wh[i + m]), nm_f16_to_f32(ah[i + m]), acc[m])
+                     : bf16 ? fmaf(nm_bf16_to_f32(wh[i + m]), nm_bf16_to_f32(ah[i + m]), acc[m])
+                            : fmaf(wf[i + m], af[i + m], acc[m]);
+    /* sums 0+2 and 1+3 (vectors of 8), then those two, then the 8 lanes: halves, then
+     * F32/F16 (GGML_F32_VEC_REDUCE): pairs, the two; BF16 (ggml_vec_dot_bf16): lanes 0+2 and 1+3, the two */
     float v[8];
     for (int l = 0; l < 8; l++) v[l] = (acc[l] + acc[16 + l]) + (acc[8 + l] + acc[24 + l]);
     float t[4];
     for (int l = 0; l < 4; l++) t[l] = v[l] + v[l + 4];
-    const float r = (t[0] + t[1]) + (t[2] + t[3]);
-    if (!f16) {
+    const float r = bf16 ? (t[0] + t[2]) + (t[1] + t[3]) : (t[0] + t[1]) + (t[2] + t[3]);
+    if (!f16 && !bf16) {
         float sum = r;
         for (int64_t i = np; i < n; i++) sum = fmaf(wf[i], af[i], sum);
         return sum;
     }
     double sum = r;
-    for (int64_t i = np; i < n; i++) sum += (double)(nm_f16_to_f32(wh[i]) * nm_f16_to_f32(ah[i]));
+    for (int64_t i = np; i < n; i++)
+        sum += f16 ? (double)(nm_f16_to_f32(wh[i]) * nm_f16_to_f32(ah[i]))
+                   : (double)(nm_bf16_to_f32(wh[i]) * nm_bf16_to_f32(ah[i]));
     return (float)sum;
 }

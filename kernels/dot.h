@@ -87,13 +87,14 @@ void nm_dot_tile_aux(uint32_t weight_type, int64_t n, const void *w, size_t w_st
                      const void *act, size_t act_stride, const void *aux, size_t aux_stride, int n_cols,
                      float *out, size_t out_stride);
 
-/* ggml tries tinyBLAS for F32 and F16 matrices and falls back to its own row-by-row dot products
- * (ggml_vec_dot_f32 / _f16) when tinyBLAS declines: on x86-64 when the weight's row count is not a
+/* ggml tries tinyBLAS for F32, F16 and BF16 matrices and falls back to its own row-by-row dot
+ * products (ggml_vec_dot_f32 / _f16 / _bf16) when tinyBLAS declines: on x86-64 when the weight's row count is not a
  * multiple of 4 or its row length not a multiple of 8 (a 50,257-token output layer, say). */
 bool nm_dot_float_vec_order(uint32_t weight_type, int64_t n_in, int64_t n_out);
 /* One output in ggml_vec_dot's AVX2 order: 32 running sums (element e to sum e mod 32 within each
- * step of 32, one fused multiply-add each), folded as ggml's reduction does; the tail one product
- * at a time (F32: fused into a float sum; F16: rounded products added in double). */
+ * step of 32, one fused multiply-add each), folded as ggml's reduction does (BF16's function folds
+ * the last four lanes in its own order); the tail one product at a time (F32: fused into a float
+ * sum; F16, BF16: rounded products added in double). */
 float nm_dot_float_vec(uint32_t weight_type, int64_t n, const void *w, const void *a);
 /* The portable copy (the AVX2 kernel is tested against it bit for bit). */
 float nm_dot_float_vec_ref(uint32_t weight_type, int64_t n, const void *w, const void *a);

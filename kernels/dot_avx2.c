@@ -1063,32 +1063,38 @@ bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, in
 /* ggml_vec_dot_f32 / _f16's AVX2 order (dot.h: nm_dot_float_vec): four vectors of eight sums over
  * steps of 32 elements, folded 0+2, 1+3, then those two, then across the lanes. */
 bool nm_dot_float_vec_avx2(uint32_t weight_type, int64_t n, const void *w, const void *a, float *out) {
-    if (weight_type != GGML_TYPE_F32 && weight_type != GGML_TYPE_F16) return false;
-    const bool f16 = weight_type == GGML_TYPE_F16;
+    if (weight_type != GGML_TYPE_F32 && weight_type != GGML_TYPE_F16 && weight_type != GGML_TYPE_BF16) return false;
+    const bool f16 = weight_type == GGML_TYPE_F16, bf16 = weight_type == GGML_TYPE_BF16;
     const float *wf = w, *af = a;
     const uint16_t *wh = w, *ah = a;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     const int64_t np = n & ~(int64_t)31;
     for (int64_t i = 0; i < np; i += 32)
         for (int j = 0; j < 4; j++) {
-            const __m256 x = f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wh + i + 8 * j)))
-                                 : _mm256_loadu_ps(wf + i + 8 * j);
-            const __m256 y = f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ah + i + 8 * j)))
-                                 : _mm256_loadu_ps(af + i + 8 * j);
+            const __m256 x = f16 || bf16 ? load8(weight_type, (const uint8_t *)(wh + i + 8 * j)) : _mm256_loadu_ps(wf + i + 8 * j);
+            const __m256 y = f16 || bf16 ? load8(weight_type, (const uint8_t *)(ah + i + 8 * j)) : _mm256_loadu_ps(af + i + 8 * j);
             acc[j] = _mm256_fmadd_ps(x, y, acc[j]);
         }
     const __m256 v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
     const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 t1 = _mm_hadd_ps(t0, t0);
-    const float r = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
-    if (!f16) {
+    float r;
+    if (bf16) { /* ggml_vec_dot_bf16: lanes 0+2 and 1+3, then the two */
+        const __m128 g = _mm_add_ps(t0, _mm_movehl_ps(t0, t0));
+        r = _mm_cvtss_f32(_mm_add_ss(g, _mm_movehdup_ps(g)));
+    } else {
+        const __m128 t1 = _mm_hadd_ps(t0, t0);
+        r = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+    }
+    if (!f16 && !bf16) {
         float sum = r;
         for (int64_t i = np; i < n; i++) sum = fmaf(wf[i], af[i], sum);
         *out = sum;
         return true;
     }
     double sum = r;
-    for (int64_t i = np; i < n; i++) sum += (double)(nm_f16_to_f32(wh[i]) * nm_f16_to_f32(ah[i]));
+    for (int64_t i = np; i < n; i++)
+        sum += f16 ? (double)(nm_f16_to_f32(wh[i]) * nm_f16_to_f32(ah[i]))
+                   : (double)(nm_bf16_to_f32(wh[i]) * nm_bf16_to_f32(ah[i]));
     *out = (float)sum;
     return true;
 }

@@ -797,10 +797,11 @@ static void test_float_vec_order(void **state) {
     assert_true(nm_dot_float_vec_order(GGML_TYPE_F32, 100, 64));       /* rows not a multiple of 8 */
     assert_false(nm_dot_float_vec_order(GGML_TYPE_F16, 768, 50304));   /* tinyBLAS takes it */
     assert_false(nm_dot_float_vec_order(GGML_TYPE_Q8_0, 768, 50257));  /* not a float type */
+    assert_true(nm_dot_float_vec_order(GGML_TYPE_BF16, 256, 50257));  /* GPT-2 converted to BF16 */
     static const int64_t lens[] = {32, 64, 100, 257, 768, 1000};
     enum { MAX = 1000 };
     float wf[MAX], af[MAX];
-    uint16_t wh[MAX], ah[MAX];
+    uint16_t wh[MAX], ah[MAX], wb[MAX], ab[MAX];
     for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
         const int64_t n = lens[li];
         double exact = 0.0;
@@ -809,14 +810,18 @@ static void test_float_vec_order(void **state) {
             af[i] = varied();
             wh[i] = nm_f32_to_f16(wf[i]);
             ah[i] = nm_f32_to_f16(af[i]);
+            wb[i] = nm_f32_to_bf16(wf[i]);
+            ab[i] = nm_f32_to_bf16(af[i]);
             exact += (double)wf[i] * af[i];
         }
-        for (int f16 = 0; f16 < 2; f16++) {
-            const uint32_t t = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
-            const void *w = f16 ? (const void *)wh : (const void *)wf, *a = f16 ? (const void *)ah : (const void *)af;
+        for (int k = 0; k < 3; k++) { /* F32, F16, BF16 */
+            const uint32_t t = k == 0 ? GGML_TYPE_F32 : k == 1 ? GGML_TYPE_F16 : GGML_TYPE_BF16;
+            const void *w = k == 0 ? (const void *)wf : k == 1 ? (const void *)wh : (const void *)wb;
+            const void *a = k == 0 ? (const void *)af : k == 1 ? (const void *)ah : (const void *)ab;
             const float ref = nm_dot_float_vec_ref(t, n, w, a), got = nm_dot_float_vec(t, n, w, a);
             if (memcmp(&ref, &got, sizeof ref)) fail_msg("%s n=%lld: %.9g vs reference %.9g", ggml_type_name(t), (long long)n, got, ref);
-            if (!f16 && fabs(ref - exact) > 1e-4 * (1.0 + fabs(exact))) fail_msg("n=%lld: %.9g is not the dot product %.9g", (long long)n, ref, exact);
+            if (fabs(ref - exact) > (k == 2 ? 2e-2 : k == 1 ? 2e-3 : 1e-4) * (1.0 + fabs(exact)))
+                fail_msg("%s n=%lld: %.9g is not near the dot product %.9g", ggml_type_name(t), (long long)n, ref, exact);
         }
     }
 }

@@ -27,4 +27,12 @@ if ! node_setup node-llama-cpp@3.21.1; then
     finish
 fi
 eval_family "$DATA/gpt2/perplexity.txt" "The history of the city"
+# BF16: the tied 50,257-row output goes through ggml_vec_dot_bf16's order (tinyBLAS declines it)
+if "$BIN/nomoat-convert" -q "$SCRATCH/gpt2-tiny" --outtype bf16 -o "$SCRATCH/bf16.gguf"; then
+    want=$(sed -n "s/^bf16 //p" "$DATA/gpt2/perplexity.txt")
+    got=$("$V" perplexity "$SCRATCH/bf16.gguf" -f "$TEXT" -c 256 --chunks 4 -t 2 2>&1 | grep -o '\[[0-9]*\][0-9.]*' | tr '\n' ' ')
+    check "perplexity bf16 (ggml_vec_dot_bf16 for the output): llama-perplexity's running values ($want)" test "$got" = "$want "
+else
+    fail "convert to BF16"
+fi
 finish
