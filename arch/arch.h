@@ -20,6 +20,8 @@ typedef enum nm_role {
     NM_ROLE_ATTN_NORM, NM_ROLE_ATTN_Q, NM_ROLE_ATTN_K, NM_ROLE_ATTN_V,    /* per layer: blk.N.* */
     NM_ROLE_ATTN_QKV, NM_ROLE_ATTN_OUT, NM_ROLE_FFN_NORM, NM_ROLE_FFN_GATE, NM_ROLE_FFN_UP,
     NM_ROLE_FFN_DOWN, NM_ROLE_ATTN_Q_NORM, NM_ROLE_ATTN_K_NORM, /* per-head RMSNorm of q and k (Qwen3) */
+    NM_ROLE_FFN_GATE_INP,    /* mixture of experts: the router, one row of scores per expert */
+    NM_ROLE_FFN_GATE_EXPS, NM_ROLE_FFN_DOWN_EXPS, NM_ROLE_FFN_UP_EXPS, /* every expert's FFN matrix, stacked */
     NM_ROLE_COUNT
 } nm_role;
 #define NM_ROLE_FIRST_LAYER NM_ROLE_ATTN_NORM
@@ -34,6 +36,8 @@ typedef enum nm_transform {
     NM_XF_ROTARY_K,  /* the same per KV head (FORMATS.md §6.3) */
     NM_XF_QKV_HEADS, /* fused QKV stored head by head as [q_h | k_h | v_h] to [all Q | all K | all V] */
     NM_XF_TRANSPOSE, /* a Conv1D weight stored [in, out]: GGUF rows are its columns (GPT-2) */
+    NM_XF_STACK_EXPERTS, /* one checkpoint tensor per expert ("*" in its name stands for the expert's
+                          * number): stacked, expert 0 first, into one 3-D GGUF tensor */
 } nm_transform;
 
 /* A tensor's bias: absent, required beside the weight, or allowed. */
@@ -56,6 +60,11 @@ typedef enum nm_hparam {
     NM_HP_ROPE_THETA, NM_HP_RMS_EPS, NM_HP_NORM_EPS, NM_HP_PARALLEL_RESIDUAL,
     NM_HP_ROTARY_PCT,        /* config.json only: the partial-rotary fraction */
     NM_HP_FILE_TYPE,         /* GGUF only: general.file_type, where the converter writes it */
+    NM_HP_EXPERTS,           /* mixture of experts: experts per layer */
+    NM_HP_EXPERTS_USED,      /* experts each token is routed to (top k) */
+    NM_HP_EXPERT_FF,         /* an expert's FFN width when it is not NM_HP_FF (Qwen3MoE) */
+    NM_HP_NORM_TOPK,         /* config.json only: whether the chosen experts' weights are renormalised
+                              * (llama.cpp always does: false is refused) */
     NM_HP_COUNT
 } nm_hparam;
 
@@ -106,6 +115,11 @@ typedef struct nm_arch {
                                        * families refuse a rope_scaling section */
     bool vocab_add_space_prefix;      /* writes tokenizer.ggml.add_space_prefix from tokenizer_config.json's
                                        * add_prefix_space (LlamaModel.set_vocab) */
+    const nm_arch_hf_key *hf_keys_more; /* a subclass's config keys after hf_keys, or NULL */
+    bool experts;                     /* a mixture of experts: NM_HP_EXPERTS experts per layer, the FFN
+                                       * replaced by a router and stacked expert tensors (a GGUF file is
+                                       * this family when its general.architecture matches and
+                                       * <arch>.expert_count is present) */
 } nm_arch;
 
 /* The converter's TextModel base: its config keys and GGUF keys (arch/textmodel.c). */
@@ -116,11 +130,15 @@ extern const nm_arch nm_arch_llama;
 extern const nm_arch nm_arch_gptneox;
 extern const nm_arch nm_arch_gpt2;
 extern const nm_arch nm_arch_qwen3;
+extern const nm_arch nm_arch_mixtral;
+extern const nm_arch nm_arch_qwen3moe;
 
 /* The family of a config.json "architectures" entry, or NULL. */
 const nm_arch *nm_arch_by_hf_class(const char *hf_class);
 /* The family of a GGUF general.architecture value (not NUL-terminated: len bytes), or NULL. */
 const nm_arch *nm_arch_by_name(const char *name, size_t len);
+/* The same for a file that has (experts) or lacks <arch>.expert_count: Mixtral's files say "llama". */
+const nm_arch *nm_arch_by_name_experts(const char *name, size_t len, bool experts);
 /* "LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM" into buf. */
 void nm_arch_list_hf(char *buf, size_t size);
 /* "llama, gptneox" into buf. */

@@ -22,6 +22,8 @@ const nm_arch_gguf_key nm_textmodel_gguf_keys[] = {
     {NM_HP_HEADS_KV, "attention.head_count_kv", NM_KEY_U32, true},
     {NM_HP_ROPE_THETA, "rope.freq_base", NM_KEY_F32, true},
     {NM_HP_RMS_EPS, "attention.layer_norm_rms_epsilon", NM_KEY_F32, false},
+    {NM_HP_EXPERTS, "expert_count", NM_KEY_U32, true},         /* mixtures of experts only */
+    {NM_HP_EXPERTS_USED, "expert_used_count", NM_KEY_U32, true},
     {NM_HP_HEAD_DIM, "attention.key_length", NM_KEY_U32, true},
     {NM_HP_HEAD_DIM, "attention.value_length", NM_KEY_U32, true},
     {NM_HP_FILE_TYPE, "general.file_type", NM_KEY_U32, false},

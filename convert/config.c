@@ -198,10 +198,10 @@ static int read_hparam(conv_config *c, const cJSON *j, const char *file, const n
     int r;
     switch (k->hp) {
     case NM_HP_EMBD: case NM_HP_LAYERS: case NM_HP_HEADS: case NM_HP_FF: case NM_HP_VOCAB:
-    case NM_HP_HEADS_KV: case NM_HP_HEAD_DIM: case NM_HP_CTX:
+    case NM_HP_HEADS_KV: case NM_HP_HEAD_DIM: case NM_HP_CTX: case NM_HP_EXPERTS: case NM_HP_EXPERTS_USED: case NM_HP_EXPERT_FF:
         r = get_int(j, file, k->key, 1, k->hp == NM_HP_CTX ? UINT32_MAX : 1 << 30, &v, err);
         break;
-    case NM_HP_PARALLEL_RESIDUAL: {
+    case NM_HP_PARALLEL_RESIDUAL: case NM_HP_NORM_TOPK: {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, k->key);
         r = !b || cJSON_IsNull(b) ? 0 : cJSON_IsBool(b) ? 1 : -1;
         if (r < 0)
@@ -235,6 +235,14 @@ static int read_hparam(conv_config *c, const cJSON *j, const char *file, const n
         c->has_rotary_pct = true;
         break;
     case NM_HP_PARALLEL_RESIDUAL: c->parallel_residual = v != 0; break;
+    case NM_HP_EXPERTS: c->n_expert = (uint32_t)v; c->has_expert = true; break;
+    case NM_HP_EXPERTS_USED: c->n_expert_used = (uint32_t)v; c->has_expert_used = true; break;
+    case NM_HP_EXPERT_FF: c->n_ff_exp = (uint32_t)v; break;
+    case NM_HP_NORM_TOPK:
+        if (!v)
+            return nm_fail(err, "%s: \"%s\" = false is not supported (llama.cpp always renormalises the chosen "
+                           "experts' weights, which would change the model)", file, k->key);
+        break;
     default: break;
     }
     return 0;
@@ -271,6 +279,14 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
     for (const nm_arch_hf_key *k = c->family->hf_keys; k->key; k++)
         if (read_hparam(c, j, file, k, err) != 0)
             goto out;
+    for (const nm_arch_hf_key *k = c->family->hf_keys_more; k && k->key; k++)
+        if (read_hparam(c, j, file, k, err) != 0)
+            goto out;
+    if (c->family->experts && c->n_expert_used > c->n_expert) {
+        nm_fail(err, "%s/config.json: %u experts per token (num_experts_per_tok) but only %u experts", dir,
+                c->n_expert_used, c->n_expert);
+        goto out;
+    }
     if (c->family->ff_per_embd) {
         /* the converter writes this width whatever the config says; a different one would not load */
         const uint64_t ff = (uint64_t)c->family->ff_per_embd * c->n_embd;

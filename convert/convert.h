@@ -51,6 +51,9 @@ typedef struct conv_config {
     bool rope_llama3;         /* rope_scaling {rope_type: llama3}: a computed rope_freqs.weight */
     double llama3_theta, llama3_factor, llama3_low, llama3_high, llama3_orig_ctx;
     bool first_dtype_known;
+    uint32_t n_expert, n_expert_used; /* mixture of experts (0 otherwise) */
+    bool has_expert, has_expert_used;
+    uint32_t n_ff_exp;        /* an expert's FFN width when the config gives one apart (else 0: n_ff) */
 
     /* tokenizer side (HF: tokenizer_config.json, tokenizer.json, config.json) */
     int n_special;                       /* special ids in the order they were set */
@@ -132,6 +135,9 @@ typedef struct conv_item {
     bool transpose;            /* stored [n_cols, n_rows] (a Conv1D weight): row r is column r */
     size_t out_size;
     char hf_name[96];          /* sort key (HF spelling) */
+    const conv_tensor *const *experts; /* stacked experts (NM_XF_STACK_EXPERTS): n_experts tensors of
+                                        * n_rows / n_experts rows each, in expert order; src = the first */
+    uint32_t n_experts;
 } conv_item;
 
 typedef struct conv_plan {
@@ -144,6 +150,10 @@ typedef struct conv_plan {
     uint64_t total_out;        /* tensor bytes, unpadded */
     conv_tensor rope_freqs;    /* computed, not read: llama3 rope factors (src of its item) */
     float *rope_factors;
+    const conv_tensor **expert_srcs; /* per layer, stacked tensor and expert: the checkpoint's tensor */
+    uint32_t n_expert;         /* experts per layer of a mixture of experts, else 0 */
+    uint64_t expert_params;    /* gguf-py's count for the size label: each stacked tensor's elements / experts */
+    uint64_t stacked_params;   /* all elements of the stacked tensors */
 } conv_plan;
 
 const char *conv_outtype_name(conv_outtype t);   /* "f32", ... */
@@ -205,6 +215,11 @@ typedef struct conv_naming {
 /* llama.cpp's gguf-py heuristics (Metadata.apply_metadata_heuristic) on config.json's
  * _name_or_path (NULL if none), then the model folder's name, then the parameter count. */
 void conv_naming_build(conv_naming *n, const char *name_or_path, const char *dir_name, uint64_t total_params);
+/* The same for a mixture of n_expert experts: the fallback size label is gguf-py's
+ * "<n_expert>x<size of label_params>", label_params = the shared tensors' elements plus one
+ * expert's share of each stacked tensor. */
+void conv_naming_build_experts(conv_naming *n, const char *name_or_path, const char *dir_name, uint64_t total_params,
+                               uint32_t n_expert, uint64_t label_params);
 /* The same for a LoRA adapter named after its folder: gguf-py treats an adapter's parameter count
  * (the elements of the matrices it adapts) as negative, which changes the size-label rule and
  * makes "lora" in the name a type rather than a fine-tune; no size label from the count. */

@@ -40,7 +40,8 @@ static void usage(FILE *f) {
             "MODEL_DIR is a Hugging Face folder (config.json, *.safetensors or pytorch_model*.bin,\n"
             "tokenizer.model or tokenizer.json) or Meta's original layout (params.json, consolidated.NN.pth,\n"
             "tokenizer.model). Families: LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM,\n"
-            "GPT2LMHeadModel, Qwen3ForCausalLM (each described in arch/; others are refused by name).\n"
+            "GPT2LMHeadModel, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM (each described in\n"
+            "arch/; others are refused by name).\n"
             "\n"
             "options:\n"
             "  -o, --outfile OUT.gguf   output file (default: MODEL_DIR/<Name>-<size>-<TYPE>.gguf)\n"
@@ -327,6 +328,9 @@ static void write_hparam(kv_sink *k, const conv_config *c, const conv_plan *p, c
     case NM_HP_NORM_EPS: f = c->norm_eps; break;
     case NM_HP_PARALLEL_RESIDUAL: u = c->parallel_residual; break;
     case NM_HP_FILE_TYPE: u = p->file_type; break;
+    case NM_HP_EXPERTS: u = c->n_expert; given = c->has_expert; break;
+    case NM_HP_EXPERTS_USED: u = c->n_expert_used; given = c->has_expert_used; break;
+    case NM_HP_EXPERT_FF: u = c->n_ff_exp; given = c->n_ff_exp != 0; break;
     default: return;
     }
     if (g->only_if_given && !given)
@@ -425,6 +429,8 @@ static void write_metadata(kv_sink *k, const conv_config *c, const conv_naming *
 
 typedef struct convert_job {
     const conv_item *it;
+    const conv_tensor *t;   /* the source tensor of these rows (one expert's, for stacked experts) */
+    uint64_t src_row0;      /* the item's row where t's rows start */
     const uint8_t *src;     /* whole source tensor */
     uint8_t *dst;           /* chunk buffer */
     uint64_t row0, n_rows;  /* output rows of this chunk */
@@ -454,7 +460,7 @@ static void convert_task(void *ctx, size_t task, int thread) {
     if (atomic_load(&j->failed))
         return;
     const conv_item *it = j->it;
-    const conv_tensor *t = it->src;
+    const conv_tensor *t = j->t;
     uint64_t r0 = (uint64_t)task * j->rows_per_task;
     uint64_t r1 = r0 + j->rows_per_task;
     if (r1 > j->n_rows)
@@ -463,7 +469,7 @@ static void convert_task(void *ctx, size_t task, int thread) {
     float *f = j->scratch[thread];
     for (uint64_t r = r0; r < r1; r++) {
         uint64_t orow = j->row0 + r;
-        uint64_t srow = conv_item_source_row(it, orow);
+        uint64_t srow = conv_item_source_row(it, orow) - j->src_row0;
         const uint8_t *s = j->src + srow * cols * es;
         if (it->transpose) { /* row r of the output is column r of the [n_cols, n_rows] source */
             uint8_t *col = (uint8_t *)(f + cols);
@@ -665,50 +671,57 @@ static int write_tensors(gguf_writer *w, const conv_plan *p, const conv_source *
     int k = 0;
     for (size_t i = 0; i < p->n_items; i++) {
         const conv_item *it = &p->items[i];
-        const conv_tensor *t = it->src;
-        const uint8_t *src = t->data;
-        if (!src) {
-            if (t->size > owned_cap) {
-                free(owned_src);
-                owned_cap = t->size;
-                if (!(owned_src = malloc(owned_cap)))
-                    goto oom;
+        /* stacked experts: one source tensor after the other, each giving n_rows / n_experts rows */
+        const uint32_t parts = it->n_experts ? it->n_experts : 1;
+        const uint64_t part_rows = it->n_rows / parts;
+        for (uint32_t e = 0; e < parts; e++) {
+            const conv_tensor *t = it->n_experts ? it->experts[e] : it->src;
+            const uint8_t *src = t->data;
+            if (!src) {
+                if (t->size > owned_cap) {
+                    free(owned_src);
+                    owned_cap = t->size;
+                    if (!(owned_src = malloc(owned_cap)))
+                        goto oom;
+                }
+                if (conv_source_read(s, t, owned_src, err) != 0)
+                    goto out;
+                src = owned_src;
             }
-            if (conv_source_read(s, t, owned_src, err) != 0)
-                goto out;
-            src = owned_src;
-        }
-        size_t out_row = it->out_size / it->n_rows;
-        uint64_t rows_per_chunk = CHUNK_TARGET / (out_row ? out_row : 1);
-        rows_per_chunk = rows_per_chunk < 1 ? 1 : rows_per_chunk > it->n_rows ? it->n_rows : rows_per_chunk;
-        convert_job job = {.it = it, .src = src, .out_row_size = out_row, .scratch = scratch};
-        atomic_init(&job.failed, 0);
-        for (uint64_t r = 0; r < it->n_rows; r += rows_per_chunk) {
-            if (!writer_acquire(&wt, k))
-                goto out;
-            job.dst = wt.data[k] = wt.buf[k] + gguf_writer_data_phase(w, i, r * out_row);
-            job.row0 = r;
-            job.n_rows = it->n_rows - r < rows_per_chunk ? it->n_rows - r : rows_per_chunk;
-            uint64_t tasks = (uint64_t)threads * 4;
-            if (tasks > job.n_rows)
-                tasks = job.n_rows;
-            job.rows_per_task = (job.n_rows + tasks - 1) / tasks;
-            tasks = (job.n_rows + job.rows_per_task - 1) / job.rows_per_task;
-            nm_pool_run(pool, (size_t)tasks, convert_task, &job);
-            if (atomic_load(&job.failed)) {
-                *err = job.err;
-                goto out;
+            size_t out_row = it->out_size / it->n_rows;
+            uint64_t rows_per_chunk = CHUNK_TARGET / (out_row ? out_row : 1);
+            rows_per_chunk = rows_per_chunk < 1 ? 1 : rows_per_chunk > part_rows ? part_rows : rows_per_chunk;
+            const uint64_t begin = (uint64_t)e * part_rows, end = begin + part_rows;
+            convert_job job = {.it = it, .t = t, .src_row0 = begin, .src = src, .out_row_size = out_row,
+                               .scratch = scratch};
+            atomic_init(&job.failed, 0);
+            for (uint64_t r = begin; r < end; r += rows_per_chunk) {
+                if (!writer_acquire(&wt, k))
+                    goto out;
+                job.dst = wt.data[k] = wt.buf[k] + gguf_writer_data_phase(w, i, r * out_row);
+                job.row0 = r;
+                job.n_rows = end - r < rows_per_chunk ? end - r : rows_per_chunk;
+                uint64_t tasks = (uint64_t)threads * 4;
+                if (tasks > job.n_rows)
+                    tasks = job.n_rows;
+                job.rows_per_task = (job.n_rows + tasks - 1) / tasks;
+                tasks = (job.n_rows + job.rows_per_task - 1) / job.rows_per_task;
+                nm_pool_run(pool, (size_t)tasks, convert_task, &job);
+                if (atomic_load(&job.failed)) {
+                    *err = job.err;
+                    goto out;
+                }
+                size_t bytes = (size_t)job.n_rows * out_row;
+                writer_submit(&wt, k, bytes);
+                k ^= 1;
+                done += bytes;
+                st->bytes_written += bytes;
+                nm_progress_update(&prog, i, done);
             }
-            size_t bytes = (size_t)job.n_rows * out_row;
-            writer_submit(&wt, k, bytes);
-            k ^= 1;
-            done += bytes;
-            st->bytes_written += bytes;
-            nm_progress_update(&prog, i, done);
+            sample_memory(st);
+            if (t->data)
+                release_input(t->data, t->size);
         }
-        sample_memory(st);
-        if (t->data)
-            release_input(t->data, t->size);
         nm_progress_update(&prog, i + 1, done);
     }
     rc = 0;
@@ -783,10 +796,14 @@ static void print_plan(const conv_plan *p, bool vocab_only) {
         snprintf(types, sizeof types, "%s->%s", nm_dtype_name(it->src->dtype), ggml_type_name(it->type));
         if (it->n_dims == 1)
             snprintf(shape, sizeof shape, "{%lld}", (long long)it->ne[0]);
-        else
+        else if (it->n_dims == 2)
             snprintf(shape, sizeof shape, "{%lld, %lld}", (long long)it->ne[0], (long long)it->ne[1]);
+        else
+            snprintf(shape, sizeof shape, "{%lld, %lld, %lld}", (long long)it->ne[0], (long long)it->ne[1],
+                     (long long)it->ne[2]);
         printf("%-28s %-48s %-13s %-16s %12zu%s\n", it->name, it->src->name, types, shape, it->out_size,
-               it->permute_heads ? "  (q/k rows permuted)" : it->qkv_heads ? "  (qkv rows regrouped)" : "");
+               it->permute_heads ? "  (q/k rows permuted)" : it->qkv_heads ? "  (qkv rows regrouped)"
+               : it->n_experts ? "  (experts stacked)" : "");
     }
 }
 
@@ -890,7 +907,11 @@ int main(int argc, char **argv) {
         base = base && base[1] ? base + 1 : absdir;
     }
     conv_naming naming;
-    conv_naming_build(&naming, cfg.name_or_path, base, o.vocab_only ? 0 : plan.total_params);
+    if (plan.n_expert)
+        conv_naming_build_experts(&naming, cfg.name_or_path, base, o.vocab_only ? 0 : plan.total_params, plan.n_expert,
+                                  plan.total_params - plan.stacked_params + plan.expert_params);
+    else
+        conv_naming_build(&naming, cfg.name_or_path, base, o.vocab_only ? 0 : plan.total_params);
     if (o.outfile) {
         snprintf(path, sizeof path, "%s", o.outfile);
     } else {

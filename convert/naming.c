@@ -346,7 +346,10 @@ void conv_size_label(uint64_t params, char *buf, size_t size) {
     snprintf(buf, size, "%.*f%c", fix, scaled, suffix);
 }
 
-static void naming_build(conv_naming *n, const char *name_or_path, const char *dir_name, int64_t total_params) {
+/* n_expert > 0 (a mixture of experts): gguf-py's fallback size label is "<experts>x<size>", the size
+ * counting the shared tensors and one expert's share of each stacked one (label_params). */
+static void naming_build(conv_naming *n, const char *name_or_path, const char *dir_name, int64_t total_params,
+                         uint32_t n_expert, uint64_t label_params) {
     memset(n, 0, sizeof *n);
     const char *sources[2] = {NULL, dir_name};
     if (name_or_path) {
@@ -374,16 +377,27 @@ static void naming_build(conv_naming *n, const char *name_or_path, const char *d
         if (!n->size_label[0] && o.size_label[0])
             snprintf(n->size_label, sizeof n->size_label, "%s", o.size_label);
     }
-    if (!n->size_label[0] && total_params > 0)
+    if (!n->size_label[0] && total_params > 0 && n_expert > 0) {
+        char size[48];
+        conv_size_label(label_params, size, sizeof size);
+        snprintf(n->size_label, sizeof n->size_label, "%ux%s", n_expert, size);
+    } else if (!n->size_label[0] && total_params > 0) {
         conv_size_label((uint64_t)total_params, n->size_label, sizeof n->size_label);
+    }
 }
 
 void conv_naming_build(conv_naming *n, const char *name_or_path, const char *dir_name, uint64_t total_params) {
-    naming_build(n, name_or_path, dir_name, total_params > INT64_MAX ? INT64_MAX : (int64_t)total_params);
+    naming_build(n, name_or_path, dir_name, total_params > INT64_MAX ? INT64_MAX : (int64_t)total_params, 0, 0);
+}
+
+void conv_naming_build_experts(conv_naming *n, const char *name_or_path, const char *dir_name, uint64_t total_params,
+                               uint32_t n_expert, uint64_t label_params) {
+    naming_build(n, name_or_path, dir_name, total_params > INT64_MAX ? INT64_MAX : (int64_t)total_params, n_expert,
+                 label_params);
 }
 
 void conv_naming_build_adapter(conv_naming *n, const char *dir_name, int64_t adapted_params) {
-    naming_build(n, NULL, dir_name, adapted_params > 0 ? -adapted_params : adapted_params);
+    naming_build(n, NULL, dir_name, adapted_params > 0 ? -adapted_params : adapted_params, 0, 0);
 }
 
 static void append_dashed(char *buf, size_t size, const char *s, bool upper) {

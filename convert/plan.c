@@ -71,11 +71,34 @@ static bool stem_matches(const char *name, const char *stem, bool bias_ok, bool 
     return false;
 }
 
+/* A stacked expert's "<before>*<after>.weight" (the "*" the expert's number): true with *expert set. */
+static bool expert_stem_matches(const char *name, const char *stem, long *expert) {
+    const char *star = strchr(stem, '*');
+    size_t n = (size_t)(star - stem);
+    if (strncmp(name, stem, n) != 0)
+        return false;
+    const char *p = name + n;
+    if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9'))
+        return false;
+    long v = 0;
+    while (*p >= '0' && *p <= '9') {
+        v = v * 10 + (*p - '0');
+        if (v > 1000000)
+            return false;
+        p++;
+    }
+    size_t k = strlen(star + 1);
+    if (strncmp(p, star + 1, k) != 0 || strcmp(p + k, ".weight") != 0)
+        return false;
+    *expert = v;
+    return true;
+}
+
 /* The family's tensor a source name is (NULL: none; *dropped: a buffer the converter skips);
- * *layer set for per-layer tensors, *bias for ".bias". */
-static const nm_arch_tensor *classify(const nm_arch *a, const char *name, conv_layout layout, long *layer,
-                                      bool *bias, bool *dropped) {
-    *layer = -1;
+ * *layer set for per-layer tensors, *bias for ".bias", *expert for a stacked expert's part. */
+static const nm_arch_tensor *classify_expert(const nm_arch *a, const char *name, conv_layout layout, long *layer,
+                                             bool *bias, bool *dropped, long *expert) {
+    *layer = *expert = -1;
     *bias = *dropped = false;
     for (const char *const *ig = a->hf_ignored; *ig; ig++)
         if (ends_with(name, *ig)) {
@@ -92,16 +115,24 @@ static const nm_arch_tensor *classify(const nm_arch *a, const char *name, conv_l
         const bool per_layer = t->role >= NM_ROLE_FIRST_LAYER;
         if (!stem || per_layer != (rest != NULL))
             continue;
-        if (stem_matches(per_layer ? rest : name, stem, t->bias != NM_BIAS_NONE, bias))
+        if (t->transform == NM_XF_STACK_EXPERTS ? per_layer && expert_stem_matches(rest, stem, expert)
+                                                : stem_matches(per_layer ? rest : name, stem, t->bias != NM_BIAS_NONE, bias))
             return t;
     }
     *layer = -1;
     return NULL;
 }
 
+static const nm_arch_tensor *classify(const nm_arch *a, const char *name, conv_layout layout, long *layer,
+                                      bool *bias, bool *dropped) {
+    long expert;
+    return classify_expert(a, name, layout, layer, bias, dropped, &expert);
+}
+
 /* Expected PyTorch shape (rows, cols); cols 0 for 1-D tensors. */
 static void expected_shape(const conv_config *c, nm_role role, bool bias, uint64_t *rows, uint64_t *cols) {
     uint64_t q = (uint64_t)c->n_head * c->head_dim, kv = (uint64_t)c->n_head_kv * c->head_dim;
+    const uint64_t ff_exp = c->n_ff_exp ? c->n_ff_exp : c->n_ff;
     switch (role) {
     case NM_ROLE_TOKEN_EMBD: case NM_ROLE_OUTPUT: *rows = c->n_vocab; *cols = c->n_embd; break;
     case NM_ROLE_POS_EMBD: *rows = c->n_ctx; *cols = c->n_embd; break;
@@ -112,6 +143,10 @@ static void expected_shape(const conv_config *c, nm_role role, bool bias, uint64
     case NM_ROLE_ATTN_OUT: *rows = c->n_embd; *cols = q; break;
     case NM_ROLE_FFN_GATE: case NM_ROLE_FFN_UP: *rows = c->n_ff; *cols = c->n_embd; break;
     case NM_ROLE_FFN_DOWN: *rows = c->n_embd; *cols = c->n_ff; break;
+    case NM_ROLE_FFN_GATE_INP: *rows = c->n_expert; *cols = c->n_embd; break;
+    /* one expert's part of a stacked tensor */
+    case NM_ROLE_FFN_GATE_EXPS: case NM_ROLE_FFN_UP_EXPS: *rows = ff_exp; *cols = c->n_embd; break;
+    case NM_ROLE_FFN_DOWN_EXPS: *rows = c->n_embd; *cols = ff_exp; break;
     case NM_ROLE_ATTN_Q_NORM: case NM_ROLE_ATTN_K_NORM: *rows = c->head_dim; *cols = 0; break;
     default: *rows = *cols = 0;
     }
@@ -196,12 +231,91 @@ static void item_names(conv_item *it, const conv_config *c, const nm_arch_tensor
         snprintf(it->hf_name, sizeof it->hf_name, "%s%ld.%s.%s", c->family->hf_layer_prefix, layer, t->hf, suffix);
 }
 
+/* The family's stacked expert tensors: how many, and t's place among them. */
+static uint32_t stacked_count(const nm_arch *a) {
+    uint32_t n = 0;
+    for (size_t i = 0; i < a->n_tensors; i++)
+        n += a->tensors[i].transform == NM_XF_STACK_EXPERTS;
+    return n;
+}
+static uint32_t stacked_slot(const nm_arch *a, const nm_arch_tensor *t) {
+    uint32_t n = 0;
+    for (const nm_arch_tensor *u = a->tensors; u < t; u++)
+        n += u->transform == NM_XF_STACK_EXPERTS;
+    return n;
+}
+
+/* "block_sparse_moe.experts.3.w2" from the stem "block_sparse_moe.experts.*.w2". */
+static void expert_name(const char *stem, uint32_t expert, char *buf, size_t size) {
+    const char *star = strchr(stem, '*');
+    snprintf(buf, size, "%.*s%u%s", (int)(star - stem), stem, expert, star + 1);
+}
+
+/* The config.json key that gives a hyper-parameter, for messages. */
+static const char *config_key(const nm_arch *a, nm_hparam hp) {
+    for (const nm_arch_hf_key *k = a->hf_keys; k->key; k++)
+        if (k->hp == hp)
+            return k->key;
+    for (const nm_arch_hf_key *k = a->hf_keys_more; k && k->key; k++)
+        if (k->hp == hp)
+            return k->key;
+    return "?";
+}
+
+/* A layer's stacked tensor, once the converter has all of the layer's experts: one 3-D item of
+ * n_expert × the part's rows, written where the last of the layer's expert tensors stands. */
+static int add_stacked_item(conv_plan *p, const conv_config *c, const nm_arch_tensor *at, long layer,
+                            const conv_tensor *const *srcs, nm_error *err) {
+    uint64_t rows, cols;
+    expected_shape(c, at->role, false, &rows, &cols);
+    conv_item *it = &p->items[p->n_items++];
+    it->src = srcs[0];
+    it->experts = srcs;
+    it->n_experts = c->n_expert;
+    snprintf(it->name, sizeof it->name, "blk.%ld.%s.weight", layer, nm_role_gguf_name(at->role));
+    snprintf(it->hf_name, sizeof it->hf_name, "%s", srcs[0]->name);
+    it->n_dims = 3;
+    it->ne[0] = (int64_t)cols;
+    it->ne[1] = (int64_t)rows;
+    it->ne[2] = (int64_t)c->n_expert;
+    it->ne[3] = 1;
+    it->n_rows = rows * c->n_expert;
+    it->n_cols = cols;
+    static const uint32_t gtypes[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0};
+    it->type = gtypes[p->outtype];
+    if (it->type == GGML_TYPE_Q8_0 && it->ne[0] % 32 != 0)
+        it->type = GGML_TYPE_F16;
+    if (ggml_tensor_size(it->type, it->ne, &it->out_size) != 0)
+        return nm_fail(err, "tensor %s: output size overflows", it->name);
+    const uint64_t elements = rows * cols * c->n_expert;
+    p->total_params += elements;
+    p->stacked_params += elements;
+    p->expert_params += rows * cols;
+    if (it->out_size > p->largest_out)
+        p->largest_out = it->out_size;
+    p->total_out += it->out_size;
+    return 0;
+}
+
 /* What the checkpoint must hold: every tensor of every layer, with the biases the family requires. */
-static int check_complete(const conv_config *c, const uint8_t *seen, nm_error *err) {
+static int check_complete(const conv_config *c, const conv_plan *p, const uint8_t *seen, nm_error *err) {
     const nm_arch *a = c->family;
     const bool meta = c->layout == CONV_LAYOUT_META;
+    const uint32_t n_stack = stacked_count(a);
     for (size_t i = 0; i < a->n_tensors; i++) {
         const nm_arch_tensor *t = &a->tensors[i];
+        if (t->transform == NM_XF_STACK_EXPERTS) {
+            const uint32_t slot = stacked_slot(a, t);
+            for (uint32_t l = 0; l < c->n_layer; l++)
+                for (uint32_t e = 0; e < c->n_expert; e++)
+                    if (!p->expert_srcs[((size_t)l * n_stack + slot) * c->n_expert + e]) {
+                        char part[128];
+                        expert_name(t->hf, e, part, sizeof part);
+                        return nm_fail(err, "tensor %s%u.%s.weight is missing (%s = %u experts per layer)",
+                                       a->hf_layer_prefix, l, part, config_key(a, NM_HP_EXPERTS), c->n_expert);
+                    }
+            continue;
+        }
         const char *stem = meta ? t->meta : t->hf;
         const char *prefix = meta ? a->meta_layer_prefix : a->hf_layer_prefix;
         if (t->role < NM_ROLE_FIRST_LAYER) {
@@ -259,13 +373,31 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
     p->file_type = ftypes[outtype];
 
     int rc = -1;
+    const uint32_t n_stack = stacked_count(c->family);
+    uint64_t *layer_experts = NULL; /* expert tensors seen per layer */
+    if (n_stack) {
+        size_t cells;
+        if (c->n_expert == 0 || c->n_expert > 65536 ||
+            nm_mul_size((size_t)c->n_layer * n_stack, c->n_expert, &cells) != 0) {
+            nm_fail(err, "%s = %u experts per layer is not a supported count (1 to 65536)",
+                    config_key(c->family, NM_HP_EXPERTS), c->n_expert);
+            goto out;
+        }
+        p->n_expert = c->n_expert;
+        p->expert_srcs = calloc(cells, sizeof *p->expert_srcs);
+        layer_experts = calloc(c->n_layer, sizeof *layer_experts);
+        if (!p->expert_srcs || !layer_experts) {
+            nm_fail(err, "out of memory");
+            goto out;
+        }
+    }
     if (c->rope_llama3 && add_llama3_rope_freqs(p, c, err) != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
         const conv_tensor *t = conv_source_at(s, i);
-        long layer;
+        long layer, expert;
         bool bias, dropped;
-        const nm_arch_tensor *at = classify(c->family, t->name, c->layout, &layer, &bias, &dropped);
+        const nm_arch_tensor *at = classify_expert(c->family, t->name, c->layout, &layer, &bias, &dropped, &expert);
         if (dropped)
             continue;
         if (!at) {
@@ -294,6 +426,33 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
             nm_fail(err, "tensor %s has shape %s but the configuration implies %s", t->name, got, want);
             goto out;
         }
+        if (at->transform == NM_XF_STACK_EXPERTS) {
+            /* the converter buffers a layer's expert tensors until it has all of them */
+            if (expert >= (long)c->n_expert) {
+                nm_fail(err, "tensor %s: expert %ld is beyond the %u experts in the configuration (%s)", t->name,
+                        expert, c->n_expert, config_key(c->family, NM_HP_EXPERTS));
+                goto out;
+            }
+            const size_t row = ((size_t)layer * n_stack + stacked_slot(c->family, at)) * c->n_expert;
+            if (p->expert_srcs[row + (size_t)expert]) {
+                nm_fail(err, "tensor %s appears twice", t->name);
+                goto out;
+            }
+            p->expert_srcs[row + (size_t)expert] = t;
+            if (t->size > p->largest_src)
+                p->largest_src = t->size;
+            if (++layer_experts[layer] < (uint64_t)n_stack * c->n_expert)
+                continue;
+            for (size_t k = 0; k < c->family->n_tensors; k++) {
+                const nm_arch_tensor *st = &c->family->tensors[k];
+                if (st->transform != NM_XF_STACK_EXPERTS)
+                    continue;
+                const size_t first = ((size_t)layer * n_stack + stacked_slot(c->family, st)) * c->n_expert;
+                if (add_stacked_item(p, c, st, layer, p->expert_srcs + first, err) != 0)
+                    goto out;
+            }
+            continue;
+        }
         size_t key = at->role < NM_ROLE_FIRST_LAYER ? (size_t)at->role
                                                     : NM_ROLE_COUNT + (size_t)layer * NM_ROLE_COUNT + (size_t)at->role;
         const uint8_t bit = bias ? 2 : 1;
@@ -319,7 +478,7 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
         it->n_cols = cols ? cols : (reordered ? 1 : rows);
         bool is_norm = strlen(it->name) >= 12 && strcmp(it->name + strlen(it->name) - 12, "_norm.weight") == 0;
         /* the converter keeps 1-D tensors, norms and some kinds (position embeddings) in F32 */
-        if (want_dims <= 1 || is_norm || at->role == NM_ROLE_POS_EMBD)
+        if (want_dims <= 1 || is_norm || at->role == NM_ROLE_POS_EMBD || at->role == NM_ROLE_FFN_GATE_INP)
             it->type = GGML_TYPE_F32;
         else
             it->type = gtypes[outtype];
@@ -336,13 +495,14 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
             p->largest_src = t->size;
         p->total_out += it->out_size;
     }
-    if (check_complete(c, seen, err) != 0)
+    if (check_complete(c, p, seen, err) != 0)
         goto out;
     if (c->layout == CONV_LAYOUT_META)
         qsort(p->items, p->n_items, sizeof *p->items, by_hf_name);
     rc = 0;
 out:
     free(seen);
+    free(layer_experts);
     if (rc != 0)
         conv_plan_free(p);
     return rc;
@@ -356,6 +516,8 @@ int conv_hf_target(const conv_config *c, const char *hf_name, conv_target *t, nm
     if (!at || bias)
         return nm_fail(err, "%s is not a weight of a %s model (cannot map it to a GGUF name)", hf_name,
                        c->family->name);
+    if (at->transform == NM_XF_STACK_EXPERTS)
+        return nm_fail(err, "%s: adapters of a mixture of experts' expert tensors are not supported", hf_name);
     if (layer >= (long)c->n_layer)
         return nm_fail(err, "%s: layer %ld is beyond the base model's %u layers", hf_name, layer, c->n_layer);
     if (at->role == NM_ROLE_OUTPUT && c->tied)
@@ -378,6 +540,8 @@ int conv_hf_target(const conv_config *c, const char *hf_name, conv_target *t, nm
 }
 
 void conv_plan_free(conv_plan *p) {
+    free(p->expert_srcs);
+    p->expert_srcs = NULL;
     free(p->rope_factors);
     p->rope_factors = NULL;
     free(p->items);

@@ -251,10 +251,16 @@ static uint64_t file_offset(const gguf_reader *g, const gguf_tensor_info *t) {
     return gguf_data_offset(g, t->file_index) + t->offset;
 }
 
-/* The model family nomoat knows for this file's general.architecture, or NULL. */
+/* The model family nomoat knows for this file's general.architecture, or NULL; a mixture of
+ * experts (an <arch>.expert_count key) is the family of that name that has experts, when one has. */
 static const nm_arch *family_of(const gguf_reader *g) {
     const gguf_value *a = gguf_get(g, "general.architecture");
-    return a && a->type == GGUF_TYPE_STRING ? nm_arch_by_name(a->str.ptr, a->str.len) : NULL;
+    if (!a || a->type != GGUF_TYPE_STRING || a->str.len > 64)
+        return NULL;
+    char key[96];
+    snprintf(key, sizeof key, "%.*s.expert_count", (int)a->str.len, a->str.ptr);
+    const nm_arch *moe = gguf_get(g, key) ? nm_arch_by_name_experts(a->str.ptr, a->str.len, true) : NULL;
+    return moe ? moe : nm_arch_by_name(a->str.ptr, a->str.len);
 }
 
 int inspect_gguf(const char *path, const inspect_options *opts, cJSON *out, nm_error *err) {

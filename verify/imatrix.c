@@ -123,6 +123,10 @@ static int eval_chunks(const verify_model *vm, const int32_t *ids, int n_ctx, in
         nm_fail(err, "out of memory");
         goto done;
     }
+    if (vm->m.n_expert) {
+        nm_fail(err, "importance data for a mixture of experts (one matrix per expert) is not supported yet");
+        goto done;
+    }
     if (!(ctx = vm_ctx_create(&vm->m, n_ctx, pool, false, err))) goto done;
     if (adapters && vm_ctx_set_adapters(ctx, adapters, err)) goto done;
     vm_ctx_set_observer(ctx, observe, st);

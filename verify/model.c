@@ -123,6 +123,28 @@ static vm_weight *layer_slot(const vm_model *m, vm_layer *L, nm_role r, const fl
     }
 }
 
+/* A stacked expert tensor: n_expert matrices of n_out rows of n_in, kept as one weight whose
+ * n_out rows are expert 0's (model.h). */
+static int load_experts(const gguf_reader *g, const char *name, int64_t n_in, int64_t n_out, int64_t n_expert,
+                        vm_weight *w, nm_error *err) {
+    const gguf_tensor_info *t = gguf_find_tensor(g, name);
+    memset(w, 0, sizeof *w);
+    if (!t) return nm_fail(err, "tensor %s is missing", name);
+    if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != n_expert || t->ne[3] != 1)
+        return nm_fail(err, "tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]", name,
+                       (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                       (long long)n_in, (long long)n_out, (long long)n_expert);
+    if (!nm_dot_supported(t->type))
+        return nm_fail(err, "tensor %s has type %s, which nomoat-verify cannot evaluate", name, ggml_type_name(t->type));
+    size_t rs;
+    if (ggml_row_size(t->type, (uint64_t)n_in, &rs) != 0)
+        return nm_fail(err, "tensor %s: rows of %lld are not whole %s blocks", name, (long long)n_in,
+                       ggml_type_name(t->type));
+    if (t->size / rs < (size_t)(n_out * n_expert)) return nm_fail(err, "tensor %s is truncated", name);
+    *w = (vm_weight){.name = t->name, .type = t->type, .n_in = n_in, .n_out = n_out, .row_size = rs, .data = t->data};
+    return 0;
+}
+
 /* Per-head norm weights: float copies like the biases. */
 static const float **head_norm_slot(vm_layer *L, nm_role r) {
     return r == NM_ROLE_ATTN_Q_NORM ? &L->q_norm : r == NM_ROLE_ATTN_K_NORM ? &L->k_norm : NULL;
@@ -133,6 +155,17 @@ static int load_layer(const gguf_reader *g, vm_model *m, uint32_t i, float **vec
     for (size_t k = 0; k < m->family->n_tensors; k++) {
         const nm_arch_tensor *t = &m->family->tensors[k];
         if (t->role < NM_ROLE_FIRST_LAYER) continue;
+        if (t->role == NM_ROLE_FFN_GATE_INP || t->transform == NM_XF_STACK_EXPERTS) {
+            const int64_t E = m->n_embd, F = m->n_ff_exp;
+            char nm[GGUF_MAX_NAME + 32];
+            snprintf(nm, sizeof nm, "blk.%u.%s.weight", i, nm_role_gguf_name(t->role));
+            int rc = t->role == NM_ROLE_FFN_GATE_INP ? load_weight(g, nm, E, m->n_expert, true, false, &L->gate_inp, err)
+                     : t->role == NM_ROLE_FFN_GATE_EXPS ? load_experts(g, nm, E, F, m->n_expert, &L->gate_exps, err)
+                     : t->role == NM_ROLE_FFN_UP_EXPS   ? load_experts(g, nm, E, F, m->n_expert, &L->up_exps, err)
+                                                        : load_experts(g, nm, F, E, m->n_expert, &L->down_exps, err);
+            if (rc) return -1;
+            continue;
+        }
         const float **hn = head_norm_slot(L, t->role);
         if (hn) {
             char nm[GGUF_MAX_NAME + 32];
@@ -165,6 +198,23 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
         nm_arch_list_names(names, sizeof names);
         return nm_fail(err, "architecture '%.*s' is not supported (nomoat-verify runs: %s)",
                        (int)(arch->str.len > 64 ? 64 : arch->str.len), arch->str.ptr, names);
+    }
+    char ekey[2][96];
+    snprintf(ekey[0], sizeof ekey[0], "%s.expert_count", m->family->name);
+    snprintf(ekey[1], sizeof ekey[1], "%s.expert_used_count", m->family->name);
+    uint32_t n_expert, n_used;
+    if (get_u32_opt(g, ekey[0], 0, &n_expert, err)) return -1;
+    if (n_expert > 0) { /* a mixture of experts (llama.cpp's loader: 0 is a dense model); Mixtral's files say "llama" */
+        const nm_arch *moe = nm_arch_by_name_experts(arch->str.ptr, arch->str.len, true);
+        if (get_u32_req(g, ekey[1], &n_used, err)) return -1;
+        if (!moe)
+            return nm_fail(err, "%s = %u: nomoat-verify does not run this architecture's mixture of experts", ekey[0],
+                           n_expert);
+        if (n_expert < 1 || n_expert > 512 || n_used < 1 || n_used > n_expert)
+            return nm_fail(err, "implausible mixture of experts (%s = %u, %s = %u)", ekey[0], n_expert, ekey[1], n_used);
+        m->family = moe;
+        m->n_expert = (int)n_expert;
+        m->n_expert_used = (int)n_used;
     }
     const nm_arch *a = m->family;
     char key[7][96];
@@ -239,6 +289,14 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
     m->head_dim = (int)head_dim;
     m->n_rot = (int)n_rot;
     m->n_ff = (int)n_ff;
+    m->n_ff_exp = (int)n_ff;
+    if (m->n_expert) {
+        uint32_t ff_exp;
+        snprintf(key[0], sizeof key[0], "%s.expert_feed_forward_length", a->name);
+        if (get_u32_opt(g, key[0], n_ff, &ff_exp, err)) return -1;
+        if (ff_exp == 0 || ff_exp > 1 << 20) return nm_fail(err, "%s = %u is implausible", key[0], ff_exp);
+        m->n_ff_exp = (int)ff_exp;
+    }
     m->n_vocab = (int)emb->ne[1];
     m->n_ctx_train = (int)n_ctx_train;
     const int64_t E = n_embd;
@@ -317,6 +375,7 @@ void vm_ctx_free(vm_ctx *c) {
     free(c->qkv); free(c->attn_out);
     free(c->kt); free(c->vf); free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->fa); free(c->fb);
     free(c->out); free(c->act); free(c->aux); free(c->wscratch);
+    free(c->router); free(c->moe_scratch);
     vm_lora_state_free(c->lora);
     free(c);
 }
@@ -357,6 +416,12 @@ vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, n
     }
     if (m->n_layer > 0 && m->layers[0].wqkv.data && !(c->qkv = alloc_floats(T * (Q + 2 * KV)))) goto oom;
     if (m->parallel_residual && !(c->attn_out = alloc_floats(T * E))) goto oom;
+    if (m->n_expert) {
+        c->moe_scratch_per_thread = vm_moe_scratch(m);
+        if (!(c->router = alloc_floats(T * (size_t)m->n_expert)) ||
+            !(c->moe_scratch = alloc_floats(c->moe_scratch_per_thread * (size_t)c->n_threads)))
+            goto oom;
+    }
     c->kt_stride = (T + NM_GGML_FA_TILE - 1) / NM_GGML_FA_TILE * NM_GGML_FA_TILE;
     c->kt = calloc(c->kt_stride * KV, sizeof(float));
     c->vf = alloc_floats(T * KV);
@@ -604,6 +669,10 @@ static void attention_block(vm_ctx *c, int l, int n_tokens, int pos0, float *nw,
 static void ffn_block(vm_ctx *c, int l, int f0, int nf, float *nw) {
     const vm_layer *L = &c->m->layers[l];
     norm_rows(c, f0, nf, norm_weights(&L->ffn_norm, nw), L->ffn_norm_b);
+    if (L->gate_inp.data) {
+        vm_moe_ffn(c, L, nf);
+        return;
+    }
     if (L->gate.data) linear(c, &L->gate, L->gate_b, c->xn, nf, c->fa);
     linear(c, &L->up, L->up_b, c->xn, nf, L->gate.data ? c->fb : c->fa);
     per_token(c, 0, nf, step_activation, NULL, 0);

@@ -27,6 +27,9 @@ typedef struct vm_layer {
     vm_weight attn_norm, wq, wk, wv, wqkv, wo, ffn_norm, gate, up, down;
     const float *attn_norm_b, *bq, *bk, *bv, *bqkv, *bo, *ffn_norm_b, *gate_b, *up_b, *down_b;
     const float *q_norm, *k_norm; /* per-head RMSNorm weights (head_dim each), or NULL */
+    /* a mixture of experts (instead of gate/up/down): the router, and each expert's matrices
+     * stacked (n_out rows per expert; expert e's rows start at data + e·n_out·row_size) */
+    vm_weight gate_inp, gate_exps, up_exps, down_exps;
 } vm_layer;
 
 typedef struct vm_model {
@@ -40,6 +43,8 @@ typedef struct vm_model {
     float *vectors;          /* the float copies the *_b pointers point into */
     const float *rope_freqs; /* rope_freqs.weight (llama3 scaling): n_rot/2 divisors, or NULL */
     vm_layer *layers;
+    int n_expert, n_expert_used; /* a mixture of experts (<arch>.expert_count, expert_used_count), else 0 */
+    int n_ff_exp;                /* an expert's FFN width (expert_feed_forward_length, else n_ff) */
 } vm_model;
 
 /* Reads hyper-parameters and tensors; every shape and type is checked. The reader must outlive

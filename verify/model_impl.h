@@ -24,6 +24,9 @@ struct vm_ctx {
     vm_observe_fn observe;
     void *observe_user;
     struct vm_lora_state *lora; /* run-time adapters (lora.c), or NULL */
+    float *router;          /* a mixture of experts: the router's scores, n_expert per token */
+    float *moe_scratch;     /* per thread: moe.c's buffers for one token */
+    size_t moe_scratch_per_thread; /* floats */
 };
 
 /* Work split: matrix products in tiles of ROW_BLOCK weight rows (FLOAT_ROW_BLOCK for F32, F16 and
@@ -37,6 +40,13 @@ void vm_matmul(vm_ctx *c, const vm_weight *w, const float *x, int n_tokens, floa
 /* Attention of layer `layer` for the batch's n_tokens queries at positions pos0.. (c->q) over the
  * cache holding positions 0 .. pos0+n_tokens-1, into c->att (attention.c). */
 void vm_attention(vm_ctx *c, int layer, int n_tokens, int pos0);
+
+/* A mixture of experts' FFN (moe.c) for the n_tokens normed rows of c->xn into c->out, as
+ * llama.cpp's build_moe_ffn computes it (softmax router, top n_expert_used, weights renormalised,
+ * SwiGLU experts, weighted outputs summed in slot order). vm_moe_scratch: the floats
+ * moe_scratch_per_thread must hold. */
+void vm_moe_ffn(vm_ctx *c, const vm_layer *L, int n_tokens);
+size_t vm_moe_scratch(const vm_model *m);
 
 /* Run-time LoRA adapters (lora.c): after W·x, y += scale·B(A x) for every adapter of W; after the
  * embedding, the token_embd adapters' rows. Both return at once for weights without adapters. */

@@ -35,7 +35,9 @@ convert_family() {
 }
 variant() { # NAME PYTHON-EDIT-OF-config.json: a copy of the folder with its config edited
     rm -rf "$SCRATCH/$1" && mkdir "$SCRATCH/$1" &&
-    ln -s "$M/model.safetensors" "$M/tokenizer.json" "$M/tokenizer_config.json" "$SCRATCH/$1/" &&
+    for f in model.safetensors tokenizer.json tokenizer_config.json tokenizer.model; do
+        [ ! -e "$M/$f" ] || ln -s "$M/$f" "$SCRATCH/$1/" || return 1
+    done &&
     /usr/bin/python3 -c "
 import json, sys
 c = json.load(open(sys.argv[1])); $2

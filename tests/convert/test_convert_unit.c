@@ -116,6 +116,13 @@ static void test_naming(void **state) {
     assert_string_equal(n.finetune, "hf");
     conv_default_filename(&n, "Q8_0", false, f, sizeof f);
     assert_string_equal(f, "Llama-2-7B-hf-Q8_0.gguf");
+
+    /* a mixture of experts (Mixtral-8x7B's counts): gguf-py labels the shared tensors plus one
+     * expert's share of each stacked one (1,605,636,096 + 5,637,144,576), after the expert count */
+    conv_naming_build_experts(&n, NULL, "mixtral", 46702792704ull, 8, 7242780672ull);
+    assert_string_equal(n.size_label, "8x7.2B");
+    conv_default_filename(&n, "F16", false, f, sizeof f);
+    assert_string_equal(f, "Mixtral-8x7.2B-F16.gguf");
 }
 
 static void test_meta_context_guess(void **state) {
