@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const nm_arch *const families[] = {&nm_arch_llama, &nm_arch_gptneox, &nm_arch_gpt2, &nm_arch_qwen3};
+static const nm_arch *const families[] = {&nm_arch_llama, &nm_arch_gptneox, &nm_arch_gpt2, &nm_arch_qwen3,
+                                          &nm_arch_phi3};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
 static const char *const role_names[NM_ROLE_COUNT] = {
@@ -68,6 +69,6 @@ void nm_arch_describe(const nm_arch *a, char *buf, size_t size) {
              nm_arch_tensor_of(a, NM_ROLE_ATTN_Q_NORM) ? ", per-head Q/K RMSNorm" : "",
              a->rope == NM_ROPE_NORMAL ? "rotary on adjacent pairs" : a->rope == NM_ROPE_NEOX ? "NeoX rotary (split halves)"
                                                                                            : "learned positions",
-             a->ffn == NM_FFN_SWIGLU ? "SwiGLU" : "GELU", a->residual == NM_RESIDUAL_PARALLEL ? "parallel" : "sequential",
+             a->ffn == NM_FFN_GELU ? "GELU" : a->ffn_up_gated ? "SwiGLU (gate and up fused)" : "SwiGLU", a->residual == NM_RESIDUAL_PARALLEL ? "parallel" : "sequential",
              a->tie_by_absence ? ", output tied to the embedding when absent" : "");
 }

@@ -56,6 +56,8 @@ typedef enum nm_hparam {
     NM_HP_ROPE_THETA, NM_HP_RMS_EPS, NM_HP_NORM_EPS, NM_HP_PARALLEL_RESIDUAL,
     NM_HP_ROTARY_PCT,        /* config.json only: the partial-rotary fraction */
     NM_HP_FILE_TYPE,         /* GGUF only: general.file_type, where the converter writes it */
+    NM_HP_ORIG_CTX,          /* original_max_position_embeddings: the context the rotary was trained for */
+    NM_HP_SLIDING_WINDOW,    /* sliding_window (0 when null or absent) */
     NM_HP_COUNT
 } nm_hparam;
 
@@ -106,6 +108,15 @@ typedef struct nm_arch {
                                        * families refuse a rope_scaling section */
     bool vocab_add_space_prefix;      /* writes tokenizer.ggml.add_space_prefix from tokenizer_config.json's
                                        * add_prefix_space (LlamaModel.set_vocab) */
+    bool ffn_up_gated;                /* ffn_up holds the gate's n_ff rows, then the up rows (2 × n_ff:
+                                       * Phi-3's gate_up_proj); SwiGLU runs on its two halves */
+    bool q_scaled_first;              /* Q is multiplied by 1/sqrt(head_dim) after the rotary and the
+                                       * attention scores are not scaled again (Phi-3's graph) */
+    bool hf_longrope;                 /* reads rope_scaling {type: longrope or su} (Phi-3's long-context
+                                       * variants): rope_factors_long/short.weight and rope.scaling.attn_factor */
+    bool vocab_added_special_only;    /* added tokens as Phi3MiniModel.set_vocab reads them: added_tokens.json,
+                                       * tokenizer_config.json's added_tokens_decoder, then tokenizer.json's
+                                       * added_tokens; control only when marked special, text kept as is */
 } nm_arch;
 
 /* The converter's TextModel base: its config keys and GGUF keys (arch/textmodel.c). */
@@ -116,6 +127,7 @@ extern const nm_arch nm_arch_llama;
 extern const nm_arch nm_arch_gptneox;
 extern const nm_arch nm_arch_gpt2;
 extern const nm_arch nm_arch_qwen3;
+extern const nm_arch nm_arch_phi3;
 
 /* The family of a config.json "architectures" entry, or NULL. */
 const nm_arch *nm_arch_by_hf_class(const char *hf_class);

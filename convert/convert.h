@@ -51,6 +51,12 @@ typedef struct conv_config {
     bool rope_llama3;         /* rope_scaling {rope_type: llama3}: a computed rope_freqs.weight */
     double llama3_theta, llama3_factor, llama3_low, llama3_high, llama3_orig_ctx;
     bool first_dtype_known;
+    uint32_t n_ctx_orig;      /* original_max_position_embeddings (Phi-3) */
+    uint32_t sliding_window;  /* 0 when null or absent */
+    bool rope_longrope;       /* rope_scaling {type: longrope or su}: the factors below (longrope.c) */
+    float rope_attn_factor;   /* rope.scaling.attn_factor */
+    uint32_t n_rope_factors;  /* n_rot / 2 each */
+    float *rope_long, *rope_short; /* malloc'ed */
 
     /* tokenizer side (HF: tokenizer_config.json, tokenizer.json, config.json) */
     int n_special;                       /* special ids in the order they were set */
@@ -81,6 +87,10 @@ void conv_config_free(conv_config *c);
 int conv_llama3_rope_load(conv_config *c, const cJSON *j, const cJSON *rs, const char *file, nm_error *err);
 /* The head_dim/2 frequency divisors llama.cpp's converter stores as rope_freqs.weight. */
 void conv_llama3_rope_factors(const conv_config *c, float *out);
+/* rope_scaling {type: longrope or su} (longrope.c): reads the section rs of config.json into c as
+ * Phi3MiniModel does (attn_factor from the context lengths, long_factor and short_factor of
+ * n_rot/2 numbers each); -1 with a message naming file otherwise. */
+int conv_longrope_load(conv_config *c, const cJSON *rs, const char *file, nm_error *err);
 
 /* Meta's missing context length, guessed as llama.cpp's converter does (FORMATS.md §6.1). */
 uint32_t conv_guess_meta_context(double norm_eps, double rope_theta, bool have_theta);
@@ -144,6 +154,7 @@ typedef struct conv_plan {
     uint64_t total_out;        /* tensor bytes, unpadded */
     conv_tensor rope_freqs;    /* computed, not read: llama3 rope factors (src of its item) */
     float *rope_factors;
+    conv_tensor rope_long, rope_short; /* from config.json: longrope factors (src of their items) */
 } conv_plan;
 
 const char *conv_outtype_name(conv_outtype t);   /* "f32", ... */

@@ -40,6 +40,13 @@ typedef struct vm_model {
     float *vectors;          /* the float copies the *_b pointers point into */
     const float *rope_freqs; /* rope_freqs.weight (llama3 scaling): n_rot/2 divisors, or NULL */
     vm_layer *layers;
+    /* longrope (Phi-3's long-context variants): rope_factors_long/short.weight, n_rot/2 divisors
+     * each (NULL without them), the long ones for contexts beyond n_ctx_orig (as llama.cpp
+     * compares them: the context rounded up to a multiple of 256); every rotary cosine
+     * and sine is multiplied by rope_attn_factor (rope.scaling.attn_factor, 1 by default) */
+    const float *rope_long, *rope_short;
+    int n_ctx_orig;
+    float rope_attn_factor;
 } vm_model;
 
 /* Reads hyper-parameters and tensors; every shape and type is checked. The reader must outlive

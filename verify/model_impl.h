@@ -24,6 +24,9 @@ struct vm_ctx {
     vm_observe_fn observe;
     void *observe_user;
     struct vm_lora_state *lora; /* run-time adapters (lora.c), or NULL */
+    float *gate_up;         /* a fused gate/up projection's output (2 × n_ff per token), or NULL */
+    const float *rope_freqs; /* the rotary divisors this context runs with (llama3's, or longrope's
+                              * short or long ones by the context size), or NULL */
 };
 
 /* Work split: matrix products in tiles of ROW_BLOCK weight rows (FLOAT_ROW_BLOCK for F32, F16 and

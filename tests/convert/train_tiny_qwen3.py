@@ -17,58 +17,24 @@ in rotate-half style on the full head_dim (rope_theta 1000000), SwiGLU FFN of 76
 
 Only the K most frequent tokens of those N ids (default 1100, plus <|endoftext|>) get rows of
 their own; every other token id (the rest of the vocab and the padding rows) shares one trained
-row of the (tied) embedding, so the file stays small after compression. The model is still
-trained on the full 151,936-way softmax: the shared row's logit counts #shared times,
-logsumexp(own logits, shared logit + log(#shared)), and a token of the training text without a
-row of its own is a target (and an input) through the shared row, so the probability left to
-rare tokens is learned rather than driven to zero.
+row of the (tied) embedding, trained on the full 151,936-way softmax (train_tiny_common.py says how).
 Written in Hugging Face's layout (separate q/k/v/o projections, q/k rows for rotate-half RoPE,
 no lm_head.weight since it is tied), BF16 as Qwen3 ships.
 """
 import json, math, os, sys
 
-import numpy as np
 import torch
 
-import st_write
+import train_tiny_common as common
 
-
-def arg(name, default):
-    return type(default)(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
-
-
-ids_path, out = sys.argv[1], sys.argv[2]
-n_tokens, keep, steps = arg("--tokens", 120000), arg("--keep", 1100), arg("--steps", 150)
-heldout_path = arg("--heldout", "")
-torch.manual_seed(1234)
-np.random.seed(1234)
-torch.set_num_threads(2)
+ids_path, out, n_tokens, keep, steps, heldout_path = common.cli()
+common.seed()
 
 VOCAB, DIM, LAYERS, HEADS, KV, HD, FF = 151936, 256, 2, 8, 2, 64, 768
 THETA, EPS, EOT = 1000000.0, 1e-6, 151643
 
-ids = np.fromfile(ids_path, dtype="<i4")[:n_tokens].astype(np.int64)
-counts = np.bincount(ids, minlength=VOCAB)
-order = np.argsort(-counts, kind="stable")
-kept = np.unique(np.concatenate([order[:keep][counts[order[:keep]] > 0], [EOT]]))
-n_kept = len(kept)
-SHARED = n_kept                          # index of the shared row in the model's own numbering
-remap = np.full(VOCAB, SHARED, dtype=np.int64)
-remap[kept] = np.arange(n_kept)
-n_shared = VOCAB - n_kept
-data = torch.from_numpy(remap[ids])
-covered = float(np.isin(ids, kept).mean())
-print(f"{len(ids)} training tokens, {len(np.unique(ids))} distinct; {n_kept} with own rows cover "
-      f"{100 * covered:.1f}%, {n_shared} share one row", file=sys.stderr)
-
-
-def rms(x, w):
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS) * w
-
-
-def rotate_half(x):
-    a, b = x[..., : HD // 2], x[..., HD // 2:]
-    return torch.cat((-b, a), dim=-1)
+rows = common.SharedRows(ids_path, n_tokens, VOCAB, keep, extra=[EOT])
+rms, rotate_half = common.rms, common.rotate_half
 
 
 class Model(torch.nn.Module):
@@ -78,7 +44,7 @@ class Model(torch.nn.Module):
         w = lambda *s: P(torch.randn(*s) * 0.02)
         norm_w = lambda n: P(1 + 0.1 * torch.randn(n))
         # rows of the model's own numbering: the kept tokens, then the shared row (tied in and out)
-        self.emb = w(n_kept + 1, DIM)
+        self.emb = w(rows.n_kept + 1, DIM)
         self.norm = norm_w(DIM)
         self.layers = torch.nn.ModuleList()
         for _ in range(LAYERS):
@@ -92,74 +58,33 @@ class Model(torch.nn.Module):
     def forward(self, x):  # x: [B, T] in the model's own numbering
         B, T = x.shape
         h = self.emb[x]
-        ang = torch.arange(T, dtype=torch.float32)[:, None] * self.inv_freq[None, :]
-        cos, sin = torch.cat((ang, ang), -1).cos(), torch.cat((ang, ang), -1).sin()
-        mask = torch.full((T, T), float("-inf")).triu(1)
+        cos, sin, mask = common.rope_tables(T, self.inv_freq)
         for l in self.layers:
-            a = rms(h, l.ln1)
+            a = rms(h, l.ln1, EPS)
             # HF Qwen3: per-head RMSNorm of q and k over head_dim, then rotary
-            q = rms((a @ l.q.T).view(B, T, HEADS, HD), l.q_norm).transpose(1, 2)
-            k = rms((a @ l.k.T).view(B, T, KV, HD), l.k_norm).transpose(1, 2)
+            q = rms((a @ l.q.T).view(B, T, HEADS, HD), l.q_norm, EPS).transpose(1, 2)
+            k = rms((a @ l.k.T).view(B, T, KV, HD), l.k_norm, EPS).transpose(1, 2)
             v = (a @ l.v.T).view(B, T, KV, HD).transpose(1, 2)
             q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
             k, v = k.repeat_interleave(HEADS // KV, 1), v.repeat_interleave(HEADS // KV, 1)
             att = (q @ k.transpose(-1, -2)) / math.sqrt(HD) + mask
             y = (att.softmax(-1) @ v).transpose(1, 2).reshape(B, T, HEADS * HD)
             h = h + y @ l.o.T
-            a = rms(h, l.ln2)
+            a = rms(h, l.ln2, EPS)
             h = h + (torch.nn.functional.silu(a @ l.gate.T) * (a @ l.up.T)) @ l.down.T
-        h = rms(h, self.norm)
+        h = rms(h, self.norm, EPS)
         logits = h @ self.emb.T
-        # the shared row stands for n_shared identical logits
-        return torch.cat((logits[..., :n_kept], logits[..., n_kept:] + math.log(n_shared)), -1), logits
-
-
-def nll(model, x, y):
-    """Mean negative log-likelihood (nats) of targets y over the full 151,936-way softmax."""
-    grouped, raw = model(x)
-    lse = torch.logsumexp(grouped, -1)
-    return (lse - raw.gather(-1, y[..., None]).squeeze(-1)).mean()
-
-
-def heldout_nll(model, path):
-    """Mean NLL of the second half of each 256-token window (as llama-perplexity scores)."""
-    hid = torch.from_numpy(remap[np.fromfile(path, dtype="<i4").astype(np.int64)])
-    tot, n = 0.0, 0
-    with torch.no_grad():
-        for s in range(0, len(hid) - 256, 256):
-            w = hid[s: s + 256][None]
-            grouped, raw = model(w[:, :-1])
-            lp = raw.gather(-1, w[:, 1:, None]).squeeze(-1) - torch.logsumexp(grouped, -1)
-            tot -= lp[:, 127:].sum().item()
-            n += lp[:, 127:].numel()
-    return tot / n
+        return rows.grouped(logits), logits
 
 
 model = Model()
-opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-B, T = 8, 128
-for step in range(steps):
-    lr = 3e-3 * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-    for g in opt.param_groups:
-        g["lr"] = lr
-    starts = torch.randint(0, len(data) - T - 1, (B,))
-    x = torch.stack([data[s: s + T] for s in starts])
-    y = torch.stack([data[s + 1: s + T + 1] for s in starts])
-    loss = nll(model, x, y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    if step % 50 == 0 or step == steps - 1:
-        print(f"step {step} loss {loss.item():.3f} lr {lr:.2e}", file=sys.stderr, flush=True)
+loss = common.train(model, rows.data, steps)
 if heldout_path:
-    h = heldout_nll(model, heldout_path)
-    print(f"held-out NLL {h:.3f} nats, perplexity {math.exp(h):.1f} (uniform {VOCAB})", file=sys.stderr)
+    common.report_heldout(model, heldout_path, rows)
 
-# Hugging Face layout, BF16 (torch's round-to-nearest-even), sorted names as save_file writes;
-# no lm_head.weight: save_pretrained drops it when tie_word_embeddings is true (Qwen3-0.6B).
-emb = model.emb.detach()[n_kept][None, :].repeat(VOCAB, 1)
-emb[torch.from_numpy(kept)] = model.emb.detach()[:n_kept]
-tensors = {"model.embed_tokens.weight": emb, "model.norm.weight": model.norm.detach()}
+# Hugging Face layout, BF16; no lm_head.weight: save_pretrained drops it when tie_word_embeddings
+# is true (Qwen3-0.6B).
+tensors = {"model.embed_tokens.weight": rows.expand(model.emb.detach()), "model.norm.weight": model.norm.detach()}
 for i, l in enumerate(model.layers):
     p = f"model.layers.{i}."
     for name, t in (("input_layernorm", l.ln1), ("post_attention_layernorm", l.ln2),
@@ -167,12 +92,7 @@ for i, l in enumerate(model.layers):
                     ("self_attn.o_proj", l.o), ("self_attn.q_norm", l.q_norm), ("self_attn.k_norm", l.k_norm),
                     ("mlp.gate_proj", l.gate), ("mlp.up_proj", l.up), ("mlp.down_proj", l.down)):
         tensors[p + name + ".weight"] = t.detach()
-blobs = []
-for name in sorted(tensors):
-    t = tensors[name].contiguous().to(torch.bfloat16)
-    blobs.append((name, "BF16", t.shape, t.view(torch.int16).numpy().tobytes()))
-os.makedirs(out, exist_ok=True)
-st_write.write(os.path.join(out, "model.safetensors"), blobs, metadata={"format": "pt"})
+common.write_bf16(out, tensors)
 config = {  # the keys of Qwen3-0.6B's config.json
     "architectures": ["Qwen3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
     "bos_token_id": EOT, "eos_token_id": 151645, "head_dim": HD, "hidden_act": "silu", "hidden_size": DIM,
