@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const nm_arch *const families[] = {&nm_arch_llama, &nm_arch_gptneox, &nm_arch_gpt2, &nm_arch_qwen3,
-                                          &nm_arch_mixtral, &nm_arch_qwen3moe};
+                                          &nm_arch_mixtral, &nm_arch_qwen3moe, &nm_arch_phi3};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
 static const char *const role_names[NM_ROLE_COUNT] = {
@@ -80,6 +80,7 @@ void nm_arch_describe(const nm_arch *a, char *buf, size_t size) {
              a->rope == NM_ROPE_NORMAL ? "rotary on adjacent pairs" : a->rope == NM_ROPE_NEOX ? "NeoX rotary (split halves)"
                                                                                            : "learned positions",
              a->experts ? "mixture of experts (softmax router, top-k), each " : "",
-             a->ffn == NM_FFN_SWIGLU ? "SwiGLU" : "GELU", a->residual == NM_RESIDUAL_PARALLEL ? "parallel" : "sequential",
+             a->ffn == NM_FFN_GELU ? "GELU" : a->ffn_up_gated ? "SwiGLU (gate and up fused)" : "SwiGLU",
+             a->residual == NM_RESIDUAL_PARALLEL ? "parallel" : "sequential",
              a->tie_by_absence ? ", output tied to the embedding when absent" : "");
 }

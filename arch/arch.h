@@ -65,6 +65,8 @@ typedef enum nm_hparam {
     NM_HP_EXPERT_FF,         /* an expert's FFN width when it is not NM_HP_FF (Qwen3MoE) */
     NM_HP_NORM_TOPK,         /* config.json only: whether the chosen experts' weights are renormalised
                               * (llama.cpp always does: false is refused) */
+    NM_HP_ORIG_CTX,          /* original_max_position_embeddings: the context the rotary was trained for */
+    NM_HP_SLIDING_WINDOW,    /* sliding_window (0 when null or absent) */
     NM_HP_COUNT
 } nm_hparam;
 
@@ -120,6 +122,15 @@ typedef struct nm_arch {
                                        * replaced by a router and stacked expert tensors (a GGUF file is
                                        * this family when its general.architecture matches and
                                        * <arch>.expert_count is present) */
+    bool ffn_up_gated;                /* ffn_up holds the gate's n_ff rows, then the up rows (2 × n_ff:
+                                       * Phi-3's gate_up_proj); SwiGLU runs on its two halves */
+    bool q_scaled_first;              /* Q is multiplied by 1/sqrt(head_dim) after the rotary and the
+                                       * attention scores are not scaled again (Phi-3's graph) */
+    bool hf_longrope;                 /* reads rope_scaling {type: longrope or su} (Phi-3's long-context
+                                       * variants): rope_factors_long/short.weight and rope.scaling.attn_factor */
+    bool vocab_added_special_only;    /* added tokens as Phi3MiniModel.set_vocab reads them: added_tokens.json,
+                                       * tokenizer_config.json's added_tokens_decoder, then tokenizer.json's
+                                       * added_tokens; control only when marked special, text kept as is */
 } nm_arch;
 
 /* The converter's TextModel base: its config keys and GGUF keys (arch/textmodel.c). */
@@ -132,6 +143,7 @@ extern const nm_arch nm_arch_gpt2;
 extern const nm_arch nm_arch_qwen3;
 extern const nm_arch nm_arch_mixtral;
 extern const nm_arch nm_arch_qwen3moe;
+extern const nm_arch nm_arch_phi3;
 
 /* The family of a config.json "architectures" entry, or NULL. */
 const nm_arch *nm_arch_by_hf_class(const char *hf_class);

@@ -198,8 +198,12 @@ static int read_hparam(conv_config *c, const cJSON *j, const char *file, const n
     int r;
     switch (k->hp) {
     case NM_HP_EMBD: case NM_HP_LAYERS: case NM_HP_HEADS: case NM_HP_FF: case NM_HP_VOCAB:
-    case NM_HP_HEADS_KV: case NM_HP_HEAD_DIM: case NM_HP_CTX: case NM_HP_EXPERTS: case NM_HP_EXPERTS_USED: case NM_HP_EXPERT_FF:
-        r = get_int(j, file, k->key, 1, k->hp == NM_HP_CTX ? UINT32_MAX : 1 << 30, &v, err);
+    case NM_HP_HEADS_KV: case NM_HP_HEAD_DIM: case NM_HP_CTX: case NM_HP_ORIG_CTX:
+    case NM_HP_EXPERTS: case NM_HP_EXPERTS_USED: case NM_HP_EXPERT_FF:
+        r = get_int(j, file, k->key, 1, k->hp == NM_HP_CTX || k->hp == NM_HP_ORIG_CTX ? UINT32_MAX : 1 << 30, &v, err);
+        break;
+    case NM_HP_SLIDING_WINDOW:
+        r = get_int(j, file, k->key, 0, UINT32_MAX, &v, err);
         break;
     case NM_HP_PARALLEL_RESIDUAL: case NM_HP_NORM_TOPK: {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, k->key);
@@ -225,6 +229,8 @@ static int read_hparam(conv_config *c, const cJSON *j, const char *file, const n
     case NM_HP_HEADS_KV: c->n_head_kv = (uint32_t)v; c->has_head_kv = true; break;
     case NM_HP_HEAD_DIM: c->head_dim = (uint32_t)v; c->has_head_dim = true; break;
     case NM_HP_CTX: c->n_ctx = (uint32_t)v; c->has_ctx = true; break;
+    case NM_HP_ORIG_CTX: c->n_ctx_orig = (uint32_t)v; break;
+    case NM_HP_SLIDING_WINDOW: c->sliding_window = (uint32_t)v; break;
     case NM_HP_ROPE_THETA: c->rope_theta = (float)d; c->has_rope_theta = true; break;
     case NM_HP_RMS_EPS: c->rms_eps = (float)d; break;
     case NM_HP_NORM_EPS: c->norm_eps = (float)d; break;
@@ -316,7 +322,16 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
     if (!cJSON_IsObject(rs))
         rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
-    if (cJSON_IsObject(rs) && !c->family->hf_rope_scaling) {
+    if (c->family->hf_longrope) {
+        /* Phi3MiniModel reads rope_scaling alone (null: no long-context factors) */
+        rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+        if (rs && !cJSON_IsNull(rs) && !cJSON_IsObject(rs)) {
+            nm_fail(err, "%s: \"rope_scaling\" must be an object or null", file);
+            goto out;
+        }
+        if (cJSON_IsObject(rs) && conv_longrope_load(c, rs, file, err) != 0)
+            goto out;
+    } else if (cJSON_IsObject(rs) && !c->family->hf_rope_scaling) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
         if (!t)
             t = cJSON_GetObjectItemCaseSensitive(rs, "type");
@@ -642,6 +657,9 @@ int conv_config_load(conv_config *c, const char *dir, nm_error *err) {
 }
 
 void conv_config_free(conv_config *c) {
+    free(c->rope_long);
+    free(c->rope_short);
+    c->rope_long = c->rope_short = NULL;
     free(c->sampling_sequence);
     free(c->chat_template);
     free(c->name_or_path);

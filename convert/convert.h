@@ -54,6 +54,12 @@ typedef struct conv_config {
     uint32_t n_expert, n_expert_used; /* mixture of experts (0 otherwise) */
     bool has_expert, has_expert_used;
     uint32_t n_ff_exp;        /* an expert's FFN width when the config gives one apart (else 0: n_ff) */
+    uint32_t n_ctx_orig;      /* original_max_position_embeddings (Phi-3) */
+    uint32_t sliding_window;  /* 0 when null or absent */
+    bool rope_longrope;       /* rope_scaling {type: longrope or su}: the factors below (longrope.c) */
+    float rope_attn_factor;   /* rope.scaling.attn_factor */
+    uint32_t n_rope_factors;  /* n_rot / 2 each */
+    float *rope_long, *rope_short; /* malloc'ed */
 
     /* tokenizer side (HF: tokenizer_config.json, tokenizer.json, config.json) */
     int n_special;                       /* special ids in the order they were set */
@@ -84,6 +90,10 @@ void conv_config_free(conv_config *c);
 int conv_llama3_rope_load(conv_config *c, const cJSON *j, const cJSON *rs, const char *file, nm_error *err);
 /* The head_dim/2 frequency divisors llama.cpp's converter stores as rope_freqs.weight. */
 void conv_llama3_rope_factors(const conv_config *c, float *out);
+/* rope_scaling {type: longrope or su} (longrope.c): reads the section rs of config.json into c as
+ * Phi3MiniModel does (attn_factor from the context lengths, long_factor and short_factor of
+ * n_rot/2 numbers each); -1 with a message naming file otherwise. */
+int conv_longrope_load(conv_config *c, const cJSON *rs, const char *file, nm_error *err);
 
 /* Meta's missing context length, guessed as llama.cpp's converter does (FORMATS.md §6.1). */
 uint32_t conv_guess_meta_context(double norm_eps, double rope_theta, bool have_theta);
@@ -154,6 +164,7 @@ typedef struct conv_plan {
     uint32_t n_expert;         /* experts per layer of a mixture of experts, else 0 */
     uint64_t expert_params;    /* gguf-py's count for the size label: each stacked tensor's elements / experts */
     uint64_t stacked_params;   /* all elements of the stacked tensors */
+    conv_tensor rope_long, rope_short; /* from config.json: longrope factors (src of their items) */
 } conv_plan;
 
 const char *conv_outtype_name(conv_outtype t);   /* "f32", ... */

@@ -40,8 +40,8 @@ static void usage(FILE *f) {
             "MODEL_DIR is a Hugging Face folder (config.json, *.safetensors or pytorch_model*.bin,\n"
             "tokenizer.model or tokenizer.json) or Meta's original layout (params.json, consolidated.NN.pth,\n"
             "tokenizer.model). Families: LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM,\n"
-            "GPT2LMHeadModel, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM (each described in\n"
-            "arch/; others are refused by name).\n"
+            "GPT2LMHeadModel, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, Phi3ForCausalLM\n"
+            "(each described in arch/; others are refused by name).\n"
             "\n"
             "options:\n"
             "  -o, --outfile OUT.gguf   output file (default: MODEL_DIR/<Name>-<size>-<TYPE>.gguf)\n"
@@ -286,7 +286,9 @@ static int build_vocab(vocab_arrays *v, spm_vocab *sp, const conv_config *c, con
     memset(v, 0, sizeof *v);
     if (c->n_vocab && c->n_vocab != sp->n_tokens && spm_vocab_resize(sp, c->n_vocab, NULL, err) != 0)
         return -1;
-    if (c->layout == CONV_LAYOUT_HF && spm_vocab_apply_hf_added_tokens(sp, dir, NULL, err) != 0)
+    if (c->layout == CONV_LAYOUT_HF && (c->family->vocab_added_special_only
+                                            ? spm_vocab_apply_special_only_added_tokens(sp, dir, err)
+                                            : spm_vocab_apply_hf_added_tokens(sp, dir, NULL, err)) != 0)
         return -1;
     v->n = sp->n_tokens;
     v->tokens = calloc(v->n ? v->n : 1, sizeof *v->tokens);
@@ -331,6 +333,8 @@ static void write_hparam(kv_sink *k, const conv_config *c, const conv_plan *p, c
     case NM_HP_EXPERTS: u = c->n_expert; given = c->has_expert; break;
     case NM_HP_EXPERTS_USED: u = c->n_expert_used; given = c->has_expert_used; break;
     case NM_HP_EXPERT_FF: u = c->n_ff_exp; given = c->n_ff_exp != 0; break;
+    case NM_HP_ORIG_CTX: u = c->n_ctx_orig; break;
+    case NM_HP_SLIDING_WINDOW: u = c->sliding_window; break;
     default: return;
     }
     if (g->only_if_given && !given)
@@ -354,6 +358,11 @@ static void write_hparams(kv_sink *k, const conv_config *c, const conv_plan *p, 
 static void write_metadata(kv_sink *k, const conv_config *c, const conv_naming *nm, const conv_plan *p,
                            const vocab_arrays *v, bool vocab_only) {
     kv_str(k, "general.architecture", c->family->name);
+    if (c->rope_longrope) { /* Phi3MiniModel adds it while preparing the tensors, before the rest */
+        char key[96];
+        snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", c->family->name);
+        kv_f32(k, key, c->rope_attn_factor);
+    }
     kv_str(k, "general.type", "model");
     if (c->sampling_sequence)
         kv_str(k, "general.sampling.sequence", c->sampling_sequence);

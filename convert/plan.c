@@ -141,7 +141,8 @@ static void expected_shape(const conv_config *c, nm_role role, bool bias, uint64
     case NM_ROLE_ATTN_K: case NM_ROLE_ATTN_V: *rows = kv; *cols = c->n_embd; break;
     case NM_ROLE_ATTN_QKV: *rows = q + 2 * kv; *cols = c->n_embd; break;
     case NM_ROLE_ATTN_OUT: *rows = c->n_embd; *cols = q; break;
-    case NM_ROLE_FFN_GATE: case NM_ROLE_FFN_UP: *rows = c->n_ff; *cols = c->n_embd; break;
+    case NM_ROLE_FFN_GATE: *rows = c->n_ff; *cols = c->n_embd; break;
+    case NM_ROLE_FFN_UP: *rows = (c->family->ffn_up_gated ? 2ull : 1ull) * c->n_ff; *cols = c->n_embd; break;
     case NM_ROLE_FFN_DOWN: *rows = c->n_embd; *cols = c->n_ff; break;
     case NM_ROLE_FFN_GATE_INP: *rows = c->n_expert; *cols = c->n_embd; break;
     /* one expert's part of a stacked tensor */
@@ -209,6 +210,33 @@ static int add_llama3_rope_freqs(conv_plan *p, const conv_config *c, nm_error *e
     if (it->out_size > p->largest_out)
         p->largest_out = it->out_size;
     return 0;
+}
+
+/* Phi-3's longrope factors, long then short, before the checkpoint's tensors as the converter
+ * yields them; they count as parameters (gguf-py counts every tensor). */
+static void add_longrope_factors(conv_plan *p, const conv_config *c) {
+    for (int k = 0; k < 2; k++) {
+        conv_tensor *t = k ? &p->rope_short : &p->rope_long;
+        const uint32_t n = c->n_rope_factors;
+        *t = (conv_tensor){.name = k ? "rope_scaling.short_factor" : "rope_scaling.long_factor", .dtype = NM_DTYPE_F32,
+                           .n_dims = 1, .shape = {n}, .size = (size_t)n * sizeof(float),
+                           .data = k ? c->rope_short : c->rope_long};
+        conv_item *it = &p->items[p->n_items++];
+        snprintf(it->name, sizeof it->name, k ? "rope_factors_short.weight" : "rope_factors_long.weight");
+        snprintf(it->hf_name, sizeof it->hf_name, "%s", it->name);
+        it->src = t;
+        it->type = GGML_TYPE_F32;
+        it->n_dims = 1;
+        it->ne[0] = n;
+        it->ne[1] = it->ne[2] = it->ne[3] = 1;
+        it->n_rows = 1;
+        it->n_cols = n;
+        it->out_size = t->size;
+        p->total_params += n;
+        p->total_out += it->out_size;
+        if (it->out_size > p->largest_out)
+            p->largest_out = it->out_size;
+    }
 }
 
 static int by_hf_name(const void *a, const void *b) {
@@ -343,7 +371,7 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
     size_t n = conv_source_count(s);
     if (n == 0)
         return nm_fail(err, "the checkpoint holds no tensors");
-    p->items = calloc(n + 1, sizeof *p->items);
+    p->items = calloc(n + 2, sizeof *p->items); /* the computed tensors too */
     uint8_t *seen = calloc((size_t)c->n_layer * NM_ROLE_COUNT + NM_ROLE_COUNT, 1); /* bit 0 weight, bit 1 bias */
     if (!p->items || !seen) {
         free(seen);
@@ -393,6 +421,8 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
     }
     if (c->rope_llama3 && add_llama3_rope_freqs(p, c, err) != 0)
         goto out;
+    if (c->rope_longrope)
+        add_longrope_factors(p, c);
     for (size_t i = 0; i < n; i++) {
         const conv_tensor *t = conv_source_at(s, i);
         long layer, expert;

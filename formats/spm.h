@@ -71,6 +71,11 @@ bool spm_token_looks_special(const char *text, size_t len);
 /* Applies dir/added_tokens.json and dir/tokenizer_config.json's added_tokens_decoder (either file
  * may be absent). *n_ignored (may be NULL) counts entries ignored for ids out of range. */
 int spm_vocab_apply_hf_added_tokens(spm_vocab *v, const char *dir, uint32_t *n_ignored, nm_error *err);
+/* The same as Phi3MiniModel.set_vocab applies them: added_tokens.json as above, then
+ * tokenizer_config.json's added_tokens_decoder, then tokenizer.json's added_tokens, each entry
+ * CONTROL when marked special, else USER_DEFINED with its text unchanged (score -1000); an entry of
+ * those two files beyond the vocabulary is an error (that converter stops on it). */
+int spm_vocab_apply_special_only_added_tokens(spm_vocab *v, const char *dir, nm_error *err);
 
 /* Fields of a vocabulary read from a GGUF: model_type 0 (not recorded there), add_dummy_prefix =
  * tokenizer.ggml.add_space_prefix (default true), escape_whitespaces true,

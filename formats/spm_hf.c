@@ -215,7 +215,35 @@ static bool json_truthy(const cJSON *item) {
     return true;
 }
 
-int spm_vocab_apply_hf_added_tokens(spm_vocab *v, const char *dir, uint32_t *n_ignored, nm_error *err) {
+/* One added token of tokenizer_config.json's added_tokens_decoder or tokenizer.json's added_tokens:
+ * as _create_vocab_sentencepiece takes it (out-of-range ids ignored), or as Phi3MiniModel.set_vocab
+ * does (special_only: CONTROL only when marked special, else USER_DEFINED with the text as it is;
+ * an id beyond the vocabulary stops that converter, so it is refused). */
+static int apply_one(spm_vocab *v, uint32_t id, const cJSON *e, bool special_only, const char *path,
+                     uint32_t *n_ignored, nm_error *err) {
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(e, "content");
+    if (!cJSON_IsString(content))
+        return nm_fail(err, "%s: added token %u has no string \"content\"", path, id);
+    bool special = json_truthy(cJSON_GetObjectItemCaseSensitive(e, "special"));
+    const char *text = content->valuestring;
+    int rc;
+    if (!special_only) {
+        rc = spm_vocab_set_decoder_token(v, id, text, strlen(text), special, err);
+    } else if (id >= v->n_tokens) {
+        return nm_fail(err, "%s: added token %u (\"%.64s\") is beyond the vocabulary of %u tokens", path, id, text,
+                       v->n_tokens);
+    } else {
+        rc = replace_token(v, id, text, strlen(text), -1000.0f, special ? SPM_TOKEN_CONTROL : SPM_TOKEN_USER_DEFINED,
+                           err);
+    }
+    if (rc < 0)
+        return nm_error_prefix(err, "%s", path);
+    if (rc == 1 && n_ignored)
+        (*n_ignored)++;
+    return 0;
+}
+
+static int apply_added_tokens(spm_vocab *v, const char *dir, bool special_only, uint32_t *n_ignored, nm_error *err) {
     if (n_ignored)
         *n_ignored = 0;
     char path[4096];
@@ -251,36 +279,60 @@ int spm_vocab_apply_hf_added_tokens(spm_vocab *v, const char *dir, uint32_t *n_i
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     if (read_json(path, &json, err))
         return -1;
+    if (json) {
+        const cJSON *dec = cJSON_IsObject(json) ? cJSON_GetObjectItemCaseSensitive(json, "added_tokens_decoder") : NULL;
+        if (dec && !cJSON_IsObject(dec)) {
+            cJSON_Delete(json);
+            return nm_fail(err, "%s: added_tokens_decoder is not an object", path);
+        }
+        for (const cJSON *e = dec ? dec->child : NULL; e; e = e->next) {
+            uint32_t id;
+            if (parse_id_key(e->string, &id)) {
+                nm_fail(err, "%s: added_tokens_decoder key \"%.32s\" is not a token id", path, e->string);
+                cJSON_Delete(json);
+                return -1;
+            }
+            if (apply_one(v, id, e, special_only, path, n_ignored, err) != 0) {
+                cJSON_Delete(json);
+                return -1;
+            }
+        }
+        cJSON_Delete(json);
+    }
+    if (!special_only)
+        return 0;
+
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (read_json(path, &json, err))
+        return -1;
     if (!json)
         return 0;
-    const cJSON *dec = cJSON_IsObject(json) ? cJSON_GetObjectItemCaseSensitive(json, "added_tokens_decoder") : NULL;
-    if (dec && !cJSON_IsObject(dec)) {
+    const cJSON *list = cJSON_IsObject(json) ? cJSON_GetObjectItemCaseSensitive(json, "added_tokens") : NULL;
+    if (list && !cJSON_IsArray(list)) {
         cJSON_Delete(json);
-        return nm_fail(err, "%s: added_tokens_decoder is not an object", path);
+        return nm_fail(err, "%s: added_tokens is not a list", path);
     }
-    for (const cJSON *e = dec ? dec->child : NULL; e; e = e->next) {
+    const cJSON *e;
+    cJSON_ArrayForEach(e, list) {
         uint32_t id;
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(e, "content");
-        if (parse_id_key(e->string, &id)) {
-            nm_fail(err, "%s: added_tokens_decoder key \"%.32s\" is not a token id", path, e->string);
-            goto fail;
+        if (json_token_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id)) {
+            nm_fail(err, "%s: an added token has no valid integer \"id\"", path);
+            cJSON_Delete(json);
+            return -1;
         }
-        if (!cJSON_IsString(content)) {
-            nm_fail(err, "%s: added_tokens_decoder entry %u has no string \"content\"", path, id);
-            goto fail;
+        if (apply_one(v, id, e, true, path, n_ignored, err) != 0) {
+            cJSON_Delete(json);
+            return -1;
         }
-        bool special = json_truthy(cJSON_GetObjectItemCaseSensitive(e, "special"));
-        rc = spm_vocab_set_decoder_token(v, id, content->valuestring, strlen(content->valuestring), special, err);
-        if (rc < 0) {
-            nm_error_prefix(err, "%s", path);
-            goto fail;
-        }
-        if (rc == 1 && n_ignored)
-            (*n_ignored)++;
     }
     cJSON_Delete(json);
     return 0;
-fail:
-    cJSON_Delete(json);
-    return -1;
+}
+
+int spm_vocab_apply_hf_added_tokens(spm_vocab *v, const char *dir, uint32_t *n_ignored, nm_error *err) {
+    return apply_added_tokens(v, dir, false, n_ignored, err);
+}
+
+int spm_vocab_apply_special_only_added_tokens(spm_vocab *v, const char *dir, nm_error *err) {
+    return apply_added_tokens(v, dir, true, NULL, err);
 }

@@ -1,5 +1,9 @@
 /* llama-quantize's per-tensor type rules (FORMATS.md §5). Written from the description in
- * FORMATS.md and checked against the reference files made by llama-quantize itself. */
+ * FORMATS.md and checked against the reference files made by llama-quantize itself.
+ * The rules go by tensor names alone; the fused tensors of Phi-3 (phi3) get none of their own
+ * (src/llama-quant.cpp has no phi3 case): attn_qkv takes attn_v's rule (attn_v_like, as GPT-NeoX's
+ * and GPT-2's fused QKV do), ffn_up with its 2 × n_ff gate and up rows the plain ffn_up rule, and
+ * the 1-D rope_factors_long/short vectors stay F32 (tests/data/phi3/quant-types.txt). */
 #include "quantize/recipe.h"
 
 #include <ctype.h>

@@ -22,7 +22,7 @@ static void attn_task(void *ctx, size_t task, int thread) {
     const int kvh = (int)(task / (size_t)j->tok_blocks), tb = (int)(task % (size_t)j->tok_blocks);
     const int t0 = tb * ATT_TOK_BLOCK;
     const int t1 = t0 + ATT_TOK_BLOCK < j->n_tokens ? t0 + ATT_TOK_BLOCK : j->n_tokens;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = m->family->q_scaled_first ? 1.0f : 1.0f / sqrtf((float)hd); /* Phi-3: Q scaled already */
     if (!c->exact) { /* flash attention over the f16 cache, as llama.cpp's CPU backend runs it */
         float *fs = c->wscratch + (size_t)thread * c->wscratch_per_thread;
         const size_t qs = (size_t)m->n_head * hd;

@@ -1,7 +1,8 @@
 /* The forward pass (model.h) of every family arch/ describes, built from its blocks: RMSNorm or
  * LayerNorm, separate or fused QKV with optional biases and per-head Q/K norms, rotary (adjacent
- * pairs or NeoX halves, on n_rot dimensions) or learned positions, SwiGLU or GELU, sequential or
- * parallel residual. Batches run layer by layer over all tokens: matrix products quantize the
+ * pairs or NeoX halves, on n_rot dimensions; llama3 or longrope frequency divisors) or learned
+ * positions, Q scaled before or the scores after, SwiGLU (gate and up separate or fused) or GELU,
+ * sequential or parallel residual. Batches run layer by layer over all tokens: matrix products quantize the
  * batch's activations once (to the type ggml pairs with the weight type) and tile rows × tokens
  * over the thread pool; attention reads K/V from a per-layer cache held as f16 (llama.cpp's
  * default) or f32 (exact mode). The default mode reproduces ggml's AVX2 arithmetic
@@ -117,7 +118,7 @@ static vm_weight *layer_slot(const vm_model *m, vm_layer *L, nm_role r, const fl
     case NM_ROLE_ATTN_OUT: *bias = &L->bo; *n_in = Q; *n_out = E; return &L->wo;
     case NM_ROLE_FFN_NORM: *bias = &L->ffn_norm_b; *n_in = E; *n_out = 0; return &L->ffn_norm;
     case NM_ROLE_FFN_GATE: *bias = &L->gate_b; *n_in = E; *n_out = F; return &L->gate;
-    case NM_ROLE_FFN_UP: *bias = &L->up_b; *n_in = E; *n_out = F; return &L->up;
+    case NM_ROLE_FFN_UP: *bias = &L->up_b; *n_in = E; *n_out = m->family->ffn_up_gated ? 2 * F : F; return &L->up;
     case NM_ROLE_FFN_DOWN: *bias = &L->down_b; *n_in = F; *n_out = E; return &L->down;
     default: return NULL;
     }
@@ -279,6 +280,32 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
                 return nm_fail(err, "tensor rope_freqs.weight: factor %u is %g, not a positive number", i,
                                (double)m->rope_freqs[i]);
     }
+    snprintf(key[0], sizeof key[0], "%s.rope.scaling.original_context_length", a->name);
+    snprintf(key[1], sizeof key[1], "%s.rope.scaling.attn_factor", a->name);
+    uint32_t n_ctx_orig;
+    if (get_u32_opt(g, key[0], n_ctx_train, &n_ctx_orig, err) || get_f32_opt(g, key[1], 1.0f, &m->rope_attn_factor, err))
+        return -1;
+    if (!(m->rope_attn_factor > 0.0f) || !isfinite(m->rope_attn_factor))
+        return nm_fail(err, "metadata %s is %g, not a positive number", key[1], (double)m->rope_attn_factor);
+    m->n_ctx_orig = n_ctx_orig > INT32_MAX ? INT32_MAX : (int)n_ctx_orig;
+    static const char *const factor_names[2] = {"rope_factors_long.weight", "rope_factors_short.weight"};
+    for (int k = 0; k < 2; k++) { /* longrope: both or neither */
+        const gguf_tensor_info *t = gguf_find_tensor(g, factor_names[k]);
+        if (!t) {
+            if (gguf_find_tensor(g, factor_names[1 - k]))
+                return nm_fail(err, "tensor %s is missing (%s is there)", factor_names[k], factor_names[1 - k]);
+            continue;
+        }
+        if (ff) return nm_fail(err, "tensor %s cannot come with rope_freqs.weight", factor_names[k]);
+        if (t->type != GGML_TYPE_F32 || t->ne[0] != (int64_t)n_rot / 2 || t->ne[1] != 1 || t->ne[2] != 1 ||
+            t->ne[3] != 1 || t->size < (size_t)n_rot / 2 * sizeof(float))
+            return nm_fail(err, "tensor %s must be F32 of shape [%u] (rotary dimensions / 2)", factor_names[k], n_rot / 2);
+        const float *f = (const float *)t->data;
+        for (uint32_t i = 0; i < n_rot / 2; i++)
+            if (!(f[i] > 0.0f) || !isfinite(f[i]))
+                return nm_fail(err, "tensor %s: factor %u is %g, not a positive number", factor_names[k], i, (double)f[i]);
+        *(k ? &m->rope_short : &m->rope_long) = f;
+    }
     const gguf_tensor_info *emb = gguf_find_tensor(g, "token_embd.weight");
     if (!emb) return nm_fail(err, "tensor token_embd.weight is missing");
     if (emb->ne[1] < 1 || emb->ne[1] > 1 << 24) return nm_fail(err, "token_embd.weight has an implausible vocabulary size");
@@ -372,7 +399,7 @@ void vm_ctx_free(vm_ctx *c) {
         for (int i = 0; i < c->m->n_layer; i++) free(c->vcache[i]);
     free(c->kcache);
     free(c->vcache);
-    free(c->qkv); free(c->attn_out);
+    free(c->qkv); free(c->attn_out); free(c->gate_up);
     free(c->kt); free(c->vf); free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->fa); free(c->fb);
     free(c->out); free(c->act); free(c->aux); free(c->wscratch);
     free(c->router); free(c->moe_scratch);
@@ -422,6 +449,11 @@ vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, n
             !(c->moe_scratch = alloc_floats(c->moe_scratch_per_thread * (size_t)c->n_threads)))
             goto oom;
     }
+    if (m->family->ffn_up_gated && !(c->gate_up = alloc_floats(T * 2 * F))) goto oom;
+    /* llama.cpp: longrope's long factors once the context, which it rounds up to a multiple of
+     * 256, passes the original length */
+    const long padded_ctx = ((long)n_ctx + 255) / 256 * 256;
+    c->rope_freqs = m->rope_freqs ? m->rope_freqs : padded_ctx > m->n_ctx_orig ? m->rope_long : m->rope_short;
     c->kt_stride = (T + NM_GGML_FA_TILE - 1) / NM_GGML_FA_TILE * NM_GGML_FA_TILE;
     c->kt = calloc(c->kt_stride * KV, sizeof(float));
     c->vf = alloc_floats(T * KV);
@@ -488,7 +520,7 @@ static void norm_row(const vm_model *m, const float *x, const float *w, const fl
 
 /* RoPE on the first n_rot dimensions of each head, angles as ggml's rope cache computes them:
  * adjacent pairs (normal) or the pairs (i, i + n_rot/2) (NeoX); the other dimensions pass. */
-static void rope(const vm_model *m, float *x, int n_heads, int n_tokens, int pos0) {
+static void rope(const vm_model *m, const float *freqs, float *x, int n_heads, int n_tokens, int pos0) {
     const int hd = m->head_dim, nr = m->n_rot;
     const int half = m->family->rope == NM_ROPE_NEOX ? nr / 2 : 1; /* distance between a pair's members */
     const float theta_scale = powf(m->rope_base, -2.0f / (float)nr);
@@ -496,10 +528,11 @@ static void rope(const vm_model *m, float *x, int n_heads, int n_tokens, int pos
     for (int t = 0; t < n_tokens; t++) {
         float theta = (float)(pos0 + t);
         for (int i = 0; i < nr; i += 2) {
-            /* ggml: freq_scale * (theta / freq_factor), the factor 1 without rope_freqs */
-            const float th = m->rope_freq_scale * (m->rope_freqs ? theta / m->rope_freqs[i / 2] : theta);
-            cs[i] = cosf(th);
-            cs[i + 1] = sinf(th);
+            /* ggml: freq_scale * (theta / freq_factor), the factor 1 without rope_freqs; the
+             * cosine and sine times the attention factor (an exact no-op when it is 1) */
+            const float th = m->rope_freq_scale * (freqs ? theta / freqs[i / 2] : theta);
+            cs[i] = cosf(th) * m->rope_attn_factor;
+            cs[i + 1] = sinf(th) * m->rope_attn_factor;
             theta *= theta_scale;
         }
         for (int h = 0; h < n_heads; h++) {
@@ -557,8 +590,13 @@ static void step_rope(const token_job *j, size_t t) {
                       j->c->k + t * (size_t)m->n_head_kv * m->head_dim, m->n_head_kv);
     }
     if (m->family->rope == NM_ROPE_NONE) return;
-    rope(m, j->c->q + t * (size_t)m->n_head * m->head_dim, m->n_head, 1, j->pos0 + (int)t);
-    rope(m, j->c->k + t * (size_t)m->n_head_kv * m->head_dim, m->n_head_kv, 1, j->pos0 + (int)t);
+    float *q = j->c->q + t * (size_t)m->n_head * m->head_dim;
+    rope(m, j->c->rope_freqs, q, m->n_head, 1, j->pos0 + (int)t);
+    rope(m, j->c->rope_freqs, j->c->k + t * (size_t)m->n_head_kv * m->head_dim, m->n_head_kv, 1, j->pos0 + (int)t);
+    if (m->family->q_scaled_first) { /* ggml_scale of the rotated queries (Phi-3) */
+        const float s = 1.0f / sqrtf((float)m->head_dim);
+        for (size_t i = 0; i < (size_t)m->n_head * m->head_dim; i++) q[i] *= s;
+    }
 }
 
 static void step_add_bias(const token_job *j, size_t t) {
@@ -583,7 +621,11 @@ static void step_split_qkv(const token_job *j, size_t t) {
 static void step_activation(const token_job *j, size_t t) {
     const size_t F = (size_t)j->c->m->n_ff;
     float *fa = j->c->fa + t * F;
-    const float *fb = j->c->fb + t * F;
+    const float *gate = fa, *fb = j->c->fb + t * F;
+    if (j->c->gate_up) { /* one fused projection: the gate's half, then the up half */
+        gate = j->c->gate_up + t * 2 * F;
+        fb = gate + F;
+    }
     if (j->c->m->family->ffn == NM_FFN_GELU) {
         if (!j->c->exact) {
             nm_ggml_gelu((int)F, fa, fa);
@@ -593,11 +635,11 @@ static void step_activation(const token_job *j, size_t t) {
         return;
     }
     if (!j->c->exact) {
-        nm_ggml_swiglu((int)F, fa, fa, fb);
+        nm_ggml_swiglu((int)F, fa, gate, fb);
         return;
     }
     for (size_t i = 0; i < F; i++) {
-        const float g = fa[i];
+        const float g = gate[i];
         fa[i] = (g / (1.0f + expf(-g))) * fb[i];
     }
 }
@@ -674,7 +716,7 @@ static void ffn_block(vm_ctx *c, int l, int f0, int nf, float *nw) {
         return;
     }
     if (L->gate.data) linear(c, &L->gate, L->gate_b, c->xn, nf, c->fa);
-    linear(c, &L->up, L->up_b, c->xn, nf, L->gate.data ? c->fb : c->fa);
+    linear(c, &L->up, L->up_b, c->xn, nf, c->gate_up ? c->gate_up : L->gate.data ? c->fb : c->fa);
     per_token(c, 0, nf, step_activation, NULL, 0);
     linear(c, &L->down, L->down_b, c->fa, nf, c->out);
 }

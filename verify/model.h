@@ -45,6 +45,13 @@ typedef struct vm_model {
     vm_layer *layers;
     int n_expert, n_expert_used; /* a mixture of experts (<arch>.expert_count, expert_used_count), else 0 */
     int n_ff_exp;                /* an expert's FFN width (expert_feed_forward_length, else n_ff) */
+    /* longrope (Phi-3's long-context variants): rope_factors_long/short.weight, n_rot/2 divisors
+     * each (NULL without them), the long ones for contexts beyond n_ctx_orig (as llama.cpp
+     * compares them: the context rounded up to a multiple of 256); every rotary cosine
+     * and sine is multiplied by rope_attn_factor (rope.scaling.attn_factor, 1 by default) */
+    const float *rope_long, *rope_short;
+    int n_ctx_orig;
+    float rope_attn_factor;
 } vm_model;
 
 /* Reads hyper-parameters and tensors; every shape and type is checked. The reader must outlive

@@ -27,6 +27,9 @@ struct vm_ctx {
     float *router;          /* a mixture of experts: the router's scores, n_expert per token */
     float *moe_scratch;     /* per thread: moe.c's buffers for one token */
     size_t moe_scratch_per_thread; /* floats */
+    float *gate_up;         /* a fused gate/up projection's output (2 × n_ff per token), or NULL */
+    const float *rope_freqs; /* the rotary divisors this context runs with (llama3's, or longrope's
+                              * short or long ones by the context size), or NULL */
 };
 
 /* Work split: matrix products in tiles of ROW_BLOCK weight rows (FLOAT_ROW_BLOCK for F32, F16 and

@@ -6,7 +6,8 @@
 # convert_hf_to_gguf.py and llama-quantize) and each quantization's per-tensor types against
 # DATA-DIR/quant-types.txt (so a wrong choice is named, not just a differing hash).
 #   variant NAME 'PYTHON'   a copy of the folder $M in $SCRATCH/NAME with its config.json edited by
-#                           PYTHON (on the dict c); the weights and tokenizer files are links
+#                           PYTHON (on the dict c); the weights and tokenizer files (every other
+#                           file of $M) are links
 #   refuse DESCRIPTION NAME MESSAGE-PART   nomoat-convert refuses $SCRATCH/NAME with a message
 #                           holding MESSAGE-PART and writes nothing
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
@@ -35,9 +36,7 @@ convert_family() {
 }
 variant() { # NAME PYTHON-EDIT-OF-config.json: a copy of the folder with its config edited
     rm -rf "$SCRATCH/$1" && mkdir "$SCRATCH/$1" &&
-    for f in model.safetensors tokenizer.json tokenizer_config.json tokenizer.model; do
-        [ ! -e "$M/$f" ] || ln -s "$M/$f" "$SCRATCH/$1/" || return 1
-    done &&
+    for f in "$M"/*; do [ "${f##*/}" = config.json ] || ln -s "$f" "$SCRATCH/$1/" || return 1; done &&
     /usr/bin/python3 -c "
 import json, sys
 c = json.load(open(sys.argv[1])); $2

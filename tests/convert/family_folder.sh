@@ -6,6 +6,9 @@
 #                                    PACKAGE's tokenizer.json and tokenizer_config.json, or, when
 #                                    PACKAGE is a SentencePiece model file (*.model), that file as
 #                                    tokenizer.model; non-zero when a step fails
+#   family_folder_spm DIR NAME TOKENIZER.model   the same for a SentencePiece model: the tokenizer
+#                                    files kept in tests/data/NAME (tokenizer_config.json,
+#                                    added_tokens.json) and the given tokenizer.model
 family_folder() {
     mkdir -p "$1" &&
     cp "$DATA/$2/config.json" "$1/" &&
@@ -16,5 +19,12 @@ family_folder() {
     *.model) cp "$3" "$1/tokenizer.model" ;;
     *) cp "$NODE_PATH/$3/models/tokenizer.json" "$NODE_PATH/$3/models/tokenizer_config.json" "$1/" ;;
     esac &&
+    "$BIN/nomoat-pack" -d -q "$DATA/$2/model.safetensors.nmz" -o "$1/model.safetensors"
+}
+family_folder_spm() {
+    mkdir -p "$1" &&
+    cp "$DATA/$2/config.json" "$DATA/$2/tokenizer_config.json" "$1/" &&
+    { [ ! -f "$DATA/$2/added_tokens.json" ] || cp "$DATA/$2/added_tokens.json" "$1/"; } &&
+    cp "$3" "$1/tokenizer.model" &&
     "$BIN/nomoat-pack" -d -q "$DATA/$2/model.safetensors.nmz" -o "$1/model.safetensors"
 }

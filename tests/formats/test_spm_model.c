@@ -410,6 +410,51 @@ static void test_added_tokens(void **state) {
     spm_vocab_free(&v);
 }
 
+/* Phi3MiniModel.set_vocab's rules: CONTROL only when marked special (no look-alike rule), the
+ * text kept as it is, tokenizer.json's added_tokens applied after the decoder entries, and an
+ * entry beyond the vocabulary refused (that converter stops on it). */
+static void test_special_only_added_tokens(void **state) {
+    (void)state;
+    spm_vocab v;
+    nm_error err;
+    if (spm_vocab_load(&v, WIKILLAMA_MODEL, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(spm_vocab_resize(&v, 4100, NULL, &err), 0);
+    char dir[] = "/tmp/nomoat-spm-phi3.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    write_file(dir, "added_tokens.json", "{\"<extra>\": 4096, \"far\": 9999}");
+    write_file(dir, "tokenizer_config.json",
+               "{\"added_tokens_decoder\": {"
+               "\"4097\": {\"content\": \"<|x|>\", \"special\": false},"
+               "\"4098\": {\"content\": \"a\xe2\x96\x81" "b\", \"special\": false},"
+               "\"4099\": {\"content\": \"<sys>\", \"special\": true}}}");
+    write_file(dir, "tokenizer.json",
+               "{\"added_tokens\": [{\"id\": 4099, \"content\": \"<tool>\", \"special\": false}]}");
+    assert_int_equal(spm_vocab_apply_special_only_added_tokens(&v, dir, &err), 0);
+    assert_string_equal(v.pieces[4096], "<extra>"); /* added_tokens.json as before; 9999 ignored */
+    assert_int_equal(v.types[4096], SPM_TOKEN_USER_DEFINED);
+    assert_int_equal(v.types[4097], SPM_TOKEN_USER_DEFINED); /* looks special, but not marked so */
+    assert_string_equal(v.pieces[4098], "a\xe2\x96\x81" "b");  /* U+2581 kept */
+    assert_int_equal(v.types[4098], SPM_TOKEN_USER_DEFINED);
+    assert_string_equal(v.pieces[4099], "<tool>");            /* tokenizer.json comes last */
+    assert_int_equal(v.types[4099], SPM_TOKEN_USER_DEFINED);
+    assert_true(v.scores[4099] == -1000.0f);
+    write_file(dir, "tokenizer.json", "{\"added_tokens\": [{\"id\": 4100, \"content\": \"x\"}]}");
+    assert_int_equal(spm_vocab_apply_special_only_added_tokens(&v, dir, &err), -1);
+    assert_non_null(strstr(err.msg, "beyond the vocabulary"));
+    write_file(dir, "tokenizer.json", "{\"added_tokens\": [{\"content\": \"x\"}]}");
+    assert_int_equal(spm_vocab_apply_special_only_added_tokens(&v, dir, &err), -1);
+    assert_non_null(strstr(err.msg, "tokenizer.json"));
+    static const char *const names[] = {"added_tokens.json", "tokenizer_config.json", "tokenizer.json"};
+    for (int i = 0; i < 3; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+    spm_vocab_free(&v);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama2_model),
@@ -422,6 +467,7 @@ int main(void) {
         cmocka_unit_test(test_resize),
         cmocka_unit_test(test_looks_special),
         cmocka_unit_test(test_added_tokens),
+        cmocka_unit_test(test_special_only_added_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
