@@ -20,6 +20,8 @@ typedef enum nm_role {
     NM_ROLE_ATTN_NORM, NM_ROLE_ATTN_Q, NM_ROLE_ATTN_K, NM_ROLE_ATTN_V,    /* per layer: blk.N.* */
     NM_ROLE_ATTN_QKV, NM_ROLE_ATTN_OUT, NM_ROLE_FFN_NORM, NM_ROLE_FFN_GATE, NM_ROLE_FFN_UP,
     NM_ROLE_FFN_DOWN, NM_ROLE_ATTN_Q_NORM, NM_ROLE_ATTN_K_NORM, /* per-head RMSNorm of q and k (Qwen3) */
+    NM_ROLE_ATTN_POST_NORM, NM_ROLE_FFN_POST_NORM, /* norms of the attention and FFN outputs before the
+                                                    * residual add (Gemma 2) */
     NM_ROLE_COUNT
 } nm_role;
 #define NM_ROLE_FIRST_LAYER NM_ROLE_ATTN_NORM
@@ -34,6 +36,8 @@ typedef enum nm_transform {
     NM_XF_ROTARY_K,  /* the same per KV head (FORMATS.md §6.3) */
     NM_XF_QKV_HEADS, /* fused QKV stored head by head as [q_h | k_h | v_h] to [all Q | all K | all V] */
     NM_XF_TRANSPOSE, /* a Conv1D weight stored [in, out]: GGUF rows are its columns (GPT-2) */
+    NM_XF_PLUS_ONE,  /* a norm weight stored as w - 1 (Gemma): the converter adds 1, in the checkpoint's
+                      * precision for F16 and F32, in F32 for BF16 (it widens BF16 first) */
 } nm_transform;
 
 /* A tensor's bias: absent, required beside the weight, or allowed. */
@@ -56,6 +60,10 @@ typedef enum nm_hparam {
     NM_HP_ROPE_THETA, NM_HP_RMS_EPS, NM_HP_NORM_EPS, NM_HP_PARALLEL_RESIDUAL,
     NM_HP_ROTARY_PCT,        /* config.json only: the partial-rotary fraction */
     NM_HP_FILE_TYPE,         /* GGUF only: general.file_type, where the converter writes it */
+    NM_HP_ATTN_SOFTCAP,      /* attn_logit_softcapping: attention scores become cap·tanh(s/cap) */
+    NM_HP_FINAL_SOFTCAP,     /* final_logit_softcapping: the same on the output logits */
+    NM_HP_SLIDING_WINDOW,    /* sliding_window: the local layers' attention span */
+    NM_HP_QUERY_SCALAR,      /* config.json only: query_pre_attn_scalar (queries scaled by its -1/2 power) */
     NM_HP_COUNT
 } nm_hparam;
 
@@ -77,7 +85,8 @@ typedef struct nm_arch_gguf_key {
 typedef enum nm_norm_kind { NM_NORM_RMS, NM_NORM_LAYER } nm_norm_kind;       /* LayerNorm: with bias */
 typedef enum nm_rope_kind { NM_ROPE_NORMAL, NM_ROPE_NEOX, NM_ROPE_NONE } nm_rope_kind; /* adjacent pairs /
                                                         * split halves / none (learned position embeddings) */
-typedef enum nm_ffn_kind { NM_FFN_SWIGLU, NM_FFN_GELU } nm_ffn_kind;         /* gated SiLU / plain GELU */
+typedef enum nm_ffn_kind { NM_FFN_SWIGLU, NM_FFN_GELU, NM_FFN_GEGLU } nm_ffn_kind; /* gated SiLU / plain GELU /
+                                                        * gated GELU (tanh approximation; Gemma) */
 typedef enum nm_residual { NM_RESIDUAL_SEQUENTIAL, NM_RESIDUAL_PARALLEL } nm_residual;
 
 typedef struct nm_arch {
@@ -106,6 +115,15 @@ typedef struct nm_arch {
                                        * families refuse a rope_scaling section */
     bool vocab_add_space_prefix;      /* writes tokenizer.ggml.add_space_prefix from tokenizer_config.json's
                                        * add_prefix_space (LlamaModel.set_vocab) */
+    /* Gemma's blocks */
+    bool vocab_no_space_prefix;       /* writes tokenizer.ggml.add_space_prefix = false after the special
+                                       * vocabulary, whatever the tokenizer says (Gemma2Model.set_vocab) */
+    bool embd_scale;                  /* the token embedding is multiplied by sqrt(n_embd) */
+    bool logit_softcap;               /* attention scores and output logits soft-capped (cap·tanh(x/cap));
+                                       * the caps from the GGUF keys, llama.cpp's defaults 50 and 30 */
+    bool query_prescale;              /* queries multiplied by 1/sqrt(head_dim) after the rotary, the scores
+                                       * then not scaled; llama.cpp's 46-layer Gemma 2 (27B) uses
+                                       * 1/sqrt(n_embd/n_head) instead (query_pre_attn_scalar must agree) */
 } nm_arch;
 
 /* The converter's TextModel base: its config keys and GGUF keys (arch/textmodel.c). */
@@ -116,6 +134,7 @@ extern const nm_arch nm_arch_llama;
 extern const nm_arch nm_arch_gptneox;
 extern const nm_arch nm_arch_gpt2;
 extern const nm_arch nm_arch_qwen3;
+extern const nm_arch nm_arch_gemma2;
 
 /* The family of a config.json "architectures" entry, or NULL. */
 const nm_arch *nm_arch_by_hf_class(const char *hf_class);

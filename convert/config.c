@@ -198,8 +198,9 @@ static int read_hparam(conv_config *c, const cJSON *j, const char *file, const n
     int r;
     switch (k->hp) {
     case NM_HP_EMBD: case NM_HP_LAYERS: case NM_HP_HEADS: case NM_HP_FF: case NM_HP_VOCAB:
-    case NM_HP_HEADS_KV: case NM_HP_HEAD_DIM: case NM_HP_CTX:
-        r = get_int(j, file, k->key, 1, k->hp == NM_HP_CTX ? UINT32_MAX : 1 << 30, &v, err);
+    case NM_HP_HEADS_KV: case NM_HP_HEAD_DIM: case NM_HP_CTX: case NM_HP_SLIDING_WINDOW:
+        r = get_int(j, file, k->key, 1, k->hp == NM_HP_CTX || k->hp == NM_HP_SLIDING_WINDOW ? UINT32_MAX : 1 << 30,
+                    &v, err);
         break;
     case NM_HP_PARALLEL_RESIDUAL: {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, k->key);
@@ -235,6 +236,10 @@ static int read_hparam(conv_config *c, const cJSON *j, const char *file, const n
         c->has_rotary_pct = true;
         break;
     case NM_HP_PARALLEL_RESIDUAL: c->parallel_residual = v != 0; break;
+    case NM_HP_ATTN_SOFTCAP: c->attn_softcap = (float)d; break;
+    case NM_HP_FINAL_SOFTCAP: c->final_softcap = (float)d; break;
+    case NM_HP_SLIDING_WINDOW: c->sliding_window = (uint32_t)v; break;
+    case NM_HP_QUERY_SCALAR: c->query_scalar = d; c->has_query_scalar = true; break;
     default: break;
     }
     return 0;
@@ -332,6 +337,23 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
         } else if (type && strcmp(type, "default") != 0) {
             nm_fail(err, "%s/config.json: rope_scaling type \"%s\" is not supported (supported: linear, llama3)", dir,
                     type);
+            goto out;
+        }
+    }
+    if (c->family->query_prescale) {
+        /* Gemma 2: llama.cpp's converter writes no rope.freq_base and no query scale; the loader
+         * takes 10000 and 1/sqrt(head_dim) (1/sqrt(n_embd/n_head) for its 46-layer 27B) */
+        const uint32_t used = c->n_layer == 46 ? c->n_embd / c->n_head : c->head_dim;
+        if (c->has_rope_theta && c->rope_theta != 10000.0f) {
+            nm_fail(err, "%s/config.json: rope_theta = %g is not supported for %s (llama.cpp's converter does not "
+                    "write it and llama.cpp uses 10000, which would change the model)", dir, (double)c->rope_theta,
+                    c->arch);
+            goto out;
+        }
+        if (c->has_query_scalar && c->query_scalar != (double)used) {
+            nm_fail(err, "%s/config.json: query_pre_attn_scalar = %g is not supported for %s with %u layers "
+                    "(llama.cpp's converter does not write it and llama.cpp scales queries by 1/sqrt(%u), which "
+                    "would change the model)", dir, c->query_scalar, c->arch, c->n_layer, used);
             goto out;
         }
     }

@@ -69,6 +69,12 @@ typedef struct conv_config {
     char *sampling_sequence;             /* malloc'ed or NULL */
     int n_sampling;
     struct conv_sampling { const char *key; bool is_int; double value; } sampling[CONV_SAMPLING_MAX];
+
+    /* Gemma 2 */
+    float attn_softcap, final_softcap; /* attn_logit_softcapping, final_logit_softcapping */
+    uint32_t sliding_window;
+    double query_scalar;               /* query_pre_attn_scalar */
+    bool has_query_scalar;
 } conv_config;
 
 /* Reads dir/config.json (HF) or dir/params.json (Meta) plus the tokenizer json files.
@@ -132,6 +138,7 @@ typedef struct conv_item {
     bool transpose;            /* stored [n_cols, n_rows] (a Conv1D weight): row r is column r */
     size_t out_size;
     char hf_name[96];          /* sort key (HF spelling) */
+    bool plus_one;             /* a norm weight stored as w - 1: written as w (NM_XF_PLUS_ONE) */
 } conv_item;
 
 typedef struct conv_plan {

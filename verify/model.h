@@ -27,6 +27,7 @@ typedef struct vm_layer {
     vm_weight attn_norm, wq, wk, wv, wqkv, wo, ffn_norm, gate, up, down;
     const float *attn_norm_b, *bq, *bk, *bv, *bqkv, *bo, *ffn_norm_b, *gate_b, *up_b, *down_b;
     const float *q_norm, *k_norm; /* per-head RMSNorm weights (head_dim each), or NULL */
+    vm_weight attn_post_norm, ffn_post_norm; /* norms of the attention and FFN outputs (Gemma 2), or none */
 } vm_layer;
 
 typedef struct vm_model {
@@ -40,6 +41,11 @@ typedef struct vm_model {
     float *vectors;          /* the float copies the *_b pointers point into */
     const float *rope_freqs; /* rope_freqs.weight (llama3 scaling): n_rot/2 divisors, or NULL */
     vm_layer *layers;
+    /* Gemma 2 */
+    float embd_scale;        /* the embedding rows are multiplied by this (sqrt(n_embd)), or 1 */
+    float q_scale;           /* queries multiplied by this after the rotary (the scores then by 1), or 0 */
+    float attn_softcap, final_softcap; /* soft caps (cap·tanh(x/cap)), or 0 */
+    int n_swa;               /* sliding window of the local layers (contexts beyond it are refused), or 0 */
 } vm_model;
 
 /* Reads hyper-parameters and tensors; every shape and type is checked. The reader must outlive

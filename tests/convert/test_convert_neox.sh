@@ -26,7 +26,7 @@ convert_family neox-tiny "$NX" GPT-NeoX
 # --- refusals: one message, no output ------------------------------------------------------
 variant qwen "c['architectures'] = ['Qwen2ForCausalLM']"
 refuse "a family nomoat does not support yet" qwen \
-    "architecture Qwen2ForCausalLM is not supported (supported: LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM, GPT2LMHeadModel, Qwen3ForCausalLM)"
+    "architecture Qwen2ForCausalLM is not supported (supported: LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM, GPT2LMHeadModel, Qwen3ForCausalLM, Gemma2ForCausalLM)"
 variant wide "c['intermediate_size'] = 2048"
 refuse "intermediate_size contradicting the tensors" wide \
     "tensor gpt_neox.layers.0.mlp.dense_4h_to_h.weight has shape [256, 1024] but the configuration implies [256, 2048]"
