@@ -5,13 +5,14 @@
 #include <string.h>
 
 static const nm_arch *const families[] = {&nm_arch_llama, &nm_arch_gptneox, &nm_arch_gpt2, &nm_arch_qwen3,
-                                          &nm_arch_mixtral, &nm_arch_qwen3moe, &nm_arch_phi3};
+                                          &nm_arch_mixtral, &nm_arch_qwen3moe, &nm_arch_phi3, &nm_arch_gemma2};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
 static const char *const role_names[NM_ROLE_COUNT] = {
     "token_embd", "output_norm", "output", "position_embd", "attn_norm", "attn_q", "attn_k", "attn_v",
     "attn_qkv", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down", "attn_q_norm", "attn_k_norm",
     "ffn_gate_inp", "ffn_gate_exps", "ffn_down_exps", "ffn_up_exps",
+    "post_attention_norm", "post_ffw_norm",
 };
 
 const char *nm_role_gguf_name(nm_role r) { return r >= 0 && r < NM_ROLE_COUNT ? role_names[r] : "?"; }
@@ -74,13 +75,19 @@ void nm_arch_describe(const nm_arch *a, char *buf, size_t size) {
     const nm_arch_tensor *attn = qkv ? qkv : q;
     const char *bias = !attn ? "" : attn->bias == NM_BIAS_REQUIRED ? " with bias" : attn->bias == NM_BIAS_OPTIONAL
                                                                                       ? " (bias optional)" : "";
-    snprintf(buf, size, "%s, %s%s%s, %s, %s%s FFN, %s residual%s", a->norm == NM_NORM_RMS ? "RMSNorm" : "LayerNorm with bias",
+    snprintf(buf, size, "%s%s, %s%s%s, %s, %s%s FFN, %s residual%s%s%s%s",
+             a->norm == NM_NORM_RMS ? "RMSNorm" : "LayerNorm with bias",
+             nm_arch_tensor_of(a, NM_ROLE_ATTN_POST_NORM) ? " before and after attention and FFN" : "",
              qkv ? "fused QKV" : "separate Q/K/V", bias,
              nm_arch_tensor_of(a, NM_ROLE_ATTN_Q_NORM) ? ", per-head Q/K RMSNorm" : "",
              a->rope == NM_ROPE_NORMAL ? "rotary on adjacent pairs" : a->rope == NM_ROPE_NEOX ? "NeoX rotary (split halves)"
                                                                                            : "learned positions",
              a->experts ? "mixture of experts (softmax router, top-k), each " : "",
-             a->ffn == NM_FFN_GELU ? "GELU" : a->ffn_up_gated ? "SwiGLU (gate and up fused)" : "SwiGLU",
+             a->ffn == NM_FFN_SWIGLU ? (a->ffn_up_gated ? "SwiGLU (gate and up fused)" : "SwiGLU")
+                 : a->ffn == NM_FFN_GEGLU ? "GELU-gated (GEGLU)" : "GELU",
              a->residual == NM_RESIDUAL_PARALLEL ? "parallel" : "sequential",
-             a->tie_by_absence ? ", output tied to the embedding when absent" : "");
+             a->tie_by_absence ? ", output tied to the embedding when absent" : "",
+             a->embd_scale ? ", embedding × sqrt(width)" : "", a->logit_softcap ? ", attention and output logits soft-capped" : "",
+             nm_arch_tensor_of(a, NM_ROLE_OUTPUT_NORM) && nm_arch_tensor_of(a, NM_ROLE_OUTPUT_NORM)->transform == NM_XF_PLUS_ONE
+                 ? ", norm weights stored as w - 1" : "");
 }

@@ -22,6 +22,8 @@ typedef enum nm_role {
     NM_ROLE_FFN_DOWN, NM_ROLE_ATTN_Q_NORM, NM_ROLE_ATTN_K_NORM, /* per-head RMSNorm of q and k (Qwen3) */
     NM_ROLE_FFN_GATE_INP,    /* mixture of experts: the router, one row of scores per expert */
     NM_ROLE_FFN_GATE_EXPS, NM_ROLE_FFN_DOWN_EXPS, NM_ROLE_FFN_UP_EXPS, /* every expert's FFN matrix, stacked */
+    NM_ROLE_ATTN_POST_NORM, NM_ROLE_FFN_POST_NORM, /* norms of the attention and FFN outputs before the
+                                                    * residual add (Gemma 2) */
     NM_ROLE_COUNT
 } nm_role;
 #define NM_ROLE_FIRST_LAYER NM_ROLE_ATTN_NORM
@@ -38,6 +40,8 @@ typedef enum nm_transform {
     NM_XF_TRANSPOSE, /* a Conv1D weight stored [in, out]: GGUF rows are its columns (GPT-2) */
     NM_XF_STACK_EXPERTS, /* one checkpoint tensor per expert ("*" in its name stands for the expert's
                           * number): stacked, expert 0 first, into one 3-D GGUF tensor */
+    NM_XF_PLUS_ONE,  /* a norm weight stored as w - 1 (Gemma): the converter adds 1, in the checkpoint's
+                      * precision for F16 and F32, in F32 for BF16 (it widens BF16 first) */
 } nm_transform;
 
 /* A tensor's bias: absent, required beside the weight, or allowed. */
@@ -67,6 +71,9 @@ typedef enum nm_hparam {
                               * (llama.cpp always does: false is refused) */
     NM_HP_ORIG_CTX,          /* original_max_position_embeddings: the context the rotary was trained for */
     NM_HP_SLIDING_WINDOW,    /* sliding_window (0 when null or absent) */
+    NM_HP_ATTN_SOFTCAP,      /* attn_logit_softcapping: attention scores become cap·tanh(s/cap) */
+    NM_HP_FINAL_SOFTCAP,     /* final_logit_softcapping: the same on the output logits */
+    NM_HP_QUERY_SCALAR,      /* config.json only: query_pre_attn_scalar (queries scaled by its -1/2 power) */
     NM_HP_COUNT
 } nm_hparam;
 
@@ -88,7 +95,8 @@ typedef struct nm_arch_gguf_key {
 typedef enum nm_norm_kind { NM_NORM_RMS, NM_NORM_LAYER } nm_norm_kind;       /* LayerNorm: with bias */
 typedef enum nm_rope_kind { NM_ROPE_NORMAL, NM_ROPE_NEOX, NM_ROPE_NONE } nm_rope_kind; /* adjacent pairs /
                                                         * split halves / none (learned position embeddings) */
-typedef enum nm_ffn_kind { NM_FFN_SWIGLU, NM_FFN_GELU } nm_ffn_kind;         /* gated SiLU / plain GELU */
+typedef enum nm_ffn_kind { NM_FFN_SWIGLU, NM_FFN_GELU, NM_FFN_GEGLU } nm_ffn_kind; /* gated SiLU / plain GELU /
+                                                        * gated GELU (tanh approximation; Gemma) */
 typedef enum nm_residual { NM_RESIDUAL_SEQUENTIAL, NM_RESIDUAL_PARALLEL } nm_residual;
 
 typedef struct nm_arch {
@@ -131,6 +139,15 @@ typedef struct nm_arch {
     bool vocab_added_special_only;    /* added tokens as Phi3MiniModel.set_vocab reads them: added_tokens.json,
                                        * tokenizer_config.json's added_tokens_decoder, then tokenizer.json's
                                        * added_tokens; control only when marked special, text kept as is */
+    /* Gemma's blocks */
+    bool vocab_no_space_prefix;       /* writes tokenizer.ggml.add_space_prefix = false after the special
+                                       * vocabulary, whatever the tokenizer says (Gemma2Model.set_vocab) */
+    bool embd_scale;                  /* the token embedding is multiplied by sqrt(n_embd) */
+    bool logit_softcap;               /* attention scores and output logits soft-capped (cap·tanh(x/cap));
+                                       * the caps from the GGUF keys, llama.cpp's defaults 50 and 30 */
+    bool query_prescale;              /* queries multiplied by 1/sqrt(head_dim) after the rotary, the scores
+                                       * then not scaled; llama.cpp's 46-layer Gemma 2 (27B) uses
+                                       * 1/sqrt(n_embd/n_head) instead (query_pre_attn_scalar must agree) */
 } nm_arch;
 
 /* The converter's TextModel base: its config keys and GGUF keys (arch/textmodel.c). */
@@ -144,6 +161,7 @@ extern const nm_arch nm_arch_qwen3;
 extern const nm_arch nm_arch_mixtral;
 extern const nm_arch nm_arch_qwen3moe;
 extern const nm_arch nm_arch_phi3;
+extern const nm_arch nm_arch_gemma2;
 
 /* The family of a config.json "architectures" entry, or NULL. */
 const nm_arch *nm_arch_by_hf_class(const char *hf_class);

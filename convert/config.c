@@ -249,6 +249,9 @@ static int read_hparam(conv_config *c, const cJSON *j, const char *file, const n
             return nm_fail(err, "%s: \"%s\" = false is not supported (llama.cpp always renormalises the chosen "
                            "experts' weights, which would change the model)", file, k->key);
         break;
+    case NM_HP_ATTN_SOFTCAP: c->attn_softcap = (float)d; break;
+    case NM_HP_FINAL_SOFTCAP: c->final_softcap = (float)d; break;
+    case NM_HP_QUERY_SCALAR: c->query_scalar = d; c->has_query_scalar = true; break;
     default: break;
     }
     return 0;
@@ -363,6 +366,23 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
         } else if (type && strcmp(type, "default") != 0) {
             nm_fail(err, "%s/config.json: rope_scaling type \"%s\" is not supported (supported: linear, llama3)", dir,
                     type);
+            goto out;
+        }
+    }
+    if (c->family->query_prescale) {
+        /* Gemma 2: llama.cpp's converter writes no rope.freq_base and no query scale; the loader
+         * takes 10000 and 1/sqrt(head_dim) (1/sqrt(n_embd/n_head) for its 46-layer 27B) */
+        const uint32_t used = c->n_layer == 46 ? c->n_embd / c->n_head : c->head_dim;
+        if (c->has_rope_theta && c->rope_theta != 10000.0f) {
+            nm_fail(err, "%s/config.json: rope_theta = %g is not supported for %s (llama.cpp's converter does not "
+                    "write it and llama.cpp uses 10000, which would change the model)", dir, (double)c->rope_theta,
+                    c->arch);
+            goto out;
+        }
+        if (c->has_query_scalar && c->query_scalar != (double)used) {
+            nm_fail(err, "%s/config.json: query_pre_attn_scalar = %g is not supported for %s with %u layers "
+                    "(llama.cpp's converter does not write it and llama.cpp scales queries by 1/sqrt(%u), which "
+                    "would change the model)", dir, c->query_scalar, c->arch, c->n_layer, used);
             goto out;
         }
     }

@@ -78,6 +78,12 @@ typedef struct conv_config {
     char *sampling_sequence;             /* malloc'ed or NULL */
     int n_sampling;
     struct conv_sampling { const char *key; bool is_int; double value; } sampling[CONV_SAMPLING_MAX];
+
+    /* Gemma 2 */
+    float attn_softcap, final_softcap; /* attn_logit_softcapping, final_logit_softcapping */
+    /* sliding_window: above (Phi-3 writes it too) */
+    double query_scalar;               /* query_pre_attn_scalar */
+    bool has_query_scalar;
 } conv_config;
 
 /* Reads dir/config.json (HF) or dir/params.json (Meta) plus the tokenizer json files.
@@ -148,6 +154,7 @@ typedef struct conv_item {
     const conv_tensor *const *experts; /* stacked experts (NM_XF_STACK_EXPERTS): n_experts tensors of
                                         * n_rows / n_experts rows each, in expert order; src = the first */
     uint32_t n_experts;
+    bool plus_one;             /* a norm weight stored as w - 1: written as w (NM_XF_PLUS_ONE) */
 } conv_item;
 
 typedef struct conv_plan {

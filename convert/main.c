@@ -40,8 +40,8 @@ static void usage(FILE *f) {
             "MODEL_DIR is a Hugging Face folder (config.json, *.safetensors or pytorch_model*.bin,\n"
             "tokenizer.model or tokenizer.json) or Meta's original layout (params.json, consolidated.NN.pth,\n"
             "tokenizer.model). Families: LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM,\n"
-            "GPT2LMHeadModel, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, Phi3ForCausalLM\n"
-            "(each described in arch/; others are refused by name).\n"
+            "GPT2LMHeadModel, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM, Phi3ForCausalLM,\n"
+            "Gemma2ForCausalLM (each described in arch/; others are refused by name).\n"
             "\n"
             "options:\n"
             "  -o, --outfile OUT.gguf   output file (default: MODEL_DIR/<Name>-<size>-<TYPE>.gguf)\n"
@@ -334,6 +334,8 @@ static void write_hparam(kv_sink *k, const conv_config *c, const conv_plan *p, c
     case NM_HP_EXPERTS_USED: u = c->n_expert_used; given = c->has_expert_used; break;
     case NM_HP_EXPERT_FF: u = c->n_ff_exp; given = c->n_ff_exp != 0; break;
     case NM_HP_ORIG_CTX: u = c->n_ctx_orig; break;
+    case NM_HP_ATTN_SOFTCAP: f = c->attn_softcap; break;
+    case NM_HP_FINAL_SOFTCAP: f = c->final_softcap; break;
     case NM_HP_SLIDING_WINDOW: u = c->sliding_window; break;
     default: return;
     }
@@ -432,6 +434,8 @@ static void write_metadata(kv_sink *k, const conv_config *c, const conv_naming *
         kv_str(k, "tokenizer.chat_template", c->chat_template);
     if (c->has_add_space_prefix && c->family->vocab_add_space_prefix) /* after the special vocabulary */
         kv_bool(k, "tokenizer.ggml.add_space_prefix", c->add_space_prefix);
+    if (c->family->vocab_no_space_prefix && !v->pre) /* Gemma2Model.set_vocab, after the special vocabulary */
+        kv_bool(k, "tokenizer.ggml.add_space_prefix", false);
 }
 
 /* ---------------- tensor conversion ---------------- */
@@ -496,9 +500,9 @@ static void convert_task(void *ctx, size_t task, int thread) {
             }
             continue;
         }
-        bool same = (t->dtype == NM_DTYPE_F32 && it->type == GGML_TYPE_F32) ||
+        bool same = !it->plus_one && ((t->dtype == NM_DTYPE_F32 && it->type == GGML_TYPE_F32) ||
                     (t->dtype == NM_DTYPE_F16 && it->type == GGML_TYPE_F16) ||
-                    (t->dtype == NM_DTYPE_BF16 && it->type == GGML_TYPE_BF16);
+                    (t->dtype == NM_DTYPE_BF16 && it->type == GGML_TYPE_BF16));
         const float *src32;
         nan_at = conv_find_nan(t->dtype, s, cols);
         if (t->dtype == NM_DTYPE_F32) {
@@ -520,6 +524,13 @@ static void convert_task(void *ctx, size_t task, int thread) {
         if (same) {
             memcpy(d, s, cols * es);
             continue;
+        }
+        if (it->plus_one) { /* the converter's data_torch + 1: in F32 (BF16 is widened first) or in F16 */
+            if (src32 != f)
+                memcpy(f, src32, cols * 4);
+            for (size_t k = 0; k < cols; k++)
+                f[k] = t->dtype == NM_DTYPE_F16 ? nm_f16_to_f32(nm_f32_to_f16(f[k] + 1.0f)) : f[k] + 1.0f;
+            src32 = f;
         }
         switch (it->type) {
         case GGML_TYPE_F32: memcpy(d, src32, cols * 4); break;
@@ -872,6 +883,11 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/tokenizer.json", o.dir);
         if (access(path, F_OK) != 0) {
             nm_fail(&err, "%s has no tokenizer.model (SentencePiece) nor tokenizer.json (BPE)", o.dir);
+            goto fail;
+        }
+        if (cfg.family->vocab_no_space_prefix) { /* Gemma: the converter's set_vocab reads tokenizer.model */
+            nm_fail(&err, "%s has no tokenizer.model: a %s folder's vocabulary is read from SentencePiece's "
+                    "tokenizer.model (tokenizer.json alone is not supported)", o.dir, cfg.arch);
             goto fail;
         }
         if (bpe_vocab_load_json(&bv, path, &err) != 0)

@@ -137,6 +137,7 @@ static void expected_shape(const conv_config *c, nm_role role, bool bias, uint64
     case NM_ROLE_TOKEN_EMBD: case NM_ROLE_OUTPUT: *rows = c->n_vocab; *cols = c->n_embd; break;
     case NM_ROLE_POS_EMBD: *rows = c->n_ctx; *cols = c->n_embd; break;
     case NM_ROLE_OUTPUT_NORM: case NM_ROLE_ATTN_NORM: case NM_ROLE_FFN_NORM: *rows = c->n_embd; *cols = 0; break;
+    case NM_ROLE_ATTN_POST_NORM: case NM_ROLE_FFN_POST_NORM: *rows = c->n_embd; *cols = 0; break;
     case NM_ROLE_ATTN_Q: *rows = q; *cols = c->n_embd; break;
     case NM_ROLE_ATTN_K: case NM_ROLE_ATTN_V: *rows = kv; *cols = c->n_embd; break;
     case NM_ROLE_ATTN_QKV: *rows = q + 2 * kv; *cols = c->n_embd; break;
@@ -503,6 +504,7 @@ int conv_plan_build(conv_plan *p, conv_config *c, const conv_source *s, conv_out
             set_transform(c, at, rows, t->name, &it->permute_heads, &it->qkv_heads, err) != 0)
             goto out;
         it->transpose = transposed;
+        it->plus_one = at->transform == NM_XF_PLUS_ONE;
         const bool reordered = it->permute_heads || it->qkv_heads;
         it->n_rows = cols ? rows : (reordered ? rows : 1);
         it->n_cols = cols ? cols : (reordered ? 1 : rows);

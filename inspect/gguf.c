@@ -336,7 +336,7 @@ int inspect_gguf(const char *path, const inspect_options *opts, cJSON *out, nm_e
         if (nm_lora_is_adapter(g) && !only) inspect_lora_gguf(g, opts, out);
         const nm_arch *family = family_of(g);
         if (family && !only) {
-            char blocks[256];
+            char blocks[512];
             nm_arch_describe(family, blocks, sizeof blocks);
             cJSON *fam = cJSON_AddObjectToObject(out, "family");
             cJSON_AddStringToObject(fam, "architecture", family->name);
@@ -387,7 +387,7 @@ int inspect_gguf(const char *path, const inspect_options *opts, cJSON *out, nm_e
     putchar('\n');
     const nm_arch *family = family_of(g);
     if (family && !only && !nm_lora_is_adapter(g)) {
-        char blocks[256];
+        char blocks[512];
         nm_arch_describe(family, blocks, sizeof blocks);
         printf("model: %s (%s)\n", family->name, blocks);
     }

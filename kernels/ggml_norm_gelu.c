@@ -64,3 +64,17 @@ void nm_ggml_gelu(int n, float *y, const float *x) {
 }
 
 float nm_gelu_tanh(float x) { return gelu_tanh(x); }
+
+/* ggml_vec_geglu_f32 with GGML_GELU_FP16: nm_ggml_gelu's branches, each times the gate's partner. */
+void nm_ggml_geglu(int n, float *y, const float *x, const float *g) {
+    pthread_once(&gelu_once, gelu_table_init);
+    for (int i = 0; i < n; i++) {
+        const float v = x[i];
+        if (v <= -10.0f)
+            y[i] = 0.0f;
+        else if (v >= 10.0f)
+            y[i] = v * g[i];
+        else
+            y[i] = nm_f16_to_f32(gelu_table[nm_f32_to_f16(v)]) * g[i];
+    }
+}

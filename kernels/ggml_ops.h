@@ -31,11 +31,13 @@ void nm_ggml_swiglu(int n, float *y, const float *x, const float *g);
  * 0 .. n_kv0 + r - 1. q rows are q_stride floats apart, outputs out_stride. tiled selects ggml's
  * tiled kernel (query batch >= NM_GGML_FA_TILE) over its one-row kernel. The kernels read keys
  * in whole tiles: kt's rows must hold n_kv rounded up to NM_GGML_FA_TILE readable floats (what
- * lies past the last key is ignored). scratch: nm_ggml_fa_scratch(head_dim) floats. */
+ * lies past the last key is ignored). scratch: nm_ggml_fa_scratch(head_dim) floats. softcap: 0, or the
+ * logit soft cap c of ggml_flash_attn_ext (Gemma 2): each score s·scale becomes tanhf(s·scale)·c, so
+ * pass scale already divided by c, as ggml does. */
 size_t nm_ggml_fa_scratch(int head_dim);
 void nm_ggml_flash_attn(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
-                        size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
-                        size_t out_stride, float *scratch);
+                        size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float softcap,
+                        float *out, size_t out_stride, float *scratch);
 
 /* ggml_norm of one row of n (LayerNorm without weight or bias: y = (x - mean) / sqrt(var + eps))
  * with ggml's AVX2 summation order (ggml_norm_gelu.c). */
@@ -46,11 +48,18 @@ void nm_ggml_layer_norm(int n, const float *x, float eps, float *y);
 void nm_ggml_gelu(int n, float *y, const float *x);
 /* The tanh approximation itself in float (exact mode). */
 float nm_gelu_tanh(float x);
+/* y[i] = GELU(x[i]) · g[i] as ggml_vec_geglu_f32 computes it (the table of nm_ggml_gelu; 0 at or
+ * below -10, x·g at or above 10): ggml_geglu_split, Gemma's gated FFN with x the gate. */
+void nm_ggml_geglu(int n, float *y, const float *x, const float *g);
+/* Soft-capping of a row in place, as llama.cpp's graph does it for Gemma 2's output logits:
+ * ggml_scale by 1/cap (the reciprocal rounded to float), ggml_tanh (libm's tanhf), ggml_scale by
+ * cap. */
+void nm_ggml_softcap(int n, float *y, float cap);
 
 /* The portable copies (tests check the AVX2 and AVX-512 builds against them, bit for bit). */
 void nm_ggml_swiglu_ref(int n, float *y, const float *x, const float *g);
 void nm_ggml_flash_attn_ref(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
-                            size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
-                            size_t out_stride, float *scratch);
+                            size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float softcap,
+                            float *out, size_t out_stride, float *scratch);
 
 #endif

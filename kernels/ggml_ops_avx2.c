@@ -59,8 +59,8 @@ void nm_ggml_swiglu_avx2(int n, float *y, const float *x, const float *g) {
 
 /* fa_tiled_ref with the key lanes, exponentials and output lanes eight at a time. */
 static void fa_tiled_simd(int hd, int n_rows, const float *q, size_t q_stride, const float *kt, size_t kt_stride,
-                          const float *v, size_t v_stride, int n_kv0, float scale, float *out, size_t out_stride,
-                          float *scratch) {
+                          const float *v, size_t v_stride, int n_kv0, float scale, float softcap, float *out,
+                          size_t out_stride, float *scratch) {
     enum { T = NM_GGML_FA_TILE, NB = T / 8, VREGS = 16 };
     float *kq = scratch;
     const int hd8 = hd & ~7;
@@ -91,6 +91,8 @@ static void fa_tiled_simd(int hd, int n_rows, const float *q, size_t q_stride, c
             }
             const __m256 vs = _mm256_set1_ps(scale);
             for (int b = 0; b < NB; b++) _mm256_storeu_ps(kq + 8 * b, _mm256_mul_ps(s[b], vs));
+            if (softcap != 0.0f)
+                for (int j = 0; j < kv; j++) kq[j] = tanhf(kq[j]) * softcap;
             float tmax = -INFINITY;
             for (int j = 0; j < kv; j++) tmax = kq[j] > tmax ? kq[j] : tmax;
             for (int j = kv; j < T; j++) kq[j] = -INFINITY;
@@ -254,12 +256,14 @@ static void fa_tiled_groups(int hd, int n_rows, const float *q, size_t q_stride,
 }
 
 void nm_ggml_flash_attn_avx2(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
-                             size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
-                             size_t out_stride, float *scratch) {
-    if (tiled && head_dim % 32 == 0)
+                             size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float softcap,
+                             float *out, size_t out_stride, float *scratch) {
+    if (tiled && head_dim % 32 == 0 && softcap == 0.0f) /* three rows at a time (no soft-capping there) */
         fa_tiled_groups(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out, out_stride,
                         scratch);
-    else if (tiled) fa_tiled_simd(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out, out_stride,
-                             scratch);
-    else fa_rows_avx2(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, out, out_stride, scratch);
+    else if (tiled)
+        fa_tiled_simd(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, softcap, out,
+                      out_stride, scratch);
+    else fa_rows_avx2(head_dim, n_rows, q, q_stride, kt, kt_stride, v, v_stride, n_kv0, scale, softcap, out, out_stride,
+                      scratch);
 }

@@ -56,14 +56,15 @@ static inline float OPS(hsum8)(const float *v) {
 
 /* ---- tiled kernel (ggml_compute_forward_flash_attn_ext_tiled) ----
  * Per query row and per tile of NM_GGML_FA_TILE keys: scores by one fused multiply-add chain
- * over the head dimension, times scale; entries past the row's last key are −inf. The running
+ * over the head dimension, times scale (then, with a soft cap c, tanhf(s)·c: ggml divides the scale by
+ * c beforehand); entries past the row's last key are −inf. The running
  * maximum M and sum S update as ggml does (rescale by expf(Mold − M) when the maximum grows), the
  * tile's exponentials come from the vector exp with their sum taken per 8 lanes into a double,
  * and the output accumulates p·v by fused multiply-adds over the tile's keys in order (keys past
  * the row's last one have p = 0 and would leave it unchanged). The result is scaled by 1/S. */
 static inline void OPS(fa_tiled)(int hd, int n_rows, const float *q, size_t q_stride, const float *kt, size_t kt_stride,
-                          const float *v, size_t v_stride, int n_kv0, float scale, float *out, size_t out_stride,
-                          float *scratch) {
+                          const float *v, size_t v_stride, int n_kv0, float scale, float softcap, float *out,
+                          size_t out_stride, float *scratch) {
     enum { T = NM_GGML_FA_TILE };
     float *kq = scratch;
     for (int r = 0; r < n_rows; r++) {
@@ -79,6 +80,7 @@ static inline void OPS(fa_tiled)(int hd, int n_rows, const float *q, size_t q_st
                 float s = 0.0f;
                 for (int d = 0; d < hd; d++) s = fmaf(qr[d], kt[(size_t)d * kt_stride + (size_t)(ic + j)], s);
                 kq[j] = s * scale;
+                if (softcap != 0.0f) kq[j] = tanhf(kq[j]) * softcap;
                 tmax = kq[j] > tmax ? kq[j] : tmax;
             }
             for (int j = kv; j < T; j++) kq[j] = -INFINITY;
@@ -131,8 +133,8 @@ static inline float OPS(dot_f16)(int n, const float *k, size_t k_stride, const f
 }
 
 static inline void OPS(fa_rows)(int hd, int n_rows, const float *q, size_t q_stride, const float *kt, size_t kt_stride,
-                         const float *v, size_t v_stride, int n_kv0, float scale, float *out, size_t out_stride,
-                         float *scratch) {
+                         const float *v, size_t v_stride, int n_kv0, float scale, float softcap, float *out,
+                         size_t out_stride, float *scratch) {
     float *qh = scratch;
     uint16_t *acc = (uint16_t *)(scratch + hd);
     for (int r = 0; r < n_rows; r++) {
@@ -142,7 +144,8 @@ static inline void OPS(fa_rows)(int hd, int n_rows, const float *q, size_t q_str
         float M = -INFINITY, S = 0.0f;
         const int n_kv = n_kv0 + r;
         for (int p = 0; p < n_kv; p++) {
-            const float s = OPS(dot_f16)(hd, kt + p, kt_stride, qh) * scale;
+            float s = OPS(dot_f16)(hd, kt + p, kt_stride, qh) * scale;
+            if (softcap != 0.0f) s = softcap * tanhf(s);
             float ms = 1.0f, vs = 1.0f;
             if (s > M) {
                 const float Mold = M;

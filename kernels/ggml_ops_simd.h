@@ -6,8 +6,8 @@
 #include <stdint.h>
 void nm_ggml_swiglu_avx2(int n, float *y, const float *x, const float *g);
 void nm_ggml_flash_attn_avx2(bool tiled, int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
-                             size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,
-                             size_t out_stride, float *scratch);
+                             size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float softcap,
+                             float *out, size_t out_stride, float *scratch);
 /* The tiled kernel on AVX-512 (ggml_ops_avx512.c); false when the head size does not suit it. */
 bool nm_ggml_fa_tiled_avx512(int head_dim, int n_rows, const float *q, size_t q_stride, const float *kt,
                              size_t kt_stride, const float *v, size_t v_stride, int n_kv0, float scale, float *out,

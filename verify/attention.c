@@ -22,7 +22,11 @@ static void attn_task(void *ctx, size_t task, int thread) {
     const int kvh = (int)(task / (size_t)j->tok_blocks), tb = (int)(task % (size_t)j->tok_blocks);
     const int t0 = tb * ATT_TOK_BLOCK;
     const int t1 = t0 + ATT_TOK_BLOCK < j->n_tokens ? t0 + ATT_TOK_BLOCK : j->n_tokens;
-    const float scale = m->family->q_scaled_first ? 1.0f : 1.0f / sqrtf((float)hd); /* Phi-3: Q scaled already */
+    /* Q scaled already after the rotary (Phi-3, Gemma 2: m->q_scale); scores soft-capped (Gemma 2):
+     * ggml passes scale / cap */
+    const float cap = m->attn_softcap;
+    const float scale = (m->family->q_scaled_first || m->q_scale != 0.0f ? 1.0f : 1.0f / sqrtf((float)hd)) /
+                        (cap != 0.0f ? cap : 1.0f);
     if (!c->exact) { /* flash attention over the f16 cache, as llama.cpp's CPU backend runs it */
         float *fs = c->wscratch + (size_t)thread * c->wscratch_per_thread;
         const size_t qs = (size_t)m->n_head * hd;
@@ -30,7 +34,7 @@ static void attn_task(void *ctx, size_t task, int thread) {
             const size_t h = (size_t)kvh * group + (size_t)g;
             nm_ggml_flash_attn(j->n_tokens >= NM_GGML_FA_TILE, hd, t1 - t0, c->q + (size_t)t0 * qs + h * hd, qs,
                                c->kt + (size_t)kvh * hd * c->kt_stride, c->kt_stride, c->vf + (size_t)kvh * hd,
-                               (size_t)kvw, j->pos0 + t0 + 1, scale, c->att + (size_t)t0 * qs + h * hd, qs, fs);
+                               (size_t)kvw, j->pos0 + t0 + 1, scale, cap, c->att + (size_t)t0 * qs + h * hd, qs, fs);
         }
         return;
     }
@@ -50,6 +54,7 @@ static void attn_task(void *ctx, size_t task, int thread) {
             float mx = -INFINITY;
             for (int p = 0; p < n_kv; p++) {
                 s[p] = s[p] * scale;
+                if (cap != 0.0f) s[p] = cap * tanhf(s[p]);
                 if (s[p] > mx) mx = s[p];
             }
             double sum = 0.0;

@@ -1,8 +1,9 @@
 /* The forward pass (model.h) of every family arch/ describes, built from its blocks: RMSNorm or
  * LayerNorm, separate or fused QKV with optional biases and per-head Q/K norms, rotary (adjacent
  * pairs or NeoX halves, on n_rot dimensions; llama3 or longrope frequency divisors) or learned
- * positions, Q scaled before or the scores after, SwiGLU (gate and up separate or fused) or GELU,
- * sequential or parallel residual. Batches run layer by layer over all tokens: matrix products quantize the
+ * positions, Q scaled before or the scores after, SwiGLU (gate and up separate or fused), GELU or
+ * GEGLU, sequential or parallel residual, Gemma 2's post-norms, embedding scale and soft caps.
+ * Batches run layer by layer over all tokens: matrix products quantize the
  * batch's activations once (to the type ggml pairs with the weight type) and tile rows × tokens
  * over the thread pool; attention reads K/V from a per-layer cache held as f16 (llama.cpp's
  * default) or f32 (exact mode). The default mode reproduces ggml's AVX2 arithmetic
@@ -120,6 +121,8 @@ static vm_weight *layer_slot(const vm_model *m, vm_layer *L, nm_role r, const fl
     case NM_ROLE_FFN_GATE: *bias = &L->gate_b; *n_in = E; *n_out = F; return &L->gate;
     case NM_ROLE_FFN_UP: *bias = &L->up_b; *n_in = E; *n_out = m->family->ffn_up_gated ? 2 * F : F; return &L->up;
     case NM_ROLE_FFN_DOWN: *bias = &L->down_b; *n_in = F; *n_out = E; return &L->down;
+    case NM_ROLE_ATTN_POST_NORM: *bias = NULL; *n_in = E; *n_out = 0; return &L->attn_post_norm;
+    case NM_ROLE_FFN_POST_NORM: *bias = NULL; *n_in = E; *n_out = 0; return &L->ffn_post_norm;
     default: return NULL;
     }
 }
@@ -331,6 +334,26 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
         load_weight(g, "output_norm.weight", E, 0, false, false, &m->output_norm, err) ||
         load_weight(g, "output.weight", E, m->n_vocab, true, a->tie_by_absence, &m->output, err))
         return -1;
+    if (a->embd_scale || a->logit_softcap || a->query_prescale) { /* Gemma 2: llama.cpp's hparams */
+        m->embd_scale = a->embd_scale ? sqrtf((float)n_embd) : 1.0f;
+        if (a->query_prescale) /* llama.cpp's 46-layer Gemma 2 is its 27B, scaled by n_embd/n_head */
+            m->q_scale = n_layer == 46 ? 1.0f / sqrtf((float)(n_embd / n_head)) : 1.0f / sqrtf((float)head_dim);
+        char k1[96], k2[96], k3[96];
+        snprintf(k1, sizeof k1, "%s.attn_logit_softcapping", a->name);
+        snprintf(k2, sizeof k2, "%s.final_logit_softcapping", a->name);
+        snprintf(k3, sizeof k3, "%s.attention.sliding_window", a->name);
+        uint32_t swa;
+        if (get_f32_opt(g, k1, a->logit_softcap ? 50.0f : 0.0f, &m->attn_softcap, err) ||
+            get_f32_opt(g, k2, a->logit_softcap ? 30.0f : 0.0f, &m->final_softcap, err) ||
+            get_u32_opt(g, k3, 4096, &swa, err))
+            return -1;
+        if (!(m->attn_softcap >= 0.0f) || !(m->final_softcap >= 0.0f) || !isfinite(m->attn_softcap) ||
+            !isfinite(m->final_softcap))
+            return nm_fail(err, "metadata %s or %s is not a finite non-negative number", k1, k2);
+        m->n_swa = swa > INT32_MAX ? INT32_MAX : (int)swa;
+    } else {
+        m->embd_scale = 1.0f;
+    }
     if (!m->output.data) { /* tied embeddings */
         if (load_weight(g, "token_embd.weight", E, m->n_vocab, true, false, &m->output, err)) return -1;
     }
@@ -416,6 +439,11 @@ vm_ctx *vm_ctx_create(const vm_model *m, int n_ctx, nm_pool *pool, bool exact, n
     }
     if (m->pos_embd.data && n_ctx > m->n_ctx_train) {
         nm_fail(err, "context size %d is more than the model's %d learned positions", n_ctx, m->n_ctx_train);
+        return NULL;
+    }
+    if (m->n_swa > 0 && n_ctx > m->n_swa) {
+        nm_fail(err, "context size %d is more than the model's sliding window of %d positions; nomoat-verify does "
+                "not implement sliding-window attention (use a context of at most %d)", n_ctx, m->n_swa, m->n_swa);
         return NULL;
     }
     vm_ctx *c = calloc(1, sizeof *c);
@@ -593,10 +621,28 @@ static void step_rope(const token_job *j, size_t t) {
     float *q = j->c->q + t * (size_t)m->n_head * m->head_dim;
     rope(m, j->c->rope_freqs, q, m->n_head, 1, j->pos0 + (int)t);
     rope(m, j->c->rope_freqs, j->c->k + t * (size_t)m->n_head_kv * m->head_dim, m->n_head_kv, 1, j->pos0 + (int)t);
-    if (m->family->q_scaled_first) { /* ggml_scale of the rotated queries (Phi-3) */
-        const float s = 1.0f / sqrtf((float)m->head_dim);
+    /* ggml_scale of the rotated queries: by 1/sqrt(head_dim) (Phi-3) or m->q_scale (Gemma 2) */
+    const float s = m->family->q_scaled_first ? 1.0f / sqrtf((float)m->head_dim) : m->q_scale;
+    if (s != 0.0f)
         for (size_t i = 0; i < (size_t)m->n_head * m->head_dim; i++) q[i] *= s;
-    }
+}
+
+/* A norm of the block's output rows (c->out) in place (Gemma 2's post-attention and post-FFN norms). */
+static void step_out_norm(const token_job *j, size_t t) {
+    const size_t E = (size_t)j->c->m->n_embd;
+    rms_norm_rows(j->c->m->n_embd, j->c->m->norm_eps, j->c->out + t * E, j->norm_w, j->c->out + t * E, 1);
+}
+
+/* Gemma: the embedding rows times sqrt(n_embd) (ggml_scale). */
+static void step_embd_scale(const token_job *j, size_t t) {
+    const size_t E = (size_t)j->c->m->n_embd;
+    float *x = j->c->x + t * E;
+    for (size_t i = 0; i < E; i++) x[i] *= j->c->m->embd_scale;
+}
+
+/* The output logits soft-capped (Gemma 2): one row of n_vocab per task. */
+static void step_final_softcap(const token_job *j, size_t t) {
+    nm_ggml_softcap(j->c->m->n_vocab, j->y + t * (size_t)j->c->m->n_vocab, j->c->m->final_softcap);
 }
 
 static void step_add_bias(const token_job *j, size_t t) {
@@ -625,6 +671,13 @@ static void step_activation(const token_job *j, size_t t) {
     if (j->c->gate_up) { /* one fused projection: the gate's half, then the up half */
         gate = j->c->gate_up + t * 2 * F;
         fb = gate + F;
+    } else if (j->c->m->family->ffn == NM_FFN_GEGLU) { /* GELU of the gate times the up projection */
+        if (!j->c->exact) {
+            nm_ggml_geglu((int)F, fa, fa, fb);
+            return;
+        }
+        for (size_t i = 0; i < F; i++) fa[i] = nm_gelu_tanh(fa[i]) * fb[i];
+        return;
     }
     if (j->c->m->family->ffn == NM_FFN_GELU) {
         if (!j->c->exact) {
@@ -692,7 +745,7 @@ static void attention_block(vm_ctx *c, int l, int n_tokens, int pos0, float *nw,
         linear(c, &L->wk, L->bk, c->xn, n_tokens, c->k);
         linear(c, &L->wv, L->bv, c->xn, n_tokens, c->v);
     }
-    if (m->family->rope != NM_ROPE_NONE || L->q_norm) {
+    if (m->family->rope != NM_ROPE_NONE || L->q_norm || m->q_scale != 0.0f) {
         token_job j = {.c = c, .L = L, .pos0 = pos0, .step = step_rope};
         nm_pool_run(c->pool, (size_t)n_tokens, token_task, &j);
     }
@@ -705,6 +758,10 @@ static void attention_block(vm_ctx *c, int l, int n_tokens, int pos0, float *nw,
     }
     vm_attention(c, l, n_tokens, pos0);
     linear(c, &L->wo, L->bo, c->att, n_tokens, dst);
+    if (L->attn_post_norm.data) {
+        token_job j = {.c = c, .norm_w = norm_weights(&L->attn_post_norm, nw), .step = step_out_norm};
+        nm_pool_run(c->pool, (size_t)n_tokens, token_task, &j);
+    }
 }
 
 /* The FFN of rows f0 .. f0+nf of the residual stream into c->out (rows from 0). */
@@ -719,6 +776,10 @@ static void ffn_block(vm_ctx *c, int l, int f0, int nf, float *nw) {
     linear(c, &L->up, L->up_b, c->xn, nf, c->gate_up ? c->gate_up : L->gate.data ? c->fb : c->fa);
     per_token(c, 0, nf, step_activation, NULL, 0);
     linear(c, &L->down, L->down_b, c->fa, nf, c->out);
+    if (L->ffn_post_norm.data) {
+        token_job j = {.c = c, .norm_w = norm_weights(&L->ffn_post_norm, nw), .step = step_out_norm};
+        nm_pool_run(c->pool, (size_t)nf, token_task, &j);
+    }
 }
 
 int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits_from, float *logits, nm_error *err) {
@@ -738,6 +799,7 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
                           c->x + (size_t)t * E, E);
     }
     if (c->lora) vm_lora_embed(c, tokens, n_tokens);
+    if (m->embd_scale != 1.0f) per_token(c, 0, n_tokens, step_embd_scale, NULL, pos0);
     for (int t = 0; m->pos_embd.data && t < n_tokens; t++) { /* x = token (+ adapters) + position */
         nm_dequantize_row(m->pos_embd.type, m->pos_embd.data + (size_t)(pos0 + t) * m->pos_embd.row_size, nw, E);
         for (int i = 0; i < E; i++) c->x[(size_t)t * E + i] += nw[i];
@@ -760,6 +822,10 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
     if (n_out > 0) {
         norm_rows(c, logits_from, n_out, norm_weights(&m->output_norm, nw), m->output_norm_b);
         vm_matmul(c, &m->output, c->xn, n_out, logits);
+        if (m->final_softcap != 0.0f) {
+            token_job j = {.c = c, .y = logits, .step = step_final_softcap};
+            nm_pool_run(c->pool, (size_t)n_out, token_task, &j);
+        }
     }
     free(nw);
     return 0;

@@ -30,6 +30,7 @@ typedef struct vm_layer {
     /* a mixture of experts (instead of gate/up/down): the router, and each expert's matrices
      * stacked (n_out rows per expert; expert e's rows start at data + e·n_out·row_size) */
     vm_weight gate_inp, gate_exps, up_exps, down_exps;
+    vm_weight attn_post_norm, ffn_post_norm; /* norms of the attention and FFN outputs (Gemma 2), or none */
 } vm_layer;
 
 typedef struct vm_model {
@@ -52,6 +53,11 @@ typedef struct vm_model {
     const float *rope_long, *rope_short;
     int n_ctx_orig;
     float rope_attn_factor;
+    /* Gemma 2 */
+    float embd_scale;        /* the embedding rows are multiplied by this (sqrt(n_embd)), or 1 */
+    float q_scale;           /* queries multiplied by this after the rotary (the scores then by 1), or 0 */
+    float attn_softcap, final_softcap; /* soft caps (cap·tanh(x/cap)), or 0 */
+    int n_swa;               /* sliding window of the local layers (contexts beyond it are refused), or 0 */
 } vm_model;
 
 /* Reads hyper-parameters and tensors; every shape and type is checked. The reader must outlive

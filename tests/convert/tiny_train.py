@@ -1,5 +1,5 @@
 """What the trainers of the small family test models share (train_tiny_qwen3.py,
-train_tiny_mixtral.py): a real tokenizer's full vocabulary of which only the K most frequent
+train_tiny_mixtral.py, train_tiny_gemma2.py; run once by a maintainer, never by the tests): a real tokenizer's full vocabulary of which only the K most frequent
 training tokens get rows of their own, the rest sharing one trained row; the exact full-vocab
 softmax over that grouping; AdamW with warm-up and cosine decay; held-out scoring as
 llama-perplexity scores; BF16 output in Hugging Face's sorted safetensors layout.
@@ -18,12 +18,12 @@ def arg(name, default):
 
 
 class Vocab:
-    """The first n_tokens ids of ids_path (int32 little-endian) and the grouping: the keep most
+    """n_tokens ids of ids_path (int32 little-endian) from index `first` and the grouping: the keep most
     frequent tokens plus `always` get rows of their own, every other id of the vocab_size shares
     one row (index n_kept in the model's own numbering)."""
 
-    def __init__(self, ids_path, n_tokens, vocab_size, keep, always):
-        ids = np.fromfile(ids_path, dtype="<i4")[:n_tokens].astype(np.int64)
+    def __init__(self, ids_path, n_tokens, vocab_size, keep, always, first=0):
+        ids = np.fromfile(ids_path, dtype="<i4")[first:first + n_tokens].astype(np.int64)
         counts = np.bincount(ids, minlength=vocab_size)
         order = np.argsort(-counts, kind="stable")
         self.kept = np.unique(np.concatenate([order[:keep][counts[order[:keep]] > 0], always]))
@@ -71,33 +71,46 @@ def nll(vocab, logits, y):
     return (lse - logits.gather(-1, y[..., None]).squeeze(-1)).mean()
 
 
-def heldout_nll(model, vocab, path):
-    """Mean NLL of the second half of each 256-token window of path's ids (as llama-perplexity scores)."""
-    hid = torch.from_numpy(vocab.remap[np.fromfile(path, dtype="<i4").astype(np.int64)])
+def heldout_nll(model, vocab, ids, bos=None, window=256):
+    """Mean NLL of the second half of each window of ids (a path of int32 ids, or an array) as
+    llama-perplexity scores, the window's first token replaced by bos when given (as
+    llama-perplexity does when the vocabulary adds one)."""
+    if isinstance(ids, str):
+        ids = np.fromfile(ids, dtype="<i4").astype(np.int64)
+    hid = torch.from_numpy(vocab.remap[ids])
     tot, n = 0.0, 0
     with torch.no_grad():
-        for s in range(0, len(hid) - 256, 256):
-            w = hid[s: s + 256][None]
+        for s in range(0, len(hid) - window, window):
+            w = hid[s: s + window].clone()[None]
+            if bos is not None:
+                w[0, 0] = int(vocab.remap[bos])
             raw = model(w[:, :-1])
             lp = raw.gather(-1, w[:, 1:, None]).squeeze(-1) - torch.logsumexp(vocab.grouped(raw), -1)
-            tot -= lp[:, 127:].sum().item()
-            n += lp[:, 127:].numel()
+            half = window // 2 - 1
+            tot -= lp[:, half:].sum().item()
+            n += lp[:, half:].numel()
     return tot / n
 
 
-def train(model, vocab, steps, extra_loss=None, B=8, T=128, lr_max=3e-3):
+def train(model, vocab, steps, extra_loss=None, B=8, T=128, lr_max=3e-3, bos=None):
     """AdamW (weight decay 0.01), 50 warm-up steps then cosine decay to a tenth, on random
-    windows of vocab.data; extra_loss() is added to each step's loss (a router's balance term).
-    Returns the last step's loss."""
+    windows of vocab.data (with bos, each window is bos then T - 1 tokens of text); extra_loss()
+    is added to each step's loss (a router's balance term). Returns the last step's loss."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr_max, weight_decay=0.01)
     data = vocab.data
     for step in range(steps):
         lr = lr_max * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for g in opt.param_groups:
             g["lr"] = lr
-        starts = torch.randint(0, len(data) - T - 1, (B,))
-        x = torch.stack([data[s: s + T] for s in starts])
-        y = torch.stack([data[s + 1: s + T + 1] for s in starts])
+        if bos is None:
+            starts = torch.randint(0, len(data) - T - 1, (B,))
+            x = torch.stack([data[s: s + T] for s in starts])
+            y = torch.stack([data[s + 1: s + T + 1] for s in starts])
+        else:
+            starts = torch.randint(0, len(data) - T, (B,))
+            seq = torch.stack([data[s: s + T] for s in starts])
+            seq = torch.cat((torch.full((B, 1), int(vocab.remap[bos]), dtype=seq.dtype), seq), 1)
+            x, y = seq[:, :-1], seq[:, 1:]
         loss = nll(vocab, model(x), y)
         total = loss + extra_loss() if extra_loss else loss
         opt.zero_grad()
