@@ -162,6 +162,7 @@ extern const nm_arch nm_arch_mixtral;
 extern const nm_arch nm_arch_qwen3moe;
 extern const nm_arch nm_arch_phi3;
 extern const nm_arch nm_arch_gemma2;
+extern const nm_arch nm_arch_qwen2;
 
 /* The family of a config.json "architectures" entry, or NULL. */
 const nm_arch *nm_arch_by_hf_class(const char *hf_class);

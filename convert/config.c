@@ -339,8 +339,8 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
         if (!t)
             t = cJSON_GetObjectItemCaseSensitive(rs, "type");
         if (!cJSON_IsString(t) || strcmp(t->valuestring, "default") != 0) {
-            nm_fail(err, "%s/config.json: rope_scaling is not supported for %s (llama.cpp's converter ignores it, "
-                    "which would change the model)", dir, c->arch);
+            nm_fail(err, "%s/config.json: rope_scaling is not supported for %s (nomoat-convert reads it for the Llama "
+                    "family only so far; converting without it would change the model)", dir, c->arch);
             goto out;
         }
     } else if (cJSON_IsObject(rs)) {
@@ -383,6 +383,38 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
             nm_fail(err, "%s/config.json: query_pre_attn_scalar = %g is not supported for %s with %u layers "
                     "(llama.cpp's converter does not write it and llama.cpp scales queries by 1/sqrt(%u), which "
                     "would change the model)", dir, c->query_scalar, c->arch, c->n_layer, used);
+            goto out;
+        }
+    }
+    /* Qwen2/Qwen3's use_sliding_window: Hugging Face gives a window of sliding_window tokens to the
+     * layers config.json's layer_types marks "sliding_attention", or without it to those from
+     * max_window_layers on (transformers' default 28); the converter ignores these keys and
+     * llama.cpp's qwen2/qwen3 attend to the whole context */
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "use_sliding_window"))) {
+        int64_t window = 0, from = 28, n_sliding = 0;
+        if ((r = get_int(j, file, "sliding_window", 1, UINT32_MAX, &window, err)) < 0 ||
+            get_int(j, file, "max_window_layers", 0, 1 << 30, &from, err) < 0)
+            goto out;
+        const cJSON *types = cJSON_GetObjectItemCaseSensitive(j, "layer_types");
+        if (cJSON_IsArray(types)) {
+            int64_t i = 0;
+            const cJSON *t;
+            from = -1;
+            cJSON_ArrayForEach(t, types) {
+                if (cJSON_IsString(t) && strcmp(t->valuestring, "sliding_attention") == 0) {
+                    n_sliding++;
+                    if (from < 0) from = i;
+                }
+                i++;
+            }
+        } else if (from < c->n_layer) {
+            n_sliding = c->n_layer - from;
+        }
+        if (r == 1 && n_sliding > 0) {
+            nm_fail(err, "%s/config.json: use_sliding_window is true (%lld of %u layers, from layer %lld on, attend "
+                    "to a window of %lld tokens); llama.cpp's converter ignores it and its %s attends to the whole "
+                    "context, which would change the model", dir, (long long)n_sliding, c->n_layer,
+                    (long long)from, (long long)window, c->family->name);
             goto out;
         }
     }

@@ -24,9 +24,9 @@ check "the model folder is made (model.safetensors unpacked by nomoat-pack)" fam
 convert_family neox-tiny "$NX" GPT-NeoX
 
 # --- refusals: one message, no output ------------------------------------------------------
-variant qwen "c['architectures'] = ['Qwen2ForCausalLM']"
-refuse "a family nomoat does not support yet" qwen \
-    "architecture Qwen2ForCausalLM is not supported (supported: LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM, GPT2LMHeadModel, Qwen3ForCausalLM"
+variant bloom "c['architectures'] = ['BloomForCausalLM']"
+refuse "a family nomoat does not support" bloom \
+    "architecture BloomForCausalLM is not supported (supported: LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM, GPT2LMHeadModel, Qwen3ForCausalLM"
 variant wide "c['intermediate_size'] = 2048"
 refuse "intermediate_size contradicting the tensors" wide \
     "tensor gpt_neox.layers.0.mlp.dense_4h_to_h.weight has shape [256, 1024] but the configuration implies [256, 2048]"
