@@ -107,6 +107,11 @@ typedef struct nm_arch {
                                        * in GPT-2 files saved by transformers), or NULL */
     const char *meta_layer_prefix;    /* "layers." (Meta's layout), or NULL */
     const char *const *hf_ignored;    /* name suffixes the converter drops, NULL-terminated */
+    const char *const *hf_refused_variants; /* lowercase names of variants the converter writes as another
+                                       * kind of model (Qwen3's rerankers), NULL-terminated, or NULL: a
+                                       * folder is one when its name, config.json's _name_or_path or
+                                       * model_type contains one, or its README.md has the heading
+                                       * "# <name>" (as convert_hf_to_gguf.py decides); refused */
     const nm_arch_tensor *tensors;
     size_t n_tensors;
     const nm_arch_hf_key *hf_keys;    /* terminated by key == NULL */

@@ -10,6 +10,10 @@ static const char *const classes[] = {"Qwen3ForCausalLM", NULL};
 
 static const char *const ignored[] = {".rotary_emb.inv_freq", NULL};
 
+/* Qwen3Model._is_qwen3_reranker: such a folder becomes a ranking model (pooling type rank, a
+ * cls_out tensor of lm_head's "yes" and "no" rows, a rerank chat template), not yet supported */
+static const char *const rerankers[] = {"qwen3-reranker", "qwen3-vl-reranker", NULL};
+
 static const nm_arch_tensor tensors[] = {
     {NM_ROLE_TOKEN_EMBD, "model.embed_tokens", NULL, NM_XF_NONE, NM_BIAS_NONE},
     {NM_ROLE_OUTPUT_NORM, "model.norm", NULL, NM_XF_NONE, NM_BIAS_NONE},
@@ -33,6 +37,7 @@ const nm_arch nm_arch_qwen3 = {
     .hf_classes = classes,
     .hf_layer_prefix = "model.layers.",
     .hf_ignored = ignored,
+    .hf_refused_variants = rerankers,
     .tensors = tensors,
     .n_tensors = sizeof tensors / sizeof tensors[0],
     .hf_keys = nm_textmodel_hf_keys,

@@ -3,6 +3,7 @@
  * (FORMATS.md §6.1, §7.1). */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,6 +258,57 @@ static int read_hparam(conv_config *c, const cJSON *j, const char *file, const n
     return 0;
 }
 
+/* Whether s contains needle, ignoring ASCII case. */
+static bool contains_nocase(const char *s, const char *needle) {
+    const size_t n = strlen(needle);
+    for (; *s; s++)
+        if (strncasecmp(s, needle, n) == 0)
+            return true;
+    return false;
+}
+
+/* A variant of the family the converter writes as another kind of model (nm_arch's
+ * hf_refused_variants), named by the folder, config.json or README.md: an error. */
+static bool refused_variant(const nm_arch *a, const char *dir, const cJSON *j, nm_error *err) {
+    if (!a->hf_refused_variants)
+        return false;
+    char real[PATH_MAX];
+    const char *path = realpath(dir, real) ? real : dir;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "_name_or_path");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "model_type");
+    char *readme = NULL;
+    char file[PATH_MAX];
+    snprintf(file, sizeof file, "%s/README.md", dir);
+    FILE *f = fopen(file, "rb");
+    if (f) { /* the first 4 MiB are plenty for a model card's headings */
+        const size_t cap = 4u << 20;
+        if ((readme = malloc(cap + 1))) {
+            const size_t got = fread(readme, 1, cap, f);
+            readme[got] = '\0';
+        }
+        fclose(f);
+    }
+    const char *where = NULL, *which = NULL;
+    for (const char *const *v = a->hf_refused_variants; *v && !where; v++) {
+        char heading[64];
+        snprintf(heading, sizeof heading, "# %s", *v);
+        which = *v;
+        if (contains_nocase(base, *v)) where = "the folder's name";
+        else if (cJSON_IsString(name) && contains_nocase(name->valuestring, *v)) where = "config.json's _name_or_path";
+        else if (cJSON_IsString(type) && contains_nocase(type->valuestring, *v)) where = "config.json's model_type";
+        else if (readme && contains_nocase(readme, heading)) where = "README.md's heading";
+    }
+    free(readme);
+    if (!where)
+        return false;
+    nm_fail(err, "%s: %s says this is a %s model, which llama.cpp's converter writes as a ranking model "
+            "(pooling type rank, a cls_out tensor from lm_head's \"yes\" and \"no\" rows); nomoat-convert does not "
+            "support that yet, and converting it as a %s language model would not be the same file", dir, where, which,
+            a->name);
+    return true;
+}
+
 static int load_hf(conv_config *c, const char *dir, nm_error *err) {
     char file[4200];
     snprintf(file, sizeof file, "%s/config.json", dir);
@@ -284,6 +336,8 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
         nm_fail(err, "%s/config.json: architecture %s is not supported (supported: %s)", dir, c->arch, supported);
         goto out;
     }
+    if (refused_variant(c->family, dir, j, err))
+        goto out;
     c->parallel_residual = c->family->residual == NM_RESIDUAL_PARALLEL;
     for (const nm_arch_hf_key *k = c->family->hf_keys; k->key; k++)
         if (read_hparam(c, j, file, k, err) != 0)

@@ -22,6 +22,11 @@ convert_family qwen3-tiny "$DATA/qwen3" Qwen3
 # --- refusals: one message, no output ------------------------------------------------------
 variant yarn "c['rope_scaling'] = {'rope_type': 'yarn', 'factor': 4.0, 'original_max_position_embeddings': 32768}"
 refuse "YaRN rope_scaling (Qwen3's long-context setting), not yet supported" yarn "rope_scaling is not supported for Qwen3ForCausalLM"
+variant Qwen3-Reranker-tiny ""
+refuse "a Qwen3 reranker, named by its folder (llama.cpp's converter makes a ranking model of it)" Qwen3-Reranker-tiny \
+    "the folder's name says this is a qwen3-reranker model"
+variant card "" && printf '# Qwen3-Reranker-0.6B\n\nA reranker.\n' >"$SCRATCH/card/README.md"
+refuse "a Qwen3 reranker, named by its model card's heading" card "README.md's heading says this is a qwen3-reranker model"
 variant kv "c['num_key_value_heads'] = 4"
 refuse "a KV head count contradicting k_proj" kv "tensor model.layers.0.self_attn.k_proj.weight has shape [128, 256] but the configuration implies [256, 256]"
 mkdir -p "$SCRATCH/noqnorm" && cp "$M/config.json" "$M/tokenizer.json" "$M/tokenizer_config.json" "$SCRATCH/noqnorm/"
