@@ -12,7 +12,7 @@ const [model_path, ids] = process.argv.slice(2);
 const tokens = ids.split(",").map(Number);
 const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });
 const model = await llama.loadModel({ modelPath: model_path });
-const context = await model.createContext({ contextSize: Math.max(256, tokens.length), batchSize: 256, threads: 2,
+const context = await model.createContext({ contextSize: Math.max(256, tokens.length), batchSize: 256, threads: Number(process.env.NODE_LLAMA_THREADS ?? 2),
                                             flashAttention: true });
 const seq = context.getSequence();
 const options = { temperature: 1, topK: model.tokens.length ?? 1000000, topP: 1, minP: 0 };

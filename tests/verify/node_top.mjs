@@ -14,7 +14,7 @@ const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });
 const model = await llama.loadModel({ modelPath: model_path });
 // flash attention on, as llama-perplexity and llama-cli use it by default on the CPU backend
 const context = await model.createContext({
-    contextSize: 256, batchSize: 256, threads: 2, flashAttention: true,
+    contextSize: 256, batchSize: 256, threads: Number(process.env.NODE_LLAMA_THREADS ?? 2), flashAttention: true,
     ...(adapters.length ? { lora: { adapters } } : {}),
 });
 const seq = context.getSequence();
