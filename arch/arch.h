@@ -64,6 +64,9 @@ typedef enum nm_hparam {
     NM_HP_ROPE_THETA, NM_HP_RMS_EPS, NM_HP_NORM_EPS, NM_HP_PARALLEL_RESIDUAL,
     NM_HP_ROTARY_PCT,        /* config.json only: the partial-rotary fraction */
     NM_HP_FILE_TYPE,         /* GGUF only: general.file_type, where the converter writes it */
+    NM_HP_ROPE_SCALING,      /* GGUF only: the rope.scaling.* keys of a linear or YaRN rope_scaling, where
+                              * TextModel writes them (type, factor, then YaRN's original context
+                              * length and the optional yarn_* values) */
     NM_HP_EXPERTS,           /* mixture of experts: experts per layer */
     NM_HP_EXPERTS_USED,      /* experts each token is routed to (top k) */
     NM_HP_EXPERT_FF,         /* an expert's FFN width when it is not NM_HP_FF (Qwen3MoE) */
@@ -128,6 +131,8 @@ typedef struct nm_arch {
                                        * length (GPT-2: 4), or 0: the config's value */
     bool hf_rope_scaling;             /* reads Llama's rope_scaling kinds (linear, llama3); other
                                        * families refuse a rope_scaling section */
+    bool hf_rope_yarn;                /* reads rope_scaling {rope_type: yarn} as TextModel writes it (Qwen's
+                                       * long-context setting) */
     bool vocab_add_space_prefix;      /* writes tokenizer.ggml.add_space_prefix from tokenizer_config.json's
                                        * add_prefix_space (LlamaModel.set_vocab) */
     const nm_arch_hf_key *hf_keys_more; /* a subclass's config keys after hf_keys, or NULL */

@@ -6,7 +6,9 @@
  * converter (Qwen2Model → TextModel) writes the base keys only: no vocab_size, no
  * rope.dimension_count, and nothing of use_sliding_window / sliding_window / max_window_layers
  * (llama.cpp's qwen2 has no sliding-window attention; nomoat-convert refuses a config whose
- * layers would slide). rope_scaling (YaRN for long contexts) is refused for now. */
+ * layers would slide). rope_scaling {type: yarn} (Qwen2.5's long-context setting) is written as
+ * TextModel writes it (rope.scaling.type, factor, original_context_length) and evaluated as
+ * llama.cpp's rope_yarn does; other rope_scaling kinds are refused. */
 #include "arch/arch.h"
 
 static const char *const classes[] = {"Qwen2ForCausalLM", NULL};
@@ -45,5 +47,6 @@ const nm_arch nm_arch_qwen2 = {
     .tied_by_default = false,
     .ff_per_embd = 0,
     .hf_rope_scaling = false,
+    .hf_rope_yarn = true,
     .vocab_add_space_prefix = false,
 };

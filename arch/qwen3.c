@@ -3,7 +3,8 @@
  * (split halves) on the whole head: the checkpoint's q/k rows are used as they are, with no
  * permutation. head_dim is explicit (heads × head_dim need not be the width). The converter
  * (Qwen2Model → TextModel) writes the base keys only: no vocab_size or rope.dimension_count.
- * rope_scaling (YaRN for long contexts) is refused for now. */
+ * rope_scaling {rope_type: yarn} (long contexts) is written as TextModel writes it and evaluated as
+ * llama.cpp's rope_yarn does; other rope_scaling kinds are refused. */
 #include "arch/arch.h"
 
 static const char *const classes[] = {"Qwen3ForCausalLM", NULL};
@@ -50,5 +51,6 @@ const nm_arch nm_arch_qwen3 = {
     .tied_by_default = false,
     .ff_per_embd = 0,
     .hf_rope_scaling = false,
+    .hf_rope_yarn = true,
     .vocab_add_space_prefix = false,
 };

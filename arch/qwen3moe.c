@@ -58,6 +58,7 @@ const nm_arch nm_arch_qwen3moe = {
     .hf_keys_more = hf_keys_more,
     .gguf_keys = nm_textmodel_gguf_keys,
     .gguf_keys_more = gguf_keys_more,
+    .hf_rope_yarn = true,
     .norm = NM_NORM_RMS,
     .rope = NM_ROPE_NEOX,
     .ffn = NM_FFN_SWIGLU,

@@ -20,6 +20,7 @@ const nm_arch_gguf_key nm_textmodel_gguf_keys[] = {
     {NM_HP_FF, "feed_forward_length", NM_KEY_U32, false},
     {NM_HP_HEADS, "attention.head_count", NM_KEY_U32, false},
     {NM_HP_HEADS_KV, "attention.head_count_kv", NM_KEY_U32, true},
+    {NM_HP_ROPE_SCALING, "rope.scaling", NM_KEY_U32, true}, /* a group: write_hparam */
     {NM_HP_ROPE_THETA, "rope.freq_base", NM_KEY_F32, true},
     {NM_HP_RMS_EPS, "attention.layer_norm_rms_epsilon", NM_KEY_F32, false},
     {NM_HP_EXPERTS, "expert_count", NM_KEY_U32, true},         /* mixtures of experts only */

@@ -258,6 +258,37 @@ static int read_hparam(conv_config *c, const cJSON *j, const char *file, const n
     return 0;
 }
 
+/* rope_scaling {rope_type: yarn} as TextModel.set_gguf_parameters reads it: the factor, the original
+ * context (both required: the converter writes nothing without a factor, which would drop the
+ * scaling, and fails without the context) and four optional values it passes on. */
+static int yarn_load(conv_config *c, const cJSON *rs, const char *file, nm_error *err) {
+    double d;
+    int r = get_pos_float(rs, file, "factor", &d, err);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return nm_fail(err, "%s: rope_scaling of type yarn has no \"factor\"", file);
+    c->rope_yarn = true;
+    c->yarn_factor = (float)d;
+    int64_t v;
+    if ((r = get_int(rs, file, "original_max_position_embeddings", 1, UINT32_MAX, &v, err)) < 0)
+        return -1;
+    if (r == 0)
+        return nm_fail(err, "%s: rope_scaling of type yarn has no \"original_max_position_embeddings\"", file);
+    c->yarn_orig_ctx = (uint32_t)v;
+    static const char *const hf[4] = {"extrapolation_factor", "attention_factor", "beta_fast", "beta_slow"};
+    static const char *const gguf[4] = {"yarn_ext_factor", "yarn_attn_factor", "yarn_beta_fast", "yarn_beta_slow"};
+    for (int i = 0; i < 4; i++) {
+        const char *key = hf[i];
+        if (i == 1 && !cJSON_GetObjectItemCaseSensitive(rs, key))
+            key = "attn_factor"; /* the converter's fallback name */
+        if ((r = get_pos_float(rs, file, key, &d, err)) < 0)
+            return -1;
+        c->yarn_opt[i] = (struct conv_yarn_opt){hf[i], gguf[i], r == 1, (float)d};
+    }
+    return 0;
+}
+
 /* Whether s contains needle, ignoring ASCII case. */
 static bool contains_nocase(const char *s, const char *needle) {
     const size_t n = strlen(needle);
@@ -392,9 +423,12 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
         if (!t)
             t = cJSON_GetObjectItemCaseSensitive(rs, "type");
-        if (!cJSON_IsString(t) || strcmp(t->valuestring, "default") != 0) {
-            nm_fail(err, "%s/config.json: rope_scaling is not supported for %s (nomoat-convert reads it for the Llama "
-                    "family only so far; converting without it would change the model)", dir, c->arch);
+        if (c->family->hf_rope_yarn && cJSON_IsString(t) && strcmp(t->valuestring, "yarn") == 0) {
+            if (yarn_load(c, rs, file, err) != 0)
+                goto out;
+        } else if (!cJSON_IsString(t) || strcmp(t->valuestring, "default") != 0) {
+            nm_fail(err, "%s/config.json: rope_scaling is not supported for %s%s (converting without it would change "
+                    "the model)", dir, c->arch, c->family->hf_rope_yarn ? " except {\"rope_type\": \"yarn\"}" : "");
             goto out;
         }
     } else if (cJSON_IsObject(rs)) {

@@ -48,6 +48,10 @@ typedef struct conv_config {
     bool tied;                /* tie_word_embeddings */
     bool rope_linear;         /* rope_scaling {type: linear} */
     float rope_linear_factor;
+    bool rope_yarn;           /* rope_scaling {rope_type: yarn}: factor, original context, optional values */
+    float yarn_factor;
+    uint32_t yarn_orig_ctx;
+    struct conv_yarn_opt { const char *hf, *gguf; bool given; float value; } yarn_opt[4];
     bool rope_llama3;         /* rope_scaling {rope_type: llama3}: a computed rope_freqs.weight */
     double llama3_theta, llama3_factor, llama3_low, llama3_high, llama3_orig_ctx;
     bool first_dtype_known;

@@ -315,6 +315,25 @@ static void write_hparam(kv_sink *k, const conv_config *c, const conv_plan *p, c
     bool given = true;
     uint32_t u = 0;
     float f = 0;
+    if (g->hp == NM_HP_ROPE_SCALING) { /* TextModel.set_gguf_parameters: type, factor, YaRN's extras */
+        char sub[160];
+        if (c->rope_linear || c->rope_yarn) {
+            snprintf(sub, sizeof sub, "%s.type", key);
+            kv_str(k, sub, c->rope_yarn ? "yarn" : "linear");
+            snprintf(sub, sizeof sub, "%s.factor", key);
+            kv_f32(k, sub, c->rope_yarn ? c->yarn_factor : c->rope_linear_factor);
+        }
+        if (c->rope_yarn) {
+            snprintf(sub, sizeof sub, "%s.original_context_length", key);
+            kv_u32(k, sub, c->yarn_orig_ctx);
+            for (int i = 0; i < 4; i++)
+                if (c->yarn_opt[i].given) {
+                    snprintf(sub, sizeof sub, "%s.%s", key, c->yarn_opt[i].gguf);
+                    kv_f32(k, sub, c->yarn_opt[i].value);
+                }
+        }
+        return;
+    }
     switch (g->hp) {
     case NM_HP_EMBD: u = c->n_embd; break;
     case NM_HP_LAYERS: u = c->n_layer; break;
@@ -386,10 +405,6 @@ static void write_metadata(kv_sink *k, const conv_config *c, const conv_naming *
     if (nm->size_label[0] && !vocab_only)
         kv_str(k, "general.size_label", nm->size_label);
     write_hparams(k, c, p, v);
-    if (c->rope_linear) {
-        kv_str(k, "llama.rope.scaling.type", "linear");
-        kv_f32(k, "llama.rope.scaling.factor", c->rope_linear_factor);
-    }
     kv_u32(k, "general.quantization_version", 2);
     kv_str(k, "tokenizer.ggml.model", v->pre ? "gpt2" : "llama");
     kv_str(k, "tokenizer.ggml.pre", v->pre ? v->pre : "default");

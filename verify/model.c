@@ -262,11 +262,14 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
     snprintf(key[1], sizeof key[1], "%s.rope.scaling.factor", a->name);
     const gguf_value *st = gguf_get(g, key[0]);
     if (st && st->type == GGUF_TYPE_STRING && !(st->str.len == 4 && !memcmp(st->str.ptr, "none", 4))) {
-        if (st->str.len == 6 && !memcmp(st->str.ptr, "linear", 6)) {
+        const bool yarn = st->str.len == 4 && !memcmp(st->str.ptr, "yarn", 4);
+        if ((st->str.len == 6 && !memcmp(st->str.ptr, "linear", 6)) || yarn) {
             float factor;
             if (get_f32_opt(g, key[1], 1.0f, &factor, err)) return -1;
-            if (!(factor > 0.0f)) return nm_fail(err, "%s must be positive", key[1]);
+            if (!(factor > 0.0f) || !isfinite(factor)) return nm_fail(err, "%s must be positive", key[1]);
             m->rope_freq_scale = 1.0f / factor;
+            m->yarn_ext = yarn ? 1.0f : 0.0f; /* llama.cpp's default for YaRN (its qwen models read no
+                                                * yarn_ext_factor, yarn_attn_factor or yarn_beta_* keys) */
         } else {
             return nm_fail(err, "RoPE scaling '%.*s' is not supported", (int)(st->str.len > 32 ? 32 : st->str.len),
                            st->str.ptr);
@@ -291,6 +294,24 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
     if (!(m->rope_attn_factor > 0.0f) || !isfinite(m->rope_attn_factor))
         return nm_fail(err, "metadata %s is %g, not a positive number", key[1], (double)m->rope_attn_factor);
     m->n_ctx_orig = n_ctx_orig > INT32_MAX ? INT32_MAX : (int)n_ctx_orig;
+    if (m->yarn_ext != 0.0f) {
+        if (n_ctx_orig == 0) return nm_fail(err, "metadata %s is 0", key[0]);
+        /* llama_context: the attention factor YaRN's magnitude scaling cancels (llama.cpp's own
+         * arithmetic, without fused multiply-adds: libllama is built for the baseline CPU) */
+        const float factor = 1.0f / m->rope_freq_scale;
+        float attn = factor <= 1.0f ? 1.0f : 0.1f * 1.0f * logf(factor) + 1.0f;
+        attn *= 1.0f / (1.0f + 0.1f * logf(factor));
+        m->rope_attn_factor *= attn;
+        /* ggml_rope_yarn_corr_dims with llama.cpp's beta_fast 32 and beta_slow 1 */
+        const float beta[2] = {32.0f, 1.0f};
+        for (int k = 0; k < 2; k++) {
+            const float d = (float)n_rot * logf((float)n_ctx_orig / (beta[k] * 2 * (float)M_PI)) /
+                            (2 * logf(m->rope_base));
+            m->yarn_corr[k] = k == 0 ? floorf(d) : ceilf(d);
+        }
+        m->yarn_corr[0] = m->yarn_corr[0] > 0.0f ? m->yarn_corr[0] : 0.0f;
+        m->yarn_corr[1] = m->yarn_corr[1] < (float)(n_rot - 1) ? m->yarn_corr[1] : (float)(n_rot - 1);
+    }
     static const char *const factor_names[2] = {"rope_factors_long.weight", "rope_factors_short.weight"};
     for (int k = 0; k < 2; k++) { /* longrope: both or neither */
         const gguf_tensor_info *t = gguf_find_tensor(g, factor_names[k]);
@@ -558,9 +579,16 @@ static void rope(const vm_model *m, const float *freqs, float *x, int n_heads, i
         for (int i = 0; i < nr; i += 2) {
             /* ggml: freq_scale * (theta / freq_factor), the factor 1 without rope_freqs; the
              * cosine and sine times the attention factor (an exact no-op when it is 1) */
-            const float th = m->rope_freq_scale * (freqs ? theta / freqs[i / 2] : theta);
-            cs[i] = cosf(th) * m->rope_attn_factor;
-            cs[i + 1] = sinf(th) * m->rope_attn_factor;
+            const float extrap = freqs ? theta / freqs[i / 2] : theta;
+            float th = m->rope_freq_scale * extrap, ms = m->rope_attn_factor;
+            if (m->yarn_ext != 0.0f) { /* ggml's rope_yarn, its products fused as its build fuses them */
+                const float y = ((float)(i / 2) - m->yarn_corr[0]) / fmaxf(0.001f, m->yarn_corr[1] - m->yarn_corr[0]);
+                const float mix = (1 - fminf(1, fmaxf(0, y))) * m->yarn_ext;
+                th = fmaf(th, 1 - mix, extrap * mix);
+                ms *= fmaf(0.1f, logf(1.0f / m->rope_freq_scale), 1.0f);
+            }
+            cs[i] = cosf(th) * ms;
+            cs[i + 1] = sinf(th) * ms;
             theta *= theta_scale;
         }
         for (int h = 0; h < n_heads; h++) {

@@ -53,6 +53,11 @@ typedef struct vm_model {
     const float *rope_long, *rope_short;
     int n_ctx_orig;
     float rope_attn_factor;
+    /* YaRN (rope.scaling.type yarn, Qwen's long-context setting): each rotary angle mixes the
+     * interpolated (× rope_freq_scale) and the original angle by a ramp over the dimensions
+     * between yarn_corr[0] and yarn_corr[1], and every cosine and sine is multiplied by
+     * rope_attn_factor × (1 + 0.1 ln(1 / rope_freq_scale)); yarn_ext 0 without YaRN */
+    float yarn_ext, yarn_corr[2];
     /* Gemma 2 */
     float embd_scale;        /* the embedding rows are multiplied by this (sqrt(n_embd)), or 1 */
     float q_scale;           /* queries multiplied by this after the rotary (the scores then by 1), or 0 */

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Makes the folders behind tests/data/llama3/rope-freqs-reference.json: random tiny Llama
 checkpoints (the bundled SentencePiece tokenizer, F32 safetensors) whose config.json carries
-Meta's released rope_scaling settings, for llama.cpp's converter to turn into rope_freqs.weight.
+Meta's released rope_scaling settings, for llama.cpp's converter to turn into rope_freqs.weight,
+and one with a linear rope_scaling (TextModel's rope.scaling.type and .factor keys).
     llama3_rope_cases.py OUT_ROOT TOKENIZER_MODEL   -> OUT_ROOT/<case>/ for each case below
 """
 import json, os, random, shutil, struct, sys
@@ -12,6 +13,7 @@ CASES = {  # name: (head_dim, heads, rope_theta, factor, low, high, top-level or
     "llama3_1-8b": (128, 2, 500000.0, 8.0, 1.0, 4.0, None),
     "llama3_2-1b": (64, 4, 500000.0, 32.0, 1.0, 4.0, None),
     "custom": (96, 2, 1000000.0, 16.0, 2.0, 8.0, 32768),
+    "linear": (64, 4, 10000.0, 2.0, None, None, None),  # {type: linear}: keys only, no rope_freqs
 }
 root, tok = sys.argv[1], sys.argv[2]
 rnd = random.Random(7)
@@ -38,7 +40,8 @@ for name, (hd, heads, theta, factor, low, high, orig) in CASES.items():
            "num_hidden_layers": 1, "num_attention_heads": heads, "num_key_value_heads": heads, "head_dim": hd,
            "vocab_size": vocab, "max_position_embeddings": 131072, "rms_norm_eps": 1e-5, "rope_theta": theta,
            "rope_scaling": {"factor": factor, "low_freq_factor": low, "high_freq_factor": high,
-                            "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+                            "original_max_position_embeddings": 8192, "rope_type": "llama3"}
+           if low is not None else {"type": "linear", "factor": factor},
            "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2}
     if orig is not None:
         cfg["original_max_position_embeddings"] = orig

@@ -4,7 +4,8 @@
 #   - llama3 RoPE scaling: three random folders with Meta's released rope_scaling settings
 #     (Llama 3.1 8B's head_dim 128 / factor 8, Llama 3.2 1B's head_dim 64 / factor 32, and an
 #     unusual one with head_dim 96, low/high 2/8 and a top-level original_max_position_embeddings)
-#     convert to the same bytes as convert_hf_to_gguf.py wrote (rope_freqs.weight included);
+#     convert to the same bytes as convert_hf_to_gguf.py wrote (rope_freqs.weight included), and so
+#     does a fourth with a linear rope_scaling (its keys where TextModel writes them);
 #   - the trained Llama-3.2-shaped model (GQA 8/2, the real 128,256-token Llama 3.1 vocab from npm,
 #     llama3 rope scaling, tied embeddings, generation_config.json's sampling keys) converts to the
 #     converter's bytes at F32, F16, BF16 and Q8_0, and nomoat-quantize turns the F32 file into
@@ -21,10 +22,10 @@ ref_sha() { sed -n "s/^\([0-9a-f]*\)  $1\$/\1/p" "$2"; }
 # --- rope_freqs.weight for Meta's settings -------------------------------------------------
 mkdir -p "$SCRATCH/rope"
 if /usr/bin/python3 "$ROOT/tests/convert/llama3_rope_cases.py" "$SCRATCH/rope" "$DATA/tokenizer/wikillama-tokenizer.model"; then
-    for c in llama3_1-8b llama3_2-1b custom; do
+    for c in llama3_1-8b llama3_2-1b custom linear; do
         # run from the parent folder: the converter derives general.name from the folder name
         (cd "$SCRATCH/rope" && "$CONVERT" -q "$c" --outtype f32 -o "$c.gguf")
-        check "llama3 rope scaling ($c): same bytes as convert_hf_to_gguf.py" \
+        check "rope scaling ($c): same bytes as convert_hf_to_gguf.py" \
             test "$(sha_of "$SCRATCH/rope/$c.gguf")" = "$(ref_sha "$c" "$L3/rope-cases.sha256")"
     done
     # a delta release of such a model: the weights add up, the RoPE factors stay the target's

@@ -37,9 +37,16 @@ mkdir "$SCRATCH/nowindow" && variant nowindow/qwen2-tiny "c['use_sliding_window'
 check "use_sliding_window with no layer from max_window_layers on: converted as the converter does (same bytes)" \
     test "$(sha_of "$SCRATCH/nowindow/f16.gguf")" = "$(ref_sha convert-f16 "$DATA/qwen2/reference.sha256")"
 
+# Qwen2.5's YaRN setting (its "type" spelling): TextModel's rope.scaling.* keys
+mkdir "$SCRATCH/yarn" && variant yarn/qwen2-tiny "c['rope_scaling'] = {'type': 'yarn', 'factor': 4.0, 'original_max_position_embeddings': 64}"
+(cd "$SCRATCH/yarn" && "$BIN/nomoat-convert" -q qwen2-tiny --outtype f16 -o f16.gguf)
+check "rope_scaling yarn (factor 4, original context 64) -> f16: same bytes as convert_hf_to_gguf.py" \
+    test "$(sha_of "$SCRATCH/yarn/f16.gguf")" = "$(ref_sha convert-yarn-f16 "$DATA/qwen2/reference.sha256")"
+rm -rf "$SCRATCH/yarn"
+
 # --- refusals: one message, no output ------------------------------------------------------
-variant yarn "c['rope_scaling'] = {'type': 'yarn', 'factor': 4.0, 'original_max_position_embeddings': 32768}"
-refuse "YaRN rope_scaling (Qwen2.5's long-context setting), not yet supported" yarn "rope_scaling is not supported for Qwen2ForCausalLM"
+variant dynamic "c['rope_scaling'] = {'type': 'dynamic', 'factor': 4.0}"
+refuse "a rope_scaling kind other than YaRN" dynamic "rope_scaling is not supported for Qwen2ForCausalLM except"
 variant swa "c['use_sliding_window'] = True; c['max_window_layers'] = 1; c['sliding_window'] = 4096"
 refuse "sliding-window layers, which llama.cpp's qwen2 does not have" swa \
     "use_sliding_window is true (1 of 2 layers, from layer 1 on, attend to a window of 4096 tokens)"

