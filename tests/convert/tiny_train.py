@@ -1,9 +1,10 @@
-"""What the trainers of the small family test models share (train_tiny_qwen3.py,
-train_tiny_mixtral.py, train_tiny_gemma2.py; run once by a maintainer, never by the tests): a real tokenizer's full vocabulary of which only the K most frequent
-training tokens get rows of their own, the rest sharing one trained row; the exact full-vocab
-softmax over that grouping; AdamW with warm-up and cosine decay; held-out scoring as
-llama-perplexity scores; BF16 output in Hugging Face's sorted safetensors layout.
-Needs Debian's python3-torch and numpy."""
+"""What the trainers of the small family test models share (train_tiny_{qwen2,qwen3,qwen3moe,
+mixtral,phi3,gemma2}.py; each is run once by a maintainer, never by the tests): a real
+tokenizer's full vocabulary of which only the K most frequent training tokens get rows of their
+own, the rest sharing one trained row; the exact full-vocab softmax over that grouping; AdamW
+with warm-up and cosine decay; held-out scoring as llama-perplexity scores; Hugging Face's
+attention and a Mixtral/Qwen3-MoE expert mixture; BF16 output in Hugging Face's sorted
+safetensors layout. Needs Debian's python3-torch and numpy."""
 import math, os, sys
 
 import numpy as np
@@ -26,7 +27,7 @@ class Vocab:
         ids = np.fromfile(ids_path, dtype="<i4")[first:first + n_tokens].astype(np.int64)
         counts = np.bincount(ids, minlength=vocab_size)
         order = np.argsort(-counts, kind="stable")
-        self.kept = np.unique(np.concatenate([order[:keep][counts[order[:keep]] > 0], always]))
+        self.kept = np.unique(np.concatenate([order[:keep][counts[order[:keep]] > 0], np.asarray(always, dtype=np.int64)]))
         self.n_kept = len(self.kept)
         self.vocab_size = vocab_size
         self.remap = np.full(vocab_size, self.n_kept, dtype=np.int64)
@@ -62,6 +63,46 @@ def rotary(inv_freq, T):
     """cos and sin of Hugging Face's rotate-half rotary for positions 0..T-1."""
     ang = torch.arange(T, dtype=torch.float32)[:, None] * inv_freq[None, :]
     return torch.cat((ang, ang), -1).cos(), torch.cat((ang, ang), -1).sin()
+
+
+def attention(l, a, cos, sin, mask, heads, kv, hd, eps=None):
+    """Hugging Face's attention of layer l (weights l.q, l.k, l.v, l.o; rotate-half rotary, GQA)
+    on the normed input a [B, T, dim]; with eps, Qwen3's RMSNorm of each query and key head
+    (l.q_norm, l.k_norm) before the rotary. Returns the output projection's result."""
+    B, T, _ = a.shape
+    q, k = (a @ l.q.T).view(B, T, heads, hd), (a @ l.k.T).view(B, T, kv, hd)
+    if eps is not None:
+        q, k = rms(q, l.q_norm, eps), rms(k, l.k_norm, eps)
+    q, k = q.transpose(1, 2), k.transpose(1, 2)
+    v = (a @ l.v.T).view(B, T, kv, hd).transpose(1, 2)
+    q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+    k, v = k.repeat_interleave(heads // kv, 1), v.repeat_interleave(heads // kv, 1)
+    att = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask
+    return (att.softmax(-1) @ v).transpose(1, 2).reshape(B, T, heads * hd) @ l.o.T
+
+
+def moe(a, router, gate, up, down, used):
+    """A mixture of SwiGLU experts on a [B, T, dim] as Hugging Face's Mixtral and Qwen3-MoE (with
+    norm_topk_prob) compute it: softmax over the router's scores, the top `used` experts with their
+    probabilities renormalised to sum to 1, each expert on the tokens routed to it (gate, up, down:
+    [experts, ...] stacks of its matrices). Returns the output, Switch Transformer's balance term
+    (experts × sum over experts of the share of choices × the mean probability) and the choices."""
+    experts, dim = router.shape
+    probs = (a @ router.T).softmax(-1)                         # [B, T, E]
+    top_w, top_i = probs.topk(used, -1)
+    top_w = top_w / top_w.sum(-1, keepdim=True)
+    routed = torch.zeros_like(probs).scatter(-1, top_i, 1.0).mean((0, 1)) / used
+    balance = experts * (routed * probs.mean((0, 1))).sum()
+    flat, idx, w = a.reshape(-1, dim), top_i.reshape(-1, used), top_w.reshape(-1, used)
+    y = torch.zeros_like(flat)
+    for e in range(experts):
+        tok, slot = (idx == e).nonzero(as_tuple=True)
+        if len(tok) == 0:
+            continue
+        x = flat[tok]
+        h = torch.nn.functional.silu(x @ gate[e].T) * (x @ up[e].T)
+        y = y.index_add(0, tok, w[tok, slot, None] * (h @ down[e].T))
+    return y.view_as(a), balance, top_i
 
 
 def nll(vocab, logits, y):

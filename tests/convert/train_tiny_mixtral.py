@@ -26,7 +26,7 @@ import json, math, os, sys
 import numpy as np
 import torch
 
-from tiny_train import arg, heldout_nll, rms, rotary, rotate_half, save_bf16, train, Vocab
+from tiny_train import arg, attention, heldout_nll, moe, rms, rotary, save_bf16, train, Vocab
 
 ids_path, out = sys.argv[1], sys.argv[2]
 n_tokens, keep, steps = arg("--tokens", 120000), arg("--keep", 800), arg("--steps", 200)
@@ -61,43 +61,19 @@ class Model(torch.nn.Module):
         self.register_buffer("inv_freq", 1.0 / (THETA ** (torch.arange(0, HD, 2, dtype=torch.float32) / HD)))
         self.balance, self.use = [], None
 
-    def moe(self, l, a):
-        probs = (a @ l.router.T).softmax(-1)                       # [B, T, E]
-        top_w, top_i = probs.topk(USED, -1)
-        top_w = top_w / top_w.sum(-1, keepdim=True)
-        # Switch Transformer's balance: E * sum_e (share of tokens routed to e) * (mean prob of e)
-        routed = torch.zeros_like(probs).scatter(-1, top_i, 1.0).mean((0, 1)) / USED
-        self.balance.append(EXPERTS * (routed * probs.mean((0, 1))).sum())
-        if self.use is not None:
-            self.use.append(torch.bincount(top_i.flatten(), minlength=EXPERTS))
-        flat, top_i, top_w = a.reshape(-1, DIM), top_i.reshape(-1, USED), top_w.reshape(-1, USED)
-        y = torch.zeros_like(flat)
-        for e in range(EXPERTS):  # each expert on the tokens routed to it
-            tok, slot = (top_i == e).nonzero(as_tuple=True)
-            if len(tok) == 0:
-                continue
-            x = flat[tok]
-            h = torch.nn.functional.silu(x @ l.w1[e].T) * (x @ l.w3[e].T)
-            y = y.index_add(0, tok, top_w[tok, slot, None] * (h @ l.w2[e].T))
-        return y.view_as(a)
-
     def forward(self, x):  # x: [B, T] in the model's own numbering; logits over its rows
-        B, T = x.shape
+        T = x.shape[1]
         self.balance = []
         h = self.emb[x]
         cos, sin = rotary(self.inv_freq, T)
         mask = torch.full((T, T), float("-inf")).triu(1)
         for l in self.layers:
-            a = rms(h, l.ln1, EPS)
-            q = (a @ l.q.T).view(B, T, HEADS, HD).transpose(1, 2)
-            k = (a @ l.k.T).view(B, T, KV, HD).transpose(1, 2)
-            v = (a @ l.v.T).view(B, T, KV, HD).transpose(1, 2)
-            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-            k, v = k.repeat_interleave(HEADS // KV, 1), v.repeat_interleave(HEADS // KV, 1)
-            att = (q @ k.transpose(-1, -2)) / math.sqrt(HD) + mask
-            y = (att.softmax(-1) @ v).transpose(1, 2).reshape(B, T, HEADS * HD)
-            h = h + y @ l.o.T
-            h = h + self.moe(l, rms(h, l.ln2, EPS))
+            h = h + attention(l, rms(h, l.ln1, EPS), cos, sin, mask, HEADS, KV, HD)
+            y, balance, chosen = moe(rms(h, l.ln2, EPS), l.router, l.w1, l.w3, l.w2, USED)
+            self.balance.append(balance)
+            if self.use is not None:
+                self.use.append(torch.bincount(chosen.flatten(), minlength=EXPERTS))
+            h = h + y
         return rms(h, self.norm, EPS) @ self.head.T
 
 

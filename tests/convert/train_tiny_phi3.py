@@ -15,7 +15,7 @@ rotary in rotate-half style on the whole head (rope_theta 10000), one fused mlp.
 2 × 512 rows (the gate's first: up × silu(gate)), RMSNorm (eps 1e-5), an untied lm_head, and
 Phi-3's vocab of 32,064 rows (Llama 2's 32,000 pieces, its added tokens, padding). Only the K most
 frequent tokens (default 1100) get rows of their own in the embedding and in lm_head; the rest
-share one row of each (train_tiny_common.py says how it is still trained on the full softmax).
+share one row of each (tiny_train.py says how it is still trained on the full softmax).
 Written in Hugging Face's layout, BF16 as Phi-3 ships.
 """
 import json, math, os, sys
@@ -23,16 +23,19 @@ import json, math, os, sys
 import numpy as np
 import torch
 
-import train_tiny_common as common
+from tiny_train import arg, heldout_nll, rms, rotary, rotate_half, save_bf16, train, Vocab
 
-ids_path, out, n_tokens, keep, steps, heldout_path = common.cli()
-common.seed()
+ids_path, out = sys.argv[1], sys.argv[2]
+n_tokens, keep, steps = arg("--tokens", 120000), arg("--keep", 1100), arg("--steps", 150)
+heldout_path = arg("--heldout", "")
+torch.manual_seed(1234)
+np.random.seed(1234)
+torch.set_num_threads(2)
 
 VOCAB, DIM, LAYERS, HEADS, KV, HD, FF = 32064, 256, 2, 8, 2, 32, 512
 THETA, EPS = 10000.0, 1e-5
 
-rows = common.SharedRows(ids_path, n_tokens, VOCAB, keep)
-rms, rotate_half = common.rms, common.rotate_half
+rows = Vocab(ids_path, n_tokens, VOCAB, keep, [])
 
 
 class Model(torch.nn.Module):
@@ -53,10 +56,11 @@ class Model(torch.nn.Module):
             self.layers.append(l)
         self.register_buffer("inv_freq", 1.0 / (THETA ** (torch.arange(0, HD, 2, dtype=torch.float32) / HD)))
 
-    def forward(self, x):  # x: [B, T] in the model's own numbering
+    def forward(self, x):  # x: [B, T] in the model's own numbering; logits over its rows
         B, T = x.shape
         h = self.emb[x]
-        cos, sin, mask = common.rope_tables(T, self.inv_freq)
+        cos, sin = rotary(self.inv_freq, T)
+        mask = torch.full((T, T), float("-inf")).triu(1)
         for l in self.layers:
             a = rms(h, l.ln1, EPS)
             # HF Phi-3: qkv_proj's output cut into [Q | K | V]
@@ -73,25 +77,24 @@ class Model(torch.nn.Module):
             # HF Phi3MLP: gate, up = gate_up_proj(x).chunk(2); up * silu(gate)
             gate, up = (a @ l.gate_up.T).chunk(2, dim=-1)
             h = h + (up * torch.nn.functional.silu(gate)) @ l.down.T
-        h = rms(h, self.norm, EPS)
-        logits = h @ self.out.T
-        return rows.grouped(logits), logits
+        return rms(h, self.norm, EPS) @ self.out.T
 
 
 model = Model()
-loss = common.train(model, rows.data, steps)
+loss = train(model, rows, steps)
 if heldout_path:
-    common.report_heldout(model, heldout_path, rows)
+    h = heldout_nll(model, rows, heldout_path)
+    print(f"held-out NLL {h:.3f} nats, perplexity {math.exp(h):.1f} (uniform {VOCAB})", file=sys.stderr)
 
-tensors = {"model.embed_tokens.weight": rows.expand(model.emb.detach()),
-           "lm_head.weight": rows.expand(model.out.detach()), "model.norm.weight": model.norm.detach()}
+tensors = {"model.embed_tokens.weight": rows.full_rows(model.emb.detach()),
+           "lm_head.weight": rows.full_rows(model.out.detach()), "model.norm.weight": model.norm.detach()}
 for i, l in enumerate(model.layers):
     p = f"model.layers.{i}."
     for name, t in (("input_layernorm", l.ln1), ("post_attention_layernorm", l.ln2),
                     ("self_attn.qkv_proj", l.qkv), ("self_attn.o_proj", l.o),
                     ("mlp.gate_up_proj", l.gate_up), ("mlp.down_proj", l.down)):
         tensors[p + name + ".weight"] = t.detach()
-common.write_bf16(out, tensors)
+save_bf16(out, tensors)
 config = {  # the keys of Phi-3-mini-4k-instruct's config.json (auto_map left out: nothing runs code)
     "_name_or_path": "Phi-3-mini-4k-instruct", "architectures": ["Phi3ForCausalLM"],
     "attention_bias": False, "attention_dropout": 0.0, "bos_token_id": 1, "embd_pdrop": 0.0,
@@ -118,4 +121,4 @@ config.update({"_name_or_path": "Phi-3-mini-128k-instruct", "max_position_embedd
                "rope_scaling": {"long_factor": long_factor, "short_factor": short_factor, "type": "longrope"}})
 with open(os.path.join(out, "config-128k.json"), "w") as f:
     json.dump(config, f, indent=2)
-print(f"final loss {loss.item():.3f}", file=sys.stderr)
+print(f"final loss {loss:.3f}", file=sys.stderr)
