@@ -31,12 +31,8 @@ int conv_outtype_parse(const char *s, conv_outtype *out) {
     return -1;
 }
 
-/* Parses "<prefix><N>.<rest>"; returns rest or NULL. */
-static const char *layer_of(const char *name, const char *prefix, long *layer) {
-    size_t n = strlen(prefix);
-    if (strncmp(name, prefix, n) != 0)
-        return NULL;
-    const char *p = name + n;
+/* The decimal number at p (at most 1,000,000): the character after it, or NULL when there is none. */
+static const char *parse_number(const char *p, long *value) {
     if (*p < '0' || *p > '9')
         return NULL;
     long v = 0;
@@ -46,7 +42,18 @@ static const char *layer_of(const char *name, const char *prefix, long *layer) {
             return NULL;
         p++;
     }
-    if (*p != '.')
+    *value = v;
+    return p;
+}
+
+/* Parses "<prefix><N>.<rest>"; returns rest or NULL. */
+static const char *layer_of(const char *name, const char *prefix, long *layer) {
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0)
+        return NULL;
+    long v;
+    const char *p = parse_number(name + n, &v);
+    if (!p || *p != '.')
         return NULL;
     *layer = v;
     return p + 1;
@@ -77,16 +84,10 @@ static bool expert_stem_matches(const char *name, const char *stem, long *expert
     size_t n = (size_t)(star - stem);
     if (strncmp(name, stem, n) != 0)
         return false;
-    const char *p = name + n;
-    if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9'))
+    long v;
+    const char *p = parse_number(name + n, &v);
+    if (!p || (name[n] == '0' && p - (name + n) > 1)) /* "07": not a name the converter looks for */
         return false;
-    long v = 0;
-    while (*p >= '0' && *p <= '9') {
-        v = v * 10 + (*p - '0');
-        if (v > 1000000)
-            return false;
-        p++;
-    }
     size_t k = strlen(star + 1);
     if (strncmp(p, star + 1, k) != 0 || strcmp(p + k, ".weight") != 0)
         return false;
