@@ -47,7 +47,8 @@ def gguf(path, kv, tensors):
 
 
 def model(path, arch, E, H, Hkv, hd, F, V, ctx, layers=1, wtype=F32, rot=None, extra_kv=(), norm="rms",
-          qkv_fused=False, bias=False, qk_norm=False, pos_embd=False, tied=False):
+          qkv_fused=False, bias=False, qk_norm=False, pos_embd=False, tied=False, qkv_bias=False,
+          gated_up=False, post_norms=False, experts=0, ff_exp=None):
     rnd = random.Random(arch + str(E))
     w = lambda n: [rnd.uniform(-0.5, 0.5) for _ in range(n)]
     ones = lambda n: [1.0 + rnd.uniform(-0.1, 0.1) for _ in range(n)]
@@ -90,16 +91,28 @@ def model(path, arch, E, H, Hkv, hd, F, V, ctx, layers=1, wtype=F32, rot=None, e
         if qkv_fused:
             mat("attn_qkv", E, q + 2 * k)
         else:
-            mat("attn_q", E, q), mat("attn_k", E, k), mat("attn_v", E, k)
+            mat("attn_q", E, q, bias or qkv_bias), mat("attn_k", E, k, bias or qkv_bias), mat("attn_v", E, k, bias or qkv_bias)
         if qk_norm:
             t.append((b + "attn_q_norm.weight", [hd], F32, ones(hd)))
             t.append((b + "attn_k_norm.weight", [hd], F32, ones(hd)))
         mat("attn_output", q, E)
+        if post_norms:
+            vec("post_attention_norm")
         vec("ffn_norm")
-        if norm == "rms":
+        if experts:  # the router (F32, as the converter keeps it) and each FFN matrix stacked per expert
+            fe = ff_exp or F
+            t.append((b + "ffn_gate_inp.weight", [E, experts], F32, w(E * experts)))
+            t.append((b + "ffn_gate_exps.weight", [E, fe, experts], wtype, w(E * fe * experts)))
+            t.append((b + "ffn_down_exps.weight", [fe, E, experts], wtype, w(E * fe * experts)))
+            t.append((b + "ffn_up_exps.weight", [E, fe, experts], wtype, w(E * fe * experts)))
+        elif gated_up:  # one matrix: the gate's rows, then the up rows (Phi-3's gate_up_proj)
+            mat("ffn_up", E, 2 * F, False), mat("ffn_down", F, E, False)
+        elif norm == "rms":
             mat("ffn_gate", E, F, False), mat("ffn_up", E, F, False), mat("ffn_down", F, E, False)
         else:
             mat("ffn_up", E, F), mat("ffn_down", F, E)
+        if post_norms:
+            vec("post_ffw_norm")
     gguf(path, kv, t)
 
 
@@ -116,6 +129,21 @@ def main():
           extra_kv=[("gptneox.use_parallel_residual", BOOL, 1)])
     model(os.path.join(out, "gpt2-f32.gguf"), "gpt2", E=8, H=2, Hkv=2, hd=4, F=32, V=12, ctx=8,
           norm="layer", qkv_fused=True, bias=True, pos_embd=True, tied=True)
+    model(os.path.join(out, "qwen2-f16.gguf"), "qwen2", E=8, H=2, Hkv=1, hd=4, F=16, V=12, ctx=16,
+          wtype=F16, qkv_bias=True, tied=True)
+    model(os.path.join(out, "phi3-f32.gguf"), "phi3", E=8, H=2, Hkv=1, hd=4, F=16, V=12, ctx=16,
+          qkv_fused=True, gated_up=True, rot=4,
+          extra_kv=[("phi3.rope.scaling.original_context_length", U32, 16), ("phi3.attention.sliding_window", U32, 16)])
+    model(os.path.join(out, "gemma2-f32.gguf"), "gemma2", E=8, H=2, Hkv=1, hd=4, F=16, V=12, ctx=16,
+          post_norms=True, tied=True,
+          extra_kv=[("gemma2.attn_logit_softcapping", FLOAT32, 50.0), ("gemma2.final_logit_softcapping", FLOAT32, 30.0),
+                    ("gemma2.attention.sliding_window", U32, 16)])
+    model(os.path.join(out, "mixtral-q8_0.gguf"), "llama", E=32, H=4, Hkv=2, hd=8, F=32, V=10, ctx=16,
+          wtype=Q8_0, experts=4, extra_kv=[("llama.expert_count", U32, 4), ("llama.expert_used_count", U32, 2)])
+    model(os.path.join(out, "qwen3moe-f16.gguf"), "qwen3moe", E=8, H=4, Hkv=2, hd=4, F=16, V=12, ctx=16,
+          wtype=F16, qk_norm=True, experts=4, ff_exp=8,
+          extra_kv=[("qwen3moe.expert_count", U32, 4), ("qwen3moe.expert_used_count", U32, 2),
+                    ("qwen3moe.expert_feed_forward_length", U32, 8)])
 
 
 if __name__ == "__main__":
