@@ -1,4 +1,4 @@
-/* Gemma 3, text only (Gemma3ForCausalLM: gemma-3-1b, gemma-3-270m): Gemma 2's blocks (four RMSNorms
+/* Gemma 3, text only (Gemma3ForCausalLM, such as gemma-3-1b): Gemma 2's blocks (four RMSNorms
  * per layer, every norm weight stored as w - 1, the embedding scaled by sqrt(n_embd), GQA with an
  * explicit head_dim, NeoX rotary on unpermuted q/k rows, queries scaled by 1/sqrt(head_dim) before
  * attention, GELU-gated FFN) plus an RMSNorm over each query and key head before the rotary

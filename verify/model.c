@@ -359,6 +359,13 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
             if (get_f32_opt(g, k4, 10000.0f, &m->rope_base_swa, err)) return -1;
             if (!(m->rope_base_swa > 0.0f) || !isfinite(m->rope_base_swa))
                 return nm_fail(err, "metadata %s is %g, not a positive number", k4, (double)m->rope_base_swa);
+            /* llama.cpp reads a pattern key when a file has one (its converter writes none) */
+            uint32_t period;
+            snprintf(k4, sizeof k4, "%s.attention.sliding_window_pattern", a->name);
+            if (get_u32_opt(g, k4, a->swa_period, &period, err)) return -1;
+            if (period != a->swa_period)
+                return nm_fail(err, "metadata %s = %u is not supported (nomoat-verify runs %s's pattern of %u)", k4,
+                               period, a->name, a->swa_period);
             m->swa_period = (int)a->swa_period;
         }
     } else {
