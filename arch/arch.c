@@ -6,7 +6,7 @@
 
 static const nm_arch *const families[] = {&nm_arch_llama, &nm_arch_gptneox, &nm_arch_gpt2, &nm_arch_qwen3,
                                           &nm_arch_mixtral, &nm_arch_qwen3moe, &nm_arch_phi3, &nm_arch_gemma2,
-                                          &nm_arch_qwen2};
+                                          &nm_arch_qwen2, &nm_arch_gemma3};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
 static const char *const role_names[NM_ROLE_COUNT] = {

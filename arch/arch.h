@@ -77,6 +77,10 @@ typedef enum nm_hparam {
     NM_HP_ATTN_SOFTCAP,      /* attn_logit_softcapping: attention scores become cap·tanh(s/cap) */
     NM_HP_FINAL_SOFTCAP,     /* final_logit_softcapping: the same on the output logits */
     NM_HP_QUERY_SCALAR,      /* config.json only: query_pre_attn_scalar (queries scaled by its -1/2 power) */
+    NM_HP_ROPE_THETA_SWA,    /* the local (sliding-window) layers' rotary base: rope.freq_base_swa (Gemma 3's
+                              * rope_local_base_freq) */
+    NM_HP_SWA_PATTERN,       /* config.json only: sliding_window_pattern (every Nth layer global; 1: none
+                              * slides), checked against the family's swa_period */
     NM_HP_COUNT
 } nm_hparam;
 
@@ -133,6 +137,8 @@ typedef struct nm_arch {
                                        * families refuse a rope_scaling section */
     bool hf_rope_yarn;                /* reads rope_scaling {rope_type: yarn} as TextModel writes it (Qwen's
                                        * long-context setting) */
+    bool hf_rope_llama3;              /* with hf_rope_scaling: LlamaModel's llama3 kind too (a computed
+                                       * rope_freqs.weight); a class without it refuses llama3 (Gemma 3) */
     bool vocab_add_space_prefix;      /* writes tokenizer.ggml.add_space_prefix from tokenizer_config.json's
                                        * add_prefix_space (LlamaModel.set_vocab) */
     const nm_arch_hf_key *hf_keys_more; /* a subclass's config keys after hf_keys, or NULL */
@@ -158,6 +164,14 @@ typedef struct nm_arch {
     bool query_prescale;              /* queries multiplied by 1/sqrt(head_dim) after the rotary, the scores
                                        * then not scaled; llama.cpp's 46-layer Gemma 2 (27B) uses
                                        * 1/sqrt(n_embd/n_head) instead (query_pre_attn_scalar must agree) */
+    uint32_t query_scale_width_layers;/* the layer count of the model llama.cpp scales by 1/sqrt(n_embd/n_head)
+                                       * instead of 1/sqrt(head_dim) (its 27B: Gemma 2 46, Gemma 3 62), or 0 */
+    /* Gemma 3's blocks */
+    uint32_t swa_period;              /* llama.cpp's sliding-window pattern when the file has a window: layer il
+                                       * is local when il % swa_period < swa_period - 1 (Gemma 3: 6), or 0 */
+    bool swa_rope_base;               /* local layers rotate with <arch>.rope.freq_base_swa (llama.cpp's default
+                                       * 10000) and no rope scaling; without attention.sliding_window no layer
+                                       * is local (Gemma 3) */
 } nm_arch;
 
 /* The converter's TextModel base: its config keys and GGUF keys (arch/textmodel.c). */
@@ -173,6 +187,7 @@ extern const nm_arch nm_arch_qwen3moe;
 extern const nm_arch nm_arch_phi3;
 extern const nm_arch nm_arch_gemma2;
 extern const nm_arch nm_arch_qwen2;
+extern const nm_arch nm_arch_gemma3;
 
 /* The family of a config.json "architectures" entry, or NULL. */
 const nm_arch *nm_arch_by_hf_class(const char *hf_class);

@@ -84,4 +84,5 @@ const nm_arch nm_arch_gemma2 = {
     .embd_scale = true,
     .logit_softcap = true,
     .query_prescale = true,
+    .query_scale_width_layers = 46,
 };

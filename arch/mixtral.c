@@ -61,6 +61,7 @@ const nm_arch nm_arch_mixtral = {
     .residual = NM_RESIDUAL_SEQUENTIAL,
     .tie_by_absence = true,
     .hf_rope_scaling = true,
+    .hf_rope_llama3 = true,
     .vocab_add_space_prefix = true,
     .experts = true,
 };

@@ -206,6 +206,9 @@ static int read_hparam(conv_config *c, const cJSON *j, const char *file, const n
     case NM_HP_SLIDING_WINDOW:
         r = get_int(j, file, k->key, 0, UINT32_MAX, &v, err);
         break;
+    case NM_HP_SWA_PATTERN:
+        r = get_int(j, file, k->key, 1, 1 << 30, &v, err);
+        break;
     case NM_HP_PARALLEL_RESIDUAL: case NM_HP_NORM_TOPK: {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, k->key);
         r = !b || cJSON_IsNull(b) ? 0 : cJSON_IsBool(b) ? 1 : -1;
@@ -253,6 +256,8 @@ static int read_hparam(conv_config *c, const cJSON *j, const char *file, const n
     case NM_HP_ATTN_SOFTCAP: c->attn_softcap = (float)d; break;
     case NM_HP_FINAL_SOFTCAP: c->final_softcap = (float)d; break;
     case NM_HP_QUERY_SCALAR: c->query_scalar = d; c->has_query_scalar = true; break;
+    case NM_HP_ROPE_THETA_SWA: c->rope_theta_swa = (float)d; c->has_rope_theta_swa = true; break;
+    case NM_HP_SWA_PATTERN: c->swa_pattern = (uint32_t)v; break;
     default: break;
     }
     return 0;
@@ -298,6 +303,17 @@ static bool contains_nocase(const char *s, const char *needle) {
     return false;
 }
 
+/* Whether the family's converter writes hp's GGUF key. */
+static bool writes_key(const nm_arch *a, nm_hparam hp) {
+    for (const nm_arch_gguf_key *g = a->gguf_keys; g->key; g++)
+        if (g->hp == hp)
+            return true;
+    for (const nm_arch_gguf_key *g = a->gguf_keys_more; g && g->key; g++)
+        if (g->hp == hp)
+            return true;
+    return false;
+}
+
 /* A variant of the family the converter writes as another kind of model (nm_arch's
  * hf_refused_variants), named by the folder, config.json or README.md: an error. */
 static bool refused_variant(const nm_arch *a, const char *dir, const cJSON *j, nm_error *err) {
@@ -338,6 +354,38 @@ static bool refused_variant(const nm_arch *a, const char *dir, const cJSON *j, n
             "support that yet, and converting it as a %s language model would not be the same file", dir, where, which,
             a->name);
     return true;
+}
+
+/* Gemma 3: which layers slide. Hugging Face makes layer i local when (i + 1) % sliding_window_pattern
+ * != 0 (default 6; 1: none), or as config.json's layer_types lists them; llama.cpp's loader takes
+ * every layer il with il % swa_period < swa_period - 1 as local when the file has a window (the
+ * converter writes the window unless the pattern is 1, and no pattern). Another layout would change
+ * the model. */
+static int check_swa_layout(conv_config *c, const cJSON *j, const char *file, nm_error *err) {
+    const uint32_t period = c->family->swa_period;
+    const uint32_t pattern = c->swa_pattern ? c->swa_pattern : period;
+    if (pattern != 1 && pattern != period)
+        return nm_fail(err, "%s: sliding_window_pattern = %u is not supported for %s (llama.cpp makes every %uth "
+                       "layer global and the rest local, which would change the model)", file, pattern, c->arch,
+                       period);
+    if (pattern != 1 && c->sliding_window == 0)
+        return nm_fail(err, "%s: \"sliding_window\" must be a positive number of positions for %s", file, c->arch);
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(j, "layer_types");
+    if (!types || cJSON_IsNull(types))
+        return 0;
+    if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != (int)c->n_layer)
+        return nm_fail(err, "%s: \"layer_types\" must list the %u layers' attention kinds", file, c->n_layer);
+    for (uint32_t il = 0; il < c->n_layer; il++) {
+        const cJSON *t = cJSON_GetArrayItem(types, (int)il);
+        const bool local = pattern != 1 && il % period < period - 1;
+        const char *want = local ? "sliding_attention" : "full_attention";
+        if (!cJSON_IsString(t) || strcmp(t->valuestring, want) != 0)
+            return nm_fail(err, "%s: layer_types[%u] is %s%s%s but llama.cpp's %s makes layer %u %s (every %uth layer "
+                           "global%s), which would change the model", file, il, cJSON_IsString(t) ? "\"" : "",
+                           cJSON_IsString(t) ? t->valuestring : "not a string", cJSON_IsString(t) ? "\"" : "",
+                           c->family->name, il, want, period, pattern == 1 ? "; with sliding_window_pattern 1, all" : "");
+    }
+    return 0;
 }
 
 static int load_hf(conv_config *c, const char *dir, nm_error *err) {
@@ -410,6 +458,12 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
     if (!cJSON_IsObject(rs))
         rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+    if (cJSON_IsObject(rs) && (cJSON_GetObjectItemCaseSensitive(rs, "full_attention") ||
+                               cJSON_GetObjectItemCaseSensitive(rs, "sliding_attention"))) {
+        nm_fail(err, "%s/config.json: rope parameters given per attention kind (full_attention, sliding_attention) "
+                "are not supported yet; a config.json with rope_theta and rope_scaling is", dir);
+        goto out;
+    }
     if (c->family->hf_longrope) {
         /* Phi3MiniModel reads rope_scaling alone (null: no long-context factors) */
         rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
@@ -448,20 +502,26 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
                 goto out;
             c->rope_linear = r == 1;
             c->rope_linear_factor = (float)d;
+        } else if (type && strcasecmp(type, "llama3") == 0 && !c->family->hf_rope_llama3) {
+            /* TextModel leaves llama3 to LlamaModel's extra tensors, which this class lacks */
+            nm_fail(err, "%s/config.json: rope_scaling type \"%s\" is not supported for %s (llama.cpp's converter "
+                    "ignores it for this class, which would change the model; supported: linear)", dir, type, c->arch);
+            goto out;
         } else if (type && strcasecmp(type, "llama3") == 0) {
             if (conv_llama3_rope_load(c, j, rs, file, err) != 0)
                 goto out;
         } else if (type && strcmp(type, "default") != 0) {
-            nm_fail(err, "%s/config.json: rope_scaling type \"%s\" is not supported (supported: linear, llama3)", dir,
-                    type);
+            nm_fail(err, "%s/config.json: rope_scaling type \"%s\" is not supported (supported: linear%s)", dir,
+                    type, c->family->hf_rope_llama3 ? ", llama3" : "");
             goto out;
         }
     }
     if (c->family->query_prescale) {
         /* Gemma 2: llama.cpp's converter writes no rope.freq_base and no query scale; the loader
          * takes 10000 and 1/sqrt(head_dim) (1/sqrt(n_embd/n_head) for its 46-layer 27B) */
-        const uint32_t used = c->n_layer == 46 ? c->n_embd / c->n_head : c->head_dim;
-        if (c->has_rope_theta && c->rope_theta != 10000.0f) {
+        const uint32_t used = c->family->query_scale_width_layers && c->n_layer == c->family->query_scale_width_layers
+                                  ? c->n_embd / c->n_head : c->head_dim;
+        if (!writes_key(c->family, NM_HP_ROPE_THETA) && c->has_rope_theta && c->rope_theta != 10000.0f) {
             nm_fail(err, "%s/config.json: rope_theta = %g is not supported for %s (llama.cpp's converter does not "
                     "write it and llama.cpp uses 10000, which would change the model)", dir, (double)c->rope_theta,
                     c->arch);
@@ -474,6 +534,15 @@ static int load_hf(conv_config *c, const char *dir, nm_error *err) {
             goto out;
         }
     }
+    if (c->attn_softcap != 0.0f && !writes_key(c->family, NM_HP_ATTN_SOFTCAP)) {
+        /* Gemma3Model asserts that attn_logit_softcapping is null; llama.cpp's gemma3 has no such cap */
+        nm_fail(err, "%s/config.json: attn_logit_softcapping = %g is not supported for %s (llama.cpp's %s does not "
+                "soft-cap attention scores, which would change the model)", dir, (double)c->attn_softcap, c->arch,
+                c->family->name);
+        goto out;
+    }
+    if (c->family->swa_period && check_swa_layout(c, j, file, err) != 0)
+        goto out;
     /* Qwen2/Qwen3's use_sliding_window: Hugging Face gives a window of sliding_window tokens to the
      * layers config.json's layer_types marks "sliding_attention", or without it to those from
      * max_window_layers on (transformers' default 28); the converter ignores these keys and

@@ -88,6 +88,10 @@ typedef struct conv_config {
     /* sliding_window: above (Phi-3 writes it too) */
     double query_scalar;               /* query_pre_attn_scalar */
     bool has_query_scalar;
+    /* Gemma 3 */
+    float rope_theta_swa;              /* rope_local_base_freq: the local layers' rotary base */
+    bool has_rope_theta_swa;
+    uint32_t swa_pattern;              /* sliding_window_pattern (0 when absent) */
 } conv_config;
 
 /* Reads dir/config.json (HF) or dir/params.json (Meta) plus the tokenizer json files.

@@ -41,7 +41,8 @@ static void usage(FILE *f) {
             "tokenizer.model or tokenizer.json) or Meta's original layout (params.json, consolidated.NN.pth,\n"
             "tokenizer.model). Families: LlamaForCausalLM, MistralForCausalLM, GPTNeoXForCausalLM,\n"
             "GPT2LMHeadModel, Qwen2ForCausalLM, Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM,\n"
-            "Phi3ForCausalLM, Gemma2ForCausalLM (each described in arch/; others are refused by name).\n"
+            "Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM (each described in arch/; others are\n"
+            "refused by name).\n"
             "\n"
             "options:\n"
             "  -o, --outfile OUT.gguf   output file (default: MODEL_DIR/<Name>-<size>-<TYPE>.gguf)\n"
@@ -354,8 +355,9 @@ static void write_hparam(kv_sink *k, const conv_config *c, const conv_plan *p, c
     case NM_HP_EXPERT_FF: u = c->n_ff_exp; given = c->n_ff_exp != 0; break;
     case NM_HP_ORIG_CTX: u = c->n_ctx_orig; break;
     case NM_HP_ATTN_SOFTCAP: f = c->attn_softcap; break;
-    case NM_HP_FINAL_SOFTCAP: f = c->final_softcap; break;
-    case NM_HP_SLIDING_WINDOW: u = c->sliding_window; break;
+    case NM_HP_FINAL_SOFTCAP: f = c->final_softcap; given = f != 0.0f; break;
+    case NM_HP_SLIDING_WINDOW: u = c->sliding_window; given = c->swa_pattern != 1; break;
+    case NM_HP_ROPE_THETA_SWA: f = c->rope_theta_swa; given = c->has_rope_theta_swa; break;
     default: return;
     }
     if (g->only_if_given && !given)

@@ -2,7 +2,8 @@
  * LayerNorm, separate or fused QKV with optional biases and per-head Q/K norms, rotary (adjacent
  * pairs or NeoX halves, on n_rot dimensions; llama3 or longrope frequency divisors) or learned
  * positions, Q scaled before or the scores after, SwiGLU (gate and up separate or fused), GELU or
- * GEGLU, sequential or parallel residual, Gemma 2's post-norms, embedding scale and soft caps.
+ * GEGLU, sequential or parallel residual, Gemma 2's post-norms, embedding scale and soft caps,
+ * Gemma 3's local layers' own rotary base.
  * Batches run layer by layer over all tokens: matrix products quantize the
  * batch's activations once (to the type ggml pairs with the weight type) and tile rows × tokens
  * over the thread pool; attention reads K/V from a per-layer cache held as f16 (llama.cpp's
@@ -357,8 +358,9 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
         return -1;
     if (a->embd_scale || a->logit_softcap || a->query_prescale) { /* Gemma 2: llama.cpp's hparams */
         m->embd_scale = a->embd_scale ? sqrtf((float)n_embd) : 1.0f;
-        if (a->query_prescale) /* llama.cpp's 46-layer Gemma 2 is its 27B, scaled by n_embd/n_head */
-            m->q_scale = n_layer == 46 ? 1.0f / sqrtf((float)(n_embd / n_head)) : 1.0f / sqrtf((float)head_dim);
+        if (a->query_prescale) /* llama.cpp's 27B (Gemma 2: 46 layers, Gemma 3: 62) is scaled by n_embd/n_head */
+            m->q_scale = a->query_scale_width_layers && n_layer == a->query_scale_width_layers
+                             ? 1.0f / sqrtf((float)(n_embd / n_head)) : 1.0f / sqrtf((float)head_dim);
         char k1[96], k2[96], k3[96];
         snprintf(k1, sizeof k1, "%s.attn_logit_softcapping", a->name);
         snprintf(k2, sizeof k2, "%s.final_logit_softcapping", a->name);
@@ -366,12 +368,27 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
         uint32_t swa;
         if (get_f32_opt(g, k1, a->logit_softcap ? 50.0f : 0.0f, &m->attn_softcap, err) ||
             get_f32_opt(g, k2, a->logit_softcap ? 30.0f : 0.0f, &m->final_softcap, err) ||
-            get_u32_opt(g, k3, 4096, &swa, err))
+            get_u32_opt(g, k3, a->swa_rope_base ? 0 : 4096, &swa, err)) /* Gemma 3: no key, no window */
             return -1;
         if (!(m->attn_softcap >= 0.0f) || !(m->final_softcap >= 0.0f) || !isfinite(m->attn_softcap) ||
             !isfinite(m->final_softcap))
             return nm_fail(err, "metadata %s or %s is not a finite non-negative number", k1, k2);
         m->n_swa = swa > INT32_MAX ? INT32_MAX : (int)swa;
+        if (a->swa_rope_base && swa > 0) { /* llama.cpp's gemma3: local layers, their own rotary base */
+            char k4[96];
+            snprintf(k4, sizeof k4, "%s.rope.freq_base_swa", a->name);
+            if (get_f32_opt(g, k4, 10000.0f, &m->rope_base_swa, err)) return -1;
+            if (!(m->rope_base_swa > 0.0f) || !isfinite(m->rope_base_swa))
+                return nm_fail(err, "metadata %s is %g, not a positive number", k4, (double)m->rope_base_swa);
+            /* llama.cpp reads a pattern key when a file has one (its converter writes none) */
+            uint32_t period;
+            snprintf(k4, sizeof k4, "%s.attention.sliding_window_pattern", a->name);
+            if (get_u32_opt(g, k4, a->swa_period, &period, err)) return -1;
+            if (period != a->swa_period)
+                return nm_fail(err, "metadata %s = %u is not supported (nomoat-verify runs %s's pattern of %u)", k4,
+                               period, a->name, a->swa_period);
+            m->swa_period = (int)a->swa_period;
+        }
     } else {
         m->embd_scale = 1.0f;
     }
@@ -569,10 +586,11 @@ static void norm_row(const vm_model *m, const float *x, const float *w, const fl
 
 /* RoPE on the first n_rot dimensions of each head, angles as ggml's rope cache computes them:
  * adjacent pairs (normal) or the pairs (i, i + n_rot/2) (NeoX); the other dimensions pass. */
-static void rope(const vm_model *m, const float *freqs, float *x, int n_heads, int n_tokens, int pos0) {
+static void rope(const vm_model *m, const float *freqs, float base, float freq_scale, float *x, int n_heads,
+                 int n_tokens, int pos0) {
     const int hd = m->head_dim, nr = m->n_rot;
     const int half = m->family->rope == NM_ROPE_NEOX ? nr / 2 : 1; /* distance between a pair's members */
-    const float theta_scale = powf(m->rope_base, -2.0f / (float)nr);
+    const float theta_scale = powf(base, -2.0f / (float)nr);
     float cs[2048];
     for (int t = 0; t < n_tokens; t++) {
         float theta = (float)(pos0 + t);
@@ -580,12 +598,12 @@ static void rope(const vm_model *m, const float *freqs, float *x, int n_heads, i
             /* ggml: freq_scale * (theta / freq_factor), the factor 1 without rope_freqs; the
              * cosine and sine times the attention factor (an exact no-op when it is 1) */
             const float extrap = freqs ? theta / freqs[i / 2] : theta;
-            float th = m->rope_freq_scale * extrap, ms = m->rope_attn_factor;
+            float th = freq_scale * extrap, ms = m->rope_attn_factor;
             if (m->yarn_ext != 0.0f) { /* ggml's rope_yarn, its products fused as its build fuses them */
                 const float y = ((float)(i / 2) - m->yarn_corr[0]) / fmaxf(0.001f, m->yarn_corr[1] - m->yarn_corr[0]);
                 const float mix = (1 - fminf(1, fmaxf(0, y))) * m->yarn_ext;
                 th = fmaf(th, 1 - mix, extrap * mix);
-                ms *= fmaf(0.1f, logf(1.0f / m->rope_freq_scale), 1.0f);
+                ms *= fmaf(0.1f, logf(1.0f / freq_scale), 1.0f);
             }
             cs[i] = cosf(th) * ms;
             cs[i + 1] = sinf(th) * ms;
@@ -647,8 +665,13 @@ static void step_rope(const token_job *j, size_t t) {
     }
     if (m->family->rope == NM_ROPE_NONE) return;
     float *q = j->c->q + t * (size_t)m->n_head * m->head_dim;
-    rope(m, j->c->rope_freqs, q, m->n_head, 1, j->pos0 + (int)t);
-    rope(m, j->c->rope_freqs, j->c->k + t * (size_t)m->n_head_kv * m->head_dim, m->n_head_kv, 1, j->pos0 + (int)t);
+    /* Gemma 3's local layers: their own base, no scaling (llama.cpp's get_rope_freq_base/scale) */
+    const int il = j->L ? (int)(j->L - m->layers) : 0;
+    const bool local = m->swa_period > 0 && il % m->swa_period < m->swa_period - 1;
+    const float base = local ? m->rope_base_swa : m->rope_base, fs = local ? 1.0f : m->rope_freq_scale;
+    rope(m, j->c->rope_freqs, base, fs, q, m->n_head, 1, j->pos0 + (int)t);
+    rope(m, j->c->rope_freqs, base, fs, j->c->k + t * (size_t)m->n_head_kv * m->head_dim, m->n_head_kv, 1,
+         j->pos0 + (int)t);
     /* ggml_scale of the rotated queries: by 1/sqrt(head_dim) (Phi-3) or m->q_scale (Gemma 2) */
     const float s = m->family->q_scaled_first ? 1.0f / sqrtf((float)m->head_dim) : m->q_scale;
     if (s != 0.0f)

@@ -63,6 +63,10 @@ typedef struct vm_model {
     float q_scale;           /* queries multiplied by this after the rotary (the scores then by 1), or 0 */
     float attn_softcap, final_softcap; /* soft caps (cap·tanh(x/cap)), or 0 */
     int n_swa;               /* sliding window of the local layers (contexts beyond it are refused), or 0 */
+    /* Gemma 3: with a window, layer il is local when il % swa_period < swa_period - 1 and then
+     * rotates with rope_base_swa and no rope scaling (swa_period 0: every layer as the global ones) */
+    int swa_period;
+    float rope_base_swa;
 } vm_model;
 
 /* Reads hyper-parameters and tensors; every shape and type is checked. The reader must outlive
