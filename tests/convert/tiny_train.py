@@ -67,14 +67,22 @@ def rotary(inv_freq, T):
 
 def attention(l, a, cos, sin, mask, heads, kv, hd, eps=None):
     """Hugging Face's attention of layer l (weights l.q, l.k, l.v, l.o; rotate-half rotary, GQA)
-    on the normed input a [B, T, dim]; with eps, Qwen3's RMSNorm of each query and key head
-    (l.q_norm, l.k_norm) before the rotary. Returns the output projection's result."""
+    on the normed input a [B, T, dim]; with l.bq, l.bk, l.bv, Qwen2's biases added to the q, k and
+    v products; with eps, Qwen3's RMSNorm of each query and key head (l.q_norm, l.k_norm) before
+    the rotary. Returns the output projection's result."""
     B, T, _ = a.shape
-    q, k = (a @ l.q.T).view(B, T, heads, hd), (a @ l.k.T).view(B, T, kv, hd)
+    bias = hasattr(l, "bq")
+    q, k = a @ l.q.T, a @ l.k.T
+    if bias:
+        q, k = q + l.bq, k + l.bk
+    q, k = q.view(B, T, heads, hd), k.view(B, T, kv, hd)
     if eps is not None:
         q, k = rms(q, l.q_norm, eps), rms(k, l.k_norm, eps)
     q, k = q.transpose(1, 2), k.transpose(1, 2)
-    v = (a @ l.v.T).view(B, T, kv, hd).transpose(1, 2)
+    v = a @ l.v.T
+    if bias:
+        v = v + l.bv
+    v = v.view(B, T, kv, hd).transpose(1, 2)
     q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
     k, v = k.repeat_interleave(heads // kv, 1), v.repeat_interleave(heads // kv, 1)
     att = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask

@@ -22,7 +22,7 @@ import json, math, os, sys
 import numpy as np
 import torch
 
-from tiny_train import arg, heldout_nll, rms, rotary, rotate_half, save_bf16, train, Vocab
+from tiny_train import arg, attention, heldout_nll, rms, rotary, save_bf16, train, Vocab
 
 ids_path, out = sys.argv[1], sys.argv[2]
 n_tokens, keep, steps = arg("--tokens", 120000), arg("--keep", 1100), arg("--steps", 150)
@@ -58,21 +58,12 @@ class Model(torch.nn.Module):
         self.register_buffer("inv_freq", 1.0 / (THETA ** (torch.arange(0, HD, 2, dtype=torch.float32) / HD)))
 
     def forward(self, x):  # x: [B, T] in the model's own numbering; logits over its rows
-        B, T = x.shape
+        T = x.shape[1]
         h = self.emb[x]
         cos, sin = rotary(self.inv_freq, T)
         mask = torch.full((T, T), float("-inf")).triu(1)
-        for l in self.layers:
-            a = rms(h, l.ln1, EPS)
-            # HF Qwen2: q_proj, k_proj and v_proj with bias, then rotary
-            q = (a @ l.q.T + l.bq).view(B, T, HEADS, HD).transpose(1, 2)
-            k = (a @ l.k.T + l.bk).view(B, T, KV, HD).transpose(1, 2)
-            v = (a @ l.v.T + l.bv).view(B, T, KV, HD).transpose(1, 2)
-            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-            k, v = k.repeat_interleave(HEADS // KV, 1), v.repeat_interleave(HEADS // KV, 1)
-            att = (q @ k.transpose(-1, -2)) / math.sqrt(HD) + mask
-            y = (att.softmax(-1) @ v).transpose(1, 2).reshape(B, T, HEADS * HD)
-            h = h + y @ l.o.T
+        for l in self.layers:  # HF Qwen2: q_proj, k_proj and v_proj with bias, then rotary
+            h = h + attention(l, rms(h, l.ln1, EPS), cos, sin, mask, HEADS, KV, HD)
             a = rms(h, l.ln2, EPS)
             h = h + (torch.nn.functional.silu(a @ l.gate.T) * (a @ l.up.T)) @ l.down.T
         return rms(h, self.norm, EPS) @ self.emb.T
