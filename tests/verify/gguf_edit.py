@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Test helper: copy a GGUF file with metadata keys dropped or string keys replaced.
+"""Test helper: copy a GGUF file with metadata keys dropped, string keys replaced or UINT32 keys
+set (replaced where the key is there, added after the others where it is not).
 
-    gguf_edit.py IN OUT [--drop-prefix P]... [--set-string KEY=VALUE]...
+    gguf_edit.py IN OUT [--drop-prefix P]... [--set-string KEY=VALUE]... [--set-u32 KEY=N]...
 
 Tensor infos and data are copied unchanged (same order, offsets and alignment)."""
 import struct
@@ -38,7 +39,10 @@ def main():
             drops.append(args.pop(0).encode())
         elif a == "--set-string":
             k, v = args.pop(0).split("=", 1)
-            sets[k.encode()] = v.encode()
+            sets[k.encode()] = (8, struct.pack("<Q", len(v.encode())) + v.encode())
+        elif a == "--set-u32":
+            k, v = args.pop(0).split("=", 1)
+            sets[k.encode()] = (4, struct.pack("<I", int(v)))
     b = open(src, "rb").read()
     magic, ver, nt, nkv = struct.unpack_from("<4sIQQ", b, 0)
     p = 24
@@ -56,8 +60,9 @@ def main():
         if any(k.startswith(d) for d in drops):
             continue
         if k in sets:
-            t, raw = 8, struct.pack("<Q", len(sets[k])) + sets[k]
+            t, raw = sets.pop(k)
         kvs.append((k, t, raw))
+    kvs += [(k, t, raw) for k, (t, raw) in sets.items()]
     tstart = p
     for _ in range(nt):
         _, p = read_str(b, p)

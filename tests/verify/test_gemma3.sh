@@ -27,6 +27,20 @@ family_folder_spm "$M" gemma3 && family_files "$M" || { fail "convert and quanti
 "$V" perplexity "$SCRATCH/q4_0.gguf" -f "$TEXT" -c 768 --chunks 1 -t 2 >"$SCRATCH/swa.txt" 2>&1
 check "a context beyond the sliding window is refused" test $? -ne 0
 check "the refusal names the window" grep -q "sliding window of 512 positions" "$SCRATCH/swa.txt"
+# llama.cpp's gemma3 reads a sliding_window_pattern key when a file has one; nomoat-verify runs the
+# pattern of 6 its converter implies and refuses another rather than evaluate other layers as local
+/usr/bin/python3 "$ROOT/tests/verify/gguf_edit.py" "$SCRATCH/q4_0.gguf" "$SCRATCH/pattern4.gguf" \
+    --set-u32 gemma3.attention.sliding_window_pattern=4
+"$V" perplexity "$SCRATCH/pattern4.gguf" -f "$TEXT" -c 256 --chunks 1 -t 2 >"$SCRATCH/pattern.txt" 2>&1
+check "a sliding_window_pattern other than 6 is refused (exit 2, an error)" test $? -eq 2
+check "the refusal names the key and the pattern run" \
+    grep -q "gemma3.attention.sliding_window_pattern = 4 is not supported (nomoat-verify runs gemma3's pattern of 6)" "$SCRATCH/pattern.txt"
+/usr/bin/python3 "$ROOT/tests/verify/gguf_edit.py" "$SCRATCH/q4_0.gguf" "$SCRATCH/pattern6.gguf" \
+    --set-u32 gemma3.attention.sliding_window_pattern=6
+first_chunk() { "$V" perplexity "$1" -f "$TEXT" -c 256 --chunks 1 -t 2 2>&1 | grep -o '\[1\][0-9.]*'; }
+want=$(first_chunk "$SCRATCH/q4_0.gguf")
+check "a sliding_window_pattern of 6 is read and gives the file's own perplexity ($want)" \
+    test "$(first_chunk "$SCRATCH/pattern6.gguf")" = "$want"
 variant linear "c['rope_scaling'] = {'factor': 8.0, 'rope_type': 'linear'}; c['final_logit_softcapping'] = 30.0"
 variant noswa "c['sliding_window_pattern'] = 1"
 for v in linear noswa; do
