@@ -240,6 +240,8 @@ int vm_model_load(vm_model *m, const gguf_reader *g, nm_error *err) {
         n_head_kv == 0 || n_head % n_head_kv != 0 || n_embd % n_head != 0 || n_ff == 0 || n_ff > 1 << 20)
         return nm_fail(err, "implausible hyper-parameters (embedding %u, layers %u, heads %u/%u, ffn %u)", n_embd,
                        n_layer, n_head, n_head_kv, n_ff);
+    if (!(m->rope_base > 0.0f) || !isfinite(m->rope_base))
+        return nm_fail(err, "metadata %s is %g, not a positive number", key[6], (double)m->rope_base);
     m->parallel_residual = a->residual == NM_RESIDUAL_PARALLEL;
     snprintf(key[0], sizeof key[0], "%s.use_parallel_residual", a->name);
     const gguf_value *pr = gguf_get(g, key[0]);

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""Test helper: copy a GGUF file with metadata keys dropped, string keys replaced or UINT32 keys
-set (replaced where the key is there, added after the others where it is not).
+"""Test helper: copy a GGUF file with metadata keys dropped, string keys replaced, or UINT32
+or FLOAT32 keys set (replaced where the key is there, added after the others where it is not).
 
     gguf_edit.py IN OUT [--drop-prefix P]... [--set-string KEY=VALUE]... [--set-u32 KEY=N]...
+                 [--set-f32 KEY=X]...
 
 Tensor infos and data are copied unchanged (same order, offsets and alignment)."""
 import struct
@@ -43,6 +44,9 @@ def main():
         elif a == "--set-u32":
             k, v = args.pop(0).split("=", 1)
             sets[k.encode()] = (4, struct.pack("<I", int(v)))
+        elif a == "--set-f32":
+            k, v = args.pop(0).split("=", 1)
+            sets[k.encode()] = (6, struct.pack("<f", float(v)))
     b = open(src, "rb").read()
     magic, ver, nt, nkv = struct.unpack_from("<4sIQQ", b, 0)
     p = 24

@@ -104,6 +104,12 @@ if need_fixtures "perplexity against llama-perplexity"; then
     check_status "text shorter than two contexts: exit 2" 2 "$V" perplexity "$REF/wikillama-f32.gguf" -f "$SCRATCH/short.txt" -c 256
     "$V" perplexity "$REF/wikillama-f32.gguf" -f "$SCRATCH/short.txt" -c 256 2>"$SCRATCH/err"
     check "short text: message" grep -q 'needs at least 2 × 256' "$SCRATCH/err"
+    for base in 0 -10000 nan inf; do # the rotary base: llama.cpp would compute NaNs or garbage
+        /usr/bin/python3 tests/verify/gguf_edit.py "$REF/wikillama-f32.gguf" "$SCRATCH/base.gguf" --set-f32 llama.rope.freq_base=$base
+        "$V" perplexity "$SCRATCH/base.gguf" -f "$TEXT" -c 256 2>"$SCRATCH/err"
+        check "rotary base $base: exit 2 and one message naming the key" \
+            sh -c "[ $? = 2 ] && grep -qi 'metadata llama.rope.freq_base is $base, not a positive number' '$SCRATCH/err' && [ \$(wc -l <'$SCRATCH/err') = 1 ]"
+    done
 fi
 check_status "missing model: exit 2" 2 "$V" perplexity "$SCRATCH/none.gguf" -f /dev/null
 check_status "not a GGUF: exit 2" 2 "$V" perplexity "$DATA/tokenizer/heldout-slice-wikillama.txt" -f "$DATA/tokenizer/heldout-slice-wikillama.txt"
