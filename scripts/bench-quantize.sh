@@ -8,7 +8,8 @@
 # tools, as llama-quantize requires one).
 #
 #   sh scripts/bench-quantize.sh [TYPES...]      (default: Q8_0 Q4_0 Q4_K_M Q3_K_M IQ4_XS IQ2_M)
-#   THREADS=2 BUILD=build LLAMA_QUANTIZE=path    (environment overrides)
+#   THREADS=2 BUILD=build LLAMA_QUANTIZE=path    (environment overrides; BENCH_NO_KERNELS=1 leaves out
+#                                                the closing single-thread kernel table)
 #
 # Prints per type: wall time of `nomoat-quantize --no-fsync IN OUT TYPE 2` after a warm-up run
 # (best of RUNS, default 2), GB/s of input (F16 bytes read / wall time), peak RSS (VmHWM from
@@ -282,7 +283,7 @@ for type in $TYPES; do
             ref == "" ? "-" : sprintf("%.2fx", spe), same, verdict }'
 done
 
-if [ -x scripts/bench-quants.sh ] || [ -f scripts/bench-quants.sh ]; then
+if [ -z "$BENCH_NO_KERNELS" ] && [ -f scripts/bench-quants.sh ]; then # BENCH_NO_KERNELS=1: skip this part
     echo
     echo "single-thread kernels (scripts/bench-quants.sh):"
     sh scripts/bench-quants.sh
