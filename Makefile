@@ -67,12 +67,13 @@ LDLIBS  += $(PKG_LIBS) -lm
 LIB_DIRS    := common formats kernels arch
 LIB_SRC_ALL := $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))
 ifeq ($(ARCH),x86_64)
-LIB_SRC := $(filter-out %_neon.c,$(LIB_SRC_ALL))
+OTHER_ARCH_SRC := %_neon.c
 else ifeq ($(ARCH),aarch64)
-LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC_ALL))
+OTHER_ARCH_SRC := %_avx2.c %_avx512.c
 else
-LIB_SRC := $(filter-out %_avx2.c %_avx512.c %_neon.c,$(LIB_SRC_ALL))
+OTHER_ARCH_SRC := %_avx2.c %_avx512.c %_neon.c
 endif
+LIB_SRC := $(filter-out $(OTHER_ARCH_SRC),$(LIB_SRC_ALL))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libnomoat.a
 
@@ -120,7 +121,7 @@ $(LIB): $(LIB_OBJ)
 
 # Each tool: main.o + the directory's private modules (kept in lib<dir>.a so tests can link them).
 define TOOL_RULES
-$(BUILD)/$(1)/lib$(1).a: $$(patsubst %.c,$(BUILD)/%.o,$$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c))) | $(LIB)
+$(BUILD)/$(1)/lib$(1).a: $$(patsubst %.c,$(BUILD)/%.o,$$(filter-out $(1)/main.c $(OTHER_ARCH_SRC),$$(wildcard $(1)/*.c))) | $(LIB)
 	@mkdir -p $$(dir $$@); rm -f $$@
 	ar rcs $$@ $$^
 $(BUILD)/$(call TOOL_NAME,$(1)): $(BUILD)/$(1)/main.o $(BUILD)/$(1)/lib$(1).a $(foreach l,$(TOOL_LIBS_$(1)),$(BUILD)/$(l)/lib$(l).a) $(LIB)

@@ -10,6 +10,8 @@
  * The block layouts are ggml's (FORMATS.md §3, §4): written here, read back by nm_dequantize_row. */
 #include "quantize/optimize.h"
 
+#include "quantize/optimize_levels.h"
+
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -35,31 +37,9 @@ static inline int round_level(float v) {
 
 /* ---- symmetric scales: x ~ d * L, L in [lo, hi] (Q4_0, Q5_0, Q8_0, Q6_K sub-blocks) ---- */
 
-/* Error of levels chosen for scale d (stored as is); fills L. */
-static double sym_levels(const float *x, const float *w, int n, float d, int lo, int hi, int8_t *L) {
-    double e = 0;
-    if (d == 0) {
-        for (int i = 0; i < n; i++) {
-            L[i] = 0;
-            e += (double)w[i] * x[i] * x[i];
-        }
-        return e;
-    }
-    const float id = 1.0f / d;
-    for (int i = 0; i < n; i++) {
-        int l = clampi(round_level(x[i] * id), lo, hi);
-        /* the reciprocal may round a level the wrong way near a midpoint: check the neighbour */
-        float diff = x[i] - (float)l * d;
-        int l2 = clampi(diff * d > 0 ? l + 1 : l - 1, lo, hi);
-        float diff2 = x[i] - (float)l2 * d;
-        if (fabsf(diff2) < fabsf(diff)) {
-            l = l2;
-            diff = diff2;
-        }
-        L[i] = (int8_t)l;
-        e += (double)w[i] * diff * diff;
-    }
-    return e;
+/* Error of levels chosen for scale d (stored as is); fills L (optimize_levels.h). */
+static inline double sym_levels(const float *x, const float *w, int n, float d, int lo, int hi, int8_t *L) {
+    return qo_levels_get()->sym_levels(x, w, n, d, lo, hi, L);
 }
 
 /* Best scale over a grid of ranges, each refitted by least squares. half: the scale is stored as
@@ -83,14 +63,11 @@ static float sym_fit(const float *x, const float *w, int n, int lo, int hi, bool
             float d = (float)sign * amax / r;
             for (int pass = 0; pass < 2; pass++) {
                 sym_levels(x, w, n, d, lo, hi, T);
-                double sxl = 0, sll = 0;
-                for (int i = 0; i < n; i++) {
-                    sxl += (double)w[i] * x[i] * T[i];
-                    sll += (double)w[i] * T[i] * T[i];
-                }
-                if (sll <= 0)
+                double s[2];
+                qo_levels_get()->sym_sums(x, w, n, T, s);
+                if (s[1] <= 0)
                     break;
-                d = (float)(sxl / sll);
+                d = (float)(s[0] / s[1]);
                 if (half)
                     d = f16_round(d);
                 if (d == 0 || !isfinite(d))
@@ -110,44 +87,16 @@ static float sym_fit(const float *x, const float *w, int n, int lo, int hi, bool
 
 /* ---- scale and offset: x ~ d * L + m, L in [0, nmax] (Q4_1, Q5_1, K sub-blocks) ---- */
 
-static double asym_levels(const float *x, const float *w, int n, float d, float m, int nmax, uint8_t *L) {
-    double e = 0;
-    if (d == 0) {
-        for (int i = 0; i < n; i++) {
-            L[i] = 0;
-            const float diff = x[i] - m;
-            e += (double)w[i] * diff * diff;
-        }
-        return e;
-    }
-    const float id = 1.0f / d;
-    for (int i = 0; i < n; i++) {
-        int l = clampi(round_level((x[i] - m) * id), 0, nmax);
-        float diff = x[i] - ((float)l * d + m);
-        int l2 = clampi(diff * d > 0 ? l + 1 : l - 1, 0, nmax);
-        float diff2 = x[i] - ((float)l2 * d + m);
-        if (fabsf(diff2) < fabsf(diff)) {
-            l = l2;
-            diff = diff2;
-        }
-        L[i] = (uint8_t)l;
-        e += (double)w[i] * diff * diff;
-    }
-    return e;
+static inline double asym_levels(const float *x, const float *w, int n, float d, float m, int nmax, uint8_t *L) {
+    return qo_levels_get()->asym_levels(x, w, n, d, m, nmax, L);
 }
 
 /* Least-squares d, m for fixed levels; nonpos_m: m must be <= 0 (K sub-blocks store -m >= 0).
  * Returns false when the system is degenerate. */
 static bool asym_refit(const float *x, const float *w, int n, const uint8_t *L, bool nonpos_m, float *d, float *m) {
-    double sw = 0, sx = 0, sl = 0, sll = 0, sxl = 0;
-    for (int i = 0; i < n; i++) {
-        const double wi = w[i], l = L[i];
-        sw += wi;
-        sx += wi * x[i];
-        sl += wi * l;
-        sll += wi * l * l;
-        sxl += wi * l * x[i];
-    }
+    double s[5];
+    qo_levels_get()->asym_sums(x, w, n, L, s);
+    const double sw = s[0], sx = s[1], sl = s[2], sll = s[3], sxl = s[4];
     const double det = sw * sll - sl * sl;
     if (!(det > 0) || sll <= 0)
         return false;

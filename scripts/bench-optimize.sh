@@ -11,9 +11,14 @@
 #              text, never the held-out one; 100 contexts of 256, as the reference imatrix)
 # with the ratios against the goals (opt <= 0.9 x llama-q, opt+cal <= 0.8 x llama-q+im) and the
 # wall time of each --optimize run (THREADS threads).
+# Then the cost on a TinyLlama-shaped model (random weights, F16, 1.1 G weights; the file
+# bench-quantize.sh uses, $BENCH_DIR/tinyllama-f16.gguf, made here when missing): wall and CPU
+# seconds and peak RSS of `nomoat-quantize --optimize` for each of COST_TYPES against the
+# 10-minute limit (THREADS threads), beside the default quantization's time.
 #
 #   sh scripts/bench-optimize.sh [TYPES...]   (default: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K_M Q5_K_M Q6_K)
 #   THREADS=2 BUILD=build CHUNKS=0 (all held-out contexts) LLAMA_QUANTIZE=path
+#   COST_TYPES="Q4_0 Q4_K_M" (empty: no cost section)  COST_ONLY=1 (only it)  BENCH_DIR=$BUILD/bench
 set -e
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
@@ -33,6 +38,7 @@ IMATRIX="$FX/reference/wikillama-imatrix.gguf"
 W=$(mktemp -d "${TMPDIR:-/tmp}/bench-optimize.XXXXXX")
 trap 'rm -rf "$W"' EXIT INT TERM
 
+if [ -z "$COST_ONLY" ]; then
 chunks_arg=""
 [ "$CHUNKS" -gt 0 ] && chunks_arg="--chunks $CHUNKS"
 # shellcheck disable=SC2086
@@ -73,3 +79,29 @@ for T in $TYPES; do
     rm -f "$W"/*-"$t".gguf
 done
 echo "goals: opt ratio <= 0.9 (KLD of --optimize / llama-quantize), opt+cal ratio <= 0.8 (/ llama-quantize --imatrix)"
+fi
+
+[ -n "${COST_TYPES-Q4_0 Q4_K_M}" ] || exit 0
+DIR=${BENCH_DIR:-$ROOT/$BUILD/bench}
+TL="$DIR/tinyllama-f16.gguf"
+mkdir -p "$DIR"
+if [ ! -s "$TL" ]; then
+    echo "generating $TL (TinyLlama-1.1B shapes, F16, random) ..."
+    /usr/bin/python3 "$ROOT/scripts/make-synthetic-llama.py" "$W/tinyllama-hf" --dtype f16 --force >/dev/null
+    [ -x "$ROOT/$BUILD/nomoat-convert" ] || make -s BUILD="$BUILD" >/dev/null
+    "$ROOT/$BUILD/nomoat-convert" -q --outtype f16 "$W/tinyllama-hf" -o "$TL"
+    rm -rf "$W/tinyllama-hf"
+fi
+echo
+echo "cost on $(basename "$TL") ($THREADS threads; limit 600 s wall):"
+printf '%-7s %12s %10s %10s %10s %12s\n' type "default s" "opt wall s" "opt CPU s" "peak RSS" "within 600 s"
+for T in ${COST_TYPES-Q4_0 Q4_K_M}; do
+    /usr/bin/time -f "%e %U %S %M" -o "$W/t-default" "$Q" -q --no-fsync "$TL" "$W/cost.gguf" "$T" "$THREADS"
+    rm -f "$W/cost.gguf"
+    /usr/bin/time -f "%e %U %S %M" -o "$W/t-opt" "$Q" -q --no-fsync --optimize "$TL" "$W/cost.gguf" "$T" "$THREADS"
+    rm -f "$W/cost.gguf"
+    read -r dw _ _ _ <"$W/t-default"
+    read -r ow ou os orss <"$W/t-opt"
+    awk -v t="$T" -v dw="$dw" -v ow="$ow" -v ou="$ou" -v os="$os" -v rss="$orss" 'BEGIN {
+        printf "%-7s %12.1f %10.1f %10.1f %7.0f MB %12s\n", t, dw, ow, ou + os, rss / 1024, ow <= 600 ? "yes" : "NO" }'
+done

@@ -4,7 +4,9 @@
  * files nomoat-quantize wrote (tests/quantize/test_optimize.sh): same tensors, types, shapes,
  * offsets and file size, and per tensor an error of the optimized file no larger than the
  * default's (weights as --optimize uses them without importance data: g^2 of the RMSNorm a matrix
- * reads, else 1); with `layout DEFAULT.gguf OPTIMIZED.gguf` only the first part. */
+ * reads, else 1); with `layout DEFAULT.gguf OPTIMIZED.gguf` only the first part. The AVX2 level
+ * kernels give the portable ones' bits (levels, errors, sums) on blocks of every shape the search
+ * makes, including zeros, ties and out-of-range scales. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +22,7 @@
 #include "formats/quants.h"
 #include "formats/tensor.h"
 #include "quantize/optimize.h"
+#include "quantize/optimize_levels.h"
 
 static const uint32_t types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
                                  GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
@@ -227,6 +230,63 @@ static int compare(const char *f32_path, const char *def_path, const char *opt_p
     return bad;
 }
 
+/* One trial of each kernel on the same input through both implementations: same levels, same
+ * bits of every double. */
+static void same_bits(const qo_levels *a, const qo_levels *b, const float *x, const float *w, int n, float d,
+                      float m, int lo, int hi) {
+    int8_t la[32], lb[32];
+    uint8_t ua[32], ub[32];
+    const double ea = a->sym_levels(x, w, n, d, lo, hi, la), eb = b->sym_levels(x, w, n, d, lo, hi, lb);
+    assert_memory_equal(&ea, &eb, sizeof ea);
+    assert_memory_equal(la, lb, (size_t)n);
+    const int nmax = hi - lo;
+    const double fa = a->asym_levels(x, w, n, d, m, nmax, ua), fb = b->asym_levels(x, w, n, d, m, nmax, ub);
+    assert_memory_equal(&fa, &fb, sizeof fa);
+    assert_memory_equal(ua, ub, (size_t)n);
+    double sa[5], sb[5];
+    a->sym_sums(x, w, n, la, sa);
+    b->sym_sums(x, w, n, la, sb);
+    assert_memory_equal(sa, sb, 2 * sizeof sa[0]);
+    a->asym_sums(x, w, n, ua, sa);
+    b->asym_sums(x, w, n, ua, sb);
+    assert_memory_equal(sa, sb, sizeof sa);
+}
+
+static void avx2_levels_match_portable(void **state) {
+    (void)state;
+    const qo_levels *ref = qo_levels_ref(), *simd = qo_levels_avx2();
+    if (!simd) {
+        skip(); /* no AVX2 on this machine or architecture: only the portable kernels run */
+        return;
+    }
+    static const int ranges[][2] = {{-8, 7}, {-16, 15}, {-128, 127}, {-32, 31}, {0, 15}, {0, 31}, {0, 63}};
+    float x[32], w[32];
+    for (int trial = 0; trial < 200000; trial++) {
+        const int n = trial % 3 == 0 ? 16 : 32, kind = trial % 7;
+        fill(x, n);
+        for (int i = 0; i < n; i++)
+            w[i] = kind == 0 ? 1.0f : (float)(uniform() * 3);
+        if (kind == 1) /* exact ties: values on half-steps of the scale */
+            for (int i = 0; i < n; i++)
+                x[i] = 0.01f * (float)((int)(uniform() * 40) - 20) * 0.5f;
+        if (kind == 2)
+            x[trial % n] = 0;
+        float amax = 0;
+        for (int i = 0; i < n; i++)
+            amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+        const int *r = ranges[trial % 7];
+        float d = amax / (float)(r[1] > 0 ? r[1] : 1) * (float)(0.5 + uniform());
+        if (kind == 1)
+            d = 0.01f;
+        if (kind == 3)
+            d = trial % 2 ? 0.0f : 1e-30f; /* no scale; one so small the quotients leave the range */
+        if (kind == 4)
+            d = -d;
+        const float m = kind == 5 ? 0.0f : -amax * (float)uniform();
+        same_bits(ref, simd, x, w, n, d, m, r[0], r[1]);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "compare") == 0)
         return compare(argv[2], argv[3], argv[4]);
@@ -235,6 +295,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(searched_blocks_beat_llamacpp),
         cmocka_unit_test(gptq_rows_beat_searched_rows),
+        cmocka_unit_test(avx2_levels_match_portable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

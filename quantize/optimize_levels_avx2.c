@@ -1,0 +1,143 @@
+/* AVX2 level kernels of optimize_levels.h: the same bits as the portable ones (optimize_levels.c),
+ * eight elements per step. Exactness: built with -ffp-contract=off and every product and sum
+ * written as its own instruction in the portable code's order; the rounding is roundps's ties to
+ * even, which the portable code's add-1.5*2^23 trick equals in the clamped range; the double sums
+ * keep lanes 0-3 and 4-7 of each step in two registers, which is the portable lane order. */
+#include <immintrin.h>
+
+#include "common/cpu.h"
+#include "quantize/optimize_levels.h"
+
+/* ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)) of lanes a = l0..l3, b = l4..l7 */
+static inline double lane_sum(__m256d a, __m256d b) {
+    const __m256d q = _mm256_add_pd(a, b);
+    const __m128d r = _mm_add_pd(_mm256_castpd256_pd128(q), _mm256_extractf128_pd(q, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(r, _mm_unpackhi_pd(r, r)));
+}
+
+/* acc_lo/acc_hi += w * diff * diff, in double */
+static inline void add_wsq(__m256 w, __m256 diff, __m256d *lo, __m256d *hi) {
+    const __m256d wl = _mm256_cvtps_pd(_mm256_castps256_ps128(w)), wh = _mm256_cvtps_pd(_mm256_extractf128_ps(w, 1));
+    const __m256d dl = _mm256_cvtps_pd(_mm256_castps256_ps128(diff)), dh = _mm256_cvtps_pd(_mm256_extractf128_ps(diff, 1));
+    *lo = _mm256_add_pd(*lo, _mm256_mul_pd(_mm256_mul_pd(wl, dl), dl));
+    *hi = _mm256_add_pd(*hi, _mm256_mul_pd(_mm256_mul_pd(wh, dh), dh));
+}
+
+static inline __m256 clamp(__m256 v, __m256 lo, __m256 hi) { return _mm256_min_ps(_mm256_max_ps(v, lo), hi); }
+static inline __m256 vabs(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+/* 8 small integer-valued floats to 8 int32 */
+static inline __m128i to_i16x8(__m256 l) {
+    const __m256i li = _mm256_cvtps_epi32(l);
+    return _mm_packs_epi32(_mm256_castsi256_si128(li), _mm256_extracti128_si256(li, 1));
+}
+
+static double sym_levels_avx2(const float *x, const float *w, int n, float d, int lo_i, int hi_i, int8_t *L) {
+    if (d == 0)
+        return qo_levels_ref()->sym_levels(x, w, n, d, lo_i, hi_i, L);
+    const float id = 1.0f / d;
+    const __m256 vd = _mm256_set1_ps(d), vid = _mm256_set1_ps(id), lo = _mm256_set1_ps((float)lo_i),
+                 hi = _mm256_set1_ps((float)hi_i), lo1 = _mm256_set1_ps((float)lo_i - 1),
+                 hi1 = _mm256_set1_ps((float)hi_i + 1), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
+    for (int i = 0; i < n; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i);
+        __m256 v = _mm256_mul_ps(xv, vid);
+        v = _mm256_min_ps(_mm256_max_ps(v, lo1), hi1); /* NaN: lo - 1, as the portable code */
+        __m256 l = clamp(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo, hi);
+        __m256 diff = _mm256_sub_ps(xv, _mm256_mul_ps(l, vd));
+        const __m256 up = _mm256_cmp_ps(_mm256_mul_ps(diff, vd), zero, _CMP_GT_OQ);
+        const __m256 l2 = clamp(_mm256_blendv_ps(_mm256_sub_ps(l, one), _mm256_add_ps(l, one), up), lo, hi);
+        const __m256 diff2 = _mm256_sub_ps(xv, _mm256_mul_ps(l2, vd));
+        const __m256 take = _mm256_cmp_ps(vabs(diff2), vabs(diff), _CMP_LT_OQ);
+        l = _mm256_blendv_ps(l, l2, take);
+        diff = _mm256_blendv_ps(diff, diff2, take);
+        const __m128i l16 = to_i16x8(l);
+        _mm_storel_epi64((__m128i *)(L + i), _mm_packs_epi16(l16, l16));
+        add_wsq(_mm256_loadu_ps(w + i), diff, &acc_lo, &acc_hi);
+    }
+    return lane_sum(acc_lo, acc_hi);
+}
+
+static double asym_levels_avx2(const float *x, const float *w, int n, float d, float m, int nmax, uint8_t *L) {
+    if (d == 0)
+        return qo_levels_ref()->asym_levels(x, w, n, d, m, nmax, L);
+    const float id = 1.0f / d;
+    const __m256 vd = _mm256_set1_ps(d), vid = _mm256_set1_ps(id), vm = _mm256_set1_ps(m),
+                 hi = _mm256_set1_ps((float)nmax), lo1 = _mm256_set1_ps(-1.0f),
+                 hi1 = _mm256_set1_ps((float)nmax + 1), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
+    for (int i = 0; i < n; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i);
+        __m256 v = _mm256_mul_ps(_mm256_sub_ps(xv, vm), vid);
+        v = _mm256_min_ps(_mm256_max_ps(v, lo1), hi1);
+        __m256 l = clamp(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero, hi);
+        __m256 diff = _mm256_sub_ps(xv, _mm256_add_ps(_mm256_mul_ps(l, vd), vm));
+        const __m256 up = _mm256_cmp_ps(_mm256_mul_ps(diff, vd), zero, _CMP_GT_OQ);
+        const __m256 l2 = clamp(_mm256_blendv_ps(_mm256_sub_ps(l, one), _mm256_add_ps(l, one), up), zero, hi);
+        const __m256 diff2 = _mm256_sub_ps(xv, _mm256_add_ps(_mm256_mul_ps(l2, vd), vm));
+        const __m256 take = _mm256_cmp_ps(vabs(diff2), vabs(diff), _CMP_LT_OQ);
+        l = _mm256_blendv_ps(l, l2, take);
+        diff = _mm256_blendv_ps(diff, diff2, take);
+        const __m128i l16 = to_i16x8(l);
+        _mm_storel_epi64((__m128i *)(L + i), _mm_packus_epi16(l16, l16));
+        add_wsq(_mm256_loadu_ps(w + i), diff, &acc_lo, &acc_hi);
+    }
+    return lane_sum(acc_lo, acc_hi);
+}
+
+/* 8 levels widened to two vectors of 4 doubles */
+static inline void levels_pd(__m128i l32lo, __m128i l32hi, __m256d *a, __m256d *b) {
+    *a = _mm256_cvtepi32_pd(l32lo);
+    *b = _mm256_cvtepi32_pd(l32hi);
+}
+
+static void sym_sums_avx2(const float *x, const float *w, int n, const int8_t *L, double s[2]) {
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
+    for (int i = 0; i < n; i += 8) {
+        const __m256i l32 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(L + i)));
+        __m256d ll, lh;
+        levels_pd(_mm256_castsi256_si128(l32), _mm256_extracti128_si256(l32, 1), &ll, &lh);
+        const __m256 wv = _mm256_loadu_ps(w + i), xv = _mm256_loadu_ps(x + i);
+        const __m256d wl = _mm256_cvtps_pd(_mm256_castps256_ps128(wv)), wh = _mm256_cvtps_pd(_mm256_extractf128_ps(wv, 1));
+        const __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(xv)), xh = _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1));
+        const __m256d wll = _mm256_mul_pd(wl, ll), wlh = _mm256_mul_pd(wh, lh);
+        a0 = _mm256_add_pd(a0, _mm256_mul_pd(wll, xl));
+        a1 = _mm256_add_pd(a1, _mm256_mul_pd(wlh, xh));
+        b0 = _mm256_add_pd(b0, _mm256_mul_pd(wll, ll));
+        b1 = _mm256_add_pd(b1, _mm256_mul_pd(wlh, lh));
+    }
+    s[0] = lane_sum(a0, a1);
+    s[1] = lane_sum(b0, b1);
+}
+
+static void asym_sums_avx2(const float *x, const float *w, int n, const uint8_t *L, double s[5]) {
+    __m256d p[5][2];
+    for (int k = 0; k < 5; k++)
+        p[k][0] = p[k][1] = _mm256_setzero_pd();
+    for (int i = 0; i < n; i += 8) {
+        const __m256i l32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(L + i)));
+        __m256d l[2];
+        levels_pd(_mm256_castsi256_si128(l32), _mm256_extracti128_si256(l32, 1), &l[0], &l[1]);
+        const __m256 wv = _mm256_loadu_ps(w + i), xv = _mm256_loadu_ps(x + i);
+        const __m256d wd[2] = {_mm256_cvtps_pd(_mm256_castps256_ps128(wv)), _mm256_cvtps_pd(_mm256_extractf128_ps(wv, 1))};
+        const __m256d xd[2] = {_mm256_cvtps_pd(_mm256_castps256_ps128(xv)), _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1))};
+        for (int h = 0; h < 2; h++) {
+            const __m256d wl = _mm256_mul_pd(wd[h], l[h]);
+            p[0][h] = _mm256_add_pd(p[0][h], wd[h]);
+            p[1][h] = _mm256_add_pd(p[1][h], _mm256_mul_pd(wd[h], xd[h]));
+            p[2][h] = _mm256_add_pd(p[2][h], wl);
+            p[3][h] = _mm256_add_pd(p[3][h], _mm256_mul_pd(wl, l[h]));
+            p[4][h] = _mm256_add_pd(p[4][h], _mm256_mul_pd(wl, xd[h]));
+        }
+    }
+    for (int k = 0; k < 5; k++)
+        s[k] = lane_sum(p[k][0], p[k][1]);
+}
+
+static const qo_levels avx2 = {sym_levels_avx2, asym_levels_avx2, sym_sums_avx2, asym_sums_avx2};
+
+const qo_levels *qo_levels_avx2(void) {
+    const nm_cpu_features *c = nm_cpu();
+    return c->avx2 && c->fma ? &avx2 : (const qo_levels *)0;
+}
