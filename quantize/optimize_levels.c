@@ -42,6 +42,12 @@ static double sym_levels_ref(const float *x, const float *w, int n, float d, int
     return qo_lane_sum(p);
 }
 
+static void sym_errors_ref(const float *x, const float *w, int n, int lo, int hi, const float *d, int nd, double *e) {
+    int8_t L[32];
+    for (int k = 0; k < nd; k++)
+        e[k] = sym_levels_ref(x, w, n, d[k], lo, hi, L);
+}
+
 static double asym_levels_ref(const float *x, const float *w, int n, float d, float m, int nmax, uint8_t *L) {
     double p[8] = {0};
     if (d == 0) {
@@ -94,7 +100,7 @@ static void asym_sums_ref(const float *x, const float *w, int n, const uint8_t *
         s[k] = qo_lane_sum(p[k]);
 }
 
-static const qo_levels ref = {sym_levels_ref, asym_levels_ref, sym_sums_ref, asym_sums_ref};
+static const qo_levels ref = {sym_levels_ref, sym_errors_ref, asym_levels_ref, sym_sums_ref, asym_sums_ref};
 
 const qo_levels *qo_levels_ref(void) { return &ref; }
 

@@ -22,8 +22,13 @@ typedef void (*qo_sym_sums_fn)(const float *x, const float *w, int n, const int8
 /* s = {sum w, sum w x, sum w L, sum w L^2, sum w L x} (the refit of d and m). */
 typedef void (*qo_asym_sums_fn)(const float *x, const float *w, int n, const uint8_t *L, double s[5]);
 
+/* e[k] = what sym_levels returns for scale d[k], k < nd, for one block of n <= 32 values. */
+typedef void (*qo_sym_errors_fn)(const float *x, const float *w, int n, int lo, int hi, const float *d, int nd,
+                                 double *e);
+
 typedef struct qo_levels {
     qo_sym_levels_fn sym_levels;
+    qo_sym_errors_fn sym_errors;
     qo_asym_levels_fn asym_levels;
     qo_sym_sums_fn sym_sums;
     qo_asym_sums_fn asym_sums;

@@ -59,6 +59,48 @@ static double sym_levels_avx2(const float *x, const float *w, int n, float d, in
     return lane_sum(acc_lo, acc_hi);
 }
 
+/* sym_levels_avx2's error for many scales: the block's values and weights stay in registers and
+ * no levels are stored. */
+static void sym_errors_avx2(const float *x, const float *w, int n, int lo_i, int hi_i, const float *d, int nd,
+                            double *e) {
+    __m256 xv[4], wl[4];
+    __m256d wd[4][2];
+    const int nv = n / 8;
+    for (int j = 0; j < nv; j++) {
+        xv[j] = _mm256_loadu_ps(x + 8 * j);
+        wl[j] = _mm256_loadu_ps(w + 8 * j);
+        wd[j][0] = _mm256_cvtps_pd(_mm256_castps256_ps128(wl[j]));
+        wd[j][1] = _mm256_cvtps_pd(_mm256_extractf128_ps(wl[j], 1));
+    }
+    const __m256 lo = _mm256_set1_ps((float)lo_i), hi = _mm256_set1_ps((float)hi_i),
+                 lo1 = _mm256_set1_ps((float)lo_i - 1), hi1 = _mm256_set1_ps((float)hi_i + 1),
+                 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    for (int k = 0; k < nd; k++) {
+        if (d[k] == 0) {
+            int8_t L[32];
+            e[k] = qo_levels_ref()->sym_levels(x, w, n, d[k], lo_i, hi_i, L);
+            continue;
+        }
+        const __m256 vd = _mm256_set1_ps(d[k]), vid = _mm256_set1_ps(1.0f / d[k]);
+        __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
+        for (int j = 0; j < nv; j++) {
+            __m256 v = _mm256_mul_ps(xv[j], vid);
+            v = _mm256_min_ps(_mm256_max_ps(v, lo1), hi1);
+            const __m256 l = clamp(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo, hi);
+            __m256 diff = _mm256_sub_ps(xv[j], _mm256_mul_ps(l, vd));
+            const __m256 up = _mm256_cmp_ps(_mm256_mul_ps(diff, vd), zero, _CMP_GT_OQ);
+            const __m256 l2 = clamp(_mm256_blendv_ps(_mm256_sub_ps(l, one), _mm256_add_ps(l, one), up), lo, hi);
+            const __m256 diff2 = _mm256_sub_ps(xv[j], _mm256_mul_ps(l2, vd));
+            diff = _mm256_blendv_ps(diff, diff2, _mm256_cmp_ps(vabs(diff2), vabs(diff), _CMP_LT_OQ));
+            const __m256d dl = _mm256_cvtps_pd(_mm256_castps256_ps128(diff)),
+                          dh = _mm256_cvtps_pd(_mm256_extractf128_ps(diff, 1));
+            acc_lo = _mm256_add_pd(acc_lo, _mm256_mul_pd(_mm256_mul_pd(wd[j][0], dl), dl));
+            acc_hi = _mm256_add_pd(acc_hi, _mm256_mul_pd(_mm256_mul_pd(wd[j][1], dh), dh));
+        }
+        e[k] = lane_sum(acc_lo, acc_hi);
+    }
+}
+
 static double asym_levels_avx2(const float *x, const float *w, int n, float d, float m, int nmax, uint8_t *L) {
     if (d == 0)
         return qo_levels_ref()->asym_levels(x, w, n, d, m, nmax, L);
@@ -135,7 +177,7 @@ static void asym_sums_avx2(const float *x, const float *w, int n, const uint8_t 
         s[k] = lane_sum(p[k][0], p[k][1]);
 }
 
-static const qo_levels avx2 = {sym_levels_avx2, asym_levels_avx2, sym_sums_avx2, asym_sums_avx2};
+static const qo_levels avx2 = {sym_levels_avx2, sym_errors_avx2, asym_levels_avx2, sym_sums_avx2, asym_sums_avx2};
 
 const qo_levels *qo_levels_avx2(void) {
     const nm_cpu_features *c = nm_cpu();

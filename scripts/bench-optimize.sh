@@ -16,7 +16,7 @@
 # seconds and peak RSS of `nomoat-quantize --optimize` for each of COST_TYPES against the
 # 10-minute limit (THREADS threads), beside the default quantization's time.
 #
-#   sh scripts/bench-optimize.sh [TYPES...]   (default: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K_M Q5_K_M Q6_K)
+#   sh scripts/bench-optimize.sh [TYPES...]   (default: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_XS)
 #   THREADS=2 BUILD=build CHUNKS=0 (all held-out contexts) LLAMA_QUANTIZE=path
 #   COST_TYPES="Q4_0 Q4_K_M" (empty: no cost section)  COST_ONLY=1 (only it)  BENCH_DIR=$BUILD/bench
 set -e
@@ -30,7 +30,7 @@ LLAMA_QUANTIZE=${LLAMA_QUANTIZE:-/work/ref/llamacpp/build-avx2/bin/llama-quantiz
 Q="$ROOT/$BUILD/nomoat-quantize"
 V="$ROOT/$BUILD/nomoat-verify"
 [ -x "$Q" ] && [ -x "$V" ] || make -s BUILD="$BUILD" >/dev/null
-TYPES=${*:-Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K_M Q5_K_M Q6_K}
+TYPES=${*:-Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_XS}
 F32="$FX/reference/wikillama-f32.gguf"
 HELD="$FX/text/wikillama-heldout.txt"
 TRAIN="$FX/text/wikillama-train.txt"

@@ -5,7 +5,7 @@
  * offsets and file size, and per tensor an error of the optimized file no larger than the
  * default's (weights as --optimize uses them without importance data: g^2 of the RMSNorm a matrix
  * reads, else 1); with `layout DEFAULT.gguf OPTIMIZED.gguf` only the first part. The AVX2 level
- * kernels give the portable ones' bits (levels, errors, sums) on blocks of every shape the search
+ * kernels give the portable ones' bits (levels, errors, scans of many scales, sums) on blocks of every shape the search
  * makes, including zeros, ties and out-of-range scales. */
 #include <math.h>
 #include <setjmp.h>
@@ -243,6 +243,12 @@ static void same_bits(const qo_levels *a, const qo_levels *b, const float *x, co
     const double fa = a->asym_levels(x, w, n, d, m, nmax, ua), fb = b->asym_levels(x, w, n, d, m, nmax, ub);
     assert_memory_equal(&fa, &fb, sizeof fa);
     assert_memory_equal(ua, ub, (size_t)n);
+    const float ds[4] = {d, -d, 0, 2 * d};
+    double ra[4], rb[4];
+    a->sym_errors(x, w, n, lo, hi, ds, 4, ra);
+    b->sym_errors(x, w, n, lo, hi, ds, 4, rb);
+    assert_memory_equal(ra, rb, sizeof ra);
+    assert_memory_equal(&ra[0], &ea, sizeof ea); /* the scan's errors are sym_levels' */
     double sa[5], sb[5];
     a->sym_sums(x, w, n, la, sa);
     b->sym_sums(x, w, n, la, sb);
