@@ -4,7 +4,7 @@
  * each refined by a weighted least-squares fit of the scale to the integer levels it produced,
  * rounded to what the block stores (f16, or 6/8-bit sub-block scales), the levels re-rounded for
  * the stored values, and the weighted squared error of exactly what a reader dequantizes
- * decides. Super-block types (Q4_K, Q5_K, Q6_K) then descend coordinate-wise: each sub-block tries
+ * decides. Super-block types (Q3_K, Q4_K, Q5_K, Q6_K) then descend coordinate-wise: each sub-block tries
  * the integer scales (and mins) next to its own, and the super-block scales are refitted by least
  * squares to the chosen levels, while the error falls. Q8_0, whose one f16 scale per block is
  * cheap to try, tries every stored scale in a range instead (exact there: for a fixed scale the
@@ -455,26 +455,35 @@ static void opt_qk(const float *x, const float *w, const uint8_t *seed, uint8_t 
     k_pack(y, &best, nmax);
 }
 
-/* ---- Q6_K: x ~ (d*sc_j) * L, 16 sub-blocks of 16, sc in -128..127, L in -32..31 ---- */
+/* ---- Q6_K and Q3_K: x ~ (d*sc_j) * L, 16 sub-blocks of 16 with signed integer scales ----
+ * Q6_K: sc in -128..127, L in -32..31; Q3_K: sc in -32..31, L in -4..3. */
 
-typedef struct q6block {
+typedef struct sbblock {
     float d;
     int sc[16];
     int8_t L[256];
-} q6block;
+} sbblock;
 
-static double q6_sub(const float *x, const float *w, float d, int sc, int8_t *L) {
-    return sym_levels(x, w, 16, d * (float)sc, -32, 31, L);
+typedef struct sb_spec {
+    int lo, hi;       /* levels */
+    int sc_lo, sc_hi; /* sub-block scales */
+    float top[3];     /* the largest sub-block scale's first integer scales */
+    int block_bytes;
+    void (*pack)(uint8_t *y, const sbblock *k);
+} sb_spec;
+
+static double sb_sub(const sb_spec *sp, const float *x, const float *w, float d, int sc, int8_t *L) {
+    return sym_levels(x, w, 16, d * (float)sc, sp->lo, sp->hi, L);
 }
 
-static double q6_total(const float *x, const float *w, q6block *k) {
+static double sb_total(const sb_spec *sp, const float *x, const float *w, sbblock *k) {
     double e = 0;
     for (int j = 0; j < 16; j++)
-        e += q6_sub(x + 16 * j, w + 16 * j, k->d, k->sc[j], k->L + 16 * j);
+        e += sb_sub(sp, x + 16 * j, w + 16 * j, k->d, k->sc[j], k->L + 16 * j);
     return e;
 }
 
-static void q6_pack(uint8_t *y, const q6block *k) {
+static void q6_pack(uint8_t *y, const sbblock *k) {
     uint8_t *ql = y, *qh = y + 128;
     for (int j = 0; j < 256; j += 128, ql += 64, qh += 32) {
         for (int l = 0; l < 32; l++) {
@@ -490,38 +499,62 @@ static void q6_pack(uint8_t *y, const q6block *k) {
     put_f16(y + 208, k->d);
 }
 
-static void opt_q6_k(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+/* Q3_K (FORMATS.md §2.1): hmask[32] (bit k of byte l: the high bit of element 32k + l), qs[64]
+ * (low 2 bits; byte 32h + l holds elements 128h + l, +32, +64, +96 at bits 0, 2, 4, 6),
+ * scales[12] (sixteen 6-bit scales + 32: low nibbles in bytes 0-7, high 2 bits in 8-11), f16 d. */
+static void q3_pack(uint8_t *y, const sbblock *k) {
+    uint8_t *hmask = y, *qs = y + 32, *sc = y + 96;
+    memset(y, 0, 108);
+    for (int i = 0; i < 256; i++) {
+        const int q = k->L[i] + 4;
+        hmask[i % 32] |= (uint8_t)((q >> 2) << (i / 32));
+        qs[32 * (i / 128) + i % 32] |= (uint8_t)((q & 3) << (2 * ((i % 128) / 32)));
+    }
+    for (int j = 0; j < 16; j++) {
+        const int v = k->sc[j] + 32;
+        if (j < 8)
+            sc[j] = (uint8_t)(v & 0xF);
+        else
+            sc[j - 8] |= (uint8_t)((v & 0xF) << 4);
+        sc[j % 4 + 8] |= (uint8_t)((v >> 4) << (2 * (j / 4)));
+    }
+    put_f16(y + 108, k->d);
+}
+
+static const sb_spec q6_spec = {-32, 31, -128, 127, {-128.0f, 127.0f, -124.0f}, 210, q6_pack};
+static const sb_spec q3_spec = {-4, 3, -32, 31, {-32.0f, 31.0f, -31.0f}, 110, q3_pack};
+
+static void opt_sb(const sb_spec *sp, const float *x, const float *w, uint8_t *y) {
     float scales[16];
-    q6block k, best;
+    sbblock k, best;
     double e, best_e = DBL_MAX;
     float max_scale = 0;
     for (int j = 0; j < 16; j++) {
-        scales[j] = sym_fit(x + 16 * j, w + 16 * j, 16, -32, 31, false, 12, k.L + 16 * j, &e);
+        scales[j] = sym_fit(x + 16 * j, w + 16 * j, 16, sp->lo, sp->hi, false, 12, k.L + 16 * j, &e);
         if (fabsf(scales[j]) > fabsf(max_scale))
             max_scale = scales[j];
     }
     if (max_scale == 0) {
-        memset(y, 0, 210);
+        memset(y, 0, (size_t)sp->block_bytes);
         return;
     }
-    static const float top[] = {-128.0f, 127.0f, -124.0f};
-    for (size_t t = 0; t < sizeof top / sizeof top[0]; t++) {
-        k.d = f16_round(max_scale / top[t]);
+    for (size_t t = 0; t < sizeof sp->top / sizeof sp->top[0]; t++) {
+        k.d = f16_round(max_scale / sp->top[t]);
         if (k.d == 0)
             continue;
         for (int j = 0; j < 16; j++)
-            k.sc[j] = clampi(round_level(scales[j] / k.d), -128, 127);
-        double cur = q6_total(x, w, &k);
+            k.sc[j] = clampi(round_level(scales[j] / k.d), sp->sc_lo, sp->sc_hi);
+        double cur = sb_total(sp, x, w, &k);
         for (int iter = 0; iter < 4; iter++) {
             int8_t T[16];
             for (int j = 0; j < 16; j++) {
                 const float *xj = x + 16 * j, *wj = w + 16 * j;
-                double bj = q6_sub(xj, wj, k.d, k.sc[j], T);
+                double bj = sb_sub(sp, xj, wj, k.d, k.sc[j], T);
                 int bs = k.sc[j];
                 for (int s = k.sc[j] - 2; s <= k.sc[j] + 2; s++) {
-                    if (s < -128 || s > 127 || s == k.sc[j])
+                    if (s < sp->sc_lo || s > sp->sc_hi || s == k.sc[j])
                         continue;
-                    const double ej = q6_sub(xj, wj, k.d, s, T);
+                    const double ej = sb_sub(sp, xj, wj, k.d, s, T);
                     if (ej < bj) {
                         bj = ej;
                         bs = s;
@@ -529,7 +562,7 @@ static void opt_q6_k(const float *x, const float *w, const uint8_t *seed, uint8_
                 }
                 k.sc[j] = bs;
             }
-            cur = q6_total(x, w, &k);
+            cur = sb_total(sp, x, w, &k);
             double sxa = 0, saa = 0;
             for (int i = 0; i < 256; i++) {
                 const double a = (double)k.sc[i / 16] * k.L[i];
@@ -537,15 +570,15 @@ static void opt_q6_k(const float *x, const float *w, const uint8_t *seed, uint8_
                 saa += (double)w[i] * a * a;
             }
             if (saa > 0) {
-                q6block trial = k;
+                sbblock trial = k;
                 trial.d = f16_round((float)(sxa / saa));
                 if (trial.d != 0 && isfinite(trial.d)) {
-                    const double e2 = q6_total(x, w, &trial);
+                    const double e2 = sb_total(sp, x, w, &trial);
                     if (e2 < cur) {
                         k = trial;
                         cur = e2;
                     } else {
-                        q6_total(x, w, &k);
+                        sb_total(sp, x, w, &k);
                     }
                 }
             }
@@ -556,11 +589,20 @@ static void opt_q6_k(const float *x, const float *w, const uint8_t *seed, uint8_
         }
     }
     if (best_e == DBL_MAX) {
-        memset(y, 0, 210);
+        memset(y, 0, (size_t)sp->block_bytes);
         return;
     }
-    q6_total(x, w, &best);
-    q6_pack(y, &best);
+    sb_total(sp, x, w, &best);
+    sp->pack(y, &best);
+}
+
+static void opt_q6_k(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
+    opt_sb(&q6_spec, x, w, y);
+}
+static void opt_q3_k(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
+    opt_sb(&q3_spec, x, w, y);
 }
 
 /* ---- rows ---- */
@@ -580,6 +622,7 @@ static opt_block_fn block_fn(uint32_t type) {
     case GGML_TYPE_Q4_K: return opt_q4_k;
     case GGML_TYPE_Q5_K: return opt_q5_k;
     case GGML_TYPE_Q6_K: return opt_q6_k;
+    case GGML_TYPE_Q3_K: return opt_q3_k;
     default: return NULL;
     }
 }
@@ -709,6 +752,13 @@ static void set_level(uint32_t type, uint8_t *y, int i, int q) {
         *h = (uint8_t)((*h & ~(1u << bit)) | ((q >> 4) & 1) << bit);
         break;
     }
+    case GGML_TYPE_Q3_K: {
+        uint8_t *h = y + i % 32, *p = y + 32 + 32 * (i / 128) + i % 32;
+        const int bit = i / 32, shift = 2 * ((i % 128) / 32);
+        *h = (uint8_t)((*h & ~(1u << bit)) | ((q >> 2) & 1) << bit);
+        *p = (uint8_t)((*p & ~(3u << shift)) | (q & 3) << shift);
+        break;
+    }
     case GGML_TYPE_Q6_K: {
         const int half = i / 128, r = i % 128, l = r % 32, quarter = r / 32;
         uint8_t *ql = y + 64 * half + l + (quarter & 1) * 32, *qh = y + 128 + 32 * half + l;
@@ -726,6 +776,7 @@ static void level_range(uint32_t type, int *lo, int *hi) {
     case GGML_TYPE_Q8_0: *lo = -128; *hi = 127; break;
     case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: case GGML_TYPE_Q5_K: *hi = 31; break;
     case GGML_TYPE_Q6_K: *hi = 63; break;
+    case GGML_TYPE_Q3_K: *hi = 7; break;
     default: *hi = 15; break;
     }
 }

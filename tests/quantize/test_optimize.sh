@@ -33,12 +33,14 @@ expect_fail "missing calibration text refused" "calibration on $S/none.txt" "$S/
 expect_fail "bad --calibration-chunks refused" "calibration-chunks" "$S/x.gguf" \
     "$Q" --optimize --calibration "$TRAIN" --calibration-chunks x "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_0
 
-for t in Q4_0 Q4_K_M; do
+for t in Q4_0 Q4_K_M Q3_K_M; do
     lt=$(echo $t | tr 'A-Z' 'a-z')
+    ref="$R/wikillama-$lt.gguf"
+    [ -f "$ref" ] || ref="$R/lowbit/wikillama-$lt.gguf"
     check "--optimize $t runs" "$Q" -q --no-fsync --optimize "$R/wikillama-f32.gguf" "$S/opt-$lt.gguf" $t 2
     # llama-quantize's file is the default; each tensor's error must not grow
     check "--optimize $t: same types, shapes, offsets and size as llama-quantize's; no tensor's error larger" \
-        "$CMP" compare "$R/wikillama-f32.gguf" "$R/wikillama-$lt.gguf" "$S/opt-$lt.gguf"
+        "$CMP" compare "$R/wikillama-f32.gguf" "$ref" "$S/opt-$lt.gguf"
 done
 check "--optimize --calibration Q4_0 runs (4 contexts of the training text)" \
     "$Q" -q --no-fsync --optimize --calibration "$TRAIN" --calibration-chunks 4 "$R/wikillama-f32.gguf" "$S/cal-q4_0.gguf" Q4_0 2
