@@ -14,7 +14,9 @@
 #      evaluation only). The load average is printed with the table: on a shared machine only the
 #      ratio of interleaved runs means anything.
 #      BENCH_TYPES (default "f16 q4_k_m q4_0"; any of f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k),
-#      BENCH_ISA (default "avx2 native"), BENCH_REPS (default 1).
+#      BENCH_ISA (default "avx2 native"), BENCH_REPS (default 1). Then the machine's AVX2 FMA rate
+#      (scripts/fma-peak.c) and the float types' ceiling it sets: tokens/s no float evaluation in
+#      this summation order can pass.
 #   2. tokenizer MB/s (scripts/bench-tokenizer.sh when present, else nomoat-verify tokenize).
 #   3. the whole text/wikillama-heldout.txt, -c 256, default mode, every reference type:
 #      perplexity within 3e-4 relative of reference/perplexity.json, and KLD against F32's saved
@@ -97,6 +99,15 @@ if [ $tiny = 1 ]; then
         [ -z "$lbin" ] && echo "($isa: no llama-perplexity given (LLAMA_PERPLEXITY_AVX2 for avx2, LLAMA_PERPLEXITY or PATH for native): no side-by-side figure was taken)"
     done
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) (synthetic random weights: the perplexity is meaningless, only speed and sameness count)"
+    # the float types' ceiling: every multiply-add of F32/F16/BF16 weights is an 8-lane float FMA
+    # in both tools (the same summation order forbids anything else); TinyLlama's shapes do
+    # 1,034,420,224 in the matrices per token and 32 heads x 64 x 2 x (mean 256.5 keys) x 22
+    # layers = 23,113,728 in the attention at -c 512
+    if [ "$(uname -m)" = x86_64 ] && ${CC:-cc} -O2 -mavx2 -mfma -pthread -o "$WORK/fma-peak" "$ROOT/scripts/fma-peak.c" 2>/dev/null; then
+        g=$("$WORK/fma-peak" $THREADS)
+        awk -v g="$g" -v t=$THREADS 'BEGIN { per = 1034420224 + 23113728
+            printf "AVX2 FMA rate, %d threads: %.1f G multiply-adds/s; at that rate a -c 512 pass does at most %.1f tok/s in F32/F16/BF16\n", t, g, g * 1e9 / per }'
+    fi
 
     echo "== 2. tokenizer speed"
     if [ -x "$ROOT/scripts/bench-tokenizer.sh" ] || [ -f "$ROOT/scripts/bench-tokenizer.sh" ]; then
