@@ -284,8 +284,11 @@ static void avx2_levels_match_portable(void **state) {
         float d = amax / (float)(r[1] > 0 ? r[1] : 1) * (float)(0.5 + uniform());
         if (kind == 1)
             d = 0.01f;
-        if (kind == 3)
-            d = trial % 2 ? 0.0f : 1e-30f; /* no scale; one so small the quotients leave the range */
+        if (kind == 3) { /* no scale; one so small the quotients leave the range; a subnormal one
+                          * whose reciprocal is infinite (0 x inf: NaN quotients) */
+            d = trial % 3 == 0 ? 0.0f : trial % 3 == 1 ? 1e-30f : 1e-45f;
+            x[trial % n] = 0;
+        }
         if (kind == 4)
             d = -d;
         const float m = kind == 5 ? 0.0f : -amax * (float)uniform();
