@@ -2,6 +2,7 @@
 #include "quantize/optimize_levels.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/cpu.h"
@@ -15,7 +16,24 @@ static inline float level_of(float v, float lo, float hi) {
     return r < lo ? lo : r > hi ? hi : r;
 }
 
-static double sym_levels_ref(const float *x, const float *w, int n, float d, int lo_i, int hi_i, int8_t *L) {
+/* The level of x: the nearest to (x - m) / d, or the neighbour when that is closer for the stored
+ * d (the reciprocal may round a level the wrong way near a midpoint); *diff = x - (l d + m).
+ * offset false: no m (x / d, x - l d). */
+static inline float level_diff(float x, float d, float id, float m, bool offset, float lo, float hi, float *diff) {
+    float l = level_of((offset ? x - m : x) * id, lo, hi);
+    float d1 = x - (offset ? l * d + m : l * d);
+    float l2 = d1 * d > 0 ? l + 1 : l - 1;
+    l2 = l2 < lo ? lo : l2 > hi ? hi : l2;
+    const float d2 = x - (offset ? l2 * d + m : l2 * d);
+    if (fabsf(d2) < fabsf(d1)) {
+        l = l2;
+        d1 = d2;
+    }
+    *diff = d1;
+    return l;
+}
+
+static double sym_levels_ref(const float *x, const float *w, int n, float d, int lo, int hi, int8_t *L) {
     double p[8] = {0};
     if (d == 0) {
         for (int i = 0; i < n; i++) {
@@ -24,19 +42,10 @@ static double sym_levels_ref(const float *x, const float *w, int n, float d, int
         }
         return qo_lane_sum(p);
     }
-    const float id = 1.0f / d, lo = (float)lo_i, hi = (float)hi_i;
+    const float id = 1.0f / d;
     for (int i = 0; i < n; i++) {
-        float l = level_of(x[i] * id, lo, hi);
-        float diff = x[i] - l * d;
-        /* the reciprocal may round a level the wrong way near a midpoint: check the neighbour */
-        float l2 = diff * d > 0 ? l + 1 : l - 1;
-        l2 = l2 < lo ? lo : l2 > hi ? hi : l2;
-        const float diff2 = x[i] - l2 * d;
-        if (fabsf(diff2) < fabsf(diff)) {
-            l = l2;
-            diff = diff2;
-        }
-        L[i] = (int8_t)l;
+        float diff;
+        L[i] = (int8_t)level_diff(x[i], d, id, 0, false, (float)lo, (float)hi, &diff);
         p[i % 8] += (double)w[i] * diff * diff;
     }
     return qo_lane_sum(p);
@@ -58,18 +67,10 @@ static double asym_levels_ref(const float *x, const float *w, int n, float d, fl
         }
         return qo_lane_sum(p);
     }
-    const float id = 1.0f / d, hi = (float)nmax;
+    const float id = 1.0f / d;
     for (int i = 0; i < n; i++) {
-        float l = level_of((x[i] - m) * id, 0, hi);
-        float diff = x[i] - (l * d + m);
-        float l2 = diff * d > 0 ? l + 1 : l - 1;
-        l2 = l2 < 0 ? 0 : l2 > hi ? hi : l2;
-        const float diff2 = x[i] - (l2 * d + m);
-        if (fabsf(diff2) < fabsf(diff)) {
-            l = l2;
-            diff = diff2;
-        }
-        L[i] = (uint8_t)l;
+        float diff;
+        L[i] = (uint8_t)level_diff(x[i], d, id, m, true, 0, (float)nmax, &diff);
         p[i % 8] += (double)w[i] * diff * diff;
     }
     return qo_lane_sum(p);

@@ -4,6 +4,7 @@
  * even, which the portable code's add-1.5*2^23 trick equals in the clamped range; the double sums
  * keep lanes 0-3 and 4-7 of each step in two registers, which is the portable lane order. */
 #include <immintrin.h>
+#include <stdbool.h>
 
 #include "common/cpu.h"
 #include "quantize/optimize_levels.h"
@@ -32,26 +33,43 @@ static inline __m128i to_i16x8(__m256 l) {
     return _mm_packs_epi32(_mm256_castsi256_si128(li), _mm256_extracti128_si256(li, 1));
 }
 
+/* A step's constants: levels in [lo, hi], quotients clamped to [lo - 1, hi + 1] first. */
+typedef struct steps {
+    __m256 lo, hi, lo1, hi1, one, zero;
+} steps;
+
+static inline steps make_steps(int lo, int hi) {
+    return (steps){_mm256_set1_ps((float)lo),     _mm256_set1_ps((float)hi), _mm256_set1_ps((float)lo - 1),
+                   _mm256_set1_ps((float)hi + 1), _mm256_set1_ps(1.0f),      _mm256_setzero_ps()};
+}
+
+/* Eight values' levels: the nearest to (x - m) / d, or the neighbour when that is closer for the
+ * stored d; *diff = x - (l d + m). offset false: no m (x / d, x - l d), as the portable code. */
+static inline __attribute__((always_inline)) __m256 level_step(__m256 xv, __m256 vd, __m256 vid, __m256 vm,
+                                                               bool offset, const steps *c, __m256 *diff) {
+    __m256 v = _mm256_mul_ps(offset ? _mm256_sub_ps(xv, vm) : xv, vid);
+    v = _mm256_min_ps(_mm256_max_ps(v, c->lo1), c->hi1); /* NaN: lo - 1, as the portable code */
+    const __m256 l = clamp(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), c->lo, c->hi);
+    const __m256 ld = _mm256_mul_ps(l, vd);
+    const __m256 d1 = _mm256_sub_ps(xv, offset ? _mm256_add_ps(ld, vm) : ld);
+    const __m256 up = _mm256_cmp_ps(_mm256_mul_ps(d1, vd), c->zero, _CMP_GT_OQ);
+    const __m256 l2 = clamp(_mm256_blendv_ps(_mm256_sub_ps(l, c->one), _mm256_add_ps(l, c->one), up), c->lo, c->hi);
+    const __m256 l2d = _mm256_mul_ps(l2, vd);
+    const __m256 d2 = _mm256_sub_ps(xv, offset ? _mm256_add_ps(l2d, vm) : l2d);
+    const __m256 take = _mm256_cmp_ps(vabs(d2), vabs(d1), _CMP_LT_OQ);
+    *diff = _mm256_blendv_ps(d1, d2, take);
+    return _mm256_blendv_ps(l, l2, take);
+}
+
 static double sym_levels_avx2(const float *x, const float *w, int n, float d, int lo_i, int hi_i, int8_t *L) {
     if (d == 0)
         return qo_levels_ref()->sym_levels(x, w, n, d, lo_i, hi_i, L);
-    const float id = 1.0f / d;
-    const __m256 vd = _mm256_set1_ps(d), vid = _mm256_set1_ps(id), lo = _mm256_set1_ps((float)lo_i),
-                 hi = _mm256_set1_ps((float)hi_i), lo1 = _mm256_set1_ps((float)lo_i - 1),
-                 hi1 = _mm256_set1_ps((float)hi_i + 1), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    const steps c = make_steps(lo_i, hi_i);
+    const __m256 vd = _mm256_set1_ps(d), vid = _mm256_set1_ps(1.0f / d);
     __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
     for (int i = 0; i < n; i += 8) {
-        const __m256 xv = _mm256_loadu_ps(x + i);
-        __m256 v = _mm256_mul_ps(xv, vid);
-        v = _mm256_min_ps(_mm256_max_ps(v, lo1), hi1); /* NaN: lo - 1, as the portable code */
-        __m256 l = clamp(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo, hi);
-        __m256 diff = _mm256_sub_ps(xv, _mm256_mul_ps(l, vd));
-        const __m256 up = _mm256_cmp_ps(_mm256_mul_ps(diff, vd), zero, _CMP_GT_OQ);
-        const __m256 l2 = clamp(_mm256_blendv_ps(_mm256_sub_ps(l, one), _mm256_add_ps(l, one), up), lo, hi);
-        const __m256 diff2 = _mm256_sub_ps(xv, _mm256_mul_ps(l2, vd));
-        const __m256 take = _mm256_cmp_ps(vabs(diff2), vabs(diff), _CMP_LT_OQ);
-        l = _mm256_blendv_ps(l, l2, take);
-        diff = _mm256_blendv_ps(diff, diff2, take);
+        __m256 diff;
+        const __m256 l = level_step(_mm256_loadu_ps(x + i), vd, vid, c.zero, false, &c, &diff);
         const __m128i l16 = to_i16x8(l);
         _mm_storel_epi64((__m128i *)(L + i), _mm_packs_epi16(l16, l16));
         add_wsq(_mm256_loadu_ps(w + i), diff, &acc_lo, &acc_hi);
@@ -63,18 +81,16 @@ static double sym_levels_avx2(const float *x, const float *w, int n, float d, in
  * no levels are stored. */
 static void sym_errors_avx2(const float *x, const float *w, int n, int lo_i, int hi_i, const float *d, int nd,
                             double *e) {
-    __m256 xv[4], wl[4];
+    __m256 xv[4];
     __m256d wd[4][2];
     const int nv = n / 8;
     for (int j = 0; j < nv; j++) {
+        const __m256 wv = _mm256_loadu_ps(w + 8 * j);
         xv[j] = _mm256_loadu_ps(x + 8 * j);
-        wl[j] = _mm256_loadu_ps(w + 8 * j);
-        wd[j][0] = _mm256_cvtps_pd(_mm256_castps256_ps128(wl[j]));
-        wd[j][1] = _mm256_cvtps_pd(_mm256_extractf128_ps(wl[j], 1));
+        wd[j][0] = _mm256_cvtps_pd(_mm256_castps256_ps128(wv));
+        wd[j][1] = _mm256_cvtps_pd(_mm256_extractf128_ps(wv, 1));
     }
-    const __m256 lo = _mm256_set1_ps((float)lo_i), hi = _mm256_set1_ps((float)hi_i),
-                 lo1 = _mm256_set1_ps((float)lo_i - 1), hi1 = _mm256_set1_ps((float)hi_i + 1),
-                 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    const steps c = make_steps(lo_i, hi_i);
     for (int k = 0; k < nd; k++) {
         if (d[k] == 0) {
             int8_t L[32];
@@ -84,14 +100,8 @@ static void sym_errors_avx2(const float *x, const float *w, int n, int lo_i, int
         const __m256 vd = _mm256_set1_ps(d[k]), vid = _mm256_set1_ps(1.0f / d[k]);
         __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
         for (int j = 0; j < nv; j++) {
-            __m256 v = _mm256_mul_ps(xv[j], vid);
-            v = _mm256_min_ps(_mm256_max_ps(v, lo1), hi1);
-            const __m256 l = clamp(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo, hi);
-            __m256 diff = _mm256_sub_ps(xv[j], _mm256_mul_ps(l, vd));
-            const __m256 up = _mm256_cmp_ps(_mm256_mul_ps(diff, vd), zero, _CMP_GT_OQ);
-            const __m256 l2 = clamp(_mm256_blendv_ps(_mm256_sub_ps(l, one), _mm256_add_ps(l, one), up), lo, hi);
-            const __m256 diff2 = _mm256_sub_ps(xv[j], _mm256_mul_ps(l2, vd));
-            diff = _mm256_blendv_ps(diff, diff2, _mm256_cmp_ps(vabs(diff2), vabs(diff), _CMP_LT_OQ));
+            __m256 diff;
+            level_step(xv[j], vd, vid, c.zero, false, &c, &diff);
             const __m256d dl = _mm256_cvtps_pd(_mm256_castps256_ps128(diff)),
                           dh = _mm256_cvtps_pd(_mm256_extractf128_ps(diff, 1));
             acc_lo = _mm256_add_pd(acc_lo, _mm256_mul_pd(_mm256_mul_pd(wd[j][0], dl), dl));
@@ -104,23 +114,12 @@ static void sym_errors_avx2(const float *x, const float *w, int n, int lo_i, int
 static double asym_levels_avx2(const float *x, const float *w, int n, float d, float m, int nmax, uint8_t *L) {
     if (d == 0)
         return qo_levels_ref()->asym_levels(x, w, n, d, m, nmax, L);
-    const float id = 1.0f / d;
-    const __m256 vd = _mm256_set1_ps(d), vid = _mm256_set1_ps(id), vm = _mm256_set1_ps(m),
-                 hi = _mm256_set1_ps((float)nmax), lo1 = _mm256_set1_ps(-1.0f),
-                 hi1 = _mm256_set1_ps((float)nmax + 1), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    const steps c = make_steps(0, nmax);
+    const __m256 vd = _mm256_set1_ps(d), vid = _mm256_set1_ps(1.0f / d), vm = _mm256_set1_ps(m);
     __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
     for (int i = 0; i < n; i += 8) {
-        const __m256 xv = _mm256_loadu_ps(x + i);
-        __m256 v = _mm256_mul_ps(_mm256_sub_ps(xv, vm), vid);
-        v = _mm256_min_ps(_mm256_max_ps(v, lo1), hi1);
-        __m256 l = clamp(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero, hi);
-        __m256 diff = _mm256_sub_ps(xv, _mm256_add_ps(_mm256_mul_ps(l, vd), vm));
-        const __m256 up = _mm256_cmp_ps(_mm256_mul_ps(diff, vd), zero, _CMP_GT_OQ);
-        const __m256 l2 = clamp(_mm256_blendv_ps(_mm256_sub_ps(l, one), _mm256_add_ps(l, one), up), zero, hi);
-        const __m256 diff2 = _mm256_sub_ps(xv, _mm256_add_ps(_mm256_mul_ps(l2, vd), vm));
-        const __m256 take = _mm256_cmp_ps(vabs(diff2), vabs(diff), _CMP_LT_OQ);
-        l = _mm256_blendv_ps(l, l2, take);
-        diff = _mm256_blendv_ps(diff, diff2, take);
+        __m256 diff;
+        const __m256 l = level_step(_mm256_loadu_ps(x + i), vd, vid, vm, true, &c, &diff);
         const __m128i l16 = to_i16x8(l);
         _mm_storel_epi64((__m128i *)(L + i), _mm_packus_epi16(l16, l16));
         add_wsq(_mm256_loadu_ps(w + i), diff, &acc_lo, &acc_hi);
