@@ -31,6 +31,7 @@
 #define TOOL "nomoat-quantize"
 #define TASK_ELEMENTS 65536              /* f32 scratch per task: 256 KiB, fits L2 */
 #define BATCH_OUT_BYTES (8u << 20)       /* output buffered per pool run */
+#define GPTQ_TASK_ROWS 64                /* --calibration: rows per task (scratch: 64 x ne0 floats) */
 #define QUANTIZATION_VERSION 2
 
 typedef struct options {
@@ -242,7 +243,7 @@ typedef struct tensor_job {
     int64_t row0, batch_rows, rows_per_task;
     const float *imatrix; /* ne0 * ne2 weights, or NULL */
     const float *weights; /* --optimize: ne0 * ne2 error weights, or NULL (imatrix or none) */
-    const double *gram, *gram_factor; /* --calibration: inputs' second moments (ne0 x ne0), GPTQ factor */
+    const qo_gptq *gptq;  /* --calibration: the factor of the inputs' second moments, or NULL */
     float **scratch;      /* per thread, rows_per_task * ne0 floats */
     bool optimize;
     atomic_bool failed;
@@ -293,8 +294,8 @@ static int flush_pending(struct run_state *rs, nm_error *err);
 
 static int quantize_some(const tensor_job *j, const float *f, void *d, int64_t n, const float *imat,
                          const float *wts, nm_error *e) {
-    if (j->optimize && j->gram_factor)
-        return qo_quantize_rows_gptq(j->out_type, f, d, n, j->ne0, imat, wts, j->gram, j->gram_factor, e);
+    if (j->optimize && j->gptq)
+        return qo_quantize_rows_gptq(j->out_type, f, d, n, j->ne0, imat, wts, j->gptq, e);
     if (j->optimize)
         return qo_quantize_rows(j->out_type, f, d, n, j->ne0, imat, wts, e);
     return nm_quantize_rows(j->out_type, f, d, n, j->ne0, imat, e);
@@ -378,9 +379,9 @@ static int flush_pending(run_state *rs, nm_error *err) {
 }
 
 static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_tensor *t, const float *imatrix,
-                           bool optimize, const float *weights, const double *gram, nm_error *err) {
+                           bool optimize, const float *weights, const qo_gptq *gptq, nm_error *err) {
     tensor_job j = {
-        .optimize = optimize, .weights = weights, .gram = gram,
+        .optimize = optimize, .weights = weights,
         .name = t->name, .in_type = in->type, .out_type = t->new_type,
         .ne0 = in->ne[0], .ne1 = in->ne[1], .ne2 = in->ne[2],
         .src = in->data, .imatrix = imatrix, .scratch = rs->scratch, .rs = rs,
@@ -392,10 +393,11 @@ static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_t
                        ggml_type_name(t->new_type));
     if (nrows == 0 || j.ne0 == 0)
         return 0;
-    double *factor = NULL;
-    if (optimize && gram && in->ne[2] == 1 && qo_supported(t->new_type))
-        j.gram_factor = factor = qo_gptq_factor(gram, j.ne0); /* NULL (unusable statistics): no feedback */
+    if (optimize && gptq && in->ne[2] == 1 && qo_supported(t->new_type))
+        j.gptq = gptq;
     j.rows_per_task = TASK_ELEMENTS / j.ne0 > 0 ? TASK_ELEMENTS / j.ne0 : 1;
+    if (j.gptq && j.rows_per_task < GPTQ_TASK_ROWS) /* rows that share each pass over the factor */
+        j.rows_per_task = GPTQ_TASK_ROWS;
     int64_t batch_rows = (int64_t)(BATCH_OUT_BYTES / j.out_row);
     int64_t min_batch = j.rows_per_task * nm_pool_threads(rs->pool);
     if (batch_rows < min_batch)
@@ -438,7 +440,6 @@ static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_t
         nm_progress_update(&rs->progress, rs->done_items, rs->done_bytes);
     }
     pthread_mutex_destroy(&j.lock);
-    free(factor);
     return rc;
 }
 
@@ -655,20 +656,147 @@ static void print_plan(const gguf_reader *g, const plan *p, const qt_ftype *ft, 
            bpw(p->out_bytes, p->n_elements));
 }
 
-/* --calibration: the importance data comes from a pass of the evaluator over the text, with the
- * second moments of every matrix's inputs for the error feedback. */
-typedef struct calib_grams {
-    size_t n;
-    char **names;
-    double **h;
-    int64_t *n_in;
-    qt_imatrix *im;
-} calib_grams;
+/* --calibration: the importance data comes from the evaluator's pass over the text, streamed a
+ * layer at a time (verify/calibrate.h) as the output reaches each layer's tensors: the mean
+ * squared inputs fill the importance entries the plan points to, and the second moments of each
+ * distinct input become the GPTQ factor its matrices share, released once they are written. */
+typedef struct calib_input {
+    qo_gptq g;
+    double *h; /* as emitted, until factored into g */
+    int64_t n;
+    int refs;  /* matrices reading it not yet written */
+} calib_input;
 
-static const double *find_gram(const calib_grams *cg, const char *name, int64_t n_in) {
-    for (size_t i = 0; cg && i < cg->n; i++)
-        if (cg->n_in[i] == n_in && strcmp(cg->names[i], name) == 0)
-            return cg->h[i];
+typedef struct calib_stream {
+    verify_calib *vc;
+    qt_imatrix *im;
+    size_t n;
+    calib_input **in;  /* per weight of the pass (verify_calib_weight_at), or NULL */
+    bool *written;     /* per weight: its tensor is behind us */
+    calib_input *last; /* the previous emitted weight's input */
+    nm_pool *pool;     /* the output's, for the factorisations */
+} calib_stream;
+
+static ptrdiff_t calib_find(const calib_stream *cs, const char *name) {
+    for (size_t i = 0; cs && i < cs->n; i++)
+        if (strcmp(verify_calib_weight_at(cs->vc, i)->name, name) == 0)
+            return (ptrdiff_t)i;
+    return -1;
+}
+
+static void calib_input_unref(calib_input *in) {
+    if (in && --in->refs == 0) {
+        qo_gptq_free(&in->g);
+        free(in->h);
+        free(in);
+    }
+}
+
+static int calib_emit(void *user, const char *name, const float *mean_sq, int64_t n_in, const double *gram,
+                      bool gram_shared, int n_chunks, int n_ctx, nm_error *err) {
+    calib_stream *cs = user;
+    const ptrdiff_t k = calib_find(cs, name);
+    const qt_imatrix_entry *e = qt_imatrix_find(cs->im, name);
+    if (k < 0 || !e || e->n != (size_t)n_in)
+        return nm_fail(err, "the calibration pass reported %s, which it did not announce", name);
+    memcpy(e->values, mean_sq, (size_t)n_in * sizeof(float));
+    if (!gram)
+        return 0;
+    if (!gram_shared)
+        cs->last = NULL;
+    if (cs->written[k]) /* its tensor went out before its layer ran (it is not quantized) */
+        return 0;
+    if (!cs->last) {
+        calib_input *in = calloc(1, sizeof *in);
+        if (!in || !(in->h = malloc((size_t)n_in * (size_t)n_in * sizeof(double)))) {
+            free(in);
+            return nm_fail(err, "out of memory for the second moments of %s's input", name);
+        }
+        memcpy(in->h, gram, (size_t)n_in * (size_t)n_in * sizeof(double));
+        in->n = n_in;
+        cs->last = in;
+    }
+    cs->in[k] = cs->last;
+    cs->last->refs++;
+    return 0;
+}
+
+/* The factor for tensor name (NULL: none), running the pass up to its layer first. */
+static int calib_factor(calib_stream *cs, const char *name, const qo_gptq **out, nm_error *err) {
+    *out = NULL;
+    const ptrdiff_t k = calib_find(cs, name);
+    if (k < 0)
+        return 0;
+    cs->last = NULL;
+    if (verify_calib_run_to(cs->vc, verify_calib_weight_at(cs->vc, (size_t)k)->layer, calib_emit, cs, err) != 0)
+        return -1;
+    calib_input *in = cs->in[k];
+    if (!in)
+        return 0;
+    if (in->h) {
+        double *h = in->h;
+        in->h = NULL;
+        if (qo_gptq_prepare(&in->g, h, in->n, cs->pool) < 0)
+            return nm_fail(err, "out of memory factoring the second moments of %s's input", name);
+    }
+    *out = in->g.v ? &in->g : NULL;
+    return 0;
+}
+
+static void calib_done_with(calib_stream *cs, const char *name) {
+    const ptrdiff_t k = calib_find(cs, name);
+    if (k < 0)
+        return;
+    cs->written[k] = true;
+    calib_input_unref(cs->in[k]);
+    cs->in[k] = NULL;
+}
+
+static void calib_stream_close(calib_stream *cs) {
+    for (size_t i = 0; i < cs->n; i++)
+        calib_input_unref(cs->in[i]);
+    free(cs->in);
+    free(cs->written);
+    verify_calib_close(cs->vc);
+    *cs = (calib_stream){0};
+}
+
+/* Opens the pass and announces its importance entries (zero until their layer has run), so that
+ * the plan can point at them. */
+static qt_imatrix *calib_stream_open(const options *o, calib_stream *cs, nm_error *err) {
+    qt_imatrix *im = calloc(1, sizeof *im);
+    if (!im || !(im->dataset = strdup(o->calibration))) {
+        free(im);
+        nm_fail(err, "out of memory");
+        return NULL;
+    }
+    if (!(cs->vc = verify_calib_open(o->in, o->calibration, NULL, 0, o->calibration_chunks, o->threads, o->quiet, true,
+                                     err)))
+        goto fail;
+    cs->n = verify_calib_weight_count(cs->vc);
+    cs->im = im;
+    im->chunk_count = (uint32_t)verify_calib_chunks(cs->vc);
+    cs->in = calloc(cs->n + 1, sizeof *cs->in);
+    cs->written = calloc(cs->n + 1, sizeof *cs->written);
+    im->entries = calloc(cs->n + 1, sizeof *im->entries);
+    if (!cs->in || !cs->written || !im->entries)
+        goto oom;
+    for (size_t i = 0; i < cs->n; i++) {
+        const verify_calib_weight *w = verify_calib_weight_at(cs->vc, i);
+        qt_imatrix_entry *e = &im->entries[im->n_entries];
+        e->name = strdup(w->name);
+        e->values = calloc((size_t)w->n_in, sizeof(float));
+        e->n = (size_t)w->n_in;
+        im->n_entries++;
+        if (!e->name || !e->values)
+            goto oom;
+    }
+    return im;
+oom:
+    nm_fail(err, "out of memory");
+fail:
+    qt_imatrix_free(im);
+    calib_stream_close(cs);
     return NULL;
 }
 
@@ -707,7 +835,7 @@ static uint32_t copied_file_type(const gguf_reader *g) {
 }
 
 static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft, const options *o,
-                        const qt_imatrix *im, const calib_grams *cg, nm_error *err) {
+                        const qt_imatrix *im, calib_stream *cs, nm_error *err) {
     gguf_writer_options wo = {.outfile_flags = (o->force ? NM_OUT_FORCE : 0) | (o->no_fsync ? NM_OUT_NO_FSYNC : 0)};
     gguf_writer *w = gguf_writer_create(o->out, &wo, err);
     if (!w)
@@ -744,8 +872,10 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
     int nt = nm_pool_threads(rs.pool);
     int64_t max_scratch = TASK_ELEMENTS;
     for (size_t i = 0; i < p->n; i++)
-        if (p->t[i].convert && p->t[i].ne[0] > max_scratch)
-            max_scratch = p->t[i].ne[0];
+        if (p->t[i].convert && p->t[i].ne[0] * (cs ? GPTQ_TASK_ROWS : 1) > max_scratch)
+            max_scratch = p->t[i].ne[0] * (cs ? GPTQ_TASK_ROWS : 1);
+    if (cs)
+        cs->pool = rs.pool;
     rs.scratch = calloc((size_t)nt, sizeof *rs.scratch);
     if (!rs.scratch) {
         nm_fail(err, "out of memory");
@@ -762,8 +892,12 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
         const qt_tensor *t = &p->t[i];
         const gguf_tensor_info *ti = gguf_tensor(g, t->index);
         if (t->convert) {
-            if (write_converted(&rs, ti, t, p->imatrix[i], o->optimize, p->weights[i],
-                                find_gram(cg, t->name, ti->ne[0]), err) != 0)
+            const qo_gptq *gptq = NULL;
+            if (cs && calib_factor(cs, t->name, &gptq, err) != 0) {
+                nm_error_prefix(err, "calibration on %s", o->calibration);
+                goto out;
+            }
+            if (write_converted(&rs, ti, t, p->imatrix[i], o->optimize, p->weights[i], gptq, err) != 0)
                 goto out;
         } else {
             const unsigned char *data = ti->data;
@@ -778,6 +912,8 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
                 nm_progress_update(&rs.progress, rs.done_items, rs.done_bytes);
             }
         }
+        if (cs)
+            calib_done_with(cs, t->name);
         rs.done_items = i + 1;
         nm_progress_update(&rs.progress, rs.done_items, rs.done_bytes);
     }
@@ -799,76 +935,6 @@ out:
     if (rs.pool)
         nm_pool_destroy(rs.pool);
     return rc;
-}
-
-static void calib_grams_free(calib_grams *cg) {
-    for (size_t i = 0; i < cg->n; i++) {
-        free(cg->names[i]);
-        free(cg->h[i]);
-    }
-    free(cg->names);
-    free(cg->h);
-    free(cg->n_in);
-}
-static int add_calibrated(void *user, const char *name, const float *mean_sq, int64_t n_in, const double *gram,
-                          int n_chunks, int n_ctx, nm_error *err) {
-    calib_grams *cg = user;
-    qt_imatrix *im = cg->im;
-    if (gram) {
-        size_t k = cg->n;
-        char **names = realloc(cg->names, (k + 1) * sizeof *names);
-        if (names)
-            cg->names = names;
-        double **h = realloc(cg->h, (k + 1) * sizeof *h);
-        if (h)
-            cg->h = h;
-        int64_t *nn = realloc(cg->n_in, (k + 1) * sizeof *nn);
-        if (nn)
-            cg->n_in = nn;
-        if (!names || !h || !nn)
-            return nm_fail(err, "out of memory");
-        cg->names[k] = strdup(name);
-        cg->h[k] = malloc((size_t)n_in * (size_t)n_in * sizeof(double));
-        cg->n_in[k] = n_in;
-        cg->n++;
-        if (!cg->names[k] || !cg->h[k])
-            return nm_fail(err, "out of memory");
-        memcpy(cg->h[k], gram, (size_t)n_in * (size_t)n_in * sizeof(double));
-    }
-    (void)n_ctx;
-    qt_imatrix_entry *e = realloc(im->entries, (im->n_entries + 1) * sizeof *e);
-    if (!e)
-        return nm_fail(err, "out of memory");
-    im->entries = e;
-    e = &im->entries[im->n_entries];
-    e->name = strdup(name);
-    e->values = malloc((size_t)n_in * sizeof(float));
-    e->n = (size_t)n_in;
-    if (!e->name || !e->values) {
-        free(e->name);
-        free(e->values);
-        return nm_fail(err, "out of memory");
-    }
-    memcpy(e->values, mean_sq, (size_t)n_in * sizeof(float));
-    im->n_entries++;
-    im->chunk_count = (uint32_t)n_chunks;
-    return 0;
-}
-
-static qt_imatrix *calibrate(const options *o, calib_grams *cg, nm_error *err) {
-    qt_imatrix *im = calloc(1, sizeof *im);
-    if (!im || !(im->dataset = strdup(o->calibration))) {
-        free(im);
-        nm_fail(err, "out of memory");
-        return NULL;
-    }
-    cg->im = im;
-    if (verify_calibrate(o->in, o->calibration, 0, o->calibration_chunks, o->threads, o->quiet, true, add_calibrated,
-                         cg, err) != 0) {
-        qt_imatrix_free(im);
-        return NULL;
-    }
-    return im;
 }
 
 int main(int argc, char **argv) {
@@ -900,7 +966,7 @@ int main(int argc, char **argv) {
     nm_error err = {{0}};
     int status = 1;
     qt_imatrix *im = NULL;
-    calib_grams grams = {0};
+    calib_stream calib = {0};
     plan p = {0};
     gguf_reader *g = gguf_open(o.in, &err);
     if (!g) {
@@ -909,7 +975,7 @@ int main(int argc, char **argv) {
     }
     if (o.imatrix && !(im = qt_imatrix_load(o.imatrix, &err)))
         goto fail;
-    if (o.calibration && !o.dry_run && !(im = calibrate(&o, &grams, &err))) {
+    if (o.calibration && !o.dry_run && !(im = calib_stream_open(&o, &calib, &err))) {
         nm_error_prefix(&err, "calibration on %s", o.calibration);
         goto fail;
     }
@@ -931,7 +997,7 @@ int main(int argc, char **argv) {
         status = 0;
         goto done;
     }
-    if (write_output(g, &p, ft, &o, im, &grams, &err) != 0)
+    if (write_output(g, &p, ft, &o, im, calib.vc ? &calib : NULL, &err) != 0)
         goto fail;
     double secs = nm_now() - t0;
     if (o.json) {
@@ -963,7 +1029,7 @@ fail:
 done:
     plan_free(&p);
     qt_imatrix_free(im);
-    calib_grams_free(&grams);
+    calib_stream_close(&calib);
     if (g)
         gguf_close(g);
     return status;

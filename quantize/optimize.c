@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "formats/quants.h"
+#include "kernels/dense.h"
 #include "formats/tensor.h"
 
 #define MAX_BLOCK 256
@@ -781,170 +782,156 @@ static void level_range(uint32_t type, int *lo, int *hi) {
     }
 }
 
-/* Upper Cholesky factor U of (H + damp)^-1 (H^-1 = U^T U), n x n doubles. NULL when H is not
- * usable (not positive definite even damped) or out of memory. */
-double *qo_gptq_factor(const double *h, int64_t n) {
-    double *a = malloc((size_t)n * (size_t)n * sizeof *a), *inv = calloc((size_t)n * (size_t)n, sizeof *inv);
-    if (!a || !inv)
-        goto fail;
+void qo_gptq_free(qo_gptq *g) {
+    free(g->v);
+    free(g->damp);
+    g->v = g->damp = NULL;
+}
+
+/* Exchanges a[i][j] and a[f(i, j)] for the involution f (the reversal of both indices, or the
+ * transpose across the anti-diagonal), each pair once. */
+static void swap_pairs(double *a, int64_t n, bool anti) {
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) {
+            const int64_t i2 = anti ? n - 1 - j : n - 1 - i, j2 = anti ? n - 1 - i : n - 1 - j;
+            if (i * n + j < i2 * n + j2) {
+                const double t = a[i * n + j];
+                a[i * n + j] = a[i2 * n + j2];
+                a[i2 * n + j2] = t;
+            }
+        }
+}
+
+/* H + D = V Vᵀ with V upper: the Cholesky factor of H + D with its index order reversed
+ * (P (H + D) P = Rᵀ R, V = P Rᵀ P, P the reversal), so no inverse is needed. */
+int qo_gptq_prepare(qo_gptq *g, double *h, int64_t n, nm_pool *pool) {
+    *g = (qo_gptq){.n = n, .v = h};
     double mean_diag = 0;
     for (int64_t i = 0; i < n; i++)
         mean_diag += h[i * n + i];
     mean_diag /= (double)n;
-    if (!(mean_diag > 0) || !isfinite(mean_diag))
-        goto fail;
-    memcpy(a, h, (size_t)n * (size_t)n * sizeof *a);
+    if (!(mean_diag > 0) || !isfinite(mean_diag)) {
+        qo_gptq_free(g);
+        return 1;
+    }
+    if (!(g->damp = malloc((size_t)n * sizeof *g->damp))) {
+        qo_gptq_free(g);
+        return -1;
+    }
+    for (int64_t i = 0; i < n; i++) { /* dead columns: 1x the mean, so their weights still move */
+        g->damp[i] = 0.01 * mean_diag + (h[i * n + i] > 0 ? 0 : mean_diag);
+        h[i * n + i] += g->damp[i];
+    }
+    swap_pairs(h, n, false); /* P (H + D) P */
+    const int rc = nm_cholesky_upper(h, n, pool);
+    if (rc != 0) {
+        qo_gptq_free(g);
+        return rc;
+    }
+    swap_pairs(h, n, true); /* V[i][j] = R[n-1-j][n-1-i]: R's upper triangle becomes V's */
     for (int64_t i = 0; i < n; i++)
-        a[i * n + i] += 0.01 * mean_diag + (h[i * n + i] > 0 ? 0 : mean_diag); /* dead columns: 1x mean */
-    /* a = L L^T (lower, in place) */
-    for (int64_t j = 0; j < n; j++) {
-        double d = a[j * n + j];
-        for (int64_t k = 0; k < j; k++)
-            d -= a[j * n + k] * a[j * n + k];
-        if (!(d > 0))
-            goto fail;
-        d = sqrt(d);
-        a[j * n + j] = d;
-        for (int64_t i = j + 1; i < n; i++) {
-            double v = a[i * n + j];
-            for (int64_t k = 0; k < j; k++)
-                v -= a[i * n + k] * a[j * n + k];
-            a[i * n + j] = v / d;
-        }
-    }
-    /* inv = L^-1 (lower) */
-    for (int64_t i = 0; i < n; i++) {
-        inv[i * n + i] = 1 / a[i * n + i];
-        for (int64_t j = 0; j < i; j++) {
-            double v = 0;
-            for (int64_t k = j; k < i; k++)
-                v -= a[i * n + k] * inv[k * n + j];
-            inv[i * n + j] = v / a[i * n + i];
-        }
-    }
-    /* a = H^-1 = L^-T L^-1 */
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = i; j < n; j++) {
-            double v = 0;
-            for (int64_t k = j; k < n; k++)
-                v += inv[k * n + i] * inv[k * n + j];
-            a[i * n + j] = a[j * n + i] = v;
-        }
-    /* H^-1 = U^T U with U upper: U = chol_lower(H^-1)^T... computed directly as the upper factor */
-    memset(inv, 0, (size_t)n * (size_t)n * sizeof *inv);
-    for (int64_t i = 0; i < n; i++) {
-        double d = a[i * n + i];
-        for (int64_t k = 0; k < i; k++)
-            d -= inv[k * n + i] * inv[k * n + i];
-        if (!(d > 0))
-            goto fail;
-        d = sqrt(d);
-        inv[i * n + i] = d;
-        for (int64_t j = i + 1; j < n; j++) {
-            double v = a[i * n + j];
-            for (int64_t k = 0; k < i; k++)
-                v -= inv[k * n + i] * inv[k * n + j];
-            inv[i * n + j] = v / d;
-        }
-    }
-    free(a);
-    return inv;
-fail:
-    free(a);
-    free(inv);
-    return NULL;
+        memset(h + i * n, 0, (size_t)i * sizeof *h);
+    return 0;
 }
 
-static double output_error(const float *x, const float *q, const double *h, int64_t n, double *tmp) {
-    for (int64_t i = 0; i < n; i++)
-        tmp[i] = (double)x[i] - q[i];
-    double e = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (tmp[i] == 0)
-            continue;
-        const double *hi = h + i * n;
-        double s = 0;
-        for (int64_t j = 0; j < n; j++)
-            s += hi[j] * tmp[j];
-        e += tmp[i] * s;
-    }
-    return e;
-}
+enum { GPTQ_COLS = 256 }; /* columns per lazy update: a multiple of every block size */
 
+/* With H + D = V Vᵀ (V upper) the cost of a row's error δ = w - q is δᵀ(H + D)δ = |Vᵀδ|², and
+ * quantizing column c after the earlier ones, the best target is wv_c = w_c + Σ_{k<c} V_kc δ_k /
+ * V_cc; its term of the cost is (V_cc (wv_c - q_c))². The sums over earlier columns are one
+ * product per GPTQ_COLS columns (nm_gemm_acc) plus running updates inside them. */
 int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
-                          const float *imatrix, const float *weights, const double *h, const double *u,
-                          nm_error *err) {
+                          const float *imatrix, const float *weights, const qo_gptq *g, nm_error *err) {
     /* the searched blocks first: they are also the fallback for any row GPTQ does not improve */
     if (qo_quantize_rows(type, src, dst, nrows, n_per_row, imatrix, weights, err) != 0)
         return -1;
     opt_block_fn fn = block_fn(type);
-    if (!fn || !h || !u)
+    if (!fn || !g || !g->v || g->n != n_per_row || nrows < 1)
         return 0;
     const ggml_type_info *t = ggml_type_get(type);
     const int bs = (int)t->block_size;
     size_t row_size;
     if (ggml_row_size(type, (uint64_t)n_per_row, &row_size) != 0)
         return nm_fail(err, "row too large");
-    const int64_t n = n_per_row;
-    double *wv = malloc((size_t)n * sizeof *wv), *tmp = malloc((size_t)n * sizeof *tmp);
+    const int64_t n = n_per_row, R = nrows;
+    const double *v = g->v;
+    double *delta = malloc((size_t)(R * n) * sizeof *delta), *acc = malloc((size_t)(R * GPTQ_COLS) * sizeof *acc);
+    double *e_new = calloc((size_t)R, sizeof *e_new), *proj = calloc((size_t)(R * n), sizeof *proj);
     float *w = malloc((size_t)n * sizeof *w), *deq = malloc((size_t)n * sizeof *deq);
-    uint8_t *row = malloc(row_size);
-    if (!wv || !tmp || !w || !deq || !row) {
-        free(wv); free(tmp); free(w); free(deq); free(row);
-        return nm_fail(err, "out of memory");
+    uint8_t *rows = malloc((size_t)R * row_size);
+    bool *ok = malloc((size_t)R * sizeof *ok);
+    int rc = 0;
+    if (!delta || !acc || !e_new || !proj || !w || !deq || !rows || !ok) {
+        rc = nm_fail(err, "out of memory");
+        goto done;
     }
     row_weights(weights ? weights : imatrix, n, w);
     int lo, hi;
     level_range(type, &lo, &hi);
-    for (int64_t r = 0; r < nrows; r++) {
-        const float *x = src + r * n;
-        uint8_t *y = (uint8_t *)dst + (size_t)r * row_size;
-        for (int64_t i = 0; i < n; i++)
-            wv[i] = x[i];
-        bool ok = true;
-        for (int64_t b = 0; b < n / bs && ok; b++) {
-            float xb[MAX_BLOCK], v0[MAX_BLOCK], v1[MAX_BLOCK];
-            uint8_t seed[MAX_BLOCK + 64], probe[MAX_BLOCK + 64];
-            uint8_t *blk = row + (size_t)b * t->type_size;
-            for (int i = 0; i < bs; i++)
-                xb[i] = (float)wv[b * bs + i];
-            nm_error e2;
-            if (nm_quantize_rows(type, xb, seed, 1, bs, NULL, &e2) != 0) {
-                ok = false;
-                break;
+    for (int64_t r = 0; r < R; r++)
+        ok[r] = true;
+    for (int64_t c0 = 0; c0 < n; c0 += GPTQ_COLS) {
+        const int64_t c1 = n - c0 < GPTQ_COLS ? n : c0 + GPTQ_COLS, nc = c1 - c0;
+        memset(acc, 0, (size_t)(R * nc) * sizeof *acc);
+        if (c0 > 0) /* acc[r][j] = Σ_{k<c0} δ[r][k] V[k][c0+j] */
+            nm_gemm_acc(acc, nc, delta, n, v + c0, n, R, c0, nc, false);
+        for (int64_t b0 = c0; b0 < c1; b0 += bs) {
+            for (int64_t r = 0; r < R; r++) {
+                if (!ok[r])
+                    continue;
+                const float *x = src + r * n;
+                double *ar = acc + r * nc, *dr = delta + r * n;
+                float xb[MAX_BLOCK], v0[MAX_BLOCK], v1[MAX_BLOCK];
+                uint8_t seed[MAX_BLOCK + 64], probe[MAX_BLOCK + 64];
+                uint8_t *blk = rows + (size_t)r * row_size + (size_t)(b0 / bs) * t->type_size;
+                for (int i = 0; i < bs; i++)
+                    xb[i] = (float)(x[b0 + i] + ar[b0 - c0 + i] / v[(b0 + i) * n + b0 + i]);
+                nm_error e2;
+                if (nm_quantize_rows(type, xb, seed, 1, bs, NULL, &e2) != 0) {
+                    ok[r] = false;
+                    continue;
+                }
+                fn(xb, w + b0, seed, blk);
+                /* each element's grid: value(q) = v0 + q * (v1 - v0) */
+                memcpy(probe, blk, t->type_size);
+                for (int i = 0; i < bs; i++)
+                    set_level(type, probe, i, 0);
+                nm_dequantize_row(type, probe, v0, bs);
+                for (int i = 0; i < bs; i++)
+                    set_level(type, probe, i, 1);
+                nm_dequantize_row(type, probe, v1, bs);
+                for (int i = 0; i < bs; i++) {
+                    const int64_t c = b0 + i;
+                    const double vcc = v[c * n + c], wv = x[c] + ar[c - c0] / vcc;
+                    const float step = v1[i] - v0[i];
+                    const int q = step != 0 ? clampi(round_level((float)((wv - v0[i]) / step)), lo, hi) : 0;
+                    set_level(type, blk, i, q);
+                    const double qv = (double)v0[i] + (double)q * step, e = vcc * (wv - qv);
+                    dr[c] = x[c] - qv;
+                    e_new[r] += e * e - g->damp[c] * dr[c] * dr[c]; /* the cost under H itself */
+                    if (c + 1 < c1)
+                        nm_daxpy(c1 - c - 1, dr[c], v + c * n + c + 1, ar + (c + 1 - c0));
+                }
+                for (int i = 0; i < bs; i++)
+                    ok[r] = ok[r] && isfinite(v0[i]) && isfinite(v1[i]);
             }
-            fn(xb, w + b * bs, seed, blk);
-            /* each element's grid: value(q) = v0 + q * (v1 - v0) */
-            memcpy(probe, blk, t->type_size);
-            for (int i = 0; i < bs; i++)
-                set_level(type, probe, i, 0);
-            nm_dequantize_row(type, probe, v0, bs);
-            for (int i = 0; i < bs; i++)
-                set_level(type, probe, i, 1);
-            nm_dequantize_row(type, probe, v1, bs);
-            for (int i = 0; i < bs; i++) {
-                const int64_t c = b * bs + i;
-                const float step = v1[i] - v0[i];
-                int q = step != 0 ? clampi(round_level((float)((wv[c] - v0[i]) / step)), lo, hi) : 0;
-                set_level(type, blk, i, q);
-                const double qv = (double)v0[i] + (double)q * step;
-                const double e = (wv[c] - qv) / u[c * n + c];
-                const double *uc = u + c * n;
-                for (int64_t k = c + 1; k < n; k++)
-                    wv[k] -= e * uc[k];
-            }
-            for (int i = 0; i < bs; i++)
-                ok = ok && isfinite(v0[i]) && isfinite(v1[i]);
         }
-        if (!ok)
-            continue;
-        nm_dequantize_row(type, row, deq, n);
-        const double e_new = output_error(x, deq, h, n, tmp);
-        nm_dequantize_row(type, y, deq, n);
-        const double e_old = output_error(x, deq, h, n, tmp);
-        if (e_new < e_old)
-            memcpy(y, row, row_size);
     }
-    free(wv); free(tmp); free(w); free(deq); free(row);
-    return 0;
+    /* the searched rows' cost, |Vᵀδ|² - δᵀDδ, from one more product (delta now takes their δ) */
+    for (int64_t r = 0; r < R; r++) {
+        nm_dequantize_row(type, (const uint8_t *)dst + (size_t)r * row_size, deq, n);
+        for (int64_t i = 0; i < n; i++)
+            delta[r * n + i] = (double)src[r * n + i] - deq[i];
+    }
+    nm_gemm_acc(proj, n, delta, n, v, n, R, n, n, true);
+    for (int64_t r = 0; r < R; r++) {
+        double e_old = 0;
+        for (int64_t i = 0; i < n; i++)
+            e_old += proj[r * n + i] * proj[r * n + i] - g->damp[i] * delta[r * n + i] * delta[r * n + i];
+        if (ok[r] && e_new[r] < e_old)
+            memcpy((uint8_t *)dst + (size_t)r * row_size, rows + (size_t)r * row_size, row_size);
+    }
+done:
+    free(proj); free(delta); free(acc); free(e_new); free(w); free(deq); free(rows); free(ok);
+    return rc;
 }

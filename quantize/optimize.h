@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/parallel.h"
 
 /* Types qo_quantize_rows searches (others: it falls back to nm_quantize_rows). */
 bool qo_supported(uint32_t type);
@@ -21,14 +22,22 @@ bool qo_supported(uint32_t type);
 int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
                      const float *imatrix, const float *weights, nm_error *err);
 
-/* Error feedback across columns (GPTQ) for a matrix whose inputs have the n_per_row x n_per_row
- * second-moment matrix h (mean x x^T over calibration tokens): u = qo_gptq_factor(h, n) (free()
- * it; NULL when h is unusable). Each row is quantized both as qo_quantize_rows does and with the
- * error feedback; the one with the smaller (w - q)^T h (w - q) is kept. */
-double *qo_gptq_factor(const double *h, int64_t n);
+/* Error feedback across columns (GPTQ) for a matrix whose inputs have the n x n second-moment
+ * matrix h (mean x xᵀ over calibration tokens). qo_gptq_prepare takes h (malloc'd; from then
+ * on owned by g, whatever the result) and factors it in place: h + D = V Vᵀ with V upper and D a
+ * small damping of the diagonal. Returns 0; 1 when h is unusable (no feedback: g is empty);
+ * -1 when out of memory. The trailing updates of the factorisation run on pool (may be NULL).
+ * qo_quantize_rows_gptq quantizes each row both as qo_quantize_rows does and with the error
+ * feedback, and keeps the one with the smaller (w - q)ᵀ h (w - q). */
+typedef struct qo_gptq {
+    int64_t n;
+    double *v;    /* n x n, zero below the diagonal; NULL: no feedback */
+    double *damp; /* D's diagonal */
+} qo_gptq;
+int qo_gptq_prepare(qo_gptq *g, double *h, int64_t n, nm_pool *pool);
+void qo_gptq_free(qo_gptq *g);
 int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
-                          const float *imatrix, const float *weights, const double *h, const double *u,
-                          nm_error *err);
+                          const float *imatrix, const float *weights, const qo_gptq *g, nm_error *err);
 
 /* Sum over the rows of sum_j w_j (x_ij - q_ij)^2 with q the dequantized blocks (w = 1 when
  * weights is NULL): the measure qo_quantize_rows minimises. */

@@ -1,8 +1,8 @@
-/* The calibration pass nomoat-verify imatrix runs, for other tools (nomoat-quantize
- * --calibration): the evaluator's own forward pass over a text, collecting for every blk.*
- * weight the mean squared activation entering each of its input columns. Memory: the mapped
- * model, one context's KV cache and scratch, n_in doubles per weight and, with Gram matrices,
- * n_in^2 doubles per distinct input (q/k/v share one, gate/up one). */
+/* The calibration pass for other tools (nomoat-quantize --calibration): the evaluator's own
+ * forward pass over a text, streamed one layer at a time over every chunk, collecting for every
+ * blk.* weight the mean squared activation entering each of its input columns (what nomoat-verify
+ * imatrix sums, to the same bits: imatrix --streamed runs this pass) and, optionally, the second
+ * moments of those inputs for GPTQ-style error feedback. */
 #ifndef NOMOAT_VERIFY_CALIBRATE_H
 #define NOMOAT_VERIFY_CALIBRATE_H
 
@@ -11,17 +11,39 @@
 
 #include "common/error.h"
 
-/* Called once per weight after the pass, in the model's order: its GGUF name, n_in mean squared
- * activations and, when asked for, gram: the n_in x n_in mean of x x^T over the tokens (shared by
- * the weights that read the same input). The buffers are valid only during the call. Return 0,
- * or -1 with err set to stop. */
+/* Called once per weight, after its layer has run over every chunk, in the model's order: its
+ * GGUF name, n_in mean squared activations and, when asked for, gram: the n_in x n_in mean of
+ * x xᵀ over the tokens. Weights that read the same input (q/k/v, gate/up) get the same matrix;
+ * gram_shared says it is the previous weight's. The buffers are valid only during the call.
+ * Return 0, or -1 with err set to stop. */
 typedef int (*verify_calibrate_fn)(void *user, const char *name, const float *mean_sq, int64_t n_in,
-                                   const double *gram, int n_chunks, int n_ctx, nm_error *err);
+                                   const double *gram, bool gram_shared, int n_chunks, int n_ctx, nm_error *err);
 
-/* Tokenizes text_path with the model's vocabulary and evaluates up to max_chunks (<= 0: all)
- * contexts of n_ctx tokens (<= 0: the model's training context, at most 512) on threads threads
- * (0: all cores), with a progress bar unless quiet. */
-int verify_calibrate(const char *model_path, const char *text_path, int n_ctx, int max_chunks, int threads,
-                     bool quiet, bool gram, verify_calibrate_fn emit, void *user, nm_error *err);
+typedef struct verify_calib verify_calib;
+
+typedef struct verify_calib_weight {
+    const char *name; /* valid while the pass is open */
+    int64_t n_in;
+    int layer;
+} verify_calib_weight;
+
+/* Opens the model, tokenizes text_path (or reads token ids from tokens_path) with its vocabulary
+ * and embeds up to max_chunks (<= 0: all) contexts of n_ctx tokens (<= 0: the model's training
+ * context, at most 512), to run on threads threads (0: all cores) with a progress bar per layer
+ * unless quiet. gram: also collect the second moments. Memory: the mapped model, the residual
+ * stream of every calibration token (chunks x n_ctx x n_embd floats), one context's KV cache and
+ * scratch, n_in doubles per weight and, with gram, while one layer runs, n_in^2 doubles per
+ * distinct input of that layer. NULL with err set on failure. */
+verify_calib *verify_calib_open(const char *model_path, const char *text_path, const char *tokens_path, int n_ctx,
+                                int max_chunks, int threads, bool quiet, bool gram, nm_error *err);
+/* The weights the pass reports, in the model's order (the order emit sees them). */
+size_t verify_calib_weight_count(const verify_calib *vc);
+const verify_calib_weight *verify_calib_weight_at(const verify_calib *vc, size_t i);
+int verify_calib_chunks(const verify_calib *vc);
+/* Runs the layers not yet run up to and including layer (in order; beyond the last: all), each
+ * over every chunk, calling emit for each weight of each. Memory of a layer's statistics is
+ * released once they are emitted. Returns 0, or -1 with err set. */
+int verify_calib_run_to(verify_calib *vc, int layer, verify_calibrate_fn emit, void *user, nm_error *err);
+void verify_calib_close(verify_calib *vc);
 
 #endif

@@ -1,6 +1,7 @@
 /* nomoat-verify imatrix: an importance matrix as llama-imatrix computes and writes it (FORMATS.md
  * §5.7): for every blk.* weight, the sum over all evaluated tokens of the squared activations
  * entering it (per input column) and the number of tokens, in llama-imatrix's GGUF format. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "common/cli.h"
 #include "formats/gguf.h"
 #include "common/parallel.h"
+#include "kernels/dense.h"
 #include "verify/calibrate.h"
 #include "verify/common.h"
 #include "verify/lora.h"
@@ -20,11 +22,14 @@ typedef struct im_entry {
     double count;
     double *gram; /* calibration with Gram matrices: sum of x x^T (upper triangle), or NULL */
     int gram_of;  /* index of the entry whose Gram matrix this weight's input shares */
+    int layer;    /* blk.N's N; -1 for an adapter's matrices */
 } im_entry;
 
 typedef struct im_state {
     im_entry *e;
     int n;
+    nm_pool *pool; /* the evaluator's, idle while the observer runs: the Gram updates use it */
+    bool oom;      /* a Gram update could not get its scratch */
 } im_state;
 
 static void observe(void *user, const vm_weight *w, const float *x, int n_tokens) {
@@ -38,35 +43,18 @@ static void observe(void *user, const vm_weight *w, const float *x, int n_tokens
         }
         s->e[i].count += n_tokens;
         double *g = s->e[i].gram;
-        if (g && s->e[i].gram_of == i) { /* q/k/v and gate/up read the same input: once */
-            const int64_t n = w->n_in;
-            int t = 0;
-            for (; t + 4 <= n_tokens; t += 4) { /* four tokens per pass over the matrix: a quarter of the traffic */
-                const float *r0 = x + (size_t)t * (size_t)n, *r1 = r0 + n, *r2 = r1 + n, *r3 = r2 + n;
-                for (int64_t a = 0; a < n; a++) {
-                    const double x0 = r0[a], x1 = r1[a], x2 = r2[a], x3 = r3[a];
-                    double *ga = g + (size_t)a * (size_t)n;
-                    for (int64_t b = a; b < n; b++)
-                        ga[b] += x0 * r0[b] + x1 * r1[b] + x2 * r2[b] + x3 * r3[b];
-                }
-            }
-            for (; t < n_tokens; t++) {
-                const float *row = x + (size_t)t * (size_t)n;
-                for (int64_t a = 0; a < n; a++) {
-                    const double xa = row[a];
-                    double *ga = g + (size_t)a * (size_t)n;
-                    for (int64_t b = a; b < n; b++) ga[b] += xa * row[b];
-                }
-            }
-        }
+        if (g && s->e[i].gram_of == i) /* q/k/v and gate/up read the same input: once */
+            if (nm_syrk_upper_f32(g, w->n_in, x, w->n_in, n_tokens, w->n_in, 1.0, s->pool) != 0)
+                s->oom = true;
         return;
     }
 }
 
 /* One entry per blk.* matrix (up to 8 per layer: the family's), plus the adapters' (llama-imatrix
- * collects every blk.* matrix product, adapters' too). Matrices reading the same input share its
- * Gram matrix. Returns -1 when out of memory. */
-static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, im_state *st, bool gram) {
+ * collects every blk.* matrix product, adapters' too). Matrices reading the same input share one
+ * Gram matrix (gram_of), allocated only while the streamed pass runs their layer. Returns -1 when
+ * out of memory. */
+static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, im_state *st) {
     const int n_lora_w = (int)vm_adapters_weight_count(adapters);
     st->n = 0;
     st->e = calloc((size_t)(vm->m.n_layer * 8 + n_lora_w) + 1, sizeof *st->e);
@@ -83,10 +71,8 @@ static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, im
             if (owner) first[input[k]] = st->n;
             e->w = ws[k];
             e->gram_of = first[input[k]];
+            e->layer = l;
             if (!(e->sum2 = calloc((size_t)ws[k]->n_in, sizeof(double)))) return -1;
-            if (gram && owner && !(e->gram = calloc((size_t)ws[k]->n_in * (size_t)ws[k]->n_in, sizeof(double))))
-                return -1;
-            if (!owner) e->gram = st->e[e->gram_of].gram;
             st->n++;
         }
     }
@@ -96,6 +82,7 @@ static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, im
         im_entry *e = &st->e[st->n++];
         e->w = w;
         e->gram_of = st->n - 1;
+        e->layer = -1;
         if (!(e->sum2 = calloc((size_t)w->n_in, sizeof(double)))) return -1;
     }
     return 0;
@@ -150,49 +137,192 @@ done:
     return rc;
 }
 
-int verify_calibrate(const char *model_path, const char *text_path, int n_ctx, int max_chunks, int threads,
-                     bool quiet, bool gram, verify_calibrate_fn emit, void *user, nm_error *err) {
+/* ---- the streamed pass: one layer at a time over every chunk ---- */
+
+struct verify_calib {
     verify_model vm;
-    if (verify_model_open(&vm, model_path, err)) return -1;
-    int rc = -1;
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    im_state st = {0};
-    if (n_ctx <= 0) n_ctx = vm.m.n_ctx_train > 0 && vm.m.n_ctx_train < 512 ? vm.m.n_ctx_train : 512;
-    if (verify_load_tokens(&vm, model_path, text_path, NULL, &ids, &n_ids, err)) goto done;
-    int n_chunk = (int)(n_ids / (size_t)n_ctx);
-    if (max_chunks > 0 && max_chunks < n_chunk) n_chunk = max_chunks;
-    if (n_chunk < 1) {
-        nm_fail(err, "%s gives %zu tokens; calibration needs at least one context of %d", text_path, n_ids, n_ctx);
-        goto done;
+    bool vm_open, quiet, gram;
+    int n_ctx, n_chunk, next_layer;
+    int32_t *ids;
+    size_t n_ids;
+    float *hidden; /* the residual stream of every chunk after the layers run so far */
+    nm_pool *pool;
+    vm_ctx *ctx;
+    im_state st;
+    verify_calib_weight *weights;
+};
+
+void verify_calib_close(verify_calib *vc) {
+    if (!vc)
+        return;
+    vm_ctx_free(vc->ctx);
+    nm_pool_destroy(vc->pool);
+    free_entries(&vc->st);
+    free(vc->weights);
+    free(vc->hidden);
+    free(vc->ids);
+    if (vc->vm_open)
+        verify_model_close(&vc->vm);
+    free(vc);
+}
+
+verify_calib *verify_calib_open(const char *model_path, const char *text_path, const char *tokens_path, int n_ctx,
+                                int max_chunks, int threads, bool quiet, bool gram, nm_error *err) {
+    verify_calib *vc = calloc(1, sizeof *vc);
+    if (!vc) {
+        nm_fail(err, "out of memory");
+        return NULL;
     }
-    if (alloc_entries(&vm, NULL, &st, gram)) {
+    vc->quiet = quiet;
+    vc->gram = gram;
+    if (verify_model_open(&vc->vm, model_path, err))
+        goto fail;
+    vc->vm_open = true;
+    const vm_model *m = &vc->vm.m;
+    if (m->n_expert) {
+        nm_fail(err, "importance data for a mixture of experts (one matrix per expert) is not supported yet");
+        goto fail;
+    }
+    if (n_ctx <= 0)
+        n_ctx = m->n_ctx_train > 0 && m->n_ctx_train < 512 ? m->n_ctx_train : 512;
+    vc->n_ctx = n_ctx;
+    if (verify_load_tokens(&vc->vm, model_path, text_path, tokens_path, &vc->ids, &vc->n_ids, err))
+        goto fail;
+    vc->n_chunk = (int)(vc->n_ids / (size_t)n_ctx);
+    if (max_chunks > 0 && max_chunks < vc->n_chunk)
+        vc->n_chunk = max_chunks;
+    if (vc->n_chunk < 1) {
+        nm_fail(err, "%s gives %zu tokens; calibration needs at least one context of %d", tokens_path ? tokens_path : text_path,
+                vc->n_ids, n_ctx);
+        goto fail;
+    }
+    const size_t rows = (size_t)vc->n_chunk * (size_t)n_ctx, E = (size_t)m->n_embd;
+    if (rows > SIZE_MAX / sizeof(float) / E || !(vc->hidden = malloc(rows * E * sizeof(float)))) {
+        nm_fail(err, "out of memory for the residual streams of %d contexts of %d tokens (%zu MiB); pass fewer "
+                "calibration chunks", vc->n_chunk, n_ctx, rows / 1024 * E * sizeof(float) / 1024);
+        goto fail;
+    }
+    if (alloc_entries(&vc->vm, NULL, &vc->st) || !(vc->weights = calloc((size_t)vc->st.n + 1, sizeof *vc->weights)) ||
+        !(vc->pool = nm_pool_create(threads))) {
+        nm_fail(err, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < vc->st.n; i++)
+        vc->weights[i] = (verify_calib_weight){vc->st.e[i].w->name, vc->st.e[i].w->n_in, vc->st.e[i].layer};
+    vc->st.pool = vc->pool;
+    if (!(vc->ctx = vm_ctx_create(m, n_ctx, vc->pool, false, err)))
+        goto fail;
+    vm_ctx_set_observer(vc->ctx, observe, &vc->st);
+    int32_t *batch = malloc((size_t)n_ctx * sizeof *batch);
+    if (!batch) {
+        nm_fail(err, "out of memory");
+        goto fail;
+    }
+    for (int k = 0; k < vc->n_chunk; k++) { /* BOS first when the model adds one, as eval_chunks */
+        memcpy(batch, vc->ids + (size_t)k * (size_t)n_ctx, (size_t)n_ctx * sizeof *batch);
+        if (vc->vm.add_bos)
+            batch[0] = vc->vm.bos_id;
+        if (vm_eval_embed(vc->ctx, batch, n_ctx, 0, err)) {
+            free(batch);
+            goto fail;
+        }
+        memcpy(vc->hidden + (size_t)k * (size_t)n_ctx * E, vm_ctx_hidden(vc->ctx), (size_t)n_ctx * E * sizeof(float));
+    }
+    free(batch);
+    return vc;
+fail:
+    verify_calib_close(vc);
+    return NULL;
+}
+
+size_t verify_calib_weight_count(const verify_calib *vc) { return (size_t)vc->st.n; }
+const verify_calib_weight *verify_calib_weight_at(const verify_calib *vc, size_t i) { return &vc->weights[i]; }
+int verify_calib_chunks(const verify_calib *vc) { return vc->n_chunk; }
+
+/* Layer l over every chunk, its entries' sums collected; then their means emitted. */
+static int run_layer(verify_calib *vc, int l, verify_calibrate_fn emit, void *user, nm_error *err) {
+    im_state *st = &vc->st;
+    int rc = -1;
+    for (int i = 0; i < st->n; i++) {
+        im_entry *e = &st->e[i];
+        if (e->layer != l || !vc->gram)
+            continue;
+        if (e->gram_of == i) {
+            if (!(e->gram = calloc((size_t)e->w->n_in * (size_t)e->w->n_in, sizeof(double)))) {
+                nm_fail(err, "out of memory for the second moments of %s's input (%lld x %lld doubles)", e->w->name,
+                        (long long)e->w->n_in, (long long)e->w->n_in);
+                goto done;
+            }
+        } else {
+            e->gram = st->e[e->gram_of].gram;
+        }
+    }
+    const size_t E = (size_t)vc->vm.m.n_embd, chunk = (size_t)vc->n_ctx * E;
+    char label[48];
+    snprintf(label, sizeof label, "calibrating layer %d/%d", l + 1, vc->vm.m.n_layer);
+    nm_progress prog;
+    nm_progress_start(&prog, label, (uint64_t)vc->n_chunk, 0, vc->quiet);
+    for (int k = 0; k < vc->n_chunk; k++) {
+        float *h = vc->hidden + (size_t)k * chunk;
+        memcpy(vm_ctx_hidden(vc->ctx), h, chunk * sizeof(float));
+        if (vm_eval_layer(vc->ctx, l, vc->n_ctx, 0, vc->n_ctx, err)) {
+            nm_progress_finish(&prog);
+            goto done;
+        }
+        memcpy(h, vm_ctx_hidden(vc->ctx), chunk * sizeof(float));
+        nm_progress_update(&prog, (uint64_t)k + 1, 0);
+    }
+    nm_progress_finish(&prog);
+    if (st->oom) {
         nm_fail(err, "out of memory");
         goto done;
     }
-    if (eval_chunks(&vm, ids, n_ctx, n_chunk, threads, NULL, &st, quiet, err)) goto done;
-    rc = 0;
-    for (int i = 0; i < st.n && rc == 0; i++) {
-        const int64_t n = st.e[i].w->n_in;
+    for (int i = 0; i < st->n; i++) {
+        im_entry *e = &st->e[i];
+        if (e->layer != l)
+            continue;
+        const int64_t n = e->w->n_in;
         float *mean = malloc((size_t)n * sizeof(float));
         if (!mean) {
-            rc = nm_fail(err, "out of memory");
-            break;
+            nm_fail(err, "out of memory");
+            goto done;
         }
-        for (int64_t j = 0; j < n; j++) mean[j] = (float)(st.e[i].sum2[j] / st.e[i].count);
-        double *g = st.e[i].gram;
-        if (g && st.e[i].gram_of == i) { /* the mean, both triangles (shared entries follow their owner) */
+        for (int64_t j = 0; j < n; j++)
+            mean[j] = (float)(e->sum2[j] / e->count);
+        double *g = e->gram;
+        if (g && e->gram_of == i) /* the mean, both triangles (shared entries follow their owner) */
             for (int64_t a = 0; a < n; a++)
-                for (int64_t b = a; b < n; b++) g[a * n + b] = g[b * n + a] = g[a * n + b] / st.e[i].count;
-        }
-        rc = emit(user, st.e[i].w->name, mean, n, g, n_chunk, n_ctx, err);
+                for (int64_t b = a; b < n; b++)
+                    g[a * n + b] = g[b * n + a] = g[a * n + b] / e->count;
+        const bool shared = g && e->gram_of != i;
+        const int erc = emit(user, e->w->name, mean, n, g, shared, vc->n_chunk, vc->n_ctx, err);
         free(mean);
+        if (erc)
+            goto done;
     }
+    rc = 0;
 done:
-    free_entries(&st);
-    free(ids);
-    verify_model_close(&vm);
+    for (int i = 0; i < st->n; i++)
+        if (st->e[i].layer == l) {
+            if (st->e[i].gram_of == i)
+                free(st->e[i].gram);
+            st->e[i].gram = NULL;
+        }
     return rc;
+}
+
+int verify_calib_run_to(verify_calib *vc, int layer, verify_calibrate_fn emit, void *user, nm_error *err) {
+    if (layer >= vc->vm.m.n_layer)
+        layer = vc->vm.m.n_layer - 1;
+    for (; vc->next_layer <= layer; vc->next_layer++)
+        if (run_layer(vc, vc->next_layer, emit, user, err))
+            return -1;
+    return 0;
+}
+
+static int ignore_weight(void *user, const char *name, const float *mean_sq, int64_t n_in, const double *gram,
+                         bool gram_shared, int n_chunks, int n_ctx, nm_error *err) {
+    return 0;
 }
 
 static int by_name(const void *a, const void *b) {
@@ -245,13 +375,15 @@ static void usage(FILE *f) {
             "  -q, --quiet        no progress\n"
             "      --lora F[:S]   apply a GGUF LoRA adapter at run time (repeatable); as llama-imatrix --lora,\n"
             "                     the adapters' lora_a/lora_b inputs are collected too\n"
+            "      --streamed     run one layer at a time over every chunk, as nomoat-quantize --calibration\n"
+            "                     does (same result; holds every chunk's hidden state; no --lora)\n"
             "Writes llama-imatrix's GGUF format, accepted by nomoat-quantize --imatrix and llama-quantize.\n");
 }
 
 int verify_imatrix_main(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *tokens = NULL, *out = NULL;
     long n_ctx = 512, n_chunks = -1, threads = 0;
-    bool quiet = false;
+    bool quiet = false, streamed = false;
     const char *loras[VERIFY_MAX_LORA];
     int n_loras = 0;
     vm_adapters *adapters = NULL;
@@ -263,6 +395,8 @@ int verify_imatrix_main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = true;
+        } else if (!strcmp(a, "--streamed")) {
+            streamed = true;
         } else if (a[0] == '-' && a[1] && !has) {
             verify_error("imatrix: %s needs a value (see --help)", a);
             return VERIFY_EXIT_ERROR;
@@ -294,6 +428,10 @@ int verify_imatrix_main(int argc, char **argv) {
         usage(stderr);
         return VERIFY_EXIT_ERROR;
     }
+    if (streamed && n_loras > 0) {
+        verify_error("imatrix: --streamed runs the model without adapters; drop --lora or --streamed");
+        return VERIFY_EXIT_ERROR;
+    }
     nm_error err = {{0}};
     verify_model vm;
     if (verify_model_open(&vm, model, &err)) {
@@ -317,13 +455,25 @@ int verify_imatrix_main(int argc, char **argv) {
         goto done;
     }
     if (n_loras > 0 && !(adapters = vm_adapters_load(vm.g, &vm.m, loras, n_loras, &err))) goto done;
-    if (alloc_entries(&vm, adapters, &st, false)) goto oom;
     const double t0 = nm_now();
-    if (eval_chunks(&vm, ids, (int)n_ctx, n_chunk, (int)threads, adapters, &st, quiet || !isatty(2), &err)) goto done;
-    if (write_imatrix(out, &st, tokens ? tokens : text, n_chunk, (int)n_ctx, &err)) goto done;
+    int n_written;
+    if (streamed) {
+        verify_calib *vc = verify_calib_open(model, text, tokens, (int)n_ctx, n_chunk, (int)threads, quiet || !isatty(2),
+                                             false, &err);
+        const int rc = !vc || verify_calib_run_to(vc, INT_MAX, ignore_weight, NULL, &err) ||
+                       write_imatrix(out, &vc->st, tokens ? tokens : text, n_chunk, (int)n_ctx, &err);
+        n_written = vc ? vc->st.n : 0;
+        verify_calib_close(vc);
+        if (rc) goto done;
+    } else {
+        if (alloc_entries(&vm, adapters, &st)) goto oom;
+        if (eval_chunks(&vm, ids, (int)n_ctx, n_chunk, (int)threads, adapters, &st, quiet || !isatty(2), &err)) goto done;
+        if (write_imatrix(out, &st, tokens ? tokens : text, n_chunk, (int)n_ctx, &err)) goto done;
+        n_written = st.n;
+    }
     if (!quiet)
         fprintf(stderr, "nomoat-verify: imatrix: %d chunks × %ld tokens, %d tensors, %.1f s → %s\n", n_chunk, n_ctx,
-                st.n, nm_now() - t0, out);
+                n_written, nm_now() - t0, out);
     status = VERIFY_EXIT_OK;
     goto done;
 oom:

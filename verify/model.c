@@ -835,51 +835,73 @@ static void ffn_block(vm_ctx *c, int l, int f0, int nf, float *nw) {
     }
 }
 
-int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits_from, float *logits, nm_error *err) {
+float *vm_ctx_hidden(vm_ctx *c) { return c->x; }
+
+int vm_eval_embed(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, nm_error *err) {
     const vm_model *m = c->m;
     if (n_tokens < 1 || pos0 < 0 || pos0 + n_tokens > c->n_ctx)
         return nm_fail(err, "batch of %d tokens at position %d does not fit the context of %d", n_tokens, pos0, c->n_ctx);
-    if (logits_from < 0 || logits_from > n_tokens) logits_from = n_tokens;
     const int E = m->n_embd;
+    for (int t = 0; t < n_tokens; t++)
+        if (tokens[t] < 0 || tokens[t] >= m->n_vocab)
+            return nm_fail(err, "token id %d is outside the vocabulary (%d tokens)", tokens[t], m->n_vocab);
     float *nw = malloc((size_t)E * sizeof(float));
     if (!nw) return nm_fail(err, "out of memory");
-    for (int t = 0; t < n_tokens; t++) {
-        if (tokens[t] < 0 || tokens[t] >= m->n_vocab) {
-            free(nw);
-            return nm_fail(err, "token id %d is outside the vocabulary (%d tokens)", tokens[t], m->n_vocab);
-        }
+    for (int t = 0; t < n_tokens; t++)
         nm_dequantize_row(m->tok_embd.type, m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_size,
                           c->x + (size_t)t * E, E);
-    }
     if (c->lora) vm_lora_embed(c, tokens, n_tokens);
     if (m->embd_scale != 1.0f) per_token(c, 0, n_tokens, step_embd_scale, NULL, pos0);
     for (int t = 0; m->pos_embd.data && t < n_tokens; t++) { /* x = token (+ adapters) + position */
         nm_dequantize_row(m->pos_embd.type, m->pos_embd.data + (size_t)(pos0 + t) * m->pos_embd.row_size, nw, E);
         for (int i = 0; i < E; i++) c->x[(size_t)t * E + i] += nw[i];
     }
-    for (int l = 0; l < m->n_layer; l++) {
-        attention_block(c, l, n_tokens, pos0, nw, m->parallel_residual ? c->attn_out : c->out);
-        if (!m->parallel_residual) per_token(c, 0, n_tokens, step_residual, NULL, pos0);
-        /* llama.cpp keeps only the rows that give logits after the last layer's attention
-         * (inp_out_ids), so its last FFN sees a batch of just those rows, and which of them
-         * ggml's 4-row kernels take (nm_dot_tile_at) follows from that batch. An observer
-         * (imatrix) wants every row. */
-        int f0 = 0;
-        if (l == m->n_layer - 1 && !c->observe) f0 = logits_from;
-        const int nf = n_tokens - f0;
-        if (nf == 0) continue;
+    free(nw);
+    return 0;
+}
+
+int vm_eval_layer(vm_ctx *c, int l, int n_tokens, int pos0, int logits_from, nm_error *err) {
+    const vm_model *m = c->m;
+    if (l < 0 || l >= m->n_layer || n_tokens < 1 || pos0 < 0 || pos0 + n_tokens > c->n_ctx)
+        return nm_fail(err, "layer %d of a batch of %d tokens at position %d is outside the model or context", l,
+                       n_tokens, pos0);
+    if (logits_from < 0 || logits_from > n_tokens) logits_from = n_tokens;
+    float *nw = malloc((size_t)m->n_embd * sizeof(float));
+    if (!nw) return nm_fail(err, "out of memory");
+    attention_block(c, l, n_tokens, pos0, nw, m->parallel_residual ? c->attn_out : c->out);
+    if (!m->parallel_residual) per_token(c, 0, n_tokens, step_residual, NULL, pos0);
+    /* llama.cpp keeps only the rows that give logits after the last layer's attention
+     * (inp_out_ids), so its last FFN sees a batch of just those rows, and which of them
+     * ggml's 4-row kernels take (nm_dot_tile_at) follows from that batch. An observer
+     * (imatrix) wants every row. */
+    int f0 = 0;
+    if (l == m->n_layer - 1 && !c->observe) f0 = logits_from;
+    const int nf = n_tokens - f0;
+    if (nf > 0) {
         ffn_block(c, l, f0, nf, nw);
         per_token(c, f0, nf, m->parallel_residual ? step_parallel_residual : step_residual, NULL, pos0);
     }
+    free(nw);
+    return 0;
+}
+
+int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits_from, float *logits, nm_error *err) {
+    const vm_model *m = c->m;
+    if (logits_from < 0 || logits_from > n_tokens) logits_from = n_tokens;
+    if (vm_eval_embed(c, tokens, n_tokens, pos0, err)) return -1;
+    for (int l = 0; l < m->n_layer; l++)
+        if (vm_eval_layer(c, l, n_tokens, pos0, logits_from, err)) return -1;
     const int n_out = n_tokens - logits_from;
     if (n_out > 0) {
+        float *nw = malloc((size_t)m->n_embd * sizeof(float));
+        if (!nw) return nm_fail(err, "out of memory");
         norm_rows(c, logits_from, n_out, norm_weights(&m->output_norm, nw), m->output_norm_b);
         vm_matmul(c, &m->output, c->xn, n_out, logits);
         if (m->final_softcap != 0.0f) {
             token_job j = {.c = c, .y = logits, .step = step_final_softcap};
             nm_pool_run(c->pool, (size_t)n_out, token_task, &j);
         }
+        free(nw);
     }
-    free(nw);
     return 0;
 }

@@ -93,4 +93,13 @@ void vm_ctx_set_observer(vm_ctx *c, vm_observe_fn fn, void *user);
 int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits_from, float *logits,
             nm_error *err);
 
+/* The same pass in steps, for a caller that runs one layer over many batches (the calibration
+ * pass, imatrix.c): vm_eval is vm_eval_embed, then vm_eval_layer for layers 0 .. n_layer-1 (rows
+ * from logits_from on feed the last layer's FFN, all of them with an observer), then the output
+ * head. Between steps the batch's residual stream is vm_ctx_hidden(c): n_tokens rows of n_embd
+ * floats, which the caller may save and restore. */
+int vm_eval_embed(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, nm_error *err);
+int vm_eval_layer(vm_ctx *c, int layer, int n_tokens, int pos0, int logits_from, nm_error *err);
+float *vm_ctx_hidden(vm_ctx *c);
+
 #endif

@@ -91,7 +91,7 @@ static void searched_blocks_beat_llamacpp(void **state) {
 
 static void gptq_rows_beat_searched_rows(void **state) {
     (void)state;
-    enum { ROWS = 8, N = 256 };
+    enum { ROWS = 7, N = 512 }; /* rows not a multiple of the 4-row tiles; two 256-column batches */
     /* inputs with correlated columns: x = z A, so H = A^T A (mean over z ~ N(0, 1)) */
     double *A = malloc((size_t)N * N * sizeof *A), *H = calloc((size_t)N * N, sizeof *H);
     for (int i = 0; i < N * N; i++)
@@ -103,8 +103,19 @@ static void gptq_rows_beat_searched_rows(void **state) {
                 s += A[k * N + i] * A[k * N + j];
             H[i * N + j] = s;
         }
-    double *U = qo_gptq_factor(H, N);
-    assert_non_null(U);
+    double *Hc = malloc((size_t)N * N * sizeof *Hc);
+    memcpy(Hc, H, (size_t)N * N * sizeof *H);
+    qo_gptq G;
+    assert_int_equal(qo_gptq_prepare(&G, Hc, N, NULL), 0);
+    for (int i = 0; i < N; i++) /* the factor: V Vᵀ = H + D, V upper */
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < N; k++)
+                s += G.v[i * N + k] * G.v[j * N + k];
+            if (j < i)
+                assert_true(G.v[i * N + j] == 0);
+            assert_true(fabs(s - H[i * N + j] - (i == j ? G.damp[i] : 0)) <= 1e-9 * (1 + fabs(H[i * N + j])));
+        }
     float *x = malloc(ROWS * N * sizeof *x), *deq = malloc(N * sizeof *deq);
     uint8_t *a = malloc(ROWS * N * 2), *b = malloc(ROWS * N * 2);
     fill(x, ROWS * N);
@@ -114,7 +125,7 @@ static void gptq_rows_beat_searched_rows(void **state) {
         nm_error err;
         assert_int_equal(ggml_row_size(t, N, &rs), 0);
         assert_int_equal(qo_quantize_rows(t, x, a, ROWS, N, NULL, NULL, &err), 0);
-        assert_int_equal(qo_quantize_rows_gptq(t, x, b, ROWS, N, NULL, NULL, H, U, &err), 0);
+        assert_int_equal(qo_quantize_rows_gptq(t, x, b, ROWS, N, NULL, NULL, &G, &err), 0);
         double ea = 0, eb = 0;
         for (int r = 0; r < ROWS; r++) {
             double e2[2];
@@ -133,7 +144,7 @@ static void gptq_rows_beat_searched_rows(void **state) {
         print_message("%-5s output error %.4g -> %.4g with GPTQ (%.3fx)\n", ggml_type_name(t), ea, eb, eb / ea);
         assert_true(eb < 0.95 * ea);
     }
-    free(U);
+    qo_gptq_free(&G);
     free(A);
     free(H);
     free(x);

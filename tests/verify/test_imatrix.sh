@@ -1,7 +1,7 @@
 #!/bin/sh
 # nomoat-verify imatrix against llama-imatrix (reference/wikillama-imatrix.gguf: wikillama-f32 on
 # text/wikillama-train.txt, -c 256 --chunks 100): same layout, values within 1e-3 relative; the
-# file is accepted by nomoat-quantize --imatrix.
+# file is accepted by nomoat-quantize --imatrix; the streamed pass (--streamed) writes the same bytes.
 . tests/lib.sh
 V="$BIN/nomoat-verify"
 REF="$FIXTURES/reference"
@@ -17,6 +17,11 @@ elif need_fixtures "imatrix against llama-imatrix"; then
     (cd "$FIXTURES" && "$VA" imatrix reference/wikillama-f32.gguf -f text/wikillama-train.txt -c 256 --chunks 100 -t 2 -q -o "$SCRATCH/im.gguf")
     check "imatrix writes a file" test -s "$SCRATCH/im.gguf"
     check "imatrix within 1e-3 of llama-imatrix" /usr/bin/python3 tests/verify/imatrix_compare.py "$SCRATCH/im.gguf" "$REF/wikillama-imatrix.gguf" 1e-3
+    # the streamed pass (one layer over every chunk, then the next: nomoat-quantize --calibration's)
+    (cd "$FIXTURES" && "$VA" imatrix reference/wikillama-f32.gguf -f text/wikillama-train.txt -c 256 --chunks 100 -t 2 -q --streamed -o "$SCRATCH/im-streamed.gguf")
+    check "imatrix --streamed: the same file, byte for byte" cmp "$SCRATCH/im.gguf" "$SCRATCH/im-streamed.gguf"
+    "$V" imatrix "$REF/wikillama-f32.gguf" -f "$FIXTURES/text/wikillama-train.txt" --streamed --lora "$REF/wikillama-f32.gguf" -o "$SCRATCH/y.gguf" 2>"$SCRATCH/streamed.err"
+    check "imatrix --streamed with --lora refused in one line" grep -q "drop --lora or --streamed" "$SCRATCH/streamed.err"
     if [ -x "$BIN/nomoat-quantize" ]; then
         check "nomoat-quantize --imatrix accepts it" "$BIN/nomoat-quantize" --imatrix "$SCRATCH/im.gguf" "$REF/wikillama-f32.gguf" "$SCRATCH/q4km.gguf" Q4_K_M
         "$V" perplexity "$SCRATCH/q4km.gguf" -f "$FIXTURES/text/wikillama-heldout.txt" -c 256 --chunks 20 -t 2 -q --json "$SCRATCH/p.json"

@@ -1,0 +1,51 @@
+/* Dense double-precision linear algebra for nomoat-quantize --calibration's error feedback
+ * (quantize/optimize.c) and the calibration pass that feeds it (verify/imatrix.c): the inputs'
+ * second-moment matrix H = Σ x xᵀ, its Cholesky factor, and the products the error feedback
+ * makes with that factor. Matrices are row-major with a leading dimension (ld: the distance
+ * between rows, in elements).
+ *
+ * Every output element is summed in fixed blocks of terms, each block one chain of multiply-adds
+ * in index order started from zero and then added to (or subtracted from) the output: which
+ * thread computes it never changes the result.
+ * The AVX2 sibling (dense_avx2.c) fuses each multiply-add, the portable code rounds the product
+ * first, so their results differ in the last bits. That is harmless here: the statistics these
+ * routines digest come from the evaluator, whose AVX2 and AVX-512 passes differ in the same way,
+ * so a calibrated file depends on the machine that made it (an uncalibrated one does not). */
+#ifndef NOMOAT_KERNELS_DENSE_H
+#define NOMOAT_KERNELS_DENSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/parallel.h"
+
+/* c[a][b] += sign · Σ_t x[t][a] · x[t][b] for a <= b < m (the upper triangle; entries below it
+ * are left as they are), t < n_t, x as floats (_f32) or doubles. Tokens are taken in blocks of
+ * 128, each block's sums added to c on their own. pool may be NULL (this thread only). Returns -1
+ * when out of memory (c untouched). */
+int nm_syrk_upper_f32(double *c, int64_t ldc, const float *x, int64_t ldx, int64_t n_t, int64_t m, double sign,
+                      nm_pool *pool);
+int nm_syrk_upper_f64(double *c, int64_t ldc, const double *x, int64_t ldx, int64_t n_t, int64_t m, double sign,
+                      nm_pool *pool);
+
+/* c[r][j] += Σ_{k < K} a[r][k] · b[k][j] for r < n_r, j < m, with K = k_len, or, when upper_b,
+ * K = min(k_len, (j rounded down to a multiple of 8) + 8): b is upper triangular (zero below
+ * its diagonal) and the terms known to be zero are skipped. Terms in blocks of 256 k. Single-
+ * threaded. */
+void nm_gemm_acc(double *c, int64_t ldc, const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n_r,
+                 int64_t k_len, int64_t m, bool upper_b);
+
+/* y[i] += s · x[i] for i < n. */
+void nm_daxpy(int64_t n, double s, const double *x, double *y);
+
+/* The upper Cholesky factor of the symmetric positive definite a (n x n, upper triangle read):
+ * a = Rᵀ R, R written over the upper triangle (the lower one is left as it is). Blocked, the
+ * trailing updates on pool (may be NULL). Returns 0; 1 when a is not positive definite (a is
+ * then partly overwritten); -1 when out of memory. */
+int nm_cholesky_upper(double *a, int64_t n, nm_pool *pool);
+
+/* The portable code, whatever the CPU (tests compare the two). */
+void nm_dense_force_portable(bool portable);
+
+#endif

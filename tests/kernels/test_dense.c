@@ -1,0 +1,169 @@
+/* The dense kernels (kernels/dense.h) against plain triple loops in long double: the symmetric
+ * rank-k update from floats and doubles (sizes not a multiple of the tiles, token counts across
+ * the 128-token blocks, both signs, the lower triangle untouched), the general product with and
+ * without the upper-triangular skip, daxpy, and the Cholesky factor (Rᵀ R rebuilds the matrix;
+ * indefinite matrices are refused). Each with the SIMD code and the portable code, on one thread
+ * and on a pool, whose results must be the same bits. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "kernels/dense.h"
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static double drand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0 - 0.5;
+}
+
+static void check_close(const double *got, const long double *want, int64_t n, double tol, const char *what) {
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabsl((long double)got[i] - want[i]) <= tol * (1 + fabsl(want[i]))))
+            fail_msg("%s: element %lld is %.17g, want %.17Lg", what, (long long)i, got[i], want[i]);
+}
+
+static void test_syrk(void **state) {
+    (void)state;
+    const int64_t ms[] = {1, 5, 8, 13, 33, 100};
+    const int64_t ts[] = {1, 7, 128, 129, 300};
+    nm_pool *pool = nm_pool_create(3);
+    assert_non_null(pool);
+    for (int portable = 0; portable < 2; portable++) {
+        nm_dense_force_portable(portable);
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
+            for (size_t ti = 0; ti < sizeof ts / sizeof ts[0]; ti++)
+                for (int f32 = 0; f32 < 2; f32++) {
+                    const int64_t m = ms[mi], nt = ts[ti], ldx = m + 3, ldc = m + 1;
+                    float *xf = malloc((size_t)(nt * ldx) * sizeof *xf);
+                    double *xd = malloc((size_t)(nt * ldx) * sizeof *xd);
+                    double *c0 = malloc((size_t)(m * ldc) * sizeof *c0), *c1 = malloc((size_t)(m * ldc) * sizeof *c1);
+                    long double *want = malloc((size_t)(m * ldc) * sizeof *want);
+                    for (int64_t i = 0; i < nt * ldx; i++)
+                        xd[i] = xf[i] = (float)drand();
+                    for (int64_t i = 0; i < m * ldc; i++)
+                        want[i] = c0[i] = c1[i] = drand();
+                    const double sign = f32 ? 1.0 : -1.0;
+                    for (int64_t a = 0; a < m; a++)
+                        for (int64_t b = a; b < m; b++) {
+                            long double s = 0;
+                            for (int64_t t = 0; t < nt; t++)
+                                s += (long double)xd[t * ldx + a] * xd[t * ldx + b];
+                            want[a * ldc + b] += sign * s;
+                        }
+                    if (f32) {
+                        assert_int_equal(nm_syrk_upper_f32(c0, ldc, xf, ldx, nt, m, sign, NULL), 0);
+                        assert_int_equal(nm_syrk_upper_f32(c1, ldc, xf, ldx, nt, m, sign, pool), 0);
+                    } else {
+                        assert_int_equal(nm_syrk_upper_f64(c0, ldc, xd, ldx, nt, m, sign, NULL), 0);
+                        assert_int_equal(nm_syrk_upper_f64(c1, ldc, xd, ldx, nt, m, sign, pool), 0);
+                    }
+                    check_close(c0, want, m * ldc, 1e-13, "syrk");
+                    assert_memory_equal(c0, c1, (size_t)(m * ldc) * sizeof *c0); /* the pool changes nothing */
+                    free(xf); free(xd); free(c0); free(c1); free(want);
+                }
+    }
+    nm_dense_force_portable(false);
+    nm_pool_destroy(pool);
+}
+
+static void test_gemm(void **state) {
+    (void)state;
+    const int64_t rs[] = {1, 3, 4, 6, 11};
+    const int64_t ks[] = {1, 8, 20, 64};
+    const int64_t mcols[] = {1, 8, 15, 24};
+    for (int portable = 0; portable < 2; portable++) {
+        nm_dense_force_portable(portable);
+        for (size_t ri = 0; ri < 5; ri++)
+            for (size_t ki = 0; ki < 4; ki++)
+                for (size_t mi = 0; mi < 4; mi++)
+                    for (int upper = 0; upper < 2; upper++) {
+                        const int64_t r = rs[ri], k = ks[ki], m = mcols[mi], lda = k + 2, ldb = m + 5, ldc = m + 1;
+                        double *a = malloc((size_t)(r * lda) * sizeof *a), *b = malloc((size_t)(k * ldb) * sizeof *b);
+                        double *c = malloc((size_t)(r * ldc) * sizeof *c);
+                        long double *want = malloc((size_t)(r * ldc) * sizeof *want);
+                        for (int64_t i = 0; i < r * lda; i++)
+                            a[i] = drand();
+                        for (int64_t i = 0; i < k; i++)
+                            for (int64_t j = 0; j < ldb; j++)
+                                b[i * ldb + j] = upper && i > j ? 0 : drand();
+                        for (int64_t i = 0; i < r * ldc; i++)
+                            want[i] = c[i] = drand();
+                        for (int64_t i = 0; i < r; i++)
+                            for (int64_t j = 0; j < m; j++) {
+                                long double s = 0;
+                                for (int64_t t = 0; t < k; t++)
+                                    s += (long double)a[i * lda + t] * b[t * ldb + j];
+                                want[i * ldc + j] += s;
+                            }
+                        nm_gemm_acc(c, ldc, a, lda, b, ldb, r, k, m, upper);
+                        check_close(c, want, r * ldc, 1e-13, upper ? "gemm (upper b)" : "gemm");
+                        free(a); free(b); free(c); free(want);
+                    }
+        double x[13], y[13];
+        long double w[13];
+        for (int i = 0; i < 13; i++) {
+            x[i] = drand();
+            w[i] = y[i] = drand();
+            w[i] += -0.25L * x[i];
+        }
+        nm_daxpy(13, -0.25, x, y);
+        check_close(y, w, 13, 1e-15, "daxpy");
+    }
+    nm_dense_force_portable(false);
+}
+
+static void test_cholesky(void **state) {
+    (void)state;
+    const int64_t ns[] = {1, 2, 7, 64, 129, 300};
+    nm_pool *pool = nm_pool_create(2);
+    assert_non_null(pool);
+    for (int portable = 0; portable < 2; portable++) {
+        nm_dense_force_portable(portable);
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            const int64_t n = ns[ni], nt = n + 20;
+            double *x = malloc((size_t)(nt * n) * sizeof *x), *h = calloc((size_t)(n * n), sizeof *h);
+            double *r0 = malloc((size_t)(n * n) * sizeof *r0), *r1 = malloc((size_t)(n * n) * sizeof *r1);
+            for (int64_t i = 0; i < nt * n; i++)
+                x[i] = drand();
+            assert_int_equal(nm_syrk_upper_f64(h, n, x, n, nt, n, 1.0, NULL), 0);
+            memcpy(r0, h, (size_t)(n * n) * sizeof *h);
+            memcpy(r1, h, (size_t)(n * n) * sizeof *h);
+            assert_int_equal(nm_cholesky_upper(r0, n, NULL), 0);
+            assert_int_equal(nm_cholesky_upper(r1, n, pool), 0);
+            assert_memory_equal(r0, r1, (size_t)(n * n) * sizeof *r0);
+            for (int64_t a = 0; a < n; a++) /* (Rᵀ R)[a][b] = Σ_{k <= a} R[k][a] R[k][b] */
+                for (int64_t b = a; b < n; b++) {
+                    long double s = 0;
+                    for (int64_t k = 0; k <= a; k++)
+                        s += (long double)r0[k * n + a] * r0[k * n + b];
+                    if (!(fabsl(s - h[a * n + b]) <= 1e-11 * (1 + fabs(h[a * n + b]))))
+                        fail_msg("n %lld: (RᵀR)[%lld][%lld] = %.17Lg, H has %.17g", (long long)n, (long long)a,
+                                 (long long)b, s, h[a * n + b]);
+                }
+            if (n > 1) { /* a negative direction: refused, not a NaN factor */
+                memcpy(r0, h, (size_t)(n * n) * sizeof *h);
+                r0[(n - 1) * n + (n - 1)] = -1;
+                assert_int_equal(nm_cholesky_upper(r0, n, pool), 1);
+            }
+            free(x); free(h); free(r0); free(r1);
+        }
+    }
+    nm_dense_force_portable(false);
+    nm_pool_destroy(pool);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_syrk),
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_cholesky),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
