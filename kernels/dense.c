@@ -161,14 +161,17 @@ void nm_gemm_acc(double *c, int64_t ldc, const double *a, int64_t lda, const dou
                  int64_t k_len, int64_t m, bool upper_b) {
     const tile_fn tile = get_tile();
     double acc[32];
+    double strip[GEMM_K_BLOCK * 8]; /* b's 8-column strip, contiguous: rows of b are pages apart */
     const int64_t m8 = m - m % 8;
     for (int64_t k0 = 0; k0 < k_len; k0 += GEMM_K_BLOCK) {
         const int64_t k1 = k_len - k0 < GEMM_K_BLOCK ? k_len : k0 + GEMM_K_BLOCK;
         for (int64_t j0 = upper_b ? k0 - k0 % 8 : 0; j0 < m8; j0 += 8) {
             const int64_t kk = (upper_b && j0 + 8 < k1 ? j0 + 8 : k1) - k0;
+            for (int64_t k = 0; k < kk; k++)
+                memcpy(strip + k * 8, b + (k0 + k) * ldb + j0, 8 * sizeof *strip);
             for (int64_t r0 = 0; r0 < n_r; r0 += 4) {
                 const int rows = n_r - r0 < 4 ? (int)(n_r - r0) : 4;
-                tile(kk, rows, a + r0 * lda + k0, 1, lda, b + k0 * ldb + j0, ldb, acc);
+                tile(kk, rows, a + r0 * lda + k0, 1, lda, strip, 8, acc);
                 for (int i = 0; i < rows; i++)
                     for (int k = 0; k < 8; k++)
                         c[(r0 + i) * ldc + j0 + k] += acc[i * 8 + k];

@@ -842,12 +842,13 @@ enum { GPTQ_COLS = 256 }; /* columns per lazy update: a multiple of every block 
  * product per GPTQ_COLS columns (nm_gemm_acc) plus running updates inside them. */
 int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
                           const float *imatrix, const float *weights, const qo_gptq *g, nm_error *err) {
-    /* the searched blocks first: they are also the fallback for any row GPTQ does not improve */
-    if (qo_quantize_rows(type, src, dst, nrows, n_per_row, imatrix, weights, err) != 0)
-        return -1;
     opt_block_fn fn = block_fn(type);
     if (!fn || !g || !g->v || g->n != n_per_row || nrows < 1)
-        return 0;
+        return qo_quantize_rows(type, src, dst, nrows, n_per_row, imatrix, weights, err);
+    /* llama.cpp's blocks first: the fallback for any row GPTQ does not improve (searching them as
+     * well doubled the cost and was almost never kept) */
+    if (nm_quantize_rows(type, src, dst, nrows, n_per_row, imatrix, err) != 0)
+        return -1;
     const ggml_type_info *t = ggml_type_get(type);
     const int bs = (int)t->block_size;
     size_t row_size;
@@ -917,7 +918,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
             }
         }
     }
-    /* the searched rows' cost, |Vᵀδ|² - δᵀDδ, from one more product (delta now takes their δ) */
+    /* llama.cpp's rows' cost, |Vᵀδ|² - δᵀDδ, from one more product (delta now takes their δ) */
     for (int64_t r = 0; r < R; r++) {
         nm_dequantize_row(type, (const uint8_t *)dst + (size_t)r * row_size, deq, n);
         for (int64_t i = 0; i < n; i++)
@@ -928,8 +929,11 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
         double e_old = 0;
         for (int64_t i = 0; i < n; i++)
             e_old += proj[r * n + i] * proj[r * n + i] - g->damp[i] * delta[r * n + i] * delta[r * n + i];
+        uint8_t *y = (uint8_t *)dst + (size_t)r * row_size;
         if (ok[r] && e_new[r] < e_old)
-            memcpy((uint8_t *)dst + (size_t)r * row_size, rows + (size_t)r * row_size, row_size);
+            memcpy(y, rows + (size_t)r * row_size, row_size);
+        else if (!ok[r] && (rc = qo_quantize_rows(type, src + r * n, y, 1, n, imatrix, weights, err)) != 0)
+            break;
     }
 done:
     free(proj); free(delta); free(acc); free(e_new); free(w); free(deq); free(rows); free(ok);

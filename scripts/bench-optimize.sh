@@ -14,11 +14,13 @@
 # Then the cost on a TinyLlama-shaped model (random weights, F16, 1.1 G weights; the file
 # bench-quantize.sh uses, $BENCH_DIR/tinyllama-f16.gguf, made here when missing): wall and CPU
 # seconds and peak RSS of `nomoat-quantize --optimize` for each of COST_TYPES against the
-# 10-minute limit (THREADS threads), beside the default quantization's time.
+# 10-minute limit (THREADS threads), beside the default quantization's time; then the same for
+# --optimize --calibration on CAL_CHUNKS contexts of the training text.
 #
 #   sh scripts/bench-optimize.sh [TYPES...]   (default: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_XS)
 #   THREADS=2 BUILD=build CHUNKS=0 (all held-out contexts) LLAMA_QUANTIZE=path
 #   COST_TYPES="Q4_0 Q4_K_M" (empty: no cost section)  COST_ONLY=1 (only it)  BENCH_DIR=$BUILD/bench
+#   COST_CAL_TYPES="Q4_K_M" (empty: none)  CAL_CHUNKS=4: the cost of --optimize --calibration there
 set -e
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
@@ -104,4 +106,19 @@ for T in ${COST_TYPES-Q4_0 Q4_K_M}; do
     read -r ow ou os orss <"$W/t-opt"
     awk -v t="$T" -v dw="$dw" -v ow="$ow" -v ou="$ou" -v os="$os" -v rss="$orss" 'BEGIN {
         printf "%-7s %12.1f %10.1f %10.1f %7.0f MB %12s\n", t, dw, ow, ou + os, rss / 1024, ow <= 600 ? "yes" : "NO" }'
+done
+# --calibration on the same model: the streamed pass (one layer at a time over CAL_CHUNKS contexts
+# of 512 tokens of the training text), the second moments, their factors and the error feedback
+CAL_CHUNKS=${CAL_CHUNKS:-4}
+[ -n "${COST_CAL_TYPES-Q4_K_M}" ] || exit 0
+echo
+echo "cost of --optimize --calibration ($CAL_CHUNKS contexts of 512 tokens; $THREADS threads):"
+printf '%-7s %10s %10s %10s %12s\n' type "wall s" "CPU s" "peak RSS" "within 600 s"
+for T in ${COST_CAL_TYPES-Q4_K_M}; do
+    /usr/bin/time -f "%e %U %S %M" -o "$W/t-cal" "$Q" -q --no-fsync --optimize --calibration "$TRAIN" \
+        --calibration-chunks "$CAL_CHUNKS" "$TL" "$W/cost.gguf" "$T" "$THREADS"
+    rm -f "$W/cost.gguf"
+    read -r cw cu cs crss <"$W/t-cal"
+    awk -v t="$T" -v w="$cw" -v u="$cu" -v s="$cs" -v rss="$crss" 'BEGIN {
+        printf "%-7s %10.1f %10.1f %7.0f MB %12s\n", t, w, u + s, rss / 1024, w <= 600 ? "yes" : "NO" }'
 done
