@@ -9,18 +9,20 @@
 
 #include "common/cpu.h"
 
-/* acc[i * 8 + j] = Σ_{t < n_t} a[t·sat + i·sai] · b[t·ldb + j] for i < rows (<= 4), j < 8. */
+/* acc[i * 8 + j] = Σ_{t < n_t} a[t·sat + i·sai] · b[t·ldb + j] for i < rows (<= 8), j < 8. */
 typedef void (*tile_fn)(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
-                        ptrdiff_t ldb, double acc[32]);
+                        ptrdiff_t ldb, double acc[64]);
 typedef void (*axpy_fn)(int64_t n, double s, const double *x, double *y);
 
 void nm_dense_tile_avx2(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
-                        ptrdiff_t ldb, double acc[32]);
+                        ptrdiff_t ldb, double acc[64]);
+void nm_dense_tile_avx512(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
+                          ptrdiff_t ldb, double acc[64]);
 void nm_daxpy_avx2(int64_t n, double s, const double *x, double *y);
 
 static void tile_ref(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
-                     ptrdiff_t ldb, double acc[32]) {
-    for (int k = 0; k < 32; k++)
+                     ptrdiff_t ldb, double acc[64]) {
+    for (int k = 0; k < 64; k++)
         acc[k] = 0;
     for (int64_t t = 0; t < n_t; t++) {
         const double *bt = b + t * ldb;
@@ -37,14 +39,14 @@ static void axpy_ref(int64_t n, double s, const double *x, double *y) {
         y[i] += s * x[i];
 }
 
-static atomic_bool force_portable;
+static atomic_int isa_cap = NM_DENSE_BEST;
 
-void nm_dense_force_portable(bool portable) { atomic_store(&force_portable, portable); }
+void nm_dense_limit(nm_dense_isa cap) { atomic_store(&isa_cap, (int)cap); }
 
 static bool use_avx2(void) {
 #if defined(__x86_64__)
     const nm_cpu_features *cpu = nm_cpu();
-    return !atomic_load(&force_portable) && cpu->avx2 && cpu->fma;
+    return atomic_load(&isa_cap) >= NM_DENSE_AVX2 && cpu->avx2 && cpu->fma;
 #else
     return false;
 #endif
@@ -52,6 +54,8 @@ static bool use_avx2(void) {
 
 static tile_fn get_tile(void) {
 #if defined(__x86_64__)
+    if (use_avx2() && atomic_load(&isa_cap) >= NM_DENSE_BEST && nm_cpu()->avx512f)
+        return nm_dense_tile_avx512;
     if (use_avx2())
         return nm_dense_tile_avx2;
 #endif
@@ -80,20 +84,20 @@ typedef struct syrk_job {
     tile_fn tile;
 } syrk_job;
 
-enum { SYRK_TASK_ROWS = 16 }; /* rows of c per task: four tiles share each panel while it is in L1 */
+enum { SYRK_TASK_ROWS = 32 }; /* rows of c per task: four 8-row tiles share each panel while it is in L1 */
 
-/* Task i: rows 16i .. 16i+15 of c against every panel from their own on. */
+/* Task i: rows 32i .. 32i+31 of c against every panel from their own on. */
 static void syrk_task(void *ctx, size_t task, int thread) {
     (void)thread;
     const syrk_job *j = ctx;
     const int64_t r0 = (int64_t)task * SYRK_TASK_ROWS;
-    double acc[32];
+    double acc[64];
     for (int64_t pb = r0 / 8; pb < j->n_panels; pb++) {
         const double *bp = j->panels + (size_t)pb * (size_t)j->n_t * 8;
-        for (int64_t a0 = r0; a0 < r0 + SYRK_TASK_ROWS && a0 < j->m && a0 < pb * 8 + 8; a0 += 4) {
-            const double *ap = j->panels + (size_t)(a0 / 8) * (size_t)j->n_t * 8 + (size_t)(a0 % 8);
-            j->tile(j->n_t, 4, ap, 8, 1, bp, 8, acc);
-            for (int i = 0; i < 4 && a0 + i < j->m; i++) {
+        for (int64_t a0 = r0; a0 < r0 + SYRK_TASK_ROWS && a0 < j->m && a0 <= pb * 8; a0 += 8) {
+            const double *ap = j->panels + (size_t)(a0 / 8) * (size_t)j->n_t * 8; /* rows past m: zeros */
+            j->tile(j->n_t, 8, ap, 8, 1, bp, 8, acc);
+            for (int i = 0; i < 8 && a0 + i < j->m; i++) {
                 double *ci = j->c + (size_t)(a0 + i) * (size_t)j->ldc;
                 for (int k = 0; k < 8; k++) {
                     const int64_t b = pb * 8 + k;
@@ -160,7 +164,7 @@ enum { GEMM_K_BLOCK = 256 }; /* terms per pass: a 8-column strip of b is then 16
 void nm_gemm_acc(double *c, int64_t ldc, const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n_r,
                  int64_t k_len, int64_t m, bool upper_b) {
     const tile_fn tile = get_tile();
-    double acc[32];
+    double acc[64];
     double strip[GEMM_K_BLOCK * 8]; /* b's 8-column strip, contiguous: rows of b are pages apart */
     const int64_t m8 = m - m % 8;
     for (int64_t k0 = 0; k0 < k_len; k0 += GEMM_K_BLOCK) {
@@ -169,8 +173,8 @@ void nm_gemm_acc(double *c, int64_t ldc, const double *a, int64_t lda, const dou
             const int64_t kk = (upper_b && j0 + 8 < k1 ? j0 + 8 : k1) - k0;
             for (int64_t k = 0; k < kk; k++)
                 memcpy(strip + k * 8, b + (k0 + k) * ldb + j0, 8 * sizeof *strip);
-            for (int64_t r0 = 0; r0 < n_r; r0 += 4) {
-                const int rows = n_r - r0 < 4 ? (int)(n_r - r0) : 4;
+            for (int64_t r0 = 0; r0 < n_r; r0 += 8) {
+                const int rows = n_r - r0 < 8 ? (int)(n_r - r0) : 8;
                 tile(kk, rows, a + r0 * lda + k0, 1, lda, strip, 8, acc);
                 for (int i = 0; i < rows; i++)
                     for (int k = 0; k < 8; k++)

@@ -7,8 +7,8 @@
  * Every output element is summed in fixed blocks of terms, each block one chain of multiply-adds
  * in index order started from zero and then added to (or subtracted from) the output: which
  * thread computes it never changes the result.
- * The AVX2 sibling (dense_avx2.c) fuses each multiply-add, the portable code rounds the product
- * first, so their results differ in the last bits. That is harmless here: the statistics these
+ * The AVX2 and AVX-512 siblings (dense_avx2.c, dense_avx512.c) fuse each multiply-add, the
+ * portable code rounds the product first, so their results differ in the last bits. That is harmless here: the statistics these
  * routines digest come from the evaluator, whose AVX2 and AVX-512 passes differ in the same way,
  * so a calibrated file depends on the machine that made it (an uncalibrated one does not). */
 #ifndef NOMOAT_KERNELS_DENSE_H
@@ -45,7 +45,9 @@ void nm_daxpy(int64_t n, double s, const double *x, double *y);
  * then partly overwritten); -1 when out of memory. */
 int nm_cholesky_upper(double *a, int64_t n, nm_pool *pool);
 
-/* The portable code, whatever the CPU (tests compare the two). */
-void nm_dense_force_portable(bool portable);
+/* The code paths, best last: tests run each. NOMOAT_NO_SIMD / NOMOAT_NO_AVX512 (common/cpu.h)
+ * limit them too. */
+typedef enum nm_dense_isa { NM_DENSE_PORTABLE, NM_DENSE_AVX2, NM_DENSE_BEST } nm_dense_isa;
+void nm_dense_limit(nm_dense_isa cap);
 
 #endif

@@ -1,43 +1,59 @@
-/* AVX2 inner loops of the dense kernels (dense.h): a 4 x 8 tile of running sums in eight
- * registers, one fused multiply-add per term, in the portable code's order. */
+/* AVX2 inner loops of the dense kernels (dense.h): a tile of 4 rows x 8 columns of running sums
+ * in eight registers (two passes for 8 rows), one fused multiply-add per term, in the portable
+ * code's order. */
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
 
 void nm_dense_tile_avx2(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
-                        ptrdiff_t ldb, double acc[32]);
+                        ptrdiff_t ldb, double acc[64]);
 void nm_daxpy_avx2(int64_t n, double s, const double *x, double *y);
 
-/* rows is a constant where this is inlined: the unused rows' registers drop out. */
-static inline __attribute__((always_inline)) void tile_rows(int64_t n_t, int rows, const double *a, ptrdiff_t sat,
-                                                            ptrdiff_t sai, const double *b, ptrdiff_t ldb,
-                                                            double acc[32]) {
-    __m256d c[4][2];
-    for (int i = 0; i < 4; i++)
-        c[i][0] = c[i][1] = _mm256_setzero_pd();
+/* Rows r0 .. r0+3 (missing ones repeat row r0, their sums dropped) into acc[8 r ...]. The
+ * accumulators are named, not an array: gcc -O2 would keep an array of them in memory. */
+static void tile4(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
+                  ptrdiff_t ldb, double *acc) {
+    const double *a0 = a, *a1 = rows > 1 ? a + sai : a, *a2 = rows > 2 ? a + 2 * sai : a,
+                 *a3 = rows > 3 ? a + 3 * sai : a;
+    __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     for (int64_t t = 0; t < n_t; t++) {
-        const double *bt = b + t * ldb, *at = a + t * sat;
+        const double *bt = b + t * ldb;
+        const ptrdiff_t o = t * sat;
         const __m256d b0 = _mm256_loadu_pd(bt), b1 = _mm256_loadu_pd(bt + 4);
-        for (int i = 0; i < rows; i++) {
-            const __m256d ai = _mm256_broadcast_sd(at + i * sai);
-            c[i][0] = _mm256_fmadd_pd(ai, b0, c[i][0]);
-            c[i][1] = _mm256_fmadd_pd(ai, b1, c[i][1]);
-        }
+        __m256d x = _mm256_broadcast_sd(a0 + o);
+        c00 = _mm256_fmadd_pd(x, b0, c00);
+        c01 = _mm256_fmadd_pd(x, b1, c01);
+        x = _mm256_broadcast_sd(a1 + o);
+        c10 = _mm256_fmadd_pd(x, b0, c10);
+        c11 = _mm256_fmadd_pd(x, b1, c11);
+        x = _mm256_broadcast_sd(a2 + o);
+        c20 = _mm256_fmadd_pd(x, b0, c20);
+        c21 = _mm256_fmadd_pd(x, b1, c21);
+        x = _mm256_broadcast_sd(a3 + o);
+        c30 = _mm256_fmadd_pd(x, b0, c30);
+        c31 = _mm256_fmadd_pd(x, b1, c31);
     }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_pd(acc + i * 8, c[i][0]);
-        _mm256_storeu_pd(acc + i * 8 + 4, c[i][1]);
+    _mm256_storeu_pd(acc, c00);
+    _mm256_storeu_pd(acc + 4, c01);
+    if (rows > 1) {
+        _mm256_storeu_pd(acc + 8, c10);
+        _mm256_storeu_pd(acc + 12, c11);
+    }
+    if (rows > 2) {
+        _mm256_storeu_pd(acc + 16, c20);
+        _mm256_storeu_pd(acc + 20, c21);
+    }
+    if (rows > 3) {
+        _mm256_storeu_pd(acc + 24, c30);
+        _mm256_storeu_pd(acc + 28, c31);
     }
 }
 
 void nm_dense_tile_avx2(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
-                        ptrdiff_t ldb, double acc[32]) {
-    switch (rows) {
-    case 4: tile_rows(n_t, 4, a, sat, sai, b, ldb, acc); break;
-    case 3: tile_rows(n_t, 3, a, sat, sai, b, ldb, acc); break;
-    case 2: tile_rows(n_t, 2, a, sat, sai, b, ldb, acc); break;
-    default: tile_rows(n_t, 1, a, sat, sai, b, ldb, acc); break;
-    }
+                        ptrdiff_t ldb, double acc[64]) {
+    tile4(n_t, rows < 4 ? rows : 4, a, sat, sai, b, ldb, acc);
+    if (rows > 4)
+        tile4(n_t, rows - 4, a + 4 * sai, sat, sai, b, ldb, acc + 32);
 }
 
 void nm_daxpy_avx2(int64_t n, double s, const double *x, double *y) {

@@ -273,6 +273,9 @@ static int run_layer(verify_calib *vc, int l, verify_calibrate_fn emit, void *us
         nm_progress_update(&prog, (uint64_t)k + 1, 0);
     }
     nm_progress_finish(&prog);
+    for (int i = 0; i < st->n; i++) /* the layer's weights are read for the last time: unmap them */
+        if (st->e[i].layer == l)
+            gguf_drop_pages(vc->vm.g, st->e[i].w->data, st->e[i].w->row_size * (size_t)st->e[i].w->n_out);
     if (st->oom) {
         nm_fail(err, "out of memory");
         goto done;

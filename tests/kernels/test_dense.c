@@ -2,8 +2,8 @@
  * rank-k update from floats and doubles (sizes not a multiple of the tiles, token counts across
  * the 128-token blocks, both signs, the lower triangle untouched), the general product with and
  * without the upper-triangular skip, daxpy, and the Cholesky factor (Rᵀ R rebuilds the matrix;
- * indefinite matrices are refused). Each with the SIMD code and the portable code, on one thread
- * and on a pool, whose results must be the same bits. */
+ * indefinite matrices are refused). Each with the portable code, the AVX2 code and the best the
+ * CPU has, on one thread and on a pool, whose results must be the same bits. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,8 +35,8 @@ static void test_syrk(void **state) {
     const int64_t ts[] = {1, 7, 128, 129, 300};
     nm_pool *pool = nm_pool_create(3);
     assert_non_null(pool);
-    for (int portable = 0; portable < 2; portable++) {
-        nm_dense_force_portable(portable);
+    for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
+        nm_dense_limit((nm_dense_isa)isa);
         for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
             for (size_t ti = 0; ti < sizeof ts / sizeof ts[0]; ti++)
                 for (int f32 = 0; f32 < 2; f32++) {
@@ -69,18 +69,18 @@ static void test_syrk(void **state) {
                     free(xf); free(xd); free(c0); free(c1); free(want);
                 }
     }
-    nm_dense_force_portable(false);
+    nm_dense_limit(NM_DENSE_BEST);
     nm_pool_destroy(pool);
 }
 
 static void test_gemm(void **state) {
     (void)state;
-    const int64_t rs[] = {1, 3, 4, 6, 11};
+    const int64_t rs[] = {1, 3, 4, 6, 11, 16, 21};
     const int64_t ks[] = {1, 8, 20, 64};
     const int64_t mcols[] = {1, 8, 15, 24};
-    for (int portable = 0; portable < 2; portable++) {
-        nm_dense_force_portable(portable);
-        for (size_t ri = 0; ri < 5; ri++)
+    for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
+        nm_dense_limit((nm_dense_isa)isa);
+        for (size_t ri = 0; ri < sizeof rs / sizeof rs[0]; ri++)
             for (size_t ki = 0; ki < 4; ki++)
                 for (size_t mi = 0; mi < 4; mi++)
                     for (int upper = 0; upper < 2; upper++) {
@@ -116,7 +116,7 @@ static void test_gemm(void **state) {
         nm_daxpy(13, -0.25, x, y);
         check_close(y, w, 13, 1e-15, "daxpy");
     }
-    nm_dense_force_portable(false);
+    nm_dense_limit(NM_DENSE_BEST);
 }
 
 static void test_cholesky(void **state) {
@@ -124,8 +124,8 @@ static void test_cholesky(void **state) {
     const int64_t ns[] = {1, 2, 7, 64, 129, 300};
     nm_pool *pool = nm_pool_create(2);
     assert_non_null(pool);
-    for (int portable = 0; portable < 2; portable++) {
-        nm_dense_force_portable(portable);
+    for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
+        nm_dense_limit((nm_dense_isa)isa);
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
             const int64_t n = ns[ni], nt = n + 20;
             double *x = malloc((size_t)(nt * n) * sizeof *x), *h = calloc((size_t)(n * n), sizeof *h);
@@ -155,7 +155,7 @@ static void test_cholesky(void **state) {
             free(x); free(h); free(r0); free(r1);
         }
     }
-    nm_dense_force_portable(false);
+    nm_dense_limit(NM_DENSE_BEST);
     nm_pool_destroy(pool);
 }
 
