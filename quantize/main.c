@@ -757,7 +757,7 @@ static void calib_done_with(calib_stream *cs, const char *name) {
 }
 
 static void calib_stream_close(calib_stream *cs) {
-    for (size_t i = 0; i < cs->n; i++)
+    for (size_t i = 0; cs->in && i < cs->n; i++)
         calib_input_unref(cs->in[i]);
     free(cs->in);
     free(cs->written);

@@ -1,6 +1,8 @@
 /* The portable level kernels of optimize_levels.h, and the choice of implementation. */
 #include "quantize/optimize_levels.h"
 
+#include <stdatomic.h>
+
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -110,6 +112,13 @@ const qo_levels *qo_levels_avx2(void) { return NULL; }
 #endif
 
 const qo_levels *qo_levels_get(void) {
-    const qo_levels *simd = qo_levels_avx2();
-    return simd ? simd : &ref;
+    /* once: the searches ask for every block, and asking the CPU table costs ~1% of their time */
+    static _Atomic(const qo_levels *) chosen;
+    const qo_levels *k = atomic_load_explicit(&chosen, memory_order_relaxed);
+    if (!k) {
+        const qo_levels *simd = qo_levels_avx2();
+        k = simd ? simd : &ref;
+        atomic_store_explicit(&chosen, k, memory_order_relaxed);
+    }
+    return k;
 }
