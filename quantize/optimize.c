@@ -717,10 +717,11 @@ double qo_weighted_error(uint32_t type, const float *src, const void *q, int64_t
 /* ---- error feedback across columns (GPTQ) ----
  * With H the mean of x x^T over the calibration tokens, a row's quantization costs
  * (w - q)^T H (w - q) in expected squared output error. Quantizing columns in order and moving
- * each one's error onto the columns not yet quantized, through the Cholesky factor of H^-1,
- * minimises that cost greedily (Frantar et al., "GPTQ", 2022). Each block's scales are searched
- * as above on the block's values once the earlier blocks' errors have been folded in; then its
- * elements are rounded one by one to that block's grid. */
+ * each one's error onto the columns not yet quantized minimises that cost greedily (Frantar et
+ * al., "GPTQ", 2022). GPTQ moves them through the Cholesky factor of H^-1; the same moves come
+ * from the factor V of H = V V^T taken in reversed index order (below), with no inverse. Each
+ * block's scales are searched as above on the block's values once the earlier blocks' errors
+ * have been folded in; then its elements are rounded one by one to that block's grid. */
 
 /* Writes stored level q of element i of a block (the layouts of FORMATS.md §3, §4). */
 static void set_level(uint32_t type, uint8_t *y, int i, int q) {
