@@ -98,8 +98,19 @@ static void free_entries(im_state *st) {
     st->e = NULL;
 }
 
-/* Evaluates n_chunk chunks of n_ctx tokens (BOS first when the model adds one), collecting the
- * squared inputs of every entry. */
+/* Chunk k of the text's tokens, BOS first when the model adds one. */
+static void chunk_batch(const verify_model *vm, const int32_t *ids, int k, int n_ctx, int32_t *batch) {
+    memcpy(batch, ids + (size_t)k * (size_t)n_ctx, (size_t)n_ctx * sizeof *batch);
+    if (vm->add_bos) batch[0] = vm->bos_id;
+}
+
+static int refuse_experts(const vm_model *m, nm_error *err) {
+    if (!m->n_expert) return 0;
+    return nm_fail(err, "importance data for a mixture of experts (one matrix per expert) is not supported yet");
+}
+
+/* Evaluates n_chunk chunks of n_ctx tokens (chunk_batch), collecting the squared inputs of every
+ * entry. */
 static int eval_chunks(const verify_model *vm, const int32_t *ids, int n_ctx, int n_chunk, int threads,
                        vm_adapters *adapters, im_state *st, bool quiet, nm_error *err) {
     int rc = -1;
@@ -110,18 +121,14 @@ static int eval_chunks(const verify_model *vm, const int32_t *ids, int n_ctx, in
         nm_fail(err, "out of memory");
         goto done;
     }
-    if (vm->m.n_expert) {
-        nm_fail(err, "importance data for a mixture of experts (one matrix per expert) is not supported yet");
-        goto done;
-    }
+    if (refuse_experts(&vm->m, err)) goto done;
     if (!(ctx = vm_ctx_create(&vm->m, n_ctx, pool, false, err))) goto done;
     if (adapters && vm_ctx_set_adapters(ctx, adapters, err)) goto done;
     vm_ctx_set_observer(ctx, observe, st);
     nm_progress prog;
     nm_progress_start(&prog, "imatrix", (uint64_t)n_chunk, 0, quiet);
     for (int k = 0; k < n_chunk; k++) {
-        memcpy(batch, ids + (size_t)k * n_ctx, (size_t)n_ctx * sizeof(int32_t));
-        if (vm->add_bos) batch[0] = vm->bos_id;
+        chunk_batch(vm, ids, k, n_ctx, batch);
         if (vm_eval(ctx, batch, n_ctx, 0, n_ctx, NULL, err)) {
             nm_progress_finish(&prog);
             goto done;
@@ -144,7 +151,6 @@ struct verify_calib {
     bool vm_open, quiet, gram;
     int n_ctx, n_chunk, next_layer;
     int32_t *ids;
-    size_t n_ids;
     float *hidden; /* the residual stream of every chunk after the layers run so far */
     nm_pool *pool;
     vm_ctx *ctx;
@@ -166,36 +172,22 @@ void verify_calib_close(verify_calib *vc) {
     free(vc);
 }
 
-verify_calib *verify_calib_open(const char *model_path, const char *text_path, const char *tokens_path, int n_ctx,
-                                int max_chunks, int threads, bool quiet, bool gram, nm_error *err) {
+/* Takes an opened model and its text's tokens (owned from here on, whatever the result) and
+ * embeds n_chunk contexts of n_ctx tokens. */
+static verify_calib *calib_adopt(verify_model *vm, int32_t *ids, int n_ctx, int n_chunk, int threads, bool quiet,
+                                 bool gram, nm_error *err) {
     verify_calib *vc = calloc(1, sizeof *vc);
     if (!vc) {
         nm_fail(err, "out of memory");
+        verify_model_close(vm);
+        free(ids);
         return NULL;
     }
-    vc->quiet = quiet;
-    vc->gram = gram;
-    if (verify_model_open(&vc->vm, model_path, err))
-        goto fail;
-    vc->vm_open = true;
+    *vc = (verify_calib){.vm = *vm, .vm_open = true, .quiet = quiet, .gram = gram, .n_ctx = n_ctx,
+                         .n_chunk = n_chunk, .ids = ids};
     const vm_model *m = &vc->vm.m;
-    if (m->n_expert) {
-        nm_fail(err, "importance data for a mixture of experts (one matrix per expert) is not supported yet");
+    if (refuse_experts(m, err))
         goto fail;
-    }
-    if (n_ctx <= 0)
-        n_ctx = m->n_ctx_train > 0 && m->n_ctx_train < 512 ? m->n_ctx_train : 512;
-    vc->n_ctx = n_ctx;
-    if (verify_load_tokens(&vc->vm, model_path, text_path, tokens_path, &vc->ids, &vc->n_ids, err))
-        goto fail;
-    vc->n_chunk = (int)(vc->n_ids / (size_t)n_ctx);
-    if (max_chunks > 0 && max_chunks < vc->n_chunk)
-        vc->n_chunk = max_chunks;
-    if (vc->n_chunk < 1) {
-        nm_fail(err, "%s gives %zu tokens; calibration needs at least one context of %d", tokens_path ? tokens_path : text_path,
-                vc->n_ids, n_ctx);
-        goto fail;
-    }
     const size_t rows = (size_t)vc->n_chunk * (size_t)n_ctx, E = (size_t)m->n_embd;
     if (rows > SIZE_MAX / sizeof(float) / E || !(vc->hidden = malloc(rows * E * sizeof(float)))) {
         nm_fail(err, "out of memory for the residual streams of %d contexts of %d tokens (%zu MiB); pass fewer "
@@ -218,10 +210,8 @@ verify_calib *verify_calib_open(const char *model_path, const char *text_path, c
         nm_fail(err, "out of memory");
         goto fail;
     }
-    for (int k = 0; k < vc->n_chunk; k++) { /* BOS first when the model adds one, as eval_chunks */
-        memcpy(batch, vc->ids + (size_t)k * (size_t)n_ctx, (size_t)n_ctx * sizeof *batch);
-        if (vc->vm.add_bos)
-            batch[0] = vc->vm.bos_id;
+    for (int k = 0; k < vc->n_chunk; k++) {
+        chunk_batch(&vc->vm, vc->ids, k, n_ctx, batch);
         if (vm_eval_embed(vc->ctx, batch, n_ctx, 0, err)) {
             free(batch);
             goto fail;
@@ -233,6 +223,32 @@ verify_calib *verify_calib_open(const char *model_path, const char *text_path, c
 fail:
     verify_calib_close(vc);
     return NULL;
+}
+
+verify_calib *verify_calib_open(const char *model_path, const char *text_path, const char *tokens_path, int n_ctx,
+                                int max_chunks, int threads, bool quiet, bool gram, nm_error *err) {
+    verify_model vm;
+    if (verify_model_open(&vm, model_path, err))
+        return NULL;
+    if (n_ctx <= 0)
+        n_ctx = vm.m.n_ctx_train > 0 && vm.m.n_ctx_train < 512 ? vm.m.n_ctx_train : 512;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if (verify_load_tokens(&vm, model_path, text_path, tokens_path, &ids, &n_ids, err)) {
+        verify_model_close(&vm);
+        return NULL;
+    }
+    int n_chunk = (int)(n_ids / (size_t)n_ctx);
+    if (max_chunks > 0 && max_chunks < n_chunk)
+        n_chunk = max_chunks;
+    if (n_chunk < 1) {
+        nm_fail(err, "%s gives %zu tokens; calibration needs at least one context of %d", tokens_path ? tokens_path : text_path,
+                n_ids, n_ctx);
+        free(ids);
+        verify_model_close(&vm);
+        return NULL;
+    }
+    return calib_adopt(&vm, ids, n_ctx, n_chunk, threads, quiet, gram, err);
 }
 
 size_t verify_calib_weight_count(const verify_calib *vc) { return (size_t)vc->st.n; }
@@ -444,6 +460,7 @@ int verify_imatrix_main(int argc, char **argv) {
     int status = VERIFY_EXIT_ERROR;
     int32_t *ids = NULL;
     size_t n_ids = 0;
+    bool vm_given = false; /* to the streamed pass, which closes it */
     im_state st = {0};
     if (verify_load_tokens(&vm, model, text, tokens, &ids, &n_ids, &err)) goto done;
     if (n_ids < 2 * (size_t)n_ctx) {
@@ -460,9 +477,10 @@ int verify_imatrix_main(int argc, char **argv) {
     if (n_loras > 0 && !(adapters = vm_adapters_load(vm.g, &vm.m, loras, n_loras, &err))) goto done;
     const double t0 = nm_now();
     int n_written;
-    if (streamed) {
-        verify_calib *vc = verify_calib_open(model, text, tokens, (int)n_ctx, n_chunk, (int)threads, quiet || !isatty(2),
-                                             false, &err);
+    if (streamed) { /* the pass takes the model and tokens already loaded */
+        verify_calib *vc = calib_adopt(&vm, ids, (int)n_ctx, n_chunk, (int)threads, quiet || !isatty(2), false, &err);
+        vm_given = true;
+        ids = NULL;
         const int rc = !vc || verify_calib_run_to(vc, INT_MAX, ignore_weight, NULL, &err) ||
                        write_imatrix(out, &vc->st, tokens ? tokens : text, n_chunk, (int)n_ctx, &err);
         n_written = vc ? vc->st.n : 0;
@@ -486,6 +504,6 @@ done:
     free_entries(&st);
     free(ids);
     vm_adapters_free(adapters);
-    verify_model_close(&vm);
+    if (!vm_given) verify_model_close(&vm);
     return status;
 }
