@@ -16,10 +16,12 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "formats/quants.h"
+#include "formats/quants_iq4.h"
 #include "kernels/dense.h"
 #include "formats/tensor.h"
 
@@ -606,6 +608,167 @@ static void opt_q3_k(const float *x, const float *w, const uint8_t *seed, uint8_
     opt_sb(&q3_spec, x, w, y);
 }
 
+/* ---- IQ4_XS: x ~ (d*(ls-32)) * v[L], 8 sub-blocks of 32, v the 16 levels of nm_iq4nl_values,
+ * ls a 6-bit sub-block scale (FORMATS.md §3). llama.cpp searches each sub-block's scale, then
+ * fixes d from the largest and rounds the others to it; here d itself is searched too (scaled
+ * from the largest sub-block scale and refitted by least squares) and each sub-block tries the
+ * integer scales around its own best. ---- */
+
+/* nm_iq4nl_values as floats, for the level kernels. */
+static float iq4_levels[16];
+static pthread_once_t iq4_once = PTHREAD_ONCE_INIT;
+static void iq4_levels_init(void) {
+    for (int k = 0; k < 16; k++)
+        iq4_levels[k] = (float)nm_iq4nl_values[k];
+}
+
+/* Σ w (x − fl(dl·v[L]))² over 32 values, each L the level nearest x/dl (optimize_levels.h). */
+static inline double iq4_sub(const float *x, const float *w, float dl, uint8_t *L) {
+    return qo_levels_get()->nl_levels(x, w, 32, dl, iq4_levels, L);
+}
+
+/* The best real scale of one sub-block: trial scales that put its largest |x| on the levels
+ * around ±127, each refitted by least squares for the levels it chose. */
+static float iq4_sub_fit(const float *x, const float *w) {
+    float amax = 0;
+    for (int i = 0; i < 32; i++)
+        amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+    if (amax == 0)
+        return 0;
+    uint8_t L[32];
+    double best = DBL_MAX;
+    float best_d = 0;
+    for (int sign = -1; sign <= 1; sign += 2) {
+        for (int c = 0; c <= 40; c += 2) {
+            const float dl = (float)sign * amax / (100.0f + (float)c);
+            double e = iq4_sub(x, w, dl, L);
+            if (e < best) {
+                best = e;
+                best_d = dl;
+            }
+            double sxv = 0, svv = 0;
+            for (int i = 0; i < 32; i++) {
+                sxv += (double)w[i] * x[i] * nm_iq4nl_values[L[i]];
+                svv += (double)w[i] * nm_iq4nl_values[L[i]] * nm_iq4nl_values[L[i]];
+            }
+            if (svv > 0) {
+                const float d2 = (float)(sxv / svv);
+                e = iq4_sub(x, w, d2, L);
+                if (e < best) {
+                    best = e;
+                    best_d = d2;
+                }
+            }
+        }
+    }
+    return best_d;
+}
+
+typedef struct iq4block {
+    float d;
+    int ls[8]; /* -32..31 */
+    uint8_t L[256];
+} iq4block;
+
+static double iq4_total(const float *x, const float *w, iq4block *k) {
+    double e = 0;
+    for (int j = 0; j < 8; j++)
+        e += iq4_sub(x + 32 * j, w + 32 * j, k->d * (float)k->ls[j], k->L + 32 * j);
+    return e;
+}
+
+/* Each sub-block's integer scale: the best of those within r of where it is. */
+static void iq4_descend(const float *x, const float *w, iq4block *k, int r) {
+    uint8_t T[32];
+    for (int j = 0; j < 8; j++) {
+        const float *xj = x + 32 * j, *wj = w + 32 * j;
+        double bj = iq4_sub(xj, wj, k->d * (float)k->ls[j], T);
+        int bs = k->ls[j];
+        for (int s = k->ls[j] - r; s <= k->ls[j] + r; s++) {
+            if (s < -32 || s > 31 || s == k->ls[j])
+                continue;
+            const double e = iq4_sub(xj, wj, k->d * (float)s, T);
+            if (e < bj) {
+                bj = e;
+                bs = s;
+            }
+        }
+        k->ls[j] = bs;
+    }
+}
+
+static void iq4_pack(uint8_t *y, const iq4block *k) {
+    memset(y, 0, 136);
+    put_f16(y, k->d);
+    uint16_t scales_h = 0;
+    for (int j = 0; j < 8; j++) {
+        const int v = k->ls[j] + 32;
+        y[4 + j / 2] |= (uint8_t)((v & 0xF) << (4 * (j % 2)));
+        scales_h |= (uint16_t)((v >> 4) << (2 * j));
+        for (int i = 0; i < 16; i++)
+            y[8 + 16 * j + i] = (uint8_t)(k->L[32 * j + i] | k->L[32 * j + i + 16] << 4);
+    }
+    y[2] = (uint8_t)scales_h;
+    y[3] = (uint8_t)(scales_h >> 8);
+}
+
+static void opt_iq4_xs(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
+    (void)seed;
+    pthread_once(&iq4_once, iq4_levels_init);
+    float scales[8], max_scale = 0;
+    for (int j = 0; j < 8; j++) {
+        scales[j] = iq4_sub_fit(x + 32 * j, w + 32 * j);
+        if (fabsf(scales[j]) > fabsf(max_scale))
+            max_scale = scales[j];
+    }
+    if (max_scale == 0) {
+        memset(y, 0, 136);
+        return;
+    }
+    iq4block k, best;
+    double best_e = DBL_MAX;
+    static const float tops[] = {-32.0f, -31.5f, -31.0f, -30.0f, -29.0f, -28.0f, 31.0f, 30.0f};
+    for (size_t t = 0; t < sizeof tops / sizeof tops[0]; t++) {
+        k.d = f16_round(max_scale / tops[t]);
+        if (k.d == 0 || !isfinite(k.d))
+            continue;
+        for (int j = 0; j < 8; j++)
+            k.ls[j] = clampi(round_level(scales[j] / k.d), -32, 31);
+        double cur = DBL_MAX;
+        for (int iter = 0; iter < 3; iter++) {
+            iq4_descend(x, w, &k, 1);
+            cur = iq4_total(x, w, &k);
+            double sxa = 0, saa = 0;
+            for (int i = 0; i < 256; i++) {
+                const double a = (double)k.ls[i / 32] * nm_iq4nl_values[k.L[i]];
+                sxa += (double)w[i] * x[i] * a;
+                saa += (double)w[i] * a * a;
+            }
+            if (!(saa > 0))
+                break;
+            iq4block trial = k;
+            trial.d = f16_round((float)(sxa / saa));
+            if (trial.d == 0 || !isfinite(trial.d))
+                break;
+            const double e2 = iq4_total(x, w, &trial);
+            if (!(e2 < cur))
+                break;
+            k = trial;
+            cur = e2;
+        }
+        if (cur < best_e) {
+            best_e = cur;
+            best = k;
+        }
+    }
+    if (best_e == DBL_MAX) {
+        memset(y, 0, 136);
+        return;
+    }
+    iq4_total(x, w, &best);
+    iq4_pack(y, &best);
+}
+
 /* ---- rows ---- */
 
 /* seed: llama.cpp's block for the same values (a starting point for the super-block types). */
@@ -624,6 +787,7 @@ static opt_block_fn block_fn(uint32_t type) {
     case GGML_TYPE_Q5_K: return opt_q5_k;
     case GGML_TYPE_Q6_K: return opt_q6_k;
     case GGML_TYPE_Q3_K: return opt_q3_k;
+    case GGML_TYPE_IQ4_XS: return opt_iq4_xs;
     default: return NULL;
     }
 }
@@ -658,6 +822,32 @@ static void row_weights(const float *imatrix, int64_t n, float *w) {
         w[i] = imatrix[i] > floor_w ? imatrix[i] : floor_w;
 }
 
+/* For the types whose blocks are not searched (the i-quants, Q2_K): llama.cpp's own quantizer
+ * given the column weights as its importance matrix, which its scale searches weigh errors by;
+ * each row keeps whichever of that and the unweighted row (already in dst) has the smaller
+ * weighted error. */
+static int rows_weighted_alternative(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
+                                     const float *weights, nm_error *err) {
+    size_t row_size;
+    if (ggml_row_size(type, (uint64_t)n_per_row, &row_size) != 0)
+        return nm_fail(err, "row too large");
+    uint8_t *alt = malloc((size_t)nrows * row_size);
+    if (!alt)
+        return nm_fail(err, "out of memory");
+    if (nm_quantize_rows(type, src, alt, nrows, n_per_row, weights, err) != 0) {
+        free(alt);
+        return -1;
+    }
+    for (int64_t r = 0; r < nrows; r++) {
+        const float *x = src + r * n_per_row;
+        uint8_t *y = (uint8_t *)dst + (size_t)r * row_size, *a = alt + (size_t)r * row_size;
+        if (qo_weighted_error(type, x, a, 1, n_per_row, weights) < qo_weighted_error(type, x, y, 1, n_per_row, weights))
+            memcpy(y, a, row_size);
+    }
+    free(alt);
+    return 0;
+}
+
 int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
                      const float *imatrix, const float *weights, nm_error *err) {
     /* llama.cpp's blocks first: they validate the input and are the ones to beat */
@@ -665,7 +855,7 @@ int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, 
         return -1;
     opt_block_fn fn = block_fn(type);
     if (!fn)
-        return 0;
+        return imatrix || !weights ? 0 : rows_weighted_alternative(type, src, dst, nrows, n_per_row, weights, err);
     const ggml_type_info *t = ggml_type_get(type);
     const int bs = (int)t->block_size;
     size_t row_size;
@@ -839,6 +1029,22 @@ int qo_gptq_prepare(qo_gptq *g, double *h, int64_t n, nm_pool *pool) {
     return 0;
 }
 
+/* Element i of an IQ4_XS block set to the level nearest t for its sub-block's scale; returns
+ * the value it now dequantizes to. */
+static float iq4_round(uint8_t *y, int i, float t) {
+    pthread_once(&iq4_once, iq4_levels_init);
+    const int j = i / 32, ls = ((y[4 + j / 2] >> (4 * (j % 2))) & 0xF) | (((y[2] | y[3] << 8) >> (2 * j)) & 3) << 4;
+    const float dl = get_f16(y) * (float)(ls - 32);
+    uint8_t q;
+    const float x[8] = {t}, w[8] = {0};
+    uint8_t L[8];
+    qo_levels_ref()->nl_levels(x, w, 8, dl, iq4_levels, L);
+    q = L[0];
+    uint8_t *p = y + 8 + 16 * j + i % 16;
+    *p = i % 32 < 16 ? (uint8_t)((*p & 0xF0) | q) : (uint8_t)((*p & 0x0F) | q << 4);
+    return dl * iq4_levels[q];
+}
+
 enum { GPTQ_COLS = 256 }; /* columns per lazy update: a multiple of every block size */
 
 /* With H + D = V Vᵀ (V upper) the cost of a row's error δ = w - q is δᵀ(H + D)δ = |Vᵀδ|², and
@@ -898,6 +1104,20 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
                     continue;
                 }
                 fn(xb, w + b0, seed, blk);
+                if (type == GGML_TYPE_IQ4_XS) { /* levels not evenly spaced: their own rounding */
+                    for (int i = 0; i < bs; i++) {
+                        const int64_t c = b0 + i;
+                        const double vcc = v[c * n + c], wv = x[c] + ar[c - c0] / vcc;
+                        const double qv = iq4_round(blk, i, (float)wv);
+                        const double e = vcc * (wv - qv);
+                        dr[c] = x[c] - qv;
+                        e_new[r] += e * e - g->damp[c] * dr[c] * dr[c];
+                        if (c + 1 < c1)
+                            nm_daxpy(c1 - c - 1, dr[c], v + c * n + c + 1, ar + (c + 1 - c0));
+                    }
+                    ok[r] = ok[r] && isfinite(e_new[r]);
+                    continue;
+                }
                 /* each element's grid: value(q) = v0 + q * (v1 - v0) */
                 memcpy(probe, blk, t->type_size);
                 for (int i = 0; i < bs; i++)

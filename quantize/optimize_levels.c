@@ -103,7 +103,40 @@ static void asym_sums_ref(const float *x, const float *w, int n, const uint8_t *
         s[k] = qo_lane_sum(p[k]);
 }
 
-static const qo_levels ref = {sym_levels_ref, sym_errors_ref, asym_levels_ref, sym_sums_ref, asym_sums_ref};
+static double nl_levels_ref(const float *x, const float *w, int n, float d, const float v[16], uint8_t *L) {
+    double p[8] = {0};
+    if (d == 0) {
+        for (int i = 0; i < n; i++) {
+            L[i] = 0;
+            p[i % 8] += (double)w[i] * x[i] * x[i];
+        }
+        return qo_lane_sum(p);
+    }
+    float mid[15];
+    for (int k = 0; k < 15; k++)
+        mid[k] = 0.5f * (v[k] + v[k + 1]);
+    const float id = 1.0f / d;
+    for (int i = 0; i < n; i++) {
+        const float t = x[i] * id;
+        int k = 0;
+        for (int j = 0; j < 15; j++)
+            k += t > mid[j];
+        float d1 = x[i] - d * v[k];
+        int k2 = d1 * d > 0 ? k + 1 : k - 1;
+        k2 = k2 < 0 ? 0 : k2 > 15 ? 15 : k2;
+        const float d2 = x[i] - d * v[k2];
+        if (fabsf(d2) < fabsf(d1)) {
+            k = k2;
+            d1 = d2;
+        }
+        L[i] = (uint8_t)k;
+        p[i % 8] += (double)w[i] * d1 * d1;
+    }
+    return qo_lane_sum(p);
+}
+
+static const qo_levels ref = {sym_levels_ref, sym_errors_ref, asym_levels_ref, sym_sums_ref, asym_sums_ref,
+                              nl_levels_ref};
 
 const qo_levels *qo_levels_ref(void) { return &ref; }
 

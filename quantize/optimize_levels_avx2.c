@@ -176,7 +176,43 @@ static void asym_sums_avx2(const float *x, const float *w, int n, const uint8_t 
         s[k] = lane_sum(p[k][0], p[k][1]);
 }
 
-static const qo_levels avx2 = {sym_levels_avx2, sym_errors_avx2, asym_levels_avx2, sym_sums_avx2, asym_sums_avx2};
+/* v[k] for eight indices 0..15 */
+static inline __m256 nl_lookup(__m256 vlo, __m256 vhi, __m256i k) {
+    const __m256 lo = _mm256_permutevar8x32_ps(vlo, k), hi = _mm256_permutevar8x32_ps(vhi, k);
+    return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_cmpgt_epi32(k, _mm256_set1_epi32(7))));
+}
+
+static double nl_levels_avx2(const float *x, const float *w, int n, float d, const float v[16], uint8_t *L) {
+    if (d == 0)
+        return qo_levels_ref()->nl_levels(x, w, n, d, v, L);
+    __m256 mid[15];
+    for (int k = 0; k < 15; k++)
+        mid[k] = _mm256_set1_ps(0.5f * (v[k] + v[k + 1]));
+    const __m256 vlo = _mm256_loadu_ps(v), vhi = _mm256_loadu_ps(v + 8);
+    const __m256 vd = _mm256_set1_ps(d), vid = _mm256_set1_ps(1.0f / d), zero = _mm256_setzero_ps();
+    const __m256i one = _mm256_set1_epi32(1), top = _mm256_set1_epi32(15), none = _mm256_setzero_si256();
+    __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
+    for (int i = 0; i < n; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i), t = _mm256_mul_ps(xv, vid);
+        __m256i k = _mm256_setzero_si256();
+        for (int j = 0; j < 15; j++) /* each midpoint below t adds one (its mask is -1) */
+            k = _mm256_sub_epi32(k, _mm256_castps_si256(_mm256_cmp_ps(t, mid[j], _CMP_GT_OQ)));
+        const __m256 d1 = _mm256_sub_ps(xv, _mm256_mul_ps(vd, nl_lookup(vlo, vhi, k)));
+        const __m256i up = _mm256_castps_si256(_mm256_cmp_ps(_mm256_mul_ps(d1, vd), zero, _CMP_GT_OQ));
+        __m256i k2 = _mm256_blendv_epi8(_mm256_sub_epi32(k, one), _mm256_add_epi32(k, one), up);
+        k2 = _mm256_min_epi32(_mm256_max_epi32(k2, none), top);
+        const __m256 d2 = _mm256_sub_ps(xv, _mm256_mul_ps(vd, nl_lookup(vlo, vhi, k2)));
+        const __m256 take = _mm256_cmp_ps(vabs(d2), vabs(d1), _CMP_LT_OQ);
+        const __m256i kk = _mm256_blendv_epi8(k, k2, _mm256_castps_si256(take));
+        const __m128i k16 = _mm_packs_epi32(_mm256_castsi256_si128(kk), _mm256_extracti128_si256(kk, 1));
+        _mm_storel_epi64((__m128i *)(L + i), _mm_packus_epi16(k16, k16));
+        add_wsq(_mm256_loadu_ps(w + i), _mm256_blendv_ps(d1, d2, take), &acc_lo, &acc_hi);
+    }
+    return lane_sum(acc_lo, acc_hi);
+}
+
+static const qo_levels avx2 = {sym_levels_avx2, sym_errors_avx2, asym_levels_avx2, sym_sums_avx2, asym_sums_avx2,
+                               nl_levels_avx2};
 
 const qo_levels *qo_levels_avx2(void) {
     const nm_cpu_features *c = nm_cpu();

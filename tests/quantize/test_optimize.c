@@ -5,8 +5,9 @@
  * offsets and file size, and per tensor an error of the optimized file no larger than the
  * default's (weights as --optimize uses them without importance data: g^2 of the RMSNorm a matrix
  * reads, else 1); with `layout DEFAULT.gguf OPTIMIZED.gguf` only the first part. The AVX2 level
- * kernels give the portable ones' bits (levels, errors, scans of many scales, sums) on blocks of every shape the search
- * makes, including zeros, ties and out-of-range scales. */
+ * kernels give the portable ones' bits (levels, errors, scans of many scales, sums, IQ4_NL's
+ * levels) on blocks of every shape the search makes, including zeros, ties and out-of-range
+ * scales. The types whose blocks are not searched get rows no worse under their column weights. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,12 +21,17 @@
 
 #include "formats/gguf.h"
 #include "formats/quants.h"
+#include "formats/quants_iq4.h"
 #include "formats/tensor.h"
 #include "quantize/optimize.h"
 #include "quantize/optimize_levels.h"
 
 static const uint32_t types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
-                                 GGML_TYPE_Q8_0, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+                                 GGML_TYPE_Q8_0, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
+                                 GGML_TYPE_IQ4_XS};
+/* Types whose blocks are not searched: --optimize gives llama.cpp's quantizer its column weights
+ * as the importance matrix and keeps the better row. */
+static const uint32_t unsearched[] = {GGML_TYPE_Q2_K, GGML_TYPE_IQ4_NL};
 
 /* Deterministic pseudo-normal values with a few outliers (weights look like this). */
 static uint64_t rng = 88172645463325252ull;
@@ -83,6 +89,37 @@ static void searched_blocks_beat_llamacpp(void **state) {
                           eb, eb / ea);
             assert_true(eb < 0.99 * ea); /* the search must find something llama.cpp's heuristics do not */
         }
+    }
+    free(x);
+    free(a);
+    free(b);
+}
+
+static void unsearched_types_use_the_weights(void **state) {
+    (void)state;
+    enum { ROWS = 6, N = 512 };
+    float *x = malloc(ROWS * N * sizeof *x), wts[N];
+    uint8_t *a = malloc(ROWS * N * 2), *b = malloc(ROWS * N * 2);
+    fill(x, ROWS * N);
+    for (int j = 0; j < N; j++)
+        wts[j] = (float)(uniform() * uniform() * 4) + 0.001f;
+    for (size_t k = 0; k < sizeof unsearched / sizeof unsearched[0]; k++) {
+        const uint32_t t = unsearched[k];
+        size_t rs;
+        nm_error err;
+        assert_int_equal(ggml_row_size(t, N, &rs), 0);
+        assert_int_equal(nm_quantize_rows(t, x, a, ROWS, N, NULL, &err), 0);
+        assert_int_equal(qo_quantize_rows(t, x, b, ROWS, N, NULL, wts, &err), 0);
+        double ea = 0, eb = 0;
+        for (int r = 0; r < ROWS; r++) {
+            const double ra = row_error(t, x + r * N, a + r * rs, N, wts);
+            const double rb = row_error(t, x + r * N, b + r * rs, N, wts);
+            assert_true(rb <= ra);
+            ea += ra;
+            eb += rb;
+        }
+        print_message("%-6s weighted error %.4g -> %.4g (%.3fx)\n", ggml_type_name(t), ea, eb, eb / ea);
+        assert_true(eb < 0.99 * ea);
     }
     free(x);
     free(a);
@@ -269,6 +306,16 @@ static void same_bits(const qo_levels *a, const qo_levels *b, const float *x, co
     a->asym_sums(x, w, n, ua, sa);
     b->asym_sums(x, w, n, ua, sb);
     assert_memory_equal(sa, sb, sizeof sa);
+    float v[16];
+    for (int k = 0; k < 16; k++)
+        v[k] = (float)nm_iq4nl_values[k];
+    const double na = a->nl_levels(x, w, n, d, v, ua), nb = b->nl_levels(x, w, n, d, v, ub);
+    assert_memory_equal(&na, &nb, sizeof na);
+    assert_memory_equal(ua, ub, (size_t)n);
+    if (isfinite(1.0f / d) && d != 0) /* each level is a nearest one, for the values as stored */
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < 16; k++)
+                assert_true(fabsf(x[i] - d * v[ua[i]]) <= fabsf(x[i] - d * v[k]));
 }
 
 static void avx2_levels_match_portable(void **state) {
@@ -316,6 +363,7 @@ int main(int argc, char **argv) {
         return compare(argv[2], argv[2], argv[3]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(searched_blocks_beat_llamacpp),
+        cmocka_unit_test(unsearched_types_use_the_weights),
         cmocka_unit_test(gptq_rows_beat_searched_rows),
         cmocka_unit_test(avx2_levels_match_portable),
     };

@@ -33,7 +33,7 @@ expect_fail "missing calibration text refused" "calibration on $S/none.txt" "$S/
 expect_fail "bad --calibration-chunks refused" "calibration-chunks" "$S/x.gguf" \
     "$Q" --optimize --calibration "$TRAIN" --calibration-chunks x "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_0
 
-for t in Q4_0 Q4_K_M Q3_K_M; do
+for t in Q4_0 Q4_K_M Q3_K_M IQ4_XS; do
     lt=$(echo $t | tr 'A-Z' 'a-z')
     ref="$R/wikillama-$lt.gguf"
     [ -f "$ref" ] || ref="$R/lowbit/wikillama-$lt.gguf"
@@ -53,7 +53,7 @@ check "--optimize --calibration Q4_0: the file differs from plain --optimize" sh
 if [ "$SAN" = 1 ]; then
     skip "optimized files in node-llama-cpp (SAN build)"
 elif node_setup node-llama-cpp@3.21.1 && node_llamacpp_avx2; then
-    for f in opt-q4_k_m cal-q4_0; do
+    for f in opt-q4_k_m opt-iq4_xs cal-q4_0; do
         "$V" logits "$S/$f.gguf" --prompt "The history of the city" --top 10 --json -t 2 >"$S/ours.json"
         ids=$(/usr/bin/python3 -c "import json,sys; print(','.join(map(str, json.load(open(sys.argv[1]))['tokens'])))" "$S/ours.json")
         if timeout 300 node tests/verify/node_top.mjs "$S/$f.gguf" 10 "$ids" >"$S/node.json" 2>"$S/node.err"; then
