@@ -142,6 +142,7 @@ const qo_levels *qo_levels_ref(void) { return &ref; }
 
 #if !defined(__x86_64__)
 const qo_levels *qo_levels_avx2(void) { return NULL; }
+const qo_levels *qo_levels_avx512(void) { return NULL; }
 #endif
 
 const qo_levels *qo_levels_get(void) {
@@ -149,7 +150,9 @@ const qo_levels *qo_levels_get(void) {
     static _Atomic(const qo_levels *) chosen;
     const qo_levels *k = atomic_load_explicit(&chosen, memory_order_relaxed);
     if (!k) {
-        const qo_levels *simd = qo_levels_avx2();
+        const qo_levels *simd = qo_levels_avx512();
+        if (!simd)
+            simd = qo_levels_avx2();
         k = simd ? simd : &ref;
         atomic_store_explicit(&chosen, k, memory_order_relaxed);
     }

@@ -1,8 +1,8 @@
 /* The inner loops of nomoat-quantize --optimize's block searches (optimize.c): the levels a
  * block's values take for one trial scale (and offset), with the weighted squared error, and the
  * weighted sums a least-squares refit of the scale needs. They run millions of times per tensor,
- * so they have an AVX2 sibling (optimize_levels_avx2.c) that gives the same bits as the portable
- * code here: both add each sum in eight lanes (element i into lane i % 8, in index order) and
+ * so they have AVX2 and AVX-512 siblings (optimize_levels_avx2.c, _avx512.c) that give the same
+ * bits as the portable code here: both add each sum in eight lanes (element i into lane i % 8, in index order) and
  * combine the lanes as ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)), so a file written with
  * --optimize is the same on every machine. n is a multiple of 8. */
 #ifndef NOMOAT_QUANTIZE_OPTIMIZE_LEVELS_H
@@ -42,9 +42,11 @@ typedef struct qo_levels {
 
 /* The kernels for this CPU (NOMOAT_NO_SIMD=1: the portable ones). */
 const qo_levels *qo_levels_get(void);
-/* The portable kernels, and the AVX2 ones (NULL where the CPU or build has none): for tests. */
+/* The portable kernels, and the AVX2 and AVX-512 ones (NULL where the CPU or build has none):
+ * for tests. */
 const qo_levels *qo_levels_ref(void);
 const qo_levels *qo_levels_avx2(void);
+const qo_levels *qo_levels_avx512(void);
 
 /* Private to the two implementations. */
 static inline double qo_lane_sum(const double p[8]) {

@@ -4,10 +4,10 @@
  * files nomoat-quantize wrote (tests/quantize/test_optimize.sh): same tensors, types, shapes,
  * offsets and file size, and per tensor an error of the optimized file no larger than the
  * default's (weights as --optimize uses them without importance data: g^2 of the RMSNorm a matrix
- * reads, else 1); with `layout DEFAULT.gguf OPTIMIZED.gguf` only the first part. The AVX2 level
- * kernels give the portable ones' bits (levels, errors, scans of many scales, sums, IQ4_NL's
- * levels) on blocks of every shape the search makes, including zeros, ties and out-of-range
- * scales. The types whose blocks are not searched get rows no worse under their column weights. */
+ * reads, else 1); with `layout DEFAULT.gguf OPTIMIZED.gguf` only the first part. The AVX2 and
+ * AVX-512 level kernels give the portable ones' bits (levels, errors, scans of many scales, sums,
+ * IQ4_NL's levels) on blocks of every shape the search makes, including zeros, ties and
+ * out-of-range scales. The types whose blocks are not searched get rows no worse under their column weights. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -318,13 +318,7 @@ static void same_bits(const qo_levels *a, const qo_levels *b, const float *x, co
                 assert_true(fabsf(x[i] - d * v[ua[i]]) <= fabsf(x[i] - d * v[k]));
 }
 
-static void avx2_levels_match_portable(void **state) {
-    (void)state;
-    const qo_levels *ref = qo_levels_ref(), *simd = qo_levels_avx2();
-    if (!simd) {
-        skip(); /* no AVX2 on this machine or architecture: only the portable kernels run */
-        return;
-    }
+static void simd_levels_match(const qo_levels *ref, const qo_levels *simd) {
     static const int ranges[][2] = {{-8, 7}, {-16, 15}, {-128, 127}, {-32, 31}, {0, 15}, {0, 31}, {0, 63}};
     float x[32], w[32];
     for (int trial = 0; trial < 200000; trial++) {
@@ -356,6 +350,24 @@ static void avx2_levels_match_portable(void **state) {
     }
 }
 
+static void avx2_levels_match_portable(void **state) {
+    (void)state;
+    if (!qo_levels_avx2()) {
+        skip(); /* no AVX2 on this machine or architecture: only the portable kernels run */
+        return;
+    }
+    simd_levels_match(qo_levels_ref(), qo_levels_avx2());
+}
+
+static void avx512_levels_match_portable(void **state) {
+    (void)state;
+    if (!qo_levels_avx512()) {
+        skip(); /* no AVX-512 here (or NOMOAT_NO_AVX512 set) */
+        return;
+    }
+    simd_levels_match(qo_levels_ref(), qo_levels_avx512());
+}
+
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "compare") == 0)
         return compare(argv[2], argv[3], argv[4]);
@@ -366,6 +378,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(unsearched_types_use_the_weights),
         cmocka_unit_test(gptq_rows_beat_searched_rows),
         cmocka_unit_test(avx2_levels_match_portable),
+        cmocka_unit_test(avx512_levels_match_portable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
