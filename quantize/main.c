@@ -774,8 +774,9 @@ static qt_imatrix *calib_stream_open(const options *o, calib_stream *cs, nm_erro
         nm_fail(err, "out of memory");
         return NULL;
     }
+    /* gram: the second moments for GPTQ; head: output.weight's too */
     if (!(cs->vc = verify_calib_open(o->in, o->calibration, NULL, 0, o->calibration_chunks, o->threads, o->quiet, true,
-                                     err)))
+                                     true, err)))
         goto fail;
     cs->n = verify_calib_weight_count(cs->vc);
     cs->im = im;

@@ -206,7 +206,6 @@ static const qo_levels avx512 = {sym_levels_avx512, sym_errors_avx512, asym_leve
 
 const qo_levels *qo_levels_avx512(void) {
     const nm_cpu_features *c = nm_cpu();
-    return c->avx2 && c->fma && c->avx512f && c->avx512bw && c->avx512vl && c->avx512dq && c->avx512vnni && qo_levels_avx2()
-               ? &avx512
-               : (const qo_levels *)0;
+    const bool all = c->avx512f && c->avx512bw && c->avx512vl && c->avx512dq && c->avx512vnni; /* the build's flags */
+    return all && qo_levels_avx2() ? &avx512 : (const qo_levels *)0;
 }

@@ -24,25 +24,30 @@ typedef struct verify_calib verify_calib;
 typedef struct verify_calib_weight {
     const char *name; /* valid while the pass is open */
     int64_t n_in;
-    int layer;
+    int layer;        /* blk.N's N; the number of layers for output.weight */
 } verify_calib_weight;
 
 /* Opens the model, tokenizes text_path (or reads token ids from tokens_path) with its vocabulary
  * and embeds up to max_chunks (<= 0: all) contexts of n_ctx tokens (<= 0: the model's training
  * context, at most 512), to run on threads threads (0: all cores) with a progress bar per layer
- * unless quiet. gram: also collect the second moments. Memory: the mapped model, the residual
+ * unless quiet. gram: also collect the second moments. head: also report output.weight (when the
+ * model has one, not tied to the embedding), whose input is the residual stream after the last
+ * layer with the output norm applied, as one more step after the last layer. Memory: the mapped model, the residual
  * stream of every calibration token (chunks x n_ctx x n_embd floats), one context's KV cache and
  * scratch, n_in doubles per weight and, with gram, while one layer runs, n_in^2 doubles per
  * distinct input of that layer. NULL with err set on failure. */
 verify_calib *verify_calib_open(const char *model_path, const char *text_path, const char *tokens_path, int n_ctx,
-                                int max_chunks, int threads, bool quiet, bool gram, nm_error *err);
+                                int max_chunks, int threads, bool quiet, bool gram, bool head, nm_error *err);
 /* The weights the pass reports, in the model's order (the order emit sees them). */
 size_t verify_calib_weight_count(const verify_calib *vc);
 const verify_calib_weight *verify_calib_weight_at(const verify_calib *vc, size_t i);
 int verify_calib_chunks(const verify_calib *vc);
-/* Runs the layers not yet run up to and including layer (in order; beyond the last: all), each
- * over every chunk, calling emit for each weight of each. Memory of a layer's statistics is
- * released once they are emitted. Returns 0, or -1 with err set. */
+/* Runs the layers not yet run up to and including layer (in order; beyond the last: all, and the
+ * head when it was asked for), each over every chunk, calling emit for each weight of each.
+ * layer = the number of layers asks for the head's statistics: when layers are still to run,
+ * they come from one more forward pass of every chunk, ahead of the layers, which then run
+ * as before. Memory of a layer's statistics is released once they are emitted. Returns 0, or -1
+ * with err set. */
 int verify_calib_run_to(verify_calib *vc, int layer, verify_calibrate_fn emit, void *user, nm_error *err);
 void verify_calib_close(verify_calib *vc);
 

@@ -54,10 +54,10 @@ static void observe(void *user, const vm_weight *w, const float *x, int n_tokens
  * collects every blk.* matrix product, adapters' too). Matrices reading the same input share one
  * Gram matrix (gram_of), allocated only while the streamed pass runs their layer. Returns -1 when
  * out of memory. */
-static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, im_state *st) {
+static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, bool head, im_state *st) {
     const int n_lora_w = (int)vm_adapters_weight_count(adapters);
     st->n = 0;
-    st->e = calloc((size_t)(vm->m.n_layer * 8 + n_lora_w) + 1, sizeof *st->e);
+    st->e = calloc((size_t)(vm->m.n_layer * 8 + n_lora_w) + 2, sizeof *st->e);
     if (!st->e) return -1;
     for (int l = 0; l < vm->m.n_layer; l++) {
         const vm_layer *L = &vm->m.layers[l];
@@ -85,6 +85,13 @@ static int alloc_entries(const verify_model *vm, const vm_adapters *adapters, im
         e->layer = -1;
         if (!(e->sum2 = calloc((size_t)w->n_in, sizeof(double)))) return -1;
     }
+    if (head && strcmp(vm->m.output.name, "output.weight") == 0) { /* not when tied to the embedding */
+        im_entry *e = &st->e[st->n++];
+        e->w = &vm->m.output;
+        e->gram_of = st->n - 1;
+        e->layer = vm->m.n_layer;
+        if (!(e->sum2 = calloc((size_t)e->w->n_in, sizeof(double)))) return -1;
+    }
     return 0;
 }
 
@@ -96,6 +103,11 @@ static void free_entries(im_state *st) {
         }
     free(st->e);
     st->e = NULL;
+}
+
+/* Whether the entries include output.weight's (the last, layer = the number of layers). */
+static bool has_head(const verify_model *vm, const im_state *st) {
+    return st->n > 0 && st->e[st->n - 1].layer == vm->m.n_layer;
 }
 
 /* Chunk k of the text's tokens, BOS first when the model adds one. */
@@ -129,10 +141,14 @@ static int eval_chunks(const verify_model *vm, const int32_t *ids, int n_ctx, in
     nm_progress_start(&prog, "imatrix", (uint64_t)n_chunk, 0, quiet);
     for (int k = 0; k < n_chunk; k++) {
         chunk_batch(vm, ids, k, n_ctx, batch);
-        if (vm_eval(ctx, batch, n_ctx, 0, n_ctx, NULL, err)) {
+        const float *x = NULL;
+        if (vm_eval(ctx, batch, n_ctx, 0, n_ctx, NULL, err) ||
+            (has_head(vm, st) && !(x = vm_eval_head_input(ctx, n_ctx, err)))) {
             nm_progress_finish(&prog);
             goto done;
         }
+        if (x)
+            observe(st, &vm->m.output, x, n_ctx);
         nm_progress_update(&prog, (uint64_t)k + 1, 0);
     }
     nm_progress_finish(&prog);
@@ -148,7 +164,7 @@ done:
 
 struct verify_calib {
     verify_model vm;
-    bool vm_open, quiet, gram;
+    bool vm_open, quiet, gram, head, head_done;
     int n_ctx, n_chunk, next_layer;
     int32_t *ids;
     float *hidden; /* the residual stream of every chunk after the layers run so far */
@@ -175,7 +191,7 @@ void verify_calib_close(verify_calib *vc) {
 /* Takes an opened model and its text's tokens (owned from here on, whatever the result) and
  * embeds n_chunk contexts of n_ctx tokens. */
 static verify_calib *calib_adopt(verify_model *vm, int32_t *ids, int n_ctx, int n_chunk, int threads, bool quiet,
-                                 bool gram, nm_error *err) {
+                                 bool gram, bool head, nm_error *err) {
     verify_calib *vc = calloc(1, sizeof *vc);
     if (!vc) {
         nm_fail(err, "out of memory");
@@ -183,7 +199,7 @@ static verify_calib *calib_adopt(verify_model *vm, int32_t *ids, int n_ctx, int 
         free(ids);
         return NULL;
     }
-    *vc = (verify_calib){.vm = *vm, .vm_open = true, .quiet = quiet, .gram = gram, .n_ctx = n_ctx,
+    *vc = (verify_calib){.vm = *vm, .vm_open = true, .quiet = quiet, .gram = gram, .head = head, .n_ctx = n_ctx,
                          .n_chunk = n_chunk, .ids = ids};
     const vm_model *m = &vc->vm.m;
     if (refuse_experts(m, err))
@@ -194,7 +210,7 @@ static verify_calib *calib_adopt(verify_model *vm, int32_t *ids, int n_ctx, int 
                 "calibration chunks", vc->n_chunk, n_ctx, rows / 1024 * E * sizeof(float) / 1024);
         goto fail;
     }
-    if (alloc_entries(&vc->vm, NULL, &vc->st) || !(vc->weights = calloc((size_t)vc->st.n + 1, sizeof *vc->weights)) ||
+    if (alloc_entries(&vc->vm, NULL, head, &vc->st) || !(vc->weights = calloc((size_t)vc->st.n + 1, sizeof *vc->weights)) ||
         !(vc->pool = nm_pool_create(threads))) {
         nm_fail(err, "out of memory");
         goto fail;
@@ -226,7 +242,7 @@ fail:
 }
 
 verify_calib *verify_calib_open(const char *model_path, const char *text_path, const char *tokens_path, int n_ctx,
-                                int max_chunks, int threads, bool quiet, bool gram, nm_error *err) {
+                                int max_chunks, int threads, bool quiet, bool gram, bool head, nm_error *err) {
     verify_model vm;
     if (verify_model_open(&vm, model_path, err))
         return NULL;
@@ -248,64 +264,53 @@ verify_calib *verify_calib_open(const char *model_path, const char *text_path, c
         verify_model_close(&vm);
         return NULL;
     }
-    return calib_adopt(&vm, ids, n_ctx, n_chunk, threads, quiet, gram, err);
+    return calib_adopt(&vm, ids, n_ctx, n_chunk, threads, quiet, gram, head, err);
 }
 
 size_t verify_calib_weight_count(const verify_calib *vc) { return (size_t)vc->st.n; }
 const verify_calib_weight *verify_calib_weight_at(const verify_calib *vc, size_t i) { return &vc->weights[i]; }
 int verify_calib_chunks(const verify_calib *vc) { return vc->n_chunk; }
 
-/* Layer l over every chunk, its entries' sums collected; then their means emitted. */
-static int run_layer(verify_calib *vc, int l, verify_calibrate_fn emit, void *user, nm_error *err) {
+/* The Gram matrices of layer l's entries (l = the number of layers: the head's), shared by the
+ * entries reading one input. */
+static int alloc_grams(verify_calib *vc, int l, nm_error *err) {
     im_state *st = &vc->st;
-    int rc = -1;
-    for (int i = 0; i < st->n; i++) {
+    for (int i = 0; i < st->n && vc->gram; i++) {
         im_entry *e = &st->e[i];
-        if (e->layer != l || !vc->gram)
+        if (e->layer != l)
             continue;
-        if (e->gram_of == i) {
-            if (!(e->gram = calloc((size_t)e->w->n_in * (size_t)e->w->n_in, sizeof(double)))) {
-                nm_fail(err, "out of memory for the second moments of %s's input (%lld x %lld doubles)", e->w->name,
-                        (long long)e->w->n_in, (long long)e->w->n_in);
-                goto done;
-            }
-        } else {
+        if (e->gram_of != i) {
             e->gram = st->e[e->gram_of].gram;
+        } else if (!(e->gram = calloc((size_t)e->w->n_in * (size_t)e->w->n_in, sizeof(double)))) {
+            return nm_fail(err, "out of memory for the second moments of %s's input (%lld x %lld doubles)", e->w->name,
+                           (long long)e->w->n_in, (long long)e->w->n_in);
         }
     }
-    const size_t E = (size_t)vc->vm.m.n_embd, chunk = (size_t)vc->n_ctx * E;
-    char label[48];
-    snprintf(label, sizeof label, "calibrating layer %d/%d", l + 1, vc->vm.m.n_layer);
-    nm_progress prog;
-    nm_progress_start(&prog, label, (uint64_t)vc->n_chunk, 0, vc->quiet);
-    for (int k = 0; k < vc->n_chunk; k++) {
-        float *h = vc->hidden + (size_t)k * chunk;
-        memcpy(vm_ctx_hidden(vc->ctx), h, chunk * sizeof(float));
-        if (vm_eval_layer(vc->ctx, l, vc->n_ctx, 0, vc->n_ctx, err)) {
-            nm_progress_finish(&prog);
-            goto done;
+    return 0;
+}
+
+static void free_grams(verify_calib *vc, int l) {
+    for (int i = 0; i < vc->st.n; i++)
+        if (vc->st.e[i].layer == l) {
+            if (vc->st.e[i].gram_of == i)
+                free(vc->st.e[i].gram);
+            vc->st.e[i].gram = NULL;
         }
-        memcpy(h, vm_ctx_hidden(vc->ctx), chunk * sizeof(float));
-        nm_progress_update(&prog, (uint64_t)k + 1, 0);
-    }
-    nm_progress_finish(&prog);
-    for (int i = 0; i < st->n; i++) /* the layer's weights are read for the last time: unmap them */
-        if (st->e[i].layer == l)
-            gguf_drop_pages(vc->vm.g, st->e[i].w->data, st->e[i].w->row_size * (size_t)st->e[i].w->n_out);
-    if (st->oom) {
-        nm_fail(err, "out of memory");
-        goto done;
-    }
+}
+
+/* Layer l's entries' means (and second moments) to emit. */
+static int emit_layer(verify_calib *vc, int l, verify_calibrate_fn emit, void *user, nm_error *err) {
+    im_state *st = &vc->st;
+    if (st->oom)
+        return nm_fail(err, "out of memory");
     for (int i = 0; i < st->n; i++) {
         im_entry *e = &st->e[i];
         if (e->layer != l)
             continue;
         const int64_t n = e->w->n_in;
         float *mean = malloc((size_t)n * sizeof(float));
-        if (!mean) {
-            nm_fail(err, "out of memory");
-            goto done;
-        }
+        if (!mean)
+            return nm_fail(err, "out of memory");
         for (int64_t j = 0; j < n; j++)
             mean[j] = (float)(e->sum2[j] / e->count);
         double *g = e->gram;
@@ -317,24 +322,109 @@ static int run_layer(verify_calib *vc, int l, verify_calibrate_fn emit, void *us
         const int erc = emit(user, e->w->name, mean, n, g, shared, vc->n_chunk, vc->n_ctx, err);
         free(mean);
         if (erc)
-            goto done;
+            return -1;
     }
-    rc = 0;
-done:
-    for (int i = 0; i < st->n; i++)
-        if (st->e[i].layer == l) {
-            if (st->e[i].gram_of == i)
-                free(st->e[i].gram);
-            st->e[i].gram = NULL;
+    return 0;
+}
+
+/* Layer l over every chunk, its entries' sums collected; then their means emitted. l = the number
+ * of layers: the output head's input (the residual stream, normed) after the last layer. */
+static int run_layer(verify_calib *vc, int l, verify_calibrate_fn emit, void *user, nm_error *err) {
+    im_state *st = &vc->st;
+    int rc = -1;
+    if (alloc_grams(vc, l, err))
+        goto done;
+    const size_t E = (size_t)vc->vm.m.n_embd, chunk = (size_t)vc->n_ctx * E;
+    const bool head = l == vc->vm.m.n_layer;
+    char label[48];
+    if (head)
+        snprintf(label, sizeof label, "calibrating the output");
+    else
+        snprintf(label, sizeof label, "calibrating layer %d/%d", l + 1, vc->vm.m.n_layer);
+    nm_progress prog;
+    nm_progress_start(&prog, label, (uint64_t)vc->n_chunk, 0, vc->quiet);
+    for (int k = 0; k < vc->n_chunk; k++) {
+        float *h = vc->hidden + (size_t)k * chunk;
+        memcpy(vm_ctx_hidden(vc->ctx), h, chunk * sizeof(float));
+        if (head) {
+            const float *x = vm_eval_head_input(vc->ctx, vc->n_ctx, err);
+            if (!x) {
+                nm_progress_finish(&prog);
+                goto done;
+            }
+            observe(st, &vc->vm.m.output, x, vc->n_ctx);
+        } else {
+            if (vm_eval_layer(vc->ctx, l, vc->n_ctx, 0, vc->n_ctx, err)) {
+                nm_progress_finish(&prog);
+                goto done;
+            }
+            memcpy(h, vm_ctx_hidden(vc->ctx), chunk * sizeof(float));
         }
+        nm_progress_update(&prog, (uint64_t)k + 1, 0);
+    }
+    nm_progress_finish(&prog);
+    for (int i = 0; i < st->n && !head; i++) /* the layer's weights are read for the last time: unmap them */
+        if (st->e[i].layer == l)
+            gguf_drop_pages(vc->vm.g, st->e[i].w->data, st->e[i].w->row_size * (size_t)st->e[i].w->n_out);
+    rc = emit_layer(vc, l, emit, user, err);
+done:
+    free_grams(vc, l);
+    return rc;
+}
+
+/* The head's statistics while layers are still to run (a file may store output.weight first): one
+ * more forward pass, each chunk from its embedding through every layer (statistics off) to the
+ * head's input. The streamed layers' residual streams are not touched. */
+static int run_head_ahead(verify_calib *vc, verify_calibrate_fn emit, void *user, nm_error *err) {
+    const vm_model *m = &vc->vm.m;
+    int rc = -1;
+    int32_t *batch = malloc((size_t)vc->n_ctx * sizeof *batch);
+    if (!batch) {
+        nm_fail(err, "out of memory");
+        goto done;
+    }
+    if (alloc_grams(vc, m->n_layer, err))
+        goto done;
+    vm_ctx_set_observer(vc->ctx, NULL, NULL);
+    nm_progress prog;
+    nm_progress_start(&prog, "calibrating the output (a pass ahead)", (uint64_t)vc->n_chunk, 0, vc->quiet);
+    for (int k = 0; k < vc->n_chunk; k++) {
+        chunk_batch(&vc->vm, vc->ids, k, vc->n_ctx, batch);
+        const float *x = NULL;
+        if (vm_eval_embed(vc->ctx, batch, vc->n_ctx, 0, err))
+            break;
+        int l = 0;
+        while (l < m->n_layer && !vm_eval_layer(vc->ctx, l, vc->n_ctx, 0, 0, err))
+            l++;
+        if (l < m->n_layer || !(x = vm_eval_head_input(vc->ctx, vc->n_ctx, err)))
+            break;
+        observe(&vc->st, &m->output, x, vc->n_ctx);
+        nm_progress_update(&prog, (uint64_t)k + 1, 0);
+        if (k == vc->n_chunk - 1)
+            rc = 0;
+    }
+    nm_progress_finish(&prog);
+    vm_ctx_set_observer(vc->ctx, observe, &vc->st);
+    for (int i = 0; i < vc->st.n; i++) /* the layers ahead are read again when their turn comes */
+        if (vc->st.e[i].layer < m->n_layer)
+            gguf_drop_pages(vc->vm.g, vc->st.e[i].w->data, vc->st.e[i].w->row_size * (size_t)vc->st.e[i].w->n_out);
+    if (rc == 0)
+        rc = emit_layer(vc, m->n_layer, emit, user, err);
+    vc->head_done = true;
+done:
+    free_grams(vc, m->n_layer);
+    free(batch);
     return rc;
 }
 
 int verify_calib_run_to(verify_calib *vc, int layer, verify_calibrate_fn emit, void *user, nm_error *err) {
-    if (layer >= vc->vm.m.n_layer)
-        layer = vc->vm.m.n_layer - 1;
+    const int n = vc->vm.m.n_layer, last = has_head(&vc->vm, &vc->st) ? n : n - 1;
+    if (layer == n && last == n && vc->next_layer < n && !vc->head_done) /* the head alone, now */
+        return run_head_ahead(vc, emit, user, err);
+    if (layer > last)
+        layer = last;
     for (; vc->next_layer <= layer; vc->next_layer++)
-        if (run_layer(vc, vc->next_layer, emit, user, err))
+        if (!(vc->next_layer == vc->vm.m.n_layer && vc->head_done) && run_layer(vc, vc->next_layer, emit, user, err))
             return -1;
     return 0;
 }
@@ -396,13 +486,15 @@ static void usage(FILE *f) {
             "                     the adapters' lora_a/lora_b inputs are collected too\n"
             "      --streamed     run one layer at a time over every chunk, as nomoat-quantize --calibration\n"
             "                     does (same result; holds every chunk's hidden state; no --lora)\n"
+            "      --process-output  also collect output.weight's inputs (as llama-imatrix --process-output;\n"
+            "                     none when the output is tied to the embedding)\n"
             "Writes llama-imatrix's GGUF format, accepted by nomoat-quantize --imatrix and llama-quantize.\n");
 }
 
 int verify_imatrix_main(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *tokens = NULL, *out = NULL;
     long n_ctx = 512, n_chunks = -1, threads = 0;
-    bool quiet = false, streamed = false;
+    bool quiet = false, streamed = false, process_output = false;
     const char *loras[VERIFY_MAX_LORA];
     int n_loras = 0;
     vm_adapters *adapters = NULL;
@@ -416,6 +508,8 @@ int verify_imatrix_main(int argc, char **argv) {
             quiet = true;
         } else if (!strcmp(a, "--streamed")) {
             streamed = true;
+        } else if (!strcmp(a, "--process-output")) {
+            process_output = true;
         } else if (a[0] == '-' && a[1] && !has) {
             verify_error("imatrix: %s needs a value (see --help)", a);
             return VERIFY_EXIT_ERROR;
@@ -478,7 +572,8 @@ int verify_imatrix_main(int argc, char **argv) {
     const double t0 = nm_now();
     int n_written;
     if (streamed) { /* the pass takes the model and tokens already loaded */
-        verify_calib *vc = calib_adopt(&vm, ids, (int)n_ctx, n_chunk, (int)threads, quiet || !isatty(2), false, &err);
+        verify_calib *vc = calib_adopt(&vm, ids, (int)n_ctx, n_chunk, (int)threads, quiet || !isatty(2), false,
+                                       process_output, &err);
         vm_given = true;
         ids = NULL;
         const int rc = !vc || verify_calib_run_to(vc, INT_MAX, ignore_weight, NULL, &err) ||
@@ -487,7 +582,7 @@ int verify_imatrix_main(int argc, char **argv) {
         verify_calib_close(vc);
         if (rc) goto done;
     } else {
-        if (alloc_entries(&vm, adapters, &st)) goto oom;
+        if (alloc_entries(&vm, adapters, process_output, &st)) goto oom;
         if (eval_chunks(&vm, ids, (int)n_ctx, n_chunk, (int)threads, adapters, &st, quiet || !isatty(2), &err)) goto done;
         if (write_imatrix(out, &st, tokens ? tokens : text, n_chunk, (int)n_ctx, &err)) goto done;
         n_written = st.n;

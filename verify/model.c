@@ -885,6 +885,22 @@ int vm_eval_layer(vm_ctx *c, int l, int n_tokens, int pos0, int logits_from, nm_
     return 0;
 }
 
+const float *vm_eval_head_input(vm_ctx *c, int n_tokens, nm_error *err) {
+    const vm_model *m = c->m;
+    if (n_tokens < 1 || n_tokens > c->n_ctx) {
+        nm_fail(err, "batch of %d tokens does not fit the context of %d", n_tokens, c->n_ctx);
+        return NULL;
+    }
+    float *nw = malloc((size_t)m->n_embd * sizeof(float));
+    if (!nw) {
+        nm_fail(err, "out of memory");
+        return NULL;
+    }
+    norm_rows(c, 0, n_tokens, norm_weights(&m->output_norm, nw), m->output_norm_b);
+    free(nw);
+    return c->xn;
+}
+
 int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits_from, float *logits, nm_error *err) {
     const vm_model *m = c->m;
     if (logits_from < 0 || logits_from > n_tokens) logits_from = n_tokens;

@@ -101,5 +101,9 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
 int vm_eval_embed(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, nm_error *err);
 int vm_eval_layer(vm_ctx *c, int layer, int n_tokens, int pos0, int logits_from, nm_error *err);
 float *vm_ctx_hidden(vm_ctx *c);
+/* The output head's input for the batch's residual stream (the output norm applied to all
+ * n_tokens rows), as the head's matrix product reads it; valid until the next step. NULL with err
+ * set when out of memory. */
+const float *vm_eval_head_input(vm_ctx *c, int n_tokens, nm_error *err);
 
 #endif

@@ -1,7 +1,8 @@
 #!/bin/sh
 # nomoat-verify imatrix against llama-imatrix (reference/wikillama-imatrix.gguf: wikillama-f32 on
 # text/wikillama-train.txt, -c 256 --chunks 100): same layout, values within 1e-3 relative; the
-# file is accepted by nomoat-quantize --imatrix; the streamed pass (--streamed) writes the same bytes.
+# file is accepted by nomoat-quantize --imatrix; the streamed pass (--streamed) writes the same bytes;
+# --process-output adds output.weight as llama-imatrix --process-output does.
 . tests/lib.sh
 V="$BIN/nomoat-verify"
 REF="$FIXTURES/reference"
@@ -20,6 +21,13 @@ elif need_fixtures "imatrix against llama-imatrix"; then
     # the streamed pass (one layer over every chunk, then the next: nomoat-quantize --calibration's)
     (cd "$FIXTURES" && "$VA" imatrix reference/wikillama-f32.gguf -f text/wikillama-train.txt -c 256 --chunks 100 -t 2 -q --streamed -o "$SCRATCH/im-streamed.gguf")
     check "imatrix --streamed: the same file, byte for byte" cmp "$SCRATCH/im.gguf" "$SCRATCH/im-streamed.gguf"
+    # --process-output: output.weight's inputs too, against llama-imatrix --process-output
+    # (tests/data/imatrix/README.md), in both passes
+    DA=$(cd "$DATA" && pwd)
+    (cd "$FIXTURES" && "$VA" imatrix reference/wikillama-f32.gguf -f text/wikillama-train.txt -c 256 --chunks 100 -t 2 -q --process-output -o "$SCRATCH/im-out.gguf")
+    check "imatrix --process-output within 1e-3 of llama-imatrix --process-output" /usr/bin/python3 tests/verify/imatrix_compare.py "$SCRATCH/im-out.gguf" "$DA/imatrix/wikillama-imatrix-output.gguf" 1e-3
+    (cd "$FIXTURES" && "$VA" imatrix reference/wikillama-f32.gguf -f text/wikillama-train.txt -c 256 --chunks 100 -t 2 -q --process-output --streamed -o "$SCRATCH/im-out-streamed.gguf")
+    check "imatrix --process-output --streamed: the same file, byte for byte" cmp "$SCRATCH/im-out.gguf" "$SCRATCH/im-out-streamed.gguf"
     "$V" imatrix "$REF/wikillama-f32.gguf" -f "$FIXTURES/text/wikillama-train.txt" --streamed --lora "$REF/wikillama-f32.gguf" -o "$SCRATCH/y.gguf" 2>"$SCRATCH/streamed.err"
     check "imatrix --streamed with --lora refused in one line" grep -q "drop --lora or --streamed" "$SCRATCH/streamed.err"
     if [ -x "$BIN/nomoat-quantize" ]; then

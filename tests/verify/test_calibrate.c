@@ -1,0 +1,144 @@
+/* verify/calibrate.h: the streamed calibration pass's output head (head = true). Asking for the
+ * head's statistics before the layers have run (nomoat-quantize --calibration reaches
+ * output.weight first when a file stores it first) takes one more forward pass ahead of the
+ * layers; its statistics, and every layer's run afterwards, must be exactly those of the pass run
+ * in order (layers, then the head). The second moments' diagonal is the mean squared input.
+ * Values against llama-imatrix --process-output: tests/verify/test_imatrix.sh. */
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "verify/calibrate.h"
+
+enum { MAX_SEEN = 64 };
+
+typedef struct seen {
+    char name[96];
+    int64_t n;
+    float *mean;
+    double *gram; /* n x n, or NULL when shared with the previous weight */
+} seen;
+
+typedef struct record {
+    seen s[MAX_SEEN];
+    int n;
+} record;
+
+static int keep(void *user, const char *name, const float *mean_sq, int64_t n_in, const double *gram, bool gram_shared,
+                int n_chunks, int n_ctx, nm_error *err) {
+    (void)n_chunks;
+    (void)n_ctx;
+    (void)err;
+    record *r = user;
+    assert_true(r->n < MAX_SEEN);
+    seen *s = &r->s[r->n++];
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->n = n_in;
+    s->mean = malloc((size_t)n_in * sizeof *s->mean);
+    memcpy(s->mean, mean_sq, (size_t)n_in * sizeof *s->mean);
+    s->gram = NULL;
+    if (gram && !gram_shared) {
+        s->gram = malloc((size_t)(n_in * n_in) * sizeof *s->gram);
+        memcpy(s->gram, gram, (size_t)(n_in * n_in) * sizeof *s->gram);
+    }
+    return 0;
+}
+
+static void release(record *r) {
+    for (int i = 0; i < r->n; i++) {
+        free(r->s[i].mean);
+        free(r->s[i].gram);
+    }
+}
+
+static const seen *find(const record *r, const char *name) {
+    for (int i = 0; i < r->n; i++)
+        if (strcmp(r->s[i].name, name) == 0)
+            return &r->s[i];
+    return NULL;
+}
+
+static char model[1200], text[1200];
+
+static bool fixtures(void) {
+    const char *f = getenv("NOMOAT_FIXTURES");
+    const char *root = getenv("NOMOAT_ROOT");
+    char base[1024];
+    if (f)
+        snprintf(base, sizeof base, "%s", f);
+    else
+        snprintf(base, sizeof base, "%s/../shared/fixtures", root ? root : ".");
+    snprintf(model, sizeof model, "%s/reference/wikillama-f32.gguf", base);
+    snprintf(text, sizeof text, "%s/text/wikillama-train.txt", base);
+    struct stat st;
+    return stat(model, &st) == 0 && stat(text, &st) == 0;
+}
+
+static verify_calib *open_pass(void) {
+    nm_error err;
+    verify_calib *vc = verify_calib_open(model, text, NULL, 256, 4, 2, true, true, true, &err);
+    if (!vc)
+        fail_msg("%s", err.msg);
+    return vc;
+}
+
+static void head_ahead_matches_head_last(void **state) {
+    (void)state;
+    if (!fixtures()) {
+        skip();
+        return;
+    }
+    nm_error err;
+    record ahead = {0}, last = {0};
+    verify_calib *a = open_pass();
+    const size_t nw = verify_calib_weight_count(a);
+    const verify_calib_weight *head = verify_calib_weight_at(a, nw - 1);
+    assert_string_equal(head->name, "output.weight");
+    const int n_layer = head->layer;
+    assert_true(n_layer > 1);
+    /* the head first, then one layer, then the rest */
+    assert_int_equal(verify_calib_run_to(a, n_layer, keep, &ahead, &err), 0);
+    assert_int_equal(ahead.n, 1);
+    assert_string_equal(ahead.s[0].name, "output.weight");
+    assert_int_equal(verify_calib_run_to(a, 0, keep, &ahead, &err), 0);
+    assert_int_equal(verify_calib_run_to(a, INT_MAX, keep, &ahead, &err), 0);
+    verify_calib_close(a);
+    verify_calib *b = open_pass();
+    assert_int_equal(verify_calib_run_to(b, INT_MAX, keep, &last, &err), 0);
+    verify_calib_close(b);
+    assert_int_equal(ahead.n, (int)nw);
+    assert_int_equal(last.n, (int)nw);
+    assert_string_equal(last.s[nw - 1].name, "output.weight");
+    for (int i = 0; i < last.n; i++) {
+        const seen *x = &last.s[i], *y = find(&ahead, x->name);
+        assert_non_null(y);
+        assert_int_equal(x->n, y->n);
+        assert_memory_equal(x->mean, y->mean, (size_t)x->n * sizeof *x->mean);
+        assert_true((x->gram == NULL) == (y->gram == NULL));
+        if (x->gram)
+            assert_memory_equal(x->gram, y->gram, (size_t)(x->n * x->n) * sizeof *x->gram);
+    }
+    const seen *h = find(&last, "output.weight");
+    assert_non_null(h->gram);
+    for (int64_t j = 0; j < h->n; j++) /* E[x_j x_j] is the mean squared input */
+        assert_true(fabs(h->gram[j * h->n + j] - h->mean[j]) <= 1e-5 * h->mean[j] + 1e-12);
+    release(&ahead);
+    release(&last);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(head_ahead_matches_head_last),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
