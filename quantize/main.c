@@ -33,10 +33,13 @@
 #define BATCH_OUT_BYTES (8u << 20)       /* output buffered per pool run */
 #define GPTQ_TASK_ROWS 64                /* --calibration: rows per task (scratch: 64 x ne0 floats) */
 #define QUANTIZATION_VERSION 2
+#define CALIB_SEED 1                     /* --calibration-random's tokens */
 
 typedef struct options {
     const char *in, *out, *type_name;
     const char *imatrix, *calibration;
+    const char *calibration_label; /* the text, or what --calibration-random uses; NULL: no calibration */
+    bool calibration_random;
     int threads, calibration_chunks;
     bool pure, leave_output, allow_requantize, dry_run, json, no_fsync, quiet, force, optimize;
     int output_type, token_embd_type;
@@ -65,6 +68,9 @@ static void usage(FILE *f) {
             "                             squared input, as --imatrix would, and carry each row's\n"
             "                             error onto its later columns (GPTQ, from the inputs'\n"
             "                             second moments)\n"
+            "  --calibration-random       with --optimize: the same, on random tokens of the model's\n"
+            "                             vocabulary instead of a text (no data needed; seeded, so\n"
+            "                             the same file every run)\n"
             "  --calibration-chunks N     contexts of TEXT to evaluate (default 100; 0 = all); each\n"
             "                             keeps its hidden state (context x embedding floats)\n"
             "  --allow-requantize         accept an already quantized input (loses quality)\n"
@@ -134,6 +140,8 @@ static int parse_args(int argc, char **argv, options *o) {
                 return die("%s needs a text file", a);
             o->calibration = next;
             i++;
+        } else if (strcmp(a, "--calibration-random") == 0) {
+            o->calibration_random = true;
         } else if (strcmp(a, "--calibration-chunks") == 0) {
             char *end = NULL;
             long v = next ? strtol(next, &end, 10) : -1;
@@ -176,9 +184,12 @@ static int parse_args(int argc, char **argv, options *o) {
         usage(stderr);
         return 1;
     }
-    if (o->calibration && !o->optimize)
+    if (o->calibration && o->calibration_random)
+        return die("%s", "--calibration and --calibration-random both choose what to calibrate on; pass one");
+    o->calibration_label = o->calibration ? o->calibration : o->calibration_random ? "random tokens" : NULL;
+    if (o->calibration_label && !o->optimize)
         return die("%s", "--calibration belongs to --optimize (for llama-quantize's blocks, pass --imatrix)");
-    if (o->calibration && o->imatrix)
+    if (o->calibration_label && o->imatrix)
         return die("%s", "--calibration and --imatrix both give importance data; pass one");
     o->in = pos[0];
     o->out = pos[1];
@@ -769,14 +780,19 @@ static void calib_stream_close(calib_stream *cs) {
  * the plan can point at them. */
 static qt_imatrix *calib_stream_open(const options *o, calib_stream *cs, nm_error *err) {
     qt_imatrix *im = calloc(1, sizeof *im);
-    if (!im || !(im->dataset = strdup(o->calibration))) {
+    if (!im || !(im->dataset = strdup(o->calibration_label))) {
         free(im);
         nm_fail(err, "out of memory");
         return NULL;
     }
     /* gram: the second moments for GPTQ; head: output.weight's too */
-    if (!(cs->vc = verify_calib_open(o->in, o->calibration, NULL, 0, o->calibration_chunks, o->threads, o->quiet, true,
-                                     true, err)))
+    if (o->calibration_random)
+        cs->vc = verify_calib_open_random(o->in, 0, o->calibration_chunks ? o->calibration_chunks : 100, CALIB_SEED,
+                                          o->threads, o->quiet, true, true, err);
+    else
+        cs->vc = verify_calib_open(o->in, o->calibration, NULL, 0, o->calibration_chunks, o->threads, o->quiet, true,
+                                   true, err);
+    if (!cs->vc)
         goto fail;
     cs->n = verify_calib_weight_count(cs->vc);
     cs->im = im;
@@ -899,7 +915,7 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
         if (t->convert) {
             const qo_gptq *gptq = NULL;
             if (cs && calib_factor(cs, t->name, &gptq, err) != 0) {
-                nm_error_prefix(err, "calibration on %s", o->calibration);
+                nm_error_prefix(err, "calibration on %s", o->calibration_label);
                 goto out;
             }
             if (write_converted(&rs, ti, t, p->imatrix[i], o->optimize, p->weights[i], gptq, err) != 0)
@@ -980,8 +996,8 @@ int main(int argc, char **argv) {
     }
     if (o.imatrix && !(im = qt_imatrix_load(o.imatrix, &err)))
         goto fail;
-    if (o.calibration && !o.dry_run && !(im = calib_stream_open(&o, &calib, &err))) {
-        nm_error_prefix(&err, "calibration on %s", o.calibration);
+    if (o.calibration_label && !o.dry_run && !(im = calib_stream_open(&o, &calib, &err))) {
+        nm_error_prefix(&err, "calibration on %s", o.calibration_label);
         goto fail;
     }
     if (make_plan(g, ft, &o, im, &p, &err) != 0) {

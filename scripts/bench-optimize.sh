@@ -4,6 +4,8 @@
 # text (`nomoat-verify perplexity --kld`, -c 256), per file type, for
 #   llama-q    llama-quantize's file (../shared/fixtures/reference/wikillama-<type>.gguf; = our default)
 #   opt        nomoat-quantize --optimize (no importance data)
+#   opt+rand   nomoat-quantize --optimize --calibration-random (no text either: the calibration
+#              pass on 100 contexts of random tokens; its ratio is against llama-q, as opt's)
 #   llama-q+im llama-quantize --imatrix reference/wikillama-imatrix.gguf (llama-imatrix on the
 #              training text): the reference file where the fixtures have one, else
 #              $LLAMA_QUANTIZE if built, else nomoat-quantize --imatrix (byte-identical to it)
@@ -53,7 +55,8 @@ kld() {
 now() { date +%s.%N; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
-printf '%-7s %10s %10s %6s   %10s %10s %6s   %7s %7s  %s\n' type llama-q opt ratio llama-q+im opt+cal ratio "opt s" "cal s" "llama-q+im from"
+printf '%-7s %10s %10s %6s %10s %6s   %10s %10s %6s   %7s %7s %7s  %s\n' type llama-q opt ratio opt+rand ratio \
+    llama-q+im opt+cal ratio "opt s" "rand s" "cal s" "llama-q+im from"
 for T in $TYPES; do
     t=$(echo "$T" | tr 'A-Z' 'a-z')
     ref="$FX/reference/wikillama-$t.gguf"
@@ -74,13 +77,18 @@ for T in $TYPES; do
     s1=$(now)
     "$Q" -q --no-fsync --optimize --calibration "$TRAIN" "$F32" "$W/cal-$t.gguf" "$T" "$THREADS"
     s2=$(now)
+    "$Q" -q --no-fsync --optimize --calibration-random "$F32" "$W/rand-$t.gguf" "$T" "$THREADS"
+    s3=$(now)
     k_ref=$(kld "$ref"); k_opt=$(kld "$W/opt-$t.gguf"); k_im=$(kld "$im"); k_cal=$(kld "$W/cal-$t.gguf")
-    printf '%-7s %10.6f %10.6f %6s   %10.6f %10.6f %6s   %7.1f %7.1f  %s\n' "$T" "$k_ref" "$k_opt" \
-        "$(ratio "$k_opt" "$k_ref")" "$k_im" "$k_cal" "$(ratio "$k_cal" "$k_im")" \
-        "$(awk -v a="$s0" -v b="$s1" 'BEGIN { print b - a }')" "$(awk -v a="$s1" -v b="$s2" 'BEGIN { print b - a }')" "$im_from"
+    k_rand=$(kld "$W/rand-$t.gguf")
+    printf '%-7s %10.6f %10.6f %6s %10.6f %6s   %10.6f %10.6f %6s   %7.1f %7.1f %7.1f  %s\n' "$T" "$k_ref" "$k_opt" \
+        "$(ratio "$k_opt" "$k_ref")" "$k_rand" "$(ratio "$k_rand" "$k_ref")" "$k_im" "$k_cal" "$(ratio "$k_cal" "$k_im")" \
+        "$(awk -v a="$s0" -v b="$s1" 'BEGIN { print b - a }')" "$(awk -v a="$s2" -v b="$s3" 'BEGIN { print b - a }')" \
+        "$(awk -v a="$s1" -v b="$s2" 'BEGIN { print b - a }')" "$im_from"
     rm -f "$W"/*-"$t".gguf
 done
-echo "goals: opt ratio <= 0.9 (KLD of --optimize / llama-quantize), opt+cal ratio <= 0.8 (/ llama-quantize --imatrix)"
+echo "goals: opt ratio <= 0.9 (KLD of --optimize / llama-quantize), opt+cal ratio <= 0.8 (/ llama-quantize --imatrix);"
+echo "opt+rand: --optimize with no data at all (random tokens), against the same 0.9"
 fi
 
 [ -n "${COST_TYPES-Q4_0 Q4_K_M}" ] || exit 0

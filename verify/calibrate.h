@@ -38,6 +38,12 @@ typedef struct verify_calib_weight {
  * distinct input of that layer. NULL with err set on failure. */
 verify_calib *verify_calib_open(const char *model_path, const char *text_path, const char *tokens_path, int n_ctx,
                                 int max_chunks, int threads, bool quiet, bool gram, bool head, nm_error *err);
+/* The same on synthetic text: n_chunks contexts of token ids drawn uniformly from the vocabulary's
+ * ordinary tokens (type 1; without token types, all but its special tokens) by a generator seeded
+ * with seed, so the same ids every run. A model's response to random tokens still shows which of
+ * its inputs are large and how they correlate, with no data at hand. */
+verify_calib *verify_calib_open_random(const char *model_path, int n_ctx, int n_chunks, uint64_t seed, int threads,
+                                       bool quiet, bool gram, bool head, nm_error *err);
 /* The weights the pass reports, in the model's order (the order emit sees them). */
 size_t verify_calib_weight_count(const verify_calib *vc);
 const verify_calib_weight *verify_calib_weight_at(const verify_calib *vc, size_t i);

@@ -267,6 +267,54 @@ verify_calib *verify_calib_open(const char *model_path, const char *text_path, c
     return calib_adopt(&vm, ids, n_ctx, n_chunk, threads, quiet, gram, head, err);
 }
 
+verify_calib *verify_calib_open_random(const char *model_path, int n_ctx, int n_chunks, uint64_t seed, int threads,
+                                       bool quiet, bool gram, bool head, nm_error *err) {
+    verify_model vm;
+    if (verify_model_open(&vm, model_path, err))
+        return NULL;
+    if (n_ctx <= 0)
+        n_ctx = vm.m.n_ctx_train > 0 && vm.m.n_ctx_train < 512 ? vm.m.n_ctx_train : 512;
+    const int32_t n_vocab = vm.m.n_vocab;
+    /* the tokens text can produce: type 1 (normal) when the vocabulary has types, else all but
+     * its special tokens */
+    const gguf_value *types = gguf_get(vm.g, "tokenizer.ggml.token_type");
+    if (types && (types->type != GGUF_TYPE_ARRAY || types->arr.count != (uint64_t)n_vocab || types->arr.type == GGUF_TYPE_STRING))
+        types = NULL;
+    gguf_special_tokens sp = {-1, -1, -1, -1, false, false};
+    nm_error ignored;
+    gguf_get_special_tokens(vm.g, (uint32_t)n_vocab, &sp, &ignored);
+    int32_t *pool = malloc((size_t)n_vocab * sizeof *pool);
+    const size_t n_ids = (size_t)n_chunks * (size_t)n_ctx;
+    int32_t *ids = n_chunks > 0 && n_ids / (size_t)n_chunks == (size_t)n_ctx ? malloc(n_ids * sizeof *ids) : NULL;
+    if (!pool || !ids) {
+        free(pool);
+        free(ids);
+        verify_model_close(&vm);
+        nm_fail(err, "out of memory for %d contexts of %d random tokens", n_chunks, n_ctx);
+        return NULL;
+    }
+    int32_t n_pool = 0;
+    for (int32_t t = 0; t < n_vocab; t++)
+        if (types ? gguf_array_i64(types, (uint64_t)t) == 1 : t != sp.bos && t != sp.eos && t != sp.unk && t != sp.pad)
+            pool[n_pool++] = t;
+    if (n_pool == 0) {
+        free(pool);
+        free(ids);
+        verify_model_close(&vm);
+        nm_fail(err, "the vocabulary has no ordinary tokens to draw random text from");
+        return NULL;
+    }
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1; /* xorshift64* */
+    for (size_t i = 0; i < n_ids; i++) {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        ids[i] = pool[((x * 0x2545F4914F6CDD1Dull) >> 32) % (uint64_t)n_pool];
+    }
+    free(pool);
+    return calib_adopt(&vm, ids, n_ctx, n_chunks, threads, quiet, gram, head, err);
+}
+
 size_t verify_calib_weight_count(const verify_calib *vc) { return (size_t)vc->st.n; }
 const verify_calib_weight *verify_calib_weight_at(const verify_calib *vc, size_t i) { return &vc->weights[i]; }
 int verify_calib_chunks(const verify_calib *vc) { return vc->n_chunk; }

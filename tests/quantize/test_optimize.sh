@@ -1,7 +1,8 @@
 #!/bin/sh
 # nomoat-quantize --optimize on the fixture model: the files have the default mix's tensor types,
 # shapes, offsets and size; every quantized tensor's error is no larger than in llama-quantize's
-# file (and some are smaller); --calibration runs the evaluator's pass itself; the files load in
+# file (and some are smaller); --calibration runs the evaluator's pass itself (on random tokens
+# with --calibration-random, the same file every run); the files load in
 # llama.cpp (node-llama-cpp) with top-10 probabilities within 1e-3 of nomoat-verify logits;
 # wrong combinations are refused in one line with no output.
 . tests/lib.sh
@@ -30,6 +31,12 @@ expect_fail "--calibration with --imatrix refused" "pass one" "$S/x.gguf" \
     "$Q" --optimize --calibration "$TRAIN" --imatrix "$R/wikillama-imatrix.gguf" "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_0
 expect_fail "missing calibration text refused" "calibration on $S/none.txt" "$S/x.gguf" \
     "$Q" -q --optimize --calibration "$S/none.txt" "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_0
+expect_fail "--calibration with --calibration-random refused" "pass one" "$S/x.gguf" \
+    "$Q" --optimize --calibration "$TRAIN" --calibration-random "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_0
+expect_fail "--calibration-random without --optimize refused" "belongs to --optimize" "$S/x.gguf" \
+    "$Q" --calibration-random "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_0
+expect_fail "--calibration-random with --imatrix refused" "pass one" "$S/x.gguf" \
+    "$Q" --optimize --calibration-random --imatrix "$R/wikillama-imatrix.gguf" "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_0
 expect_fail "bad --calibration-chunks refused" "calibration-chunks" "$S/x.gguf" \
     "$Q" --optimize --calibration "$TRAIN" --calibration-chunks x "$R/wikillama-f32.gguf" "$S/x.gguf" Q4_0
 
@@ -47,13 +54,22 @@ check "--optimize --calibration Q4_0 runs (4 contexts of the training text)" \
 check "--optimize --calibration Q4_0: same types, shapes, offsets and size as llama-quantize's" \
     "$CMP" layout "$R/wikillama-q4_0.gguf" "$S/cal-q4_0.gguf"
 check "--optimize --calibration Q4_0: the file differs from plain --optimize" sh -c "! cmp -s '$S/opt-q4_0.gguf' '$S/cal-q4_0.gguf'"
+# random tokens instead of a text: seeded, so the same file twice
+for k in 1 2; do
+    check "--optimize --calibration-random Q4_K_M runs ($k)" \
+        "$Q" -q --no-fsync --optimize --calibration-random --calibration-chunks 4 "$R/wikillama-f32.gguf" "$S/rand$k-q4_k_m.gguf" Q4_K_M 2
+done
+check "--optimize --calibration-random: the same file on every run" cmp "$S/rand1-q4_k_m.gguf" "$S/rand2-q4_k_m.gguf"
+check "--optimize --calibration-random Q4_K_M: same types, shapes, offsets and size as llama-quantize's" \
+    "$CMP" layout "$R/wikillama-q4_k_m.gguf" "$S/rand1-q4_k_m.gguf"
+check "--optimize --calibration-random: the file differs from plain --optimize" sh -c "! cmp -s '$S/opt-q4_k_m.gguf' '$S/rand1-q4_k_m.gguf'"
 
 # llama.cpp loads them as any file of these types: next-token top-10 as nomoat-verify computes it
 . tests/node-env.sh
 if [ "$SAN" = 1 ]; then
     skip "optimized files in node-llama-cpp (SAN build)"
 elif node_setup node-llama-cpp@3.21.1 && node_llamacpp_avx2; then
-    for f in opt-q4_k_m opt-iq4_xs cal-q4_0; do
+    for f in opt-q4_k_m opt-iq4_xs cal-q4_0 rand1-q4_k_m; do
         "$V" logits "$S/$f.gguf" --prompt "The history of the city" --top 10 --json -t 2 >"$S/ours.json"
         ids=$(/usr/bin/python3 -c "import json,sys; print(','.join(map(str, json.load(open(sys.argv[1]))['tokens'])))" "$S/ours.json")
         if timeout 300 node tests/verify/node_top.mjs "$S/$f.gguf" 10 "$ids" >"$S/node.json" 2>"$S/node.err"; then
