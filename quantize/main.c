@@ -71,7 +71,7 @@ static void usage(FILE *f) {
             "  --calibration-random       with --optimize: the same, on random tokens of the model's\n"
             "                             vocabulary instead of a text (no data needed; seeded, so\n"
             "                             the same file every run)\n"
-            "  --calibration-chunks N     contexts of TEXT to evaluate (default 100; 0 = all); each\n"
+            "  --calibration-chunks N     contexts to evaluate (default 100; 0 = all of TEXT); each\n"
             "                             keeps its hidden state (context x embedding floats)\n"
             "  --allow-requantize         accept an already quantized input (loses quality)\n"
             "  --dry-run                  print the plan (per-tensor types and sizes), write nothing\n"
