@@ -273,6 +273,125 @@ static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
     return true;
 }
 
+/* ---------------- Q8_0 ---------------- */
+
+/* Two weight rows per register, as the AVX2 tile's two chains of eight lanes side by side: lanes
+ * 0-7 row A's lane sums, 8-15 row B's. A row pair's block is 64 bytes (A's 32 quants, then B's),
+ * each quant stored as the unsigned byte q + 128 for vpdpbusd, which starts from the activation
+ * block's −128·Σy per group of four (aux) and so ends at the exact Σ q·y the AVX2 tile takes. The
+ * pair's scales follow all its blocks, two floats per block. A missing row B is zero. */
+enum { Q8_0_PAIRS = 4, Q8_0_COLS = 4, Q8_0_PAIR_BLOCK = 64 };
+
+static size_t q8_0_pair_stride(int64_t nb) { return (size_t)nb * (Q8_0_PAIR_BLOCK + 2 * sizeof(float)); }
+
+static void q8_0_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
+    const size_t stride = q8_0_pair_stride(nb);
+    for (int r = 0; r < (nr + 1) / 2 * 2; r++) {
+        uint8_t *q = dst + (size_t)(r / 2) * stride + (size_t)(r & 1) * 32;
+        float *d = (float *)(dst + (size_t)(r / 2) * stride + (size_t)nb * Q8_0_PAIR_BLOCK) + (r & 1);
+        const uint8_t *src = w + (size_t)r * ws;
+        for (int64_t b = 0; b < nb; b++, q += Q8_0_PAIR_BLOCK, d += 2) {
+            if (r >= nr) {
+                memset(q, 0, 32);
+                *d = 0.0f;
+                continue;
+            }
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(src + (size_t)b * 34 + 2));
+            _mm256_storeu_si256((__m256i *)q, _mm256_xor_si256(v, _mm256_set1_epi8((char)0x80)));
+            uint16_t h;
+            memcpy(&h, src + (size_t)b * 34, 2);
+            *d = _cvtsh_ss(h);
+        }
+    }
+}
+
+/* np row pairs × nc activation rows, all blocks. Per pair, block and activation row: the pair's
+ * scales times the activation's (fl(dw·dy) in each half), one vpdpbusd, one conversion, one fused
+ * multiply-add. */
+ALWAYS_INLINE void q8_0_micro(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as,
+                              const uint8_t *aux, size_t aux_stride, int np, int nc, int r0, int nr, float *out,
+                              size_t os) {
+    __m512 acc[Q8_0_PAIRS][Q8_0_COLS];
+    UNROLL
+    for (int p = 0; p < np; p++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[p][c] = _mm512_setzero_ps();
+    const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const float *dwp = (const float *)(pw + (size_t)nb * Q8_0_PAIR_BLOCK);
+    const int32_t *sums = (const int32_t *)(aux + (size_t)nb * sizeof(float));
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i wv[Q8_0_PAIRS];
+        __m512 dw[Q8_0_PAIRS];
+        UNROLL
+        for (int p = 0; p < np; p++) {
+            wv[p] = _mm512_loadu_si512(pw + (size_t)p * pair_stride + (size_t)b * Q8_0_PAIR_BLOCK);
+            const __m128 two = _mm_castpd_ps(_mm_load_sd((const double *)(dwp + (size_t)p * pair_stride / sizeof(float) + 2 * b)));
+            dw[p] = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(two));
+        }
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const __m512i y = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 34 + 2)));
+            const __m512i start = _mm512_broadcast_i64x4(
+                _mm256_loadu_si256((const __m256i *)((const uint8_t *)(sums + 8 * b) + (size_t)c * aux_stride)));
+            const __m512 dy = _mm512_set1_ps(((const float *)(aux + (size_t)c * aux_stride))[b]);
+            UNROLL
+            for (int p = 0; p < np; p++) {
+                const __m512i s = _mm512_dpbusd_epi32(start, wv[p], y);
+                acc[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[p], dy), _mm512_cvtepi32_ps(s), acc[p][c]);
+            }
+        }
+    }
+    UNROLL
+    for (int p = 0; p < np; p++)
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            float lanes[16];
+            _mm512_storeu_ps(lanes, hsum_halves(acc[p][c]));
+            out[(size_t)c * os + (size_t)(r0 + 2 * p)] = lanes[0];
+            if (r0 + 2 * p + 1 < nr) out[(size_t)c * os + (size_t)(r0 + 2 * p + 1)] = lanes[8];
+        }
+}
+
+ALWAYS_INLINE void q8_0_cols(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as,
+                             const uint8_t *aux, size_t aux_stride, int np, int nc, int r0, int nr, float *out,
+                             size_t os) {
+    switch (nc) {
+    case 4: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 4, r0, nr, out, os); break;
+    case 3: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 3, r0, nr, out, os); break;
+    case 2: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 2, r0, nr, out, os); break;
+    default: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 1, r0, nr, out, os); break;
+    }
+}
+
+/* Columns outer, as for the float tile: a group of activation rows stays in L1 while the packed
+ * row pairs (L2) pass by it. */
+static bool tile_q8_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const uint8_t *aux,
+                      size_t aux_stride, int nc, float *out, size_t os) {
+    const int64_t nb = n / 32;
+    if (!aux || aux_stride % sizeof(float) != 0) return false;
+    const size_t pair_stride = q8_0_pair_stride(nb);
+    uint8_t *pw = malloc((size_t)(nr + 1) / 2 * pair_stride + 64);
+    if (!pw) return false;
+    q8_0_pack(nb, w, ws, nr, pw);
+    for (int c = 0; c < nc; c += Q8_0_COLS) {
+        const int m = nc - c < Q8_0_COLS ? nc - c : Q8_0_COLS;
+        const uint8_t *ac = a + (size_t)c * as, *xc = aux + (size_t)c * aux_stride;
+        float *oc = out + (size_t)c * os;
+        for (int r = 0; r < nr; r += 2 * Q8_0_PAIRS) {
+            const int np = (nr - r + 1) / 2 < Q8_0_PAIRS ? (nr - r + 1) / 2 : Q8_0_PAIRS;
+            const uint8_t *pr = pw + (size_t)(r / 2) * pair_stride;
+            switch (np) {
+            case 4: q8_0_cols(nb, pr, pair_stride, ac, as, xc, aux_stride, 4, m, r, nr, oc, os); break;
+            case 3: q8_0_cols(nb, pr, pair_stride, ac, as, xc, aux_stride, 3, m, r, nr, oc, os); break;
+            case 2: q8_0_cols(nb, pr, pair_stride, ac, as, xc, aux_stride, 2, m, r, nr, oc, os); break;
+            default: q8_0_cols(nb, pr, pair_stride, ac, as, xc, aux_stride, 1, m, r, nr, oc, os); break;
+            }
+        }
+    }
+    free(pw);
+    return true;
+}
+
 /* ---------------- vectors × matrix (attention) ---------------- */
 
 /* Sixteen columns per register; a pass covers up to 8 x rows × 2 registers (16 independent
@@ -352,6 +471,8 @@ bool nm_dot_tile_avx512(uint32_t wt, int64_t n, const void *w, size_t w_stride, 
         return tile_float(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
     case GGML_TYPE_Q4_0:
         return tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
+    case GGML_TYPE_Q8_0:
+        return tile_q8_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
     default:
         return false;
     }
