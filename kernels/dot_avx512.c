@@ -275,39 +275,54 @@ static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
 
 /* ---------------- Q8_0 ---------------- */
 
-/* Two weight rows per register, as the AVX2 tile's two chains of eight lanes side by side: lanes
- * 0-7 row A's lane sums, 8-15 row B's. A row pair's block is 64 bytes (A's 32 quants, then B's),
- * each quant stored as the unsigned byte q + 128 for vpdpbusd, which starts from the activation
- * block's −128·Σy per group of four (aux) and so ends at the exact Σ q·y the AVX2 tile takes. The
- * pair's scales follow all its blocks, two floats per block. A missing row B is zero. */
-enum { Q8_0_PAIRS = 4, Q8_0_COLS = 4, Q8_0_PAIR_BLOCK = 64 };
+/* Two weight rows per register, the AVX2 tile's two chains of eight lanes interleaved: lane 2l
+ * holds row A's lane l, lane 2l+1 row B's. A row pair's block is 64 bytes, A's and B's quants
+ * 4l..4l+3 side by side for each l, each stored as the unsigned byte q + 128 for vpdpbusd, which
+ * starts from the activation block's −128·Σy per group of four (aux) and so ends at the exact
+ * Σ q·y the AVX2 tile takes. With the rows interleaved, the scale products of a block are one
+ * pair of floats (A's, B's): made eight blocks at a time by one multiply, parked on the stack and
+ * broadcast from there as one 64-bit load. The pair's scales (two floats per block) follow all its
+ * blocks. A missing row B is zero. */
+enum { Q8_0_PAIRS = 4, Q8_0_COLS = 6, Q8_0_PAIR_BLOCK = 64, Q8_0_DB = 8 };
 
 static size_t q8_0_pair_stride(int64_t nb) { return (size_t)nb * (Q8_0_PAIR_BLOCK + 2 * sizeof(float)); }
 
 static void q8_0_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
     const size_t stride = q8_0_pair_stride(nb);
-    for (int r = 0; r < (nr + 1) / 2 * 2; r++) {
-        uint8_t *q = dst + (size_t)(r / 2) * stride + (size_t)(r & 1) * 32;
-        float *d = (float *)(dst + (size_t)(r / 2) * stride + (size_t)nb * Q8_0_PAIR_BLOCK) + (r & 1);
-        const uint8_t *src = w + (size_t)r * ws;
-        for (int64_t b = 0; b < nb; b++, q += Q8_0_PAIR_BLOCK, d += 2) {
-            if (r >= nr) {
-                memset(q, 0, 32);
-                *d = 0.0f;
-                continue;
-            }
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(src + (size_t)b * 34 + 2));
-            _mm256_storeu_si256((__m256i *)q, _mm256_xor_si256(v, _mm256_set1_epi8((char)0x80)));
+    const __m512i interleave = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (int r = 0; r < nr; r += 2) {
+        uint8_t *q = dst + (size_t)(r / 2) * stride;
+        float *d = (float *)(q + (size_t)nb * Q8_0_PAIR_BLOCK);
+        const uint8_t *ra = w + (size_t)r * ws, *rb = r + 1 < nr ? ra + ws : NULL;
+        for (int64_t b = 0; b < nb; b++, q += Q8_0_PAIR_BLOCK) {
+            const uint8_t *ba = ra + (size_t)b * 34, *bb = rb ? rb + (size_t)b * 34 : NULL;
+            const __m256i qa = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(ba + 2)), flip);
+            const __m256i qb = bb ? _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(bb + 2)), flip)
+                                  : _mm256_setzero_si256();
+            _mm512_storeu_si512(q, _mm512_permutex2var_epi32(_mm512_castsi256_si512(qa), interleave,
+                                                             _mm512_castsi256_si512(qb)));
             uint16_t h;
-            memcpy(&h, src + (size_t)b * 34, 2);
-            *d = _cvtsh_ss(h);
+            memcpy(&h, ba, 2);
+            d[2 * b] = _cvtsh_ss(h);
+            if (bb) memcpy(&h, bb, 2);
+            d[2 * b + 1] = bb ? _cvtsh_ss(h) : 0.0f;
         }
     }
 }
 
-/* np row pairs × nc activation rows, all blocks. Per pair, block and activation row: the pair's
- * scales times the activation's (fl(dw·dy) in each half), one vpdpbusd, one conversion, one fused
- * multiply-add. */
+/* hsum_halves for interleaved rows: lane 0 gets row A's hsum, lane 1 row B's, the same pairs
+ * added in the same order (lane l + lane l+4, then those of lanes 0 and 2 and of 1 and 3, then
+ * the two). */
+ALWAYS_INLINE __m512 hsum_pairs(__m512 v) {
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+}
+
+/* np row pairs × nc activation rows, all blocks. Per pair, block and activation row: one
+ * vpdpbusd, one conversion, one fused multiply-add; per activation row and block, its quants and
+ * start values spread to both rows' lanes (one permute each). */
 ALWAYS_INLINE void q8_0_micro(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as,
                               const uint8_t *aux, size_t aux_stride, int np, int nc, int r0, int nr, float *out,
                               size_t os) {
@@ -316,28 +331,43 @@ ALWAYS_INLINE void q8_0_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
     for (int p = 0; p < np; p++)
         UNROLL
         for (int c = 0; c < nc; c++) acc[p][c] = _mm512_setzero_ps();
-    const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     const float *dwp = (const float *)(pw + (size_t)nb * Q8_0_PAIR_BLOCK);
-    const int32_t *sums = (const int32_t *)(aux + (size_t)nb * sizeof(float));
-    for (int64_t b = 0; b < nb; b++) {
-        __m512i wv[Q8_0_PAIRS];
+    const size_t dw_stride = pair_stride / sizeof(float);
+    for (int64_t b0 = 0; b0 < nb; b0 += Q8_0_DB) {
+        const int m = nb - b0 < Q8_0_DB ? (int)(nb - b0) : Q8_0_DB;
+        const __mmask8 m8 = (__mmask8)((1u << m) - 1u);
+        const __mmask16 m16 = (__mmask16)((1u << (2 * m)) - 1u);
+        double d[Q8_0_PAIRS][Q8_0_COLS][Q8_0_DB] __attribute__((aligned(64))); /* (A, B) float pairs */
         __m512 dw[Q8_0_PAIRS];
         UNROLL
-        for (int p = 0; p < np; p++) {
-            wv[p] = _mm512_loadu_si512(pw + (size_t)p * pair_stride + (size_t)b * Q8_0_PAIR_BLOCK);
-            const __m128 two = _mm_castpd_ps(_mm_load_sd((const double *)(dwp + (size_t)p * pair_stride / sizeof(float) + 2 * b)));
-            dw[p] = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(two));
-        }
+        for (int p = 0; p < np; p++) dw[p] = _mm512_maskz_loadu_ps(m16, dwp + (size_t)p * dw_stride + 2 * b0);
         UNROLL
         for (int c = 0; c < nc; c++) {
-            const __m512i y = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 34 + 2)));
-            const __m512i start = _mm512_broadcast_i64x4(
-                _mm256_loadu_si256((const __m256i *)((const uint8_t *)(sums + 8 * b) + (size_t)c * aux_stride)));
-            const __m512 dy = _mm512_set1_ps(((const float *)(aux + (size_t)c * aux_stride))[b]);
+            const float *dy = (const float *)(aux + (size_t)c * aux_stride) + b0;
+            const __m512 dyv = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_maskz_loadu_ps(m8, dy)));
             UNROLL
-            for (int p = 0; p < np; p++) {
-                const __m512i s = _mm512_dpbusd_epi32(start, wv[p], y);
-                acc[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[p], dy), _mm512_cvtepi32_ps(s), acc[p][c]);
+            for (int p = 0; p < np; p++) _mm512_store_ps((float *)d[p][c], _mm512_mul_ps(dw[p], dyv));
+        }
+        for (int k = 0; k < m; k++) {
+            const int64_t b = b0 + k;
+            __m512i wv[Q8_0_PAIRS];
+            UNROLL
+            for (int p = 0; p < np; p++)
+                wv[p] = _mm512_loadu_si512(pw + (size_t)p * pair_stride + (size_t)b * Q8_0_PAIR_BLOCK);
+            UNROLL
+            for (int c = 0; c < nc; c++) {
+                const __m256i yq = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 34 + 2));
+                const __m256i sums = _mm256_loadu_si256(
+                    (const __m256i *)(aux + (size_t)c * aux_stride + (size_t)nb * sizeof(float)) + b);
+                const __m512i y = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(yq));
+                const __m512i start = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(sums));
+                UNROLL
+                for (int p = 0; p < np; p++) {
+                    const __m512i s = _mm512_dpbusd_epi32(start, wv[p], y);
+                    const __m512 dv = _mm512_castpd_ps(_mm512_set1_pd(d[p][c][k]));
+                    acc[p][c] = _mm512_fmadd_ps(dv, _mm512_cvtepi32_ps(s), acc[p][c]);
+                }
             }
         }
     }
@@ -345,10 +375,8 @@ ALWAYS_INLINE void q8_0_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
     for (int p = 0; p < np; p++)
         UNROLL
         for (int c = 0; c < nc; c++) {
-            float lanes[16];
-            _mm512_storeu_ps(lanes, hsum_halves(acc[p][c]));
-            out[(size_t)c * os + (size_t)(r0 + 2 * p)] = lanes[0];
-            if (r0 + 2 * p + 1 < nr) out[(size_t)c * os + (size_t)(r0 + 2 * p + 1)] = lanes[8];
+            const __mmask16 rows = r0 + 2 * p + 1 < nr ? 3 : 1;
+            _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(r0 + 2 * p), rows, hsum_pairs(acc[p][c]));
         }
 }
 
@@ -356,6 +384,8 @@ ALWAYS_INLINE void q8_0_cols(int64_t nb, const uint8_t *pw, size_t pair_stride, 
                              const uint8_t *aux, size_t aux_stride, int np, int nc, int r0, int nr, float *out,
                              size_t os) {
     switch (nc) {
+    case 6: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 6, r0, nr, out, os); break;
+    case 5: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 5, r0, nr, out, os); break;
     case 4: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 4, r0, nr, out, os); break;
     case 3: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 3, r0, nr, out, os); break;
     case 2: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 2, r0, nr, out, os); break;
