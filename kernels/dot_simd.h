@@ -45,6 +45,10 @@ enum { NM_Q8_0_GROUP_SUMS_PER_BLOCK = 8 * sizeof(int32_t) }; /* bytes */
 bool nm_dot_tile_repacked_avx2(uint32_t weight_type, int gemm_cols, int64_t n, const void *w, size_t w_stride,
                                int n_rows, const void *act, size_t act_stride, int n_cols, float *out,
                                size_t out_stride);
+/* The same for gemm's columns with AVX-512 + VNNI (dot_repack_avx512.c); gemv's go to the AVX2 one. */
+bool nm_dot_tile_repacked_avx512(uint32_t weight_type, int gemm_cols, int64_t n, const void *w, size_t w_stride,
+                                 int n_rows, const void *act, size_t act_stride, int n_cols, float *out,
+                                 size_t out_stride);
 /* nm_dot_float_vec's AVX2 kernel: false for other types. */
 bool nm_dot_float_vec_avx2(uint32_t weight_type, int64_t n, const void *w, const void *a, float *out);
 #endif
