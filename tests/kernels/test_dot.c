@@ -593,44 +593,48 @@ static void test_avx2_q8_0_tile_aux(void **state) {
     }
 }
 
-/* The AVX-512 Q8_0 tile (two rows per register, vpdpbusd block sums) gives each output exactly
- * what the AVX2 one-row kernel gives, for odd row counts, every column count up to past two
- * register blocks, block counts short of and past a multiple of anything, and long rows; without
- * the aux rows it declines. */
-static void test_avx512_q8_0_tile(void **state) {
+/* The AVX-512 Q8_0 and Q6_K tiles (two rows per register, VNNI integer sums) give each output
+ * exactly what the AVX2 one-row kernel gives, for odd row counts, every column count up to past
+ * two register blocks, block counts short of and past a multiple of anything, and long rows;
+ * Q8_0 without its aux rows declines. */
+static void test_avx512_vec_dot_tiles(void **state) {
     (void)state;
     if (!have_avx512()) skip();
-    const uint32_t t = GGML_TYPE_Q8_0;
-    static const int64_t ns[] = {32, 96, 800, 2080, 5632};
+    static const struct {
+        uint32_t t;
+        int64_t ns[5];
+    } cases[] = {{GGML_TYPE_Q8_0, {32, 96, 800, 2080, 5632}}, {GGML_TYPE_Q6_K, {256, 768, 1280, 2048, 5632}}};
     enum { MAXR = 19, MAXC = 11 };
-    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
-        const int64_t N = ns[ni];
-        size_t wrs;
-        assert_int_equal(ggml_row_size(t, (uint64_t)N, &wrs), 0);
-        const size_t ars = nm_dot_act_row_size(t, N), xrs = nm_dot_act_aux_row_size(t, N), os = MAXR + 2,
-                     size = os * MAXC;
-        uint8_t *w = malloc(wrs * MAXR), *a = malloc(ars * MAXC), *x = malloc(xrs * MAXC);
-        float ref[(MAXR + 2) * MAXC], out[(MAXR + 2) * MAXC];
-        assert_true(w && a && x);
-        for (int r = 0; r < MAXR; r++) random_weights(t, w + r * wrs, N);
-        random_acts(t, a, ars, MAXC, N);
-        for (int c = 0; c < MAXC; c++) nm_dot_act_aux(t, N, a + c * ars, x + c * xrs);
-        for (int nr = 1; nr <= MAXR; nr++)
-            for (int nc = 1; nc <= MAXC; nc++) {
-                if (N > 800 && nr % 4 != 1 && nc % 3 != 1) continue; /* long rows: fewer shapes */
-                avx2_one_row_reference(t, N, w, wrs, nr, a, ars, nc, ref, os);
-                fill_sentinel(out, size);
-                assert_true(nm_dot_tile_avx512(t, N, w, wrs, nr, a, ars, x, xrs, nc, out, os));
-                expect_tile("AVX-512 Q8_0 tile", t, N, nr, nc, os, ref, out, size);
-                fill_sentinel(out, size);
-                nm_dot_tile(t, N, w, wrs, nr, a, ars, nc, out, os);
-                expect_tile("Q8_0 nm_dot_tile", t, N, nr, nc, os, ref, out, size);
-            }
-        assert_false(nm_dot_tile_avx512(t, N, w, wrs, 3, a, ars, NULL, 0, 2, out, os));
-        free(w);
-        free(a);
-        free(x);
-    }
+    for (size_t ti = 0; ti < sizeof cases / sizeof cases[0]; ti++)
+        for (size_t ni = 0; ni < 5; ni++) {
+            const uint32_t t = cases[ti].t;
+            const int64_t N = cases[ti].ns[ni];
+            size_t wrs;
+            assert_int_equal(ggml_row_size(t, (uint64_t)N, &wrs), 0);
+            const size_t ars = nm_dot_act_row_size(t, N), xrs = nm_dot_act_aux_row_size(t, N), os = MAXR + 2,
+                         size = os * MAXC;
+            uint8_t *w = malloc(wrs * MAXR), *a = malloc(ars * MAXC), *x = xrs ? malloc(xrs * MAXC) : NULL;
+            float ref[(MAXR + 2) * MAXC], out[(MAXR + 2) * MAXC];
+            assert_true(w && a && (x || !xrs));
+            for (int r = 0; r < MAXR; r++) random_weights(t, w + r * wrs, N);
+            random_acts(t, a, ars, MAXC, N);
+            for (int c = 0; c < MAXC && x; c++) nm_dot_act_aux(t, N, a + c * ars, x + c * xrs);
+            for (int nr = 1; nr <= MAXR; nr++)
+                for (int nc = 1; nc <= MAXC; nc++) {
+                    if (N > 800 && nr % 4 != 1 && nc % 3 != 1) continue; /* long rows: fewer shapes */
+                    avx2_one_row_reference(t, N, w, wrs, nr, a, ars, nc, ref, os);
+                    fill_sentinel(out, size);
+                    assert_true(nm_dot_tile_avx512(t, N, w, wrs, nr, a, ars, x, xrs, nc, out, os));
+                    expect_tile("AVX-512 tile", t, N, nr, nc, os, ref, out, size);
+                    fill_sentinel(out, size);
+                    nm_dot_tile(t, N, w, wrs, nr, a, ars, nc, out, os);
+                    expect_tile("nm_dot_tile", t, N, nr, nc, os, ref, out, size);
+                }
+            if (x) assert_false(nm_dot_tile_avx512(t, N, w, wrs, 3, a, ars, NULL, 0, 2, out, os));
+            free(w);
+            free(a);
+            free(x);
+        }
 }
 
 /* The AVX-512 repacked Q4_K kernel (sixteen rows per register, scales applied in float) equals
@@ -928,7 +932,7 @@ int main(void) {
         cmocka_unit_test(test_q4_k_repacked_places),
         cmocka_unit_test(test_avx2_tiles_match_row_kernel),
         cmocka_unit_test(test_avx2_q8_0_tile_aux),
-        cmocka_unit_test(test_avx512_q8_0_tile),
+        cmocka_unit_test(test_avx512_vec_dot_tiles),
         cmocka_unit_test(test_q4_k_repacked_avx512),
         cmocka_unit_test(test_unrepacked_ignore_place),
         cmocka_unit_test(test_exact_kernels_small_tiles),
