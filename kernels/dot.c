@@ -430,7 +430,7 @@ size_t nm_dot_act_aux_row_size(uint32_t wt, int64_t n) {
     switch (wt) {
     case GGML_TYPE_F16: case GGML_TYPE_BF16: return (size_t)n * sizeof(float);
     case GGML_TYPE_Q4_0: return (size_t)(n / 32) * sizeof(nm_q8_0_block_info);
-    case GGML_TYPE_Q8_0: return (size_t)(n / 32) * sizeof(float);
+    case GGML_TYPE_Q8_0: return (size_t)(n / 32) * (sizeof(float) + NM_Q8_0_GROUP_SUMS_PER_BLOCK);
     default: return 0;
     }
 }
@@ -453,7 +453,12 @@ void nm_dot_act_aux(uint32_t wt, int64_t n, const void *act, void *aux) {
     } else if (wt == GGML_TYPE_Q8_0) {
         const uint8_t *a = act;
         float *d = aux;
-        for (int64_t b = 0; b < n / 32; b++, a += 34) d[b] = f16(a);
+        int32_t *sums = (int32_t *)(d + n / 32);
+        for (int64_t b = 0; b < n / 32; b++, a += 34) {
+            const int8_t *y = (const int8_t *)(a + 2);
+            d[b] = f16(a);
+            for (int g = 0; g < 8; g++) sums[8 * b + g] = -128 * (y[4 * g] + y[4 * g + 1] + y[4 * g + 2] + y[4 * g + 3]);
+        }
     }
 }
 

@@ -76,9 +76,9 @@ void nm_dot_f32_columns_ref(int64_t n, const float *x, size_t x_stride, int n_x,
 
 /* Side data some SIMD kernels read beside the activations, derived from them exactly: the
  * values widened to float for F16/BF16; each Q8_0 block's scale as float and −8·Σq for Q4_0;
- * each Q8_0 block's scale as float for Q8_0 weights. Built once per batch, it spares every tile
- * of a matrix product from rebuilding it. nm_dot_act_aux_row_size is 0 for types without it
- * (a multiple of 4 otherwise: rows of floats or of 8-byte records). */
+ * each Q8_0 block's scale as float, then −128·Σq over each group of 4 quants, for Q8_0 weights.
+ * Built once per batch, it spares every tile of a matrix product from rebuilding it.
+ * nm_dot_act_aux_row_size is 0 for types without it (a multiple of 4 otherwise). */
 size_t nm_dot_act_aux_row_size(uint32_t weight_type, int64_t n);
 void nm_dot_act_aux(uint32_t weight_type, int64_t n, const void *act, void *aux);
 /* nm_dot_tile given the activation rows' aux rows (aux_stride bytes apart; may be NULL when the

@@ -7,7 +7,15 @@
  *   each activation chunk is broadcast to both halves. Register blocking: 4 row pairs × 6 activation rows per pass, 24 accumulators.
  * - Q4_0: sixteen rows in the lanes of a register (nm_dot_q4_0_pack), block integer sums with
  *   vpdpbusd (nibbles 0..15 unsigned × activation int8, started at −8·Σy), then one fused
- *   multiply-add per block into each lane's own chain. */
+ *   multiply-add per block into each lane's own chain.
+ * - Q8_0 and Q6_K, whose order is the AVX2 tiles' (ggml_vec_dot's eight lanes per output, one fused
+ *   multiply-add per block, hsum's pairing at the end): two rows per register, their lanes
+ *   interleaved (lane 2l row A's lane l, 2l+1 row B's), so a block's two scale products are one
+ *   64-bit broadcast and the activations' four-byte groups are spread to both rows by one permute.
+ *   The lane sums are exact integers, made with VNNI: Q8_0 by vpdpbusd on the weights stored as
+ *   q + 128 and started at −128·Σy per group of four (the aux row), Q6_K by vpmaddubsw and
+ *   vpdpwssd (scale times pair of products). 4 row pairs × 6 activation rows per pass for Q8_0,
+ *   2 × 6 for Q6_K. Repacked Q4_K has its own file (dot_repack_avx512.c). */
 #include "kernels/dot_simd.h"
 
 #include <immintrin.h>
@@ -273,6 +281,304 @@ static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
     return true;
 }
 
+/* ---------------- Q8_0 ---------------- */
+
+/* Two weight rows per register, the AVX2 tile's two chains of eight lanes interleaved: lane 2l
+ * holds row A's lane l, lane 2l+1 row B's. A row pair's block is 64 bytes, A's and B's quants
+ * 4l..4l+3 side by side for each l, each stored as the unsigned byte q + 128 for vpdpbusd, which
+ * starts from the activation block's −128·Σy per group of four (aux) and so ends at the exact
+ * Σ q·y the AVX2 tile takes. With the rows interleaved, the scale products of a block are one
+ * pair of floats (A's, B's): made eight blocks at a time by one multiply, parked on the stack and
+ * broadcast from there as one 64-bit load. The pair's scales (two floats per block) follow all its
+ * blocks. A missing row B is zero. */
+enum { Q8_0_PAIRS = 4, Q8_0_COLS = 6, Q8_0_PAIR_BLOCK = 64, Q8_0_DB = 8 };
+
+static size_t q8_0_pair_stride(int64_t nb) { return (size_t)nb * (Q8_0_PAIR_BLOCK + 2 * sizeof(float)); }
+
+static void q8_0_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
+    const size_t stride = q8_0_pair_stride(nb);
+    const __m512i interleave = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (int r = 0; r < nr; r += 2) {
+        uint8_t *q = dst + (size_t)(r / 2) * stride;
+        float *d = (float *)(q + (size_t)nb * Q8_0_PAIR_BLOCK);
+        const uint8_t *ra = w + (size_t)r * ws, *rb = r + 1 < nr ? ra + ws : NULL;
+        for (int64_t b = 0; b < nb; b++, q += Q8_0_PAIR_BLOCK) {
+            const uint8_t *ba = ra + (size_t)b * 34, *bb = rb ? rb + (size_t)b * 34 : NULL;
+            const __m256i qa = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(ba + 2)), flip);
+            const __m256i qb = bb ? _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(bb + 2)), flip)
+                                  : _mm256_setzero_si256();
+            _mm512_storeu_si512(q, _mm512_permutex2var_epi32(_mm512_castsi256_si512(qa), interleave,
+                                                             _mm512_castsi256_si512(qb)));
+            uint16_t h;
+            memcpy(&h, ba, 2);
+            d[2 * b] = _cvtsh_ss(h);
+            if (bb) memcpy(&h, bb, 2);
+            d[2 * b + 1] = bb ? _cvtsh_ss(h) : 0.0f;
+        }
+    }
+}
+
+/* hsum_halves for interleaved rows: lane 0 gets row A's hsum, lane 1 row B's, the same pairs
+ * added in the same order (lane l + lane l+4, then those of lanes 0 and 2 and of 1 and 3, then
+ * the two). */
+ALWAYS_INLINE __m512 hsum_pairs(__m512 v) {
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+}
+
+/* np row pairs × nc activation rows, all blocks. Per pair, block and activation row: one
+ * vpdpbusd, one conversion, one fused multiply-add; per activation row and block, its quants and
+ * start values spread to both rows' lanes (one permute each). */
+ALWAYS_INLINE void q8_0_micro(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as,
+                              const uint8_t *aux, size_t aux_stride, int np, int nc, int r0, int nr, float *out,
+                              size_t os) {
+    __m512 acc[Q8_0_PAIRS][Q8_0_COLS];
+    UNROLL
+    for (int p = 0; p < np; p++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[p][c] = _mm512_setzero_ps();
+    const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const float *dwp = (const float *)(pw + (size_t)nb * Q8_0_PAIR_BLOCK);
+    const size_t dw_stride = pair_stride / sizeof(float);
+    for (int64_t b0 = 0; b0 < nb; b0 += Q8_0_DB) {
+        const int m = nb - b0 < Q8_0_DB ? (int)(nb - b0) : Q8_0_DB;
+        const __mmask8 m8 = (__mmask8)((1u << m) - 1u);
+        const __mmask16 m16 = (__mmask16)((1u << (2 * m)) - 1u);
+        double d[Q8_0_PAIRS][Q8_0_COLS][Q8_0_DB] __attribute__((aligned(64))); /* (A, B) float pairs */
+        __m512 dw[Q8_0_PAIRS];
+        UNROLL
+        for (int p = 0; p < np; p++) dw[p] = _mm512_maskz_loadu_ps(m16, dwp + (size_t)p * dw_stride + 2 * b0);
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const float *dy = (const float *)(aux + (size_t)c * aux_stride) + b0;
+            const __m512 dyv = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_maskz_loadu_ps(m8, dy)));
+            UNROLL
+            for (int p = 0; p < np; p++) _mm512_store_ps((float *)d[p][c], _mm512_mul_ps(dw[p], dyv));
+        }
+        for (int k = 0; k < m; k++) {
+            const int64_t b = b0 + k;
+            __m512i wv[Q8_0_PAIRS];
+            UNROLL
+            for (int p = 0; p < np; p++)
+                wv[p] = _mm512_loadu_si512(pw + (size_t)p * pair_stride + (size_t)b * Q8_0_PAIR_BLOCK);
+            UNROLL
+            for (int c = 0; c < nc; c++) {
+                const __m256i yq = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 34 + 2));
+                const __m256i sums = _mm256_loadu_si256(
+                    (const __m256i *)(aux + (size_t)c * aux_stride + (size_t)nb * sizeof(float)) + b);
+                const __m512i y = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(yq));
+                const __m512i start = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(sums));
+                UNROLL
+                for (int p = 0; p < np; p++) {
+                    const __m512i s = _mm512_dpbusd_epi32(start, wv[p], y);
+                    const __m512 dv = _mm512_castpd_ps(_mm512_set1_pd(d[p][c][k]));
+                    acc[p][c] = _mm512_fmadd_ps(dv, _mm512_cvtepi32_ps(s), acc[p][c]);
+                }
+            }
+        }
+    }
+    UNROLL
+    for (int p = 0; p < np; p++)
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const __mmask16 rows = r0 + 2 * p + 1 < nr ? 3 : 1;
+            _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(r0 + 2 * p), rows, hsum_pairs(acc[p][c]));
+        }
+}
+
+ALWAYS_INLINE void q8_0_cols(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as,
+                             const uint8_t *aux, size_t aux_stride, int np, int nc, int r0, int nr, float *out,
+                             size_t os) {
+    switch (nc) {
+    case 6: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 6, r0, nr, out, os); break;
+    case 5: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 5, r0, nr, out, os); break;
+    case 4: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 4, r0, nr, out, os); break;
+    case 3: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 3, r0, nr, out, os); break;
+    case 2: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 2, r0, nr, out, os); break;
+    default: q8_0_micro(nb, pw, pair_stride, a, as, aux, aux_stride, np, 1, r0, nr, out, os); break;
+    }
+}
+
+/* Columns outer, as for the float tile: a group of activation rows stays in L1 while the packed
+ * row pairs (L2) pass by it. */
+static bool tile_q8_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const uint8_t *aux,
+                      size_t aux_stride, int nc, float *out, size_t os) {
+    const int64_t nb = n / 32;
+    if (!aux || aux_stride % sizeof(float) != 0) return false;
+    const size_t pair_stride = q8_0_pair_stride(nb);
+    uint8_t *pw = malloc((size_t)(nr + 1) / 2 * pair_stride + 64);
+    if (!pw) return false;
+    q8_0_pack(nb, w, ws, nr, pw);
+    for (int c = 0; c < nc; c += Q8_0_COLS) {
+        const int m = nc - c < Q8_0_COLS ? nc - c : Q8_0_COLS;
+        const uint8_t *ac = a + (size_t)c * as, *xc = aux + (size_t)c * aux_stride;
+        float *oc = out + (size_t)c * os;
+        for (int r = 0; r < nr; r += 2 * Q8_0_PAIRS) {
+            const int np = (nr - r + 1) / 2 < Q8_0_PAIRS ? (nr - r + 1) / 2 : Q8_0_PAIRS;
+            const uint8_t *pr = pw + (size_t)(r / 2) * pair_stride;
+            switch (np) {
+            case 4: q8_0_cols(nb, pr, pair_stride, ac, as, xc, aux_stride, 4, m, r, nr, oc, os); break;
+            case 3: q8_0_cols(nb, pr, pair_stride, ac, as, xc, aux_stride, 3, m, r, nr, oc, os); break;
+            case 2: q8_0_cols(nb, pr, pair_stride, ac, as, xc, aux_stride, 2, m, r, nr, oc, os); break;
+            default: q8_0_cols(nb, pr, pair_stride, ac, as, xc, aux_stride, 1, m, r, nr, oc, os); break;
+            }
+        }
+    }
+    free(pw);
+    return true;
+}
+
+/* ---------------- Q6_K ---------------- */
+
+/* The AVX2 tile's lanes (k_q6_k: lane l sums scale × q × y over bytes 4l..4l+3 of every 32-element
+ * slice, less 32 × (scale × bsum) of its 16-element groups 2l and 2l+1, then one fused
+ * multiply-add per super-block), two rows interleaved as for Q8_0. Per pair and super-block
+ * (Q6_PAIR_BLOCK bytes):
+ *   8 slices k × 64 bytes: the rows' 6-bit quants 32k+4l..32k+4l+3 (unsigned 0..63), A's and B's
+ *       side by side for each l;
+ *   8 slices k × 16 int16 pairs: lane 2l+h gets row h's scale of its 16 elements, twice;
+ *   16 int16 pairs: lane 2l+h gets row h's scales 2l and 2l+1 (for the bsum offset);
+ *   2 floats: the rows' d.
+ * vpmaddubsw makes int16 pairs of products (at most 2·63·127: no saturation) and vpdpwssd scales
+ * and adds them into the lane's int32: the same exact integer the AVX2 tile gets. */
+enum { Q6_PAIRS = 2, Q6_COLS = 6, Q6_SC = 512, Q6_SCALL = 1024, Q6_D = 1088, Q6_PAIR_BLOCK = 1096 };
+
+static void q6_k_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
+    for (int r = 0; r < (nr + 1) / 2 * 2; r++) {
+        const int h = r & 1;
+        const uint8_t *row = r < nr ? w + (size_t)r * ws : NULL;
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *p = dst + ((size_t)(r / 2) * (size_t)nb + (size_t)b) * Q6_PAIR_BLOCK;
+            int16_t *sc = (int16_t *)(p + Q6_SC), *scall = (int16_t *)(p + Q6_SCALL);
+            float *d = (float *)(p + Q6_D);
+            if (!row) {
+                for (int k = 0; k < 8; k++)
+                    for (int l = 0; l < 8; l++) {
+                        memset(p + 64 * k + 8 * l + 4 * h, 0, 4);
+                        sc[32 * k + 4 * l + 2 * h] = sc[32 * k + 4 * l + 2 * h + 1] = 0;
+                    }
+                for (int l = 0; l < 8; l++) scall[4 * l + 2 * h] = scall[4 * l + 2 * h + 1] = 0;
+                d[h] = 0.0f;
+                continue;
+            }
+            const uint8_t *blk = row + (size_t)b * 210, *ql = blk, *qh = blk + 128;
+            const int8_t *s = (const int8_t *)(blk + 192);
+            uint8_t q[256];
+            for (int half = 0; half < 2; half++)
+                for (int l = 0; l < 32; l++) {
+                    const uint8_t L0 = ql[64 * half + l], L1 = ql[64 * half + 32 + l], H = qh[32 * half + l];
+                    q[128 * half + l] = (uint8_t)((L0 & 0xF) | ((H & 3) << 4));
+                    q[128 * half + 32 + l] = (uint8_t)((L1 & 0xF) | (((H >> 2) & 3) << 4));
+                    q[128 * half + 64 + l] = (uint8_t)((L0 >> 4) | (((H >> 4) & 3) << 4));
+                    q[128 * half + 96 + l] = (uint8_t)((L1 >> 4) | (((H >> 6) & 3) << 4));
+                }
+            for (int k = 0; k < 8; k++)
+                for (int l = 0; l < 8; l++) {
+                    memcpy(p + 64 * k + 8 * l + 4 * h, q + 32 * k + 4 * l, 4);
+                    sc[32 * k + 4 * l + 2 * h] = sc[32 * k + 4 * l + 2 * h + 1] = s[2 * k + (l >= 4)];
+                }
+            for (int l = 0; l < 8; l++) {
+                scall[4 * l + 2 * h] = s[2 * l];
+                scall[4 * l + 2 * h + 1] = s[2 * l + 1];
+            }
+            d[h] = _cvtsh_ss((uint16_t)(blk[208] | (blk[209] << 8)));
+        }
+    }
+}
+
+/* np row pairs × nc activation rows, all super-blocks. */
+ALWAYS_INLINE void q6_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as, int np,
+                              int nc, int r0, int nr, float *out, size_t os) {
+    __m512 acc[Q6_PAIRS][Q6_COLS];
+    UNROLL
+    for (int p = 0; p < np; p++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[p][c] = _mm512_setzero_ps();
+    const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i halves = _mm512_set_epi32(1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0);
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i sumi[Q6_PAIRS][Q6_COLS];
+        UNROLL
+        for (int p = 0; p < np; p++)
+            UNROLL
+            for (int c = 0; c < nc; c++) sumi[p][c] = _mm512_setzero_si512();
+        for (int k = 0; k < 8; k++) {
+            __m512i y[Q6_COLS];
+            UNROLL
+            for (int c = 0; c < nc; c++)
+                y[c] = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(_mm256_loadu_si256(
+                    (const __m256i *)(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * k))));
+            UNROLL
+            for (int p = 0; p < np; p++) {
+                const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * Q6_PAIR_BLOCK;
+                const __m512i q = _mm512_loadu_si512(pb + 64 * k), sc = _mm512_loadu_si512(pb + Q6_SC + 64 * k);
+                UNROLL
+                for (int c = 0; c < nc; c++) sumi[p][c] = _mm512_dpwssd_epi32(sumi[p][c], _mm512_maddubs_epi16(q, y[c]), sc);
+            }
+        }
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
+            const __m512i bs = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(ab + 260))));
+            float dy;
+            memcpy(&dy, ab, 4);
+            UNROLL
+            for (int p = 0; p < np; p++) {
+                const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * Q6_PAIR_BLOCK;
+                const __m512i off = _mm512_slli_epi32(_mm512_madd_epi16(bs, _mm512_loadu_si512(pb + Q6_SCALL)), 5);
+                const __m128 two = _mm_castpd_ps(_mm_load_sd((const double *)(pb + Q6_D)));
+                const __m512 d = _mm512_mul_ps(_mm512_set1_ps(dy), _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(two)));
+                acc[p][c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(sumi[p][c], off)), acc[p][c]);
+            }
+        }
+    }
+    UNROLL
+    for (int p = 0; p < np; p++)
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const __mmask16 rows = r0 + 2 * p + 1 < nr ? 3 : 1;
+            _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(r0 + 2 * p), rows, hsum_pairs(acc[p][c]));
+        }
+}
+
+ALWAYS_INLINE void q6_k_cols(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as, int np,
+                             int nc, int r0, int nr, float *out, size_t os) {
+    switch (nc) {
+    case 6: q6_k_micro(nb, pw, pair_stride, a, as, np, 6, r0, nr, out, os); break;
+    case 5: q6_k_micro(nb, pw, pair_stride, a, as, np, 5, r0, nr, out, os); break;
+    case 4: q6_k_micro(nb, pw, pair_stride, a, as, np, 4, r0, nr, out, os); break;
+    case 3: q6_k_micro(nb, pw, pair_stride, a, as, np, 3, r0, nr, out, os); break;
+    case 2: q6_k_micro(nb, pw, pair_stride, a, as, np, 2, r0, nr, out, os); break;
+    default: q6_k_micro(nb, pw, pair_stride, a, as, np, 1, r0, nr, out, os); break;
+    }
+}
+
+static bool tile_q6_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
+                      size_t os) {
+    const int64_t nb = n / 256;
+    const size_t pair_stride = (size_t)nb * Q6_PAIR_BLOCK;
+    uint8_t *pw = malloc((size_t)(nr + 1) / 2 * pair_stride + 64);
+    if (!pw) return false;
+    q6_k_pack(nb, w, ws, nr, pw);
+    for (int c = 0; c < nc; c += Q6_COLS) {
+        const int m = nc - c < Q6_COLS ? nc - c : Q6_COLS;
+        const uint8_t *ac = a + (size_t)c * as;
+        float *oc = out + (size_t)c * os;
+        for (int r = 0; r < nr; r += 2 * Q6_PAIRS) {
+            const int np = (nr - r + 1) / 2 < Q6_PAIRS ? (nr - r + 1) / 2 : Q6_PAIRS;
+            const uint8_t *pr = pw + (size_t)(r / 2) * pair_stride;
+            switch (np) {
+            case 2: q6_k_cols(nb, pr, pair_stride, ac, as, 2, m, r, nr, oc, os); break;
+            default: q6_k_cols(nb, pr, pair_stride, ac, as, 1, m, r, nr, oc, os); break;
+            }
+        }
+    }
+    free(pw);
+    return true;
+}
+
 /* ---------------- vectors × matrix (attention) ---------------- */
 
 /* Sixteen columns per register; a pass covers up to 8 x rows × 2 registers (16 independent
@@ -352,6 +658,10 @@ bool nm_dot_tile_avx512(uint32_t wt, int64_t n, const void *w, size_t w_stride, 
         return tile_float(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
     case GGML_TYPE_Q4_0:
         return tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
+    case GGML_TYPE_Q8_0:
+        return tile_q8_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
+    case GGML_TYPE_Q6_K:
+        return tile_q6_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
     default:
         return false;
     }

@@ -96,7 +96,13 @@ void nm_dot_tile_at(uint32_t wt, const nm_dot_place *at, int64_t n, const void *
         return;
     }
 #if defined(__x86_64__)
-    if (nm_cpu()->avx2 && nm_cpu()->fma && nm_cpu()->f16c &&
+    const nm_cpu_features *cpu = nm_cpu();
+    if (cpu->avx2 && cpu->fma && cpu->f16c && cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512dq &&
+        cpu->avx512vnni &&
+        nm_dot_tile_repacked_avx512(wt, gemm_cols(at, n_cols), n, w, w_stride, n_rows, act, act_stride, n_cols, out,
+                                    out_stride))
+        return;
+    if (cpu->avx2 && cpu->fma && cpu->f16c &&
         nm_dot_tile_repacked_avx2(wt, gemm_cols(at, n_cols), n, w, w_stride, n_rows, act, act_stride, n_cols, out,
                                   out_stride))
         return;

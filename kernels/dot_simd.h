@@ -36,11 +36,19 @@ typedef struct nm_q8_0_block_info {
     float d;
     int32_t minus_8_sum;
 } nm_q8_0_block_info;
+/* Q8_0's aux row (nm_dot_act_aux): the n/32 block scales widened to float, then per block eight
+ * int32, −128 × the sum of quants 4g..4g+3 (a weight q read as the unsigned byte q + 128 gives
+ * Σ (q + 128)·y − 128·Σ y = Σ q·y over each group of four). */
+enum { NM_Q8_0_GROUP_SUMS_PER_BLOCK = 8 * sizeof(int32_t) }; /* bytes */
 /* Q4_K in the order of ggml's repacked kernels: columns [0, gemm_cols) as its gemm, the rest as
  * its gemv (dot_repack.c). */
 bool nm_dot_tile_repacked_avx2(uint32_t weight_type, int gemm_cols, int64_t n, const void *w, size_t w_stride,
                                int n_rows, const void *act, size_t act_stride, int n_cols, float *out,
                                size_t out_stride);
+/* The same for gemm's columns with AVX-512 + VNNI (dot_repack_avx512.c); gemv's go to the AVX2 one. */
+bool nm_dot_tile_repacked_avx512(uint32_t weight_type, int gemm_cols, int64_t n, const void *w, size_t w_stride,
+                                 int n_rows, const void *act, size_t act_stride, int n_cols, float *out,
+                                 size_t out_stride);
 /* nm_dot_float_vec's AVX2 kernel: false for other types. */
 bool nm_dot_float_vec_avx2(uint32_t weight_type, int64_t n, const void *w, const void *a, float *out);
 #endif

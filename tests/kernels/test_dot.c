@@ -593,6 +593,100 @@ static void test_avx2_q8_0_tile_aux(void **state) {
     }
 }
 
+/* The AVX-512 Q8_0 and Q6_K tiles (two rows per register, VNNI integer sums) give each output
+ * exactly what the AVX2 one-row kernel gives, for odd row counts, every column count up to past
+ * two register blocks, block counts short of and past a multiple of anything, and long rows;
+ * Q8_0 without its aux rows declines. */
+static void test_avx512_vec_dot_tiles(void **state) {
+    (void)state;
+    if (!have_avx512()) skip();
+    static const struct {
+        uint32_t t;
+        int64_t ns[5];
+    } cases[] = {{GGML_TYPE_Q8_0, {32, 96, 800, 2080, 5632}}, {GGML_TYPE_Q6_K, {256, 768, 1280, 2048, 5632}}};
+    enum { MAXR = 19, MAXC = 11 };
+    for (size_t ti = 0; ti < sizeof cases / sizeof cases[0]; ti++)
+        for (size_t ni = 0; ni < 5; ni++) {
+            const uint32_t t = cases[ti].t;
+            const int64_t N = cases[ti].ns[ni];
+            size_t wrs;
+            assert_int_equal(ggml_row_size(t, (uint64_t)N, &wrs), 0);
+            const size_t ars = nm_dot_act_row_size(t, N), xrs = nm_dot_act_aux_row_size(t, N), os = MAXR + 2,
+                         size = os * MAXC;
+            uint8_t *w = malloc(wrs * MAXR), *a = malloc(ars * MAXC), *x = xrs ? malloc(xrs * MAXC) : NULL;
+            float ref[(MAXR + 2) * MAXC], out[(MAXR + 2) * MAXC];
+            assert_true(w && a && (x || !xrs));
+            for (int r = 0; r < MAXR; r++) random_weights(t, w + r * wrs, N);
+            random_acts(t, a, ars, MAXC, N);
+            for (int c = 0; c < MAXC && x; c++) nm_dot_act_aux(t, N, a + c * ars, x + c * xrs);
+            for (int nr = 1; nr <= MAXR; nr++)
+                for (int nc = 1; nc <= MAXC; nc++) {
+                    if (N > 800 && nr % 4 != 1 && nc % 3 != 1) continue; /* long rows: fewer shapes */
+                    avx2_one_row_reference(t, N, w, wrs, nr, a, ars, nc, ref, os);
+                    fill_sentinel(out, size);
+                    assert_true(nm_dot_tile_avx512(t, N, w, wrs, nr, a, ars, x, xrs, nc, out, os));
+                    expect_tile("AVX-512 tile", t, N, nr, nc, os, ref, out, size);
+                    fill_sentinel(out, size);
+                    nm_dot_tile(t, N, w, wrs, nr, a, ars, nc, out, os);
+                    expect_tile("nm_dot_tile", t, N, nr, nc, os, ref, out, size);
+                }
+            if (x) assert_false(nm_dot_tile_avx512(t, N, w, wrs, 3, a, ars, NULL, 0, 2, out, os));
+            free(w);
+            free(a);
+            free(x);
+        }
+}
+
+/* The AVX-512 repacked Q4_K kernel (sixteen rows per register, scales applied in float) equals
+ * the reference and the AVX2 kernel bit for bit: long rows, more rows than two register groups,
+ * gemm and gemv columns in one tile, and the largest integer sums Q4_K allows (every nibble 15,
+ * every scale and min 63, activations ±127), where its float sums are exact only just. */
+static void test_q4_k_repacked_avx512(void **state) {
+    (void)state;
+    if (!have_avx512()) skip();
+    const uint32_t t = GGML_TYPE_Q4_K;
+    static const int64_t ns[] = {256, 2048, 5632};
+    enum { MAXR = 40, MAXC = 9 };
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+        for (int extreme = 0; extreme < 2; extreme++) {
+            const int64_t N = ns[ni];
+            size_t wrs;
+            assert_int_equal(ggml_row_size(t, (uint64_t)N, &wrs), 0);
+            const size_t ars = nm_dot_act_row_size(t, N), os = MAXR + 3, size = os * MAXC;
+            uint8_t *w = malloc(wrs * MAXR), *a = malloc(ars * MAXC);
+            float *x = malloc((size_t)N * sizeof(float)), *ref = malloc(size * sizeof(float)),
+                  *out = malloc(size * sizeof(float));
+            assert_true(w && a && x && ref && out);
+            for (int r = 0; r < MAXR; r++) random_weights(t, w + r * wrs, N);
+            if (extreme)
+                for (int r = 0; r < MAXR; r++)
+                    for (int64_t b = 0; b < N / 256; b++) memset(w + r * wrs + b * 144 + 4, 0xFF, 140);
+            for (int c = 0; c < MAXC; c++) {
+                for (int64_t i = 0; i < N; i++) x[i] = extreme ? (c & 1 ? -1.0f : 1.0f) : uniform() * (1.0f + (float)c);
+                nm_dot_quantize_act(t, x, a + (size_t)c * ars, N);
+            }
+            for (int nr = 8; nr <= MAXR; nr += nr < 16 ? 3 : 8)
+                for (int nc = 1; nc <= MAXC; nc += 2)
+                    for (int batch = 0; batch <= 8; batch += 4) { /* ggml's gemm takes rows in fours */
+                        const nm_dot_place at = {.weight_rows = 64, .first_act_row = 0, .batch_rows = batch};
+                        const int gemm = batch < nc ? batch : nc;
+                        fill_sentinel(ref, size);
+                        nm_dot_tile_at_ref(t, &at, N, w, wrs, nr, a, ars, nc, ref, os);
+                        fill_sentinel(out, size);
+                        assert_true(nm_dot_tile_repacked_avx512(t, gemm, N, w, wrs, nr, a, ars, nc, out, os));
+                        expect_tile("AVX-512 repacked Q4_K", t, N, nr, nc, os, ref, out, size);
+                        fill_sentinel(out, size);
+                        assert_true(nm_dot_tile_repacked_avx2(t, gemm, N, w, wrs, nr, a, ars, nc, out, os));
+                        expect_tile("AVX2 repacked Q4_K", t, N, nr, nc, os, ref, out, size);
+                    }
+            free(w);
+            free(a);
+            free(x);
+            free(ref);
+            free(out);
+        }
+}
+
 static void test_exact_kernels_small_tiles(void **state) {
     (void)state;
     for (size_t ti = 0; ti < sizeof exact_types / sizeof exact_types[0]; ti++) {
@@ -838,6 +932,8 @@ int main(void) {
         cmocka_unit_test(test_q4_k_repacked_places),
         cmocka_unit_test(test_avx2_tiles_match_row_kernel),
         cmocka_unit_test(test_avx2_q8_0_tile_aux),
+        cmocka_unit_test(test_avx512_vec_dot_tiles),
+        cmocka_unit_test(test_q4_k_repacked_avx512),
         cmocka_unit_test(test_unrepacked_ignore_place),
         cmocka_unit_test(test_exact_kernels_small_tiles),
         cmocka_unit_test(test_exact_kernels_long_rows),
