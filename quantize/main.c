@@ -188,7 +188,8 @@ static int parse_args(int argc, char **argv, options *o) {
         return die("%s", "--calibration and --calibration-random both choose what to calibrate on; pass one");
     o->calibration_label = o->calibration ? o->calibration : o->calibration_random ? "random tokens" : NULL;
     if (o->calibration_label && !o->optimize)
-        return die("%s", "--calibration belongs to --optimize (for llama-quantize's blocks, pass --imatrix)");
+        return die("%s belongs to --optimize (for llama-quantize's blocks, pass --imatrix)",
+                   o->calibration ? "--calibration" : "--calibration-random");
     if (o->calibration_label && o->imatrix)
         return die("%s", "--calibration and --imatrix both give importance data; pass one");
     o->in = pos[0];

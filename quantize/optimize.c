@@ -823,29 +823,34 @@ static void row_weights(const float *imatrix, int64_t n, float *w) {
 }
 
 /* For the types whose blocks are not searched (the i-quants, Q2_K): llama.cpp's own quantizer
- * given the column weights as its importance matrix, which its scale searches weigh errors by;
- * each row keeps whichever of that and the unweighted row (already in dst) has the smaller
- * weighted error. */
+ * given the column weights (dead columns floored, as the searches weigh them) as its importance
+ * matrix, which its scale searches weigh errors by; each row keeps whichever of that and the
+ * unweighted row (already in dst) has the smaller weighted error. */
 static int rows_weighted_alternative(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
                                      const float *weights, nm_error *err) {
     size_t row_size;
     if (ggml_row_size(type, (uint64_t)n_per_row, &row_size) != 0)
         return nm_fail(err, "row too large");
     uint8_t *alt = malloc((size_t)nrows * row_size);
-    if (!alt)
-        return nm_fail(err, "out of memory");
-    if (nm_quantize_rows(type, src, alt, nrows, n_per_row, weights, err) != 0) {
-        free(alt);
-        return -1;
+    float *w = malloc((size_t)n_per_row * sizeof *w);
+    int rc = 0;
+    if (!alt || !w) {
+        rc = nm_fail(err, "out of memory");
+        goto done;
     }
+    row_weights(weights, n_per_row, w);
+    if ((rc = nm_quantize_rows(type, src, alt, nrows, n_per_row, w, err)) != 0)
+        goto done;
     for (int64_t r = 0; r < nrows; r++) {
         const float *x = src + r * n_per_row;
         uint8_t *y = (uint8_t *)dst + (size_t)r * row_size, *a = alt + (size_t)r * row_size;
-        if (qo_weighted_error(type, x, a, 1, n_per_row, weights) < qo_weighted_error(type, x, y, 1, n_per_row, weights))
+        if (qo_weighted_error(type, x, a, 1, n_per_row, w) < qo_weighted_error(type, x, y, 1, n_per_row, w))
             memcpy(y, a, row_size);
     }
+done:
     free(alt);
-    return 0;
+    free(w);
+    return rc;
 }
 
 int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
@@ -1035,11 +1040,10 @@ static float iq4_round(uint8_t *y, int i, float t) {
     pthread_once(&iq4_once, iq4_levels_init);
     const int j = i / 32, ls = ((y[4 + j / 2] >> (4 * (j % 2))) & 0xF) | (((y[2] | y[3] << 8) >> (2 * j)) & 3) << 4;
     const float dl = get_f16(y) * (float)(ls - 32);
-    uint8_t q;
-    const float x[8] = {t}, w[8] = {0};
+    const float x[8] = {t}, w[8] = {0}; /* the kernel's smallest block; only element 0 matters */
     uint8_t L[8];
     qo_levels_ref()->nl_levels(x, w, 8, dl, iq4_levels, L);
-    q = L[0];
+    const uint8_t q = L[0];
     uint8_t *p = y + 8 + 16 * j + i % 16;
     *p = i % 32 < 16 ? (uint8_t)((*p & 0xF0) | q) : (uint8_t)((*p & 0x0F) | q << 4);
     return dl * iq4_levels[q];
@@ -1104,35 +1108,32 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
                     continue;
                 }
                 fn(xb, w + b0, seed, blk);
-                if (type == GGML_TYPE_IQ4_XS) { /* levels not evenly spaced: their own rounding */
-                    for (int i = 0; i < bs; i++) {
-                        const int64_t c = b0 + i;
-                        const double vcc = v[c * n + c], wv = x[c] + ar[c - c0] / vcc;
-                        const double qv = iq4_round(blk, i, (float)wv);
-                        const double e = vcc * (wv - qv);
-                        dr[c] = x[c] - qv;
-                        e_new[r] += e * e - g->damp[c] * dr[c] * dr[c];
-                        if (c + 1 < c1)
-                            nm_daxpy(c1 - c - 1, dr[c], v + c * n + c + 1, ar + (c + 1 - c0));
-                    }
-                    ok[r] = ok[r] && isfinite(e_new[r]);
-                    continue;
+                /* each element's grid: value(q) = v0 + q * (v1 - v0); IQ4_XS's levels are not
+                 * evenly spaced and round to its sub-block's own (iq4_round) */
+                const bool nl = type == GGML_TYPE_IQ4_XS;
+                if (!nl) {
+                    memcpy(probe, blk, t->type_size);
+                    for (int i = 0; i < bs; i++)
+                        set_level(type, probe, i, 0);
+                    nm_dequantize_row(type, probe, v0, bs);
+                    for (int i = 0; i < bs; i++)
+                        set_level(type, probe, i, 1);
+                    nm_dequantize_row(type, probe, v1, bs);
                 }
-                /* each element's grid: value(q) = v0 + q * (v1 - v0) */
-                memcpy(probe, blk, t->type_size);
-                for (int i = 0; i < bs; i++)
-                    set_level(type, probe, i, 0);
-                nm_dequantize_row(type, probe, v0, bs);
-                for (int i = 0; i < bs; i++)
-                    set_level(type, probe, i, 1);
-                nm_dequantize_row(type, probe, v1, bs);
                 for (int i = 0; i < bs; i++) {
                     const int64_t c = b0 + i;
                     const double vcc = v[c * n + c], wv = x[c] + ar[c - c0] / vcc;
-                    const float step = v1[i] - v0[i];
-                    const int q = step != 0 ? clampi(round_level((float)((wv - v0[i]) / step)), lo, hi) : 0;
-                    set_level(type, blk, i, q);
-                    const double qv = (double)v0[i] + (double)q * step, e = vcc * (wv - qv);
+                    double qv;
+                    if (nl) {
+                        qv = iq4_round(blk, i, (float)wv);
+                        v0[i] = v1[i] = (float)qv; /* for the finiteness check below */
+                    } else {
+                        const float step = v1[i] - v0[i];
+                        const int q = step != 0 ? clampi(round_level((float)((wv - v0[i]) / step)), lo, hi) : 0;
+                        set_level(type, blk, i, q);
+                        qv = (double)v0[i] + (double)q * step;
+                    }
+                    const double e = vcc * (wv - qv);
                     dr[c] = x[c] - qv;
                     e_new[r] += e * e - g->damp[c] * dr[c] * dr[c]; /* the cost under H itself */
                     if (c + 1 < c1)

@@ -32,10 +32,10 @@ typedef struct verify_calib_weight {
  * context, at most 512), to run on threads threads (0: all cores) with a progress bar per layer
  * unless quiet. gram: also collect the second moments. head: also report output.weight (when the
  * model has one, not tied to the embedding), whose input is the residual stream after the last
- * layer with the output norm applied, as one more step after the last layer. Memory: the mapped model, the residual
- * stream of every calibration token (chunks x n_ctx x n_embd floats), one context's KV cache and
- * scratch, n_in doubles per weight and, with gram, while one layer runs, n_in^2 doubles per
- * distinct input of that layer. NULL with err set on failure. */
+ * layer with the output norm applied, as one more step after the last layer. Memory: the mapped
+ * model, the residual stream of every calibration token (chunks x n_ctx x n_embd floats), one
+ * context's KV cache and scratch, n_in doubles per weight and, with gram, while one layer runs,
+ * n_in^2 doubles per distinct input of that layer. NULL with err set on failure. */
 verify_calib *verify_calib_open(const char *model_path, const char *text_path, const char *tokens_path, int n_ctx,
                                 int max_chunks, int threads, bool quiet, bool gram, bool head, nm_error *err);
 /* The same on synthetic text: n_chunks contexts of token ids drawn uniformly from the vocabulary's

@@ -164,7 +164,7 @@ done:
 
 struct verify_calib {
     verify_model vm;
-    bool vm_open, quiet, gram, head, head_done;
+    bool vm_open, quiet, gram, head_done;
     int n_ctx, n_chunk, next_layer;
     int32_t *ids;
     float *hidden; /* the residual stream of every chunk after the layers run so far */
@@ -199,7 +199,7 @@ static verify_calib *calib_adopt(verify_model *vm, int32_t *ids, int n_ctx, int 
         free(ids);
         return NULL;
     }
-    *vc = (verify_calib){.vm = *vm, .vm_open = true, .quiet = quiet, .gram = gram, .head = head, .n_ctx = n_ctx,
+    *vc = (verify_calib){.vm = *vm, .vm_open = true, .quiet = quiet, .gram = gram, .n_ctx = n_ctx,
                          .n_chunk = n_chunk, .ids = ids};
     const vm_model *m = &vc->vm.m;
     if (refuse_experts(m, err))
@@ -210,8 +210,8 @@ static verify_calib *calib_adopt(verify_model *vm, int32_t *ids, int n_ctx, int 
                 "calibration chunks", vc->n_chunk, n_ctx, rows / 1024 * E * sizeof(float) / 1024);
         goto fail;
     }
-    if (alloc_entries(&vc->vm, NULL, head, &vc->st) || !(vc->weights = calloc((size_t)vc->st.n + 1, sizeof *vc->weights)) ||
-        !(vc->pool = nm_pool_create(threads))) {
+    if (alloc_entries(&vc->vm, NULL, head, &vc->st) ||
+        !(vc->weights = calloc((size_t)vc->st.n + 1, sizeof *vc->weights)) || !(vc->pool = nm_pool_create(threads))) {
         nm_fail(err, "out of memory");
         goto fail;
     }
@@ -278,7 +278,8 @@ verify_calib *verify_calib_open_random(const char *model_path, int n_ctx, int n_
     /* the tokens text can produce: type 1 (normal) when the vocabulary has types, else all but
      * its special tokens */
     const gguf_value *types = gguf_get(vm.g, "tokenizer.ggml.token_type");
-    if (types && (types->type != GGUF_TYPE_ARRAY || types->arr.count != (uint64_t)n_vocab || types->arr.type == GGUF_TYPE_STRING))
+    if (types && (types->type != GGUF_TYPE_ARRAY || types->arr.count != (uint64_t)n_vocab ||
+                  types->arr.type == GGUF_TYPE_STRING))
         types = NULL;
     gguf_special_tokens sp = {-1, -1, -1, -1, false, false};
     nm_error ignored;
@@ -420,14 +421,19 @@ done:
     return rc;
 }
 
-/* The head's statistics while layers are still to run (a file may store output.weight first): one
- * more forward pass, each chunk from its embedding through every layer (statistics off) to the
- * head's input. The streamed layers' residual streams are not touched. */
+/* The head's statistics while layers are still to run (a file may store output.weight first):
+ * the remaining layers run ahead on copies of the residual streams, AHEAD_GROUP chunks at a
+ * time (statistics off; each layer's pages dropped after each group, so resident memory stays
+ * near one layer's weights), up to the head's input. The streamed state is not touched: the
+ * layers run again, with statistics, in their turn. */
+enum { AHEAD_GROUP = 8 };
+
 static int run_head_ahead(verify_calib *vc, verify_calibrate_fn emit, void *user, nm_error *err) {
     const vm_model *m = &vc->vm.m;
+    const size_t chunk = (size_t)vc->n_ctx * (size_t)m->n_embd;
     int rc = -1;
-    int32_t *batch = malloc((size_t)vc->n_ctx * sizeof *batch);
-    if (!batch) {
+    float *buf = malloc((size_t)AHEAD_GROUP * chunk * sizeof *buf);
+    if (!buf) {
         nm_fail(err, "out of memory");
         goto done;
     }
@@ -436,32 +442,39 @@ static int run_head_ahead(verify_calib *vc, verify_calibrate_fn emit, void *user
     vm_ctx_set_observer(vc->ctx, NULL, NULL);
     nm_progress prog;
     nm_progress_start(&prog, "calibrating the output (a pass ahead)", (uint64_t)vc->n_chunk, 0, vc->quiet);
-    for (int k = 0; k < vc->n_chunk; k++) {
-        chunk_batch(&vc->vm, vc->ids, k, vc->n_ctx, batch);
-        const float *x = NULL;
-        if (vm_eval_embed(vc->ctx, batch, vc->n_ctx, 0, err))
-            break;
-        int l = 0;
-        while (l < m->n_layer && !vm_eval_layer(vc->ctx, l, vc->n_ctx, 0, 0, err))
-            l++;
-        if (l < m->n_layer || !(x = vm_eval_head_input(vc->ctx, vc->n_ctx, err)))
-            break;
-        observe(&vc->st, &m->output, x, vc->n_ctx);
-        nm_progress_update(&prog, (uint64_t)k + 1, 0);
-        if (k == vc->n_chunk - 1)
-            rc = 0;
+    for (int g0 = 0; g0 < vc->n_chunk; g0 += AHEAD_GROUP) {
+        const int ng = vc->n_chunk - g0 < AHEAD_GROUP ? vc->n_chunk - g0 : AHEAD_GROUP;
+        memcpy(buf, vc->hidden + (size_t)g0 * chunk, (size_t)ng * chunk * sizeof *buf);
+        for (int l = vc->next_layer; l < m->n_layer; l++) {
+            for (int k = 0; k < ng; k++) {
+                memcpy(vm_ctx_hidden(vc->ctx), buf + (size_t)k * chunk, chunk * sizeof *buf);
+                if (vm_eval_layer(vc->ctx, l, vc->n_ctx, 0, 0, err))
+                    goto stop;
+                memcpy(buf + (size_t)k * chunk, vm_ctx_hidden(vc->ctx), chunk * sizeof *buf);
+            }
+            for (int i = 0; i < vc->st.n; i++)
+                if (vc->st.e[i].layer == l)
+                    gguf_drop_pages(vc->vm.g, vc->st.e[i].w->data, vc->st.e[i].w->row_size * (size_t)vc->st.e[i].w->n_out);
+        }
+        for (int k = 0; k < ng; k++) {
+            memcpy(vm_ctx_hidden(vc->ctx), buf + (size_t)k * chunk, chunk * sizeof *buf);
+            const float *x = vm_eval_head_input(vc->ctx, vc->n_ctx, err);
+            if (!x)
+                goto stop;
+            observe(&vc->st, &m->output, x, vc->n_ctx);
+        }
+        nm_progress_update(&prog, (uint64_t)(g0 + ng), 0);
     }
+    rc = 0;
+stop:
     nm_progress_finish(&prog);
     vm_ctx_set_observer(vc->ctx, observe, &vc->st);
-    for (int i = 0; i < vc->st.n; i++) /* the layers ahead are read again when their turn comes */
-        if (vc->st.e[i].layer < m->n_layer)
-            gguf_drop_pages(vc->vm.g, vc->st.e[i].w->data, vc->st.e[i].w->row_size * (size_t)vc->st.e[i].w->n_out);
     if (rc == 0)
         rc = emit_layer(vc, m->n_layer, emit, user, err);
     vc->head_done = true;
 done:
     free_grams(vc, m->n_layer);
-    free(batch);
+    free(buf);
     return rc;
 }
 

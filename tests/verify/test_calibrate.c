@@ -1,8 +1,9 @@
 /* verify/calibrate.h: the streamed calibration pass's output head (head = true). Asking for the
  * head's statistics before the layers have run (nomoat-quantize --calibration reaches
  * output.weight first when a file stores it first) takes one more forward pass ahead of the
- * layers; its statistics, and every layer's run afterwards, must be exactly those of the pass run
- * in order (layers, then the head). The second moments' diagonal is the mean squared input.
+ * layers (in groups of chunks); its statistics, and every layer's run afterwards, must be exactly
+ * those of the pass run in order (layers, then the head), whether asked for before any layer or
+ * after one. The second moments' diagonal is the mean squared input.
  * Values against llama-imatrix --process-output: tests/verify/test_imatrix.sh. */
 #include <limits.h>
 #include <math.h>
@@ -86,10 +87,43 @@ static bool fixtures(void) {
 
 static verify_calib *open_pass(void) {
     nm_error err;
-    verify_calib *vc = verify_calib_open(model, text, NULL, 256, 4, 2, true, true, true, &err);
+    /* 10 contexts: the pass ahead runs them in groups of 8 */
+    verify_calib *vc = verify_calib_open(model, text, NULL, 256, 10, 2, true, true, true, &err);
     if (!vc)
         fail_msg("%s", err.msg);
     return vc;
+}
+
+/* The head asked for after `before` layers have run, then one more layer, then the rest. */
+static void run_head_ahead(record *r, int before, size_t *nw, int *n_layer) {
+    nm_error err;
+    verify_calib *a = open_pass();
+    *nw = verify_calib_weight_count(a);
+    const verify_calib_weight *head = verify_calib_weight_at(a, *nw - 1);
+    assert_string_equal(head->name, "output.weight");
+    *n_layer = head->layer;
+    assert_true(*n_layer > before + 1);
+    if (before > 0)
+        assert_int_equal(verify_calib_run_to(a, before - 1, keep, r, &err), 0);
+    const int n0 = r->n;
+    assert_int_equal(verify_calib_run_to(a, *n_layer, keep, r, &err), 0);
+    assert_int_equal(r->n, n0 + 1);
+    assert_string_equal(r->s[n0].name, "output.weight");
+    assert_int_equal(verify_calib_run_to(a, before, keep, r, &err), 0);
+    assert_int_equal(verify_calib_run_to(a, INT_MAX, keep, r, &err), 0);
+    verify_calib_close(a);
+}
+
+static void check_same(const record *ahead, const record *last) {
+    for (int i = 0; i < last->n; i++) {
+        const seen *x = &last->s[i], *y = find(ahead, x->name);
+        assert_non_null(y);
+        assert_int_equal(x->n, y->n);
+        assert_memory_equal(x->mean, y->mean, (size_t)x->n * sizeof *x->mean);
+        assert_true((x->gram == NULL) == (y->gram == NULL));
+        if (x->gram)
+            assert_memory_equal(x->gram, y->gram, (size_t)(x->n * x->n) * sizeof *x->gram);
+    }
 }
 
 static void head_ahead_matches_head_last(void **state) {
@@ -99,40 +133,26 @@ static void head_ahead_matches_head_last(void **state) {
         return;
     }
     nm_error err;
-    record ahead = {0}, last = {0};
-    verify_calib *a = open_pass();
-    const size_t nw = verify_calib_weight_count(a);
-    const verify_calib_weight *head = verify_calib_weight_at(a, nw - 1);
-    assert_string_equal(head->name, "output.weight");
-    const int n_layer = head->layer;
-    assert_true(n_layer > 1);
-    /* the head first, then one layer, then the rest */
-    assert_int_equal(verify_calib_run_to(a, n_layer, keep, &ahead, &err), 0);
-    assert_int_equal(ahead.n, 1);
-    assert_string_equal(ahead.s[0].name, "output.weight");
-    assert_int_equal(verify_calib_run_to(a, 0, keep, &ahead, &err), 0);
-    assert_int_equal(verify_calib_run_to(a, INT_MAX, keep, &ahead, &err), 0);
-    verify_calib_close(a);
+    record ahead = {0}, ahead1 = {0}, last = {0};
+    size_t nw;
+    int n_layer;
+    run_head_ahead(&ahead, 0, &nw, &n_layer);  /* output.weight stored first */
+    run_head_ahead(&ahead1, 1, &nw, &n_layer); /* ... or after a layer */
     verify_calib *b = open_pass();
     assert_int_equal(verify_calib_run_to(b, INT_MAX, keep, &last, &err), 0);
     verify_calib_close(b);
     assert_int_equal(ahead.n, (int)nw);
+    assert_int_equal(ahead1.n, (int)nw);
     assert_int_equal(last.n, (int)nw);
     assert_string_equal(last.s[nw - 1].name, "output.weight");
-    for (int i = 0; i < last.n; i++) {
-        const seen *x = &last.s[i], *y = find(&ahead, x->name);
-        assert_non_null(y);
-        assert_int_equal(x->n, y->n);
-        assert_memory_equal(x->mean, y->mean, (size_t)x->n * sizeof *x->mean);
-        assert_true((x->gram == NULL) == (y->gram == NULL));
-        if (x->gram)
-            assert_memory_equal(x->gram, y->gram, (size_t)(x->n * x->n) * sizeof *x->gram);
-    }
+    check_same(&ahead, &last);
+    check_same(&ahead1, &last);
     const seen *h = find(&last, "output.weight");
     assert_non_null(h->gram);
     for (int64_t j = 0; j < h->n; j++) /* E[x_j x_j] is the mean squared input */
         assert_true(fabs(h->gram[j * h->n + j] - h->mean[j]) <= 1e-5 * h->mean[j] + 1e-12);
     release(&ahead);
+    release(&ahead1);
     release(&last);
 }
 
