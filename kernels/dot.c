@@ -238,16 +238,6 @@ static float dot_q8_0(int64_t n, const uint8_t *w, const uint8_t *a) {
 }
 
 /* K-quants against Q8_K. */
-static inline void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 static inline float q8k_d(const uint8_t *a) {
     float d;
     memcpy(&d, a, 4);
@@ -268,7 +258,7 @@ static float dot_q4_k_q5_k(int64_t n, const uint8_t *w, const uint8_t *a, bool f
         int sumi = 0, summ = 0;
         for (int j = 0; j < 8; j++) {
             int sc, m;
-            scale_min_k4(j, scales, &sc, &m);
+            nm_k4_scale_min(j, scales, &sc, &m);
             const int c = j / 2, hi = j & 1;
             int s = 0;
             for (int l = 0; l < 32; l++) {
@@ -298,7 +288,7 @@ static float dot_q4_k(int64_t n, const uint8_t *w, const uint8_t *a) {
         int lane[8] = {0}, mins[4] = {0};
         for (int j = 0; j < 8; j++) {
             int sc, m;
-            scale_min_k4(j, w + 4, &sc, &m);
+            nm_k4_scale_min(j, w + 4, &sc, &m);
             for (int l = 0; l < 32; l++) {
                 const int q = j & 1 ? qs[32 * (j / 2) + l] >> 4 : qs[32 * (j / 2) + l] & 0x0F;
                 lane[l / 4] += sc * q * y[32 * j + l];

@@ -330,16 +330,6 @@ static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
 
 /* ---------------- K-quants ---------------- */
 
-ALWAYS_INLINE void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out,
                            size_t os) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -348,7 +338,7 @@ ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t
     for (int64_t b = 0; b < n / 256; b++, w += wbs) {
         const uint8_t *qs = w + (five ? 48 : 16), *qh = w + 16;
         int sc[8], mn[8];
-        for (int j = 0; j < 8; j++) scale_min_k4(j, w + 4, &sc[j], &mn[j]);
+        for (int j = 0; j < 8; j++) nm_k4_scale_min(j, w + 4, &sc[j], &mn[j]);
         __m256i q[8];
         const __m256i hb = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
         for (int c2 = 0; c2 < 4; c2++) {
@@ -417,7 +407,7 @@ ALWAYS_INLINE void q5_k_pass(int64_t n, const uint8_t *w, size_t ws, int nr, con
         UNROLL
         for (int r = 0; r < nr; r++) {
             const uint8_t *blk = w + (size_t)r * ws + (size_t)b * 176;
-            for (int j = 0; j < 8; j++) scale_min_k4(j, blk + 4, &sc[r][j], &mn[r][j]);
+            for (int j = 0; j < 8; j++) nm_k4_scale_min(j, blk + 4, &sc[r][j], &mn[r][j]);
             UNROLL
             for (int c = 0; c < nc; c++) sumi[r][c] = _mm256_setzero_si256();
         }
@@ -501,7 +491,7 @@ ALWAYS_INLINE void k_q4_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
     __m128 accm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
     for (int64_t b = 0; b < n / 256; b++, w += 144) {
         int sc[8], mn[8];
-        for (int j = 0; j < 8; j++) scale_min_k4(j, w + 4, &sc[j], &mn[j]);
+        for (int j = 0; j < 8; j++) nm_k4_scale_min(j, w + 4, &sc[j], &mn[j]);
         const __m128i mins = _mm_setr_epi16((short)mn[0], (short)mn[1], (short)mn[2], (short)mn[3], (short)mn[4],
                                             (short)mn[5], (short)mn[6], (short)mn[7]);
         __m256i q[8];

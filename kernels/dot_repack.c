@@ -31,16 +31,6 @@ static int gemm_cols(const nm_dot_place *at, int n_cols) {
 
 static inline float f16(const uint8_t *p) { return nm_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 
-static inline void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 static float dot_q4_k_repacked(int64_t n, const uint8_t *w, const uint8_t *a, bool gemm) {
     float acc = 0.0f, accm = 0.0f;
     for (int64_t b = 0; b < n / 256; b++, w += 144, a += 292) {
@@ -51,7 +41,7 @@ static float dot_q4_k_repacked(int64_t n, const uint8_t *w, const uint8_t *a, bo
         int sums[4] = {0}, mins[4] = {0};     /* per pair of sub-blocks */
         for (int j = 0; j < 8; j++) {
             int sc, m, s = 0;
-            scale_min_k4(j, w + 4, &sc, &m);
+            nm_k4_scale_min(j, w + 4, &sc, &m);
             for (int l = 0; l < 32; l++) {
                 const int q = j & 1 ? qs[32 * (j / 2) + l] >> 4 : qs[32 * (j / 2) + l] & 0x0F;
                 s += q * y[32 * j + l];

@@ -17,16 +17,6 @@
 #define UNROLL _Pragma("GCC unroll 8")
 #endif
 
-ALWAYS_INLINE void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 /* Eight weight rows interleaved, one per lane of a register, as ggml's block_q4_Kx8 does, so a
  * lane's integer sums come out of vertical instructions alone. Per group of 8 rows, per
  * super-block (QK_PACK bytes):
@@ -60,7 +50,7 @@ static void pack_q4_k(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *
                 for (int k = 0; k < 4; k++)
                     for (int q = 0; q < 8; q++) memcpy(p + 256 * k + 32 * q + 4 * r, blk + 16 + 32 * k + 4 * q, 4);
                 int sc[8], mn[8];
-                for (int j = 0; j < 8; j++) scale_min_k4(j, blk + 4, &sc[j], &mn[j]);
+                for (int j = 0; j < 8; j++) nm_k4_scale_min(j, blk + 4, &sc[j], &mn[j]);
                 for (int j = 0; j < 8; j++) sc16[16 * j + 2 * r] = sc16[16 * j + 2 * r + 1] = (int16_t)sc[j];
                 for (int k = 0; k < 4; k++) {
                     mn16[16 * k + 2 * r] = (int16_t)mn[2 * k];

@@ -24,16 +24,6 @@
 #define UNROLL _Pragma("GCC unroll 8")
 #endif
 
-ALWAYS_INLINE void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 /* Sixteen rows interleaved, one per lane. Per group of 16 rows, per super-block (QX_PACK bytes):
  *   4 pairs k × 8 chunks q × 2 × (16 rows × 4 bytes): the low nibbles of bytes 32k+4q .. 32k+4q+3
  *       of each row's quants (sub-block 2k, elements 4q..4q+3), then the high nibbles (2k+1);
@@ -69,7 +59,7 @@ static void pack_q4_k(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *
                             p[128 * (8 * k + q) + 64 + 4 * r + e] = v >> 4;
                         }
                 int s[8], m[8];
-                for (int j = 0; j < 8; j++) scale_min_k4(j, blk + 4, &s[j], &m[j]);
+                for (int j = 0; j < 8; j++) nm_k4_scale_min(j, blk + 4, &s[j], &m[j]);
                 for (int j = 0; j < 8; j++) sc[16 * j + r] = (float)s[j];
                 for (int k = 0; k < 4; k++) {
                     mn16[32 * k + 2 * r] = (int16_t)m[2 * k];

@@ -5,6 +5,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+/* Q4_K/Q5_K: sub-block j's 6-bit scale and min from a super-block's 12 packed bytes q (FORMATS.md
+ * §4.1: j < 4 in the low 6 bits of bytes j and j+4; the others split across byte j+4's nibbles and
+ * the top 2 bits of bytes j-4 and j). */
+static inline void nm_k4_scale_min(int j, const uint8_t *q, int *d, int *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
 bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, int64_t n);
 bool nm_dot_avx2(uint32_t weight_type, int64_t n, const void *w, const void *act, float *out);
 void nm_dot_f32_columns_avx2(int64_t n, const float *x, size_t x_stride, int n_x, const float *m, size_t m_stride,

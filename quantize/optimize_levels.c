@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "common/cpu.h"
 
@@ -35,15 +36,19 @@ static inline float level_diff(float x, float d, float id, float m, bool offset,
     return l;
 }
 
-static double sym_levels_ref(const float *x, const float *w, int n, float d, int lo, int hi, int8_t *L) {
+/* No scale: every level 0, every value 0 (the symmetric and IQ4_NL kernels' d == 0). */
+static double zero_scale(const float *x, const float *w, int n, void *L) {
     double p[8] = {0};
-    if (d == 0) {
-        for (int i = 0; i < n; i++) {
-            L[i] = 0;
-            p[i % 8] += (double)w[i] * x[i] * x[i];
-        }
-        return qo_lane_sum(p);
-    }
+    memset(L, 0, (size_t)n);
+    for (int i = 0; i < n; i++)
+        p[i % 8] += (double)w[i] * x[i] * x[i];
+    return qo_lane_sum(p);
+}
+
+static double sym_levels_ref(const float *x, const float *w, int n, float d, int lo, int hi, int8_t *L) {
+    if (d == 0)
+        return zero_scale(x, w, n, L);
+    double p[8] = {0};
     const float id = 1.0f / d;
     for (int i = 0; i < n; i++) {
         float diff;
@@ -104,14 +109,9 @@ static void asym_sums_ref(const float *x, const float *w, int n, const uint8_t *
 }
 
 static double nl_levels_ref(const float *x, const float *w, int n, float d, const float v[16], uint8_t *L) {
+    if (d == 0)
+        return zero_scale(x, w, n, L);
     double p[8] = {0};
-    if (d == 0) {
-        for (int i = 0; i < n; i++) {
-            L[i] = 0;
-            p[i % 8] += (double)w[i] * x[i] * x[i];
-        }
-        return qo_lane_sum(p);
-    }
     float mid[15];
     for (int k = 0; k < 15; k++)
         mid[k] = 0.5f * (v[k] + v[k + 1]);

@@ -125,6 +125,12 @@ static double asym_levels_avx512(const float *x, const float *w, int n, float d,
     return lane_sum(acc);
 }
 
+/* sixteen levels (int32) to two vectors of eight doubles */
+ALWAYS_INLINE void levels_pd(__m512i l32, __m512d l[2]) {
+    l[0] = _mm512_cvtepi32_pd(_mm512_castsi512_si256(l32));
+    l[1] = _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(l32, 1));
+}
+
 static void sym_sums_avx512(const float *x, const float *w, int n, const int8_t *L, double s[2]) {
     if (n % 16) {
         qo_levels_avx2()->sym_sums(x, w, n, L, s);
@@ -132,9 +138,8 @@ static void sym_sums_avx512(const float *x, const float *w, int n, const int8_t 
     }
     __m512d a = _mm512_setzero_pd(), b = a;
     for (int i = 0; i < n; i += 16) {
-        const __m512i l32 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(L + i)));
-        const __m512d l[2] = {_mm512_cvtepi32_pd(_mm512_castsi512_si256(l32)),
-                              _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(l32, 1))};
+        __m512d l[2];
+        levels_pd(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(L + i))), l);
         const __m512 wv = _mm512_loadu_ps(w + i), xv = _mm512_loadu_ps(x + i);
         const __m512d wd[2] = {lo_pd(wv), hi_pd(wv)}, xd[2] = {lo_pd(xv), hi_pd(xv)};
         for (int h = 0; h < 2; h++) {
@@ -156,9 +161,8 @@ static void asym_sums_avx512(const float *x, const float *w, int n, const uint8_
     for (int k = 0; k < 5; k++)
         p[k] = _mm512_setzero_pd();
     for (int i = 0; i < n; i += 16) {
-        const __m512i l32 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(L + i)));
-        const __m512d l[2] = {_mm512_cvtepi32_pd(_mm512_castsi512_si256(l32)),
-                              _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(l32, 1))};
+        __m512d l[2];
+        levels_pd(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(L + i))), l);
         const __m512 wv = _mm512_loadu_ps(w + i), xv = _mm512_loadu_ps(x + i);
         const __m512d wd[2] = {lo_pd(wv), hi_pd(wv)}, xd[2] = {lo_pd(xv), hi_pd(xv)};
         for (int h = 0; h < 2; h++) {

@@ -347,6 +347,13 @@ static void free_grams(verify_calib *vc, int l) {
         }
 }
 
+/* Layer l's weights unmapped from the pass (read again from the page cache if touched). */
+static void drop_layer_pages(verify_calib *vc, int l) {
+    for (int i = 0; i < vc->st.n; i++)
+        if (vc->st.e[i].layer == l)
+            gguf_drop_pages(vc->vm.g, vc->st.e[i].w->data, vc->st.e[i].w->row_size * (size_t)vc->st.e[i].w->n_out);
+}
+
 /* Layer l's entries' means (and second moments) to emit. */
 static int emit_layer(verify_calib *vc, int l, verify_calibrate_fn emit, void *user, nm_error *err) {
     im_state *st = &vc->st;
@@ -412,9 +419,8 @@ static int run_layer(verify_calib *vc, int l, verify_calibrate_fn emit, void *us
         nm_progress_update(&prog, (uint64_t)k + 1, 0);
     }
     nm_progress_finish(&prog);
-    for (int i = 0; i < st->n && !head; i++) /* the layer's weights are read for the last time: unmap them */
-        if (st->e[i].layer == l)
-            gguf_drop_pages(vc->vm.g, st->e[i].w->data, st->e[i].w->row_size * (size_t)st->e[i].w->n_out);
+    if (!head) /* the layer's weights are read for the last time */
+        drop_layer_pages(vc, l);
     rc = emit_layer(vc, l, emit, user, err);
 done:
     free_grams(vc, l);
@@ -452,9 +458,7 @@ static int run_head_ahead(verify_calib *vc, verify_calibrate_fn emit, void *user
                     goto stop;
                 memcpy(buf + (size_t)k * chunk, vm_ctx_hidden(vc->ctx), chunk * sizeof *buf);
             }
-            for (int i = 0; i < vc->st.n; i++)
-                if (vc->st.e[i].layer == l)
-                    gguf_drop_pages(vc->vm.g, vc->st.e[i].w->data, vc->st.e[i].w->row_size * (size_t)vc->st.e[i].w->n_out);
+            drop_layer_pages(vc, l);
         }
         for (int k = 0; k < ng; k++) {
             memcpy(vm_ctx_hidden(vc->ctx), buf + (size_t)k * chunk, chunk * sizeof *buf);

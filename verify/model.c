@@ -885,20 +885,25 @@ int vm_eval_layer(vm_ctx *c, int l, int n_tokens, int pos0, int logits_from, nm_
     return 0;
 }
 
-const float *vm_eval_head_input(vm_ctx *c, int n_tokens, nm_error *err) {
+/* The output norm of the batch's rows from..from+n-1 into c->xn (the head's input), or NULL. */
+static const float *head_norm(vm_ctx *c, int from, int n, nm_error *err) {
     const vm_model *m = c->m;
-    if (n_tokens < 1 || n_tokens > c->n_ctx) {
-        nm_fail(err, "batch of %d tokens does not fit the context of %d", n_tokens, c->n_ctx);
-        return NULL;
-    }
     float *nw = malloc((size_t)m->n_embd * sizeof(float));
     if (!nw) {
         nm_fail(err, "out of memory");
         return NULL;
     }
-    norm_rows(c, 0, n_tokens, norm_weights(&m->output_norm, nw), m->output_norm_b);
+    norm_rows(c, from, n, norm_weights(&m->output_norm, nw), m->output_norm_b);
     free(nw);
     return c->xn;
+}
+
+const float *vm_eval_head_input(vm_ctx *c, int n_tokens, nm_error *err) {
+    if (n_tokens < 1 || n_tokens > c->n_ctx) {
+        nm_fail(err, "batch of %d tokens does not fit the context of %d", n_tokens, c->n_ctx);
+        return NULL;
+    }
+    return head_norm(c, 0, n_tokens, err);
 }
 
 int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits_from, float *logits, nm_error *err) {
@@ -909,15 +914,13 @@ int vm_eval(vm_ctx *c, const int32_t *tokens, int n_tokens, int pos0, int logits
         if (vm_eval_layer(c, l, n_tokens, pos0, logits_from, err)) return -1;
     const int n_out = n_tokens - logits_from;
     if (n_out > 0) {
-        float *nw = malloc((size_t)m->n_embd * sizeof(float));
-        if (!nw) return nm_fail(err, "out of memory");
-        norm_rows(c, logits_from, n_out, norm_weights(&m->output_norm, nw), m->output_norm_b);
-        vm_matmul(c, &m->output, c->xn, n_out, logits);
+        const float *xn = head_norm(c, logits_from, n_out, err);
+        if (!xn) return -1;
+        vm_matmul(c, &m->output, xn, n_out, logits);
         if (m->final_softcap != 0.0f) {
             token_job j = {.c = c, .y = logits, .step = step_final_softcap};
             nm_pool_run(c->pool, (size_t)n_out, token_task, &j);
         }
-        free(nw);
     }
     return 0;
 }
