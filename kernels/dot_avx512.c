@@ -8,14 +8,14 @@
  * - Q4_0: sixteen rows in the lanes of a register (nm_dot_q4_0_pack), block integer sums with
  *   vpdpbusd (nibbles 0..15 unsigned × activation int8, started at −8·Σy), then one fused
  *   multiply-add per block into each lane's own chain.
- * - Q8_0 and Q6_K, whose order is the AVX2 tiles' (ggml_vec_dot's eight lanes per output, one fused
- *   multiply-add per block, hsum's pairing at the end): two rows per register, their lanes
+ * - Q8_0, Q5_K and Q6_K, whose order is the AVX2 tiles' (ggml_vec_dot's eight lanes per output, one
+ *   fused multiply-add per block, hsum's pairing at the end): two rows per register, their lanes
  *   interleaved (lane 2l row A's lane l, 2l+1 row B's), so a block's two scale products are one
  *   64-bit broadcast and the activations' four-byte groups are spread to both rows by one permute.
  *   The lane sums are exact integers, made with VNNI: Q8_0 by vpdpbusd on the weights stored as
- *   q + 128 and started at −128·Σy per group of four (the aux row), Q6_K by vpmaddubsw and
- *   vpdpwssd (scale times pair of products). 4 row pairs × 6 activation rows per pass for Q8_0,
- *   2 × 6 for Q6_K. Repacked Q4_K has its own file (dot_repack_avx512.c). */
+ *   q + 128 and started at −128·Σy per group of four (the aux row), Q5_K and Q6_K by vpmaddubsw
+ *   and vpdpwssd (scale times pair of products). 4 row pairs × 6 activation rows per pass for
+ *   Q8_0, 2 × 6 for Q5_K and Q6_K. Repacked Q4_K has its own file (dot_repack_avx512.c). */
 #include "kernels/dot_simd.h"
 
 #include <immintrin.h>
@@ -579,6 +579,159 @@ static bool tile_q6_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
     return true;
 }
 
+/* ---------------- Q5_K ---------------- */
+
+/* The AVX2 tile's order (q5_k_pass: lane l sums scale × q × y over bytes 4l..4l+3 of every
+ * 32-element sub-block, one fused multiply-add per super-block; the mins' integer sum in its own
+ * scalar fused chain; hsum less that chain at the end), two rows interleaved as for Q6_K. Per pair
+ * and super-block (Q5_PAIR_BLOCK bytes):
+ *   8 sub-blocks k × 64 bytes: the rows' 5-bit quants 32k+4l..32k+4l+3 (0..31), A's and B's side
+ *       by side for each l;
+ *   8 × 4 int16: A's scale of sub-block k twice, then B's twice (one 64-bit broadcast per k);
+ *   16 int16 pairs: lane 2l+h gets row h's min of sub-block l, twice (times the activations'
+ *       pair of 16-element sums);
+ *   4 floats: the rows' d, then their dmin.
+ * The mins' sums of each row are folded into lanes 0 and 1 (exact integers) and both chains run
+ * in every lane; only lanes 0 and 1 are stored. */
+enum { Q5_PAIRS = 2, Q5_COLS = 6, Q5_SC = 512, Q5_MIN = 576, Q5_D = 640, Q5_PAIR_BLOCK = 656 };
+
+static void q5_k_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
+    for (int r = 0; r < (nr + 1) / 2 * 2; r++) {
+        const int h = r & 1;
+        const uint8_t *row = r < nr ? w + (size_t)r * ws : NULL;
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *p = dst + ((size_t)(r / 2) * (size_t)nb + (size_t)b) * Q5_PAIR_BLOCK;
+            int16_t *sc = (int16_t *)(p + Q5_SC), *mn = (int16_t *)(p + Q5_MIN);
+            float *d = (float *)(p + Q5_D);
+            if (!row) {
+                for (int k = 0; k < 8; k++) {
+                    for (int l = 0; l < 8; l++) memset(p + 64 * k + 8 * l + 4 * h, 0, 4);
+                    sc[4 * k + 2 * h] = sc[4 * k + 2 * h + 1] = 0;
+                    mn[4 * k + 2 * h] = mn[4 * k + 2 * h + 1] = 0;
+                }
+                d[h] = d[2 + h] = 0.0f;
+                continue;
+            }
+            const uint8_t *blk = row + (size_t)b * 176, *qh = blk + 16;
+            for (int k = 0; k < 8; k++) {
+                const uint8_t *qs = blk + 48 + 32 * (k / 2);
+                uint8_t q[32];
+                for (int i = 0; i < 32; i++)
+                    q[i] = (uint8_t)((k & 1 ? qs[i] >> 4 : qs[i] & 0xF) | ((qh[i] >> k) & 1) << 4);
+                for (int l = 0; l < 8; l++) memcpy(p + 64 * k + 8 * l + 4 * h, q + 4 * l, 4);
+                int s, m;
+                nm_k4_scale_min(k, blk + 4, &s, &m);
+                sc[4 * k + 2 * h] = sc[4 * k + 2 * h + 1] = (int16_t)s;
+                mn[4 * k + 2 * h] = mn[4 * k + 2 * h + 1] = (int16_t)m;
+            }
+            d[h] = _cvtsh_ss((uint16_t)(blk[0] | (blk[1] << 8)));
+            d[2 + h] = _cvtsh_ss((uint16_t)(blk[2] | (blk[3] << 8)));
+        }
+    }
+}
+
+/* np row pairs × nc activation rows, all super-blocks. */
+ALWAYS_INLINE void q5_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as, int np,
+                              int nc, int r0, int nr, float *out, size_t os) {
+    __m512 acc[Q5_PAIRS][Q5_COLS], accm[Q5_PAIRS][Q5_COLS];
+    UNROLL
+    for (int p = 0; p < np; p++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[p][c] = accm[p][c] = _mm512_setzero_ps();
+    const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i halves = _mm512_set_epi32(1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0);
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i sumi[Q5_PAIRS][Q5_COLS];
+        UNROLL
+        for (int p = 0; p < np; p++)
+            UNROLL
+            for (int c = 0; c < nc; c++) sumi[p][c] = _mm512_setzero_si512();
+        for (int k = 0; k < 8; k++) {
+            __m512i y[Q5_COLS];
+            UNROLL
+            for (int c = 0; c < nc; c++)
+                y[c] = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(_mm256_loadu_si256(
+                    (const __m256i *)(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * k))));
+            UNROLL
+            for (int p = 0; p < np; p++) {
+                const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * Q5_PAIR_BLOCK;
+                int64_t scp;
+                memcpy(&scp, pb + Q5_SC + 8 * k, 8);
+                const __m512i q = _mm512_loadu_si512(pb + 64 * k), sc = _mm512_set1_epi64(scp);
+                UNROLL
+                for (int c = 0; c < nc; c++) sumi[p][c] = _mm512_dpwssd_epi32(sumi[p][c], _mm512_maddubs_epi16(q, y[c]), sc);
+            }
+        }
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
+            const __m512i bs = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(ab + 260))));
+            float dy;
+            memcpy(&dy, ab, 4);
+            const __m512 vdy = _mm512_set1_ps(dy);
+            UNROLL
+            for (int p = 0; p < np; p++) {
+                const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * Q5_PAIR_BLOCK;
+                /* row A's mins sum into lane 0, row B's into lane 1 */
+                __m512i m = _mm512_madd_epi16(bs, _mm512_loadu_si512(pb + Q5_MIN));
+                m = _mm512_add_epi32(m, _mm512_shuffle_i32x4(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+                m = _mm512_add_epi32(m, _mm512_shuffle_i32x4(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+                m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+                const __m512 dd = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_castpd_ps(
+                    _mm_load_sd((const double *)(pb + Q5_D)))));
+                const __m512 dm = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_castpd_ps(
+                    _mm_load_sd((const double *)(pb + Q5_D + 8)))));
+                acc[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(dd, vdy), _mm512_cvtepi32_ps(sumi[p][c]), acc[p][c]);
+                accm[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(vdy, dm), _mm512_cvtepi32_ps(m), accm[p][c]);
+            }
+        }
+    }
+    UNROLL
+    for (int p = 0; p < np; p++)
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const __mmask16 rows = r0 + 2 * p + 1 < nr ? 3 : 1;
+            _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(r0 + 2 * p), rows,
+                                  _mm512_sub_ps(hsum_pairs(acc[p][c]), accm[p][c]));
+        }
+}
+
+ALWAYS_INLINE void q5_k_cols(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as, int np,
+                             int nc, int r0, int nr, float *out, size_t os) {
+    switch (nc) {
+    case 6: q5_k_micro(nb, pw, pair_stride, a, as, np, 6, r0, nr, out, os); break;
+    case 5: q5_k_micro(nb, pw, pair_stride, a, as, np, 5, r0, nr, out, os); break;
+    case 4: q5_k_micro(nb, pw, pair_stride, a, as, np, 4, r0, nr, out, os); break;
+    case 3: q5_k_micro(nb, pw, pair_stride, a, as, np, 3, r0, nr, out, os); break;
+    case 2: q5_k_micro(nb, pw, pair_stride, a, as, np, 2, r0, nr, out, os); break;
+    default: q5_k_micro(nb, pw, pair_stride, a, as, np, 1, r0, nr, out, os); break;
+    }
+}
+
+static bool tile_q5_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
+                      size_t os) {
+    const int64_t nb = n / 256;
+    const size_t pair_stride = (size_t)nb * Q5_PAIR_BLOCK;
+    uint8_t *pw = malloc((size_t)(nr + 1) / 2 * pair_stride + 64);
+    if (!pw) return false;
+    q5_k_pack(nb, w, ws, nr, pw);
+    for (int c = 0; c < nc; c += Q5_COLS) {
+        const int m = nc - c < Q5_COLS ? nc - c : Q5_COLS;
+        const uint8_t *ac = a + (size_t)c * as;
+        float *oc = out + (size_t)c * os;
+        for (int r = 0; r < nr; r += 2 * Q5_PAIRS) {
+            const int np = (nr - r + 1) / 2 < Q5_PAIRS ? (nr - r + 1) / 2 : Q5_PAIRS;
+            const uint8_t *pr = pw + (size_t)(r / 2) * pair_stride;
+            switch (np) {
+            case 2: q5_k_cols(nb, pr, pair_stride, ac, as, 2, m, r, nr, oc, os); break;
+            default: q5_k_cols(nb, pr, pair_stride, ac, as, 1, m, r, nr, oc, os); break;
+            }
+        }
+    }
+    free(pw);
+    return true;
+}
+
 /* ---------------- vectors × matrix (attention) ---------------- */
 
 /* Sixteen columns per register; a pass covers up to 8 x rows × 2 registers (16 independent
@@ -660,6 +813,8 @@ bool nm_dot_tile_avx512(uint32_t wt, int64_t n, const void *w, size_t w_stride, 
         return tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
     case GGML_TYPE_Q8_0:
         return tile_q8_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
+    case GGML_TYPE_Q5_K:
+        return tile_q5_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
     case GGML_TYPE_Q6_K:
         return tile_q6_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
     default:

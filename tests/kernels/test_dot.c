@@ -593,7 +593,7 @@ static void test_avx2_q8_0_tile_aux(void **state) {
     }
 }
 
-/* The AVX-512 Q8_0 and Q6_K tiles (two rows per register, VNNI integer sums) give each output
+/* The AVX-512 Q8_0, Q5_K and Q6_K tiles (two rows per register, VNNI integer sums) give each output
  * exactly what the AVX2 one-row kernel gives, for odd row counts, every column count up to past
  * two register blocks, block counts short of and past a multiple of anything, and long rows;
  * Q8_0 without its aux rows declines. */
@@ -603,7 +603,9 @@ static void test_avx512_vec_dot_tiles(void **state) {
     static const struct {
         uint32_t t;
         int64_t ns[5];
-    } cases[] = {{GGML_TYPE_Q8_0, {32, 96, 800, 2080, 5632}}, {GGML_TYPE_Q6_K, {256, 768, 1280, 2048, 5632}}};
+    } cases[] = {{GGML_TYPE_Q8_0, {32, 96, 800, 2080, 5632}},
+                 {GGML_TYPE_Q5_K, {256, 768, 1280, 2048, 5632}},
+                 {GGML_TYPE_Q6_K, {256, 768, 1280, 2048, 5632}}};
     enum { MAXR = 19, MAXC = 11 };
     for (size_t ti = 0; ti < sizeof cases / sizeof cases[0]; ti++)
         for (size_t ni = 0; ni < 5; ni++) {

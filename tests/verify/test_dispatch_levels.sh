@@ -2,8 +2,8 @@
 # The types whose float order is fixed (F32, F16, BF16, Q4_0: kernels/dot.c) give the same
 # logits, bit for bit, whichever kernels run: AVX-512, AVX2 (NOMOAT_NO_AVX512=1) or scalar
 # (NOMOAT_NO_SIMD=1). Q4_0 uses a pure-Q4_0 quantization of the F16 reference (the reference Q4_0
-# file's output.weight is Q6_K, whose scalar reference sums in another order). Q8_0, Q4_K_M and
-# Q6_K follow llama.cpp's AVX2 order at both SIMD levels, so AVX-512 and AVX2 give the same logits
+# file's output.weight is Q6_K, whose scalar reference sums in another order). Q8_0, Q4_K_M,
+# Q5_K_M and Q6_K follow llama.cpp's AVX2 order at both SIMD levels, so AVX-512 and AVX2 give the same logits
 # (the scalar reference differs from both).
 . tests/lib.sh
 V="$BIN/nomoat-verify"
@@ -32,7 +32,7 @@ if need_fixtures "logits across dispatch levels"; then
             fi
         done
     done
-    for t in q8_0 q4_k_m q6_k; do
+    for t in q8_0 q4_k_m q5_k_m q6_k; do
         m="$REF/wikillama-$t.gguf"
         logits "$m" "$SCRATCH/$t.default" || fail "$t: default run"
         logits "$m" "$SCRATCH/$t.avx2" NOMOAT_NO_AVX512=1 || fail "$t: NOMOAT_NO_AVX512=1 run"
