@@ -997,6 +997,63 @@ static void quantize_q8_0_or_1(const float *x, uint8_t *dst, int64_t n, bool wit
     }
 }
 
+/* Q8_K as the reference quantizes it (dot.c, ggml's quantize_row_q8_K_ref): amax by the
+ * lane-wise `a > m ? a : m` (NaN skipped; max is exact in any order), max = the first element
+ * whose magnitude is amax, then per element the same two roundings as nearest_int (the product,
+ * then + 1.5·2^23, its low 23 bits less 2^22), the clamp at 127 and the int8 cast's low byte
+ * (an iscale that overflows, for a block of denormals, makes values far below -128). */
+static void quantize_q8_k(const float *x, uint8_t *dst, int64_t n) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    const __m256i low23 = _mm256_set1_epi32(0x007FFFFF), bias = _mm256_set1_epi32(0x00400000),
+                  top = _mm256_set1_epi32(127), byte = _mm256_set1_epi32(0xFF),
+                  order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t b = 0; b < n / 256; b++) {
+        const float *xb = x + b * 256;
+        uint8_t *out = dst + (size_t)b * 292;
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < 32; k++) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(xb + 8 * k), abs_mask), m);
+        float lanes[8], amax = 0.0f;
+        _mm256_storeu_ps(lanes, m);
+        for (int l = 0; l < 8; l++) amax = lanes[l] > amax ? lanes[l] : amax;
+        if (amax == 0.0f) {
+            memset(out, 0, 292);
+            continue;
+        }
+        float max = 0.0f;
+        const __m256 am = _mm256_set1_ps(amax);
+        for (int k = 0; k < 32; k++) {
+            const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(xb + 8 * k), abs_mask), am, _CMP_EQ_OQ));
+            if (hit) {
+                max = xb[8 * k + __builtin_ctz((unsigned)hit)];
+                break;
+            }
+        }
+        const float iscale = -127.0f / max;
+        const __m256 is = _mm256_set1_ps(iscale);
+        int8_t *qs = (int8_t *)(out + 4);
+        for (int k = 0; k < 8; k++) {
+            __m256i q[4];
+            for (int i = 0; i < 4; i++) {
+                const __m256 v = _mm256_add_ps(_mm256_mul_ps(is, _mm256_loadu_ps(xb + 32 * k + 8 * i)), magic);
+                q[i] = _mm256_min_epi32(_mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(v), low23), bias), top);
+                q[i] = _mm256_and_si256(q[i], byte);
+            }
+            const __m256i bytes = _mm256_permutevar8x32_epi32(
+                _mm256_packus_epi16(_mm256_packus_epi32(q[0], q[1]), _mm256_packus_epi32(q[2], q[3])), order);
+            _mm256_storeu_si256((__m256i *)(qs + 32 * k), bytes);
+            /* the two 16-element sums of these 32 */
+            const __m256i s16 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(bytes)), _mm256_set1_epi16(1));
+            const __m256i t16 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(bytes, 1)), _mm256_set1_epi16(1));
+            const int16_t s0 = (int16_t)hsum_i32(s16), s1 = (int16_t)hsum_i32(t16);
+            memcpy(out + 260 + 4 * k, &s0, 2);
+            memcpy(out + 262 + 4 * k, &s1, 2);
+        }
+        const float d = 1.0f / iscale;
+        memcpy(out, &d, 4);
+    }
+}
+
 bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, int64_t n) {
     switch (weight_type) {
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0:
@@ -1006,7 +1063,9 @@ bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, i
         quantize_q8_0_or_1(x, dst, n, true);
         return true;
     default:
-        return false; /* Q8_K: the reference serves */
+        if (nm_dot_act_type(weight_type) != GGML_TYPE_Q8_K) return false;
+        quantize_q8_k(x, dst, n);
+        return true;
     }
 }
 

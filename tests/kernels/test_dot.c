@@ -196,6 +196,46 @@ static void test_q8_k_rules(void **state) {
     for (int i = 0; i < 292; i++) assert_int_equal(q[i], 0);
 }
 
+/* The SIMD Q8_K quantizer gives the reference's bytes on blocks made to catch it out: ties in
+ * magnitude with either sign first, NaN and infinity among finite values, -0 and denormals only,
+ * products landing on .5, the largest element last, and plain varied values. */
+static void test_q8_k_simd_edges(void **state) {
+    (void)state;
+    enum { NB = 12 };
+    static float x[NB * 256];
+    for (int i = 0; i < NB * 256; i++) x[i] = varied();
+    float *b = x;
+    b[10] = -3.0f, b[200] = 3.0f; /* tie, negative first */
+    b += 256;
+    b[5] = 3.0f, b[9] = -3.0f; /* tie, positive first */
+    b += 256;
+    b[17] = NAN, b[30] = 2.5f; /* a NaN is skipped by the max */
+    b += 256;
+    b[0] = -NAN;
+    b += 256;
+    b[40] = INFINITY; /* iscale -0: every product 0, inf × -0 is NaN */
+    b += 256;
+    for (int i = 0; i < 256; i++) b[i] = i % 2 ? -0.0f : 0.0f; /* zero block */
+    b += 256;
+    for (int i = 0; i < 256; i++) b[i] = ldexpf((float)(i - 128), -140); /* denormals */
+    b += 256;
+    for (int i = 0; i < 256; i++) b[i] = ((float)(i % 255) - 127.0f + 0.5f) / 127.5f; /* .5 products */
+    b[255] = -1.0f;
+    b += 256;
+    b[255] = 40.0f; /* largest last */
+    b += 256;
+    for (int i = 0; i < 256; i++) b[i] = 1.0f; /* all equal */
+    b += 256;
+    b[3] = -5.0f, b[4] = 5.0f; /* tie within eight */
+    static uint8_t got[NB * 292], want[NB * 292];
+    memset(got, 0x5A, sizeof got);
+    nm_dot_quantize_act(GGML_TYPE_Q4_K, x, got, NB * 256);
+    nm_dot_quantize_act_ref(GGML_TYPE_Q4_K, x, want, NB * 256);
+    for (int k = 0; k < NB; k++)
+        if (memcmp(got + 292 * k, want + 292 * k, 292))
+            fail_msg("Q8_K block %d: the dispatched quantizer's bytes differ from the reference's", k);
+}
+
 /* Q8_0/Q8_1 activations: d = amax/127 as f16, quants rounded half to even, Q8_1's s = d·Σq. */
 static void test_q8_0_q8_1(void **state) {
     (void)state;
@@ -934,6 +974,7 @@ int main(void) {
         cmocka_unit_test(test_q4_k_repacked_places),
         cmocka_unit_test(test_avx2_tiles_match_row_kernel),
         cmocka_unit_test(test_avx2_q8_0_tile_aux),
+        cmocka_unit_test(test_q8_k_simd_edges),
         cmocka_unit_test(test_avx512_vec_dot_tiles),
         cmocka_unit_test(test_q4_k_repacked_avx512),
         cmocka_unit_test(test_unrepacked_ignore_place),
