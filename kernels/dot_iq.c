@@ -38,8 +38,7 @@ static inline void put4(int8_t *q, uint32_t g, unsigned s) {
     }
 }
 
-/* The block as ggml's kernel multiplies it; returns the power of two its result is scaled by. */
-static float unpack(uint32_t wt, const uint8_t *x, nm_iq_unpacked *u) {
+float nm_iq_unpack(uint32_t wt, const uint8_t *x, nm_iq_unpacked *u) {
     switch (wt) {
     case GGML_TYPE_IQ2_XXS: /* 66 bytes */
         u->d = f16(x);
@@ -156,19 +155,13 @@ typedef struct iq_acc {
 } iq_acc;
 
 /* Adds one block (unpacked weights u, Q8_K activation block a) as ggml's kernel does. */
-static void accumulate(uint32_t wt, const nm_iq_unpacked *u, const uint8_t *a, bool simd, iq_acc *st) {
+static void accumulate(uint32_t wt, const nm_iq_unpacked *u, const uint8_t *a, iq_acc *st) {
     float yd;
     memcpy(&yd, a, 4);
     const int8_t *y = (const int8_t *)(a + 4);
     const bool lanes_delta = wt == GGML_TYPE_IQ1_M;
     int32_t lane[8], dlane[8];
-#if defined(__x86_64__)
-    if (simd)
-        nm_iq_lanes_avx2(u, y, lanes_delta, lane, dlane);
-    else
-#endif
-        nm_iq_lanes_ref(u, y, lanes_delta, lane, dlane);
-    (void)simd;
+    nm_iq_lanes_ref(u, y, lanes_delta, lane, dlane);
     const float d = u->d * yd;
     for (int l = 0; l < 8; l++)
         st->acc[l] = fmaf(d, (float)lane[l], st->acc[l]);
@@ -207,6 +200,11 @@ bool nm_dot_tile_iq(uint32_t wt, bool simd, int64_t n, const void *w, size_t w_s
                     const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride) {
     if (!nm_dot_iq_type(wt))
         return false;
+#if defined(__x86_64__)
+    if (simd && nm_dot_tile_iq_avx2(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+        return true;
+#endif
+    (void)simd;
     const size_t bs = ggml_type_get(wt)->type_size;
     const int64_t nb = n / 256;
     nm_iq_unpacked u[UNPACK_BLOCKS];
@@ -220,11 +218,11 @@ bool nm_dot_tile_iq(uint32_t wt, bool simd, int64_t n, const void *w, size_t w_s
             for (int64_t b0 = 0; b0 < nb; b0 += UNPACK_BLOCKS) {
                 const int nu = nb - b0 < UNPACK_BLOCKS ? (int)(nb - b0) : UNPACK_BLOCKS;
                 for (int b = 0; b < nu; b++)
-                    factor = unpack(wt, x + (size_t)(b0 + b) * bs, &u[b]);
+                    factor = nm_iq_unpack(wt, x + (size_t)(b0 + b) * bs, &u[b]);
                 for (int j = 0; j < nj; j++) {
                     const uint8_t *a = (const uint8_t *)act + (size_t)(j0 + j) * act_stride + (size_t)b0 * Q8K_SIZE;
                     for (int b = 0; b < nu; b++)
-                        accumulate(wt, &u[b], a + (size_t)b * Q8K_SIZE, simd, &st[j]);
+                        accumulate(wt, &u[b], a + (size_t)b * Q8K_SIZE, &st[j]);
                 }
             }
             for (int j = 0; j < nj; j++)

@@ -31,14 +31,21 @@ bool nm_dot_iq_type(uint32_t wt);
 /* One weight row · one Q8_K activation row (reference); false when wt is not a lattice i-quant. */
 bool nm_dot_iq_ref(uint32_t wt, int64_t n, const void *w, const void *act, float *out);
 
-/* Tile: out[j*out_stride + i] = dot(weight row i, activation row j); simd selects the AVX2 lane
- * sums (same integers). False when wt is not a lattice i-quant. */
+/* Tile: out[j*out_stride + i] = dot(weight row i, activation row j); simd selects the AVX2 tile
+ * (same bits). False when wt is not a lattice i-quant. */
 bool nm_dot_tile_iq(uint32_t wt, bool simd, int64_t n, const void *w, size_t w_stride, int n_rows,
                     const void *act, size_t act_stride, int n_cols, float *out, size_t out_stride);
+
+/* The block as ggml's kernel multiplies it; returns the power of two its result is scaled by. */
+float nm_iq_unpack(uint32_t wt, const uint8_t *x, nm_iq_unpacked *u);
 
 /* Lane sums of one unpacked block with one Q8_K block's values y: lane[l] as above; with
  * `delta`, also the delta lanes dlane[l] (Σ sc·ds·y). */
 void nm_iq_lanes_ref(const nm_iq_unpacked *u, const int8_t *y, bool delta, int32_t *lane, int32_t *dlane);
-void nm_iq_lanes_avx2(const nm_iq_unpacked *u, const int8_t *y, bool delta, int32_t *lane, int32_t *dlane);
+
+/* nm_dot_tile_iq's AVX2 tile (dot_iq_avx2.c): false when wt is not a lattice i-quant or memory
+ * ran out. */
+bool nm_dot_tile_iq_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+                         size_t act_stride, int n_cols, float *out, size_t out_stride);
 
 #endif

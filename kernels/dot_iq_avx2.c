@@ -1,28 +1,183 @@
-/* AVX2 lane sums of the lattice i-quant dot products (dot_iq.h): the same integers as
- * nm_iq_lanes_ref, 32 values per step as ggml's kernels take them (|q| times the activation
- * with q's sign, pairs summed to 16 bits, times the sub-block multiplier summed to 32 bits).
- * Products cannot saturate: |q| <= 62 and Q8_K activations lie in [-127, 127]. */
+/* AVX2 tile of the lattice i-quant dot products (dot_iq.h): the same integers and float steps as
+ * the reference, 32 values per step as ggml's kernels take them (|q| times the activation with
+ * q's sign, pairs summed to 16 bits, times the sub-block multiplier summed to 32 bits), each
+ * block's eight lanes added to the output's eight float chains with one fused multiply-add.
+ * Products cannot saturate: |q| <= 62 and Q8_K activations lie in [-127, 127].
+ *
+ * Eight weight rows are unpacked once (nm_iq_unpack) into the form the loop wants, then meet the
+ * activation rows four at a time, so a weight block's loads and |q| serve four outputs and the
+ * accumulators stay in registers. */
 #include "kernels/dot_iq.h"
 
 #include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
 
-void nm_iq_lanes_avx2(const nm_iq_unpacked *u, const int8_t *y, bool delta, int32_t *lane, int32_t *dlane) {
-    __m256i sum = _mm256_setzero_si256(), dsum = _mm256_setzero_si256();
+#include "formats/tensor.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#if defined(__clang__)
+#define UNROLL
+#else
+#define UNROLL _Pragma("GCC unroll 8")
+#endif
+
+enum { Q8K_SIZE = 292, ROWS = 8, COLS = 4 };
+
+/* One block as the loop reads it. */
+typedef struct iq_block {
+    int8_t q[256];     /* signed grid values */
+    int8_t ds[256];    /* IQ1_M: the delta sign of each element's group of 8 (+1 or -1) */
+    int16_t sc[8][16]; /* 32-value step c: multiplier 2c in the low eight, 2c+1 in the high eight */
+    int16_t m1[16];    /* IQ1_S: delta sign × multiplier of each 32 values, for both of its bsums */
+    float d;
+    float pad[7];
+} iq_block;
+
+static float prepare(uint32_t wt, const uint8_t *x, iq_block *b) {
+    nm_iq_unpacked u;
+    const float factor = nm_iq_unpack(wt, x, &u);
+    memcpy(b->q, u.q, sizeof b->q);
+    for (int c = 0; c < 8; c++)
+        for (int l = 0; l < 16; l++) b->sc[c][l] = u.sc[2 * c + l / 8];
+    if (wt == GGML_TYPE_IQ1_M)
+        for (int e = 0; e < 256; e++) b->ds[e] = u.ds[e / 8];
+    if (wt == GGML_TYPE_IQ1_S)
+        for (int k = 0; k < 16; k++) b->m1[k] = (int16_t)(u.ds[4 * (k / 2)] * u.sc[2 * (k / 2)]);
+    b->d = u.d;
+    return factor;
+}
+
+ALWAYS_INLINE float hsum8(__m256 v) { /* ((a4+a0) + (a6+a2)) + ((a5+a1) + (a7+a3)), as the reference */
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+ALWAYS_INLINE int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* One prepared row × nc activation rows, all blocks. */
+ALWAYS_INLINE void row_cols(uint32_t wt, const iq_block *blk, int64_t nb, float factor, const uint8_t *a, size_t as,
+                            int nc, float *out, size_t os) {
+    const bool iq1m = wt == GGML_TYPE_IQ1_M, iq1s = wt == GGML_TYPE_IQ1_S;
+    __m256 acc[COLS], dacc[COLS];
+    float acc1[COLS];
+    UNROLL
+    for (int j = 0; j < nc; j++) {
+        acc[j] = dacc[j] = _mm256_setzero_ps();
+        acc1[j] = 0.0f;
+    }
     const __m256i ones = _mm256_set1_epi8(1);
-    for (int c = 0; c < 8; c++) {
-        const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
-        const __m256i yv = _mm256_loadu_si256((const __m256i *)(y + 32 * c));
-        const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(u->sc[2 * c + 1]), _mm_set1_epi16(u->sc[2 * c]));
-        const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(yv, q));
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, sc));
-        if (delta) {
-            const int8_t *ds = u->ds + 4 * c;
-            const __m256i s = _mm256_set_epi64x((int64_t)0x0101010101010101 * ds[3], (int64_t)0x0101010101010101 * ds[2],
-                                                (int64_t)0x0101010101010101 * ds[1], (int64_t)0x0101010101010101 * ds[0]);
-            const __m256i dp = _mm256_maddubs_epi16(ones, _mm256_sign_epi8(yv, s));
-            dsum = _mm256_add_epi32(dsum, _mm256_madd_epi16(dp, sc));
+    for (int64_t b = 0; b < nb; b++) {
+        const iq_block *u = blk + b;
+        __m256i sum[COLS], dsum[COLS];
+        UNROLL
+        for (int j = 0; j < nc; j++) sum[j] = dsum[j] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
+            const __m256i aq = _mm256_sign_epi8(q, q);
+            const __m256i sc = _mm256_loadu_si256((const __m256i *)u->sc[c]);
+            UNROLL
+            for (int j = 0; j < nc; j++) {
+                const __m256i y = _mm256_loadu_si256((const __m256i *)(a + (size_t)j * as + (size_t)b * Q8K_SIZE + 4 + 32 * c));
+                sum[j] = _mm256_add_epi32(sum[j], _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(y, q)), sc));
+                if (iq1m) {
+                    const __m256i s = _mm256_loadu_si256((const __m256i *)(u->ds + 32 * c));
+                    dsum[j] = _mm256_add_epi32(dsum[j], _mm256_madd_epi16(_mm256_maddubs_epi16(ones, _mm256_sign_epi8(y, s)), sc));
+                }
+            }
+        }
+        UNROLL
+        for (int j = 0; j < nc; j++) {
+            const uint8_t *ab = a + (size_t)j * as + (size_t)b * Q8K_SIZE;
+            float yd;
+            memcpy(&yd, ab, 4);
+            const float d = u->d * yd;
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum[j]), acc[j]);
+            if (iq1m) dacc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dsum[j]), dacc[j]);
+            if (iq1s) {
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)(ab + 260));
+                const int s1 = hsum_i32(_mm256_madd_epi16(bs, _mm256_loadu_si256((const __m256i *)u->m1)));
+                acc1[j] = __builtin_fmaf(d, (float)s1, acc1[j]);
+            }
         }
     }
-    _mm256_storeu_si256((__m256i *)lane, sum);
-    _mm256_storeu_si256((__m256i *)dlane, dsum);
+    UNROLL
+    for (int j = 0; j < nc; j++) {
+        float r;
+        if (iq1s) r = hsum8(acc[j]) + 0.125f * acc1[j];
+        else if (iq1m) r = hsum8(acc[j]) + 0.125f * hsum8(dacc[j]);
+        else r = factor * hsum8(acc[j]);
+        out[(size_t)j * os] = r;
+    }
+}
+
+ALWAYS_INLINE void row_tile(uint32_t wt, const iq_block *blk, int64_t nb, float factor, const uint8_t *a, size_t as,
+                            int nc, float *out, size_t os) {
+    int j = 0;
+    for (; j + COLS <= nc; j += COLS) row_cols(wt, blk, nb, factor, a + (size_t)j * as, as, COLS, out + (size_t)j * os, os);
+    switch (nc - j) {
+    case 3: row_cols(wt, blk, nb, factor, a + (size_t)j * as, as, 3, out + (size_t)j * os, os); break;
+    case 2: row_cols(wt, blk, nb, factor, a + (size_t)j * as, as, 2, out + (size_t)j * os, os); break;
+    case 1: row_cols(wt, blk, nb, factor, a + (size_t)j * as, as, 1, out + (size_t)j * os, os); break;
+    default: break;
+    }
+}
+
+/* Columns in groups of COLS_L1 (their activation blocks stay in cache) over up to ROWS prepared
+ * rows; one specialised copy per type keeps the type's branches out of the loop. */
+enum { COLS_L1 = 16 };
+
+#define TYPE_TILE(name, WT)                                                                                          \
+    static void name(const iq_block *prep, int nr, int64_t nb, float factor, const uint8_t *a, size_t as, int nc,  \
+                     float *out, size_t os) {                                                                       \
+        for (int j0 = 0; j0 < nc; j0 += COLS_L1) {                                                                  \
+            const int m = nc - j0 < COLS_L1 ? nc - j0 : COLS_L1;                                                    \
+            for (int i = 0; i < nr; i++)                                                                            \
+                row_tile(WT, prep + (size_t)i * (size_t)nb, nb, factor, a + (size_t)j0 * as, as, m,               \
+                         out + (size_t)j0 * os + (size_t)i, os);                                                    \
+        }                                                                                                           \
+    }
+TYPE_TILE(tile_iq2_xxs, GGML_TYPE_IQ2_XXS)
+TYPE_TILE(tile_iq2_xs, GGML_TYPE_IQ2_XS)
+TYPE_TILE(tile_iq2_s, GGML_TYPE_IQ2_S)
+TYPE_TILE(tile_iq3_xxs, GGML_TYPE_IQ3_XXS)
+TYPE_TILE(tile_iq3_s, GGML_TYPE_IQ3_S)
+TYPE_TILE(tile_iq1_s, GGML_TYPE_IQ1_S)
+TYPE_TILE(tile_iq1_m, GGML_TYPE_IQ1_M)
+#undef TYPE_TILE
+
+bool nm_dot_tile_iq_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+                         size_t act_stride, int n_cols, float *out, size_t out_stride) {
+    void (*tile)(const iq_block *, int, int64_t, float, const uint8_t *, size_t, int, float *, size_t);
+    switch (wt) {
+    case GGML_TYPE_IQ2_XXS: tile = tile_iq2_xxs; break;
+    case GGML_TYPE_IQ2_XS: tile = tile_iq2_xs; break;
+    case GGML_TYPE_IQ2_S: tile = tile_iq2_s; break;
+    case GGML_TYPE_IQ3_XXS: tile = tile_iq3_xxs; break;
+    case GGML_TYPE_IQ3_S: tile = tile_iq3_s; break;
+    case GGML_TYPE_IQ1_S: tile = tile_iq1_s; break;
+    case GGML_TYPE_IQ1_M: tile = tile_iq1_m; break;
+    default: return false;
+    }
+    const size_t bs = ggml_type_get(wt)->type_size;
+    const int64_t nb = n / 256;
+    iq_block *prep = aligned_alloc(32, (size_t)ROWS * (size_t)(nb > 0 ? nb : 1) * sizeof(iq_block));
+    if (!prep) return false;
+    for (int i0 = 0; i0 < n_rows; i0 += ROWS) {
+        const int nr = n_rows - i0 < ROWS ? n_rows - i0 : ROWS;
+        float factor = 1.0f;
+        for (int i = 0; i < nr; i++)
+            for (int64_t b = 0; b < nb; b++)
+                factor = prepare(wt, (const uint8_t *)w + (size_t)(i0 + i) * w_stride + (size_t)b * bs,
+                                 prep + (size_t)i * (size_t)nb + (size_t)b);
+        tile(prep, nr, nb, factor, act, act_stride, n_cols, out + (size_t)i0, out_stride);
+    }
+    free(prep);
+    return true;
 }

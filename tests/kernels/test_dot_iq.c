@@ -1,5 +1,5 @@
-/* kernels/dot_iq: the lattice i-quants times Q8_K activations. The AVX2 lane sums give the
- * reference's bits (tiles wider than the unpacking chunks included), single dots equal tiles, and
+/* kernels/dot_iq: the lattice i-quants times Q8_K activations. The AVX2 tile gives the
+ * reference's bits (tiles wider and taller than its groups included), single dots equal tiles, and
  * every result is the dot product of the dequantized weights and activations up to float
  * rounding (so the kernels read the blocks as the dequantizers do). */
 #include <math.h>
@@ -91,11 +91,18 @@ static void test_long_rows_wide_tiles(void **state) {
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
         check_type(types[t], 2560, 3, 70);
 }
+/* more rows than the AVX2 tile unpacks at once (8), columns past its groups of 4 and 16 */
+static void test_tall_tiles(void **state) {
+    (void)state;
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+        check_type(types[t], 768, 19, 23);
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_short_rows),
         cmocka_unit_test(test_long_rows_wide_tiles),
+        cmocka_unit_test(test_tall_tiles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
