@@ -201,7 +201,7 @@ bool nm_dot_tile_iq(uint32_t wt, bool simd, int64_t n, const void *w, size_t w_s
     if (!nm_dot_iq_type(wt))
         return false;
 #if defined(__x86_64__)
-    if (simd && nm_dot_tile_iq_avx2(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+    if (simd && nm_dot_tile_unpacked_avx2(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
         return true;
 #endif
     (void)simd;

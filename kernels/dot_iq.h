@@ -19,11 +19,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A 256-value block as the AVX2 kernels multiply it. The low-bit K-quants and ternary types take
+ * the same form (nm_lowbit_unpack, dot_lowbit.h): their lanes are built the same way, Q2_K with
+ * its mins first, TQ1_0/TQ2_0 with q in 0..2 and the activations' group sums taken off. */
 typedef struct nm_iq_unpacked {
-    int8_t q[256];   /* signed grid values */
+    int8_t q[256];   /* signed grid values (Q2_K 0..3, Q3_K -4..3, IQ4_XS levels, TQ 0..2) */
     int8_t ds[32];   /* IQ1_S/IQ1_M: sign of the delta of each group of 8 (+1 or -1) */
     int16_t sc[16];  /* integer multiplier of each 16 values */
+    int16_t mins[16]; /* Q2_K: the min of each 16 values */
     float d;         /* the block's scale */
+    float dmin;      /* Q2_K: the mins' scale */
 } nm_iq_unpacked;
 
 bool nm_dot_iq_type(uint32_t wt);
@@ -43,9 +48,10 @@ float nm_iq_unpack(uint32_t wt, const uint8_t *x, nm_iq_unpacked *u);
  * `delta`, also the delta lanes dlane[l] (Σ sc·ds·y). */
 void nm_iq_lanes_ref(const nm_iq_unpacked *u, const int8_t *y, bool delta, int32_t *lane, int32_t *dlane);
 
-/* nm_dot_tile_iq's AVX2 tile (dot_iq_avx2.c): false when wt is not a lattice i-quant or memory
- * ran out. */
-bool nm_dot_tile_iq_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
-                         size_t act_stride, int n_cols, float *out, size_t out_stride);
+/* AVX2 tile of every type with that form (dot_unpacked_avx2.c): the lattice i-quants, Q2_K, Q3_K,
+ * IQ4_XS, TQ1_0 and TQ2_0, in the reference's order; false for other types or when memory ran
+ * out. */
+bool nm_dot_tile_unpacked_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+                               size_t act_stride, int n_cols, float *out, size_t out_stride);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "formats/quants_iq4.h"
 #include "formats/tensor.h"
+#include "kernels/dot_iq.h"
 
 static inline float f16(const uint8_t *p) { return nm_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 static inline float q8k_d(const uint8_t *a) {
@@ -142,6 +143,53 @@ static float dot_tq(int64_t n, const uint8_t *w, const uint8_t *a, bool tq1) {
         for (int l = 0; l < 8; l++) acc[l] = fmaf((float)lane[l], d, acc[l]);
     }
     return hsum8(acc);
+}
+
+bool nm_lowbit_unpack(uint32_t wt, const uint8_t *w, nm_iq_unpacked *u) {
+    memset(u->sc, 0, sizeof u->sc);
+    memset(u->mins, 0, sizeof u->mins);
+    u->dmin = 0.0f;
+    switch (wt) {
+    case GGML_TYPE_Q2_K:
+        for (int e = 0; e < 256; e++) u->q[e] = (int8_t)low2(w + 16, e);
+        for (int j = 0; j < 16; j++) {
+            u->sc[j] = (int16_t)(w[j] & 0xF);
+            u->mins[j] = (int16_t)(w[j] >> 4);
+        }
+        u->d = f16(w + 80);
+        u->dmin = f16(w + 82);
+        return true;
+    case GGML_TYPE_Q3_K:
+        for (int e = 0; e < 256; e++) u->q[e] = (int8_t)(low2(w + 32, e) - ((w[e % 32] >> (e / 32)) & 1 ? 0 : 4));
+        for (int j = 0; j < 16; j++) u->sc[j] = (int16_t)q3k_scale(w + 96, j);
+        u->d = f16(w + 108);
+        return true;
+    case GGML_TYPE_IQ4_XS: {
+        const unsigned sh = (unsigned)(w[2] | w[3] << 8);
+        for (int ib = 0; ib < 8; ib++) {
+            const int ls = (((w[4 + ib / 2] >> 4 * (ib % 2)) & 0xF) | ((sh >> 2 * ib) & 3) << 4) - 32;
+            const uint8_t *qs = w + 8 + 16 * ib;
+            for (int e = 0; e < 32; e++) u->q[32 * ib + e] = nm_iq4nl_values[e < 16 ? qs[e] & 0xF : qs[e - 16] >> 4];
+            u->sc[2 * ib] = u->sc[2 * ib + 1] = (int16_t)ls;
+        }
+        u->d = f16(w);
+        return true;
+    }
+    case GGML_TYPE_TQ1_0:
+        for (int e = 0; e < 160; e++) u->q[e] = (int8_t)tq1_trit(w[e % 32], e / 32);
+        for (int e = 160; e < 240; e++) u->q[e] = (int8_t)tq1_trit(w[32 + (e - 160) % 16], (e - 160) / 16);
+        for (int e = 240; e < 256; e++) u->q[e] = (int8_t)tq1_trit(w[48 + (e - 240) % 4], (e - 240) / 4);
+        for (int j = 0; j < 16; j++) u->sc[j] = 1;
+        u->d = f16(w + 52);
+        return true;
+    case GGML_TYPE_TQ2_0:
+        for (int e = 0; e < 256; e++) u->q[e] = (int8_t)((w[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3);
+        for (int j = 0; j < 16; j++) u->sc[j] = 1;
+        u->d = f16(w + 64);
+        return true;
+    default:
+        return false;
+    }
 }
 
 bool nm_dot_lowbit_ref(uint32_t wt, int64_t n, const void *w, const void *a, float *out) {

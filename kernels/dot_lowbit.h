@@ -10,6 +10,11 @@
 /* One weight row · one activation row of n elements; false when wt is not a low-bit type. */
 bool nm_dot_lowbit_ref(uint32_t wt, int64_t n, const void *w, const void *act, float *out);
 
+/* Q2_K, Q3_K, IQ4_XS, TQ1_0 or TQ2_0 block x in the AVX2 kernels' form (dot_iq.h's
+ * nm_iq_unpacked); false for other types. */
+struct nm_iq_unpacked;
+bool nm_lowbit_unpack(uint32_t wt, const uint8_t *x, struct nm_iq_unpacked *u);
+
 /* AVX2: out[j*out_stride + i] = dot(weight row i, activation row j); false when wt has no kernel. */
 bool nm_dot_tile_lowbit_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                              size_t act_stride, int n_cols, float *out, size_t out_stride);

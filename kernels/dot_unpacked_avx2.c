@@ -1,12 +1,15 @@
-/* AVX2 tile of the lattice i-quant dot products (dot_iq.h): the same integers and float steps as
- * the reference, 32 values per step as ggml's kernels take them (|q| times the activation with
- * q's sign, pairs summed to 16 bits, times the sub-block multiplier summed to 32 bits), each
- * block's eight lanes added to the output's eight float chains with one fused multiply-add.
- * Products cannot saturate: |q| <= 62 and Q8_K activations lie in [-127, 127].
+/* AVX2 tile of the types whose 256-value blocks the kernels take in one unpacked form
+ * (dot_iq.h's nm_iq_unpacked): the lattice i-quants (nm_iq_unpack), Q2_K, Q3_K, IQ4_XS, TQ1_0 and
+ * TQ2_0 (nm_lowbit_unpack). The same integers and float steps as their references (dot_iq.c,
+ * dot_lowbit.c), 32 values per step as ggml's kernels take them: |q| times the activation with
+ * q's sign, pairs summed to 16 bits, times the 16-value multiplier summed to 32 bits, so lane l
+ * holds values 4l..4l+3 of every 32 (exact: no pair can pass 2·127·127); each block's eight lanes
+ * go into the output's eight float chains with one fused multiply-add, Q2_K's mins lanes first,
+ * TQ's activation group sums taken off the lanes before.
  *
- * Eight weight rows are unpacked once (nm_iq_unpack) into the form the loop wants, then meet the
- * activation rows four at a time, so a weight block's loads and |q| serve four outputs and the
- * accumulators stay in registers. */
+ * Eight weight rows are unpacked once into the loop's form, then meet the activation rows four
+ * at a time, so a weight block's loads and |q| serve four outputs and the accumulators stay in
+ * registers. Unpacking per product instead, as ggml does, cost IQ2_XXS six times the time. */
 #include "kernels/dot_iq.h"
 
 #include <immintrin.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 
 #include "formats/tensor.h"
+#include "kernels/dot_lowbit.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #if defined(__clang__)
@@ -29,14 +33,16 @@ typedef struct iq_block {
     int8_t q[256];     /* signed grid values */
     int8_t ds[256];    /* IQ1_M: the delta sign of each element's group of 8 (+1 or -1) */
     int16_t sc[8][16]; /* 32-value step c: multiplier 2c in the low eight, 2c+1 in the high eight */
-    int16_t m1[16];    /* IQ1_S: delta sign × multiplier of each 32 values, for both of its bsums */
-    float d;
-    float pad[7];
+    int16_t m1[16];    /* IQ1_S: delta sign × multiplier of each 32 values, for both of its bsums;
+                          Q2_K: the mins */
+    float d, dmin;
+    float pad[6];
 } iq_block;
 
 static float prepare(uint32_t wt, const uint8_t *x, iq_block *b) {
     nm_iq_unpacked u;
-    const float factor = nm_iq_unpack(wt, x, &u);
+    float factor = 1.0f;
+    if (!nm_lowbit_unpack(wt, x, &u)) factor = nm_iq_unpack(wt, x, &u);
     memcpy(b->q, u.q, sizeof b->q);
     for (int c = 0; c < 8; c++)
         for (int l = 0; l < 16; l++) b->sc[c][l] = u.sc[2 * c + l / 8];
@@ -44,7 +50,9 @@ static float prepare(uint32_t wt, const uint8_t *x, iq_block *b) {
         for (int e = 0; e < 256; e++) b->ds[e] = u.ds[e / 8];
     if (wt == GGML_TYPE_IQ1_S)
         for (int k = 0; k < 16; k++) b->m1[k] = (int16_t)(u.ds[4 * (k / 2)] * u.sc[2 * (k / 2)]);
+    if (wt == GGML_TYPE_Q2_K) memcpy(b->m1, u.mins, sizeof b->m1);
     b->d = u.d;
+    b->dmin = u.dmin;
     return factor;
 }
 
@@ -64,7 +72,8 @@ ALWAYS_INLINE int hsum_i32(__m256i v) {
 /* One prepared row × nc activation rows, all blocks. */
 ALWAYS_INLINE void row_cols(uint32_t wt, const iq_block *blk, int64_t nb, float factor, const uint8_t *a, size_t as,
                             int nc, float *out, size_t os) {
-    const bool iq1m = wt == GGML_TYPE_IQ1_M, iq1s = wt == GGML_TYPE_IQ1_S;
+    const bool iq1m = wt == GGML_TYPE_IQ1_M, iq1s = wt == GGML_TYPE_IQ1_S, q2k = wt == GGML_TYPE_Q2_K,
+               tq = wt == GGML_TYPE_TQ1_0 || wt == GGML_TYPE_TQ2_0;
     __m256 acc[COLS], dacc[COLS];
     float acc1[COLS];
     UNROLL
@@ -72,7 +81,7 @@ ALWAYS_INLINE void row_cols(uint32_t wt, const iq_block *blk, int64_t nb, float 
         acc[j] = dacc[j] = _mm256_setzero_ps();
         acc1[j] = 0.0f;
     }
-    const __m256i ones = _mm256_set1_epi8(1);
+    const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; b++) {
         const iq_block *u = blk + b;
         __m256i sum[COLS], dsum[COLS];
@@ -98,6 +107,12 @@ ALWAYS_INLINE void row_cols(uint32_t wt, const iq_block *blk, int64_t nb, float 
             float yd;
             memcpy(&yd, ab, 4);
             const float d = u->d * yd;
+            if (q2k) {
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)(ab + 260));
+                const __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)u->m1), bs);
+                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(-yd * u->dmin), _mm256_cvtepi32_ps(pm), acc[j]);
+            }
+            if (tq) sum[j] = _mm256_sub_epi32(sum[j], _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(ab + 260)), ones16));
             acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum[j]), acc[j]);
             if (iq1m) dacc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dsum[j]), dacc[j]);
             if (iq1s) {
@@ -150,9 +165,14 @@ TYPE_TILE(tile_iq3_xxs, GGML_TYPE_IQ3_XXS)
 TYPE_TILE(tile_iq3_s, GGML_TYPE_IQ3_S)
 TYPE_TILE(tile_iq1_s, GGML_TYPE_IQ1_S)
 TYPE_TILE(tile_iq1_m, GGML_TYPE_IQ1_M)
+TYPE_TILE(tile_q2_k, GGML_TYPE_Q2_K)
+TYPE_TILE(tile_q3_k, GGML_TYPE_Q3_K)
+TYPE_TILE(tile_iq4_xs, GGML_TYPE_IQ4_XS)
+TYPE_TILE(tile_tq1_0, GGML_TYPE_TQ1_0)
+TYPE_TILE(tile_tq2_0, GGML_TYPE_TQ2_0)
 #undef TYPE_TILE
 
-bool nm_dot_tile_iq_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+bool nm_dot_tile_unpacked_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                          size_t act_stride, int n_cols, float *out, size_t out_stride) {
     void (*tile)(const iq_block *, int, int64_t, float, const uint8_t *, size_t, int, float *, size_t);
     switch (wt) {
@@ -163,6 +183,11 @@ bool nm_dot_tile_iq_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride,
     case GGML_TYPE_IQ3_S: tile = tile_iq3_s; break;
     case GGML_TYPE_IQ1_S: tile = tile_iq1_s; break;
     case GGML_TYPE_IQ1_M: tile = tile_iq1_m; break;
+    case GGML_TYPE_Q2_K: tile = tile_q2_k; break;
+    case GGML_TYPE_Q3_K: tile = tile_q3_k; break;
+    case GGML_TYPE_IQ4_XS: tile = tile_iq4_xs; break;
+    case GGML_TYPE_TQ1_0: tile = tile_tq1_0; break;
+    case GGML_TYPE_TQ2_0: tile = tile_tq2_0; break;
     default: return false;
     }
     const size_t bs = ggml_type_get(wt)->type_size;
