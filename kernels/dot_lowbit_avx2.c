@@ -6,7 +6,7 @@
 #include "kernels/dot_lowbit.h"
 
 #include <immintrin.h>
-#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "formats/quants_iq4.h"
@@ -53,34 +53,86 @@ ALWAYS_INLINE __m256i iq4_levels(const uint8_t *qs, __m128i lut) {
                             _mm_shuffle_epi8(lut, _mm_and_si128(bv, m4)));
 }
 
-static void k_iq4_nl(int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out, size_t os) {
-    float acc[4] = {0, 0, 0, 0};
-    const __m128i lut = _mm_loadu_si128((const __m128i *)nm_iq4nl_values);
-    for (int64_t b = 0; b < n / 32; b++, w += 18) {
-        const __m256i v = iq4_levels(w + 2, lut);
-        const float dw = h2f(w);
+/* IQ4_NL: eight rows in the lanes of a register, each lane its own output's chain (as the Q4_0
+ * tile in dot_avx2.c). Per group of 8 rows and block (NL_BLOCK bytes): 4 chunks q × (8 rows × the
+ * levels of elements 4q..4q+3, then 8 rows × those of 16+4q..16+4q+3), then the 8 rows' d. Each
+ * lane's block sum is the exact integer the one-row kernel makes (pairs of products at most
+ * 2·127·127, widened to 32 bits before the two halves meet). */
+enum { NL_GROUP = 8, NL_D = 256, NL_BLOCK = NL_D + NL_GROUP * 4 };
+
+static void iq4_nl_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
+    for (int g = 0; g < (nr + NL_GROUP - 1) / NL_GROUP; g++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *p = dst + ((size_t)g * (size_t)nb + (size_t)b) * NL_BLOCK;
+            float *d = (float *)(p + NL_D);
+            for (int r = 0; r < NL_GROUP; r++) {
+                const int row = g * NL_GROUP + r;
+                const uint8_t *blk = row < nr ? w + (size_t)row * ws + (size_t)b * 18 : NULL;
+                for (int q = 0; q < 4; q++)
+                    for (int i = 0; i < 4; i++) {
+                        const uint8_t x = blk ? blk[2 + 4 * q + i] : 0x88; /* level 8 is 1; d 0 below */
+                        p[64 * q + 4 * r + i] = (uint8_t)nm_iq4nl_values[x & 0xF];
+                        p[64 * q + 32 + 4 * r + i] = (uint8_t)nm_iq4nl_values[x >> 4];
+                    }
+                d[r] = blk ? h2f(blk) : 0.0f;
+            }
+        }
+}
+
+ALWAYS_INLINE void iq4_nl_group(int64_t nb, const uint8_t *pw, const uint8_t *a, size_t as, int nc, float *out,
+                                size_t os, int nr) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++, pw += NL_BLOCK) {
+        __m256i dp[4];
+        for (int c = 0; c < nc; c++) dp[c] = _mm256_setzero_si256();
+        for (int q = 0; q < 4; q++) {
+            const __m256i vlo = _mm256_loadu_si256((const __m256i *)(pw + 64 * q));
+            const __m256i vhi = _mm256_loadu_si256((const __m256i *)(pw + 64 * q + 32));
+            const __m256i alo = _mm256_sign_epi8(vlo, vlo), ahi = _mm256_sign_epi8(vhi, vhi);
+            for (int c = 0; c < nc; c++) {
+                const uint8_t *y = a + (size_t)c * as + (size_t)b * 34 + 2;
+                int32_t ylo, yhi;
+                memcpy(&ylo, y + 4 * q, 4);
+                memcpy(&yhi, y + 16 + 4 * q, 4);
+                const __m256i plo = _mm256_maddubs_epi16(alo, _mm256_sign_epi8(_mm256_set1_epi32(ylo), vlo));
+                const __m256i phi = _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(_mm256_set1_epi32(yhi), vhi));
+                dp[c] = _mm256_add_epi32(dp[c], _mm256_add_epi32(_mm256_madd_epi16(plo, ones), _mm256_madd_epi16(phi, ones)));
+            }
+        }
+        const __m256 dw = _mm256_loadu_ps((const float *)(pw + NL_D));
         for (int c = 0; c < nc; c++) {
-            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
-            const __m256i yv = _mm256_loadu_si256((const __m256i *)(ab + 2));
-            const int s = hsum_i32(_mm256_madd_epi16(pairs_i8(v, yv), _mm256_set1_epi16(1)));
-            acc[c] = fmaf((float)s, dw * h2f(ab), acc[c]);
+            const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(h2f(a + (size_t)c * as + (size_t)b * 34)));
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp[c]), d, acc[c]);
         }
     }
-    for (int c = 0; c < nc; c++) out[(size_t)c * os] = acc[c];
+    for (int c = 0; c < nc; c++) {
+        float r[NL_GROUP];
+        _mm256_storeu_ps(r, acc[c]);
+        memcpy(out + (size_t)c * os, r, (size_t)(nr < NL_GROUP ? nr : NL_GROUP) * sizeof(float));
+    }
 }
 
 bool nm_dot_tile_lowbit_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                              size_t act_stride, int n_cols, float *out, size_t out_stride) {
     if (wt != GGML_TYPE_IQ4_NL) /* the 256-value types: unpacked once per row */
         return nm_dot_tile_unpacked_avx2(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
-    const uint8_t *wb = w, *ab = act;
-    for (int i = 0; i < n_rows; i++) {
-        const uint8_t *wr = wb + (size_t)i * w_stride;
+    const int64_t nb = n / 32;
+    const size_t groups = (size_t)(n_rows + NL_GROUP - 1) / NL_GROUP;
+    uint8_t *pw = malloc(groups * (size_t)nb * NL_BLOCK + 1);
+    if (!pw) return false;
+    iq4_nl_pack(nb, w, w_stride, n_rows, pw);
+    const uint8_t *ab = act;
+    for (size_t g = 0; g < groups; g++) {
+        const uint8_t *pg = pw + g * (size_t)nb * NL_BLOCK;
+        const int rows = n_rows - (int)g * NL_GROUP;
+        float *og = out + g * NL_GROUP;
         int j = 0;
         for (; j + 4 <= n_cols; j += 4)
-            k_iq4_nl(n, wr, ab + (size_t)j * act_stride, act_stride, 4, out + (size_t)j * out_stride + i, out_stride);
+            iq4_nl_group(nb, pg, ab + (size_t)j * act_stride, act_stride, 4, og + (size_t)j * out_stride, out_stride, rows);
         for (; j < n_cols; j++)
-            k_iq4_nl(n, wr, ab + (size_t)j * act_stride, act_stride, 1, out + (size_t)j * out_stride + i, out_stride);
+            iq4_nl_group(nb, pg, ab + (size_t)j * act_stride, act_stride, 1, og + (size_t)j * out_stride, out_stride, rows);
     }
+    free(pw);
     return true;
 }
