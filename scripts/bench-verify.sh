@@ -13,7 +13,9 @@
 #      is tokens per pass / its "seconds per pass"; nomoat's is its own tokens_per_s (both time the
 #      evaluation only). The load average is printed with the table: on a shared machine only the
 #      ratio of interleaved runs means anything.
-#      BENCH_TYPES (default "f16 q4_k_m q4_0"; any of f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k),
+#      BENCH_TYPES (default "f16 q4_k_m q4_0"; f32 f16 bf16 or any llama-quantize type in lower
+#      case, e.g. q8_0 q4_0 q4_k_m q5_k_m q6_k q3_k_m q2_k iq4_xs iq3_s iq2_xxs iq1_m tq2_0; the
+#      i-quants are made with an importance matrix from the fixture's training text),
 #      BENCH_ISA (default "avx2 native"), BENCH_REPS (default 1). Then the machine's AVX2 FMA rate
 #      (scripts/fma-peak.c) and the float types' ceiling it sets: tokens/s no float evaluation in
 #      this summation order can pass.
@@ -47,7 +49,13 @@ tiny_model() {
     if [ ! -f "$out" ]; then
         case $1 in
             f32|bf16) "$BIN/nomoat-convert" -q --no-fsync --outtype "$1" -o "$out" "$hf" ;;
-            *) "$BIN/nomoat-quantize" -q "$f16" "$out" "$(echo "$1" | tr a-z A-Z)" ;;
+            iq*|q2_k_s)
+                # the i-quants are published with an importance matrix (several need one): one
+                # made by nomoat-verify imatrix over 4 contexts of the training text
+                im="$WORK/tinyllama-imatrix.gguf"
+                [ -f "$im" ] || "$V" imatrix "$f16" -f "$FIX/text/wikillama-train.txt" -c 512 --chunks 4 -q -o "$im" || return 1
+                "$BIN/nomoat-quantize" -q --no-fsync --imatrix "$im" "$f16" "$out" "$(echo "$1" | tr a-z A-Z)" ;;
+            *) "$BIN/nomoat-quantize" -q --no-fsync "$f16" "$out" "$(echo "$1" | tr a-z A-Z)" ;;
         esac
     fi
     echo "$out"
