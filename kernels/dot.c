@@ -504,13 +504,13 @@ void nm_dot_f32_columns(int64_t n, const float *x, size_t x_stride, int n_x, con
 void nm_dot_tile_aux(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                      size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out, size_t out_stride) {
 #if defined(__x86_64__)
-    if (nm_dot_iq_type(wt)) { /* unpacked once per row, AVX2 lane sums (dot_iq.h) */
-        nm_dot_tile_iq(wt, DOT_SIMD(), n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
-        return;
-    }
     if (DOT_AVX512() && nm_dot_tile_avx512(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols,
                                            out, out_stride))
         return;
+    if (nm_dot_iq_type(wt)) { /* unpacked once per row, AVX2 tile (dot_iq.h) */
+        nm_dot_tile_iq(wt, DOT_SIMD(), n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        return;
+    }
     if (DOT_SIMD() &&
         nm_dot_tile_avx2(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return;

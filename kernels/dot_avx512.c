@@ -7,7 +7,8 @@
  *   each activation chunk is broadcast to both halves. Register blocking: 4 row pairs × 6 activation rows per pass, 24 accumulators.
  * - Q4_0: sixteen rows in the lanes of a register (nm_dot_q4_0_pack), block integer sums with
  *   vpdpbusd (nibbles 0..15 unsigned × activation int8, started at −8·Σy), then one fused
- *   multiply-add per block into each lane's own chain.
+ *   multiply-add per block into each lane's own chain. IQ4_NL the same way, its levels biased
+ *   by 128 and each sum started at −128·Σy.
  * - Q8_0, Q5_K and Q6_K, whose order is the AVX2 tiles' (ggml_vec_dot's eight lanes per output, one
  *   fused multiply-add per block, hsum's pairing at the end): two rows per register, their lanes
  *   interleaved (lane 2l row A's lane l, 2l+1 row B's), so a block's two scale products are one
@@ -15,23 +16,18 @@
  *   The lane sums are exact integers, made with VNNI: Q8_0 by vpdpbusd on the weights stored as
  *   q + 128 and started at −128·Σy per group of four (the aux row), Q5_K and Q6_K by vpmaddubsw
  *   and vpdpwssd (scale times pair of products). 4 row pairs × 6 activation rows per pass for
- *   Q8_0, 2 × 6 for Q5_K and Q6_K. Repacked Q4_K has its own file (dot_repack_avx512.c). */
+ *   Q8_0, 2 × 6 for Q5_K and Q6_K. Repacked Q4_K has its own file (dot_repack_avx512.c), the
+ *   i-quants and the other 256-value low-bit types theirs (dot_unpacked_avx512.c). */
 #include "kernels/dot_simd.h"
 
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/quants_iq4.h"
 #include "formats/tensor.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-/* The register-blocking loops must unroll so that their accumulators live in registers: gcc
- * -O2 needs telling, clang does it unasked (and warns when a pragma asks for more). */
-#if defined(__clang__)
-#define UNROLL
-#else
-#define UNROLL _Pragma("GCC unroll 8")
-#endif
+#include "kernels/dot_avx512.h"
+#include "kernels/dot_iq.h"
 
 /* ---------------- F32 / F16 / BF16 ---------------- */
 
@@ -281,6 +277,133 @@ static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
     return true;
 }
 
+/* ---------------- IQ4_NL ---------------- */
+
+/* As Q4_0: sixteen rows in the lanes of a register, each lane its own output's chain (ggml's
+ * repacked IQ4_NL order, one fused multiply-add per block). The levels are stored as level + 128
+ * (1..241) so vpdpbusd can take them unsigned, and each block sum starts at −128·Σy: the same
+ * exact integer. Per group of 16 rows and block (NL_PACK bytes): 4 chunks q × (16 rows × the
+ * biased levels of elements 4q..4q+3, then of 16+4q..16+4q+3), then the 16 rows' d. */
+enum { NL_GROUP = 16, NL_D = 512, NL_PACK = NL_D + NL_GROUP * 4, NL_COLS = 6 };
+
+static void iq4_nl_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
+    for (int g = 0; g < (nr + NL_GROUP - 1) / NL_GROUP; g++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *p = dst + ((size_t)g * (size_t)nb + (size_t)b) * NL_PACK;
+            float *d = (float *)(p + NL_D);
+            for (int r = 0; r < NL_GROUP; r++) {
+                const int row = g * NL_GROUP + r;
+                const uint8_t *blk = row < nr ? w + (size_t)row * ws + (size_t)b * 18 : NULL;
+                for (int q = 0; q < 4; q++)
+                    for (int i = 0; i < 4; i++) {
+                        const uint8_t x = blk ? blk[2 + 4 * q + i] : 0;
+                        p[128 * q + 4 * r + i] = (uint8_t)(nm_iq4nl_values[x & 0xF] + 128);
+                        p[128 * q + 64 + 4 * r + i] = (uint8_t)(nm_iq4nl_values[x >> 4] + 128);
+                    }
+                d[r] = blk ? _cvtsh_ss((uint16_t)(blk[0] | (blk[1] << 8))) : 0.0f;
+            }
+        }
+}
+
+/* ng groups of 16 rows (1 or 2) × nc activation rows (≤ NL_COLS), all blocks. */
+ALWAYS_INLINE void iq4_nl_micro(int64_t nb, const uint8_t *pw, size_t group_stride, const uint8_t *a, size_t as,
+                                int ng, int nc, float *out, size_t os, int nr) {
+    __m512 acc[2][NL_COLS];
+    UNROLL
+    for (int g = 0; g < ng; g++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[g][c] = _mm512_setzero_ps();
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i dp[2][NL_COLS];
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const __m256i y = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 34 + 2));
+            const __m256i s8 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, y), ones16);
+            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+            s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+            const __m512i start = _mm512_set1_epi32(-128 * _mm_cvtsi128_si32(s));
+            UNROLL
+            for (int g = 0; g < ng; g++) dp[g][c] = start;
+        }
+        UNROLL
+        for (int q = 0; q < 4; q++) {
+            __m512i lo[2], hi[2];
+            UNROLL
+            for (int g = 0; g < ng; g++) {
+                const uint8_t *pg = pw + (size_t)g * group_stride + (size_t)b * NL_PACK + 128 * q;
+                lo[g] = _mm512_loadu_si512(pg);
+                hi[g] = _mm512_loadu_si512(pg + 64);
+            }
+            UNROLL
+            for (int c = 0; c < nc; c++) {
+                const uint8_t *y = a + (size_t)c * as + (size_t)b * 34 + 2;
+                int32_t ylo, yhi;
+                memcpy(&ylo, y + 4 * q, 4);
+                memcpy(&yhi, y + 16 + 4 * q, 4);
+                const __m512i vlo = _mm512_set1_epi32(ylo), vhi = _mm512_set1_epi32(yhi);
+                UNROLL
+                for (int g = 0; g < ng; g++) {
+                    dp[g][c] = _mm512_dpbusd_epi32(dp[g][c], lo[g], vlo);
+                    dp[g][c] = _mm512_dpbusd_epi32(dp[g][c], hi[g], vhi);
+                }
+            }
+        }
+        UNROLL
+        for (int g = 0; g < ng; g++) {
+            const __m512 dw = _mm512_loadu_ps((const float *)(pw + (size_t)g * group_stride + (size_t)b * NL_PACK + NL_D));
+            UNROLL
+            for (int c = 0; c < nc; c++) {
+                const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
+                const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(_cvtsh_ss((uint16_t)(ab[0] | (ab[1] << 8)))));
+                acc[g][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp[g][c]), d, acc[g][c]);
+            }
+        }
+    }
+    UNROLL
+    for (int g = 0; g < ng; g++) {
+        const int m = nr - 16 * g < 16 ? nr - 16 * g : 16;
+        const __mmask16 keep = (__mmask16)((1u << m) - 1u);
+        UNROLL
+        for (int c = 0; c < nc; c++) _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(16 * g), keep, acc[g][c]);
+    }
+}
+
+ALWAYS_INLINE void iq4_nl_cols(int64_t nb, const uint8_t *pw, size_t group_stride, const uint8_t *a, size_t as,
+                               int ng, int nc, float *out, size_t os, int nr) {
+    switch (nc) {
+    case 6: iq4_nl_micro(nb, pw, group_stride, a, as, ng, 6, out, os, nr); break;
+    case 5: iq4_nl_micro(nb, pw, group_stride, a, as, ng, 5, out, os, nr); break;
+    case 4: iq4_nl_micro(nb, pw, group_stride, a, as, ng, 4, out, os, nr); break;
+    case 3: iq4_nl_micro(nb, pw, group_stride, a, as, ng, 3, out, os, nr); break;
+    case 2: iq4_nl_micro(nb, pw, group_stride, a, as, ng, 2, out, os, nr); break;
+    default: iq4_nl_micro(nb, pw, group_stride, a, as, ng, 1, out, os, nr); break;
+    }
+}
+
+static bool tile_iq4_nl(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
+                        float *out, size_t os) {
+    const int64_t nb = n / 32;
+    const size_t group_stride = (size_t)nb * NL_PACK;
+    uint8_t *pw = malloc((size_t)(nr + NL_GROUP - 1) / NL_GROUP * group_stride + 64);
+    if (!pw) return false;
+    iq4_nl_pack(nb, w, ws, nr, pw);
+    for (int r = 0; r < nr; r += 2 * NL_GROUP) {
+        const int ng = nr - r > NL_GROUP ? 2 : 1;
+        const uint8_t *pg = pw + (size_t)(r / NL_GROUP) * group_stride;
+        for (int c = 0; c < nc; c += NL_COLS) {
+            const int m = nc - c < NL_COLS ? nc - c : NL_COLS;
+            const uint8_t *ac = a + (size_t)c * as;
+            float *oc = out + (size_t)c * os + r;
+            if (ng == 2) iq4_nl_cols(nb, pg, group_stride, ac, as, 2, m, oc, os, nr - r);
+            else iq4_nl_cols(nb, pg, group_stride, ac, as, 1, m, oc, os, nr - r);
+        }
+    }
+    free(pw);
+    return true;
+}
+
 /* ---------------- Q8_0 ---------------- */
 
 /* Two weight rows per register, the AVX2 tile's two chains of eight lanes interleaved: lane 2l
@@ -319,15 +442,6 @@ static void q8_0_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *
     }
 }
 
-/* hsum_halves for interleaved rows: lane 0 gets row A's hsum, lane 1 row B's, the same pairs
- * added in the same order (lane l + lane l+4, then those of lanes 0 and 2 and of 1 and 3, then
- * the two). */
-ALWAYS_INLINE __m512 hsum_pairs(__m512 v) {
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
-}
-
 /* np row pairs × nc activation rows, all blocks. Per pair, block and activation row: one
  * vpdpbusd, one conversion, one fused multiply-add; per activation row and block, its quants and
  * start values spread to both rows' lanes (one permute each). */
@@ -339,7 +453,7 @@ ALWAYS_INLINE void q8_0_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
     for (int p = 0; p < np; p++)
         UNROLL
         for (int c = 0; c < nc; c++) acc[p][c] = _mm512_setzero_ps();
-    const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i dup = nm_avx512_dup_pairs();
     const float *dwp = (const float *)(pw + (size_t)nb * Q8_0_PAIR_BLOCK);
     const size_t dw_stride = pair_stride / sizeof(float);
     for (int64_t b0 = 0; b0 < nb; b0 += Q8_0_DB) {
@@ -384,7 +498,7 @@ ALWAYS_INLINE void q8_0_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
         UNROLL
         for (int c = 0; c < nc; c++) {
             const __mmask16 rows = r0 + 2 * p + 1 < nr ? 3 : 1;
-            _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(r0 + 2 * p), rows, hsum_pairs(acc[p][c]));
+            _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(r0 + 2 * p), rows, nm_avx512_hsum_pairs(acc[p][c]));
         }
 }
 
@@ -496,8 +610,7 @@ ALWAYS_INLINE void q6_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
     for (int p = 0; p < np; p++)
         UNROLL
         for (int c = 0; c < nc; c++) acc[p][c] = _mm512_setzero_ps();
-    const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-    const __m512i halves = _mm512_set_epi32(1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0);
+    const __m512i dup = nm_avx512_dup_pairs();
     for (int64_t b = 0; b < nb; b++) {
         __m512i sumi[Q6_PAIRS][Q6_COLS];
         UNROLL
@@ -528,8 +641,7 @@ ALWAYS_INLINE void q6_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
             for (int p = 0; p < np; p++) {
                 const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * Q6_PAIR_BLOCK;
                 const __m512i off = _mm512_slli_epi32(_mm512_madd_epi16(bs, _mm512_loadu_si512(pb + Q6_SCALL)), 5);
-                const __m128 two = _mm_castpd_ps(_mm_load_sd((const double *)(pb + Q6_D)));
-                const __m512 d = _mm512_mul_ps(_mm512_set1_ps(dy), _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(two)));
+                const __m512 d = _mm512_mul_ps(_mm512_set1_ps(dy), nm_avx512_pair_floats(pb + Q6_D));
                 acc[p][c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(sumi[p][c], off)), acc[p][c]);
             }
         }
@@ -539,7 +651,7 @@ ALWAYS_INLINE void q6_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
         UNROLL
         for (int c = 0; c < nc; c++) {
             const __mmask16 rows = r0 + 2 * p + 1 < nr ? 3 : 1;
-            _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(r0 + 2 * p), rows, hsum_pairs(acc[p][c]));
+            _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(r0 + 2 * p), rows, nm_avx512_hsum_pairs(acc[p][c]));
         }
 }
 
@@ -638,8 +750,7 @@ ALWAYS_INLINE void q5_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
     for (int p = 0; p < np; p++)
         UNROLL
         for (int c = 0; c < nc; c++) acc[p][c] = accm[p][c] = _mm512_setzero_ps();
-    const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-    const __m512i halves = _mm512_set_epi32(1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0);
+    const __m512i dup = nm_avx512_dup_pairs();
     for (int64_t b = 0; b < nb; b++) {
         __m512i sumi[Q5_PAIRS][Q5_COLS];
         UNROLL
@@ -674,13 +785,8 @@ ALWAYS_INLINE void q5_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
                 const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * Q5_PAIR_BLOCK;
                 /* row A's mins sum into lane 0, row B's into lane 1 */
                 __m512i m = _mm512_madd_epi16(bs, _mm512_loadu_si512(pb + Q5_MIN));
-                m = _mm512_add_epi32(m, _mm512_shuffle_i32x4(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
-                m = _mm512_add_epi32(m, _mm512_shuffle_i32x4(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
-                m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
-                const __m512 dd = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_castpd_ps(
-                    _mm_load_sd((const double *)(pb + Q5_D)))));
-                const __m512 dm = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_castpd_ps(
-                    _mm_load_sd((const double *)(pb + Q5_D + 8)))));
+                m = nm_avx512_fold_pairs(m);
+                const __m512 dd = nm_avx512_pair_floats(pb + Q5_D), dm = nm_avx512_pair_floats(pb + Q5_D + 8);
                 acc[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(dd, vdy), _mm512_cvtepi32_ps(sumi[p][c]), acc[p][c]);
                 accm[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(vdy, dm), _mm512_cvtepi32_ps(m), accm[p][c]);
             }
@@ -692,7 +798,7 @@ ALWAYS_INLINE void q5_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
         for (int c = 0; c < nc; c++) {
             const __mmask16 rows = r0 + 2 * p + 1 < nr ? 3 : 1;
             _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(r0 + 2 * p), rows,
-                                  _mm512_sub_ps(hsum_pairs(acc[p][c]), accm[p][c]));
+                                  _mm512_sub_ps(nm_avx512_hsum_pairs(acc[p][c]), accm[p][c]));
         }
 }
 
@@ -813,11 +919,13 @@ bool nm_dot_tile_avx512(uint32_t wt, int64_t n, const void *w, size_t w_stride, 
         return tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
     case GGML_TYPE_Q8_0:
         return tile_q8_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
+    case GGML_TYPE_IQ4_NL:
+        return tile_iq4_nl(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
     case GGML_TYPE_Q5_K:
         return tile_q5_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
     case GGML_TYPE_Q6_K:
         return tile_q6_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
-    default:
-        return false;
+    default: /* the i-quants and the other 256-value low-bit types */
+        return nm_dot_tile_unpacked_avx512(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
     }
 }

@@ -53,5 +53,8 @@ void nm_iq_lanes_ref(const nm_iq_unpacked *u, const int8_t *y, bool delta, int32
  * out. */
 bool nm_dot_tile_unpacked_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                                size_t act_stride, int n_cols, float *out, size_t out_stride);
+/* The same with AVX-512 + VNNI (dot_unpacked_avx512.c), the same bits. */
+bool nm_dot_tile_unpacked_avx512(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+                                 size_t act_stride, int n_cols, float *out, size_t out_stride);
 
 #endif

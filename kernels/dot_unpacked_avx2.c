@@ -87,14 +87,30 @@ ALWAYS_INLINE void row_cols(uint32_t wt, const iq_block *blk, int64_t nb, float 
         __m256i sum[COLS], dsum[COLS];
         UNROLL
         for (int j = 0; j < nc; j++) sum[j] = dsum[j] = _mm256_setzero_si256();
-        for (int c = 0; c < 8; c++) {
+        if (tq) { /* q in 0..2 and every multiplier 1: the pairs add up in 16 bits (at most
+                     8·2·2·127), widened once per block */
+            __m256i s16[COLS];
+            UNROLL
+            for (int j = 0; j < nc; j++) s16[j] = _mm256_setzero_si256();
+            for (int c = 0; c < 8; c++) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
+                UNROLL
+                for (int j = 0; j < nc; j++)
+                    s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(
+                                                          a + (size_t)j * as + (size_t)b * Q8K_SIZE + 4 + 32 * c))));
+            }
+            UNROLL
+            for (int j = 0; j < nc; j++) sum[j] = _mm256_madd_epi16(s16[j], ones16);
+        }
+        for (int c = 0; c < 8 && !tq; c++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
-            const __m256i aq = _mm256_sign_epi8(q, q);
+            const __m256i aq = q2k ? q : _mm256_sign_epi8(q, q); /* Q2_K's q is 0..3 */
             const __m256i sc = _mm256_loadu_si256((const __m256i *)u->sc[c]);
             UNROLL
             for (int j = 0; j < nc; j++) {
                 const __m256i y = _mm256_loadu_si256((const __m256i *)(a + (size_t)j * as + (size_t)b * Q8K_SIZE + 4 + 32 * c));
-                sum[j] = _mm256_add_epi32(sum[j], _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(y, q)), sc));
+                const __m256i ys = q2k ? y : _mm256_sign_epi8(y, q);
+                sum[j] = _mm256_add_epi32(sum[j], _mm256_madd_epi16(_mm256_maddubs_epi16(aq, ys), sc));
                 if (iq1m) {
                     const __m256i s = _mm256_loadu_si256((const __m256i *)(u->ds + 32 * c));
                     dsum[j] = _mm256_add_epi32(dsum[j], _mm256_madd_epi16(_mm256_maddubs_epi16(ones, _mm256_sign_epi8(y, s)), sc));

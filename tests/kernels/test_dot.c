@@ -633,6 +633,42 @@ static void test_avx2_q8_0_tile_aux(void **state) {
     }
 }
 
+/* The low-bit types at each SIMD level by its own entry point (the dispatch picks only the
+ * highest): the AVX2 and AVX-512 tiles give the reference's bits, for row counts
+ * past their groups of 2, 8 and 16 and column counts past their groups of 4 and 6. */
+static void test_lowbit_levels(void **state) {
+    (void)state;
+    if (!have_avx2()) skip();
+    static const uint32_t ts[] = {GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_IQ4_XS, GGML_TYPE_IQ4_NL, GGML_TYPE_TQ1_0,
+                                  GGML_TYPE_TQ2_0};
+    enum { N = 768, MAXR = 19, MAXC = 9 };
+    for (size_t ti = 0; ti < sizeof ts / sizeof ts[0]; ti++) {
+        const uint32_t t = ts[ti];
+        size_t wrs;
+        assert_int_equal(ggml_row_size(t, N, &wrs), 0);
+        const size_t ars = nm_dot_act_row_size(t, N), os = MAXR + 2, size = os * MAXC;
+        uint8_t *w = malloc(wrs * MAXR), *a = malloc(ars * MAXC);
+        float ref[(MAXR + 2) * MAXC], out[(MAXR + 2) * MAXC];
+        for (int r = 0; r < MAXR; r++) random_weights(t, w + r * wrs, N);
+        random_acts(t, a, ars, MAXC, N);
+        for (int nr = 1; nr <= MAXR; nr += 3)
+            for (int nc = 1; nc <= MAXC; nc += 2) {
+                fill_sentinel(ref, size);
+                nm_dot_tile_ref(t, N, w, wrs, nr, a, ars, nc, ref, os);
+                fill_sentinel(out, size);
+                assert_true(nm_dot_tile_avx2(t, N, w, wrs, nr, a, ars, NULL, 0, nc, out, os));
+                expect_tile("AVX2 tile", t, N, nr, nc, os, ref, out, size);
+                if (have_avx512()) {
+                    fill_sentinel(out, size);
+                    assert_true(nm_dot_tile_avx512(t, N, w, wrs, nr, a, ars, NULL, 0, nc, out, os));
+                    expect_tile("AVX-512 tile", t, N, nr, nc, os, ref, out, size);
+                }
+            }
+        free(w);
+        free(a);
+    }
+}
+
 /* The AVX-512 Q8_0, Q5_K and Q6_K tiles (two rows per register, VNNI integer sums) give each output
  * exactly what the AVX2 one-row kernel gives, for odd row counts, every column count up to past
  * two register blocks, block counts short of and past a multiple of anything, and long rows;
@@ -975,6 +1011,7 @@ int main(void) {
         cmocka_unit_test(test_avx2_tiles_match_row_kernel),
         cmocka_unit_test(test_avx2_q8_0_tile_aux),
         cmocka_unit_test(test_q8_k_simd_edges),
+        cmocka_unit_test(test_lowbit_levels),
         cmocka_unit_test(test_avx512_vec_dot_tiles),
         cmocka_unit_test(test_q4_k_repacked_avx512),
         cmocka_unit_test(test_unrepacked_ignore_place),

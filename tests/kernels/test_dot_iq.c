@@ -14,7 +14,9 @@
 
 #include "formats/quants.h"
 #include "formats/tensor.h"
+#include "common/cpu.h"
 #include "kernels/dot.h"
+#include "kernels/dot_simd.h"
 
 static uint32_t rng = 2024;
 static uint32_t next_u32(void) {
@@ -50,6 +52,20 @@ static void check_type(uint32_t type, int64_t n, int rows, int cols) {
     nm_dot_tile(type, n, w, wrow, rows, a, arow, cols, simd, (size_t)rows);
     nm_dot_tile_ref(type, n, w, wrow, rows, a, arow, cols, ref, (size_t)rows);
     assert_memory_equal(simd, ref, (size_t)(rows * cols) * 4);
+#if defined(__x86_64__)
+    /* each SIMD level by its own entry point (the dispatch above runs only the highest) */
+    const nm_cpu_features *cpu = nm_cpu();
+    if (cpu->avx2 && cpu->fma && cpu->f16c) {
+        memset(simd, 0, (size_t)(rows * cols) * 4);
+        assert_true(nm_dot_tile_avx2(type, n, w, wrow, rows, a, arow, NULL, 0, cols, simd, (size_t)rows));
+        assert_memory_equal(simd, ref, (size_t)(rows * cols) * 4);
+        if (cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512dq && cpu->avx512vnni) {
+            memset(simd, 0, (size_t)(rows * cols) * 4);
+            assert_true(nm_dot_tile_avx512(type, n, w, wrow, rows, a, arow, NULL, 0, cols, simd, (size_t)rows));
+            assert_memory_equal(simd, ref, (size_t)(rows * cols) * 4);
+        }
+    }
+#endif
     for (int i = 0; i < rows; i++) {
         nm_dequantize_row_ref(type, w + (size_t)i * wrow, wf, n);
         for (int j = 0; j < cols; j++) {

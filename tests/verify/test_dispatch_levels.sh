@@ -3,8 +3,8 @@
 # logits, bit for bit, whichever kernels run: AVX-512, AVX2 (NOMOAT_NO_AVX512=1) or scalar
 # (NOMOAT_NO_SIMD=1). Q4_0 uses a pure-Q4_0 quantization of the F16 reference (the reference Q4_0
 # file's output.weight is Q6_K, whose scalar reference sums in another order). Q8_0, Q4_K_M,
-# Q5_K_M and Q6_K follow llama.cpp's AVX2 order at both SIMD levels, so AVX-512 and AVX2 give the same logits
-# (the scalar reference differs from both).
+# Q5_K_M, Q6_K and the low-bit types follow llama.cpp's AVX2 order at both SIMD levels, so AVX-512
+# and AVX2 give the same logits (the scalar reference differs from both for the K-quants).
 . tests/lib.sh
 V="$BIN/nomoat-verify"
 TEXT="$FIXTURES/text/wikillama-heldout.txt"
@@ -32,8 +32,20 @@ if need_fixtures "logits across dispatch levels"; then
             fi
         done
     done
-    for t in q8_0 q4_k_m q5_k_m q6_k; do
-        m="$REF/wikillama-$t.gguf"
+    # the low-bit mixes (llama.cpp's files in lowbit/) and the ternary types (quantized here)
+    # cover every low-bit tensor type
+    for t in tq1_0 tq2_0; do
+        "$BIN/nomoat-quantize" -q --no-fsync "$REF/wikillama-f32.gguf" "$SCRATCH/wikillama-$t.gguf" $t 2 ||
+            fail "$t quantization for the test"
+    done
+    for t in q8_0 q4_k_m q5_k_m q6_k lowbit/q2_k lowbit/q3_k_m lowbit/iq4_nl lowbit/iq4_xs lowbit/iq3_xxs-imatrix \
+             lowbit/iq3_m-imatrix lowbit/iq2_xxs-imatrix lowbit/iq2_xs-imatrix lowbit/iq2_m-imatrix \
+             lowbit/iq1_s-imatrix lowbit/iq1_m-imatrix tq1_0 tq2_0; do
+        case $t in
+            tq*) m="$SCRATCH/wikillama-$t.gguf" ;;
+            lowbit/*) t=${t#lowbit/}; m="$REF/lowbit/wikillama-$t.gguf" ;;
+            *) m="$REF/wikillama-$t.gguf" ;;
+        esac
         logits "$m" "$SCRATCH/$t.default" || fail "$t: default run"
         logits "$m" "$SCRATCH/$t.avx2" NOMOAT_NO_AVX512=1 || fail "$t: NOMOAT_NO_AVX512=1 run"
         if cmp -s "$SCRATCH/$t.default" "$SCRATCH/$t.avx2"; then
