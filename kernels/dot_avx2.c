@@ -12,30 +12,9 @@
 #include <string.h>
 
 #include "kernels/dot.h"
+#include "kernels/dot_avx2.h"
 #include "kernels/dot_lowbit.h"
 #include "formats/tensor.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-/* Loops over a kernel's outputs must unroll so that their accumulators live in registers: gcc
- * -O2 needs telling, clang does it unasked. */
-#if defined(__clang__)
-#define UNROLL
-#else
-#define UNROLL _Pragma("GCC unroll 8")
-#endif
-
-ALWAYS_INLINE float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-ALWAYS_INLINE float h2f(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
 
 /* Σ over 32 signed bytes of x·y as 8 int32 lanes (x, y in −127..127 or x in −128..127 with y ≥ −127). */
 ALWAYS_INLINE __m256i dot_i8(__m256i x, __m256i y) {
@@ -93,7 +72,7 @@ ALWAYS_INLINE void k_q8_0_family(uint32_t wt, int64_t n, const uint8_t *w, const
             acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc[c]);
         }
     }
-    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]);
+    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum8(acc[c]);
 }
 
 ALWAYS_INLINE void k_q8_1_family(uint32_t wt, int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc,
@@ -120,7 +99,7 @@ ALWAYS_INLINE void k_q8_1_family(uint32_t wt, int64_t n, const uint8_t *w, const
             accm[c] += mw * h2f(ab + 2);
         }
     }
-    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]) + accm[c];
+    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum8(acc[c]) + accm[c];
 }
 
 /* Q8_0 tile: two weight rows × up to four activation rows per pass (each activation block loaded
@@ -179,7 +158,7 @@ ALWAYS_INLINE void q8_0_pass(int64_t nb, const uint8_t *w, size_t ws, const floa
     UNROLL
     for (int r = 0; r < nr; r++)
         UNROLL
-        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum(acc[r][c]);
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum8(acc[r][c]);
 }
 
 ALWAYS_INLINE void q8_0_cols(int64_t nb, const uint8_t *w, size_t ws, const float *dw, size_t dws, int nr,
@@ -236,13 +215,6 @@ static bool tile_q8_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
 
 /* Q4_0 in the reference order: each block's integer sum is finished (exactly) before it enters
  * the output's single chain of fused multiply-adds. */
-ALWAYS_INLINE int hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
-
 ALWAYS_INLINE void k_q4_0(int64_t n, const uint8_t *w, const uint8_t *a, size_t as, int nc, float *out, size_t os) {
     float acc[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < n / 32; b++, w += 18) {
@@ -374,7 +346,7 @@ ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t
             accm[c] = fmaf(dy * dminw, (float)summ, accm[c]); /* ggml: summs += dmin·Σ, contracted */
         }
     }
-    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]) - accm[c];
+    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum8(acc[c]) - accm[c];
 }
 
 /* Q5_K tile: two weight rows × up to four activation rows per pass, each 32-element sub-block
@@ -450,7 +422,7 @@ ALWAYS_INLINE void q5_k_pass(int64_t n, const uint8_t *w, size_t ws, int nr, con
     UNROLL
     for (int r = 0; r < nr; r++)
         UNROLL
-        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum(acc[r][c]) - accm[r][c];
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum8(acc[r][c]) - accm[r][c];
 }
 
 ALWAYS_INLINE void q5_k_cols(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
@@ -518,7 +490,7 @@ ALWAYS_INLINE void k_q4_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
     for (int c = 0; c < nc; c++) {
         __m128 m = _mm_add_ps(accm[c], _mm_movehl_ps(accm[c], accm[c]));
         m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        out[(size_t)c * os] = hsum(acc[c]) + _mm_cvtss_f32(m);
+        out[(size_t)c * os] = hsum8(acc[c]) + _mm_cvtss_f32(m);
     }
 }
 
@@ -565,7 +537,7 @@ ALWAYS_INLINE void k_q6_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
             acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dy * dw), _mm256_cvtepi32_ps(sumi), acc[c]);
         }
     }
-    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum(acc[c]);
+    for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum8(acc[c]);
 }
 
 /* Q6_K tile: two weight rows × up to four activation rows per pass. Each 32-element slice k is
@@ -637,7 +609,7 @@ ALWAYS_INLINE void q6_k_pass(int64_t n, const uint8_t *w, size_t ws, int nr, con
     UNROLL
     for (int r = 0; r < nr; r++)
         UNROLL
-        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum(acc[r][c]);
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum8(acc[r][c]);
 }
 
 ALWAYS_INLINE void q6_k_cols(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
@@ -697,7 +669,7 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
             acc[c] = _mm256_fmadd_ps(w0, load8(wt, a + (size_t)c * as + (size_t)i * es), acc[c]);
     }
     for (int c = 0; c < nc; c++) {
-        float s = hsum(acc[c]);
+        float s = hsum8(acc[c]);
         const uint8_t *ar = a + (size_t)c * as;
         for (int64_t k = i; k < n; k++) s += load1(wt, w + (size_t)k * es) * load1(wt, ar + (size_t)k * es);
         out[(size_t)c * os] = s;
@@ -812,7 +784,7 @@ ALWAYS_INLINE void float_finish(uint32_t wt, int64_t n, const uint8_t *w, size_t
     for (int r = 0; r < nr; r++) {
         const uint8_t *wr = w + (size_t)r * ws;
         for (int c = 0; c < nc; c++) {
-            float s = hsum(acc[(r / FR) * FR * FC + (r % FR) * FC + c]);
+            float s = hsum8(acc[(r / FR) * FR * FC + (r % FR) * FC + c]);
             for (int64_t k = n8; k < n; k++) s += load1(wt, wr + (size_t)k * es) * x[(size_t)c * xs + (size_t)k];
             out[(size_t)c * os + (size_t)r] = s;
         }

@@ -39,6 +39,8 @@ static inline void put4(int8_t *q, uint32_t g, unsigned s) {
 }
 
 float nm_iq_unpack(uint32_t wt, const uint8_t *x, nm_iq_unpacked *u) {
+    memset(u->mins, 0, sizeof u->mins);
+    u->dmin = 0.0f;
     switch (wt) {
     case GGML_TYPE_IQ2_XXS: /* 66 bytes */
         u->d = f16(x);

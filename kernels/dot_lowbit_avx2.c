@@ -1,8 +1,7 @@
-/* AVX2 siblings of dot_lowbit.c (built with -mavx2 -mfma -mf16c; used only when the CPU has
+/* AVX2 sibling of dot_lowbit.c (built with -mavx2 -mfma -mf16c; used only when the CPU has
  * them): the same exact integer sums and the same fused multiply-adds in the same order, so
- * the results are the reference's bit for bit (tests/kernels/test_dot.c). IQ4_NL is here: each
- * call multiplies one weight row with up to four activation rows, decoding each weight block
- * once. The 256-value types go to the unpacked tile (dot_unpacked_avx2.c). */
+ * the results are the reference's bit for bit (tests/kernels/test_dot.c). IQ4_NL's tile is here;
+ * the 256-value types go to the unpacked tile (dot_unpacked_avx2.c). */
 #include "kernels/dot_lowbit.h"
 
 #include <immintrin.h>
@@ -11,47 +10,8 @@
 
 #include "formats/quants_iq4.h"
 #include "formats/tensor.h"
+#include "kernels/dot_avx2.h"
 #include "kernels/dot_iq.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
-ALWAYS_INLINE float hsum8(__m256 v) { /* (l0+l4 + l2+l6) + (l1+l5 + l3+l7), as ggml's hsum_float_8 */
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-ALWAYS_INLINE int hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-    return _mm_cvtsi128_si32(s);
-}
-ALWAYS_INLINE float h2f(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-ALWAYS_INLINE float q8k_d(const uint8_t *a) {
-    float d;
-    memcpy(&d, a, 4);
-    return d;
-}
-/* Scale pair for one 32-element chunk: int16 `lo` for bytes 0..15, `hi` for 16..31. */
-ALWAYS_INLINE __m256i scale_pair(int lo, int hi) {
-    return _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo));
-}
-/* Signed levels × signed activations, summed in pairs into 16 int16 (|x|, |y| <= 127). */
-ALWAYS_INLINE __m256i pairs_i8(__m256i x, __m256i y) {
-    return _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-}
-
-/* 32 IQ4 levels of a 16-byte nibble run: low nibbles first, then high. */
-ALWAYS_INLINE __m256i iq4_levels(const uint8_t *qs, __m128i lut) {
-    const __m128i bv = _mm_loadu_si128((const __m128i *)qs), m4 = _mm_set1_epi8(0xF);
-    return _mm256_set_m128i(_mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(bv, 4), m4)),
-                            _mm_shuffle_epi8(lut, _mm_and_si128(bv, m4)));
-}
 
 /* IQ4_NL: eight rows in the lanes of a register, each lane its own output's chain (as the Q4_0
  * tile in dot_avx2.c). Per group of 8 rows and block (NL_BLOCK bytes): 4 chunks q × (8 rows × the

@@ -9,13 +9,7 @@
 #include <string.h>
 
 #include "formats/tensor.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-#if defined(__clang__)
-#define UNROLL
-#else
-#define UNROLL _Pragma("GCC unroll 8")
-#endif
+#include "kernels/dot_avx2.h"
 
 /* Eight weight rows interleaved, one per lane of a register, as ggml's block_q4_Kx8 does, so a
  * lane's integer sums come out of vertical instructions alone. Per group of 8 rows, per

@@ -17,20 +17,14 @@
 #include <string.h>
 
 #include "formats/tensor.h"
+#include "kernels/dot_avx2.h"
 #include "kernels/dot_lowbit.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-#if defined(__clang__)
-#define UNROLL
-#else
-#define UNROLL _Pragma("GCC unroll 8")
-#endif
 
 enum { Q8K_SIZE = 292, ROWS = 8, COLS = 4 };
 
 /* One block as the loop reads it. */
 typedef struct iq_block {
-    int8_t q[256];     /* signed grid values */
+    int8_t q[256];     /* the values as nm_iq_unpacked holds them */
     int8_t ds[256];    /* IQ1_M: the delta sign of each element's group of 8 (+1 or -1) */
     int16_t sc[8][16]; /* 32-value step c: multiplier 2c in the low eight, 2c+1 in the high eight */
     int16_t m1[16];    /* IQ1_S: delta sign × multiplier of each 32 values, for both of its bsums;
@@ -54,19 +48,6 @@ static float prepare(uint32_t wt, const uint8_t *x, iq_block *b) {
     b->d = u.d;
     b->dmin = u.dmin;
     return factor;
-}
-
-ALWAYS_INLINE float hsum8(__m256 v) { /* ((a4+a0) + (a6+a2)) + ((a5+a1) + (a7+a3)), as the reference */
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-ALWAYS_INLINE int hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-    return _mm_cvtsi128_si32(s);
 }
 
 /* One prepared row × nc activation rows, all blocks. */
