@@ -24,10 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/quants_iq4.h"
 #include "formats/tensor.h"
 #include "kernels/dot_avx512.h"
 #include "kernels/dot_iq.h"
+#include "kernels/dot_lowbit.h"
 
 /* ---------------- F32 / F16 / BF16 ---------------- */
 
@@ -172,29 +172,46 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
     return true;
 }
 
-/* ---------------- Q4_0 ---------------- */
+/* ---------------- Q4_0 and IQ4_NL ---------------- */
 
-enum { Q4_0_GROUP = 16, Q4_0_PACK_BLOCK = Q4_0_GROUP * NM_Q4_0_PACK_BLOCK_PER_ROW, Q4_0_COLS = 6 };
+/* Sixteen rows in the lanes of a register, each lane its own output's chain (ggml's repacked
+ * order for both: one fused multiply-add per block). Q4_0's nibbles go into vpdpbusd unsigned with
+ * each block sum started at −8·Σy (the aux row); IQ4_NL's levels are stored as level + 128 (1..241)
+ * with each sum started at −128·Σy: the same exact integers. Packed by nm_dot_q4_0_pack and
+ * nm_iq4_nl_pack, 16 rows to a group. */
+enum { G16 = 16, G16_COLS = 6, Q4_0_PACK_BLOCK = G16 * NM_Q4_0_PACK_BLOCK_PER_ROW, NL_PACK = G16 * (32 + 4) };
 
 ALWAYS_INLINE const nm_q8_0_block_info *info_at(const uint8_t *aux, size_t aux_stride, int c, int64_t b) {
     return (const nm_q8_0_block_info *)(aux + (size_t)c * aux_stride) + b;
 }
 
-/* ng groups of 16 rows (1 or 2) × nc activation rows (≤ Q4_0_COLS), all blocks. */
-ALWAYS_INLINE void q4_0_micro(int64_t nb, const uint8_t *pw, size_t group_stride, const uint8_t *aux,
-                              size_t aux_stride, const uint8_t *a, size_t as, int ng, int nc, float *out, size_t os,
-                              int nr) {
-    __m512 acc[2][Q4_0_COLS];
+/* −128 × the sum of a Q8_0 block's 32 values */
+ALWAYS_INLINE int32_t minus_128_sum(const uint8_t *qs) {
+    const __m256i y = _mm256_loadu_si256((const __m256i *)qs);
+    const __m256i s8 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), y), _mm256_set1_epi16(1));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return -128 * _mm_cvtsi128_si32(s);
+}
+
+/* ng groups of 16 rows (1 or 2) × nc activation rows (≤ G16_COLS), all blocks; nl: IQ4_NL. */
+ALWAYS_INLINE void g16_micro(bool nl, int64_t nb, const uint8_t *pw, size_t group_stride, const uint8_t *aux,
+                             size_t aux_stride, const uint8_t *a, size_t as, int ng, int nc, float *out, size_t os,
+                             int nr) {
+    const size_t block = nl ? NL_PACK : Q4_0_PACK_BLOCK, d_at = nl ? 512 : 256;
+    __m512 acc[2][G16_COLS];
     UNROLL
     for (int g = 0; g < ng; g++)
         UNROLL
         for (int c = 0; c < nc; c++) acc[g][c] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; b++) {
-        __m512i dp[2][Q4_0_COLS];
+        __m512i dp[2][G16_COLS];
         UNROLL
         for (int c = 0; c < nc; c++) {
-            const __m512i start = _mm512_set1_epi32(info_at(aux, aux_stride, c, b)->minus_8_sum);
+            const __m512i start = _mm512_set1_epi32(nl ? minus_128_sum(a + (size_t)c * as + (size_t)b * 34 + 2)
+                                                       : info_at(aux, aux_stride, c, b)->minus_8_sum);
             UNROLL
             for (int g = 0; g < ng; g++) dp[g][c] = start;
         }
@@ -203,9 +220,15 @@ ALWAYS_INLINE void q4_0_micro(int64_t nb, const uint8_t *pw, size_t group_stride
             __m512i lo[2], hi[2];
             UNROLL
             for (int g = 0; g < ng; g++) {
-                const __m512i wv = _mm512_loadu_si512(pw + (size_t)g * group_stride + (size_t)b * Q4_0_PACK_BLOCK + 64 * q);
-                lo[g] = _mm512_and_si512(wv, m4);
-                hi[g] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
+                const uint8_t *pg = pw + (size_t)g * group_stride + (size_t)b * block;
+                if (nl) {
+                    lo[g] = _mm512_loadu_si512(pg + 128 * q);
+                    hi[g] = _mm512_loadu_si512(pg + 128 * q + 64);
+                } else {
+                    const __m512i wv = _mm512_loadu_si512(pg + 64 * q);
+                    lo[g] = _mm512_and_si512(wv, m4);
+                    hi[g] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
+                }
             }
             UNROLL
             for (int c = 0; c < nc; c++) {
@@ -223,141 +246,12 @@ ALWAYS_INLINE void q4_0_micro(int64_t nb, const uint8_t *pw, size_t group_stride
         }
         UNROLL
         for (int g = 0; g < ng; g++) {
-            const __m512 dw =
-                _mm512_loadu_ps((const float *)(pw + (size_t)g * group_stride + (size_t)b * Q4_0_PACK_BLOCK + 256));
-            UNROLL
-            for (int c = 0; c < nc; c++) {
-                const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(info_at(aux, aux_stride, c, b)->d));
-                acc[g][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp[g][c]), d, acc[g][c]);
-            }
-        }
-    }
-    UNROLL
-    for (int g = 0; g < ng; g++) {
-        const int m = nr - 16 * g < 16 ? nr - 16 * g : 16;
-        const __mmask16 keep = (__mmask16)((1u << m) - 1u);
-        UNROLL
-        for (int c = 0; c < nc; c++) _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(16 * g), keep, acc[g][c]);
-    }
-}
-
-ALWAYS_INLINE void q4_0_cols(int64_t nb, const uint8_t *pw, size_t group_stride, const uint8_t *aux,
-                             size_t aux_stride, const uint8_t *a, size_t as, int ng, int nc, float *out, size_t os,
-                             int nr) {
-    switch (nc) {
-    case 6: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 6, out, os, nr); break;
-    case 5: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 5, out, os, nr); break;
-    case 4: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 4, out, os, nr); break;
-    case 3: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 3, out, os, nr); break;
-    case 2: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 2, out, os, nr); break;
-    default: q4_0_micro(nb, pw, group_stride, aux, aux_stride, a, as, ng, 1, out, os, nr); break;
-    }
-}
-
-static bool tile_q4_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const uint8_t *aux,
-                      size_t aux_stride, int nc, float *out, size_t os) {
-    const int64_t nb = n / 32;
-    if (!aux) return false;
-    uint8_t *pw = malloc(nm_dot_q4_0_pack_size(n, nr, Q4_0_GROUP) + 64);
-    if (!pw) return false;
-    nm_dot_q4_0_pack(n, w, ws, nr, Q4_0_GROUP, pw);
-    const size_t group_stride = (size_t)nb * Q4_0_PACK_BLOCK;
-    for (int r = 0; r < nr; r += 2 * Q4_0_GROUP) {
-        const int ng = nr - r > Q4_0_GROUP ? 2 : 1;
-        const uint8_t *pg = pw + (size_t)(r / Q4_0_GROUP) * group_stride;
-        for (int c = 0; c < nc; c += Q4_0_COLS) {
-            const int m = nc - c < Q4_0_COLS ? nc - c : Q4_0_COLS;
-            const uint8_t *xc = aux + (size_t)c * aux_stride, *ac = a + (size_t)c * as;
-            float *oc = out + (size_t)c * os + r;
-            if (ng == 2) q4_0_cols(nb, pg, group_stride, xc, aux_stride, ac, as, 2, m, oc, os, nr - r);
-            else q4_0_cols(nb, pg, group_stride, xc, aux_stride, ac, as, 1, m, oc, os, nr - r);
-        }
-    }
-    free(pw);
-    return true;
-}
-
-/* ---------------- IQ4_NL ---------------- */
-
-/* As Q4_0: sixteen rows in the lanes of a register, each lane its own output's chain (ggml's
- * repacked IQ4_NL order, one fused multiply-add per block). The levels are stored as level + 128
- * (1..241) so vpdpbusd can take them unsigned, and each block sum starts at −128·Σy: the same
- * exact integer. Per group of 16 rows and block (NL_PACK bytes): 4 chunks q × (16 rows × the
- * biased levels of elements 4q..4q+3, then of 16+4q..16+4q+3), then the 16 rows' d. */
-enum { NL_GROUP = 16, NL_D = 512, NL_PACK = NL_D + NL_GROUP * 4, NL_COLS = 6 };
-
-static void iq4_nl_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
-    for (int g = 0; g < (nr + NL_GROUP - 1) / NL_GROUP; g++)
-        for (int64_t b = 0; b < nb; b++) {
-            uint8_t *p = dst + ((size_t)g * (size_t)nb + (size_t)b) * NL_PACK;
-            float *d = (float *)(p + NL_D);
-            for (int r = 0; r < NL_GROUP; r++) {
-                const int row = g * NL_GROUP + r;
-                const uint8_t *blk = row < nr ? w + (size_t)row * ws + (size_t)b * 18 : NULL;
-                for (int q = 0; q < 4; q++)
-                    for (int i = 0; i < 4; i++) {
-                        const uint8_t x = blk ? blk[2 + 4 * q + i] : 0;
-                        p[128 * q + 4 * r + i] = (uint8_t)(nm_iq4nl_values[x & 0xF] + 128);
-                        p[128 * q + 64 + 4 * r + i] = (uint8_t)(nm_iq4nl_values[x >> 4] + 128);
-                    }
-                d[r] = blk ? _cvtsh_ss((uint16_t)(blk[0] | (blk[1] << 8))) : 0.0f;
-            }
-        }
-}
-
-/* ng groups of 16 rows (1 or 2) × nc activation rows (≤ NL_COLS), all blocks. */
-ALWAYS_INLINE void iq4_nl_micro(int64_t nb, const uint8_t *pw, size_t group_stride, const uint8_t *a, size_t as,
-                                int ng, int nc, float *out, size_t os, int nr) {
-    __m512 acc[2][NL_COLS];
-    UNROLL
-    for (int g = 0; g < ng; g++)
-        UNROLL
-        for (int c = 0; c < nc; c++) acc[g][c] = _mm512_setzero_ps();
-    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-    for (int64_t b = 0; b < nb; b++) {
-        __m512i dp[2][NL_COLS];
-        UNROLL
-        for (int c = 0; c < nc; c++) {
-            const __m256i y = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 34 + 2));
-            const __m256i s8 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, y), ones16);
-            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
-            s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-            const __m512i start = _mm512_set1_epi32(-128 * _mm_cvtsi128_si32(s));
-            UNROLL
-            for (int g = 0; g < ng; g++) dp[g][c] = start;
-        }
-        UNROLL
-        for (int q = 0; q < 4; q++) {
-            __m512i lo[2], hi[2];
-            UNROLL
-            for (int g = 0; g < ng; g++) {
-                const uint8_t *pg = pw + (size_t)g * group_stride + (size_t)b * NL_PACK + 128 * q;
-                lo[g] = _mm512_loadu_si512(pg);
-                hi[g] = _mm512_loadu_si512(pg + 64);
-            }
-            UNROLL
-            for (int c = 0; c < nc; c++) {
-                const uint8_t *y = a + (size_t)c * as + (size_t)b * 34 + 2;
-                int32_t ylo, yhi;
-                memcpy(&ylo, y + 4 * q, 4);
-                memcpy(&yhi, y + 16 + 4 * q, 4);
-                const __m512i vlo = _mm512_set1_epi32(ylo), vhi = _mm512_set1_epi32(yhi);
-                UNROLL
-                for (int g = 0; g < ng; g++) {
-                    dp[g][c] = _mm512_dpbusd_epi32(dp[g][c], lo[g], vlo);
-                    dp[g][c] = _mm512_dpbusd_epi32(dp[g][c], hi[g], vhi);
-                }
-            }
-        }
-        UNROLL
-        for (int g = 0; g < ng; g++) {
-            const __m512 dw = _mm512_loadu_ps((const float *)(pw + (size_t)g * group_stride + (size_t)b * NL_PACK + NL_D));
+            const __m512 dw = _mm512_loadu_ps((const float *)(pw + (size_t)g * group_stride + (size_t)b * block + d_at));
             UNROLL
             for (int c = 0; c < nc; c++) {
                 const uint8_t *ab = a + (size_t)c * as + (size_t)b * 34;
-                const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(_cvtsh_ss((uint16_t)(ab[0] | (ab[1] << 8)))));
-                acc[g][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp[g][c]), d, acc[g][c]);
+                const float dy = nl ? _cvtsh_ss((uint16_t)(ab[0] | (ab[1] << 8))) : info_at(aux, aux_stride, c, b)->d;
+                acc[g][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp[g][c]), _mm512_mul_ps(dw, _mm512_set1_ps(dy)), acc[g][c]);
             }
         }
     }
@@ -370,34 +264,38 @@ ALWAYS_INLINE void iq4_nl_micro(int64_t nb, const uint8_t *pw, size_t group_stri
     }
 }
 
-ALWAYS_INLINE void iq4_nl_cols(int64_t nb, const uint8_t *pw, size_t group_stride, const uint8_t *a, size_t as,
-                               int ng, int nc, float *out, size_t os, int nr) {
+ALWAYS_INLINE void g16_cols(bool nl, int64_t nb, const uint8_t *pw, size_t group_stride, const uint8_t *aux,
+                            size_t aux_stride, const uint8_t *a, size_t as, int ng, int nc, float *out, size_t os,
+                            int nr) {
     switch (nc) {
-    case 6: iq4_nl_micro(nb, pw, group_stride, a, as, ng, 6, out, os, nr); break;
-    case 5: iq4_nl_micro(nb, pw, group_stride, a, as, ng, 5, out, os, nr); break;
-    case 4: iq4_nl_micro(nb, pw, group_stride, a, as, ng, 4, out, os, nr); break;
-    case 3: iq4_nl_micro(nb, pw, group_stride, a, as, ng, 3, out, os, nr); break;
-    case 2: iq4_nl_micro(nb, pw, group_stride, a, as, ng, 2, out, os, nr); break;
-    default: iq4_nl_micro(nb, pw, group_stride, a, as, ng, 1, out, os, nr); break;
+    case 6: g16_micro(nl, nb, pw, group_stride, aux, aux_stride, a, as, ng, 6, out, os, nr); break;
+    case 5: g16_micro(nl, nb, pw, group_stride, aux, aux_stride, a, as, ng, 5, out, os, nr); break;
+    case 4: g16_micro(nl, nb, pw, group_stride, aux, aux_stride, a, as, ng, 4, out, os, nr); break;
+    case 3: g16_micro(nl, nb, pw, group_stride, aux, aux_stride, a, as, ng, 3, out, os, nr); break;
+    case 2: g16_micro(nl, nb, pw, group_stride, aux, aux_stride, a, as, ng, 2, out, os, nr); break;
+    default: g16_micro(nl, nb, pw, group_stride, aux, aux_stride, a, as, ng, 1, out, os, nr); break;
     }
 }
 
-static bool tile_iq4_nl(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
-                        float *out, size_t os) {
+/* Q4_0 needs its aux rows (the activations' scales and −8·Σy); IQ4_NL makes its own. */
+ALWAYS_INLINE bool tile_g16(bool nl, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
+                            const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
     const int64_t nb = n / 32;
-    const size_t group_stride = (size_t)nb * NL_PACK;
-    uint8_t *pw = malloc((size_t)(nr + NL_GROUP - 1) / NL_GROUP * group_stride + 64);
+    if (!nl && !aux) return false;
+    const size_t group_stride = (size_t)nb * (nl ? NL_PACK : Q4_0_PACK_BLOCK);
+    uint8_t *pw = malloc((size_t)(nr + G16 - 1) / G16 * group_stride + 64);
     if (!pw) return false;
-    iq4_nl_pack(nb, w, ws, nr, pw);
-    for (int r = 0; r < nr; r += 2 * NL_GROUP) {
-        const int ng = nr - r > NL_GROUP ? 2 : 1;
-        const uint8_t *pg = pw + (size_t)(r / NL_GROUP) * group_stride;
-        for (int c = 0; c < nc; c += NL_COLS) {
-            const int m = nc - c < NL_COLS ? nc - c : NL_COLS;
-            const uint8_t *ac = a + (size_t)c * as;
+    if (nl) nm_iq4_nl_pack(nb, w, ws, nr, G16, 128, pw);
+    else nm_dot_q4_0_pack(n, w, ws, nr, G16, pw);
+    for (int r = 0; r < nr; r += 2 * G16) {
+        const int ng = nr - r > G16 ? 2 : 1;
+        const uint8_t *pg = pw + (size_t)(r / G16) * group_stride;
+        for (int c = 0; c < nc; c += G16_COLS) {
+            const int m = nc - c < G16_COLS ? nc - c : G16_COLS;
+            const uint8_t *xc = nl ? NULL : aux + (size_t)c * aux_stride, *ac = a + (size_t)c * as;
             float *oc = out + (size_t)c * os + r;
-            if (ng == 2) iq4_nl_cols(nb, pg, group_stride, ac, as, 2, m, oc, os, nr - r);
-            else iq4_nl_cols(nb, pg, group_stride, ac, as, 1, m, oc, os, nr - r);
+            if (ng == 2) g16_cols(nl, nb, pg, group_stride, xc, aux_stride, ac, as, 2, m, oc, os, nr - r);
+            else g16_cols(nl, nb, pg, group_stride, xc, aux_stride, ac, as, 1, m, oc, os, nr - r);
         }
     }
     free(pw);
@@ -557,7 +455,9 @@ static bool tile_q8_0(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
  *   2 floats: the rows' d.
  * vpmaddubsw makes int16 pairs of products (at most 2·63·127: no saturation) and vpdpwssd scales
  * and adds them into the lane's int32: the same exact integer the AVX2 tile gets. */
-enum { Q6_PAIRS = 2, Q6_COLS = 6, Q6_SC = 512, Q6_SCALL = 1024, Q6_D = 1088, Q6_PAIR_BLOCK = 1096 };
+/* Q5_K (below) shares the blocking: 2 row pairs × 6 activation rows per pass, columns outer. */
+enum { K56_PAIRS = 2, K56_COLS = 6 };
+enum { Q6_SC = 512, Q6_SCALL = 1024, Q6_D = 1088, Q6_PAIR_BLOCK = 1096 };
 
 static void q6_k_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
     for (int r = 0; r < (nr + 1) / 2 * 2; r++) {
@@ -605,24 +505,22 @@ static void q6_k_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *
 /* np row pairs × nc activation rows, all super-blocks. */
 ALWAYS_INLINE void q6_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as, int np,
                               int nc, int r0, int nr, float *out, size_t os) {
-    __m512 acc[Q6_PAIRS][Q6_COLS];
+    __m512 acc[K56_PAIRS][K56_COLS];
     UNROLL
     for (int p = 0; p < np; p++)
         UNROLL
         for (int c = 0; c < nc; c++) acc[p][c] = _mm512_setzero_ps();
-    const __m512i dup = nm_avx512_dup_pairs();
     for (int64_t b = 0; b < nb; b++) {
-        __m512i sumi[Q6_PAIRS][Q6_COLS];
+        __m512i sumi[K56_PAIRS][K56_COLS];
         UNROLL
         for (int p = 0; p < np; p++)
             UNROLL
             for (int c = 0; c < nc; c++) sumi[p][c] = _mm512_setzero_si512();
         for (int k = 0; k < 8; k++) {
-            __m512i y[Q6_COLS];
+            __m512i y[K56_COLS];
             UNROLL
             for (int c = 0; c < nc; c++)
-                y[c] = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(_mm256_loadu_si256(
-                    (const __m256i *)(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * k))));
+                y[c] = nm_avx512_pair_bytes(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * k);
             UNROLL
             for (int p = 0; p < np; p++) {
                 const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * Q6_PAIR_BLOCK;
@@ -634,7 +532,7 @@ ALWAYS_INLINE void q6_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
         UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
-            const __m512i bs = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(ab + 260))));
+            const __m512i bs = nm_avx512_pair_bytes(ab + 260);
             float dy;
             memcpy(&dy, ab, 4);
             UNROLL
@@ -655,42 +553,6 @@ ALWAYS_INLINE void q6_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
         }
 }
 
-ALWAYS_INLINE void q6_k_cols(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as, int np,
-                             int nc, int r0, int nr, float *out, size_t os) {
-    switch (nc) {
-    case 6: q6_k_micro(nb, pw, pair_stride, a, as, np, 6, r0, nr, out, os); break;
-    case 5: q6_k_micro(nb, pw, pair_stride, a, as, np, 5, r0, nr, out, os); break;
-    case 4: q6_k_micro(nb, pw, pair_stride, a, as, np, 4, r0, nr, out, os); break;
-    case 3: q6_k_micro(nb, pw, pair_stride, a, as, np, 3, r0, nr, out, os); break;
-    case 2: q6_k_micro(nb, pw, pair_stride, a, as, np, 2, r0, nr, out, os); break;
-    default: q6_k_micro(nb, pw, pair_stride, a, as, np, 1, r0, nr, out, os); break;
-    }
-}
-
-static bool tile_q6_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
-                      size_t os) {
-    const int64_t nb = n / 256;
-    const size_t pair_stride = (size_t)nb * Q6_PAIR_BLOCK;
-    uint8_t *pw = malloc((size_t)(nr + 1) / 2 * pair_stride + 64);
-    if (!pw) return false;
-    q6_k_pack(nb, w, ws, nr, pw);
-    for (int c = 0; c < nc; c += Q6_COLS) {
-        const int m = nc - c < Q6_COLS ? nc - c : Q6_COLS;
-        const uint8_t *ac = a + (size_t)c * as;
-        float *oc = out + (size_t)c * os;
-        for (int r = 0; r < nr; r += 2 * Q6_PAIRS) {
-            const int np = (nr - r + 1) / 2 < Q6_PAIRS ? (nr - r + 1) / 2 : Q6_PAIRS;
-            const uint8_t *pr = pw + (size_t)(r / 2) * pair_stride;
-            switch (np) {
-            case 2: q6_k_cols(nb, pr, pair_stride, ac, as, 2, m, r, nr, oc, os); break;
-            default: q6_k_cols(nb, pr, pair_stride, ac, as, 1, m, r, nr, oc, os); break;
-            }
-        }
-    }
-    free(pw);
-    return true;
-}
-
 /* ---------------- Q5_K ---------------- */
 
 /* The AVX2 tile's order (q5_k_pass: lane l sums scale × q × y over bytes 4l..4l+3 of every
@@ -705,7 +567,7 @@ static bool tile_q6_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
  *   4 floats: the rows' d, then their dmin.
  * The mins' sums of each row are folded into lanes 0 and 1 (exact integers) and both chains run
  * in every lane; only lanes 0 and 1 are stored. */
-enum { Q5_PAIRS = 2, Q5_COLS = 6, Q5_SC = 512, Q5_MIN = 576, Q5_D = 640, Q5_PAIR_BLOCK = 656 };
+enum { Q5_SC = 512, Q5_MIN = 576, Q5_D = 640, Q5_PAIR_BLOCK = 656 };
 
 static void q5_k_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
     for (int r = 0; r < (nr + 1) / 2 * 2; r++) {
@@ -745,24 +607,22 @@ static void q5_k_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *
 /* np row pairs × nc activation rows, all super-blocks. */
 ALWAYS_INLINE void q5_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as, int np,
                               int nc, int r0, int nr, float *out, size_t os) {
-    __m512 acc[Q5_PAIRS][Q5_COLS], accm[Q5_PAIRS][Q5_COLS];
+    __m512 acc[K56_PAIRS][K56_COLS], accm[K56_PAIRS][K56_COLS];
     UNROLL
     for (int p = 0; p < np; p++)
         UNROLL
         for (int c = 0; c < nc; c++) acc[p][c] = accm[p][c] = _mm512_setzero_ps();
-    const __m512i dup = nm_avx512_dup_pairs();
     for (int64_t b = 0; b < nb; b++) {
-        __m512i sumi[Q5_PAIRS][Q5_COLS];
+        __m512i sumi[K56_PAIRS][K56_COLS];
         UNROLL
         for (int p = 0; p < np; p++)
             UNROLL
             for (int c = 0; c < nc; c++) sumi[p][c] = _mm512_setzero_si512();
         for (int k = 0; k < 8; k++) {
-            __m512i y[Q5_COLS];
+            __m512i y[K56_COLS];
             UNROLL
             for (int c = 0; c < nc; c++)
-                y[c] = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(_mm256_loadu_si256(
-                    (const __m256i *)(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * k))));
+                y[c] = nm_avx512_pair_bytes(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * k);
             UNROLL
             for (int p = 0; p < np; p++) {
                 const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * Q5_PAIR_BLOCK;
@@ -776,7 +636,7 @@ ALWAYS_INLINE void q5_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
         UNROLL
         for (int c = 0; c < nc; c++) {
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
-            const __m512i bs = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(ab + 260))));
+            const __m512i bs = nm_avx512_pair_bytes(ab + 260);
             float dy;
             memcpy(&dy, ab, 4);
             const __m512 vdy = _mm512_set1_ps(dy);
@@ -802,36 +662,42 @@ ALWAYS_INLINE void q5_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
         }
 }
 
-ALWAYS_INLINE void q5_k_cols(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as, int np,
-                             int nc, int r0, int nr, float *out, size_t os) {
+/* Q5_K and Q6_K: the register blocks (K56_PAIRS × K56_COLS) and the columns-outer tile. */
+ALWAYS_INLINE void k56_micro(bool five, int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as,
+                             int np, int nc, int r0, int nr, float *out, size_t os) {
+    if (five) q5_k_micro(nb, pw, pair_stride, a, as, np, nc, r0, nr, out, os);
+    else q6_k_micro(nb, pw, pair_stride, a, as, np, nc, r0, nr, out, os);
+}
+
+ALWAYS_INLINE void k56_cols(bool five, int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as,
+                            int np, int nc, int r0, int nr, float *out, size_t os) {
     switch (nc) {
-    case 6: q5_k_micro(nb, pw, pair_stride, a, as, np, 6, r0, nr, out, os); break;
-    case 5: q5_k_micro(nb, pw, pair_stride, a, as, np, 5, r0, nr, out, os); break;
-    case 4: q5_k_micro(nb, pw, pair_stride, a, as, np, 4, r0, nr, out, os); break;
-    case 3: q5_k_micro(nb, pw, pair_stride, a, as, np, 3, r0, nr, out, os); break;
-    case 2: q5_k_micro(nb, pw, pair_stride, a, as, np, 2, r0, nr, out, os); break;
-    default: q5_k_micro(nb, pw, pair_stride, a, as, np, 1, r0, nr, out, os); break;
+    case 6: k56_micro(five, nb, pw, pair_stride, a, as, np, 6, r0, nr, out, os); break;
+    case 5: k56_micro(five, nb, pw, pair_stride, a, as, np, 5, r0, nr, out, os); break;
+    case 4: k56_micro(five, nb, pw, pair_stride, a, as, np, 4, r0, nr, out, os); break;
+    case 3: k56_micro(five, nb, pw, pair_stride, a, as, np, 3, r0, nr, out, os); break;
+    case 2: k56_micro(five, nb, pw, pair_stride, a, as, np, 2, r0, nr, out, os); break;
+    default: k56_micro(five, nb, pw, pair_stride, a, as, np, 1, r0, nr, out, os); break;
     }
 }
 
-static bool tile_q5_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
-                      size_t os) {
+ALWAYS_INLINE bool tile_k56(bool five, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
+                            int nc, float *out, size_t os) {
     const int64_t nb = n / 256;
-    const size_t pair_stride = (size_t)nb * Q5_PAIR_BLOCK;
+    const size_t pair_stride = (size_t)nb * (five ? Q5_PAIR_BLOCK : Q6_PAIR_BLOCK);
     uint8_t *pw = malloc((size_t)(nr + 1) / 2 * pair_stride + 64);
     if (!pw) return false;
-    q5_k_pack(nb, w, ws, nr, pw);
-    for (int c = 0; c < nc; c += Q5_COLS) {
-        const int m = nc - c < Q5_COLS ? nc - c : Q5_COLS;
+    if (five) q5_k_pack(nb, w, ws, nr, pw);
+    else q6_k_pack(nb, w, ws, nr, pw);
+    for (int c = 0; c < nc; c += K56_COLS) {
+        const int m = nc - c < K56_COLS ? nc - c : K56_COLS;
         const uint8_t *ac = a + (size_t)c * as;
         float *oc = out + (size_t)c * os;
-        for (int r = 0; r < nr; r += 2 * Q5_PAIRS) {
-            const int np = (nr - r + 1) / 2 < Q5_PAIRS ? (nr - r + 1) / 2 : Q5_PAIRS;
+        for (int r = 0; r < nr; r += 2 * K56_PAIRS) {
+            const int np = (nr - r + 1) / 2 < K56_PAIRS ? (nr - r + 1) / 2 : K56_PAIRS;
             const uint8_t *pr = pw + (size_t)(r / 2) * pair_stride;
-            switch (np) {
-            case 2: q5_k_cols(nb, pr, pair_stride, ac, as, 2, m, r, nr, oc, os); break;
-            default: q5_k_cols(nb, pr, pair_stride, ac, as, 1, m, r, nr, oc, os); break;
-            }
+            if (np == 2) k56_cols(five, nb, pr, pair_stride, ac, as, 2, m, r, nr, oc, os);
+            else k56_cols(five, nb, pr, pair_stride, ac, as, 1, m, r, nr, oc, os);
         }
     }
     free(pw);
@@ -916,15 +782,15 @@ bool nm_dot_tile_avx512(uint32_t wt, int64_t n, const void *w, size_t w_stride, 
     case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
         return tile_float(wt, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
     case GGML_TYPE_Q4_0:
-        return tile_q4_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
+        return tile_g16(false, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
     case GGML_TYPE_Q8_0:
         return tile_q8_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride);
     case GGML_TYPE_IQ4_NL:
-        return tile_iq4_nl(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        return tile_g16(true, n, w, w_stride, n_rows, act, act_stride, NULL, 0, n_cols, out, out_stride);
     case GGML_TYPE_Q5_K:
-        return tile_q5_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        return tile_k56(true, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
     case GGML_TYPE_Q6_K:
-        return tile_q6_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        return tile_k56(false, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
     default: /* the i-quants and the other 256-value low-bit types */
         return nm_dot_tile_unpacked_avx512(wt, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
     }

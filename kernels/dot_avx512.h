@@ -5,19 +5,18 @@
 
 #include <immintrin.h>
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-/* The register-blocking loops must unroll so that their accumulators live in registers: gcc
- * -O2 needs telling, clang does it unasked (and warns when a pragma asks for more). */
-#if defined(__clang__)
-#define UNROLL
-#else
-#define UNROLL _Pragma("GCC unroll 8")
-#endif
+#include "kernels/dot_avx2.h" /* ALWAYS_INLINE, UNROLL (these files are built with AVX2 too) */
 
 /* permutexvar index spreading int32 l of the low half to lanes 2l and 2l+1 (an activation step's
  * four-byte groups, or its pairs of 16-value sums, to both rows) */
 ALWAYS_INLINE __m512i nm_avx512_dup_pairs(void) {
     return _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+}
+
+/* The 32 bytes at p with dword l in lanes 2l and 2l+1: an activation step's four-byte groups, or
+ * its pairs of 16-value sums, for both rows. */
+ALWAYS_INLINE __m512i nm_avx512_pair_bytes(const void *p) {
+    return _mm512_permutexvar_epi32(nm_avx512_dup_pairs(), _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p)));
 }
 
 /* f[0] in the even lanes, f[1] in the odd ones (the two rows' scales) */

@@ -48,6 +48,13 @@ float nm_iq_unpack(uint32_t wt, const uint8_t *x, nm_iq_unpacked *u);
  * `delta`, also the delta lanes dlane[l] (Σ sc·ds·y). */
 void nm_iq_lanes_ref(const nm_iq_unpacked *u, const int8_t *y, bool delta, int32_t *lane, int32_t *dlane);
 
+/* The types of that form, as X(name, ggml type), for the tiles' per-type copies. */
+#define NM_UNPACKED_TYPES(X)                                                                            \
+    X(iq2_xxs, GGML_TYPE_IQ2_XXS) X(iq2_xs, GGML_TYPE_IQ2_XS) X(iq2_s, GGML_TYPE_IQ2_S)                \
+    X(iq3_xxs, GGML_TYPE_IQ3_XXS) X(iq3_s, GGML_TYPE_IQ3_S) X(iq1_s, GGML_TYPE_IQ1_S)                  \
+    X(iq1_m, GGML_TYPE_IQ1_M) X(q2_k, GGML_TYPE_Q2_K) X(q3_k, GGML_TYPE_Q3_K) X(iq4_xs, GGML_TYPE_IQ4_XS) \
+    X(tq1_0, GGML_TYPE_TQ1_0) X(tq2_0, GGML_TYPE_TQ2_0)
+
 /* AVX2 tile of every type with that form (dot_unpacked_avx2.c): the lattice i-quants, Q2_K, Q3_K,
  * IQ4_XS, TQ1_0 and TQ2_0, in the reference's order; false for other types or when memory ran
  * out. */

@@ -145,6 +145,28 @@ static float dot_tq(int64_t n, const uint8_t *w, const uint8_t *a, bool tq1) {
     return hsum8(acc);
 }
 
+size_t nm_iq4_nl_pack_size(int group) { return (size_t)group * (32 + sizeof(float)); }
+
+void nm_iq4_nl_pack(int64_t nb, const uint8_t *w, size_t w_stride, int n_rows, int group, int bias, uint8_t *dst) {
+    const size_t pb = nm_iq4_nl_pack_size(group);
+    for (int g = 0; g < (n_rows + group - 1) / group; g++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *p = dst + ((size_t)g * (size_t)nb + (size_t)b) * pb;
+            for (int r = 0; r < group; r++) {
+                const int row = g * group + r;
+                const uint8_t *blk = row < n_rows ? w + (size_t)row * w_stride + (size_t)b * 18 : NULL;
+                for (int q = 0; q < 4; q++)
+                    for (int i = 0; i < 4; i++) {
+                        const uint8_t x = blk ? blk[2 + 4 * q + i] : 0;
+                        p[8 * group * q + 4 * r + i] = (uint8_t)(nm_iq4nl_values[x & 0xF] + bias);
+                        p[8 * group * q + 4 * group + 4 * r + i] = (uint8_t)(nm_iq4nl_values[x >> 4] + bias);
+                    }
+                const float d = blk ? f16(blk) : 0.0f;
+                memcpy(p + 32 * (size_t)group + 4 * (size_t)r, &d, 4);
+            }
+        }
+}
+
 bool nm_lowbit_unpack(uint32_t wt, const uint8_t *w, nm_iq_unpacked *u) {
     memset(u->sc, 0, sizeof u->sc);
     memset(u->mins, 0, sizeof u->mins);

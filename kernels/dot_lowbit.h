@@ -15,6 +15,13 @@ bool nm_dot_lowbit_ref(uint32_t wt, int64_t n, const void *w, const void *act, f
 struct nm_iq_unpacked;
 bool nm_lowbit_unpack(uint32_t wt, const uint8_t *x, struct nm_iq_unpacked *u);
 
+/* IQ4_NL rows for the SIMD tiles: per group of `group` rows and block, 4 chunks q × (the rows'
+ * levels of elements 4q..4q+3, row after row, then those of 16+4q..16+4q+3), each level plus
+ * `bias`; then the rows' d as floats. Rows past n_rows are zero (d 0). nm_iq4_nl_pack_size is the
+ * bytes per group and block. */
+size_t nm_iq4_nl_pack_size(int group);
+void nm_iq4_nl_pack(int64_t nb, const uint8_t *w, size_t w_stride, int n_rows, int group, int bias, uint8_t *dst);
+
 /* AVX2: out[j*out_stride + i] = dot(weight row i, activation row j); false when wt has no kernel. */
 bool nm_dot_tile_lowbit_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                              size_t act_stride, int n_cols, float *out, size_t out_stride);

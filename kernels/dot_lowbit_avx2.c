@@ -8,36 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/quants_iq4.h"
 #include "formats/tensor.h"
 #include "kernels/dot_avx2.h"
 #include "kernels/dot_iq.h"
 
 /* IQ4_NL: eight rows in the lanes of a register, each lane its own output's chain (as the Q4_0
- * tile in dot_avx2.c). Per group of 8 rows and block (NL_BLOCK bytes): 4 chunks q × (8 rows × the
- * levels of elements 4q..4q+3, then 8 rows × those of 16+4q..16+4q+3), then the 8 rows' d. Each
- * lane's block sum is the exact integer the one-row kernel makes (pairs of products at most
+ * tile in dot_avx2.c), packed by nm_iq4_nl_pack (levels unbiased). Each lane's block sum is the exact integer the one-row kernel makes (pairs of products at most
  * 2·127·127, widened to 32 bits before the two halves meet). */
-enum { NL_GROUP = 8, NL_D = 256, NL_BLOCK = NL_D + NL_GROUP * 4 };
-
-static void iq4_nl_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
-    for (int g = 0; g < (nr + NL_GROUP - 1) / NL_GROUP; g++)
-        for (int64_t b = 0; b < nb; b++) {
-            uint8_t *p = dst + ((size_t)g * (size_t)nb + (size_t)b) * NL_BLOCK;
-            float *d = (float *)(p + NL_D);
-            for (int r = 0; r < NL_GROUP; r++) {
-                const int row = g * NL_GROUP + r;
-                const uint8_t *blk = row < nr ? w + (size_t)row * ws + (size_t)b * 18 : NULL;
-                for (int q = 0; q < 4; q++)
-                    for (int i = 0; i < 4; i++) {
-                        const uint8_t x = blk ? blk[2 + 4 * q + i] : 0x88; /* level 8 is 1; d 0 below */
-                        p[64 * q + 4 * r + i] = (uint8_t)nm_iq4nl_values[x & 0xF];
-                        p[64 * q + 32 + 4 * r + i] = (uint8_t)nm_iq4nl_values[x >> 4];
-                    }
-                d[r] = blk ? h2f(blk) : 0.0f;
-            }
-        }
-}
+enum { NL_GROUP = 8, NL_D = 256, NL_BLOCK = NL_D + NL_GROUP * 4 }; /* nm_iq4_nl_pack's layout */
 
 ALWAYS_INLINE void iq4_nl_group(int64_t nb, const uint8_t *pw, const uint8_t *a, size_t as, int nc, float *out,
                                 size_t os, int nr) {
@@ -81,7 +59,7 @@ bool nm_dot_tile_lowbit_avx2(uint32_t wt, int64_t n, const void *w, size_t w_str
     const size_t groups = (size_t)(n_rows + NL_GROUP - 1) / NL_GROUP;
     uint8_t *pw = malloc(groups * (size_t)nb * NL_BLOCK + 1);
     if (!pw) return false;
-    iq4_nl_pack(nb, w, w_stride, n_rows, pw);
+    nm_iq4_nl_pack(nb, w, w_stride, n_rows, NL_GROUP, 0, pw);
     const uint8_t *ab = act;
     for (size_t g = 0; g < groups; g++) {
         const uint8_t *pg = pw + g * (size_t)nb * NL_BLOCK;

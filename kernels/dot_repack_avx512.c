@@ -16,13 +16,7 @@
 #include <string.h>
 
 #include "formats/tensor.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-#if defined(__clang__)
-#define UNROLL
-#else
-#define UNROLL _Pragma("GCC unroll 8")
-#endif
+#include "kernels/dot_avx512.h"
 
 /* Sixteen rows interleaved, one per lane. Per group of 16 rows, per super-block (QX_PACK bytes):
  *   4 pairs k × 8 chunks q × 2 × (16 rows × 4 bytes): the low nibbles of bytes 32k+4q .. 32k+4q+3

@@ -155,36 +155,18 @@ enum { COLS_L1 = 16 };
                          out + (size_t)j0 * os + (size_t)i, os);                                                    \
         }                                                                                                           \
     }
-TYPE_TILE(tile_iq2_xxs, GGML_TYPE_IQ2_XXS)
-TYPE_TILE(tile_iq2_xs, GGML_TYPE_IQ2_XS)
-TYPE_TILE(tile_iq2_s, GGML_TYPE_IQ2_S)
-TYPE_TILE(tile_iq3_xxs, GGML_TYPE_IQ3_XXS)
-TYPE_TILE(tile_iq3_s, GGML_TYPE_IQ3_S)
-TYPE_TILE(tile_iq1_s, GGML_TYPE_IQ1_S)
-TYPE_TILE(tile_iq1_m, GGML_TYPE_IQ1_M)
-TYPE_TILE(tile_q2_k, GGML_TYPE_Q2_K)
-TYPE_TILE(tile_q3_k, GGML_TYPE_Q3_K)
-TYPE_TILE(tile_iq4_xs, GGML_TYPE_IQ4_XS)
-TYPE_TILE(tile_tq1_0, GGML_TYPE_TQ1_0)
-TYPE_TILE(tile_tq2_0, GGML_TYPE_TQ2_0)
+#define TILE_OF(name, WT) TYPE_TILE(tile_##name, WT)
+NM_UNPACKED_TYPES(TILE_OF)
+#undef TILE_OF
 #undef TYPE_TILE
 
 bool nm_dot_tile_unpacked_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                          size_t act_stride, int n_cols, float *out, size_t out_stride) {
     void (*tile)(const iq_block *, int, int64_t, float, const uint8_t *, size_t, int, float *, size_t);
     switch (wt) {
-    case GGML_TYPE_IQ2_XXS: tile = tile_iq2_xxs; break;
-    case GGML_TYPE_IQ2_XS: tile = tile_iq2_xs; break;
-    case GGML_TYPE_IQ2_S: tile = tile_iq2_s; break;
-    case GGML_TYPE_IQ3_XXS: tile = tile_iq3_xxs; break;
-    case GGML_TYPE_IQ3_S: tile = tile_iq3_s; break;
-    case GGML_TYPE_IQ1_S: tile = tile_iq1_s; break;
-    case GGML_TYPE_IQ1_M: tile = tile_iq1_m; break;
-    case GGML_TYPE_Q2_K: tile = tile_q2_k; break;
-    case GGML_TYPE_Q3_K: tile = tile_q3_k; break;
-    case GGML_TYPE_IQ4_XS: tile = tile_iq4_xs; break;
-    case GGML_TYPE_TQ1_0: tile = tile_tq1_0; break;
-    case GGML_TYPE_TQ2_0: tile = tile_tq2_0; break;
+#define CASE_OF(name, WT) case WT: tile = tile_##name; break;
+        NM_UNPACKED_TYPES(CASE_OF)
+#undef CASE_OF
     default: return false;
     }
     const size_t bs = ggml_type_get(wt)->type_size;

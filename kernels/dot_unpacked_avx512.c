@@ -88,7 +88,7 @@ ALWAYS_INLINE void up_micro(uint32_t wt, int64_t nb, const uint8_t *pw, size_t p
     for (int p = 0; p < np; p++)
         UNROLL
         for (int c = 0; c < nc; c++) acc[p][c] = dacc[p][c] = acc1[p][c] = _mm512_setzero_ps();
-    const __m512i dup = nm_avx512_dup_pairs(), zero = _mm512_setzero_si512(), ones8 = _mm512_set1_epi8(1),
+    const __m512i zero = _mm512_setzero_si512(), ones8 = _mm512_set1_epi8(1),
                   ones16 = _mm512_set1_epi16(1);
     for (int64_t b = 0; b < nb; b++) {
         __m512i sum[UP_PAIRS][UP_COLS], dsum[UP_PAIRS][UP_COLS];
@@ -100,8 +100,7 @@ ALWAYS_INLINE void up_micro(uint32_t wt, int64_t nb, const uint8_t *pw, size_t p
             __m512i y[UP_COLS];
             UNROLL
             for (int c = 0; c < nc; c++)
-                y[c] = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(_mm256_loadu_si256(
-                    (const __m256i *)(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * k))));
+                y[c] = nm_avx512_pair_bytes(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * k);
             UNROLL
             for (int p = 0; p < np; p++) {
                 const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * UP_BLOCK;
@@ -129,7 +128,7 @@ ALWAYS_INLINE void up_micro(uint32_t wt, int64_t nb, const uint8_t *pw, size_t p
             const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
             float yd;
             memcpy(&yd, ab, 4);
-            const __m512i bs = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(ab + 260))));
+            const __m512i bs = nm_avx512_pair_bytes(ab + 260);
             UNROLL
             for (int p = 0; p < np; p++) {
                 const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * UP_BLOCK;
@@ -189,36 +188,18 @@ ALWAYS_INLINE void up_cols(uint32_t wt, int64_t nb, const uint8_t *pw, size_t pa
             }                                                                                                     \
         }                                                                                                         \
     }
-TYPE_TILE(tile_iq2_xxs, GGML_TYPE_IQ2_XXS)
-TYPE_TILE(tile_iq2_xs, GGML_TYPE_IQ2_XS)
-TYPE_TILE(tile_iq2_s, GGML_TYPE_IQ2_S)
-TYPE_TILE(tile_iq3_xxs, GGML_TYPE_IQ3_XXS)
-TYPE_TILE(tile_iq3_s, GGML_TYPE_IQ3_S)
-TYPE_TILE(tile_iq1_s, GGML_TYPE_IQ1_S)
-TYPE_TILE(tile_iq1_m, GGML_TYPE_IQ1_M)
-TYPE_TILE(tile_q2_k, GGML_TYPE_Q2_K)
-TYPE_TILE(tile_q3_k, GGML_TYPE_Q3_K)
-TYPE_TILE(tile_iq4_xs, GGML_TYPE_IQ4_XS)
-TYPE_TILE(tile_tq1_0, GGML_TYPE_TQ1_0)
-TYPE_TILE(tile_tq2_0, GGML_TYPE_TQ2_0)
+#define TILE_OF(name, WT) TYPE_TILE(tile_##name, WT)
+NM_UNPACKED_TYPES(TILE_OF)
+#undef TILE_OF
 #undef TYPE_TILE
 
 bool nm_dot_tile_unpacked_avx512(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                                  size_t act_stride, int n_cols, float *out, size_t out_stride) {
     void (*tile)(int64_t, const uint8_t *, size_t, float, int, const uint8_t *, size_t, int, float *, size_t);
     switch (wt) {
-    case GGML_TYPE_IQ2_XXS: tile = tile_iq2_xxs; break;
-    case GGML_TYPE_IQ2_XS: tile = tile_iq2_xs; break;
-    case GGML_TYPE_IQ2_S: tile = tile_iq2_s; break;
-    case GGML_TYPE_IQ3_XXS: tile = tile_iq3_xxs; break;
-    case GGML_TYPE_IQ3_S: tile = tile_iq3_s; break;
-    case GGML_TYPE_IQ1_S: tile = tile_iq1_s; break;
-    case GGML_TYPE_IQ1_M: tile = tile_iq1_m; break;
-    case GGML_TYPE_Q2_K: tile = tile_q2_k; break;
-    case GGML_TYPE_Q3_K: tile = tile_q3_k; break;
-    case GGML_TYPE_IQ4_XS: tile = tile_iq4_xs; break;
-    case GGML_TYPE_TQ1_0: tile = tile_tq1_0; break;
-    case GGML_TYPE_TQ2_0: tile = tile_tq2_0; break;
+#define CASE_OF(name, WT) case WT: tile = tile_##name; break;
+        NM_UNPACKED_TYPES(CASE_OF)
+#undef CASE_OF
     default: return false;
     }
     if (n_rows < 1 || n_cols < 1) return false;
