@@ -502,57 +502,6 @@ static void q6_k_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *
     }
 }
 
-/* np row pairs × nc activation rows, all super-blocks. */
-ALWAYS_INLINE void q6_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as, int np,
-                              int nc, int r0, int nr, float *out, size_t os) {
-    __m512 acc[K56_PAIRS][K56_COLS];
-    UNROLL
-    for (int p = 0; p < np; p++)
-        UNROLL
-        for (int c = 0; c < nc; c++) acc[p][c] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m512i sumi[K56_PAIRS][K56_COLS];
-        UNROLL
-        for (int p = 0; p < np; p++)
-            UNROLL
-            for (int c = 0; c < nc; c++) sumi[p][c] = _mm512_setzero_si512();
-        for (int k = 0; k < 8; k++) {
-            __m512i y[K56_COLS];
-            UNROLL
-            for (int c = 0; c < nc; c++)
-                y[c] = nm_avx512_pair_bytes(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * k);
-            UNROLL
-            for (int p = 0; p < np; p++) {
-                const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * Q6_PAIR_BLOCK;
-                const __m512i q = _mm512_loadu_si512(pb + 64 * k), sc = _mm512_loadu_si512(pb + Q6_SC + 64 * k);
-                UNROLL
-                for (int c = 0; c < nc; c++) sumi[p][c] = _mm512_dpwssd_epi32(sumi[p][c], _mm512_maddubs_epi16(q, y[c]), sc);
-            }
-        }
-        UNROLL
-        for (int c = 0; c < nc; c++) {
-            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
-            const __m512i bs = nm_avx512_pair_bytes(ab + 260);
-            float dy;
-            memcpy(&dy, ab, 4);
-            UNROLL
-            for (int p = 0; p < np; p++) {
-                const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * Q6_PAIR_BLOCK;
-                const __m512i off = _mm512_slli_epi32(_mm512_madd_epi16(bs, _mm512_loadu_si512(pb + Q6_SCALL)), 5);
-                const __m512 d = _mm512_mul_ps(_mm512_set1_ps(dy), nm_avx512_pair_floats(pb + Q6_D));
-                acc[p][c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(sumi[p][c], off)), acc[p][c]);
-            }
-        }
-    }
-    UNROLL
-    for (int p = 0; p < np; p++)
-        UNROLL
-        for (int c = 0; c < nc; c++) {
-            const __mmask16 rows = r0 + 2 * p + 1 < nr ? 3 : 1;
-            _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(r0 + 2 * p), rows, nm_avx512_hsum_pairs(acc[p][c]));
-        }
-}
-
 /* ---------------- Q5_K ---------------- */
 
 /* The AVX2 tile's order (q5_k_pass: lane l sums scale × q × y over bytes 4l..4l+3 of every
@@ -604,9 +553,12 @@ static void q5_k_pack(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *
     }
 }
 
-/* np row pairs × nc activation rows, all super-blocks. */
-ALWAYS_INLINE void q5_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as, int np,
-                              int nc, int r0, int nr, float *out, size_t os) {
+/* Q5_K (five) or Q6_K: np row pairs × nc activation rows, all super-blocks. The lanes are built
+ * alike; Q5_K's multipliers are one 64-bit broadcast per step and its mins run in their own
+ * chain, Q6_K's offset of 32 × (multiplier × group sum) comes off each block's lanes. */
+ALWAYS_INLINE void k56_micro(bool five, int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as,
+                             int np, int nc, int r0, int nr, float *out, size_t os) {
+    const size_t block = five ? Q5_PAIR_BLOCK : Q6_PAIR_BLOCK;
     __m512 acc[K56_PAIRS][K56_COLS], accm[K56_PAIRS][K56_COLS];
     UNROLL
     for (int p = 0; p < np; p++)
@@ -625,10 +577,16 @@ ALWAYS_INLINE void q5_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
                 y[c] = nm_avx512_pair_bytes(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * k);
             UNROLL
             for (int p = 0; p < np; p++) {
-                const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * Q5_PAIR_BLOCK;
-                int64_t scp;
-                memcpy(&scp, pb + Q5_SC + 8 * k, 8);
-                const __m512i q = _mm512_loadu_si512(pb + 64 * k), sc = _mm512_set1_epi64(scp);
+                const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * block;
+                __m512i sc;
+                if (five) {
+                    int64_t scp;
+                    memcpy(&scp, pb + Q5_SC + 8 * k, 8);
+                    sc = _mm512_set1_epi64(scp);
+                } else {
+                    sc = _mm512_loadu_si512(pb + Q6_SC + 64 * k);
+                }
+                const __m512i q = _mm512_loadu_si512(pb + 64 * k);
                 UNROLL
                 for (int c = 0; c < nc; c++) sumi[p][c] = _mm512_dpwssd_epi32(sumi[p][c], _mm512_maddubs_epi16(q, y[c]), sc);
             }
@@ -642,13 +600,18 @@ ALWAYS_INLINE void q5_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
             const __m512 vdy = _mm512_set1_ps(dy);
             UNROLL
             for (int p = 0; p < np; p++) {
-                const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * Q5_PAIR_BLOCK;
-                /* row A's mins sum into lane 0, row B's into lane 1 */
-                __m512i m = _mm512_madd_epi16(bs, _mm512_loadu_si512(pb + Q5_MIN));
-                m = nm_avx512_fold_pairs(m);
-                const __m512 dd = nm_avx512_pair_floats(pb + Q5_D), dm = nm_avx512_pair_floats(pb + Q5_D + 8);
-                acc[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(dd, vdy), _mm512_cvtepi32_ps(sumi[p][c]), acc[p][c]);
-                accm[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(vdy, dm), _mm512_cvtepi32_ps(m), accm[p][c]);
+                const uint8_t *pb = pw + (size_t)p * pair_stride + (size_t)b * block;
+                if (five) {
+                    /* row A's mins sum into lane 0, row B's into lane 1 */
+                    const __m512i m = nm_avx512_fold_pairs(_mm512_madd_epi16(bs, _mm512_loadu_si512(pb + Q5_MIN)));
+                    const __m512 dd = nm_avx512_pair_floats(pb + Q5_D), dm = nm_avx512_pair_floats(pb + Q5_D + 8);
+                    acc[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(dd, vdy), _mm512_cvtepi32_ps(sumi[p][c]), acc[p][c]);
+                    accm[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(vdy, dm), _mm512_cvtepi32_ps(m), accm[p][c]);
+                } else {
+                    const __m512i off = _mm512_slli_epi32(_mm512_madd_epi16(bs, _mm512_loadu_si512(pb + Q6_SCALL)), 5);
+                    const __m512 d = _mm512_mul_ps(vdy, nm_avx512_pair_floats(pb + Q6_D));
+                    acc[p][c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(sumi[p][c], off)), acc[p][c]);
+                }
             }
         }
     }
@@ -657,18 +620,12 @@ ALWAYS_INLINE void q5_k_micro(int64_t nb, const uint8_t *pw, size_t pair_stride,
         UNROLL
         for (int c = 0; c < nc; c++) {
             const __mmask16 rows = r0 + 2 * p + 1 < nr ? 3 : 1;
-            _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(r0 + 2 * p), rows,
-                                  _mm512_sub_ps(nm_avx512_hsum_pairs(acc[p][c]), accm[p][c]));
+            const __m512 h = nm_avx512_hsum_pairs(acc[p][c]);
+            _mm512_mask_storeu_ps(out + (size_t)c * os + (size_t)(r0 + 2 * p), rows, five ? _mm512_sub_ps(h, accm[p][c]) : h);
         }
 }
 
-/* Q5_K and Q6_K: the register blocks (K56_PAIRS × K56_COLS) and the columns-outer tile. */
-ALWAYS_INLINE void k56_micro(bool five, int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as,
-                             int np, int nc, int r0, int nr, float *out, size_t os) {
-    if (five) q5_k_micro(nb, pw, pair_stride, a, as, np, nc, r0, nr, out, os);
-    else q6_k_micro(nb, pw, pair_stride, a, as, np, nc, r0, nr, out, os);
-}
-
+/* Q5_K and Q6_K: the columns-outer tile over register blocks of K56_PAIRS × K56_COLS. */
 ALWAYS_INLINE void k56_cols(bool five, int64_t nb, const uint8_t *pw, size_t pair_stride, const uint8_t *a, size_t as,
                             int np, int nc, int r0, int nr, float *out, size_t os) {
     switch (nc) {
