@@ -7,6 +7,7 @@
 
 #include "formats/quants_iq.h"
 #include "formats/tensor.h"
+#include "kernels/dot_lowbit.h"
 
 static inline float f16(const uint8_t *p) { return nm_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 static inline uint32_t le32(const uint8_t *p) {
@@ -108,6 +109,7 @@ float nm_iq_unpack(uint32_t wt, const uint8_t *x, nm_iq_unpacked *u) {
                 put8(u->q + 32 * ib + 8 * l, nm_iq1s_grid[x[2 + 4 * ib + l] | (((qh >> (3 * l)) & 7) << 8)], 0);
                 u->ds[4 * ib + l] = qh & 0x8000 ? -1 : 1;
             }
+            u->mins[2 * ib] = u->mins[2 * ib + 1] = (int16_t)(u->ds[4 * ib] * u->sc[2 * ib]);
         }
         return 1.0f;
     case GGML_TYPE_IQ1_M: { /* 56 bytes */
@@ -189,6 +191,10 @@ static float finish(uint32_t wt, float factor, const iq_acc *st) {
     if (wt == GGML_TYPE_IQ1_M)
         return hsum8(st->acc) + 0.125f * hsum8(st->dacc);
     return factor * hsum8(st->acc);
+}
+
+float nm_unpack_block(uint32_t wt, const uint8_t *x, nm_iq_unpacked *u) {
+    return nm_lowbit_unpack(wt, x, u) ? 1.0f : nm_iq_unpack(wt, x, u);
 }
 
 bool nm_dot_iq_ref(uint32_t wt, int64_t n, const void *w, const void *act, float *out) {

@@ -26,7 +26,8 @@ typedef struct nm_iq_unpacked {
     int8_t q[256];   /* signed grid values (Q2_K 0..3, Q3_K -4..3, IQ4_XS levels, TQ 0..2) */
     int8_t ds[32];   /* IQ1_S/IQ1_M: sign of the delta of each group of 8 (+1 or -1) */
     int16_t sc[16];  /* integer multiplier of each 16 values */
-    int16_t mins[16]; /* Q2_K: the min of each 16 values */
+    int16_t mins[16]; /* what each of the activations' 16-value sums is multiplied by: Q2_K's mins,
+                         IQ1_S's delta sign × multiplier */
     float d;         /* the block's scale */
     float dmin;      /* Q2_K: the mins' scale */
 } nm_iq_unpacked;
@@ -43,6 +44,9 @@ bool nm_dot_tile_iq(uint32_t wt, bool simd, int64_t n, const void *w, size_t w_s
 
 /* The block as ggml's kernel multiplies it; returns the power of two its result is scaled by. */
 float nm_iq_unpack(uint32_t wt, const uint8_t *x, nm_iq_unpacked *u);
+
+/* Any type of that form (nm_lowbit_unpack or nm_iq_unpack); returns the power of two. */
+float nm_unpack_block(uint32_t wt, const uint8_t *x, nm_iq_unpacked *u);
 
 /* Lane sums of one unpacked block with one Q8_K block's values y: lane[l] as above; with
  * `delta`, also the delta lanes dlane[l] (Σ sc·ds·y). */

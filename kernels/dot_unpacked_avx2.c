@@ -18,7 +18,6 @@
 
 #include "formats/tensor.h"
 #include "kernels/dot_avx2.h"
-#include "kernels/dot_lowbit.h"
 
 enum { Q8K_SIZE = 292, ROWS = 8, COLS = 4 };
 
@@ -27,24 +26,20 @@ typedef struct iq_block {
     int8_t q[256];     /* the values as nm_iq_unpacked holds them */
     int8_t ds[256];    /* IQ1_M: the delta sign of each element's group of 8 (+1 or -1) */
     int16_t sc[8][16]; /* 32-value step c: multiplier 2c in the low eight, 2c+1 in the high eight */
-    int16_t m1[16];    /* IQ1_S: delta sign × multiplier of each 32 values, for both of its bsums;
-                          Q2_K: the mins */
+    int16_t m1[16];    /* nm_iq_unpacked's mins (Q2_K, IQ1_S) */
     float d, dmin;
     float pad[6];
 } iq_block;
 
 static float prepare(uint32_t wt, const uint8_t *x, iq_block *b) {
     nm_iq_unpacked u;
-    float factor = 1.0f;
-    if (!nm_lowbit_unpack(wt, x, &u)) factor = nm_iq_unpack(wt, x, &u);
+    const float factor = nm_unpack_block(wt, x, &u);
     memcpy(b->q, u.q, sizeof b->q);
     for (int c = 0; c < 8; c++)
         for (int l = 0; l < 16; l++) b->sc[c][l] = u.sc[2 * c + l / 8];
     if (wt == GGML_TYPE_IQ1_M)
         for (int e = 0; e < 256; e++) b->ds[e] = u.ds[e / 8];
-    if (wt == GGML_TYPE_IQ1_S)
-        for (int k = 0; k < 16; k++) b->m1[k] = (int16_t)(u.ds[4 * (k / 2)] * u.sc[2 * (k / 2)]);
-    if (wt == GGML_TYPE_Q2_K) memcpy(b->m1, u.mins, sizeof b->m1);
+    memcpy(b->m1, u.mins, sizeof b->m1);
     b->d = u.d;
     b->dmin = u.dmin;
     return factor;

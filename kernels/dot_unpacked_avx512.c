@@ -20,7 +20,6 @@
 
 #include "formats/tensor.h"
 #include "kernels/dot_avx512.h"
-#include "kernels/dot_lowbit.h"
 
 enum { UP_SC = 512, UP_NEG = 1024, UP_DNEG = 1088, UP_M = 1152, UP_D = 1216, UP_BLOCK = 1280, UP_PAIRS = 2, UP_COLS = 4 };
 
@@ -39,8 +38,8 @@ static float pack_pair(uint32_t wt, const uint8_t *rows[2], uint8_t *p) {
     for (int h = 0; h < 2; h++) {
         if (!rows[h]) {
             u[h] = none;
-        } else if (!nm_lowbit_unpack(wt, rows[h], &u[h])) {
-            factor = nm_iq_unpack(wt, rows[h], &u[h]);
+        } else {
+            factor = nm_unpack_block(wt, rows[h], &u[h]);
         }
         if (wt == GGML_TYPE_IQ1_M)
             for (int e = 0; e < 256; e++) dsx[h][e] = rows[h] ? u[h].ds[e / 8] : 1;
@@ -64,10 +63,7 @@ static float pack_pair(uint32_t wt, const uint8_t *rows[2], uint8_t *p) {
     }
     for (int h = 0; h < 2; h++)
         for (int g = 0; g < 16; g++) { /* the activations' 16-value sum g meets lane 2(g/2)+h */
-            int16_t v = 0;
-            if (wt == GGML_TYPE_Q2_K) v = u[h].mins[g];
-            if (wt == GGML_TYPE_IQ1_S) v = (int16_t)(u[h].ds[4 * (g / 2)] * u[h].sc[2 * (g / 2)]);
-            m[2 * (2 * (g / 2) + h) + g % 2] = v;
+            m[2 * (2 * (g / 2) + h) + g % 2] = u[h].mins[g];
         }
     float *d = (float *)(p + UP_D);
     d[0] = u[0].d;
