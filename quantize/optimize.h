@@ -34,6 +34,8 @@ typedef struct qo_gptq {
     int64_t n;
     double *v;    /* n x n, zero below the diagonal; NULL: no feedback */
     double *damp; /* D's diagonal */
+    double *h;    /* H + D, both triangles */
+    bool refine;  /* coordinate descent after the feedback (qo_gptq_prepare sets it) */
 } qo_gptq;
 int qo_gptq_prepare(qo_gptq *g, double *h, int64_t n, nm_pool *pool);
 void qo_gptq_free(qo_gptq *g);
