@@ -1053,6 +1053,33 @@ static float iq4_round(uint8_t *y, int i, float t) {
     return dl * iq4_levels[q];
 }
 
+/* Each element's grid in a block whose scales are set: value(q) = v0 + q * (v1 - v0). Not for
+ * IQ4_XS, whose levels are not evenly spaced (grid_round rounds it to its sub-block's own). */
+static void grid_of(uint32_t type, const uint8_t *blk, float *v0, float *v1) {
+    const ggml_type_info *t = ggml_type_get(type);
+    const int bs = (int)t->block_size;
+    uint8_t probe[MAX_BLOCK + 64];
+    memcpy(probe, blk, t->type_size);
+    for (int i = 0; i < bs; i++)
+        set_level(type, probe, i, 0);
+    nm_dequantize_row(type, probe, v0, bs);
+    for (int i = 0; i < bs; i++)
+        set_level(type, probe, i, 1);
+    nm_dequantize_row(type, probe, v1, bs);
+}
+
+/* Element i of the block set to the level nearest value tv (levels lo .. hi on the grid v0, v1);
+ * returns the value it now has. */
+static double grid_round(uint32_t type, uint8_t *blk, int i, double tv, const float *v0, const float *v1, int lo,
+                         int hi) {
+    if (type == GGML_TYPE_IQ4_XS)
+        return iq4_round(blk, i, (float)tv);
+    const float step = v1[i] - v0[i];
+    const int q = step != 0 ? clampi(round_level((float)((tv - v0[i]) / step)), lo, hi) : 0;
+    set_level(type, blk, i, q);
+    return (double)v0[i] + (double)q * step;
+}
+
 enum { GPTQ_COLS = 256 }; /* columns per lazy update: a multiple of every block size */
 
 /* ---- refinement after the error feedback ----
@@ -1112,32 +1139,15 @@ static void refine_move(const refine_blk *rb, int i0, int len, const double *chg
 static int refine_levels(const refine_blk *rb, uint8_t *blk, const float *x) {
     const uint32_t type = rb->type;
     const int bs = rb->bs;
-    const bool nl = type == GGML_TYPE_IQ4_XS;
     float v0[MAX_BLOCK], v1[MAX_BLOCK];
     int lo, hi, moved = 0;
     level_range(type, &lo, &hi);
-    if (!nl) {
-        uint8_t probe[MAX_BLOCK + 64];
-        memcpy(probe, blk, rb->t->type_size);
-        for (int i = 0; i < bs; i++)
-            set_level(type, probe, i, 0);
-        nm_dequantize_row(type, probe, v0, bs);
-        for (int i = 0; i < bs; i++)
-            set_level(type, probe, i, 1);
-        nm_dequantize_row(type, probe, v1, bs);
-    }
+    if (type != GGML_TYPE_IQ4_XS)
+        grid_of(type, blk, v0, v1);
     for (int i = 0; i < bs; i++) {
         const int64_t c = rb->b0 + i;
         const double qv = (double)x[c] - rb->delta[c], tv = qv + rb->grad[c] / rb->h[c * rb->n + c];
-        double nv;
-        if (nl)
-            nv = iq4_round(blk, i, (float)tv);
-        else {
-            const float step = v1[i] - v0[i];
-            const int q = step != 0 ? clampi(round_level((float)((tv - v0[i]) / step)), lo, hi) : 0;
-            set_level(type, blk, i, q);
-            nv = (double)v0[i] + (double)q * step;
-        }
+        const double nv = grid_round(type, blk, i, tv, v0, v1, lo, hi);
         if (nv != qv) {
             const double chg = nv - qv;
             refine_move(rb, i, 1, &chg);
@@ -1494,7 +1504,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
                 const float *x = src + r * n;
                 double *ar = acc + r * nc, *dr = delta + r * n;
                 float xb[MAX_BLOCK], v0[MAX_BLOCK], v1[MAX_BLOCK];
-                uint8_t seed[MAX_BLOCK + 64], probe[MAX_BLOCK + 64];
+                uint8_t seed[MAX_BLOCK + 64];
                 uint8_t *blk = rows + (size_t)r * row_size + (size_t)(b0 / bs) * t->type_size;
                 for (int i = 0; i < bs; i++)
                     xb[i] = (float)(x[b0 + i] + ar[b0 - c0 + i] / v[(b0 + i) * n + b0 + i]);
@@ -1504,31 +1514,15 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
                     continue;
                 }
                 fn(xb, w + b0, seed, blk);
-                /* each element's grid: value(q) = v0 + q * (v1 - v0); IQ4_XS's levels are not
-                 * evenly spaced and round to its sub-block's own (iq4_round) */
                 const bool nl = type == GGML_TYPE_IQ4_XS;
-                if (!nl) {
-                    memcpy(probe, blk, t->type_size);
-                    for (int i = 0; i < bs; i++)
-                        set_level(type, probe, i, 0);
-                    nm_dequantize_row(type, probe, v0, bs);
-                    for (int i = 0; i < bs; i++)
-                        set_level(type, probe, i, 1);
-                    nm_dequantize_row(type, probe, v1, bs);
-                }
+                if (!nl)
+                    grid_of(type, blk, v0, v1);
                 for (int i = 0; i < bs; i++) {
                     const int64_t c = b0 + i;
                     const double vcc = v[c * n + c], wv = x[c] + ar[c - c0] / vcc;
-                    double qv;
-                    if (nl) {
-                        qv = iq4_round(blk, i, (float)wv);
+                    const double qv = grid_round(type, blk, i, wv, v0, v1, lo, hi);
+                    if (nl)
                         v0[i] = v1[i] = (float)qv; /* for the finiteness check below */
-                    } else {
-                        const float step = v1[i] - v0[i];
-                        const int q = step != 0 ? clampi(round_level((float)((wv - v0[i]) / step)), lo, hi) : 0;
-                        set_level(type, blk, i, q);
-                        qv = (double)v0[i] + (double)q * step;
-                    }
                     const double e = vcc * (wv - qv);
                     dr[c] = x[c] - qv;
                     e_new[r] += e * e - g->damp[c] * dr[c] * dr[c]; /* the cost under H itself */

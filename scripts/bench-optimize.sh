@@ -91,7 +91,7 @@ echo "goals: opt ratio <= 0.9 (KLD of --optimize / llama-quantize), opt+cal rati
 echo "opt+rand: --optimize with no data at all (random tokens), against the same 0.9"
 fi
 
-[ -n "${COST_TYPES-Q4_0 Q4_K_M}" ] || exit 0
+[ -n "${COST_TYPES-Q4_0 Q4_K_M}" ] || [ -n "${COST_CAL_TYPES-Q4_K_M}" ] || exit 0
 DIR=${BENCH_DIR:-$ROOT/$BUILD/bench}
 TL="$DIR/tinyllama-f16.gguf"
 mkdir -p "$DIR"
@@ -104,7 +104,8 @@ if [ ! -s "$TL" ]; then
 fi
 echo
 echo "cost on $(basename "$TL") ($THREADS threads; limit 600 s wall):"
-printf '%-7s %12s %10s %10s %10s %12s\n' type "default s" "opt wall s" "opt CPU s" "peak RSS" "within 600 s"
+[ -z "${COST_TYPES-Q4_0 Q4_K_M}" ] ||
+    printf '%-7s %12s %10s %10s %10s %12s\n' type "default s" "opt wall s" "opt CPU s" "peak RSS" "within 600 s"
 for T in ${COST_TYPES-Q4_0 Q4_K_M}; do
     /usr/bin/time -f "%e %U %S %M" -o "$W/t-default" "$Q" -q --no-fsync "$TL" "$W/cost.gguf" "$T" "$THREADS"
     rm -f "$W/cost.gguf"
