@@ -541,15 +541,18 @@ static int norm_weights(const gguf_reader *g, const gguf_tensor_info *ti, float 
  * On the fixture (bench-optimize.sh, -c 256, held-out text, --calibration) Q4_K_M's KLD fell
  * from 0.016662 to 0.016265; summing every layer's readers instead of layer 0's gave 0.016775,
  * and adding output.weight (the residual's last reader) was worse than no weighting at all.
- * Returns 0 with g->v NULL when the model has none of those tensors. */
+ * Returns 0 with g->v NULL when the model has none of those tensors, or rows too long for an
+ * n x n matrix (beyond any model's: its errors are then weighed evenly, as before). */
 static int embedding_factor(const gguf_reader *g, int64_t n, nm_pool *pool, qo_gptq *out, nm_error *err) {
     static const struct {
         const char *reader, *norm;
     } readers[] = {{"blk.0.attn_q.weight", "blk.0.attn_norm.weight"}, {"blk.0.attn_k.weight", "blk.0.attn_norm.weight"},
                    {"blk.0.attn_v.weight", "blk.0.attn_norm.weight"}, {"blk.0.ffn_gate.weight", "blk.0.ffn_norm.weight"},
                    {"blk.0.ffn_up.weight", "blk.0.ffn_norm.weight"}};
-    enum { ROWS = 256 };
+    enum { ROWS = 256, MAX_N = 65536 };
     *out = (qo_gptq){0};
+    if (n < 1 || n > MAX_N)
+        return 0;
     double *h = calloc((size_t)n * (size_t)n, sizeof *h);
     float *gw = malloc((size_t)n * sizeof *gw), *x = malloc((size_t)n * ROWS * sizeof *x);
     int rc = 0;
@@ -578,7 +581,7 @@ static int embedding_factor(const gguf_reader *g, int64_t n, nm_pool *pool, qo_g
             }
         }
     }
-    rc = qo_gptq_prepare(out, h, n, pool) < 0 ? nm_fail(err, "out of memory factoring token_embd.weight's") : 0;
+    rc = qo_gptq_prepare(out, h, n, pool) < 0 ? nm_fail(err, "out of memory factoring token_embd.weight's weighting") : 0;
     h = NULL; /* the factor's now, whatever the result */
 done:
     free(h);
