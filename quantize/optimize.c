@@ -279,6 +279,74 @@ static void opt_q5_1(const float *x, const float *w, const uint8_t *seed, uint8_
     pack_q5(y + 4, y + 8, L);
 }
 
+/* The sub-blocks' stored integer scales (which 0) and mins (which 1) of the K-quants and IQ4_XS
+ * (FORMATS.md §2.1, §4): how many sub-blocks of how many elements, how many integers each and
+ * their stored range; 0 for the types without them. */
+static int sub_scales(uint32_t type, int *len, int *np, int *lo, int *hi) {
+    *np = 1, *lo = 0, *hi = 63;
+    switch (type) {
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: *len = 32, *np = 2; return 8;
+    case GGML_TYPE_IQ4_XS: *len = 32; return 8;
+    case GGML_TYPE_Q3_K: *len = 16; return 16;
+    case GGML_TYPE_Q6_K: *len = 16, *lo = -128, *hi = 127; return 16;
+    default: return 0;
+    }
+}
+
+static int sub_get(uint32_t type, const uint8_t *y, int j, int which) {
+    switch (type) {
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: {
+        const uint8_t *q = y + 4;
+        if (j < 4)
+            return q[j + 4 * which] & 63;
+        return which ? (q[j + 4] >> 4) | (q[j] >> 6) << 4 : (q[j + 4] & 0xF) | (q[j - 4] >> 6) << 4;
+    }
+    case GGML_TYPE_IQ4_XS: return ((y[4 + j / 2] >> (4 * (j % 2))) & 0xF) | (((y[2] | y[3] << 8) >> (2 * j)) & 3) << 4;
+    case GGML_TYPE_Q3_K: {
+        const uint8_t *sc = y + 96;
+        return (j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4) | ((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4;
+    }
+    default: return (int8_t)y[192 + j]; /* Q6_K */
+    }
+}
+
+static void sub_set(uint32_t type, uint8_t *y, int j, int which, int v) {
+    switch (type) {
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: {
+        uint8_t *q = y + 4;
+        if (j < 4)
+            q[j + 4 * which] = (uint8_t)((q[j + 4 * which] & 0xC0) | v);
+        else if (which) {
+            q[j + 4] = (uint8_t)((q[j + 4] & 0x0F) | (v & 0xF) << 4);
+            q[j] = (uint8_t)((q[j] & 0x3F) | (v >> 4) << 6);
+        } else {
+            q[j + 4] = (uint8_t)((q[j + 4] & 0xF0) | (v & 0xF));
+            q[j - 4] = (uint8_t)((q[j - 4] & 0x3F) | (v >> 4) << 6);
+        }
+        break;
+    }
+    case GGML_TYPE_IQ4_XS: {
+        uint8_t *p = y + 4 + j / 2;
+        *p = (uint8_t)((*p & (0xF0 >> (4 * (j % 2)))) | (v & 0xF) << (4 * (j % 2)));
+        const uint16_t h = (uint16_t)(((y[2] | y[3] << 8) & ~(3u << (2 * j))) | (unsigned)(v >> 4) << (2 * j));
+        y[2] = (uint8_t)h;
+        y[3] = (uint8_t)(h >> 8);
+        break;
+    }
+    case GGML_TYPE_Q3_K: {
+        uint8_t *sc = y + 96;
+        if (j < 8)
+            sc[j] = (uint8_t)((sc[j] & 0xF0) | (v & 0xF));
+        else
+            sc[j - 8] = (uint8_t)((sc[j - 8] & 0x0F) | (v & 0xF) << 4);
+        uint8_t *hb = sc + 8 + j % 4;
+        *hb = (uint8_t)((*hb & ~(3u << (2 * (j / 4)))) | (unsigned)(v >> 4) << (2 * (j / 4)));
+        break;
+    }
+    default: y[192 + j] = (uint8_t)(int8_t)v; break; /* Q6_K */
+    }
+}
+
 /* ---- Q4_K / Q5_K: x ~ (d*sc_j) * L - (dmin*m_j), 8 sub-blocks of 32, sc, m in 0..63 ---- */
 
 typedef struct kblock {
@@ -362,18 +430,10 @@ static void k_set_ints(kblock *k, const float *scales, const float *mins) {
 static void k_pack(uint8_t *y, const kblock *k, int nmax) {
     put_f16(y, k->d);
     put_f16(y + 2, k->dmin);
-    uint8_t *sc = y + 4;
-    memset(sc, 0, 12);
+    memset(y + 4, 0, 12);
     for (int j = 0; j < 8; j++) {
-        const uint8_t s = (uint8_t)k->sc[j], m = (uint8_t)k->m[j];
-        if (j < 4) {
-            sc[j] = s;
-            sc[j + 4] = m;
-        } else {
-            sc[j + 4] = (uint8_t)((s & 0xF) | (m & 0xF) << 4);
-            sc[j - 4] |= (uint8_t)((s >> 4) << 6);
-            sc[j] |= (uint8_t)((m >> 4) << 6);
-        }
+        sub_set(GGML_TYPE_Q4_K, y, j, 0, k->sc[j]); /* Q5_K's scales are laid out alike */
+        sub_set(GGML_TYPE_Q4_K, y, j, 1, k->m[j]);
     }
     if (nmax == 15) {
         uint8_t *q = y + 16;
@@ -498,7 +558,7 @@ static void q6_pack(uint8_t *y, const sbblock *k) {
         }
     }
     for (int j = 0; j < 16; j++)
-        y[192 + j] = (uint8_t)(int8_t)k->sc[j];
+        sub_set(GGML_TYPE_Q6_K, y, j, 0, k->sc[j]);
     put_f16(y + 208, k->d);
 }
 
@@ -506,21 +566,15 @@ static void q6_pack(uint8_t *y, const sbblock *k) {
  * (low 2 bits; byte 32h + l holds elements 128h + l, +32, +64, +96 at bits 0, 2, 4, 6),
  * scales[12] (sixteen 6-bit scales + 32: low nibbles in bytes 0-7, high 2 bits in 8-11), f16 d. */
 static void q3_pack(uint8_t *y, const sbblock *k) {
-    uint8_t *hmask = y, *qs = y + 32, *sc = y + 96;
+    uint8_t *hmask = y, *qs = y + 32;
     memset(y, 0, 108);
     for (int i = 0; i < 256; i++) {
         const int q = k->L[i] + 4;
         hmask[i % 32] |= (uint8_t)((q >> 2) << (i / 32));
         qs[32 * (i / 128) + i % 32] |= (uint8_t)((q & 3) << (2 * ((i % 128) / 32)));
     }
-    for (int j = 0; j < 16; j++) {
-        const int v = k->sc[j] + 32;
-        if (j < 8)
-            sc[j] = (uint8_t)(v & 0xF);
-        else
-            sc[j - 8] |= (uint8_t)((v & 0xF) << 4);
-        sc[j % 4 + 8] |= (uint8_t)((v >> 4) << (2 * (j / 4)));
-    }
+    for (int j = 0; j < 16; j++)
+        sub_set(GGML_TYPE_Q3_K, y, j, 0, k->sc[j] + 32);
     put_f16(y + 108, k->d);
 }
 
@@ -700,16 +754,11 @@ static void iq4_descend(const float *x, const float *w, iq4block *k, int r) {
 static void iq4_pack(uint8_t *y, const iq4block *k) {
     memset(y, 0, 136);
     put_f16(y, k->d);
-    uint16_t scales_h = 0;
     for (int j = 0; j < 8; j++) {
-        const int v = k->ls[j] + 32;
-        y[4 + j / 2] |= (uint8_t)((v & 0xF) << (4 * (j % 2)));
-        scales_h |= (uint16_t)((v >> 4) << (2 * j));
+        sub_set(GGML_TYPE_IQ4_XS, y, j, 0, k->ls[j] + 32);
         for (int i = 0; i < 16; i++)
             y[8 + 16 * j + i] = (uint8_t)(k->L[32 * j + i] | k->L[32 * j + i + 16] << 4);
     }
-    y[2] = (uint8_t)scales_h;
-    y[3] = (uint8_t)(scales_h >> 8);
 }
 
 static void opt_iq4_xs(const float *x, const float *w, const uint8_t *seed, uint8_t *y) {
@@ -1042,7 +1091,7 @@ int qo_gptq_prepare(qo_gptq *g, double *h, int64_t n, nm_pool *pool) {
  * the value it now dequantizes to. */
 static float iq4_round(uint8_t *y, int i, float t) {
     pthread_once(&iq4_once, iq4_levels_init);
-    const int j = i / 32, ls = ((y[4 + j / 2] >> (4 * (j % 2))) & 0xF) | (((y[2] | y[3] << 8) >> (2 * j)) & 3) << 4;
+    const int j = i / 32, ls = sub_get(GGML_TYPE_IQ4_XS, y, j, 0);
     const float dl = get_f16(y) * (float)(ls - 32);
     const float x[8] = {t}, w[8] = {0}; /* the kernel's smallest block; only element 0 matters */
     uint8_t L[8];
@@ -1274,74 +1323,6 @@ static int refine_scales(const refine_blk *rb, uint8_t *blk) {
     }
     refine_commit(rb, blk, cur, 0, bs);
     return 1;
-}
-
-/* The sub-blocks' stored integer scales (which 0) and mins (which 1) of the K-quants and IQ4_XS
- * (FORMATS.md §2.1, §4): how many sub-blocks of how many elements, how many integers each and
- * their stored range; 0 for the types without them. */
-static int sub_scales(uint32_t type, int *len, int *np, int *lo, int *hi) {
-    *np = 1, *lo = 0, *hi = 63;
-    switch (type) {
-    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: *len = 32, *np = 2; return 8;
-    case GGML_TYPE_IQ4_XS: *len = 32; return 8;
-    case GGML_TYPE_Q3_K: *len = 16; return 16;
-    case GGML_TYPE_Q6_K: *len = 16, *lo = -128, *hi = 127; return 16;
-    default: return 0;
-    }
-}
-
-static int sub_get(uint32_t type, const uint8_t *y, int j, int which) {
-    switch (type) {
-    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: {
-        const uint8_t *q = y + 4;
-        if (j < 4)
-            return q[j + 4 * which] & 63;
-        return which ? (q[j + 4] >> 4) | (q[j] >> 6) << 4 : (q[j + 4] & 0xF) | (q[j - 4] >> 6) << 4;
-    }
-    case GGML_TYPE_IQ4_XS: return ((y[4 + j / 2] >> (4 * (j % 2))) & 0xF) | (((y[2] | y[3] << 8) >> (2 * j)) & 3) << 4;
-    case GGML_TYPE_Q3_K: {
-        const uint8_t *sc = y + 96;
-        return (j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4) | ((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4;
-    }
-    default: return (int8_t)y[192 + j]; /* Q6_K */
-    }
-}
-
-static void sub_set(uint32_t type, uint8_t *y, int j, int which, int v) {
-    switch (type) {
-    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: {
-        uint8_t *q = y + 4;
-        if (j < 4)
-            q[j + 4 * which] = (uint8_t)((q[j + 4 * which] & 0xC0) | v);
-        else if (which) {
-            q[j + 4] = (uint8_t)((q[j + 4] & 0x0F) | (v & 0xF) << 4);
-            q[j] = (uint8_t)((q[j] & 0x3F) | (v >> 4) << 6);
-        } else {
-            q[j + 4] = (uint8_t)((q[j + 4] & 0xF0) | (v & 0xF));
-            q[j - 4] = (uint8_t)((q[j - 4] & 0x3F) | (v >> 4) << 6);
-        }
-        break;
-    }
-    case GGML_TYPE_IQ4_XS: {
-        uint8_t *p = y + 4 + j / 2;
-        *p = (uint8_t)((*p & (0xF0 >> (4 * (j % 2)))) | (v & 0xF) << (4 * (j % 2)));
-        const uint16_t h = (uint16_t)(((y[2] | y[3] << 8) & ~(3u << (2 * j))) | (unsigned)(v >> 4) << (2 * j));
-        y[2] = (uint8_t)h;
-        y[3] = (uint8_t)(h >> 8);
-        break;
-    }
-    case GGML_TYPE_Q3_K: {
-        uint8_t *sc = y + 96;
-        if (j < 8)
-            sc[j] = (uint8_t)((sc[j] & 0xF0) | (v & 0xF));
-        else
-            sc[j - 8] = (uint8_t)((sc[j - 8] & 0x0F) | (v & 0xF) << 4);
-        uint8_t *hb = sc + 8 + j % 4;
-        *hb = (uint8_t)((*hb & ~(3u << (2 * (j / 4)))) | (unsigned)(v >> 4) << (2 * (j / 4)));
-        break;
-    }
-    default: y[192 + j] = (uint8_t)(int8_t)v; break; /* Q6_K */
-    }
 }
 
 /* Each sub-block's integer scale (and min): the least-squares optimum for its levels, rounded,
