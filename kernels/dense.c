@@ -19,6 +19,8 @@ void nm_dense_tile_avx2(int64_t n_t, int rows, const double *a, ptrdiff_t sat, p
 void nm_dense_tile_avx512(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
                           ptrdiff_t ldb, double acc[64]);
 void nm_daxpy_avx2(int64_t n, double s, const double *x, double *y);
+void nm_daxpy_many_avx2(int64_t n, int k, const double *s, const double *const *x, double *y);
+void nm_dsub_scaled_avx2(int64_t n, double s, const double *x, double *y);
 
 static void tile_ref(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
                      ptrdiff_t ldb, double acc[64]) {
@@ -70,6 +72,28 @@ void nm_daxpy(int64_t n, double s, const double *x, double *y) {
     }
 #endif
     axpy_ref(n, s, x, y);
+}
+
+void nm_daxpy_many(int64_t n, int k, const double *s, const double *const *x, double *y) {
+#if defined(__x86_64__)
+    if (use_avx2()) {
+        nm_daxpy_many_avx2(n, k, s, x, y);
+        return;
+    }
+#endif
+    for (int t = 0; t < k; t++)
+        axpy_ref(n, s[t], x[t], y);
+}
+
+void nm_dsub_scaled(int64_t n, double s, const double *x, double *y) {
+#if defined(__x86_64__)
+    if (use_avx2()) {
+        nm_dsub_scaled_avx2(n, s, x, y);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++)
+        y[i] -= s * x[i];
 }
 
 /* ---- symmetric rank-k update ---- */

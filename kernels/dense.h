@@ -39,6 +39,14 @@ void nm_gemm_acc(double *c, int64_t ldc, const double *a, int64_t lda, const dou
 /* y[i] += s · x[i] for i < n. */
 void nm_daxpy(int64_t n, double s, const double *x, double *y);
 
+/* y[i] += Σ_{t < k} s[t] · x[t][i] for i < n: the same bits as nm_daxpy(n, s[t], x[t], y) for
+ * t = 0, 1, .., k - 1 in turn, with each element of y loaded and stored once, not k times. */
+void nm_daxpy_many(int64_t n, int k, const double *s, const double *const *x, double *y);
+
+/* y[i] -= s · x[i] for i < n, the product rounded before the subtraction on every path: the same
+ * bits as that loop in portable C (compiled without contraction), on any CPU. */
+void nm_dsub_scaled(int64_t n, double s, const double *x, double *y);
+
 /* The upper Cholesky factor of the symmetric positive definite a (n x n, upper triangle read):
  * a = Rᵀ R, R written over the upper triangle (the lower one is left as it is). Blocked, the
  * trailing updates on pool (may be NULL). Returns 0; 1 when a is not positive definite (a is

@@ -8,6 +8,8 @@
 void nm_dense_tile_avx2(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
                         ptrdiff_t ldb, double acc[64]);
 void nm_daxpy_avx2(int64_t n, double s, const double *x, double *y);
+void nm_daxpy_many_avx2(int64_t n, int k, const double *s, const double *const *x, double *y);
+void nm_dsub_scaled_avx2(int64_t n, double s, const double *x, double *y);
 
 /* Rows r0 .. r0+3 (missing ones repeat row r0, their sums dropped) into acc[8 r ...]. The
  * accumulators are named, not an array: gcc -O2 would keep an array of them in memory. */
@@ -65,4 +67,59 @@ void nm_daxpy_avx2(int64_t n, double s, const double *x, double *y) {
     }
     for (; i < n; i++)
         y[i] += s * x[i];
+}
+
+/* y += Σ_t s[t] x[t], t in order: 32 elements of y in eight registers while every term is added
+ * (eight chains, so the adds' latency is hidden), then 8 at a time, then one at a time unfused,
+ * as nm_daxpy_avx2 treats each element. */
+void nm_daxpy_many_avx2(int64_t n, int k, const double *s, const double *const *x, double *y) {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256d y0 = _mm256_loadu_pd(y + i), y1 = _mm256_loadu_pd(y + i + 4), y2 = _mm256_loadu_pd(y + i + 8),
+                y3 = _mm256_loadu_pd(y + i + 12), y4 = _mm256_loadu_pd(y + i + 16),
+                y5 = _mm256_loadu_pd(y + i + 20), y6 = _mm256_loadu_pd(y + i + 24),
+                y7 = _mm256_loadu_pd(y + i + 28);
+        for (int t = 0; t < k; t++) {
+            const __m256d vs = _mm256_set1_pd(s[t]);
+            const double *xt = x[t] + i;
+            y0 = _mm256_fmadd_pd(vs, _mm256_loadu_pd(xt), y0);
+            y1 = _mm256_fmadd_pd(vs, _mm256_loadu_pd(xt + 4), y1);
+            y2 = _mm256_fmadd_pd(vs, _mm256_loadu_pd(xt + 8), y2);
+            y3 = _mm256_fmadd_pd(vs, _mm256_loadu_pd(xt + 12), y3);
+            y4 = _mm256_fmadd_pd(vs, _mm256_loadu_pd(xt + 16), y4);
+            y5 = _mm256_fmadd_pd(vs, _mm256_loadu_pd(xt + 20), y5);
+            y6 = _mm256_fmadd_pd(vs, _mm256_loadu_pd(xt + 24), y6);
+            y7 = _mm256_fmadd_pd(vs, _mm256_loadu_pd(xt + 28), y7);
+        }
+        _mm256_storeu_pd(y + i, y0);
+        _mm256_storeu_pd(y + i + 4, y1);
+        _mm256_storeu_pd(y + i + 8, y2);
+        _mm256_storeu_pd(y + i + 12, y3);
+        _mm256_storeu_pd(y + i + 16, y4);
+        _mm256_storeu_pd(y + i + 20, y5);
+        _mm256_storeu_pd(y + i + 24, y6);
+        _mm256_storeu_pd(y + i + 28, y7);
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256d y0 = _mm256_loadu_pd(y + i), y1 = _mm256_loadu_pd(y + i + 4);
+        for (int t = 0; t < k; t++) {
+            const __m256d vs = _mm256_set1_pd(s[t]);
+            y0 = _mm256_fmadd_pd(vs, _mm256_loadu_pd(x[t] + i), y0);
+            y1 = _mm256_fmadd_pd(vs, _mm256_loadu_pd(x[t] + i + 4), y1);
+        }
+        _mm256_storeu_pd(y + i, y0);
+        _mm256_storeu_pd(y + i + 4, y1);
+    }
+    for (; i < n; i++)
+        for (int t = 0; t < k; t++)
+            y[i] += s[t] * x[t][i];
+}
+
+void nm_dsub_scaled_avx2(int64_t n, double s, const double *x, double *y) {
+    const __m256d vs = _mm256_set1_pd(s);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        _mm256_storeu_pd(y + i, _mm256_sub_pd(_mm256_loadu_pd(y + i), _mm256_mul_pd(vs, _mm256_loadu_pd(x + i))));
+    for (; i < n; i++)
+        y[i] -= s * x[i];
 }

@@ -32,7 +32,8 @@
 #define TOOL "nomoat-quantize"
 #define TASK_ELEMENTS 65536              /* f32 scratch per task: 256 KiB, fits L2 */
 #define BATCH_OUT_BYTES (8u << 20)       /* output buffered per pool run */
-#define GPTQ_TASK_ROWS 64                /* --calibration: rows per task (scratch: 64 x ne0 floats) */
+#define GPTQ_TASK_ROWS 256               /* --calibration: rows per task at most (scratch: 256 x ne0 floats) */
+#define GPTQ_TASK_ROWS_MIN 64
 #define QUANTIZATION_VERSION 2
 #define CALIB_SEED 1                     /* --calibration-random's tokens */
 
@@ -414,8 +415,10 @@ static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_t
     if (optimize && gptq && in->ne[2] == 1 && qo_supported(t->new_type))
         j.gptq = gptq;
     j.rows_per_task = TASK_ELEMENTS / j.ne0 > 0 ? TASK_ELEMENTS / j.ne0 : 1;
-    if (j.gptq && j.rows_per_task < GPTQ_TASK_ROWS) /* rows that share each pass over the factor */
-        j.rows_per_task = GPTQ_TASK_ROWS;
+    if (j.gptq) { /* rows that share each pass over the factor and H, as many as keep every thread busy */
+        const int64_t share = nrows / nm_pool_threads(rs->pool);
+        j.rows_per_task = share < GPTQ_TASK_ROWS_MIN ? GPTQ_TASK_ROWS_MIN : share > GPTQ_TASK_ROWS ? GPTQ_TASK_ROWS : share;
+    }
     int64_t batch_rows = (int64_t)(BATCH_OUT_BYTES / j.out_row);
     int64_t min_batch = j.rows_per_task * nm_pool_threads(rs->pool);
     if (batch_rows < min_batch)

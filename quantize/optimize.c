@@ -1060,7 +1060,8 @@ int qo_gptq_prepare(qo_gptq *g, double *h, int64_t n, nm_pool *pool) {
         qo_gptq_free(g);
         return 1;
     }
-    if (!(g->damp = malloc((size_t)n * sizeof *g->damp)) || !(g->h = malloc((size_t)(n * n) * sizeof *g->h))) {
+    g->ld = n + 8;
+    if (!(g->damp = malloc((size_t)n * sizeof *g->damp)) || !(g->h = malloc((size_t)(n * g->ld) * sizeof *g->h))) {
         qo_gptq_free(g);
         return -1;
     }
@@ -1074,7 +1075,7 @@ int qo_gptq_prepare(qo_gptq *g, double *h, int64_t n, nm_pool *pool) {
     }
     for (int64_t i = 0; i < n; i++) /* H + D in full for the refinement */
         for (int64_t j = i; j < n; j++)
-            g->h[i * n + j] = g->h[j * n + i] = h[i * n + j];
+            g->h[i * g->ld + j] = g->h[j * g->ld + i] = h[i * n + j];
     swap_pairs(h, n, false); /* P (H + D) P */
     const int rc = nm_cholesky_upper(h, n, pool);
     if (rc != 0) {
@@ -1082,8 +1083,16 @@ int qo_gptq_prepare(qo_gptq *g, double *h, int64_t n, nm_pool *pool) {
         return rc;
     }
     swap_pairs(h, n, true); /* V[i][j] = R[n-1-j][n-1-i]: R's upper triangle becomes V's */
-    for (int64_t i = 0; i < n; i++)
-        memset(h + i * n, 0, (size_t)i * sizeof *h);
+    double *v = realloc(h, (size_t)(n * g->ld) * sizeof *v);
+    if (!v) {
+        qo_gptq_free(g);
+        return -1;
+    }
+    g->v = v;
+    for (int64_t i = n - 1; i >= 0; i--) { /* rows ld apart, last first so none is overwritten */
+        memmove(v + i * g->ld, v + i * n, (size_t)n * sizeof *v);
+        memset(v + i * g->ld, 0, (size_t)i * sizeof *v);
+    }
     return 0;
 }
 
@@ -1102,18 +1111,43 @@ static float iq4_round(uint8_t *y, int i, float t) {
     return dl * iq4_levels[q];
 }
 
+static const uint32_t grid_types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
+                                       GGML_TYPE_Q8_0, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
+                                       GGML_TYPE_Q6_K};
+enum { GRID_TYPES = sizeof grid_types / sizeof *grid_types };
+/* Per type of grid_types, the bits set_level writes and the block bytes with every level 1, so
+ * a grid is two masked copies, not 2 x block size set_level calls (which were 5% of a run). */
+static uint8_t level_mask[GRID_TYPES][MAX_BLOCK + 64], level_one[GRID_TYPES][MAX_BLOCK + 64];
+static pthread_once_t level_bits_once = PTHREAD_ONCE_INIT;
+static void level_bits_init(void) {
+    for (int k = 0; k < GRID_TYPES; k++) {
+        const int bs = (int)ggml_type_get(grid_types[k])->block_size;
+        int lo, hi;
+        level_range(grid_types[k], &lo, &hi);
+        for (int i = 0; i < bs; i++) {
+            set_level(grid_types[k], level_mask[k], i, lo < 0 ? -1 : hi); /* every stored bit */
+            set_level(grid_types[k], level_one[k], i, 1);
+        }
+    }
+}
+
 /* Each element's grid in a block whose scales are set: value(q) = v0 + q * (v1 - v0). Not for
  * IQ4_XS, whose levels are not evenly spaced (grid_round rounds it to its sub-block's own). */
 static void grid_of(uint32_t type, const uint8_t *blk, float *v0, float *v1) {
     const ggml_type_info *t = ggml_type_get(type);
     const int bs = (int)t->block_size;
+    int k = 0;
+    while (k < GRID_TYPES && grid_types[k] != type)
+        k++;
+    if (k == GRID_TYPES)
+        return;
+    pthread_once(&level_bits_once, level_bits_init);
     uint8_t probe[MAX_BLOCK + 64];
-    memcpy(probe, blk, t->type_size);
-    for (int i = 0; i < bs; i++)
-        set_level(type, probe, i, 0);
+    for (size_t b = 0; b < t->type_size; b++)
+        probe[b] = (uint8_t)(blk[b] & ~level_mask[k][b]);
     nm_dequantize_row(type, probe, v0, bs);
-    for (int i = 0; i < bs; i++)
-        set_level(type, probe, i, 1);
+    for (size_t b = 0; b < t->type_size; b++)
+        probe[b] |= level_one[k][b];
     nm_dequantize_row(type, probe, v1, bs);
 }
 
@@ -1161,6 +1195,7 @@ typedef struct refine_blk {
     const ggml_type_info *t;
     int bs;
     const double *h; /* H + D */
+    int64_t ldh;     /* its rows' distance */
     int64_t n, b0;   /* the row's length, the block's first column */
     double *delta;   /* the row's δ */
     double *grad;    /* the row's (H + D)δ */
@@ -1175,12 +1210,11 @@ static void refine_move(const refine_blk *rb, int i0, int len, const double *chg
         if (chg[i] == 0)
             continue;
         const int64_t c = rb->b0 + i0 + i;
-        const double *hr = rb->h + c * rb->n + rb->b0;
+        const double *hr = rb->h + c * rb->ldh + rb->b0;
         rb->delta[c] -= chg[i];
         rb->ndv[i0 + i] -= chg[i];
         rb->units[c / rb->ulen].valid = false;
-        for (int j = 0; j < rb->bs; j++)
-            rb->grad[rb->b0 + j] -= chg[i] * hr[j];
+        nm_dsub_scaled(rb->bs, chg[i], hr, rb->grad + rb->b0);
     }
 }
 
@@ -1195,7 +1229,7 @@ static int refine_levels(const refine_blk *rb, uint8_t *blk, const float *x) {
         grid_of(type, blk, v0, v1);
     for (int i = 0; i < bs; i++) {
         const int64_t c = rb->b0 + i;
-        const double qv = (double)x[c] - rb->delta[c], tv = qv + rb->grad[c] / rb->h[c * rb->n + c];
+        const double qv = (double)x[c] - rb->delta[c], tv = qv + rb->grad[c] / rb->h[c * rb->ldh + c];
         const double nv = grid_round(type, blk, i, tv, v0, v1, lo, hi);
         if (nv != qv) {
             const double chg = nv - qv;
@@ -1210,12 +1244,12 @@ static int refine_levels(const refine_blk *rb, uint8_t *blk, const float *x) {
  * (u->k filled): the cost changes by -2 s·b + sᵀ A s. Fills A (once per levels) and b; false when
  * A is singular. */
 static bool refine_solve(const refine_blk *rb, int i0, int len, int np, refine_unit *u, double b[2], double s[2]) {
-    const int64_t n = rb->n, c0 = rb->b0 + i0;
+    const int64_t c0 = rb->b0 + i0;
     double (*a)[2] = u->a;
     if (!u->valid) {
         double hk[2][32]; /* (H + D) k[q] on the elements */
         for (int i = 0; i < len; i++) {
-            const double *hr = rb->h + (c0 + i) * n + c0;
+            const double *hr = rb->h + (c0 + i) * rb->ldh + c0;
             for (int q = 0; q < np; q++) {
                 double sum = 0;
                 for (int j = 0; j < len; j++)
@@ -1326,38 +1360,46 @@ static int refine_scales(const refine_blk *rb, uint8_t *blk) {
 }
 
 /* Each sub-block's integer scale (and min): the least-squares optimum for its levels, rounded,
- * with its integer neighbours tried. Returns the number moved. */
+ * with its integer neighbours tried. A sub-block's values depend on its own integers only, so
+ * the values per unit of each integer come from one probe of the block for all its sub-blocks,
+ * and the values before any move are those of the block as it came. Returns the number moved. */
 static int refine_subscales(const refine_blk *rb, uint8_t *blk) {
     const uint32_t type = rb->type;
     int len, np, lo, hi, moved = 0;
     const int ns = sub_scales(type, &len, &np, &lo, &hi), bs = rb->bs;
-    float cur[MAX_BLOCK];
-    bool have_cur = false;
+    if (!ns)
+        return 0;
+    refine_unit *units = &rb->units[rb->b0 / len];
+    int raw[16][2] = {{0}};
+    bool stale = false;
     for (int j = 0; j < ns; j++) {
-        refine_unit *u = &rb->units[(rb->b0 + j * len) / len];
-        double b[2], s[2];
-        int raw[2] = {0, 0};
-        for (int p = 0; p < np; p++) {
-            raw[p] = sub_get(type, blk, j, p);
-            if (u->valid)
-                continue;
-            if (!have_cur) {
-                nm_dequantize_row(type, blk, cur, bs);
-                have_cur = true;
-            }
-            float probed[MAX_BLOCK]; /* the sub-block's values per unit of integer p */
-            uint8_t probe[MAX_BLOCK + 64];
-            const int step = raw[p] < hi ? 1 : -1;
-            memcpy(probe, blk, rb->t->type_size);
-            sub_set(type, probe, j, p, raw[p] + step);
-            nm_dequantize_row(type, probe, probed, bs);
-            for (int i = 0; i < len; i++)
-                u->k[p][i] = (probed[j * len + i] - cur[j * len + i]) * (float)step;
+        stale = stale || !units[j].valid;
+        for (int p = 0; p < np; p++)
+            raw[j][p] = sub_get(type, blk, j, p);
+    }
+    float cur[MAX_BLOCK];
+    nm_dequantize_row(type, blk, cur, bs);
+    for (int p = 0; p < np && stale; p++) {
+        float probed[MAX_BLOCK]; /* each sub-block's values with integer p one step on */
+        uint8_t probe[MAX_BLOCK + 64];
+        memcpy(probe, blk, rb->t->type_size);
+        for (int j = 0; j < ns; j++)
+            sub_set(type, probe, j, p, raw[j][p] + (raw[j][p] < hi ? 1 : -1));
+        nm_dequantize_row(type, probe, probed, bs);
+        for (int j = 0; j < ns; j++) {
+            const float step = raw[j][p] < hi ? 1.0f : -1.0f;
+            if (!units[j].valid)
+                for (int i = 0; i < len; i++)
+                    units[j].k[p][i] = (probed[j * len + i] - cur[j * len + i]) * step;
         }
+    }
+    for (int j = 0; j < ns; j++) {
+        refine_unit *u = &units[j];
+        double b[2], s[2];
         if (!refine_solve(rb, j * len, len, np, u, b, s))
             continue;
         const double (*a)[2] = (const double (*)[2])u->a;
-        int base[2] = {0, 0}, best[2] = {raw[0], raw[1]};
+        int base[2] = {0, 0}, best[2] = {raw[j][0], raw[j][1]};
         for (int p = 0; p < np; p++)
             base[p] = (int)lround(fmax(fmin(s[p], 1e6), -1e6));
         double best_cost = 0;
@@ -1366,42 +1408,45 @@ static int refine_subscales(const refine_blk *rb, uint8_t *blk) {
                 const double ds[2] = {base[0] + o0, np == 2 ? base[1] + o1 : 0};
                 bool in = true;
                 for (int p = 0; p < np; p++)
-                    in = in && raw[p] + ds[p] >= lo && raw[p] + ds[p] <= hi;
+                    in = in && raw[j][p] + ds[p] >= lo && raw[j][p] + ds[p] <= hi;
                 const double cost = in ? refine_cost(np, a, b, ds) : 0;
                 if (cost < best_cost) {
                     best_cost = cost;
-                    best[0] = raw[0] + (int)ds[0], best[1] = raw[1] + (int)ds[1];
+                    best[0] = raw[j][0] + (int)ds[0], best[1] = raw[j][1] + (int)ds[1];
                 }
             }
-        if (best[0] == raw[0] && best[1] == raw[1])
+        if (best[0] == raw[j][0] && best[1] == raw[j][1])
             continue;
-        if (!have_cur)
-            nm_dequantize_row(type, blk, cur, bs);
         for (int p = 0; p < np; p++)
             sub_set(type, blk, j, p, best[p]);
         refine_commit(rb, blk, cur, j * len, len);
-        nm_dequantize_row(type, blk, cur, bs); /* for the next sub-blocks */
-        have_cur = true;
         moved++;
     }
     return moved;
 }
 
 enum { REFINE_PASSES = 8 };
+enum { REFINE_PANEL = 256 }; /* a multiple of 8, so every element is updated as in one nm_daxpy */
+
 
 /* Refines rows (R blocks rows, δ delta and grad = (H + D)δ, R x n each) in passes over the blocks
  * until a pass moves nothing: every row's moves in one block, each updating grad on the block's
  * own columns at once, then the rest of grad from the moved elements' rows of H + D (the rows of
  * a task share them in cache). ndv, keep: R x bs scratch. Returns -1 when out of memory. */
 static int refine_rows(uint32_t type, uint8_t *rows, size_t row_size, const float *src, int64_t R, int64_t n,
-                       const double *h, double *delta, double *grad, const bool *ok, double *ndv, double *keep) {
+                       const double *h, int64_t ldh, double *delta, double *grad, const bool *ok, double *ndv,
+                       double *keep) {
     const ggml_type_info *t = ggml_type_get(type);
     const int bs = (int)t->block_size;
     int len, np, lo, hi;
     const int ulen = sub_scales(type, &len, &np, &lo, &hi) ? len : bs;
     refine_unit *units = calloc((size_t)(R * (n / ulen)), sizeof *units);
-    if (!units)
+    int *moved_at = malloc((size_t)(R * bs) * sizeof *moved_at), *moved_n = malloc((size_t)R * sizeof *moved_n);
+    const double *rows_at[MAX_BLOCK];
+    if (!units || !moved_at || !moved_n) {
+        free(units); free(moved_at); free(moved_n);
         return -1;
+    }
     for (int pass = 0; pass < REFINE_PASSES; pass++) {
         int64_t moved = 0;
         for (int64_t b0 = 0; b0 < n; b0 += bs) {
@@ -1410,8 +1455,8 @@ static int refine_rows(uint32_t type, uint8_t *rows, size_t row_size, const floa
             for (int64_t r = 0; r < R; r++) {
                 if (!ok[r])
                     continue;
-                const refine_blk rb = {type,         t,           bs,           h,    n, b0, delta + r * n,
-                                       grad + r * n, ndv + r * bs, units + r * (n / ulen), ulen};
+                const refine_blk rb = {type,          t,           bs, h, ldh, n, b0, delta + r * n, grad + r * n,
+                                       ndv + r * bs, units + r * (n / ulen), ulen};
                 uint8_t *blk = rows + (size_t)r * row_size + (size_t)(b0 / bs) * t->type_size;
                 block_moved += refine_levels(&rb, blk, src + r * n);
                 if (bs <= 32) /* see refine_scales */
@@ -1423,17 +1468,31 @@ static int refine_rows(uint32_t type, uint8_t *rows, size_t row_size, const floa
             moved += block_moved;
             for (int64_t r = 0; r < R; r++) /* the block's own columns are current already */
                 memcpy(keep + r * bs, grad + r * n + b0, (size_t)bs * sizeof *keep);
-            for (int64_t r = 0; r < R; r++) /* moves are few (3% of the levels in a first pass) */
+            /* moves are few (13% of the values change in a first pass, from 3% of the levels
+             * and the scales): one row of H + D for each, in panels of columns that keep the
+             * block's rows of it in cache across the rows */
+            for (int64_t r = 0; r < R; r++) {
+                int k = 0;
                 for (int i = 0; i < bs; i++)
                     if (ndv[r * bs + i] != 0)
-                        nm_daxpy(n, ndv[r * bs + i], h + (b0 + i) * n, grad + r * n);
+                        ndv[r * bs + k] = ndv[r * bs + i], moved_at[r * bs + k++] = i;
+                moved_n[r] = k;
+            }
+            for (int64_t c0 = 0; c0 < n; c0 += REFINE_PANEL) {
+                const int64_t nc = n - c0 < REFINE_PANEL ? n - c0 : REFINE_PANEL;
+                for (int64_t r = 0; r < R; r++) {
+                    for (int k = 0; k < moved_n[r]; k++)
+                        rows_at[k] = h + (b0 + moved_at[r * bs + k]) * ldh + c0;
+                    nm_daxpy_many(nc, moved_n[r], ndv + r * bs, rows_at, grad + r * n + c0);
+                }
+            }
             for (int64_t r = 0; r < R; r++)
                 memcpy(grad + r * n + b0, keep + r * bs, (size_t)bs * sizeof *keep);
         }
         if (!moved)
             break;
     }
-    free(units);
+    free(units); free(moved_at); free(moved_n);
     return 0;
 }
 
@@ -1455,7 +1514,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
     size_t row_size;
     if (ggml_row_size(type, (uint64_t)n_per_row, &row_size) != 0)
         return nm_fail(err, "row too large");
-    const int64_t n = n_per_row, R = nrows;
+    const int64_t n = n_per_row, R = nrows, ld = g->ld;
     const double *v = g->v;
     /* acc: R x GPTQ_COLS for the feedback, then R x bs twice for the refinement's scratch */
     double *delta = malloc((size_t)(R * n) * sizeof *delta), *acc = malloc((size_t)(2 * R * GPTQ_COLS) * sizeof *acc);
@@ -1477,7 +1536,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
         const int64_t c1 = n - c0 < GPTQ_COLS ? n : c0 + GPTQ_COLS, nc = c1 - c0;
         memset(acc, 0, (size_t)(R * nc) * sizeof *acc);
         if (c0 > 0) /* acc[r][j] = Σ_{k<c0} δ[r][k] V[k][c0+j] */
-            nm_gemm_acc(acc, nc, delta, n, v + c0, n, R, c0, nc, false);
+            nm_gemm_acc(acc, nc, delta, n, v + c0, ld, R, c0, nc, false);
         for (int64_t b0 = c0; b0 < c1; b0 += bs) {
             for (int64_t r = 0; r < R; r++) {
                 if (!ok[r])
@@ -1488,7 +1547,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
                 uint8_t seed[MAX_BLOCK + 64];
                 uint8_t *blk = rows + (size_t)r * row_size + (size_t)(b0 / bs) * t->type_size;
                 for (int i = 0; i < bs; i++)
-                    xb[i] = (float)(x[b0 + i] + ar[b0 - c0 + i] / v[(b0 + i) * n + b0 + i]);
+                    xb[i] = (float)(x[b0 + i] + ar[b0 - c0 + i] / v[(b0 + i) * ld + b0 + i]);
                 nm_error e2;
                 if (nm_quantize_rows(type, xb, seed, 1, bs, NULL, &e2) != 0) {
                     ok[r] = false;
@@ -1500,7 +1559,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
                     grid_of(type, blk, v0, v1);
                 for (int i = 0; i < bs; i++) {
                     const int64_t c = b0 + i;
-                    const double vcc = v[c * n + c], wv = x[c] + ar[c - c0] / vcc;
+                    const double vcc = v[c * ld + c], wv = x[c] + ar[c - c0] / vcc;
                     const double qv = grid_round(type, blk, i, wv, v0, v1, lo, hi);
                     if (nl)
                         v0[i] = v1[i] = (float)qv; /* for the finiteness check below */
@@ -1508,7 +1567,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
                     dr[c] = x[c] - qv;
                     e_new[r] += e * e - g->damp[c] * dr[c] * dr[c]; /* the cost under H itself */
                     if (c + 1 < c1)
-                        nm_daxpy(c1 - c - 1, dr[c], v + c * n + c + 1, ar + (c + 1 - c0));
+                        nm_daxpy(c1 - c - 1, dr[c], v + c * ld + c + 1, ar + (c + 1 - c0));
                 }
                 for (int i = 0; i < bs; i++)
                     ok[r] = ok[r] && isfinite(v0[i]) && isfinite(v1[i]);
@@ -1516,8 +1575,8 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
         }
     }
     if (g->refine) {
-        nm_gemm_acc(proj, n, delta, n, g->h, n, R, n, n, false); /* grad = (H + D)δ per row */
-        if (refine_rows(type, rows, row_size, src, R, n, g->h, delta, proj, ok, acc, acc + R * bs) != 0) {
+        nm_gemm_acc(proj, n, delta, n, g->h, g->ld, R, n, n, false); /* grad = (H + D)δ per row */
+        if (refine_rows(type, rows, row_size, src, R, n, g->h, g->ld, delta, proj, ok, acc, acc + R * bs) != 0) {
             rc = nm_fail(err, "out of memory");
             goto done;
         }
@@ -1536,7 +1595,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
         for (int64_t i = 0; i < n; i++)
             delta[r * n + i] = (double)src[r * n + i] - deq[i];
     }
-    nm_gemm_acc(proj, n, delta, n, v, n, R, n, n, true);
+    nm_gemm_acc(proj, n, delta, n, v, ld, R, n, n, true);
     for (int64_t r = 0; r < R; r++) {
         double e_old = 0;
         for (int64_t i = 0; i < n; i++)

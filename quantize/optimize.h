@@ -32,6 +32,9 @@ int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, 
  * where its (w - q)ᵀ h (w - q) is smaller than llama.cpp's block's (nm_quantize_rows). */
 typedef struct qo_gptq {
     int64_t n;
+    int64_t ld;   /* the distance between rows of v and h: n and 8 more, since rows 2^k bytes
+                   * apart share the caches' sets, and the products and the refinement read up to
+                   * 256 rows at once */
     double *v;    /* n x n, zero below the diagonal; NULL: no feedback */
     double *damp; /* D's diagonal */
     double *h;    /* H + D, both triangles */

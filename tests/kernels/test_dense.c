@@ -1,7 +1,8 @@
 /* The dense kernels (kernels/dense.h) against plain triple loops in long double: the symmetric
  * rank-k update from floats and doubles (sizes not a multiple of the tiles, token counts across
  * the 128-token blocks, both signs, the lower triangle untouched), the general product with and
- * without the upper-triangular skip, daxpy, and the Cholesky factor (Rᵀ R rebuilds the matrix;
+ * without the upper-triangular skip, daxpy (one term, several terms at once: the same bits as one
+ * at a time; and the unfused subtraction, the same bits as plain C on every path), and the Cholesky factor (Rᵀ R rebuilds the matrix;
  * indefinite matrices are refused). Each with the portable code, the AVX2 code and the best the
  * CPU has, on one thread and on a pool, whose results must be the same bits. */
 #include <math.h>
@@ -119,6 +120,45 @@ static void test_gemm(void **state) {
     nm_dense_limit(NM_DENSE_BEST);
 }
 
+static void test_daxpy_many(void **state) {
+    (void)state;
+    const int64_t ns[] = {0, 1, 7, 8, 31, 32, 33, 75, 256};
+    enum { K = 6, N = 256 };
+    static double x[K][N], y0[N], y1[N], y2[N];
+    const double *xs[K] = {x[0], x[1], x[2], x[3], x[4], x[5]};
+    double s[K];
+    for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
+        nm_dense_limit((nm_dense_isa)isa);
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+            for (int k = 0; k <= K; k++) {
+                const int64_t n = ns[ni];
+                for (int t = 0; t < K; t++) {
+                    s[t] = t == 2 ? 0.0 : drand() * 3; /* a zero term changes nothing */
+                    for (int64_t i = 0; i < N; i++)
+                        x[t][i] = drand();
+                }
+                for (int64_t i = 0; i < N; i++)
+                    y0[i] = y1[i] = y2[i] = drand();
+                for (int t = 0; t < k; t++)
+                    nm_daxpy(n, s[t], xs[t], y0);
+                nm_daxpy_many(n, k, s, xs, y1);
+                if (memcmp(y0, y1, sizeof y0) != 0)
+                    fail_msg("isa %d: daxpy_many(n %lld, k %d) differs from k daxpys", isa, (long long)n, k);
+                long double want[N];
+                for (int64_t i = 0; i < N; i++) { /* the unfused subtraction: plain C's bits */
+                    const double p = s[0] * x[0][i];
+                    want[i] = i < n ? y2[i] - p : y2[i];
+                }
+                nm_dsub_scaled(n, s[0], x[0], y2);
+                for (int64_t i = 0; i < N; i++)
+                    if (y2[i] != (double)want[i])
+                        fail_msg("isa %d: dsub_scaled(n %lld) element %lld is %.17g, want %.17Lg", isa, (long long)n,
+                                 (long long)i, y2[i], want[i]);
+            }
+    }
+    nm_dense_limit(NM_DENSE_BEST);
+}
+
 static void test_cholesky(void **state) {
     (void)state;
     const int64_t ns[] = {1, 2, 7, 64, 129, 300};
@@ -163,6 +203,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_syrk),
         cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_daxpy_many),
         cmocka_unit_test(test_cholesky),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
