@@ -1060,8 +1060,8 @@ int qo_gptq_prepare(qo_gptq *g, double *h, int64_t n, nm_pool *pool) {
         qo_gptq_free(g);
         return 1;
     }
-    g->ld = n + 8;
-    if (!(g->damp = malloc((size_t)n * sizeof *g->damp)) || !(g->h = malloc((size_t)(n * g->ld) * sizeof *g->h))) {
+    g->ldh = n + 8;
+    if (!(g->damp = malloc((size_t)n * sizeof *g->damp)) || !(g->h = malloc((size_t)(n * g->ldh) * sizeof *g->h))) {
         qo_gptq_free(g);
         return -1;
     }
@@ -1075,7 +1075,7 @@ int qo_gptq_prepare(qo_gptq *g, double *h, int64_t n, nm_pool *pool) {
     }
     for (int64_t i = 0; i < n; i++) /* H + D in full for the refinement */
         for (int64_t j = i; j < n; j++)
-            g->h[i * g->ld + j] = g->h[j * g->ld + i] = h[i * n + j];
+            g->h[i * g->ldh + j] = g->h[j * g->ldh + i] = h[i * n + j];
     swap_pairs(h, n, false); /* P (H + D) P */
     const int rc = nm_cholesky_upper(h, n, pool);
     if (rc != 0) {
@@ -1083,16 +1083,8 @@ int qo_gptq_prepare(qo_gptq *g, double *h, int64_t n, nm_pool *pool) {
         return rc;
     }
     swap_pairs(h, n, true); /* V[i][j] = R[n-1-j][n-1-i]: R's upper triangle becomes V's */
-    double *v = realloc(h, (size_t)(n * g->ld) * sizeof *v);
-    if (!v) {
-        qo_gptq_free(g);
-        return -1;
-    }
-    g->v = v;
-    for (int64_t i = n - 1; i >= 0; i--) { /* rows ld apart, last first so none is overwritten */
-        memmove(v + i * g->ld, v + i * n, (size_t)n * sizeof *v);
-        memset(v + i * g->ld, 0, (size_t)i * sizeof *v);
-    }
+    for (int64_t i = 0; i < n; i++)
+        memset(h + i * n, 0, (size_t)i * sizeof *h);
     return 0;
 }
 
@@ -1514,7 +1506,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
     size_t row_size;
     if (ggml_row_size(type, (uint64_t)n_per_row, &row_size) != 0)
         return nm_fail(err, "row too large");
-    const int64_t n = n_per_row, R = nrows, ld = g->ld;
+    const int64_t n = n_per_row, R = nrows;
     const double *v = g->v;
     /* acc: R x GPTQ_COLS for the feedback, then R x bs twice for the refinement's scratch */
     double *delta = malloc((size_t)(R * n) * sizeof *delta), *acc = malloc((size_t)(2 * R * GPTQ_COLS) * sizeof *acc);
@@ -1536,7 +1528,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
         const int64_t c1 = n - c0 < GPTQ_COLS ? n : c0 + GPTQ_COLS, nc = c1 - c0;
         memset(acc, 0, (size_t)(R * nc) * sizeof *acc);
         if (c0 > 0) /* acc[r][j] = Σ_{k<c0} δ[r][k] V[k][c0+j] */
-            nm_gemm_acc(acc, nc, delta, n, v + c0, ld, R, c0, nc, false);
+            nm_gemm_acc(acc, nc, delta, n, v + c0, n, R, c0, nc, false);
         for (int64_t b0 = c0; b0 < c1; b0 += bs) {
             for (int64_t r = 0; r < R; r++) {
                 if (!ok[r])
@@ -1547,7 +1539,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
                 uint8_t seed[MAX_BLOCK + 64];
                 uint8_t *blk = rows + (size_t)r * row_size + (size_t)(b0 / bs) * t->type_size;
                 for (int i = 0; i < bs; i++)
-                    xb[i] = (float)(x[b0 + i] + ar[b0 - c0 + i] / v[(b0 + i) * ld + b0 + i]);
+                    xb[i] = (float)(x[b0 + i] + ar[b0 - c0 + i] / v[(b0 + i) * n + b0 + i]);
                 nm_error e2;
                 if (nm_quantize_rows(type, xb, seed, 1, bs, NULL, &e2) != 0) {
                     ok[r] = false;
@@ -1559,7 +1551,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
                     grid_of(type, blk, v0, v1);
                 for (int i = 0; i < bs; i++) {
                     const int64_t c = b0 + i;
-                    const double vcc = v[c * ld + c], wv = x[c] + ar[c - c0] / vcc;
+                    const double vcc = v[c * n + c], wv = x[c] + ar[c - c0] / vcc;
                     const double qv = grid_round(type, blk, i, wv, v0, v1, lo, hi);
                     if (nl)
                         v0[i] = v1[i] = (float)qv; /* for the finiteness check below */
@@ -1567,7 +1559,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
                     dr[c] = x[c] - qv;
                     e_new[r] += e * e - g->damp[c] * dr[c] * dr[c]; /* the cost under H itself */
                     if (c + 1 < c1)
-                        nm_daxpy(c1 - c - 1, dr[c], v + c * ld + c + 1, ar + (c + 1 - c0));
+                        nm_daxpy(c1 - c - 1, dr[c], v + c * n + c + 1, ar + (c + 1 - c0));
                 }
                 for (int i = 0; i < bs; i++)
                     ok[r] = ok[r] && isfinite(v0[i]) && isfinite(v1[i]);
@@ -1575,8 +1567,8 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
         }
     }
     if (g->refine) {
-        nm_gemm_acc(proj, n, delta, n, g->h, g->ld, R, n, n, false); /* grad = (H + D)δ per row */
-        if (refine_rows(type, rows, row_size, src, R, n, g->h, g->ld, delta, proj, ok, acc, acc + R * bs) != 0) {
+        nm_gemm_acc(proj, n, delta, n, g->h, g->ldh, R, n, n, false); /* grad = (H + D)δ per row */
+        if (refine_rows(type, rows, row_size, src, R, n, g->h, g->ldh, delta, proj, ok, acc, acc + R * bs) != 0) {
             rc = nm_fail(err, "out of memory");
             goto done;
         }
@@ -1595,7 +1587,7 @@ int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nr
         for (int64_t i = 0; i < n; i++)
             delta[r * n + i] = (double)src[r * n + i] - deq[i];
     }
-    nm_gemm_acc(proj, n, delta, n, v, ld, R, n, n, true);
+    nm_gemm_acc(proj, n, delta, n, v, n, R, n, n, true);
     for (int64_t r = 0; r < R; r++) {
         double e_old = 0;
         for (int64_t i = 0; i < n; i++)

@@ -32,12 +32,11 @@ int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, 
  * where its (w - q)ᵀ h (w - q) is smaller than llama.cpp's block's (nm_quantize_rows). */
 typedef struct qo_gptq {
     int64_t n;
-    int64_t ld;   /* the distance between rows of v and h: n and 8 more, since rows 2^k bytes
-                   * apart share the caches' sets, and the products and the refinement read up to
-                   * 256 rows at once */
     double *v;    /* n x n, zero below the diagonal; NULL: no feedback */
     double *damp; /* D's diagonal */
-    double *h;    /* H + D, both triangles */
+    double *h;    /* H + D, both triangles, rows ldh apart */
+    int64_t ldh;  /* n and 8 more: rows 2^k bytes apart share the caches' sets, and the
+                   * refinement reads up to 256 of them at once */
     bool refine;  /* coordinate descent after the feedback (qo_gptq_prepare sets it) */
 } qo_gptq;
 int qo_gptq_prepare(qo_gptq *g, double *h, int64_t n, nm_pool *pool);

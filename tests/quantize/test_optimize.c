@@ -148,9 +148,9 @@ static void gptq_rows_beat_searched_rows(void **state) {
         for (int j = 0; j < N; j++) {
             double s = 0;
             for (int k = 0; k < N; k++)
-                s += G.v[i * G.ld + k] * G.v[j * G.ld + k];
+                s += G.v[i * N + k] * G.v[j * N + k];
             if (j < i)
-                assert_true(G.v[i * G.ld + j] == 0);
+                assert_true(G.v[i * N + j] == 0);
             assert_true(fabs(s - H[i * N + j] - (i == j ? G.damp[i] : 0)) <= 1e-9 * (1 + fabs(H[i * N + j])));
         }
     float *x = malloc(ROWS * N * sizeof *x), *deq = malloc(N * sizeof *deq);
