@@ -415,9 +415,11 @@ static int write_converted(run_state *rs, const gguf_tensor_info *in, const qt_t
     if (optimize && gptq && in->ne[2] == 1 && qo_supported(t->new_type))
         j.gptq = gptq;
     j.rows_per_task = TASK_ELEMENTS / j.ne0 > 0 ? TASK_ELEMENTS / j.ne0 : 1;
-    if (j.gptq) { /* rows that share each pass over the factor and H, as many as keep every thread busy */
+    if (j.gptq) { /* rows that share each pass over the factor and H: as many as keep every thread busy */
         const int64_t share = nrows / nm_pool_threads(rs->pool);
-        j.rows_per_task = share < GPTQ_TASK_ROWS_MIN ? GPTQ_TASK_ROWS_MIN : share > GPTQ_TASK_ROWS ? GPTQ_TASK_ROWS : share;
+        j.rows_per_task = share < GPTQ_TASK_ROWS_MIN ? GPTQ_TASK_ROWS_MIN
+                          : share > GPTQ_TASK_ROWS   ? GPTQ_TASK_ROWS
+                                                     : share;
     }
     int64_t batch_rows = (int64_t)(BATCH_OUT_BYTES / j.out_row);
     int64_t min_batch = j.rows_per_task * nm_pool_threads(rs->pool);

@@ -524,7 +524,7 @@ static void opt_qk(const float *x, const float *w, const uint8_t *seed, uint8_t 
             }
         }
     }
-    kblock best;
+    kblock best = start[first];
     double best_e = DBL_MAX;
     for (int s = first; s < (quick ? first + 1 : ns); s++) {
         const double cur = k_descend(x, w, &start[s], nmax);

@@ -1,10 +1,11 @@
 /* The dense kernels (kernels/dense.h) against plain triple loops in long double: the symmetric
  * rank-k update from floats and doubles (sizes not a multiple of the tiles, token counts across
  * the 128-token blocks, both signs, the lower triangle untouched), the general product with and
- * without the upper-triangular skip, daxpy (one term, several terms at once: the same bits as one
- * at a time; and the unfused subtraction, the same bits as plain C on every path), and the Cholesky factor (Rᵀ R rebuilds the matrix;
- * indefinite matrices are refused). Each with the portable code, the AVX2 code and the best the
- * CPU has, on one thread and on a pool, whose results must be the same bits. */
+ * without the upper-triangular skip, daxpy (one term; several at once, which must give the same
+ * bits as one at a time; the unfused subtraction, which must give plain C's bits on every path),
+ * and the Cholesky factor (Rᵀ R rebuilds the matrix; indefinite matrices are refused). Each with
+ * the portable code, the AVX2 code and the best the CPU has, on one thread and on a pool, whose
+ * results must be the same bits. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
