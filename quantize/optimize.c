@@ -854,15 +854,16 @@ static void opt_q5_k_quick(const float *x, const float *w, const uint8_t *seed, 
     opt_qk(x, w, seed, y, 31, true);
 }
 
-static opt_block_fn block_fn(uint32_t type) {
+/* quick: the search for the error feedback, whose refinement follows (see opt_qk). */
+static opt_block_fn block_fn(uint32_t type, bool quick) {
     switch (type) {
     case GGML_TYPE_Q4_0: return opt_q4_0;
     case GGML_TYPE_Q4_1: return opt_q4_1;
     case GGML_TYPE_Q5_0: return opt_q5_0;
     case GGML_TYPE_Q5_1: return opt_q5_1;
     case GGML_TYPE_Q8_0: return opt_q8_0;
-    case GGML_TYPE_Q4_K: return opt_q4_k;
-    case GGML_TYPE_Q5_K: return opt_q5_k;
+    case GGML_TYPE_Q4_K: return quick ? opt_q4_k_quick : opt_q4_k;
+    case GGML_TYPE_Q5_K: return quick ? opt_q5_k_quick : opt_q5_k;
     case GGML_TYPE_Q6_K: return opt_q6_k;
     case GGML_TYPE_Q3_K: return opt_q3_k;
     case GGML_TYPE_IQ4_XS: return opt_iq4_xs;
@@ -870,7 +871,7 @@ static opt_block_fn block_fn(uint32_t type) {
     }
 }
 
-bool qo_supported(uint32_t type) { return block_fn(type) != NULL; }
+bool qo_supported(uint32_t type) { return block_fn(type, false) != NULL; }
 
 static double block_error(uint32_t type, const float *x, const float *w, const uint8_t *blk, int n) {
     float q[MAX_BLOCK];
@@ -936,7 +937,7 @@ int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, 
     /* llama.cpp's blocks first: they validate the input and are the ones to beat */
     if (nm_quantize_rows(type, src, dst, nrows, n_per_row, imatrix, err) != 0)
         return -1;
-    opt_block_fn fn = block_fn(type);
+    opt_block_fn fn = block_fn(type, false);
     if (!fn)
         return imatrix || !weights ? 0 : rows_weighted_alternative(type, src, dst, nrows, n_per_row, weights, err);
     const ggml_type_info *t = ggml_type_get(type);
@@ -1398,8 +1399,9 @@ static int refine_subscales(const refine_blk *rb, uint8_t *blk) {
         for (int p = 0; p < np; p++)
             raw[j][p] = sub_get(type, blk, j, p);
     }
-    float cur[MAX_BLOCK];
-    nm_dequantize_row(type, blk, cur, bs);
+    float cur[MAX_BLOCK]; /* read only when a probe or a move needs it */
+    if (stale)
+        nm_dequantize_row(type, blk, cur, bs);
     for (int p = 0; p < np && stale; p++) {
         float probed[MAX_BLOCK]; /* each sub-block's values with integer p one step on */
         uint8_t probe[MAX_BLOCK + 64];
@@ -1438,6 +1440,8 @@ static int refine_subscales(const refine_blk *rb, uint8_t *blk) {
             }
         if (best[0] == raw[j][0] && best[1] == raw[j][1])
             continue;
+        if (!stale && !moved) /* the values before any move */
+            nm_dequantize_row(type, blk, cur, bs);
         for (int p = 0; p < np; p++)
             sub_set(type, blk, j, p, best[p]);
         refine_commit(rb, blk, cur, j * len, len);
@@ -1454,7 +1458,6 @@ static int refine_subscales(const refine_blk *rb, uint8_t *blk) {
  * moved Q4_K_M's ratio from 0.799 to 0.817; differences of 0.01 between variants are noise. */
 enum { REFINE_PASSES = 5 };
 enum { REFINE_PANEL = 256 }; /* a multiple of 8, so every element is updated as in one nm_daxpy */
-
 
 /* Refines rows (R blocks rows, δ delta and grad = (H + D)δ, R x n each) in passes over the blocks
  * until a pass moves nothing: every row's moves in one block, each updating grad on the block's
@@ -1529,11 +1532,7 @@ static int refine_rows(uint32_t type, uint8_t *rows, size_t row_size, const floa
  * product per GPTQ_COLS columns (nm_gemm_acc) plus running updates inside them. */
 int qo_quantize_rows_gptq(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
                           const float *imatrix, const float *weights, const qo_gptq *g, nm_error *err) {
-    opt_block_fn fn = block_fn(type);
-    if (g && g->refine && type == GGML_TYPE_Q4_K) /* see opt_qk */
-        fn = opt_q4_k_quick;
-    else if (g && g->refine && type == GGML_TYPE_Q5_K)
-        fn = opt_q5_k_quick;
+    opt_block_fn fn = block_fn(type, g && g->refine);
     if (!fn || !g || !g->v || g->n != n_per_row || nrows < 1)
         return qo_quantize_rows(type, src, dst, nrows, n_per_row, imatrix, weights, err);
     /* llama.cpp's blocks first: the fallback for any row GPTQ does not improve (searching them as
