@@ -20,6 +20,7 @@ void nm_dense_tile_avx512(int64_t n_t, int rows, const double *a, ptrdiff_t sat,
                           ptrdiff_t ldb, double acc[64]);
 void nm_daxpy_avx2(int64_t n, double s, const double *x, double *y);
 void nm_daxpy_many_avx2(int64_t n, int k, const double *s, const double *const *x, double *y);
+void nm_daxpy_many_avx512(int64_t n, int k, const double *s, const double *const *x, double *y);
 void nm_dsub_scaled_avx2(int64_t n, double s, const double *x, double *y);
 
 static void tile_ref(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
@@ -76,6 +77,10 @@ void nm_daxpy(int64_t n, double s, const double *x, double *y) {
 
 void nm_daxpy_many(int64_t n, int k, const double *s, const double *const *x, double *y) {
 #if defined(__x86_64__)
+    if (use_avx2() && atomic_load(&isa_cap) >= NM_DENSE_BEST && nm_cpu()->avx512f) {
+        nm_daxpy_many_avx512(n, k, s, x, y);
+        return;
+    }
     if (use_avx2()) {
         nm_daxpy_many_avx2(n, k, s, x, y);
         return;
@@ -185,6 +190,17 @@ int nm_syrk_upper_f64(double *c, int64_t ldc, const double *x, int64_t ldx, int6
 
 enum { GEMM_K_BLOCK = 256 }; /* terms per pass: a 8-column strip of b is then 16 KiB, in L1 */
 
+/* The products pass over all of c once per block of terms, eight rows of it per tile, and
+ * nm_gemm_acc gathers its strips from rows of b pages apart: both miss the caches in patterns
+ * the hardware does not prefetch (on the calibrated TinyLlama-shaped Q4_K_M, half of
+ * nm_gemm_acc's own samples were on its loads of c). So each tile first asks for the rows of c
+ * the next tile adds to, and for its share of the next strip's rows of b. Prefetches only:
+ * nothing computed changes. */
+static inline void prefetch_c(const double *c, int64_t ldc, int64_t r0, int64_t n_r, int64_t j) {
+    for (int64_t r = r0; r < r0 + 8 && r < n_r; r++)
+        __builtin_prefetch(c + r * ldc + j, 1);
+}
+
 void nm_gemm_acc(double *c, int64_t ldc, const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n_r,
                  int64_t k_len, int64_t m, bool upper_b) {
     const tile_fn tile = get_tile();
@@ -197,8 +213,16 @@ void nm_gemm_acc(double *c, int64_t ldc, const double *a, int64_t lda, const dou
             const int64_t kk = (upper_b && j0 + 8 < k1 ? j0 + 8 : k1) - k0;
             for (int64_t k = 0; k < kk; k++)
                 memcpy(strip + k * 8, b + (k0 + k) * ldb + j0, 8 * sizeof *strip);
+            const int64_t j1 = j0 + 8, kk1 = (upper_b && j1 + 8 < k1 ? j1 + 8 : k1) - k0; /* the next strip */
+            const int64_t share = (kk1 + (n_r + 7) / 8 - 1) / ((n_r + 7) / 8);
             for (int64_t r0 = 0; r0 < n_r; r0 += 8) {
                 const int rows = n_r - r0 < 8 ? (int)(n_r - r0) : 8;
+                for (int64_t k = r0 / 8 * share; j1 < m8 && k < kk1 && k < (r0 / 8 + 1) * share; k++)
+                    __builtin_prefetch(b + (k0 + k) * ldb + j1);
+                if (r0 + 8 < n_r)
+                    prefetch_c(c, ldc, r0 + 8, n_r, j0);
+                else if (j1 < m8)
+                    prefetch_c(c, ldc, 0, n_r, j1);
                 tile(kk, rows, a + r0 * lda + k0, 1, lda, strip, 8, acc);
                 for (int i = 0; i < rows; i++)
                     for (int k = 0; k < 8; k++)
@@ -215,6 +239,44 @@ void nm_gemm_acc(double *c, int64_t ldc, const double *a, int64_t lda, const dou
             c[r * ldc + j0] += s;
         }
     }
+}
+
+/* Strips of bᵀ: strip[k][jj] = b[j0 + jj][k0 + k], gathered from eight rows of b. */
+void nm_gemm_acc_upper_t(double *c, int64_t ldc, const double *a, int64_t lda, const double *b, int64_t ldb,
+                         int64_t n_r, int64_t m) {
+    const tile_fn tile = get_tile();
+    double acc[64];
+    double strip[GEMM_K_BLOCK * 8];
+    const int64_t m8 = m - m % 8;
+    for (int64_t k0 = 0; k0 < m; k0 += GEMM_K_BLOCK) {
+        const int64_t k1 = m - k0 < GEMM_K_BLOCK ? m : k0 + GEMM_K_BLOCK;
+        for (int64_t j0 = 0; j0 < m8 && j0 < k1; j0 += 8) {
+            const int64_t ks = j0 > k0 ? j0 : k0, kk = k1 - ks; /* b[j][k] = 0 for k < j */
+            for (int jj = 0; jj < 8; jj++) {
+                const double *bj = b + (j0 + jj) * ldb + ks;
+                for (int64_t k = 0; k < kk; k++)
+                    strip[k * 8 + jj] = bj[k];
+            }
+            for (int64_t r0 = 0; r0 < n_r; r0 += 8) {
+                const int rows = n_r - r0 < 8 ? (int)(n_r - r0) : 8;
+                if (r0 + 8 < n_r)
+                    prefetch_c(c, ldc, r0 + 8, n_r, j0);
+                else if (j0 + 8 < m8 && j0 + 8 < k1)
+                    prefetch_c(c, ldc, 0, n_r, j0 + 8);
+                tile(kk, rows, a + r0 * lda + ks, 1, lda, strip, 8, acc);
+                for (int i = 0; i < rows; i++)
+                    for (int k = 0; k < 8; k++)
+                        c[(r0 + i) * ldc + j0 + k] += acc[i * 8 + k];
+            }
+        }
+    }
+    for (int64_t j = m8; j < m; j++) /* the rows of b past the last whole eight, one at a time */
+        for (int64_t r = 0; r < n_r; r++) {
+            double s = 0;
+            for (int64_t k = j; k < m; k++)
+                s += a[r * lda + k] * b[j * ldb + k];
+            c[r * ldc + j] += s;
+        }
 }
 
 /* ---- Cholesky ---- */

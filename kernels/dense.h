@@ -36,6 +36,13 @@ int nm_syrk_upper_f64(double *c, int64_t ldc, const double *x, int64_t ldx, int6
 void nm_gemm_acc(double *c, int64_t ldc, const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n_r,
                  int64_t k_len, int64_t m, bool upper_b);
 
+/* c[r][j] += Σ_{j <= k < m} a[r][k] · b[j][k] for r < n_r, j < m: the product with bᵀ, b upper
+ * triangular (m x m; its entries below the diagonal must be zero, as they may be read). Terms in
+ * blocks of 256 k, the block holding j starting at j rounded down to a multiple of 8 (the last
+ * m % 8 columns: one chain from j). Single-threaded. */
+void nm_gemm_acc_upper_t(double *c, int64_t ldc, const double *a, int64_t lda, const double *b, int64_t ldb,
+                         int64_t n_r, int64_t m);
+
 /* y[i] += s · x[i] for i < n. */
 void nm_daxpy(int64_t n, double s, const double *x, double *y);
 

@@ -75,6 +75,41 @@ static void test_syrk(void **state) {
     nm_pool_destroy(pool);
 }
 
+/* The product with an upper triangular bᵀ, across the 256-term blocks and a partial last eight. */
+static void test_gemm_upper_t(void **state) {
+    (void)state;
+    const int64_t rs[] = {1, 5, 8, 19};
+    const int64_t ms[] = {1, 7, 8, 23, 264, 301};
+    for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
+        nm_dense_limit((nm_dense_isa)isa);
+        for (size_t ri = 0; ri < sizeof rs / sizeof rs[0]; ri++)
+            for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+                const int64_t r = rs[ri], m = ms[mi], lda = m + 3, ldb = m + 8, ldc = m + 1;
+                double *a = malloc((size_t)(r * lda) * sizeof *a), *b = malloc((size_t)(m * ldb) * sizeof *b);
+                double *c = malloc((size_t)(r * ldc) * sizeof *c);
+                long double *want = malloc((size_t)(r * ldc) * sizeof *want);
+                for (int64_t i = 0; i < r * lda; i++)
+                    a[i] = drand();
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < ldb; j++)
+                        b[i * ldb + j] = i > j ? 0 : drand();
+                for (int64_t i = 0; i < r * ldc; i++)
+                    want[i] = c[i] = drand();
+                for (int64_t i = 0; i < r; i++)
+                    for (int64_t j = 0; j < m; j++) {
+                        long double s = 0;
+                        for (int64_t k = j; k < m; k++)
+                            s += (long double)a[i * lda + k] * b[j * ldb + k];
+                        want[i * ldc + j] += s;
+                    }
+                nm_gemm_acc_upper_t(c, ldc, a, lda, b, ldb, r, m);
+                check_close(c, want, r * ldc, 1e-13, "gemm (upper bᵀ)");
+                free(a); free(b); free(c); free(want);
+            }
+    }
+    nm_dense_limit(NM_DENSE_BEST);
+}
+
 static void test_gemm(void **state) {
     (void)state;
     const int64_t rs[] = {1, 3, 4, 6, 11, 16, 21};
@@ -123,7 +158,7 @@ static void test_gemm(void **state) {
 
 static void test_daxpy_many(void **state) {
     (void)state;
-    const int64_t ns[] = {0, 1, 7, 8, 31, 32, 33, 75, 256};
+    const int64_t ns[] = {0, 1, 7, 8, 31, 32, 33, 75, 128, 139, 200, 256};
     enum { K = 6, N = 256 };
     static double x[K][N], y0[N], y1[N], y2[N];
     const double *xs[K] = {x[0], x[1], x[2], x[3], x[4], x[5]};
@@ -204,6 +239,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_syrk),
         cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_gemm_upper_t),
         cmocka_unit_test(test_daxpy_many),
         cmocka_unit_test(test_cholesky),
     };
