@@ -33,32 +33,35 @@ static void check_close(const double *got, const long double *want, int64_t n, d
 
 static void test_syrk(void **state) {
     (void)state;
-    const int64_t ms[] = {1, 5, 8, 13, 33, 100};
+    const int64_t ms[] = {1, 5, 8, 13, 24, 33, 100};
     const int64_t ts[] = {1, 7, 128, 129, 300};
     nm_pool *pool = nm_pool_create(3);
     assert_non_null(pool);
-    for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
-        nm_dense_limit((nm_dense_isa)isa);
-        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
-            for (size_t ti = 0; ti < sizeof ts / sizeof ts[0]; ti++)
-                for (int f32 = 0; f32 < 2; f32++) {
-                    const int64_t m = ms[mi], nt = ts[ti], ldx = m + 3, ldc = m + 1;
-                    float *xf = malloc((size_t)(nt * ldx) * sizeof *xf);
-                    double *xd = malloc((size_t)(nt * ldx) * sizeof *xd);
-                    double *c0 = malloc((size_t)(m * ldc) * sizeof *c0), *c1 = malloc((size_t)(m * ldc) * sizeof *c1);
-                    long double *want = malloc((size_t)(m * ldc) * sizeof *want);
-                    for (int64_t i = 0; i < nt * ldx; i++)
-                        xd[i] = xf[i] = (float)drand();
-                    for (int64_t i = 0; i < m * ldc; i++)
-                        want[i] = c0[i] = c1[i] = drand();
-                    const double sign = f32 ? 1.0 : -1.0;
-                    for (int64_t a = 0; a < m; a++)
-                        for (int64_t b = a; b < m; b++) {
-                            long double s = 0;
-                            for (int64_t t = 0; t < nt; t++)
-                                s += (long double)xd[t * ldx + a] * xd[t * ldx + b];
-                            want[a * ldc + b] += sign * s;
-                        }
+    for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
+        for (size_t ti = 0; ti < sizeof ts / sizeof ts[0]; ti++)
+            for (int f32 = 0; f32 < 2; f32++) {
+                const int64_t m = ms[mi], nt = ts[ti], ldx = m + 3, ldc = m + 1;
+                const size_t bytes = (size_t)(m * ldc) * sizeof(double);
+                float *xf = malloc((size_t)(nt * ldx) * sizeof *xf);
+                double *xd = malloc((size_t)(nt * ldx) * sizeof *xd), *start = malloc(bytes);
+                double *c0 = malloc(bytes), *c1 = malloc(bytes), *avx2 = malloc(bytes);
+                long double *want = malloc((size_t)(m * ldc) * sizeof *want);
+                for (int64_t i = 0; i < nt * ldx; i++)
+                    xd[i] = xf[i] = (float)drand();
+                for (int64_t i = 0; i < m * ldc; i++)
+                    want[i] = start[i] = drand();
+                const double sign = f32 ? 1.0 : -1.0;
+                for (int64_t a = 0; a < m; a++)
+                    for (int64_t b = a; b < m; b++) {
+                        long double s = 0;
+                        for (int64_t t = 0; t < nt; t++)
+                            s += (long double)xd[t * ldx + a] * xd[t * ldx + b];
+                        want[a * ldc + b] += sign * s;
+                    }
+                for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
+                    nm_dense_limit((nm_dense_isa)isa);
+                    memcpy(c0, start, bytes);
+                    memcpy(c1, start, bytes);
                     if (f32) {
                         assert_int_equal(nm_syrk_upper_f32(c0, ldc, xf, ldx, nt, m, sign, NULL), 0);
                         assert_int_equal(nm_syrk_upper_f32(c1, ldc, xf, ldx, nt, m, sign, pool), 0);
@@ -67,82 +70,111 @@ static void test_syrk(void **state) {
                         assert_int_equal(nm_syrk_upper_f64(c1, ldc, xd, ldx, nt, m, sign, pool), 0);
                     }
                     check_close(c0, want, m * ldc, 1e-13, "syrk");
-                    assert_memory_equal(c0, c1, (size_t)(m * ldc) * sizeof *c0); /* the pool changes nothing */
-                    free(xf); free(xd); free(c0); free(c1); free(want);
+                    assert_memory_equal(c0, c1, bytes); /* the pool changes nothing */
+                    if (isa == NM_DENSE_AVX2)
+                        memcpy(avx2, c0, bytes);
+                    else if (isa == NM_DENSE_BEST) /* AVX-512's 16-column tiles: AVX2's bits */
+                        assert_memory_equal(c0, avx2, bytes);
                 }
-    }
+                free(xf); free(xd); free(start); free(c0); free(c1); free(avx2); free(want);
+            }
     nm_dense_limit(NM_DENSE_BEST);
     nm_pool_destroy(pool);
+}
+
+/* Runs the product on each code path from the same c; each within tol of want, and the AVX2 and
+ * AVX-512 paths (both fused, the latter 16 columns a tile) bit for bit the same. */
+typedef struct gemm_case {
+    const double *a, *b;
+    int64_t lda, ldb, ldc, r, k, m;
+    bool upper, transposed;
+} gemm_case;
+
+static void check_paths(const gemm_case *g, const double *c0, const long double *want, const char *what) {
+    const size_t bytes = (size_t)(g->r * g->ldc) * sizeof(double);
+    double *c[NM_DENSE_BEST + 1];
+    for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
+        nm_dense_limit((nm_dense_isa)isa);
+        c[isa] = malloc(bytes);
+        memcpy(c[isa], c0, bytes);
+        if (g->transposed)
+            nm_gemm_acc_upper_t(c[isa], g->ldc, g->a, g->lda, g->b, g->ldb, g->r, g->m);
+        else
+            nm_gemm_acc(c[isa], g->ldc, g->a, g->lda, g->b, g->ldb, g->r, g->k, g->m, g->upper);
+        check_close(c[isa], want, g->r * g->ldc, 1e-13, what);
+    }
+    if (memcmp(c[NM_DENSE_AVX2], c[NM_DENSE_BEST], bytes) != 0)
+        fail_msg("%s (r %lld, k %lld, m %lld): the AVX-512 path's bits differ from AVX2's", what, (long long)g->r,
+                 (long long)g->k, (long long)g->m);
+    for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++)
+        free(c[isa]);
+    nm_dense_limit(NM_DENSE_BEST);
 }
 
 /* The product with an upper triangular bᵀ, across the 256-term blocks and a partial last eight. */
 static void test_gemm_upper_t(void **state) {
     (void)state;
     const int64_t rs[] = {1, 5, 8, 19};
-    const int64_t ms[] = {1, 7, 8, 23, 264, 301};
-    for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
-        nm_dense_limit((nm_dense_isa)isa);
-        for (size_t ri = 0; ri < sizeof rs / sizeof rs[0]; ri++)
-            for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
-                const int64_t r = rs[ri], m = ms[mi], lda = m + 3, ldb = m + 8, ldc = m + 1;
-                double *a = malloc((size_t)(r * lda) * sizeof *a), *b = malloc((size_t)(m * ldb) * sizeof *b);
-                double *c = malloc((size_t)(r * ldc) * sizeof *c);
-                long double *want = malloc((size_t)(r * ldc) * sizeof *want);
-                for (int64_t i = 0; i < r * lda; i++)
-                    a[i] = drand();
-                for (int64_t i = 0; i < m; i++)
-                    for (int64_t j = 0; j < ldb; j++)
-                        b[i * ldb + j] = i > j ? 0 : drand();
-                for (int64_t i = 0; i < r * ldc; i++)
-                    want[i] = c[i] = drand();
-                for (int64_t i = 0; i < r; i++)
-                    for (int64_t j = 0; j < m; j++) {
-                        long double s = 0;
-                        for (int64_t k = j; k < m; k++)
-                            s += (long double)a[i * lda + k] * b[j * ldb + k];
-                        want[i * ldc + j] += s;
-                    }
-                nm_gemm_acc_upper_t(c, ldc, a, lda, b, ldb, r, m);
-                check_close(c, want, r * ldc, 1e-13, "gemm (upper bᵀ)");
-                free(a); free(b); free(c); free(want);
-            }
-    }
-    nm_dense_limit(NM_DENSE_BEST);
+    const int64_t ms[] = {1, 7, 8, 23, 40, 264, 301};
+    for (size_t ri = 0; ri < sizeof rs / sizeof rs[0]; ri++)
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+            const int64_t r = rs[ri], m = ms[mi], lda = m + 3, ldb = m + 8, ldc = m + 1;
+            double *a = malloc((size_t)(r * lda) * sizeof *a), *b = malloc((size_t)(m * ldb) * sizeof *b);
+            double *c = malloc((size_t)(r * ldc) * sizeof *c);
+            long double *want = malloc((size_t)(r * ldc) * sizeof *want);
+            for (int64_t i = 0; i < r * lda; i++)
+                a[i] = drand();
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < ldb; j++)
+                    b[i * ldb + j] = i > j ? 0 : drand();
+            for (int64_t i = 0; i < r * ldc; i++)
+                want[i] = c[i] = drand();
+            for (int64_t i = 0; i < r; i++)
+                for (int64_t j = 0; j < m; j++) {
+                    long double s = 0;
+                    for (int64_t k = j; k < m; k++)
+                        s += (long double)a[i * lda + k] * b[j * ldb + k];
+                    want[i * ldc + j] += s;
+                }
+            const gemm_case g = {a, b, lda, ldb, ldc, r, m, m, false, true};
+            check_paths(&g, c, want, "gemm (upper bᵀ)");
+            free(a); free(b); free(c); free(want);
+        }
 }
 
 static void test_gemm(void **state) {
     (void)state;
     const int64_t rs[] = {1, 3, 4, 6, 11, 16, 21};
-    const int64_t ks[] = {1, 8, 20, 64};
-    const int64_t mcols[] = {1, 8, 15, 24};
+    const int64_t ks[] = {1, 8, 20, 64, 300};
+    const int64_t mcols[] = {1, 8, 15, 24, 40};
+    for (size_t ri = 0; ri < sizeof rs / sizeof rs[0]; ri++)
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+            for (size_t mi = 0; mi < sizeof mcols / sizeof mcols[0]; mi++)
+                for (int upper = 0; upper < 2; upper++) {
+                    const int64_t r = rs[ri], k = ks[ki], m = mcols[mi], lda = k + 2, ldb = m + 5, ldc = m + 1;
+                    double *a = malloc((size_t)(r * lda) * sizeof *a), *b = malloc((size_t)(k * ldb) * sizeof *b);
+                    double *c = malloc((size_t)(r * ldc) * sizeof *c);
+                    long double *want = malloc((size_t)(r * ldc) * sizeof *want);
+                    for (int64_t i = 0; i < r * lda; i++)
+                        a[i] = drand();
+                    for (int64_t i = 0; i < k; i++)
+                        for (int64_t j = 0; j < ldb; j++)
+                            b[i * ldb + j] = upper && i > j ? 0 : drand();
+                    for (int64_t i = 0; i < r * ldc; i++)
+                        want[i] = c[i] = drand();
+                    for (int64_t i = 0; i < r; i++)
+                        for (int64_t j = 0; j < m; j++) {
+                            long double s = 0;
+                            for (int64_t t = 0; t < k; t++)
+                                s += (long double)a[i * lda + t] * b[t * ldb + j];
+                            want[i * ldc + j] += s;
+                        }
+                    const gemm_case g = {a, b, lda, ldb, ldc, r, k, m, upper, false};
+                    check_paths(&g, c, want, upper ? "gemm (upper b)" : "gemm");
+                    free(a); free(b); free(c); free(want);
+                }
     for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
         nm_dense_limit((nm_dense_isa)isa);
-        for (size_t ri = 0; ri < sizeof rs / sizeof rs[0]; ri++)
-            for (size_t ki = 0; ki < 4; ki++)
-                for (size_t mi = 0; mi < 4; mi++)
-                    for (int upper = 0; upper < 2; upper++) {
-                        const int64_t r = rs[ri], k = ks[ki], m = mcols[mi], lda = k + 2, ldb = m + 5, ldc = m + 1;
-                        double *a = malloc((size_t)(r * lda) * sizeof *a), *b = malloc((size_t)(k * ldb) * sizeof *b);
-                        double *c = malloc((size_t)(r * ldc) * sizeof *c);
-                        long double *want = malloc((size_t)(r * ldc) * sizeof *want);
-                        for (int64_t i = 0; i < r * lda; i++)
-                            a[i] = drand();
-                        for (int64_t i = 0; i < k; i++)
-                            for (int64_t j = 0; j < ldb; j++)
-                                b[i * ldb + j] = upper && i > j ? 0 : drand();
-                        for (int64_t i = 0; i < r * ldc; i++)
-                            want[i] = c[i] = drand();
-                        for (int64_t i = 0; i < r; i++)
-                            for (int64_t j = 0; j < m; j++) {
-                                long double s = 0;
-                                for (int64_t t = 0; t < k; t++)
-                                    s += (long double)a[i * lda + t] * b[t * ldb + j];
-                                want[i * ldc + j] += s;
-                            }
-                        nm_gemm_acc(c, ldc, a, lda, b, ldb, r, k, m, upper);
-                        check_close(c, want, r * ldc, 1e-13, upper ? "gemm (upper b)" : "gemm");
-                        free(a); free(b); free(c); free(want);
-                    }
         double x[13], y[13];
         long double w[13];
         for (int i = 0; i < 13; i++) {
