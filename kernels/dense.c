@@ -18,8 +18,6 @@ void nm_dense_tile_avx2(int64_t n_t, int rows, const double *a, ptrdiff_t sat, p
                         ptrdiff_t ldb, double acc[64]);
 void nm_dense_tile_avx512(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
                           ptrdiff_t ldb, double acc[64]);
-void nm_dense_tile16_avx512(int64_t t1, int64_t t2, int64_t t3, int rows, const double *a, ptrdiff_t sat,
-                            ptrdiff_t sai, const double *b, double acc[128]);
 void nm_daxpy_avx2(int64_t n, double s, const double *x, double *y);
 void nm_daxpy_many_avx2(int64_t n, int k, const double *s, const double *const *x, double *y);
 void nm_daxpy_many_avx512(int64_t n, int k, const double *s, const double *const *x, double *y);
@@ -67,32 +65,6 @@ static tile_fn get_tile(void) {
     return tile_ref;
 }
 
-/* acc[i * 16 + j] = Σ a[t·sat + i·sai] · b[t·16 + j] over t in [0, t2) for j < 8 and over
- * t in [t1, t3) for j >= 8 (t1 <= t2 <= t3): each half the chain the 8-column tile makes of it.
- * AVX-512 has its own (twice the multiply-adds per load); elsewhere, two 8-column tiles. */
-typedef void (*tile16_fn)(int64_t t1, int64_t t2, int64_t t3, int rows, const double *a, ptrdiff_t sat,
-                          ptrdiff_t sai, const double *b, double acc[128]);
-
-static void tile16_pair(int64_t t1, int64_t t2, int64_t t3, int rows, const double *a, ptrdiff_t sat,
-                        ptrdiff_t sai, const double *b, double acc[128]) {
-    const tile_fn tile = get_tile();
-    double half[64];
-    tile(t2, rows, a, sat, sai, b, 16, half);
-    for (int i = 0; i < rows; i++)
-        memcpy(acc + 16 * i, half + 8 * i, 8 * sizeof *acc);
-    tile(t3 - t1, rows, a + t1 * sat, sat, sai, b + t1 * 16 + 8, 16, half);
-    for (int i = 0; i < rows; i++)
-        memcpy(acc + 16 * i + 8, half + 8 * i, 8 * sizeof *acc);
-}
-
-static tile16_fn get_tile16(void) {
-#if defined(__x86_64__)
-    if (use_avx2() && atomic_load(&isa_cap) >= NM_DENSE_BEST && nm_cpu()->avx512f)
-        return nm_dense_tile16_avx512;
-#endif
-    return tile16_pair;
-}
-
 void nm_daxpy(int64_t n, double s, const double *x, double *y) {
 #if defined(__x86_64__)
     if (use_avx2()) {
@@ -131,38 +103,35 @@ void nm_dsub_scaled(int64_t n, double s, const double *x, double *y) {
 
 /* ---- symmetric rank-k update ---- */
 
-enum { SYRK_TOKENS = 128 }; /* tokens per block: a panel of 16 columns is then 16 KiB */
+enum { SYRK_TOKENS = 128 }; /* tokens per block: a panel of 8 columns is then 8 KiB */
 
 typedef struct syrk_job {
     double *c;
     int64_t ldc, m, n_t, n_panels;
-    const double *panels; /* panel p: n_t rows of 16 doubles (columns 16p .. 16p+15, zero beyond m) */
+    const double *panels; /* panel p: n_t rows of 8 doubles (columns 8p .. 8p+7, zero beyond m) */
     double sign;
-    tile16_fn tile16;
+    tile_fn tile;
 } syrk_job;
 
 enum { SYRK_TASK_ROWS = 32 }; /* rows of c per task: four 8-row tiles share each panel while it is in L1 */
 
-/* Task i: rows 32i .. 32i+31 of c against every panel from their own on, 8 rows x 16 columns a
- * tile (a half wholly left of the diagonal or past m is not computed). */
+/* Task i: rows 32i .. 32i+31 of c against every panel from their own on. */
 static void syrk_task(void *ctx, size_t task, int thread) {
     (void)thread;
     const syrk_job *j = ctx;
-    const int64_t r0 = (int64_t)task * SYRK_TASK_ROWS, n_t = j->n_t;
-    double acc[128];
-    for (int64_t pb = r0 / 16; pb < j->n_panels; pb++) {
-        const double *bp = j->panels + (size_t)pb * (size_t)n_t * 16;
-        for (int64_t a0 = r0; a0 < r0 + SYRK_TASK_ROWS && a0 < j->m && a0 <= pb * 16 + 8; a0 += 8) {
-            /* rows past m: zeros */
-            const double *ap = j->panels + (size_t)(a0 / 16) * (size_t)n_t * 16 + a0 % 16;
-            const bool left = a0 <= pb * 16, right = pb * 16 + 8 < j->m;
-            j->tile16(right ? 0 : n_t, left ? n_t : 0, n_t, 8, ap, 16, 1, bp, acc);
+    const int64_t r0 = (int64_t)task * SYRK_TASK_ROWS;
+    double acc[64];
+    for (int64_t pb = r0 / 8; pb < j->n_panels; pb++) {
+        const double *bp = j->panels + (size_t)pb * (size_t)j->n_t * 8;
+        for (int64_t a0 = r0; a0 < r0 + SYRK_TASK_ROWS && a0 < j->m && a0 <= pb * 8; a0 += 8) {
+            const double *ap = j->panels + (size_t)(a0 / 8) * (size_t)j->n_t * 8; /* rows past m: zeros */
+            j->tile(j->n_t, 8, ap, 8, 1, bp, 8, acc);
             for (int i = 0; i < 8 && a0 + i < j->m; i++) {
                 double *ci = j->c + (size_t)(a0 + i) * (size_t)j->ldc;
-                for (int k = left ? 0 : 8; k < (right ? 16 : 8); k++) {
-                    const int64_t b = pb * 16 + k;
+                for (int k = 0; k < 8; k++) {
+                    const int64_t b = pb * 8 + k;
                     if (b >= a0 + i && b < j->m)
-                        ci[b] += j->sign * acc[i * 16 + k];
+                        ci[b] += j->sign * acc[i * 8 + k];
                 }
             }
         }
@@ -173,19 +142,18 @@ static int syrk_upper(double *c, int64_t ldc, const float *xf, const double *xd,
                       double sign, nm_pool *pool) {
     if (n_t <= 0 || m <= 0)
         return 0;
-    const int64_t n_panels = (m + 15) / 16, bt = n_t < SYRK_TOKENS ? n_t : SYRK_TOKENS;
-    double *panels = malloc((size_t)n_panels * (size_t)bt * 16 * sizeof *panels);
+    const int64_t n_panels = (m + 7) / 8, bt = n_t < SYRK_TOKENS ? n_t : SYRK_TOKENS;
+    double *panels = malloc((size_t)n_panels * (size_t)bt * 8 * sizeof *panels);
     if (!panels)
         return -1;
-    syrk_job j = {.c = c, .ldc = ldc, .m = m, .n_panels = n_panels, .panels = panels, .sign = sign,
-                  .tile16 = get_tile16()};
+    syrk_job j = {.c = c, .ldc = ldc, .m = m, .n_panels = n_panels, .panels = panels, .sign = sign, .tile = get_tile()};
     for (int64_t t0 = 0; t0 < n_t; t0 += bt) {
         j.n_t = n_t - t0 < bt ? n_t - t0 : bt;
         for (int64_t p = 0; p < n_panels; p++) {
-            double *dst = panels + (size_t)p * (size_t)j.n_t * 16;
-            const int64_t w = m - p * 16 < 16 ? m - p * 16 : 16;
-            for (int64_t t = 0; t < j.n_t; t++, dst += 16) {
-                const size_t row = (size_t)(t0 + t) * (size_t)ldx + (size_t)p * 16;
+            double *dst = panels + (size_t)p * (size_t)j.n_t * 8;
+            const int64_t w = m - p * 8 < 8 ? m - p * 8 : 8;
+            for (int64_t t = 0; t < j.n_t; t++, dst += 8) {
+                const size_t row = (size_t)(t0 + t) * (size_t)ldx + (size_t)p * 8;
                 int64_t k = 0;
                 if (xf)
                     for (; k < w; k++)
@@ -193,7 +161,7 @@ static int syrk_upper(double *c, int64_t ldc, const float *xf, const double *xd,
                 else
                     for (; k < w; k++)
                         dst[k] = xd[row + (size_t)k];
-                for (; k < 16; k++)
+                for (; k < 8; k++)
                     dst[k] = 0;
             }
         }
@@ -228,50 +196,37 @@ enum { GEMM_K_BLOCK = 256 }; /* terms per pass: a 8-column strip of b is then 16
  * nm_gemm_acc's own samples were on its loads of c). So each tile first asks for the rows of c
  * the next tile adds to, and for its share of the next strip's rows of b. Prefetches only:
  * nothing computed changes. */
-static inline void prefetch_c(const double *c, int64_t ldc, int64_t r0, int64_t n_r, int64_t j, int w) {
-    for (int64_t r = r0; r < r0 + 8 && r < n_r; r++) {
+static inline void prefetch_c(const double *c, int64_t ldc, int64_t r0, int64_t n_r, int64_t j) {
+    for (int64_t r = r0; r < r0 + 8 && r < n_r; r++)
         __builtin_prefetch(c + r * ldc + j, 1);
-        __builtin_prefetch(c + r * ldc + j + w - 1, 1);
-    }
 }
 
 void nm_gemm_acc(double *c, int64_t ldc, const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n_r,
                  int64_t k_len, int64_t m, bool upper_b) {
-    const tile16_fn tile16 = get_tile16();
     const tile_fn tile = get_tile();
-    double acc[128];
-    double strip[GEMM_K_BLOCK * 16]; /* b's 16 (or last 8) columns, contiguous: rows of b are pages apart */
+    double acc[64];
+    double strip[GEMM_K_BLOCK * 8]; /* b's 8-column strip, contiguous: rows of b are pages apart */
     const int64_t m8 = m - m % 8;
     for (int64_t k0 = 0; k0 < k_len; k0 += GEMM_K_BLOCK) {
         const int64_t k1 = k_len - k0 < GEMM_K_BLOCK ? k_len : k0 + GEMM_K_BLOCK;
-        int w;
-        for (int64_t j0 = upper_b ? k0 - k0 % 8 : 0; j0 < m8; j0 += w) {
-            w = j0 + 16 <= m8 ? 16 : 8;
-            /* terms of the left and right eight columns */
-            const int64_t kl = (upper_b && j0 + 8 < k1 ? j0 + 8 : k1) - k0;
-            const int64_t kr = w == 16 ? (upper_b && j0 + 16 < k1 ? j0 + 16 : k1) - k0 : kl;
-            for (int64_t k = 0; k < kr; k++)
-                memcpy(strip + k * 16, b + (k0 + k) * ldb + j0, (size_t)w * sizeof *strip);
-            const int64_t j1 = j0 + w, w1 = j1 + 16 <= m8 ? 16 : 8; /* the next strip */
-            const int64_t kk1 = (upper_b && j1 + w1 < k1 ? j1 + w1 : k1) - k0;
+        for (int64_t j0 = upper_b ? k0 - k0 % 8 : 0; j0 < m8; j0 += 8) {
+            const int64_t kk = (upper_b && j0 + 8 < k1 ? j0 + 8 : k1) - k0;
+            for (int64_t k = 0; k < kk; k++)
+                memcpy(strip + k * 8, b + (k0 + k) * ldb + j0, 8 * sizeof *strip);
+            const int64_t j1 = j0 + 8, kk1 = (upper_b && j1 + 8 < k1 ? j1 + 8 : k1) - k0; /* the next strip */
             const int64_t share = (kk1 + (n_r + 7) / 8 - 1) / ((n_r + 7) / 8);
             for (int64_t r0 = 0; r0 < n_r; r0 += 8) {
                 const int rows = n_r - r0 < 8 ? (int)(n_r - r0) : 8;
-                for (int64_t k = r0 / 8 * share; j1 < m8 && k < kk1 && k < (r0 / 8 + 1) * share; k++) {
+                for (int64_t k = r0 / 8 * share; j1 < m8 && k < kk1 && k < (r0 / 8 + 1) * share; k++)
                     __builtin_prefetch(b + (k0 + k) * ldb + j1);
-                    __builtin_prefetch(b + (k0 + k) * ldb + j1 + w1 - 1);
-                }
                 if (r0 + 8 < n_r)
-                    prefetch_c(c, ldc, r0 + 8, n_r, j0, w);
+                    prefetch_c(c, ldc, r0 + 8, n_r, j0);
                 else if (j1 < m8)
-                    prefetch_c(c, ldc, 0, n_r, j1, (int)w1);
-                if (w == 16)
-                    tile16(0, kl, kr, rows, a + r0 * lda + k0, 1, lda, strip, acc);
-                else
-                    tile(kl, rows, a + r0 * lda + k0, 1, lda, strip, 16, acc);
+                    prefetch_c(c, ldc, 0, n_r, j1);
+                tile(kk, rows, a + r0 * lda + k0, 1, lda, strip, 8, acc);
                 for (int i = 0; i < rows; i++)
-                    for (int k = 0; k < w; k++)
-                        c[(r0 + i) * ldc + j0 + k] += acc[i * w + k];
+                    for (int k = 0; k < 8; k++)
+                        c[(r0 + i) * ldc + j0 + k] += acc[i * 8 + k];
             }
         }
     }
@@ -286,39 +241,32 @@ void nm_gemm_acc(double *c, int64_t ldc, const double *a, int64_t lda, const dou
     }
 }
 
-/* Strips of bᵀ: strip[k][jj] = b[j0 + jj][ks + k], gathered from eight or sixteen rows of b. */
+/* Strips of bᵀ: strip[k][jj] = b[j0 + jj][k0 + k], gathered from eight rows of b. */
 void nm_gemm_acc_upper_t(double *c, int64_t ldc, const double *a, int64_t lda, const double *b, int64_t ldb,
                          int64_t n_r, int64_t m) {
-    const tile16_fn tile16 = get_tile16();
     const tile_fn tile = get_tile();
-    double acc[128];
-    double strip[GEMM_K_BLOCK * 16];
+    double acc[64];
+    double strip[GEMM_K_BLOCK * 8];
     const int64_t m8 = m - m % 8;
     for (int64_t k0 = 0; k0 < m; k0 += GEMM_K_BLOCK) {
         const int64_t k1 = m - k0 < GEMM_K_BLOCK ? m : k0 + GEMM_K_BLOCK;
-        int w;
-        for (int64_t j0 = 0; j0 < m8 && j0 < k1; j0 += w) {
-            w = j0 + 16 <= m8 && j0 + 8 < k1 ? 16 : 8;
-            /* b[j][k] = 0 for k < j: the left eight columns' terms start at ks, the right's at ksr */
-            const int64_t ks = j0 > k0 ? j0 : k0, ksr = j0 + 8 > k0 ? j0 + 8 : k0, kk = k1 - ks;
-            for (int jj = 0; jj < w; jj++) {
+        for (int64_t j0 = 0; j0 < m8 && j0 < k1; j0 += 8) {
+            const int64_t ks = j0 > k0 ? j0 : k0, kk = k1 - ks; /* b[j][k] = 0 for k < j */
+            for (int jj = 0; jj < 8; jj++) {
                 const double *bj = b + (j0 + jj) * ldb + ks;
                 for (int64_t k = 0; k < kk; k++)
-                    strip[k * 16 + jj] = bj[k];
+                    strip[k * 8 + jj] = bj[k];
             }
             for (int64_t r0 = 0; r0 < n_r; r0 += 8) {
                 const int rows = n_r - r0 < 8 ? (int)(n_r - r0) : 8;
                 if (r0 + 8 < n_r)
-                    prefetch_c(c, ldc, r0 + 8, n_r, j0, w);
-                else if (j0 + w < m8 && j0 + w < k1)
-                    prefetch_c(c, ldc, 0, n_r, j0 + w, 8);
-                if (w == 16)
-                    tile16(ksr - ks, kk, kk, rows, a + r0 * lda + ks, 1, lda, strip, acc);
-                else
-                    tile(kk, rows, a + r0 * lda + ks, 1, lda, strip, 16, acc);
+                    prefetch_c(c, ldc, r0 + 8, n_r, j0);
+                else if (j0 + 8 < m8 && j0 + 8 < k1)
+                    prefetch_c(c, ldc, 0, n_r, j0 + 8);
+                tile(kk, rows, a + r0 * lda + ks, 1, lda, strip, 8, acc);
                 for (int i = 0; i < rows; i++)
-                    for (int k = 0; k < w; k++)
-                        c[(r0 + i) * ldc + j0 + k] += acc[i * w + k];
+                    for (int k = 0; k < 8; k++)
+                        c[(r0 + i) * ldc + j0 + k] += acc[i * 8 + k];
             }
         }
     }

@@ -8,8 +8,6 @@
 
 void nm_dense_tile_avx512(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
                           ptrdiff_t ldb, double acc[64]);
-void nm_dense_tile16_avx512(int64_t t1, int64_t t2, int64_t t3, int rows, const double *a, ptrdiff_t sat,
-                            ptrdiff_t sai, const double *b, double acc[128]);
 void nm_daxpy_many_avx512(int64_t n, int k, const double *s, const double *const *x, double *y);
 
 void nm_dense_tile_avx512(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrdiff_t sai, const double *b,
@@ -34,77 +32,6 @@ void nm_dense_tile_avx512(int64_t n_t, int rows, const double *a, ptrdiff_t sat,
     const __m512d c[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
     for (int i = 0; i < rows; i++)
         _mm512_storeu_pd(acc + 8 * i, c[i]);
-}
-
-/* 8 rows x 16 columns: two registers per row, so each term's 8 broadcasts of a feed 16 fused
- * multiply-adds instead of 8 (the 8-column tile is bound by its loads, 9 per 8 FMAs: 31 G
- * multiply-adds/s on L1-resident data against the core's 52). Left half: terms [0, t2); right
- * half: [t1, t3); t1 <= t2 <= t3. */
-void nm_dense_tile16_avx512(int64_t t1, int64_t t2, int64_t t3, int rows, const double *a, ptrdiff_t sat,
-                            ptrdiff_t sai, const double *b, double acc[128]) {
-    const double *a0 = a, *a1 = rows > 1 ? a + sai : a, *a2 = rows > 2 ? a + 2 * sai : a,
-                 *a3 = rows > 3 ? a + 3 * sai : a, *a4 = rows > 4 ? a + 4 * sai : a, *a5 = rows > 5 ? a + 5 * sai : a,
-                 *a6 = rows > 6 ? a + 6 * sai : a, *a7 = rows > 7 ? a + 7 * sai : a;
-    __m512d l0 = _mm512_setzero_pd(), l1 = l0, l2 = l0, l3 = l0, l4 = l0, l5 = l0, l6 = l0, l7 = l0;
-    __m512d r0 = l0, r1 = l0, r2 = l0, r3 = l0, r4 = l0, r5 = l0, r6 = l0, r7 = l0;
-    int64_t t = 0;
-    for (; t < t1; t++) {
-        const __m512d bl = _mm512_loadu_pd(b + t * 16);
-        const ptrdiff_t o = t * sat;
-        l0 = _mm512_fmadd_pd(_mm512_set1_pd(a0[o]), bl, l0);
-        l1 = _mm512_fmadd_pd(_mm512_set1_pd(a1[o]), bl, l1);
-        l2 = _mm512_fmadd_pd(_mm512_set1_pd(a2[o]), bl, l2);
-        l3 = _mm512_fmadd_pd(_mm512_set1_pd(a3[o]), bl, l3);
-        l4 = _mm512_fmadd_pd(_mm512_set1_pd(a4[o]), bl, l4);
-        l5 = _mm512_fmadd_pd(_mm512_set1_pd(a5[o]), bl, l5);
-        l6 = _mm512_fmadd_pd(_mm512_set1_pd(a6[o]), bl, l6);
-        l7 = _mm512_fmadd_pd(_mm512_set1_pd(a7[o]), bl, l7);
-    }
-    for (; t < t2; t++) {
-        const __m512d bl = _mm512_loadu_pd(b + t * 16), br = _mm512_loadu_pd(b + t * 16 + 8);
-        const ptrdiff_t o = t * sat;
-        __m512d x = _mm512_set1_pd(a0[o]);
-        l0 = _mm512_fmadd_pd(x, bl, l0);
-        r0 = _mm512_fmadd_pd(x, br, r0);
-        x = _mm512_set1_pd(a1[o]);
-        l1 = _mm512_fmadd_pd(x, bl, l1);
-        r1 = _mm512_fmadd_pd(x, br, r1);
-        x = _mm512_set1_pd(a2[o]);
-        l2 = _mm512_fmadd_pd(x, bl, l2);
-        r2 = _mm512_fmadd_pd(x, br, r2);
-        x = _mm512_set1_pd(a3[o]);
-        l3 = _mm512_fmadd_pd(x, bl, l3);
-        r3 = _mm512_fmadd_pd(x, br, r3);
-        x = _mm512_set1_pd(a4[o]);
-        l4 = _mm512_fmadd_pd(x, bl, l4);
-        r4 = _mm512_fmadd_pd(x, br, r4);
-        x = _mm512_set1_pd(a5[o]);
-        l5 = _mm512_fmadd_pd(x, bl, l5);
-        r5 = _mm512_fmadd_pd(x, br, r5);
-        x = _mm512_set1_pd(a6[o]);
-        l6 = _mm512_fmadd_pd(x, bl, l6);
-        r6 = _mm512_fmadd_pd(x, br, r6);
-        x = _mm512_set1_pd(a7[o]);
-        l7 = _mm512_fmadd_pd(x, bl, l7);
-        r7 = _mm512_fmadd_pd(x, br, r7);
-    }
-    for (; t < t3; t++) {
-        const __m512d br = _mm512_loadu_pd(b + t * 16 + 8);
-        const ptrdiff_t o = t * sat;
-        r0 = _mm512_fmadd_pd(_mm512_set1_pd(a0[o]), br, r0);
-        r1 = _mm512_fmadd_pd(_mm512_set1_pd(a1[o]), br, r1);
-        r2 = _mm512_fmadd_pd(_mm512_set1_pd(a2[o]), br, r2);
-        r3 = _mm512_fmadd_pd(_mm512_set1_pd(a3[o]), br, r3);
-        r4 = _mm512_fmadd_pd(_mm512_set1_pd(a4[o]), br, r4);
-        r5 = _mm512_fmadd_pd(_mm512_set1_pd(a5[o]), br, r5);
-        r6 = _mm512_fmadd_pd(_mm512_set1_pd(a6[o]), br, r6);
-        r7 = _mm512_fmadd_pd(_mm512_set1_pd(a7[o]), br, r7);
-    }
-    const __m512d l[8] = {l0, l1, l2, l3, l4, l5, l6, l7}, r[8] = {r0, r1, r2, r3, r4, r5, r6, r7};
-    for (int i = 0; i < rows; i++) {
-        _mm512_storeu_pd(acc + 16 * i, l[i]);
-        _mm512_storeu_pd(acc + 16 * i + 8, r[i]);
-    }
 }
 
 /* 128 elements of y in sixteen registers while the k rows of x pass: each row is then read 1 KiB

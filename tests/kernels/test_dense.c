@@ -73,7 +73,7 @@ static void test_syrk(void **state) {
                     assert_memory_equal(c0, c1, bytes); /* the pool changes nothing */
                     if (isa == NM_DENSE_AVX2)
                         memcpy(avx2, c0, bytes);
-                    else if (isa == NM_DENSE_BEST) /* AVX-512's 16-column tiles: AVX2's bits */
+                    else if (isa == NM_DENSE_BEST) /* AVX-512: AVX2's bits */
                         assert_memory_equal(c0, avx2, bytes);
                 }
                 free(xf); free(xd); free(start); free(c0); free(c1); free(avx2); free(want);
@@ -83,7 +83,7 @@ static void test_syrk(void **state) {
 }
 
 /* Runs the product on each code path from the same c; each within tol of want, and the AVX2 and
- * AVX-512 paths (both fused, the latter 16 columns a tile) bit for bit the same. */
+ * AVX-512 paths (both fused) bit for bit the same. */
 typedef struct gemm_case {
     const double *a, *b;
     int64_t lda, ldb, ldc, r, k, m;
