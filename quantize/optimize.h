@@ -24,9 +24,10 @@ int qo_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, 
 
 /* Error feedback across columns (GPTQ) for a matrix whose inputs have the n x n second-moment
  * matrix h (mean x xᵀ over calibration tokens). qo_gptq_prepare takes h (malloc'd; from then
- * on owned by g, whatever the result) and factors it in place: h + D = V Vᵀ with V upper and D a
- * small damping of the diagonal. Returns 0; 1 when h is unusable (no feedback: g is empty);
- * -1 when out of memory. The trailing updates of the factorisation run on pool (may be NULL).
+ * on owned by g, whatever the result; only its upper triangle is read) and factors it in place:
+ * h + D = V Vᵀ with V upper and D a small damping of the diagonal. Returns 0; 1 when h is
+ * unusable (no feedback: g is empty); -1 when out of memory. The factorisation and the data
+ * movement around it run on pool (may be NULL).
  * qo_quantize_rows_gptq quantizes each row with the error feedback (each block's scales searched
  * as qo_quantize_rows does, on the values the earlier columns' errors have moved), and keeps it
  * where its (w - q)ᵀ h (w - q) is smaller than llama.cpp's block's (nm_quantize_rows). */

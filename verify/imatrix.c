@@ -370,10 +370,12 @@ static int emit_layer(verify_calib *vc, int l, verify_calibrate_fn emit, void *u
         for (int64_t j = 0; j < n; j++)
             mean[j] = (float)(e->sum2[j] / e->count);
         double *g = e->gram;
-        if (g && e->gram_of == i) /* the mean, both triangles (shared entries follow their owner) */
-            for (int64_t a = 0; a < n; a++)
-                for (int64_t b = a; b < n; b++)
-                    g[a * n + b] = g[b * n + a] = g[a * n + b] / e->count;
+        if (g && e->gram_of == i) /* the mean, both triangles (shared entries follow their owner), */
+            for (int64_t a0 = 0; a0 < n; a0 += 64)          /* 64 x 64 at a time: a column at a time */
+                for (int64_t b0 = a0; b0 < n; b0 += 64)     /* missed the caches on every element */
+                    for (int64_t a = a0; a < a0 + 64 && a < n; a++)
+                        for (int64_t b = b0 > a ? b0 : a; b < b0 + 64 && b < n; b++)
+                            g[a * n + b] = g[b * n + a] = g[a * n + b] / e->count;
         const bool shared = g && e->gram_of != i;
         const int erc = emit(user, e->w->name, mean, n, g, shared, vc->n_chunk, vc->n_ctx, err);
         free(mean);

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "common/parallel.h"
 #include "formats/gguf.h"
 #include "formats/quants.h"
 #include "formats/quants_iq4.h"
@@ -198,6 +199,47 @@ static void gptq_rows_beat_searched_rows(void **state) {
     free(b);
     free(c);
     free(d);
+}
+
+/* The factor of any size (the data movement works in bands and tiles of 64), from H's upper
+ * triangle only (the lower one holds NaN), the same on a pool of two threads as on none. */
+static void gptq_factor_any_size(void **state) {
+    (void)state;
+    static const int sizes[] = {1, 2, 63, 64, 100, 130};
+    nm_pool *pool = nm_pool_create(2);
+    assert_non_null(pool);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const int n = sizes[si];
+        double *H = malloc((size_t)n * n * sizeof *H), *h1 = malloc((size_t)n * n * sizeof *h1);
+        double *h2 = malloc((size_t)n * n * sizeof *h2);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                H[i * n + j] = j < i ? NAN : i == j ? 1.0 + 0.1 * (i % 7) : 0.3 * normal() / n;
+        memcpy(h1, H, (size_t)n * n * sizeof *H);
+        memcpy(h2, H, (size_t)n * n * sizeof *H);
+        qo_gptq g1, g2;
+        assert_int_equal(qo_gptq_prepare(&g1, h1, n, NULL), 0);
+        assert_int_equal(qo_gptq_prepare(&g2, h2, n, pool), 0);
+        assert_memory_equal(g1.v, g2.v, (size_t)n * n * sizeof *H);
+        for (int i = 0; i < n; i++) {
+            assert_memory_equal(g1.h + i * g1.ldh, g2.h + i * g2.ldh, (size_t)n * sizeof *H);
+            for (int j = 0; j < n; j++) {
+                const double hij = j < i ? H[j * n + i] : H[i * n + j];
+                double s = 0;
+                for (int k = 0; k < n; k++)
+                    s += g1.v[i * n + k] * g1.v[j * n + k];
+                if (j < i)
+                    assert_true(g1.v[i * n + j] == 0);
+                const double want = hij + (i == j ? g1.damp[i] : 0);
+                assert_true(fabs(s - want) <= 1e-12 * (1 + fabs(want)));
+                assert_true(g1.h[i * g1.ldh + j] == want);
+            }
+        }
+        qo_gptq_free(&g1);
+        qo_gptq_free(&g2);
+        free(H);
+    }
+    nm_pool_destroy(pool);
 }
 
 /* ---- compare mode ---- */
@@ -385,6 +427,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(searched_blocks_beat_llamacpp),
         cmocka_unit_test(unsearched_types_use_the_weights),
         cmocka_unit_test(gptq_rows_beat_searched_rows),
+        cmocka_unit_test(gptq_factor_any_size),
         cmocka_unit_test(avx2_levels_match_portable),
         cmocka_unit_test(avx512_levels_match_portable),
     };
