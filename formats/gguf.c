@@ -1493,6 +1493,26 @@ int gguf_writer_write(gguf_writer *w, const void *data, size_t size, nm_error *e
     return 0;
 }
 
+int gguf_writer_reserve(gguf_writer *w, gguf_reserved *r, nm_error *err) {
+    if (!w->begun || w->cur >= w->n_tensors || w->cur_done != 0)
+        return nm_fail(err, "%s: a tensor reserved where none begins", w->path);
+    const writer_tensor *t = &w->tensors[w->cur];
+    nm_outfile *out = w->out[t->shard];
+    *r = (gguf_reserved){.shard = t->shard, .offset = nm_outfile_tell(out), .size = t->size};
+    if (nm_outfile_write_zeros(out, t->size, err) != 0)
+        return -1;
+    w->cur_done = t->size;
+    return next_tensor(w, err);
+}
+
+int gguf_writer_fill(gguf_writer *w, const gguf_reserved *r, uint64_t at, const void *data, size_t size,
+                     nm_error *err) {
+    if (!w->begun || r->shard >= w->n_shards || !w->out[r->shard] || at > r->size || size > r->size - at)
+        return nm_fail(err, "%s: %zu bytes at %llu outside the reserved tensor", w->path, size,
+                       (unsigned long long)at);
+    return nm_outfile_pwrite(w->out[r->shard], data, size, r->offset + at, err);
+}
+
 static void free_writer(gguf_writer *w, bool discard) {
     for (size_t i = 0; i < w->n_kvs; i++) {
         free(w->kvs[i].key);

@@ -191,6 +191,18 @@ int gguf_writer_begin_data(gguf_writer *w, nm_error *err);
 /* Appends bytes of the current tensor; may be called several times per tensor. Padding and
  * moving to the next tensor (and shard) happen when a tensor's size is complete. */
 int gguf_writer_write(gguf_writer *w, const void *data, size_t size, nm_error *err);
+/* A tensor whose bytes come after those of the tensors that follow it: gguf_writer_reserve,
+ * called where its data is due, writes it as zeros (and its padding) and moves on; later
+ * gguf_writer_fill writes its bytes in place, up to the finish. */
+typedef struct gguf_reserved {
+    uint32_t shard;
+    uint64_t offset; /* in the shard's file */
+    size_t size;
+} gguf_reserved;
+int gguf_writer_reserve(gguf_writer *w, gguf_reserved *r, nm_error *err);
+/* Writes size bytes at byte `at` of the reserved tensor. */
+int gguf_writer_fill(gguf_writer *w, const gguf_reserved *r, uint64_t at, const void *data, size_t size,
+                     nm_error *err);
 /* Checks every tensor was written in full, flushes and publishes the file(s). Frees w. */
 int gguf_writer_finish(gguf_writer *w, nm_error *err);
 /* Discards everything written; frees w. Safe with NULL. */

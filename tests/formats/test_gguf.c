@@ -364,6 +364,65 @@ static void test_metadata_edits(void **state) {
     gguf_close(g);
 }
 
+static unsigned char *file_bytes(const char *p, size_t *n) {
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n);
+    assert_int_equal(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+/* A tensor reserved where its data is due and filled after the ones that follow it (in two
+ * parts) gives the file written in order, byte for byte; reserving mid-tensor and filling outside
+ * the reservation are refused. */
+static void test_reserve_fill(void **state) {
+    (void)state;
+    nm_error err = {{0}};
+    unsigned char t0[20], t1[68], t2[4];
+    for (size_t i = 0; i < sizeof t0; i++)
+        t0[i] = (unsigned char)(i + 1);
+    memset(t1, 0x5A, sizeof t1);
+    memset(t2, 0xC3, sizeof t2);
+    for (int reserved = 0; reserved < 2; reserved++) {
+        gguf_writer *w = gguf_writer_create(path_in(reserved ? "reserved.gguf" : "ordered.gguf"), NULL, &err);
+        assert_non_null(w);
+        int64_t ne[4] = {5, 1, 1, 1};
+        gguf_writer_add_tensor(w, "t0", GGML_TYPE_F32, 1, ne, &err);
+        ne[0] = 64;
+        gguf_writer_add_tensor(w, "t1", GGML_TYPE_Q8_0, 1, ne, &err);
+        ne[0] = 1;
+        gguf_writer_add_tensor(w, "t2", GGML_TYPE_F32, 1, ne, &err);
+        assert_int_equal(gguf_writer_begin_data(w, &err), 0);
+        if (reserved) {
+            gguf_reserved r;
+            assert_int_equal(gguf_writer_reserve(w, &r, &err), 0);
+            assert_int_equal(r.size, sizeof t0);
+            assert_int_equal(gguf_writer_write(w, t1, 10, &err), 0);
+            assert_int_equal(gguf_writer_reserve(w, &(gguf_reserved){0}, &err), -1); /* mid-tensor */
+            assert_int_equal(gguf_writer_write(w, t1 + 10, sizeof t1 - 10, &err), 0);
+            assert_int_equal(gguf_writer_write(w, t2, sizeof t2, &err), 0);
+            assert_int_equal(gguf_writer_fill(w, &r, 12, t0, 9, &err), -1); /* past its end */
+            assert_int_equal(gguf_writer_fill(w, &r, 12, t0 + 12, 8, &err), 0);
+            assert_int_equal(gguf_writer_fill(w, &r, 0, t0, 12, &err), 0);
+        } else {
+            assert_int_equal(gguf_writer_write(w, t0, sizeof t0, &err), 0);
+            assert_int_equal(gguf_writer_write(w, t1, sizeof t1, &err), 0);
+            assert_int_equal(gguf_writer_write(w, t2, sizeof t2, &err), 0);
+        }
+        assert_int_equal(gguf_writer_finish(w, &err), 0);
+    }
+    size_t na, nb;
+    unsigned char *a = file_bytes(path_in("ordered.gguf"), &na), *b = file_bytes(path_in("reserved.gguf"), &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    free(a);
+    free(b);
+}
+
 static void test_writer_refusals(void **state) {
     (void)state;
     nm_error err = {{0}};
@@ -519,6 +578,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_roundtrip_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metadata_edits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reserve_fill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
