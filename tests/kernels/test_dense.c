@@ -82,33 +82,53 @@ static void test_syrk(void **state) {
     nm_pool_destroy(pool);
 }
 
-/* Runs the product on each code path from the same c; each within tol of want, and the AVX2 and
- * AVX-512 paths (both fused) bit for bit the same. */
+/* One product: c += a b (b k x m, zero below its diagonal when upper) or, transposed,
+ * c += a bᵀ with b m x m upper triangular (nm_gemm_acc_upper_t; k = m). */
 typedef struct gemm_case {
-    const double *a, *b;
-    int64_t lda, ldb, ldc, r, k, m;
+    int64_t r, k, m, lda, ldb, ldc;
     bool upper, transposed;
 } gemm_case;
 
-static void check_paths(const gemm_case *g, const double *c0, const long double *want, const char *what) {
-    const size_t bytes = (size_t)(g->r * g->ldc) * sizeof(double);
-    double *c[NM_DENSE_BEST + 1];
+/* Random a, b and c, the sums in long double, then the product on each code path from the same
+ * c: each within 1e-13 of them, and the AVX2 and AVX-512 paths (both fused) bit for bit the same. */
+static void run_gemm_case(const gemm_case *g, const char *what) {
+    const int64_t r = g->r, k = g->k, m = g->m, lda = g->lda, ldb = g->ldb, ldc = g->ldc;
+    const int64_t b_rows = g->transposed ? m : k;
+    const size_t bytes = (size_t)(r * ldc) * sizeof(double);
+    double *a = malloc((size_t)(r * lda) * sizeof *a), *b = malloc((size_t)(b_rows * ldb) * sizeof *b);
+    double *c0 = malloc(bytes), *c[NM_DENSE_BEST + 1];
+    long double *want = malloc((size_t)(r * ldc) * sizeof *want);
+    for (int64_t i = 0; i < r * lda; i++)
+        a[i] = drand();
+    for (int64_t i = 0; i < b_rows; i++)
+        for (int64_t j = 0; j < ldb; j++)
+            b[i * ldb + j] = (g->upper || g->transposed) && i > j ? 0 : drand();
+    for (int64_t i = 0; i < r * ldc; i++)
+        want[i] = c0[i] = drand();
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t j = 0; j < m; j++) {
+            long double s = 0;
+            for (int64_t t = g->transposed ? j : 0; t < k; t++)
+                s += (long double)a[i * lda + t] * (g->transposed ? b[j * ldb + t] : b[t * ldb + j]);
+            want[i * ldc + j] += s;
+        }
     for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
         nm_dense_limit((nm_dense_isa)isa);
         c[isa] = malloc(bytes);
         memcpy(c[isa], c0, bytes);
         if (g->transposed)
-            nm_gemm_acc_upper_t(c[isa], g->ldc, g->a, g->lda, g->b, g->ldb, g->r, g->m);
+            nm_gemm_acc_upper_t(c[isa], ldc, a, lda, b, ldb, r, m);
         else
-            nm_gemm_acc(c[isa], g->ldc, g->a, g->lda, g->b, g->ldb, g->r, g->k, g->m, g->upper);
-        check_close(c[isa], want, g->r * g->ldc, 1e-13, what);
+            nm_gemm_acc(c[isa], ldc, a, lda, b, ldb, r, k, m, g->upper);
+        check_close(c[isa], want, r * ldc, 1e-13, what);
     }
     if (memcmp(c[NM_DENSE_AVX2], c[NM_DENSE_BEST], bytes) != 0)
-        fail_msg("%s (r %lld, k %lld, m %lld): the AVX-512 path's bits differ from AVX2's", what, (long long)g->r,
-                 (long long)g->k, (long long)g->m);
+        fail_msg("%s (r %lld, k %lld, m %lld): the AVX-512 path's bits differ from AVX2's", what, (long long)r,
+                 (long long)k, (long long)m);
     for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++)
         free(c[isa]);
     nm_dense_limit(NM_DENSE_BEST);
+    free(a); free(b); free(c0); free(want);
 }
 
 /* The product with an upper triangular bᵀ, across the 256-term blocks and a partial last eight. */
@@ -118,27 +138,9 @@ static void test_gemm_upper_t(void **state) {
     const int64_t ms[] = {1, 7, 8, 23, 40, 264, 301};
     for (size_t ri = 0; ri < sizeof rs / sizeof rs[0]; ri++)
         for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
-            const int64_t r = rs[ri], m = ms[mi], lda = m + 3, ldb = m + 8, ldc = m + 1;
-            double *a = malloc((size_t)(r * lda) * sizeof *a), *b = malloc((size_t)(m * ldb) * sizeof *b);
-            double *c = malloc((size_t)(r * ldc) * sizeof *c);
-            long double *want = malloc((size_t)(r * ldc) * sizeof *want);
-            for (int64_t i = 0; i < r * lda; i++)
-                a[i] = drand();
-            for (int64_t i = 0; i < m; i++)
-                for (int64_t j = 0; j < ldb; j++)
-                    b[i * ldb + j] = i > j ? 0 : drand();
-            for (int64_t i = 0; i < r * ldc; i++)
-                want[i] = c[i] = drand();
-            for (int64_t i = 0; i < r; i++)
-                for (int64_t j = 0; j < m; j++) {
-                    long double s = 0;
-                    for (int64_t k = j; k < m; k++)
-                        s += (long double)a[i * lda + k] * b[j * ldb + k];
-                    want[i * ldc + j] += s;
-                }
-            const gemm_case g = {a, b, lda, ldb, ldc, r, m, m, false, true};
-            check_paths(&g, c, want, "gemm (upper bᵀ)");
-            free(a); free(b); free(c); free(want);
+            const int64_t m = ms[mi];
+            const gemm_case g = {.r = rs[ri], .k = m, .m = m, .lda = m + 3, .ldb = m + 8, .ldc = m + 1, .transposed = true};
+            run_gemm_case(&g, "gemm (upper bᵀ)");
         }
 }
 
@@ -151,27 +153,10 @@ static void test_gemm(void **state) {
         for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
             for (size_t mi = 0; mi < sizeof mcols / sizeof mcols[0]; mi++)
                 for (int upper = 0; upper < 2; upper++) {
-                    const int64_t r = rs[ri], k = ks[ki], m = mcols[mi], lda = k + 2, ldb = m + 5, ldc = m + 1;
-                    double *a = malloc((size_t)(r * lda) * sizeof *a), *b = malloc((size_t)(k * ldb) * sizeof *b);
-                    double *c = malloc((size_t)(r * ldc) * sizeof *c);
-                    long double *want = malloc((size_t)(r * ldc) * sizeof *want);
-                    for (int64_t i = 0; i < r * lda; i++)
-                        a[i] = drand();
-                    for (int64_t i = 0; i < k; i++)
-                        for (int64_t j = 0; j < ldb; j++)
-                            b[i * ldb + j] = upper && i > j ? 0 : drand();
-                    for (int64_t i = 0; i < r * ldc; i++)
-                        want[i] = c[i] = drand();
-                    for (int64_t i = 0; i < r; i++)
-                        for (int64_t j = 0; j < m; j++) {
-                            long double s = 0;
-                            for (int64_t t = 0; t < k; t++)
-                                s += (long double)a[i * lda + t] * b[t * ldb + j];
-                            want[i * ldc + j] += s;
-                        }
-                    const gemm_case g = {a, b, lda, ldb, ldc, r, k, m, upper, false};
-                    check_paths(&g, c, want, upper ? "gemm (upper b)" : "gemm");
-                    free(a); free(b); free(c); free(want);
+                    const int64_t k = ks[ki], m = mcols[mi];
+                    const gemm_case g = {.r = rs[ri], .k = k, .m = m, .lda = k + 2, .ldb = m + 5, .ldc = m + 1,
+                                         .upper = upper};
+                    run_gemm_case(&g, upper ? "gemm (upper b)" : "gemm");
                 }
     for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
         nm_dense_limit((nm_dense_isa)isa);
