@@ -846,7 +846,9 @@ static bool calib_defer(const calib_stream *cs, const plan *p, size_t i) {
     const ptrdiff_t k = calib_find(cs, p->t[i].name);
     if (k < 0)
         return false;
-    const int head = verify_calib_weight_at(cs->vc, (size_t)k)->layer;
+    const int head = verify_calib_weight_at(cs->vc, (size_t)k)->layer; /* the last weight's is the largest */
+    if (head != verify_calib_weight_at(cs->vc, verify_calib_weight_count(cs->vc) - 1)->layer)
+        return false;
     for (size_t j = i + 1; j < p->n; j++) {
         const ptrdiff_t kj = calib_find(cs, p->t[j].name);
         if (p->t[j].convert && kj >= 0 && verify_calib_weight_at(cs->vc, (size_t)kj)->layer < head)
