@@ -1,5 +1,7 @@
 /* Dense double-precision linear algebra (dense.h): the drivers, and the portable inner loops the
- * AVX2 sibling (dense_avx2.c) replaces. */
+ * AVX2 sibling (dense_avx2.c) replaces. The portable loops fuse each multiply-add with fma(),
+ * where the SIMD loops do, so every path gives the same bits (glibc's fma is the FMA instruction
+ * where the CPU has one, an exact software routine otherwise). */
 #include "kernels/dense.h"
 
 #include <math.h>
@@ -32,13 +34,17 @@ static void tile_ref(int64_t n_t, int rows, const double *a, ptrdiff_t sat, ptrd
         for (int i = 0; i < rows; i++) {
             const double ai = a[t * sat + i * sai];
             for (int j = 0; j < 8; j++)
-                acc[i * 8 + j] += ai * bt[j];
+                acc[i * 8 + j] = fma(ai, bt[j], acc[i * 8 + j]);
         }
     }
 }
 
+/* As the SIMD loops: whole eights fused, the rest unfused. */
 static void axpy_ref(int64_t n, double s, const double *x, double *y) {
-    for (int64_t i = 0; i < n; i++)
+    const int64_t n8 = n - n % 8;
+    for (int64_t i = 0; i < n8; i++)
+        y[i] = fma(s, x[i], y[i]);
+    for (int64_t i = n8; i < n; i++)
         y[i] += s * x[i];
 }
 

@@ -7,10 +7,9 @@
  * Every output element is summed in fixed blocks of terms, each block one chain of multiply-adds
  * in index order started from zero and then added to (or subtracted from) the output: which
  * thread computes it never changes the result.
- * The AVX2 and AVX-512 siblings (dense_avx2.c, dense_avx512.c) fuse each multiply-add, the
- * portable code rounds the product first, so their results differ in the last bits. That is harmless here: the statistics these
- * routines digest come from the evaluator, whose AVX2 and AVX-512 passes differ in the same way,
- * so a calibrated file depends on the machine that made it (an uncalibrated one does not). */
+ * Every path (portable, AVX2, AVX-512) fuses the same multiply-adds, so they give the same bits:
+ * plain --optimize runs token_embd's error feedback through these routines, and its files are the
+ * same on every machine (a calibrated file still depends on the machine's evaluator pass). */
 #ifndef NOMOAT_KERNELS_DENSE_H
 #define NOMOAT_KERNELS_DENSE_H
 

@@ -4,8 +4,8 @@
  * without the upper-triangular skip, daxpy (one term; several at once, which must give the same
  * bits as one at a time; the unfused subtraction, which must give plain C's bits on every path),
  * and the Cholesky factor (Rᵀ R rebuilds the matrix; indefinite matrices are refused). Each with
- * the portable code, the AVX2 code and the best the CPU has, on one thread and on a pool, whose
- * results must be the same bits. */
+ * the portable code, the AVX2 code and the best the CPU has, on one thread and on a pool: every
+ * path and thread count must give the portable code's bits (plain --optimize's files depend on it). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,7 +44,7 @@ static void test_syrk(void **state) {
                 const size_t bytes = (size_t)(m * ldc) * sizeof(double);
                 float *xf = malloc((size_t)(nt * ldx) * sizeof *xf);
                 double *xd = malloc((size_t)(nt * ldx) * sizeof *xd), *start = malloc(bytes);
-                double *c0 = malloc(bytes), *c1 = malloc(bytes), *avx2 = malloc(bytes);
+                double *c0 = malloc(bytes), *c1 = malloc(bytes), *portable = malloc(bytes);
                 long double *want = malloc((size_t)(m * ldc) * sizeof *want);
                 for (int64_t i = 0; i < nt * ldx; i++)
                     xd[i] = xf[i] = (float)drand();
@@ -71,12 +71,12 @@ static void test_syrk(void **state) {
                     }
                     check_close(c0, want, m * ldc, 1e-13, "syrk");
                     assert_memory_equal(c0, c1, bytes); /* the pool changes nothing */
-                    if (isa == NM_DENSE_AVX2)
-                        memcpy(avx2, c0, bytes);
-                    else if (isa == NM_DENSE_BEST) /* AVX-512: AVX2's bits */
-                        assert_memory_equal(c0, avx2, bytes);
+                    if (isa == NM_DENSE_PORTABLE)
+                        memcpy(portable, c0, bytes);
+                    else /* AVX2, AVX-512: the portable code's bits */
+                        assert_memory_equal(c0, portable, bytes);
                 }
-                free(xf); free(xd); free(start); free(c0); free(c1); free(avx2); free(want);
+                free(xf); free(xd); free(start); free(c0); free(c1); free(portable); free(want);
             }
     nm_dense_limit(NM_DENSE_BEST);
     nm_pool_destroy(pool);
@@ -90,7 +90,7 @@ typedef struct gemm_case {
 } gemm_case;
 
 /* Random a, b and c, the sums in long double, then the product on each code path from the same
- * c: each within 1e-13 of them, and the AVX2 and AVX-512 paths (both fused) bit for bit the same. */
+ * c: each within 1e-13 of them, and every path bit for bit the portable one. */
 static void run_gemm_case(const gemm_case *g, const char *what) {
     const int64_t r = g->r, k = g->k, m = g->m, lda = g->lda, ldb = g->ldb, ldc = g->ldc;
     const int64_t b_rows = g->transposed ? m : k;
@@ -122,9 +122,10 @@ static void run_gemm_case(const gemm_case *g, const char *what) {
             nm_gemm_acc(c[isa], ldc, a, lda, b, ldb, r, k, m, g->upper);
         check_close(c[isa], want, r * ldc, 1e-13, what);
     }
-    if (memcmp(c[NM_DENSE_AVX2], c[NM_DENSE_BEST], bytes) != 0)
-        fail_msg("%s (r %lld, k %lld, m %lld): the AVX-512 path's bits differ from AVX2's", what, (long long)r,
-                 (long long)k, (long long)m);
+    for (int isa = NM_DENSE_AVX2; isa <= NM_DENSE_BEST; isa++)
+        if (memcmp(c[NM_DENSE_PORTABLE], c[isa], bytes) != 0)
+            fail_msg("%s (r %lld, k %lld, m %lld): path %d's bits differ from the portable code's", what, (long long)r,
+                     (long long)k, (long long)m, isa);
     for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++)
         free(c[isa]);
     nm_dense_limit(NM_DENSE_BEST);
@@ -177,7 +178,7 @@ static void test_daxpy_many(void **state) {
     (void)state;
     const int64_t ns[] = {0, 1, 7, 8, 31, 32, 33, 75, 128, 139, 200, 256};
     enum { K = 6, N = 256 };
-    static double x[K][N], y0[N], y1[N], y2[N];
+    static double x[K][N], y0[N], y1[N], y2[N], y3[N];
     const double *xs[K] = {x[0], x[1], x[2], x[3], x[4], x[5]};
     double s[K];
     for (int isa = NM_DENSE_PORTABLE; isa <= NM_DENSE_BEST; isa++) {
@@ -191,9 +192,15 @@ static void test_daxpy_many(void **state) {
                         x[t][i] = drand();
                 }
                 for (int64_t i = 0; i < N; i++)
-                    y0[i] = y1[i] = y2[i] = drand();
+                    y0[i] = y1[i] = y2[i] = y3[i] = drand();
                 for (int t = 0; t < k; t++)
                     nm_daxpy(n, s[t], xs[t], y0);
+                nm_dense_limit(NM_DENSE_PORTABLE); /* every path: the portable code's bits */
+                for (int t = 0; t < k; t++)
+                    nm_daxpy(n, s[t], xs[t], y3);
+                nm_dense_limit((nm_dense_isa)isa);
+                if (memcmp(y0, y3, sizeof y0) != 0)
+                    fail_msg("isa %d: daxpy(n %lld) differs from the portable code's", isa, (long long)n);
                 nm_daxpy_many(n, k, s, xs, y1);
                 if (memcmp(y0, y1, sizeof y0) != 0)
                     fail_msg("isa %d: daxpy_many(n %lld, k %d) differs from k daxpys", isa, (long long)n, k);
@@ -223,6 +230,7 @@ static void test_cholesky(void **state) {
             const int64_t n = ns[ni], nt = n + 20;
             double *x = malloc((size_t)(nt * n) * sizeof *x), *h = calloc((size_t)(n * n), sizeof *h);
             double *r0 = malloc((size_t)(n * n) * sizeof *r0), *r1 = malloc((size_t)(n * n) * sizeof *r1);
+            double *h2 = calloc((size_t)(n * n), sizeof *h2);
             for (int64_t i = 0; i < nt * n; i++)
                 x[i] = drand();
             assert_int_equal(nm_syrk_upper_f64(h, n, x, n, nt, n, 1.0, NULL), 0);
@@ -231,6 +239,12 @@ static void test_cholesky(void **state) {
             assert_int_equal(nm_cholesky_upper(r0, n, NULL), 0);
             assert_int_equal(nm_cholesky_upper(r1, n, pool), 0);
             assert_memory_equal(r0, r1, (size_t)(n * n) * sizeof *r0);
+            nm_dense_limit(NM_DENSE_PORTABLE); /* every path: the portable code's bits, H and R */
+            assert_int_equal(nm_syrk_upper_f64(h2, n, x, n, nt, n, 1.0, NULL), 0);
+            assert_memory_equal(h, h2, (size_t)(n * n) * sizeof *h);
+            assert_int_equal(nm_cholesky_upper(h2, n, NULL), 0);
+            assert_memory_equal(r0, h2, (size_t)(n * n) * sizeof *r0);
+            nm_dense_limit((nm_dense_isa)isa);
             for (int64_t a = 0; a < n; a++) /* (Rᵀ R)[a][b] = Σ_{k <= a} R[k][a] R[k][b] */
                 for (int64_t b = a; b < n; b++) {
                     long double s = 0;
@@ -245,7 +259,7 @@ static void test_cholesky(void **state) {
                 r0[(n - 1) * n + (n - 1)] = -1;
                 assert_int_equal(nm_cholesky_upper(r0, n, pool), 1);
             }
-            free(x); free(h); free(r0); free(r1);
+            free(x); free(h); free(h2); free(r0); free(r1);
         }
     }
     nm_dense_limit(NM_DENSE_BEST);
