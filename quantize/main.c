@@ -28,6 +28,7 @@
 #include "formats/quants.h"
 #include "formats/tensor.h"
 #include "kernels/dense.h"
+#include "quantize/dataless.h"
 #include "quantize/imatrix.h"
 #include "quantize/optimize.h"
 #include "quantize/recipe.h"
@@ -36,7 +37,7 @@
 #define TOOL "nomoat-quantize"
 #define TASK_ELEMENTS 65536              /* f32 scratch per task: 256 KiB, fits L2 */
 #define BATCH_OUT_BYTES (8u << 20)       /* output buffered per pool run */
-#define GPTQ_TASK_ROWS 256               /* --calibration: rows per task at most (scratch: 256 x ne0 floats) */
+#define GPTQ_TASK_ROWS 256               /* error feedback: rows per task at most (scratch: 256 x ne0 floats) */
 #define GPTQ_TASK_ROWS_MIN 64
 #define QUANTIZATION_VERSION 2
 #define CALIB_SEED 1                     /* --calibration-random's tokens */
@@ -67,7 +68,10 @@ static void usage(FILE *f) {
             "  --imatrix FILE             importance matrix (GGUF from llama-imatrix, or legacy .dat)\n"
             "  --optimize                 same tensor types and file size, values closer to the input:\n"
             "                             every block's scales searched for the least (importance-\n"
-            "                             weighted) squared error; not byte-identical to llama-quantize\n"
+            "                             weighted) squared error; without importance data, token_embd\n"
+            "                             and layer 0 also carry each row's error onto later columns,\n"
+            "                             from second moments the weights give; not byte-identical to\n"
+            "                             llama-quantize\n"
             "  --calibration TEXT         with --optimize: run the model (the input, evaluated as\n"
             "                             nomoat-verify does) over TEXT, one layer at a time as the\n"
             "                             output reaches it; weigh each column's error by its mean\n"
@@ -546,68 +550,6 @@ static int norm_weights(const gguf_reader *g, const gguf_tensor_info *ti, float 
     return 0;
 }
 
-/* --calibration: the second moments that weigh token_embd's errors. Its row for a token is the
- * residual stream's first value, read first by layer 0's matrices through their RMSNorms, so an
- * error d in it moves their outputs by about W (g ⊙ d) (the norm's division by the row's RMS is
- * the same for the whole row and changes no choice within it): the cost dᵀ H d with H the sum of
- * diag(g) WᵀW diag(g) over layer 0's attn_q, attn_k, attn_v (attn_norm's g) and ffn_gate, ffn_up
- * (ffn_norm's g). The calibration pass does not see the embedding as a matrix input, and an
- * importance matrix has no entry for it either, so its errors were weighed evenly before.
- * On the fixture (bench-optimize.sh, -c 256, held-out text, --calibration) Q4_K_M's KLD fell
- * from 0.016662 to 0.016265; summing every layer's readers instead of layer 0's gave 0.016775,
- * and adding output.weight (the residual's last reader) was worse than no weighting at all.
- * Those figures had the error feedback's factor made from H's diagonal alone (qo_gptq_prepare
- * read the lower triangle, which this H leaves zero; the refinement had all of H). With all of
- * it (since 2026-12-05), the calibrated Q4_K_M's KLD is 0.016403 against 0.016671 unweighted.
- * Returns 0 with g->v NULL when the model has none of those tensors, or rows too long for an
- * n x n matrix (beyond any model's: its errors are then weighed evenly, as before). */
-static int embedding_factor(const gguf_reader *g, int64_t n, nm_pool *pool, qo_gptq *out, nm_error *err) {
-    static const struct {
-        const char *reader, *norm;
-    } readers[] = {{"blk.0.attn_q.weight", "blk.0.attn_norm.weight"}, {"blk.0.attn_k.weight", "blk.0.attn_norm.weight"},
-                   {"blk.0.attn_v.weight", "blk.0.attn_norm.weight"}, {"blk.0.ffn_gate.weight", "blk.0.ffn_norm.weight"},
-                   {"blk.0.ffn_up.weight", "blk.0.ffn_norm.weight"}};
-    enum { ROWS = 256, MAX_N = 65536 };
-    *out = (qo_gptq){0};
-    if (n < 1 || n > MAX_N)
-        return 0;
-    double *h = calloc((size_t)n * (size_t)n, sizeof *h);
-    float *gw = malloc((size_t)n * sizeof *gw), *x = malloc((size_t)n * ROWS * sizeof *x);
-    int rc = 0;
-    if (!h || !gw || !x) {
-        rc = nm_fail(err, "out of memory for the second moments of token_embd.weight's readers");
-        goto done;
-    }
-    for (size_t k = 0; k < sizeof readers / sizeof readers[0]; k++) {
-        const gguf_tensor_info *nt = gguf_find_tensor(g, readers[k].norm), *wt = gguf_find_tensor(g, readers[k].reader);
-        size_t row_size;
-        if (!nt || !wt || wt->ne[0] != n || nt->ne[0] != n || wt->ne[2] != 1 || wt->ne[3] != 1 ||
-            ggml_row_size(wt->type, (uint64_t)n, &row_size) != 0 || !ggml_type_get(nt->type) ||
-            ggml_type_get(nt->type)->quantized)
-            continue;
-        nm_dequantize_row(nt->type, nt->data, gw, n);
-        for (int64_t r0 = 0; r0 < wt->ne[1]; r0 += ROWS) {
-            const int64_t nr = wt->ne[1] - r0 < ROWS ? wt->ne[1] - r0 : ROWS;
-            for (int64_t r = 0; r < nr; r++) {
-                nm_dequantize_row(wt->type, (const uint8_t *)wt->data + (size_t)(r0 + r) * row_size, x + r * n, n);
-                for (int64_t j = 0; j < n; j++)
-                    x[r * n + j] *= gw[j];
-            }
-            if (nm_syrk_upper_f32(h, n, x, n, nr, n, 1.0, pool) != 0) {
-                rc = nm_fail(err, "out of memory for the second moments of token_embd.weight's readers");
-                goto done;
-            }
-        }
-    }
-    rc = qo_gptq_prepare(out, h, n, pool) < 0 ? nm_fail(err, "out of memory factoring token_embd.weight's weighting") : 0;
-    h = NULL; /* the factor's now, whatever the result */
-done:
-    free(h);
-    free(gw);
-    free(x);
-    return rc;
-}
-
 static int make_plan(const gguf_reader *g, const qt_ftype *ft, const options *o, const qt_imatrix *im, plan *p,
                      nm_error *err) {
     memset(p, 0, sizeof *p);
@@ -964,14 +906,24 @@ static int convert_tensor(run_state *rs, const gguf_reader *g, const plan *p, si
         nm_error_prefix(err, "calibration on %s", o->calibration_label);
         return -1;
     }
-    qo_gptq embedding = {0};
-    if (cs && strcmp(t->name, "token_embd.weight") == 0) {
-        if (embedding_factor(g, ti->ne[0], rs->pool, &embedding, err) != 0)
+    /* token_embd's weighting by its readers, and without importance data layer 0's inputs over
+     * the vocabulary (quantize/dataless.h) */
+    qo_gptq own = {0};
+    double *h = NULL;
+    if (o->optimize && ti->ne[2] == 1 && qo_supported(t->new_type)) {
+        const bool embedding = strcmp(t->name, "token_embd.weight") == 0;
+        if (embedding ? qd_embedding_h(g, ti->ne[0], rs->pool, &h, err) != 0
+                      : !cs && !p->imatrix[i] && qd_layer0_h(g, t->name, ti->ne[0], rs->pool, &h, err) != 0)
             return -1;
-        gptq = embedding.v ? &embedding : NULL;
     }
+    if (h && qo_gptq_prepare(&own, h, ti->ne[0], rs->pool) < 0) {
+        qo_gptq_free(&own);
+        return nm_fail(err, "out of memory factoring the second moments of %s's inputs", t->name);
+    }
+    if (own.v)
+        gptq = &own;
     const int wrc = write_converted(rs, ti, t, p->imatrix[i], o->optimize, p->weights[i], gptq, err);
-    qo_gptq_free(&embedding);
+    qo_gptq_free(&own);
     return wrc;
 }
 
@@ -1012,9 +964,9 @@ static int write_output(const gguf_reader *g, const plan *p, const qt_ftype *ft,
     }
     int nt = nm_pool_threads(rs.pool);
     int64_t max_scratch = TASK_ELEMENTS;
-    for (size_t i = 0; i < p->n; i++)
-        if (p->t[i].convert && p->t[i].ne[0] * (cs ? GPTQ_TASK_ROWS : 1) > max_scratch)
-            max_scratch = p->t[i].ne[0] * (cs ? GPTQ_TASK_ROWS : 1);
+    for (size_t i = 0; i < p->n; i++) /* --optimize: any tensor may get the error feedback's tasks */
+        if (p->t[i].convert && p->t[i].ne[0] * (o->optimize ? GPTQ_TASK_ROWS : 1) > max_scratch)
+            max_scratch = p->t[i].ne[0] * (o->optimize ? GPTQ_TASK_ROWS : 1);
     if (cs)
         cs->pool = rs.pool;
     rs.scratch = calloc((size_t)nt, sizeof *rs.scratch);

@@ -4,7 +4,7 @@
  * files nomoat-quantize wrote (tests/quantize/test_optimize.sh): same tensors, types, shapes,
  * offsets and file size, and per tensor an error of the optimized file no larger than the
  * default's (weights as --optimize uses them without importance data: g^2 of the RMSNorm a matrix
- * reads, else 1); with `layout DEFAULT.gguf OPTIMIZED.gguf` only the first part. The AVX2 and
+ * reads, else 1; token_embd's and layer 0's under the second moments of quantize/dataless.h); with `layout DEFAULT.gguf OPTIMIZED.gguf` only the first part. The AVX2 and
  * AVX-512 level kernels give the portable ones' bits (levels, errors, scans of many scales, sums,
  * IQ4_NL's levels) on blocks of every shape the search makes, including zeros, ties and
  * out-of-range scales. The types whose blocks are not searched get rows no worse under their column weights. */
@@ -24,6 +24,7 @@
 #include "formats/quants.h"
 #include "formats/quants_iq4.h"
 #include "formats/tensor.h"
+#include "quantize/dataless.h"
 #include "quantize/optimize.h"
 #include "quantize/optimize_levels.h"
 
@@ -267,6 +268,129 @@ static const gguf_tensor_info *norm_of(const gguf_reader *g, const char *name) {
     return NULL;
 }
 
+/* The error of tq against tf as --optimize weighs it when it has the inputs' second moments h
+ * (n x n, both triangles): Σ over rows of dᵀ h d, d the row's error. */
+static double h_error(const double *h, const gguf_tensor_info *tf, const gguf_tensor_info *tq) {
+    const int64_t n = tf->ne[0], rows = tf->ne[1];
+    double *d = malloc((size_t)n * sizeof *d), sum = 0;
+    float *deq = malloc((size_t)n * sizeof *deq);
+    size_t row_size = 0;
+    assert_non_null(d);
+    assert_non_null(deq);
+    assert_int_equal(ggml_row_size(tq->type, (uint64_t)n, &row_size), 0);
+    for (int64_t r = 0; r < rows; r++) {
+        nm_dequantize_row(tq->type, (const uint8_t *)tq->data + (size_t)r * row_size, deq, n);
+        for (int64_t j = 0; j < n; j++)
+            d[j] = (double)deq[j] - ((const float *)tf->data)[r * n + j];
+        for (int64_t a = 0; a < n; a++) {
+            double s = 0;
+            for (int64_t b = 0; b < n; b++)
+                s += h[a * n + b] * d[b];
+            sum += d[a] * s;
+        }
+    }
+    free(d);
+    free(deq);
+    return sum;
+}
+
+static const float *f32_data(const gguf_reader *f, const char *name, int64_t ne0, int64_t ne1) {
+    const gguf_tensor_info *t = gguf_find_tensor(f, name);
+    return t && t->type == GGML_TYPE_F32 && t->ne[0] == ne0 && t->ne[1] == ne1 ? t->data : NULL;
+}
+
+static void add_outer(double *h, const double *x, int64_t n) {
+    for (int64_t a = 0; a < n; a++)
+        for (int64_t b = 0; b < n; b++)
+            h[a * n + b] += x[a] * x[b];
+}
+
+/* The second moments --optimize gives a tensor without importance data (quantize/dataless.h),
+ * rebuilt here in plain loops from the F32 file, or NULL for the column weights alone:
+ * token_embd: Σ diag(g) WᵀW diag(g) over layer 0's attn_q/k/v (attn_norm's g), ffn_gate/up
+ * (ffn_norm's g); layer 0's matrices: their inputs over the vocabulary's rows e (all of them
+ * here), x = g ⊙ e / rms(e) with attn_norm's g for attn_q/k/v, ffn_norm's for ffn_gate/up; the
+ * attention output's input, head h's part W_v x of its KV head h / (heads / KV heads); ffn_down's,
+ * silu(W_gate x) · (W_up x). */
+static double *dataless_h(const gguf_reader *f, const char *name, int64_t n) {
+    static const char *const readers[][2] = {{"blk.0.attn_q.weight", "blk.0.attn_norm.weight"},
+                                             {"blk.0.attn_k.weight", "blk.0.attn_norm.weight"},
+                                             {"blk.0.attn_v.weight", "blk.0.attn_norm.weight"},
+                                             {"blk.0.ffn_gate.weight", "blk.0.ffn_norm.weight"},
+                                             {"blk.0.ffn_up.weight", "blk.0.ffn_norm.weight"}};
+    const gguf_tensor_info *emb = gguf_find_tensor(f, "token_embd.weight");
+    const int64_t d = emb->ne[0], vocab = emb->ne[1];
+    double *h = calloc((size_t)(n * n), sizeof *h), *x = malloc((size_t)(n > d ? n : d) * 4 * sizeof *x);
+    assert_non_null(h);
+    assert_non_null(x);
+    if (strcmp(name, "token_embd.weight") == 0) {
+        for (int k = 0; k < 5; k++) {
+            const gguf_tensor_info *wt = gguf_find_tensor(f, readers[k][0]);
+            const float *w = f32_data(f, readers[k][0], d, wt ? wt->ne[1] : 0), *g = f32_data(f, readers[k][1], d, 1);
+            assert_true(w && g);
+            for (int64_t i = 0; i < wt->ne[1]; i++) {
+                for (int64_t j = 0; j < d; j++)
+                    x[j] = (double)w[i * d + j] * g[j];
+                add_outer(h, x, d);
+            }
+        }
+        free(x);
+        return h;
+    }
+    const gguf_value *hv = gguf_get(f, "llama.attention.head_count"), *kvv = gguf_get(f, "llama.attention.head_count_kv");
+    const gguf_value *epsv = gguf_get(f, "llama.attention.layer_norm_rms_epsilon");
+    assert_true(hv && kvv && epsv);
+    const int64_t heads = hv->u32, kv_heads = kvv->u32;
+    const gguf_tensor_info *vt = gguf_find_tensor(f, "blk.0.attn_v.weight"), *gt = gguf_find_tensor(f, "blk.0.ffn_gate.weight");
+    const int64_t kv = vt->ne[1], ff = gt->ne[1], head_dim = kv / kv_heads;
+    const float *wv = f32_data(f, "blk.0.attn_v.weight", d, kv), *wg = f32_data(f, "blk.0.ffn_gate.weight", d, ff);
+    const float *wu = f32_data(f, "blk.0.ffn_up.weight", d, ff), *e = f32_data(f, "token_embd.weight", d, vocab);
+    int which = -1; /* 0 attention input, 1 attention output's, 2 FFN input, 3 ffn_down's */
+    for (int k = 0; k < 5; k++)
+        if (strcmp(name, readers[k][0]) == 0)
+            which = k < 3 ? 0 : 2;
+    which = strcmp(name, "blk.0.attn_output.weight") == 0 ? 1 : strcmp(name, "blk.0.ffn_down.weight") == 0 ? 3 : which;
+    if (which < 0) {
+        free(h);
+        free(x);
+        return NULL;
+    }
+    const float *g = f32_data(f, which < 2 ? "blk.0.attn_norm.weight" : "blk.0.ffn_norm.weight", d, 1);
+    assert_true(wv && wg && wu && e && g && vocab <= 8192);
+    double *a = malloc((size_t)d * sizeof *a);
+    assert_non_null(a);
+    for (int64_t t = 0; t < vocab; t++) {
+        double ss = 0;
+        for (int64_t j = 0; j < d; j++)
+            ss += (double)e[t * d + j] * e[t * d + j];
+        for (int64_t j = 0; j < d; j++)
+            a[j] = e[t * d + j] / sqrt(ss / (double)d + epsv->f32) * g[j];
+        if (which == 0 || which == 2)
+            memcpy(x, a, (size_t)d * sizeof *x);
+        else if (which == 1)
+            for (int64_t c = 0; c < n; c++) {
+                const int64_t row = (c / head_dim) / (heads / kv_heads) * head_dim + c % head_dim;
+                double v = 0;
+                for (int64_t j = 0; j < d; j++)
+                    v += (double)wv[row * d + j] * a[j];
+                x[c] = v;
+            }
+        else
+            for (int64_t i = 0; i < ff; i++) {
+                double p = 0, q = 0;
+                for (int64_t j = 0; j < d; j++) {
+                    p += (double)wg[i * d + j] * a[j];
+                    q += (double)wu[i * d + j] * a[j];
+                }
+                x[i] = p / (1 + exp(-p)) * q;
+            }
+        add_outer(h, x, n);
+    }
+    free(a);
+    free(x);
+    return h;
+}
+
 static int compare(const char *f32_path, const char *def_path, const char *opt_path) {
     nm_error err;
     gguf_reader *f = gguf_open(f32_path, &err), *d = gguf_open(def_path, &err), *o = gguf_open(opt_path, &err);
@@ -309,13 +433,20 @@ static int compare(const char *f32_path, const char *def_path, const char *opt_p
         mean /= (double)n;
         for (int64_t j = 0; j < n; j++)
             w[j] = w[j] > (float)(1e-3 * mean) ? w[j] : (float)(1e-3 * mean);
-        const double ed = qo_weighted_error(td->type, tf->data, td->data, rows, n, w);
-        const double eo = qo_weighted_error(to->type, tf->data, to->data, rows, n, w);
+        double ed = qo_weighted_error(td->type, tf->data, td->data, rows, n, w);
+        double eo = qo_weighted_error(to->type, tf->data, to->data, rows, n, w);
         free(w);
+        double *h = layout_only || td->ne[2] != 1 ? NULL : dataless_h(f, td->name, n);
+        const bool moments = h != NULL;
+        if (h) {
+            ed = h_error(h, tf, td);
+            eo = h_error(h, tf, to);
+            free(h);
+        }
         n_quant++;
         n_better += eo < ed;
         printf("%-28s %-5s error %.6g -> %.6g (%.3fx)%s\n", td->name, ggml_type_name(td->type), ed, eo, eo / ed,
-               norm ? " (norm-weighted)" : "");
+               moments ? " (second moments)" : norm ? " (norm-weighted)" : "");
         if (!(eo <= ed * (1 + 1e-12))) {
             printf("  ^ larger than the default's\n");
             bad = 1;
@@ -418,7 +549,52 @@ static void avx512_levels_match_portable(void **state) {
     simd_levels_match(qo_levels_ref(), qo_levels_avx512());
 }
 
+/* `moments F32.gguf`: quantize/dataless.c's second moments for token_embd and each of layer 0's
+ * matrices against dataless_h's plain loops (upper triangles, relative to the largest diagonal
+ * entry: 1e-10, 1e-6 for token_embd, whose rows are scaled in floats); the names it does not
+ * cover get none. */
+static int moments(const char *f32_path) {
+    static const char *const names[] = {"token_embd.weight",     "blk.0.attn_q.weight",   "blk.0.attn_k.weight",
+                                        "blk.0.attn_v.weight",   "blk.0.attn_output.weight", "blk.0.ffn_gate.weight",
+                                        "blk.0.ffn_up.weight",   "blk.0.ffn_down.weight", "blk.1.ffn_up.weight",
+                                        "output.weight"};
+    nm_error err;
+    gguf_reader *f = gguf_open(f32_path, &err);
+    nm_pool *pool = nm_pool_create(2);
+    if (!f || !pool) {
+        fprintf(stderr, "moments: %s\n", f ? "out of memory" : err.msg);
+        return 2;
+    }
+    int bad = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        const gguf_tensor_info *t = gguf_find_tensor(f, names[k]);
+        const int64_t n = t->ne[0];
+        double *got = NULL, *want = k < 8 ? dataless_h(f, names[k], n) : NULL;
+        const int rc = k == 0 ? qd_embedding_h(f, n, pool, &got, &err) : qd_layer0_h(f, names[k], n, pool, &got, &err);
+        if (rc != 0 || !got != !want) {
+            printf("%s: %s\n", names[k], rc ? err.msg : got ? "moments where none belong" : "no moments");
+            bad = 1;
+        } else if (got) {
+            double scale = 0, worst = 0;
+            for (int64_t a = 0; a < n; a++)
+                scale = fabs(want[a * n + a]) > scale ? fabs(want[a * n + a]) : scale;
+            for (int64_t a = 0; a < n; a++)
+                for (int64_t b = a; b < n; b++)
+                    worst = fmax(worst, fabs(got[a * n + b] - want[a * n + b]) / scale);
+            printf("%-26s n %5lld: largest difference %.3g of the largest diagonal entry\n", names[k], (long long)n, worst);
+            bad |= !(worst <= (k == 0 ? 1e-6 : 1e-10)); /* token_embd's rows are scaled by g in floats */
+        }
+        free(got);
+        free(want);
+    }
+    nm_pool_destroy(pool);
+    gguf_close(f);
+    return bad;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "moments") == 0)
+        return moments(argv[2]);
     if (argc == 5 && strcmp(argv[1], "compare") == 0)
         return compare(argv[2], argv[3], argv[4]);
     if (argc == 4 && strcmp(argv[1], "layout") == 0)

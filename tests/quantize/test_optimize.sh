@@ -1,7 +1,7 @@
 #!/bin/sh
 # nomoat-quantize --optimize on the fixture model: the files have the default mix's tensor types,
 # shapes, offsets and size; every quantized tensor's error is no larger than in llama-quantize's
-# file (and some are smaller); --calibration runs the evaluator's pass itself (on random tokens
+# file (and some are smaller); they are the same bytes with and without SIMD; --calibration runs the evaluator's pass itself (on random tokens
 # with --calibration-random, the same file every run); the files load in
 # llama.cpp (node-llama-cpp) with top-10 probabilities within 1e-3 of nomoat-verify logits;
 # wrong combinations are refused in one line with no output.
@@ -49,6 +49,18 @@ for t in Q4_0 Q4_K_M Q3_K_M IQ4_XS; do
     check "--optimize $t: same types, shapes, offsets and size as llama-quantize's; no tensor's error larger" \
         "$CMP" compare "$R/wikillama-f32.gguf" "$ref" "$S/opt-$lt.gguf"
 done
+check "second moments from the weights (quantize/dataless.c) equal plain loops' on the fixture" \
+    "$CMP" moments "$R/wikillama-f32.gguf"
+# plain --optimize's files are the same on every machine (token_embd's error feedback included):
+# the AVX2 path, and (outside the sanitizer build, where it is slow) the portable code
+check "--optimize Q4_0 without AVX-512: the same file" sh -c "NOMOAT_NO_AVX512=1 '$Q' -q --no-fsync --optimize \
+    '$R/wikillama-f32.gguf' '$S/opt-avx2-q4_0.gguf' Q4_0 2 && cmp '$S/opt-q4_0.gguf' '$S/opt-avx2-q4_0.gguf'"
+if [ "$SAN" = 1 ]; then
+    skip "--optimize Q4_0 with the portable code: the same file (SAN build)"
+else
+    check "--optimize Q4_0 with the portable code: the same file" sh -c "NOMOAT_NO_SIMD=1 '$Q' -q --no-fsync --optimize \
+        '$R/wikillama-f32.gguf' '$S/opt-portable-q4_0.gguf' Q4_0 2 && cmp '$S/opt-q4_0.gguf' '$S/opt-portable-q4_0.gguf'"
+fi
 check "--optimize --calibration Q4_0 runs (4 contexts of the training text)" \
     "$Q" -q --no-fsync --optimize --calibration "$TRAIN" --calibration-chunks 4 "$R/wikillama-f32.gguf" "$S/cal-q4_0.gguf" Q4_0 2
 check "--optimize --calibration Q4_0: same types, shapes, offsets and size as llama-quantize's" \
