@@ -69,7 +69,7 @@ done:
     return rc;
 }
 
-/* ---- layer 0 on one-token contexts ---- */
+/* ---- layer 0's inputs over the vocabulary ---- */
 
 enum { MAX_TOKENS = 8192, BATCH = 256, STRIP = 32, MAX_N = 8192 };
 
@@ -82,8 +82,9 @@ typedef struct layer0 {
     double eps;
 } layer0;
 
-/* e^x from + and · alone (no libm, whose x86 builds pick an FMA variant by CPU): x = k ln 2 + r,
- * |r| <= ln 2 / 2, Horner to r^13 / 13! (the next term is below 4e-18 of the result). */
+/* e^x from + and · (and the exact floor and ldexp), not libm's exp, whose x86 builds pick an FMA
+ * variant by CPU: x = k ln 2 + r, |r| <= ln 2 / 2, Horner to r^13 / 13! (the next term is below
+ * 4e-18 of the result). */
 static double exp_fixed(double x) {
     static const double inv_fact[14] = {1.0,           1.0,           1.0 / 2,         1.0 / 6,         1.0 / 24,
                                          1.0 / 120,     1.0 / 720,     1.0 / 5040,      1.0 / 40320,     1.0 / 362880,
