@@ -1,8 +1,9 @@
 #!/bin/sh
 # nomoat-quantize --optimize on the fixture model: the files have the default mix's tensor types,
 # shapes, offsets and size; every quantized tensor's error is no larger than in llama-quantize's
-# file (and some are smaller); they are the same bytes with and without SIMD; --calibration runs the evaluator's pass itself (on random tokens
-# with --calibration-random, the same file every run); the files load in
+# file (and some are smaller); they are the same bytes with and without SIMD; --calibration
+# runs the evaluator's pass itself (on random tokens with --calibration-random, the same file
+# every run); the files load in
 # llama.cpp (node-llama-cpp) with top-10 probabilities within 1e-3 of nomoat-verify logits;
 # wrong combinations are refused in one line with no output.
 . tests/lib.sh
@@ -51,7 +52,7 @@ for t in Q4_0 Q4_K_M Q3_K_M IQ4_XS; do
 done
 check "second moments from the weights (quantize/dataless.c) equal plain loops' on the fixture" \
     "$CMP" moments "$R/wikillama-f32.gguf"
-# plain --optimize's files are the same on every machine (token_embd's error feedback included):
+# plain --optimize's files are the same on every machine (token_embd's and layer 0's error feedback included):
 # the AVX2 path, and (outside the sanitizer build, where it is slow) the portable code
 check "--optimize Q4_0 without AVX-512: the same file" sh -c "NOMOAT_NO_AVX512=1 '$Q' -q --no-fsync --optimize \
     '$R/wikillama-f32.gguf' '$S/opt-avx2-q4_0.gguf' Q4_0 2 && cmp '$S/opt-q4_0.gguf' '$S/opt-avx2-q4_0.gguf'"
