@@ -11,6 +11,20 @@
 #include "formats/tensor.h"
 #include "kernels/dense.h"
 
+/* The inputs of layer 0's matrices, in the order the layer computes them. */
+typedef enum stage { ATTN_IN, ATTN_OUT_IN, FFN_IN, DOWN_IN } stage;
+
+static const struct {
+    const char *name;
+    stage s;
+} readers[] = {{"blk.0.attn_q.weight", ATTN_IN},  {"blk.0.attn_k.weight", ATTN_IN},
+               {"blk.0.attn_v.weight", ATTN_IN},  {"blk.0.attn_output.weight", ATTN_OUT_IN},
+               {"blk.0.ffn_gate.weight", FFN_IN}, {"blk.0.ffn_up.weight", FFN_IN},
+               {"blk.0.ffn_down.weight", DOWN_IN}};
+
+/* The RMSNorm whose output an input normalizes the embedding with. */
+static const char *norm_of(stage s) { return s < FFN_IN ? "blk.0.attn_norm.weight" : "blk.0.ffn_norm.weight"; }
+
 /* ---- token_embd.weight ---- */
 
 /* On the fixture (bench-optimize.sh, -c 256, held-out text) this weighting took the calibrated
@@ -19,11 +33,6 @@
  * (calibrated), and adding output.weight (the residual's last reader) was worse than no
  * weighting at all. */
 int qd_embedding_h(const gguf_reader *g, int64_t n, nm_pool *pool, double **out, nm_error *err) {
-    static const struct {
-        const char *reader, *norm;
-    } readers[] = {{"blk.0.attn_q.weight", "blk.0.attn_norm.weight"}, {"blk.0.attn_k.weight", "blk.0.attn_norm.weight"},
-                   {"blk.0.attn_v.weight", "blk.0.attn_norm.weight"}, {"blk.0.ffn_gate.weight", "blk.0.ffn_norm.weight"},
-                   {"blk.0.ffn_up.weight", "blk.0.ffn_norm.weight"}};
     enum { ROWS = 256, MAX_N = 65536 };
     *out = NULL;
     if (n < 1 || n > MAX_N)
@@ -36,10 +45,11 @@ int qd_embedding_h(const gguf_reader *g, int64_t n, nm_pool *pool, double **out,
         rc = nm_fail(err, "out of memory for the second moments of token_embd.weight's readers");
         goto done;
     }
-    for (size_t k = 0; k < sizeof readers / sizeof readers[0]; k++) {
-        const gguf_tensor_info *nt = gguf_find_tensor(g, readers[k].norm), *wt = gguf_find_tensor(g, readers[k].reader);
+    for (size_t k = 0; k < sizeof readers / sizeof readers[0]; k++) { /* those that read the embedding */
+        const gguf_tensor_info *nt = gguf_find_tensor(g, norm_of(readers[k].s));
+        const gguf_tensor_info *wt = gguf_find_tensor(g, readers[k].name);
         size_t row_size;
-        if (!nt || !wt || wt->ne[0] != n || nt->ne[0] != n || wt->ne[2] != 1 || wt->ne[3] != 1 ||
+        if ((readers[k].s != ATTN_IN && readers[k].s != FFN_IN) || !nt || !wt || wt->ne[0] != n || nt->ne[0] != n || wt->ne[2] != 1 || wt->ne[3] != 1 ||
             ggml_row_size(wt->type, (uint64_t)n, &row_size) != 0 || !ggml_type_get(nt->type) ||
             ggml_type_get(nt->type)->quantized)
             continue;
@@ -73,9 +83,6 @@ done:
 
 enum { MAX_TOKENS = 8192, BATCH = 256, STRIP = 32, MAX_N = 8192 };
 
-/* The inputs, in the order the layer computes them. */
-typedef enum stage { ATTN_IN, ATTN_OUT_IN, FFN_IN, DOWN_IN } stage;
-
 typedef struct layer0 {
     const gguf_tensor_info *emb, *attn_norm, *ffn_norm, *wv, *wo, *wg, *wu;
     int64_t d, f, kv, n_head, head_dim; /* kv: attn_v's rows (n_head_kv · head_dim) */
@@ -101,6 +108,13 @@ static double exp_fixed(double x) {
     return ldexp(p, (int)k);
 }
 
+int qd_layer0_input(const char *name) {
+    for (size_t k = 0; k < sizeof readers / sizeof readers[0]; k++)
+        if (strcmp(name, readers[k].name) == 0)
+            return (int)readers[k].s;
+    return -1;
+}
+
 static uint32_t u32_of(const gguf_reader *g, const char *key, uint32_t dflt) {
     const gguf_value *v = gguf_get(g, key);
     return v && v->type == GGUF_TYPE_UINT32 ? v->u32 : v && v->type == GGUF_TYPE_INT32 && v->i32 > 0 ? (uint32_t)v->i32 : dflt;
@@ -120,8 +134,8 @@ static bool layer0_find(const gguf_reader *g, layer0 *l) {
     if (!arch || arch->type != GGUF_TYPE_STRING || arch->str.len != 5 || memcmp(arch->str.ptr, "llama", 5) != 0)
         return false;
     *l = (layer0){.emb = gguf_find_tensor(g, "token_embd.weight"),
-                  .attn_norm = gguf_find_tensor(g, "blk.0.attn_norm.weight"),
-                  .ffn_norm = gguf_find_tensor(g, "blk.0.ffn_norm.weight"),
+                  .attn_norm = gguf_find_tensor(g, norm_of(ATTN_IN)),
+                  .ffn_norm = gguf_find_tensor(g, norm_of(FFN_IN)),
                   .wv = gguf_find_tensor(g, "blk.0.attn_v.weight"),
                   .wo = gguf_find_tensor(g, "blk.0.attn_output.weight"),
                   .wg = gguf_find_tensor(g, "blk.0.ffn_gate.weight"),
@@ -192,18 +206,8 @@ static void rms_norm(const double *ht, int64_t n, int64_t t, const float *g, dou
 }
 
 int qd_layer0_h(const gguf_reader *g, const char *name, int64_t n, nm_pool *pool, double **out, nm_error *err) {
-    static const struct {
-        const char *name;
-        stage s;
-    } readers[] = {{"blk.0.attn_q.weight", ATTN_IN},      {"blk.0.attn_k.weight", ATTN_IN},
-                   {"blk.0.attn_v.weight", ATTN_IN},      {"blk.0.attn_output.weight", ATTN_OUT_IN},
-                   {"blk.0.ffn_gate.weight", FFN_IN},     {"blk.0.ffn_up.weight", FFN_IN},
-                   {"blk.0.ffn_down.weight", DOWN_IN}};
     *out = NULL;
-    int s = -1;
-    for (size_t k = 0; k < sizeof readers / sizeof readers[0]; k++)
-        if (strcmp(name, readers[k].name) == 0)
-            s = (int)readers[k].s;
+    const int s = qd_layer0_input(name);
     layer0 l;
     if (s < 0 || n < 1 || n > MAX_N || !layer0_find(g, &l))
         return 0;

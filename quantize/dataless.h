@@ -31,6 +31,11 @@
  * 65536. Returns 0, or -1 with err set (out of memory). */
 int qd_embedding_h(const gguf_reader *g, int64_t n, nm_pool *pool, double **h, nm_error *err);
 
+/* Which of layer 0's inputs the matrix name reads: 0 .. QD_LAYER0_INPUTS - 1 (attn_q, attn_k and
+ * attn_v read the same one, as do ffn_gate and ffn_up, so their H is the same), or -1 for none. */
+enum { QD_LAYER0_INPUTS = 4 };
+int qd_layer0_input(const char *name);
+
 /* The same for layer 0's matrix name (blk.0.attn_q/k/v/output, ffn_gate/up/down .weight) of a
  * Llama model with rows of n values: *h = NULL when name is none of those, the architecture is
  * another, a tensor it needs is missing or of an unexpected shape, or n is beyond 8192 (n² doubles,
