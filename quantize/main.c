@@ -391,6 +391,8 @@ typedef struct run_state {
     int write_rc;           /* result of the last overlapped write */
     const gguf_reserved *fill; /* batches go into this reserved tensor, fill_at bytes in; NULL: append */
     uint64_t fill_at;
+    qo_gptq layer0[QD_LAYER0_INPUTS]; /* plain --optimize: the factor of each of layer 0's inputs,
+                                       * kept while a later tensor reads that input */
     nm_error write_err;
     nm_progress progress;
     uint64_t done_bytes, done_items;
@@ -907,23 +909,31 @@ static int convert_tensor(run_state *rs, const gguf_reader *g, const plan *p, si
         return -1;
     }
     /* token_embd's weighting by its readers, and without importance data layer 0's inputs over
-     * the vocabulary (quantize/dataless.h) */
-    qo_gptq own = {0};
-    double *h = NULL;
-    if (o->optimize && ti->ne[2] == 1 && qo_supported(t->new_type)) {
-        const bool embedding = strcmp(t->name, "token_embd.weight") == 0;
-        if (embedding ? qd_embedding_h(g, ti->ne[0], rs->pool, &h, err) != 0
-                      : !cs && !p->imatrix[i] && qd_layer0_h(g, t->name, ti->ne[0], rs->pool, &h, err) != 0)
+     * the vocabulary (quantize/dataless.h), each input's factor made once for all its readers */
+    qo_gptq own = {0}, *f = &own;
+    const int input = !cs && !p->imatrix[i] ? qd_layer0_input(t->name) : -1;
+    if (input >= 0)
+        f = &rs->layer0[input];
+    const bool eligible = o->optimize && ti->ne[2] == 1 && qo_supported(t->new_type);
+    const bool embedding = strcmp(t->name, "token_embd.weight") == 0;
+    if (eligible && !f->v && (embedding || input >= 0)) {
+        double *h = NULL;
+        if ((embedding ? qd_embedding_h(g, ti->ne[0], rs->pool, &h, err)
+                       : qd_layer0_h(g, t->name, ti->ne[0], rs->pool, &h, err)) != 0)
             return -1;
+        if (h && qo_gptq_prepare(f, h, ti->ne[0], rs->pool) < 0) {
+            qo_gptq_free(f);
+            return nm_fail(err, "out of memory factoring the second moments of %s's inputs", t->name);
+        }
     }
-    if (h && qo_gptq_prepare(&own, h, ti->ne[0], rs->pool) < 0) {
-        qo_gptq_free(&own);
-        return nm_fail(err, "out of memory factoring the second moments of %s's inputs", t->name);
-    }
-    if (own.v)
-        gptq = &own;
+    if (eligible && f->v && f->n == ti->ne[0]) /* a reader of another width (a malformed file) gets none */
+        gptq = f;
     const int wrc = write_converted(rs, ti, t, p->imatrix[i], o->optimize, p->weights[i], gptq, err);
-    qo_gptq_free(&own);
+    bool later = false; /* another tensor still to come reads the same input */
+    for (size_t j = i + 1; input >= 0 && j < p->n && !later; j++)
+        later = p->t[j].convert && qd_layer0_input(p->t[j].name) == input;
+    if (!later)
+        qo_gptq_free(f);
     return wrc;
 }
 
@@ -1033,6 +1043,8 @@ out:
     if (rc != 0)
         nm_progress_finish(&rs.progress);
     gguf_writer_abort(w);
+    for (int k = 0; k < QD_LAYER0_INPUTS; k++)
+        qo_gptq_free(&rs.layer0[k]);
     if (rs.scratch)
         for (int k = 0; k < nm_pool_threads(rs.pool); k++)
             free(rs.scratch[k]);
