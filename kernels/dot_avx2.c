@@ -679,44 +679,44 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
 /* Float weights against activations as floats (F32's own rows, or F16/BF16's aux rows, widened
  * once per batch: f32 holds them exactly). Register blocking: FR weight rows × FC activation rows
  * per pass, FR·FC accumulators (one per output, each in the tinyBLAS order of dot.c: element k
- * to lane k mod 8, one fused multiply-add), FC activation registers, one weight register; the
- * weights widen in registers (vcvtph2ps, or a shift for BF16), each once per FC outputs.
+ * to lane k mod 8, one fused multiply-add), FC activation registers, one weight register.
  * Rows go in chunks of at most FROWS, and the reduction in slices [k0, k1) whose weights, copied
- * in their own type into panels of FR rows interleaved eight elements at a time (rows past the
- * chunk are zeros, their outputs dropped), fit FPANEL bytes: a pass then reads one sequential
- * stream of weights from L2 instead of FR rows whose strides (often a multiple of 4 KiB) put
- * every load of a step in the same L1 set. Every activation row is read once per chunk of rows
- * (FROWS / 2 rows when their whole length fits one panel, else FROWS, whatever the row length:
- * streaming the activations from L3 is what costs most when fewer rows share them). When a row needs several slices, activation rows
- * go in blocks of FTB groups of FC, the block's accumulators waiting in a buffer between slices,
- * and the panel is copied again per block. Within a slice, sub-slices of FK elements keep FC
+ * as floats (F16/BF16 widened once there, see float_pack) into panels of FR rows interleaved
+ * eight elements at a time (rows past the chunk are zeros, their outputs dropped), fit FPANEL
+ * bytes: a pass then reads one sequential stream of weights from L2 instead of FR rows whose
+ * strides (often a multiple of 4 KiB) put every load of a step in the same L1 set. Every
+ * activation row is read once per chunk of rows (FROWS / 2 rows when their whole length fits one
+ * panel, else FROWS, whatever the row length: streaming the activations from L3 is what costs
+ * most when fewer rows share them). When a row needs several slices, activation rows go in
+ * blocks of FTB groups of FC, the block's accumulators waiting in a buffer between slices, and
+ * the panel is copied again per block. Within a slice, sub-slices of FK elements keep FC
  * activation rows' elements in L1 while the panels pass by them. A store and reload of an
  * accumulator changes no bit. gcc -O2 must be told to unroll the blocking loops for the
  * accumulators to live in registers. */
 
 enum { FR = 4, FC = 3, FK = 512, FROWS = 64, FTB = 16 };
-/* Panel bytes per slice (on the stack: a buffer from malloc of this size is mapped and faulted
- * in afresh by every tile); they stay in L2 while the activation rows pass. */
+/* Panel bytes per slice, floats whatever the weight type (on the stack: a buffer from malloc of
+ * this size is mapped and faulted in afresh by every tile); they stay in L2 while the activation
+ * rows pass. */
 #ifndef FPANEL
 #define FPANEL (256 * 1024)
 #endif
 
-ALWAYS_INLINE void float_slice(uint32_t wt, const uint8_t *pw, const float *x, size_t xs, int nc, int64_t k0,
-                               int64_t k1, __m256 *acc) {
-    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
+ALWAYS_INLINE void float_slice(const float *pw, const float *x, size_t xs, int nc, int64_t k0, int64_t k1,
+                               __m256 *acc) {
     __m256 a[FR][FC];
     UNROLL
     for (int r = 0; r < FR; r++)
         UNROLL
         for (int c = 0; c < nc; c++) a[r][c] = acc[r * FC + c];
-    const uint8_t *p = pw;
-    for (int64_t k = k0; k < k1; k += 8, p += 8 * FR * es) {
+    const float *p = pw;
+    for (int64_t k = k0; k < k1; k += 8, p += 8 * FR) {
         __m256 xv[FC];
         UNROLL
         for (int c = 0; c < nc; c++) xv[c] = _mm256_loadu_ps(x + (size_t)c * xs + (size_t)k);
         UNROLL
         for (int r = 0; r < FR; r++) {
-            const __m256 wv = load8(wt, p + (size_t)r * 8 * es);
+            const __m256 wv = _mm256_load_ps(p + (size_t)r * 8);
             UNROLL
             for (int c = 0; c < nc; c++) a[r][c] = _mm256_fmadd_ps(wv, xv[c], a[r][c]);
         }
@@ -729,49 +729,43 @@ ALWAYS_INLINE void float_slice(uint32_t wt, const uint8_t *pw, const float *x, s
 
 /* Elements [k0, k1) of FC (or fewer) activation rows against the panels of `groups` groups of FR
  * rows (each panel (k1 - k0)·FR elements); acc holds groups·FR·FC vectors. */
-ALWAYS_INLINE void float_cols(uint32_t wt, const uint8_t *pw, int groups, int64_t k0, int64_t k1, const float *x,
-                              size_t xs, int nc, __m256 *acc) {
-    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
-    const size_t panel = (size_t)(k1 - k0) * FR * es;
+ALWAYS_INLINE void float_cols(const float *pw, int groups, int64_t k0, int64_t k1, const float *x, size_t xs, int nc,
+                              __m256 *acc) {
+    const size_t panel = (size_t)(k1 - k0) * FR;
     for (int64_t f0 = k0; f0 < k1; f0 += FK) {
         const int64_t f1 = k1 - f0 < FK ? k1 : f0 + FK;
-        const uint8_t *pf = pw + (size_t)(f0 - k0) * FR * es;
+        const float *pf = pw + (size_t)(f0 - k0) * FR;
         for (int g = 0; g < groups; g++) {
-            const uint8_t *pg = pf + (size_t)g * panel;
+            const float *pg = pf + (size_t)g * panel;
             __m256 *ag = acc + (size_t)g * FR * FC;
             switch (nc) {
-            case 3: float_slice(wt, pg, x, xs, 3, f0, f1, ag); break;
-            case 2: float_slice(wt, pg, x, xs, 2, f0, f1, ag); break;
-            default: float_slice(wt, pg, x, xs, 1, f0, f1, ag); break;
+            case 3: float_slice(pg, x, xs, 3, f0, f1, ag); break;
+            case 2: float_slice(pg, x, xs, 2, f0, f1, ag); break;
+            default: float_slice(pg, x, xs, 1, f0, f1, ag); break;
             }
         }
     }
 }
 
 /* The panels float_cols reads for elements [k0, k1): per group of FR rows, per 8 elements, each
- * row's 8 in turn (es a constant: the copies inline). */
-ALWAYS_INLINE void float_pack(size_t es, int64_t k0, int64_t k1, const uint8_t *w, size_t ws, int nr, uint8_t *pw) {
+ * row's 8 in turn, as floats (F16 and BF16 widened here, once per panel: exact, so the products
+ * are the same, and the passes over the panel run the F32 loop, whose every operation but the
+ * loads is a fused multiply-add: widening in the loop took a shift or conversion per weight
+ * vector on the multiply-add ports, 15% (F16) and 21% (BF16) of a tile's rate on a 2-core Intel
+ * Xeon). wt a constant: the copies inline. */
+ALWAYS_INLINE void float_pack(uint32_t wt, int64_t k0, int64_t k1, const uint8_t *w, size_t ws, int nr, float *pw) {
+    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
     const int groups = (nr + FR - 1) / FR;
-    const size_t chunk = 8 * es;
     for (int g = 0; g < groups; g++) {
-        uint8_t *o = pw + (size_t)g * (size_t)(k1 - k0) * FR * es;
+        float *o = pw + (size_t)g * (size_t)(k1 - k0) * FR;
         const uint8_t *src[FR];
-        int live = 0;
         for (int r = 0; r < FR; r++) {
             const int row = g * FR + r;
             src[r] = row < nr ? w + (size_t)row * ws + (size_t)k0 * es : NULL;
-            live += row < nr;
         }
-        if (live == FR) {
-            for (int64_t k = 0; k < k1 - k0; k += 8, o += FR * chunk)
-                for (int r = 0; r < FR; r++) memcpy(o + (size_t)r * chunk, src[r] + (size_t)k * es, chunk);
-        } else {
-            for (int64_t k = 0; k < k1 - k0; k += 8, o += FR * chunk)
-                for (int r = 0; r < FR; r++) {
-                    if (src[r]) memcpy(o + (size_t)r * chunk, src[r] + (size_t)k * es, chunk);
-                    else memset(o + (size_t)r * chunk, 0, chunk);
-                }
-        }
+        for (int64_t k = 0; k < k1 - k0; k += 8, o += FR * 8)
+            for (int r = 0; r < FR; r++)
+                _mm256_store_ps(o + (size_t)r * 8, src[r] ? load8(wt, src[r] + (size_t)k * es) : _mm256_setzero_ps());
     }
 }
 
@@ -793,26 +787,25 @@ ALWAYS_INLINE void float_finish(uint32_t wt, int64_t n, const uint8_t *w, size_t
 
 /* One chunk of nr <= FROWS weight rows against nc activation rows. */
 ALWAYS_INLINE void float_chunk(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const float *x,
-                               size_t xs, int nc, float *out, size_t os, uint8_t *pw, __m256 *acc) {
-    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
+                               size_t xs, int nc, float *out, size_t os, float *pw, __m256 *acc) {
     const int64_t n8 = n / 8 * 8;
     const int groups = (nr + FR - 1) / FR;
     const size_t per_cols = (size_t)groups * FR * FC; /* accumulators per FC activation rows */
     /* slices: as few as fit FPANEL, of near-equal lengths (multiples of 8) */
-    const int64_t kmax = (int64_t)((size_t)FPANEL / ((size_t)groups * FR * es)) / 8 * 8;
+    const int64_t kmax = (int64_t)((size_t)FPANEL / ((size_t)groups * FR * sizeof(float))) / 8 * 8;
     const int64_t n_slices = n8 <= kmax ? 1 : (n8 + kmax - 1) / kmax;
     const int64_t kc = (n8 / 8 + n_slices - 1) / n_slices * 8;
-    if (n_slices == 1) float_pack(es, 0, n8, w, ws, nr, pw);
+    if (n_slices == 1) float_pack(wt, 0, n8, w, ws, nr, pw);
     const int block = n_slices == 1 ? FC : FTB * FC; /* activation rows per block */
     for (int j0 = 0; j0 < nc; j0 += block) {
         const int jn = nc - j0 < block ? nc - j0 : block;
         for (int i = 0; i < (jn + FC - 1) / FC * (int)per_cols; i++) acc[i] = _mm256_setzero_ps();
         for (int64_t k0 = 0; k0 < n8; k0 += kc) {
             const int64_t k1 = n8 - k0 < kc ? n8 : k0 + kc;
-            if (n_slices > 1) float_pack(es, k0, k1, w, ws, nr, pw);
+            if (n_slices > 1) float_pack(wt, k0, k1, w, ws, nr, pw);
             for (int j = 0; j < jn; j += FC) {
                 const int m = jn - j < FC ? jn - j : FC;
-                float_cols(wt, pw, groups, k0, k1, x + (size_t)(j0 + j) * xs, xs, m, acc + (size_t)(j / FC) * per_cols);
+                float_cols(pw, groups, k0, k1, x + (size_t)(j0 + j) * xs, xs, m, acc + (size_t)(j / FC) * per_cols);
             }
         }
         for (int j = 0; j < jn; j += FC) {
@@ -829,12 +822,11 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
     const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
     if (!x || stride % sizeof(float) != 0 || nr < 1) return false;
     const size_t xs = stride / sizeof(float);
-    uint8_t pw[FPANEL] __attribute__((aligned(64)));
+    float pw[FPANEL / sizeof(float)] __attribute__((aligned(64)));
     __m256 acc[FTB * FROWS * FC];
     /* FROWS / 2 rows per chunk when their whole rows fit the panel: one slice, and a shorter panel
      * to pass over; FROWS when the rows need several slices anyway */
-    const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
-    const int step = (size_t)(n / 8 * 8) * (FROWS / 2) * es <= FPANEL ? FROWS / 2 : FROWS;
+    const int step = (size_t)(n / 8 * 8) * (FROWS / 2) * sizeof(float) <= FPANEL ? FROWS / 2 : FROWS;
     for (int i = 0; i < nr; i += step) {
         const int rows = nr - i < step ? nr - i : step;
         const uint8_t *wi = w + (size_t)i * ws;
