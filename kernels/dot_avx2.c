@@ -751,7 +751,7 @@ ALWAYS_INLINE void float_cols(const float *pw, int groups, int64_t k0, int64_t k
  * row's 8 in turn, as floats (F16 and BF16 widened here, once per panel: exact, so the products
  * are the same, and the passes over the panel run the F32 loop, whose every operation but the
  * loads is a fused multiply-add: widening in the loop took a shift or conversion per weight
- * vector on the multiply-add ports, 15% (F16) and 21% (BF16) of a tile's rate on a 2-core Intel
+ * vector on the multiply-add ports, 14% (F16) and 21% (BF16) of a tile's rate on a 2-core Intel
  * Xeon). wt a constant: the copies inline. */
 ALWAYS_INLINE void float_pack(uint32_t wt, int64_t k0, int64_t k1, const uint8_t *w, size_t ws, int nr, float *pw) {
     const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
