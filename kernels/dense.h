@@ -9,7 +9,8 @@
  * thread computes it never changes the result.
  * Every path (portable, AVX2, AVX-512) fuses the same multiply-adds, so they give the same bits:
  * plain --optimize runs token_embd's and layer 0's error feedback through these routines (and
- * quantize/dataless.c's products), and its files are the same on every machine (a calibrated file still depends on the machine's evaluator pass). */
+ * quantize/dataless.c's products), and its files are the same on every machine (a calibrated
+ * file still depends on the machine's evaluator pass). */
 #ifndef NOMOAT_KERNELS_DENSE_H
 #define NOMOAT_KERNELS_DENSE_H
 

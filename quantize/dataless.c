@@ -45,11 +45,13 @@ int qd_embedding_h(const gguf_reader *g, int64_t n, nm_pool *pool, double **out,
         rc = nm_fail(err, "out of memory for the second moments of token_embd.weight's readers");
         goto done;
     }
-    for (size_t k = 0; k < sizeof readers / sizeof readers[0]; k++) { /* those that read the embedding */
+    for (size_t k = 0; k < sizeof readers / sizeof readers[0]; k++) {
+        if (readers[k].s != ATTN_IN && readers[k].s != FFN_IN) /* only these read the embedding */
+            continue;
         const gguf_tensor_info *nt = gguf_find_tensor(g, norm_of(readers[k].s));
         const gguf_tensor_info *wt = gguf_find_tensor(g, readers[k].name);
         size_t row_size;
-        if ((readers[k].s != ATTN_IN && readers[k].s != FFN_IN) || !nt || !wt || wt->ne[0] != n || nt->ne[0] != n || wt->ne[2] != 1 || wt->ne[3] != 1 ||
+        if (!nt || !wt || wt->ne[0] != n || nt->ne[0] != n || wt->ne[2] != 1 || wt->ne[3] != 1 ||
             ggml_row_size(wt->type, (uint64_t)n, &row_size) != 0 || !ggml_type_get(nt->type) ||
             ggml_type_get(nt->type)->quantized)
             continue;
