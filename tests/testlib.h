@@ -2,8 +2,10 @@
 #ifndef NOMOAT_TESTLIB_H
 #define NOMOAT_TESTLIB_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 /* The whole file, NUL-terminated (so text can be parsed in place), in a malloc'd buffer; its
  * length in *size (0 on failure). NULL when it cannot be opened or read whole. */
@@ -24,6 +26,18 @@ static inline unsigned char *test_read_file(const char *path, size_t *size) {
     buf[n] = '\0';
     *size = (size_t)n;
     return buf;
+}
+
+/* The path of rel under the fixtures ($NOMOAT_FIXTURES, else $NOMOAT_ROOT/../shared/fixtures,
+ * else ../shared/fixtures), in out; whether that file exists. */
+static inline bool test_fixture(char *out, size_t size, const char *rel) {
+    const char *f = getenv("NOMOAT_FIXTURES"), *root = getenv("NOMOAT_ROOT");
+    if (f)
+        snprintf(out, size, "%s/%s", f, rel);
+    else
+        snprintf(out, size, "%s/../shared/fixtures/%s", root ? root : ".", rel);
+    struct stat st;
+    return stat(out, &st) == 0;
 }
 
 #endif

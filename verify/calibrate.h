@@ -55,6 +55,13 @@ int verify_calib_chunks(const verify_calib *vc);
  * as before. Memory of a layer's statistics is released once they are emitted. Returns 0, or -1
  * with err set. */
 int verify_calib_run_to(verify_calib *vc, int layer, verify_calibrate_fn emit, void *user, nm_error *err);
+/* token_embd's second moments through layer 0's Jacobian (verify/jacobian.h): H (n x n, n the
+ * model's n_embd, upper triangle) += Σ g_p g_pᵀ over every calibration token, g = Jᵀ z for one
+ * random z per context (seeded by the context's number: the same sum every run), each context
+ * embedded again (whatever layer the pass has reached). A progress bar unless quiet. Returns 0;
+ * 1 when layer 0 is not of the shape the backward pass knows or n is not n_embd (H untouched);
+ * -1 with err set. */
+int verify_calib_embedding_h(verify_calib *vc, double *H, int64_t n, nm_error *err);
 void verify_calib_close(verify_calib *vc);
 
 #endif

@@ -13,6 +13,7 @@
 #include "kernels/dense.h"
 #include "verify/calibrate.h"
 #include "verify/common.h"
+#include "verify/jacobian.h"
 #include "verify/lora.h"
 #include "verify/verify.h"
 
@@ -481,6 +482,29 @@ stop:
 done:
     free_grams(vc, m->n_layer);
     free(buf);
+    return rc;
+}
+
+int verify_calib_embedding_h(verify_calib *vc, double *H, int64_t n, nm_error *err) {
+    const vm_model *m = &vc->vm.m;
+    if (n != m->n_embd || !vm_jacobian_supported(m))
+        return 1;
+    int32_t *batch = malloc((size_t)vc->n_ctx * sizeof *batch);
+    if (!batch)
+        return nm_fail(err, "out of memory for a context of %d tokens", vc->n_ctx);
+    int rc = 0;
+    nm_progress prog;
+    nm_progress_start(&prog, "token_embd through layer 0", (uint64_t)vc->n_chunk, 0, vc->quiet);
+    for (int k = 0; k < vc->n_chunk && rc == 0; k++) {
+        chunk_batch(&vc->vm, vc->ids, k, vc->n_ctx, batch);
+        rc = vm_eval_embed(vc->ctx, batch, vc->n_ctx, 0, err) ||
+             vm_jacobian_embd_h(m, vc->pool, vm_ctx_hidden(vc->ctx), vc->n_ctx, (uint64_t)k + 1, H, err)
+                 ? -1
+                 : 0;
+        nm_progress_update(&prog, (uint64_t)k + 1, 0);
+    }
+    nm_progress_finish(&prog);
+    free(batch);
     return rc;
 }
 

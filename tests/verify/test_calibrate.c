@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 
+#include "tests/testlib.h"
 #include "verify/calibrate.h"
 
 enum { MAX_SEEN = 64 };
@@ -72,17 +72,8 @@ static const seen *find(const record *r, const char *name) {
 static char model[1200], text[1200];
 
 static bool fixtures(void) {
-    const char *f = getenv("NOMOAT_FIXTURES");
-    const char *root = getenv("NOMOAT_ROOT");
-    char base[1024];
-    if (f)
-        snprintf(base, sizeof base, "%s", f);
-    else
-        snprintf(base, sizeof base, "%s/../shared/fixtures", root ? root : ".");
-    snprintf(model, sizeof model, "%s/reference/wikillama-f32.gguf", base);
-    snprintf(text, sizeof text, "%s/text/wikillama-train.txt", base);
-    struct stat st;
-    return stat(model, &st) == 0 && stat(text, &st) == 0;
+    const bool m = test_fixture(model, sizeof model, "reference/wikillama-f32.gguf");
+    return test_fixture(text, sizeof text, "text/wikillama-train.txt") && m;
 }
 
 static verify_calib *open_pass(void) {
