@@ -28,7 +28,14 @@ bool vm_jacobian_supported(const vm_model *m) {
     const bool extras = L->attn_norm_b || L->bq || L->bk || L->bv || L->bo || L->ffn_norm_b || L->gate_b ||
                         L->up_b || L->down_b || L->q_norm || L->k_norm || L->attn_post_norm.data ||
                         L->ffn_post_norm.data;
-    return family && hparams && tensors && !extras;
+    if (!family || !hparams || !tensors || extras)
+        return false;
+    const int64_t d = m->n_embd, nq = (int64_t)m->n_head * m->head_dim, kvd = (int64_t)m->n_head_kv * m->head_dim,
+                  F = L->gate.n_out;
+    return L->wq.n_in == d && L->wq.n_out == nq && L->wk.n_in == d && L->wk.n_out == kvd && L->wv.n_in == d &&
+           L->wv.n_out == kvd && L->wo.n_in == nq && L->wo.n_out == d && L->gate.n_in == d && L->up.n_in == d &&
+           L->up.n_out == F && L->down.n_in == F && L->down.n_out == d && L->attn_norm.n_in == d &&
+           L->ffn_norm.n_in == d;
 }
 
 /* One context's values. Rows are tokens; q/dq hold n_head·head_dim per token, k/v/dk/dv
@@ -45,7 +52,7 @@ typedef struct jb {
     double *ga, *gf;       /* the norms' weights */
     double *xa, *ra, *q, *k, *v, *A, *o, *h0, *xf, *rf, *G, *U;
     double *dm, *dxf, *dh0, *dob, *dq, *dk, *dv, *dxa;
-    const double *e;
+    size_t widest;         /* the longest row of any of the layer's matrices */
 } jb;
 
 /* ---- products ---- */
@@ -60,7 +67,7 @@ typedef struct deq_job {
 static void deq_task(void *ctx, size_t task, int thread) {
     const deq_job *j = ctx;
     const vm_weight *w = j->w;
-    float *row = j->b->wrow + (size_t)thread * (size_t)(j->b->F > j->b->d ? j->b->F : j->b->d);
+    float *row = j->b->wrow + (size_t)thread * j->b->widest;
     const int64_t r1 = (int64_t)(task + 1) * DEQ_ROWS < w->n_out ? (int64_t)(task + 1) * DEQ_ROWS : w->n_out;
     for (int64_t r = (int64_t)task * DEQ_ROWS; r < r1; r++) {
         nm_dequantize_row(w->type, w->data + (size_t)r * w->row_size, row, w->n_in);
@@ -254,6 +261,7 @@ static int jb_alloc(jb *b, const vm_model *m, nm_pool *pool, int T, nm_error *er
     const size_t t = (size_t)T, d = (size_t)b->d, nq = (size_t)b->nq, kvd = (size_t)b->kvd, F = (size_t)b->F;
     size_t widest = d > F ? d : F, most = 0;
     widest = widest > nq ? widest : nq;
+    b->widest = widest;
     const vm_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
     for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
         most = (size_t)(ws[i]->n_in * ws[i]->n_out) > most ? (size_t)(ws[i]->n_in * ws[i]->n_out) : most;
