@@ -25,8 +25,7 @@ bool vm_jacobian_supported(const vm_model *m) {
                          m->n_rot <= m->head_dim;
     const bool tensors = L->attn_norm.data && L->wq.data && L->wk.data && L->wv.data && L->wo.data &&
                          L->ffn_norm.data && L->gate.data && L->up.data && L->down.data && !L->wqkv.data;
-    const bool extras = L->attn_norm_b || L->bq || L->bk || L->bv || L->bo || L->ffn_norm_b || L->gate_b ||
-                        L->up_b || L->down_b || L->q_norm || L->k_norm || L->attn_post_norm.data ||
+    const bool extras = L->attn_norm_b || L->ffn_norm_b || L->q_norm || L->k_norm || L->attn_post_norm.data ||
                         L->ffn_post_norm.data;
     if (!family || !hparams || !tensors || extras)
         return false;
@@ -116,6 +115,13 @@ static void forward(jb *b, const vm_weight *w, const double *x, double *y) {
     memset(b->yt, 0, (size_t)w->n_out * (size_t)b->T * sizeof *b->yt);
     gemm(b->pool, b->yt, b->T, b->w, w->n_in, b->xt, b->T, w->n_out, w->n_in, b->T);
     transpose(b->yt, w->n_out, b->T, y);
+}
+
+/* y's rows += b (n values), when there is a bias: it enters the forward pass only. */
+static void add_bias(const jb *b, double *y, const float *bias, int64_t n) {
+    for (int t = 0; bias && t < b->T; t++)
+        for (int64_t j = 0; j < n; j++)
+            y[(size_t)t * (size_t)n + j] += bias[j];
 }
 
 /* dx (T x n_in) += dy (T x n_out) · W. */
@@ -301,15 +307,21 @@ static void layer_forward(jb *b, const float *e32, double *e) {
     forward(b, &L->wq, b->xa, b->q);
     forward(b, &L->wk, b->xa, b->k);
     forward(b, &L->wv, b->xa, b->v);
+    add_bias(b, b->q, L->bq, b->nq);
+    add_bias(b, b->k, L->bk, b->kvd);
+    add_bias(b, b->v, L->bv, b->kvd);
     rope(b, b->q, b->m->n_head, 1);
     rope(b, b->k, b->m->n_head_kv, 1);
     nm_pool_run(b->pool, (size_t)b->m->n_head_kv, attn_forward_task, b);
     forward(b, &L->wo, b->o, b->h0);
+    add_bias(b, b->h0, L->bo, b->d);
     for (size_t i = 0; i < td; i++)
         b->h0[i] += e[i];
     rms_forward(b, b->h0, b->gf, b->xf, b->rf);
     forward(b, &L->gate, b->xf, b->G);
     forward(b, &L->up, b->xf, b->U);
+    add_bias(b, b->G, L->gate_b, b->F);
+    add_bias(b, b->U, L->up_b, b->F);
 }
 
 /* g = Jᵀ z through the FFN (with its residual), then attention (with its residual). */

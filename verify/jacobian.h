@@ -9,10 +9,11 @@
  * The backward pass recomputes layer 0's forward in doubles from the model's weights (its
  * intermediate values: the normed inputs, queries and keys after the rotary, the attention
  * weights, the FFN's gate and up projections), at the evaluator's inputs, for the layer shape it
- * knows: RMSNorm without bias, separate Q/K/V without biases or per-head norms, the rotary on
- * adjacent pairs or halves (linear scaling and Llama 3's frequency factors; not longrope or YaRN),
- * causal softmax attention scaled by 1/sqrt(head_dim) with grouped keys and values, SwiGLU,
- * sequential residual, no mixture of experts (Llama, and what shares its layer).
+ * knows: RMSNorm without bias; separate Q/K/V, with or without biases (Qwen2's), without
+ * per-head norms; the rotary on adjacent pairs or halves (linear scaling and Llama 3's frequency
+ * factors; not longrope or YaRN); causal softmax attention scaled by 1/sqrt(head_dim) with
+ * grouped keys and values; SwiGLU; sequential residual; no mixture of experts (Llama, Mistral,
+ * Qwen2, and what shares their layer).
  * tests/verify/test_jacobian.c checks it against finite differences of the evaluator's own
  * layer. Memory: layer 0's largest matrix, n_head·T² attention weights and about twenty T-row
  * buffers, in doubles (TinyLlama's shape, T = 512: about 400 MB while it runs). */

@@ -2,8 +2,8 @@
  * evaluator's own layer 0 (vm_eval_layer in exact mode: f32 activations and cache), on the fixture
  * model: for directions δ, zᵀ (f(e + εδ) - f(e - εδ)) / 2ε must equal (Jᵀz)·δ. One direction
  * moves every position, the others one position each (an early one reaches the later positions
- * through attention only). Also: a layer of another shape is refused, and token_embd's H is the
- * sum of g gᵀ, its diagonal positive. */
+ * through attention only), also with the rotary's other forms and with biases. Also: a layer of
+ * another shape is refused, and token_embd's H has a positive diagonal. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -139,6 +139,29 @@ static void vjp_matches_finite_differences(void **state) {
         factors[i] = 1.0f + (float)(i % 7);
     variant.rope_freqs = factors;
     check_model(&variant, pool, "NeoX, scaled, factors");
+    /* biases on every product of layer 0 but the down projection's (Qwen2 has Q/K/V's) */
+    vm_model biased = vm.m;
+    vm_layer *layers = malloc((size_t)vm.m.n_layer * sizeof *layers);
+    memcpy(layers, vm.m.layers, (size_t)vm.m.n_layer * sizeof *layers);
+    const vm_layer *L = &layers[0];
+    const int64_t widths[] = {L->wq.n_out, L->wk.n_out, L->wv.n_out, L->wo.n_out, L->gate.n_out, L->up.n_out};
+    float *bias[6];
+    for (int i = 0; i < 6; i++) {
+        bias[i] = malloc((size_t)widths[i] * sizeof *bias[i]);
+        for (int64_t j = 0; j < widths[i]; j++)
+            bias[i][j] = (float)(0.5 * uniform());
+    }
+    layers[0].bq = bias[0];
+    layers[0].bk = bias[1];
+    layers[0].bv = bias[2];
+    layers[0].bo = bias[3];
+    layers[0].gate_b = bias[4];
+    layers[0].up_b = bias[5];
+    biased.layers = layers;
+    check_model(&biased, pool, "biases");
+    for (int i = 0; i < 6; i++)
+        free(bias[i]);
+    free(layers);
     nm_pool_destroy(pool);
     verify_model_close(&vm);
 }
