@@ -1,8 +1,8 @@
 /* Dense double-precision linear algebra for nomoat-quantize --calibration's error feedback
  * (quantize/optimize.c) and the calibration pass that feeds it (verify/imatrix.c,
  * verify/jacobian.c): the inputs' second-moment matrix H = Σ x xᵀ, its Cholesky factor, the
- * products the error feedback makes with that factor, and those of layer 0's backward pass. Matrices are row-major with a leading dimension (ld: the distance
- * between rows, in elements).
+ * products the error feedback makes with that factor, and those of layer 0's backward pass.
+ * Matrices are row-major with a leading dimension (ld: the distance between rows, in elements).
  *
  * Every output element is summed in fixed blocks of terms, each block one chain of multiply-adds
  * in index order started from zero and then added to (or subtracted from) the output: which

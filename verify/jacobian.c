@@ -56,7 +56,7 @@ typedef struct jb {
 
 /* ---- products ---- */
 
-enum { DEQ_ROWS = 16, GEMM_ROWS = 32 };
+enum { DEQ_ROWS = 16 };
 
 typedef struct deq_job {
     jb *b;
@@ -84,21 +84,25 @@ static void load(jb *b, const vm_weight *w) {
 typedef struct gemm_job {
     double *c;
     const double *a, *bm;
-    int64_t ldc, lda, ldb, n_r, k_len, m;
+    int64_t ldc, lda, ldb, n_r, k_len, m, rows; /* rows: per task */
 } gemm_job;
 
 static void gemm_task(void *ctx, size_t task, int thread) {
     (void)thread;
     const gemm_job *j = ctx;
-    const int64_t r0 = (int64_t)task * GEMM_ROWS, nr = j->n_r - r0 < GEMM_ROWS ? j->n_r - r0 : GEMM_ROWS;
+    const int64_t r0 = (int64_t)task * j->rows, nr = j->n_r - r0 < j->rows ? j->n_r - r0 : j->rows;
     nm_gemm_acc(j->c + r0 * j->ldc, j->ldc, j->a + r0 * j->lda, j->lda, j->bm, j->ldb, nr, j->k_len, j->m, false);
 }
 
-/* c (n_r x m) += a (n_r x k_len) · bm (k_len x m), rows of c split over the pool. */
-static void gemm(nm_pool *pool, double *c, int64_t ldc, const double *a, int64_t lda, const double *bm, int64_t ldb,
+/* c (n_r x m) += a (n_r x k_len) · bm (k_len x m), rows of c split over the pool in two tasks per
+ * thread: nm_gemm_acc copies bm into column strips on every call, so every task copies all of it
+ * (with 32-row tasks, a third of the pass's time went there). Which rows a task takes does not
+ * change a sum. */
+static void gemm(const jb *b, double *c, int64_t ldc, const double *a, int64_t lda, const double *bm, int64_t ldb,
                  int64_t n_r, int64_t k_len, int64_t m) {
-    gemm_job j = {c, a, bm, ldc, lda, ldb, n_r, k_len, m};
-    nm_pool_run(pool, (size_t)((n_r + GEMM_ROWS - 1) / GEMM_ROWS), gemm_task, &j);
+    const int64_t tasks = 2 * (int64_t)b->n_threads, rows = ((n_r + tasks - 1) / tasks + 7) / 8 * 8;
+    gemm_job j = {c, a, bm, ldc, lda, ldb, n_r, k_len, m, rows};
+    nm_pool_run(b->pool, (size_t)((n_r + rows - 1) / rows), gemm_task, &j);
 }
 
 static void transpose(const double *x, int64_t rows, int64_t cols, double *y) {
@@ -113,7 +117,7 @@ static void forward(jb *b, const vm_weight *w, const double *x, double *y) {
     load(b, w);
     transpose(x, b->T, w->n_in, b->xt);
     memset(b->yt, 0, (size_t)w->n_out * (size_t)b->T * sizeof *b->yt);
-    gemm(b->pool, b->yt, b->T, b->w, w->n_in, b->xt, b->T, w->n_out, w->n_in, b->T);
+    gemm(b, b->yt, b->T, b->w, w->n_in, b->xt, b->T, w->n_out, w->n_in, b->T);
     transpose(b->yt, w->n_out, b->T, y);
 }
 
@@ -127,7 +131,7 @@ static void add_bias(const jb *b, double *y, const float *bias, int64_t n) {
 /* dx (T x n_in) += dy (T x n_out) · W. */
 static void backward(jb *b, const vm_weight *w, const double *dy, double *dx) {
     load(b, w);
-    gemm(b->pool, dx, w->n_in, dy, w->n_out, b->w, w->n_in, b->T, w->n_out, w->n_in);
+    gemm(b, dx, w->n_in, dy, w->n_out, b->w, w->n_in, b->T, w->n_out, w->n_in);
 }
 
 /* ---- element-wise steps ---- */
