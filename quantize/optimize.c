@@ -66,16 +66,17 @@ static float sym_fit(const float *x, const float *w, int n, int lo, int hi, bool
         for (int g = 0; g < grid; g++) {
             const float r = r_lo + (r_hi - r_lo) * (float)g / (float)(grid - 1);
             float d = (float)sign * amax / r;
+            sym_levels(x, w, n, d, lo, hi, T); /* T: always the levels for d */
             for (int pass = 0; pass < 2; pass++) {
-                sym_levels(x, w, n, d, lo, hi, T);
                 double s[2];
                 qo_levels_get()->sym_sums(x, w, n, T, s);
                 if (s[1] <= 0)
                     break;
+                const float prev = d;
                 d = (float)(s[0] / s[1]);
                 if (half)
                     d = f16_round(d);
-                if (d == 0 || !isfinite(d))
+                if (d == 0 || !isfinite(d) || (pass > 0 && d == prev)) /* the same d: the same error again */
                     break;
                 const double e = sym_levels(x, w, n, d, lo, hi, T);
                 if (e < best) {
@@ -181,14 +182,17 @@ static void asym_fit(const float *x, const float *w, int n, int nmax, bool half,
             if (h0 <= l0)
                 continue;
             float d = (h0 - l0) / (float)nmax, m = l0;
+            asym_levels(x, w, n, d, m, nmax, T); /* T: always the levels for d, m */
             for (int pass = 0; pass < 2; pass++) {
-                asym_levels(x, w, n, d, m, nmax, T);
+                const float pd = d, pm = m;
                 if (!asym_refit(x, w, n, T, !half, &d, &m))
                     break;
                 if (half) {
                     d = f16_round(d);
                     m = f16_round(m);
                 }
+                if (pass > 0 && d == pd && m == pm) /* the same fit: the same error again */
+                    break;
                 const double e = asym_levels(x, w, n, d, m, nmax, T);
                 if (e < best) {
                     best = e;
