@@ -196,43 +196,55 @@ int nm_syrk_upper_f64(double *c, int64_t ldc, const double *x, int64_t ldx, int6
 
 enum { GEMM_K_BLOCK = 256 }; /* terms per pass: a 8-column strip of b is then 16 KiB, in L1 */
 
-/* The products pass over all of c once per block of terms, eight rows of it per tile, and
- * nm_gemm_acc gathers its strips from rows of b pages apart: both miss the caches in patterns
- * the hardware does not prefetch (on the calibrated TinyLlama-shaped Q4_K_M, half of
- * nm_gemm_acc's own samples were on its loads of c). So each tile first asks for the rows of c
- * the next tile adds to, and for its share of the next strip's rows of b. Prefetches only:
+/* The products pass over all of c once per block of terms, eight rows of it per tile, so each
+ * tile first asks for the rows of c the next tile adds to (on the calibrated TinyLlama-shaped
+ * Q4_K_M, half of nm_gemm_acc's own samples had been on its loads of c). Prefetches only:
  * nothing computed changes. */
 static inline void prefetch_c(const double *c, int64_t ldc, int64_t r0, int64_t n_r, int64_t j) {
     for (int64_t r = r0; r < r0 + 8 && r < n_r; r++)
         __builtin_prefetch(c + r * ldc + j, 1);
 }
 
+/* b's strips are gathered GEMM_STRIPS at a time (64 columns: 512 contiguous bytes of each row of
+ * b): gathered one at a time, each strip took 64 bytes from each of 256 rows pages apart and
+ * waited on memory for every one (the calibrated feedback's lazy product, 256 rows of 5632, one
+ * AVX2 thread: 16.1 -> 18.3 G multiply-adds/s). */
+enum { GEMM_STRIPS = 8 };
+
 void nm_gemm_acc(double *c, int64_t ldc, const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n_r,
                  int64_t k_len, int64_t m, bool upper_b) {
     const tile_fn tile = get_tile();
     double acc[64];
-    double strip[GEMM_K_BLOCK * 8]; /* b's 8-column strip, contiguous: rows of b are pages apart */
+    static _Thread_local double strips[GEMM_STRIPS][GEMM_K_BLOCK * 8]; /* 128 KiB: off the stack */
     const int64_t m8 = m - m % 8;
     for (int64_t k0 = 0; k0 < k_len; k0 += GEMM_K_BLOCK) {
         const int64_t k1 = k_len - k0 < GEMM_K_BLOCK ? k_len : k0 + GEMM_K_BLOCK;
-        for (int64_t j0 = upper_b ? k0 - k0 % 8 : 0; j0 < m8; j0 += 8) {
-            const int64_t kk = (upper_b && j0 + 8 < k1 ? j0 + 8 : k1) - k0;
-            for (int64_t k = 0; k < kk; k++)
-                memcpy(strip + k * 8, b + (k0 + k) * ldb + j0, 8 * sizeof *strip);
-            const int64_t j1 = j0 + 8, kk1 = (upper_b && j1 + 8 < k1 ? j1 + 8 : k1) - k0; /* the next strip */
-            const int64_t share = (kk1 + (n_r + 7) / 8 - 1) / ((n_r + 7) / 8);
-            for (int64_t r0 = 0; r0 < n_r; r0 += 8) {
-                const int rows = n_r - r0 < 8 ? (int)(n_r - r0) : 8;
-                for (int64_t k = r0 / 8 * share; j1 < m8 && k < kk1 && k < (r0 / 8 + 1) * share; k++)
-                    __builtin_prefetch(b + (k0 + k) * ldb + j1);
-                if (r0 + 8 < n_r)
-                    prefetch_c(c, ldc, r0 + 8, n_r, j0);
-                else if (j1 < m8)
-                    prefetch_c(c, ldc, 0, n_r, j1);
-                tile(kk, rows, a + r0 * lda + k0, 1, lda, strip, 8, acc);
-                for (int i = 0; i < rows; i++)
-                    for (int k = 0; k < 8; k++)
-                        c[(r0 + i) * ldc + j0 + k] += acc[i * 8 + k];
+        for (int64_t jg = upper_b ? k0 - k0 % 8 : 0; jg < m8; jg += 8 * GEMM_STRIPS) {
+            const int ns = (int)((m8 - jg) / 8 < GEMM_STRIPS ? (m8 - jg) / 8 : GEMM_STRIPS);
+            int64_t kk[GEMM_STRIPS]; /* terms of strip s: with upper_b, b's rows to its last column */
+            for (int s = 0; s < ns; s++) {
+                const int64_t j0 = jg + 8 * s;
+                kk[s] = (upper_b && j0 + 8 < k1 ? j0 + 8 : k1) - k0;
+            }
+            for (int64_t k = 0; k < kk[ns - 1]; k++) { /* kk grows with s */
+                const double *row = b + (k0 + k) * ldb + jg;
+                for (int s = 0; s < ns; s++)
+                    if (k < kk[s])
+                        memcpy(strips[s] + k * 8, row + 8 * s, 8 * sizeof(double));
+            }
+            for (int s = 0; s < ns; s++) {
+                const int64_t j0 = jg + 8 * s;
+                for (int64_t r0 = 0; r0 < n_r; r0 += 8) {
+                    const int rows = n_r - r0 < 8 ? (int)(n_r - r0) : 8;
+                    if (r0 + 8 < n_r)
+                        prefetch_c(c, ldc, r0 + 8, n_r, j0);
+                    else if (j0 + 8 < m8)
+                        prefetch_c(c, ldc, 0, n_r, j0 + 8);
+                    tile(kk[s], rows, a + r0 * lda + k0, 1, lda, strips[s], 8, acc);
+                    for (int i = 0; i < rows; i++)
+                        for (int k = 0; k < 8; k++)
+                            c[(r0 + i) * ldc + j0 + k] += acc[i * 8 + k];
+                }
             }
         }
     }
