@@ -373,29 +373,29 @@ static double k_total(const float *x, const float *w, kblock *k, int nmax) {
     return e;
 }
 
-/* Each sub-block picks the integer (sc, m) within +-r of its own with the least error. */
+/* Each sub-block picks the integer (sc, m) within +-r (r <= 2) of its own with the least error
+ * (the first in this order on a tie: its own, then by sc and m). */
 static void k_descend_subs(const float *x, const float *w, kblock *k, int nmax, int r) {
-    uint8_t T[32];
     for (int j = 0; j < 8; j++) {
-        const float *xj = x + 32 * j, *wj = w + 32 * j;
-        double best = k_sub_levels(xj, wj, k->d, k->dmin, k->sc[j], k->m[j], nmax, T);
-        int bs = k->sc[j], bm = k->m[j];
-        for (int s = k->sc[j] - r; s <= k->sc[j] + r; s++) {
-            if (s < 0 || s > 63)
-                continue;
-            for (int m = k->m[j] - r; m <= k->m[j] + r; m++) {
-                if (m < 0 || m > 63 || (s == k->sc[j] && m == k->m[j]))
-                    continue;
-                const double e = k_sub_levels(xj, wj, k->d, k->dmin, s, m, nmax, T);
-                if (e < best) {
-                    best = e;
-                    bs = s;
-                    bm = m;
-                }
-            }
+        int cs[25], cm[25], nc = 0;
+        cs[nc] = k->sc[j], cm[nc++] = k->m[j];
+        for (int s = k->sc[j] - r; s <= k->sc[j] + r; s++)
+            for (int m = k->m[j] - r; m <= k->m[j] + r; m++)
+                if (s >= 0 && s <= 63 && m >= 0 && m <= 63 && !(s == k->sc[j] && m == k->m[j]))
+                    cs[nc] = s, cm[nc++] = m;
+        float d1[25], m1[25];
+        for (int c = 0; c < nc; c++) { /* as k_sub_levels */
+            d1[c] = k->d * (float)cs[c];
+            m1[c] = -(k->dmin * (float)cm[c]);
         }
-        k->sc[j] = bs;
-        k->m[j] = bm;
+        double e[25];
+        qo_levels_get()->asym_errors(x + 32 * j, w + 32 * j, 32, nmax, d1, m1, nc, e);
+        int bc = 0;
+        for (int c = 1; c < nc; c++)
+            if (e[c] < e[bc])
+                bc = c;
+        k->sc[j] = cs[bc];
+        k->m[j] = cm[bc];
     }
 }
 
@@ -644,21 +644,22 @@ static void opt_sb(const sb_spec *sp, const float *x, const float *w, uint8_t *y
         k = start[t];
         double cur = start_e[t];
         for (int iter = 0; iter < 4; iter++) {
-            int8_t T[16];
-            for (int j = 0; j < 16; j++) {
-                const float *xj = x + 16 * j, *wj = w + 16 * j;
-                double bj = sb_sub(sp, xj, wj, k.d, k.sc[j], T);
-                int bs = k.sc[j];
-                for (int s = k.sc[j] - 2; s <= k.sc[j] + 2; s++) {
-                    if (s < sp->sc_lo || s > sp->sc_hi || s == k.sc[j])
-                        continue;
-                    const double ej = sb_sub(sp, xj, wj, k.d, s, T);
-                    if (ej < bj) {
-                        bj = ej;
-                        bs = s;
-                    }
-                }
-                k.sc[j] = bs;
+            for (int j = 0; j < 16; j++) { /* the scale within +-2 of its own with the least error */
+                int sc[5], nc = 0;
+                float dc[5];
+                sc[nc++] = k.sc[j];
+                for (int s = k.sc[j] - 2; s <= k.sc[j] + 2; s++)
+                    if (s >= sp->sc_lo && s <= sp->sc_hi && s != k.sc[j])
+                        sc[nc++] = s;
+                for (int c = 0; c < nc; c++)
+                    dc[c] = k.d * (float)sc[c]; /* as sb_sub */
+                double ec[5];
+                qo_levels_get()->sym_errors(x + 16 * j, w + 16 * j, 16, sp->lo, sp->hi, dc, nc, ec);
+                int bc = 0;
+                for (int c = 1; c < nc; c++)
+                    if (ec[c] < ec[bc])
+                        bc = c;
+                k.sc[j] = sc[bc];
             }
             cur = sb_total(sp, x, w, &k);
             double sxa = 0, saa = 0;

@@ -83,6 +83,13 @@ static double asym_levels_ref(const float *x, const float *w, int n, float d, fl
     return qo_lane_sum(p);
 }
 
+static void asym_errors_ref(const float *x, const float *w, int n, int nmax, const float *d, const float *m, int nd,
+                            double *e) {
+    uint8_t L[32];
+    for (int k = 0; k < nd; k++)
+        e[k] = asym_levels_ref(x, w, n, d[k], m[k], nmax, L);
+}
+
 static void sym_sums_ref(const float *x, const float *w, int n, const int8_t *L, double s[2]) {
     double a[8] = {0}, b[8] = {0};
     for (int i = 0; i < n; i++) {
@@ -135,8 +142,8 @@ static double nl_levels_ref(const float *x, const float *w, int n, float d, cons
     return qo_lane_sum(p);
 }
 
-static const qo_levels ref = {sym_levels_ref, sym_errors_ref, asym_levels_ref, sym_sums_ref, asym_sums_ref,
-                              nl_levels_ref};
+static const qo_levels ref = {sym_levels_ref, sym_errors_ref, asym_levels_ref, asym_errors_ref,
+                              sym_sums_ref,   asym_sums_ref,  nl_levels_ref};
 
 const qo_levels *qo_levels_ref(void) { return &ref; }
 

@@ -26,6 +26,10 @@ typedef void (*qo_asym_sums_fn)(const float *x, const float *w, int n, const uin
 typedef void (*qo_sym_errors_fn)(const float *x, const float *w, int n, int lo, int hi, const float *d, int nd,
                                  double *e);
 
+/* e[k] = what asym_levels returns for d[k], m[k], k < nd, for one block of n <= 32 values. */
+typedef void (*qo_asym_errors_fn)(const float *x, const float *w, int n, int nmax, const float *d, const float *m,
+                                  int nd, double *e);
+
 /* x ~ d * v[L] with v 16 ascending levels (IQ4_NL's): each L is the number of midpoints between
  * levels below x / d, or its neighbour when that one is closer for the stored d; fills L,
  * returns sum w (x - d v[L])^2. d == 0: every L is 0 (and the value 0). */
@@ -35,6 +39,7 @@ typedef struct qo_levels {
     qo_sym_levels_fn sym_levels;
     qo_sym_errors_fn sym_errors;
     qo_asym_levels_fn asym_levels;
+    qo_asym_errors_fn asym_errors;
     qo_sym_sums_fn sym_sums;
     qo_asym_sums_fn asym_sums;
     qo_nl_levels_fn nl_levels;

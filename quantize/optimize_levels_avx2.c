@@ -127,6 +127,40 @@ static double asym_levels_avx2(const float *x, const float *w, int n, float d, f
     return lane_sum(acc_lo, acc_hi);
 }
 
+/* asym_levels_avx2's error for many scales and offsets, the block in registers as in
+ * sym_errors_avx2. */
+static void asym_errors_avx2(const float *x, const float *w, int n, int nmax, const float *d, const float *m, int nd,
+                             double *e) {
+    __m256 xv[4];
+    __m256d wd[4][2];
+    const int nv = n / 8;
+    for (int j = 0; j < nv; j++) {
+        const __m256 wv = _mm256_loadu_ps(w + 8 * j);
+        xv[j] = _mm256_loadu_ps(x + 8 * j);
+        wd[j][0] = _mm256_cvtps_pd(_mm256_castps256_ps128(wv));
+        wd[j][1] = _mm256_cvtps_pd(_mm256_extractf128_ps(wv, 1));
+    }
+    const steps c = make_steps(0, nmax);
+    for (int k = 0; k < nd; k++) {
+        if (d[k] == 0) {
+            uint8_t L[32];
+            e[k] = qo_levels_ref()->asym_levels(x, w, n, d[k], m[k], nmax, L);
+            continue;
+        }
+        const __m256 vd = _mm256_set1_ps(d[k]), vid = _mm256_set1_ps(1.0f / d[k]), vm = _mm256_set1_ps(m[k]);
+        __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
+        for (int j = 0; j < nv; j++) {
+            __m256 diff;
+            level_step(xv[j], vd, vid, vm, true, &c, &diff);
+            const __m256d dl = _mm256_cvtps_pd(_mm256_castps256_ps128(diff)),
+                          dh = _mm256_cvtps_pd(_mm256_extractf128_ps(diff, 1));
+            acc_lo = _mm256_add_pd(acc_lo, _mm256_mul_pd(_mm256_mul_pd(wd[j][0], dl), dl));
+            acc_hi = _mm256_add_pd(acc_hi, _mm256_mul_pd(_mm256_mul_pd(wd[j][1], dh), dh));
+        }
+        e[k] = lane_sum(acc_lo, acc_hi);
+    }
+}
+
 /* 8 levels widened to two vectors of 4 doubles */
 static inline void levels_pd(__m128i l32lo, __m128i l32hi, __m256d *a, __m256d *b) {
     *a = _mm256_cvtepi32_pd(l32lo);
@@ -211,8 +245,8 @@ static double nl_levels_avx2(const float *x, const float *w, int n, float d, con
     return lane_sum(acc_lo, acc_hi);
 }
 
-static const qo_levels avx2 = {sym_levels_avx2, sym_errors_avx2, asym_levels_avx2, sym_sums_avx2, asym_sums_avx2,
-                               nl_levels_avx2};
+static const qo_levels avx2 = {sym_levels_avx2, sym_errors_avx2, asym_levels_avx2, asym_errors_avx2,
+                               sym_sums_avx2,   asym_sums_avx2,  nl_levels_avx2};
 
 const qo_levels *qo_levels_avx2(void) {
     const nm_cpu_features *c = nm_cpu();

@@ -125,6 +125,38 @@ static double asym_levels_avx512(const float *x, const float *w, int n, float d,
     return lane_sum(acc);
 }
 
+/* asym_levels_avx512's error for many scales and offsets, the block in registers as in
+ * sym_errors_avx512. */
+static void asym_errors_avx512(const float *x, const float *w, int n, int nmax, const float *d, const float *m,
+                               int nd, double *e) {
+    if (n % 16 || n > 32) {
+        qo_levels_avx2()->asym_errors(x, w, n, nmax, d, m, nd, e);
+        return;
+    }
+    const int nv = n / 16;
+    __m512 xv[2] = {_mm512_loadu_ps(x), _mm512_setzero_ps()}, wv[2] = {_mm512_loadu_ps(w), _mm512_setzero_ps()};
+    if (nv == 2) {
+        xv[1] = _mm512_loadu_ps(x + 16);
+        wv[1] = _mm512_loadu_ps(w + 16);
+    }
+    const steps c = make_steps(0, nmax);
+    for (int k = 0; k < nd; k++) {
+        if (d[k] == 0) {
+            uint8_t L[32];
+            e[k] = qo_levels_ref()->asym_levels(x, w, n, d[k], m[k], nmax, L);
+            continue;
+        }
+        const __m512 vd = _mm512_set1_ps(d[k]), vid = _mm512_set1_ps(1.0f / d[k]), vm = _mm512_set1_ps(m[k]);
+        __m512d acc = _mm512_setzero_pd();
+        for (int j = 0; j < nv; j++) {
+            __m512 diff;
+            level_step(xv[j], vd, vid, vm, true, &c, &diff);
+            acc = add_wsq(acc, wv[j], diff);
+        }
+        e[k] = lane_sum(acc);
+    }
+}
+
 /* sixteen levels (int32) to two vectors of eight doubles */
 ALWAYS_INLINE void levels_pd(__m512i l32, __m512d l[2]) {
     l[0] = _mm512_cvtepi32_pd(_mm512_castsi512_si256(l32));
@@ -205,8 +237,8 @@ static double nl_levels_avx512(const float *x, const float *w, int n, float d, c
     return lane_sum(acc);
 }
 
-static const qo_levels avx512 = {sym_levels_avx512, sym_errors_avx512, asym_levels_avx512, sym_sums_avx512,
-                                 asym_sums_avx512, nl_levels_avx512};
+static const qo_levels avx512 = {sym_levels_avx512, sym_errors_avx512, asym_levels_avx512, asym_errors_avx512,
+                                 sym_sums_avx512,   asym_sums_avx512,  nl_levels_avx512};
 
 const qo_levels *qo_levels_avx512(void) {
     const nm_cpu_features *c = nm_cpu();

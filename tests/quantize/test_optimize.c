@@ -481,6 +481,11 @@ static void same_bits(const qo_levels *a, const qo_levels *b, const float *x, co
     assert_memory_equal(ra, rb, sizeof ra);
     assert_memory_equal(&ra[0], &ea, sizeof ea); /* the scan's errors are sym_levels' */
     double sa[5], sb[5];
+    const float ms[4] = {m, m, -m, 0};
+    a->asym_errors(x, w, n, nmax, ds, ms, 4, ra);
+    b->asym_errors(x, w, n, nmax, ds, ms, 4, rb);
+    assert_memory_equal(ra, rb, sizeof ra);
+    assert_memory_equal(&ra[0], &fa, sizeof fa); /* asym_levels' errors */
     a->sym_sums(x, w, n, la, sa);
     b->sym_sums(x, w, n, la, sb);
     assert_memory_equal(sa, sb, 2 * sizeof sa[0]);
