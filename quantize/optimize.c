@@ -136,11 +136,9 @@ static inline double asym_levels(const float *x, const float *w, int n, float d,
     return qo_levels_get()->asym_levels(x, w, n, d, m, nmax, L);
 }
 
-/* Least-squares d, m for fixed levels; nonpos_m: m must be <= 0 (K sub-blocks store -m >= 0).
- * Returns false when the system is degenerate. */
-static bool asym_refit(const float *x, const float *w, int n, const uint8_t *L, bool nonpos_m, float *d, float *m) {
-    double s[5];
-    qo_levels_get()->asym_sums(x, w, n, L, s);
+/* Least-squares d, m for fixed levels from their sums s (asym_sums'); nonpos_m: m must be <= 0 (K
+ * sub-blocks store -m >= 0). Returns false when the system is degenerate. */
+static bool asym_refit(const double s[5], bool nonpos_m, float *d, float *m) {
     const double sw = s[0], sx = s[1], sl = s[2], sll = s[3], sxl = s[4];
     const double det = sw * sll - sl * sl;
     if (!(det > 0) || sll <= 0)
@@ -174,6 +172,9 @@ static void asym_fit(const float *x, const float *w, int n, int nmax, bool half,
         return;
     }
     uint8_t T[MAX_BLOCK];
+    const qo_levels *k = qo_levels_get();
+    double s[5]; /* s[0], s[1] (sum w, sum w x) are the same for any levels; s[2..4]: T's */
+    k->asym_sums(x, w, n, L, s);
     const float range = hi - lo;
     for (int a = 0; a < grid; a++) {
         for (int b = 0; b < grid; b++) {
@@ -182,10 +183,10 @@ static void asym_fit(const float *x, const float *w, int n, int nmax, bool half,
             if (h0 <= l0)
                 continue;
             float d = (h0 - l0) / (float)nmax, m = l0;
-            asym_levels(x, w, n, d, m, nmax, T); /* T: always the levels for d, m */
+            k->asym_levels_sums(x, w, n, d, m, nmax, T, s + 2); /* T: always the levels for d, m */
             for (int pass = 0; pass < 2; pass++) {
                 const float pd = d, pm = m;
-                if (!asym_refit(x, w, n, T, !half, &d, &m))
+                if (!asym_refit(s, !half, &d, &m))
                     break;
                 if (half) {
                     d = f16_round(d);
@@ -193,7 +194,8 @@ static void asym_fit(const float *x, const float *w, int n, int nmax, bool half,
                 }
                 if (pass > 0 && d == pd && m == pm) /* the same fit: the same error again */
                     break;
-                const double e = asym_levels(x, w, n, d, m, nmax, T);
+                const double e = pass == 0 ? k->asym_levels_sums(x, w, n, d, m, nmax, T, s + 2) /* refit again */
+                                           : asym_levels(x, w, n, d, m, nmax, T);
                 if (e < best) {
                     best = e;
                     best_d = d;

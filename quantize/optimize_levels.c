@@ -115,6 +115,32 @@ static void asym_sums_ref(const float *x, const float *w, int n, const uint8_t *
         s[k] = qo_lane_sum(p[k]);
 }
 
+static double asym_levels_sums_ref(const float *x, const float *w, int n, float d, float m, int nmax, uint8_t *L,
+                                   double s[3]) {
+    if (d == 0) {
+        const double e = asym_levels_ref(x, w, n, d, m, nmax, L);
+        double t[5];
+        asym_sums_ref(x, w, n, L, t);
+        memcpy(s, t + 2, 3 * sizeof *s);
+        return e;
+    }
+    double p[8] = {0}, q[3][8] = {{0}};
+    const float id = 1.0f / d;
+    for (int i = 0; i < n; i++) {
+        float diff;
+        const float l = level_diff(x[i], d, id, m, true, 0, (float)nmax, &diff);
+        L[i] = (uint8_t)l;
+        p[i % 8] += (double)w[i] * diff * diff;
+        const double wl = (double)w[i] * l; /* as asym_sums_ref */
+        q[0][i % 8] += wl;
+        q[1][i % 8] += wl * l;
+        q[2][i % 8] += wl * x[i];
+    }
+    for (int k = 0; k < 3; k++)
+        s[k] = qo_lane_sum(q[k]);
+    return qo_lane_sum(p);
+}
+
 static double nl_levels_ref(const float *x, const float *w, int n, float d, const float v[16], uint8_t *L) {
     if (d == 0)
         return zero_scale(x, w, n, L);
@@ -143,7 +169,7 @@ static double nl_levels_ref(const float *x, const float *w, int n, float d, cons
 }
 
 static const qo_levels ref = {sym_levels_ref, sym_errors_ref, asym_levels_ref, asym_errors_ref,
-                              sym_sums_ref,   asym_sums_ref,  nl_levels_ref};
+                              asym_levels_sums_ref, sym_sums_ref, asym_sums_ref, nl_levels_ref};
 
 const qo_levels *qo_levels_ref(void) { return &ref; }
 

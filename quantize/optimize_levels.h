@@ -26,6 +26,10 @@ typedef void (*qo_asym_sums_fn)(const float *x, const float *w, int n, const uin
 typedef void (*qo_sym_errors_fn)(const float *x, const float *w, int n, int lo, int hi, const float *d, int nd,
                                  double *e);
 
+/* asym_levels, and s = asym_sums' s[2], s[3], s[4] (sum w L, sum w L^2, sum w L x) for the levels
+ * it fills, with the same bits. */
+typedef double (*qo_asym_levels_sums_fn)(const float *x, const float *w, int n, float d, float m, int nmax,
+                                         uint8_t *L, double s[3]);
 /* e[k] = what asym_levels returns for d[k], m[k], k < nd, for one block of n <= 32 values. */
 typedef void (*qo_asym_errors_fn)(const float *x, const float *w, int n, int nmax, const float *d, const float *m,
                                   int nd, double *e);
@@ -40,6 +44,7 @@ typedef struct qo_levels {
     qo_sym_errors_fn sym_errors;
     qo_asym_levels_fn asym_levels;
     qo_asym_errors_fn asym_errors;
+    qo_asym_levels_sums_fn asym_levels_sums;
     qo_sym_sums_fn sym_sums;
     qo_asym_sums_fn asym_sums;
     qo_nl_levels_fn nl_levels;

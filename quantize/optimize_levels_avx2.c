@@ -161,6 +161,12 @@ static void asym_errors_avx2(const float *x, const float *w, int n, int nmax, co
     }
 }
 
+/* elements 0-3 and 4-7 of v as doubles */
+static inline void halves_pd(__m256 v, __m256d h[2]) {
+    h[0] = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    h[1] = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+}
+
 /* 8 levels widened to two vectors of 4 doubles */
 static inline void levels_pd(__m128i l32lo, __m128i l32hi, __m256d *a, __m256d *b) {
     *a = _mm256_cvtepi32_pd(l32lo);
@@ -210,6 +216,46 @@ static void asym_sums_avx2(const float *x, const float *w, int n, const uint8_t 
         s[k] = lane_sum(p[k][0], p[k][1]);
 }
 
+/* asym_levels_avx2 and asym_sums_avx2's last three sums in one pass: the levels are at hand as
+ * floats (small integers, so exact as doubles). */
+static double asym_levels_sums_avx2(const float *x, const float *w, int n, float d, float m, int nmax, uint8_t *L,
+                                    double s[3]) {
+    if (d == 0) {
+        const double e = qo_levels_ref()->asym_levels(x, w, n, d, m, nmax, L);
+        double t[5];
+        asym_sums_avx2(x, w, n, L, t);
+        for (int k = 0; k < 3; k++)
+            s[k] = t[k + 2];
+        return e;
+    }
+    const steps c = make_steps(0, nmax);
+    const __m256 vd = _mm256_set1_ps(d), vid = _mm256_set1_ps(1.0f / d), vm = _mm256_set1_ps(m);
+    __m256d e_lo = _mm256_setzero_pd(), e_hi = e_lo, p[3][2];
+    for (int k = 0; k < 3; k++)
+        p[k][0] = p[k][1] = _mm256_setzero_pd();
+    for (int i = 0; i < n; i += 8) {
+        __m256 diff;
+        const __m256 xv = _mm256_loadu_ps(x + i), wv = _mm256_loadu_ps(w + i);
+        const __m256 l = level_step(xv, vd, vid, vm, true, &c, &diff);
+        const __m128i l16 = to_i16x8(l);
+        _mm_storel_epi64((__m128i *)(L + i), _mm_packus_epi16(l16, l16));
+        add_wsq(wv, diff, &e_lo, &e_hi);
+        __m256d wd[2], xd[2], ld[2];
+        halves_pd(wv, wd);
+        halves_pd(xv, xd);
+        halves_pd(l, ld);
+        for (int h = 0; h < 2; h++) { /* as asym_sums_avx2 */
+            const __m256d wl = _mm256_mul_pd(wd[h], ld[h]);
+            p[0][h] = _mm256_add_pd(p[0][h], wl);
+            p[1][h] = _mm256_add_pd(p[1][h], _mm256_mul_pd(wl, ld[h]));
+            p[2][h] = _mm256_add_pd(p[2][h], _mm256_mul_pd(wl, xd[h]));
+        }
+    }
+    for (int k = 0; k < 3; k++)
+        s[k] = lane_sum(p[k][0], p[k][1]);
+    return lane_sum(e_lo, e_hi);
+}
+
 /* v[k] for eight indices 0..15 */
 static inline __m256 nl_lookup(__m256 vlo, __m256 vhi, __m256i k) {
     const __m256 lo = _mm256_permutevar8x32_ps(vlo, k), hi = _mm256_permutevar8x32_ps(vhi, k);
@@ -246,7 +292,7 @@ static double nl_levels_avx2(const float *x, const float *w, int n, float d, con
 }
 
 static const qo_levels avx2 = {sym_levels_avx2, sym_errors_avx2, asym_levels_avx2, asym_errors_avx2,
-                               sym_sums_avx2,   asym_sums_avx2,  nl_levels_avx2};
+                               asym_levels_sums_avx2, sym_sums_avx2, asym_sums_avx2, nl_levels_avx2};
 
 const qo_levels *qo_levels_avx2(void) {
     const nm_cpu_features *c = nm_cpu();

@@ -125,6 +125,34 @@ static double asym_levels_avx512(const float *x, const float *w, int n, float d,
     return lane_sum(acc);
 }
 
+/* asym_levels_avx512 and asym_sums_avx512's last three sums in one pass (the levels as floats are
+ * small integers, exact as doubles). */
+static double asym_levels_sums_avx512(const float *x, const float *w, int n, float d, float m, int nmax, uint8_t *L,
+                                      double s[3]) {
+    if (d == 0 || n % 16)
+        return qo_levels_avx2()->asym_levels_sums(x, w, n, d, m, nmax, L, s);
+    const steps c = make_steps(0, nmax);
+    const __m512 vd = _mm512_set1_ps(d), vid = _mm512_set1_ps(1.0f / d), vm = _mm512_set1_ps(m);
+    __m512d acc = _mm512_setzero_pd(), p[3] = {acc, acc, acc};
+    for (int i = 0; i < n; i += 16) {
+        __m512 diff;
+        const __m512 xv = _mm512_loadu_ps(x + i), wv = _mm512_loadu_ps(w + i);
+        const __m512 l = level_step(xv, vd, vid, vm, true, &c, &diff);
+        store_levels(L + i, l);
+        acc = add_wsq(acc, wv, diff);
+        const __m512d wd[2] = {lo_pd(wv), hi_pd(wv)}, xd[2] = {lo_pd(xv), hi_pd(xv)}, ld[2] = {lo_pd(l), hi_pd(l)};
+        for (int h = 0; h < 2; h++) { /* as asym_sums_avx512 */
+            const __m512d wl = _mm512_mul_pd(wd[h], ld[h]);
+            p[0] = _mm512_add_pd(p[0], wl);
+            p[1] = _mm512_add_pd(p[1], _mm512_mul_pd(wl, ld[h]));
+            p[2] = _mm512_add_pd(p[2], _mm512_mul_pd(wl, xd[h]));
+        }
+    }
+    for (int k = 0; k < 3; k++)
+        s[k] = lane_sum(p[k]);
+    return lane_sum(acc);
+}
+
 /* asym_levels_avx512's error for many scales and offsets, the block in registers as in
  * sym_errors_avx512. */
 static void asym_errors_avx512(const float *x, const float *w, int n, int nmax, const float *d, const float *m,
@@ -238,7 +266,7 @@ static double nl_levels_avx512(const float *x, const float *w, int n, float d, c
 }
 
 static const qo_levels avx512 = {sym_levels_avx512, sym_errors_avx512, asym_levels_avx512, asym_errors_avx512,
-                                 sym_sums_avx512,   asym_sums_avx512,  nl_levels_avx512};
+                                 asym_levels_sums_avx512, sym_sums_avx512, asym_sums_avx512, nl_levels_avx512};
 
 const qo_levels *qo_levels_avx512(void) {
     const nm_cpu_features *c = nm_cpu();

@@ -481,6 +481,15 @@ static void same_bits(const qo_levels *a, const qo_levels *b, const float *x, co
     assert_memory_equal(ra, rb, sizeof ra);
     assert_memory_equal(&ra[0], &ea, sizeof ea); /* the scan's errors are sym_levels' */
     double sa[5], sb[5];
+    double ta[3], tb[3], full[5];
+    const double ga = a->asym_levels_sums(x, w, n, d, m, nmax, ua, ta);
+    const double gb = b->asym_levels_sums(x, w, n, d, m, nmax, ub, tb);
+    assert_memory_equal(&ga, &fa, sizeof fa); /* asym_levels' error and levels */
+    assert_memory_equal(&gb, &fa, sizeof fa);
+    assert_memory_equal(ua, ub, (size_t)n);
+    a->asym_sums(x, w, n, ua, full); /* and asym_sums' last three sums */
+    assert_memory_equal(ta, full + 2, sizeof ta);
+    assert_memory_equal(tb, full + 2, sizeof tb);
     const float ms[4] = {m, m, -m, 0};
     a->asym_errors(x, w, n, nmax, ds, ms, 4, ra);
     b->asym_errors(x, w, n, nmax, ds, ms, 4, rb);
