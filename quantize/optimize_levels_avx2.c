@@ -5,6 +5,7 @@
  * keep lanes 0-3 and 4-7 of each step in two registers, which is the portable lane order. */
 #include <immintrin.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "common/cpu.h"
 #include "quantize/optimize_levels.h"
@@ -77,10 +78,11 @@ static double sym_levels_avx2(const float *x, const float *w, int n, float d, in
     return lane_sum(acc_lo, acc_hi);
 }
 
-/* sym_levels_avx2's error for many scales: the block's values and weights stay in registers and
- * no levels are stored. */
-static void sym_errors_avx2(const float *x, const float *w, int n, int lo_i, int hi_i, const float *d, int nd,
-                            double *e) {
+/* The errors sym_levels_avx2 (m NULL) or asym_levels_avx2 (offsets m, levels in [0, hi]) return
+ * for nd scales: the block's values and weights stay in registers and no levels are stored. */
+static inline __attribute__((always_inline)) void errors_avx2(const float *x, const float *w, int n, int lo_i,
+                                                              int hi_i, const float *d, const float *m, int nd,
+                                                              double *e) {
     __m256 xv[4];
     __m256d wd[4][2];
     const int nv = n / 8;
@@ -93,15 +95,17 @@ static void sym_errors_avx2(const float *x, const float *w, int n, int lo_i, int
     const steps c = make_steps(lo_i, hi_i);
     for (int k = 0; k < nd; k++) {
         if (d[k] == 0) {
-            int8_t L[32];
-            e[k] = qo_levels_ref()->sym_levels(x, w, n, d[k], lo_i, hi_i, L);
+            uint8_t L[32];
+            e[k] = m ? qo_levels_ref()->asym_levels(x, w, n, d[k], m[k], hi_i, L)
+                     : qo_levels_ref()->sym_levels(x, w, n, d[k], lo_i, hi_i, (int8_t *)L);
             continue;
         }
         const __m256 vd = _mm256_set1_ps(d[k]), vid = _mm256_set1_ps(1.0f / d[k]);
+        const __m256 vm = m ? _mm256_set1_ps(m[k]) : c.zero;
         __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
         for (int j = 0; j < nv; j++) {
             __m256 diff;
-            level_step(xv[j], vd, vid, c.zero, false, &c, &diff);
+            level_step(xv[j], vd, vid, vm, m != NULL, &c, &diff);
             const __m256d dl = _mm256_cvtps_pd(_mm256_castps256_ps128(diff)),
                           dh = _mm256_cvtps_pd(_mm256_extractf128_ps(diff, 1));
             acc_lo = _mm256_add_pd(acc_lo, _mm256_mul_pd(_mm256_mul_pd(wd[j][0], dl), dl));
@@ -109,6 +113,11 @@ static void sym_errors_avx2(const float *x, const float *w, int n, int lo_i, int
         }
         e[k] = lane_sum(acc_lo, acc_hi);
     }
+}
+
+static void sym_errors_avx2(const float *x, const float *w, int n, int lo_i, int hi_i, const float *d, int nd,
+                            double *e) {
+    errors_avx2(x, w, n, lo_i, hi_i, d, NULL, nd, e);
 }
 
 static double asym_levels_avx2(const float *x, const float *w, int n, float d, float m, int nmax, uint8_t *L) {
@@ -127,38 +136,9 @@ static double asym_levels_avx2(const float *x, const float *w, int n, float d, f
     return lane_sum(acc_lo, acc_hi);
 }
 
-/* asym_levels_avx2's error for many scales and offsets, the block in registers as in
- * sym_errors_avx2. */
 static void asym_errors_avx2(const float *x, const float *w, int n, int nmax, const float *d, const float *m, int nd,
                              double *e) {
-    __m256 xv[4];
-    __m256d wd[4][2];
-    const int nv = n / 8;
-    for (int j = 0; j < nv; j++) {
-        const __m256 wv = _mm256_loadu_ps(w + 8 * j);
-        xv[j] = _mm256_loadu_ps(x + 8 * j);
-        wd[j][0] = _mm256_cvtps_pd(_mm256_castps256_ps128(wv));
-        wd[j][1] = _mm256_cvtps_pd(_mm256_extractf128_ps(wv, 1));
-    }
-    const steps c = make_steps(0, nmax);
-    for (int k = 0; k < nd; k++) {
-        if (d[k] == 0) {
-            uint8_t L[32];
-            e[k] = qo_levels_ref()->asym_levels(x, w, n, d[k], m[k], nmax, L);
-            continue;
-        }
-        const __m256 vd = _mm256_set1_ps(d[k]), vid = _mm256_set1_ps(1.0f / d[k]), vm = _mm256_set1_ps(m[k]);
-        __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
-        for (int j = 0; j < nv; j++) {
-            __m256 diff;
-            level_step(xv[j], vd, vid, vm, true, &c, &diff);
-            const __m256d dl = _mm256_cvtps_pd(_mm256_castps256_ps128(diff)),
-                          dh = _mm256_cvtps_pd(_mm256_extractf128_ps(diff, 1));
-            acc_lo = _mm256_add_pd(acc_lo, _mm256_mul_pd(_mm256_mul_pd(wd[j][0], dl), dl));
-            acc_hi = _mm256_add_pd(acc_hi, _mm256_mul_pd(_mm256_mul_pd(wd[j][1], dh), dh));
-        }
-        e[k] = lane_sum(acc_lo, acc_hi);
-    }
+    errors_avx2(x, w, n, 0, nmax, d, m, nd, e);
 }
 
 /* elements 0-3 and 4-7 of v as doubles */

@@ -7,6 +7,7 @@
  * kernels. */
 #include <immintrin.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "common/cpu.h"
 #include "quantize/optimize_levels.h"
@@ -81,12 +82,10 @@ static double sym_levels_avx512(const float *x, const float *w, int n, float d, 
     return lane_sum(acc);
 }
 
-static void sym_errors_avx512(const float *x, const float *w, int n, int lo_i, int hi_i, const float *d, int nd,
-                              double *e) {
-    if (n % 16 || n > 32) {
-        qo_levels_avx2()->sym_errors(x, w, n, lo_i, hi_i, d, nd, e);
-        return;
-    }
+/* As errors_avx2 in optimize_levels_avx2.c: sym_levels_avx512's (m NULL) or asym_levels_avx512's
+ * (offsets m, levels in [0, hi]) errors for nd scales, the block in registers. */
+ALWAYS_INLINE void errors_avx512(const float *x, const float *w, int n, int lo_i, int hi_i, const float *d,
+                                 const float *m, int nd, double *e) {
     const int nv = n / 16;
     __m512 xv[2] = {_mm512_loadu_ps(x), _mm512_setzero_ps()}, wv[2] = {_mm512_loadu_ps(w), _mm512_setzero_ps()};
     if (nv == 2) {
@@ -96,19 +95,29 @@ static void sym_errors_avx512(const float *x, const float *w, int n, int lo_i, i
     const steps c = make_steps(lo_i, hi_i);
     for (int k = 0; k < nd; k++) {
         if (d[k] == 0) {
-            int8_t L[32];
-            e[k] = qo_levels_ref()->sym_levels(x, w, n, d[k], lo_i, hi_i, L);
+            uint8_t L[32];
+            e[k] = m ? qo_levels_ref()->asym_levels(x, w, n, d[k], m[k], hi_i, L)
+                     : qo_levels_ref()->sym_levels(x, w, n, d[k], lo_i, hi_i, (int8_t *)L);
             continue;
         }
         const __m512 vd = _mm512_set1_ps(d[k]), vid = _mm512_set1_ps(1.0f / d[k]);
+        const __m512 vm = m ? _mm512_set1_ps(m[k]) : c.zero;
         __m512d acc = _mm512_setzero_pd();
         for (int j = 0; j < nv; j++) {
             __m512 diff;
-            level_step(xv[j], vd, vid, c.zero, false, &c, &diff);
+            level_step(xv[j], vd, vid, vm, m != NULL, &c, &diff);
             acc = add_wsq(acc, wv[j], diff);
         }
         e[k] = lane_sum(acc);
     }
+}
+
+static void sym_errors_avx512(const float *x, const float *w, int n, int lo_i, int hi_i, const float *d, int nd,
+                              double *e) {
+    if (n % 16 || n > 32)
+        qo_levels_avx2()->sym_errors(x, w, n, lo_i, hi_i, d, nd, e);
+    else
+        errors_avx512(x, w, n, lo_i, hi_i, d, NULL, nd, e);
 }
 
 static double asym_levels_avx512(const float *x, const float *w, int n, float d, float m, int nmax, uint8_t *L) {
@@ -153,36 +162,12 @@ static double asym_levels_sums_avx512(const float *x, const float *w, int n, flo
     return lane_sum(acc);
 }
 
-/* asym_levels_avx512's error for many scales and offsets, the block in registers as in
- * sym_errors_avx512. */
 static void asym_errors_avx512(const float *x, const float *w, int n, int nmax, const float *d, const float *m,
                                int nd, double *e) {
-    if (n % 16 || n > 32) {
+    if (n % 16 || n > 32)
         qo_levels_avx2()->asym_errors(x, w, n, nmax, d, m, nd, e);
-        return;
-    }
-    const int nv = n / 16;
-    __m512 xv[2] = {_mm512_loadu_ps(x), _mm512_setzero_ps()}, wv[2] = {_mm512_loadu_ps(w), _mm512_setzero_ps()};
-    if (nv == 2) {
-        xv[1] = _mm512_loadu_ps(x + 16);
-        wv[1] = _mm512_loadu_ps(w + 16);
-    }
-    const steps c = make_steps(0, nmax);
-    for (int k = 0; k < nd; k++) {
-        if (d[k] == 0) {
-            uint8_t L[32];
-            e[k] = qo_levels_ref()->asym_levels(x, w, n, d[k], m[k], nmax, L);
-            continue;
-        }
-        const __m512 vd = _mm512_set1_ps(d[k]), vid = _mm512_set1_ps(1.0f / d[k]), vm = _mm512_set1_ps(m[k]);
-        __m512d acc = _mm512_setzero_pd();
-        for (int j = 0; j < nv; j++) {
-            __m512 diff;
-            level_step(xv[j], vd, vid, vm, true, &c, &diff);
-            acc = add_wsq(acc, wv[j], diff);
-        }
-        e[k] = lane_sum(acc);
-    }
+    else
+        errors_avx512(x, w, n, 0, nmax, d, m, nd, e);
 }
 
 /* sixteen levels (int32) to two vectors of eight doubles */
