@@ -17,7 +17,9 @@
 # bench-quantize.sh uses, $BENCH_DIR/tinyllama-f16.gguf, made here when missing): wall and CPU
 # seconds and peak RSS of `nomoat-quantize --optimize` for each of COST_TYPES against the
 # 10-minute limit (THREADS threads), beside the default quantization's time; then the same for
-# --optimize --calibration on CAL_CHUNKS contexts of the training text.
+# --optimize --calibration on CAL_CHUNKS contexts of the training text. The header says which
+# of nomoat's kernels ran: the machine's best; NOMOAT_NO_AVX512=1 measures the AVX2 ones on an
+# AVX-512 machine.
 #
 #   sh scripts/bench-optimize.sh [TYPES...]   (default: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_XS)
 #   THREADS=2 BUILD=build CHUNKS=0 (all held-out contexts) LLAMA_QUANTIZE=path
@@ -103,7 +105,13 @@ if [ ! -s "$TL" ]; then
     rm -rf "$W/tinyllama-hf"
 fi
 echo
-echo "cost on $(basename "$TL") ($THREADS threads; limit 600 s wall):"
+# which of nomoat's kernels the cost runs use (common/cpu.c reads the same variables)
+set_on() { [ -n "$1" ] && [ "$1" != 0 ]; }
+if set_on "${NOMOAT_NO_SIMD-}"; then isa="portable kernels (NOMOAT_NO_SIMD)"
+elif ! grep -qw avx2 /proc/cpuinfo 2>/dev/null; then isa="portable kernels"
+elif set_on "${NOMOAT_NO_AVX512-}" || ! grep -qw avx512f /proc/cpuinfo; then isa="AVX2 kernels"
+else isa="AVX-512 kernels (NOMOAT_NO_AVX512=1: the AVX2 ones)"; fi
+echo "cost on $(basename "$TL") ($THREADS threads, $isa; limit 600 s wall):"
 [ -z "${COST_TYPES-Q4_0 Q4_K_M}" ] ||
     printf '%-7s %12s %10s %10s %10s %12s\n' type "default s" "opt wall s" "opt CPU s" "peak RSS" "within 600 s"
 for T in ${COST_TYPES-Q4_0 Q4_K_M}; do
@@ -121,7 +129,7 @@ done
 CAL_CHUNKS=${CAL_CHUNKS:-4}
 [ -n "${COST_CAL_TYPES-Q4_K_M}" ] || exit 0
 echo
-echo "cost of --optimize --calibration ($CAL_CHUNKS contexts of 512 tokens; $THREADS threads):"
+echo "cost of --optimize --calibration ($CAL_CHUNKS contexts of 512 tokens; $THREADS threads, $isa):"
 printf '%-7s %10s %10s %10s %12s\n' type "wall s" "CPU s" "peak RSS" "within 600 s"
 for T in ${COST_CAL_TYPES-Q4_K_M}; do
     /usr/bin/time -f "%e %U %S %M" -o "$W/t-cal" "$Q" -q --no-fsync --optimize --calibration "$TRAIN" \
