@@ -482,11 +482,14 @@ static void same_bits(const qo_levels *a, const qo_levels *b, const float *x, co
     assert_memory_equal(&ra[0], &ea, sizeof ea); /* the scan's errors are sym_levels' */
     double sa[5], sb[5];
     double ta[3], tb[3], full[5];
+    uint8_t u0[32];
+    memcpy(u0, ua, (size_t)n); /* asym_levels' levels */
     const double ga = a->asym_levels_sums(x, w, n, d, m, nmax, ua, ta);
     const double gb = b->asym_levels_sums(x, w, n, d, m, nmax, ub, tb);
     assert_memory_equal(&ga, &fa, sizeof fa); /* asym_levels' error and levels */
     assert_memory_equal(&gb, &fa, sizeof fa);
-    assert_memory_equal(ua, ub, (size_t)n);
+    assert_memory_equal(ua, u0, (size_t)n);
+    assert_memory_equal(ub, u0, (size_t)n);
     a->asym_sums(x, w, n, ua, full); /* and asym_sums' last three sums */
     assert_memory_equal(ta, full + 2, sizeof ta);
     assert_memory_equal(tb, full + 2, sizeof tb);
