@@ -17,12 +17,19 @@ static inline double lane_sum(__m256d a, __m256d b) {
     return _mm_cvtsd_f64(_mm_add_sd(r, _mm_unpackhi_pd(r, r)));
 }
 
+/* elements 0-3 and 4-7 of v as doubles */
+static inline void halves_pd(__m256 v, __m256d h[2]) {
+    h[0] = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    h[1] = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+}
+
 /* acc_lo/acc_hi += w * diff * diff, in double */
 static inline void add_wsq(__m256 w, __m256 diff, __m256d *lo, __m256d *hi) {
-    const __m256d wl = _mm256_cvtps_pd(_mm256_castps256_ps128(w)), wh = _mm256_cvtps_pd(_mm256_extractf128_ps(w, 1));
-    const __m256d dl = _mm256_cvtps_pd(_mm256_castps256_ps128(diff)), dh = _mm256_cvtps_pd(_mm256_extractf128_ps(diff, 1));
-    *lo = _mm256_add_pd(*lo, _mm256_mul_pd(_mm256_mul_pd(wl, dl), dl));
-    *hi = _mm256_add_pd(*hi, _mm256_mul_pd(_mm256_mul_pd(wh, dh), dh));
+    __m256d wd[2], dd[2];
+    halves_pd(w, wd);
+    halves_pd(diff, dd);
+    *lo = _mm256_add_pd(*lo, _mm256_mul_pd(_mm256_mul_pd(wd[0], dd[0]), dd[0]));
+    *hi = _mm256_add_pd(*hi, _mm256_mul_pd(_mm256_mul_pd(wd[1], dd[1]), dd[1]));
 }
 
 static inline __m256 clamp(__m256 v, __m256 lo, __m256 hi) { return _mm256_min_ps(_mm256_max_ps(v, lo), hi); }
@@ -87,10 +94,8 @@ static inline __attribute__((always_inline)) void errors_avx2(const float *x, co
     __m256d wd[4][2];
     const int nv = n / 8;
     for (int j = 0; j < nv; j++) {
-        const __m256 wv = _mm256_loadu_ps(w + 8 * j);
         xv[j] = _mm256_loadu_ps(x + 8 * j);
-        wd[j][0] = _mm256_cvtps_pd(_mm256_castps256_ps128(wv));
-        wd[j][1] = _mm256_cvtps_pd(_mm256_extractf128_ps(wv, 1));
+        halves_pd(_mm256_loadu_ps(w + 8 * j), wd[j]);
     }
     const steps c = make_steps(lo_i, hi_i);
     for (int k = 0; k < nd; k++) {
@@ -106,10 +111,10 @@ static inline __attribute__((always_inline)) void errors_avx2(const float *x, co
         for (int j = 0; j < nv; j++) {
             __m256 diff;
             level_step(xv[j], vd, vid, vm, m != NULL, &c, &diff);
-            const __m256d dl = _mm256_cvtps_pd(_mm256_castps256_ps128(diff)),
-                          dh = _mm256_cvtps_pd(_mm256_extractf128_ps(diff, 1));
-            acc_lo = _mm256_add_pd(acc_lo, _mm256_mul_pd(_mm256_mul_pd(wd[j][0], dl), dl));
-            acc_hi = _mm256_add_pd(acc_hi, _mm256_mul_pd(_mm256_mul_pd(wd[j][1], dh), dh));
+            __m256d dd[2];
+            halves_pd(diff, dd);
+            acc_lo = _mm256_add_pd(acc_lo, _mm256_mul_pd(_mm256_mul_pd(wd[j][0], dd[0]), dd[0]));
+            acc_hi = _mm256_add_pd(acc_hi, _mm256_mul_pd(_mm256_mul_pd(wd[j][1], dd[1]), dd[1]));
         }
         e[k] = lane_sum(acc_lo, acc_hi);
     }
@@ -141,12 +146,6 @@ static void asym_errors_avx2(const float *x, const float *w, int n, int nmax, co
     errors_avx2(x, w, n, 0, nmax, d, m, nd, e);
 }
 
-/* elements 0-3 and 4-7 of v as doubles */
-static inline void halves_pd(__m256 v, __m256d h[2]) {
-    h[0] = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
-    h[1] = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-}
-
 /* 8 levels widened to two vectors of 4 doubles */
 static inline void levels_pd(__m128i l32lo, __m128i l32hi, __m256d *a, __m256d *b) {
     *a = _mm256_cvtepi32_pd(l32lo);
@@ -160,11 +159,12 @@ static void sym_sums_avx2(const float *x, const float *w, int n, const int8_t *L
         __m256d ll, lh;
         levels_pd(_mm256_castsi256_si128(l32), _mm256_extracti128_si256(l32, 1), &ll, &lh);
         const __m256 wv = _mm256_loadu_ps(w + i), xv = _mm256_loadu_ps(x + i);
-        const __m256d wl = _mm256_cvtps_pd(_mm256_castps256_ps128(wv)), wh = _mm256_cvtps_pd(_mm256_extractf128_ps(wv, 1));
-        const __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(xv)), xh = _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1));
-        const __m256d wll = _mm256_mul_pd(wl, ll), wlh = _mm256_mul_pd(wh, lh);
-        a0 = _mm256_add_pd(a0, _mm256_mul_pd(wll, xl));
-        a1 = _mm256_add_pd(a1, _mm256_mul_pd(wlh, xh));
+        __m256d wd[2], xd[2];
+        halves_pd(wv, wd);
+        halves_pd(xv, xd);
+        const __m256d wll = _mm256_mul_pd(wd[0], ll), wlh = _mm256_mul_pd(wd[1], lh);
+        a0 = _mm256_add_pd(a0, _mm256_mul_pd(wll, xd[0]));
+        a1 = _mm256_add_pd(a1, _mm256_mul_pd(wlh, xd[1]));
         b0 = _mm256_add_pd(b0, _mm256_mul_pd(wll, ll));
         b1 = _mm256_add_pd(b1, _mm256_mul_pd(wlh, lh));
     }
@@ -181,8 +181,9 @@ static void asym_sums_avx2(const float *x, const float *w, int n, const uint8_t 
         __m256d l[2];
         levels_pd(_mm256_castsi256_si128(l32), _mm256_extracti128_si256(l32, 1), &l[0], &l[1]);
         const __m256 wv = _mm256_loadu_ps(w + i), xv = _mm256_loadu_ps(x + i);
-        const __m256d wd[2] = {_mm256_cvtps_pd(_mm256_castps256_ps128(wv)), _mm256_cvtps_pd(_mm256_extractf128_ps(wv, 1))};
-        const __m256d xd[2] = {_mm256_cvtps_pd(_mm256_castps256_ps128(xv)), _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1))};
+        __m256d wd[2], xd[2];
+        halves_pd(wv, wd);
+        halves_pd(xv, xd);
         for (int h = 0; h < 2; h++) {
             const __m256d wl = _mm256_mul_pd(wd[h], l[h]);
             p[0][h] = _mm256_add_pd(p[0][h], wd[h]);
