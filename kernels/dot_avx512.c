@@ -92,14 +92,9 @@ ALWAYS_INLINE __m512 hsum_halves(__m512 v) {
     return _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));    /* t0 + t1 */
 }
 
-ALWAYS_INLINE void float_micro(uint32_t wt, const uint8_t *pw, size_t pair_stride, const float *x, size_t xs, int np,
-                               int nc, int64_t chunks, int r0, int nr, float *out, size_t os) {
-    __m512 acc[ROW_PAIRS * COLS];
-    for (int i = 0; i < ROW_PAIRS * COLS; i++) acc[i] = _mm512_setzero_ps();
-    float_block(wt, pw, pair_stride, x, xs, np, nc, 0, chunks, acc);
-    UNROLL
+/* The sums of pairs p × columns c from their accumulators into out. */
+ALWAYS_INLINE void float_finish(const __m512 *acc, int np, int nc, int r0, int nr, float *out, size_t os) {
     for (int p = 0; p < np; p++)
-        UNROLL
         for (int c = 0; c < nc; c++) {
             float lanes[16];
             _mm512_storeu_ps(lanes, hsum_halves(acc[p * COLS + c]));
@@ -109,37 +104,64 @@ ALWAYS_INLINE void float_micro(uint32_t wt, const uint8_t *pw, size_t pair_strid
 }
 
 ALWAYS_INLINE void float_cols(uint32_t wt, const uint8_t *pw, size_t pair_stride, const float *x, size_t xs, int np,
-                              int nc, int64_t chunks, int r0, int nr, float *out, size_t os) {
+                              int nc, int64_t c0, int64_t c1, __m512 *acc) {
     switch (nc) {
-    case 6: float_micro(wt, pw, pair_stride, x, xs, np, 6, chunks, r0, nr, out, os); break;
-    case 5: float_micro(wt, pw, pair_stride, x, xs, np, 5, chunks, r0, nr, out, os); break;
-    case 4: float_micro(wt, pw, pair_stride, x, xs, np, 4, chunks, r0, nr, out, os); break;
-    case 3: float_micro(wt, pw, pair_stride, x, xs, np, 3, chunks, r0, nr, out, os); break;
-    case 2: float_micro(wt, pw, pair_stride, x, xs, np, 2, chunks, r0, nr, out, os); break;
-    default: float_micro(wt, pw, pair_stride, x, xs, np, 1, chunks, r0, nr, out, os); break;
+    case 6: float_block(wt, pw, pair_stride, x, xs, np, 6, c0, c1, acc); break;
+    case 5: float_block(wt, pw, pair_stride, x, xs, np, 5, c0, c1, acc); break;
+    case 4: float_block(wt, pw, pair_stride, x, xs, np, 4, c0, c1, acc); break;
+    case 3: float_block(wt, pw, pair_stride, x, xs, np, 3, c0, c1, acc); break;
+    case 2: float_block(wt, pw, pair_stride, x, xs, np, 2, c0, c1, acc); break;
+    default: float_block(wt, pw, pair_stride, x, xs, np, 1, c0, c1, acc); break;
     }
 }
 
-/* Columns outer: a group of 6 activation rows stays in L1/L2 while the tile's weight row pairs
- * (L2) pass by it; rows outer streamed every activation row from L3 once per 8 weight rows. */
+/* Activation rows in blocks of FLOAT_CB groups of COLS, the reduction in sub-slices of FLOAT_KC
+ * chunks of 8: a block's sub-slice (18 KiB) stays in L1 while each group of ROW_PAIRS pairs'
+ * sub-slice of the panel (8 KiB, L2) meets all its groups of activation rows in turn; the
+ * accumulators wait in acc between sub-slices (a store and reload changes no bit). With one
+ * group of COLS per pass over the whole row, every weight load came from L2. */
+enum { FLOAT_CB = 3, FLOAT_KC = 32 };
+
 ALWAYS_INLINE void float_rows(uint32_t wt, const uint8_t *pw, size_t pair_stride, const float *xr, size_t xs, int64_t chunks,
-                              int nr, int nc, float *out, size_t os) {
-    for (int c = 0; c < nc; c += COLS) {
-        const int m = nc - c < COLS ? nc - c : COLS;
-        const float *xc = xr + (size_t)c * xs;
-        float *oc = out + (size_t)c * os;
-        for (int r = 0; r < nr; r += 2 * ROW_PAIRS) {
+                              int nr, int nc, float *out, size_t os, __m512 *acc) {
+    const int row_groups = (nr + 2 * ROW_PAIRS - 1) / (2 * ROW_PAIRS);
+    for (int cb = 0; cb < nc; cb += FLOAT_CB * COLS) {
+        const int nb = nc - cb < FLOAT_CB * COLS ? nc - cb : FLOAT_CB * COLS;
+        const int groups = (nb + COLS - 1) / COLS;
+        for (int i = 0; i < row_groups * groups * ROW_PAIRS * COLS; i++) acc[i] = _mm512_setzero_ps();
+        for (int64_t k0 = 0; k0 < chunks; k0 += FLOAT_KC) {
+            const int64_t k1 = chunks - k0 < FLOAT_KC ? chunks : k0 + FLOAT_KC;
+            for (int g = 0; g < row_groups; g++) {
+                const int r = g * 2 * ROW_PAIRS;
+                const int np = (nr - r + 1) / 2 < ROW_PAIRS ? (nr - r + 1) / 2 : ROW_PAIRS;
+                const uint8_t *pr = pw + (size_t)(r / 2) * pair_stride;
+                for (int j = 0; j < groups; j++) {
+                    const int m = nb - j * COLS < COLS ? nb - j * COLS : COLS;
+                    const float *xc = xr + (size_t)(cb + j * COLS) * xs;
+                    __m512 *a = acc + (size_t)(g * groups + j) * ROW_PAIRS * COLS;
+                    switch (np) {
+                    case 4: float_cols(wt, pr, pair_stride, xc, xs, 4, m, k0, k1, a); break;
+                    case 3: float_cols(wt, pr, pair_stride, xc, xs, 3, m, k0, k1, a); break;
+                    case 2: float_cols(wt, pr, pair_stride, xc, xs, 2, m, k0, k1, a); break;
+                    default: float_cols(wt, pr, pair_stride, xc, xs, 1, m, k0, k1, a); break;
+                    }
+                }
+            }
+        }
+        for (int g = 0; g < row_groups; g++) {
+            const int r = g * 2 * ROW_PAIRS;
             const int np = (nr - r + 1) / 2 < ROW_PAIRS ? (nr - r + 1) / 2 : ROW_PAIRS;
-            const uint8_t *pr = pw + (size_t)(r / 2) * pair_stride;
-            switch (np) {
-            case 4: float_cols(wt, pr, pair_stride, xc, xs, 4, m, chunks, r, nr, oc, os); break;
-            case 3: float_cols(wt, pr, pair_stride, xc, xs, 3, m, chunks, r, nr, oc, os); break;
-            case 2: float_cols(wt, pr, pair_stride, xc, xs, 2, m, chunks, r, nr, oc, os); break;
-            default: float_cols(wt, pr, pair_stride, xc, xs, 1, m, chunks, r, nr, oc, os); break;
+            for (int j = 0; j < groups; j++) {
+                const int m = nb - j * COLS < COLS ? nb - j * COLS : COLS;
+                float_finish(acc + (size_t)(g * groups + j) * ROW_PAIRS * COLS, np, m, r, nr, out + (size_t)(cb + j * COLS) * os, os);
             }
         }
     }
 }
+
+/* At most FLOAT_ROWS rows per panel: verify's tasks give float tiles of 64 rows for the AVX2
+ * kernel's sake; this one keeps its panels of 32 rows in L2. */
+enum { FLOAT_ROWS = 32 };
 
 /* Activations as floats: F32's own rows, or F16/BF16's aux rows (widened once per batch). */
 static bool tile_float_rows(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
@@ -153,16 +175,14 @@ static bool tile_float_rows(uint32_t wt, int64_t n, const uint8_t *w, size_t ws,
     uint8_t *pw = malloc(npairs * pair_stride + 64);
     if (!pw) return false;
     pack_pairs(es, n, w, ws, nr, pw);
-    if (wt == GGML_TYPE_F32) float_rows(GGML_TYPE_F32, pw, pair_stride, xr, xs, chunks, nr, nc, out, os);
-    else if (wt == GGML_TYPE_F16) float_rows(GGML_TYPE_F16, pw, pair_stride, xr, xs, chunks, nr, nc, out, os);
-    else float_rows(GGML_TYPE_BF16, pw, pair_stride, xr, xs, chunks, nr, nc, out, os);
+    __m512 acc[(FLOAT_ROWS / (2 * ROW_PAIRS)) * FLOAT_CB * ROW_PAIRS * COLS];
+    if (wt == GGML_TYPE_F32) float_rows(GGML_TYPE_F32, pw, pair_stride, xr, xs, chunks, nr, nc, out, os, acc);
+    else if (wt == GGML_TYPE_F16) float_rows(GGML_TYPE_F16, pw, pair_stride, xr, xs, chunks, nr, nc, out, os, acc);
+    else float_rows(GGML_TYPE_BF16, pw, pair_stride, xr, xs, chunks, nr, nc, out, os, acc);
     free(pw);
     return true;
 }
 
-/* At most FLOAT_ROWS rows per panel: verify's tasks give float tiles of 64 rows for the AVX2
- * kernel's sake; this one keeps its panels of 32 rows in L2. */
-enum { FLOAT_ROWS = 32 };
 static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
                        const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
     for (int r = 0; r < nr; r += FLOAT_ROWS)
