@@ -789,7 +789,8 @@ static void test_exact_kernels_long_rows(void **state) {
 }
 
 /* Wide tiles of long float rows: several reduction slices, several blocks of activation rows and
- * several chunks of rows in one AVX2 tile (accumulators wait between slices), at one shape each. */
+ * several chunks of rows in one AVX2 (and AVX-512) tile (accumulators wait between slices), at
+ * one shape each. */
 static void test_exact_float_wide_tiles(void **state) {
     (void)state;
     if (!have_avx2()) skip();
@@ -820,6 +821,11 @@ static void test_exact_float_wide_tiles(void **state) {
         fill_sentinel(out, size);
         assert_true(nm_dot_tile_avx2(t, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os));
         expect_tile("AVX2 wide", t, n, nr, nc, os, ref, out, size);
+        if (have_avx512()) { /* its panels of 32 rows, blocks of 18 activation rows, K sub-slices */
+            fill_sentinel(out, size);
+            assert_true(nm_dot_tile_avx512(t, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os));
+            expect_tile("AVX-512 wide", t, n, nr, nc, os, ref, out, size);
+        }
         free(w);
         free(a);
         free(aux);
