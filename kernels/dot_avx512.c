@@ -163,7 +163,8 @@ ALWAYS_INLINE void float_rows(uint32_t wt, const uint8_t *pw, size_t pair_stride
  * kernel's sake; this one keeps its panels of 32 rows in L2. */
 enum { FLOAT_ROWS = 32 };
 
-/* Activations as floats: F32's own rows, or F16/BF16's aux rows (widened once per batch). */
+/* Activations as floats: F32's own rows, or F16/BF16's aux rows (widened once per batch); at most
+ * FLOAT_ROWS weight rows (acc holds their accumulators for one block of activation rows). */
 static bool tile_float_rows(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
                        const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
     const float *xr = (const float *)(wt == GGML_TYPE_F32 ? a : aux);

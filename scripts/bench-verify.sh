@@ -8,7 +8,12 @@
 #                llama.cpp built for AVX2 only (-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON
 #                -DGGML_F16C=ON), so the AVX2 figure can be taken on any x86-64 machine;
 #        native  nomoat-verify as it is against $LLAMA_PERPLEXITY (default: llama-perplexity on
-#                PATH), a llama.cpp built for this machine.
+#                PATH), a llama.cpp built for this machine. (Where the CPU reports AMX that the
+#                system does not enable, as on some virtual machines, -DGGML_NATIVE=ON builds
+#                ggml's AMX kernels and llama-perplexity dies of SIGILL on quantized types: build
+#                with -DGGML_NATIVE=OFF, the AVX2 flags above, -DGGML_AVX512=ON and its
+#                _VBMI/_VNNI/_BF16 options, AMX off. A run that gives no perplexity is reported
+#                with the last line of its log.)
 #      Without the binaries the table says that no side-by-side figure was taken. llama's tokens/s
 #      is tokens per pass / its "seconds per pass"; nomoat's is its own tokens_per_s (both time the
 #      evaluation only). The load average is printed with the table: on a shared machine only the
@@ -102,6 +107,8 @@ if [ $tiny = 1 ]; then
                     "$(awk -v a="$best_n" -v b="$best_l" 'BEGIN { print (b > 0) ? a / b : 0 }')" "$same" "$nppl" "$lppl"
             else
                 printf '%-6s %-7s %12s %12.1f %7s %10s  %s\n' "$isa" "$t" - "$best_n" - - "$nppl"
+                # given but no result: say why instead of a bare dash
+                [ -n "$lbin" ] && echo "       ($lbin gave no perplexity for $t: \"$(grep -v '^[[:space:]]*$' "$WORK/llama-$isa-$t.log" | tail -1)\", see $WORK/llama-$isa-$t.log)"
             fi
         done
         [ -z "$lbin" ] && echo "($isa: no llama-perplexity given (LLAMA_PERPLEXITY_AVX2 for avx2, LLAMA_PERPLEXITY or PATH for native): no side-by-side figure was taken)"
