@@ -8,8 +8,8 @@
 #                llama.cpp built for AVX2 only (-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON
 #                -DGGML_F16C=ON), so the AVX2 figure can be taken on any x86-64 machine;
 #        native  nomoat-verify as it is against $LLAMA_PERPLEXITY (default: llama-perplexity on
-#                PATH), a llama.cpp built for this machine. (Where the CPU reports AMX that the
-#                system does not enable, as on some virtual machines, -DGGML_NATIVE=ON builds
+#                PATH), a llama.cpp built for this machine. (Where the CPU reports AMX but its
+#                tile instructions fault, as on some virtual machines, -DGGML_NATIVE=ON builds
 #                ggml's AMX kernels and llama-perplexity dies of SIGILL on quantized types: build
 #                with -DGGML_NATIVE=OFF, the AVX2 flags above, -DGGML_AVX512=ON and its
 #                _VBMI/_VNNI/_BF16 options, AMX off. A run that gives no perplexity is reported
