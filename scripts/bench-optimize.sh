@@ -105,11 +105,14 @@ if [ ! -s "$TL" ]; then
     rm -rf "$W/tinyllama-hf"
 fi
 echo
-# which of nomoat's kernels the cost runs use (common/cpu.c reads the same variables)
+# which of nomoat's kernels the cost runs use: the searches' levels ask for the flags below
+# (qo_levels_avx2 and qo_levels_avx512 in quantize/optimize_levels_avx*.c), after the
+# variables common/cpu.c reads
 set_on() { [ -n "$1" ] && [ "$1" != 0 ]; }
+has_flags() { for f in "$@"; do grep -qw "$f" /proc/cpuinfo 2>/dev/null || return 1; done; }
 if set_on "${NOMOAT_NO_SIMD-}"; then isa="portable kernels (NOMOAT_NO_SIMD)"
-elif ! grep -qw avx2 /proc/cpuinfo 2>/dev/null; then isa="portable kernels"
-elif set_on "${NOMOAT_NO_AVX512-}" || ! grep -qw avx512f /proc/cpuinfo; then isa="AVX2 kernels"
+elif ! has_flags avx2 fma; then isa="portable kernels"
+elif set_on "${NOMOAT_NO_AVX512-}" || ! has_flags avx512f avx512bw avx512vl avx512dq avx512_vnni; then isa="AVX2 kernels"
 else isa="AVX-512 kernels (NOMOAT_NO_AVX512=1: the AVX2 ones)"; fi
 echo "cost on $(basename "$TL") ($THREADS threads, $isa; limit 600 s wall):"
 [ -z "${COST_TYPES-Q4_0 Q4_K_M}" ] ||
