@@ -145,15 +145,8 @@ ALWAYS_INLINE void float_rows(uint32_t wt, const uint8_t *pw, size_t pair_stride
                     case 2: float_cols(wt, pr, pair_stride, xc, xs, 2, m, k0, k1, a); break;
                     default: float_cols(wt, pr, pair_stride, xc, xs, 1, m, k0, k1, a); break;
                     }
+                    if (k1 == chunks) float_finish(a, np, m, r, nr, out + (size_t)(cb + j * COLS) * os, os);
                 }
-            }
-        }
-        for (int g = 0; g < row_groups; g++) {
-            const int r = g * 2 * ROW_PAIRS;
-            const int np = (nr - r + 1) / 2 < ROW_PAIRS ? (nr - r + 1) / 2 : ROW_PAIRS;
-            for (int j = 0; j < groups; j++) {
-                const int m = nb - j * COLS < COLS ? nb - j * COLS : COLS;
-                float_finish(acc + (size_t)(g * groups + j) * ROW_PAIRS * COLS, np, m, r, nr, out + (size_t)(cb + j * COLS) * os, os);
             }
         }
     }
