@@ -87,7 +87,9 @@ ALWAYS_INLINE void q4_k_group(bool gemm, int64_t nb, const uint8_t *pw, const ui
             __m256i slo[QK_COLS], shi[QK_COLS];
             UNROLL
             for (int c = 0; c < nc; c++) slo[c] = shi[c] = _mm256_setzero_si256();
-            /* not unrolled: gcc then keeps slo/shi in registers (13% faster than unrolled) */
+            /* unrolled, with the sums held in registers (NM_KEEP_IN_REGISTER: 77 GMAC/s without
+             * unrolling, 73 unrolled without it, 84-88 both, one thread on a 2-core Intel Xeon) */
+            UNROLL
             for (int q = 0; q < 8; q++) {
                 const __m256i wv = _mm256_loadu_si256((const __m256i *)(p + 256 * k + 32 * q));
                 const __m256i lo = _mm256_and_si256(wv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m4);
@@ -99,6 +101,8 @@ ALWAYS_INLINE void q4_k_group(bool gemm, int64_t nb, const uint8_t *pw, const ui
                     memcpy(&yhi, y + 32, 4);
                     slo[c] = _mm256_add_epi16(slo[c], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(ylo)));
                     shi[c] = _mm256_add_epi16(shi[c], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(yhi)));
+                    NM_KEEP_IN_REGISTER(slo[c]);
+                    NM_KEEP_IN_REGISTER(shi[c]);
                 }
             }
             const __m256i sc0 = _mm256_loadu_si256((const __m256i *)(p + QK_SC + 64 * k));
