@@ -349,8 +349,8 @@ ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum8(acc[c]) - accm[c];
 }
 
-/* Q5_K tile: two weight rows × up to four activation rows per pass, each 32-element sub-block
- * unpacked where it is used; per output the same lane sums, mins sum and float chains as
+/* Q5_K tile for few activation rows (tile_k56_packed below takes the others): two weight rows ×
+ * up to four activation rows per pass, each 32-element sub-block unpacked where it is used; per output the same lane sums, mins sum and float chains as
  * k_q45_k (integer sums are exact in any order), so the same bits. */
 ALWAYS_INLINE __m256i q5_k_sub(const uint8_t *blk, int j) {
     const __m256i bytes = _mm256_loadu_si256((const __m256i *)(blk + 48 + 32 * (j / 2)));
@@ -448,149 +448,6 @@ static void tile_q5_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
     }
 }
 
-/* Q5_K tile for many activation rows: the tile's weight rows are unpacked once (q5_k_pass unpacks
- * each 32-element sub-block and extracts the 6-bit scales again for every group of four
- * activation rows, which is most of its work). Per row and super-block, Q5K_PACK bytes:
- *   256: the 5-bit values as bytes, sub-block j at 32j;
- *   8 × int32 at Q5K_SC: sub-block j's scale in both 16-bit halves (so a 32-bit broadcast, which
- *        is a plain load, gives the madd operand);
- *   8 × int16 at Q5K_MN: the mins;
- *   floats d and dmin (widened from f16, exact).
- * Per output the integer lane sums and the two float chains are those of k_q45_k. */
-enum { Q5K_SC = 256, Q5K_MN = Q5K_SC + 32, Q5K_D = Q5K_MN + 16, Q5K_DMIN = Q5K_D + 4, Q5K_PACK = 320,
-       Q5K_PACK_MIN_COLS = 8 };
-
-static void pack_q5_k(int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
-    for (int r = 0; r < nr; r++)
-        for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *blk = w + (size_t)r * ws + (size_t)b * 176;
-            uint8_t *p = dst + ((size_t)r * (size_t)nb + (size_t)b) * Q5K_PACK;
-            for (int j = 0; j < 8; j++) {
-                _mm256_storeu_si256((__m256i *)(p + 32 * j), q5_k_sub(blk, j));
-                int sc, mn;
-                nm_k4_scale_min(j, blk + 4, &sc, &mn);
-                const uint32_t sc2 = (uint32_t)sc * 0x10001u;
-                const int16_t mn16 = (int16_t)mn;
-                memcpy(p + Q5K_SC + 4 * j, &sc2, 4);
-                memcpy(p + Q5K_MN + 2 * j, &mn16, 2);
-            }
-            const float d = h2f(blk), dmin = h2f(blk + 2);
-            memcpy(p + Q5K_D, &d, 4);
-            memcpy(p + Q5K_DMIN, &dmin, 4);
-        }
-}
-
-/* Two packed weight rows (p0, p1; p1 = p0 when nr is 1) × nc ≤ 4 activation rows. The float
- * chains of all eight outputs run in the lanes of two registers' worth of work: lane c of the
- * low half is (row 0, column c), of the high half (row 1, column c); lanes past nr × nc are
- * computed on zeros or duplicates and dropped. */
-ALWAYS_INLINE void q5_k_packed_pass(int64_t nb, const uint8_t *p0, const uint8_t *p1, int nr, const uint8_t *a,
-                                    size_t as, int nc, float *out, size_t os) {
-    __m256 acc[2][4];
-    __m256 accm = _mm256_setzero_ps();
-    UNROLL
-    for (int r = 0; r < 2; r++)
-        UNROLL
-        for (int c = 0; c < 4; c++) acc[r][c] = _mm256_setzero_ps();
-    const uint8_t *pr[2] = {p0, p1};
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i sumi[2][4];
-        UNROLL
-        for (int r = 0; r < nr; r++)
-            UNROLL
-            for (int c = 0; c < nc; c++) sumi[r][c] = _mm256_setzero_si256();
-        UNROLL
-        for (int j = 0; j < 8; j++) {
-            __m256i q[2], scv[2];
-            UNROLL
-            for (int r = 0; r < nr; r++) {
-                const uint8_t *p = pr[r] + (size_t)b * Q5K_PACK;
-                q[r] = _mm256_loadu_si256((const __m256i *)(p + 32 * j));
-                scv[r] = _mm256_castps_si256(_mm256_broadcast_ss((const float *)(p + Q5K_SC + 4 * j)));
-            }
-            UNROLL
-            for (int c = 0; c < nc; c++) {
-                const __m256i yv = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * j));
-                UNROLL
-                for (int r = 0; r < nr; r++) {
-                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], yv), scv[r]));
-                    NM_KEEP_IN_REGISTER(sumi[r][c]);
-                }
-            }
-        }
-        /* dy of each column in lanes c and 4 + c; the rows' d and dmin in lanes 0-3 and 4-7 */
-        float dy4[4] = {0, 0, 0, 0};
-        __m256i m[4];
-        const uint8_t *q0 = p0 + (size_t)b * Q5K_PACK, *q1 = p1 + (size_t)b * Q5K_PACK;
-        const __m256i mins = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(q0 + Q5K_MN))),
-            _mm_loadu_si128((const __m128i *)(q1 + Q5K_MN)), 1);
-        UNROLL
-        for (int c = 0; c < 4; c++) {
-            if (c >= nc) {
-                m[c] = _mm256_setzero_si256();
-                continue;
-            }
-            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
-            memcpy(&dy4[c], ab, 4);
-            const __m256i bs = _mm256_loadu_si256((const __m256i *)(ab + 260));
-            const __m128i sub = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-            m[c] = _mm256_madd_epi16(mins, _mm256_broadcastsi128_si256(sub));
-        }
-        /* lanes: (row 0, columns 0-3), (row 1, columns 0-3): each the exact integer Σ mn·bsum */
-        const __m256i summ = _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]));
-        const __m256 dy = _mm256_broadcast_ps((const __m128 *)dy4);
-        const __m256 d = _mm256_set_m128(_mm_broadcast_ss((const float *)(q1 + Q5K_D)),
-                                         _mm_broadcast_ss((const float *)(q0 + Q5K_D)));
-        const __m256 dmin = _mm256_set_m128(_mm_broadcast_ss((const float *)(q1 + Q5K_DMIN)),
-                                            _mm_broadcast_ss((const float *)(q0 + Q5K_DMIN)));
-        accm = _mm256_fmadd_ps(_mm256_mul_ps(dy, dmin), _mm256_cvtepi32_ps(summ), accm);
-        const __m256 dd = _mm256_mul_ps(d, dy);
-        UNROLL
-        for (int r = 0; r < nr; r++)
-            UNROLL
-            for (int c = 0; c < nc; c++)
-                acc[r][c] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(4 * r + c)),
-                                            _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
-    }
-    float mv[8];
-    _mm256_storeu_ps(mv, accm);
-    UNROLL
-    for (int r = 0; r < nr; r++)
-        UNROLL
-        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum8(acc[r][c]) - mv[4 * r + c];
-}
-
-ALWAYS_INLINE void q5_k_packed_cols(int64_t nb, const uint8_t *p0, const uint8_t *p1, int nr, const uint8_t *a,
-                                    size_t as, int nc, float *out, size_t os) {
-    switch (nc) {
-    case 4: q5_k_packed_pass(nb, p0, p1, nr, a, as, 4, out, os); break;
-    case 3: q5_k_packed_pass(nb, p0, p1, nr, a, as, 3, out, os); break;
-    case 2: q5_k_packed_pass(nb, p0, p1, nr, a, as, 2, out, os); break;
-    default: q5_k_packed_pass(nb, p0, p1, nr, a, as, 1, out, os); break;
-    }
-}
-
-static bool tile_q5_k_packed(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
-                             float *out, size_t os) {
-    const int64_t nb = n / 256;
-    uint8_t *pw = malloc((size_t)nr * (size_t)nb * Q5K_PACK + 1);
-    if (!pw) return false;
-    pack_q5_k(nb, w, ws, nr, pw);
-    for (int j = 0; j < nc; j += 4) {
-        const int m = nc - j < 4 ? nc - j : 4;
-        const uint8_t *aj = a + (size_t)j * as;
-        for (int i = 0; i < nr; i += 2) {
-            const uint8_t *p0 = pw + (size_t)i * (size_t)nb * Q5K_PACK;
-            float *o = out + (size_t)j * os + (size_t)i;
-            if (nr - i >= 2) q5_k_packed_cols(nb, p0, p0 + (size_t)nb * Q5K_PACK, 2, aj, as, m, o, os);
-            else q5_k_packed_cols(nb, p0, p0, 1, aj, as, m, o, os);
-        }
-    }
-    free(pw);
-    return true;
-}
-
 /* 64 4-bit values of a Q4_K block as bytes: q[j] holds sub-block j (elements 32j..32j+31). */
 ALWAYS_INLINE void unpack_q4_k(const uint8_t *qs, __m256i q[8]) {
     for (int c2 = 0; c2 < 4; c2++) {
@@ -683,10 +540,11 @@ ALWAYS_INLINE void k_q6_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum8(acc[c]);
 }
 
-/* Q6_K tile: two weight rows × up to four activation rows per pass. Each 32-element slice k is
- * unpacked where it is used (one register per row) and meets the activation rows' slice k, so
- * the 8 per-output integer accumulators stay in registers; each lane's integer sum is the one
- * k_q6_k builds (integer adds are exact in any order), and the float chain is the same. */
+/* Q6_K tile for few activation rows (tile_k56_packed below takes the others): two weight rows ×
+ * up to four activation rows per pass. Each 32-element slice k is unpacked where it is used (one
+ * register per row) and meets the activation rows' slice k, so the 8 per-output integer
+ * accumulators stay in registers; each lane's integer sum is the one k_q6_k builds (integer adds
+ * are exact in any order), and the float chain is the same. */
 ALWAYS_INLINE __m256i q6_k_slice(const uint8_t *blk, int k) {
     const int h = k / 4, j = k % 4;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
@@ -779,6 +637,180 @@ static void tile_q6_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
             else q6_k_cols(n, wi, ws, 1, aj, as, m, o, os);
         }
     }
+}
+
+/* Q5_K and Q6_K tiles for many activation rows, on weights unpacked once per tile: q5_k_pass and
+ * q6_k_pass unpack each 32-element slice (and Q5_K's 6-bit scales) again for every group of four
+ * activation rows, which is most of their work. Per row and super-block, KP_Q5_PACK or KP_Q6_PACK
+ * bytes:
+ *   256:             the values as unsigned bytes, slice j (elements 32j..32j+31) at 32j;
+ *   Q5_K, at KP_Q5_SC: 8 int32, slice j's scale in both 16-bit halves (a 32-bit broadcast, which is
+ *                    a plain load, makes the madd operand); at KP_Q5_MN: the 8 mins as int16;
+ *                    at KP_Q5_D: d and dmin as floats;
+ *   Q6_K, at KP_Q6_SC: 8 × 16 int16, slice j's madd operand (the scales of its two halves of 16);
+ *                    at KP_Q6_SCALL: the 16 scales as int16; at KP_Q6_D: d as a float.
+ * Per output the integer lane sums and the float chains are those of k_q45_k and k_q6_k, so the
+ * same bits. */
+enum { KP_Q5_SC = 256, KP_Q5_MN = KP_Q5_SC + 32, KP_Q5_D = KP_Q5_MN + 16, KP_Q5_PACK = 320,
+       KP_Q6_SC = 256, KP_Q6_SCALL = KP_Q6_SC + 256, KP_Q6_D = KP_Q6_SCALL + 32, KP_Q6_PACK = 576 };
+/* Activation rows from which unpacking pays (64 weight rows, n = 2048, one thread on a 2-core
+ * Intel Xeon: Q5_K 32 -> 41 GMAC/s at 8 rows; Q6_K 47 -> 36 at 8, 45 at 16, 54 at 32). */
+enum { KP_Q5_MIN_COLS = 8, KP_Q6_MIN_COLS = 24 };
+
+static void k56_pack(bool five, int64_t nb, const uint8_t *w, size_t ws, int nr, uint8_t *dst) {
+    const size_t block = five ? 176 : 210, pack = five ? KP_Q5_PACK : KP_Q6_PACK;
+    for (int r = 0; r < nr; r++)
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = w + (size_t)r * ws + (size_t)b * block;
+            uint8_t *p = dst + ((size_t)r * (size_t)nb + (size_t)b) * pack;
+            if (five) {
+                for (int j = 0; j < 8; j++) {
+                    _mm256_storeu_si256((__m256i *)(p + 32 * j), q5_k_sub(blk, j));
+                    int sc, mn;
+                    nm_k4_scale_min(j, blk + 4, &sc, &mn);
+                    const uint32_t sc2 = (uint32_t)sc * 0x10001u;
+                    const int16_t mn16 = (int16_t)mn;
+                    memcpy(p + KP_Q5_SC + 4 * j, &sc2, 4);
+                    memcpy(p + KP_Q5_MN + 2 * j, &mn16, 2);
+                }
+                const float d[2] = {h2f(blk), h2f(blk + 2)};
+                memcpy(p + KP_Q5_D, d, 8);
+            } else {
+                const int8_t *scales = (const int8_t *)(blk + 192);
+                for (int j = 0; j < 8; j++) {
+                    _mm256_storeu_si256((__m256i *)(p + 32 * j), q6_k_slice(blk, j));
+                    _mm256_storeu_si256((__m256i *)(p + KP_Q6_SC + 32 * j),
+                                        _mm256_set_m128i(_mm_set1_epi16(scales[2 * j + 1]), _mm_set1_epi16(scales[2 * j])));
+                }
+                _mm256_storeu_si256((__m256i *)(p + KP_Q6_SCALL), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales)));
+                const float d = h2f(blk + 208);
+                memcpy(p + KP_Q6_D, &d, 4);
+            }
+        }
+}
+
+/* Two packed weight rows (p0, p1; p1 = p0 when nr is 1) × nc ≤ 4 activation rows. The scale
+ * products and Q5_K's mins run in the lanes of one register each: lane c is (row 0, column c),
+ * lane 4 + c (row 1, column c); lanes past nr × nc are computed on zeros or duplicates and
+ * dropped. */
+ALWAYS_INLINE void k56_packed_pass(bool five, int64_t nb, const uint8_t *p0, const uint8_t *p1, int nr,
+                                   const uint8_t *a, size_t as, int nc, float *out, size_t os) {
+    const size_t pack = five ? KP_Q5_PACK : KP_Q6_PACK, doff = five ? KP_Q5_D : KP_Q6_D;
+    __m256 acc[2][4];
+    __m256 accm = _mm256_setzero_ps();
+    UNROLL
+    for (int r = 0; r < 2; r++)
+        UNROLL
+        for (int c = 0; c < 4; c++) acc[r][c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *pr[2] = {p0 + (size_t)b * pack, p1 + (size_t)b * pack};
+        __m256i sumi[2][4];
+        UNROLL
+        for (int r = 0; r < nr; r++)
+            UNROLL
+            for (int c = 0; c < nc; c++) sumi[r][c] = _mm256_setzero_si256();
+        UNROLL
+        for (int j = 0; j < 8; j++) {
+            __m256i q[2], scv[2];
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                q[r] = _mm256_loadu_si256((const __m256i *)(pr[r] + 32 * j));
+                scv[r] = five ? _mm256_castps_si256(_mm256_broadcast_ss((const float *)(pr[r] + KP_Q5_SC + 4 * j)))
+                              : _mm256_loadu_si256((const __m256i *)(pr[r] + KP_Q6_SC + 32 * j));
+            }
+            UNROLL
+            for (int c = 0; c < nc; c++) {
+                const __m256i yv = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * j));
+                UNROLL
+                for (int r = 0; r < nr; r++) {
+                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], yv), scv[r]));
+                    NM_KEEP_IN_REGISTER(sumi[r][c]);
+                }
+            }
+        }
+        float dy4[4] = {0, 0, 0, 0};
+        __m256i bs[4];
+        UNROLL
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *ab = a + (size_t)c * as + (size_t)b * 292;
+            memcpy(&dy4[c], ab, 4);
+            bs[c] = _mm256_loadu_si256((const __m256i *)(ab + 260));
+        }
+        const __m256 dy = _mm256_broadcast_ps((const __m128 *)dy4);
+        if (five) { /* lane (r, c): the exact integer Σ mn·bsum, then ggml's dmin chain */
+            const __m256i mins = _mm256_inserti128_si256(
+                _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(pr[0] + KP_Q5_MN))),
+                _mm_loadu_si128((const __m128i *)(pr[1] + KP_Q5_MN)), 1);
+            __m256i m[4];
+            UNROLL
+            for (int c = 0; c < 4; c++) {
+                if (c >= nc) {
+                    m[c] = _mm256_setzero_si256();
+                    continue;
+                }
+                const __m128i sub = _mm_hadd_epi16(_mm256_castsi256_si128(bs[c]), _mm256_extracti128_si256(bs[c], 1));
+                m[c] = _mm256_madd_epi16(mins, _mm256_broadcastsi128_si256(sub));
+            }
+            const __m256i summ = _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]));
+            const __m256 dmin = _mm256_set_m128(_mm_broadcast_ss((const float *)(pr[1] + KP_Q5_D + 4)),
+                                                _mm_broadcast_ss((const float *)(pr[0] + KP_Q5_D + 4)));
+            accm = _mm256_fmadd_ps(_mm256_mul_ps(dy, dmin), _mm256_cvtepi32_ps(summ), accm);
+        } else { /* the −32 offset as k_q6_k takes it from the bsums */
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                const __m256i sc_all = _mm256_loadu_si256((const __m256i *)(pr[r] + KP_Q6_SCALL));
+                UNROLL
+                for (int c = 0; c < nc; c++)
+                    sumi[r][c] = _mm256_sub_epi32(sumi[r][c], _mm256_slli_epi32(_mm256_madd_epi16(bs[c], sc_all), 5));
+            }
+        }
+        const __m256 d = _mm256_set_m128(_mm_broadcast_ss((const float *)(pr[1] + doff)),
+                                         _mm_broadcast_ss((const float *)(pr[0] + doff)));
+        const __m256 dd = _mm256_mul_ps(d, dy);
+        UNROLL
+        for (int r = 0; r < nr; r++)
+            UNROLL
+            for (int c = 0; c < nc; c++)
+                acc[r][c] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(4 * r + c)),
+                                            _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+    }
+    float mv[8];
+    _mm256_storeu_ps(mv, accm);
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum8(acc[r][c]) - mv[4 * r + c];
+}
+
+ALWAYS_INLINE void k56_packed_cols(bool five, int64_t nb, const uint8_t *p0, const uint8_t *p1, int nr,
+                                   const uint8_t *a, size_t as, int nc, float *out, size_t os) {
+    switch (nc) {
+    case 4: k56_packed_pass(five, nb, p0, p1, nr, a, as, 4, out, os); break;
+    case 3: k56_packed_pass(five, nb, p0, p1, nr, a, as, 3, out, os); break;
+    case 2: k56_packed_pass(five, nb, p0, p1, nr, a, as, 2, out, os); break;
+    default: k56_packed_pass(five, nb, p0, p1, nr, a, as, 1, out, os); break;
+    }
+}
+
+ALWAYS_INLINE bool tile_k56_packed(bool five, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a,
+                                   size_t as, int nc, float *out, size_t os) {
+    const int64_t nb = n / 256;
+    const size_t row = (size_t)nb * (five ? KP_Q5_PACK : KP_Q6_PACK);
+    uint8_t *pw = malloc((size_t)nr * row + 1);
+    if (!pw) return false;
+    k56_pack(five, nb, w, ws, nr, pw);
+    for (int j = 0; j < nc; j += 4) {
+        const int m = nc - j < 4 ? nc - j : 4;
+        const uint8_t *aj = a + (size_t)j * as;
+        for (int i = 0; i < nr; i += 2) {
+            const uint8_t *p0 = pw + (size_t)i * row;
+            float *o = out + (size_t)j * os + (size_t)i;
+            if (nr - i >= 2) k56_packed_cols(five, nb, p0, p0 + row, 2, aj, as, m, o, os);
+            else k56_packed_cols(five, nb, p0, p0, 1, aj, as, m, o, os);
+        }
+    }
+    free(pw);
+    return true;
 }
 
 /* ---------------- float types ---------------- */
@@ -1203,13 +1235,13 @@ bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, in
         tile_q8_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
     if (wt == GGML_TYPE_Q5_K) {
-        if (n_cols < Q5K_PACK_MIN_COLS ||
-            !tile_q5_k_packed(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+        if (n_cols < KP_Q5_MIN_COLS || !tile_k56_packed(true, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
             tile_q5_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
         return true;
     }
     if (wt == GGML_TYPE_Q6_K) {
-        tile_q6_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+        if (n_cols < KP_Q6_MIN_COLS || !tile_k56_packed(false, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+            tile_q6_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
         return true;
     }
     if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) &&

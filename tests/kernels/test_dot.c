@@ -564,14 +564,16 @@ static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
     free(out);
 }
 
-/* Types whose SIMD order is ggml's vec_dot lane order rather than the scalar reference's: the
- * AVX2 tile kernels (register-blocked several rows × several activation rows) give each output
- * exactly what the AVX2 one-row kernel gives, and leave the rest of the output alone. */
+/* Types whose SIMD order is ggml's vec_dot lane order rather than the scalar reference's, and
+ * Q6_K: the AVX2 tile kernels (register-blocked several rows × several activation rows; for Q5_K
+ * and Q6_K, past a number of activation rows, on weights unpacked once per tile) give each output exactly
+ * what the AVX2 one-row kernel gives, and leave the rest of the output alone. */
 static void test_avx2_tiles_match_row_kernel(void **state) {
     (void)state;
     if (!have_avx2()) skip();
-    static const uint32_t vec_dot_types[] = {GGML_TYPE_Q5_K, GGML_TYPE_Q8_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_1};
-    enum { N = 768, MAXR = 9, MAXC = 11 };
+    static const uint32_t vec_dot_types[] = {GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q8_0, GGML_TYPE_Q5_0,
+                                             GGML_TYPE_Q4_1, GGML_TYPE_Q5_1};
+    enum { N = 768, MAXR = 9, MAXC = 27 }; /* Q6_K's unpacked tile starts at 24 activation rows */
     for (size_t ti = 0; ti < sizeof vec_dot_types / sizeof vec_dot_types[0]; ti++) {
         const uint32_t t = vec_dot_types[ti];
         size_t wrs;
