@@ -246,6 +246,7 @@ ALWAYS_INLINE void q4_0_group(int64_t nb, const uint8_t *pw, const uint8_t *aux,
         __m256i dp[4];
         UNROLL
         for (int c = 0; c < nc; c++) dp[c] = _mm256_set1_epi32(info_at(aux, aux_stride, c, b)->minus_8_sum);
+        UNROLL
         for (int q = 0; q < 4; q++) {
             const __m256i wv = _mm256_loadu_si256((const __m256i *)(pw + 32 * q));
             const __m256i lo = _mm256_and_si256(wv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m4);
@@ -258,6 +259,7 @@ ALWAYS_INLINE void q4_0_group(int64_t nb, const uint8_t *pw, const uint8_t *aux,
                 const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(ylo)),
                                                      _mm256_maddubs_epi16(hi, _mm256_set1_epi32(yhi)));
                 dp[c] = _mm256_add_epi32(dp[c], _mm256_madd_epi16(p16, ones));
+                NM_KEEP_IN_REGISTER(dp[c]);
             }
         }
         const __m256 dw = _mm256_loadu_ps((const float *)(pw + 128));

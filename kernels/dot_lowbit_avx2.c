@@ -11,6 +11,7 @@
 #include "formats/tensor.h"
 #include "kernels/dot_avx2.h"
 #include "kernels/dot_iq.h"
+#include "kernels/dot_simd.h"
 
 /* IQ4_NL: eight rows in the lanes of a register, each lane its own output's chain (as the Q4_0
  * tile in dot_avx2.c), packed by nm_iq4_nl_pack (levels unbiased). Each lane's block sum is the exact integer the one-row kernel makes (pairs of products at most
@@ -23,11 +24,14 @@ ALWAYS_INLINE void iq4_nl_group(int64_t nb, const uint8_t *pw, const uint8_t *a,
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; b++, pw += NL_BLOCK) {
         __m256i dp[4];
+        UNROLL
         for (int c = 0; c < nc; c++) dp[c] = _mm256_setzero_si256();
+        UNROLL
         for (int q = 0; q < 4; q++) {
             const __m256i vlo = _mm256_loadu_si256((const __m256i *)(pw + 64 * q));
             const __m256i vhi = _mm256_loadu_si256((const __m256i *)(pw + 64 * q + 32));
             const __m256i alo = _mm256_sign_epi8(vlo, vlo), ahi = _mm256_sign_epi8(vhi, vhi);
+            UNROLL
             for (int c = 0; c < nc; c++) {
                 const uint8_t *y = a + (size_t)c * as + (size_t)b * 34 + 2;
                 int32_t ylo, yhi;
@@ -36,9 +40,11 @@ ALWAYS_INLINE void iq4_nl_group(int64_t nb, const uint8_t *pw, const uint8_t *a,
                 const __m256i plo = _mm256_maddubs_epi16(alo, _mm256_sign_epi8(_mm256_set1_epi32(ylo), vlo));
                 const __m256i phi = _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(_mm256_set1_epi32(yhi), vhi));
                 dp[c] = _mm256_add_epi32(dp[c], _mm256_add_epi32(_mm256_madd_epi16(plo, ones), _mm256_madd_epi16(phi, ones)));
+                NM_KEEP_IN_REGISTER(dp[c]);
             }
         }
         const __m256 dw = _mm256_loadu_ps((const float *)(pw + NL_D));
+        UNROLL
         for (int c = 0; c < nc; c++) {
             const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(h2f(a + (size_t)c * as + (size_t)b * 34)));
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp[c]), d, acc[c]);

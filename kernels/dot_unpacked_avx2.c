@@ -11,6 +11,7 @@
  * at a time, so a weight block's loads and |q| serve four outputs and the accumulators stay in
  * registers. Unpacking per product instead, as ggml does, cost IQ2_XXS six times the time. */
 #include "kernels/dot_iq.h"
+#include "kernels/dot_simd.h"
 
 #include <immintrin.h>
 #include <stdlib.h>
@@ -68,16 +69,20 @@ ALWAYS_INLINE void row_cols(uint32_t wt, const iq_block *blk, int64_t nb, float 
             __m256i s16[COLS];
             UNROLL
             for (int j = 0; j < nc; j++) s16[j] = _mm256_setzero_si256();
+            UNROLL
             for (int c = 0; c < 8; c++) {
                 const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
                 UNROLL
-                for (int j = 0; j < nc; j++)
+                for (int j = 0; j < nc; j++) {
                     s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(
                                                           a + (size_t)j * as + (size_t)b * Q8K_SIZE + 4 + 32 * c))));
+                    NM_KEEP_IN_REGISTER(s16[j]);
+                }
             }
             UNROLL
             for (int j = 0; j < nc; j++) sum[j] = _mm256_madd_epi16(s16[j], ones16);
         }
+        UNROLL
         for (int c = 0; c < 8 && !tq; c++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
             const __m256i aq = q2k ? q : _mm256_sign_epi8(q, q); /* Q2_K's q is 0..3 */
@@ -87,9 +92,11 @@ ALWAYS_INLINE void row_cols(uint32_t wt, const iq_block *blk, int64_t nb, float 
                 const __m256i y = _mm256_loadu_si256((const __m256i *)(a + (size_t)j * as + (size_t)b * Q8K_SIZE + 4 + 32 * c));
                 const __m256i ys = q2k ? y : _mm256_sign_epi8(y, q);
                 sum[j] = _mm256_add_epi32(sum[j], _mm256_madd_epi16(_mm256_maddubs_epi16(aq, ys), sc));
+                NM_KEEP_IN_REGISTER(sum[j]);
                 if (iq1m) {
                     const __m256i s = _mm256_loadu_si256((const __m256i *)(u->ds + 32 * c));
                     dsum[j] = _mm256_add_epi32(dsum[j], _mm256_madd_epi16(_mm256_maddubs_epi16(ones, _mm256_sign_epi8(y, s)), sc));
+                    NM_KEEP_IN_REGISTER(dsum[j]);
                 }
             }
         }
