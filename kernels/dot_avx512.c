@@ -584,6 +584,7 @@ ALWAYS_INLINE void k56_micro(bool five, int64_t nb, const uint8_t *pw, size_t pa
         for (int p = 0; p < np; p++)
             UNROLL
             for (int c = 0; c < nc; c++) sumi[p][c] = _mm512_setzero_si512();
+        UNROLL
         for (int k = 0; k < 8; k++) {
             __m512i y[K56_COLS];
             UNROLL

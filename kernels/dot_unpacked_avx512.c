@@ -13,6 +13,7 @@
  *       activations' 16-value sums 2l and 2l+1;
  *   4 floats: the rows' d, then their dmin. */
 #include "kernels/dot_iq.h"
+#include "kernels/dot_simd.h"
 
 #include <immintrin.h>
 #include <stdlib.h>
@@ -92,6 +93,7 @@ ALWAYS_INLINE void up_micro(uint32_t wt, int64_t nb, const uint8_t *pw, size_t p
         for (int p = 0; p < np; p++)
             UNROLL
             for (int c = 0; c < nc; c++) sum[p][c] = dsum[p][c] = zero;
+        UNROLL
         for (int k = 0; k < 8; k++) {
             __m512i y[UP_COLS];
             UNROLL
@@ -108,6 +110,7 @@ ALWAYS_INLINE void up_micro(uint32_t wt, int64_t nb, const uint8_t *pw, size_t p
                 for (int c = 0; c < nc; c++) {
                     if (tq) { /* q 0..2, multipliers 1: 16-bit sums (at most 8·2·2·128), widened below */
                         sum[p][c] = _mm512_add_epi16(sum[p][c], _mm512_maddubs_epi16(aq, y[c]));
+                        NM_KEEP_IN_REGISTER(sum[p][c]);
                         continue;
                     }
                     const __m512i ys = q2k ? y[c] : _mm512_mask_sub_epi8(y[c], neg, zero, y[c]); /* Q2_K: q >= 0 */
