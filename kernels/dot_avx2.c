@@ -1,9 +1,11 @@
 /* AVX2/FMA/F16C kernels for dot.h (built with -mavx2 -mfma -mf16c; used only when the CPU has
  * them). Float tiles are register-blocked (4 weight rows × 3 activation rows per pass); the
- * other kernels multiply one weight row with up to four activation rows so a decoded weight
- * block is reused four times. Block sums are exact integers as in the reference. F32,
- * F16, BF16 and Q4_0 keep the reference's float order exactly (bit-identical results); the
- * other types differ from it in the order of their float sums. */
+ * Q8_0, Q5_K and Q6_K tiles take 2 weight rows × 4 activation rows per pass (Q5_K and Q6_K on
+ * weights unpacked once per tile when it has enough activation rows), Q4_0's eight rows in the
+ * lanes of a register; the one-row kernels multiply one weight row with up to four activation
+ * rows so a decoded weight block is reused four times. Block sums are exact integers as in the
+ * reference. F32, F16, BF16 and Q4_0 keep the reference's float order exactly (bit-identical
+ * results); the other types differ from it in the order of their float sums. */
 #include "kernels/dot_simd.h"
 
 #include <immintrin.h>
@@ -352,8 +354,9 @@ ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t
 }
 
 /* Q5_K tile for few activation rows (tile_k56_packed below takes the others): two weight rows ×
- * up to four activation rows per pass, each 32-element sub-block unpacked where it is used; per output the same lane sums, mins sum and float chains as
- * k_q45_k (integer sums are exact in any order), so the same bits. */
+ * up to four activation rows per pass, each 32-element sub-block unpacked where it is used; per
+ * output the same lane sums, mins sum and float chains as k_q45_k (integer sums are exact in any
+ * order), so the same bits. */
 ALWAYS_INLINE __m256i q5_k_sub(const uint8_t *blk, int j) {
     const __m256i bytes = _mm256_loadu_si256((const __m256i *)(blk + 48 + 32 * (j / 2)));
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -681,10 +684,12 @@ static void k56_pack(bool five, int64_t nb, const uint8_t *w, size_t ws, int nr,
                 const int8_t *scales = (const int8_t *)(blk + 192);
                 for (int j = 0; j < 8; j++) {
                     _mm256_storeu_si256((__m256i *)(p + 32 * j), q6_k_slice(blk, j));
-                    _mm256_storeu_si256((__m256i *)(p + KP_Q6_SC + 32 * j),
-                                        _mm256_set_m128i(_mm_set1_epi16(scales[2 * j + 1]), _mm_set1_epi16(scales[2 * j])));
+                    const __m256i sc =
+                        _mm256_set_m128i(_mm_set1_epi16(scales[2 * j + 1]), _mm_set1_epi16(scales[2 * j]));
+                    _mm256_storeu_si256((__m256i *)(p + KP_Q6_SC + 32 * j), sc);
                 }
-                _mm256_storeu_si256((__m256i *)(p + KP_Q6_SCALL), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales)));
+                const __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales));
+                _mm256_storeu_si256((__m256i *)(p + KP_Q6_SCALL), sc_all);
                 const float d = h2f(blk + 208);
                 memcpy(p + KP_Q6_D, &d, 4);
             }
@@ -722,10 +727,12 @@ ALWAYS_INLINE void k56_packed_pass(bool five, int64_t nb, const uint8_t *p0, con
             }
             UNROLL
             for (int c = 0; c < nc; c++) {
-                const __m256i yv = _mm256_loadu_si256((const __m256i *)(a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * j));
+                const uint8_t *y = a + (size_t)c * as + (size_t)b * 292 + 4 + 32 * j;
+                const __m256i yv = _mm256_loadu_si256((const __m256i *)y);
                 UNROLL
                 for (int r = 0; r < nr; r++) {
-                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], yv), scv[r]));
+                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], yv), scv[r]);
+                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], p);
                     NM_KEEP_IN_REGISTER(sumi[r][c]);
                 }
             }
@@ -1237,12 +1244,14 @@ bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, in
         tile_q8_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
     if (wt == GGML_TYPE_Q5_K) {
-        if (n_cols < KP_Q5_MIN_COLS || !tile_k56_packed(true, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+        if (n_cols < KP_Q5_MIN_COLS ||
+            !tile_k56_packed(true, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
             tile_q5_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
         return true;
     }
     if (wt == GGML_TYPE_Q6_K) {
-        if (n_cols < KP_Q6_MIN_COLS || !tile_k56_packed(false, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
+        if (n_cols < KP_Q6_MIN_COLS ||
+            !tile_k56_packed(false, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
             tile_q6_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
         return true;
     }
