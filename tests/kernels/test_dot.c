@@ -566,8 +566,8 @@ static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
 
 /* Types whose SIMD order is ggml's vec_dot lane order rather than the scalar reference's, and
  * Q6_K: the AVX2 tile kernels (register-blocked several rows × several activation rows; for Q5_K
- * and Q6_K, past a number of activation rows, on weights unpacked once per tile) give each output exactly
- * what the AVX2 one-row kernel gives, and leave the rest of the output alone. */
+ * and Q6_K, past a number of activation rows, on weights unpacked once per tile) give each
+ * output exactly what the AVX2 one-row kernel gives, and leave the rest of the output alone. */
 static void test_avx2_tiles_match_row_kernel(void **state) {
     (void)state;
     if (!have_avx2()) skip();
