@@ -353,10 +353,10 @@ ALWAYS_INLINE void k_q45_k(bool five, int64_t n, const uint8_t *w, const uint8_t
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum8(acc[c]) - accm[c];
 }
 
-/* Q5_K tile for few activation rows (tile_k56_packed below takes the others): two weight rows ×
- * up to four activation rows per pass, each 32-element sub-block unpacked where it is used; per
- * output the same lane sums, mins sum and float chains as k_q45_k (integer sums are exact in any
- * order), so the same bits. */
+/* Q5_K pass for few activation rows (tile_k56 below; tile_k56_packed takes the others): two
+ * weight rows × up to four activation rows, each 32-element sub-block unpacked where it is used;
+ * per output the same lane sums, mins sum and float chains as k_q45_k (integer sums are exact in
+ * any order), so the same bits. */
 ALWAYS_INLINE __m256i q5_k_sub(const uint8_t *blk, int j) {
     const __m256i bytes = _mm256_loadu_si256((const __m256i *)(blk + 48 + 32 * (j / 2)));
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -437,19 +437,6 @@ ALWAYS_INLINE void q5_k_cols(int64_t n, const uint8_t *w, size_t ws, int nr, con
     case 3: q5_k_pass(n, w, ws, nr, a, as, 3, out, os); break;
     case 2: q5_k_pass(n, w, ws, nr, a, as, 2, out, os); break;
     default: q5_k_pass(n, w, ws, nr, a, as, 1, out, os); break;
-    }
-}
-
-static void tile_q5_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
-                      size_t os) {
-    for (int j = 0; j < nc; j += 4) {
-        const int m = nc - j < 4 ? nc - j : 4;
-        for (int i = 0; i < nr; i += 2) {
-            const uint8_t *wi = w + (size_t)i * ws, *aj = a + (size_t)j * as;
-            float *o = out + (size_t)j * os + (size_t)i;
-            if (nr - i >= 2) q5_k_cols(n, wi, ws, 2, aj, as, m, o, os);
-            else q5_k_cols(n, wi, ws, 1, aj, as, m, o, os);
-        }
     }
 }
 
@@ -545,9 +532,9 @@ ALWAYS_INLINE void k_q6_k(int64_t n, const uint8_t *w, const uint8_t *a, size_t 
     for (int c = 0; c < nc; c++) out[(size_t)c * os] = hsum8(acc[c]);
 }
 
-/* Q6_K tile for few activation rows (tile_k56_packed below takes the others): two weight rows ×
- * up to four activation rows per pass. Each 32-element slice k is unpacked where it is used (one
- * register per row) and meets the activation rows' slice k, so the 8 per-output integer
+/* Q6_K pass for few activation rows (tile_k56 below; tile_k56_packed takes the others): two
+ * weight rows × up to four activation rows. Each 32-element slice k is unpacked where it is used
+ * (one register per row) and meets the activation rows' slice k, so the 8 per-output integer
  * accumulators stay in registers; each lane's integer sum is the one k_q6_k builds (integer adds
  * are exact in any order), and the float chain is the same. */
 ALWAYS_INLINE __m256i q6_k_slice(const uint8_t *blk, int k) {
@@ -627,20 +614,6 @@ ALWAYS_INLINE void q6_k_cols(int64_t n, const uint8_t *w, size_t ws, int nr, con
     case 3: q6_k_pass(n, w, ws, nr, a, as, 3, out, os); break;
     case 2: q6_k_pass(n, w, ws, nr, a, as, 2, out, os); break;
     default: q6_k_pass(n, w, ws, nr, a, as, 1, out, os); break;
-    }
-}
-
-/* Activation rows outer: four of them stay in L1 while the tile's weight rows pass by. */
-static void tile_q6_k(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, float *out,
-                      size_t os) {
-    for (int j = 0; j < nc; j += 4) {
-        const int m = nc - j < 4 ? nc - j : 4;
-        for (int i = 0; i < nr; i += 2) {
-            const uint8_t *wi = w + (size_t)i * ws, *aj = a + (size_t)j * as;
-            float *o = out + (size_t)j * os + (size_t)i;
-            if (nr - i >= 2) q6_k_cols(n, wi, ws, 2, aj, as, m, o, os);
-            else q6_k_cols(n, wi, ws, 1, aj, as, m, o, os);
-        }
     }
 }
 
@@ -820,6 +793,28 @@ ALWAYS_INLINE bool tile_k56_packed(bool five, int64_t n, const uint8_t *w, size_
     }
     free(pw);
     return true;
+}
+
+/* Q5_K and Q6_K: the tile on weights unpacked once from enough activation rows; else the passes
+ * above, activation rows outer (four of them stay in L1 while the tile's weight rows pass by). */
+static void tile_k56(bool five, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
+                     float *out, size_t os) {
+    if (nc >= (five ? KP_Q5_MIN_COLS : KP_Q6_MIN_COLS) && tile_k56_packed(five, n, w, ws, nr, a, as, nc, out, os))
+        return;
+    for (int j = 0; j < nc; j += 4) {
+        const int m = nc - j < 4 ? nc - j : 4;
+        for (int i = 0; i < nr; i += 2) {
+            const uint8_t *wi = w + (size_t)i * ws, *aj = a + (size_t)j * as;
+            float *o = out + (size_t)j * os + (size_t)i;
+            if (nr - i >= 2) {
+                if (five) q5_k_cols(n, wi, ws, 2, aj, as, m, o, os);
+                else q6_k_cols(n, wi, ws, 2, aj, as, m, o, os);
+            } else {
+                if (five) q5_k_cols(n, wi, ws, 1, aj, as, m, o, os);
+                else q6_k_cols(n, wi, ws, 1, aj, as, m, o, os);
+            }
+        }
+    }
 }
 
 /* ---------------- float types ---------------- */
@@ -1243,16 +1238,8 @@ bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, in
     if (wt == GGML_TYPE_Q8_0 &&
         tile_q8_0(n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
-    if (wt == GGML_TYPE_Q5_K) {
-        if (n_cols < KP_Q5_MIN_COLS ||
-            !tile_k56_packed(true, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
-            tile_q5_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
-        return true;
-    }
-    if (wt == GGML_TYPE_Q6_K) {
-        if (n_cols < KP_Q6_MIN_COLS ||
-            !tile_k56_packed(false, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride))
-            tile_q6_k(n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
+    if (wt == GGML_TYPE_Q5_K || wt == GGML_TYPE_Q6_K) {
+        tile_k56(wt == GGML_TYPE_Q5_K, n, w, w_stride, n_rows, act, act_stride, n_cols, out, out_stride);
         return true;
     }
     if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) &&
