@@ -4,6 +4,10 @@
  * l, 2l+1 row B's): one permute spreads an activation step's four-byte groups to both rows, q's
  * signs go onto the activations by a masked subtraction (AVX-512 has no vpsignb), vpmaddubsw makes
  * the pairs (|q| <= 62 against |y| <= 127: no saturation) and vpdpwssd scales and adds them.
+ * TQ1_0 and TQ2_0 (q 0..2, every multiplier 1) go straight into vpdpbusd, each four-byte group's
+ * products added to its 32-bit lane: the integers the AVX2 tile widens from 16-bit pairs, with one
+ * instruction where vpmaddubsw and a 16-bit add took two (one thread of a 2-core EPYC, Zen 4, 64
+ * rows × 512 activation rows, n = 2048: 97 -> 118 GMAC/s).
  * Per row pair and block (UP_BLOCK bytes):
  *   8 steps c × 64 bytes: |q| of values 32c+4l..32c+4l+3, A's and B's side by side for each l;
  *   8 steps × 64 bytes: the int16 pairs' multipliers (lane 2l+h: row h's multiplier of its 16);
@@ -108,9 +112,9 @@ ALWAYS_INLINE void up_micro(uint32_t wt, int64_t nb, const uint8_t *pw, size_t p
                 if (iq1m) memcpy(&dneg, pb + UP_DNEG + 8 * k, 8);
                 UNROLL
                 for (int c = 0; c < nc; c++) {
-                    if (tq) { /* q 0..2, multipliers 1: 16-bit sums (at most 8·2·2·128), widened below */
-                        sum[p][c] = _mm512_add_epi16(sum[p][c], _mm512_maddubs_epi16(aq, y[c]));
-                        NM_KEEP_IN_REGISTER(sum[p][c]);
+                    if (tq) { /* q 0..2, multipliers 1: vpdpbusd adds each four-byte group's products
+                                 straight into its 32-bit lane (the AVX2 tile's pairs, widened) */
+                        sum[p][c] = _mm512_dpbusd_epi32(sum[p][c], aq, y[c]);
                         continue;
                     }
                     const __m512i ys = q2k ? y[c] : _mm512_mask_sub_epi8(y[c], neg, zero, y[c]); /* Q2_K: q >= 0 */
@@ -137,7 +141,7 @@ ALWAYS_INLINE void up_micro(uint32_t wt, int64_t nb, const uint8_t *pw, size_t p
                     const __m512 dm = _mm512_mul_ps(_mm512_set1_ps(-yd), nm_avx512_pair_floats(pb + UP_D + 8));
                     acc[p][c] = _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(pm), acc[p][c]);
                 }
-                if (tq) sum[p][c] = _mm512_sub_epi32(_mm512_madd_epi16(sum[p][c], ones16), _mm512_madd_epi16(bs, ones16));
+                if (tq) sum[p][c] = _mm512_sub_epi32(sum[p][c], _mm512_madd_epi16(bs, ones16));
                 acc[p][c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sum[p][c]), acc[p][c]);
                 if (iq1m) dacc[p][c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dsum[p][c]), dacc[p][c]);
                 if (iq1s) {
