@@ -1,7 +1,8 @@
 /* The machine's AVX2 FMA rate, for scripts/bench-verify.sh: T threads (default 2), each running
  * 12 independent 8-lane FMA chains (more than the pipes' latency x throughput, so the FMA units,
  * not the chains, limit), 4 billion FMAs in all (about a second; 200 million, 0.03 s, had a 2-core
- * EPYC report half its rate). Prints G multiply-adds per second over all threads (lanes counted): the ceiling of any float matrix product computed with AVX2 FMAs here.
+ * EPYC report half its rate). Prints G multiply-adds per second over all threads (lanes
+ * counted): the ceiling of any float matrix product computed with AVX2 FMAs here.
  *   cc -O2 -mavx2 -mfma -pthread -o fma-peak scripts/fma-peak.c && ./fma-peak 2 */
 #include <immintrin.h>
 #include <pthread.h>
