@@ -15,6 +15,7 @@ static void cpu_detect(void) {
     __builtin_cpu_init();
     cpu_features.avx2 = __builtin_cpu_supports("avx2");
     cpu_features.fma = __builtin_cpu_supports("fma");
+    cpu_features.amd = __builtin_cpu_is("amd");
     const char *no_avx512 = getenv("NOMOAT_NO_AVX512");
     if (!(no_avx512 && *no_avx512 && strcmp(no_avx512, "0") != 0)) {
         cpu_features.avx512f = __builtin_cpu_supports("avx512f");

@@ -10,6 +10,9 @@ typedef struct nm_cpu_features {
     /* the AVX-512 subsets the dot kernels need (dot_avx512.c): byte/word ops, 128/256-bit
      * encodings, dword/qword extras and VNNI's vpdpbusd */
     bool avx512bw, avx512vl, avx512dq, avx512vnni;
+    /* an AMD core: a scheduling hint, never a change of results (the AVX2 F16 tile widens halves
+     * in its loop there, see dot_avx2.c) */
+    bool amd;
 } nm_cpu_features;
 const nm_cpu_features *nm_cpu(void);
 /* NOMOAT_NO_SIMD=1 in the environment forces the scalar paths (tests and benchmarks);

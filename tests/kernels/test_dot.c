@@ -492,6 +492,16 @@ static void expect_tile(const char *what, uint32_t t, int64_t n, int nr, int nc,
 typedef bool (*tile_fn)(uint32_t, int64_t, const void *, size_t, int, const void *, size_t, const void *, size_t, int,
                         float *, size_t);
 
+/* The AVX2 F16 tile's two schedules, whichever this CPU runs (false for other types). */
+static bool f16_halves(uint32_t t, int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, const void *aux,
+                       size_t auxs, int nc, float *out, size_t os) {
+    return t == GGML_TYPE_F16 && nm_dot_tile_f16_avx2(true, n, w, ws, nr, a, as, aux, auxs, nc, out, os);
+}
+static bool f16_floats(uint32_t t, int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, const void *aux,
+                       size_t auxs, int nc, float *out, size_t os) {
+    return t == GGML_TYPE_F16 && nm_dot_tile_f16_avx2(false, n, w, ws, nr, a, as, aux, auxs, nc, out, os);
+}
+
 static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
     size_t wrs;
     assert_int_equal(ggml_row_size(t, (uint64_t)n, &wrs), 0);
@@ -514,8 +524,10 @@ static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
         nm_dot_quantize_act_ref(t, x, a + (size_t)c * ars, n);
         if (aux) nm_dot_act_aux(t, n, a + (size_t)c * ars, aux + (size_t)c * auxs);
     }
-    const tile_fn levels[] = {have_avx2() ? nm_dot_tile_avx2 : NULL, have_avx512() ? nm_dot_tile_avx512 : NULL};
-    const char *level_names[] = {"AVX2", "AVX-512"};
+    const bool f16 = t == GGML_TYPE_F16 && have_avx2();
+    const tile_fn levels[] = {have_avx2() ? nm_dot_tile_avx2 : NULL, have_avx512() ? nm_dot_tile_avx512 : NULL,
+                              f16 ? f16_halves : NULL, f16 ? f16_floats : NULL};
+    const char *level_names[] = {"AVX2", "AVX-512", "AVX2 F16 halves", "AVX2 F16 floats"};
     for (int nr = 1; nr <= max_rows; nr++)
         for (int nc = 1; nc <= max_cols; nc++) {
             if (nr != max_rows && nc != max_cols && nr > 3 && nc > 3 && (nr + nc) % 3) continue; /* enough shapes */
@@ -823,6 +835,11 @@ static void test_exact_float_wide_tiles(void **state) {
         fill_sentinel(out, size);
         assert_true(nm_dot_tile_avx2(t, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os));
         expect_tile("AVX2 wide", t, n, nr, nc, os, ref, out, size);
+        for (int h = 0; h < 2 && t == GGML_TYPE_F16; h++) { /* both schedules, whichever this CPU runs */
+            fill_sentinel(out, size);
+            assert_true(nm_dot_tile_f16_avx2(h == 1, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os));
+            expect_tile(h ? "AVX2 wide F16 halves" : "AVX2 wide F16 floats", t, n, nr, nc, os, ref, out, size);
+        }
         if (have_avx512()) { /* its panels of 32 rows, blocks of 18 activation rows, K sub-slices */
             fill_sentinel(out, size);
             assert_true(nm_dot_tile_avx512(t, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os));
