@@ -4,10 +4,11 @@
  * l, 2l+1 row B's): one permute spreads an activation step's four-byte groups to both rows, q's
  * signs go onto the activations by a masked subtraction (AVX-512 has no vpsignb), vpmaddubsw makes
  * the pairs (|q| <= 62 against |y| <= 127: no saturation) and vpdpwssd scales and adds them.
- * TQ1_0 and TQ2_0 (q 0..2, every multiplier 1) go straight into vpdpbusd, each four-byte group's
- * products added to its 32-bit lane: the integers the AVX2 tile widens from 16-bit pairs, with one
- * instruction where vpmaddubsw and a 16-bit add took two (one thread of a 2-core EPYC, Zen 4, 64
- * rows × 512 activation rows, n = 2048: 97 -> 118 GMAC/s).
+ * TQ1_0 and TQ2_0 (q 0..2, every multiplier 1) and Q2_K (its levels 0..3 stored times their 4-bit
+ * multiplier, at most 45) go straight into vpdpbusd, each four-byte group's products added to its
+ * 32-bit lane: the integers the AVX2 tile widens from 16-bit pairs, with one instruction where
+ * vpmaddubsw and a 16-bit add (or vpdpwssd) took two (one thread of a 2-core EPYC, Zen 4, 64 rows ×
+ * 512 activation rows, n = 2048: TQ2_0 97 -> 118 GMAC/s).
  * Per row pair and block (UP_BLOCK bytes):
  *   8 steps c × 64 bytes: |q| of values 32c+4l..32c+4l+3, A's and B's side by side for each l;
  *   8 steps × 64 bytes: the int16 pairs' multipliers (lane 2l+h: row h's multiplier of its 16);
@@ -45,6 +46,8 @@ static float pack_pair(uint32_t wt, const uint8_t *rows[2], uint8_t *p) {
             u[h] = none;
         } else {
             factor = nm_unpack_block(wt, rows[h], &u[h]);
+            if (wt == GGML_TYPE_Q2_K) /* level (0..3) times its 4-bit multiplier: at most 45 */
+                for (int e = 0; e < 256; e++) u[h].q[e] = (int8_t)(u[h].q[e] * u[h].sc[e / 16]);
         }
         if (wt == GGML_TYPE_IQ1_M)
             for (int e = 0; e < 256; e++) dsx[h][e] = rows[h] ? u[h].ds[e / 8] : 1;
@@ -112,12 +115,13 @@ ALWAYS_INLINE void up_micro(uint32_t wt, int64_t nb, const uint8_t *pw, size_t p
                 if (iq1m) memcpy(&dneg, pb + UP_DNEG + 8 * k, 8);
                 UNROLL
                 for (int c = 0; c < nc; c++) {
-                    if (tq) { /* q 0..2, multipliers 1: vpdpbusd adds each four-byte group's products
-                                 straight into its 32-bit lane (the AVX2 tile's pairs, widened) */
+                    if (tq || q2k) { /* q 0..2 with multipliers 1, or Q2_K's q·multiplier 0..45: vpdpbusd
+                                        adds each four-byte group's products straight into its 32-bit lane
+                                        (the AVX2 tile's pairs, widened) */
                         sum[p][c] = _mm512_dpbusd_epi32(sum[p][c], aq, y[c]);
                         continue;
                     }
-                    const __m512i ys = q2k ? y[c] : _mm512_mask_sub_epi8(y[c], neg, zero, y[c]); /* Q2_K: q >= 0 */
+                    const __m512i ys = _mm512_mask_sub_epi8(y[c], neg, zero, y[c]);
                     sum[p][c] = _mm512_dpwssd_epi32(sum[p][c], _mm512_maddubs_epi16(aq, ys), sc);
                     if (iq1m) {
                         const __m512i yd = _mm512_mask_sub_epi8(y[c], dneg, zero, y[c]);
