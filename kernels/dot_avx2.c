@@ -1243,17 +1243,11 @@ static void quantize_q8_k(const float *x, uint8_t *dst, int64_t n) {
 }
 
 bool nm_dot_quantize_act_avx2(uint32_t weight_type, const float *x, void *dst, int64_t n) {
-    switch (weight_type) {
-    case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0:
-        quantize_q8_0_or_1(x, dst, n, false);
-        return true;
-    case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1:
-        quantize_q8_0_or_1(x, dst, n, true);
-        return true;
-    default:
-        if (nm_dot_act_type(weight_type) != GGML_TYPE_Q8_K) return false;
-        quantize_q8_k(x, dst, n);
-        return true;
+    switch (nm_dot_act_type(weight_type)) { /* by the activation type: IQ4_NL's Q8_0 had gone to the scalar code */
+    case GGML_TYPE_Q8_0: quantize_q8_0_or_1(x, dst, n, false); return true;
+    case GGML_TYPE_Q8_1: quantize_q8_0_or_1(x, dst, n, true); return true;
+    case GGML_TYPE_Q8_K: quantize_q8_k(x, dst, n); return true;
+    default: return false;
     }
 }
 

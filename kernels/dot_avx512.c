@@ -299,7 +299,7 @@ ALWAYS_INLINE bool tile_g16(bool nl, int64_t n, const uint8_t *w, size_t ws, int
     const size_t group_stride = (size_t)nb * (nl ? NL_PACK : Q4_0_PACK_BLOCK);
     uint8_t *pw = malloc((size_t)(nr + G16 - 1) / G16 * group_stride + 64);
     if (!pw) return false;
-    if (nl) nm_iq4_nl_pack(nb, w, ws, nr, G16, 128, pw);
+    if (nl) nm_iq4_nl_pack_avx2(nb, w, ws, nr, G16, 128, pw);
     else nm_dot_q4_0_pack(n, w, ws, nr, G16, pw);
     for (int r = 0; r < nr; r += 2 * G16) {
         const int ng = nr - r > G16 ? 2 : 1;

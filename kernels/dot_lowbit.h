@@ -21,6 +21,10 @@ bool nm_lowbit_unpack(uint32_t wt, const uint8_t *x, struct nm_iq_unpacked *u);
  * bytes per group and block. */
 size_t nm_iq4_nl_pack_size(int group);
 void nm_iq4_nl_pack(int64_t nb, const uint8_t *w, size_t w_stride, int n_rows, int group, int bias, uint8_t *dst);
+/* The same bytes, the levels looked up sixteen at a time (AVX2 builds; the AVX2 and AVX-512 tiles
+ * pack with it: element by element the packing was 7% of an IQ4_NL evaluation). */
+void nm_iq4_nl_pack_avx2(int64_t nb, const uint8_t *w, size_t w_stride, int n_rows, int group, int bias,
+                         uint8_t *dst);
 
 /* AVX2: out[j*out_stride + i] = dot(weight row i, activation row j); false when wt has no kernel. */
 bool nm_dot_tile_lowbit_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/quants_iq4.h"
 #include "formats/tensor.h"
 #include "kernels/dot_avx2.h"
 #include "kernels/dot_iq.h"
@@ -57,6 +58,34 @@ ALWAYS_INLINE void iq4_nl_group(int64_t nb, const uint8_t *pw, const uint8_t *a,
     }
 }
 
+void nm_iq4_nl_pack_avx2(int64_t nb, const uint8_t *w, size_t w_stride, int n_rows, int group, int bias,
+                         uint8_t *dst) {
+    const size_t pb = nm_iq4_nl_pack_size(group);
+    const __m128i table = _mm_add_epi8(_mm_loadu_si128((const __m128i *)nm_iq4nl_values), _mm_set1_epi8((char)bias)),
+                  m4 = _mm_set1_epi8(0xF);
+    for (int g = 0; g < (n_rows + group - 1) / group; g++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *p = dst + ((size_t)g * (size_t)nb + (size_t)b) * pb;
+            for (int r = 0; r < group; r++) {
+                const int row = g * group + r;
+                const uint8_t *blk = row < n_rows ? (const uint8_t *)w + (size_t)row * w_stride + (size_t)b * 18 : NULL;
+                /* a missing row's nibbles are 0, its d 0 (as nm_iq4_nl_pack) */
+                const __m128i x = blk ? _mm_loadu_si128((const __m128i *)(blk + 2)) : _mm_setzero_si128();
+                const __m128i lo = _mm_shuffle_epi8(table, _mm_and_si128(x, m4)),
+                              hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(x, 4), m4));
+                int32_t l4[4], h4[4];
+                _mm_storeu_si128((__m128i *)l4, lo);
+                _mm_storeu_si128((__m128i *)h4, hi);
+                for (int q = 0; q < 4; q++) {
+                    memcpy(p + 8 * (size_t)group * q + 4 * (size_t)r, &l4[q], 4);
+                    memcpy(p + 8 * (size_t)group * q + 4 * (size_t)group + 4 * (size_t)r, &h4[q], 4);
+                }
+                const float d = blk ? nm_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8)) : 0.0f;
+                memcpy(p + 32 * (size_t)group + 4 * (size_t)r, &d, 4);
+            }
+        }
+}
+
 bool nm_dot_tile_lowbit_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                              size_t act_stride, int n_cols, float *out, size_t out_stride) {
     if (wt != GGML_TYPE_IQ4_NL) /* the 256-value types: unpacked once per row */
@@ -65,7 +94,7 @@ bool nm_dot_tile_lowbit_avx2(uint32_t wt, int64_t n, const void *w, size_t w_str
     const size_t groups = (size_t)(n_rows + NL_GROUP - 1) / NL_GROUP;
     uint8_t *pw = malloc(groups * (size_t)nb * NL_BLOCK + 1);
     if (!pw) return false;
-    nm_iq4_nl_pack(nb, w, w_stride, n_rows, NL_GROUP, 0, pw);
+    nm_iq4_nl_pack_avx2(nb, w, w_stride, n_rows, NL_GROUP, 0, pw);
     const uint8_t *ab = act;
     for (size_t g = 0; g < groups; g++) {
         const uint8_t *pg = pw + g * (size_t)nb * NL_BLOCK;

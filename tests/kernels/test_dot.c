@@ -13,6 +13,7 @@
 #include "kernels/dot.h"
 #include "formats/quants.h"
 #include "kernels/dot_simd.h"
+#include "kernels/dot_lowbit.h"
 #include "formats/tensor.h"
 #include "common/cpu.h"
 
@@ -650,6 +651,33 @@ static void test_avx2_q8_0_tile_aux(void **state) {
 /* The low-bit types at each SIMD level by its own entry point (the dispatch picks only the
  * highest): the AVX2 and AVX-512 tiles give the reference's bits, for row counts
  * past their groups of 2, 8 and 16 and column counts past their groups of 4 and 6. */
+/* The SIMD IQ4_NL packing gives nm_iq4_nl_pack's bytes: both groups, both biases, a last group
+ * with missing rows, random nibbles and scales (NaN and infinity included). */
+static void test_iq4_nl_pack_avx2(void **state) {
+    (void)state;
+    if (!have_avx2()) skip();
+    enum { NB = 5, ROWS = 21 };
+    uint8_t w[ROWS * NB * 18];
+    for (size_t i = 0; i < sizeof w; i++) w[i] = (uint8_t)(rand() & 0xFF);
+    put_f16(w + 18, 1.0f);
+    w[36] = 0x00, w[37] = 0x7C; /* +inf */
+    w[54] = 0x01, w[55] = 0x7E; /* a NaN */
+    for (int gi = 0; gi < 2; gi++)
+        for (int bias = 0; bias <= 128; bias += 128) {
+            const int group = gi ? 16 : 8, groups = (ROWS + group - 1) / group;
+            const size_t size = (size_t)groups * NB * nm_iq4_nl_pack_size(group);
+            uint8_t *ref = malloc(size), *got = malloc(size);
+            assert_true(ref && got);
+            memset(ref, 0x5A, size);
+            memset(got, 0xA5, size);
+            nm_iq4_nl_pack(NB, w, NB * 18, ROWS, group, bias, ref);
+            nm_iq4_nl_pack_avx2(NB, w, NB * 18, ROWS, group, bias, got);
+            if (memcmp(ref, got, size)) fail_msg("IQ4_NL packing, group %d bias %d: bytes differ", group, bias);
+            free(ref);
+            free(got);
+        }
+}
+
 static void test_lowbit_levels(void **state) {
     (void)state;
     if (!have_avx2()) skip();
@@ -1036,6 +1064,7 @@ int main(void) {
         cmocka_unit_test(test_avx2_tiles_match_row_kernel),
         cmocka_unit_test(test_avx2_q8_0_tile_aux),
         cmocka_unit_test(test_q8_k_simd_edges),
+        cmocka_unit_test(test_iq4_nl_pack_avx2),
         cmocka_unit_test(test_lowbit_levels),
         cmocka_unit_test(test_avx512_vec_dot_tiles),
         cmocka_unit_test(test_q4_k_repacked_avx512),
