@@ -258,26 +258,21 @@ ALWAYS_INLINE void tq_pair_cols(const iq_block *blk0, const iq_block *blk1, int6
         for (int j = 0; j < nc; j++) out[(size_t)j * os + (size_t)r] = factor * hsum8(acc[r][j]);
 }
 
-ALWAYS_INLINE void tq_pair_tile(const iq_block *blk0, const iq_block *blk1, int64_t nb, float factor, const uint8_t *a,
-                                size_t as, int nc, float *out, size_t os) {
-    int j = 0;
-    for (; j + COLS <= nc; j += COLS) tq_pair_cols(blk0, blk1, nb, factor, a + (size_t)j * as, as, COLS, out + (size_t)j * os, os);
-    switch (nc - j) {
-    case 3: tq_pair_cols(blk0, blk1, nb, factor, a + (size_t)j * as, as, 3, out + (size_t)j * os, os); break;
-    case 2: tq_pair_cols(blk0, blk1, nb, factor, a + (size_t)j * as, as, 2, out + (size_t)j * os, os); break;
-    case 1: tq_pair_cols(blk0, blk1, nb, factor, a + (size_t)j * as, as, 1, out + (size_t)j * os, os); break;
-    default: break;
-    }
+/* One prepared row, or (TQ) two when blk1 is given, × nc activation rows in groups of COLS. */
+ALWAYS_INLINE void cols_pass(uint32_t wt, const iq_block *blk, const iq_block *blk1, int64_t nb, float factor,
+                             const uint8_t *a, size_t as, int nc, float *out, size_t os) {
+    if (blk1) tq_pair_cols(blk, blk1, nb, factor, a, as, nc, out, os);
+    else row_cols(wt, blk, nb, factor, a, as, nc, out, os);
 }
 
-ALWAYS_INLINE void row_tile(uint32_t wt, const iq_block *blk, int64_t nb, float factor, const uint8_t *a, size_t as,
-                            int nc, float *out, size_t os) {
+ALWAYS_INLINE void row_tile(uint32_t wt, const iq_block *blk, const iq_block *blk1, int64_t nb, float factor,
+                            const uint8_t *a, size_t as, int nc, float *out, size_t os) {
     int j = 0;
-    for (; j + COLS <= nc; j += COLS) row_cols(wt, blk, nb, factor, a + (size_t)j * as, as, COLS, out + (size_t)j * os, os);
+    for (; j + COLS <= nc; j += COLS) cols_pass(wt, blk, blk1, nb, factor, a + (size_t)j * as, as, COLS, out + (size_t)j * os, os);
     switch (nc - j) {
-    case 3: row_cols(wt, blk, nb, factor, a + (size_t)j * as, as, 3, out + (size_t)j * os, os); break;
-    case 2: row_cols(wt, blk, nb, factor, a + (size_t)j * as, as, 2, out + (size_t)j * os, os); break;
-    case 1: row_cols(wt, blk, nb, factor, a + (size_t)j * as, as, 1, out + (size_t)j * os, os); break;
+    case 3: cols_pass(wt, blk, blk1, nb, factor, a + (size_t)j * as, as, 3, out + (size_t)j * os, os); break;
+    case 2: cols_pass(wt, blk, blk1, nb, factor, a + (size_t)j * as, as, 2, out + (size_t)j * os, os); break;
+    case 1: cols_pass(wt, blk, blk1, nb, factor, a + (size_t)j * as, as, 1, out + (size_t)j * os, os); break;
     default: break;
     }
 }
@@ -294,10 +289,10 @@ enum { COLS_L1 = 16 };
             int i = 0;                                                                                              \
             if (WT == GGML_TYPE_TQ1_0 || WT == GGML_TYPE_TQ2_0)                                                     \
                 for (; i + 2 <= nr; i += 2)                                                                         \
-                    tq_pair_tile(prep + (size_t)i * (size_t)nb, prep + (size_t)(i + 1) * (size_t)nb, nb, factor,   \
-                                 a + (size_t)j0 * as, as, m, out + (size_t)j0 * os + (size_t)i, os);                \
+                    row_tile(WT, prep + (size_t)i * (size_t)nb, prep + (size_t)(i + 1) * (size_t)nb, nb, factor,   \
+                             a + (size_t)j0 * as, as, m, out + (size_t)j0 * os + (size_t)i, os);                    \
             for (; i < nr; i++)                                                                                     \
-                row_tile(WT, prep + (size_t)i * (size_t)nb, nb, factor, a + (size_t)j0 * as, as, m,               \
+                row_tile(WT, prep + (size_t)i * (size_t)nb, NULL, nb, factor, a + (size_t)j0 * as, as, m,         \
                          out + (size_t)j0 * os + (size_t)i, os);                                                    \
         }                                                                                                           \
     }
