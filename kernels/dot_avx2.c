@@ -887,9 +887,9 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
  * there the panel stays floats. The products and their order are the same: the same bits. */
 
 enum { FR = 4, FC = 3, FK = 512, FCB = 3, FROWS = 64, FTB = 16 };
-/* Panel bytes per slice, floats whatever the weight type (on the stack: a buffer from malloc of
- * this size is mapped and faulted in afresh by every tile); they stay in L2 while the activation
- * rows pass. */
+/* Panel bytes per slice: floats whatever the weight type, but halves for F16 on AMD cores (on the
+ * stack: a buffer from malloc of this size is mapped and faulted in afresh by every tile); they
+ * stay in L2 while the activation rows pass. */
 #ifndef FPANEL
 #define FPANEL (256 * 1024)
 #endif
@@ -950,7 +950,7 @@ ALWAYS_INLINE void float_cols(uint32_t pt, const uint8_t *pw, int groups, int64_
  * are the same, and the passes over the panel run the F32 loop, whose every operation but the
  * loads is a fused multiply-add: widening in the loop took a shift or conversion per weight
  * vector on the multiply-add ports, 14% (F16) and 21% (BF16) of a tile's rate on a 2-core Intel
- * Xeon). wt a constant: the copies inline. */
+ * Xeon); or, pt F16 (AMD), as the halves they are. wt and pt constants: the copies inline. */
 ALWAYS_INLINE void float_pack(uint32_t wt, uint32_t pt, int64_t k0, int64_t k1, const uint8_t *w, size_t ws, int nr,
                               uint8_t *pw) {
     const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
