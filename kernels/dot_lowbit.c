@@ -57,17 +57,12 @@ static float dot_q2_k(int64_t n, const uint8_t *w, const uint8_t *a) {
     return hsum8(acc);
 }
 
-static inline int q3k_scale(const uint8_t *sc, int j) {
-    int v = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4;
-    return (v | ((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4) - 32;
-}
-
 static float dot_q3_k(int64_t n, const uint8_t *w, const uint8_t *a) {
     float acc[8] = {0};
     for (int64_t b = 0; b < n / 256; b++, w += 110, a += 292) {
         const int8_t *y = (const int8_t *)(a + 4);
         int sc[16];
-        for (int j = 0; j < 16; j++) sc[j] = q3k_scale(w + 96, j);
+        for (int j = 0; j < 16; j++) sc[j] = nm_q3_k_scale(w + 96, j);
         int lane[8] = {0};
         for (int e = 0; e < 256; e++) {
             const int q = low2(w + 32, e) - ((w[e % 32] >> (e / 32)) & 1 ? 0 : 4);
@@ -191,7 +186,7 @@ bool nm_lowbit_unpack(uint32_t wt, const uint8_t *w, nm_iq_unpacked *u) {
                 for (int l = 0; l < 32; l++) /* element 128h + 32sh + l: its high bit is bit 4h + sh of w[l] */
                     u->q[128 * h + 32 * sh + l] = (int8_t)(((w[32 + 32 * h + l] >> (2 * sh)) & 3) -
                                                            (((w[l] >> (4 * h + sh)) & 1) ? 0 : 4));
-        for (int j = 0; j < 16; j++) u->sc[j] = (int16_t)q3k_scale(w + 96, j);
+        for (int j = 0; j < 16; j++) u->sc[j] = (int16_t)nm_q3_k_scale(w + 96, j);
         u->d = f16(w + 108);
         return true;
     case GGML_TYPE_IQ4_XS: {

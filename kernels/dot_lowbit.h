@@ -10,6 +10,12 @@
 /* One weight row · one activation row of n elements; false when wt is not a low-bit type. */
 bool nm_dot_lowbit_ref(uint32_t wt, int64_t n, const void *w, const void *act, float *out);
 
+/* Q3_K's 6-bit multiplier j (0..15) of the 12 scale bytes at sc, as a signed integer. */
+static inline int nm_q3_k_scale(const uint8_t *sc, int j) {
+    const int v = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4;
+    return (v | ((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4) - 32;
+}
+
 /* Q2_K, Q3_K, IQ4_XS, TQ1_0 or TQ2_0 block x in the AVX2 kernels' form (dot_iq.h's
  * nm_iq_unpacked); false for other types. */
 struct nm_iq_unpacked;

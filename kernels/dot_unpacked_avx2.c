@@ -26,6 +26,7 @@
 
 #include "formats/tensor.h"
 #include "kernels/dot_avx2.h"
+#include "kernels/dot_lowbit.h"
 
 enum { Q8K_SIZE = 292, ROWS = 8, COLS = 4 };
 
@@ -70,11 +71,9 @@ static void prepare_q3_k(const uint8_t *x, iq_block *b) {
             const __m256i q = _mm256_add_epi8(_mm256_sub_epi8(low2_step(x + 32, h, s), four), _mm256_slli_epi16(hb, 2));
             _mm256_storeu_si256((__m256i *)(b->q + 128 * h + 32 * s), q);
         }
-    const uint8_t *sc = x + 96;
     for (int c = 0; c < 8; c++)
         for (int k = 0; k < 2; k++) {
-            const int j = 2 * c + k, v = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4;
-            const int16_t m = (int16_t)((v | ((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4) - 32);
+            const int16_t m = (int16_t)nm_q3_k_scale(x + 96, 2 * c + k);
             for (int l = 0; l < 8; l++) b->sc[c][8 * k + l] = m;
         }
     memset(b->m1, 0, sizeof b->m1);
