@@ -192,7 +192,7 @@ static bool tile_float(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int 
  * order for both: one fused multiply-add per block). Q4_0's nibbles go into vpdpbusd unsigned with
  * each block sum started at −8·Σy (the aux row); IQ4_NL's levels are stored as level + 128 (1..241)
  * with each sum started at −128·Σy: the same exact integers. Packed by nm_dot_q4_0_pack and
- * nm_iq4_nl_pack, 16 rows to a group. */
+ * nm_iq4_nl_pack_avx2 (nm_iq4_nl_pack's layout), 16 rows to a group. */
 enum { G16 = 16, G16_COLS = 6, Q4_0_PACK_BLOCK = G16 * NM_Q4_0_PACK_BLOCK_PER_ROW, NL_PACK = G16 * (32 + 4) };
 
 ALWAYS_INLINE const nm_q8_0_block_info *info_at(const uint8_t *aux, size_t aux_stride, int c, int64_t b) {

@@ -15,7 +15,8 @@
 #include "kernels/dot_simd.h"
 
 /* IQ4_NL: eight rows in the lanes of a register, each lane its own output's chain (as the Q4_0
- * tile in dot_avx2.c), packed by nm_iq4_nl_pack (levels unbiased). Each lane's block sum is the exact integer the one-row kernel makes (pairs of products at most
+ * tile in dot_avx2.c), packed by nm_iq4_nl_pack_avx2 (nm_iq4_nl_pack's layout, levels unbiased).
+ * Each lane's block sum is the exact integer the one-row kernel makes (pairs of products at most
  * 2·127·127, widened to 32 bits before the two halves meet). */
 enum { NL_GROUP = 8, NL_D = 256, NL_BLOCK = NL_D + NL_GROUP * 4 }; /* nm_iq4_nl_pack's layout */
 
