@@ -10,7 +10,7 @@
  * Eight weight rows are unpacked once into the loop's form, then meet the activation rows four
  * at a time, so a weight block's loads and |q| serve four outputs and the accumulators stay in
  * registers. Unpacking per product instead, as ggml does, cost IQ2_XXS six times the time.
- * TQ1_0 and TQ2_0 take two weight rows per pass (tq_pair_cols): their step is a load, one
+ * TQ1_0 and TQ2_0 take two weight rows per pass (tq_cols): their step is a load, one
  * vpmaddubsw and one add per output, so with one row the loads outnumber the multiplies, which a
  * core loading two vectors a cycle feels (one thread of a 2-core EPYC, Zen 4: 70 -> 80 GMAC/s).
  * Q2_K's levels are stored times their multiplier (at most 45): two steps' pairs add up in 16 bits
@@ -104,11 +104,10 @@ static float prepare(uint32_t wt, const uint8_t *x, iq_block *b) {
     return factor;
 }
 
-/* One prepared row × nc activation rows, all blocks. */
+/* One prepared row × nc activation rows, all blocks (TQ goes to tq_cols). */
 ALWAYS_INLINE void row_cols(uint32_t wt, const iq_block *blk, int64_t nb, float factor, const uint8_t *a, size_t as,
                             int nc, float *out, size_t os) {
-    const bool iq1m = wt == GGML_TYPE_IQ1_M, iq1s = wt == GGML_TYPE_IQ1_S, q2k = wt == GGML_TYPE_Q2_K,
-               tq = wt == GGML_TYPE_TQ1_0 || wt == GGML_TYPE_TQ2_0;
+    const bool iq1m = wt == GGML_TYPE_IQ1_M, iq1s = wt == GGML_TYPE_IQ1_S, q2k = wt == GGML_TYPE_Q2_K;
     __m256 acc[COLS], dacc[COLS];
     float acc1[COLS];
     UNROLL
@@ -122,24 +121,6 @@ ALWAYS_INLINE void row_cols(uint32_t wt, const iq_block *blk, int64_t nb, float 
         __m256i sum[COLS], dsum[COLS];
         UNROLL
         for (int j = 0; j < nc; j++) sum[j] = dsum[j] = _mm256_setzero_si256();
-        if (tq) { /* q in 0..2 and every multiplier 1: the pairs add up in 16 bits (at most
-                     8·2·2·127), widened once per block */
-            __m256i s16[COLS];
-            UNROLL
-            for (int j = 0; j < nc; j++) s16[j] = _mm256_setzero_si256();
-            UNROLL
-            for (int c = 0; c < 8; c++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
-                UNROLL
-                for (int j = 0; j < nc; j++) {
-                    s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(
-                                                          a + (size_t)j * as + (size_t)b * Q8K_SIZE + 4 + 32 * c))));
-                    NM_KEEP_IN_REGISTER(s16[j]);
-                }
-            }
-            UNROLL
-            for (int j = 0; j < nc; j++) sum[j] = _mm256_madd_epi16(s16[j], ones16);
-        }
         if (q2k) { /* q·multiplier 0..45 against |y| <= 127: a step's pairs are at most 11430, two
                       steps' sums fit 16 bits; widened every other step */
             UNROLL
@@ -156,7 +137,7 @@ ALWAYS_INLINE void row_cols(uint32_t wt, const iq_block *blk, int64_t nb, float 
                 }
             }
         }
-        if (!tq && !q2k) {
+        if (!q2k) {
             UNROLL
             for (int c = 0; c < 8; c++) {
                 const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
@@ -187,7 +168,6 @@ ALWAYS_INLINE void row_cols(uint32_t wt, const iq_block *blk, int64_t nb, float 
                 const __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)u->m1), bs);
                 acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(-yd * u->dmin), _mm256_cvtepi32_ps(pm), acc[j]);
             }
-            if (tq) sum[j] = _mm256_sub_epi32(sum[j], _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(ab + 260)), ones16));
             acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum[j]), acc[j]);
             if (iq1m) dacc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dsum[j]), dacc[j]);
             if (iq1s) {
@@ -207,35 +187,38 @@ ALWAYS_INLINE void row_cols(uint32_t wt, const iq_block *blk, int64_t nb, float 
     }
 }
 
-/* TQ1_0 and TQ2_0, two prepared rows × nc activation rows: each activation load serves both
- * rows (one row at a time, a step's loads outnumber its multiplies on cores that load two vectors
- * a cycle); the same integers and float steps as row_cols' TQ branch. */
-ALWAYS_INLINE void tq_pair_cols(const iq_block *blk0, const iq_block *blk1, int64_t nb, float factor, const uint8_t *a,
-                                size_t as, int nc, float *out, size_t os) {
+/* TQ1_0 and TQ2_0, nr (1 or 2) prepared rows × nc activation rows: q in 0..2 and every multiplier
+ * 1, so the pairs add up in 16 bits (at most 8·2·2·127) and widen once per block, less the
+ * activations' 16-value sums. With two rows each activation load serves both (with one, a step's
+ * loads outnumber its multiplies on cores that load two vectors a cycle). */
+ALWAYS_INLINE void tq_cols(const iq_block *blk0, const iq_block *blk1, int nr, int64_t nb, float factor,
+                           const uint8_t *a, size_t as, int nc, float *out, size_t os) {
     const iq_block *rows[2] = {blk0, blk1};
     __m256 acc[2][COLS];
     UNROLL
-    for (int r = 0; r < 2; r++)
+    for (int r = 0; r < nr; r++)
         UNROLL
         for (int j = 0; j < nc; j++) acc[r][j] = _mm256_setzero_ps();
     const __m256i ones16 = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; b++) {
         __m256i s16[2][COLS];
         UNROLL
-        for (int r = 0; r < 2; r++)
+        for (int r = 0; r < nr; r++)
             UNROLL
             for (int j = 0; j < nc; j++) s16[r][j] = _mm256_setzero_si256();
         UNROLL
         for (int c = 0; c < 8; c++) {
-            const __m256i q0 = _mm256_loadu_si256((const __m256i *)(rows[0][b].q + 32 * c)),
-                          q1 = _mm256_loadu_si256((const __m256i *)(rows[1][b].q + 32 * c));
+            __m256i q[2];
+            UNROLL
+            for (int r = 0; r < nr; r++) q[r] = _mm256_loadu_si256((const __m256i *)(rows[r][b].q + 32 * c));
             UNROLL
             for (int j = 0; j < nc; j++) {
                 const __m256i y = _mm256_loadu_si256((const __m256i *)(a + (size_t)j * as + (size_t)b * Q8K_SIZE + 4 + 32 * c));
-                s16[0][j] = _mm256_add_epi16(s16[0][j], _mm256_maddubs_epi16(q0, y));
-                s16[1][j] = _mm256_add_epi16(s16[1][j], _mm256_maddubs_epi16(q1, y));
-                NM_KEEP_IN_REGISTER(s16[0][j]);
-                NM_KEEP_IN_REGISTER(s16[1][j]);
+                UNROLL
+                for (int r = 0; r < nr; r++) {
+                    s16[r][j] = _mm256_add_epi16(s16[r][j], _mm256_maddubs_epi16(q[r], y));
+                    NM_KEEP_IN_REGISTER(s16[r][j]);
+                }
             }
         }
         UNROLL
@@ -245,14 +228,14 @@ ALWAYS_INLINE void tq_pair_cols(const iq_block *blk0, const iq_block *blk1, int6
             memcpy(&yd, ab, 4);
             const __m256i ysum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(ab + 260)), ones16);
             UNROLL
-            for (int r = 0; r < 2; r++) {
+            for (int r = 0; r < nr; r++) {
                 const __m256i sum = _mm256_sub_epi32(_mm256_madd_epi16(s16[r][j], ones16), ysum);
                 acc[r][j] = _mm256_fmadd_ps(_mm256_set1_ps(rows[r][b].d * yd), _mm256_cvtepi32_ps(sum), acc[r][j]);
             }
         }
     }
     UNROLL
-    for (int r = 0; r < 2; r++)
+    for (int r = 0; r < nr; r++)
         UNROLL
         for (int j = 0; j < nc; j++) out[(size_t)j * os + (size_t)r] = factor * hsum8(acc[r][j]);
 }
@@ -260,8 +243,9 @@ ALWAYS_INLINE void tq_pair_cols(const iq_block *blk0, const iq_block *blk1, int6
 /* One prepared row, or (TQ) two when blk1 is given, × nc activation rows in groups of COLS. */
 ALWAYS_INLINE void cols_pass(uint32_t wt, const iq_block *blk, const iq_block *blk1, int64_t nb, float factor,
                              const uint8_t *a, size_t as, int nc, float *out, size_t os) {
-    if (blk1) tq_pair_cols(blk, blk1, nb, factor, a, as, nc, out, os);
-    else row_cols(wt, blk, nb, factor, a, as, nc, out, os);
+    if (wt != GGML_TYPE_TQ1_0 && wt != GGML_TYPE_TQ2_0) row_cols(wt, blk, nb, factor, a, as, nc, out, os);
+    else if (blk1) tq_cols(blk, blk1, 2, nb, factor, a, as, nc, out, os);
+    else tq_cols(blk, blk, 1, nb, factor, a, as, nc, out, os);
 }
 
 ALWAYS_INLINE void row_tile(uint32_t wt, const iq_block *blk, const iq_block *blk1, int64_t nb, float factor,
