@@ -21,10 +21,10 @@ static inline int nm_q3_k_scale(const uint8_t *sc, int j) {
 struct nm_iq_unpacked;
 bool nm_lowbit_unpack(uint32_t wt, const uint8_t *x, struct nm_iq_unpacked *u);
 
-/* IQ4_NL rows in the SIMD tiles' form (the portable statement of the layout, which the tests hold
- * nm_iq4_nl_pack_avx2 to; the tiles pack with that): per group of `group` rows and block, 4 chunks q × (the rows'
- * levels of elements 4q..4q+3, row after row, then those of 16+4q..16+4q+3), each level plus
- * `bias`; then the rows' d as floats. Rows past n_rows are zero (d 0). nm_iq4_nl_pack_size is the
+/* IQ4_NL rows in the SIMD tiles' form, stated portably (the tests hold nm_iq4_nl_pack_avx2, which
+ * the tiles pack with, to it): per group of `group` rows and block, 4 chunks q × (the rows' levels
+ * of elements 4q..4q+3, row after row, then those of 16+4q..16+4q+3), each level plus `bias`; then
+ * the rows' d as floats. Rows past n_rows read as nibbles 0 with d 0. nm_iq4_nl_pack_size is the
  * bytes per group and block. */
 size_t nm_iq4_nl_pack_size(int group);
 void nm_iq4_nl_pack(int64_t nb, const uint8_t *w, size_t w_stride, int n_rows, int group, int bias, uint8_t *dst);
