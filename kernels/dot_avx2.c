@@ -878,38 +878,31 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
  * the panel, as before, every panel load came from L2: 5-9% of the tile's rate on a 2-core Intel
  * Xeon). A store and reload of an accumulator changes no bit. gcc -O2 must be told to unroll
  * the blocking loops for the accumulators to live in registers.
- * On AMD cores (nm_cpu()->amd) F16 runs on halves instead: the panel keeps the weights' halves and
- * the loop reads the activation rows themselves (halves too: F16's activation type), widening
- * both with vcvtph2ps. Zen 4 converts beside its multiply-adds (a 4×3 step in L1: 48-49 GMAC/s on
- * floats or halves alike), and the panel and activation streams take half the bytes: one thread
- * of a 2-core EPYC (Zen 4) ran the tile at 44 against 40 GMAC/s at n = 2048 and at 44 against 28
- * at n = 5632, whose float rows need two slices. Intel's conversions take a multiply-add port, so
- * there the panel stays floats. The products and their order are the same: the same bits. */
+ * On AMD cores F16 takes another schedule, tile_rows below. */
 
 enum { FR = 4, FC = 3, FK = 512, FCB = 3, FROWS = 64, FTB = 16 };
-/* Panel bytes per slice: floats whatever the weight type, but halves for F16 on AMD cores (on the
- * stack: a buffer from malloc of this size is mapped and faulted in afresh by every tile); they
- * stay in L2 while the activation rows pass. */
+/* Panel bytes per slice, floats whatever the weight type (on the stack: a buffer from malloc of
+ * this size is mapped and faulted in afresh by every tile); they stay in L2 while the activation
+ * rows pass. */
 #ifndef FPANEL
 #define FPANEL (256 * 1024)
 #endif
 
-ALWAYS_INLINE void float_slice(uint32_t pt, const uint8_t *pw, const uint8_t *x, size_t xs, int nc, int64_t k0,
-                               int64_t k1, __m256 *acc) {
-    const size_t es = pt == GGML_TYPE_F32 ? 4 : 2;
+ALWAYS_INLINE void float_slice(const float *pw, const float *x, size_t xs, int nc, int64_t k0, int64_t k1,
+                               __m256 *acc) {
     __m256 a[FR][FC];
     UNROLL
     for (int r = 0; r < FR; r++)
         UNROLL
         for (int c = 0; c < nc; c++) a[r][c] = acc[r * FC + c];
-    const uint8_t *p = pw;
-    for (int64_t k = k0; k < k1; k += 8, p += 8 * FR * es) {
+    const float *p = pw;
+    for (int64_t k = k0; k < k1; k += 8, p += 8 * FR) {
         __m256 xv[FC];
         UNROLL
-        for (int c = 0; c < nc; c++) xv[c] = load8(pt, x + (size_t)c * xs + (size_t)k * es);
+        for (int c = 0; c < nc; c++) xv[c] = _mm256_loadu_ps(x + (size_t)c * xs + (size_t)k);
         UNROLL
         for (int r = 0; r < FR; r++) {
-            const __m256 wv = load8(pt, p + (size_t)r * 8 * es);
+            const __m256 wv = _mm256_load_ps(p + (size_t)r * 8);
             UNROLL
             for (int c = 0; c < nc; c++) a[r][c] = _mm256_fmadd_ps(wv, xv[c], a[r][c]);
         }
@@ -923,22 +916,21 @@ ALWAYS_INLINE void float_slice(uint32_t pt, const uint8_t *pw, const uint8_t *x,
 /* Elements [k0, k1) of nc activation rows (at most FCB groups of FC) against the panels of
  * `groups` groups of FR rows (each panel (k1 - k0)·FR elements); acc holds, per group of FC
  * activation rows, groups·FR·FC vectors. */
-ALWAYS_INLINE void float_cols(uint32_t pt, const uint8_t *pw, int groups, int64_t k0, int64_t k1, const uint8_t *x,
-                              size_t xs, int nc, __m256 *acc) {
-    const size_t es = pt == GGML_TYPE_F32 ? 4 : 2;
-    const size_t panel = (size_t)(k1 - k0) * FR * es, per_cols = (size_t)groups * FR * FC;
+ALWAYS_INLINE void float_cols(const float *pw, int groups, int64_t k0, int64_t k1, const float *x, size_t xs, int nc,
+                              __m256 *acc) {
+    const size_t panel = (size_t)(k1 - k0) * FR, per_cols = (size_t)groups * FR * FC;
     for (int64_t f0 = k0; f0 < k1; f0 += FK) {
         const int64_t f1 = k1 - f0 < FK ? k1 : f0 + FK;
-        const uint8_t *pf = pw + (size_t)(f0 - k0) * FR * es;
+        const float *pf = pw + (size_t)(f0 - k0) * FR;
         for (int g = 0; g < groups; g++) {
-            const uint8_t *pg = pf + (size_t)g * panel;
+            const float *pg = pf + (size_t)g * panel;
             for (int j = 0; j < nc; j += FC) {
-                const uint8_t *xj = x + (size_t)j * xs;
+                const float *xj = x + (size_t)j * xs;
                 __m256 *ag = acc + (size_t)(j / FC) * per_cols + (size_t)g * FR * FC;
                 switch (nc - j < FC ? nc - j : FC) {
-                case 3: float_slice(pt, pg, xj, xs, 3, f0, f1, ag); break;
-                case 2: float_slice(pt, pg, xj, xs, 2, f0, f1, ag); break;
-                default: float_slice(pt, pg, xj, xs, 1, f0, f1, ag); break;
+                case 3: float_slice(pg, xj, xs, 3, f0, f1, ag); break;
+                case 2: float_slice(pg, xj, xs, 2, f0, f1, ag); break;
+                default: float_slice(pg, xj, xs, 1, f0, f1, ag); break;
                 }
             }
         }
@@ -950,26 +942,12 @@ ALWAYS_INLINE void float_cols(uint32_t pt, const uint8_t *pw, int groups, int64_
  * are the same, and the passes over the panel run the F32 loop, whose every operation but the
  * loads is a fused multiply-add: widening in the loop took a shift or conversion per weight
  * vector on the multiply-add ports, 14% (F16) and 21% (BF16) of a tile's rate on a 2-core Intel
- * Xeon); or, pt F16 (AMD), as the halves they are. wt and pt constants: the copies inline. */
-ALWAYS_INLINE void float_pack(uint32_t wt, uint32_t pt, int64_t k0, int64_t k1, const uint8_t *w, size_t ws, int nr,
-                              uint8_t *pw) {
+ * Xeon). wt a constant: the copies inline. */
+ALWAYS_INLINE void float_pack(uint32_t wt, int64_t k0, int64_t k1, const uint8_t *w, size_t ws, int nr, float *pw) {
     const size_t es = wt == GGML_TYPE_F32 ? 4 : 2;
     const int groups = (nr + FR - 1) / FR;
-    if (pt == GGML_TYPE_F16) { /* the halves as they are, widened in the loop */
-        for (int g = 0; g < groups; g++) {
-            uint8_t *o = pw + (size_t)g * (size_t)(k1 - k0) * FR * 2;
-            for (int64_t k = 0; k < k1 - k0; k += 8, o += FR * 16)
-                for (int r = 0; r < FR; r++) {
-                    const int row = g * FR + r;
-                    const __m128i v = row < nr ? _mm_loadu_si128((const __m128i *)(w + (size_t)row * ws + (size_t)(k0 + k) * 2))
-                                               : _mm_setzero_si128();
-                    _mm_store_si128((__m128i *)(o + (size_t)r * 16), v);
-                }
-        }
-        return;
-    }
     for (int g = 0; g < groups; g++) {
-        float *o = (float *)pw + (size_t)g * (size_t)(k1 - k0) * FR;
+        float *o = pw + (size_t)g * (size_t)(k1 - k0) * FR;
         const uint8_t *src[FR];
         for (int r = 0; r < FR; r++) {
             const int row = g * FR + r;
@@ -998,28 +976,26 @@ ALWAYS_INLINE void float_finish(uint32_t wt, int64_t n, const uint8_t *w, size_t
 }
 
 /* One chunk of nr <= FROWS weight rows against nc activation rows. */
-ALWAYS_INLINE void float_chunk(uint32_t wt, uint32_t pt, int64_t n, const uint8_t *w, size_t ws, int nr,
-                               const uint8_t *xp, size_t xps, const float *x, size_t xs, int nc, float *out, size_t os,
-                               uint8_t *pw, __m256 *acc) {
+ALWAYS_INLINE void float_chunk(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const float *x,
+                               size_t xs, int nc, float *out, size_t os, float *pw, __m256 *acc) {
     const int64_t n8 = n / 8 * 8;
     const int groups = (nr + FR - 1) / FR;
     const size_t per_cols = (size_t)groups * FR * FC; /* accumulators per FC activation rows */
-    const size_t pes = pt == GGML_TYPE_F32 ? 4 : 2;
     /* slices: as few as fit FPANEL, of near-equal lengths (multiples of 8) */
-    const int64_t kmax = (int64_t)((size_t)FPANEL / ((size_t)groups * FR * pes)) / 8 * 8;
+    const int64_t kmax = (int64_t)((size_t)FPANEL / ((size_t)groups * FR * sizeof(float))) / 8 * 8;
     const int64_t n_slices = n8 <= kmax ? 1 : (n8 + kmax - 1) / kmax;
     const int64_t kc = (n8 / 8 + n_slices - 1) / n_slices * 8;
-    if (n_slices == 1) float_pack(wt, pt, 0, n8, w, ws, nr, pw);
+    if (n_slices == 1) float_pack(wt, 0, n8, w, ws, nr, pw);
     const int block = n_slices == 1 ? FCB * FC : FTB * FC; /* activation rows per block */
     for (int j0 = 0; j0 < nc; j0 += block) {
         const int jn = nc - j0 < block ? nc - j0 : block;
         for (int i = 0; i < (jn + FC - 1) / FC * (int)per_cols; i++) acc[i] = _mm256_setzero_ps();
         for (int64_t k0 = 0; k0 < n8; k0 += kc) {
             const int64_t k1 = n8 - k0 < kc ? n8 : k0 + kc;
-            if (n_slices > 1) float_pack(wt, pt, k0, k1, w, ws, nr, pw);
+            if (n_slices > 1) float_pack(wt, k0, k1, w, ws, nr, pw);
             for (int j = 0; j < jn; j += FCB * FC) {
                 const int m = jn - j < FCB * FC ? jn - j : FCB * FC;
-                float_cols(pt, pw, groups, k0, k1, xp + (size_t)(j0 + j) * xps, xps, m, acc + (size_t)(j / FC) * per_cols);
+                float_cols(pw, groups, k0, k1, x + (size_t)(j0 + j) * xs, xs, m, acc + (size_t)(j / FC) * per_cols);
             }
         }
         for (int j = 0; j < jn; j += FC) {
@@ -1030,34 +1006,109 @@ ALWAYS_INLINE void float_chunk(uint32_t wt, uint32_t pt, int64_t n, const uint8_
     }
 }
 
-static bool tile_float(uint32_t wt, bool halves, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a,
+/* F16 on AMD cores (nm_cpu()->amd): whole rows, no panel. A pass multiplies FR weight rows by FC
+ * activation rows over all n8 elements, reading each row where it lies as halves (the weights',
+ * and the activation rows themselves: F16's activation type) and widening them with vcvtph2ps in
+ * the loop; the same products, in the same order, as float_slice's, so the same bits (the aux
+ * floats serve only the tails, in float_finish). Activation rows go in blocks of RCB; each block
+ * meets every group of FR weight rows, which stay in L1 or L2 while the block's rows stream from
+ * L2. On Zen 4 the conversions run beside the multiply-adds, and the panel copies (which this
+ * schedule drops) were what cost most: one thread of a 2-core EPYC ran the tile at 50-53 GMAC/s
+ * against 50 for float panels at n = 2048, and at 47-50 against 38-45 at n = 5632, whose rows
+ * need several slices and a panel copied again per block of activation rows (both threads busy,
+ * 1024 rows × 512 activation rows; RCB of 48 or 96 ran the same). F32 on this schedule was slower
+ * than its panels (38 against 43 at n = 2048). Intel keeps the panels: its conversions take a
+ * multiply-add port (14% of a tile's rate there). */
+enum { RCB = 72 };
+
+ALWAYS_INLINE void rows_pass(const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, int64_t n8,
+                             __m256 *acc) {
+    __m256 s[FR][FC];
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) s[r][c] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n8; k += 8) {
+        __m256 xv[FC];
+        UNROLL
+        for (int c = 0; c < nc; c++) xv[c] = load8(GGML_TYPE_F16, a + (size_t)c * as + (size_t)k * 2);
+        UNROLL
+        for (int r = 0; r < nr; r++) {
+            const __m256 wv = load8(GGML_TYPE_F16, w + (size_t)r * ws + (size_t)k * 2);
+            UNROLL
+            for (int c = 0; c < nc; c++) s[r][c] = _mm256_fmadd_ps(wv, xv[c], s[r][c]);
+        }
+    }
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int c = 0; c < nc; c++) acc[r * FC + c] = s[r][c];
+}
+
+ALWAYS_INLINE void rows_cols(const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, int64_t n8,
+                             __m256 *acc) {
+    switch (nc) {
+    case 3: rows_pass(w, ws, nr, a, as, 3, n8, acc); break;
+    case 2: rows_pass(w, ws, nr, a, as, 2, n8, acc); break;
+    default: rows_pass(w, ws, nr, a, as, 1, n8, acc); break;
+    }
+}
+
+static void tile_rows(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const float *x,
+                      size_t xs, int nc, float *out, size_t os) {
+    const int64_t n8 = n / 8 * 8;
+    __m256 acc[FR * FC];
+    for (int j0 = 0; j0 < nc; j0 += RCB) {
+        const int j1 = nc - j0 < RCB ? nc : j0 + RCB;
+        for (int i = 0; i < nr; i += FR) {
+            const int rows = nr - i < FR ? nr - i : FR;
+            const uint8_t *wi = w + (size_t)i * ws;
+            for (int j = j0; j < j1; j += FC) {
+                const int m = j1 - j < FC ? j1 - j : FC;
+                const uint8_t *aj = a + (size_t)j * as;
+                switch (rows) {
+                case 4: rows_cols(wi, ws, 4, aj, as, m, n8, acc); break;
+                case 3: rows_cols(wi, ws, 3, aj, as, m, n8, acc); break;
+                case 2: rows_cols(wi, ws, 2, aj, as, m, n8, acc); break;
+                default: rows_cols(wi, ws, 1, aj, as, m, n8, acc); break;
+                }
+                float_finish(GGML_TYPE_F16, n, wi, ws, rows, x + (size_t)j * xs, xs, m, acc, out + (size_t)j * os + i,
+                             os);
+            }
+        }
+    }
+}
+
+/* rows: F16 on tile_rows (AMD cores), else on the panels */
+static bool tile_float(uint32_t wt, bool rows, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a,
                        size_t as, const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
     const float *x = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
     const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
     if (!x || stride % sizeof(float) != 0 || nr < 1) return false;
     const size_t xs = stride / sizeof(float);
-    uint8_t pw[FPANEL] __attribute__((aligned(64)));
+    if (wt == GGML_TYPE_F16 && rows) {
+        tile_rows(n, w, ws, nr, a, as, x, xs, nc, out, os);
+        return true;
+    }
+    float pw[FPANEL / sizeof(float)] __attribute__((aligned(64)));
     __m256 acc[FTB * FROWS * FC];
-    const bool half = wt == GGML_TYPE_F16 && halves;
     /* FROWS / 2 rows per chunk when their whole rows fit the panel: one slice, and a shorter panel
      * to pass over; FROWS when the rows need several slices anyway */
-    const int step = (size_t)(n / 8 * 8) * (FROWS / 2) * (half ? 2 : sizeof(float)) <= FPANEL ? FROWS / 2 : FROWS;
-    const uint8_t *xb = (const uint8_t *)x;
+    const int step = (size_t)(n / 8 * 8) * (FROWS / 2) * sizeof(float) <= FPANEL ? FROWS / 2 : FROWS;
     for (int i = 0; i < nr; i += step) {
-        const int rows = nr - i < step ? nr - i : step;
+        const int rows_i = nr - i < step ? nr - i : step;
         const uint8_t *wi = w + (size_t)i * ws;
-        if (wt == GGML_TYPE_F32) float_chunk(GGML_TYPE_F32, GGML_TYPE_F32, n, wi, ws, rows, xb, stride, x, xs, nc, out + i, os, pw, acc);
-        else if (half) float_chunk(GGML_TYPE_F16, GGML_TYPE_F16, n, wi, ws, rows, a, as, x, xs, nc, out + i, os, pw, acc);
-        else if (wt == GGML_TYPE_F16) float_chunk(GGML_TYPE_F16, GGML_TYPE_F32, n, wi, ws, rows, xb, stride, x, xs, nc, out + i, os, pw, acc);
-        else float_chunk(GGML_TYPE_BF16, GGML_TYPE_F32, n, wi, ws, rows, xb, stride, x, xs, nc, out + i, os, pw, acc);
+        if (wt == GGML_TYPE_F32) float_chunk(GGML_TYPE_F32, n, wi, ws, rows_i, x, xs, nc, out + i, os, pw, acc);
+        else if (wt == GGML_TYPE_F16) float_chunk(GGML_TYPE_F16, n, wi, ws, rows_i, x, xs, nc, out + i, os, pw, acc);
+        else float_chunk(GGML_TYPE_BF16, n, wi, ws, rows_i, x, xs, nc, out + i, os, pw, acc);
     }
     return true;
 }
 
-bool nm_dot_tile_f16_avx2(bool halves, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+bool nm_dot_tile_f16_avx2(bool rows, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                           size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
                           size_t out_stride) {
-    return tile_float(GGML_TYPE_F16, halves, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out,
+    return tile_float(GGML_TYPE_F16, rows, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out,
                       out_stride);
 }
 

@@ -494,11 +494,11 @@ typedef bool (*tile_fn)(uint32_t, int64_t, const void *, size_t, int, const void
                         float *, size_t);
 
 /* The AVX2 F16 tile's two schedules, whichever this CPU runs (false for other types). */
-static bool f16_halves(uint32_t t, int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, const void *aux,
+static bool f16_rows(uint32_t t, int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, const void *aux,
                        size_t auxs, int nc, float *out, size_t os) {
     return t == GGML_TYPE_F16 && nm_dot_tile_f16_avx2(true, n, w, ws, nr, a, as, aux, auxs, nc, out, os);
 }
-static bool f16_floats(uint32_t t, int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, const void *aux,
+static bool f16_panels(uint32_t t, int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, const void *aux,
                        size_t auxs, int nc, float *out, size_t os) {
     return t == GGML_TYPE_F16 && nm_dot_tile_f16_avx2(false, n, w, ws, nr, a, as, aux, auxs, nc, out, os);
 }
@@ -527,8 +527,8 @@ static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
     }
     const bool f16 = t == GGML_TYPE_F16 && have_avx2();
     const tile_fn levels[] = {have_avx2() ? nm_dot_tile_avx2 : NULL, have_avx512() ? nm_dot_tile_avx512 : NULL,
-                              f16 ? f16_halves : NULL, f16 ? f16_floats : NULL};
-    const char *level_names[] = {"AVX2", "AVX-512", "AVX2 F16 halves", "AVX2 F16 floats"};
+                              f16 ? f16_rows : NULL, f16 ? f16_panels : NULL};
+    const char *level_names[] = {"AVX2", "AVX-512", "AVX2 F16 rows", "AVX2 F16 panels"};
     for (int nr = 1; nr <= max_rows; nr++)
         for (int nc = 1; nc <= max_cols; nc++) {
             if (nr != max_rows && nc != max_cols && nr > 3 && nc > 3 && (nr + nc) % 3) continue; /* enough shapes */
@@ -866,7 +866,7 @@ static void test_exact_float_wide_tiles(void **state) {
         for (int h = 0; h < 2 && t == GGML_TYPE_F16; h++) { /* both schedules, whichever this CPU runs */
             fill_sentinel(out, size);
             assert_true(nm_dot_tile_f16_avx2(h == 1, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os));
-            expect_tile(h ? "AVX2 wide F16 halves" : "AVX2 wide F16 floats", t, n, nr, nc, os, ref, out, size);
+            expect_tile(h ? "AVX2 wide F16 rows" : "AVX2 wide F16 panels", t, n, nr, nc, os, ref, out, size);
         }
         if (have_avx512()) { /* its panels of 32 rows, blocks of 18 activation rows, K sub-slices */
             fill_sentinel(out, size);
