@@ -3,10 +3,27 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SPIN_PAUSE() _mm_pause()
+#else
+#define SPIN_PAUSE() ((void)0)
+#endif
+
+/* A thread that waits (a worker for the next run, the caller for the workers) first spins for up
+ * to SPIN_NS, when the pool has no more threads than the machine has cores, and only then sleeps
+ * on the condition variable: the evaluator hands the pool hundreds of runs per forward pass, and
+ * a wake-up through the kernel (on a virtual machine, of a halted vCPU) costs more than many of
+ * them take. generation, shutting_down and workers_busy are written under the lock, atomically,
+ * so that the spinning threads may read them without it. */
+enum { SPIN_NS = 200000 };
 
 struct nm_pool {
     int n_threads;
+    bool spin;
     pthread_t *threads;
     pthread_mutex_t lock;
     pthread_cond_t work_ready, work_done;
@@ -38,6 +55,31 @@ static void drain(nm_pool *pool, int thread) {
     }
 }
 
+static double monotonic_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+/* Spins while *word == value (up to SPIN_NS); true when it changed. */
+static bool spin_while_ul(const unsigned long *word, unsigned long value, const bool *stop) {
+    const double t0 = monotonic_ns();
+    for (unsigned i = 1;; i++) {
+        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != value || __atomic_load_n(stop, __ATOMIC_ACQUIRE)) return true;
+        SPIN_PAUSE();
+        if (i % 256 == 0 && monotonic_ns() - t0 > SPIN_NS) return false;
+    }
+}
+
+static bool spin_until_zero(const int *word) {
+    const double t0 = monotonic_ns();
+    for (unsigned i = 1;; i++) {
+        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) == 0) return true;
+        SPIN_PAUSE();
+        if (i % 256 == 0 && monotonic_ns() - t0 > SPIN_NS) return false;
+    }
+}
+
 static void *worker_main(void *p) {
     worker_arg *arg = p;
     nm_pool *pool = arg->pool;
@@ -46,6 +88,11 @@ static void *worker_main(void *p) {
     unsigned long seen = 0;
     pthread_mutex_lock(&pool->lock);
     for (;;) {
+        if (pool->spin && !pool->shutting_down && pool->generation == seen) {
+            pthread_mutex_unlock(&pool->lock);
+            spin_while_ul(&pool->generation, seen, &pool->shutting_down);
+            pthread_mutex_lock(&pool->lock);
+        }
         while (!pool->shutting_down && pool->generation == seen)
             pthread_cond_wait(&pool->work_ready, &pool->lock);
         if (pool->shutting_down)
@@ -54,7 +101,7 @@ static void *worker_main(void *p) {
         pthread_mutex_unlock(&pool->lock);
         drain(pool, index);
         pthread_mutex_lock(&pool->lock);
-        if (--pool->workers_busy == 0)
+        if (__atomic_sub_fetch(&pool->workers_busy, 1, __ATOMIC_RELEASE) == 0)
             pthread_cond_signal(&pool->work_done);
     }
     pthread_mutex_unlock(&pool->lock);
@@ -68,6 +115,7 @@ nm_pool *nm_pool_create(int n_threads) {
     if (!pool)
         return NULL;
     pool->n_threads = n_threads;
+    pool->spin = n_threads <= nm_cpu_count();
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->work_ready, NULL);
     pthread_cond_init(&pool->work_done, NULL);
@@ -108,11 +156,12 @@ void nm_pool_run(nm_pool *pool, size_t n_tasks, nm_task_fn fn, void *ctx) {
     pool->ctx = ctx;
     pool->n_tasks = n_tasks;
     __atomic_store_n(&pool->next_task, 0, __ATOMIC_RELAXED);
-    pool->workers_busy = pool->n_threads - 1;
-    pool->generation++;
+    __atomic_store_n(&pool->workers_busy, pool->n_threads - 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&pool->generation, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&pool->work_ready);
     pthread_mutex_unlock(&pool->lock);
     drain(pool, 0);
+    if (pool->spin) spin_until_zero(&pool->workers_busy);
     pthread_mutex_lock(&pool->lock);
     while (pool->workers_busy > 0)
         pthread_cond_wait(&pool->work_done, &pool->lock);
@@ -123,7 +172,7 @@ void nm_pool_destroy(nm_pool *pool) {
     if (!pool)
         return;
     pthread_mutex_lock(&pool->lock);
-    pool->shutting_down = true;
+    __atomic_store_n(&pool->shutting_down, true, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&pool->work_ready);
     pthread_mutex_unlock(&pool->lock);
     for (int i = 1; i < pool->n_threads; i++)
