@@ -61,22 +61,22 @@ static double monotonic_ns(void) {
     return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
 }
 
-/* Spins while *word == value (up to SPIN_NS); true when it changed. */
-static bool spin_while_ul(const unsigned long *word, unsigned long value, const bool *stop) {
+/* Spin, for at most SPIN_NS, while *word == value and *stop is false. */
+static void spin_while_ul(const unsigned long *word, unsigned long value, const bool *stop) {
     const double t0 = monotonic_ns();
-    for (unsigned i = 1;; i++) {
-        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != value || __atomic_load_n(stop, __ATOMIC_ACQUIRE)) return true;
+    for (unsigned i = 1; __atomic_load_n(word, __ATOMIC_ACQUIRE) == value && !__atomic_load_n(stop, __ATOMIC_ACQUIRE);
+         i++) {
         SPIN_PAUSE();
-        if (i % 256 == 0 && monotonic_ns() - t0 > SPIN_NS) return false;
+        if (i % 256 == 0 && monotonic_ns() - t0 > SPIN_NS) return;
     }
 }
 
-static bool spin_until_zero(const int *word) {
+/* Spin, for at most SPIN_NS, while *word is not zero. */
+static void spin_while_nonzero(const int *word) {
     const double t0 = monotonic_ns();
-    for (unsigned i = 1;; i++) {
-        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) == 0) return true;
+    for (unsigned i = 1; __atomic_load_n(word, __ATOMIC_ACQUIRE) != 0; i++) {
         SPIN_PAUSE();
-        if (i % 256 == 0 && monotonic_ns() - t0 > SPIN_NS) return false;
+        if (i % 256 == 0 && monotonic_ns() - t0 > SPIN_NS) return;
     }
 }
 
@@ -161,7 +161,7 @@ void nm_pool_run(nm_pool *pool, size_t n_tasks, nm_task_fn fn, void *ctx) {
     pthread_cond_broadcast(&pool->work_ready);
     pthread_mutex_unlock(&pool->lock);
     drain(pool, 0);
-    if (pool->spin) spin_until_zero(&pool->workers_busy);
+    if (pool->spin) spin_while_nonzero(&pool->workers_busy);
     pthread_mutex_lock(&pool->lock);
     while (pool->workers_busy > 0)
         pthread_cond_wait(&pool->work_done, &pool->lock);

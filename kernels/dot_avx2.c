@@ -1079,14 +1079,14 @@ static void tile_rows(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
     }
 }
 
-/* rows: F16 on tile_rows (AMD cores), else on the panels */
-static bool tile_float(uint32_t wt, bool rows, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a,
+/* whole_rows: F16 on tile_rows (AMD cores), else on the panels */
+static bool tile_float(uint32_t wt, bool whole_rows, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a,
                        size_t as, const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
     const float *x = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
     const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
     if (!x || stride % sizeof(float) != 0 || nr < 1) return false;
     const size_t xs = stride / sizeof(float);
-    if (wt == GGML_TYPE_F16 && rows) {
+    if (wt == GGML_TYPE_F16 && whole_rows) {
         tile_rows(n, w, ws, nr, a, as, x, xs, nc, out, os);
         return true;
     }
@@ -1096,19 +1096,19 @@ static bool tile_float(uint32_t wt, bool rows, int64_t n, const uint8_t *w, size
      * to pass over; FROWS when the rows need several slices anyway */
     const int step = (size_t)(n / 8 * 8) * (FROWS / 2) * sizeof(float) <= FPANEL ? FROWS / 2 : FROWS;
     for (int i = 0; i < nr; i += step) {
-        const int rows_i = nr - i < step ? nr - i : step;
+        const int rows = nr - i < step ? nr - i : step;
         const uint8_t *wi = w + (size_t)i * ws;
-        if (wt == GGML_TYPE_F32) float_chunk(GGML_TYPE_F32, n, wi, ws, rows_i, x, xs, nc, out + i, os, pw, acc);
-        else if (wt == GGML_TYPE_F16) float_chunk(GGML_TYPE_F16, n, wi, ws, rows_i, x, xs, nc, out + i, os, pw, acc);
-        else float_chunk(GGML_TYPE_BF16, n, wi, ws, rows_i, x, xs, nc, out + i, os, pw, acc);
+        if (wt == GGML_TYPE_F32) float_chunk(GGML_TYPE_F32, n, wi, ws, rows, x, xs, nc, out + i, os, pw, acc);
+        else if (wt == GGML_TYPE_F16) float_chunk(GGML_TYPE_F16, n, wi, ws, rows, x, xs, nc, out + i, os, pw, acc);
+        else float_chunk(GGML_TYPE_BF16, n, wi, ws, rows, x, xs, nc, out + i, os, pw, acc);
     }
     return true;
 }
 
-bool nm_dot_tile_f16_avx2(bool rows, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+bool nm_dot_tile_f16_avx2(bool whole_rows, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                           size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
                           size_t out_stride) {
-    return tile_float(GGML_TYPE_F16, rows, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out,
+    return tile_float(GGML_TYPE_F16, whole_rows, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out,
                       out_stride);
 }
 
