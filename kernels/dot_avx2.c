@@ -888,27 +888,33 @@ enum { FR = 4, FC = 3, FK = 512, FCB = 3, FROWS = 64, FTB = 16 };
 #define FPANEL (256 * 1024)
 #endif
 
-ALWAYS_INLINE void float_slice(const float *pw, const float *x, size_t xs, int nc, int64_t k0, int64_t k1,
-                               __m256 *acc) {
+/* Elements [k0, k1) of nr weight rows × nc activation rows, added to acc (row r's outputs at
+ * r·FC), in the element type pt (F32 floats, or F16 halves widened in the loop). Weight row r's
+ * eight elements from k lie at w + r·wr + (k - k0) / 8·wk bytes: a panel's (wr eight floats, wk FR
+ * times that) or the rows where they lie (wr the row stride, wk eight elements); activation row
+ * c's at x + c·xs + k elements. */
+ALWAYS_INLINE void float_slice(uint32_t pt, const uint8_t *w, size_t wr, size_t wk, int nr, const uint8_t *x,
+                               size_t xs, int nc, int64_t k0, int64_t k1, __m256 *acc) {
+    const size_t es = pt == GGML_TYPE_F32 ? 4 : 2;
     __m256 a[FR][FC];
     UNROLL
-    for (int r = 0; r < FR; r++)
+    for (int r = 0; r < nr; r++)
         UNROLL
         for (int c = 0; c < nc; c++) a[r][c] = acc[r * FC + c];
-    const float *p = pw;
-    for (int64_t k = k0; k < k1; k += 8, p += 8 * FR) {
+    const uint8_t *p = w;
+    for (int64_t k = k0; k < k1; k += 8, p += wk) {
         __m256 xv[FC];
         UNROLL
-        for (int c = 0; c < nc; c++) xv[c] = _mm256_loadu_ps(x + (size_t)c * xs + (size_t)k);
+        for (int c = 0; c < nc; c++) xv[c] = load8(pt, x + (size_t)c * xs + (size_t)k * es);
         UNROLL
-        for (int r = 0; r < FR; r++) {
-            const __m256 wv = _mm256_load_ps(p + (size_t)r * 8);
+        for (int r = 0; r < nr; r++) {
+            const __m256 wv = load8(pt, p + (size_t)r * wr);
             UNROLL
             for (int c = 0; c < nc; c++) a[r][c] = _mm256_fmadd_ps(wv, xv[c], a[r][c]);
         }
     }
     UNROLL
-    for (int r = 0; r < FR; r++)
+    for (int r = 0; r < nr; r++)
         UNROLL
         for (int c = 0; c < nc; c++) acc[r * FC + c] = a[r][c];
 }
@@ -919,18 +925,19 @@ ALWAYS_INLINE void float_slice(const float *pw, const float *x, size_t xs, int n
 ALWAYS_INLINE void float_cols(const float *pw, int groups, int64_t k0, int64_t k1, const float *x, size_t xs, int nc,
                               __m256 *acc) {
     const size_t panel = (size_t)(k1 - k0) * FR, per_cols = (size_t)groups * FR * FC;
+    const size_t xb = xs * sizeof(float), wr = 8 * sizeof(float), wk = FR * wr; /* float_slice's strides */
     for (int64_t f0 = k0; f0 < k1; f0 += FK) {
         const int64_t f1 = k1 - f0 < FK ? k1 : f0 + FK;
         const float *pf = pw + (size_t)(f0 - k0) * FR;
         for (int g = 0; g < groups; g++) {
-            const float *pg = pf + (size_t)g * panel;
+            const uint8_t *pb = (const uint8_t *)(pf + (size_t)g * panel);
             for (int j = 0; j < nc; j += FC) {
-                const float *xj = x + (size_t)j * xs;
+                const uint8_t *xj = (const uint8_t *)(x + (size_t)j * xs);
                 __m256 *ag = acc + (size_t)(j / FC) * per_cols + (size_t)g * FR * FC;
                 switch (nc - j < FC ? nc - j : FC) {
-                case 3: float_slice(pg, xj, xs, 3, f0, f1, ag); break;
-                case 2: float_slice(pg, xj, xs, 2, f0, f1, ag); break;
-                default: float_slice(pg, xj, xs, 1, f0, f1, ag); break;
+                case 3: float_slice(GGML_TYPE_F32, pb, wr, wk, FR, xj, xb, 3, f0, f1, ag); break;
+                case 2: float_slice(GGML_TYPE_F32, pb, wr, wk, FR, xj, xb, 2, f0, f1, ag); break;
+                default: float_slice(GGML_TYPE_F32, pb, wr, wk, FR, xj, xb, 1, f0, f1, ag); break;
                 }
             }
         }
@@ -1021,36 +1028,14 @@ ALWAYS_INLINE void float_chunk(uint32_t wt, int64_t n, const uint8_t *w, size_t 
  * multiply-add port (14% of a tile's rate there). */
 enum { RCB = 72 };
 
-ALWAYS_INLINE void rows_pass(const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, int64_t n8,
-                             __m256 *acc) {
-    __m256 s[FR][FC];
-    UNROLL
-    for (int r = 0; r < nr; r++)
-        UNROLL
-        for (int c = 0; c < nc; c++) s[r][c] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < n8; k += 8) {
-        __m256 xv[FC];
-        UNROLL
-        for (int c = 0; c < nc; c++) xv[c] = load8(GGML_TYPE_F16, a + (size_t)c * as + (size_t)k * 2);
-        UNROLL
-        for (int r = 0; r < nr; r++) {
-            const __m256 wv = load8(GGML_TYPE_F16, w + (size_t)r * ws + (size_t)k * 2);
-            UNROLL
-            for (int c = 0; c < nc; c++) s[r][c] = _mm256_fmadd_ps(wv, xv[c], s[r][c]);
-        }
-    }
-    UNROLL
-    for (int r = 0; r < nr; r++)
-        UNROLL
-        for (int c = 0; c < nc; c++) acc[r * FC + c] = s[r][c];
-}
-
+/* One pass: the accumulators from zero, through float_slice over the whole rows of halves. */
 ALWAYS_INLINE void rows_cols(const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, int64_t n8,
                              __m256 *acc) {
+    for (int i = 0; i < FR * FC; i++) acc[i] = _mm256_setzero_ps();
     switch (nc) {
-    case 3: rows_pass(w, ws, nr, a, as, 3, n8, acc); break;
-    case 2: rows_pass(w, ws, nr, a, as, 2, n8, acc); break;
-    default: rows_pass(w, ws, nr, a, as, 1, n8, acc); break;
+    case 3: float_slice(GGML_TYPE_F16, w, ws, 16, nr, a, as, 3, 0, n8, acc); break;
+    case 2: float_slice(GGML_TYPE_F16, w, ws, 16, nr, a, as, 2, 0, n8, acc); break;
+    default: float_slice(GGML_TYPE_F16, w, ws, 16, nr, a, as, 1, 0, n8, acc); break;
     }
 }
 
