@@ -174,10 +174,21 @@ ALWAYS_INLINE void q8_0_cols(int64_t nb, const uint8_t *w, size_t ws, const floa
     }
 }
 
-/* Scales of n_rows rows of Q8_0 blocks (stride bytes apart) widened into rows of nb floats. */
+/* Scales of n_rows rows of Q8_0 blocks (stride bytes apart) widened into rows of nb floats. This
+ * is the first touch of a tile's weights: the rows are fetched a kilobyte ahead (its loads had
+ * waited on memory, 6% of a Q8_0 evaluation on the AVX2 path of a 2-core EPYC). */
 static void q8_0_scales(int64_t nb, const uint8_t *p, size_t stride, int n_rows, float *dst) {
-    for (int r = 0; r < n_rows; r++)
-        for (int64_t b = 0; b < nb; b++) dst[(size_t)r * (size_t)nb + (size_t)b] = h2f(p + (size_t)r * stride + (size_t)b * 34);
+    enum { AHEAD = 1024 };
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *row = p + (size_t)r * stride;
+        const size_t bytes = (size_t)nb * 34;
+        for (size_t o = 0; o < AHEAD && o < bytes; o += 64) _mm_prefetch((const char *)(row + o), _MM_HINT_T0);
+        for (int64_t b = 0; b < nb; b++) {
+            if ((size_t)b * 34 + AHEAD < bytes && b % 2 == 0)
+                _mm_prefetch((const char *)(row + (size_t)b * 34 + AHEAD), _MM_HINT_T0);
+            dst[(size_t)r * (size_t)nb + (size_t)b] = h2f(row + (size_t)b * 34);
+        }
+    }
 }
 
 /* aux: the activation rows' scales as floats (nm_dot_act_aux), or NULL to widen them here. */
