@@ -12,7 +12,9 @@
 #   opt+cal    nomoat-quantize --optimize --calibration text/wikillama-train.txt (the training
 #              text, never the held-out one; 100 contexts of 256, as the reference imatrix)
 # with the ratios against the goals (opt <= 0.9 x llama-q, opt+cal <= 0.8 x llama-q+im) and the
-# wall time of each --optimize run (THREADS threads).
+# wall time of each --optimize run (THREADS threads). Then (SPLIT=0: not) the KLD of llama-q+im and
+# opt+cal dequantized to F32 (`nomoat-quantize --allow-requantize FILE OUT F32`): the weights'
+# share alone, without the activations' quantization that the quantized files' products take.
 # Then the cost on a TinyLlama-shaped model (random weights, F16, 1.1 G weights; the file
 # bench-quantize.sh uses, $BENCH_DIR/tinyllama-f16.gguf, made here when missing): wall and CPU
 # seconds and peak RSS of `nomoat-quantize --optimize` for each of COST_TYPES against the
@@ -25,6 +27,7 @@
 #   THREADS=2 BUILD=build CHUNKS=0 (all held-out contexts) LLAMA_QUANTIZE=path
 #   COST_TYPES="Q4_0 Q4_K_M" (empty: no cost section)  COST_ONLY=1 (only it)  BENCH_DIR=$BUILD/bench
 #   COST_CAL_TYPES="Q4_K_M" (empty: none)  CAL_CHUNKS=4: the cost of --optimize --calibration there
+#   SPLIT=1 (0: no table of the weights' share)
 set -e
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
@@ -87,10 +90,28 @@ for T in $TYPES; do
         "$(ratio "$k_opt" "$k_ref")" "$k_rand" "$(ratio "$k_rand" "$k_ref")" "$k_im" "$k_cal" "$(ratio "$k_cal" "$k_im")" \
         "$(awk -v a="$s0" -v b="$s1" 'BEGIN { print b - a }')" "$(awk -v a="$s2" -v b="$s3" 'BEGIN { print b - a }')" \
         "$(awk -v a="$s1" -v b="$s2" 'BEGIN { print b - a }')" "$im_from"
+    if [ "${SPLIT:-1}" != 0 ]; then # the weights' share: the same two files dequantized to F32
+        "$Q" -q --no-fsync --force --allow-requantize "$im" "$W/imw-$t.gguf" F32 "$THREADS"
+        "$Q" -q --no-fsync --force --allow-requantize "$W/cal-$t.gguf" "$W/calw-$t.gguf" F32 "$THREADS"
+        k_imw=$(kld "$W/imw-$t.gguf"); k_calw=$(kld "$W/calw-$t.gguf")
+        printf '%-7s %10.6f %10.6f %6s   %10.6f %10.6f %6s   %10.6f\n' "$T" "$k_im" "$k_cal" "$(ratio "$k_cal" "$k_im")" \
+            "$k_imw" "$k_calw" "$(ratio "$k_calw" "$k_imw")" "$(awk -v a="$k_im" -v b="$k_imw" 'BEGIN { printf "%.6f", a - b }')" \
+            >>"$W/split"
+    fi
     rm -f "$W"/*-"$t".gguf
 done
 echo "goals: opt ratio <= 0.9 (KLD of --optimize / llama-quantize), opt+cal ratio <= 0.8 (/ llama-quantize --imatrix);"
 echo "opt+rand: --optimize with no data at all (random tokens), against the same 0.9"
+if [ -s "$W/split" ]; then
+    echo
+    echo "where the calibrated KLD comes from: each file as it is (its matrix products take quantized"
+    echo "activations: Q8_0, Q8_1 or Q8_K blocks, as ggml pairs them with the weight type) and the same file"
+    echo "dequantized to F32 (weights only: F32 products); their difference is the activations' share"
+    printf '%-7s %10s %10s %6s   %10s %10s %6s   %10s\n' type llama-q+im opt+cal ratio "llama-q+im" "opt+cal" ratio \
+        "acts share"
+    printf '%-7s %10s %10s %6s   %10s %10s %6s   %10s\n' "" "" "" "" "weights" "weights" "" "(llama)"
+    cat "$W/split"
+fi
 fi
 
 [ -n "${COST_TYPES-Q4_0 Q4_K_M}" ] || [ -n "${COST_CAL_TYPES-Q4_K_M}" ] || exit 0
