@@ -903,10 +903,10 @@ enum { FR = 4, FC = 3, FK = 512, FCB = 3, FROWS = 64, FTB = 48 };
 #endif
 
 /* Elements [k0, k1) of nr weight rows × nc activation rows, added to acc (row r's outputs at
- * r·FC; from_zero: stored there, the sums starting from zero), in the element type pt (F32 floats, or F16 halves widened in the loop). Weight row r's
- * eight elements from k lie at w + r·wr + (k - k0) / 8·wk bytes: a panel's (wr eight floats, wk FR
- * times that) or the rows where they lie (wr the row stride, wk eight elements); activation row
- * c's at x + c·xs + k elements. */
+ * r·FC; from_zero: stored there, the sums starting from zero), in the element type pt (F32
+ * floats, or F16 halves widened in the loop). Weight row r's eight elements from k lie at
+ * w + r·wr + (k - k0) / 8·wk bytes: a panel's (wr eight floats, wk FR times that) or the rows where
+ * they lie (wr the row stride, wk eight elements); activation row c's at x + c·xs + k elements. */
 ALWAYS_INLINE void float_slice(uint32_t pt, const uint8_t *w, size_t wr, size_t wk, int nr, const uint8_t *x,
                                size_t xs, int nc, int64_t k0, int64_t k1, bool from_zero, __m256 *acc) {
     const size_t es = pt == GGML_TYPE_F32 ? 4 : 2;
@@ -939,13 +939,13 @@ ALWAYS_INLINE void float_slice(uint32_t pt, const uint8_t *w, size_t wr, size_t 
 typedef struct {
     const uint8_t *w;         /* the first row's first byte */
     size_t ws;                /* row stride */
-    int64_t row_lines;        /* 64-byte lines per row (one more when the rows are not aligned) */
+    int64_t row_lines;        /* 64-byte lines per row (one more when a row may start unaligned) */
     int64_t line, lines, per; /* the next line to fetch, lines in all, lines per step */
 } ahead;
 
 /* Rows [0, rows) from w, bytes [0, bytes) of each, spread over `steps` calls of ahead_step. */
 static ahead ahead_plan(const uint8_t *w, size_t ws, int rows, size_t bytes, int64_t steps) {
-    ahead p = {w, ws, (int64_t)((bytes + 63) / 64) + ((uintptr_t)w % 64 != 0), 0, 0, 0};
+    ahead p = {w, ws, (int64_t)((bytes + 63) / 64) + ((uintptr_t)w % 64 != 0 || ws % 64 != 0), 0, 0, 0};
     p.lines = rows > 0 && w ? p.row_lines * rows : 0;
     p.per = steps > 0 ? (p.lines + steps - 1) / steps : p.lines;
     return p;

@@ -208,8 +208,8 @@ bool nm_lowbit_unpack(uint32_t wt, const uint8_t *w, nm_iq_unpacked *u) {
         u->d = f16(w + 52);
         return true;
     case GGML_TYPE_TQ2_0:
-        /* element 128h + 32sh + l is bits 2sh of w[32h + l]; 32 at a time, as Q2_K's (element by
-           element this was 13.6% of a TQ2_0 evaluation on the AVX2 path) */
+        /* element 128h + 32sh + l is bits 2sh..2sh+1 of w[32h + l]; 32 at a time, as Q2_K's
+           (element by element this was 13.6% of a TQ2_0 evaluation on the AVX2 path) */
         for (int h = 0; h < 2; h++)
             for (int sh = 0; sh < 4; sh++)
                 for (int l = 0; l < 32; l++) u->q[128 * h + 32 * sh + l] = (int8_t)((w[32 * h + l] >> (2 * sh)) & 3);

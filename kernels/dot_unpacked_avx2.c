@@ -14,9 +14,10 @@
  * vpmaddubsw and one add per output, so with one row the loads outnumber the multiplies, which a
  * core loading two vectors a cycle feels (one thread of a 2-core EPYC, Zen 4: 70 -> 80 GMAC/s).
  * Q2_K's levels are stored times their multiplier (at most 45): two steps' pairs add up in 16 bits
- * and widen once, a third fewer multiplies. Q2_K and Q3_K unpack straight from their blocks with
- * vector shifts (prepare_q2_k, prepare_q3_k, and TQ2_0's prepare_tq2_0); the generic unpacking had taken a sixth of a Q2_K
- * evaluation (perf, 2 threads, TinyLlama-shaped Q2_K mix: 17% -> 1.3% of the samples). */
+ * and widen once, a third fewer multiplies. Q2_K, Q3_K and TQ2_0 unpack straight from their
+ * blocks with vector shifts (prepare_q2_k, prepare_q3_k, prepare_tq2_0); the generic unpacking
+ * had taken a sixth of a Q2_K evaluation (perf, 2 threads, TinyLlama-shaped Q2_K mix: 17% -> 1.3%
+ * of the samples). */
 #include "kernels/dot_iq.h"
 #include "kernels/dot_simd.h"
 
