@@ -17,6 +17,7 @@
 #include "kernels/dot.h"
 #include "kernels/dot_avx2.h"
 #include "kernels/dot_lowbit.h"
+#include "kernels/prefetch_ahead.h"
 #include "formats/tensor.h"
 
 /* Σ over 32 signed bytes of x·y as 8 int32 lanes (x, y in −127..127 or x in −128..127 with y ≥ −127). */
@@ -884,7 +885,7 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
  * few blocks of at most FTB groups of FC as there must be, the block's accumulators waiting in a
  * buffer between slices, and the panel is copied again per block (FTB = 48 against 16: F32 on a
  * 2-core EPYC 72.0 against 69.3 tok/s, six interleaved rounds, the prefetch below in both). While
- * the passes over a panel run, the weights of the next one are fetched into L2 (ahead_plan).
+ * the passes over a panel run, the weights of the next one are fetched into L2 (nm_ahead_plan).
  * Within a slice, the activation rows go in sub-blocks of
  * FCB groups of FC, and the reduction in sub-slices of FK elements: a sub-block's FK elements
  * (18 KiB) stay in L1 while each group of FR rows' FK elements of the panel (8 KiB) comes from L2
@@ -933,33 +934,7 @@ ALWAYS_INLINE void float_slice(uint32_t pt, const uint8_t *w, size_t wr, size_t 
         for (int c = 0; c < nc; c++) acc[r * FC + c] = a[r][c];
 }
 
-/* The weights the next panel will be copied from, fetched into L2 a few lines at a time while the
- * passes over this panel run: the copies' loads had waited on memory (about 14% of an F32
- * evaluation on a 2-core EPYC), the weights being read once from memory per chunk of rows. */
-typedef struct {
-    const uint8_t *w;         /* the first row's first byte */
-    size_t ws;                /* row stride */
-    int64_t row_lines;        /* 64-byte lines per row (one more when a row may start unaligned) */
-    int64_t line, lines, per; /* the next line to fetch, lines in all, lines per step */
-} ahead;
-
-/* Rows [0, rows) from w, bytes [0, bytes) of each, spread over `steps` calls of ahead_step. */
-static ahead ahead_plan(const uint8_t *w, size_t ws, int rows, size_t bytes, int64_t steps) {
-    ahead p = {w, ws, (int64_t)((bytes + 63) / 64) + ((uintptr_t)w % 64 != 0 || ws % 64 != 0), 0, 0, 0};
-    p.lines = rows > 0 && w ? p.row_lines * rows : 0;
-    p.per = steps > 0 ? (p.lines + steps - 1) / steps : p.lines;
-    return p;
-}
-
-ALWAYS_INLINE void ahead_step(ahead *p) {
-    const int64_t end = p->lines - p->line < p->per ? p->lines : p->line + p->per;
-    for (; p->line < end; p->line++)
-        _mm_prefetch((const char *)(p->w + (size_t)(p->line / p->row_lines) * p->ws +
-                                    (size_t)(p->line % p->row_lines) * 64),
-                     _MM_HINT_T1);
-}
-
-/* float_cols' steps (ahead_step calls) for nc activation rows over elements [k0, k1). */
+/* float_cols' steps (nm_ahead_step calls) for nc activation rows over elements [k0, k1). */
 static int64_t cols_steps(int groups, int64_t k0, int64_t k1, int nc) {
     return (int64_t)((nc + FCB * FC - 1) / (FCB * FC)) * ((k1 - k0 + FK - 1) / FK) * groups;
 }
@@ -968,14 +943,14 @@ static int64_t cols_steps(int groups, int64_t k0, int64_t k1, int nc) {
  * `groups` groups of FR rows (each panel (k1 - k0)·FR elements); acc holds, per group of FC
  * activation rows, groups·FR·FC vectors. One step of `next` per group and sub-slice. */
 ALWAYS_INLINE void float_cols(const float *pw, int groups, int64_t k0, int64_t k1, const float *x, size_t xs, int nc,
-                              __m256 *acc, ahead *next) {
+                              __m256 *acc, nm_ahead *next) {
     const size_t panel = (size_t)(k1 - k0) * FR, per_cols = (size_t)groups * FR * FC;
     const size_t xb = xs * sizeof(float), wr = 8 * sizeof(float), wk = FR * wr; /* float_slice's strides */
     for (int64_t f0 = k0; f0 < k1; f0 += FK) {
         const int64_t f1 = k1 - f0 < FK ? k1 : f0 + FK;
         const float *pf = pw + (size_t)(f0 - k0) * FR;
         for (int g = 0; g < groups; g++) {
-            ahead_step(next);
+            nm_ahead_step(next);
             const uint8_t *pb = (const uint8_t *)(pf + (size_t)g * panel);
             for (int j = 0; j < nc; j += FC) {
                 const uint8_t *xj = (const uint8_t *)(x + (size_t)j * xs);
@@ -1041,10 +1016,10 @@ ALWAYS_INLINE void float_chunk(uint32_t wt, int64_t n, const uint8_t *w, size_t 
     const int64_t kmax = (int64_t)((size_t)FPANEL / ((size_t)groups * FR * sizeof(float))) / 8 * 8;
     const int64_t n_slices = n8 <= kmax ? 1 : (n8 + kmax - 1) / kmax;
     const int64_t kc = (n8 / 8 + n_slices - 1) / n_slices * 8;
-    ahead next = {0};
+    nm_ahead next = {0};
     if (n_slices == 1) {
         float_pack(wt, 0, n8, w, ws, nr, pw);
-        next = ahead_plan(w_next, ws, nr_next, (size_t)n8 * es, cols_steps(groups, 0, n8, nc));
+        next = nm_ahead_plan(w_next, ws, nr_next, (size_t)n8 * es, cols_steps(groups, 0, n8, nc));
     }
     /* activation rows per block: with several slices, as few blocks of at most FTB groups of FC as
      * there must be, of near-equal sizes (each block copies the panels again) */
@@ -1060,10 +1035,10 @@ ALWAYS_INLINE void float_chunk(uint32_t wt, int64_t n, const uint8_t *w, size_t 
                 /* the next panel: this block's next slice, the next block's first, or the next chunk's */
                 const int64_t steps = cols_steps(groups, k0, k1, jn);
                 if (k1 < n8)
-                    next = ahead_plan(w + (size_t)k1 * es, ws, nr, (size_t)((n8 - k1 < kc ? n8 : k1 + kc) - k1) * es,
+                    next = nm_ahead_plan(w + (size_t)k1 * es, ws, nr, (size_t)((n8 - k1 < kc ? n8 : k1 + kc) - k1) * es,
                                       steps);
                 else
-                    next = ahead_plan(j0 + block < nc ? w : w_next, ws, j0 + block < nc ? nr : nr_next,
+                    next = nm_ahead_plan(j0 + block < nc ? w : w_next, ws, j0 + block < nc ? nr : nr_next,
                                       (size_t)kc * es, steps);
             }
             for (int j = 0; j < jn; j += FCB * FC) {
