@@ -169,8 +169,8 @@ enum { FLOAT_ROWS = 32 };
 /* Activations as floats: F32's own rows, or F16/BF16's aux rows (widened once per batch); at most
  * FLOAT_ROWS weight rows (acc holds their accumulators for one block of activation rows). The
  * next tile's nr_next rows (from w_next) are fetched into L2 while this one's passes run: its
- * packing had waited on their loads (22% of an F32 evaluation's samples in this function on a
- * 2-core EPYC, Zen 4). */
+ * packing had waited on their loads (9-22% of this function's samples in an F32 evaluation on a
+ * 2-core EPYC, Zen 4, depending on the period). */
 static bool tile_float_rows(uint32_t wt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *w_next,
                             int nr_next, const uint8_t *a, size_t as, const uint8_t *aux, size_t aux_stride, int nc,
                             float *out, size_t os) {
