@@ -3,8 +3,9 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "common/cli.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -14,12 +15,12 @@
 #endif
 
 /* A thread that waits (a worker for the next run, the caller for the workers) first spins for up
- * to SPIN_NS, when the pool has no more threads than the machine has cores, and only then sleeps
- * on the condition variable: the evaluator hands the pool hundreds of runs per forward pass, and
- * a wake-up through the kernel (on a virtual machine, of a halted vCPU) costs more than many of
- * them take. generation, shutting_down and workers_busy are written under the lock, atomically,
- * so that the spinning threads may read them without it. */
-enum { SPIN_NS = 200000 };
+ * to SPIN_S seconds, when the pool has no more threads than the machine has cores, and only then
+ * sleeps on the condition variable: the evaluator hands the pool hundreds of runs per forward
+ * pass, and a wake-up through the kernel (on a virtual machine, of a halted vCPU) costs more than
+ * many of them take. generation, shutting_down and workers_busy are written under the lock,
+ * atomically, so that the spinning threads may read them without it (wait_over). */
+static const double SPIN_S = 200e-6;
 
 struct nm_pool {
     int n_threads;
@@ -55,28 +56,20 @@ static void drain(nm_pool *pool, int thread) {
     }
 }
 
-static double monotonic_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+/* Whether what a waiter waits for has come: for the caller, every worker done with the run; for
+ * a worker, a run after generation `seen`, or the shutdown. */
+static bool wait_over(const nm_pool *pool, bool caller, unsigned long seen) {
+    if (caller) return __atomic_load_n(&pool->workers_busy, __ATOMIC_ACQUIRE) == 0;
+    return __atomic_load_n(&pool->generation, __ATOMIC_ACQUIRE) != seen ||
+           __atomic_load_n(&pool->shutting_down, __ATOMIC_ACQUIRE);
 }
 
-/* Spin, for at most SPIN_NS, while *word == value and *stop is false. */
-static void spin_while_ul(const unsigned long *word, unsigned long value, const bool *stop) {
-    const double t0 = monotonic_ns();
-    for (unsigned i = 1; __atomic_load_n(word, __ATOMIC_ACQUIRE) == value && !__atomic_load_n(stop, __ATOMIC_ACQUIRE);
-         i++) {
+/* Spin, for at most SPIN_S, until wait_over. */
+static void spin(const nm_pool *pool, bool caller, unsigned long seen) {
+    const double t0 = nm_now();
+    for (unsigned i = 1; !wait_over(pool, caller, seen); i++) {
         SPIN_PAUSE();
-        if (i % 256 == 0 && monotonic_ns() - t0 > SPIN_NS) return;
-    }
-}
-
-/* Spin, for at most SPIN_NS, while *word is not zero. */
-static void spin_while_nonzero(const int *word) {
-    const double t0 = monotonic_ns();
-    for (unsigned i = 1; __atomic_load_n(word, __ATOMIC_ACQUIRE) != 0; i++) {
-        SPIN_PAUSE();
-        if (i % 256 == 0 && monotonic_ns() - t0 > SPIN_NS) return;
+        if (i % 256 == 0 && nm_now() - t0 > SPIN_S) return;
     }
 }
 
@@ -88,12 +81,12 @@ static void *worker_main(void *p) {
     unsigned long seen = 0;
     pthread_mutex_lock(&pool->lock);
     for (;;) {
-        if (pool->spin && !pool->shutting_down && pool->generation == seen) {
+        if (pool->spin && !wait_over(pool, false, seen)) {
             pthread_mutex_unlock(&pool->lock);
-            spin_while_ul(&pool->generation, seen, &pool->shutting_down);
+            spin(pool, false, seen);
             pthread_mutex_lock(&pool->lock);
         }
-        while (!pool->shutting_down && pool->generation == seen)
+        while (!wait_over(pool, false, seen))
             pthread_cond_wait(&pool->work_ready, &pool->lock);
         if (pool->shutting_down)
             break;
@@ -161,9 +154,9 @@ void nm_pool_run(nm_pool *pool, size_t n_tasks, nm_task_fn fn, void *ctx) {
     pthread_cond_broadcast(&pool->work_ready);
     pthread_mutex_unlock(&pool->lock);
     drain(pool, 0);
-    if (pool->spin) spin_while_nonzero(&pool->workers_busy);
+    if (pool->spin) spin(pool, true, 0);
     pthread_mutex_lock(&pool->lock);
-    while (pool->workers_busy > 0)
+    while (!wait_over(pool, true, 0))
         pthread_cond_wait(&pool->work_done, &pool->lock);
     pthread_mutex_unlock(&pool->lock);
 }
