@@ -180,9 +180,9 @@ ALWAYS_INLINE void q8_0_cols(int64_t nb, const uint8_t *w, size_t ws, const floa
  * waited on memory, 6% of a Q8_0 evaluation on the AVX2 path of a 2-core EPYC). */
 static void q8_0_scales(int64_t nb, const uint8_t *p, size_t stride, int n_rows, float *dst) {
     enum { AHEAD = 1024 };
+    const size_t bytes = (size_t)nb * 34;
     for (int r = 0; r < n_rows; r++) {
         const uint8_t *row = p + (size_t)r * stride;
-        const size_t bytes = (size_t)nb * 34;
         for (size_t o = 0; o < AHEAD && o < bytes; o += 64) _mm_prefetch((const char *)(row + o), _MM_HINT_T0);
         for (int64_t b = 0; b < nb; b++) {
             if ((size_t)b * 34 + AHEAD < bytes && b % 2 == 0)
@@ -1034,12 +1034,13 @@ ALWAYS_INLINE void float_chunk(uint32_t wt, int64_t n, const uint8_t *w, size_t 
                 float_pack(wt, k0, k1, w, ws, nr, pw);
                 /* the next panel: this block's next slice, the next block's first, or the next chunk's */
                 const int64_t steps = cols_steps(groups, k0, k1, jn);
+                const bool same_rows = j0 + block < nc;
                 if (k1 < n8)
-                    next = nm_ahead_plan(w + (size_t)k1 * es, ws, nr, (size_t)((n8 - k1 < kc ? n8 : k1 + kc) - k1) * es,
-                                      steps);
+                    next = nm_ahead_plan(w + (size_t)k1 * es, ws, nr,
+                                         (size_t)((n8 - k1 < kc ? n8 : k1 + kc) - k1) * es, steps);
                 else
-                    next = nm_ahead_plan(j0 + block < nc ? w : w_next, ws, j0 + block < nc ? nr : nr_next,
-                                      (size_t)kc * es, steps);
+                    next = nm_ahead_plan(same_rows ? w : w_next, ws, same_rows ? nr : nr_next, (size_t)kc * es,
+                                         steps);
             }
             for (int j = 0; j < jn; j += FCB * FC) {
                 const int m = jn - j < FCB * FC ? jn - j : FCB * FC;
