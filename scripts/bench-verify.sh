@@ -2,8 +2,10 @@
 # nomoat-verify benchmark and full-file compatibility check.
 #   1. tokens/s on the synthetic TinyLlama-1.1B-shaped model, wikitext-2 test text, -c 512,
 #      2 chunks, 2 threads, side by side with llama.cpp's llama-perplexity run in the same script
-#      with the same flags, the two tools alternating (BENCH_REPS rounds, best of each), and
-#      whether the final perplexities print the same digits. Two comparisons:
+#      with the same flags, the two tools alternating (BENCH_REPS rounds, best of each; with more
+#      than one round also each round's own ratio, their mean and range, since on a shared machine
+#      the speed of both drifts by tens of percent from one minute to the next), and whether the
+#      final perplexities print the same digits. Two comparisons:
 #        avx2    nomoat-verify with NOMOAT_NO_AVX512=1 against $LLAMA_PERPLEXITY_AVX2, a
 #                llama.cpp built for AVX2 only (-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON
 #                -DGGML_F16C=ON), so the AVX2 figure can be taken on any x86-64 machine;
@@ -86,7 +88,7 @@ if [ $tiny = 1 ]; then
         [ -n "$lbin" ] && [ ! -x "$lbin" ] && { echo "($lbin is not executable: no side-by-side figure for $isa)"; lbin=; }
         for t in $TYPES; do
             m=$(tiny_model "$t") || { echo "$t: could not make the model"; status=1; continue; }
-            best_l=0; best_n=0; lppl=-; nppl=-
+            best_l=0; best_n=0; lppl=-; nppl=-; ratios=
             r=0
             while [ $r -lt "$REPS" ]; do
                 r=$((r + 1))
@@ -96,15 +98,19 @@ if [ $tiny = 1 ]; then
                     lppl=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$WORK/llama-$isa-$t.log" | tail -1)
                     [ -n "$s" ] && best_l=$(awk -v b="$best_l" -v t="$per_pass" -v s="$s" 'BEGIN { v = t / s; print (v > b) ? v : b }')
                 fi
+                l_tps=$(awk -v t="$per_pass" -v s="${s:-0}" 'BEGIN { print (s > 0) ? t / s : 0 }')
                 env $nenv "$V" perplexity "$m" -f "$text" -c $CTX --chunks $CHUNKS -t $THREADS -q --json "$WORK/tiny-$isa-$t.json" >/dev/null 2>&1
                 tps=$(json_num "$WORK/tiny-$isa-$t.json" tokens_per_s)
                 nppl=$(awk -v p="$(json_num "$WORK/tiny-$isa-$t.json" ppl)" 'BEGIN { printf "%.4f", p }')
                 best_n=$(awk -v b="$best_n" -v v="${tps:-0}" 'BEGIN { print (v > b) ? v : b }')
+                [ -n "$lbin" ] && ratios="$ratios $(awk -v a="${tps:-0}" -v b="$l_tps" 'BEGIN { print (b > 0) ? a / b : 0 }')"
             done
             if [ -n "$lbin" ] && [ -n "$lppl" ]; then
                 same=no; [ "$nppl" = "$lppl" ] && same=yes
                 printf '%-6s %-7s %12.1f %12.1f %6.2fx %10s  %s / %s\n' "$isa" "$t" "$best_l" "$best_n" \
                     "$(awk -v a="$best_n" -v b="$best_l" 'BEGIN { print (b > 0) ? a / b : 0 }')" "$same" "$nppl" "$lppl"
+                [ "$REPS" -gt 1 ] && echo "$ratios" | awk '{ m = 0; lo = 1e9; hi = 0; for (i = 1; i <= NF; i++) { m += $i; if ($i < lo) lo = $i; if ($i > hi) hi = $i }
+                    printf "       each round'"'"'s own ratio (nomoat / llama, the same round): mean %.2fx, %.2f-%.2fx over %d rounds\n", m / NF, lo, hi, NF }'
             else
                 printf '%-6s %-7s %12s %12.1f %7s %10s  %s\n' "$isa" "$t" - "$best_n" - - "$nppl"
                 # given but no result: say why instead of a bare dash
