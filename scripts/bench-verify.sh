@@ -103,13 +103,15 @@ if [ $tiny = 1 ]; then
                 tps=$(json_num "$WORK/tiny-$isa-$t.json" tokens_per_s)
                 nppl=$(awk -v p="$(json_num "$WORK/tiny-$isa-$t.json" ppl)" 'BEGIN { printf "%.4f", p }')
                 best_n=$(awk -v b="$best_n" -v v="${tps:-0}" 'BEGIN { print (v > b) ? v : b }')
-                [ -n "$lbin" ] && ratios="$ratios $(awk -v a="${tps:-0}" -v b="$l_tps" 'BEGIN { print (b > 0) ? a / b : 0 }')"
+                # a round where either gave no figure has no ratio
+                r_one=$(awk -v a="${tps:-0}" -v b="$l_tps" 'BEGIN { if (a > 0 && b > 0) print a / b }')
+                [ -n "$lbin" ] && [ -n "$r_one" ] && ratios="$ratios $r_one"
             done
             if [ -n "$lbin" ] && [ -n "$lppl" ]; then
                 same=no; [ "$nppl" = "$lppl" ] && same=yes
                 printf '%-6s %-7s %12.1f %12.1f %6.2fx %10s  %s / %s\n' "$isa" "$t" "$best_l" "$best_n" \
                     "$(awk -v a="$best_n" -v b="$best_l" 'BEGIN { print (b > 0) ? a / b : 0 }')" "$same" "$nppl" "$lppl"
-                [ "$REPS" -gt 1 ] && echo "$ratios" | awk '{ m = 0; lo = 1e9; hi = 0; for (i = 1; i <= NF; i++) { m += $i; if ($i < lo) lo = $i; if ($i > hi) hi = $i }
+                [ "$REPS" -gt 1 ] && echo "$ratios" | awk 'NF > 0 { m = 0; lo = 1e9; hi = 0; for (i = 1; i <= NF; i++) { m += $i; if ($i < lo) lo = $i; if ($i > hi) hi = $i }
                     printf "       each round'"'"'s own ratio (nomoat / llama, the same round): mean %.2fx, %.2f-%.2fx over %d rounds\n", m / NF, lo, hi, NF }'
             else
                 printf '%-6s %-7s %12s %12.1f %7s %10s  %s\n' "$isa" "$t" - "$best_n" - - "$nppl"
