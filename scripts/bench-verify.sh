@@ -91,21 +91,21 @@ if [ $tiny = 1 ]; then
             best_l=0; best_n=0; lppl=-; nppl=-; ratios=
             r=0
             while [ $r -lt "$REPS" ]; do
-                r=$((r + 1))
+                r=$((r + 1)); l_tps=0
                 if [ -n "$lbin" ]; then
                     "$lbin" -m "$m" -f "$text" -c $CTX --chunks $CHUNKS -t $THREADS >"$WORK/llama-$isa-$t.log" 2>&1
                     s=$(sed -n 's/.*perplexity: \([0-9.]*\) seconds per pass.*/\1/p' "$WORK/llama-$isa-$t.log" | head -1)
                     lppl=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$WORK/llama-$isa-$t.log" | tail -1)
-                    [ -n "$s" ] && best_l=$(awk -v b="$best_l" -v t="$per_pass" -v s="$s" 'BEGIN { v = t / s; print (v > b) ? v : b }')
+                    l_tps=$(awk -v t="$per_pass" -v s="${s:-0}" 'BEGIN { print (s > 0) ? t / s : 0 }')
+                    best_l=$(awk -v b="$best_l" -v v="$l_tps" 'BEGIN { print (v > b) ? v : b }')
                 fi
-                l_tps=$(awk -v t="$per_pass" -v s="${s:-0}" 'BEGIN { print (s > 0) ? t / s : 0 }')
                 env $nenv "$V" perplexity "$m" -f "$text" -c $CTX --chunks $CHUNKS -t $THREADS -q --json "$WORK/tiny-$isa-$t.json" >/dev/null 2>&1
                 tps=$(json_num "$WORK/tiny-$isa-$t.json" tokens_per_s)
                 nppl=$(awk -v p="$(json_num "$WORK/tiny-$isa-$t.json" ppl)" 'BEGIN { printf "%.4f", p }')
                 best_n=$(awk -v b="$best_n" -v v="${tps:-0}" 'BEGIN { print (v > b) ? v : b }')
                 # a round where either gave no figure has no ratio
                 r_one=$(awk -v a="${tps:-0}" -v b="$l_tps" 'BEGIN { if (a > 0 && b > 0) print a / b }')
-                [ -n "$lbin" ] && [ -n "$r_one" ] && ratios="$ratios $r_one"
+                [ -n "$r_one" ] && ratios="$ratios $r_one"
             done
             if [ -n "$lbin" ] && [ -n "$lppl" ]; then
                 same=no; [ "$nppl" = "$lppl" ] && same=yes
