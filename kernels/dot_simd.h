@@ -44,6 +44,12 @@ bool nm_dot_tile_avx512(uint32_t weight_type, int64_t n, const void *w, size_t w
 bool nm_dot_tile_f16_avx2(bool whole_rows, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                           size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
                           size_t out_stride);
+/* nm_dot_tile_avx512 for F16 weights in either of its schedules (the same bits): the AVX2 whole-rows
+ * tile above (whole_rows: what it runs on AMD cores), or its own paired-rows tile (elsewhere). For
+ * the tests. */
+bool nm_dot_tile_f16_avx512(bool whole_rows, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
+                            size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
+                            size_t out_stride);
 
 /* Q4_0 rows interleaved for kernels that put `group` rows (8 or 16) in the lanes of one
  * register, each lane running its own output's chain (dot.c's reference order). Per group of

@@ -872,6 +872,11 @@ static void test_exact_float_wide_tiles(void **state) {
             fill_sentinel(out, size);
             assert_true(nm_dot_tile_avx512(t, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os));
             expect_tile("AVX-512 wide", t, n, nr, nc, os, ref, out, size);
+            for (int h = 0; h < 2 && t == GGML_TYPE_F16; h++) { /* both schedules, whichever this CPU runs */
+                fill_sentinel(out, size);
+                assert_true(nm_dot_tile_f16_avx512(h == 1, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os));
+                expect_tile(h ? "AVX-512 wide F16 rows" : "AVX-512 wide F16 pairs", t, n, nr, nc, os, ref, out, size);
+            }
         }
         free(w);
         free(a);
