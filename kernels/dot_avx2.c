@@ -1071,8 +1071,6 @@ ALWAYS_INLINE void float_chunk(uint32_t wt, int64_t n, const uint8_t *w, size_t 
  * multiply-add port (14% of a tile's rate there). */
 enum { RCB = 72 };
 
-/* One pass: the accumulators from zero (in registers: zeroing them in memory took a rep stosq per
- * pass, 1.5% of an F16 evaluation), through float_slice over the whole rows of halves. */
 /* The pass that runs most, four weight rows by three activation rows, as a function of its own:
  * inlined into tile_rows, the loop kept its row offsets on the stack (five reloads per step beside
  * its seven loads and twelve multiply-adds); here each row is a base pointer with one shared
@@ -1087,22 +1085,23 @@ __attribute__((noinline)) static void rows_4x3(const uint8_t *w, size_t ws, cons
     __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     const size_t end = (size_t)n8 * 2;
     for (size_t o = 0; o < end; o += 16) {
-        const __m256 x0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a0 + o)));
-        const __m256 x1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a1 + o)));
-        const __m256 x2 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a2 + o)));
-        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + o)));
+        const __m256 x0 = load8(GGML_TYPE_F16, a0 + o), x1 = load8(GGML_TYPE_F16, a1 + o),
+                     x2 = load8(GGML_TYPE_F16, a2 + o);
+        __m256 v = load8(GGML_TYPE_F16, w0 + o);
         c00 = _mm256_fmadd_ps(v, x0, c00), c01 = _mm256_fmadd_ps(v, x1, c01), c02 = _mm256_fmadd_ps(v, x2, c02);
-        v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w1 + o)));
+        v = load8(GGML_TYPE_F16, w1 + o);
         c10 = _mm256_fmadd_ps(v, x0, c10), c11 = _mm256_fmadd_ps(v, x1, c11), c12 = _mm256_fmadd_ps(v, x2, c12);
-        v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w2 + o)));
+        v = load8(GGML_TYPE_F16, w2 + o);
         c20 = _mm256_fmadd_ps(v, x0, c20), c21 = _mm256_fmadd_ps(v, x1, c21), c22 = _mm256_fmadd_ps(v, x2, c22);
-        v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w3 + o)));
+        v = load8(GGML_TYPE_F16, w3 + o);
         c30 = _mm256_fmadd_ps(v, x0, c30), c31 = _mm256_fmadd_ps(v, x1, c31), c32 = _mm256_fmadd_ps(v, x2, c32);
     }
     acc[0] = c00, acc[1] = c01, acc[2] = c02, acc[3] = c10, acc[4] = c11, acc[5] = c12;
     acc[6] = c20, acc[7] = c21, acc[8] = c22, acc[9] = c30, acc[10] = c31, acc[11] = c32;
 }
 
+/* One pass: the accumulators from zero (in registers: zeroing them in memory took a rep stosq per
+ * pass, 1.5% of an F16 evaluation), through rows_4x3 or float_slice over the whole rows of halves. */
 ALWAYS_INLINE void rows_cols(const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, int64_t n8,
                              __m256 *acc) {
     if (nr == 4 && nc == 3 && FR == 4 && FC == 3) {

@@ -40,7 +40,7 @@ bool nm_dot_tile_avx512(uint32_t weight_type, int64_t n, const void *w, size_t w
 /* nm_dot_tile_avx2 for F16 weights in either of its two schedules (the same bits): whole rows of
  * halves, weights and activations widened in the loop (whole_rows: what it runs on AMD cores),
  * or the weights widened into float panels once and the aux rows read (elsewhere). For the
- * tests. */
+ * tests, and for nm_dot_tile_f16_avx512's whole rows. */
 bool nm_dot_tile_f16_avx2(bool whole_rows, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
                           size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
                           size_t out_stride);
