@@ -28,6 +28,12 @@ static void cpu_detect(void) {
         unsigned int a, b, c, d;
         __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
         cpu_features.f16c = (c >> 29) & 1;
+        /* extended leaf 0x80000006, ECX bits 31-16: the L2 size in KiB (AMD and Intel alike) */
+        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000000u), "c"(0));
+        if (a >= 0x80000006u) {
+            __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000006u), "c"(0));
+            cpu_features.l2_kib = c >> 16;
+        }
     }
 #elif defined(__aarch64__)
     cpu_features.neon = true;

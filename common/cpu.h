@@ -13,6 +13,8 @@ typedef struct nm_cpu_features {
     /* an AMD core: a scheduling hint, never a change of results (the AVX2 F16 tile widens halves
      * in its loop there, see dot_avx2.c) */
     bool amd;
+    /* the L2 cache per core in KiB (0: not reported), the same kind of hint (dot_avx2.c's F32 tile) */
+    unsigned l2_kib;
 } nm_cpu_features;
 const nm_cpu_features *nm_cpu(void);
 /* NOMOAT_NO_SIMD=1 in the environment forces the scalar paths (tests and benchmarks);

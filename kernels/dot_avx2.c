@@ -893,7 +893,7 @@ ALWAYS_INLINE void k_float(uint32_t wt, int64_t n, const uint8_t *w, const uint8
  * the panel, as before, every panel load came from L2: 5-9% of the tile's rate on a 2-core Intel
  * Xeon). A store and reload of an accumulator changes no bit. gcc -O2 must be told to unroll
  * the blocking loops for the accumulators to live in registers.
- * On AMD cores F16 takes another schedule, tile_rows below. */
+ * On AMD cores F16, and F32 on some, take another schedule, tile_rows below. */
 
 enum { FR = 4, FC = 3, FK = 512, FCB = 3, FROWS = 64, FTB = 48 };
 /* Panel bytes per slice, floats whatever the weight type (on the stack: a buffer from malloc of
@@ -1056,19 +1056,21 @@ ALWAYS_INLINE void float_chunk(uint32_t wt, int64_t n, const uint8_t *w, size_t 
     }
 }
 
-/* F16 on AMD cores (nm_cpu()->amd): whole rows, no panel. A pass multiplies FR weight rows by FC
- * activation rows over all n8 elements, reading each row where it lies as halves (the weights',
- * and the activation rows themselves: F16's activation type) and widening them with vcvtph2ps in
- * the loop; the same products, in the same order, as float_slice's, so the same bits (the aux
- * floats serve only the tails, in float_finish). Activation rows go in blocks of RCB; each block
+/* F16 on AMD cores (nm_cpu()->amd), and F32 on those with an L2 under 1 MiB: whole rows, no panel.
+ * A pass multiplies FR weight rows by FC activation rows over all n8 elements, reading each row
+ * where it lies (F16: as halves, the weights' and the activation rows themselves, F16's activation
+ * type, widened with vcvtph2ps in the loop); the same products, in the same order, as float_slice's,
+ * so the same bits (F16's aux floats serve only the tails, in float_finish). Activation rows go in blocks of RCB; each block
  * meets every group of FR weight rows, which stay in L1 or L2 while the block's rows stream from
  * L2. On Zen 4 the conversions run beside the multiply-adds, and the panel copies (which this
  * schedule drops) were what cost most: one thread of a 2-core EPYC ran the tile at 50-53 GMAC/s
  * against 50 for float panels at n = 2048, and at 47-50 against 38-45 at n = 5632, whose rows
  * need several slices and a panel copied again per block of activation rows (both threads busy,
  * 1024 rows × 512 activation rows; RCB of 48 or 96 ran the same). F32 on this schedule was slower
- * than its panels (38 against 43 at n = 2048). Intel keeps the panels: its conversions take a
- * multiply-add port (14% of a tile's rate there). */
+ * than its panels there (38 against 43 at n = 2048), but not on Zen 3, whose L2 of 512 KiB holds a
+ * 256 KiB panel beside the streaming activation rows less well: its F32 evaluation ran 4% faster on
+ * whole rows (1.013-1.098 in eight of nine interleaved rounds, 0.906 in the ninth). Intel keeps the
+ * panels: its conversions take a multiply-add port (14% of a tile's rate there). */
 enum { RCB = 72 };
 
 /* The pass that runs most, four weight rows by three activation rows, as a function of its own:
@@ -1077,45 +1079,55 @@ enum { RCB = 72 };
  * offset. The same operations per accumulator, so the same bits. One thread of a 2-core EPYC ran
  * the tile at 53.0-53.9 GMAC/s against 50.8-50.9 (n = 2048, 512 × 216 rows), and the AVX2 F16
  * evaluation at 96.6 against 94.1 tok/s (mean of six interleaved rounds, faster in each). */
-__attribute__((noinline)) static void rows_4x3(const uint8_t *w, size_t ws, const uint8_t *a, size_t as, int64_t n8,
-                                               __m256 *acc) {
+ALWAYS_INLINE void rows_4x3(uint32_t pt, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, int64_t n8,
+                            __m256 *acc) {
+    const size_t es = pt == GGML_TYPE_F32 ? 4 : 2;
     const uint8_t *w0 = w, *w1 = w + ws, *w2 = w + 2 * ws, *w3 = w + 3 * ws;
     const uint8_t *a0 = a, *a1 = a + as, *a2 = a + 2 * as;
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-    const size_t end = (size_t)n8 * 2;
-    for (size_t o = 0; o < end; o += 16) {
-        const __m256 x0 = load8(GGML_TYPE_F16, a0 + o), x1 = load8(GGML_TYPE_F16, a1 + o),
-                     x2 = load8(GGML_TYPE_F16, a2 + o);
-        __m256 v = load8(GGML_TYPE_F16, w0 + o);
+    const size_t end = (size_t)n8 * es;
+    for (size_t o = 0; o < end; o += 8 * es) {
+        const __m256 x0 = load8(pt, a0 + o), x1 = load8(pt, a1 + o), x2 = load8(pt, a2 + o);
+        __m256 v = load8(pt, w0 + o);
         c00 = _mm256_fmadd_ps(v, x0, c00), c01 = _mm256_fmadd_ps(v, x1, c01), c02 = _mm256_fmadd_ps(v, x2, c02);
-        v = load8(GGML_TYPE_F16, w1 + o);
+        v = load8(pt, w1 + o);
         c10 = _mm256_fmadd_ps(v, x0, c10), c11 = _mm256_fmadd_ps(v, x1, c11), c12 = _mm256_fmadd_ps(v, x2, c12);
-        v = load8(GGML_TYPE_F16, w2 + o);
+        v = load8(pt, w2 + o);
         c20 = _mm256_fmadd_ps(v, x0, c20), c21 = _mm256_fmadd_ps(v, x1, c21), c22 = _mm256_fmadd_ps(v, x2, c22);
-        v = load8(GGML_TYPE_F16, w3 + o);
+        v = load8(pt, w3 + o);
         c30 = _mm256_fmadd_ps(v, x0, c30), c31 = _mm256_fmadd_ps(v, x1, c31), c32 = _mm256_fmadd_ps(v, x2, c32);
     }
     acc[0] = c00, acc[1] = c01, acc[2] = c02, acc[3] = c10, acc[4] = c11, acc[5] = c12;
     acc[6] = c20, acc[7] = c21, acc[8] = c22, acc[9] = c30, acc[10] = c31, acc[11] = c32;
 }
+__attribute__((noinline)) static void rows_4x3_f16(const uint8_t *w, size_t ws, const uint8_t *a, size_t as,
+                                                   int64_t n8, __m256 *acc) {
+    rows_4x3(GGML_TYPE_F16, w, ws, a, as, n8, acc);
+}
+__attribute__((noinline)) static void rows_4x3_f32(const uint8_t *w, size_t ws, const uint8_t *a, size_t as,
+                                                   int64_t n8, __m256 *acc) {
+    rows_4x3(GGML_TYPE_F32, w, ws, a, as, n8, acc);
+}
 
 /* One pass: the accumulators from zero (in registers: zeroing them in memory took a rep stosq per
  * pass, 1.5% of an F16 evaluation), through rows_4x3 or float_slice over the whole rows of halves. */
-ALWAYS_INLINE void rows_cols(const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc, int64_t n8,
-                             __m256 *acc) {
+ALWAYS_INLINE void rows_cols(uint32_t pt, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
+                             int64_t n8, __m256 *acc) {
     if (nr == 4 && nc == 3 && FR == 4 && FC == 3) {
-        rows_4x3(w, ws, a, as, n8, acc);
+        if (pt == GGML_TYPE_F32) rows_4x3_f32(w, ws, a, as, n8, acc);
+        else rows_4x3_f16(w, ws, a, as, n8, acc);
         return;
     }
+    const size_t wk = pt == GGML_TYPE_F32 ? 32 : 16; /* eight elements */
     switch (nc) {
-    case 3: float_slice(GGML_TYPE_F16, w, ws, 16, nr, a, as, 3, 0, n8, true, acc); break;
-    case 2: float_slice(GGML_TYPE_F16, w, ws, 16, nr, a, as, 2, 0, n8, true, acc); break;
-    default: float_slice(GGML_TYPE_F16, w, ws, 16, nr, a, as, 1, 0, n8, true, acc); break;
+    case 3: float_slice(pt, w, ws, wk, nr, a, as, 3, 0, n8, true, acc); break;
+    case 2: float_slice(pt, w, ws, wk, nr, a, as, 2, 0, n8, true, acc); break;
+    default: float_slice(pt, w, ws, wk, nr, a, as, 1, 0, n8, true, acc); break;
     }
 }
 
-static void tile_rows(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const float *x,
+ALWAYS_INLINE void tile_rows(uint32_t pt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const float *x,
                       size_t xs, int nc, float *out, size_t os) {
     const int64_t n8 = n / 8 * 8;
     __m256 acc[FR * FC];
@@ -1128,27 +1140,31 @@ static void tile_rows(int64_t n, const uint8_t *w, size_t ws, int nr, const uint
                 const int m = j1 - j < FC ? j1 - j : FC;
                 const uint8_t *aj = a + (size_t)j * as;
                 switch (rows) {
-                case 4: rows_cols(wi, ws, 4, aj, as, m, n8, acc); break;
-                case 3: rows_cols(wi, ws, 3, aj, as, m, n8, acc); break;
-                case 2: rows_cols(wi, ws, 2, aj, as, m, n8, acc); break;
-                default: rows_cols(wi, ws, 1, aj, as, m, n8, acc); break;
+                case 4: rows_cols(pt, wi, ws, 4, aj, as, m, n8, acc); break;
+                case 3: rows_cols(pt, wi, ws, 3, aj, as, m, n8, acc); break;
+                case 2: rows_cols(pt, wi, ws, 2, aj, as, m, n8, acc); break;
+                default: rows_cols(pt, wi, ws, 1, aj, as, m, n8, acc); break;
                 }
-                float_finish(GGML_TYPE_F16, n, wi, ws, rows, x + (size_t)j * xs, xs, m, acc, out + (size_t)j * os + i,
+                float_finish(pt, n, wi, ws, rows, x + (size_t)j * xs, xs, m, acc, out + (size_t)j * os + i,
                              os);
             }
         }
     }
 }
 
-/* whole_rows: F16 on tile_rows (AMD cores), else on the panels */
+/* whole_rows: F32 and F16 on tile_rows, else on the panels (BF16 always) */
 static bool tile_float(uint32_t wt, bool whole_rows, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a,
                        size_t as, const uint8_t *aux, size_t aux_stride, int nc, float *out, size_t os) {
     const float *x = (const float *)(wt == GGML_TYPE_F32 ? a : aux);
     const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
     if (!x || stride % sizeof(float) != 0 || nr < 1) return false;
     const size_t xs = stride / sizeof(float);
-    if (wt == GGML_TYPE_F16 && whole_rows) {
-        tile_rows(n, w, ws, nr, a, as, x, xs, nc, out, os);
+    if (whole_rows && wt == GGML_TYPE_F16) {
+        tile_rows(GGML_TYPE_F16, n, w, ws, nr, a, as, x, xs, nc, out, os);
+        return true;
+    }
+    if (whole_rows && wt == GGML_TYPE_F32) {
+        tile_rows(GGML_TYPE_F32, n, w, ws, nr, a, as, x, xs, nc, out, os);
         return true;
     }
     float pw[FPANEL / sizeof(float)] __attribute__((aligned(64)));
@@ -1168,10 +1184,18 @@ static bool tile_float(uint32_t wt, bool whole_rows, int64_t n, const uint8_t *w
     return true;
 }
 
-bool nm_dot_tile_f16_avx2(bool whole_rows, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
-                          size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
-                          size_t out_stride) {
-    return tile_float(GGML_TYPE_F16, whole_rows, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out,
+/* whole rows where tile_rows measured faster: F16 on AMD cores, F32 on AMD cores with an L2 under
+ * 1 MiB (Zen 3 and before; Zen 4's 1 MiB keeps the panels faster) */
+static bool float_whole_rows(uint32_t wt) {
+    const nm_cpu_features *cpu = nm_cpu();
+    return cpu->amd && (wt == GGML_TYPE_F16 || (wt == GGML_TYPE_F32 && cpu->l2_kib > 0 && cpu->l2_kib < 1024));
+}
+
+bool nm_dot_tile_float_avx2(uint32_t weight_type, bool whole_rows, int64_t n, const void *w, size_t w_stride, int n_rows,
+                            const void *act, size_t act_stride, const void *aux, size_t aux_stride, int n_cols,
+                            float *out, size_t out_stride) {
+    if (weight_type != GGML_TYPE_F32 && weight_type != GGML_TYPE_F16 && weight_type != GGML_TYPE_BF16) return false;
+    return tile_float(weight_type, whole_rows, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out,
                       out_stride);
 }
 
@@ -1387,7 +1411,7 @@ bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, in
         return true;
     }
     if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) &&
-        tile_float(wt, nm_cpu()->amd, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
+        tile_float(wt, float_whole_rows(wt), n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
         return true;
     const uint8_t *wb = w, *ab = act;
     for (int i = 0; i < n_rows; i++) {

@@ -780,8 +780,8 @@ bool nm_dot_tile_f16_avx512(bool whole_rows, int64_t n, const void *w, size_t w_
                             size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
                             size_t out_stride) {
     if (whole_rows)
-        return nm_dot_tile_f16_avx2(true, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out,
-                                    out_stride);
+        return nm_dot_tile_float_avx2(GGML_TYPE_F16, true, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride,
+                                      n_cols, out, out_stride);
     return tile_float(GGML_TYPE_F16, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out,
                       out_stride);
 }

@@ -37,13 +37,15 @@ bool nm_dot_tile_avx2(uint32_t weight_type, int64_t n, const void *w, size_t w_s
 bool nm_dot_tile_avx512(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, int n_rows,
                         const void *act, size_t act_stride, const void *aux, size_t aux_stride, int n_cols,
                         float *out, size_t out_stride);
-/* nm_dot_tile_avx2 for F16 weights in either of its two schedules (the same bits): whole rows of
- * halves, weights and activations widened in the loop (whole_rows: what it runs on AMD cores),
- * or the weights widened into float panels once and the aux rows read (elsewhere). For the
- * tests, and for nm_dot_tile_f16_avx512's whole rows. */
-bool nm_dot_tile_f16_avx2(bool whole_rows, int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,
-                          size_t act_stride, const void *aux, size_t aux_stride, int n_cols, float *out,
-                          size_t out_stride);
+/* nm_dot_tile_avx2 for F32, F16 or BF16 weights in either of its two schedules (the same bits):
+ * whole rows read where they lie, F16's halves (weights and activations) widened in the loop
+ * (whole_rows, F32 and F16 only: what it runs for F16 on AMD cores and for F32 on AMD cores with
+ * an L2 under 1 MiB), or the weights widened into float panels once and the activations read as
+ * floats (elsewhere, and BF16 always). For the tests, and for nm_dot_tile_f16_avx512's whole rows.
+ * False for other types. */
+bool nm_dot_tile_float_avx2(uint32_t weight_type, bool whole_rows, int64_t n, const void *w, size_t w_stride,
+                            int n_rows, const void *act, size_t act_stride, const void *aux, size_t aux_stride,
+                            int n_cols, float *out, size_t out_stride);
 /* nm_dot_tile_avx512 for F16 weights in either of its schedules (the same bits): the AVX2 whole-rows
  * tile above (whole_rows: what it runs on AMD cores), or its own paired-rows tile (elsewhere). For
  * the tests. */

@@ -493,14 +493,15 @@ static void expect_tile(const char *what, uint32_t t, int64_t n, int nr, int nc,
 typedef bool (*tile_fn)(uint32_t, int64_t, const void *, size_t, int, const void *, size_t, const void *, size_t, int,
                         float *, size_t);
 
-/* The AVX2 F16 tile's two schedules, whichever this CPU runs (false for other types). */
-static bool f16_rows(uint32_t t, int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, const void *aux,
-                       size_t auxs, int nc, float *out, size_t os) {
-    return t == GGML_TYPE_F16 && nm_dot_tile_f16_avx2(true, n, w, ws, nr, a, as, aux, auxs, nc, out, os);
+/* The AVX2 float tile's two schedules, whichever this CPU runs (false for other types; BF16 has
+ * only the panels). */
+static bool float_rows(uint32_t t, int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as,
+                       const void *aux, size_t auxs, int nc, float *out, size_t os) {
+    return t != GGML_TYPE_BF16 && nm_dot_tile_float_avx2(t, true, n, w, ws, nr, a, as, aux, auxs, nc, out, os);
 }
-static bool f16_panels(uint32_t t, int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, const void *aux,
-                       size_t auxs, int nc, float *out, size_t os) {
-    return t == GGML_TYPE_F16 && nm_dot_tile_f16_avx2(false, n, w, ws, nr, a, as, aux, auxs, nc, out, os);
+static bool float_panels(uint32_t t, int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as,
+                         const void *aux, size_t auxs, int nc, float *out, size_t os) {
+    return nm_dot_tile_float_avx2(t, false, n, w, ws, nr, a, as, aux, auxs, nc, out, os);
 }
 
 static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
@@ -525,10 +526,11 @@ static void check_exact(uint32_t t, int64_t n, int max_rows, int max_cols) {
         nm_dot_quantize_act_ref(t, x, a + (size_t)c * ars, n);
         if (aux) nm_dot_act_aux(t, n, a + (size_t)c * ars, aux + (size_t)c * auxs);
     }
-    const bool f16 = t == GGML_TYPE_F16 && have_avx2();
+    const bool rows = (t == GGML_TYPE_F32 || t == GGML_TYPE_F16) && have_avx2(),
+               panels = (rows || t == GGML_TYPE_BF16) && have_avx2();
     const tile_fn levels[] = {have_avx2() ? nm_dot_tile_avx2 : NULL, have_avx512() ? nm_dot_tile_avx512 : NULL,
-                              f16 ? f16_rows : NULL, f16 ? f16_panels : NULL};
-    const char *level_names[] = {"AVX2", "AVX-512", "AVX2 F16 rows", "AVX2 F16 panels"};
+                              rows ? float_rows : NULL, panels ? float_panels : NULL};
+    const char *level_names[] = {"AVX2", "AVX-512", "AVX2 whole rows", "AVX2 panels"};
     for (int nr = 1; nr <= max_rows; nr++)
         for (int nc = 1; nc <= max_cols; nc++) {
             if (nr != max_rows && nc != max_cols && nr > 3 && nc > 3 && (nr + nc) % 3) continue; /* enough shapes */
@@ -863,10 +865,11 @@ static void test_exact_float_wide_tiles(void **state) {
         fill_sentinel(out, size);
         assert_true(nm_dot_tile_avx2(t, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os));
         expect_tile("AVX2 wide", t, n, nr, nc, os, ref, out, size);
-        for (int h = 0; h < 2 && t == GGML_TYPE_F16; h++) { /* both schedules, whichever this CPU runs */
+        for (int h = 0; h < 2; h++) { /* both schedules, whichever this CPU runs (BF16: panels only) */
+            if (h == 1 && t == GGML_TYPE_BF16) continue;
             fill_sentinel(out, size);
-            assert_true(nm_dot_tile_f16_avx2(h == 1, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os));
-            expect_tile(h ? "AVX2 wide F16 rows" : "AVX2 wide F16 panels", t, n, nr, nc, os, ref, out, size);
+            assert_true(nm_dot_tile_float_avx2(t, h == 1, n, w, wrs, nr, a, ars, aux, auxs, nc, out, os));
+            expect_tile(h ? "AVX2 wide rows" : "AVX2 wide panels", t, n, nr, nc, os, ref, out, size);
         }
         if (have_avx512()) { /* its panels of 32 rows, blocks of 18 activation rows, K sub-slices */
             fill_sentinel(out, size);
