@@ -1067,14 +1067,14 @@ ALWAYS_INLINE void float_chunk(uint32_t wt, int64_t n, const uint8_t *w, size_t 
  * against 50 for float panels at n = 2048, and at 47-50 against 38-45 at n = 5632, whose rows
  * need several slices and a panel copied again per block of activation rows (both threads busy,
  * 1024 rows × 512 activation rows; RCB of 48 or 96 ran the same). F32 on this schedule was slower
- * than its panels there (38 against 43 at n = 2048), but not on Zen 3, whose L2 of 512 KiB holds a
- * 256 KiB panel beside the streaming activation rows less well: its F32 evaluation ran 4% faster on
- * whole rows (1.013-1.098 in eight of nine interleaved rounds, 0.906 in the ninth). Intel keeps the
+ * than its panels there (38 against 43 at n = 2048), but not on Zen 3 (likely because its L2 of
+ * 512 KiB holds a 256 KiB panel beside the streaming activation rows less well): its F32 evaluation
+ * ran 4% faster on whole rows (1.013-1.098 in eight of nine interleaved rounds, 0.906 in the ninth). Intel keeps the
  * panels: its conversions take a multiply-add port (14% of a tile's rate there). */
 enum { RCB = 72 };
 
-/* The pass that runs most, four weight rows by three activation rows, as a function of its own:
- * inlined into tile_rows, the loop kept its row offsets on the stack (five reloads per step beside
+/* The pass that runs most, four weight rows by three activation rows (pt: F32 floats or F16
+ * halves), as a function of its own per type (rows_4x3_f16, rows_4x3_f32): inlined into tile_rows, the loop kept its row offsets on the stack (five reloads per step beside
  * its seven loads and twelve multiply-adds); here each row is a base pointer with one shared
  * offset. The same operations per accumulator, so the same bits. One thread of a 2-core EPYC ran
  * the tile at 53.0-53.9 GMAC/s against 50.8-50.9 (n = 2048, 512 × 216 rows), and the AVX2 F16
