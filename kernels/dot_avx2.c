@@ -1056,29 +1056,28 @@ ALWAYS_INLINE void float_chunk(uint32_t wt, int64_t n, const uint8_t *w, size_t 
     }
 }
 
-/* F16 on AMD cores (nm_cpu()->amd), and F32 on those with an L2 under 1 MiB: whole rows, no panel.
- * A pass multiplies FR weight rows by FC activation rows over all n8 elements, reading each row
- * where it lies (F16: as halves, the weights' and the activation rows themselves, F16's activation
- * type, widened with vcvtph2ps in the loop); the same products, in the same order, as float_slice's,
- * so the same bits (F16's aux floats serve only the tails, in float_finish). Activation rows go in blocks of RCB; each block
- * meets every group of FR weight rows, which stay in L1 or L2 while the block's rows stream from
- * L2. On Zen 4 the conversions run beside the multiply-adds, and the panel copies (which this
- * schedule drops) were what cost most: one thread of a 2-core EPYC ran the tile at 50-53 GMAC/s
- * against 50 for float panels at n = 2048, and at 47-50 against 38-45 at n = 5632, whose rows
- * need several slices and a panel copied again per block of activation rows (both threads busy,
- * 1024 rows × 512 activation rows; RCB of 48 or 96 ran the same). F32 on this schedule was slower
- * than its panels there (38 against 43 at n = 2048), but not on Zen 3 (likely because its L2 of
- * 512 KiB holds a 256 KiB panel beside the streaming activation rows less well): its F32 evaluation
- * ran 4% faster on whole rows (1.013-1.098 in eight of nine interleaved rounds, 0.906 in the ninth). Intel keeps the
- * panels: its conversions take a multiply-add port (14% of a tile's rate there). */
+/* F16 on AMD cores (nm_cpu()->amd), and F32 on those with an L2 under 1 MiB: whole rows, no panel. A pass
+ * multiplies FR weight rows by FC activation rows over all n8 elements, reading each row where it lies (F16: as
+ * halves, the weights' and the activation rows themselves, F16's activation type, widened with vcvtph2ps in the
+ * loop); the same products, in the same order, as float_slice's, so the same bits (F16's aux floats serve only the
+ * tails, in float_finish). Activation rows go in blocks of RCB; each block meets every group of FR weight rows,
+ * which stay in L1 or L2 while the block's rows stream from L2. On Zen 4 the conversions run beside the
+ * multiply-adds, and the panel copies (which this schedule drops) were what cost most: one thread of a 2-core EPYC
+ * ran the tile at 50-53 GMAC/s against 50 for float panels at n = 2048, and at 47-50 against 38-45 at n = 5632,
+ * whose rows need several slices and a panel copied again per block of activation rows (both threads busy, 1024
+ * rows × 512 activation rows; RCB of 48 or 96 ran the same). F32 on this schedule was slower than its panels there
+ * (38 against 43 at n = 2048), but not on Zen 3 (likely because its L2 of 512 KiB holds a 256 KiB panel beside the
+ * streaming activation rows less well): its F32 evaluation ran 4% faster on whole rows (1.013-1.098 in eight of
+ * nine interleaved rounds, 0.906 in the ninth). Intel keeps the panels: its conversions take a multiply-add port
+ * (14% of a tile's rate there). */
 enum { RCB = 72 };
 
-/* The pass that runs most, four weight rows by three activation rows (pt: F32 floats or F16
- * halves), as a function of its own per type (rows_4x3_f16, rows_4x3_f32): inlined into tile_rows, the loop kept its row offsets on the stack (five reloads per step beside
- * its seven loads and twelve multiply-adds); here each row is a base pointer with one shared
- * offset. The same operations per accumulator, so the same bits. One thread of a 2-core EPYC ran
- * the tile at 53.0-53.9 GMAC/s against 50.8-50.9 (n = 2048, 512 × 216 rows), and the AVX2 F16
- * evaluation at 96.6 against 94.1 tok/s (mean of six interleaved rounds, faster in each). */
+/* The pass that runs most, four weight rows by three activation rows (pt: F32 floats or F16 halves), as a function
+ * of its own per type (rows_4x3_f16, rows_4x3_f32): inlined into tile_rows, the loop kept its row offsets on the
+ * stack (five reloads per step beside its seven loads and twelve multiply-adds); here each row is a base pointer
+ * with one shared offset. The same operations per accumulator, so the same bits. One thread of a 2-core EPYC ran
+ * the tile at 53.0-53.9 GMAC/s against 50.8-50.9 (n = 2048, 512 × 216 rows), and the AVX2 F16 evaluation at 96.6
+ * against 94.1 tok/s (mean of six interleaved rounds, faster in each). */
 ALWAYS_INLINE void rows_4x3(uint32_t pt, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, int64_t n8,
                             __m256 *acc) {
     const size_t es = pt == GGML_TYPE_F32 ? 4 : 2;
@@ -1111,7 +1110,7 @@ __attribute__((noinline)) static void rows_4x3_f32(const uint8_t *w, size_t ws, 
 }
 
 /* One pass: the accumulators from zero (in registers: zeroing them in memory took a rep stosq per
- * pass, 1.5% of an F16 evaluation), through rows_4x3 or float_slice over the whole rows of halves. */
+ * pass, 1.5% of an F16 evaluation), through rows_4x3_f16/_f32 or float_slice over the whole rows. */
 ALWAYS_INLINE void rows_cols(uint32_t pt, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, int nc,
                              int64_t n8, __m256 *acc) {
     if (nr == 4 && nc == 3 && FR == 4 && FC == 3) {
@@ -1127,8 +1126,8 @@ ALWAYS_INLINE void rows_cols(uint32_t pt, const uint8_t *w, size_t ws, int nr, c
     }
 }
 
-ALWAYS_INLINE void tile_rows(uint32_t pt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as, const float *x,
-                      size_t xs, int nc, float *out, size_t os) {
+ALWAYS_INLINE void tile_rows(uint32_t pt, int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a, size_t as,
+                             const float *x, size_t xs, int nc, float *out, size_t os) {
     const int64_t n8 = n / 8 * 8;
     __m256 acc[FR * FC];
     for (int j0 = 0; j0 < nc; j0 += RCB) {
@@ -1191,9 +1190,9 @@ static bool float_whole_rows(uint32_t wt) {
     return cpu->amd && (wt == GGML_TYPE_F16 || (wt == GGML_TYPE_F32 && cpu->l2_kib > 0 && cpu->l2_kib < 1024));
 }
 
-bool nm_dot_tile_float_avx2(uint32_t weight_type, bool whole_rows, int64_t n, const void *w, size_t w_stride, int n_rows,
-                            const void *act, size_t act_stride, const void *aux, size_t aux_stride, int n_cols,
-                            float *out, size_t out_stride) {
+bool nm_dot_tile_float_avx2(uint32_t weight_type, bool whole_rows, int64_t n, const void *w, size_t w_stride,
+                            int n_rows, const void *act, size_t act_stride, const void *aux, size_t aux_stride,
+                            int n_cols, float *out, size_t out_stride) {
     if (weight_type != GGML_TYPE_F32 && weight_type != GGML_TYPE_F16 && weight_type != GGML_TYPE_BF16) return false;
     return tile_float(weight_type, whole_rows, n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out,
                       out_stride);
@@ -1411,7 +1410,8 @@ bool nm_dot_tile_avx2(uint32_t wt, int64_t n, const void *w, size_t w_stride, in
         return true;
     }
     if ((wt == GGML_TYPE_F32 || wt == GGML_TYPE_F16 || wt == GGML_TYPE_BF16) &&
-        tile_float(wt, float_whole_rows(wt), n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out, out_stride))
+        tile_float(wt, float_whole_rows(wt), n, w, w_stride, n_rows, act, act_stride, aux, aux_stride, n_cols, out,
+                   out_stride))
         return true;
     const uint8_t *wb = w, *ab = act;
     for (int i = 0; i < n_rows; i++) {
