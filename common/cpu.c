@@ -1,5 +1,8 @@
 #include "common/cpu.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,14 +29,10 @@ static void cpu_detect(void) {
     }
     {
         unsigned int a, b, c, d;
-        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
-        cpu_features.f16c = (c >> 29) & 1;
-        /* extended leaf 0x80000006, ECX bits 31-16: the L2 size in KiB (AMD and Intel alike) */
-        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000000u), "c"(0));
-        if (a >= 0x80000006u) {
-            __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000006u), "c"(0));
-            cpu_features.l2_kib = c >> 16;
-        }
+        if (__get_cpuid(1, &a, &b, &c, &d)) cpu_features.f16c = (c >> 29) & 1;
+        /* extended leaf 0x80000006, ECX bits 31-16: the L2 size in KiB (AMD and Intel alike);
+         * __get_cpuid checks that the CPU has the leaf */
+        if (__get_cpuid(0x80000006u, &a, &b, &c, &d)) cpu_features.l2_kib = c >> 16;
     }
 #elif defined(__aarch64__)
     cpu_features.neon = true;

@@ -1158,12 +1158,9 @@ static bool tile_float(uint32_t wt, bool whole_rows, int64_t n, const uint8_t *w
     const size_t stride = wt == GGML_TYPE_F32 ? as : aux_stride;
     if (!x || stride % sizeof(float) != 0 || nr < 1) return false;
     const size_t xs = stride / sizeof(float);
-    if (whole_rows && wt == GGML_TYPE_F16) {
-        tile_rows(GGML_TYPE_F16, n, w, ws, nr, a, as, x, xs, nc, out, os);
-        return true;
-    }
-    if (whole_rows && wt == GGML_TYPE_F32) {
-        tile_rows(GGML_TYPE_F32, n, w, ws, nr, a, as, x, xs, nc, out, os);
+    if (whole_rows && wt != GGML_TYPE_BF16) { /* the type a constant in each, for the inlined loops */
+        if (wt == GGML_TYPE_F32) tile_rows(GGML_TYPE_F32, n, w, ws, nr, a, as, x, xs, nc, out, os);
+        else tile_rows(GGML_TYPE_F16, n, w, ws, nr, a, as, x, xs, nc, out, os);
         return true;
     }
     float pw[FPANEL / sizeof(float)] __attribute__((aligned(64)));
